@@ -1,0 +1,77 @@
+"""The one error tree of segctl.
+
+::
+
+    SegctlError                     base of every error segctl raises on purpose
+    ├── IntentError                 the intent is invalid (exit code 2); carries Problems
+    ├── FlowSyntaxError             a flow table text (ovs-ofctl form) cannot be read
+    ├── UnsupportedFlowError        a match field or action the verifier does not model
+    ├── CompileError                the compiler cannot produce safe rules for a valid intent
+    └── SwitchError                 talking to a switch or OVS failed
+
+User input is hostile: every error names the place (a path into the document, a file
+and line, a switch and flow) and the reason. Nothing is ever pushed after an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "CompileError",
+    "FlowSyntaxError",
+    "IntentError",
+    "Problem",
+    "SegctlError",
+    "SwitchError",
+    "UnsupportedFlowError",
+]
+
+
+class SegctlError(Exception):
+    """Base class of every error segctl raises on purpose."""
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with an intent: where it is and why it is wrong.
+
+    ``location`` is a path into the intent document such as
+    ``tenants[acme].endpoints[web1].ip``; ``source`` is ``file:line`` when known.
+    """
+
+    location: str
+    message: str
+    source: str = ""
+
+    def __str__(self) -> str:
+        prefix = f"{self.source}: " if self.source else ""
+        where = f"{self.location}: " if self.location else ""
+        return f"{prefix}{where}{self.message}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"location": self.location, "message": self.message, "source": self.source}
+
+
+class IntentError(SegctlError):
+    """The intent is invalid; ``problems`` lists every problem found, each with its place."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(set(problems), key=lambda p: (p.source, p.location, p.message))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class FlowSyntaxError(SegctlError):
+    """A line of a flow table (ovs-ofctl syntax) cannot be parsed."""
+
+
+class UnsupportedFlowError(SegctlError):
+    """A flow uses a match field or action that the verifier does not model."""
+
+
+class CompileError(SegctlError):
+    """The compiler refused to produce rules (for example overlapping conjunctions)."""
+
+
+class SwitchError(SegctlError):
+    """A switch or OVS command failed."""

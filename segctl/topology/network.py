@@ -1,0 +1,245 @@
+"""The resolved network: a valid intent with every id, VLAN and MAC decided.
+
+:func:`resolve` is the single place where automatic values are chosen (tenant ids,
+fabric VLAN ids, gateway MACs), deterministically from the document. Everything
+downstream (topology graph, compiler, verifier, analysis) reads a :class:`Network`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from pathlib import Path
+
+from segctl.errors import IntentError, Problem
+from segctl.topology.load import load_intent
+from segctl.topology.schema import Intent, Policy, Selector, Service, SharedService, Tenant
+from segctl.topology.validate import VLAN_RANGE, check_intent
+
+__all__ = [
+    "EndpointInfo",
+    "Network",
+    "SegmentInfo",
+    "SwitchInfo",
+    "TenantInfo",
+    "load_network",
+    "resolve",
+]
+
+
+@dataclass(frozen=True)
+class SwitchInfo:
+    name: str
+    dpid: int
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    """A tenant with its numeric id (also its conntrack zone) and gateway MAC."""
+
+    name: str
+    id: int
+    gateway_mac: str
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """A segment with its per-tenant index (1-based) and fabric VLAN id."""
+
+    tenant: str
+    name: str
+    index: int
+    cidr: IPv4Network
+    cidr6: IPv6Network | None
+    gateway: IPv4Address | None
+    strict: bool
+    vlan: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.tenant, self.name)
+
+
+@dataclass(frozen=True)
+class EndpointInfo:
+    """An endpoint, its tenant and segment, and the switch port it is bound to."""
+
+    tenant: str
+    segment: str
+    name: str
+    mac: str
+    ip: IPv4Address
+    ipv6: IPv6Address | None
+    switch: str
+    port: int
+    labels: tuple[tuple[str, str], ...]
+    rate_pps: int | None = None
+    rate_kbps: int | None = None
+    rate_burst: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.tenant, self.name)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.tenant}/{self.name}"
+
+    def label_dict(self) -> dict[str, str]:
+        return dict(self.labels)
+
+
+@dataclass(frozen=True)
+class Network:
+    """A valid intent, resolved. Lists keep document order; lookups are by key."""
+
+    intent: Intent
+    switches: tuple[SwitchInfo, ...]
+    links: tuple[tuple[str, int, str, int], ...]
+    tenants: tuple[TenantInfo, ...]
+    segments: tuple[SegmentInfo, ...]
+    endpoints: tuple[EndpointInfo, ...]
+    _tenant_by_name: dict[str, TenantInfo] = field(repr=False, compare=False, default_factory=dict)
+    _segment_by_key: dict[tuple[str, str], SegmentInfo] = field(
+        repr=False, compare=False, default_factory=dict
+    )
+    _endpoint_by_key: dict[tuple[str, str], EndpointInfo] = field(
+        repr=False, compare=False, default_factory=dict
+    )
+
+    def tenant(self, name: str) -> TenantInfo:
+        return self._tenant_by_name[name]
+
+    def segment(self, tenant: str, name: str) -> SegmentInfo:
+        return self._segment_by_key[(tenant, name)]
+
+    def endpoint(self, tenant: str, name: str) -> EndpointInfo:
+        return self._endpoint_by_key[(tenant, name)]
+
+    def tenant_doc(self, name: str) -> Tenant:
+        return next(t for t in self.intent.tenants if t.name == name)
+
+    def tenant_endpoints(self, tenant: str) -> list[EndpointInfo]:
+        return [ep for ep in self.endpoints if ep.tenant == tenant]
+
+    def segment_endpoints(self, tenant: str, segment: str) -> list[EndpointInfo]:
+        return [ep for ep in self.endpoints if ep.tenant == tenant and ep.segment == segment]
+
+    def policies(self, tenant: str) -> list[Policy]:
+        return list(self.tenant_doc(tenant).policies)
+
+    @property
+    def shared_services(self) -> list[SharedService]:
+        return list(self.intent.shared_services)
+
+    def find_endpoint(self, ref: str) -> EndpointInfo:
+        """Find ``tenant/name`` or a name unique across tenants; raise IntentError otherwise."""
+        if "/" in ref:
+            tenant, _, name = ref.partition("/")
+            found = [ep for ep in self.endpoints if ep.tenant == tenant and ep.name == name]
+        else:
+            found = [ep for ep in self.endpoints if ep.name == ref]
+        if len(found) == 1:
+            return found[0]
+        reason = "no such endpoint" if not found else "ambiguous; write tenant/endpoint"
+        raise IntentError([Problem("", f"endpoint {ref}: {reason}")])
+
+    def select(self, tenant: str, selector: Selector) -> list[EndpointInfo]:
+        """The endpoints of ``tenant`` that a policy selector picks, in document order."""
+        eps = self.tenant_endpoints(tenant)
+        if selector.endpoint is not None:
+            return [ep for ep in eps if ep.name == selector.endpoint]
+        if selector.segment is not None:
+            return [ep for ep in eps if ep.segment == selector.segment]
+        if selector.group is not None:
+            return self.group_members(tenant, selector.group)
+        labels = selector.labels or {}
+        return [ep for ep in eps if all(ep.label_dict().get(k) == v for k, v in labels.items())]
+
+    def group_members(self, tenant: str, group: str) -> list[EndpointInfo]:
+        doc = next(g for g in self.tenant_doc(tenant).groups if g.name == group)
+        eps = self.tenant_endpoints(tenant)
+        if doc.members is not None:
+            return [ep for ep in eps if ep.name in doc.members]
+        labels = doc.labels or {}
+        return [ep for ep in eps if all(ep.label_dict().get(k) == v for k, v in labels.items())]
+
+    def shared_providers(self, svc: SharedService) -> list[EndpointInfo]:
+        tenant = svc.provider.tenant
+        if svc.provider.endpoints is not None:
+            return [ep for ep in self.tenant_endpoints(tenant) if ep.name in svc.provider.endpoints]
+        return self.group_members(tenant, svc.provider.group or "")
+
+    def shared_consumers(self, svc: SharedService) -> list[EndpointInfo]:
+        out: list[EndpointInfo] = []
+        for consumer in svc.consumers:
+            if consumer.group is None:
+                out += self.tenant_endpoints(consumer.tenant)
+            else:
+                out += self.group_members(consumer.tenant, consumer.group)
+        return out
+
+
+def default_gateway_mac(tenant_id: int) -> str:
+    """A locally administered unicast MAC per tenant: ``02:5e:00:00:TT:TT``."""
+    return f"02:5e:00:00:{(tenant_id >> 8) & 0xFF:02x}:{tenant_id & 0xFF:02x}"
+
+
+def resolve(intent: Intent) -> Network:
+    """Check ``intent`` and decide its automatic values. Raises :class:`IntentError`."""
+    check_intent(intent)
+    taken_ids = {t.id for t in intent.tenants if t.id is not None}
+    free_ids = (i for i in range(1, 4096) if i not in taken_ids)
+    tenants: list[TenantInfo] = []
+    for t in intent.tenants:
+        tid = t.id if t.id is not None else next(free_ids)
+        tenants.append(TenantInfo(t.name, tid, t.gateway_mac or default_gateway_mac(tid)))
+
+    taken_vlans = {s.vlan for t in intent.tenants for s in t.segments if s.vlan is not None}
+    # Auto ids start at 100 so small hand-picked ids stay free; then wrap to the low ones.
+    order = [*range(100, VLAN_RANGE.stop), *range(VLAN_RANGE.start, 100)]
+    free_vlans = (v for v in order if v not in taken_vlans)
+    segments: list[SegmentInfo] = []
+    for t in intent.tenants:
+        for index, s in enumerate(t.segments, start=1):
+            vlan = s.vlan if s.vlan is not None else next(free_vlans)
+            segments.append(SegmentInfo(t.name, s.name, index, s.cidr, s.cidr6, s.gateway, s.strict, vlan))
+
+    endpoints = [
+        EndpointInfo(
+            tenant=t.name,
+            segment=ep.segment,
+            name=ep.name,
+            mac=ep.mac,
+            ip=ep.ip,
+            ipv6=ep.ipv6,
+            switch=ep.attach.switch,
+            port=ep.attach.port,
+            labels=tuple(sorted(ep.labels.items())),
+            rate_pps=ep.rate_limit.pps if ep.rate_limit else None,
+            rate_kbps=ep.rate_limit.kbps if ep.rate_limit else None,
+            rate_burst=ep.rate_limit.burst if ep.rate_limit else None,
+        )
+        for t in intent.tenants
+        for ep in t.endpoints
+    ]
+    return Network(
+        intent=intent,
+        switches=tuple(SwitchInfo(s.name, s.dpid) for s in intent.fabric.switches),
+        links=tuple((l.a.switch, l.a.port, l.b.switch, l.b.port) for l in intent.fabric.links),
+        tenants=tuple(tenants),
+        segments=tuple(segments),
+        endpoints=tuple(endpoints),
+        _tenant_by_name={t.name: t for t in tenants},
+        _segment_by_key={s.key: s for s in segments},
+        _endpoint_by_key={e.key: e for e in endpoints},
+    )
+
+
+def load_network(path: str | Path) -> Network:
+    """Load, validate and resolve an intent file. Raises :class:`IntentError`."""
+    return resolve(load_intent(path))
+
+
+def services_text(services: list[Service]) -> str:
+    return ", ".join(s.describe() for s in services)

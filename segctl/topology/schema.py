@@ -1,0 +1,345 @@
+"""The intent document: tenants, segments, endpoints, policies and shared services.
+
+These pydantic models check the *shape* of an intent (types, formats, unknown keys).
+Cross-references and address rules are checked by :mod:`segctl.topology.validate`,
+and :func:`segctl.topology.network.resolve` turns a valid intent into the frozen
+model every other part of segctl works from.
+"""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "Endpoint",
+    "Fabric",
+    "Group",
+    "Intent",
+    "Link",
+    "Policy",
+    "PortRange",
+    "RateLimit",
+    "Segment",
+    "Selector",
+    "Service",
+    "SharedService",
+    "SharedServiceConsumer",
+    "SharedServiceProvider",
+    "Switch",
+    "SwitchPort",
+    "Tenant",
+]
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+MAX_OF_PORT = 0xFF00  # OFPP_MAX: higher numbers are reserved ports
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _parse_mac(value: object) -> str:
+    if not isinstance(value, str) or not _MAC_RE.match(value):
+        raise ValueError(f"{value!r} is not a MAC address (expected aa:bb:cc:dd:ee:ff)")
+    mac = value.lower()
+    if int(mac[:2], 16) & 1:
+        raise ValueError(f"{value} is a multicast MAC address; an endpoint needs a unicast one")
+    if mac == "00:00:00:00:00:00":
+        raise ValueError("00:00:00:00:00:00 is not a usable MAC address")
+    return mac
+
+
+MacAddress = Annotated[str, BeforeValidator(_parse_mac)]
+
+
+def _parse_dpid(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError("a datapath id is an integer, a hex string or aa:bb:..:hh")
+    if isinstance(value, int):
+        dpid = value
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        try:
+            dpid = int(text.replace(":", ""), 16) if ":" in text else int(text, 0)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a datapath id") from None
+    else:
+        raise ValueError(f"{value!r} is not a datapath id")
+    if not 1 <= dpid < 2**64:
+        raise ValueError(f"datapath id {value} is out of range 1..2^64-1")
+    return dpid
+
+
+Dpid = Annotated[int, BeforeValidator(_parse_dpid), PlainSerializer(lambda v: f"{v:#018x}")]
+
+
+class SwitchPort(_Strict):
+    """An attachment point ``switch:port`` (OpenFlow port number)."""
+
+    switch: Name
+    port: int = Field(ge=1, le=MAX_OF_PORT)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            name, sep, port = value.rpartition(":")
+            if not sep or not name or not port.strip().isdigit():
+                raise ValueError(f"{value!r} is not of the form switch:port")
+            return {"switch": name.strip(), "port": int(port)}
+        return value
+
+    def __str__(self) -> str:
+        return f"{self.switch}:{self.port}"
+
+
+class Switch(_Strict):
+    """An OpenFlow switch of the fabric, known by its datapath id."""
+
+    name: Name
+    dpid: Dpid
+
+
+class Link(_Strict):
+    """A fabric link between two switch ports, written ``leaf1:1 <-> spine1:1``."""
+
+    a: SwitchPort
+    b: SwitchPort
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            left, sep, right = value.partition("<->")
+            if not sep:
+                raise ValueError(f"{value!r} is not of the form 'sw1:port <-> sw2:port'")
+            return {"a": left.strip(), "b": right.strip()}
+        return value
+
+    def __str__(self) -> str:
+        return f"{self.a} <-> {self.b}"
+
+
+class Fabric(_Strict):
+    """The switches and the links between them."""
+
+    switches: list[Switch] = Field(min_length=1)
+    links: list[Link] = Field(default_factory=list)
+
+
+class Segment(_Strict):
+    """A tenant's subnet / L2 domain."""
+
+    name: Name
+    cidr: IPv4Network
+    cidr6: IPv6Network | None = None
+    gateway: IPv4Address | None = None
+    strict: bool = False
+    vlan: int | None = Field(default=None, ge=2, le=4094)
+
+    @field_validator("cidr", "cidr6", mode="before")
+    @classmethod
+    def _strict_cidr(cls, value: Any) -> Any:
+        # ip_network("10.1.1.5/24") raises; say which host bits are set.
+        if isinstance(value, str) and "/" not in value:
+            raise ValueError(f"{value!r} is not a CIDR (expected address/prefix)")
+        return value
+
+
+class RateLimit(_Strict):
+    """A per-endpoint meter (anti-DDoS): packets/s or kbit/s, with an optional burst."""
+
+    pps: int | None = Field(default=None, ge=1, le=10_000_000)
+    kbps: int | None = Field(default=None, ge=1, le=100_000_000)
+    burst: int | None = Field(default=None, ge=1, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _one_unit(self) -> RateLimit:
+        if (self.pps is None) == (self.kbps is None):
+            raise ValueError("give exactly one of pps or kbps")
+        return self
+
+
+class Endpoint(_Strict):
+    """A workload NIC bound to one switch port."""
+
+    name: Name
+    segment: Name
+    mac: MacAddress
+    ip: IPv4Address
+    ipv6: IPv6Address | None = None
+    attach: SwitchPort
+    labels: dict[Annotated[str, Field(min_length=1, max_length=63)], str] = Field(default_factory=dict)
+    rate_limit: RateLimit | None = None
+
+
+class Group(_Strict):
+    """Endpoints selected by labels (all must match) or by name."""
+
+    name: Name
+    labels: dict[str, str] | None = None
+    members: list[Name] | None = None
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> Group:
+        if (self.labels is None) == (self.members is None):
+            raise ValueError("a group selects by exactly one of labels or members")
+        return self
+
+
+class Selector(_Strict):
+    """One of: an endpoint, a group, a segment, or labels (all must match)."""
+
+    endpoint: Name | None = None
+    group: Name | None = None
+    segment: Name | None = None
+    labels: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Selector:
+        given = [k for k in ("endpoint", "group", "segment", "labels") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a selector names exactly one of endpoint, group, segment, labels")
+        return self
+
+    def describe(self) -> str:
+        if self.labels is not None:
+            return "labels " + ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
+        for kind in ("endpoint", "group", "segment"):
+            value = getattr(self, kind)
+            if value is not None:
+                return f"{kind} {value}"
+        return "nothing"
+
+
+class PortRange(_Strict):
+    """An inclusive range of transport ports."""
+
+    lo: int = Field(ge=1, le=65535)
+    hi: int = Field(ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PortRange:
+        if self.lo > self.hi:
+            raise ValueError(f"port range {self.lo}-{self.hi} is empty (start > end)")
+        return self
+
+    def __str__(self) -> str:
+        return str(self.lo) if self.lo == self.hi else f"{self.lo}-{self.hi}"
+
+
+def _parse_ports(value: Any) -> Any:
+    """Accept 80, "80", "8000-8080" or a list of those; return a list of PortRange dicts."""
+    items = value if isinstance(value, list) else [value]
+    ranges: list[Any] = []
+    for item in items:
+        if isinstance(item, bool):
+            raise ValueError(f"{item!r} is not a port")
+        if isinstance(item, int):
+            ranges.append({"lo": item, "hi": item})
+        elif isinstance(item, str):
+            lo, sep, hi = item.partition("-")
+            if not lo.strip().isdigit() or (sep and not hi.strip().isdigit()):
+                raise ValueError(f"{item!r} is not a port or a range like 8000-8080")
+            ranges.append({"lo": int(lo), "hi": int(hi) if sep else int(lo)})
+        else:
+            ranges.append(item)
+    if not ranges:
+        raise ValueError("an empty port list allows nothing; leave ports out to allow all")
+    return ranges
+
+
+class Service(_Strict):
+    """A protocol and optional destination ports: tcp/udp with ports, icmp, or any."""
+
+    proto: Literal["tcp", "udp", "icmp", "any"]
+    ports: Annotated[list[PortRange], BeforeValidator(_parse_ports)] | None = Field(
+        default=None, validation_alias=AliasChoices("ports", "port")
+    )
+
+    @model_validator(mode="after")
+    def _ports_need_transport(self) -> Service:
+        if self.ports is not None and self.proto not in ("tcp", "udp"):
+            raise ValueError(f"ports only apply to tcp or udp, not {self.proto}")
+        return self
+
+    def describe(self) -> str:
+        if self.ports is None:
+            return self.proto
+        return f"{self.proto}/" + ",".join(str(r) for r in self.ports)
+
+
+class Policy(_Strict):
+    """An allow rule inside one tenant. Everything not allowed is denied."""
+
+    name: Name
+    from_: Selector = Field(validation_alias=AliasChoices("from", "from_"), serialization_alias="from")
+    to: Selector
+    services: list[Service] = Field(min_length=1)
+    stateful: bool = True
+
+
+class Tenant(_Strict):
+    """An isolated tenant: its segments, endpoints, groups and policies."""
+
+    name: Name
+    id: int | None = Field(default=None, ge=1, le=4095)
+    gateway_mac: MacAddress | None = None
+    segments: list[Segment] = Field(default_factory=list)
+    endpoints: list[Endpoint] = Field(default_factory=list)
+    groups: list[Group] = Field(default_factory=list)
+    policies: list[Policy] = Field(default_factory=list)
+
+
+class SharedServiceProvider(_Strict):
+    """The endpoints that offer a shared service, all in one tenant."""
+
+    tenant: Name
+    endpoints: list[Name] | None = None
+    group: Name | None = None
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> SharedServiceProvider:
+        if (self.endpoints is None) == (self.group is None):
+            raise ValueError("a provider names exactly one of endpoints or group")
+        return self
+
+
+class SharedServiceConsumer(_Strict):
+    """A consumer tenant, optionally narrowed to one of its groups."""
+
+    tenant: Name
+    group: Name | None = None
+
+
+class SharedService(_Strict):
+    """The only traffic that may cross tenants: consumers to provider endpoints."""
+
+    name: Name
+    provider: SharedServiceProvider
+    consumers: list[SharedServiceConsumer] = Field(min_length=1)
+    services: list[Service] = Field(min_length=1)
+
+
+class Intent(_Strict):
+    """A whole intent document."""
+
+    version: Literal[1] = 1
+    fabric: Fabric
+    tenants: list[Tenant] = Field(default_factory=list)
+    shared_services: list[SharedService] = Field(default_factory=list)

@@ -1,0 +1,337 @@
+"""Semantic checks of an intent: references, addresses, ports and VLAN ids.
+
+:func:`validate_intent` returns *every* problem at once, each with the place in the
+document (``tenants[acme].endpoints[web1].ip``) and the reason. Overlapping CIDRs
+between tenants are valid: isolation never rests on IP addresses.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from ipaddress import IPv4Network
+
+from segctl.errors import IntentError, Problem
+from segctl.topology.schema import Endpoint, Intent, Selector, Tenant
+
+__all__ = ["VLAN_RANGE", "check_intent", "validate_intent"]
+
+#: Fabric VLAN ids segctl may allocate to segments that do not pin one.
+VLAN_RANGE = range(2, 4095)
+MAX_TENANTS = 4095
+
+
+def check_intent(intent: Intent) -> None:
+    """Raise :class:`IntentError` with every problem if the intent is not valid."""
+    problems = validate_intent(intent)
+    if problems:
+        raise IntentError(problems)
+
+
+def validate_intent(intent: Intent) -> list[Problem]:
+    """Return every semantic problem of a shape-valid intent (empty when valid)."""
+    problems: list[Problem] = []
+    problems += _check_fabric(intent)
+    problems += _check_tenants(intent)
+    for tenant in intent.tenants:
+        problems += _check_tenant(intent, tenant)
+    problems += _check_shared_services(intent)
+    problems += _check_vlans(intent)
+    return problems
+
+
+def _duplicates(names: Iterable[str]) -> set[str]:
+    return {name for name, count in Counter(names).items() if count > 1}
+
+
+def _check_fabric(intent: Intent) -> list[Problem]:
+    problems: list[Problem] = []
+    switches = {s.name for s in intent.fabric.switches}
+    for name in sorted(_duplicates(s.name for s in intent.fabric.switches)):
+        problems.append(Problem(f"fabric.switches[{name}]", "duplicate switch name"))
+    dpids = Counter(s.dpid for s in intent.fabric.switches)
+    for sw in intent.fabric.switches:
+        if dpids[sw.dpid] > 1:
+            problems.append(
+                Problem(f"fabric.switches[{sw.name}].dpid", f"datapath id {sw.dpid:#x} is used twice")
+            )
+    used: dict[tuple[str, int], str] = {}
+    for index, link in enumerate(intent.fabric.links):
+        where = f"fabric.links[{index}]"
+        if link.a.switch == link.b.switch:
+            problems.append(Problem(where, f"{link} joins switch {link.a.switch} to itself"))
+        for end in (link.a, link.b):
+            if end.switch not in switches:
+                problems.append(Problem(where, f"{link}: unknown switch {end.switch}"))
+                continue
+            key = (end.switch, end.port)
+            if key in used:
+                problems.append(Problem(where, f"port {end} is already used by {used[key]}"))
+            else:
+                used[key] = f"fabric.links[{index}] ({link})"
+    return problems
+
+
+def _check_tenants(intent: Intent) -> list[Problem]:
+    problems: list[Problem] = []
+    for name in sorted(_duplicates(t.name for t in intent.tenants)):
+        problems.append(Problem(f"tenants[{name}]", "duplicate tenant name"))
+    ids = Counter(t.id for t in intent.tenants if t.id is not None)
+    for tenant in intent.tenants:
+        if tenant.id is not None and ids[tenant.id] > 1:
+            problems.append(Problem(f"tenants[{tenant.name}].id", f"tenant id {tenant.id} is used twice"))
+    if len(intent.tenants) > MAX_TENANTS:
+        problems.append(Problem("tenants", f"at most {MAX_TENANTS} tenants fit in a conntrack zone"))
+
+    fabric_ports = {(end.switch, end.port) for link in intent.fabric.links for end in (link.a, link.b)}
+    switches = {s.name for s in intent.fabric.switches}
+    bound: dict[tuple[str, int], str] = {}
+    for tenant in intent.tenants:
+        for ep in tenant.endpoints:
+            where = f"tenants[{tenant.name}].endpoints[{ep.name}].attach"
+            key = (ep.attach.switch, ep.attach.port)
+            if ep.attach.switch not in switches:
+                problems.append(Problem(where, f"unknown switch {ep.attach.switch}"))
+            elif key in fabric_ports:
+                problems.append(Problem(where, f"port {ep.attach} is a fabric (inter-switch) port"))
+            elif key in bound:
+                problems.append(Problem(where, f"port {ep.attach} is already bound to {bound[key]}"))
+            else:
+                bound[key] = f"{tenant.name}/{ep.name}"
+    return problems
+
+
+def _segment_of(tenant: Tenant, name: str) -> IPv4Network | None:
+    for seg in tenant.segments:
+        if seg.name == name:
+            return seg.cidr
+    return None
+
+
+def _check_tenant(intent: Intent, tenant: Tenant) -> list[Problem]:
+    base = f"tenants[{tenant.name}]"
+    problems: list[Problem] = []
+    for kind, items in (
+        ("segments", tenant.segments),
+        ("endpoints", tenant.endpoints),
+        ("groups", tenant.groups),
+        ("policies", tenant.policies),
+    ):
+        for name in sorted(_duplicates(item.name for item in items)):
+            problems.append(Problem(f"{base}.{kind}[{name}]", f"duplicate name in {kind}"))
+
+    segments = tenant.segments
+    for i, seg in enumerate(segments):
+        where = f"{base}.segments[{seg.name}]"
+        for other in segments[i + 1 :]:
+            if seg.cidr.overlaps(other.cidr):
+                problems.append(
+                    Problem(f"{where}.cidr", f"{seg.cidr} overlaps segment {other.name} ({other.cidr})")
+                )
+            if seg.cidr6 is not None and other.cidr6 is not None and seg.cidr6.overlaps(other.cidr6):
+                problems.append(
+                    Problem(f"{where}.cidr6", f"{seg.cidr6} overlaps segment {other.name} ({other.cidr6})")
+                )
+        if seg.gateway is not None:
+            if seg.gateway not in seg.cidr:
+                problems.append(Problem(f"{where}.gateway", f"{seg.gateway} is outside {seg.cidr}"))
+            elif seg.cidr.prefixlen < 31 and seg.gateway in (
+                seg.cidr.network_address,
+                seg.cidr.broadcast_address,
+            ):
+                problems.append(
+                    Problem(f"{where}.gateway", f"{seg.gateway} is the network or broadcast address")
+                )
+
+    seg_by_name = {s.name: s for s in segments}
+    macs: dict[str, str] = {}
+    ips: dict[str, str] = {}
+    for ep in tenant.endpoints:
+        where = f"{base}.endpoints[{ep.name}]"
+        seg = seg_by_name.get(ep.segment)
+        if seg is None:
+            problems.append(Problem(f"{where}.segment", f"unknown segment {ep.segment}"))
+        else:
+            if ep.ip not in seg.cidr:
+                problems.append(Problem(f"{where}.ip", f"{ep.ip} is outside segment {seg.name} ({seg.cidr})"))
+            elif seg.cidr.prefixlen < 31 and ep.ip in (
+                seg.cidr.network_address,
+                seg.cidr.broadcast_address,
+            ):
+                problems.append(
+                    Problem(f"{where}.ip", f"{ep.ip} is the network or broadcast address of {seg.cidr}")
+                )
+            if seg.gateway is not None and ep.ip == seg.gateway:
+                problems.append(Problem(f"{where}.ip", f"{ep.ip} is the gateway of segment {seg.name}"))
+            if ep.ipv6 is not None:
+                if seg.cidr6 is None:
+                    problems.append(
+                        Problem(f"{where}.ipv6", f"segment {seg.name} has no cidr6 for {ep.ipv6}")
+                    )
+                elif ep.ipv6 not in seg.cidr6:
+                    problems.append(
+                        Problem(f"{where}.ipv6", f"{ep.ipv6} is outside segment {seg.name} ({seg.cidr6})")
+                    )
+        if ep.mac in macs:
+            problems.append(Problem(f"{where}.mac", f"{ep.mac} is also the MAC of {macs[ep.mac]}"))
+        else:
+            macs[ep.mac] = ep.name
+        for addr in (ep.ip, ep.ipv6):
+            if addr is None:
+                continue
+            if str(addr) in ips:
+                field = "ip" if addr.version == 4 else "ipv6"
+                problems.append(
+                    Problem(f"{where}.{field}", f"{addr} is also the address of {ips[str(addr)]}")
+                )
+            else:
+                ips[str(addr)] = ep.name
+        if tenant.gateway_mac is not None and ep.mac == tenant.gateway_mac:
+            problems.append(Problem(f"{where}.mac", f"{ep.mac} is the tenant's gateway MAC"))
+
+    endpoint_names = {ep.name for ep in tenant.endpoints}
+    group_names = {g.name for g in tenant.groups}
+    for group in tenant.groups:
+        for member in group.members or []:
+            if member not in endpoint_names:
+                problems.append(Problem(f"{base}.groups[{group.name}].members", f"unknown endpoint {member}"))
+    for policy in tenant.policies:
+        for side, selector in (("from", policy.from_), ("to", policy.to)):
+            problems += _check_selector(
+                f"{base}.policies[{policy.name}].{side}", selector, endpoint_names, group_names, seg_by_name
+            )
+    return problems
+
+
+def _check_selector(
+    where: str,
+    selector: Selector,
+    endpoints: set[str],
+    groups: set[str],
+    segments: dict[str, object],
+) -> list[Problem]:
+    if selector.endpoint is not None and selector.endpoint not in endpoints:
+        return [Problem(f"{where}.endpoint", f"unknown endpoint {selector.endpoint}")]
+    if selector.group is not None and selector.group not in groups:
+        return [Problem(f"{where}.group", f"unknown group {selector.group}")]
+    if selector.segment is not None and selector.segment not in segments:
+        return [Problem(f"{where}.segment", f"unknown segment {selector.segment}")]
+    return []
+
+
+def _group_endpoints(tenant: Tenant, group_name: str) -> list[Endpoint]:
+    for group in tenant.groups:
+        if group.name == group_name:
+            if group.members is not None:
+                return [ep for ep in tenant.endpoints if ep.name in group.members]
+            labels = group.labels or {}
+            return [ep for ep in tenant.endpoints if all(ep.labels.get(k) == v for k, v in labels.items())]
+    return []
+
+
+def _check_shared_services(intent: Intent) -> list[Problem]:
+    problems: list[Problem] = []
+    tenants = {t.name: t for t in intent.tenants}
+    for name in sorted(_duplicates(s.name for s in intent.shared_services)):
+        problems.append(Problem(f"shared_services[{name}]", "duplicate shared service name"))
+    for svc in intent.shared_services:
+        base = f"shared_services[{svc.name}]"
+        provider = tenants.get(svc.provider.tenant)
+        if provider is None:
+            problems.append(Problem(f"{base}.provider.tenant", f"unknown tenant {svc.provider.tenant}"))
+            continue
+        provider_eps: list[Endpoint] = []
+        if svc.provider.endpoints is not None:
+            known = {ep.name: ep for ep in provider.endpoints}
+            for name in svc.provider.endpoints:
+                if name not in known:
+                    problems.append(
+                        Problem(
+                            f"{base}.provider.endpoints", f"unknown endpoint {name} in tenant {provider.name}"
+                        )
+                    )
+                else:
+                    provider_eps.append(known[name])
+        elif svc.provider.group not in {g.name for g in provider.groups}:
+            problems.append(
+                Problem(
+                    f"{base}.provider.group", f"unknown group {svc.provider.group} in tenant {provider.name}"
+                )
+            )
+        else:
+            provider_eps = _group_endpoints(provider, svc.provider.group or "")
+        provider_segs = {s.name: s for s in provider.segments}
+        provider_nets = {
+            ep.segment: provider_segs[ep.segment] for ep in provider_eps if ep.segment in provider_segs
+        }
+        for seg in provider_nets.values():
+            if seg.gateway is None:
+                problems.append(
+                    Problem(
+                        f"{base}.provider",
+                        f"provider segment {provider.name}/{seg.name} has no gateway to route through",
+                    )
+                )
+        for index, consumer in enumerate(svc.consumers):
+            where = f"{base}.consumers[{index}]"
+            tenant = tenants.get(consumer.tenant)
+            if tenant is None:
+                problems.append(Problem(f"{where}.tenant", f"unknown tenant {consumer.tenant}"))
+                continue
+            if tenant.name == provider.name:
+                problems.append(
+                    Problem(f"{where}.tenant", "the provider's own tenant is not a consumer; use a policy")
+                )
+                continue
+            if consumer.group is not None:
+                if consumer.group not in {g.name for g in tenant.groups}:
+                    problems.append(
+                        Problem(f"{where}.group", f"unknown group {consumer.group} in tenant {tenant.name}")
+                    )
+                    continue
+                seg_names = {ep.segment for ep in _group_endpoints(tenant, consumer.group)}
+                consumer_segs = [s for s in tenant.segments if s.name in seg_names]
+            else:
+                consumer_segs = list(tenant.segments)
+            for cseg in consumer_segs:
+                if cseg.gateway is None:
+                    problems.append(
+                        Problem(
+                            where,
+                            f"consumer segment {tenant.name}/{cseg.name} has no gateway to route through",
+                        )
+                    )
+                for pseg in provider_nets.values():
+                    if cseg.cidr.overlaps(pseg.cidr):
+                        problems.append(
+                            Problem(
+                                where,
+                                f"consumer segment {tenant.name}/{cseg.name} ({cseg.cidr}) overlaps provider "
+                                f"segment {provider.name}/{pseg.name} ({pseg.cidr}); NAT is not supported",
+                            )
+                        )
+    return problems
+
+
+def _check_vlans(intent: Intent) -> list[Problem]:
+    problems: list[Problem] = []
+    owners: dict[int, list[str]] = defaultdict(list)
+    count = 0
+    for tenant in intent.tenants:
+        for seg in tenant.segments:
+            count += 1
+            if seg.vlan is not None:
+                owners[seg.vlan].append(f"tenants[{tenant.name}].segments[{seg.name}].vlan")
+    for vlan, places in owners.items():
+        if len(places) > 1:
+            for place in places[1:]:
+                problems.append(Problem(place, f"VLAN {vlan} is already used by {places[0]}"))
+    if count > len(VLAN_RANGE):
+        problems.append(
+            Problem(
+                "tenants",
+                f"{count} segments need fabric VLAN ids but only {len(VLAN_RANGE)} exist "
+                f"({VLAN_RANGE.start}..{VLAN_RANGE.stop - 1})",
+            )
+        )
+    return problems
