@@ -226,7 +226,7 @@ def resolve(intent: Intent) -> Network:
     return Network(
         intent=intent,
         switches=tuple(SwitchInfo(s.name, s.dpid) for s in intent.fabric.switches),
-        links=tuple((l.a.switch, l.a.port, l.b.switch, l.b.port) for l in intent.fabric.links),
+        links=tuple((k.a.switch, k.a.port, k.b.switch, k.b.port) for k in intent.fabric.links),
         tenants=tuple(tenants),
         segments=tuple(segments),
         endpoints=tuple(endpoints),
