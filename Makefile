@@ -1,0 +1,26 @@
+# segctl developer entry points. Every target that needs tools runs `setup` first;
+# scripts/setup.sh is idempotent and fast when nothing changed.
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup test lint demo clean
+
+setup:
+	./scripts/setup.sh
+
+# pytest exit 5 ("no tests collected") is a failure on purpose: there are tests.
+test: setup
+	$(PY) -m pytest -q
+	$(VENV)/bin/ruff check .
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+demo: setup
+	$(VENV)/bin/segctl validate examples/leaf-spine.yaml
+	$(VENV)/bin/segctl show examples/leaf-spine.yaml
+
+# Removes only testbed leftovers (bridges, namespaces, veths named sgXXXX*).
+clean:
+	@if [ -x $(PY) ]; then $(PY) -m segctl.testbed.cleanup; \
+	else echo "clean: no $(VENV), nothing to clean"; fi
