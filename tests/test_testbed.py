@@ -133,3 +133,38 @@ def test_names_fit_ifnamsiz() -> None:
     assert len(labmod.short_name("sgab12", "leaf-switch-number-one")) == 15
     with pytest.raises(ValueError, match="prefix"):
         Lab(LabSpec("", [SwitchSpec("s1", 1)]))
+
+
+def test_ofproto_trace_ct_next(lab_prefix: str) -> None:
+    with Lab(two_switch_spec(lab_prefix)) as lab:
+        s1 = lab.bridge("s1")
+        ovs.add_flows(
+            s1,
+            [
+                "table=0,priority=10,in_port=1,ip,actions=ct(zone=7,table=1)",
+                "table=1,priority=10,ct_state=+trk+new,ip,actions=ct(commit,zone=7),output:10",
+                "table=1,priority=10,ct_state=+trk+est,ip,actions=output:10",
+            ],
+        )
+        ovs.add_flows(lab.bridge("s2"), ["in_port=20,actions=output:2"])
+        flow = "in_port=1,tcp,nw_src=10.0.0.1,nw_dst=10.0.0.2,tcp_dst=22"
+        new = ovs.ofproto_trace(s1, flow, ct_next=["trk,new"])
+        assert "+new+trk" in new and f'bridge("{lab.bridge("s2")}")' in new
+        est = ovs.ofproto_trace(s1, flow, ct_next=["trk,est"])
+        assert "+est+trk" in est and "ct(commit" not in est.rsplit("Datapath actions:", 1)[1]
+
+
+def test_gateway_and_static_neighbour(lab_prefix: str) -> None:
+    from pyroute2 import NetNS
+
+    host = HostSpec(
+        "h1", H1_MAC, "10.0.0.1/24", "s1", 1, gateway="10.0.0.254",
+        neighbours=(("10.0.0.254", "02:00:00:00:00:fe"),),
+    )  # fmt: skip
+    with Lab(LabSpec(lab_prefix, [SwitchSpec("s1", 1)], [], [host])) as lab, NetNS(
+        lab.namespace("h1")
+    ) as ns:
+        routes = [r.get_attr("RTA_GATEWAY") for r in ns.get_routes(family=2)]
+        assert "10.0.0.254" in routes
+        neigh = [n.get_attr("NDA_LLADDR") for n in ns.get_neighbours(dst="10.0.0.254")]
+        assert neigh == ["02:00:00:00:00:fe"]
