@@ -8,7 +8,7 @@ between tenants are valid: isolation never rests on IP addresses.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Network
 
 from segctl.errors import IntentError, Problem
@@ -148,29 +148,33 @@ def _check_tenant(intent: Intent, tenant: Tenant) -> list[Problem]:
     ips: dict[str, str] = {}
     for ep in tenant.endpoints:
         where = f"{base}.endpoints[{ep.name}]"
-        seg = seg_by_name.get(ep.segment)
-        if seg is None:
+        ep_seg = seg_by_name.get(ep.segment)
+        if ep_seg is None:
             problems.append(Problem(f"{where}.segment", f"unknown segment {ep.segment}"))
         else:
-            if ep.ip not in seg.cidr:
-                problems.append(Problem(f"{where}.ip", f"{ep.ip} is outside segment {seg.name} ({seg.cidr})"))
-            elif seg.cidr.prefixlen < 31 and ep.ip in (
-                seg.cidr.network_address,
-                seg.cidr.broadcast_address,
+            if ep.ip not in ep_seg.cidr:
+                problems.append(
+                    Problem(f"{where}.ip", f"{ep.ip} is outside segment {ep_seg.name} ({ep_seg.cidr})")
+                )
+            elif ep_seg.cidr.prefixlen < 31 and ep.ip in (
+                ep_seg.cidr.network_address,
+                ep_seg.cidr.broadcast_address,
             ):
                 problems.append(
-                    Problem(f"{where}.ip", f"{ep.ip} is the network or broadcast address of {seg.cidr}")
+                    Problem(f"{where}.ip", f"{ep.ip} is the network or broadcast address of {ep_seg.cidr}")
                 )
-            if seg.gateway is not None and ep.ip == seg.gateway:
-                problems.append(Problem(f"{where}.ip", f"{ep.ip} is the gateway of segment {seg.name}"))
+            if ep_seg.gateway is not None and ep.ip == ep_seg.gateway:
+                problems.append(Problem(f"{where}.ip", f"{ep.ip} is the gateway of segment {ep_seg.name}"))
             if ep.ipv6 is not None:
-                if seg.cidr6 is None:
+                if ep_seg.cidr6 is None:
                     problems.append(
-                        Problem(f"{where}.ipv6", f"segment {seg.name} has no cidr6 for {ep.ipv6}")
+                        Problem(f"{where}.ipv6", f"segment {ep_seg.name} has no cidr6 for {ep.ipv6}")
                     )
-                elif ep.ipv6 not in seg.cidr6:
+                elif ep.ipv6 not in ep_seg.cidr6:
                     problems.append(
-                        Problem(f"{where}.ipv6", f"{ep.ipv6} is outside segment {seg.name} ({seg.cidr6})")
+                        Problem(
+                            f"{where}.ipv6", f"{ep.ipv6} is outside segment {ep_seg.name} ({ep_seg.cidr6})"
+                        )
                     )
         if ep.mac in macs:
             problems.append(Problem(f"{where}.mac", f"{ep.mac} is also the MAC of {macs[ep.mac]}"))
@@ -208,7 +212,7 @@ def _check_selector(
     selector: Selector,
     endpoints: set[str],
     groups: set[str],
-    segments: dict[str, object],
+    segments: Mapping[str, object],
 ) -> list[Problem]:
     if selector.endpoint is not None and selector.endpoint not in endpoints:
         return [Problem(f"{where}.endpoint", f"unknown endpoint {selector.endpoint}")]

@@ -1,0 +1,309 @@
+"""Intent-level analysis: who may reach whom, on which services, and why.
+
+This is the *expected* reachability relation, computed from the intent alone. The
+compiler implements it and the verifier checks the data plane against it, so it is
+written straight from the semantics (``docs/intent.md``) with no cleverness:
+
+* **intra-segment**: two different endpoints of one tenant in the same segment that is
+  not ``strict`` may exchange any IPv4 traffic, both directions.
+* **policy**: ``from`` endpoints may open connections to ``to`` endpoints of the same
+  tenant on the listed services; replies pass only when the policy is ``stateful``.
+* **shared-service**: consumer endpoints may open connections to the provider
+  endpoints on the listed services; always stateful. The only cross-tenant grant.
+* Everything else is denied, including traffic from an endpoint to itself.
+
+IPv6 is delivered only inside a non-strict segment between endpoints that both declare
+``ipv6`` (see :func:`ipv6_allowed`); policies and shared services are IPv4 only.
+
+Examples
+--------
+>>> from segctl.topology.schema import Intent
+>>> from segctl.topology.network import resolve
+>>> net = resolve(Intent.model_validate({
+...     "fabric": {"switches": [{"name": "s1", "dpid": 1}]},
+...     "tenants": [{"name": "t", "segments": [{"name": "lan", "cidr": "10.0.0.0/24"}],
+...                  "endpoints": [
+...         {"name": "a", "segment": "lan", "mac": "02:00:00:00:00:01", "ip": "10.0.0.2",
+...          "attach": "s1:1"},
+...         {"name": "b", "segment": "lan", "mac": "02:00:00:00:00:02", "ip": "10.0.0.3",
+...          "attach": "s1:2"}]}]}))
+>>> sorted(expected_reachability(net))
+[(('t', 'a'), ('t', 'b')), (('t', 'b'), ('t', 'a'))]
+>>> a, b = net.endpoint("t", "a"), net.endpoint("t", "b")
+>>> [g.kind for g in allowed_grants(net, a, b, "udp", 53)]
+['intra-segment']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from segctl.topology.network import EndpointInfo, Network
+from segctl.topology.schema import Service
+
+__all__ = [
+    "GRANT_SYMBOLS",
+    "EndpointKey",
+    "Grant",
+    "GrantKind",
+    "Reachability",
+    "ServiceMatch",
+    "allowed_grants",
+    "expected_reachability",
+    "grant_symbol",
+    "ipv6_allowed",
+    "normalize_proto",
+    "normalize_services",
+    "pair_grants",
+    "reachability_matrix",
+    "reply_allowed",
+]
+
+GrantKind = Literal["intra-segment", "policy", "shared-service"]
+Proto = Literal["tcp", "udp", "icmp", "any"]
+EndpointKey = tuple[str, str]
+Reachability = dict[tuple[EndpointKey, EndpointKey], tuple["Grant", ...]]
+
+#: One letter per grant kind for the reachability matrix; ``·`` means denied.
+GRANT_SYMBOLS: dict[str, str] = {"intra-segment": "S", "policy": "P", "shared-service": "X", "": "·"}
+
+_PROTO_NUMBERS = {"1": "icmp", "6": "tcp", "17": "udp"}
+
+
+@dataclass(frozen=True, order=True)
+class ServiceMatch:
+    """A normalized service: a protocol and inclusive destination port ranges.
+
+    ``ports`` is sorted and merged (overlapping or adjacent ranges joined), or ``None``
+    for all ports. ``proto="any"`` is all IPv4; ``icmp`` is all ICMP.
+    """
+
+    proto: Proto
+    ports: tuple[tuple[int, int], ...] | None = None
+
+    def matches(self, proto: str, dst_port: int | None) -> bool:
+        """Does a packet of ``proto`` (normalized) to ``dst_port`` fall in this service?"""
+        if self.proto == "any":
+            return True
+        if self.proto != proto:
+            return False
+        if self.ports is None:
+            return True
+        return dst_port is not None and any(lo <= dst_port <= hi for lo, hi in self.ports)
+
+    def describe(self) -> str:
+        if self.ports is None:
+            return self.proto
+        return f"{self.proto}/" + ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in self.ports)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"proto": self.proto, "ports": None if self.ports is None else [list(r) for r in self.ports]}
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One reason why a source endpoint may open connections to a destination endpoint.
+
+    ``name`` is the segment name (intra-segment), the policy name, or the shared
+    service name. ``stateful`` means replies of an allowed connection pass.
+    """
+
+    kind: GrantKind
+    name: str
+    services: tuple[ServiceMatch, ...]
+    stateful: bool
+
+    def allows(self, proto: str, dst_port: int | None) -> bool:
+        """Does this grant allow a new packet of ``proto`` to ``dst_port``?"""
+        proto = normalize_proto(proto)
+        return any(s.matches(proto, dst_port) for s in self.services)
+
+    def describe(self) -> str:
+        services = ", ".join(s.describe() for s in self.services)
+        state = "" if self.stateful else " (stateless)"
+        return f"{self.kind} {self.name}: {services}{state}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "services": [s.to_json() for s in self.services],
+            "stateful": self.stateful,
+        }
+
+
+ALL_IPV4 = (ServiceMatch("any", None),)
+
+
+def normalize_proto(proto: str) -> str:
+    """``"TCP"``/``"6"`` → ``"tcp"``, ``"17"`` → ``"udp"``, ``"1"`` → ``"icmp"``; other
+    IPv4 protocol numbers stay as their decimal string."""
+    text = str(proto).strip().lower()
+    return _PROTO_NUMBERS.get(text, text)
+
+
+def _merge(ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return tuple(merged)
+
+
+def normalize_services(services: Iterable[Service]) -> tuple[ServiceMatch, ...]:
+    """Turn intent services into sorted :class:`ServiceMatch` es, one per protocol.
+
+    ``any`` absorbs everything; a protocol with no ports absorbs its port ranges.
+    """
+    services = list(services)
+    if any(s.proto == "any" for s in services):
+        return ALL_IPV4
+    out: list[ServiceMatch] = []
+    for proto in ("icmp", "tcp", "udp"):
+        mine = [s for s in services if s.proto == proto]
+        if not mine:
+            continue
+        if proto == "icmp" or any(s.ports is None for s in mine):
+            out.append(ServiceMatch(proto, None))
+        else:
+            out.append(ServiceMatch(proto, _merge((r.lo, r.hi) for s in mine for r in s.ports or [])))
+    return tuple(sorted(out))
+
+
+def _add(
+    result: dict[tuple[EndpointKey, EndpointKey], list[Grant]],
+    src: EndpointInfo,
+    dst: EndpointInfo,
+    grant: Grant,
+) -> None:
+    if src.key == dst.key:
+        return
+    grants = result.setdefault((src.key, dst.key), [])
+    if grant not in grants:
+        grants.append(grant)
+
+
+def expected_reachability(network: Network) -> Reachability:
+    """Every (source, destination) endpoint-key pair with at least one grant, and its grants.
+
+    Grants of a pair come in a fixed order: intra-segment, then policies in document
+    order, then shared services in document order. A source never equals its destination.
+    """
+    result: dict[tuple[EndpointKey, EndpointKey], list[Grant]] = {}
+    for seg in network.segments:
+        if seg.strict:
+            continue
+        members = network.segment_endpoints(seg.tenant, seg.name)
+        grant = Grant("intra-segment", seg.name, ALL_IPV4, True)
+        for src in members:
+            for dst in members:
+                _add(result, src, dst, grant)
+    for tenant in network.tenants:
+        for policy in network.policies(tenant.name):
+            grant = Grant("policy", policy.name, normalize_services(policy.services), policy.stateful)
+            for src in network.select(tenant.name, policy.from_):
+                for dst in network.select(tenant.name, policy.to):
+                    _add(result, src, dst, grant)
+    for svc in network.shared_services:
+        grant = Grant("shared-service", svc.name, normalize_services(svc.services), True)
+        for src in network.shared_consumers(svc):
+            for dst in network.shared_providers(svc):
+                _add(result, src, dst, grant)
+    ordered = sorted(
+        result.items(), key=lambda item: (_order(network, item[0][0]), _order(network, item[0][1]))
+    )
+    return {pair: tuple(_sorted_grants(grants)) for pair, grants in ordered}
+
+
+def _sorted_grants(grants: list[Grant]) -> list[Grant]:
+    rank = {"intra-segment": 0, "policy": 1, "shared-service": 2}
+    return sorted(grants, key=lambda g: rank[g.kind])  # stable: document order inside a kind
+
+
+def _order(network: Network, key: EndpointKey) -> int:
+    return network.endpoints.index(network.endpoint(*key))
+
+
+def allowed_grants(
+    network: Network, src: EndpointInfo, dst: EndpointInfo, proto: str, dst_port: int | None = None
+) -> tuple[Grant, ...]:
+    """The grants that allow ``src`` to send a NEW IPv4 packet of ``proto`` to ``dst``.
+
+    ``proto`` is ``tcp``, ``udp``, ``icmp`` or another IPv4 protocol number as a string;
+    ``dst_port`` is the transport destination port for tcp/udp (``None`` matches only
+    services without ports). Empty when the packet is denied.
+    """
+    grants = pair_grants(network, src, dst)
+    return tuple(g for g in grants if g.allows(proto, dst_port))
+
+
+def pair_grants(network: Network, src: EndpointInfo, dst: EndpointInfo) -> tuple[Grant, ...]:
+    """All grants from ``src`` to ``dst`` (any service), computed for this one pair.
+
+    Same rules and order as :func:`expected_reachability`, without building the whole relation.
+    """
+    if src.key == dst.key:
+        return ()
+    grants: list[Grant] = []
+    if src.tenant == dst.tenant and src.segment == dst.segment:
+        seg = network.segment(src.tenant, src.segment)
+        if not seg.strict:
+            grants.append(Grant("intra-segment", seg.name, ALL_IPV4, True))
+    if src.tenant == dst.tenant:
+        for policy in network.policies(src.tenant):
+            if src in network.select(src.tenant, policy.from_) and dst in network.select(
+                src.tenant, policy.to
+            ):
+                grant = Grant("policy", policy.name, normalize_services(policy.services), policy.stateful)
+                if grant not in grants:
+                    grants.append(grant)
+    for svc in network.shared_services:
+        if src in network.shared_consumers(svc) and dst in network.shared_providers(svc):
+            grant = Grant("shared-service", svc.name, normalize_services(svc.services), True)
+            if grant not in grants:
+                grants.append(grant)
+    return tuple(grants)
+
+
+def reply_allowed(
+    network: Network, src: EndpointInfo, dst: EndpointInfo, proto: str, dst_port: int | None = None
+) -> bool:
+    """May ``dst`` reply to a connection ``src`` opened with ``proto``/``dst_port``?
+
+    True when some *stateful* grant allows the connection (conntrack passes its replies).
+    """
+    return any(g.stateful for g in allowed_grants(network, src, dst, proto, dst_port))
+
+
+def ipv6_allowed(network: Network, src: EndpointInfo, dst: EndpointInfo) -> bool:
+    """IPv6 goes only between two different endpoints of one non-strict segment, both with ipv6."""
+    if src.key == dst.key or src.tenant != dst.tenant or src.segment != dst.segment:
+        return False
+    if src.ipv6 is None or dst.ipv6 is None:
+        return False
+    return not network.segment(src.tenant, src.segment).strict
+
+
+def grant_symbol(grants: Iterable[Grant]) -> str:
+    """The matrix letters for a pair: ``S``/``P``/``X`` per kind present (in that order), ``·`` if none."""
+    kinds = {g.kind for g in grants}
+    letters = "".join(GRANT_SYMBOLS[k] for k in ("intra-segment", "policy", "shared-service") if k in kinds)
+    return letters or GRANT_SYMBOLS[""]
+
+
+def reachability_matrix(
+    network: Network, reach: Reachability | None = None
+) -> list[tuple[EndpointInfo, list[str]]]:
+    """Rows for display: each source endpoint with one symbol per destination endpoint.
+
+    Columns follow ``network.endpoints`` (document order); the diagonal is ``·``.
+    """
+    reach = expected_reachability(network) if reach is None else reach
+    return [
+        (src, [grant_symbol(reach.get((src.key, dst.key), ())) for dst in network.endpoints])
+        for src in network.endpoints
+    ]
