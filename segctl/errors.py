@@ -57,8 +57,16 @@ class IntentError(SegctlError):
     """The intent is invalid; ``problems`` lists every problem found, each with its place."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = sorted(set(problems), key=lambda p: (p.source, p.location, p.message))
+        self.problems = sorted(set(problems), key=_problem_order)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def _problem_order(problem: Problem) -> tuple[str, int, str, str]:
+    """Sort by file, then line as a number (``f:9`` before ``f:10``), then location."""
+    head, sep, tail = problem.source.rpartition(":")
+    if sep and tail.isdigit():
+        return (head, int(tail), problem.location, problem.message)
+    return (problem.source, 0, problem.location, problem.message)
 
 
 class FlowSyntaxError(SegctlError):

@@ -16,8 +16,17 @@ from pydantic import ValidationError
 
 from segctl.errors import IntentError, Problem
 from segctl.topology.schema import Intent
+from segctl.topology.validate import validate_intent
 
-__all__ = ["load_intent", "load_intent_text", "location_of", "parse_document"]
+__all__ = [
+    "check_file",
+    "load_checked",
+    "load_intent",
+    "load_intent_text",
+    "locate_problems",
+    "location_of",
+    "parse_document",
+]
 
 PathKey = tuple[str | int, ...]
 
@@ -29,13 +38,71 @@ def load_intent(path: str | Path) -> Intent:
     :func:`segctl.topology.validate.validate_intent`.
     """
     path = Path(path)
+    return load_intent_text(_read(path), source=str(path))
+
+
+def check_file(path: str | Path) -> tuple[Intent | None, list[Problem]]:
+    """Every problem of an intent file (syntax, shape, then semantics), each with ``file:line``.
+
+    Returns the intent (``None`` when its shape is invalid) and the problems; never
+    raises for a bad intent, so a caller can report many files at once.
+    """
+    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read(path)
+        document, lines = parse_document(text, source=str(path))
+        intent = intent_from_document(document, source=str(path), lines=lines)
+    except IntentError as exc:
+        return None, list(exc.problems)
+    problems = locate_problems(validate_intent(intent), document, lines, source=str(path))
+    return intent, IntentError(problems).problems
+
+
+def load_checked(path: str | Path) -> Intent:
+    """Load an intent file and run every check; raise :class:`IntentError` with ``file:line``."""
+    intent, problems = check_file(path)
+    if problems or intent is None:
+        raise IntentError(problems)
+    return intent
+
+
+def locate_problems(
+    problems: list[Problem], document: Any, lines: dict[PathKey, int], *, source: str
+) -> list[Problem]:
+    """Give semantic problems (which carry only a location) the ``file:line`` of that location.
+
+    A location without its own line takes the line of its nearest enclosing node.
+    """
+    by_location: dict[str, int] = {}
+    for key, lineno in sorted(lines.items(), key=lambda item: item[1]):
+        by_location[location_of(document, key)] = lineno
+    out = []
+    for problem in problems:
+        if problem.source:
+            out.append(problem)
+            continue
+        found = _line_of(by_location, problem.location)
+        out.append(Problem(problem.location, problem.message, f"{source}:{found}" if found else source))
+    return out
+
+
+def _line_of(by_location: dict[str, int], location: str) -> int | None:
+    while True:
+        if location in by_location:
+            return by_location[location]
+        if not location:
+            return None
+        cut = max(location.rfind("."), location.rfind("["))
+        location = location[: max(cut, 0)]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise IntentError([Problem("", f"cannot read intent: {exc.strerror}", str(path))]) from None
     except UnicodeDecodeError:
         raise IntentError([Problem("", "intent is not UTF-8 text", str(path))]) from None
-    return load_intent_text(text, source=str(path))
 
 
 def load_intent_text(text: str, *, source: str = "<intent>") -> Intent:
@@ -67,11 +134,12 @@ def parse_document(text: str, *, source: str = "<intent>") -> tuple[Any, dict[Pa
     """Parse YAML or JSON text; return the document and a map from paths to line numbers."""
     if source.endswith(".json"):
         try:
-            return json.loads(text), {}
+            document = json.loads(text)
         except json.JSONDecodeError as exc:
             raise IntentError(
                 [Problem("", f"JSON syntax error: {exc.msg} (column {exc.colno})", f"{source}:{exc.lineno}")]
             ) from None
+        return document, _json_lines(text)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         document = yaml.safe_load(text)
@@ -121,6 +189,18 @@ def _message(error: Any) -> str:
     if kind not in ("value_error",) and "input" in error and not isinstance(error["input"], dict | list):
         message += f" (got {error['input']!r})"
     return message
+
+
+def _json_lines(text: str) -> dict[PathKey, int]:
+    # JSON is (nearly) YAML: reuse the YAML composer for line numbers; lines are best effort.
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[PathKey, int] = {}
+    if node is not None:
+        _collect_lines(node, (), lines)
+    return lines
 
 
 def _collect_lines(node: yaml.Node, path: PathKey, lines: dict[PathKey, int]) -> None:

@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
 from segctl.errors import IntentError, Problem
-from segctl.topology.load import load_intent
+from segctl.topology.load import load_checked
 from segctl.topology.schema import Intent, Policy, Selector, Service, SharedService, Tenant
 from segctl.topology.validate import VLAN_RANGE, check_intent
 
@@ -238,7 +238,7 @@ def resolve(intent: Intent) -> Network:
 
 def load_network(path: str | Path) -> Network:
     """Load, validate and resolve an intent file. Raises :class:`IntentError`."""
-    return resolve(load_intent(path))
+    return resolve(load_checked(path))
 
 
 def services_text(services: list[Service]) -> str:

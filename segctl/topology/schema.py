@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -64,7 +65,13 @@ def _parse_mac(value: object) -> str:
     return mac
 
 
-MacAddress = Annotated[str, BeforeValidator(_parse_mac)]
+MacAddress = Annotated[
+    str,
+    BeforeValidator(_parse_mac),
+    WithJsonSchema(
+        {"type": "string", "pattern": _MAC_RE.pattern, "description": "unicast MAC aa:bb:cc:dd:ee:ff"}
+    ),
+]
 
 
 def _parse_dpid(value: object) -> int:
@@ -85,11 +92,53 @@ def _parse_dpid(value: object) -> int:
     return dpid
 
 
-Dpid = Annotated[int, BeforeValidator(_parse_dpid), PlainSerializer(lambda v: f"{v:#018x}")]
+Dpid = Annotated[
+    int,
+    BeforeValidator(_parse_dpid),
+    PlainSerializer(lambda v: f"{v:#018x}"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1},
+                {
+                    "type": "string",
+                    "pattern": r"^\s*(0[xX][0-9a-fA-F]+|[0-9]+|[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2}){1,7})\s*$",
+                },
+            ],
+            "description": "datapath id: integer, hex string 0x... or aa:bb:..:hh",
+        }
+    ),
+]
+
+#: JSON Schema of the ``switch:port`` text form (editors accept what the loader accepts).
+_SWITCH_PORT_TEXT = r"^\s*[A-Za-z0-9][A-Za-z0-9_.-]{0,31}\s*:\s*[0-9]+\s*$"
+_LINK_TEXT = (
+    r"^\s*[A-Za-z0-9][A-Za-z0-9_.-]{0,31}\s*:\s*[0-9]+\s*<->"
+    r"\s*[A-Za-z0-9][A-Za-z0-9_.-]{0,31}\s*:\s*[0-9]+\s*$"
+)
+
+
+def _or_text(pattern: str, example: str) -> Any:
+    """``json_schema_extra`` hook: the object form, or a string of the short form."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        obj = dict(schema)
+        title = obj.pop("title", None)
+        description = obj.pop("description", None)
+        schema.clear()
+        if title:
+            schema["title"] = title
+        if description:
+            schema["description"] = description
+        schema["anyOf"] = [{"type": "string", "pattern": pattern, "examples": [example]}, obj]
+
+    return extra
 
 
 class SwitchPort(_Strict):
     """An attachment point ``switch:port`` (OpenFlow port number)."""
+
+    model_config = ConfigDict(json_schema_extra=_or_text(_SWITCH_PORT_TEXT, "leaf1:10"))
 
     switch: Name
     port: int = Field(ge=1, le=MAX_OF_PORT)
@@ -117,6 +166,8 @@ class Switch(_Strict):
 
 class Link(_Strict):
     """A fabric link between two switch ports, written ``leaf1:1 <-> spine1:1``."""
+
+    model_config = ConfigDict(json_schema_extra=_or_text(_LINK_TEXT, "leaf1:1 <-> spine1:1"))
 
     a: SwitchPort
     b: SwitchPort
@@ -264,8 +315,38 @@ def _parse_ports(value: Any) -> Any:
     return ranges
 
 
+_PORT_ITEM: dict[str, Any] = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1, "maximum": 65535},
+        {"type": "string", "pattern": r"^\s*[0-9]+\s*(-\s*[0-9]+\s*)?$"},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "lo": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "hi": {"type": "integer", "minimum": 1, "maximum": 65535},
+            },
+            "required": ["lo", "hi"],
+        },
+    ]
+}
+_PORTS_SCHEMA: dict[str, Any] = {
+    "anyOf": [_PORT_ITEM, {"type": "array", "items": _PORT_ITEM, "minItems": 1}],
+    "description": "destination ports: 80, '8000-8080', or a list of those",
+}
+
+
+def _service_schema(schema: dict[str, Any]) -> None:
+    # `port` is an accepted spelling of `ports` (pydantic only lists the first alias).
+    properties = schema.setdefault("properties", {})
+    properties["ports"] = dict(_PORTS_SCHEMA)
+    properties["port"] = dict(_PORTS_SCHEMA)
+
+
 class Service(_Strict):
     """A protocol and optional destination ports: tcp/udp with ports, icmp, or any."""
+
+    model_config = ConfigDict(json_schema_extra=_service_schema)
 
     proto: Literal["tcp", "udp", "icmp", "any"]
     ports: Annotated[list[PortRange], BeforeValidator(_parse_ports)] | None = Field(
