@@ -1,0 +1,344 @@
+"""The embedded store: one SQLite file for intents, revisions, reports, tokens and audit.
+
+:class:`Database` owns the connection and the schema (a ``schema_migrations`` table and
+an ordered list of migrations, each applied once in its own transaction). WAL mode lets
+``segctl audit verify`` and other readers open the file while the controller writes.
+Access is serialised by one lock around one connection; no statement yields to another
+green thread, so the lock is never held across a switch round-trip.
+
+:class:`Store` keeps the intent history: every applied intent is a :class:`Revision`
+(author, time, sha256 of the canonical JSON, verdict, summary); the current revision is
+the newest applied one unless a rollback moved it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from segctl.errors import SegctlError
+
+__all__ = [
+    "MIGRATIONS",
+    "Clock",
+    "Database",
+    "Revision",
+    "Store",
+    "StoreError",
+    "canonical_json",
+    "content_hash",
+    "utc_now",
+]
+
+Clock = Callable[[], datetime]
+
+
+class StoreError(SegctlError):
+    """The store cannot be opened, is from a newer segctl, or a record is missing."""
+
+
+def utc_now() -> datetime:
+    """The default clock: aware UTC now."""
+    return datetime.now(UTC)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal documents give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def content_hash(document: Any) -> str:
+    """sha256 (hex) of the canonical JSON of ``document``."""
+    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
+
+
+#: Ordered schema migrations; index + 1 is the version. Never edit an applied one: append.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE revisions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at TEXT NOT NULL,
+        author TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        content TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        live_verdict TEXT NOT NULL DEFAULT 'unknown',
+        summary TEXT NOT NULL DEFAULT '',
+        parent INTEGER REFERENCES revisions(id)
+    );
+    CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE reports (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at TEXT NOT NULL,
+        revision INTEGER,
+        kind TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE TABLE tokens (
+        token_id TEXT PRIMARY KEY,
+        secret_sha256 TEXT NOT NULL,
+        role TEXT NOT NULL,
+        tenant TEXT,
+        name TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        time TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        object TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
+)
+
+
+class Database:
+    """One SQLite file, its schema, and a lock around its single connection."""
+
+    def __init__(self, path: str | Path, *, clock: Clock = utc_now) -> None:
+        self.path = str(path)
+        self.clock = clock
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the segctl database: {exc}") from None
+
+    def now(self) -> str:
+        """The clock's time as ISO 8601 text (UTC, microseconds)."""
+        return self.clock().astimezone(UTC).isoformat(timespec="microseconds")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``), committed on success, else rolled back."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Run a read-only statement and return every row."""
+        with self._lock:
+            return list(self._conn.execute(sql, params))
+
+    def schema_version(self) -> int:
+        rows = self.query("SELECT MAX(version) AS v FROM schema_migrations")
+        return int(rows[0]["v"] or 0)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)"
+            )
+            current = self.schema_version()
+            if current > len(MIGRATIONS):
+                raise StoreError(
+                    f"{self.path}: schema version {current} is newer than this segctl knows "
+                    f"({len(MIGRATIONS)}); upgrade segctl"
+                )
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _split_sql(MIGRATIONS[version - 1]):
+                        self._conn.execute(statement)
+                    self._conn.execute(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                        (version, self.now()),
+                    )
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One applied intent."""
+
+    id: int
+    created_at: str
+    author: str
+    kind: str
+    sha256: str
+    verdict: str
+    live_verdict: str
+    summary: str
+    parent: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_at": self.created_at,
+            "author": self.author,
+            "kind": self.kind,
+            "sha256": self.sha256,
+            "verdict": self.verdict,
+            "live_verdict": self.live_verdict,
+            "summary": self.summary,
+            "parent": self.parent,
+        }
+
+
+_REVISION_COLUMNS = "id, created_at, author, kind, sha256, verdict, live_verdict, summary, parent"
+
+
+def _revision(row: sqlite3.Row) -> Revision:
+    return Revision(
+        id=int(row["id"]),
+        created_at=str(row["created_at"]),
+        author=str(row["author"]),
+        kind=str(row["kind"]),
+        sha256=str(row["sha256"]),
+        verdict=str(row["verdict"]),
+        live_verdict=str(row["live_verdict"]),
+        summary=str(row["summary"]),
+        parent=None if row["parent"] is None else int(row["parent"]),
+    )
+
+
+class Store:
+    """Intent revisions, the current revision pointer, and verification reports."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add_revision(
+        self,
+        document: dict[str, Any],
+        *,
+        author: str,
+        kind: str,
+        verdict: str,
+        summary: str = "",
+        parent: int | None = None,
+    ) -> Revision:
+        """Record an applied intent and make it current."""
+        content = canonical_json(document)
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO revisions (created_at, author, kind, sha256, content, verdict, summary, parent)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.db.now(), author, kind, digest, content, verdict, summary, parent),
+            )
+            rev_id = int(cursor.lastrowid or 0)
+            conn.execute(
+                "INSERT INTO state (key, value) VALUES ('current_revision', ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (str(rev_id),),
+            )
+        return self.revision(rev_id)
+
+    def set_live_verdict(self, revision: int, verdict: str) -> None:
+        """Record the verdict of verifying the live flows after the push of ``revision``."""
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE revisions SET live_verdict = ? WHERE id = ?", (verdict, revision))
+
+    def revision(self, revision: int) -> Revision:
+        rows = self.db.query(f"SELECT {_REVISION_COLUMNS} FROM revisions WHERE id = ?", (revision,))
+        if not rows:
+            raise StoreError(f"revision {revision} does not exist")
+        return _revision(rows[0])
+
+    def revision_document(self, revision: int) -> dict[str, Any]:
+        """The intent document of ``revision`` (as it was applied)."""
+        rows = self.db.query("SELECT content FROM revisions WHERE id = ?", (revision,))
+        if not rows:
+            raise StoreError(f"revision {revision} does not exist")
+        document: dict[str, Any] = json.loads(rows[0]["content"])
+        return document
+
+    def revisions(self, *, limit: int = 100, before: int | None = None) -> list[Revision]:
+        """Newest first."""
+        if before is None:
+            rows = self.db.query(
+                f"SELECT {_REVISION_COLUMNS} FROM revisions ORDER BY id DESC LIMIT ?", (limit,)
+            )
+        else:
+            rows = self.db.query(
+                f"SELECT {_REVISION_COLUMNS} FROM revisions WHERE id < ? ORDER BY id DESC LIMIT ?",
+                (before, limit),
+            )
+        return [_revision(row) for row in rows]
+
+    def current(self) -> Revision | None:
+        rows = self.db.query("SELECT value FROM state WHERE key = 'current_revision'")
+        return self.revision(int(rows[0]["value"])) if rows else None
+
+    def current_document(self) -> dict[str, Any] | None:
+        current = self.current()
+        return None if current is None else self.revision_document(current.id)
+
+    def add_report(self, *, kind: str, verdict: str, body: dict[str, Any], revision: int | None) -> int:
+        """Keep a verification report (``kind``: gate, live, audit)."""
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO reports (created_at, revision, kind, verdict, body) VALUES (?, ?, ?, ?, ?)",
+                (self.db.now(), revision, kind, verdict, canonical_json(body)),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def latest_report(self, *, kind: str | None = None) -> dict[str, Any] | None:
+        """The newest report (of ``kind`` when given) with its metadata, or None."""
+        if kind is None:
+            rows = self.db.query("SELECT * FROM reports ORDER BY id DESC LIMIT 1")
+        else:
+            rows = self.db.query("SELECT * FROM reports WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,))
+        if not rows:
+            return None
+        row = rows[0]
+        return {
+            "id": int(row["id"]),
+            "created_at": str(row["created_at"]),
+            "revision": row["revision"],
+            "kind": str(row["kind"]),
+            "verdict": str(row["verdict"]),
+            "report": json.loads(row["body"]),
+        }

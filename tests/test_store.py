@@ -1,0 +1,114 @@
+"""The SQLite store: migrations, revisions, current pointer, reports, concurrency."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from segctl.controller.store import MIGRATIONS, Database, Store, StoreError, canonical_json, content_hash
+
+
+def test_migrations_apply_once_and_wal(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    db = Database(path)
+    assert db.schema_version() == len(MIGRATIONS)
+    db.close()
+    db = Database(path)  # reopening must not re-run migrations (tables exist: would raise)
+    assert db.schema_version() == len(MIGRATIONS)
+    assert db.query("PRAGMA journal_mode")[0][0] == "wal"
+    db.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    Database(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_migrations VALUES (?, 'x')", (len(MIGRATIONS) + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        Database(path)
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot open"):
+        Database(path)
+
+
+def test_revisions_history_and_current(tmp_path: Path) -> None:
+    store = Store(Database(tmp_path / "s.db"))
+    assert store.current() is None and store.current_document() is None
+    doc1 = {"fabric": {"switches": [{"name": "s1", "dpid": 1}]}, "tenants": []}
+    doc2 = {"tenants": [], "fabric": {"switches": [{"name": "s1", "dpid": 2}]}}
+    r1 = store.add_revision(doc1, author="alice", kind="apply", verdict="pass")
+    r2 = store.add_revision(doc2, author="bob", kind="apply", verdict="pass", summary="dpid")
+    assert r2.id > r1.id
+    assert store.current() == r2
+    assert store.revision_document(r1.id) == doc1
+    assert r1.sha256 == content_hash(doc1) != r2.sha256
+    # the hash is of canonical JSON: key order does not matter
+    assert content_hash({"b": 1, "a": 2}) == content_hash({"a": 2, "b": 1})
+    assert [r.id for r in store.revisions()] == [r2.id, r1.id]
+    assert [r.id for r in store.revisions(before=r2.id)] == [r1.id]
+    store.set_live_verdict(r2.id, "fail")
+    assert store.revision(r2.id).live_verdict == "fail"
+    rb = store.add_revision(doc1, author="carol", kind="rollback", verdict="pass", parent=r1.id)
+    assert store.current() == rb and rb.parent == r1.id and rb.sha256 == r1.sha256
+    with pytest.raises(StoreError, match="revision 99"):
+        store.revision(99)
+    with pytest.raises(StoreError):
+        store.revision_document(99)
+
+
+def test_reports(tmp_path: Path) -> None:
+    store = Store(Database(tmp_path / "s.db"))
+    assert store.latest_report() is None
+    store.add_report(kind="gate", verdict="pass", body={"x": 1}, revision=None)
+    store.add_report(kind="live", verdict="fail", body={"y": 2}, revision=None)
+    assert store.latest_report()["report"] == {"y": 2}  # type: ignore[index]
+    assert store.latest_report(kind="gate")["verdict"] == "pass"  # type: ignore[index]
+
+
+def test_failed_transaction_rolls_back(tmp_path: Path) -> None:
+    db = Database(tmp_path / "s.db")
+    with pytest.raises(RuntimeError), db.transaction() as conn:
+        conn.execute("INSERT INTO state (key, value) VALUES ('k', 'v')")
+        raise RuntimeError("boom")
+    assert db.query("SELECT * FROM state WHERE key = 'k'") == []
+
+
+def test_concurrent_writers_keep_every_revision(tmp_path: Path) -> None:
+    store = Store(Database(tmp_path / "s.db"))
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(20):
+                store.add_revision({"n": n, "i": i}, author=f"t{n}", kind="apply", verdict="pass")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    revisions = store.revisions(limit=1000)
+    assert len(revisions) == 120
+    assert len({r.id for r in revisions}) == 120
+
+
+def test_second_process_reads_while_open(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = Store(Database(path))
+    store.add_revision({"a": 1}, author="a", kind="apply", verdict="pass")
+    other = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    (content,) = other.execute("SELECT content FROM revisions").fetchone()
+    other.close()
+    assert content == canonical_json({"a": 1})
