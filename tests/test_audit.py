@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def test_chain_links_and_verifies(tmp_path: Path) -> None:
     entries = log.entries()
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
     assert entries[0].prev_hash == GENESIS_HASH
-    for prev, cur in zip(entries, entries[1:], strict=False):
+    for prev, cur in itertools.pairwise(entries):
         assert cur.prev_hash == prev.hash
         assert cur.hash == entry_hash(prev.hash, cur.body())
     assert verify_chain(log.db) == []

@@ -127,7 +127,7 @@ class TokenStore:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (token_id, _digest(secret), role, tenant, name, self.db.now()),
             )
-        principal = Principal(token_id, role, tenant, name)  # type: ignore[arg-type]
+        principal = Principal(token_id, role, tenant, name)
         return principal, f"sgt_{token_id}_{secret}"
 
     def authenticate(self, authorization: str | None) -> Principal:
