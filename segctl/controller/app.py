@@ -1,0 +1,323 @@
+"""The os-ken app: switch connections, port events, drift audits, and the OpenFlow sender.
+
+:class:`SegctlApp` is the os-ken side of the controller. It implements the
+:class:`~segctl.controller.southbound.Southbound` protocol over real switches, and
+tells the controller service (through the small :class:`Hooks` protocol) when a
+switch connects, disconnects, or a port goes up or down.
+
+Threading: os-ken runs each app's event handlers on one green thread, and the
+request/reply helper (``ofctl_api.send_msg``) needs that loop free. So handlers never
+block: every piece of work (initial push, resync, port event, audit) is queued to
+one worker green thread that runs them in order. Southbound calls from the REST API
+run on the WSGI green threads; :attr:`SegctlApp._lock` serialises all switch writes.
+
+Messages are built by :mod:`segctl.controller.ofswitch` (pure functions); this module
+holds the only code that sends them (:meth:`SegctlApp._send`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from segctl.controller import ofswitch
+from segctl.controller.framework import (
+    CONFIG_DISPATCHER,
+    DEAD_DISPATCHER,
+    MAIN_DISPATCHER,
+    RyuApp,
+    hub,
+    ofctl_api,
+    ofp_event,
+    ofproto_v1_4,
+    set_ev_cls,
+)
+from segctl.controller.southbound import SwitchMeter
+from segctl.errors import SwitchError
+
+if TYPE_CHECKING:
+    from segctl.flows.ofctl import Flow
+
+__all__ = ["AppConfig", "Hooks", "SegctlApp"]
+
+LOG = logging.getLogger("segctl.controller.app")
+
+#: How long one request/reply with a switch may take before it counts as failed.
+REPLY_TIMEOUT = 10.0
+
+
+class Hooks(Protocol):
+    """What the app tells the controller service (implemented by ``ControllerService``)."""
+
+    def switch_name(self, dpid: int) -> str | None:
+        """The fabric name of a datapath id, or ``None`` when the intent does not know it."""
+        ...
+
+    def on_switch_connected(self, switch: str) -> None:
+        """A known switch (re)connected: push its whole rule set (``Southbound.resync``)."""
+        ...
+
+    def on_switch_disconnected(self, switch: str) -> None:
+        """A known switch went away."""
+        ...
+
+    def on_link_status(self, switch: str, port: int, up: bool) -> None:
+        """A port of a known switch went up or down."""
+        ...
+
+    def audit(self) -> None:
+        """Compare every connected switch with its desired rules and repair drift."""
+        ...
+
+
+@dataclass
+class AppConfig:
+    """How the runner configures the app (passed as the ``segctl`` keyword by AppManager).
+
+    ``hooks`` may be set after start through :meth:`SegctlApp.attach`; ``audit_interval``
+    is in seconds (0 disables the periodic audit).
+    """
+
+    hooks: Hooks | None = None
+    audit_interval: float = 0.0
+    on_ready: Callable[[SegctlApp], None] | None = None
+
+
+class SegctlApp(RyuApp):  # type: ignore[misc]
+    """The segctl OpenFlow app; implements :class:`~segctl.controller.southbound.Southbound`."""
+
+    OFP_VERSIONS: ClassVar[list[int]] = [ofproto_v1_4.OFP_VERSION]  # bundles are OpenFlow 1.4
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        config: AppConfig = kwargs.pop("segctl", None) or AppConfig()
+        super().__init__(*args, **kwargs)
+        self.config = config
+        self.hooks: Hooks | None = config.hooks
+        self._datapaths: dict[str, Any] = {}  # switch name -> os-ken Datapath
+        self._names: dict[int, str] = {}  # dpid -> switch name
+        self._jobs: Any = hub.Queue()
+        self._lock = hub.BoundedSemaphore(1)
+        self._threads: list[Any] = []
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> Any:
+        thread = super().start()
+        self._threads.append(hub.spawn(self._worker))
+        if self.config.audit_interval > 0:
+            self._threads.append(hub.spawn(self._audit_loop, self.config.audit_interval))
+        if self.config.on_ready is not None:
+            self.config.on_ready(self)
+        return thread
+
+    def stop(self) -> None:
+        for thread in self._threads:
+            hub.kill(thread)
+        hub.joinall(self._threads)
+        self._threads = []
+        super().stop()
+
+    def attach(self, hooks: Hooks) -> None:
+        """Connect the controller service; switches already connected are synced."""
+        self.hooks = hooks
+        for dpid, name in list(self._names.items()):
+            if hooks.switch_name(dpid) == name:
+                self._enqueue(f"sync {name}", hooks.on_switch_connected, name)
+
+    def _enqueue(self, what: str, func: Callable[..., None], *args: Any) -> None:
+        self._jobs.put((what, func, args))
+
+    def _worker(self) -> None:
+        while True:
+            what, func, args = self._jobs.get()
+            try:
+                func(*args)
+            except SwitchError as exc:
+                LOG.error("%s failed: %s", what, exc)
+            except Exception:  # a bug must not kill the worker; log it with its traceback
+                LOG.exception("%s failed with an unexpected error", what)
+
+    def _audit_loop(self, interval: float) -> None:
+        while True:
+            hub.sleep(interval)
+            if self.hooks is not None:
+                self._enqueue("audit", self.hooks.audit)
+
+    # -- events -------------------------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def _on_features(self, ev: Any) -> None:
+        dp = ev.msg.datapath
+        name = self.hooks.switch_name(dp.id) if self.hooks is not None else None
+        if name is None:
+            LOG.warning(
+                "switch dpid %016x (%s) is not in the fabric: installing drop-all",
+                dp.id,
+                _peer(dp),
+            )
+            self._enqueue(f"drop-all {dp.id:016x}", self._drop_all, dp)
+            return
+        LOG.info("switch %s (dpid %016x) connected from %s", name, dp.id, _peer(dp))
+        self._datapaths[name] = dp
+        self._names[dp.id] = name
+        if self.hooks is not None:
+            self._enqueue(f"initial push to {name}", self._connected, name, dp)
+
+    def _connected(self, name: str, dp: Any) -> None:
+        self._wait_registered(dp)
+        if self.hooks is not None and self._datapaths.get(name) is dp:
+            self.hooks.on_switch_connected(name)
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def _on_dead(self, ev: Any) -> None:
+        dp = ev.datapath
+        if dp.id is None:
+            return
+        name = self._names.get(dp.id)
+        if name is None or self._datapaths.get(name) is not dp:
+            return
+        LOG.warning("switch %s (dpid %016x) disconnected", name, dp.id)
+        del self._datapaths[name]
+        del self._names[dp.id]
+        if self.hooks is not None:
+            self._enqueue(f"disconnect {name}", self.hooks.on_switch_disconnected, name)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def _on_port_status(self, ev: Any) -> None:
+        msg = ev.msg
+        dp = msg.datapath
+        name = self._names.get(dp.id)
+        if name is None or self.hooks is None:
+            return
+        ofp = dp.ofproto
+        port = msg.desc
+        if msg.reason == ofp.OFPPR_DELETE:
+            up = False
+        else:
+            up = not (port.state & ofp.OFPPS_LINK_DOWN) and not (port.config & ofp.OFPPC_PORT_DOWN)
+        LOG.info("switch %s port %d is %s", name, port.port_no, "up" if up else "down")
+        self._enqueue(f"port {name}:{port.port_no}", self.hooks.on_link_status, name, port.port_no, up)
+
+    # -- unknown switches ---------------------------------------------------------------
+    def _drop_all(self, dp: Any) -> None:
+        self._wait_registered(dp)
+        self._send_bundle(dp, ofswitch.drop_all(dp), what=f"drop-all on {dp.id:016x}")
+
+    # -- Southbound -----------------------------------------------------------------------
+    def connected_switches(self) -> set[str]:
+        """Names of the connected switches that the intent knows."""
+        return set(self._datapaths)
+
+    def push(
+        self,
+        switch: str,
+        *,
+        remove: Sequence[Flow],
+        add: Sequence[Flow],
+        meters: Sequence[SwitchMeter] = (),
+        remove_meters: Sequence[int] = (),
+    ) -> None:
+        """Meters first, then one atomic bundle of strict deletes and adds, then meter deletes."""
+        dp = self._datapath(switch)
+        with self._lock:
+            self._put_meters(dp, switch, meters)
+            msgs = ofswitch.flow_changes(dp, remove=remove, add=add)
+            if msgs:
+                self._send_bundle(dp, msgs, what=f"push to {switch}")
+            for meter_id in sorted(set(remove_meters)):
+                msg = ofswitch.meter_delete(dp, meter_id)
+                self._send(dp, msg, what=f"delete meter {meter_id} on {switch}")
+
+    def resync(self, switch: str, flows: Sequence[Flow], meters: Sequence[SwitchMeter] = ()) -> None:
+        """Replace every flow of ``switch`` in one bundle; meters are made equal to ``meters``."""
+        dp = self._datapath(switch)
+        with self._lock:
+            self._put_meters(dp, switch, meters)
+            self._send_bundle(dp, ofswitch.replace_all(dp, flows), what=f"resync of {switch}")
+            wanted = {m.meter_id for m in meters}
+            for meter in self._dump_meters(dp, switch):
+                if meter.meter_id not in wanted:
+                    msg = ofswitch.meter_delete(dp, meter.meter_id)
+                    self._send(dp, msg, what=f"delete meter {meter.meter_id} on {switch}")
+        LOG.info("switch %s: %d flows, %d meters installed", switch, len(set(flows)), len(set(meters)))
+
+    def dump(self, switch: str) -> list[Flow]:
+        """Every flow of ``switch`` (all tables), converted to parsed Flows."""
+        dp = self._datapath(switch)
+        replies = self._send(dp, ofswitch.flow_stats_request(dp), what=f"dump flows of {switch}", multi=True)
+        return [
+            ofswitch.flow_from_stats(stat, ofp=dp.ofproto, where=switch)
+            for reply in replies
+            for stat in reply.body
+        ]
+
+    def dump_meters(self, switch: str) -> list[SwitchMeter]:
+        """The meters ``switch`` holds."""
+        return self._dump_meters(self._datapath(switch), switch)
+
+    # -- sending (the one place that talks to switches) ------------------------------------
+    def _datapath(self, switch: str) -> Any:
+        try:
+            return self._datapaths[switch]
+        except KeyError:
+            raise SwitchError(f"switch {switch} is not connected") from None
+
+    def _dump_meters(self, dp: Any, switch: str) -> list[SwitchMeter]:
+        request = ofswitch.meter_config_request(dp)
+        replies = self._send(dp, request, what=f"dump meters of {switch}", multi=True)
+        return sorted(ofswitch.meter_from_config(c, ofp=dp.ofproto) for reply in replies for c in reply.body)
+
+    def _put_meters(self, dp: Any, switch: str, meters: Sequence[SwitchMeter]) -> None:
+        if not meters:
+            return
+        have = {m.meter_id: m for m in self._dump_meters(dp, switch)}
+        for meter in sorted(set(meters)):
+            if have.get(meter.meter_id) == meter:
+                continue
+            msg = ofswitch.meter_mod(dp, meter, modify=meter.meter_id in have)
+            self._send(dp, msg, what=f"meter {meter.meter_id} on {switch}")
+
+    def _send_bundle(self, dp: Any, msgs: Sequence[Any], *, what: str) -> None:
+        """Open a bundle, add ``msgs``, commit atomically; discard it if anything fails."""
+        bundle_id = ofswitch.next_bundle_id()
+        self._send(dp, ofswitch.bundle_ctrl(dp, bundle_id, "open"), what=f"{what}: open bundle")
+        try:
+            for msg in msgs:
+                self._send(dp, ofswitch.bundle_add(dp, bundle_id, msg), what=f"{what}: {msg}")
+        except SwitchError:
+            self._discard(dp, bundle_id, what)
+            raise
+        self._send(dp, ofswitch.bundle_ctrl(dp, bundle_id, "commit"), what=f"{what}: commit")
+        self._send(dp, ofswitch.barrier(dp), what=f"{what}: barrier")
+
+    def _discard(self, dp: Any, bundle_id: int, what: str) -> None:
+        try:
+            self._send(dp, ofswitch.bundle_ctrl(dp, bundle_id, "discard"), what=f"{what}: discard")
+        except SwitchError as exc:
+            LOG.warning("%s: discarding bundle %d failed: %s", what, bundle_id, exc)
+
+    def _send(self, dp: Any, msg: Any, *, what: str, multi: bool = False) -> Any:
+        """Send one message and wait for its reply (and a barrier); raise SwitchError on error."""
+        reply_cls = ofswitch.reply_class(msg)
+        try:
+            with hub.Timeout(REPLY_TIMEOUT):
+                return ofctl_api.send_msg(self, msg, reply_cls=reply_cls, reply_multi=multi)
+        except hub.Timeout:
+            raise SwitchError(f"{what}: no reply within {REPLY_TIMEOUT:g} s") from None
+        except ofswitch.OFCTL_ERRORS as exc:
+            raise SwitchError(f"{what}: {ofswitch.describe_error(exc)}") from None
+
+    def _wait_registered(self, dp: Any, timeout: float = 5.0) -> None:
+        """Wait until the request/reply service knows ``dp`` (its features handler ran)."""
+        deadline = timeout
+        while deadline > 0:
+            if ofctl_api.get_datapath(self, dp.id) is dp:
+                return
+            hub.sleep(0.02)
+            deadline -= 0.02
+        raise SwitchError(f"switch {dp.id:016x} did not finish its handshake")
+
+
+def _peer(dp: Any) -> str:
+    address = getattr(dp, "address", None)
+    return f"{address[0]}:{address[1]}" if address else "?"

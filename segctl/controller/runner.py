@@ -1,0 +1,163 @@
+"""Boot the controller in-process: os-ken's AppManager, our app, the REST API, signals.
+
+os-ken has no manager command, so :func:`run` does what ``ryu-manager`` did: configure
+oslo.config (listen address, TLS files), load :class:`~segctl.controller.app.SegctlApp`
+and os-ken's request/reply service, start them on the eventlet hub, serve the WSGI
+app with ``hub.WSGIServer`` on the same hub, and wait. SIGTERM and SIGINT stop
+everything cleanly (apps closed, listeners closed, exit status 0).
+
+What the controller does with switches is decided by the *service* that
+``make_service`` builds from the app (the southbound); the runner only wires it up.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from segctl.controller.framework import FRAMEWORK, AppManager, cfg, hub
+
+__all__ = ["Endpoint", "RunOptions", "Started", "TlsFiles", "parse_endpoint", "run"]
+
+LOG = logging.getLogger("segctl.controller")
+
+_APPS = ["segctl.controller.app", "os_ken.app.ofctl.service"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A listen address."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """OpenFlow over TLS: the controller's key and certificate, and the CA that signs switches."""
+
+    key: Path
+    cert: Path
+    ca_cert: Path | None = None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything ``segctl controller run`` decides."""
+
+    listen: Endpoint
+    api: Endpoint | None = None
+    audit_interval: float = 0.0
+    tls: TlsFiles | None = None
+
+
+@dataclass
+class Started:
+    """What :func:`run` hands to ``make_service``: the running app (the southbound)."""
+
+    app: Any
+
+
+#: Builds the controller service from the running app: returns (hooks, wsgi app or None).
+ServiceFactory = Callable[[Started], tuple[Any, Any]]
+
+
+def parse_endpoint(text: str, *, default_port: int) -> Endpoint:
+    """Parse ``host:port``, ``host``, ``[v6]:port`` or ``:port``. Raises ValueError."""
+    host, port_text = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    host = host or "127.0.0.1"
+    try:
+        port = int(port_text) if port_text else default_port
+    except ValueError:
+        raise ValueError(f"{text!r}: the port must be a number") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"{text!r}: port {port} is out of range")
+    return Endpoint(host, port)
+
+
+def _configure(options: RunOptions) -> None:
+    """Set os-ken's oslo.config options (they are registered when os-ken's controller loads)."""
+    import os_ken.controller.controller  # noqa: F401  (registers the ofp_* options)
+
+    conf = cfg.CONF
+    conf(args=[], project="os_ken", default_config_files=[])
+    conf.set_override("ofp_listen_host", options.listen.host)
+    if options.tls is None:
+        conf.set_override("ofp_tcp_listen_port", options.listen.port)
+    else:
+        # os-ken listens on the SSL port only when a key and a certificate are set.
+        conf.set_override("ofp_ssl_listen_port", options.listen.port)
+        conf.set_override("ofp_tcp_listen_port", options.listen.port)
+        conf.set_override("ctl_privkey", str(options.tls.key))
+        conf.set_override("ctl_cert", str(options.tls.cert))
+        if options.tls.ca_cert is not None:
+            conf.set_override("ca_certs", str(options.tls.ca_cert))
+
+
+def _check_tls(tls: TlsFiles | None) -> None:
+    if tls is None:
+        return
+    for label, path in (("--key", tls.key), ("--cert", tls.cert), ("--ca-cert", tls.ca_cert)):
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"{label} {path}: no such file")
+
+
+def run(options: RunOptions, make_service: ServiceFactory) -> int:
+    """Run the controller until SIGTERM/SIGINT; return the exit status (0 after a clean stop)."""
+    from segctl.controller.app import AppConfig
+
+    _check_tls(options.tls)
+    hub.patch(thread=False)
+    stopping: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    manager = AppManager.get_instance()
+    threads: list[Any] = []
+    wsgi_server: Any = None
+    try:
+        manager.load_apps(_APPS)
+        _configure(options)
+        contexts = manager.create_contexts()
+        config = AppConfig(audit_interval=options.audit_interval)
+        threads = manager.instantiate_apps(segctl=config, **contexts)
+        app = manager.applications["SegctlApp"]
+        hooks, wsgi_app = make_service(Started(app))
+        app.attach(hooks)
+        scheme = "tls" if options.tls else "tcp"
+        LOG.info("segctl controller (%s) listening for OpenFlow on %s:%s", FRAMEWORK, scheme, options.listen)
+        if options.api is not None and wsgi_app is not None:
+            wsgi_server = hub.WSGIServer((options.api.host, options.api.port), wsgi_app)
+            threads.append(hub.spawn(wsgi_server.serve_forever))
+            LOG.info("REST API on http://%s", options.api)
+        while not stopping:
+            hub.sleep(0.2)
+        LOG.info("signal %d received: stopping", stopping[0])
+        return 0
+    finally:
+        if wsgi_server is not None:
+            wsgi_server.server.close()
+        manager.close()
+        for thread in threads:
+            hub.kill(thread)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        AppManager._instance = None
+        LOG.info("segctl controller stopped")
+        sys.stderr.flush()
