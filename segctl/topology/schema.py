@@ -9,7 +9,7 @@ model every other part of segctl works from.
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -206,10 +206,33 @@ class Segment(_Strict):
     @field_validator("cidr", "cidr6", mode="before")
     @classmethod
     def _strict_cidr(cls, value: Any) -> Any:
-        # ip_network("10.1.1.5/24") raises; say which host bits are set.
-        if isinstance(value, str) and "/" not in value:
+        if value is None:
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"{value!r} is not a CIDR (write it as text, e.g. 10.1.1.0/24)")
+        if "/" not in value:
             raise ValueError(f"{value!r} is not a CIDR (expected address/prefix)")
+        try:
+            ip_network(value, strict=True)
+        except ValueError as exc:
+            if "host bits set" in str(exc):
+                # ip_network("10.1.1.5/24") raises; say what was probably meant.
+                meant = ip_network(value, strict=False)
+                raise ValueError(f"{value} has host bits set; did you mean {meant}?") from None
+            raise ValueError(f"{value!r} is not a valid CIDR") from None
         return value
+
+    @field_validator("gateway", mode="before")
+    @classmethod
+    def _gateway_text(cls, value: Any) -> Any:
+        return _address_text(value)
+
+
+def _address_text(value: Any) -> Any:
+    # pydantic takes 167837962 as 10.1.1.10; in an intent file an integer address is a mistake.
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{value!r} is not an IP address (write it as text, e.g. 10.1.1.10)")
+    return value
 
 
 class RateLimit(_Strict):
@@ -235,6 +258,12 @@ class Endpoint(_Strict):
     ip: IPv4Address
     ipv6: IPv6Address | None = None
     attach: SwitchPort
+
+    @field_validator("ip", "ipv6", mode="before")
+    @classmethod
+    def _ip_text(cls, value: Any) -> Any:
+        return _address_text(value)
+
     labels: dict[Annotated[str, Field(min_length=1, max_length=63)], str] = Field(default_factory=dict)
     rate_limit: RateLimit | None = None
 
