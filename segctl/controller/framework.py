@@ -22,6 +22,7 @@ __all__ = [
     "FRAMEWORK",
     "MAIN_DISPATCHER",
     "AppManager",
+    "ProtocolDesc",
     "RyuApp",
     "app_manager",
     "cfg",
@@ -60,6 +61,7 @@ try:
         ofproto_v1_4,
         ofproto_v1_4_parser,
     )
+    from os_ken.ofproto.ofproto_protocol import ProtocolDesc
 
     RyuApp: Any = app_manager.OSKenApp
     FRAMEWORK = "os-ken"
@@ -83,6 +85,7 @@ except ImportError:  # pragma: no cover - classic Ryu where it still runs (Pytho
         ofproto_v1_4,
         ofproto_v1_4_parser,
     )
+    from ryu.ofproto.ofproto_protocol import ProtocolDesc  # type: ignore[no-redef]
 
     RyuApp = app_manager.RyuApp
     FRAMEWORK = "ryu"

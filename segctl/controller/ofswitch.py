@@ -56,13 +56,14 @@ __all__ = [
     "flow_from_stats",
     "flow_mod",
     "flow_stats_request",
+    "match_fields",
     "match_from_oxm",
-    "match_kwargs",
     "meter_config_request",
     "meter_delete",
     "meter_from_config",
     "meter_mod",
     "next_bundle_id",
+    "ofp_match",
     "replace_all",
     "reply_class",
 ]
@@ -120,21 +121,31 @@ def _from_oxm_value(name: str, value: Any) -> int:
     raise UnsupportedFlowError(f"match field {name}: cannot read value {value!r}")
 
 
-def match_kwargs(match: Iterable[FieldMatch]) -> dict[str, Any]:
-    """``OFPMatch`` keyword arguments for normalized match terms."""
-    out: dict[str, Any] = {}
+def match_fields(match: Iterable[FieldMatch]) -> list[tuple[str, Any]]:
+    """``OFPMatch`` fields for normalized match terms, in a prerequisite-safe order.
+
+    The terms keep :data:`FIELD_WIDTHS` order (``eth_type`` before ``ip_proto`` before
+    the L3/L4 fields). os-ken's own sort by OXM class would put Nicira fields such as
+    ``nw_ttl`` before ``eth_type``, which OVS rejects (bad prerequisite).
+    """
+    out: list[tuple[str, Any]] = []
     for term in match:
         name = _OXM_NAME.get(term.field, term.field)
         value = _to_oxm_value(term.field, term.value)
         if term.mask == _full(term.field):
-            out[name] = value
+            out.append((name, value))
         else:
-            out[name] = (value, _to_oxm_value(term.field, term.mask))
+            out.append((name, (value, _to_oxm_value(term.field, term.mask))))
     return out
 
 
+def ofp_match(dp: Any, match: Iterable[FieldMatch]) -> Any:
+    """An ``OFPMatch`` for normalized match terms."""
+    return dp.ofproto_parser.OFPMatch(_ordered_fields=match_fields(match))
+
+
 def match_from_oxm(items: Iterable[tuple[str, Any]]) -> tuple[FieldMatch, ...]:
-    """Normalized match terms from ``OFPMatch.items()`` (the inverse of :func:`match_kwargs`)."""
+    """Normalized match terms from ``OFPMatch.items()`` (the inverse of :func:`match_fields`)."""
     terms: list[FieldMatch] = []
     for oxm_name, raw in items:
         name = _FIELD_NAME.get(oxm_name, oxm_name)
@@ -213,7 +224,7 @@ def _action(dp: Any, action: Action) -> Any:
 def flow_mod(dp: Any, flow: Flow, *, delete: bool = False) -> Any:
     """An ``OFPFlowMod`` adding ``flow``, or deleting it strictly (table, priority, match)."""
     ofp, parser = dp.ofproto, dp.ofproto_parser
-    match = parser.OFPMatch(**match_kwargs(flow.match))
+    match = ofp_match(dp, flow.match)
     if delete:
         return parser.OFPFlowMod(
             dp,
