@@ -20,7 +20,7 @@ import threading
 from collections.abc import Sequence
 from typing import TypeVar
 
-__all__ = ["Counter", "Gauge", "Registry", "Summary", "format_value"]
+__all__ = ["ControllerMetrics", "Counter", "Gauge", "Registry", "Summary", "format_value"]
 
 LabelKey = tuple[tuple[str, str], ...]
 _F = TypeVar("_F", bound="_Family")
@@ -160,3 +160,35 @@ class Registry:
             for sample, key, value in family.samples():
                 lines.append(f"{sample}{_labels_text(key)} {format_value(value)}")
         return "\n".join(lines) + "\n"
+
+
+class ControllerMetrics:
+    """The metric families the controller service and the API update."""
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry or Registry()
+        reg = self.registry
+        self.rules = reg.gauge("segctl_rules", "Desired OpenFlow rules per switch.", ("switch",))
+        self.pushes = reg.counter(
+            "segctl_pushes_total", "Pushes (bundles) to switches.", ("switch", "result")
+        )
+        self.drift_repairs = reg.counter(
+            "segctl_drift_repairs_total", "Flows repaired after drift (added or removed).", ("switch",)
+        )
+        self.verification_seconds = reg.summary(
+            "segctl_verification_seconds", "Time spent verifying flow tables.", ("stage",)
+        )
+        self.verification_pass = reg.gauge(
+            "segctl_verification_pass", "Last verification verdict (1 pass, 0 fail).", ("stage",)
+        )
+        self.revision = reg.gauge("segctl_intent_revision", "The current intent revision.")
+        self.connected = reg.gauge("segctl_switches_connected", "Switches connected now.")
+        self.rejected = reg.counter("segctl_changes_rejected_total", "Intent changes rejected.", ("reason",))
+        self.api_requests = reg.counter(
+            "segctl_api_requests_total",
+            "REST API requests by route and status.",
+            ("method", "route", "status"),
+        )
+
+    def render(self) -> str:
+        return self.registry.render()

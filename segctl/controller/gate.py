@@ -1,0 +1,216 @@
+"""What the controller service plugs in and hands back: compiler, verifier, results.
+
+The service never imports the compiler or the verifier directly: it takes a
+:class:`Compiler` and a :class:`Verifier` (plain callables), so it can be tested with
+small ones and the real ones are wired in one place (:func:`default_compiler`,
+:func:`default_verifier`). A missing verifier is an error, never a passing verdict.
+
+Results (:class:`SwitchDiff`, :class:`ChangeResult`, :class:`DriftReport`) are frozen
+and have ``to_json``; the API and CLI only format them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from segctl.controller.southbound import SwitchMeter
+from segctl.errors import SegctlError
+
+if TYPE_CHECKING:
+    from segctl.controller.store import Revision
+    from segctl.flows.ofctl import Flow
+    from segctl.topology.network import Network
+
+__all__ = [
+    "SAFETY_PROPERTIES",
+    "ChangeResult",
+    "Compiler",
+    "DriftReport",
+    "NotFound",
+    "SwitchDiff",
+    "SwitchTables",
+    "Verification",
+    "VerificationFailed",
+    "Verifier",
+    "Violation",
+    "flow_sort_key",
+]
+
+#: Properties whose violation lets a packet through that must not pass. These must hold
+#: at every step, also while links are down; the others (delivery, loops) may fail
+#: while the fabric is partitioned.
+SAFETY_PROPERTIES = frozenset({"isolation", "policy", "spoofing"})
+
+
+class NotFound(SegctlError):
+    """The addressed object (revision, tenant, switch, intent) does not exist (HTTP 404)."""
+
+
+def flow_sort_key(flow: Flow) -> tuple[int, int, str, str]:
+    """A deterministic order for flows: table, priority high first, then text."""
+    return (flow.table, -flow.priority, flow.match_text, flow.actions_text)
+
+
+@dataclass(frozen=True)
+class SwitchTables:
+    """What one switch must hold: its flows and its meters."""
+
+    flows: frozenset[Flow] = frozenset()
+    meters: frozenset[SwitchMeter] = frozenset()
+
+
+class Compiler(Protocol):
+    """Turns a resolved network into the tables of every switch (pure)."""
+
+    def __call__(self, network: Network) -> Mapping[str, SwitchTables]: ...
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One failed property: its name, a sentence, and the verifier's evidence (JSON)."""
+
+    property: str
+    message: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"property": self.property, "message": self.message, "detail": dict(self.detail)}
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A verifier's verdict on a set of flow tables, with its JSON report."""
+
+    passed: bool
+    violations: tuple[Violation, ...] = ()
+    report: Mapping[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def verdict(self) -> Literal["pass", "fail"]:
+        return "pass" if self.passed else "fail"
+
+    @property
+    def safe(self) -> bool:
+        """No safety property is violated (delivery may still fail)."""
+        return self.passed or not any(v.property in SAFETY_PROPERTIES for v in self.violations)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "safe": self.safe,
+            "seconds": round(self.seconds, 6),
+            "violations": [v.to_json() for v in self.violations],
+            "report": dict(self.report),
+        }
+
+
+class Verifier(Protocol):
+    """Proves properties of flow tables (per switch name) against the network."""
+
+    def __call__(self, network: Network, tables: Mapping[str, Sequence[Flow]]) -> Verification: ...
+
+
+class VerificationFailed(SegctlError):
+    """The verifier rejected the compiled rules; nothing was pushed (HTTP 422)."""
+
+    def __init__(self, verification: Verification, diffs: Sequence[SwitchDiff] = ()) -> None:
+        self.verification = verification
+        self.diffs = tuple(diffs)
+        names = sorted({v.property for v in verification.violations})
+        super().__init__(f"verification failed ({', '.join(names) or 'no detail'}); nothing was pushed")
+
+
+@dataclass(frozen=True)
+class SwitchDiff:
+    """The change one switch needs: flows to add and remove, meters to set and delete.
+
+    ``remove`` leaves out flows whose (table, priority, match) is re-added: an OpenFlow
+    add replaces them in place, so no packet ever sees the key missing.
+    """
+
+    switch: str
+    add: tuple[Flow, ...] = ()
+    remove: tuple[Flow, ...] = ()
+    set_meters: tuple[SwitchMeter, ...] = ()
+    remove_meters: tuple[int, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.add or self.remove or self.set_meters or self.remove_meters)
+
+    def to_json(self) -> dict[str, Any]:
+        from segctl.flows.ofctl import format_flow
+
+        return {
+            "switch": self.switch,
+            "add": [format_flow(f) for f in self.add],
+            "remove": [format_flow(f) for f in self.remove],
+            "set_meters": [vars(m) for m in self.set_meters],
+            "remove_meters": list(self.remove_meters),
+        }
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """The outcome of an intent change, rollback or link event.
+
+    ``status``: ``applied`` (pushed), ``dry_run`` (nothing pushed), ``unchanged`` (same
+    content as the current revision). ``pushed`` lists switches that took the change,
+    ``pending`` those not connected (they get everything when they connect), ``errors``
+    those that refused it (reconciliation retries them).
+    """
+
+    status: Literal["applied", "dry_run", "unchanged"]
+    diffs: tuple[SwitchDiff, ...] = ()
+    verification: Verification | None = None
+    live: Verification | None = None
+    live_verdict: str = "unknown"
+    revision: Revision | None = None
+    pushed: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "revision": None if self.revision is None else self.revision.to_json(),
+            "diff": [d.to_json() for d in self.diffs],
+            "verification": None if self.verification is None else self.verification.to_json(),
+            "live_verification": None if self.live is None else self.live.to_json(),
+            "live_verdict": self.live_verdict,
+            "pushed": list(self.pushed),
+            "pending": list(self.pending),
+            "errors": dict(self.errors),
+        }
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """What reconciliation found on one switch and whether it was repaired."""
+
+    switch: str
+    extra: tuple[Flow, ...] = ()
+    missing: tuple[Flow, ...] = ()
+    meters_wrong: tuple[int, ...] = ()
+    repaired: bool = False
+    error: str = ""
+
+    @property
+    def drift(self) -> bool:
+        return bool(self.extra or self.missing or self.meters_wrong)
+
+    def to_json(self) -> dict[str, Any]:
+        from segctl.flows.ofctl import format_flow
+
+        return {
+            "switch": self.switch,
+            "drift": self.drift,
+            "extra": [format_flow(f) for f in self.extra],
+            "missing": [format_flow(f) for f in self.missing],
+            "meters_wrong": list(self.meters_wrong),
+            "repaired": self.repaired,
+            "error": self.error,
+        }

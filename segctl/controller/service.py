@@ -1,0 +1,557 @@
+"""The controller service: the one place where the intent or the switches change.
+
+Every change goes validate → compile → verify (gate) → per-switch diff → push to the
+changed, connected switches only → dump the live flows → verify them → record the
+revision, the reports and the audit entries. A bad intent raises
+:class:`~segctl.errors.IntentError` and a failing proof raises
+:class:`~segctl.controller.gate.VerificationFailed`; neither pushes anything, and both
+are written to the audit log.
+
+The os-ken app calls the :class:`~segctl.controller.app.Hooks` methods
+(``switch_name``, ``on_switch_connected``, ``on_switch_disconnected``,
+``on_link_status``, ``audit``); the REST API calls the rest. One lock serialises all of
+them; under eventlet pass a green lock (``hub.BoundedSemaphore(1)``), since a blocked
+OS-level lock would stall the whole hub.
+
+While fabric links are down, the network is compiled without them
+(:func:`~segctl.controller.linkstate.without_links`) and the gate requires the safety
+properties only (isolation, policy, spoofing): delivery may fail across a partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from segctl.controller.audit import AuditLog
+from segctl.controller.gate import (
+    ChangeResult,
+    Compiler,
+    DriftReport,
+    NotFound,
+    SwitchDiff,
+    SwitchTables,
+    Verification,
+    VerificationFailed,
+    Verifier,
+    flow_sort_key,
+)
+from segctl.controller.linkstate import LinkTuple, fabric_link_of, without_links
+from segctl.controller.metrics import ControllerMetrics
+from segctl.controller.southbound import Southbound
+from segctl.controller.store import Store, content_hash
+from segctl.errors import IntentError, Problem, SwitchError
+from segctl.flows.ofctl import Flow
+from segctl.topology.load import intent_from_document
+from segctl.topology.network import Network, resolve
+from segctl.topology.schema import Intent
+
+__all__ = ["ControllerService", "diff_tables", "intent_document"]
+
+LOG = logging.getLogger("segctl.controller.service")
+SYSTEM = "system"
+
+
+def intent_document(intent: Intent) -> dict[str, Any]:
+    """The normalized JSON document of an intent (what is stored, hashed and returned)."""
+    return intent.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _key(flow: Flow) -> tuple[int, int, object]:
+    return (flow.table, flow.priority, flow.match)
+
+
+def diff_tables(switch: str, old: SwitchTables, new: SwitchTables) -> SwitchDiff:
+    """The change that turns ``old`` into ``new`` on one switch (deterministic order)."""
+    add = sorted(new.flows - old.flows, key=flow_sort_key)
+    readded = {_key(f) for f in add}
+    remove = sorted((f for f in old.flows - new.flows if _key(f) not in readded), key=flow_sort_key)
+    old_meters = {m.meter_id: m for m in old.meters}
+    new_ids = {m.meter_id for m in new.meters}
+    set_meters = sorted(m for m in new.meters if old_meters.get(m.meter_id) != m)
+    remove_meters = sorted(i for i in old_meters if i not in new_ids)
+    return SwitchDiff(switch, tuple(add), tuple(remove), tuple(set_meters), tuple(remove_meters))
+
+
+class ControllerService:
+    """Holds the current network and desired tables; performs every change."""
+
+    def __init__(
+        self,
+        store: Store,
+        southbound: Southbound,
+        verifier: Verifier,
+        audit: AuditLog,
+        *,
+        compiler: Compiler,
+        metrics: ControllerMetrics | None = None,
+        lock: AbstractContextManager[Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.southbound = southbound
+        self.verifier = verifier
+        self.audit_log = audit
+        self.compiler = compiler
+        self.metrics = metrics or ControllerMetrics()
+        self._lock: AbstractContextManager[Any] = lock if lock is not None else threading.RLock()
+        self._declared: Network | None = None  # the current intent, resolved
+        self._desired: dict[str, SwitchTables] = {}
+        self._down: set[LinkTuple] = set()
+        self._revision: int | None = None
+
+    # -- state --------------------------------------------------------------------------
+
+    def load_current(self) -> ChangeResult | None:
+        """Load the store's current revision (no push: switches sync when they connect)."""
+        with self._lock:
+            current = self.store.current()
+            if current is None:
+                return None
+            network = self._resolve(self.store.revision_document(current.id), source=f"revision {current.id}")
+            self._declared = network
+            self._desired = dict(self.compiler(self._effective(network)))
+            self._revision = current.id
+            self._update_rule_metrics()
+            self.metrics.revision.set(current.id)
+            return ChangeResult("unchanged", revision=current)
+
+    @property
+    def network(self) -> Network | None:
+        """The declared network of the current intent (None before the first one)."""
+        return self._declared
+
+    @property
+    def down_links(self) -> frozenset[LinkTuple]:
+        return frozenset(self._down)
+
+    def document(self) -> dict[str, Any]:
+        """The current intent document; :class:`NotFound` when there is none yet."""
+        if self._declared is None:
+            raise NotFound("no intent has been applied yet")
+        return intent_document(self._declared.intent)
+
+    def tenant_document(self, name: str) -> dict[str, Any]:
+        for tenant in self.document().get("tenants", []):
+            if tenant.get("name") == name:
+                return dict(tenant)
+        raise NotFound(f"tenant {name} does not exist")
+
+    def desired(self, switch: str) -> SwitchTables:
+        return self._desired.get(switch, SwitchTables())
+
+    def switch_name(self, dpid: int) -> str | None:
+        """The fabric name of ``dpid`` in the current intent (Hooks)."""
+        if self._declared is None:
+            return None
+        return next((s.name for s in self._declared.switches if s.dpid == dpid), None)
+
+    def switches(self) -> list[dict[str, Any]]:
+        """Every fabric switch: dpid, connected, desired rule and meter counts."""
+        if self._declared is None:
+            return []
+        connected = self.southbound.connected_switches()
+        return [
+            {
+                "name": s.name,
+                "dpid": f"{s.dpid:#018x}",
+                "connected": s.name in connected,
+                "rules": len(self.desired(s.name).flows),
+                "meters": len(self.desired(s.name).meters),
+            }
+            for s in self._declared.switches
+        ]
+
+    def switch_flows(self, name: str, *, live: bool = True) -> dict[str, Any]:
+        """Desired flows of a switch, and its live flows when it is connected."""
+        from segctl.flows.ofctl import format_flow
+
+        if self._declared is None or name not in {s.name for s in self._declared.switches}:
+            raise NotFound(f"switch {name} is not in the fabric")
+        desired = sorted(self.desired(name).flows, key=flow_sort_key)
+        out: dict[str, Any] = {"switch": name, "desired": [format_flow(f) for f in desired]}
+        if live and name in self.southbound.connected_switches():
+            with self._lock:
+                dumped = sorted(self.southbound.dump(name), key=flow_sort_key)
+            out["live"] = [format_flow(f) for f in dumped]
+            out["in_sync"] = set(dumped) == set(desired)
+        return out
+
+    # -- intent changes -------------------------------------------------------------------
+
+    def apply(
+        self,
+        document: Any,
+        *,
+        actor: str,
+        dry_run: bool = False,
+        kind: str = "apply",
+        parent: int | None = None,
+        source: str = "request body",
+    ) -> ChangeResult:
+        """Validate, compile, verify and (unless ``dry_run``) push and record an intent."""
+        with self._lock:
+            try:
+                network = self._resolve(document, source=source)
+            except IntentError as exc:
+                self._reject(
+                    actor, kind, "invalid", {"problems": [p.to_json() for p in exc.problems]}, dry_run
+                )
+                raise
+            normalized = intent_document(network.intent)
+            current = None if dry_run or self._revision is None else self.store.revision(self._revision)
+            if current is not None and content_hash(normalized) == current.sha256:
+                return ChangeResult("unchanged", revision=current)
+            return self._change(network, actor=actor, kind=kind, dry_run=dry_run, parent=parent)
+
+    def update_tenant(
+        self, name: str, tenant: Any, *, actor: str, dry_run: bool = False, allow_create: bool = False
+    ) -> ChangeResult:
+        """Replace one tenant's document; the fabric, other tenants and shared services stay."""
+        with self._lock:
+            current = self.document()
+            if not isinstance(tenant, dict):
+                raise IntentError([Problem(f"tenants[{name}]", "a tenant is a JSON object")])
+            if tenant.get("name", name) != name:
+                raise IntentError(
+                    [
+                        Problem(
+                            f"tenants[{name}].name",
+                            f"the body names tenant {tenant.get('name')!r}, not {name}",
+                        )
+                    ]
+                )
+            tenant = {**tenant, "name": name}
+            tenants = list(current.get("tenants", []))
+            index = next((i for i, t in enumerate(tenants) if t.get("name") == name), None)
+            if index is None:
+                if not allow_create:
+                    raise NotFound(f"tenant {name} does not exist")
+                tenants.append(tenant)
+            else:
+                tenants[index] = tenant
+            return self.apply(
+                {**current, "tenants": tenants}, actor=actor, dry_run=dry_run, kind=f"tenant:{name}"
+            )
+
+    def rollback(self, revision: int, *, actor: str, dry_run: bool = False) -> ChangeResult:
+        """Apply an earlier revision's document again (a new revision with ``parent``)."""
+        from segctl.controller.store import StoreError
+
+        with self._lock:
+            try:
+                document = self.store.revision_document(revision)
+            except StoreError as exc:
+                raise NotFound(str(exc)) from None
+            return self.apply(
+                document,
+                actor=actor,
+                dry_run=dry_run,
+                kind="rollback",
+                parent=revision,
+                source=f"revision {revision}",
+            )
+
+    def verify_live(self, *, actor: str) -> ChangeResult:
+        """Dump every connected switch and verify what they hold now (records a report)."""
+        with self._lock:
+            if self._declared is None:
+                raise NotFound("no intent has been applied yet")
+            live, verdict = self._verify_live()
+            self.audit_log.append(
+                actor=actor, action="verify.live", object="fabric", detail={"verdict": verdict}
+            )
+            return ChangeResult("unchanged", live=live, live_verdict=verdict)
+
+    # -- switch events (Hooks) ----------------------------------------------------------
+
+    def on_switch_connected(self, switch: str) -> None:
+        """A known switch (re)connected: replace all its rules and meters with the desired ones."""
+        with self._lock:
+            tables = self.desired(switch)
+            try:
+                self.southbound.resync(switch, sorted(tables.flows, key=flow_sort_key), sorted(tables.meters))
+            except SwitchError as exc:
+                self.metrics.pushes.inc(switch=switch, result="error")
+                self.audit_log.append(
+                    actor=SYSTEM,
+                    action="switch.resync_failed",
+                    object=f"switch/{switch}",
+                    detail={"error": str(exc)},
+                )
+                return
+            self.metrics.pushes.inc(switch=switch, result="ok")
+            self.metrics.connected.set(len(self.southbound.connected_switches()))
+            self.audit_log.append(
+                actor=SYSTEM,
+                action="switch.resync",
+                object=f"switch/{switch}",
+                detail={"flows": len(tables.flows), "meters": len(tables.meters), "revision": self._revision},
+            )
+
+    def on_switch_disconnected(self, switch: str) -> None:
+        self.metrics.connected.set(len(self.southbound.connected_switches()))
+        self.audit_log.append(actor=SYSTEM, action="switch.disconnected", object=f"switch/{switch}")
+
+    def on_link_status(self, switch: str, port: int, up: bool) -> None:
+        """A port changed state; a fabric link going down or up moves paths (Hooks)."""
+        self.link_status(switch, port, up)
+
+    def link_status(self, switch: str, port: int, up: bool) -> ChangeResult | None:
+        """Like :meth:`on_link_status`, returning the change (None for edge ports or no-ops)."""
+        with self._lock:
+            if self._declared is None:
+                return None
+            link = fabric_link_of(self._declared, switch, port)
+            obj = f"port/{switch}:{port}"
+            if link is None:
+                self.audit_log.append(actor=SYSTEM, action="port.up" if up else "port.down", object=obj)
+                return None
+            if up == (link not in self._down):
+                return None
+            if up:
+                self._down.discard(link)
+            else:
+                self._down.add(link)
+            action = "link.up" if up else "link.down"
+            name = f"link/{link[0]}:{link[1]}-{link[2]}:{link[3]}"
+            try:
+                result = self._change(self._declared, actor=SYSTEM, kind=action, dry_run=False, record=False)
+            except VerificationFailed as exc:
+                # The link state is a fact; the old rules stay until a safe set exists.
+                LOG.error("%s: recomputed rules fail verification; keeping the current rules", name)
+                self.audit_log.append(
+                    actor=SYSTEM, action=f"{action}.rejected", object=name, detail={"error": str(exc)}
+                )
+                return None
+            self.audit_log.append(
+                actor=SYSTEM,
+                action=action,
+                object=name,
+                detail={"pushed": list(result.pushed), "live_verdict": result.live_verdict},
+            )
+            return result
+
+    def audit(self) -> None:
+        """Periodic reconciliation of every connected switch (Hooks)."""
+        self.reconcile()
+
+    def reconcile(self, switch: str | None = None, *, actor: str = SYSTEM) -> list[DriftReport]:
+        """Compare live flows and meters with the desired ones; log and repair drift."""
+        with self._lock:
+            connected = self.southbound.connected_switches()
+            names = sorted(connected) if switch is None else [switch]
+            return [self._reconcile_one(name, actor) for name in names]
+
+    # -- the pipeline -------------------------------------------------------------------
+
+    def _resolve(self, document: Any, *, source: str) -> Network:
+        return resolve(intent_from_document(document, source=source))
+
+    def _effective(self, network: Network) -> Network:
+        return without_links(network, self._down)
+
+    def _verify(self, network: Network, tables: Mapping[str, Sequence[Flow]], stage: str) -> Verification:
+        started = time.perf_counter()
+        result = self.verifier(network, tables)
+        seconds = time.perf_counter() - started
+        self.metrics.verification_seconds.observe(seconds, stage=stage)
+        self.metrics.verification_pass.set(1 if result.passed else 0, stage=stage)
+        return Verification(result.passed, result.violations, result.report, seconds)
+
+    def _change(
+        self,
+        network: Network,
+        *,
+        actor: str,
+        kind: str,
+        dry_run: bool,
+        parent: int | None = None,
+        record: bool = True,
+    ) -> ChangeResult:
+        effective = self._effective(network)
+        desired = dict(self.compiler(effective))
+        switches = sorted(set(desired) | set(self._desired))
+        diffs = [diff_tables(s, self.desired(s), desired.get(s, SwitchTables())) for s in switches]
+        diffs = [d for d in diffs if not d.empty]
+        tables = {s: sorted(t.flows, key=flow_sort_key) for s, t in desired.items()}
+        gate = self._verify(effective, tables, "gate")
+        accept = gate.passed or (bool(self._down) and gate.safe)
+        if dry_run:
+            return ChangeResult("dry_run", tuple(diffs), gate)
+        if not accept:
+            self.store.add_report(kind="gate", verdict=gate.verdict, body=gate.to_json(), revision=None)
+            self._reject(actor, kind, "verification", {"violations": [v.to_json() for v in gate.violations]})
+            raise VerificationFailed(gate, diffs)
+        pushed, pending, errors = self._push(diffs)
+        self._declared, self._desired = network, desired
+        self._update_rule_metrics()
+        revision = None
+        if record:
+            revision = self.store.add_revision(
+                intent_document(network.intent),
+                author=actor,
+                kind=kind,
+                verdict=gate.verdict,
+                summary=_summary(diffs),
+                parent=parent,
+            )
+            self._revision = revision.id
+            self.metrics.revision.set(revision.id)
+        self.store.add_report(kind="gate", verdict=gate.verdict, body=gate.to_json(), revision=self._revision)
+        live, live_verdict = self._verify_live()
+        if errors:
+            live_verdict = "error"
+        if revision is not None:
+            self.store.set_live_verdict(revision.id, live_verdict)
+            revision = self.store.revision(revision.id)
+            self.audit_log.append(
+                actor=actor,
+                action=_action(kind),
+                object=f"tenant/{kind[7:]}" if kind.startswith("tenant:") else "intent",
+                detail={
+                    "kind": kind,
+                    "revision": revision.id,
+                    "sha256": revision.sha256,
+                    "parent": parent,
+                    "verdict": gate.verdict,
+                    "live_verdict": live_verdict,
+                },
+            )
+        for diff in diffs:
+            if diff.switch in pushed:
+                self.audit_log.append(
+                    actor=actor,
+                    action="switch.push",
+                    object=f"switch/{diff.switch}",
+                    detail={"add": len(diff.add), "remove": len(diff.remove), "revision": self._revision},
+                )
+        for name, error in errors.items():
+            self.audit_log.append(
+                actor=actor, action="switch.push_failed", object=f"switch/{name}", detail={"error": error}
+            )
+        return ChangeResult(
+            "applied", tuple(diffs), gate, live, live_verdict, revision, tuple(pushed), tuple(pending), errors
+        )
+
+    def _push(self, diffs: Iterable[SwitchDiff]) -> tuple[list[str], list[str], dict[str, str]]:
+        connected = self.southbound.connected_switches()
+        pushed: list[str] = []
+        pending: list[str] = []
+        errors: dict[str, str] = {}
+        for diff in diffs:
+            if diff.switch not in connected:
+                pending.append(diff.switch)
+                continue
+            try:
+                self.southbound.push(
+                    diff.switch,
+                    remove=diff.remove,
+                    add=diff.add,
+                    meters=diff.set_meters,
+                    remove_meters=diff.remove_meters,
+                )
+            except SwitchError as exc:
+                errors[diff.switch] = str(exc)
+                self.metrics.pushes.inc(switch=diff.switch, result="error")
+                LOG.error("push to %s failed: %s", diff.switch, exc)
+                continue
+            pushed.append(diff.switch)
+            self.metrics.pushes.inc(switch=diff.switch, result="ok")
+        return pushed, pending, errors
+
+    def _verify_live(self) -> tuple[Verification | None, str]:
+        """Verify what the switches hold now; ``partial`` when some are not connected."""
+        if self._declared is None:
+            return None, "unknown"
+        connected = self.southbound.connected_switches()
+        tables: dict[str, list[Flow]] = {}
+        missing: list[str] = []
+        for sw in self._declared.switches:
+            if sw.name not in connected:
+                missing.append(sw.name)
+                continue
+            try:
+                tables[sw.name] = sorted(self.southbound.dump(sw.name), key=flow_sort_key)
+            except SwitchError:
+                missing.append(sw.name)
+        if not tables:
+            return None, "unknown"
+        live = self._verify(self._effective(self._declared), tables, "live")
+        verdict = "fail" if not live.passed else ("partial" if missing else "pass")
+        body = {**live.to_json(), "switches_missing": missing}
+        self.store.add_report(kind="live", verdict=verdict, body=body, revision=self._revision)
+        return live, verdict
+
+    def _reconcile_one(self, switch: str, actor: str) -> DriftReport:
+        want = self.desired(switch)
+        try:
+            live_flows = set(self.southbound.dump(switch))
+            live_meters = set(self.southbound.dump_meters(switch))
+        except SwitchError as exc:
+            return DriftReport(switch, error=str(exc))
+        extra = tuple(sorted(live_flows - want.flows, key=flow_sort_key))
+        missing = tuple(sorted(want.flows - live_flows, key=flow_sort_key))
+        diff = diff_tables(switch, SwitchTables(frozenset(live_flows), frozenset(live_meters)), want)
+        meters_wrong = tuple(sorted({m.meter_id for m in diff.set_meters} | set(diff.remove_meters)))
+        report = DriftReport(switch, extra, missing, meters_wrong)
+        if not report.drift:
+            return report
+        LOG.warning("drift on %s: %d extra, %d missing flows", switch, len(extra), len(missing))
+        self.audit_log.append(
+            actor=actor,
+            action="drift.detected",
+            object=f"switch/{switch}",
+            detail={"extra": len(extra), "missing": len(missing), "meters": list(meters_wrong)},
+        )
+        try:
+            self.southbound.push(
+                switch,
+                remove=diff.remove,
+                add=diff.add,
+                meters=diff.set_meters,
+                remove_meters=diff.remove_meters,
+            )
+        except SwitchError as exc:
+            self.metrics.pushes.inc(switch=switch, result="error")
+            return DriftReport(switch, extra, missing, meters_wrong, False, str(exc))
+        self.metrics.pushes.inc(switch=switch, result="ok")
+        self.metrics.drift_repairs.inc(len(extra) + len(missing) + len(meters_wrong), switch=switch)
+        self.audit_log.append(actor=actor, action="drift.repaired", object=f"switch/{switch}")
+        return DriftReport(switch, extra, missing, meters_wrong, True)
+
+    def _reject(
+        self, actor: str, kind: str, reason: str, detail: dict[str, Any], dry_run: bool = False
+    ) -> None:
+        if dry_run:
+            return
+        self.metrics.rejected.inc(reason=reason)
+        self.audit_log.append(
+            actor=actor,
+            action="intent.rejected",
+            object="intent",
+            detail={"kind": kind, "reason": reason, **detail},
+        )
+
+    def _update_rule_metrics(self) -> None:
+        for name, tables in self._desired.items():
+            self.metrics.rules.set(len(tables.flows), switch=name)
+
+
+def _summary(diffs: Sequence[SwitchDiff]) -> str:
+    if not diffs:
+        return "no flow changes"
+    added = sum(len(d.add) for d in diffs)
+    removed = sum(len(d.remove) for d in diffs)
+    return f"{len(diffs)} switch(es): +{added} -{removed} flows"
+
+
+def _action(kind: str) -> str:
+    if kind == "rollback":
+        return "intent.rollback"
+    if kind.startswith("tenant:"):
+        return "tenant.update"
+    return "intent.apply"
