@@ -14,6 +14,7 @@ this module before anything else that imports os-ken.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 __all__ = [
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 os.environ.setdefault("OSKEN_HUB_TYPE", "eventlet")
+# eventlet says it is deprecated on import; os-ken's hub needs it all the same.
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated", category=DeprecationWarning)
 
 FRAMEWORK: str
 try:

@@ -23,7 +23,7 @@ from typing import Any
 
 from segctl.controller.framework import FRAMEWORK, AppManager, cfg, hub
 
-__all__ = ["Endpoint", "RunOptions", "Started", "TlsFiles", "parse_endpoint", "run"]
+__all__ = ["Endpoint", "GreenRLock", "RunOptions", "Started", "TlsFiles", "parse_endpoint", "run"]
 
 LOG = logging.getLogger("segctl.controller")
 
@@ -71,6 +71,33 @@ class Started:
 ServiceFactory = Callable[[Started], tuple[Any, Any]]
 
 
+class GreenRLock:
+    """A re-entrant lock between green threads (the owner is the green thread, not the OS thread).
+
+    ``threading.RLock`` is useless here: every green thread runs in the same OS thread, so
+    it would let them all in at once; and a blocking OS lock would stall the whole hub.
+    """
+
+    def __init__(self) -> None:
+        self._sem = hub.BoundedSemaphore(1)
+        self._owner: Any = None
+        self._depth = 0
+
+    def __enter__(self) -> GreenRLock:
+        me = hub.getcurrent()
+        if self._owner is not me:
+            self._sem.acquire()
+            self._owner = me
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            self._sem.release()
+
+
 def parse_endpoint(text: str, *, default_port: int) -> Endpoint:
     """Parse ``host:port``, ``host``, ``[v6]:port`` or ``:port``. Raises ValueError."""
     host, port_text = text, ""
@@ -116,18 +143,24 @@ def _check_tls(tls: TlsFiles | None) -> None:
             raise ValueError(f"{label} {path}: no such file")
 
 
-def run(options: RunOptions, make_service: ServiceFactory) -> int:
-    """Run the controller until SIGTERM/SIGINT; return the exit status (0 after a clean stop)."""
+def run(
+    options: RunOptions, make_service: ServiceFactory, *, reload: Callable[[], None] | None = None
+) -> int:
+    """Run the controller until SIGTERM/SIGINT; return the exit status (0 after a clean stop).
+
+    ``reload`` (if given) runs on SIGHUP, on its own green thread.
+    """
     from segctl.controller.app import AppConfig
 
     _check_tls(options.tls)
     hub.patch(thread=False)
     stopping: list[int] = []
+    reloads: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stopping.append(signum)
+        (reloads if signum == signal.SIGHUP else stopping).append(signum)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     manager = AppManager.get_instance()
     threads: list[Any] = []
     wsgi_server: Any = None
@@ -148,6 +181,11 @@ def run(options: RunOptions, make_service: ServiceFactory) -> int:
             LOG.info("REST API on http://%s", options.api)
         while not stopping:
             hub.sleep(0.2)
+            if reloads:
+                reloads.clear()
+                if reload is not None:
+                    LOG.info("SIGHUP: reloading the intent")
+                    hub.spawn(reload)
         LOG.info("signal %d received: stopping", stopping[0])
         return 0
     finally:

@@ -1,0 +1,197 @@
+"""``segctl controller run``: the OpenFlow controller, REST API included, in one process.
+
+::
+
+    segctl controller run (--intent FILE | --store DB) [--listen 127.0.0.1:6653]
+                          [--api 127.0.0.1:8080 | --no-api] [--audit-interval S]
+                          [--key KEY --cert CERT [--ca-cert CA]] [--log-level LEVEL]
+
+``--intent`` validates, compiles and verifies the file before anything listens (a bad
+intent exits 2, nothing is pushed) and keeps revisions in memory; SIGHUP re-reads the
+file as a new change. ``--store`` runs from the current revision of a SQLite store
+(created if missing). SIGTERM/SIGINT stop the controller cleanly (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from segctl.controller.cli.common import EXIT_BAD_INPUT
+
+if TYPE_CHECKING:
+    from segctl.controller.runner import Started
+
+__all__ = ["register"]
+
+LOG = logging.getLogger("segctl.controller")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``controller run``."""
+    p = subparsers.add_parser(
+        "controller",
+        help="run the OpenFlow controller",
+        description="The segctl OpenFlow controller (os-ken app, REST API, audits).",
+    )
+    sub = p.add_subparsers(dest="controller_command", metavar="COMMAND", required=True)
+    run = sub.add_parser(
+        "run",
+        help="run the controller in the foreground until SIGTERM/Ctrl-C",
+        description="Run the controller: push rules to switches that connect, react to "
+        "port events, audit drift, serve the REST API. Logs go to stderr.",
+    )
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("--intent", metavar="FILE", type=Path, help="intent file; revisions kept in memory")
+    source.add_argument("--store", metavar="DB", type=Path, help="SQLite store (created if missing)")
+    run.add_argument(
+        "--listen",
+        default="127.0.0.1:6653",
+        metavar="HOST:PORT",
+        help="OpenFlow listen address (default 127.0.0.1:6653)",
+    )
+    api = run.add_mutually_exclusive_group()
+    api.add_argument(
+        "--api",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="REST API address (default 127.0.0.1:8080)",
+    )
+    api.add_argument("--no-api", action="store_true", help="do not serve the REST API")
+    run.add_argument(
+        "--audit-interval",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds between drift audits of every switch (0 disables; default 30)",
+    )
+    run.add_argument("--key", type=Path, help="controller private key (OpenFlow over TLS)")
+    run.add_argument("--cert", type=Path, help="controller certificate (OpenFlow over TLS)")
+    run.add_argument("--ca-cert", type=Path, help="CA certificate that switch certificates must chain to")
+    run.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log level (default info)",
+    )
+    run.set_defaults(func=_run)
+
+
+def _fail(message: str) -> int:
+    print(f"segctl: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _run(args: argparse.Namespace) -> int:
+    from segctl.controller.runner import RunOptions, TlsFiles, parse_endpoint, run
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    logging.getLogger("eventlet.wsgi.server").setLevel(logging.WARNING)
+    try:
+        listen = parse_endpoint(args.listen, default_port=6653)
+        api = None if args.no_api else parse_endpoint(args.api, default_port=8080)
+    except ValueError as exc:
+        return _fail(str(exc))
+    if args.audit_interval < 0:
+        return _fail("--audit-interval must be >= 0")
+    tls = None
+    if args.key or args.cert or args.ca_cert:
+        if not (args.key and args.cert):
+            return _fail("OpenFlow over TLS needs both --key and --cert (and usually --ca-cert)")
+        tls = TlsFiles(args.key, args.cert, args.ca_cert)
+        for label, path in (("--key", args.key), ("--cert", args.cert), ("--ca-cert", args.ca_cert)):
+            if path is not None and not path.is_file():
+                return _fail(f"{label} {path}: no such file")
+
+    factory = _ServiceFactory(intent=args.intent, store=args.store)
+    factory.check()  # a bad intent or store fails here (exit 2), before anything listens
+    options = RunOptions(listen=listen, api=api, audit_interval=args.audit_interval, tls=tls)
+    return run(options, factory, reload=factory.reload if args.intent else None)
+
+
+class _ServiceFactory:
+    """Builds the controller service around the running app (the southbound)."""
+
+    def __init__(self, *, intent: Path | None, store: Path | None) -> None:
+        self.intent = intent
+        self.store_path = store
+        self.service: Any = None
+        self._document: Any = None
+
+    def check(self) -> None:
+        """Read and validate the intent file (raises IntentError with file:line)."""
+        if self.intent is not None:
+            from segctl.controller.service import intent_document
+            from segctl.topology.network import load_network
+
+            self._document = intent_document(load_network(self.intent).intent)
+
+    def __call__(self, started: Started) -> tuple[Any, Any]:
+        from segctl.controller import gate
+        from segctl.controller.audit import AuditLog
+        from segctl.controller.metrics import ControllerMetrics
+        from segctl.controller.runner import GreenRLock
+        from segctl.controller.service import ControllerService
+        from segctl.controller.store import Database, Store
+
+        db = Database(":memory:" if self.store_path is None else self.store_path)
+        metrics = ControllerMetrics()
+        service = ControllerService(
+            Store(db),
+            started.app,
+            gate.default_verifier(),
+            AuditLog(db),
+            compiler=gate.default_compiler(),
+            metrics=metrics,
+            lock=GreenRLock(),
+        )
+        self.service = service
+        if self._document is not None:
+            result = service.apply(self._document, actor="cli", kind="apply", source=str(self.intent))
+            LOG.info("intent %s: %s", self.intent, _describe(result))
+        else:
+            loaded = service.load_current()
+            LOG.info(
+                "store %s: %s", self.store_path, "no intent yet" if loaded is None else _describe(loaded)
+            )
+        return service, _wsgi_app(service, db, metrics)
+
+    def reload(self) -> None:
+        """SIGHUP: apply the intent file again (validate, compile, verify, push)."""
+        from segctl.controller.service import intent_document
+        from segctl.errors import SegctlError
+        from segctl.topology.network import load_network
+
+        if self.service is None or self.intent is None:
+            return
+        try:
+            document = intent_document(load_network(self.intent).intent)
+            result = self.service.apply(document, actor="file", kind="apply", source=str(self.intent))
+        except SegctlError as exc:
+            LOG.error("reload of %s rejected, nothing pushed:\n%s", self.intent, exc)
+            return
+        LOG.info("reload of %s: %s", self.intent, _describe(result))
+
+
+def _wsgi_app(service: Any, db: Any, metrics: Any) -> Any:
+    """The REST API's WSGI app, when the API module is available."""
+    try:
+        from segctl.controller import api
+    except ImportError:
+        LOG.warning("the REST API module is not available; serving no API")
+        return None
+    return api.make_app(service, db=db, metrics=metrics)
+
+
+def _describe(result: Any) -> str:
+    data = result.to_json() if hasattr(result, "to_json") else {}
+    status = data.get("status", "?")
+    pushed = data.get("pushed")
+    return f"{status}" + (f", pushed to {', '.join(pushed)}" if pushed else "")
