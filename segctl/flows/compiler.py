@@ -1,0 +1,519 @@
+"""The compiler: a resolved :class:`~segctl.topology.network.Network` → rules per switch.
+
+Pure (no I/O) and deterministic: the same network gives byte-identical output. The
+pipeline it targets is :mod:`segctl.flows.pipeline` (documented in ``docs/pipeline.md``).
+
+Forwarding works per *context* ``(tenant, segment)``: the context of a frame is set by
+its edge port (spoof guard) or by its fabric VLAN, and changes only when the
+distributed gateway routes it. For each context the compiler knows its destinations
+(the segment's endpoints and the shared-service providers its endpoints consume) and
+the switches that may send into it; the shortest-path next hops toward each
+destination give the fabric output ports, and the ingress ends of those hops are
+exactly the fabric ports that admit the context's VLAN.
+
+>>> from segctl.topology.network import load_network
+>>> programs = compile_network(load_network("examples/two-tenants.yaml"))  # doctest: +SKIP
+>>> sorted(programs)  # doctest: +SKIP
+['s1']
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import networkx as nx
+
+from segctl.errors import CompileError
+from segctl.flows.cookies import Kind, make_cookie
+from segctl.flows.meters import MeterSpec, endpoint_meter
+from segctl.flows.ofctl import (
+    IN_PORT,
+    Action,
+    Ct,
+    DecTtl,
+    Drop,
+    GotoTable,
+    Meter,
+    Output,
+    PopVlan,
+    PushVlan,
+    SetField,
+    WriteMetadata,
+)
+from segctl.flows.pipeline import (
+    ARP,
+    CLASSIFY,
+    CT_DST,
+    CT_SRC,
+    EGRESS,
+    FORWARD,
+    META_ORIGIN_MASK,
+    META_SEGMENT_MASK,
+    META_TENANT_MASK,
+    META_WRITE_MASK,
+    POLICY_DST,
+    POLICY_SRC,
+    PRIO_CT_ESTABLISHED,
+    PRIO_CT_INVALID,
+    PRIO_DEFAULT,
+    PRIO_DENY_SPECIFIC,
+    PRIO_ENDPOINT,
+    PRIO_GUARD,
+    PRIO_INTRA_SEGMENT,
+    PRIO_PASS,
+    PRIO_RESPONDER,
+    PRIO_SPECIFIC,
+    ROUTE,
+    SHARED_REPLY,
+    metadata_value,
+)
+from segctl.flows.policy import check_conjunctions, grant_rules, network_grants
+from segctl.flows.rules import Rule, rules_text
+from segctl.topology.model import build_graph, fabric_ports, next_hop_ports
+from segctl.topology.network import EndpointInfo, Network, SegmentInfo
+
+__all__ = ["SwitchProgram", "compile_network"]
+
+_UNTAGGED = ("vlan_tci", "0x0000/0x1fff")
+_CTX_MASK = META_TENANT_MASK | META_SEGMENT_MASK | META_ORIGIN_MASK
+_SEG_MASK = META_TENANT_MASK | META_SEGMENT_MASK
+_TENANT_ORIGIN = META_TENANT_MASK | META_ORIGIN_MASK
+Ctx = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class SwitchProgram:
+    """Everything one switch gets: its rules (sorted) and meters."""
+
+    switch: str
+    dpid: int
+    rules: tuple[Rule, ...]
+    meters: tuple[MeterSpec, ...]
+
+    def flows_text(self) -> str:
+        """The ``ovs-ofctl add-flows`` file of this switch."""
+        return rules_text(self.rules)
+
+    def meters_text(self) -> str:
+        """One ``ovs-ofctl add-meter`` argument per line (load before the flows)."""
+        return "".join(m.to_ofctl() + "\n" for m in self.meters)
+
+
+def _meta(value: int, mask: int) -> tuple[str, str]:
+    return ("metadata", f"{value:#x}/{mask:#x}")
+
+
+def _sort_key(rule: Rule) -> tuple[int, int, str, str]:
+    return (rule.table, -rule.priority, rule.match_text(), rule.actions_text())
+
+
+class _Compiler:
+    """Holds the lookups of one compilation; :meth:`switch` builds one switch's rules."""
+
+    def __init__(self, network: Network) -> None:
+        self.net = network
+        self.graph: nx.MultiGraph = build_graph(network)
+        self.tid = {t.name: t.id for t in network.tenants}
+        self.gw_mac = {t.name: t.gateway_mac for t in network.tenants}
+        self.ep_index = {
+            (t.name, ep.name): i for t in network.intent.tenants for i, ep in enumerate(t.endpoints)
+        }
+        self.hops = {sw.name: next_hop_ports(self.graph, sw.name) for sw in network.switches}
+        self.fabric = {sw.name: fabric_ports(self.graph, sw.name) for sw in network.switches}
+        self.grants = network_grants(network)
+        for seg in network.segments:
+            metadata_value(self.tid[seg.tenant], seg.index)  # range check, raises CompileError
+        self._plan_contexts()
+
+    # ---------------------------------------------------------------- helpers
+    def seg(self, ep: EndpointInfo) -> SegmentInfo:
+        return self.net.segment(ep.tenant, ep.segment)
+
+    def ctx_value(self, ctx: Ctx, origin: int = 0) -> int:
+        return metadata_value(self.tid[ctx[0]], self.net.segment(*ctx).index, origin)
+
+    def ep_cookie(self, stage: int, ep: EndpointInfo) -> int:
+        return make_cookie(stage, Kind.ENDPOINT, self.tid[ep.tenant], self.ep_index[ep.key])
+
+    def seg_cookie(self, stage: int, seg: SegmentInfo) -> int:
+        return make_cookie(stage, Kind.SEGMENT, self.tid[seg.tenant], seg.index)
+
+    def tenant_cookie(self, stage: int, tenant: str) -> int:
+        return make_cookie(stage, Kind.TENANT, self.tid[tenant], 0)
+
+    # ---------------------------------------------------------------- contexts
+    def _plan_contexts(self) -> None:
+        """Destinations per context, forwarding entries per switch, VLANs per fabric port."""
+        net = self.net
+        # provider endpoints consumed by each consumer context, with the shared service index
+        self.shared_dst: dict[Ctx, dict[tuple[str, str], EndpointInfo]] = defaultdict(dict)
+        # provider endpoint -> consumer endpoints of its services
+        self.consumers_of: dict[tuple[str, str], dict[tuple[str, str], EndpointInfo]] = defaultdict(dict)
+        for svc in net.shared_services:
+            providers = net.shared_providers(svc)
+            for c in net.shared_consumers(svc):
+                for z in providers:
+                    self.shared_dst[(c.tenant, c.segment)][z.key] = z
+                    self.consumers_of[z.key][c.key] = c
+        # the switches that may send into each context
+        senders: dict[Ctx, set[str]] = defaultdict(set)
+        tenant_switches: dict[str, set[str]] = defaultdict(set)
+        for ep in net.endpoints:
+            tenant_switches[ep.tenant].add(ep.switch)
+        for seg in net.segments:
+            senders[seg.key] |= tenant_switches[seg.tenant]
+        for ctx, providers in self.shared_dst.items():
+            senders[ctx] |= {z.switch for z in providers.values()}
+        # forward[switch][(ctx, dst key)] = output port (0 = local); vlans[switch][port] = contexts
+        self.forward: dict[str, dict[tuple[Ctx, tuple[str, str]], int]] = defaultdict(dict)
+        self.admit: dict[str, dict[int, set[Ctx]]] = defaultdict(lambda: defaultdict(set))
+        for seg in net.segments:
+            ctx = seg.key
+            dsts = [*net.segment_endpoints(*ctx), *self.shared_dst.get(ctx, {}).values()]
+            for dst in dsts:
+                hops = self.hops[dst.switch]
+                for src_switch in sorted(senders[ctx] | {dst.switch}):
+                    node = src_switch
+                    while node != dst.switch:
+                        if node not in hops:
+                            break  # unreachable from here: nothing to install
+                        port = hops[node]
+                        self.forward[node][(ctx, dst.key)] = port
+                        peer, peer_port = self.fabric[node][port]
+                        self.admit[peer][peer_port].add(ctx)
+                        node = peer
+                    else:
+                        self.forward[dst.switch][(ctx, dst.key)] = 0
+
+    # ---------------------------------------------------------------- stages
+    def classify(self, switch: str, local: list[EndpointInfo], meters: dict[str, int]) -> list[Rule]:
+        t = CLASSIFY.id
+        rules = [Rule.make(t, PRIO_DEFAULT, make_cookie(t, Kind.PIPELINE, 0, 0), [], [Drop()])]
+        for ep in local:
+            cookie = self.ep_cookie(t, ep)
+            pre: list[Action] = [Meter(meters[ep.name])] if ep.name in meters else []
+            write = WriteMetadata(self.ctx_value((ep.tenant, ep.segment)), META_WRITE_MASK)
+            base = [("in_port", str(ep.port)), _UNTAGGED, ("dl_src", ep.mac)]
+            rules.append(
+                Rule.make(t, PRIO_ENDPOINT, cookie, [*base, ("proto", "ip"), ("nw_src", str(ep.ip))],
+                          [*pre, write, GotoTable(CT_SRC.id)])
+            )  # fmt: skip
+            arp = [*base, ("proto", "arp"), ("arp_spa", str(ep.ip)), ("arp_sha", ep.mac)]
+            rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, arp, [*pre, write, GotoTable(ARP.id)]))
+            if ep.ipv6 is not None:
+                v6 = [*base, ("proto", "ipv6"), ("ipv6_src", str(ep.ipv6))]
+                rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, v6, [*pre, write, GotoTable(ARP.id)]))
+        for port, ctxs in sorted(self.admit.get(switch, {}).items()):
+            for ctx in sorted(ctxs, key=lambda c: self.net.segment(*c).vlan):
+                seg = self.net.segment(*ctx)
+                cookie = make_cookie(t, Kind.FABRIC, self.tid[seg.tenant], port)
+                write = WriteMetadata(self.ctx_value(ctx), META_WRITE_MASK)
+                protos = ["ip", "arp"]
+                if any(ep.ipv6 is not None for ep in self.net.segment_endpoints(*ctx)):
+                    protos.append("ipv6")
+                for proto in protos:
+                    match = [("in_port", str(port)), ("vlan_tci", f"{0x1000 | seg.vlan:#06x}/0x1fff"),
+                             ("proto", proto)]  # fmt: skip
+                    rules.append(
+                        Rule.make(t, PRIO_ENDPOINT, cookie, match, [PopVlan(), write, GotoTable(FORWARD.id)])
+                    )
+        return rules
+
+    def arp(self, local: list[EndpointInfo]) -> list[Rule]:
+        t = ARP.id
+        rules = [Rule.make(t, PRIO_DEFAULT, make_cookie(t, Kind.PIPELINE, 0, 0), [], [Drop()])]
+        segments: dict[Ctx, SegmentInfo] = {}
+        for ep in local:
+            seg = self.seg(ep)
+            segments[seg.key] = seg
+            if seg.gateway is None:
+                continue
+            gw_mac = self.gw_mac[ep.tenant]
+            match = [("in_port", str(ep.port)), ("proto", "arp"), ("arp_op", "1"),
+                     ("arp_tpa", str(seg.gateway))]  # fmt: skip
+            reply: list[Action] = [
+                SetField("eth_dst", _mac(ep.mac)),
+                SetField("eth_src", _mac(gw_mac)),
+                SetField("arp_op", 2),
+                SetField("arp_tha", _mac(ep.mac)),
+                SetField("arp_tpa", int(ep.ip)),
+                SetField("arp_sha", _mac(gw_mac)),
+                SetField("arp_spa", int(seg.gateway)),
+                GotoTable(EGRESS.id),
+            ]
+            rules.append(Rule.make(t, PRIO_SPECIFIC, self.seg_cookie(t, seg), match, reply))
+        for ctx, seg in sorted(segments.items(), key=lambda kv: kv[1].vlan):
+            meta = _meta(self.ctx_value(ctx), _CTX_MASK)
+            for dst in self.net.segment_endpoints(*ctx):
+                cookie = self.ep_cookie(t, dst)
+                unicast = [SetField("eth_dst", _mac(dst.mac)), GotoTable(FORWARD.id)]
+                rules.append(
+                    Rule.make(t, PRIO_ENDPOINT, cookie, [meta, ("proto", "arp"), ("arp_tpa", str(dst.ip))],
+                              unicast)
+                )  # fmt: skip
+                if dst.ipv6 is None or seg.strict:
+                    continue
+                ns = [meta, ("proto", "icmp6"), ("icmp_type", "135"), ("nd_target", str(dst.ipv6))]
+                rules.append(Rule.make(t, PRIO_SPECIFIC, cookie, ns, unicast))
+                v6 = [meta, ("proto", "ipv6"), ("ipv6_dst", str(dst.ipv6))]
+                rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, v6, [GotoTable(FORWARD.id)]))
+        return rules
+
+    def ct_stage(self, table: int, next_table: int, tenants: list[str]) -> list[Rule]:
+        rules = [Rule.make(table, PRIO_DEFAULT, make_cookie(table, Kind.PIPELINE, 0, 0), [], [Drop()])]
+        for tenant in tenants:
+            tid = self.tid[tenant]
+            rules.append(
+                Rule.make(table, PRIO_GUARD, self.tenant_cookie(table, tenant),
+                          [_meta(tid, META_TENANT_MASK), ("proto", "ip")], [Ct(zone=tid, table=next_table)])
+            )  # fmt: skip
+        return rules
+
+    def policy_stage(self, table: int, next_table: int, segments: list[SegmentInfo]) -> list[Rule]:
+        pipe = make_cookie(table, Kind.PIPELINE, 0, 0)
+        rules = [
+            Rule.make(table, PRIO_DEFAULT, pipe, [], [Drop()]),
+            Rule.make(table, PRIO_CT_INVALID, pipe, [("proto", "ip"), ("ct_state", "+inv+trk")], [Drop()]),
+            Rule.make(table, PRIO_CT_ESTABLISHED, pipe, [("proto", "ip"), ("ct_state", "+est+trk")],
+                      [GotoTable(next_table)]),
+            Rule.make(table, PRIO_CT_ESTABLISHED, pipe, [("proto", "ip"), ("ct_state", "+rel+trk")],
+                      [GotoTable(next_table)]),
+        ]  # fmt: skip
+        peer_field = "nw_dst" if table == POLICY_SRC.id else "nw_src"
+        for seg in segments:
+            if seg.strict:
+                continue
+            tid = self.tid[seg.tenant]
+            match = [_meta(self.ctx_value(seg.key), _CTX_MASK), ("proto", "ip"), (peer_field, str(seg.cidr))]
+            rules.append(
+                Rule.make(table, PRIO_INTRA_SEGMENT, self.seg_cookie(table, seg), match,
+                          [Ct(commit=True, zone=tid), GotoTable(next_table)])
+            )  # fmt: skip
+        return rules
+
+    def route(self, switch: str, local: list[EndpointInfo]) -> list[Rule]:
+        t = ROUTE.id
+        pipe = make_cookie(t, Kind.PIPELINE, 0, 0)
+        rules = [
+            Rule.make(t, PRIO_DEFAULT, pipe, [], [Drop()]),
+            Rule.make(t, PRIO_PASS, pipe, [("proto", "ip")], [GotoTable(FORWARD.id)]),
+        ]
+        tenants = sorted({ep.tenant for ep in local}, key=self.tid.__getitem__)
+        for tenant in tenants:
+            tid, gw = self.tid[tenant], self.gw_mac[tenant]
+            tmeta = _meta(tid, _TENANT_ORIGIN)
+            cookie = self.tenant_cookie(t, tenant)
+            to_gw = [tmeta, ("dl_dst", gw), ("proto", "ip")]
+            rules.append(Rule.make(t, PRIO_GUARD, cookie, to_gw, [Drop()]))  # unknown destination
+            for ttl in ("0", "1"):
+                rules.append(Rule.make(t, PRIO_DENY_SPECIFIC, cookie, [*to_gw, ("nw_ttl", ttl)], [Drop()]))
+            for seg in self.net.segments:
+                if seg.tenant == tenant and any(
+                    ep.segment == seg.name and ep.tenant == tenant for ep in local
+                ):
+                    hairpin = [_meta(self.ctx_value(seg.key), _CTX_MASK), ("dl_dst", gw), ("proto", "ip"),
+                               ("nw_dst", str(seg.cidr))]  # fmt: skip
+                    rules.append(Rule.make(t, PRIO_DENY_SPECIFIC, self.seg_cookie(t, seg), hairpin, [Drop()]))
+            for dst in self.net.tenant_endpoints(tenant):
+                actions = _route_actions(gw, dst, self.ctx_value((dst.tenant, dst.segment)))
+                rules.append(
+                    Rule.make(t, PRIO_ENDPOINT, self.ep_cookie(t, dst), [*to_gw, ("nw_dst", str(dst.ip))],
+                              actions)
+                )  # fmt: skip
+            providers: dict[tuple[str, str], EndpointInfo] = {}
+            for ctx, zs in self.shared_dst.items():
+                if ctx[0] == tenant:
+                    providers.update(zs)
+            for z in sorted(providers.values(), key=lambda e: (self.tid[e.tenant], e.name)):
+                actions = [SetField("eth_src", _mac(self.gw_mac[z.tenant])), SetField("eth_dst", _mac(z.mac)),
+                           DecTtl(), GotoTable(FORWARD.id)]  # fmt: skip
+                rules.append(
+                    Rule.make(
+                        t, PRIO_ENDPOINT, self.ep_cookie(t, z), [*to_gw, ("nw_dst", str(z.ip))], actions
+                    )
+                )
+        # replies of shared services from local providers: find the consumer's tenant by zone
+        for z in local:
+            consumers = self.consumers_of.get(z.key)
+            if not consumers:
+                continue
+            gw = self.gw_mac[z.tenant]
+            for ip, candidates in sorted(_by_ip(consumers.values(), self.tid).items()):
+                match = [_meta(self.tid[z.tenant], _TENANT_ORIGIN), ("dl_dst", gw), ("proto", "ip"),
+                         ("nw_src", str(z.ip)), ("nw_dst", ip)]  # fmt: skip
+                first = self.tid[candidates[0].tenant]
+                rules.append(
+                    Rule.make(t, PRIO_SPECIFIC, self.ep_cookie(t, z), match,
+                              [Ct(zone=first, table=SHARED_REPLY.id)])
+                )  # fmt: skip
+        return rules
+
+    def shared_reply(self, local: list[EndpointInfo]) -> list[Rule]:
+        t = SHARED_REPLY.id
+        rules = [Rule.make(t, PRIO_DEFAULT, make_cookie(t, Kind.PIPELINE, 0, 0), [], [Drop()])]
+        for z in local:
+            consumers = self.consumers_of.get(z.key)
+            if not consumers:
+                continue
+            for ip, candidates in sorted(_by_ip(consumers.values(), self.tid).items()):
+                for i, c in enumerate(candidates):
+                    zone = self.tid[c.tenant]
+                    base = [("proto", "ip"), ("ct_zone", str(zone)), ("nw_src", str(z.ip)), ("nw_dst", ip)]
+                    actions = _route_actions(self.gw_mac[c.tenant], c, self.ctx_value((c.tenant, c.segment)))
+                    est = [*base, ("ct_state", "+est+rpl+trk")]
+                    rules.append(Rule.make(t, PRIO_SPECIFIC, self.ep_cookie(t, c), est, actions))
+                    if i + 1 < len(candidates):
+                        nxt = self.tid[candidates[i + 1].tenant]
+                        rules.append(
+                            Rule.make(t, PRIO_ENDPOINT, self.ep_cookie(t, c), base,
+                                      [Ct(zone=nxt, table=SHARED_REPLY.id)])
+                        )  # fmt: skip
+        return rules
+
+    def forward_stage(self, switch: str) -> list[Rule]:
+        t = FORWARD.id
+        rules = [Rule.make(t, PRIO_DEFAULT, make_cookie(t, Kind.PIPELINE, 0, 0), [], [Drop()])]
+        for (ctx, dst_key), port in sorted(self.forward.get(switch, {}).items()):
+            dst = self.net.endpoint(*dst_key)
+            cookie = self.ep_cookie(t, dst)
+            match = [_meta(self.ctx_value(ctx), _CTX_MASK), ("dl_dst", dst.mac)]
+            shared = dst.tenant != ctx[0]
+            if shared:
+                match.append(("dl_src", self.gw_mac[dst.tenant]))
+            if port:
+                vlan = self.net.segment(*ctx).vlan
+                out = [PushVlan(), SetField("vlan_vid", vlan), Output(port)]
+                rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, match, out))
+                continue
+            if shared:
+                origin = self.tid[ctx[0]]
+                write = WriteMetadata(self.ctx_value((dst.tenant, dst.segment), origin), META_WRITE_MASK)
+                rules.append(
+                    Rule.make(
+                        t, PRIO_ENDPOINT, cookie, [*match, ("proto", "ip")], [write, GotoTable(CT_DST.id)]
+                    )
+                )
+                continue
+            rules.append(
+                Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "ip")], [GotoTable(CT_DST.id)])
+            )
+            rules.append(
+                Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "arp")], [GotoTable(EGRESS.id)])
+            )
+            if dst.ipv6 is not None and not self.seg(dst).strict:
+                rules.append(
+                    Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "ipv6")], [GotoTable(EGRESS.id)])
+                )
+        return rules
+
+    def egress(self, local: list[EndpointInfo]) -> list[Rule]:
+        t = EGRESS.id
+        rules = [Rule.make(t, PRIO_DEFAULT, make_cookie(t, Kind.PIPELINE, 0, 0), [], [Drop()])]
+        for ep in local:
+            seg = self.seg(ep)
+            cookie = self.ep_cookie(t, ep)
+            meta = _meta(self.ctx_value(seg.key), _SEG_MASK)
+            to_me = [meta, ("dl_dst", ep.mac)]
+            out = [Output(ep.port)]
+            if seg.gateway is not None:
+                gw_mac = self.gw_mac[ep.tenant]
+                reply = [("in_port", str(ep.port)), *to_me, ("proto", "arp"), ("arp_op", "2"),
+                         ("arp_spa", str(seg.gateway)), ("arp_tpa", str(ep.ip)),
+                         ("arp_sha", gw_mac)]  # fmt: skip
+                rules.append(Rule.make(t, PRIO_RESPONDER, cookie, reply, [Output(IN_PORT)]))
+            rules.append(
+                Rule.make(
+                    t, PRIO_DENY_SPECIFIC, cookie, [("in_port", str(ep.port)), ("dl_dst", ep.mac)], [Drop()]
+                )
+            )
+            rules.append(
+                Rule.make(t, PRIO_ENDPOINT, cookie, [*to_me, ("proto", "ip"), ("nw_dst", str(ep.ip))], out)
+            )
+            rules.append(
+                Rule.make(t, PRIO_ENDPOINT, cookie, [*to_me, ("proto", "arp"), ("arp_tpa", str(ep.ip))], out)
+            )
+            if ep.ipv6 is not None and not seg.strict:
+                v6 = [*to_me, ("proto", "ipv6"), ("ipv6_dst", str(ep.ipv6))]
+                rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, v6, out))
+                ns = [*to_me, ("proto", "icmp6"), ("icmp_type", "135"), ("nd_target", str(ep.ipv6))]
+                rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, ns, out))
+        return rules
+
+    # ---------------------------------------------------------------- one switch
+    def switch(self, name: str, dpid: int) -> SwitchProgram:
+        local = [ep for ep in self.net.endpoints if ep.switch == name]
+        meters: dict[str, int] = {}
+        meter_specs: list[MeterSpec] = []
+        for ep in local:
+            spec = endpoint_meter(len(meter_specs) + 1, ep)
+            if spec is not None:
+                meters[ep.name] = spec.id
+                meter_specs.append(spec)
+        tenants = sorted({ep.tenant for ep in local}, key=self.tid.__getitem__)
+        segments = sorted({self.seg(ep) for ep in local}, key=lambda s: s.vlan)
+        dst_tenants = sorted(
+            {dst_key[0] for (_, dst_key), port in self.forward.get(name, {}).items() if port == 0},
+            key=self.tid.__getitem__,
+        )
+        rules = [
+            *self.classify(name, local, meters),
+            *self.arp(local),
+            *self.ct_stage(CT_SRC.id, POLICY_SRC.id, tenants),
+            *self.policy_stage(POLICY_SRC.id, ROUTE.id, segments),
+            *self.route(name, local),
+            *self.shared_reply(local),
+            *self.forward_stage(name),
+            *self.ct_stage(CT_DST.id, POLICY_DST.id, dst_tenants),
+            *self.policy_stage(POLICY_DST.id, EGRESS.id, segments),
+            *self.egress(local),
+        ]
+        for rank, grant in enumerate(self.grants):
+            rules += grant_rules(grant, rank, name)
+        return SwitchProgram(name, dpid, _finish(name, rules), tuple(meter_specs))
+
+
+def _finish(switch: str, rules: list[Rule]) -> tuple[Rule, ...]:
+    """Deduplicate, refuse two different rules with one (table, priority, match), sort."""
+    by_key: dict[tuple[int, int, tuple[tuple[str, str], ...]], Rule] = {}
+    for rule in rules:
+        seen = by_key.setdefault(rule.key(), rule)
+        if seen != rule:
+            raise CompileError(
+                f"switch {switch}: two rules share table {rule.table} priority {rule.priority} match "
+                f"{rule.match_text()!r}: {seen.actions_text()} vs {rule.actions_text()}"
+            )
+    check_conjunctions(by_key.values(), switch=switch)
+    return tuple(sorted(by_key.values(), key=_sort_key))
+
+
+def _mac(text: str) -> int:
+    return int(text.replace(":", ""), 16)
+
+
+def _route_actions(gw_mac: str, dst: EndpointInfo, meta: int) -> list[Action]:
+    return [
+        SetField("eth_src", _mac(gw_mac)),
+        SetField("eth_dst", _mac(dst.mac)),
+        DecTtl(),
+        WriteMetadata(meta, META_WRITE_MASK),
+        GotoTable(FORWARD.id),
+    ]
+
+
+def _by_ip(eps: Iterable[EndpointInfo], tid: dict[str, int]) -> dict[str, list[EndpointInfo]]:
+    out: dict[str, list[EndpointInfo]] = defaultdict(list)
+    for ep in eps:
+        out[str(ep.ip)].append(ep)
+    return {ip: sorted(v, key=lambda e: (tid[e.tenant], e.name)) for ip, v in out.items()}
+
+
+def compile_network(network: Network) -> dict[str, SwitchProgram]:
+    """Compile every switch of ``network``; keys in fabric (document) order.
+
+    Raises :class:`~segctl.errors.CompileError` when no safe rule set exists
+    (metadata overflow, too many policies, overlapping conjunctions).
+    """
+    compiler = _Compiler(network)
+    return {sw.name: compiler.switch(sw.name, sw.dpid) for sw in network.switches}

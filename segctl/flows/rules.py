@@ -1,0 +1,155 @@
+"""Immutable OpenFlow rules as the compiler emits them, and their ``ovs-ofctl`` text.
+
+A :class:`Rule` is ``(table, priority, cookie, match, actions)``. The match is a tuple
+of ``(field, value)`` text pairs kept in one canonical field order (:data:`MATCH_ORDER`),
+so equal rules print byte-identically; actions are the typed actions of
+:mod:`segctl.flows.ofctl` (the verifier's vocabulary, nothing else). ``to_ofctl()``
+gives the ``ovs-ofctl -O OpenFlow13 add-flows`` line; :func:`segctl.flows.ofctl.parse_flow`
+reads it (and the ``dump-flows`` line OVS prints for it) back to the same normalized flow.
+
+Examples
+--------
+>>> from segctl.flows.ofctl import GotoTable
+>>> r = Rule(0, 100, 0x1, (("in_port", "1"), ("proto", "arp")), (GotoTable(10),))
+>>> r.to_ofctl()
+'table=0,priority=100,cookie=0x1,in_port=1,arp,actions=goto_table:10'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from segctl.errors import CompileError
+from segctl.flows.ofctl import (
+    Action,
+    Conjunction,
+    Controller,
+    Ct,
+    DecTtl,
+    Drop,
+    Flow,
+    GotoTable,
+    Meter,
+    Output,
+    PopVlan,
+    PushVlan,
+    SetField,
+    WriteMetadata,
+    format_action,
+    parse_flow,
+)
+from segctl.flows.pipeline import table_by_id
+
+__all__ = ["MATCH_ORDER", "PROTOCOLS", "Rule", "action_kind", "rules_text"]
+
+#: Protocol shorthands a rule may use as its ``proto`` match.
+PROTOCOLS = ("ip", "arp", "tcp", "udp", "icmp", "ipv6", "icmp6")
+
+#: The canonical order of match fields in rule text (``proto`` prints as a bare word).
+MATCH_ORDER: tuple[str, ...] = (
+    "in_port", "proto", "vlan_tci", "dl_src", "dl_dst", "metadata",
+    *(f"reg{i}" for i in range(8)),
+    "ct_state", "ct_zone", "conj_id",
+    "nw_src", "nw_dst", "nw_ttl",
+    "arp_op", "arp_spa", "arp_tpa", "arp_sha", "arp_tha",
+    "tcp_src", "tcp_dst", "udp_src", "udp_dst", "icmp_type", "icmp_code",
+    "ipv6_src", "ipv6_dst", "nd_target", "nd_sll",
+)  # fmt: skip
+_ORDER = {name: i for i, name in enumerate(MATCH_ORDER)}
+_KINDS: dict[type, str] = {
+    Output: "output",
+    Controller: "controller",
+    Drop: "drop",
+    GotoTable: "goto_table",
+    WriteMetadata: "write_metadata",
+    SetField: "set_field",
+    DecTtl: "dec_ttl",
+    PushVlan: "push_vlan",
+    PopVlan: "pop_vlan",
+    Ct: "ct",
+    Conjunction: "conjunction",
+    Meter: "meter",
+}
+# OpenFlow instruction order: meter, apply-actions, write-metadata, goto-table.
+_INSTRUCTION_RANK = {Meter: 0, WriteMetadata: 2, GotoTable: 3}
+
+
+def action_kind(action: Action) -> str:
+    """The vocabulary name of an action (``output``, ``ct``, ``set_field``...)."""
+    return _KINDS[type(action)]
+
+
+@dataclass(frozen=True, order=True)
+class Rule:
+    """One flow of one switch. Construction checks it against its pipeline table."""
+
+    table: int
+    priority: int
+    cookie: int
+    match: tuple[tuple[str, str], ...]
+    actions: tuple[Action, ...]
+
+    def __post_init__(self) -> None:
+        where = f"rule table={self.table},priority={self.priority},cookie={self.cookie:#x}"
+        names = [name for name, _ in self.match]
+        if len(set(names)) != len(names):
+            raise CompileError(f"{where}: a field is matched twice: {names}")
+        unknown = [n for n in names if n not in _ORDER]
+        if unknown:
+            raise CompileError(f"{where}: unknown match fields {unknown}")
+        if names != sorted(names, key=_ORDER.__getitem__):
+            raise CompileError(f"{where}: match fields out of canonical order: {names}")
+        if not 0 <= self.priority <= 0xFFFF or not 0 <= self.cookie < 2**64:
+            raise CompileError(f"{where}: priority or cookie out of range")
+        kinds = {action_kind(a) for a in self.actions}
+        if not self.actions:
+            raise CompileError(f"{where}: no actions (write Drop() to drop)")
+        if "drop" in kinds and len(self.actions) > 1:
+            raise CompileError(f"{where}: drop cannot be combined with other actions")
+        if "conjunction" in kinds and kinds != {"conjunction"}:
+            raise CompileError(f"{where}: conjunction flows may carry only conjunction actions")
+        if "controller" in kinds and "meter" not in kinds:
+            raise CompileError(f"{where}: a rule that sends to the controller must carry a meter")
+        ranks = [_INSTRUCTION_RANK.get(type(a), 1) for a in self.actions]
+        if ranks != sorted(ranks):
+            raise CompileError(f"{where}: actions out of instruction order (meter, actions, metadata, goto)")
+        table_by_id(self.table).check(set(names), kinds, where)
+
+    @classmethod
+    def make(
+        cls,
+        table: int,
+        priority: int,
+        cookie: int,
+        match: Iterable[tuple[str, str]],
+        actions: Iterable[Action],
+    ) -> Rule:
+        """Build a rule from match pairs in any order (they are put in canonical order)."""
+        ordered = tuple(sorted(match, key=lambda kv: _ORDER.get(kv[0], len(_ORDER))))
+        return cls(table, priority, cookie, ordered, tuple(actions))
+
+    def match_text(self) -> str:
+        return ",".join(value if name == "proto" else f"{name}={value}" for name, value in self.match)
+
+    def actions_text(self) -> str:
+        return ",".join(format_action(a) for a in self.actions)
+
+    def to_ofctl(self) -> str:
+        """The ``ovs-ofctl -O OpenFlow13 add-flows`` line of this rule."""
+        head = f"table={self.table},priority={self.priority},cookie={self.cookie:#x}"
+        match = self.match_text()
+        return f"{head},{match + ',' if match else ''}actions={self.actions_text()}"
+
+    def to_flow(self) -> Flow:
+        """This rule as the verifier's normalized :class:`~segctl.flows.ofctl.Flow`."""
+        return parse_flow(self.to_ofctl())
+
+    def key(self) -> tuple[int, int, tuple[tuple[str, str], ...]]:
+        """What OVS identifies a flow by: table, priority and match."""
+        return (self.table, self.priority, self.match)
+
+
+def rules_text(rules: Iterable[Rule]) -> str:
+    """One ``add-flows`` line per rule, newline-terminated."""
+    return "".join(r.to_ofctl() + "\n" for r in rules)
