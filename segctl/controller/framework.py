@@ -41,7 +41,7 @@ __all__ = [
 
 os.environ.setdefault("OSKEN_HUB_TYPE", "eventlet")
 # eventlet says it is deprecated on import; os-ken's hub needs it all the same.
-warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated", category=DeprecationWarning)
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated", category=Warning)
 
 FRAMEWORK: str
 try:
