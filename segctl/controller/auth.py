@@ -9,7 +9,7 @@ Roles:
 =============  =====================================================================
 admin          everything
 auditor        every read (intent, tenants, report, switches, flows, revisions,
-               audit, metrics); no write, no live verification run
+               audit, metrics) and live verification runs (POST /v1/verify); no change
 tenant-admin   read and write its own tenant (``/v1/tenants/<its tenant>``), nothing
                else: not the whole intent, not shared services, not other tenants
 =============  =====================================================================

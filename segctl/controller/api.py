@@ -1,0 +1,299 @@
+"""The REST API: a WSGI app (WebOb + Routes) over the controller service.
+
+:data:`ROUTES` is the whole routing table: method, path, handler name, permission.
+Every request is authenticated first (401 before anything else, so unknown paths leak
+nothing), then routed (404/405), authorized (403), then its body is read (400). Errors
+map to statuses in one table, :data:`ERROR_STATUS`; a response never carries a
+traceback. The os-ken runner serves :class:`ApiApp` with ``hub.WSGIServer``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import routes
+import webob
+import webob.dec
+
+from segctl.controller.auth import (
+    AuthenticationError,
+    Permission,
+    PermissionDenied,
+    Principal,
+    TokenStore,
+    authorize,
+)
+from segctl.controller.gate import NotFound, VerificationFailed
+from segctl.controller.metrics import ControllerMetrics
+from segctl.controller.service import ControllerService
+from segctl.controller.store import StoreError
+from segctl.errors import IntentError, SegctlError, SwitchError
+from segctl.topology.load import parse_document
+
+__all__ = ["ERROR_STATUS", "MAX_BODY", "ROUTES", "ApiApp", "BadRequest", "Route"]
+
+LOG = logging.getLogger("segctl.controller.api")
+MAX_BODY = 8 * 1024 * 1024
+READ, WRITE = Permission("read"), Permission("write")
+TENANT_READ, TENANT_WRITE = Permission("read", "tenant"), Permission("write", "tenant")
+
+
+class BadRequest(SegctlError):
+    """The request itself is malformed (body, query parameter) (HTTP 400)."""
+
+
+class _TooLarge(BadRequest):
+    pass
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: str
+    permission: Permission
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v1/intent", "get_intent", READ),
+    Route("PUT", "/v1/intent", "put_intent", WRITE),
+    Route("GET", "/v1/tenants/{name}", "get_tenant", TENANT_READ),
+    Route("PUT", "/v1/tenants/{name}", "put_tenant", TENANT_WRITE),
+    Route("POST", "/v1/verify", "post_verify", READ),
+    Route("GET", "/v1/report", "get_report", READ),
+    Route("GET", "/v1/switches", "get_switches", READ),
+    Route("GET", "/v1/switches/{name}/flows", "get_switch_flows", READ),
+    Route("POST", "/v1/reconcile", "post_reconcile", WRITE),
+    Route("GET", "/v1/revisions", "get_revisions", READ),
+    Route("POST", "/v1/revisions/{id}/rollback", "post_rollback", WRITE),
+    Route("GET", "/v1/audit", "get_audit", READ),
+    Route("GET", "/metrics", "get_metrics", READ),
+)
+
+#: Error class -> HTTP status. The first matching class wins.
+ERROR_STATUS: tuple[tuple[type[SegctlError], int], ...] = (
+    (_TooLarge, 413),
+    (BadRequest, 400),
+    (IntentError, 400),
+    (AuthenticationError, 401),
+    (PermissionDenied, 403),
+    (NotFound, 404),
+    (VerificationFailed, 422),
+    (SwitchError, 502),
+    (StoreError, 500),
+    (SegctlError, 400),
+)
+
+
+def _error_body(exc: SegctlError) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, IntentError):
+        body["problems"] = [p.to_json() for p in exc.problems]
+    if isinstance(exc, VerificationFailed):
+        body["verification"] = exc.verification.to_json()
+        body["diff"] = [d.to_json() for d in exc.diffs]
+    return {"error": body}
+
+
+def _json_response(status: int, body: Any) -> webob.Response:
+    response = webob.Response(status=status, content_type="application/json", charset="utf-8")
+    response.text = json.dumps(body, indent=2, sort_keys=True, default=str) + "\n"
+    return response
+
+
+def _flag(request: webob.Request, name: str) -> bool:
+    value = request.GET.get(name, "false").lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no", ""):
+        return False
+    raise BadRequest(f"query parameter {name}={value!r}: expected true or false")
+
+
+def _int_param(request: webob.Request, name: str, default: int, *, lo: int = 0, hi: int = 10_000) -> int:
+    text = request.GET.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or not lo <= int(text) <= hi:
+        raise BadRequest(f"query parameter {name}={text!r}: expected an integer {lo}..{hi}")
+    return int(text)
+
+
+def _body(request: webob.Request) -> Any:
+    """The request body as a document: JSON, or YAML with a yaml content type."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise _TooLarge(f"request body is larger than {MAX_BODY} bytes")
+    raw = request.body_file.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise _TooLarge(f"request body is larger than {MAX_BODY} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("request body is not UTF-8") from None
+    if not text.strip():
+        raise BadRequest("request body is empty; send a JSON document")
+    if "yaml" in (request.content_type or ""):
+        document, _ = parse_document(text, source="request body")
+        return document
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            f"request body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+
+
+class ApiApp:
+    """The WSGI application."""
+
+    def __init__(
+        self, service: ControllerService, tokens: TokenStore, metrics: ControllerMetrics | None = None
+    ):
+        self.service = service
+        self.tokens = tokens
+        self.metrics = metrics or service.metrics
+        self.mapper = routes.Mapper(explicit=True)
+        self.paths = routes.Mapper(explicit=True)
+        self.by_key = {f"{r.method} {r.path}": r for r in ROUTES}
+        for key, route in self.by_key.items():
+            self.mapper.connect(key, route.path, route_key=key, conditions={"method": [route.method]})
+        self.methods: dict[str, list[str]] = {}
+        for route in ROUTES:
+            self.methods.setdefault(route.path, []).append(route.method)
+        for path in self.methods:
+            self.paths.connect(path, path)
+
+    @webob.dec.wsgify
+    def __call__(self, request: webob.Request) -> webob.Response:
+        route_name = "unmatched"
+        try:
+            match = self.mapper.match(environ=request.environ)
+            if match is not None:
+                route_name = self.by_key[match["route_key"]].path
+            principal = self.tokens.authenticate(request.headers.get("Authorization"))
+            if match is None:
+                known = self.paths.routematch(request.path_info)
+                if known is None:
+                    raise NotFound(f"no such endpoint: {request.path_info}")
+                allowed = self.methods[known[1].routepath]
+                message = f"{request.method} is not allowed on {request.path_info}; use {', '.join(allowed)}"
+                response = _json_response(405, {"error": {"type": "MethodNotAllowed", "message": message}})
+                response.allow = allowed
+                return self._count(request, route_name, response)
+            route = self.by_key[match["route_key"]]
+            params = {k: v for k, v in match.items() if "{" + k + "}" in route.path}
+            authorize(principal, route.permission, tenant=params.get("name"))
+            handler: Callable[..., webob.Response] = getattr(self, route.handler)
+            response = handler(request, principal, **params)
+        except SegctlError as exc:
+            status = next(code for cls, code in ERROR_STATUS if isinstance(exc, cls))
+            response = _json_response(status, _error_body(exc))
+            if status == 401:
+                response.www_authenticate = ("Bearer", {"realm": "segctl"})
+        except Exception:  # a bug: logged with its traceback, never sent to the client
+            LOG.exception("internal error on %s %s", request.method, request.path_info)
+            message = "internal error; see the controller log"
+            response = _json_response(500, {"error": {"type": "InternalError", "message": message}})
+        return self._count(request, route_name, response)
+
+    def _count(self, request: webob.Request, route: str, response: webob.Response) -> webob.Response:
+        self.metrics.api_requests.inc(method=request.method, route=route, status=str(response.status_code))
+        return response
+
+    # -- handlers -----------------------------------------------------------------------
+
+    def get_intent(self, request: webob.Request, principal: Principal) -> webob.Response:
+        revision = self.service.store.current()
+        return _json_response(
+            200, {"revision": revision and revision.to_json(), "intent": self.service.document()}
+        )
+
+    def put_intent(self, request: webob.Request, principal: Principal) -> webob.Response:
+        dry_run = _flag(request, "dry_run")
+        result = self.service.apply(_body(request), actor=principal.actor, dry_run=dry_run)
+        return _json_response(200, result.to_json())
+
+    def get_tenant(self, request: webob.Request, principal: Principal, name: str) -> webob.Response:
+        return _json_response(200, {"tenant": self.service.tenant_document(name)})
+
+    def put_tenant(self, request: webob.Request, principal: Principal, name: str) -> webob.Response:
+        dry_run = _flag(request, "dry_run")
+        result = self.service.update_tenant(
+            name,
+            _body(request),
+            actor=principal.actor,
+            dry_run=dry_run,
+            allow_create=principal.role == "admin",
+        )
+        return _json_response(200, result.to_json())
+
+    def post_verify(self, request: webob.Request, principal: Principal) -> webob.Response:
+        return _json_response(200, self.service.verify_live(actor=principal.actor).to_json())
+
+    def get_report(self, request: webob.Request, principal: Principal) -> webob.Response:
+        kind = request.GET.get("kind", "live")
+        if kind not in ("live", "gate"):
+            raise BadRequest(f"query parameter kind={kind!r}: expected live or gate")
+        report = self.service.store.latest_report(kind=kind)
+        if report is None:
+            raise NotFound(f"no {kind} verification report yet")
+        return _json_response(200, report)
+
+    def get_switches(self, request: webob.Request, principal: Principal) -> webob.Response:
+        return _json_response(200, {"switches": self.service.switches()})
+
+    def get_switch_flows(self, request: webob.Request, principal: Principal, name: str) -> webob.Response:
+        return _json_response(200, self.service.switch_flows(name))
+
+    def post_reconcile(self, request: webob.Request, principal: Principal) -> webob.Response:
+        switch = request.GET.get("switch")
+        if switch is not None and switch not in self.service.southbound.connected_switches():
+            raise NotFound(f"switch {switch} is not connected")
+        reports = self.service.reconcile(switch, actor=principal.actor)
+        return _json_response(200, {"switches": [r.to_json() for r in reports]})
+
+    def get_revisions(self, request: webob.Request, principal: Principal) -> webob.Response:
+        limit = _int_param(request, "limit", 100, lo=1)
+        before = request.GET.get("before")
+        before_id = _int_param(request, "before", 0, hi=2**62) if before is not None else None
+        revisions = self.service.store.revisions(limit=limit, before=before_id)
+        current = self.service.store.current()
+        return _json_response(
+            200, {"current": current and current.id, "revisions": [r.to_json() for r in revisions]}
+        )
+
+    def post_rollback(self, request: webob.Request, principal: Principal, id: str) -> webob.Response:
+        if not id.isdigit():
+            raise BadRequest(f"revision id {id!r} is not a number")
+        dry_run = _flag(request, "dry_run")
+        result = self.service.rollback(int(id), actor=principal.actor, dry_run=dry_run)
+        return _json_response(200, result.to_json())
+
+    def get_audit(self, request: webob.Request, principal: Principal) -> webob.Response:
+        from segctl.controller.audit import verify_chain
+
+        log = self.service.audit_log
+        entries = log.entries(
+            after=_int_param(request, "after", 0, hi=2**62),
+            limit=_int_param(request, "limit", 100, lo=1),
+            actor=request.GET.get("actor"),
+            action=request.GET.get("action"),
+        )
+        body: dict[str, Any] = {
+            "head": "{}:{}".format(*log.head()),
+            "entries": [e.to_json() for e in entries],
+        }
+        if _flag(request, "verify"):
+            body["chain_problems"] = [p.to_json() for p in verify_chain(log.db)]
+        return _json_response(200, body)
+
+    def get_metrics(self, request: webob.Request, principal: Principal) -> webob.Response:
+        self.metrics.connected.set(len(self.service.southbound.connected_switches()))
+        response = webob.Response(status=200, content_type="text/plain", charset="utf-8")
+        response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+        response.text = self.metrics.render()
+        return response

@@ -1,0 +1,261 @@
+"""The REST API in-process: every route x every role, error mapping, nothing changes on errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import webob
+import yaml
+
+from segctl.controller.api import ROUTES, ApiApp
+from segctl.controller.audit import AuditLog, verify_chain
+from segctl.controller.auth import TokenStore
+from segctl.controller.memory_southbound import MemorySouthbound
+from segctl.controller.service import ControllerService
+from segctl.controller.store import Database, Store
+from tests.service_doubles import compile_tables, verify_tables
+
+ROOT = Path(__file__).resolve().parent.parent
+LEAF_SPINE_TEXT = (ROOT / "examples/leaf-spine.yaml").read_text()
+LEAF_SPINE = yaml.safe_load(LEAF_SPINE_TEXT)
+SWITCHES = ["spine1", "spine2", "leaf1", "leaf2", "leaf3"]
+
+
+class Env:
+    def __init__(self, tmp_path: Path, compiler: Any = compile_tables) -> None:
+        db = Database(tmp_path / "api.db")
+        self.sb = MemorySouthbound(SWITCHES)
+        self.service = ControllerService(Store(db), self.sb, verify_tables, AuditLog(db), compiler=compiler)
+        self.tokens = TokenStore(db)
+        self.app = ApiApp(self.service, self.tokens)
+        self.token = {
+            "admin": self.tokens.create("admin")[1],
+            "auditor": self.tokens.create("auditor")[1],
+            "acme-admin": self.tokens.create("tenant-admin", tenant="acme")[1],
+            "bad": "sgt_0123abcd_" + "x" * 43,
+        }
+
+    def call(
+        self, method: str, path: str, role: str | None = "admin", body: Any = None, content_type: str = ""
+    ) -> webob.Response:
+        request = webob.Request.blank(path, method=method)
+        if role is not None:
+            request.headers["Authorization"] = f"Bearer {self.token[role]}"
+        if body is not None:
+            request.body = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            request.content_type = content_type or "application/json"
+        response: webob.Response = request.get_response(self.app)
+        return response
+
+    def fingerprint(self) -> Any:
+        current = self.service.store.current()
+        return (
+            current and current.id,
+            self.service.audit_log.head(),
+            {n: frozenset(self.sb.flows(n)) for n in SWITCHES},
+        )
+
+
+def with_rate(doc: dict[str, Any], pps: int) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    globex = next(t for t in doc["tenants"] if t["name"] == "globex")
+    next(e for e in globex["endpoints"] if e["name"] == "gweb2")["rate_limit"]["pps"] = pps
+    return doc
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    e = Env(tmp_path)
+    assert e.call("PUT", "/v1/intent", body=LEAF_SPINE).status_code == 200
+    assert e.call("POST", "/v1/verify").status_code == 200
+    return e
+
+
+def _tenant_body(env: Env, name: str) -> dict[str, Any]:
+    tenant = copy.deepcopy(env.service.tenant_document(name))
+    tenant["endpoints"][0].setdefault("labels", {})["touched"] = "yes"
+    return tenant
+
+
+# (method, path, body factory, kind): kind "read"/"write" (global) or "tenant:<name>:read|write"
+CASES: list[tuple[str, str, Any, str]] = [
+    ("GET", "/v1/intent", None, "read"),
+    ("PUT", "/v1/intent", lambda env: with_rate(LEAF_SPINE, 1234), "write"),
+    ("PUT", "/v1/intent?dry_run=true", lambda env: with_rate(LEAF_SPINE, 999), "write"),
+    ("GET", "/v1/tenants/acme", None, "tenant:acme:read"),
+    ("GET", "/v1/tenants/globex", None, "tenant:globex:read"),
+    ("PUT", "/v1/tenants/acme", lambda env: _tenant_body(env, "acme"), "tenant:acme:write"),
+    ("PUT", "/v1/tenants/globex", lambda env: _tenant_body(env, "globex"), "tenant:globex:write"),
+    ("POST", "/v1/verify", None, "read"),
+    ("GET", "/v1/report", None, "read"),
+    ("GET", "/v1/switches", None, "read"),
+    ("GET", "/v1/switches/leaf1/flows", None, "read"),
+    ("POST", "/v1/reconcile", None, "write"),
+    ("GET", "/v1/revisions", None, "read"),
+    ("POST", "/v1/revisions/1/rollback", None, "write"),
+    ("GET", "/v1/audit", None, "read"),
+    ("GET", "/metrics", None, "read"),
+]
+ROLES = [None, "bad", "admin", "auditor", "acme-admin"]
+
+
+def expected_status(kind: str, role: str | None) -> int:
+    if role in (None, "bad"):
+        return 401
+    if role == "admin":
+        return 200
+    access = kind.rsplit(":", 1)[-1]
+    if role == "auditor":
+        return 200 if access == "read" else 403
+    return 200 if kind.startswith("tenant:acme:") else 403
+
+
+def test_cases_cover_every_route() -> None:
+    templates = {(r.method, r.path) for r in ROUTES}
+    covered = set()
+    for method, path, _, _ in CASES:
+        bare = path.split("?")[0]
+        for r in ROUTES:
+            parts, tparts = bare.split("/"), r.path.split("/")
+            same_shape = r.method == method and len(parts) == len(tparts)
+            if same_shape and all(t.startswith("{") or t == p for p, t in zip(parts, tparts, strict=True)):
+                covered.add((r.method, r.path))
+    assert covered == templates
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: str(r))
+@pytest.mark.parametrize(("method", "path", "body", "kind"), CASES, ids=[f"{c[0]} {c[1]}" for c in CASES])
+def test_rbac_matrix(env: Env, method: str, path: str, body: Any, kind: str, role: str | None) -> None:
+    if path.startswith("/v1/revisions/1/rollback"):
+        env.call("PUT", "/v1/intent", body=with_rate(LEAF_SPINE, 4321))  # something to roll back from
+    before = env.fingerprint()
+    want = expected_status(kind, role)
+    response = env.call(method, path, role, body(env) if body else None)
+    assert response.status_code == want, response.text
+    assert "Traceback" not in response.text
+    if want in (401, 403):
+        assert env.fingerprint() == before, "a refused request changed something"
+        assert "error" in response.json
+        if want == 401:
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    changes = kind.endswith("write") and "dry_run" not in path and path != "/v1/reconcile"
+    if want == 200 and changes:
+        assert env.fingerprint() != before
+    assert verify_chain(env.service.store.db) == []
+
+
+def test_invalid_bodies_are_400_and_change_nothing(env: Env) -> None:
+    before = env.fingerprint()
+    bad = copy.deepcopy(LEAF_SPINE)
+    bad["tenants"][0]["endpoints"][0]["ip"] = "10.9.9.9"
+    for body, content_type in [
+        ("{not json", "application/json"),
+        ("", "application/json"),
+        ("[1, 2]", "application/json"),
+        (json.dumps(bad), "application/json"),
+        ("fabric: [unclosed", "application/yaml"),
+    ]:
+        response = env.call("PUT", "/v1/intent", "admin", body or None, content_type)
+        assert response.status_code == 400, (body, response.text)
+    response = env.call("PUT", "/v1/intent", "admin", bad)
+    problems = response.json["error"]["problems"]
+    assert any(p["location"] == "tenants[acme].endpoints[web1].ip" for p in problems)
+    assert env.call("PUT", "/v1/intent?dry_run=maybe", "admin", LEAF_SPINE).status_code == 400
+    assert env.call("GET", "/v1/revisions?limit=abc").status_code == 400
+    assert env.call("POST", "/v1/revisions/x/rollback").status_code in (400, 404)
+    # a tenant-admin cannot smuggle shared services or another tenant in through its tenant
+    tenant = env.service.tenant_document("acme")
+    assert (
+        env.call("PUT", "/v1/tenants/acme", "acme-admin", {**tenant, "shared_services": []}).status_code
+        == 400
+    )
+    assert env.call("PUT", "/v1/tenants/acme", "acme-admin", {**tenant, "name": "globex"}).status_code == 400
+    assert env.call("PUT", "/v1/tenants/newco", "acme-admin", {"name": "newco"}).status_code == 403
+    assert env.fingerprint()[0] == before[0] and env.fingerprint()[2] == before[2]
+
+
+def test_verification_failure_is_422_with_violations(env: Env) -> None:
+    before = env.fingerprint()
+    bad = copy.deepcopy(LEAF_SPINE)
+    bad["tenants"][1]["endpoints"][0]["labels"] = {"bug": "misdeliver"}
+    response = env.call("PUT", "/v1/intent", "admin", bad)
+    assert response.status_code == 422
+    error = response.json["error"]
+    assert error["verification"]["verdict"] == "fail"
+    assert {v["property"] for v in error["verification"]["violations"]} == {"isolation"}
+    assert error["diff"]
+    after = env.fingerprint()
+    assert after[0] == before[0] and after[2] == before[2]
+
+
+def test_dry_run_shows_diff_without_pushing(env: Env) -> None:
+    before = env.fingerprint()
+    response = env.call("PUT", "/v1/intent?dry_run=true", "admin", with_rate(LEAF_SPINE, 77))
+    assert response.status_code == 200
+    body = response.json
+    assert body["status"] == "dry_run" and [d["switch"] for d in body["diff"]] == ["leaf3"]
+    assert body["verification"]["verdict"] == "pass"
+    assert env.fingerprint() == before
+
+
+def test_yaml_body_and_round_trip(env: Env) -> None:
+    response = env.call("PUT", "/v1/intent", "admin", LEAF_SPINE_TEXT, "application/yaml")
+    assert response.status_code == 200 and response.json["status"] == "unchanged"
+    got = env.call("GET", "/v1/intent", "auditor").json
+    assert got["revision"]["id"] == 1
+    again = env.call("PUT", "/v1/intent", "admin", got["intent"])
+    assert again.json["status"] == "unchanged"
+
+
+def test_rollback_and_revisions(env: Env) -> None:
+    env.call("PUT", "/v1/intent", body=with_rate(LEAF_SPINE, 10))
+    revisions = env.call("GET", "/v1/revisions", "auditor").json
+    assert revisions["current"] == 2 and [r["id"] for r in revisions["revisions"]] == [2, 1]
+    response = env.call("POST", "/v1/revisions/1/rollback")
+    assert response.status_code == 200 and response.json["revision"]["parent"] == 1
+    assert env.call("POST", "/v1/revisions/99/rollback").status_code == 404
+
+
+def test_not_found_and_method_not_allowed(env: Env) -> None:
+    assert env.call("GET", "/v1/nothing").status_code == 404
+    assert env.call("GET", "/v1/nothing", None).status_code == 401  # auth first: no leak
+    assert env.call("GET", "/v1/tenants/nobody").status_code == 404
+    assert env.call("GET", "/v1/switches/nosuch/flows").status_code == 404
+    response = env.call("DELETE", "/v1/intent")
+    assert response.status_code == 405 and set(response.headers["Allow"].split(", ")) == {"GET", "PUT"}
+
+
+def test_switch_flows_and_audit(env: Env) -> None:
+    flows = env.call("GET", "/v1/switches/leaf1/flows", "auditor").json
+    assert flows["in_sync"] and flows["desired"] == flows["live"]
+    switches = env.call("GET", "/v1/switches", "auditor").json["switches"]
+    assert [s["name"] for s in switches] == SWITCHES and all(s["connected"] for s in switches)
+    audit = env.call("GET", "/v1/audit?verify=true&action=intent.apply", "auditor").json
+    assert audit["chain_problems"] == [] and [e["action"] for e in audit["entries"]] == ["intent.apply"]
+    assert audit["entries"][0]["actor"].endswith("(admin)")
+
+
+def test_metrics_exposition(env: Env) -> None:
+    env.call("GET", "/v1/intent", None)
+    text = env.call("GET", "/metrics", "auditor").text
+    assert "# TYPE segctl_api_requests_total counter" in text
+    assert 'segctl_api_requests_total{method="GET",route="/v1/intent",status="401"} 1' in text
+    assert 'segctl_api_requests_total{method="PUT",route="/v1/intent",status="200"} 1' in text
+    assert f'segctl_rules{{switch="leaf1"}} {len(env.service.desired("leaf1").flows)}' in text
+    assert 'segctl_verification_pass{stage="gate"} 1' in text
+    assert "segctl_verification_seconds_count" in text
+
+
+def test_internal_error_has_no_traceback(tmp_path: Path) -> None:
+    def broken(network: Any) -> Any:
+        raise RuntimeError("compiler bug with secret detail")
+
+    env = Env(tmp_path, compiler=broken)
+    response = env.call("PUT", "/v1/intent", "admin", LEAF_SPINE)
+    assert response.status_code == 500
+    assert "Traceback" not in response.text and "secret detail" not in response.text
+    assert env.service.store.current() is None
