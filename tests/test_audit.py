@@ -124,3 +124,29 @@ def test_truncation_with_forged_head_needs_the_anchor(tmp_path: Path) -> None:
 def test_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no such database"):
         verify_chain(tmp_path / "nope.db")
+
+
+def test_cli_audit_verify_and_tokens(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from segctl.controller.auth import TokenStore
+    from segctl.controller.cli import main
+
+    path = tmp_path / "a.db"
+    _log(path).db.close()
+    assert main(["audit", "verify", str(path)]) == 0
+    assert "intact" in capsys.readouterr().out
+    assert main(["audit", "head", str(path)]) == 0
+    anchor = capsys.readouterr().out.strip()
+    assert anchor.startswith("5:")
+    _tamper(path, "UPDATE audit SET action = 'nothing' WHERE seq = 2")
+    assert main(["audit", "verify", str(path), "-o", "json"]) == 1
+    assert '"seq": 2' in capsys.readouterr().out
+    assert main(["audit", "verify", str(tmp_path / "missing.db")]) == 2
+    assert "no such database" in capsys.readouterr().err
+
+    assert main(["token", "create", "--store", str(path), "--role", "tenant-admin", "--tenant", "acme"]) == 0
+    text = capsys.readouterr().out.splitlines()[0]
+    principal = TokenStore(Database(path)).authenticate(f"Bearer {text}")
+    assert principal.role == "tenant-admin" and principal.tenant == "acme"
+    assert main(["token", "create", "--store", str(path), "--role", "tenant-admin"]) == 2
+    assert main(["token", "revoke", "--store", str(path), principal.token_id]) == 0
+    assert main(["token", "revoke", "--store", str(path), principal.token_id]) == 2

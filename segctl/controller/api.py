@@ -30,11 +30,11 @@ from segctl.controller.auth import (
 from segctl.controller.gate import NotFound, VerificationFailed
 from segctl.controller.metrics import ControllerMetrics
 from segctl.controller.service import ControllerService
-from segctl.controller.store import StoreError
+from segctl.controller.store import Database, StoreError
 from segctl.errors import IntentError, SegctlError, SwitchError
 from segctl.topology.load import parse_document
 
-__all__ = ["ERROR_STATUS", "MAX_BODY", "ROUTES", "ApiApp", "BadRequest", "Route"]
+__all__ = ["ERROR_STATUS", "MAX_BODY", "ROUTES", "ApiApp", "BadRequest", "Route", "make_app"]
 
 LOG = logging.getLogger("segctl.controller.api")
 MAX_BODY = 8 * 1024 * 1024
@@ -297,3 +297,8 @@ class ApiApp:
         response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
         response.text = self.metrics.render()
         return response
+
+
+def make_app(service: ControllerService, *, db: Database, metrics: ControllerMetrics | None = None) -> ApiApp:
+    """The API app over ``service``, with bearer tokens kept in ``db``."""
+    return ApiApp(service, TokenStore(db), metrics)

@@ -35,6 +35,8 @@ __all__ = [
     "VerificationFailed",
     "Verifier",
     "Violation",
+    "default_compiler",
+    "default_verifier",
     "flow_sort_key",
 ]
 
@@ -214,3 +216,37 @@ class DriftReport:
             "repaired": self.repaired,
             "error": self.error,
         }
+
+
+def default_compiler() -> Compiler:
+    """The segctl compiler (:func:`segctl.flows.compiler.compile_network`) as a :class:`Compiler`.
+
+    Each rule becomes ``parse_flow(rule.to_ofctl())``: the controller pushes, diffs and
+    verifies exactly the parsed form.
+    """
+    from segctl.flows.compiler import compile_network
+    from segctl.flows.ofctl import parse_flow
+
+    def compile_tables(network: Network) -> dict[str, SwitchTables]:
+        programs = compile_network(network)
+        return {
+            name: SwitchTables(
+                frozenset(parse_flow(rule.to_ofctl()) for rule in program.rules),
+                frozenset(SwitchMeter(m.id, m.unit, m.rate, m.burst) for m in program.meters),
+            )
+            for name, program in programs.items()
+        }
+
+    return compile_tables
+
+
+def default_verifier() -> Verifier:
+    """The segctl symbolic verifier as a :class:`Verifier`.
+
+    Raises :class:`~segctl.errors.SegctlError` while the verifier is not available: the
+    controller refuses to run rather than push rules nobody checked.
+    """
+    raise SegctlError(
+        "the flow verifier (segctl.flows) is not wired into the controller yet; "
+        "refusing to push rules that are not verified"
+    )
