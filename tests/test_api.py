@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import webob
 import yaml
+from service_doubles import compile_tables, verify_tables
 
 from segctl.controller.api import ROUTES, ApiApp
 from segctl.controller.audit import AuditLog, verify_chain
@@ -17,7 +18,6 @@ from segctl.controller.auth import TokenStore
 from segctl.controller.memory_southbound import MemorySouthbound
 from segctl.controller.service import ControllerService
 from segctl.controller.store import Database, Store
-from tests.service_doubles import compile_tables, verify_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 LEAF_SPINE_TEXT = (ROOT / "examples/leaf-spine.yaml").read_text()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from service_doubles import compile_tables, verify_tables
 
 from segctl.controller.audit import AuditLog, verify_chain
 from segctl.controller.gate import NotFound, VerificationFailed
@@ -21,7 +22,6 @@ from segctl.controller.memory_southbound import MemorySouthbound
 from segctl.controller.service import ControllerService, diff_tables
 from segctl.controller.store import Database, Store
 from segctl.errors import IntentError
-from tests.service_doubles import compile_tables, verify_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 LEAF_SPINE = yaml.safe_load((ROOT / "examples/leaf-spine.yaml").read_text())
