@@ -1,0 +1,352 @@
+"""Header spaces as BDDs: the packet model of the verifier.
+
+One :class:`HeaderSpace` owns one BDD manager (``dd.cudd`` when importable, else
+``dd.autoref``) with a fixed variable order and dynamic reordering off. A header space
+is a BDD over the bits of the fields below; every packet field is a bit vector, most
+significant bit first.
+
+Variable order (:data:`FIELDS`, top to bottom): the per-switch pipeline fields first
+(``in_port`` 16, ``metadata`` 64, ``reg0``–``reg7`` 32 each, ``ct_state`` 6, ``ct_zone``
+16), then the packet headers (``eth_src``, ``eth_dst``, ``eth_type``, ``vlan_present``,
+``vlan_vid``, ``ip_proto``, ``ip_src``, ``ip_dst``, ``nw_ttl``, ``tp_src``, ``tp_dst``,
+``icmp_type``, ``icmp_code``, ``arp_op``, ``arp_sha``, ``arp_tha``, ``ipv6_src``,
+``ipv6_dst``, ``nd_target``, ``nd_sll``).
+
+Unifications (sound because a packet is only one of ARP, IPv4, IPv6, and every OVS match
+on these fields carries its protocol prerequisite): ``arp_spa``/``arp_tpa`` share the bits
+of ``ip_src``/``ip_dst`` (as in OVS, which maps them to ``nw_src``/``nw_dst``);
+``tcp_*``/``udp_*`` share ``tp_src``/``tp_dst``; ``icmpv6_*`` share ``icmp_*``. The VLAN
+TCI is ``vlan_present`` (the CFI/present bit) and ``vlan_vid``; PCP is not modelled.
+``ct_state`` holds ``new est rel rpl inv trk`` at the OVS bit positions 0x01..0x20
+(``snat``/``dnat`` are always 0: segctl does no NAT). ``conj_id`` is not a packet field:
+the engine resolves conjunctions itself.
+
+Origin tracking: the packet fields that actions may rewrite (:data:`REWRITABLE`) have a
+ghost copy (``o.<field>``) interleaved bit by bit with the live bits. An injected space
+starts with ghost == live, so the BDD at any point of a path is a relation between the
+packet as it was injected (ghost) and as it is now (live): :meth:`HeaderSpace.origin`
+and :meth:`HeaderSpace.final` project it.
+
+Examples
+--------
+>>> hs = HeaderSpace()
+>>> s = hs.eq("eth_type", 0x0800) & hs.eq("ip_src", 0x0A000001)
+>>> hs.pick(s)["ip_src"] == 0x0A000001
+True
+>>> t = hs.set_field(s & hs.eq("eth_dst", 1), "eth_dst", 2)
+>>> t == s & hs.eq("eth_dst", 2)
+True
+>>> hs.describe(t)
+'eth_dst=00:00:00:00:00:02,eth_type=0x800,ip_src=10.0.0.1'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from segctl.flows.ofctl import IN_PORT, LOCAL, FieldMatch
+
+try:  # pragma: no cover - which backend depends on the wheel
+    from dd import cudd as _backend
+
+    BACKEND = "cudd"
+except ImportError:  # pragma: no cover
+    from dd import autoref as _backend
+
+    BACKEND = "autoref"
+
+__all__ = [
+    "BACKEND",
+    "CT_EST",
+    "CT_INV",
+    "CT_NEW",
+    "CT_REL",
+    "CT_RPL",
+    "CT_TRK",
+    "FIELDS",
+    "HEADER_FIELDS",
+    "PIPELINE_FIELDS",
+    "REWRITABLE",
+    "HeaderSpace",
+]
+
+#: Bit widths, in variable order (top of the BDD first).
+FIELDS: dict[str, int] = {
+    "in_port": 16,
+    "metadata": 64,
+    **{f"reg{i}": 32 for i in range(8)},
+    "ct_state": 6,
+    "ct_zone": 16,
+    "eth_src": 48,
+    "eth_dst": 48,
+    "eth_type": 16,
+    "vlan_present": 1,
+    "vlan_vid": 12,
+    "ip_proto": 8,
+    "ip_src": 32,
+    "ip_dst": 32,
+    "nw_ttl": 8,
+    "tp_src": 16,
+    "tp_dst": 16,
+    "icmp_type": 8,
+    "icmp_code": 8,
+    "arp_op": 16,
+    "arp_sha": 48,
+    "arp_tha": 48,
+    "ipv6_src": 128,
+    "ipv6_dst": 128,
+    "nd_target": 128,
+    "nd_sll": 48,
+}
+#: Fields that live only inside one switch's pipeline (reset when a packet enters a switch).
+PIPELINE_FIELDS = ("in_port", "metadata", *(f"reg{i}" for i in range(8)), "ct_state", "ct_zone")
+#: Fields carried by the packet on the wire.
+HEADER_FIELDS = tuple(f for f in FIELDS if f not in PIPELINE_FIELDS)
+#: Header fields that actions can rewrite: they carry a ghost copy of their injected value.
+REWRITABLE = ("eth_src", "eth_dst", "vlan_present", "vlan_vid", "ip_src", "ip_dst", "nw_ttl", "arp_op",
+              "arp_sha", "arp_tha")  # fmt: skip
+
+CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+
+_ALIASES = {
+    "arp_spa": "ip_src",
+    "arp_tpa": "ip_dst",
+    "tcp_src": "tp_src",
+    "udp_src": "tp_src",
+    "tcp_dst": "tp_dst",
+    "udp_dst": "tp_dst",
+    "icmpv6_type": "icmp_type",
+    "icmpv6_code": "icmp_code",
+}
+
+BDD = Any  # a dd Function; dd ships no type stubs
+
+
+def _bits(name: str) -> list[str]:
+    return [f"{name}_{i}" for i in range(FIELDS[name])]
+
+
+def _ghost(var: str) -> str:
+    return f"o.{var}"
+
+
+class HeaderSpace:
+    """The BDD manager and the operations on header spaces (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.bdd = _backend.BDD()
+        order: list[str] = []
+        for name in FIELDS:
+            for var in _bits(name):
+                order.append(var)
+                if name in REWRITABLE:
+                    order.append(_ghost(var))
+        self.bdd.declare(*order)
+        self.bdd.configure(reordering=False)
+        self.true: BDD = self.bdd.true
+        self.false: BDD = self.bdd.false
+        self._live = [v for v in order if not v.startswith("o.")]
+        self._ghosts = [v for v in order if v.startswith("o.")]
+        self._match_cache: dict[tuple[FieldMatch, ...], BDD] = {}
+
+    # ------------------------------------------------------------------ building
+
+    def eq(self, name: str, value: int, mask: int | None = None, *, ghost: bool = False) -> BDD:
+        """``field & mask == value & mask`` (bit 0 of a variable list is the MSB)."""
+        width = FIELDS[name]
+        full = (1 << width) - 1
+        mask = full if mask is None else mask
+        if value >> width or mask >> width:
+            return self.false
+        assignment = {}
+        for i, var in enumerate(_bits(name)):
+            bit = 1 << (width - 1 - i)
+            if mask & bit:
+                assignment[_ghost(var) if ghost else var] = bool(value & bit)
+        return self.bdd.cube(assignment) if assignment else self.true
+
+    def match(self, terms: Iterable[FieldMatch]) -> BDD:
+        """The BDD of an ofctl match (``conj_id`` must have been removed by the caller)."""
+        key = tuple(terms)
+        cached = self._match_cache.get(key)
+        if cached is not None:
+            return cached
+        result = self.true
+        for term in key:
+            result &= self._term(term)
+        self._match_cache[key] = result
+        return result
+
+    def _term(self, term: FieldMatch) -> BDD:
+        name, value, mask = term.field, term.value, term.mask
+        if name == "conj_id":
+            raise ValueError("conj_id is resolved by the engine, not a header field")
+        if name == "vlan_tci":
+            out = self.eq("vlan_present", value >> 12 & 1, mask >> 12 & 1)
+            return out & self.eq("vlan_vid", value & 0xFFF, mask & 0xFFF)
+        if name == "ct_state":
+            if value & mask & 0xC0:
+                return self.false  # snat/dnat never set
+            return self.eq("ct_state", value & 0x3F, mask & 0x3F)
+        if name == "in_port":
+            port = _port16(value)
+            if port is None:
+                return self.false
+            value, mask = port, 0xFFFF  # in_port is always matched exactly
+        return self.eq(_ALIASES.get(name, name), value, mask)
+
+    def injected(self, in_port: int) -> BDD:
+        """Every packet entering a switch on ``in_port``: pipeline fields zero, ghosts = live."""
+        out = self.eq("in_port", in_port)
+        for name in PIPELINE_FIELDS[1:]:
+            out &= self.eq(name, 0)
+        return out & self.identity()
+
+    def identity(self) -> BDD:
+        """ghost == live for every rewritable field."""
+        out = self.true
+        for name in REWRITABLE:
+            for var in _bits(name):
+                out &= self.bdd.apply("equiv", self.bdd.var(var), self.bdd.var(_ghost(var)))
+        return out
+
+    # ------------------------------------------------------------------ rewriting
+
+    def forget(self, space: BDD, names: Iterable[str]) -> BDD:
+        """Existentially quantify the live bits of ``names``."""
+        variables = [v for n in names for v in _bits(n)]
+        return self.bdd.exist(variables, space)
+
+    def set_field(self, space: BDD, name: str, value: int) -> BDD:
+        """Write ``value`` into field ``name`` (a :data:`FIELDS` name or an ofctl alias)."""
+        name = _ALIASES.get(name, name)
+        return self.forget(space, [name]) & self.eq(name, value)
+
+    def write_masked(self, space: BDD, name: str, value: int, mask: int) -> BDD:
+        """``field = (field & ~mask) | (value & mask)`` (``write_metadata``)."""
+        width = FIELDS[name]
+        variables = [v for i, v in enumerate(_bits(name)) if mask >> (width - 1 - i) & 1]
+        return self.bdd.exist(variables, space) & self.eq(name, value & mask, mask)
+
+    def dec_ttl(self, space: BDD) -> tuple[BDD, BDD]:
+        """(packets after ``dec_ttl``, packets dropped because their TTL was 0 or 1)."""
+        expired = space & (self.eq("nw_ttl", 0) | self.eq("nw_ttl", 1))
+        alive = space & ~expired
+        # new(x) = alive(x + 1): substitute every TTL bit by the bit of x + 1.
+        bits = _bits("nw_ttl")  # MSB first
+        subst: dict[str, BDD] = {}
+        carry = self.true  # x + 1: carry into the LSB
+        for var in reversed(bits):
+            x = self.bdd.var(var)
+            subst[var] = self.bdd.apply("xor", x, carry)
+            carry = carry & x
+        return self.bdd.let(subst, alive), expired
+
+    def reset_pipeline(self, space: BDD, in_port: int) -> BDD:
+        """The packet as it enters the next switch on ``in_port`` (pipeline fields zeroed)."""
+        out = self.forget(space, PIPELINE_FIELDS) & self.eq("in_port", in_port)
+        for name in PIPELINE_FIELDS[1:]:
+            out &= self.eq(name, 0)
+        return out
+
+    # ------------------------------------------------------------------ projections
+
+    def origin(self, space: BDD) -> BDD:
+        """The injected packets of a relation, in live variable names (ghosts dropped)."""
+        live_rewritable = [v for n in REWRITABLE for v in _bits(n)]
+        projected = self.bdd.exist(live_rewritable, space)
+        return self.bdd.let({_ghost(v): v for v in live_rewritable}, projected)
+
+    def final(self, space: BDD) -> BDD:
+        """The packets as they are now (ghost bits dropped)."""
+        return self.bdd.exist(self._ghosts, space)
+
+    def restrict(self, space: BDD, packet: Mapping[str, int], *, ghost: bool = False) -> BDD:
+        """``space`` restricted to one concrete packet (values per :data:`FIELDS` name).
+
+        With ``ghost=True`` the packet is the injected one: rewritable fields are matched
+        on their ghost copy and pipeline fields are ignored.
+        """
+        out = space
+        for name, value in packet.items():
+            if name not in FIELDS or (ghost and name in PIPELINE_FIELDS):
+                continue
+            out &= self.eq(name, value, ghost=ghost and name in REWRITABLE)
+        return out
+
+    # ------------------------------------------------------------------ reading
+
+    def pick(self, space: BDD, *, ghost: bool = False) -> dict[str, int]:
+        """One concrete packet of ``space`` (every field; don't-care bits are 0).
+
+        With ``ghost=True`` the rewritable fields are read from the ghost (injected) copy.
+        Raises ValueError on the empty space.
+        """
+        if space == self.false:
+            raise ValueError("cannot pick a packet from the empty header space")
+        assignment = self.bdd.pick(space)
+        out: dict[str, int] = {}
+        for name in FIELDS:
+            value = 0
+            for var in _bits(name):
+                key = _ghost(var) if ghost and name in REWRITABLE else var
+                value = value << 1 | int(bool(assignment.get(key, False)))
+            out[name] = value
+        return out
+
+    def pick_pair(self, space: BDD) -> tuple[dict[str, int], dict[str, int]]:
+        """(injected packet, current packet) of one member of a relation."""
+        if space == self.false:
+            raise ValueError("cannot pick a packet from the empty header space")
+        assignment = self.bdd.pick(space)
+        cube = self.bdd.cube(assignment)
+        return self.pick(cube, ghost=True), self.pick(cube)
+
+    def is_empty(self, space: BDD) -> bool:
+        return bool(space == self.false)
+
+    def fields_of(self, space: BDD) -> list[str]:
+        """The live fields the space constrains (its support), in variable order."""
+        support = self.bdd.support(space)
+        return [n for n in FIELDS if any(v in support for v in _bits(n))]
+
+    def describe(self, space: BDD) -> str:
+        """A short summary: the constrained fields, each with its value when fixed."""
+        if space == self.false:
+            return "(empty)"
+        space = self.final(space)
+        if space == self.true:
+            return "(all packets)"
+        parts = []
+        for name in self.fields_of(space):
+            others = [f for f in FIELDS if f != name]
+            only = self.forget(space, others)
+            count = self.bdd.count(only, nvars=FIELDS[name]) if only != self.true else 2 ** FIELDS[name]
+            if count == 1:
+                parts.append(f"{name}={_show(name, self.pick(only)[name])}")
+            else:
+                parts.append(f"{name}∈{{{int(count)} values}}")
+        return ",".join(parts)
+
+
+def _port16(port: int) -> int | None:
+    """OpenFlow 1.3 32-bit port numbers in the model's 16 bits (reserved ports keep their low byte)."""
+    if port <= 0xFF00:
+        return port
+    if port >= 0xFFFFFF00:
+        return 0xFF00 | (port & 0xFF)
+    return None
+
+
+def _show(name: str, value: int) -> str:
+    if name in ("eth_src", "eth_dst", "arp_sha", "arp_tha", "nd_sll"):
+        return ":".join(f"{(value >> s) & 0xFF:02x}" for s in range(40, -8, -8))
+    if name in ("ip_src", "ip_dst"):
+        return ".".join(str((value >> s) & 0xFF) for s in (24, 16, 8, 0))
+    return str(value) if value < 1024 else hex(value)
+
+
+#: Reserved ports in the model's 16-bit ``in_port``.
+IN_PORT16 = _port16(IN_PORT)
+LOCAL16 = _port16(LOCAL)
