@@ -164,8 +164,8 @@ class _Compiler:
             tenant_switches[ep.tenant].add(ep.switch)
         for seg in net.segments:
             senders[seg.key] |= tenant_switches[seg.tenant]
-        for ctx, providers in self.shared_dst.items():
-            senders[ctx] |= {z.switch for z in providers.values()}
+        for ctx, consumed in self.shared_dst.items():
+            senders[ctx] |= {z.switch for z in consumed.values()}
         # forward[switch][(ctx, dst key)] = output port (0 = local); vlans[switch][port] = contexts
         self.forward: dict[str, dict[tuple[Ctx, tuple[str, str]], int]] = defaultdict(dict)
         self.admit: dict[str, dict[int, set[Ctx]]] = defaultdict(lambda: defaultdict(set))
@@ -248,7 +248,7 @@ class _Compiler:
             meta = _meta(self.ctx_value(ctx), _CTX_MASK)
             for dst in self.net.segment_endpoints(*ctx):
                 cookie = self.ep_cookie(t, dst)
-                unicast = [SetField("eth_dst", _mac(dst.mac)), GotoTable(FORWARD.id)]
+                unicast: list[Action] = [SetField("eth_dst", _mac(dst.mac)), GotoTable(FORWARD.id)]
                 rules.append(
                     Rule.make(t, PRIO_ENDPOINT, cookie, [meta, ("proto", "arp"), ("arp_tpa", str(dst.ip))],
                               unicast)
@@ -384,7 +384,7 @@ class _Compiler:
                 match.append(("dl_src", self.gw_mac[dst.tenant]))
             if port:
                 vlan = self.net.segment(*ctx).vlan
-                out = [PushVlan(), SetField("vlan_vid", vlan), Output(port)]
+                out: list[Action] = [PushVlan(), SetField("vlan_vid", vlan), Output(port)]
                 rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, match, out))
                 continue
             if shared:
