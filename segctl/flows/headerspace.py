@@ -149,11 +149,20 @@ class HeaderSpace:
         self._live = [v for v in order if not v.startswith("o.")]
         self._ghosts = [v for v in order if v.startswith("o.")]
         self._match_cache: dict[tuple[FieldMatch, ...], BDD] = {}
+        self._eq_cache: dict[tuple[str, int, int | None, bool], BDD] = {}
+        self._vars_cache: dict[tuple[str, ...], list[str]] = {}
 
     # ------------------------------------------------------------------ building
 
     def eq(self, name: str, value: int, mask: int | None = None, *, ghost: bool = False) -> BDD:
         """``field & mask == value & mask`` (bit 0 of a variable list is the MSB)."""
+        key = (name, value, mask, ghost)
+        cached = self._eq_cache.get(key)
+        if cached is None:
+            cached = self._eq_cache[key] = self._eq(name, value, mask, ghost)
+        return cached
+
+    def _eq(self, name: str, value: int, mask: int | None, ghost: bool) -> BDD:
         width = FIELDS[name]
         full = (1 << width) - 1
         mask = full if mask is None else mask
@@ -215,7 +224,10 @@ class HeaderSpace:
 
     def forget(self, space: BDD, names: Iterable[str]) -> BDD:
         """Existentially quantify the live bits of ``names``."""
-        variables = [v for n in names for v in _bits(n)]
+        key = tuple(names)
+        variables = self._vars_cache.get(key)
+        if variables is None:
+            variables = self._vars_cache[key] = [v for n in key for v in _bits(n)]
         return self.bdd.exist(variables, space)
 
     def set_field(self, space: BDD, name: str, value: int) -> BDD:
@@ -253,9 +265,14 @@ class HeaderSpace:
     # ------------------------------------------------------------------ projections
 
     def origin(self, space: BDD) -> BDD:
-        """The injected packets of a relation, in live variable names (ghosts dropped)."""
+        """The injected packet headers of a relation, in live variable names.
+
+        The live rewritable bits and the pipeline fields are dropped (the ingress port is
+        known to the caller); the ghost bits become the live ones.
+        """
         live_rewritable = [v for n in REWRITABLE for v in _bits(n)]
-        projected = self.bdd.exist(live_rewritable, space)
+        pipeline = [v for n in PIPELINE_FIELDS for v in _bits(n)]
+        projected = self.bdd.exist(live_rewritable + pipeline, space)
         return self.bdd.let({_ghost(v): v for v in live_rewritable}, projected)
 
     def final(self, space: BDD) -> BDD:

@@ -324,7 +324,10 @@ class Engine:
         *,
         hs: HeaderSpace | None = None,
         max_steps: int = 200_000,
+        ct_states: BDD | None = None,
     ) -> None:
+        """``ct_states`` (a BDD over ``ct_state``) narrows what a ``ct(table=…)`` may return;
+        the default is ``+trk`` with exactly one of ``new``/``est``/``rel``/``inv``."""
         self.hs = hs or HeaderSpace()
         self.topology = topology
         self.findings: list[Finding] = []
@@ -335,7 +338,7 @@ class Engine:
         onehot = h.false
         for bit in (CT_NEW, CT_EST, CT_REL, CT_INV):
             onehot |= h.eq("ct_state", CT_TRK | bit, CT_TRK | CT_NEW | CT_EST | CT_REL | CT_INV)
-        self._fresh_ct = onehot
+        self._fresh_ct = onehot if ct_states is None else ct_states
         self.commits: list[CommitEvent] = []
 
     def edge_ports(self) -> list[SwitchPort]:
@@ -370,18 +373,16 @@ class Engine:
                 Outcome(path.ingress, space, Disposition(TRUNCATED, switch, table, detail=detail), path.hops)
             )
             return
-        live = hs.final(space)
         for sw, tb, seen in path.visited:
             if sw == switch and tb == table:
-                overlap = live & seen
+                overlap = hs.final(space) & hs.final(seen)
                 if not hs.is_empty(overlap):
                     loop = Disposition(LOOP, switch, table, detail="packet returns to this table")
                     out.append(Outcome(path.ingress, space & overlap, loop, path.hops))
                     space &= ~overlap
-                    live &= ~overlap
         if hs.is_empty(space):
             return
-        path = _Path(path.ingress, path.in_port, path.hops, (*path.visited, (switch, table, live)))
+        path = _Path(path.ingress, path.in_port, path.hops, (*path.visited, (switch, table, space)))
         tables = self._tables.get(switch, {})
         tab = tables.get(table)
         remaining = space

@@ -1,0 +1,295 @@
+"""A concrete one-packet simulator over parsed flow tables (no BDDs).
+
+Written independently of :mod:`segctl.flows.symbolic` (they share only the parsed
+:class:`~segctl.flows.ofctl.Flow` model) so that the two can check each other, like
+Faucet's FakeOFTable beside its real pipeline. Semantics are the same OpenFlow 1.3 / OVS
+rules, written down in ``docs/verification.md``: highest priority first (input order
+breaks ties), conjunctive matches with a ``conj_id`` re-lookup, apply-actions in order,
+``write_metadata``/``goto_table`` last, ``ct(table=…)`` forks with the conntrack state the
+caller gives (like ``ofproto/trace --ct-next``), fabric links reset the pipeline fields,
+a table miss drops.
+
+Examples
+--------
+>>> from segctl.flows.ofctl import parse_flows
+>>> tables = {"s1": parse_flows("in_port=1,ip,actions=dec_ttl,output:2")}
+>>> result = simulate(tables, {}, {("s1", 2): "t/b"}, "s1", Packet(in_port=1, eth_type=0x0800, nw_ttl=9))
+>>> [(d.kind, d.endpoint, d.packet.nw_ttl) for d in result]
+[('delivered', 't/b', 8)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from segctl.flows.ofctl import (
+    IN_PORT,
+    Conjunction,
+    Controller,
+    Ct,
+    DecTtl,
+    Drop,
+    Flow,
+    GotoTable,
+    Meter,
+    Output,
+    PopVlan,
+    PushVlan,
+    SetField,
+    WriteMetadata,
+)
+
+__all__ = ["CT_EST", "CT_NEW", "CT_TRK", "Packet", "SimHop", "SimResult", "simulate"]
+
+CT_NEW, CT_EST, CT_TRK = 0x01, 0x02, 0x20
+_MAX_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class Packet:
+    """Every field of one packet plus the pipeline state (``vlan_tci`` has the 0x1000 present bit)."""
+
+    in_port: int = 0
+    metadata: int = 0
+    regs: tuple[int, ...] = (0,) * 8
+    ct_state: int = 0
+    ct_zone: int = 0
+    eth_src: int = 0
+    eth_dst: int = 0
+    eth_type: int = 0
+    vlan_tci: int = 0
+    ip_proto: int = 0
+    ip_src: int = 0
+    ip_dst: int = 0
+    nw_ttl: int = 0
+    tp_src: int = 0
+    tp_dst: int = 0
+    icmp_type: int = 0
+    icmp_code: int = 0
+    arp_op: int = 0
+    arp_spa: int = 0
+    arp_tpa: int = 0
+    arp_sha: int = 0
+    arp_tha: int = 0
+    ipv6_src: int = 0
+    ipv6_dst: int = 0
+    nd_target: int = 0
+    nd_sll: int = 0
+
+    def get(self, name: str) -> int:
+        """The value of an ofctl match field (``tcp_dst`` reads ``tp_dst`` ...)."""
+        if name.startswith("reg"):
+            return self.regs[int(name[3:])]
+        if name in ("tcp_src", "udp_src", "tcp_dst", "udp_dst"):
+            return self.tp_src if name.endswith("src") else self.tp_dst
+        if name in ("icmpv6_type", "icmpv6_code"):
+            return self.icmp_type if name.endswith("type") else self.icmp_code
+        value: int = getattr(self, name)
+        return value
+
+    def put(self, name: str, value: int) -> Packet:
+        if name.startswith("reg"):
+            regs = list(self.regs)
+            regs[int(name[3:])] = value
+            return replace(self, regs=tuple(regs))
+        if not isinstance(getattr(self, name, None), int):
+            raise KeyError(f"{name} is not a packet field")
+        return replace(self, **{name: value})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class SimHop:
+    switch: str
+    table: int
+    priority: int  # -1: table miss
+    line: int
+    cookie: int
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """One fate of the packet (a packet can have several: outputs copy, ct forks)."""
+
+    kind: str
+    switch: str
+    table: int | None
+    port: int | None
+    endpoint: str | None
+    packet: Packet
+    hops: tuple[SimHop, ...]
+    commits: tuple[tuple[str, int, int], ...] = field(default=())
+
+
+@dataclass
+class _Run:
+    links: Mapping[tuple[str, int], tuple[str, int]]
+    edges: Mapping[tuple[str, int], str]
+    tables: dict[str, dict[int, list[Flow]]]
+    ct_next: list[int]
+    ct_default: int
+    results: list[SimResult]
+    commits: list[tuple[str, int, int]]
+
+
+def simulate(
+    tables: Mapping[str, Sequence[Flow]],
+    links: Mapping[tuple[str, int], tuple[str, int]],
+    edges: Mapping[tuple[str, int], str],
+    switch: str,
+    packet: Packet,
+    *,
+    ct_next: Sequence[int] = (),
+    ct_default: int = CT_TRK | CT_NEW,
+) -> list[SimResult]:
+    """Send ``packet`` (its ``in_port`` set) into ``switch`` table 0; return every fate.
+
+    ``links`` maps a fabric (switch, port) to its peer, ``edges`` an edge (switch, port)
+    to its endpoint. Each recirculating ``ct(table=…)`` takes the next state of ``ct_next``,
+    then ``ct_default``.
+    """
+    by_switch: dict[str, dict[int, list[Flow]]] = {}
+    for sw, flows in tables.items():
+        per: dict[int, list[Flow]] = {}
+        for f in flows:
+            per.setdefault(f.table, []).append(f)
+        by_switch[sw] = {t: sorted(fs, key=lambda f: -f.priority) for t, fs in per.items()}
+    run = _Run(links, edges, by_switch, list(ct_next), ct_default, [], [])
+    _table(run, switch, 0, packet, packet.in_port, (), frozenset())
+    return [replace(r, commits=tuple(run.commits)) for r in run.results]
+
+
+def _matches(flow: Flow, packet: Packet, conj_id: int | None) -> bool:
+    for term in flow.match:
+        if term.field == "conj_id":
+            if conj_id is None or conj_id != term.value:
+                return False
+            continue
+        value = packet.get(term.field)
+        if term.field == "in_port" and value >= 0xFF00 and term.value >= 0xFFFFFF00:
+            value |= 0xFFFF0000  # reserved ports are 32-bit in OpenFlow 1.3
+        if term.field == "vlan_tci":
+            value &= 0x1FFF
+        if value & term.mask != term.value:
+            return False
+    return True
+
+
+def _lookup(flows: list[Flow], packet: Packet) -> tuple[Flow | None, int | None]:
+    """(flow, conjunction id it was reached through) for one table lookup."""
+    hard = next(
+        (f for f in flows if not _is_conj(f) and f.get("conj_id") is None and _matches(f, packet, None)), None
+    )
+    best: tuple[int, int] | None = None  # (priority, id) of the best complete conjunction
+    seen: dict[tuple[int, int], set[int]] = {}
+    needed: dict[tuple[int, int], int] = {}
+    for f in flows:
+        if _is_conj(f) and _matches(f, packet, None):
+            for a in f.actions:
+                if isinstance(a, Conjunction):
+                    seen.setdefault((f.priority, a.id), set()).add(a.clause)
+                    needed[(f.priority, a.id)] = a.n_clauses
+    for key, clauses in seen.items():
+        if clauses >= set(range(1, needed[key] + 1)) and (
+            best is None or key[0] > best[0] or (key[0] == best[0] and key[1] < best[1])
+        ):
+            best = key
+    if best is None or (hard is not None and hard.priority >= best[0]):
+        return hard, None
+    cid = best[1]
+    again = next((f for f in flows if not _is_conj(f) and _matches(f, packet, cid)), None)
+    return again, cid
+
+
+def _is_conj(flow: Flow) -> bool:
+    return any(isinstance(a, Conjunction) for a in flow.actions)
+
+
+def _emit(run: _Run, kind: str, switch: str, table: int | None, packet: Packet, hops: tuple[SimHop, ...],
+          port: int | None = None, endpoint: str | None = None) -> None:  # fmt: skip
+    run.results.append(SimResult(kind, switch, table, port, endpoint, packet, hops))
+
+
+def _table(
+    run: _Run, switch: str, table: int, packet: Packet, in_port: int, hops: tuple[SimHop, ...],
+    seen: frozenset[tuple[str, int, Packet]],
+) -> None:  # fmt: skip
+    state = (switch, table, packet)
+    if state in seen:
+        _emit(run, "loop", switch, table, packet, hops)
+        return
+    if len(seen) > _MAX_DEPTH:
+        _emit(run, "truncated", switch, table, packet, hops)
+        return
+    seen = seen | {state}
+    flow, cid = _lookup(run.tables.get(switch, {}).get(table, []), packet)
+    if flow is None:
+        _emit(run, "miss", switch, table, packet, (*hops, SimHop(switch, table, -1, 0, 0)))
+        return
+    del cid
+    hops = (*hops, SimHop(switch, table, flow.priority, flow.line, flow.cookie))
+    forwarded = False
+    for action in flow.actions:
+        if isinstance(action, Output):
+            forwarded = True
+            _output(run, switch, table, action.port, packet, in_port, hops, seen)
+        elif isinstance(action, Controller):
+            forwarded = True
+            _emit(run, "controller", switch, table, packet, hops)
+        elif isinstance(action, Drop):
+            forwarded = True
+            _emit(run, "dropped", switch, table, packet, hops)
+        elif isinstance(action, GotoTable):
+            forwarded = True
+            _table(run, switch, action.table, packet, in_port, hops, seen)
+        elif isinstance(action, WriteMetadata):
+            packet = replace(packet, metadata=(packet.metadata & ~action.mask) | (action.value & action.mask))
+        elif isinstance(action, SetField):
+            if action.field == "vlan_vid":
+                if packet.vlan_tci & 0x1000:
+                    packet = replace(packet, vlan_tci=(packet.vlan_tci & ~0xFFF) | action.value)
+            else:
+                packet = packet.put(action.field, action.value)
+        elif isinstance(action, DecTtl):
+            if packet.nw_ttl <= 1:
+                _emit(run, "ttl-expired", switch, table, packet, hops)
+                return
+            packet = replace(packet, nw_ttl=packet.nw_ttl - 1)
+        elif isinstance(action, PushVlan):
+            if packet.vlan_tci & 0x1000:
+                _emit(run, "unsupported", switch, table, packet, hops)
+                return
+            packet = replace(packet, vlan_tci=0x1000)
+        elif isinstance(action, PopVlan):
+            packet = replace(packet, vlan_tci=0)
+        elif isinstance(action, Ct):
+            if action.commit:
+                run.commits.append((switch, table, action.zone))
+            if action.table is not None:
+                forwarded = True
+                state_bits = run.ct_next.pop(0) if run.ct_next else run.ct_default
+                tracked = replace(packet, ct_state=state_bits, ct_zone=action.zone)
+                _table(run, switch, action.table, tracked, in_port, hops, seen)
+        elif isinstance(action, (Meter, Conjunction)):
+            continue
+    if not forwarded:
+        _emit(run, "dropped", switch, table, packet, hops)
+
+
+def _output(
+    run: _Run, switch: str, table: int, port: int, packet: Packet, in_port: int, hops: tuple[SimHop, ...],
+    seen: frozenset[tuple[str, int, Packet]],
+) -> None:  # fmt: skip
+    if port == IN_PORT:
+        port = in_port
+    elif port == in_port:
+        _emit(run, "dropped", switch, table, packet, hops, port)
+        return
+    if (switch, port) in run.links:
+        peer, peer_port = run.links[(switch, port)]
+        arriving = replace(packet, in_port=peer_port, metadata=0, regs=(0,) * 8, ct_state=0, ct_zone=0)
+        _table(run, peer, 0, arriving, peer_port, hops, seen)
+    elif (switch, port) in run.edges:
+        _emit(run, "delivered", switch, table, packet, hops, port, run.edges[(switch, port)])
+    else:
+        _emit(run, "unconnected", switch, table, packet, hops, port)
