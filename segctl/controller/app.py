@@ -171,14 +171,15 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _on_dead(self, ev: Any) -> None:
         dp = ev.datapath
-        if dp.id is None:
+        dpid: int | None = dp.id
+        if dpid is None:
             return
-        name = self._names.get(dp.id)
+        name = self._names.get(dpid)
         if name is None or self._datapaths.get(name) is not dp:
             return
-        LOG.warning("switch %s (dpid %016x) disconnected", name, dp.id)
+        LOG.warning("switch %s (dpid %016x) disconnected", name, dpid)
         del self._datapaths[name]
-        del self._names[dp.id]
+        del self._names[dpid]
         if self.hooks is not None:
             self._enqueue(f"disconnect {name}", self.hooks.on_switch_disconnected, name)
 

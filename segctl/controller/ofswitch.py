@@ -351,9 +351,9 @@ def flow_stats_request(dp: Any) -> Any:
 
 
 def meter_mod(dp: Any, meter: SwitchMeter, *, modify: bool = False) -> Any:
-    """An ``OFPMeterMod`` adding (or modifying) ``meter`` with one drop band."""
+    """An ``OFPMeterMod`` adding (or modifying) ``meter`` with one drop band (counters on)."""
     ofp, parser = dp.ofproto, dp.ofproto_parser
-    flags = ofp.OFPMF_PKTPS if meter.unit == "pktps" else ofp.OFPMF_KBPS
+    flags = (ofp.OFPMF_PKTPS if meter.unit == "pktps" else ofp.OFPMF_KBPS) | ofp.OFPMF_STATS
     if meter.burst is not None:
         flags |= ofp.OFPMF_BURST
     band = parser.OFPMeterBandDrop(rate=meter.rate, burst_size=meter.burst or 0)
@@ -383,9 +383,10 @@ def meter_from_config(config: Any, *, ofp: Any) -> SwitchMeter:
     if len(config.bands) != 1 or type(config.bands[0]).__name__ != "OFPMeterBandDrop":
         raise UnsupportedFlowError(f"meter {config.meter_id}: only one drop band is modelled")
     band = config.bands[0]
-    unit = "pktps" if config.flags & ofp.OFPMF_PKTPS else "kbps"
     burst = band.burst_size if config.flags & ofp.OFPMF_BURST else None
-    return SwitchMeter(config.meter_id, unit, band.rate, burst)
+    if config.flags & ofp.OFPMF_PKTPS:
+        return SwitchMeter(config.meter_id, "pktps", band.rate, burst)
+    return SwitchMeter(config.meter_id, "kbps", band.rate, burst)
 
 
 # ----------------------------------------------------------------------------- bundles
