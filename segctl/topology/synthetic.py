@@ -1,0 +1,267 @@
+"""Deterministic synthetic intents for benchmarks and scale tests.
+
+Pure functions: the same arguments give the same :class:`~segctl.topology.schema.Intent`,
+and every intent produced here passes :func:`segctl.topology.validate.validate_intent`.
+
+:func:`fat_tree` builds a k-ary fat-tree fabric (k²/4 core switches, and k/2
+aggregation plus k/2 edge switches in each of k pods: k = 16 gives 64 + 128 + 128 =
+320 switches). Edge switch ports ``1..k/2`` go up to the aggregation layer; hosts attach
+from :data:`HOST_PORT_BASE` upward (a synthetic fabric is not limited to k/2 hosts per
+edge switch, so 10,000 endpoints fit on 128 edge switches).
+
+:func:`synthetic_intent` fills such a fabric with ``tenants`` workload tenants sharing
+one address plan (overlapping CIDRs on purpose: isolation never rests on addresses),
+``endpoints`` workload endpoints spread round-robin over the edge switches, label groups
+``tier=web|app|db``, chained policies ``web → app → db`` over ``services`` TCP ports, and
+one shared service (DNS in a provider tenant ``shared`` consumed by every tenant).
+
+:func:`policy_pair` is the flow-economy case: one policy from a group of ``a`` endpoints
+on one edge switch to a group of ``b`` endpoints on another, over ``p`` TCP ports.
+
+Examples
+--------
+>>> from segctl.topology.network import resolve
+>>> net = resolve(synthetic_intent(k=4, tenants=3, endpoints=12))
+>>> len(net.switches), len(net.tenants), len(net.endpoints)
+(20, 4, 14)
+>>> net = resolve(policy_pair(10, 10, 5))
+>>> len(net.select("t", net.intent.tenants[0].policies[0].from_))
+10
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from segctl.topology.schema import Intent
+
+__all__ = [
+    "HOST_PORT_BASE",
+    "PROVIDER_TENANT",
+    "TIERS",
+    "fat_tree",
+    "fat_tree_counts",
+    "policy_pair",
+    "synthetic_intent",
+]
+
+#: First OpenFlow port number used for host (endpoint) attachments on an edge switch.
+HOST_PORT_BASE = 100
+#: Name of the shared-service provider tenant added by :func:`synthetic_intent`.
+PROVIDER_TENANT = "shared"
+#: Label values of the ``tier`` label, assigned round-robin within each tenant.
+TIERS = ("web", "app", "db")
+#: First TCP port of the generated policy services (``services`` consecutive ports).
+SERVICE_PORT_BASE = 8000
+_MAX_ENDPOINTS_PER_SEGMENT = 256 * 240
+
+
+def fat_tree_counts(k: int) -> tuple[int, int, int]:
+    """The (core, aggregation, edge) switch counts of a k-ary fat-tree.
+
+    >>> fat_tree_counts(16)
+    (64, 128, 128)
+    """
+    _check_k(k)
+    return k * k // 4, k * k // 2, k * k // 2
+
+
+def fat_tree(k: int) -> dict[str, Any]:
+    """The ``fabric`` section of a k-ary fat-tree: switches (unique dpids) and links.
+
+    Switch names are ``core<i>``, ``agg<pod>-<i>`` and ``edge<pod>-<i>``; dpids encode
+    the layer in bits 16-23 (1 core, 2 aggregation, 3 edge). Port numbering: edge
+    ``edge<p>-<j>:<1+i>`` ↔ ``agg<p>-<i>:<1+j>``; aggregation ``agg<p>-<i>:<k/2+1+m>``
+    ↔ ``core<i·k/2+m>:<1+p>``.
+    """
+    _check_k(k)
+    half = k // 2
+    switches: list[dict[str, Any]] = []
+    links: list[str] = []
+    for c in range(k * k // 4):
+        switches.append({"name": f"core{c}", "dpid": (1 << 16) | c})
+    for p in range(k):
+        for i in range(half):
+            switches.append({"name": f"agg{p}-{i}", "dpid": (2 << 16) | (p << 8) | i})
+        for j in range(half):
+            switches.append({"name": f"edge{p}-{j}", "dpid": (3 << 16) | (p << 8) | j})
+    for p in range(k):
+        for j in range(half):
+            for i in range(half):
+                links.append(f"edge{p}-{j}:{1 + i} <-> agg{p}-{i}:{1 + j}")
+        for i in range(half):
+            for m in range(half):
+                links.append(f"agg{p}-{i}:{half + 1 + m} <-> core{i * half + m}:{1 + p}")
+    return {"switches": switches, "links": links}
+
+
+def _edge_switches(k: int) -> list[str]:
+    return [f"edge{p}-{j}" for p in range(k) for j in range(k // 2)]
+
+
+def _mac(tenant: int, index: int) -> str:
+    # 02:TT:TT:NN:NN:NN, locally administered unicast; never 02:5e:00:00:.. (gateway MACs)
+    return (
+        f"02:{(tenant >> 8) & 0xFF:02x}:{tenant & 0xFF:02x}:"
+        f"{(index >> 16) & 0xFF:02x}:{(index >> 8) & 0xFF:02x}:{index & 0xFF:02x}"
+    )
+
+
+def _host_ip(segment: int, index: int) -> str:
+    # Segment s is 10.s.0.0/16 (gateway 10.s.255.254); host n is 10.s.(n div 240).(10 + n mod 240)
+    return f"10.{segment}.{index // 240}.{10 + index % 240}"
+
+
+def synthetic_intent(
+    *,
+    k: int = 4,
+    tenants: int = 10,
+    endpoints: int = 100,
+    segments: int = 2,
+    services: int = 5,
+    providers: int = 2,
+    shared: bool = True,
+) -> Intent:
+    """A valid intent on a k-ary fat-tree; see the module docstring for its shape.
+
+    ``endpoints`` workload endpoints are divided as evenly as possible over ``tenants``
+    (the first tenants get one more), and within a tenant round-robin over its
+    ``segments`` and the three tiers. Global endpoint number ``g`` attaches to edge
+    switch ``g mod E`` at port ``HOST_PORT_BASE + g div E`` (E edge switches), so every
+    tenant spans many switches. With ``shared`` a tenant ``shared`` adds ``providers``
+    DNS endpoints (one per edge switch, from the last one backwards) consumed by every
+    workload tenant on udp/53 and tcp/53.
+    """
+    _check_k(k)
+    if tenants < 1 or endpoints < 0 or not 1 <= segments <= 200 or not 1 <= services <= 1000:
+        raise ValueError("need tenants >= 1, endpoints >= 0, 1 <= segments <= 200, 1 <= services <= 1000")
+    if tenants + (1 if shared else 0) > 4095:
+        raise ValueError("at most 4095 tenants (conntrack zones)")
+    if shared and providers < 1:
+        raise ValueError("a shared service needs at least one provider endpoint")
+    edges = _edge_switches(k)
+    per_tenant = [endpoints // tenants + (1 if t < endpoints % tenants else 0) for t in range(tenants)]
+    if max(per_tenant) > _MAX_ENDPOINTS_PER_SEGMENT * segments:
+        raise ValueError("too many endpoints per tenant for the address plan")
+    services_doc = [{"proto": "tcp", "port": SERVICE_PORT_BASE + i} for i in range(services)]
+    tenant_docs: list[dict[str, Any]] = []
+    g = 0
+    for t, count in enumerate(per_tenant):
+        eps: list[dict[str, Any]] = []
+        for n in range(count):
+            seg = n % segments
+            eps.append(
+                {
+                    "name": f"ep{n}",
+                    "segment": f"seg{seg}",
+                    "mac": _mac(t + 1, n),
+                    "ip": _host_ip(seg, n // segments),
+                    "attach": {"switch": edges[g % len(edges)], "port": HOST_PORT_BASE + g // len(edges)},
+                    "labels": {"tier": TIERS[n % len(TIERS)]},
+                }
+            )
+            g += 1
+        tenant_docs.append(
+            {
+                "name": f"t{t + 1:04d}",
+                "segments": [
+                    {"name": f"seg{s}", "cidr": f"10.{s}.0.0/16", "gateway": f"10.{s}.255.254"}
+                    for s in range(segments)
+                ],
+                "endpoints": eps,
+                "groups": [{"name": tier, "labels": {"tier": tier}} for tier in TIERS],
+                "policies": [
+                    {"name": "web-to-app", "from": {"group": "web"}, "to": {"group": "app"},
+                     "services": services_doc},
+                    {"name": "app-to-db", "from": {"group": "app"}, "to": {"group": "db"},
+                     "services": services_doc},
+                ],
+            }
+        )  # fmt: skip
+    doc: dict[str, Any] = {"version": 1, "fabric": fat_tree(k), "tenants": tenant_docs}
+    if shared:
+        if providers > 200 or HOST_PORT_BASE - 1 - (providers - 1) // len(edges) <= k // 2:
+            raise ValueError("too many provider endpoints for the address and port plan")
+        dns = [
+            {
+                "name": f"dns{i}",
+                "segment": "svc",
+                "mac": _mac(tenants + 1, i),
+                "ip": f"172.16.0.{10 + i}",
+                "attach": {
+                    "switch": edges[-1 - i % len(edges)],
+                    "port": HOST_PORT_BASE - 1 - i // len(edges),
+                },
+            }
+            for i in range(providers)
+        ]
+        tenant_docs.append(
+            {
+                "name": PROVIDER_TENANT,
+                "segments": [{"name": "svc", "cidr": "172.16.0.0/24", "gateway": "172.16.0.1"}],
+                "endpoints": dns,
+            }
+        )
+        doc["shared_services"] = [
+            {
+                "name": "dns",
+                "provider": {"tenant": PROVIDER_TENANT, "endpoints": [d["name"] for d in dns]},
+                "consumers": [{"tenant": t["name"]} for t in tenant_docs[:-1]],
+                "services": [{"proto": "udp", "port": 53}, {"proto": "tcp", "port": 53}],
+            }
+        ]
+    return Intent.model_validate(doc)
+
+
+def policy_pair(a: int, b: int, p: int) -> Intent:
+    """One tenant, one policy: group ``A`` (``a`` endpoints on ``leafA``) → group ``B``
+    (``b`` endpoints on ``leafB``) over ``p`` TCP ports, on a two-leaf, one-spine fabric.
+
+    The segment is strict, so the policy is the only thing that lets A reach B; each
+    leaf holds one side of the policy (``policy_src`` on leafA, ``policy_dst`` on leafB).
+    """
+    if not (1 <= a <= 20000 and 1 <= b <= 20000 and 1 <= p <= 1000):
+        raise ValueError("need 1 <= a, b <= 20000 and 1 <= p <= 1000")
+    fabric = {
+        "switches": [
+            {"name": "spine", "dpid": 1},
+            {"name": "leafA", "dpid": 2},
+            {"name": "leafB", "dpid": 3},
+        ],
+        "links": ["leafA:1 <-> spine:1", "leafB:1 <-> spine:2"],
+    }
+    eps: list[dict[str, Any]] = []
+    for side, count, leaf in (("a", a, "leafA"), ("b", b, "leafB")):
+        offset = 0 if side == "a" else a
+        for n in range(count):
+            index = offset + n
+            eps.append(
+                {
+                    "name": f"{side}{n}",
+                    "segment": "lan",
+                    "mac": _mac(1, index),
+                    "ip": _host_ip(0, index),
+                    "attach": {"switch": leaf, "port": HOST_PORT_BASE + n},
+                    "labels": {"side": side},
+                }
+            )
+    tenant = {
+        "name": "t",
+        "segments": [{"name": "lan", "cidr": "10.0.0.0/16", "gateway": "10.0.255.254", "strict": True}],
+        "endpoints": eps,
+        "groups": [{"name": "A", "labels": {"side": "a"}}, {"name": "B", "labels": {"side": "b"}}],
+        "policies": [
+            {
+                "name": "a-to-b",
+                "from": {"group": "A"},
+                "to": {"group": "B"},
+                "services": [{"proto": "tcp", "port": SERVICE_PORT_BASE + i} for i in range(p)],
+            }
+        ],
+    }
+    return Intent.model_validate({"version": 1, "fabric": fabric, "tenants": [tenant]})
+
+
+def _check_k(k: int) -> None:
+    if k < 2 or k % 2:
+        raise ValueError(f"fat-tree k must be an even number >= 2, not {k}")
