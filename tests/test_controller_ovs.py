@@ -117,7 +117,7 @@ class Controller:
 def controller_factory(tmp_path: Path) -> Iterator[Callable[..., Controller]]:
     started: list[Controller] = []
 
-    def start(intent: Path, *, audit_interval: float = 0.0) -> Controller:
+    def start(intent: Path, *, audit_interval: float = 0.0, extra: tuple[str, ...] = ()) -> Controller:
         intent_copy = tmp_path / f"intent-{len(started)}.yaml"
         shutil.copy(intent, intent_copy)
         log_path = tmp_path / f"controller-{len(started)}.log"
@@ -125,7 +125,7 @@ def controller_factory(tmp_path: Path) -> Iterator[Callable[..., Controller]]:
         cmd = [
             sys.executable, "-m", "segctl.controller.cli", "controller", "run",
             "--intent", str(intent_copy), "--listen", f"127.0.0.1:{port}", "--no-api",
-            "--audit-interval", str(audit_interval),
+            "--audit-interval", str(audit_interval), *extra,
         ]  # fmt: skip
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
@@ -332,3 +332,37 @@ def test_fabric_link_failure_reroutes_and_isolation_holds(lab_prefix: str, contr
         ovs.add_port(leaf1, patch, ofport=1, type_="patch", options={"peer": peer})
         wait_for(lambda: tables_match(lab, want), timeout=30, what="the preferred paths to return")
         assert reachable(lab, "web1", "10.1.2.10")
+
+
+def test_openflow_over_tls(lab_prefix: str, controller_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """With --key/--cert/--ca-cert the controller speaks TLS only and still pushes on connect."""
+    from segctl.controller.tls import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    network = load_network(TWO_TENANTS)
+    want = desired_tables(network)
+    ctl = controller_factory(
+        TWO_TENANTS,
+        extra=("--key", str(pki.controller_key), "--cert", str(pki.controller_cert),
+               "--ca-cert", str(pki.ca_cert)),
+    )  # fmt: skip
+    assert "listening for OpenFlow on tls:" in ctl.log()
+    previous = ovs.run(["ovs-vsctl", "get-ssl"]).strip()
+    try:
+        ovs.run(["ovs-vsctl", "set-ssl", str(pki.switch_key), str(pki.switch_cert), str(pki.ca_cert)])
+        with Lab(lab_spec(lab_prefix, network)) as lab:
+            ovs.set_controller(lab.bridge("s1"), [f"ssl:127.0.0.1:{ctl.port}"])
+            wait_for(lambda: tables_match(lab, want), timeout=60, what="the push over TLS")
+            assert reachable(lab, "r1", "10.0.0.12")
+    finally:
+        _restore_ssl(previous)
+
+
+def _restore_ssl(previous: str) -> None:
+    """Put back the OVS SSL settings that ``ovs-vsctl get-ssl`` printed before the test."""
+    fields = dict(line.split(": ", 1) for line in previous.splitlines() if ": " in line)
+    key, cert, ca = fields.get("Private key"), fields.get("Certificate"), fields.get("CA Certificate")
+    if key and cert and ca:
+        ovs.run(["ovs-vsctl", "set-ssl", key.strip(), cert.strip(), ca.strip()])
+    else:
+        ovs.run(["ovs-vsctl", "del-ssl"])
