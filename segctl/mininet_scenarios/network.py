@@ -1,0 +1,391 @@
+"""Build a Mininet network from a resolved intent: the intent is the one source of truth.
+
+:func:`plan` (pure) decides every name from the :class:`~segctl.topology.network.Network`
+and a run prefix; :class:`MininetFabric` builds it and removes it exactly:
+
+* one ``OVSSwitch(datapath='user', failMode='secure', protocols='OpenFlow13,OpenFlow14')``
+  per fabric switch, with the intent's datapath id;
+* one Mininet ``Host`` per endpoint, with the endpoint's MAC, IPv4 (and IPv6), and a
+  default route to its segment gateway, attached to the intent's OpenFlow port number
+  (``addLink(host, switch, port2=N)``);
+* one veth link per fabric link, with the intent's port numbers at both ends;
+* a ``RemoteController`` at the given address (or none: flows are pushed another way).
+
+Names: switch ``<prefix>s<i>`` (also the OVS bridge name), its ports ``<bridge>p<port>``,
+host ``<prefix>h<i>``. Each host's namespace is also attached as a *named* namespace
+(``ip netns`` name = host name), so the probes of :mod:`segctl.testbed.probes` run in it
+unchanged. TX checksum offload is turned off on every veth end: with the userspace
+datapath a partial checksum would reach the receiver and TCP/UDP would fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import signal
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from types import TracebackType
+from typing import Any
+
+from pyroute2 import IPRoute, NetlinkError
+from pyroute2 import netns as pr_netns
+from pyroute2.ethtool import Ethtool
+
+from segctl.testbed import netns as tb_netns
+from segctl.testbed import ovs
+from segctl.topology.network import EndpointInfo, Network
+
+__all__ = [
+    "PREFIX_PATTERN",
+    "FabricPlan",
+    "HostPlan",
+    "LinkPlan",
+    "MininetFabric",
+    "SwitchPlan",
+    "cleanup",
+    "leftovers",
+    "new_prefix",
+    "plan",
+]
+
+#: Run prefixes made by :func:`new_prefix`: ``mn`` + 3 hex digits.
+PREFIX_PATTERN = re.compile(r"mn[0-9a-f]{3}")
+HOST_IFNAME_SUFFIX = "-eth0"
+_TX_OFFLOADS = ("tx-checksum-ip-generic", "tx-checksum-ipv4", "tx-checksum-ipv6", "tx-checksum-sctp")
+
+
+def new_prefix() -> str:
+    """A fresh run prefix (``mn`` + 3 random hex digits) so parallel runs never collide."""
+    return f"mn{secrets.token_hex(2)[:3]}"
+
+
+@dataclass(frozen=True)
+class SwitchPlan:
+    """A fabric switch: intent name, Mininet node / OVS bridge name, datapath id."""
+
+    name: str
+    node: str
+    dpid: int
+
+    def port_name(self, port: int) -> str:
+        """Name of the switch-side interface at OpenFlow ``port``."""
+        return f"{self.node}p{port}"
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """An endpoint as a Mininet host: node name (= named netns), interface, addresses."""
+
+    endpoint: EndpointInfo
+    node: str
+    prefixlen: int
+    gateway: IPv4Address | None
+    prefixlen6: int | None
+
+    @property
+    def netns(self) -> str:
+        return self.node
+
+    @property
+    def ifname(self) -> str:
+        return f"{self.node}{HOST_IFNAME_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    """A fabric link ``a:a_port <-> b:b_port`` (intent switch names)."""
+
+    a: str
+    a_port: int
+    b: str
+    b_port: int
+
+    def __str__(self) -> str:
+        return f"{self.a}:{self.a_port} <-> {self.b}:{self.b_port}"
+
+
+@dataclass(frozen=True)
+class FabricPlan:
+    """Every name a :class:`MininetFabric` will create, decided up front."""
+
+    prefix: str
+    switches: tuple[SwitchPlan, ...]
+    hosts: tuple[HostPlan, ...]
+    links: tuple[LinkPlan, ...]
+
+    def switch(self, name: str) -> SwitchPlan:
+        """The plan of intent switch ``name``."""
+        for sw in self.switches:
+            if sw.name == name:
+                return sw
+        raise KeyError(f"no switch {name!r} in the intent")
+
+    def host(self, ep: EndpointInfo | tuple[str, str]) -> HostPlan:
+        """The plan of an endpoint (or its ``(tenant, name)`` key)."""
+        key = ep if isinstance(ep, tuple) else ep.key
+        for h in self.hosts:
+            if h.endpoint.key == key:
+                return h
+        raise KeyError(f"no endpoint {key[0]}/{key[1]} in the intent")
+
+    def bridges(self) -> dict[str, str]:
+        """Intent switch name -> OVS bridge name."""
+        return {sw.name: sw.node for sw in self.switches}
+
+
+def plan(network: Network, prefix: str) -> FabricPlan:
+    """Decide the Mininet names for ``network`` under ``prefix`` (pure)."""
+    if not PREFIX_PATTERN.fullmatch(prefix):
+        raise ValueError(f"prefix {prefix!r} must match {PREFIX_PATTERN.pattern}")
+    switches = tuple(
+        SwitchPlan(sw.name, f"{prefix}s{i}", sw.dpid) for i, sw in enumerate(network.switches, start=1)
+    )
+    hosts = []
+    for i, ep in enumerate(network.endpoints, start=1):
+        seg = network.segment(ep.tenant, ep.segment)
+        hosts.append(
+            HostPlan(
+                endpoint=ep,
+                node=f"{prefix}h{i}",
+                prefixlen=seg.cidr.prefixlen,
+                gateway=seg.gateway,
+                prefixlen6=seg.cidr6.prefixlen if seg.cidr6 is not None and ep.ipv6 is not None else None,
+            )
+        )
+    links = tuple(LinkPlan(a, ap, b, bp) for a, ap, b, bp in network.links)
+    result = FabricPlan(prefix, switches, tuple(hosts), links)
+    names = [*(sw.port_name(p) for sw in switches for p in _ports(result, sw.name))]
+    names += [sw.node for sw in switches] + [h.ifname for h in hosts]
+    too_long = [n for n in names if len(n) > tb_netns.IFNAMSIZ]
+    if too_long:
+        raise ValueError(f"interface names longer than {tb_netns.IFNAMSIZ} chars: {too_long}")
+    return result
+
+
+def _ports(fabric: FabricPlan, switch: str) -> list[int]:
+    ports = [h.endpoint.port for h in fabric.hosts if h.endpoint.switch == switch]
+    for link in fabric.links:
+        if link.a == switch:
+            ports.append(link.a_port)
+        if link.b == switch:
+            ports.append(link.b_port)
+    return ports
+
+
+# ------------------------------------------------------------------------------ build
+
+
+def _tx_offload_off(ifname: str) -> None:
+    """Turn TX checksum offload off on ``ifname`` in the current namespace."""
+    with Ethtool() as eth:
+        features = eth.get_features(ifname)
+        for key in _TX_OFFLOADS:
+            if key in features.features:
+                features.features[key].enable = False
+        eth.set_features(ifname, features)
+
+
+def _tx_offload_off_in(namespace: str, ifname: str) -> None:
+    """Same, inside a named namespace (setns on this thread, then back)."""
+    pr_netns.pushns(namespace)
+    try:
+        _tx_offload_off(ifname)
+    finally:
+        pr_netns.popns()
+
+
+class MininetFabric:
+    """Context manager: build the planned network in Mininet, remove it on exit.
+
+    ``controller`` is ``(ip, port)`` of the OpenFlow controller or ``None``. Closing
+    stops Mininet and then removes every leftover named ``<prefix>*`` (bridges,
+    links, named namespaces), also after a failed build.
+    """
+
+    def __init__(self, fabric: FabricPlan, *, controller: tuple[str, int] | None = None) -> None:
+        self.plan = fabric
+        self.controller = controller
+        self.net: Any = None
+        self._closed = False
+
+    # -- lifecycle ----------------------------------------------------------------
+    def __enter__(self) -> MininetFabric:
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _build(self) -> None:
+        from mininet.log import setLogLevel
+        from mininet.net import Mininet
+        from mininet.node import Host, OVSSwitch, RemoteController
+
+        setLogLevel("error")
+        p = self.plan
+        net = Mininet(controller=None, build=False, autoSetMacs=False, autoStaticArp=False)
+        self.net = net
+        if self.controller is not None:
+            ip, port = self.controller
+            net.addController(f"{p.prefix}c0", controller=RemoteController, ip=ip, port=port)
+        nodes: dict[str, Any] = {}
+        for sw in p.switches:
+            nodes[sw.name] = net.addSwitch(
+                sw.node,
+                cls=OVSSwitch,
+                datapath="user",
+                failMode="secure",
+                protocols="OpenFlow13,OpenFlow14",
+                dpid=f"{sw.dpid:016x}",
+            )
+        for link in p.links:
+            a, b = p.switch(link.a), p.switch(link.b)
+            net.addLink(
+                nodes[link.a],
+                nodes[link.b],
+                port1=link.a_port,
+                port2=link.b_port,
+                intfName1=a.port_name(link.a_port),
+                intfName2=b.port_name(link.b_port),
+            )
+        for h in p.hosts:
+            ep = h.endpoint
+            host = net.addHost(h.node, cls=Host, ip=f"{ep.ip}/{h.prefixlen}", mac=ep.mac)
+            net.addLink(
+                host,
+                nodes[ep.switch],
+                port2=ep.port,
+                intfName1=h.ifname,
+                intfName2=p.switch(ep.switch).port_name(ep.port),
+            )
+        net.build()
+        for h in p.hosts:
+            self._configure_host(h)
+        for sw in p.switches:
+            for port in _ports(p, sw.name):
+                _tx_offload_off(sw.port_name(port))
+        net.start()
+        self._check_ports()
+
+    def _configure_host(self, h: HostPlan) -> None:
+        host = self.net.get(h.node)
+        pr_netns.attach(h.netns, host.pid)
+        _tx_offload_off_in(h.netns, h.ifname)
+        ep = h.endpoint
+        if ep.ipv6 is not None and h.prefixlen6 is not None:
+            tb_netns.add_address(h.netns, h.ifname, str(ep.ipv6), h.prefixlen6)
+        if h.gateway is not None:
+            tb_netns.add_default_route(h.netns, str(h.gateway))
+
+    def _check_ports(self) -> None:
+        for sw in self.plan.switches:
+            for port in _ports(self.plan, sw.name):
+                got = ovs.get_ofport(sw.port_name(port))
+                if got != port:
+                    raise ovs.OvsError(
+                        ["ovs-vsctl", "get", "interface", sw.port_name(port), "ofport"],
+                        0,
+                        f"{sw.name}:{port}: OVS gave ofport {got}",
+                    )
+
+    def close(self) -> None:
+        """Stop Mininet and remove every ``<prefix>*`` leftover (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.net is not None:
+                self.net.stop()
+        finally:
+            cleanup(self.plan.prefix)
+
+    # -- access -------------------------------------------------------------------
+    def bridge(self, switch: str) -> str:
+        """OVS bridge name of intent switch ``switch``."""
+        return self.plan.switch(switch).node
+
+    def netns(self, ep: EndpointInfo | tuple[str, str]) -> str:
+        """Named namespace of an endpoint's host."""
+        return self.plan.host(ep).netns
+
+    def ifname(self, ep: EndpointInfo | tuple[str, str]) -> str:
+        """Interface name of an endpoint inside its namespace."""
+        return self.plan.host(ep).ifname
+
+    def host_pid(self, ep: EndpointInfo | tuple[str, str]) -> int:
+        return int(self.net.get(self.plan.host(ep).node).pid)
+
+    # -- faults -------------------------------------------------------------------
+    def set_link(self, link: LinkPlan, *, up: bool) -> None:
+        """Bring both ends of a fabric link down or up (OVS sees the port state change)."""
+        names = [
+            self.plan.switch(link.a).port_name(link.a_port),
+            self.plan.switch(link.b).port_name(link.b_port),
+        ]
+        with IPRoute() as ipr:
+            for name in names:
+                idx = ipr.link_lookup(ifname=name)
+                if not idx:
+                    raise LookupError(f"link {link}: no interface {name}")
+                ipr.link("set", index=idx[0], state="up" if up else "down")
+
+    def restart_switch(self, switch: str) -> None:
+        """Restart a switch's OpenFlow state: drop its connection and every flow and meter,
+        then reconnect (what a rebooted switch looks like to the controller)."""
+        bridge = self.bridge(switch)
+        targets = ovs.run(["ovs-vsctl", "--timeout=10", "get-controller", bridge]).split()
+        ovs.del_controller(bridge)
+        ovs.del_flows(bridge)
+        with contextlib.suppress(ovs.OvsError):
+            ovs.run(["ovs-ofctl", "-O", "OpenFlow13", "del-meters", bridge])
+        if targets:
+            ovs.set_controller(bridge, targets)
+
+
+# ---------------------------------------------------------------------------- cleanup
+
+
+def leftovers(prefix: str) -> dict[str, list[str]]:
+    """Bridges, root-namespace links and named namespaces whose names start with ``prefix``."""
+    return {
+        "bridges": ovs.list_bridges(prefix) if ovs.ovs_running() else [],
+        "links": tb_netns.list_links(prefix),
+        "namespaces": tb_netns.list_namespaces(prefix),
+    }
+
+
+def cleanup(prefix: str) -> dict[str, list[str]]:
+    """Remove everything named ``prefix*`` that a run made; return what was found.
+
+    Processes inside our named namespaces are ours (Mininet host shells, probes) and are
+    killed by pid; then bridges, links and the namespace names go.
+    """
+    if not PREFIX_PATTERN.fullmatch(prefix):
+        raise ValueError(f"refusing to clean {prefix!r}: not a run prefix ({PREFIX_PATTERN.pattern})")
+    found = leftovers(prefix)
+    if found["namespaces"]:
+        for ns, pids in pr_netns.ns_pids().items():
+            if ns in found["namespaces"]:
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+    for br in found["bridges"]:
+        ovs.delete_bridge(br)
+    for link in tb_netns.list_links(prefix):
+        with contextlib.suppress(NetlinkError):  # a veth goes with its peer
+            tb_netns.delete_link(link)
+    for ns in found["namespaces"]:
+        tb_netns.remove_namespace(ns)
+    return found
