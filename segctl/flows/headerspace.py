@@ -206,8 +206,11 @@ class HeaderSpace:
         return self.eq(_ALIASES.get(name, name), value, mask)
 
     def injected(self, in_port: int) -> BDD:
-        """Every packet entering a switch on ``in_port``: pipeline fields zero, ghosts = live."""
-        out = self.eq("in_port", in_port)
+        """Every packet entering a switch on ``in_port``: pipeline fields zero, ghosts = live.
+
+        An untagged packet has VID 0 (OVS's TCI is 0 without a tag).
+        """
+        out = self.eq("in_port", in_port) & (self.eq("vlan_present", 1) | self.eq("vlan_vid", 0))
         for name in PIPELINE_FIELDS[1:]:
             out &= self.eq(name, 0)
         return out & self.identity()
