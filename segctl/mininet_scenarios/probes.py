@@ -1,0 +1,292 @@
+"""Live traffic probes between Mininet hosts, and the observed reachability matrix.
+
+A :class:`Probe` is one connection attempt ``src -> dst`` with ``icmp`` (ping),
+``tcp``/``udp`` to a port (echo), or ``icmp6``. It *succeeds* when the request reaches
+the destination and its reply comes back from that very host (the echo server appends
+its identity: tenants may share addresses). So the intent-level expectation of a probe
+is :func:`~segctl.topology.analysis.reply_allowed` (IPv4) or
+:func:`~segctl.topology.analysis.ipv6_allowed` (IPv6): a stateless grant opens the
+forward direction only, and its probe is expected to fail.
+
+Ports come from the intent: the bounds of every tcp/udp range any policy or shared
+service names, plus one port per protocol that no service allows (the denied probe).
+A pair whose destination address also belongs to an endpoint of the source's own tenant
+(or to the source) cannot be probed by address: the source's kernel would reach the
+other owner. Such pairs are listed in :attr:`ProbePlan.unaddressable`; the attacker
+scenario covers them with crafted frames.
+
+Probes run in parallel: one echo server per host (all ports), one prober per source
+host (all its probes concurrently), so a full matrix takes about one timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from segctl.mininet_scenarios.network import MininetFabric
+from segctl.testbed.netns import exec_argv
+from segctl.testbed.probes import ProbeError, Sniffer, send_raw_frame
+from segctl.testbed.probes import _stop as _stop_proc
+from segctl.testbed.probes import _wait_ready
+from segctl.topology.analysis import ipv6_allowed, reply_allowed
+from segctl.topology.network import EndpointInfo, Network
+
+__all__ = [
+    "Probe",
+    "ProbePlan",
+    "ProbeResult",
+    "Servers",
+    "expected_outcome",
+    "inject",
+    "plan_probes",
+    "probe_ports",
+    "run_probes",
+]
+
+Proto = Literal["icmp", "tcp", "udp", "icmp6"]
+EndpointKey = tuple[str, str]
+_AGENT = [sys.executable, "-m", "segctl.mininet_scenarios._agent"]
+#: Candidate ports for the "denied" probe: the first one no service of the intent allows.
+_DENIED_CANDIDATES = (9, 7, 1, 4444, 31337, 60000)
+_MAX_PORTS_PER_PROTO = 8
+
+
+@dataclass(frozen=True, order=True)
+class Probe:
+    """One connection attempt from ``src`` to ``dst`` (endpoint keys)."""
+
+    src: EndpointKey
+    dst: EndpointKey
+    proto: Proto
+    port: int | None = None
+
+    @property
+    def service(self) -> str:
+        """``icmp``, ``icmp6``, ``tcp/80``, ``udp/53``."""
+        return self.proto if self.port is None else f"{self.proto}/{self.port}"
+
+    def describe(self) -> str:
+        return f"{self.src[0]}/{self.src[1]} -> {self.dst[0]}/{self.dst[1]} {self.service}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "src": "/".join(self.src),
+            "dst": "/".join(self.dst),
+            "proto": self.proto,
+            "port": self.port,
+        }
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What a probe saw: success, which host answered, why it failed."""
+
+    ok: bool
+    peer: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    """The probes of a run, the ports the servers listen on, and the skipped pairs."""
+
+    probes: tuple[Probe, ...]
+    tcp_ports: tuple[int, ...]
+    udp_ports: tuple[int, ...]
+    unaddressable: tuple[tuple[EndpointKey, EndpointKey], ...] = ()
+
+
+def _service_ports(network: Network, proto: str) -> list[tuple[int, int]]:
+    services = [s for t in network.intent.tenants for p in t.policies for s in p.services]
+    services += [s for svc in network.intent.shared_services for s in svc.services]
+    return [(r.lo, r.hi) for s in services if s.proto == proto for r in s.ports or []]
+
+
+def probe_ports(network: Network) -> dict[str, tuple[int, ...]]:
+    """Ports to probe per protocol: range bounds the intent names + one denied port."""
+    out: dict[str, tuple[int, ...]] = {}
+    for proto in ("tcp", "udp"):
+        ranges = _service_ports(network, proto)
+        ports = sorted({p for lo, hi in ranges for p in (lo, hi)})[:_MAX_PORTS_PER_PROTO]
+        denied = next((c for c in _DENIED_CANDIDATES if not any(lo <= c <= hi for lo, hi in ranges)), None)
+        if denied is not None:
+            ports.append(denied)
+        out[proto] = tuple(sorted(set(ports)))
+    return out
+
+
+def _addressable(network: Network, src: EndpointInfo, dst: EndpointInfo) -> bool:
+    """Can ``src`` reach ``dst`` by its IPv4 address without hitting another owner?"""
+    return not any(ep.ip == dst.ip for ep in network.tenant_endpoints(src.tenant) if ep.key != dst.key) and (
+        src.ip != dst.ip
+    )
+
+
+def plan_probes(
+    network: Network,
+    *,
+    sources: Iterable[EndpointInfo] | None = None,
+    destinations: Iterable[EndpointInfo] | None = None,
+) -> ProbePlan:
+    """All-pairs probes (``src != dst``): icmp, every probe port, icmp6 where both have IPv6."""
+    ports = probe_ports(network)
+    srcs = list(network.endpoints if sources is None else sources)
+    dsts = list(network.endpoints if destinations is None else destinations)
+    probes: list[Probe] = []
+    skipped: list[tuple[EndpointKey, EndpointKey]] = []
+    for src in srcs:
+        for dst in dsts:
+            if src.key == dst.key:
+                continue
+            if src.ipv6 is not None and dst.ipv6 is not None and src.ipv6 != dst.ipv6:
+                probes.append(Probe(src.key, dst.key, "icmp6"))
+            if not _addressable(network, src, dst):
+                skipped.append((src.key, dst.key))
+                continue
+            probes.append(Probe(src.key, dst.key, "icmp"))
+            probes += [Probe(src.key, dst.key, "tcp", p) for p in ports["tcp"]]
+            probes += [Probe(src.key, dst.key, "udp", p) for p in ports["udp"]]
+    return ProbePlan(tuple(probes), ports["tcp"], ports["udp"], tuple(skipped))
+
+
+def expected_outcome(network: Network, probe: Probe) -> bool:
+    """Should ``probe`` succeed according to the intent (request delivered and answered)?"""
+    src, dst = network.endpoint(*probe.src), network.endpoint(*probe.dst)
+    if probe.proto == "icmp6":
+        return ipv6_allowed(network, src, dst)
+    return reply_allowed(network, src, dst, probe.proto, probe.port)
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _spawn(ns: str, argv: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        exec_argv(ns, argv),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+@dataclass
+class Servers:
+    """Context manager: one echo server per host (all probe ports) for the block.
+
+    Long-lived streams (the controller-crash scenario) use the same servers.
+    """
+
+    fabric: MininetFabric
+    tcp_ports: Sequence[int]
+    udp_ports: Sequence[int]
+    hosts: Sequence[EndpointInfo] = ()
+    _procs: list[subprocess.Popen[str]] = field(default_factory=list, repr=False)
+
+    def __enter__(self) -> Servers:
+        try:
+            for ep in self.hosts or [h.endpoint for h in self.fabric.plan.hosts]:
+                argv = [
+                    *_AGENT,
+                    "serve",
+                    self.fabric.plan.host(ep).node,
+                    "--tcp",
+                    ",".join(map(str, self.tcp_ports)),
+                    "--udp",
+                    ",".join(map(str, self.udp_ports)),
+                    *(["--v6"] if ep.ipv6 is not None else []),
+                ]
+                self._procs.append(_spawn(self.fabric.netns(ep), argv))
+            for proc in self._procs:
+                _wait_ready(proc, 15.0, "echo server")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every server we started (by pid)."""
+        for proc in self._procs:
+            _stop_proc(proc)
+        self._procs.clear()
+
+
+def run_probes(
+    fabric: MininetFabric, network: Network, probes: Sequence[Probe], *, timeout: float = 1.5
+) -> dict[Probe, ProbeResult]:
+    """Run ``probes`` (servers must be up): one concurrent prober per source host."""
+    by_src: dict[EndpointKey, list[Probe]] = {}
+    for probe in probes:
+        by_src.setdefault(probe.src, []).append(probe)
+    running: list[tuple[list[Probe], subprocess.Popen[str]]] = []
+    results: dict[Probe, ProbeResult] = {}
+    try:
+        for src, mine in by_src.items():
+            items = []
+            for i, probe in enumerate(mine):
+                dst = network.endpoint(*probe.dst)
+                address = str(dst.ipv6) if probe.proto == "icmp6" else str(dst.ip)
+                items.append({"id": i, "proto": probe.proto, "dst": address, "port": probe.port})
+            argv = [*_AGENT, "probe", f"{timeout:g}", json.dumps(items, separators=(",", ":"))]
+            running.append((mine, _spawn(fabric.netns(src), argv)))
+        for mine, proc in running:
+            out, err = proc.communicate(timeout=timeout * 4 + 30)
+            if proc.returncode != 0:
+                raise ProbeError(f"prober failed (exit {proc.returncode}): {err.strip()}")
+            data = json.loads(out)
+            for i, probe in enumerate(mine):
+                results[probe] = _judge(fabric, probe, data[str(i)])
+    finally:
+        for _, proc in running:
+            _stop_proc(proc)
+    return results
+
+
+def _judge(fabric: MininetFabric, probe: Probe, raw: Mapping[str, Any]) -> ProbeResult:
+    """A reply from another host than the destination is not a success (and says so)."""
+    peer = str(raw.get("peer", ""))
+    if raw.get("ok") and probe.proto in ("tcp", "udp"):
+        want = fabric.plan.host(probe.dst).node
+        if peer != want:
+            return ProbeResult(False, peer, f"answered by {peer}, not {want}")
+    return ProbeResult(bool(raw.get("ok")), peer, str(raw.get("error", "")))
+
+
+# ---------------------------------------------------------------------- crafted frames
+
+
+def inject(
+    fabric: MininetFabric,
+    sender: EndpointInfo,
+    frames: Sequence[bytes],
+    watchers: Sequence[EndpointInfo],
+    *,
+    bpf: str = "",
+    timeout: float = 2.5,
+) -> dict[EndpointKey, list[bytes]]:
+    """Send raw ``frames`` from ``sender``'s interface; return what each watcher captured.
+
+    Each watcher captures with ``bpf`` on its interface while the frames are sent.
+    """
+    sniffers = [Sniffer(fabric.netns(w), fabric.ifname(w), bpf, timeout=timeout) for w in watchers]
+    started: list[Sniffer] = []
+    try:
+        for s in sniffers:
+            s.__enter__()
+            started.append(s)
+        for frame in frames:
+            send_raw_frame(fabric.netns(sender), fabric.ifname(sender), frame)
+    finally:
+        for s in started:
+            s.__exit__(None, None, None)
+    return {w.key: list(s.frames) for w, s in zip(watchers, sniffers, strict=True)}
