@@ -31,9 +31,8 @@ from typing import Any, Literal
 
 from segctl.mininet_scenarios.network import MininetFabric
 from segctl.testbed.netns import exec_argv
-from segctl.testbed.probes import ProbeError, Sniffer, send_raw_frame
+from segctl.testbed.probes import ProbeError, Sniffer, _wait_ready, send_raw_frame
 from segctl.testbed.probes import _stop as _stop_proc
-from segctl.testbed.probes import _wait_ready
 from segctl.topology.analysis import ipv6_allowed, reply_allowed
 from segctl.topology.network import EndpointInfo, Network
 
