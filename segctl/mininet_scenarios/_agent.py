@@ -95,7 +95,7 @@ def _one(item: dict[str, Any], timeout: float) -> dict[str, Any]:
         kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
         with socket.socket(family, kind) as sock:
             sock.settimeout(timeout)
-            sock.connect((dst, int(port)))
+            sock.connect((dst, int(port or 0)))
             sock.send(token)
             reply = sock.recv(4096)
         if not reply.startswith(token + _SEP):
