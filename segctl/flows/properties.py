@@ -95,19 +95,37 @@ _PROTO = {"tcp": 6, "udp": 17, "icmp": 1}
 
 #: (id, title, one-line statement) of every property, in report order.
 PROPERTIES: tuple[tuple[str, str, str], ...] = (
-    ("isolation", "Tenant isolation",
-     "Nothing from one tenant is delivered to another, except declared shared services."),
-    ("conformance", "Policy conformance",
-     "Within a tenant, what is delivered (new connections) is a subset of what the intent allows."),
-    ("allowed-delivered", "Allowed traffic is delivered",
-     "Every granted (source, destination, service) and its replies are delivered, all of it."),
-    ("spoof-guard", "Spoofed sources are never delivered",
-     "A delivered packet always carries the MAC/IP (and ARP sha/spa) bound to its ingress port, untagged."),
-    ("loop-free", "No loops or black holes",
-     "No packet loops; allowed traffic never ends in a table miss, a dead port or the controller."),
-    ("commit-safety", "Commit safety",
-     "Every ct(commit) commits only allowed (stateful) traffic, so 'established' is no side door."),
-)  # fmt: skip
+    (
+        "isolation",
+        "Tenant isolation",
+        "Nothing from one tenant is delivered to another, except declared shared services.",
+    ),
+    (
+        "conformance",
+        "Policy conformance",
+        "Within a tenant, what is delivered (new connections) is a subset of what the intent allows.",
+    ),
+    (
+        "allowed-delivered",
+        "Allowed traffic is delivered",
+        "Every granted (source, destination, service) and its replies are delivered, all of it.",
+    ),
+    (
+        "spoof-guard",
+        "Spoofed sources are never delivered",
+        "A delivered packet always carries the MAC/IP (and ARP sha/spa) bound to its ingress port, untagged.",
+    ),
+    (
+        "loop-free",
+        "No loops or black holes",
+        "No packet loops; allowed traffic never ends in a table miss, a dead port or the controller.",
+    ),
+    (
+        "commit-safety",
+        "Commit safety",
+        "Every ct(commit) commits only allowed (stateful) traffic, so 'established' is no side door.",
+    ),
+)
 
 _BLACK_HOLES = {MISS, UNCONNECTED, CONTROLLER, UNSUPPORTED, TRUNCATED, LOOP}
 
@@ -378,16 +396,25 @@ def check_isolation(runs: Runs, network: Network, spaces: Spaces) -> PropertyRes
                     continue  # already shown with every lookup new
                 what = "new connection " if mode == "new" else ""
                 violations.append(
-                    Violation("isolation", f"{what}traffic of tenant {src.tenant} ({src.qualified}) is "
-                              f"delivered to tenant {dst.tenant} ({dst.qualified}) outside any shared service",
-                              ingress, src.qualified, dst.qualified, mode, bad, o)
-                )  # fmt: skip
+                    Violation(
+                        "isolation",
+                        f"{what}traffic of tenant {src.tenant} ({src.qualified}) is "
+                        f"delivered to tenant {dst.tenant} ({dst.qualified}) outside any shared service",
+                        ingress,
+                        src.qualified,
+                        dst.qualified,
+                        mode,
+                        bad,
+                        o,
+                    )
+                )
     desc = (
         "every packet delivered across tenants, injected at every edge port, in every conntrack "
         "state (and again with every lookup new)"
     )
-    return _result("isolation", desc, "all headers × all ct states", {"cross-tenant deliveries": checked},
-                   violations)  # fmt: skip
+    return _result(
+        "isolation", desc, "all headers × all ct states", {"cross-tenant deliveries": checked}, violations
+    )
 
 
 def check_conformance(runs: Runs, network: Network, spaces: Spaces) -> PropertyResult:
@@ -406,21 +433,42 @@ def check_conformance(runs: Runs, network: Network, spaces: Spaces) -> PropertyR
             if not hs.is_empty(bad):
                 target = "itself" if src.key == dst.key else dst.qualified
                 violations.append(
-                    Violation("conformance", f"{src.qualified} reaches {target} with traffic no grant allows",
-                              ingress, src.qualified, dst.qualified, "new", bad, o)
-                )  # fmt: skip
+                    Violation(
+                        "conformance",
+                        f"{src.qualified} reaches {target} with traffic no grant allows",
+                        ingress,
+                        src.qualified,
+                        dst.qualified,
+                        "new",
+                        bad,
+                        o,
+                    )
+                )
                 continue
             ipv4 = o.space & hs.eq("eth_type", ETH_IP)
             nat = hs.origin(ipv4 & ~keep_ip)
             if not hs.is_empty(nat):
                 violations.append(
-                    Violation("conformance", f"{src.qualified} -> {dst.qualified}: IPv4 addresses are "
-                              "rewritten on the way (segctl does no NAT)",
-                              ingress, src.qualified, dst.qualified, "new", nat, o)
-                )  # fmt: skip
+                    Violation(
+                        "conformance",
+                        f"{src.qualified} -> {dst.qualified}: IPv4 addresses are "
+                        "rewritten on the way (segctl does no NAT)",
+                        ingress,
+                        src.qualified,
+                        dst.qualified,
+                        "new",
+                        nat,
+                        o,
+                    )
+                )
     desc = "every packet delivered inside a tenant when every conntrack lookup says new"
-    return _result("conformance", desc, "all headers, ct_state=+trk+new at every lookup",
-                   {"intra-tenant deliveries": checked}, violations)  # fmt: skip
+    return _result(
+        "conformance",
+        desc,
+        "all headers, ct_state=+trk+new at every lookup",
+        {"intra-tenant deliveries": checked},
+        violations,
+    )
 
 
 @dataclass
@@ -475,10 +523,18 @@ def check_allowed_delivered(
         if not hs.is_empty(missing):
             o = holders[0] if holders else None
             violations.append(
-                Violation("allowed-delivered", f"granted traffic {a.src.qualified} -> {a.dst.qualified} "
-                          f"({_grants_text(a.grants)}) is not all delivered",
-                          ingress, a.src.qualified, a.dst.qualified, "new", missing, o)
-            )  # fmt: skip
+                Violation(
+                    "allowed-delivered",
+                    f"granted traffic {a.src.qualified} -> {a.dst.qualified} "
+                    f"({_grants_text(a.grants)}) is not all delivered",
+                    ingress,
+                    a.src.qualified,
+                    a.dst.qualified,
+                    "new",
+                    missing,
+                    o,
+                )
+            )
         if hs.is_empty(a.reply):
             continue
         back = (a.dst.switch, a.dst.port)
@@ -486,17 +542,30 @@ def check_allowed_delivered(
         if not hs.is_empty(missing):
             o = holders[0] if holders else None
             violations.append(
-                Violation("allowed-delivered", f"replies {a.dst.qualified} -> {a.src.qualified} of a "
-                          f"granted stateful connection are not all delivered",
-                          back, a.dst.qualified, a.src.qualified, "est", missing, o)
-            )  # fmt: skip
+                Violation(
+                    "allowed-delivered",
+                    f"replies {a.dst.qualified} -> {a.src.qualified} of a "
+                    f"granted stateful connection are not all delivered",
+                    back,
+                    a.dst.qualified,
+                    a.src.qualified,
+                    "est",
+                    missing,
+                    o,
+                )
+            )
     stateful = sum(1 for a in allowed if not hs.is_empty(a.reply))
     desc = (
         "for every granted (source, destination): new packets with the bound source, the destination "
         "address and MAC (or gateway MAC, TTL >= 2), any granted service; and replies of stateful grants"
     )
-    return _result("allowed-delivered", desc, "granted services × bound addresses",
-                   {"granted pairs": len(allowed), "stateful reply spaces": stateful}, violations)  # fmt: skip
+    return _result(
+        "allowed-delivered",
+        desc,
+        "granted services × bound addresses",
+        {"granted pairs": len(allowed), "stateful reply spaces": stateful},
+        violations,
+    )
 
 
 def check_spoof(runs: Runs, network: Network, spaces: Spaces) -> PropertyResult:
@@ -511,14 +580,26 @@ def check_spoof(runs: Runs, network: Network, spaces: Spaces) -> PropertyResult:
             if hs.is_empty(bad):
                 continue
             violations.append(
-                Violation("spoof-guard", f"a packet from {src.qualified}'s port with a source not bound to it "
-                          f"is delivered to {o.disposition.endpoint}",
-                          ingress, src.qualified, o.disposition.endpoint, "any", bad, o)
-            )  # fmt: skip
+                Violation(
+                    "spoof-guard",
+                    f"a packet from {src.qualified}'s port with a source not bound to it "
+                    f"is delivered to {o.disposition.endpoint}",
+                    ingress,
+                    src.qualified,
+                    o.disposition.endpoint,
+                    "any",
+                    bad,
+                    o,
+                )
+            )
             break
-    return _result("spoof-guard", "every delivered packet of every edge port, in every conntrack state",
-                   "all headers × all ct states", {"edge ports": len(_sources(network)), "deliveries": checked},
-                   violations)  # fmt: skip
+    return _result(
+        "spoof-guard",
+        "every delivered packet of every edge port, in every conntrack state",
+        "all headers × all ct states",
+        {"edge ports": len(_sources(network)), "deliveries": checked},
+        violations,
+    )
 
 
 def check_loops(
@@ -532,9 +613,17 @@ def check_loops(
         for o in outs:
             if o.disposition.kind in (LOOP, TRUNCATED):
                 violations.append(
-                    Violation("loop-free", f"packets from {ingress[0]}:{ingress[1]} {o.disposition}",
-                              ingress, src.qualified if src else None, None, "any", hs.origin(o.space), o)
-                )  # fmt: skip
+                    Violation(
+                        "loop-free",
+                        f"packets from {ingress[0]}:{ingress[1]} {o.disposition}",
+                        ingress,
+                        src.qualified if src else None,
+                        None,
+                        "any",
+                        hs.origin(o.space),
+                        o,
+                    )
+                )
                 break
     for i, a in enumerate(allowed):
         for mode, outs, wanted, ingress in (
@@ -552,14 +641,27 @@ def check_loops(
                 bad = hs.origin(o.space) & wanted
                 if not hs.is_empty(bad):
                     violations.append(
-                        Violation("loop-free", f"allowed traffic {a.src.qualified} -> {a.dst.qualified}"
-                                  f"{' (replies)' if mode == 'est' else ''} ends {o.disposition}",
-                                  ingress, a.src.qualified, a.dst.qualified, mode, bad, o)
-                    )  # fmt: skip
+                        Violation(
+                            "loop-free",
+                            f"allowed traffic {a.src.qualified} -> {a.dst.qualified}"
+                            f"{' (replies)' if mode == 'est' else ''} ends {o.disposition}",
+                            ingress,
+                            a.src.qualified,
+                            a.dst.qualified,
+                            mode,
+                            bad,
+                            o,
+                        )
+                    )
                     break
     total = sum(len(v) for v in runs.any.outcomes.values())
-    return _result("loop-free", "every path of every packet (loops); the allowed spaces (black holes)",
-                   "all headers × all ct states", {"paths": total}, violations)  # fmt: skip
+    return _result(
+        "loop-free",
+        "every path of every packet (loops); the allowed spaces (black holes)",
+        "all headers × all ct states",
+        {"paths": total},
+        violations,
+    )
 
 
 def _zone_owners(network: Network) -> dict[int, set[tuple[str, str]]]:
@@ -611,20 +713,35 @@ def check_commits(runs: Runs, network: Network, spaces: Spaces) -> PropertyResul
         if o is not None:
             bad &= hs.origin(o.space)
         violations.append(
-            Violation("commit-safety", f"{c.switch} table {c.table} commits traffic of {src.qualified} in zone "
-                      f"{c.zone} that no stateful grant allows",
-                      c.ingress, src.qualified, o.disposition.endpoint if o else None, "new", bad, o, c)
-        )  # fmt: skip
-    return _result("commit-safety", "every ct(commit) met by a new packet of every edge port",
-                   "committed packets × zones", {"commit points": len(runs.new.commits)}, violations)  # fmt: skip
+            Violation(
+                "commit-safety",
+                f"{c.switch} table {c.table} commits traffic of {src.qualified} in zone "
+                f"{c.zone} that no stateful grant allows",
+                c.ingress,
+                src.qualified,
+                o.disposition.endpoint if o else None,
+                "new",
+                bad,
+                o,
+                c,
+            )
+        )
+    return _result(
+        "commit-safety",
+        "every ct(commit) met by a new packet of every edge port",
+        "committed packets × zones",
+        {"commit points": len(runs.new.commits)},
+        violations,
+    )
 
 
 def _grants_text(grants: Iterable[Grant]) -> str:
     return "; ".join(g.describe() for g in grants)
 
 
-def _result(pid: str, description: str, space: str, counts: Mapping[str, int],
-            violations: list[Violation]) -> PropertyResult:  # fmt: skip
+def _result(
+    pid: str, description: str, space: str, counts: Mapping[str, int], violations: list[Violation]
+) -> PropertyResult:
     _, title, statement = next(p for p in PROPERTIES if p[0] == pid)
     return PropertyResult(pid, title, statement, Checked(description, space, dict(counts)), tuple(violations))
 
