@@ -1,0 +1,120 @@
+"""The verifier's prediction of each probe, computed from the *live* flow tables.
+
+Each probe is two concrete packets run through the dumped tables with the verifier's
+packet simulator (:mod:`segctl.flows.simulate`, independent of the compiler): the
+request from the source's edge port (conntrack state ``+trk+new``) must be delivered to
+the destination, and the reply from the destination's edge port (``+trk+est`` when the
+request was committed, ``+trk+new`` otherwise) must be delivered back to the source.
+Addresses are the ones the hosts' kernels use: the peer's MAC on-link, the source
+tenant's gateway MAC off-link (ARP itself is not simulated here).
+
+Replies of a shared service whose consumers in several tenants share the client's
+address walk several conntrack zones; the simulator takes one state per ``ct()`` call,
+so those probes are reported as *not predicted* (never counted as agreeing).
+
+When the simulator is not importable, :func:`load_predictor` returns ``None`` with the
+reason, and the run reports the predicted matrix as unavailable (never as agreeing).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from ipaddress import IPv4Address, IPv6Address
+from typing import Any
+
+from segctl.flows.ofctl import Flow
+from segctl.mininet_scenarios.probes import Probe
+from segctl.topology.network import EndpointInfo, Network
+
+__all__ = ["Predictor", "load_predictor"]
+
+Predictor = Callable[[Probe], "bool | None"]
+_PROTO = {"icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58}
+_SRC_PORT = 40000
+_CT_RPL = 0x08  # conntrack "reply direction" bit (ct_state=+rpl)
+
+
+def _mac(text: str) -> int:
+    return int(text.replace(":", ""), 16)
+
+
+def _next_hop_mac(network: Network, src: EndpointInfo, dst: EndpointInfo) -> int:
+    """The eth_dst ``src``'s kernel uses toward ``dst``: peer MAC on-link, else gateway."""
+    seg = network.segment(src.tenant, src.segment)
+    if dst.ip in seg.cidr:
+        return _mac(dst.mac)
+    return _mac(network.tenant(src.tenant).gateway_mac)
+
+
+def _zone_ambiguous_reply(network: Network, src: EndpointInfo, dst: EndpointInfo) -> bool:
+    """Does the reply ``dst -> src`` try several conntrack zones (consumers of ``dst`` in
+    other tenants share ``src``'s address)? The simulator takes one state per ``ct()``
+    call, not per zone, so such replies are not predicted (reported as such)."""
+    if src.tenant == dst.tenant:
+        return False
+    for svc in network.shared_services:
+        if dst in network.shared_providers(svc):
+            others = [c for c in network.shared_consumers(svc) if c.ip == src.ip and c.tenant != src.tenant]
+            if others:
+                return True
+    return False
+
+
+def load_predictor(network: Network, tables: Mapping[str, Sequence[Flow]]) -> tuple[Predictor | None, str]:
+    """A predictor over ``tables`` (switch name -> flows), or ``(None, reason)``."""
+    try:
+        sim: Any = importlib.import_module("segctl.flows.simulate")
+    except ImportError as exc:
+        return None, f"the verifier's packet simulator is not available: {exc}"
+    links: dict[tuple[str, int], tuple[str, int]] = {}
+    for a, ap, b, bp in network.links:
+        links[(a, ap)] = (b, bp)
+        links[(b, bp)] = (a, ap)
+    edges = {(ep.switch, ep.port): ep.qualified for ep in network.endpoints}
+
+    def send(ep: EndpointInfo, packet: Any, ct_default: int) -> tuple[bool, bool, str]:
+        results = sim.simulate(tables, links, edges, ep.switch, packet, ct_default=ct_default)
+        delivered = {r.endpoint for r in results if r.kind == "delivered"}
+        committed = any(r.commits for r in results)
+        return bool(delivered), committed, ",".join(sorted(e for e in delivered if e))
+
+    def packet(src: EndpointInfo, dst: EndpointInfo, probe: Probe, *, reply: bool) -> Any:
+        a, b = (dst, src) if reply else (src, dst)
+        proto = _PROTO[probe.proto]
+        fields: dict[str, Any] = {
+            "in_port": a.port,
+            "eth_src": _mac(a.mac),
+            "eth_dst": _next_hop_mac(network, a, b),
+            "ip_proto": proto,
+            "nw_ttl": 64,
+        }
+        if probe.proto == "icmp6":
+            fields.update(
+                eth_type=0x86DD,
+                ipv6_src=int(IPv6Address(str(a.ipv6))),
+                ipv6_dst=int(IPv6Address(str(b.ipv6))),
+                icmp_type=129 if reply else 128,
+            )
+        else:
+            fields.update(eth_type=0x0800, ip_src=int(IPv4Address(a.ip)), ip_dst=int(IPv4Address(b.ip)))
+            if probe.proto == "icmp":
+                fields["icmp_type"] = 0 if reply else 8
+            else:
+                sport, dport = _SRC_PORT, probe.port or 0
+                fields.update(tp_src=dport if reply else sport, tp_dst=sport if reply else dport)
+        return sim.Packet(**fields)
+
+    def predict(probe: Probe) -> bool | None:
+        src, dst = network.endpoint(*probe.src), network.endpoint(*probe.dst)
+        if _zone_ambiguous_reply(network, src, dst):
+            return None
+        new = sim.CT_TRK | sim.CT_NEW
+        est = sim.CT_TRK | sim.CT_EST | _CT_RPL
+        ok, committed, where = send(src, packet(src, dst, probe, reply=False), new)
+        if not ok or where != dst.qualified:
+            return False
+        back, _, where_back = send(dst, packet(src, dst, probe, reply=True), est if committed else new)
+        return back and where_back == src.qualified
+
+    return predict, ""
