@@ -31,6 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 LEAF_SPINE = REPO / "examples" / "leaf-spine.yaml"
 TWO_TENANTS = REPO / "examples" / "two-tenants.yaml"
 
+# os-ken (imported in-process by other tests) loads eventlet, which warns on every fork;
+# our subprocesses fork+exec at once.
+pytestmark = pytest.mark.filterwarnings("ignore:Using fork:DeprecationWarning")
+
 
 # ----------------------------------------------------------------------------- helpers
 
