@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -114,6 +115,40 @@ def probe(timeout: float, text: str) -> int:
     return 0
 
 
+def stream(dst: str, port: int, seconds: float, interval: float) -> int:
+    """One TCP connection kept busy for ``seconds``: print ``sent echoed error`` as JSON."""
+    sent = echoed = 0
+    error = ""
+    deadline = time.monotonic() + seconds
+    try:
+        with socket.create_connection((dst, port), timeout=3) as sock:
+            while time.monotonic() < deadline:
+                token = f"seq{sent}".encode()
+                sock.sendall(token)
+                sent += 1
+                if sock.recv(4096).startswith(token):
+                    echoed += 1
+                time.sleep(interval)
+    except OSError as exc:
+        error = str(exc) or type(exc).__name__
+    print(json.dumps({"sent": sent, "echoed": echoed, "error": error}), flush=True)
+    return 0
+
+
+def flood(dst: str, port: int, seconds: float) -> int:
+    """Send UDP datagrams as fast as possible for ``seconds``; print the count as JSON."""
+    count = 0
+    deadline = time.monotonic() + seconds
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        while time.monotonic() < deadline:
+            for _ in range(100):
+                with contextlib.suppress(OSError):
+                    sock.sendto(b"flood", (dst, port))
+                    count += 1
+    print(json.dumps({"sent": count}), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="segctl.mininet_scenarios._agent")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -125,7 +160,20 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("probe")
     p.add_argument("timeout", type=float)
     p.add_argument("probes")
+    p = sub.add_parser("stream")
+    p.add_argument("dst")
+    p.add_argument("port", type=int)
+    p.add_argument("seconds", type=float)
+    p.add_argument("interval", type=float)
+    p = sub.add_parser("flood")
+    p.add_argument("dst")
+    p.add_argument("port", type=int)
+    p.add_argument("seconds", type=float)
     a = parser.parse_args(argv)
+    if a.cmd == "stream":
+        return stream(a.dst, a.port, a.seconds, a.interval)
+    if a.cmd == "flood":
+        return flood(a.dst, a.port, a.seconds)
     if a.cmd == "serve":
         return serve(a.identity, a.tcp, a.udp, a.v6)
     return probe(a.timeout, a.probes)

@@ -19,7 +19,7 @@ reason, and the run reports the predicted matrix as unavailable (never as agreei
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
@@ -61,14 +61,24 @@ def _zone_ambiguous_reply(network: Network, src: EndpointInfo, dst: EndpointInfo
     return False
 
 
-def load_predictor(network: Network, tables: Mapping[str, Sequence[Flow]]) -> tuple[Predictor | None, str]:
-    """A predictor over ``tables`` (switch name -> flows), or ``(None, reason)``."""
+def load_predictor(
+    network: Network,
+    tables: Mapping[str, Sequence[Flow]],
+    *,
+    down: Collection[tuple[str, int, str, int]] = (),
+) -> tuple[Predictor | None, str]:
+    """A predictor over ``tables`` (switch name -> flows), or ``(None, reason)``.
+
+    ``down`` lists fabric links (as in ``network.links``) that are down: not traversed.
+    """
     try:
         sim: Any = importlib.import_module("segctl.flows.simulate")
     except ImportError as exc:
         return None, f"the verifier's packet simulator is not available: {exc}"
     links: dict[tuple[str, int], tuple[str, int]] = {}
     for a, ap, b, bp in network.links:
+        if (a, ap, b, bp) in down:
+            continue
         links[(a, ap)] = (b, bp)
         links[(b, bp)] = (a, ap)
     edges = {(ep.switch, ep.port): ep.qualified for ep in network.endpoints}

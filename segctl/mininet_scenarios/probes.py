@@ -271,12 +271,14 @@ def inject(
     watchers: Sequence[EndpointInfo],
     *,
     bpf: str = "",
-    timeout: float = 2.5,
+    timeout: float | None = None,
 ) -> dict[EndpointKey, list[bytes]]:
     """Send raw ``frames`` from ``sender``'s interface; return what each watcher captured.
 
-    Each watcher captures with ``bpf`` on its interface while the frames are sent.
+    Each watcher captures with ``bpf`` on its interface while the frames are sent (one
+    sender process per frame, so the capture lasts 3 s plus 1 s per frame by default).
     """
+    timeout = 3.0 + len(frames) if timeout is None else timeout
     sniffers = [Sniffer(fabric.netns(w), fabric.ifname(w), bpf, timeout=timeout) for w in watchers]
     started: list[Sniffer] = []
     try:

@@ -1,0 +1,311 @@
+"""Run one scenario end to end and judge it.
+
+OVS up → controller (``segctl controller run`` subprocess) → Mininet from the intent →
+wait until every switch holds exactly the compiled tables → echo servers on every host →
+baseline probe matrix → the scenario's actions (attacks, faults; each adds checks and
+usually another matrix) → live verification → :class:`RunResult`.
+
+A matrix phase compares, per probe, three outcomes: *observed* (live traffic),
+*expected* (the intent, :func:`~segctl.mininet_scenarios.probes.expected_outcome`) and
+*predicted* (the verifier's simulator on the flows dumped from the switches at that
+moment, :mod:`segctl.mininet_scenarios.predict`). A run passes only when all three agree
+everywhere and every check passed. Everything created (Mininet nodes, bridges, links,
+namespaces, the controller process) is removed on success, failure and Ctrl-C.
+
+``rules="auto"`` uses the controller and, when it cannot start, pushes the compiled
+rules with ``ovs-ofctl --bundle`` instead; the report says which (``rules_source``) and
+why. Scenarios that need a controller fail their checks in that mode.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from segctl.errors import SegctlError
+from segctl.mininet_scenarios import controller_proc as ctl
+from segctl.mininet_scenarios.network import MininetFabric, new_prefix, plan
+from segctl.mininet_scenarios.predict import load_predictor
+from segctl.mininet_scenarios.probes import (
+    Probe,
+    ProbePlan,
+    Servers,
+    expected_outcome,
+    plan_probes,
+    run_probes,
+)
+from segctl.testbed import ovs
+from segctl.topology.network import Network, load_network
+
+__all__ = ["Check", "MatrixPhase", "Run", "RunResult", "ensure_ovs", "run_scenario"]
+
+RulesMode = Literal["auto", "controller", "static"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One judged claim of a scenario (an attack dropped, a stream survived...)."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class ProbeRow:
+    probe: Probe
+    observed: bool
+    expected: bool
+    predicted: bool | None
+    error: str = ""
+
+    @property
+    def agree(self) -> bool:
+        return self.observed == self.expected and self.predicted in (None, self.expected)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.probe.to_json(),
+            "observed": self.observed,
+            "expected": self.expected,
+            "predicted": self.predicted,
+            "agree": self.agree,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class MatrixPhase:
+    """The three matrices at one moment of the scenario."""
+
+    name: str
+    rows: tuple[ProbeRow, ...]
+    predictor: str  # "" when available, else why not
+    seconds: float
+
+    @property
+    def unpredicted(self) -> int:
+        return sum(1 for r in self.rows if r.predicted is None)
+
+    @property
+    def agree(self) -> bool:
+        return not self.predictor and all(r.agree for r in self.rows)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "agree": self.agree,
+            "probes": len(self.rows),
+            "observed_ok": sum(r.observed for r in self.rows),
+            "expected_ok": sum(r.expected for r in self.rows),
+            "predicted_ok": sum(1 for r in self.rows if r.predicted),
+            "unpredicted": self.unpredicted,
+            "predictor_unavailable": self.predictor,
+            "disagreements": [r.to_json() for r in self.rows if not r.agree],
+            "seconds": round(self.seconds, 3),
+            "rows": [r.to_json() for r in self.rows],
+        }
+
+
+@dataclass
+class RunResult:
+    """Everything a scenario run found; :attr:`passed` decides the exit code."""
+
+    scenario: str
+    title: str
+    intent: str
+    prefix: str
+    rules_source: str = ""
+    phases: list[MatrixPhase] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    unaddressable: list[str] = field(default_factory=list)
+    verification: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    seconds: float = 0.0
+    network: Network | None = None
+
+    @property
+    def passed(self) -> bool:
+        return (
+            not self.error
+            and bool(self.phases)
+            and all(p.agree for p in self.phases)
+            and all(c.passed for c in self.checks)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "title": self.title,
+            "intent": self.intent,
+            "verdict": "pass" if self.passed else "fail",
+            "rules_source": self.rules_source,
+            "prefix": self.prefix,
+            "seconds": round(self.seconds, 2),
+            "error": self.error,
+            "phases": [p.to_json() for p in self.phases],
+            "checks": [c.to_json() for c in self.checks],
+            "unaddressable_pairs": self.unaddressable,
+            "live_verification": self.verification,
+        }
+
+
+@dataclass
+class Run:
+    """What a scenario action works with while the network is up."""
+
+    network: Network
+    fabric: MininetFabric
+    probes: ProbePlan
+    controller: ctl.ControllerProcess | None
+    run_dir: Path
+    result: RunResult
+    probe_timeout: float = 1.5
+    down_links: set[tuple[str, int, str, int]] = field(default_factory=set)
+
+    def bridges(self) -> dict[str, str]:
+        return self.fabric.plan.bridges()
+
+    def check(self, name: str, passed: bool, detail: str = "") -> Check:
+        """Record a judged claim."""
+        c = Check(name, passed, detail)
+        self.result.checks.append(c)
+        return c
+
+    def wait_rules(self, *, timeout: float = 60.0) -> float:
+        """Wait until every switch holds exactly the compiled tables."""
+        return ctl.wait_for_rules(ctl.desired_flows(self.network), self.bridges(), timeout=timeout)
+
+    def matrix(self, name: str, probes: tuple[Probe, ...] | None = None) -> MatrixPhase:
+        """Probe, predict from the live tables, compare with the intent; record the phase."""
+        start = time.monotonic()
+        chosen = self.probes.probes if probes is None else probes
+        observed = run_probes(self.fabric, self.network, chosen, timeout=self.probe_timeout)
+        live = ctl.live_flows(self.bridges())
+        predictor, why = load_predictor(self.network, live, down=self.down_links)
+        rows = tuple(
+            ProbeRow(
+                p,
+                observed[p].ok,
+                expected_outcome(self.network, p),
+                None if predictor is None else predictor(p),
+                observed[p].error,
+            )
+            for p in chosen
+        )
+        phase = MatrixPhase(name, rows, why, time.monotonic() - start)
+        self.result.phases.append(phase)
+        return phase
+
+
+Action = Callable[[Run], None]
+
+
+def ensure_ovs() -> None:
+    """Start ovsdb-server and ovs-vswitchd (userspace datapath) if they are not running."""
+    if ovs.ovs_running():
+        return
+    try:
+        if subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True, check=False).returncode:
+            subprocess.run(
+                [
+                    "/usr/share/openvswitch/scripts/ovs-ctl",
+                    "--no-ovs-vswitchd",
+                    "--system-id=random",
+                    "start",
+                ],
+                capture_output=True,
+                check=True,
+            )
+        if subprocess.run(["ovs-appctl", "-t", "ovs-vswitchd", "version"], capture_output=True).returncode:
+            Path("/var/log/openvswitch").mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                ["ovs-vswitchd", "unix:/var/run/openvswitch/db.sock", "-vconsole:emer", "-vsyslog:err",
+                 "-vfile:info", "--no-chdir", "--log-file", "--pidfile", "--detach"],
+                capture_output=True,
+                check=True,
+            )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SegctlError(f"cannot start Open vSwitch ({exc}); run scripts/setup.sh") from None
+    if not ovs.ovs_running():
+        raise SegctlError("Open vSwitch does not answer; run scripts/setup.sh")
+
+
+def _live_verification(network: Network, bridges: dict[str, str]) -> dict[str, Any]:
+    try:
+        from segctl.flows.verify import verify  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        return {"available": False, "reason": f"segctl.flows.verify is not available: {exc}"}
+    report = verify(network, ctl.live_flows(bridges))
+    data: Any = report.to_json() if hasattr(report, "to_json") else report
+    return {"available": True, "report": data}
+
+
+def run_scenario(
+    name: str,
+    title: str,
+    intent: Path,
+    actions: tuple[Action, ...],
+    *,
+    work_dir: Path | None = None,
+    rules: RulesMode = "auto",
+    log: Callable[[str], None] = lambda _msg: None,
+) -> RunResult:
+    """Run a scenario; never leaves anything behind. Raises only for bad input."""
+    started = time.monotonic()
+    network = load_network(intent)
+    prefix = new_prefix()
+    run_dir = work_dir or Path(tempfile.mkdtemp(prefix=f"segctl-{name}-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = RunResult(name, title, str(intent), prefix, network=network)
+    ensure_ovs()
+    controller: ctl.ControllerProcess | None = None
+    try:
+        if rules in ("auto", "controller"):
+            controller = ctl.ControllerProcess(intent, run_dir / "controller.log")
+            try:
+                controller.start()
+                result.rules_source = f"controller (pid {controller.pid}, 127.0.0.1:{controller.of_port})"
+            except ctl.ControllerError as exc:
+                if rules == "controller":
+                    raise
+                controller = None
+                last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "?"
+                result.rules_source = f"static ovs-ofctl bundle (controller unavailable: {last})"
+        else:
+            result.rules_source = "static ovs-ofctl bundle (requested)"
+        log(f"rules: {result.rules_source}")
+        fabric_plan = plan(network, prefix)
+        address = controller.address if controller is not None else None
+        with MininetFabric(fabric_plan, controller=address) as fabric:
+            sizes = f"{len(fabric_plan.switches)} switches, {len(fabric_plan.hosts)} hosts"
+            log(f"mininet up: {sizes} (prefix {prefix})")
+            if controller is None:
+                ctl.push_static(network, fabric_plan.bridges())
+            probe_plan = plan_probes(network)
+            result.unaddressable = [f"{'/'.join(a)} -> {'/'.join(b)}" for a, b in probe_plan.unaddressable]
+            run = Run(network, fabric, probe_plan, controller, run_dir, result)
+            waited = run.wait_rules()
+            log(f"rules in after {waited:.1f} s")
+            with Servers(fabric, probe_plan.tcp_ports, probe_plan.udp_ports):
+                phase = run.matrix("baseline")
+                log(f"baseline: {len(phase.rows)} probes, agree={phase.agree}")
+                for action in actions:
+                    log(f"action: {action.__name__}")
+                    action(run)
+            result.verification = _live_verification(network, fabric_plan.bridges())
+    except (SegctlError, ovs.OvsError, TimeoutError, OSError) as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if controller is not None:
+            controller.stop()
+        result.seconds = time.monotonic() - started
+    return result

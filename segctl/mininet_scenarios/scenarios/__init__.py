@@ -1,0 +1,109 @@
+"""The scenario library: each scenario is an intent (package data under ``intents/``),
+the expectations that follow from it, and actions (attacks, faults).
+
+Expectations are never written by hand: the expected matrix is computed from the intent
+(:mod:`segctl.topology.analysis`), so a scenario cannot disagree with its own intent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from segctl.errors import SegctlError
+from segctl.mininet_scenarios.runner import Action
+from segctl.mininet_scenarios.scenarios.actions import (
+    attacker,
+    controller_crash,
+    flood,
+    link_failure,
+    switch_restart,
+)
+
+__all__ = ["DEMO", "SCENARIOS", "Scenario", "get", "intent_path"]
+
+
+def intent_path(filename: str) -> Path:
+    """Path of a shipped scenario intent."""
+    return Path(str(resources.files("segctl.mininet_scenarios").joinpath("intents", filename)))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named intent plus the actions run after the baseline matrix."""
+
+    name: str
+    title: str
+    intent_file: str
+    actions: tuple[Action, ...] = ()
+
+    @property
+    def intent(self) -> Path:
+        return intent_path(self.intent_file)
+
+
+_ALL = [
+    Scenario(
+        "two-tenants", "Two tenants with the same addresses on one switch.", "two-tenants.yaml", (attacker,)
+    ),
+    Scenario(
+        "leaf-spine",
+        "Three tenants on a 2-spine, 3-leaf fabric with overlapping CIDRs, a microsegmented "
+        "three-tier app and a shared DNS service.",
+        "leaf-spine.yaml",
+    ),
+    Scenario(
+        "three-tier", "A three-tier app (web -> app -> db) microsegmented on two switches.", "three-tier.yaml"
+    ),
+    Scenario("shared-dns", "A shared DNS service: the only cross-tenant traffic.", "shared-dns.yaml"),
+    Scenario(
+        "strict-segment",
+        "A strict segment: stateful and stateless policies, IPv6 only in the open segment.",
+        "strict-segment.yaml",
+    ),
+    Scenario(
+        "attacker",
+        "A compromised endpoint forges MAC, IP and ARP, sends VLAN-tagged and double-tagged "
+        "frames, and aims at another tenant's gateway and endpoints: all dropped.",
+        "leaf-spine.yaml",
+        (attacker,),
+    ),
+    Scenario(
+        "flood",
+        "One endpoint floods: its meter caps it and the other tenants' traffic is unaffected.",
+        "leaf-spine.yaml",
+        (flood,),
+    ),
+    Scenario(
+        "link-failure",
+        "A fabric link goes down: traffic reroutes over the other spine, isolation holds.",
+        "leaf-spine.yaml",
+        (link_failure,),
+    ),
+    Scenario(
+        "controller-crash",
+        "kill -9 of the controller during traffic: established flows keep going on the installed "
+        "rules, nothing new leaks, the restarted controller reconciles without dropping them.",
+        "leaf-spine.yaml",
+        (controller_crash,),
+    ),
+    Scenario(
+        "switch-restart",
+        "A switch loses its flows and reconnects: the controller resyncs it.",
+        "leaf-spine.yaml",
+        (switch_restart,),
+    ),
+]
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}
+#: The scenario ``segctl demo`` runs.
+DEMO = "leaf-spine"
+
+
+def get(name: str) -> Scenario:
+    """The scenario called ``name``; a SegctlError lists the known ones otherwise."""
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise SegctlError(f"no scenario {name!r}; known: {', '.join(SCENARIOS)}") from None
