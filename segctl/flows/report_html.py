@@ -1,0 +1,259 @@
+"""The verification report as one self-contained HTML page (no external JS, CSS or fonts).
+
+Sections: verdict banner, properties with what each checked, a topology picture (inline
+SVG from a small layered layout: edge switches at the bottom, switches further from the
+edge above, endpoints under their switch coloured by tenant), the reachability matrix
+coloured allowed / shared service / denied / violation, and every counterexample with its
+hop-by-hop trace.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from html import escape
+
+from segctl.flows.verify import VerificationReport
+from segctl.topology.network import Network
+
+__all__ = ["layout", "render_html", "topology_svg"]
+
+_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+_STATUS_TEXT = {
+    "allowed": "allowed",
+    "denied": "denied",
+    "shared": "shared service",
+    "violation": "VIOLATION",
+    "self": "self",
+}
+
+_CSS = """
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0;
+color:#1d2330;background:#f4f6f9}
+header{padding:22px 36px;color:#fff}
+header.pass{background:#1e7d45} header.fail{background:#b3261e}
+header h1{margin:0 0 4px;font-size:24px} header p{margin:2px 0;opacity:.92}
+main{padding:8px 36px 40px;max-width:1500px}
+section{background:#fff;border:1px solid #dde2ea;border-radius:8px;padding:16px 20px;margin:18px 0}
+h2{font-size:18px;margin:0 0 12px} h3{font-size:15px;margin:18px 0 6px}
+table{border-collapse:collapse;font-size:13px}
+th,td{border:1px solid #dde2ea;padding:5px 8px;text-align:left;vertical-align:top}
+th{background:#eef1f6}
+.ok{color:#1e7d45;font-weight:600} .bad{color:#b3261e;font-weight:600}
+.matrix td{text-align:center;min-width:64px;font-weight:600}
+.matrix th.rot{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap}
+.s-allowed{background:#cdebd6;color:#145c31} .s-denied{background:#f1f2f4;color:#9aa1ad}
+.s-shared{background:#cfe0f7;color:#164a8a} .s-violation{background:#b3261e;color:#fff}
+.s-self{background:#d9dce2;color:#6b7280}
+.legend span{display:inline-block;padding:2px 10px;margin-right:8px;border-radius:4px;font-size:12px}
+code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+.pkt td:first-child{font-weight:600}
+.trace td{font-size:12px}
+.muted{color:#6b7280;font-size:12px}
+.cx{border-left:4px solid #b3261e;padding-left:14px;margin:16px 0}
+"""
+
+
+_TRACE_HEAD = "".join(
+    f"<th>{h}</th>"
+    for h in ("#", "switch", "table", "priority", "intent object", "match", "actions", "cookie", "ct")
+)
+
+
+def _colours(network: Network) -> dict[str, str]:
+    return {t.name: _PALETTE[i % len(_PALETTE)] for i, t in enumerate(network.tenants)}
+
+
+def layout(
+    network: Network, *, width: int = 1100
+) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]], int]:
+    """Positions of switches and endpoints (``tenant/name``) and the picture height.
+
+    Layers: switches with endpoints are layer 0; every other switch is its hop distance
+    from the nearest of them (unreachable switches go one layer above the rest).
+    """
+    adj: dict[str, set[str]] = {s.name: set() for s in network.switches}
+    for a, _, b, _ in network.links:
+        adj[a].add(b)
+        adj[b].add(a)
+    edge = {ep.switch for ep in network.endpoints}
+    dist: dict[str, int] = {s: 0 for s in adj if s in edge}
+    queue = deque(dist)
+    while queue:
+        cur = queue.popleft()
+        for nxt in sorted(adj[cur]):
+            if nxt not in dist:
+                dist[nxt] = dist[cur] + 1
+                queue.append(nxt)
+    top = max(dist.values(), default=0)
+    for s in adj:
+        dist.setdefault(s, top + 1)
+    top = max(dist.values(), default=0)
+    layers: dict[int, list[str]] = {}
+    for s in (sw.name for sw in network.switches):
+        layers.setdefault(dist[s], []).append(s)
+    gap = 110
+    pos: dict[str, tuple[float, float]] = {}
+    for level, names in layers.items():
+        y = 50 + (top - level) * gap
+        for i, name in enumerate(names):
+            pos[name] = ((i + 0.5) * width / len(names), y)
+    eps: dict[str, tuple[float, float]] = {}
+    base_y = 50 + top * gap + 95
+    for sw, names in ((s, [ep for ep in network.endpoints if ep.switch == s]) for s in layers.get(0, [])):
+        x0 = pos[sw][0]
+        span = min(width / max(len(layers.get(0, [1])), 1) - 20, 120 * len(names))
+        for i, ep in enumerate(names):
+            x = x0 - span / 2 + (i + 0.5) * span / len(names) if names else x0
+            eps[ep.qualified] = (x, base_y + (i % 2) * 26)
+    return pos, eps, int(base_y + 70)
+
+
+def topology_svg(network: Network, *, width: int = 1100) -> str:
+    """Inline SVG of the fabric: links, switches, endpoints coloured by tenant, with a legend."""
+    pos, eps, height = layout(network, width=width)
+    colours = _colours(network)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 30}" '
+        f'viewBox="0 0 {width} {height + 30}" font-family="Helvetica,Arial,sans-serif" font-size="12">'
+    ]
+    for a, ap, b, bp in network.links:
+        (x1, y1), (x2, y2) = pos[a], pos[b]
+        parts.append(
+            f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" stroke="#8a94a6" '
+            f'stroke-width="2"><title>{escape(a)}:{ap} &#8596; {escape(b)}:{bp}</title></line>'
+        )
+    for ep in network.endpoints:
+        (x1, y1), (x2, y2) = pos[ep.switch], eps[ep.qualified]
+        parts.append(
+            f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" '
+            f'stroke="{colours[ep.tenant]}" stroke-width="1.5" stroke-dasharray="4 3"/>'
+        )
+    for name, (x, y) in pos.items():
+        parts.append(
+            f'<rect x="{x - 44:.0f}" y="{y - 16:.0f}" width="88" height="32" rx="6" fill="#2b3445"/>'
+            f'<text x="{x:.0f}" y="{y + 4:.0f}" fill="#fff" text-anchor="middle" '
+            f'font-weight="bold">{escape(name)}</text>'
+        )
+    for ep in network.endpoints:
+        x, y = eps[ep.qualified]
+        c = colours[ep.tenant]
+        parts.append(
+            f'<circle cx="{x:.0f}" cy="{y:.0f}" r="9" fill="{c}"><title>{escape(ep.qualified)} '
+            f"{ep.ip} {ep.mac} at {escape(ep.switch)}:{ep.port}</title></circle>"
+            f'<text x="{x:.0f}" y="{y + 22:.0f}" text-anchor="middle" fill="{c}">'
+            f"{escape(ep.name)}</text>"
+        )
+    x = 10.0
+    for tenant, c in colours.items():
+        parts.append(
+            f'<circle cx="{x + 6:.0f}" cy="{height + 14}" r="6" fill="{c}"/>'
+            f'<text x="{x + 16:.0f}" y="{height + 18}">tenant {escape(tenant)}</text>'
+        )
+        x += 40 + 8 * len(tenant) + 50
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _matrix(report: VerificationReport) -> str:
+    colours = _colours(report.network)
+    tenant = {ep.qualified: ep.tenant for ep in report.network.endpoints}
+    head = "".join(
+        f'<th class="rot" style="color:{colours[tenant[e]]}">{escape(e)}</th>' for e in report.endpoints
+    )
+    rows = []
+    for name, row in zip(report.endpoints, report.matrix, strict=True):
+        cells = []
+        for dst, c in zip(report.endpoints, row, strict=True):
+            grants = "" if c.expected == "·" else c.expected
+            tip = f"{name} → {dst}: {_STATUS_TEXT[c.status]}; intent grants: {grants or 'none'}; " + (
+                "tables deliver new packets" if c.observed else "tables deliver no new packet"
+            )
+            label = {"allowed": grants, "shared": "X", "denied": "·", "violation": "!", "self": ""}[c.status]
+            cells.append(f'<td class="s-{c.status}" title="{escape(tip)}">{escape(label)}</td>')
+        rows.append(f'<tr><th style="color:{colours[tenant[name]]}">{escape(name)}</th>{"".join(cells)}</tr>')
+    legend = "".join(f'<span class="s-{s}">{escape(t)}</span>' for s, t in _STATUS_TEXT.items())
+    return (
+        f'<p class="legend">{legend}</p><p class="muted">Rows send, columns receive. Letters: intent grants '
+        f"(S intra-segment, P policy, X shared service). Hover a cell for details.</p>"
+        f'<table class="matrix"><tr><th>from \\ to</th>{head}</tr>{"".join(rows)}</table>'
+    )
+
+
+def _counterexamples(report: VerificationReport) -> str:
+    out = []
+    for p in report.properties:
+        for n, cx in enumerate(p.counterexamples, 1):
+            pkt = "".join(
+                f"<tr><td>{escape(k)}</td><td class='mono'>{escape(v)}</td></tr>"
+                for k, v in cx.packet.items()
+            )
+            hops = "".join(
+                f"<tr><td>{i}</td><td>{escape(h.switch)}</td><td>{h.table}</td>"
+                f"<td>{h.priority if h.priority >= 0 else 'miss'}</td><td>{escape(h.intent)}</td>"
+                f"<td class='mono'>{escape(h.match or '(any)')}</td><td class='mono'>{escape(h.actions)}</td>"
+                f"<td class='mono'>{h.cookie:#x}</td><td class='mono'>{escape(h.ct_state)}</td></tr>"
+                for i, h in enumerate(cx.hops, 1)
+            )
+            ct = "".join(f" --ct-next {s}" for s in cx.ct_states)
+            commit = f"<p>Committed by <code>{escape(cx.commit)}</code>.</p>" if cx.commit else ""
+            out.append(
+                f'<div class="cx"><h3>{escape(p.title)} #{n}</h3><p>{escape(cx.message)}</p>'
+                f"<p>Injected at <b>{escape(cx.ingress[0])}:{cx.ingress[1]}</b>"
+                f"{' (' + escape(cx.src) + ')' if cx.src else ''}:</p>"
+                f'<table class="pkt">{pkt}</table>{commit}'
+                f'<h3>Trace</h3><table class="trace"><tr>{_TRACE_HEAD}</tr>{hops}</table>'
+                f'<p>Disposition: <b class="bad">{escape(cx.disposition)}</b></p>'
+                f'<p class="muted">Replay: <code>ovs-appctl ofproto/trace '
+                f"&lt;bridge {escape(cx.ingress[0])}&gt; "
+                f"'{escape(cx.ofproto_flow)}'{escape(ct)}</code>"
+                f"{'' if cx.confirmed else ' (not confirmed by the concrete simulator)'}</p></div>"
+            )
+        if p.violation_count > len(p.counterexamples):
+            out.append(
+                f"<p class='muted'>{p.violation_count - len(p.counterexamples)} more violations of "
+                f"{escape(p.title)} are not shown.</p>"
+            )
+    return "".join(out) or "<p class='ok'>None: every property holds.</p>"
+
+
+def render_html(report: VerificationReport) -> str:
+    """The complete, self-contained report page."""
+    doc = report.to_json()
+    state = "pass" if report.ok else "fail"
+    verdict = "PASS: every property holds" if report.ok else "FAIL: violations found"
+    props = "".join(
+        f"<tr><td>{i}</td><td><b>{escape(p.title)}</b><br>"
+        f"<span class='muted'>{escape(p.statement)}</span></td>"
+        f"<td class='{'ok' if p.holds else 'bad'}'>"
+        f"{'holds' if p.holds else f'{p.violation_count} violation(s)'}</td>"
+        f"<td>{escape(p.checked)}</td><td class='mono'>{escape(p.space)}</td>"
+        f"<td>{'<br>'.join(f'{escape(k)}: {v}' for k, v in p.counts.items())}</td></tr>"
+        for i, p in enumerate(report.properties, 1)
+    )
+    findings = ""
+    if report.findings:
+        items = "".join(
+            f"<li>{escape(f.switch)} table {f.table} priority {f.priority}: {escape(f.kind)}: "
+            f"{escape(f.detail)}</li>"
+            for f in report.findings
+        )
+        findings = f"<section><h2>Table findings (not verdicts)</h2><ul>{items}</ul></section>"
+    flows = ", ".join(f"{escape(k)}: {v}" for k, v in report.flow_counts.items())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>segctl verification report</title>
+<style>{_CSS}</style></head><body>
+<header class="{state}"><h1>segctl verification report — {verdict}</h1>
+<p>{len(report.properties)} properties, {sum(p.holds for p in report.properties)} hold,
+{sum(p.violation_count for p in report.properties)} violation(s).
+{sum(report.flow_counts.values())} flows on {len(report.flow_counts)} switches ({flows}).</p>
+<p>Generated {escape(doc["generated"])} · schema {escape(doc["schema"])} v{doc["schema_version"]} ·
+BDD backend {escape(doc["engine"]["bdd_backend"])} · {report.paths} symbolic paths · {report.seconds:.2f}s</p>
+</header><main>
+<section><h2>Properties</h2><table><tr><th>#</th><th>property</th><th>verdict</th><th>checked</th>
+<th>header space</th><th>counts</th></tr>{props}</table></section>
+{findings}
+<section><h2>Topology</h2>{topology_svg(report.network)}</section>
+<section><h2>Reachability matrix</h2>{_matrix(report)}</section>
+<section><h2>Violations</h2>{_counterexamples(report)}</section>
+</main></body></html>
+"""

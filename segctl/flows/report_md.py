@@ -1,0 +1,94 @@
+"""The verification report as Markdown (for review tools, tickets and audit evidence)."""
+
+from __future__ import annotations
+
+from segctl.flows.verify import VerificationReport
+
+__all__ = ["render_markdown"]
+
+_STATUS = {"allowed": "A", "denied": "·", "shared": "X", "violation": "**!**", "self": "—"}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(report: VerificationReport) -> str:
+    """The whole report: verdicts, what was checked, matrix, counterexamples with traces."""
+    doc = report.to_json()
+    lines = ["# segctl verification report", ""]
+    verdict = "**PASS**: every property holds" if report.ok else "**FAIL**: violations found"
+    lines += [
+        f"- Verdict: {verdict}",
+        f"- Generated: {doc['generated']} (schema {doc['schema']} v{doc['schema_version']})",
+        f"- Tables: {sum(report.flow_counts.values())} flows on {len(report.flow_counts)} switches "
+        f"({', '.join(f'{k}: {v}' for k, v in report.flow_counts.items())})",
+        f"- Engine: BDD backend {doc['engine']['bdd_backend']}, {report.paths} symbolic paths, "
+        f"{report.seconds:.2f}s",
+        "",
+        "## Properties",
+        "",
+        "| # | property | verdict | checked | header space | counts |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, p in enumerate(report.properties, 1):
+        verdict = "holds" if p.holds else f"**{p.violation_count} violation(s)**"
+        counts = ", ".join(f"{k}: {v}" for k, v in p.counts.items())
+        lines.append(f"| {i} | {p.title} | {verdict} | {_cell(p.checked)} | {_cell(p.space)} | {counts} |")
+    lines += ["", "Statements:", ""]
+    lines += [f"{i}. **{p.title}**: {p.statement}" for i, p in enumerate(report.properties, 1)]
+    if report.findings:
+        lines += ["", "## Table findings (not verdicts)", ""]
+        lines += [
+            f"- {f.switch} table {f.table} priority {f.priority}: {f.kind}: {f.detail}"
+            for f in report.findings
+        ]
+    lines += ["", "## Reachability matrix", ""]
+    lines.append(
+        "Rows send, columns receive. A allowed, X shared service, · denied, **!** violation, — self."
+    )
+    lines.append("The letters in brackets are the intent's grants (S intra-segment, P policy, X shared).")
+    lines.append("")
+    lines.append("| from \\ to | " + " | ".join(report.endpoints) + " |")
+    lines.append("|---" * (len(report.endpoints) + 1) + "|")
+    for name, row in zip(report.endpoints, report.matrix, strict=True):
+        cells = [
+            f"{_STATUS[c.status]} ({c.expected})" if c.expected != "·" else _STATUS[c.status] for c in row
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "## Violations", ""]
+    if report.ok:
+        lines.append("None.")
+    for p in report.properties:
+        for n, cx in enumerate(p.counterexamples, 1):
+            lines += [f"### {p.title} #{n}", "", cx.message, ""]
+            lines.append(
+                f"Injected at `{cx.ingress[0]}:{cx.ingress[1]}`: "
+                + ", ".join(f"`{k}={v}`" for k, v in cx.packet.items())
+            )
+            if cx.commit:
+                lines.append(f"\nCommitted by `{cx.commit}`.")
+            lines += [
+                "",
+                "| hop | switch | table | priority | intent | match | actions | ct |",
+                "|---" * 8 + "|",
+            ]
+            for i, h in enumerate(cx.hops, 1):
+                lines.append(
+                    f"| {i} | {h.switch} | {h.table} | {h.priority if h.priority >= 0 else 'miss'} | "
+                    f"{_cell(h.intent)} | `{_cell(h.match or '(any)')}` | `{_cell(h.actions)}` | "
+                    f"{h.ct_state} |"
+                )
+            ct = "".join(f" --ct-next {s}" for s in cx.ct_states)
+            lines += [
+                "",
+                f"Disposition: **{cx.disposition}**",
+                "",
+                f"Replay: `ovs-appctl ofproto/trace <bridge {cx.ingress[0]}> '{cx.ofproto_flow}'{ct}`",
+                "",
+            ]
+        if p.violation_count > len(p.counterexamples):
+            lines.append(
+                f"({p.violation_count - len(p.counterexamples)} more violations of {p.title} not shown.)\n"
+            )
+    return "\n".join(lines).rstrip() + "\n"
