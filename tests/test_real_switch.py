@@ -417,6 +417,24 @@ def test_stateless_policies_grant_no_reply(fabric: Fabric) -> None:
                     )
                     assert _received(fabric, dst, [(src, bytes(frame))], marker) == 1, pol.name
                     assert not _probe(fabric, src, dst, "udp", udp_ports[0]), f"{pol.name}: reply passed"
+                    # the commit trick: the same 5-tuple sent to a neighbour's MAC must not be
+                    # committed anywhere, so the reply from dst still finds no connection
+                    decoy = next(
+                        e for e in net.segment_endpoints(src.tenant, src.segment) if e.key != src.key
+                    )
+                    trick = Ether(src=src.mac, dst=decoy.mac) / frame[IP]
+                    reply_marker = _marker()
+                    reply = (
+                        Ether(src=dst.mac, dst=_gateway_mac(fabric, dst) if routed else src.mac)
+                        / IP(src=str(dst.ip), dst=str(src.ip))
+                        / UDP(sport=udp_ports[0], dport=40000)
+                        / Raw(reply_marker)
+                    )
+                    probes.send_raw_frame(fabric.ns(src), fabric.lab.host_ifname, bytes(trick))
+                    probes.send_raw_frame(fabric.ns(src), fabric.lab.host_ifname, bytes(frame))
+                    assert _received(fabric, src, [(dst, bytes(reply))], reply_marker) == 0, (
+                        "reply after trick"
+                    )
 
 
 def test_ipv6_only_inside_non_strict_segments(fabric: Fabric) -> None:

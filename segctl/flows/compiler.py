@@ -281,12 +281,12 @@ class _Compiler:
             Rule.make(table, PRIO_CT_ESTABLISHED, pipe, [("proto", "ip"), ("ct_state", "+rel+trk")],
                       [GotoTable(next_table)]),
         ]  # fmt: skip
-        peer_field = "nw_dst" if table == POLICY_SRC.id else "nw_src"
         for seg in segments:
             if seg.strict:
                 continue
             tid = self.tid[seg.tenant]
-            match = [_meta(self.ctx_value(seg.key), _CTX_MASK), ("proto", "ip"), (peer_field, str(seg.cidr))]
+            match = [_meta(self.ctx_value(seg.key), _CTX_MASK), ("proto", "ip"), ("nw_src", str(seg.cidr)),
+                     ("nw_dst", str(seg.cidr))]  # fmt: skip
             rules.append(
                 Rule.make(table, PRIO_INTRA_SEGMENT, self.seg_cookie(table, seg), match,
                           [Ct(commit=True, zone=tid), GotoTable(next_table)])
@@ -470,7 +470,7 @@ class _Compiler:
             *self.egress(local),
         ]
         for rank, grant in enumerate(self.grants):
-            rules += grant_rules(grant, rank, name)
+            rules += grant_rules(grant, rank, name, lambda ep: self.seg(ep).index)
         return SwitchProgram(name, dpid, _finish(name, rules), tuple(meter_specs))
 
 

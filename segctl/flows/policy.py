@@ -17,7 +17,7 @@ conjunctions at one priority (the silent-misbehaviour trap of antrea#367).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from segctl.errors import CompileError
@@ -26,6 +26,7 @@ from segctl.flows.ofctl import Action, Conjunction, Ct, FieldMatch, GotoTable
 from segctl.flows.pipeline import (
     EGRESS,
     META_ORIGIN_MASK,
+    META_SEGMENT_MASK,
     META_TENANT_MASK,
     POLICY_DST,
     POLICY_SRC,
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 Match = tuple[tuple[str, str], ...]
-_TENANT_ORIGIN = META_TENANT_MASK | META_ORIGIN_MASK
+_CTX = META_TENANT_MASK | META_SEGMENT_MASK | META_ORIGIN_MASK
 
 
 @dataclass(frozen=True)
@@ -167,23 +168,42 @@ def _combine(*parts: Match) -> list[tuple[str, str]]:
     return list(out.items())
 
 
-def grant_rules(grant: Grant, rank: int, switch: str) -> list[Rule]:
-    """The policy_src and policy_dst rules of one grant on one switch (rank = its position)."""
+def grant_rules(
+    grant: Grant, rank: int, switch: str, segment_index: Callable[[EndpointInfo], int]
+) -> list[Rule]:
+    """The policy_src and policy_dst rules of one grant on one switch (rank = its position).
+
+    The local side matches the endpoint's full context (tenant, segment, origin) with its
+    address, so a rule fires only for packets that are being delivered to (or sent by)
+    that endpoint; a frame addressed to one endpoint's MAC and another's IP never commits.
+    """
     priority = PRIO_POLICY_TOP - rank
     conj_id = rank + 1
     rules: list[Rule] = []
     local_src = [ep for ep in grant.sources if ep.switch == switch]
     local_dst = [ep for ep in grant.destinations if ep.switch == switch]
     if local_src:
-        src_meta = _meta(metadata_value(grant.src_tenant), _TENANT_ORIGIN)
-        local = [(src_meta, ("proto", "ip"), ("nw_src", str(ep.ip))) for ep in local_src]
+        local = [
+            (
+                _meta(metadata_value(grant.src_tenant, segment_index(ep)), _CTX),
+                ("proto", "ip"),
+                ("nw_src", str(ep.ip)),
+            )
+            for ep in local_src
+        ]
         remote = [(("proto", "ip"), ("nw_dst", str(ep.ip))) for ep in grant.destinations]
         actions: list[Action] = [Ct(commit=True, zone=grant.src_tenant)] if grant.stateful else []
         actions.append(GotoTable(ROUTE.id))
         rules += _side(grant, POLICY_SRC.id, priority, conj_id, local, remote, actions)
     if local_dst:
-        dst_meta = _meta(metadata_value(grant.dst_tenant, 0, _origin(grant)), _TENANT_ORIGIN)
-        local = [(dst_meta, ("proto", "ip"), ("nw_dst", str(ep.ip))) for ep in local_dst]
+        local = [
+            (
+                _meta(metadata_value(grant.dst_tenant, segment_index(ep), _origin(grant)), _CTX),
+                ("proto", "ip"),
+                ("nw_dst", str(ep.ip)),
+            )
+            for ep in local_dst
+        ]
         remote = [(("proto", "ip"), ("nw_src", str(ep.ip))) for ep in grant.sources]
         actions = []
         if grant.stateful:
