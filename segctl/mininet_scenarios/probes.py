@@ -275,10 +275,11 @@ def inject(
 ) -> dict[EndpointKey, list[bytes]]:
     """Send raw ``frames`` from ``sender``'s interface; return what each watcher captured.
 
-    Each watcher captures with ``bpf`` on its interface while the frames are sent (one
-    sender process per frame, so the capture lasts 3 s plus 1 s per frame by default).
+    Each watcher captures with ``bpf`` on its interface while the frames are sent. The
+    sniffers start one after the other (each waits until scapy is ready) and one sender
+    process runs per frame, so the default capture time grows with both counts.
     """
-    timeout = 3.0 + len(frames) if timeout is None else timeout
+    timeout = 3.0 + len(frames) + 3.0 * len(watchers) if timeout is None else timeout
     sniffers = [Sniffer(fabric.netns(w), fabric.ifname(w), bpf, timeout=timeout) for w in watchers]
     started: list[Sniffer] = []
     try:

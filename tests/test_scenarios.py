@@ -1,0 +1,113 @@
+"""Mininet scenarios: pure planning, the probe expectations, and every scenario end to end.
+
+Each scenario run must agree three ways (observed / predicted / expected) and pass
+every check; a run must leave nothing behind. The whole parametrized set is kept
+under about two and a half minutes here (attacker is the slowest, ~45 s).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from segctl.controller.cli import main
+from segctl.mininet_scenarios import network as mn
+from segctl.mininet_scenarios.probes import Probe, expected_outcome, plan_probes, probe_ports
+from segctl.mininet_scenarios.report import write_reports
+from segctl.mininet_scenarios.runner import run_scenario
+from segctl.mininet_scenarios.scenarios import SCENARIOS, intent_path
+from segctl.topology.network import load_network
+
+LEAF_SPINE = intent_path("leaf-spine.yaml")
+STRICT = intent_path("strict-segment.yaml")
+
+
+# ----------------------------------------------------------------------------- pure
+
+
+def test_plan_pins_intent_ports_dpids_and_unique_short_names() -> None:
+    net = load_network(LEAF_SPINE)
+    plan = mn.plan(net, "mnabc")
+    assert [s.dpid for s in plan.switches] == [s.dpid for s in net.switches]
+    names = [s.port_name(p) for s in plan.switches for p in mn._ports(plan, s.name)]
+    assert len(names) == len(set(names)) and all(len(n) <= 15 and n.startswith("mnabc") for n in names)
+    for ep in net.endpoints:
+        host = plan.host(ep)
+        assert host.endpoint == ep and host.netns.startswith("mnabc")
+        assert host.gateway == net.segment(ep.tenant, ep.segment).gateway
+    assert len({h.node for h in plan.hosts}) == len(net.endpoints)
+
+
+def test_plan_rejects_foreign_prefix_and_cleanup_refuses_it() -> None:
+    net = load_network(LEAF_SPINE)
+    for bad in ("sg1234", "mn", "mnxyz", "mn12345"):
+        with pytest.raises(ValueError):
+            mn.plan(net, bad)
+        with pytest.raises(ValueError):
+            mn.cleanup(bad)
+    assert mn.PREFIX_PATTERN.fullmatch(mn.new_prefix())
+
+
+def test_probe_ports_cover_every_service_bound_and_one_denied_port() -> None:
+    net = load_network(LEAF_SPINE)
+    ports = probe_ports(net)
+    assert {8080, 5432, 53} <= set(ports["tcp"]) and 53 in ports["udp"]
+    denied = [p for p in ports["tcp"] if p not in (8080, 5432, 53)]
+    assert denied, "a port no service allows must be probed"
+
+
+def test_overlapping_addresses_are_not_probed_by_address() -> None:
+    net = load_network(LEAF_SPINE)
+    plan = plan_probes(net)
+    web1, gweb1 = net.endpoint("acme", "web1"), net.endpoint("globex", "gweb1")
+    assert web1.ip == gweb1.ip
+    assert (web1.key, gweb1.key) in plan.unaddressable
+    assert not any(p.src == web1.key and p.dst == gweb1.key for p in plan.probes)
+    # every addressable ordered pair is probed with icmp
+    icmp = {(p.src, p.dst) for p in plan.probes if p.proto == "icmp"}
+    n = len(net.endpoints)
+    assert len(icmp) + len(plan.unaddressable) == n * (n - 1)
+
+
+def test_expectations_follow_statefulness_and_ipv6_rules() -> None:
+    net = load_network(STRICT)
+    k1, k2, k3 = (net.endpoint("lab", n).key for n in ("k1", "k2", "k3"))
+    o1, o2 = net.endpoint("lab", "o1").key, net.endpoint("lab", "o2").key
+    assert expected_outcome(net, Probe(k1, k2, "tcp", 22))
+    assert not expected_outcome(net, Probe(k2, k1, "tcp", 22))  # reverse connections denied
+    assert not expected_outcome(net, Probe(k3, k2, "udp", 514))  # stateless: no reply
+    assert expected_outcome(net, Probe(o1, o2, "icmp6"))
+    assert not expected_outcome(net, Probe(k1, k2, "icmp6"))  # strict segment: no IPv6
+    assert not expected_outcome(net, Probe(o1, k2, "tcp", 9))
+
+
+def test_scenario_list_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scenario", "list", "--output", "json"]) == 0
+    listed = {s["name"] for s in json.loads(capsys.readouterr().out)}
+    assert listed == set(SCENARIOS)
+    assert all(Path(s.intent).is_file() for s in SCENARIOS.values())
+    assert main(["scenario", "run", "no-such-scenario"]) == 2
+    assert "no scenario" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------- end to end
+
+
+@pytest.mark.ovs
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario_agrees_three_ways_and_cleans_up(name: str, ovs_available: None, tmp_path: Path) -> None:
+    scenario = SCENARIOS[name]
+    result = run_scenario(scenario.name, scenario.title, scenario.intent, scenario.actions, work_dir=tmp_path)
+    paths = write_reports(result, tmp_path)
+    assert all(p.is_file() for p in paths.values())
+    assert json.loads(paths["json"].read_text())["verdict"] == ("pass" if result.passed else "fail")
+    assert not any(mn.leftovers(result.prefix).values()), "the run left Mininet/OVS objects behind"
+    for phase in result.phases:
+        assert phase.rows, f"{phase.name}: no probes"
+        bad = [r.probe.describe() for r in phase.rows if r.observed != r.expected]
+        assert not bad, f"{name}/{phase.name}: live traffic differs from the intent: {bad[:5]}"
+    failed = [f"{c.name}: {c.detail}" for c in result.checks if not c.passed]
+    assert not failed, f"{name}: failed checks {failed} (rules: {result.rules_source})"
+    assert result.passed, f"{name}: {paths['md'].read_text()[:3000]}"
