@@ -311,3 +311,20 @@ def test_metadata_overflow_is_a_compile_error() -> None:
               "tenants": [{"name": "t", "segments": segments}]}  # fmt: skip
     with pytest.raises(CompileError, match="segment index 256"):
         compile_network(resolve(Intent.model_validate(intent)))
+
+
+def test_docs_pipeline_matches_the_code() -> None:
+    """docs/pipeline.md lists exactly the pipeline's tables and the priority constants it uses."""
+    import re
+
+    from segctl.flows import pipeline
+
+    text = (ROOT / "docs" / "pipeline.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| (\w+) \|", text, flags=re.MULTILINE)
+    assert [(int(n), name) for n, name in rows] == [(t.id, t.name) for t in TABLES]
+    for name, value in re.findall(r"`(PRIO_[A-Z_]+)=(\d+)`", text):
+        assert getattr(pipeline, name) == int(value), name
+    assert "0x1001" in text and "02:5e:00:00:00:01" in text  # the worked example's values
+    golden = (GOLDEN / "leaf-spine" / "leaf1.flows").read_text()
+    for line in re.findall(r"`(in_port=10,ip,vlan_tci=[^`]+|tcp,metadata=0x1001[^`]+)`", text):
+        assert line in golden, line
