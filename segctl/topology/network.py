@@ -7,9 +7,11 @@ downstream (topology graph, compiler, verifier, analysis) reads a :class:`Networ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
+from typing import TypeVar
 
 from segctl.errors import IntentError, Problem
 from segctl.topology.load import load_checked
@@ -25,6 +27,8 @@ __all__ = [
     "load_network",
     "resolve",
 ]
+
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,13 @@ class Network:
     _endpoint_by_key: dict[tuple[str, str], EndpointInfo] = field(
         repr=False, compare=False, default_factory=dict
     )
+    # endpoints by tenant and by (tenant, segment), document order (filled by resolve)
+    _endpoints_by_tenant: dict[str, tuple[EndpointInfo, ...]] = field(
+        repr=False, compare=False, default_factory=dict
+    )
+    _endpoints_by_segment: dict[tuple[str, str], tuple[EndpointInfo, ...]] = field(
+        repr=False, compare=False, default_factory=dict
+    )
 
     def tenant(self, name: str) -> TenantInfo:
         return self._tenant_by_name[name]
@@ -120,9 +131,13 @@ class Network:
         return next(t for t in self.intent.tenants if t.name == name)
 
     def tenant_endpoints(self, tenant: str) -> list[EndpointInfo]:
+        if self._endpoints_by_tenant or not self.endpoints:
+            return list(self._endpoints_by_tenant.get(tenant, ()))
         return [ep for ep in self.endpoints if ep.tenant == tenant]
 
     def segment_endpoints(self, tenant: str, segment: str) -> list[EndpointInfo]:
+        if self._endpoints_by_segment or not self.endpoints:
+            return list(self._endpoints_by_segment.get((tenant, segment), ()))
         return [ep for ep in self.endpoints if ep.tenant == tenant and ep.segment == segment]
 
     def policies(self, tenant: str) -> list[Policy]:
@@ -233,7 +248,18 @@ def resolve(intent: Intent) -> Network:
         _tenant_by_name={t.name: t for t in tenants},
         _segment_by_key={s.key: s for s in segments},
         _endpoint_by_key={e.key: e for e in endpoints},
+        _endpoints_by_tenant=_group_by(endpoints, lambda e: e.tenant),
+        _endpoints_by_segment=_group_by(endpoints, lambda e: (e.tenant, e.segment)),
     )
+
+
+def _group_by(
+    endpoints: list[EndpointInfo], key: Callable[[EndpointInfo], K]
+) -> dict[K, tuple[EndpointInfo, ...]]:
+    groups: dict[K, list[EndpointInfo]] = {}
+    for ep in endpoints:
+        groups.setdefault(key(ep), []).append(ep)
+    return {k: tuple(v) for k, v in groups.items()}
 
 
 def load_network(path: str | Path) -> Network:
