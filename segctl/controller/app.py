@@ -100,6 +100,8 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
         self._jobs: Any = hub.Queue()
         self._lock = hub.BoundedSemaphore(1)
         self._threads: list[Any] = []
+        self._watched: set[int] = set()  # xids of pipelined bundle adds
+        self._errors: dict[int, Any] = {}  # xid -> OFPErrorMsg for watched xids
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> Any:
@@ -199,6 +201,11 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
         LOG.info("switch %s port %d is %s", name, port.port_no, "up" if up else "down")
         self._enqueue(f"port {name}:{port.port_no}", self.hooks.on_link_status, name, port.port_no, up)
 
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _on_error(self, ev: Any) -> None:
+        if ev.msg.xid in self._watched:
+            self._errors[ev.msg.xid] = ev.msg
+
     # -- unknown switches ---------------------------------------------------------------
     def _drop_all(self, dp: Any) -> None:
         self._wait_registered(dp)
@@ -282,14 +289,43 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
         """Open a bundle, add ``msgs``, commit atomically; discard it if anything fails."""
         bundle_id = ofswitch.next_bundle_id()
         self._send(dp, ofswitch.bundle_ctrl(dp, bundle_id, "open"), what=f"{what}: open bundle")
+        # The adds are pipelined (no round trip per flow); a barrier follows them, and the
+        # switch sends any error for an add before the barrier's reply.
+        adds = {}
+        for msg in msgs:
+            add = ofswitch.bundle_add(dp, bundle_id, msg)
+            dp.set_xid(add)
+            adds[add.xid] = (add, msg)
+        self._watched.update(adds)
         try:
-            for msg in msgs:
-                self._send(dp, ofswitch.bundle_add(dp, bundle_id, msg), what=f"{what}: {msg}")
+            for add, _ in adds.values():
+                if dp.send_msg(add) is False:
+                    raise SwitchError(f"{what}: the connection to the switch is closed")
+            self._send(dp, ofswitch.barrier(dp), what=f"{what}: barrier after the bundle adds")
+            self._settle_events()
+            failed = sorted(x for x in adds if x in self._errors)
+            if failed:
+                error = self._errors[failed[0]]
+                raise SwitchError(
+                    f"{what}: {adds[failed[0]][1]}: switch error type {error.type} code {error.code}"
+                    + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else "")
+                )
         except SwitchError:
             self._discard(dp, bundle_id, what)
             raise
+        finally:
+            self._watched.difference_update(adds)
+            for xid in adds:
+                self._errors.pop(xid, None)
         self._send(dp, ofswitch.bundle_ctrl(dp, bundle_id, "commit"), what=f"{what}: commit")
         self._send(dp, ofswitch.barrier(dp), what=f"{what}: barrier")
+
+    def _settle_events(self) -> None:
+        """Let this app's event loop handle what is already queued (errors before a barrier reply)."""
+        for _ in range(1000):
+            if self.events.empty():
+                return
+            hub.sleep(0)
 
     def _discard(self, dp: Any, bundle_id: int, what: str) -> None:
         try:
