@@ -1,0 +1,139 @@
+"""Reports: versioned JSON, Markdown, self-contained HTML; ``segctl verify`` exit codes and files."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from segctl.controller.cli import main
+from segctl.flows.compiler import compile_network
+from segctl.flows.report_html import layout, render_html
+from segctl.flows.report_md import render_markdown
+from segctl.flows.tables import dump_live, load_flow_dir
+from segctl.flows.verify import SCHEMA, SCHEMA_VERSION, VerificationReport, verify
+from segctl.testbed import ovs
+from segctl.testbed.lab import Lab, LabSpec, LinkSpec, SwitchSpec
+from segctl.topology.network import load_network
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "leaf-spine.yaml"
+LEAK = "table=0,priority=60000,in_port=11,ip,actions=output:10"
+
+
+def _write(out: Path, *, leak: bool = False) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, prog in compile_network(load_network(EXAMPLE)).items():
+        text = prog.flows_text()
+        if leak and name == "leaf1":
+            text = LEAK + "\n" + text
+        (out / f"{name}.flows").write_text(text)
+    return out
+
+
+@pytest.fixture(scope="module")
+def leaky(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, VerificationReport]:
+    flows = _write(tmp_path_factory.mktemp("leaky"), leak=True)
+    network = load_network(EXAMPLE)
+    return flows, verify(network, load_flow_dir(network, flows))
+
+
+def test_json_schema_is_versioned_and_complete(leaky: tuple[Path, VerificationReport]) -> None:
+    _, report = leaky
+    doc = json.loads(json.dumps(report.to_json()))
+    assert doc["schema"] == SCHEMA and doc["schema_version"] == SCHEMA_VERSION == 1
+    assert doc["ok"] is False and doc["summary"]["violations"] >= 1
+    assert set(doc) >= {"generated", "network", "tables", "engine", "findings", "properties", "matrix"}
+    iso = next(p for p in doc["properties"] if p["id"] == "isolation")
+    assert iso["holds"] is False and iso["checked"]["header_space"]
+    cx = iso["violations"][0]
+    assert cx["src"] == "globex/gweb1" and cx["disposition"]["kind"] == "delivered"
+    assert cx["trace"][0]["priority"] == 60000 and cx["trace"][0]["cookie"] == "0x0"
+    assert (
+        "tcp_dst=" in cx["replay"]["ofproto_trace_flow"]
+        and "tp_dst" not in cx["replay"]["ofproto_trace_flow"]
+    )
+    n = len(doc["matrix"]["endpoints"])
+    assert len(doc["matrix"]["rows"]) == n and all(len(r) == n for r in doc["matrix"]["rows"])
+    statuses = {c["status"] for r in doc["matrix"]["rows"] for c in r}
+    assert statuses >= {"allowed", "denied", "shared", "violation", "self"}
+
+
+def test_markdown_and_html(leaky: tuple[Path, VerificationReport]) -> None:
+    _, report = leaky
+    md = render_markdown(report)
+    assert "**FAIL**" in md and "## Reachability matrix" in md and "Tenant isolation #1" in md
+    html = render_html(report)
+    assert html.startswith("<!DOCTYPE html>") and "<svg" in html and 'class="s-violation"' in html
+    # self-contained: no scripts, no external resources
+    assert "<script" not in html and "<link" not in html
+    assert not re.search(r"(src|href)=\"?https?:", html)
+    for ep in report.network.endpoints:
+        assert ep.qualified in html
+
+
+def test_layout_puts_spines_above_leaves_and_endpoints_below() -> None:
+    network = load_network(EXAMPLE)
+    switches, endpoints, height = layout(network)
+    assert switches["spine1"][1] < switches["leaf1"][1] == switches["leaf3"][1]
+    assert all(y > switches["leaf1"][1] for _, y in endpoints.values()) and height > max(
+        y for _, y in endpoints.values()
+    )
+    assert len(endpoints) == len(network.endpoints)
+
+
+def test_cli_exit_codes_and_report_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clean = _write(tmp_path / "clean")
+    assert main(["verify", str(EXAMPLE), "--flows", str(clean), "--report", str(tmp_path / "r")]) == 0
+    assert "all properties hold" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["report.html", "report.json", "report.md"]
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["ok"] is True
+
+    leaky = _write(tmp_path / "leaky", leak=True)
+    assert main(["verify", str(EXAMPLE), "--flows", str(leaky), "-o", "json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["ok"] is False
+    assert "segctl verify:" in captured.err  # progress: this run takes more than a second
+
+    (leaky / "leaf1.flows").write_text("table=0,priority=1,actions=resubmit(,3)\n")
+    assert main(["verify", str(EXAMPLE), "--flows", str(leaky)]) == 2
+    err = capsys.readouterr().err
+    assert "leaf1.flows" in err and "resubmit" in err and "Traceback" not in err
+
+    (leaky / "leaf1.flows").unlink()
+    assert main(["verify", str(EXAMPLE), "--flows", str(leaky)]) == 2
+    assert "leaf1.flows: missing" in capsys.readouterr().err
+    (leaky / "ghost.flows").write_text("")
+    assert main(["verify", str(EXAMPLE), "--flows", str(leaky)]) == 2
+    assert "switches the intent does not have: ghost" in capsys.readouterr().err
+
+
+@pytest.mark.ovs
+def test_live_tables_from_real_bridges(
+    tmp_path: Path, lab_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--live dumps the bridges named prefix + switch; the dumped tables verify like the files."""
+    network = load_network(EXAMPLE)
+    flows = _write(tmp_path / "flows")
+    programs = compile_network(network)
+    spec = LabSpec(
+        lab_prefix,
+        [SwitchSpec(s.name, s.dpid) for s in network.switches],
+        [LinkSpec(a, ap, b, bp) for a, ap, b, bp in network.links],
+    )
+    with Lab(spec) as lab:
+        for sw in network.switches:
+            assert lab.bridge(sw.name) == f"{lab_prefix}{sw.name}"
+            for meter in programs[sw.name].meters_text().splitlines():
+                ovs.add_meter(lab.bridge(sw.name), meter)
+            ovs.add_flows_bundle(lab.bridge(sw.name), flows / f"{sw.name}.flows")
+        live = dump_live(network, prefix=lab_prefix)
+        assert {k: len(v) for k, v in live.items()} == {
+            k: len(v) for k, v in load_flow_dir(network, flows).items()
+        }
+        assert verify(network, live).ok
+        assert main(["verify", str(EXAMPLE), "--live", "--bridge-prefix", lab_prefix]) == 0
+        assert "all properties hold" in capsys.readouterr().out
+    assert main(["verify", str(EXAMPLE), "--live", "--bridge-prefix", lab_prefix]) == 2
+    assert "dump-flows" in capsys.readouterr().err
