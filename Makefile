@@ -3,7 +3,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test lint demo clean
+.PHONY: setup test lint demo clean bench
 
 setup:
 	./scripts/setup.sh
@@ -19,6 +19,10 @@ lint: setup
 demo: setup
 	$(VENV)/bin/segctl validate examples/leaf-spine.yaml
 	$(VENV)/bin/segctl show examples/leaf-spine.yaml
+
+# Benchmarks (table with same-run baselines; see docs/performance.md). Not part of `test`.
+bench: setup
+	$(PY) bench/run.py
 
 # Removes only testbed leftovers (bridges, namespaces, veths named sgXXXX*).
 clean:

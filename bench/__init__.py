@@ -1,0 +1,1 @@
+"""segctl benchmarks (run bench/run.py)."""
