@@ -43,7 +43,9 @@ __all__ = [
 #: Properties whose violation lets a packet through that must not pass. These must hold
 #: at every step, also while links are down; the others (delivery, loops) may fail
 #: while the fabric is partitioned.
-SAFETY_PROPERTIES = frozenset({"isolation", "policy", "spoofing"})
+SAFETY_PROPERTIES = frozenset(
+    {"isolation", "policy", "spoofing", "conformance", "spoof-guard", "commit-safety"}
+)  # the last three are the ids segctl.flows.verify reports
 
 
 class NotFound(SegctlError):
@@ -241,12 +243,16 @@ def default_compiler() -> Compiler:
 
 
 def default_verifier() -> Verifier:
-    """The segctl symbolic verifier as a :class:`Verifier`.
+    """The segctl symbolic verifier (:func:`segctl.flows.verify.verify`) as a :class:`Verifier`.
 
-    Raises :class:`~segctl.errors.SegctlError` while the verifier is not available: the
-    controller refuses to run rather than push rules nobody checked.
+    Each kept counterexample becomes a :class:`Violation` (property id, message, the
+    counterexample JSON); ``report`` is the versioned report document (docs/report.md).
     """
-    raise SegctlError(
-        "the flow verifier (segctl.flows) is not wired into the controller yet; "
-        "refusing to push rules that are not verified"
-    )
+    from segctl.flows.verify import verify
+
+    def run(network: Network, tables: Mapping[str, Sequence[Flow]]) -> Verification:
+        report = verify(network, tables)
+        violations = tuple(Violation(c.property, c.message, c.to_json()) for c in report.violations)
+        return Verification(report.ok, violations, report.to_json(), report.seconds)
+
+    return run

@@ -246,11 +246,20 @@ def _ct_bits(state: str) -> int:
 # ---------------------------------------------------------------------------- building
 
 
-_Key = tuple[str, int, int, int]  # switch, table, priority, line
+_Key = tuple[str, int, int, int, str, str]  # switch, table, priority, line, match, actions
 
 
 def _flow_index(tables: Mapping[str, Sequence[Flow]]) -> dict[_Key, Flow]:
-    return {(sw, f.table, f.priority, f.line): f for sw, flows in tables.items() for f in flows}
+    """Flows by everything a hop shows (line numbers alone repeat when flows were parsed one by one)."""
+    return {
+        (sw, f.table, f.priority, f.line, f.match_text, f.actions_text): f
+        for sw, flows in tables.items()
+        for f in flows
+    }
+
+
+def _hop_key(hop: Hop) -> _Key:
+    return (hop.switch, hop.table, hop.priority, hop.line, hop.match, hop.actions)
 
 
 def _ct_count(hops: Sequence[_Key], index: Mapping[_Key, Flow]) -> int:
@@ -264,15 +273,16 @@ def _ct_count(hops: Sequence[_Key], index: Mapping[_Key, Flow]) -> int:
 
 def _trace_hops(
     network: Network,
-    hops: Sequence[tuple[str, int, int, int, int]],
+    hops: Sequence[tuple[_Key, int]],
     index: Mapping[_Key, Flow],
     ct_states: Sequence[str],
 ) -> tuple[TraceHop, ...]:
-    """(switch, table, priority, line, cookie) -> TraceHops, assigning ct states in path order."""
+    """(hop key, cookie) -> TraceHops, assigning ct states in path order."""
     states = list(ct_states)
     out = []
-    for switch, table, priority, line, cookie in hops:
-        flow = index.get((switch, table, priority, line)) if priority >= 0 else None
+    for key, cookie in hops:
+        switch, table, priority, line = key[:4]
+        flow = index.get(key) if priority >= 0 else None
         cts = sum(1 for a in flow.actions if isinstance(a, Ct) and a.table is not None) if flow else 0
         taken = [states.pop(0) if states else "trk,new" for _ in range(cts)]
         out.append(
@@ -303,8 +313,15 @@ def _prefer(hs: HeaderSpace, network: Network, violation: Violation, space: BDD)
         tenant, _, name = violation.dst.partition("/")
         dst = network.endpoint(tenant, name)
         toward = hs.eq("ip_dst", int(dst.ip)) & hs.eq("eth_dst", int(dst.mac.replace(":", ""), 16))
-    for narrow in (bound & tcp & ttl & toward, bound & tcp & ttl, bound & ipv4 & ttl, bound & ipv4, bound,
-                   tcp & ttl, ipv4):  # fmt: skip
+    for narrow in (
+        bound & tcp & ttl & toward,
+        bound & tcp & ttl,
+        bound & ipv4 & ttl,
+        bound & ipv4,
+        bound,
+        tcp & ttl,
+        ipv4,
+    ):
         candidate = space & narrow
         if not hs.is_empty(candidate):
             return candidate
@@ -353,7 +370,7 @@ def build(
         pkt = hs.pick(outcome.space, ghost=True)
         relation = hs.restrict(outcome.space, pkt, ghost=True)
     final = hs.pick(relation)
-    keys = [(h.switch, h.table, h.priority, h.line) for h in outcome.hops if h.priority >= 0]
+    keys = [_hop_key(h) for h in outcome.hops if h.priority >= 0]
     n = _ct_count(keys, index)
     disp = outcome.disposition
     choices = ["trk,new"] if violation.ct_mode == "new" else list(CT_CHOICES)
@@ -368,9 +385,7 @@ def build(
             found = tuple(combo)
             break
     ct_states = found if found is not None else ("trk,new",) * n
-    hops = _trace_hops(
-        network, [(h.switch, h.table, h.priority, h.line, h.cookie) for h in outcome.hops], index, ct_states
-    )
+    hops = _trace_hops(network, [(_hop_key(h), h.cookie) for h in outcome.hops], index, ct_states)
     commit = ""
     if violation.commit is not None:
         c = violation.commit
@@ -404,16 +419,22 @@ def trace_packet(
     """Simulate one concrete packet; every fate with its hops named in intent terms."""
     topo = Topology.from_network(network)
     index = _flow_index(tables)
+    by_line = {k[:4]: k for k in index}  # the simulator's hops name a flow by its line
     results = simulate(
         tables, topo.links, topo.edges, switch, packet, ct_next=[_ct_bits(s) for s in ct_states]
     )
     out = []
     for r in results:
-        keys = [(h.switch, h.table, h.priority, h.line) for h in r.hops if h.priority >= 0]
-        n = _ct_count(keys, index)
+        hop_keys = [
+            (
+                by_line.get(
+                    (h.switch, h.table, h.priority, h.line), (h.switch, h.table, h.priority, h.line, "", "")
+                ),
+                h.cookie,
+            )
+            for h in r.hops
+        ]
+        n = _ct_count([k for k, _ in hop_keys if k[2] >= 0], index)
         states = [*ct_states, *(["trk,new"] * n)][:n]
-        hops = _trace_hops(
-            network, [(h.switch, h.table, h.priority, h.line, h.cookie) for h in r.hops], index, states
-        )
-        out.append((r, hops))
+        out.append((r, _trace_hops(network, hop_keys, index, states)))
     return out
