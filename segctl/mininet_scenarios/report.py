@@ -40,6 +40,18 @@ def _outcome(value: bool | None) -> str:
     return "n/a" if value is None else ("pass" if value else "drop")
 
 
+def _verification_line(result: RunResult) -> str:
+    ver = result.verification
+    if not ver:
+        return "not run (the scenario stopped before the end)"
+    if not ver.get("available"):
+        return f"unavailable: {ver.get('reason', '?')}"
+    report = ver.get("report") or {}
+    summary = report.get("summary", {}) if isinstance(report, dict) else {}
+    verdict = "all properties hold" if result.live_verified else "VIOLATED"
+    return f"flows dumped from the switches at the end: {verdict} ({json.dumps(summary, default=str)})"
+
+
 def markdown(result: RunResult) -> str:
     """The report as Markdown."""
     out = [
@@ -84,9 +96,7 @@ def markdown(result: RunResult) -> str:
     if result.unaddressable:
         out += ["", "Pairs not probed by address (the address is also the source's own tenant's): "]
         out += [", ".join(result.unaddressable)]
-    ver = result.verification
-    out += ["", "## Live verification", ""]
-    out.append(json.dumps(ver.get("report", {}).get("verdict", ver), default=str))
+    out += ["", "## Live verification", "", _verification_line(result)]
     return "\n".join(out) + "\n"
 
 
@@ -158,7 +168,7 @@ def render_html(result: RunResult) -> str:
             + e(", ".join(result.unaddressable))
             + "</p>"
         )
-    parts.append("<h2>Live verification</h2><pre>")
+    parts.append(f"<h2>Live verification</h2><p>{e(_verification_line(result))}</p><pre>")
     parts.append(e(json.dumps(result.verification, indent=2, default=str)[:20000]))
     parts.append("</pre></body></html>")
     return "\n".join(parts)

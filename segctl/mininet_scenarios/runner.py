@@ -133,12 +133,21 @@ class RunResult:
     network: Network | None = None
 
     @property
+    def live_verified(self) -> bool:
+        """The verifier ran on the flows dumped at the end and every property held."""
+        report = self.verification.get("report")
+        return (
+            bool(self.verification.get("available")) and isinstance(report, dict) and report.get("ok") is True
+        )
+
+    @property
     def passed(self) -> bool:
         return (
             not self.error
             and bool(self.phases)
             and all(p.agree for p in self.phases)
             and all(c.passed for c in self.checks)
+            and self.live_verified
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -154,6 +163,7 @@ class RunResult:
             "phases": [p.to_json() for p in self.phases],
             "checks": [c.to_json() for c in self.checks],
             "unaddressable_pairs": self.unaddressable,
+            "live_verified": self.live_verified,
             "live_verification": self.verification,
         }
 
