@@ -17,8 +17,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 demo: setup
-	$(VENV)/bin/segctl validate examples/leaf-spine.yaml
-	$(VENV)/bin/segctl show examples/leaf-spine.yaml
+	$(VENV)/bin/segctl demo
 
 # Benchmarks (table with same-run baselines; see docs/performance.md). Not part of `test`.
 bench: setup
