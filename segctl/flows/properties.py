@@ -695,9 +695,9 @@ def check_commits(runs: Runs, network: Network, spaces: Spaces) -> PropertyResul
             if c.zone in zones:
                 ok |= spaces.grants([g for g in grants if g.stateful]) & spaces.ip("ip_dst", dst.ip)
         repliers = hs.false
-        for key in owners.get(c.zone, set()):
-            if key != src.key:
-                repliers |= spaces.ip("ip_dst", network.endpoint(*key).ip)
+        for owner in owners.get(c.zone, set()):
+            if owner != src.key:
+                repliers |= spaces.ip("ip_dst", network.endpoint(*owner).ip)
         committed = hs.origin(c.space) & spaces.bound(src)
         bad = committed & ~ok & repliers
         if hs.is_empty(bad):

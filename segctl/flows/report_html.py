@@ -99,11 +99,13 @@ def layout(
             pos[name] = ((i + 0.5) * width / len(names), y)
     eps: dict[str, tuple[float, float]] = {}
     base_y = 50 + top * gap + 95
-    for sw, names in ((s, [ep for ep in network.endpoints if ep.switch == s]) for s in layers.get(0, [])):
+    edge_switches = layers.get(0, [])
+    for sw in edge_switches:
+        attached = [ep for ep in network.endpoints if ep.switch == sw]
         x0 = pos[sw][0]
-        span = min(width / max(len(layers.get(0, [1])), 1) - 20, 120 * len(names))
-        for i, ep in enumerate(names):
-            x = x0 - span / 2 + (i + 0.5) * span / len(names) if names else x0
+        span = min(width / max(len(edge_switches), 1) - 20, 120 * len(attached))
+        for i, ep in enumerate(attached):
+            x = x0 - span / 2 + (i + 0.5) * span / len(attached)
             eps[ep.qualified] = (x, base_y + (i % 2) * 26)
     return pos, eps, int(base_y + 70)
 
