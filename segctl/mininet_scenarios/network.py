@@ -178,6 +178,18 @@ def _ports(fabric: FabricPlan, switch: str) -> list[int]:
 # ------------------------------------------------------------------------------ build
 
 
+def _quiet_remote(base: Any) -> Any:
+    """``RemoteController`` without its telnet check: that check decodes the controller's
+    binary OpenFlow HELLO as UTF-8 and can crash; the caller has already waited until the
+    controller listens."""
+
+    class QuietRemoteController(base):  # type: ignore[misc]
+        def checkListening(self) -> None:
+            return None
+
+    return QuietRemoteController
+
+
 def _tx_offload_off(ifname: str) -> None:
     """Turn TX checksum offload off on ``ifname`` in the current namespace."""
     with Ethtool() as eth:
@@ -239,7 +251,7 @@ class MininetFabric:
         self.net = net
         if self.controller is not None:
             ip, port = self.controller
-            net.addController(f"{p.prefix}c0", controller=RemoteController, ip=ip, port=port)
+            net.addController(f"{p.prefix}c0", controller=_quiet_remote(RemoteController), ip=ip, port=port)
         nodes: dict[str, Any] = {}
         for sw in p.switches:
             nodes[sw.name] = net.addSwitch(
