@@ -30,6 +30,15 @@ def _version() -> str:
         return "unknown"
 
 
+# Help lists command families in the order an engineer uses them; others follow by name.
+_WORKFLOW = ("intent", "compile", "verify", "controller", "audit", "scenario")
+
+
+def _workflow_position(info: pkgutil.ModuleInfo) -> tuple[int, str]:
+    rank = _WORKFLOW.index(info.name) if info.name in _WORKFLOW else len(_WORKFLOW)
+    return (rank, info.name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every discovered command registered."""
     parser = argparse.ArgumentParser(
@@ -38,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"segctl {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    for info in sorted(pkgutil.iter_modules(__path__), key=_workflow_position):
         if info.name in ("common", "__main__") or info.name.startswith("_"):
             continue
         try:
