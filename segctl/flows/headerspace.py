@@ -121,10 +121,16 @@ _ALIASES = {
 }
 
 BDD = Any  # a dd Function; dd ships no type stubs
+#: Entries kept by :meth:`HeaderSpace.origin`'s cache before it starts over (bounds memory).
+_ORIGIN_CACHE_MAX = 200_000
+
+
+_BITS: dict[str, list[str]] = {name: [f"{name}_{i}" for i in range(width)] for name, width in FIELDS.items()}
 
 
 def _bits(name: str) -> list[str]:
-    return [f"{name}_{i}" for i in range(FIELDS[name])]
+    """The variable names of a field, MSB first (shared list: do not mutate)."""
+    return _BITS[name]
 
 
 def _ghost(var: str) -> str:
@@ -150,7 +156,22 @@ class HeaderSpace:
         self._ghosts = [v for v in order if v.startswith("o.")]
         self._match_cache: dict[tuple[FieldMatch, ...], BDD] = {}
         self._eq_cache: dict[tuple[str, int, int | None, bool], BDD] = {}
-        self._vars_cache: dict[tuple[str, ...], list[str]] = {}
+        # Quantification cubes, built once: dd's exist() builds a cube from names per call.
+        self._cube_cache: dict[tuple[str, ...], BDD] = {}  # by variable names
+        self._forget_cache: dict[tuple[str, ...], BDD] = {}  # by field names
+        self._mask_cache: dict[tuple[str, int], BDD] = {}  # by (field, mask)
+        self._ttl_subst: dict[str, BDD] | None = None
+        self._injected_cache: dict[int, BDD] = {}
+        self._origin_cache: dict[BDD, BDD] = {}
+        live_rewritable = [v for n in REWRITABLE for v in _bits(n)]
+        pipeline = [v for n in PIPELINE_FIELDS for v in _bits(n)]
+        self._origin_cube = self._cube(live_rewritable + pipeline)
+        self._ghost_cube = self._cube(self._ghosts)
+        self._ghost_to_live = {_ghost(v): self.bdd.var(v) for v in live_rewritable}
+        self._pipeline_zero = self.true
+        for name in PIPELINE_FIELDS[1:]:
+            self._pipeline_zero &= self.eq(name, 0)
+        self._identity = self._build_identity()
 
     # ------------------------------------------------------------------ building
 
@@ -210,13 +231,17 @@ class HeaderSpace:
 
         An untagged packet has VID 0 (OVS's TCI is 0 without a tag).
         """
-        out = self.eq("in_port", in_port) & (self.eq("vlan_present", 1) | self.eq("vlan_vid", 0))
-        for name in PIPELINE_FIELDS[1:]:
-            out &= self.eq(name, 0)
-        return out & self.identity()
+        cached = self._injected_cache.get(in_port)
+        if cached is None:
+            out = self.eq("in_port", in_port) & (self.eq("vlan_present", 1) | self.eq("vlan_vid", 0))
+            cached = self._injected_cache[in_port] = out & self._pipeline_zero & self._identity
+        return cached
 
     def identity(self) -> BDD:
         """ghost == live for every rewritable field."""
+        return self._identity
+
+    def _build_identity(self) -> BDD:
         out = self.true
         for name in REWRITABLE:
             for var in _bits(name):
@@ -225,13 +250,25 @@ class HeaderSpace:
 
     # ------------------------------------------------------------------ rewriting
 
+    def _cube(self, variables: Iterable[str]) -> BDD:
+        """The positive cube of ``variables`` (cached): the argument of an ``exist``."""
+        key = tuple(variables)
+        cube = self._cube_cache.get(key)
+        if cube is None:
+            cube = self._cube_cache[key] = self.bdd.cube(dict.fromkeys(key, True))
+        return cube
+
+    def _exist(self, cube: BDD, space: BDD) -> BDD:
+        """``exist`` over the variables of a prebuilt cube (both backends take ``\\E``)."""
+        return self.bdd.apply("\\E", cube, space)
+
     def forget(self, space: BDD, names: Iterable[str]) -> BDD:
         """Existentially quantify the live bits of ``names``."""
         key = tuple(names)
-        variables = self._vars_cache.get(key)
-        if variables is None:
-            variables = self._vars_cache[key] = [v for n in key for v in _bits(n)]
-        return self.bdd.exist(variables, space)
+        cube = self._forget_cache.get(key)
+        if cube is None:
+            cube = self._forget_cache[key] = self._cube(v for n in key for v in _bits(n))
+        return self._exist(cube, space)
 
     def set_field(self, space: BDD, name: str, value: int) -> BDD:
         """Write ``value`` into field ``name`` (a :data:`FIELDS` name or an ofctl alias)."""
@@ -240,30 +277,31 @@ class HeaderSpace:
 
     def write_masked(self, space: BDD, name: str, value: int, mask: int) -> BDD:
         """``field = (field & ~mask) | (value & mask)`` (``write_metadata``)."""
-        width = FIELDS[name]
-        variables = [v for i, v in enumerate(_bits(name)) if mask >> (width - 1 - i) & 1]
-        return self.bdd.exist(variables, space) & self.eq(name, value & mask, mask)
+        cube = self._mask_cache.get((name, mask))
+        if cube is None:
+            width = FIELDS[name]
+            bits = [v for i, v in enumerate(_bits(name)) if mask >> (width - 1 - i) & 1]
+            cube = self._mask_cache[(name, mask)] = self._cube(bits)
+        return self._exist(cube, space) & self.eq(name, value & mask, mask)
 
     def dec_ttl(self, space: BDD) -> tuple[BDD, BDD]:
         """(packets after ``dec_ttl``, packets dropped because their TTL was 0 or 1)."""
         expired = space & (self.eq("nw_ttl", 0) | self.eq("nw_ttl", 1))
         alive = space & ~expired
         # new(x) = alive(x + 1): substitute every TTL bit by the bit of x + 1.
-        bits = _bits("nw_ttl")  # MSB first
-        subst: dict[str, BDD] = {}
-        carry = self.true  # x + 1: carry into the LSB
-        for var in reversed(bits):
-            x = self.bdd.var(var)
-            subst[var] = self.bdd.apply("xor", x, carry)
-            carry = carry & x
-        return self.bdd.let(subst, alive), expired
+        if self._ttl_subst is None:
+            subst: dict[str, BDD] = {}
+            carry = self.true  # x + 1: carry into the LSB
+            for var in reversed(_bits("nw_ttl")):  # LSB first
+                x = self.bdd.var(var)
+                subst[var] = self.bdd.apply("xor", x, carry)
+                carry = carry & x
+            self._ttl_subst = subst
+        return self.bdd.let(self._ttl_subst, alive), expired
 
     def reset_pipeline(self, space: BDD, in_port: int) -> BDD:
         """The packet as it enters the next switch on ``in_port`` (pipeline fields zeroed)."""
-        out = self.forget(space, PIPELINE_FIELDS) & self.eq("in_port", in_port)
-        for name in PIPELINE_FIELDS[1:]:
-            out &= self.eq(name, 0)
-        return out
+        return self.forget(space, PIPELINE_FIELDS) & self.eq("in_port", in_port) & self._pipeline_zero
 
     # ------------------------------------------------------------------ projections
 
@@ -271,16 +309,21 @@ class HeaderSpace:
         """The injected packet headers of a relation, in live variable names.
 
         The live rewritable bits and the pipeline fields are dropped (the ingress port is
-        known to the caller); the ghost bits become the live ones.
+        known to the caller); the ghost bits become the live ones. Cached per space: the
+        properties ask for the origin of one outcome many times.
         """
-        live_rewritable = [v for n in REWRITABLE for v in _bits(n)]
-        pipeline = [v for n in PIPELINE_FIELDS for v in _bits(n)]
-        projected = self.bdd.exist(live_rewritable + pipeline, space)
-        return self.bdd.let({_ghost(v): v for v in live_rewritable}, projected)
+        cached = self._origin_cache.get(space)
+        if cached is None:
+            projected = self._exist(self._origin_cube, space)
+            cached = self.bdd.let(self._ghost_to_live, projected)
+            if len(self._origin_cache) >= _ORIGIN_CACHE_MAX:
+                self._origin_cache.clear()
+            self._origin_cache[space] = cached
+        return cached
 
     def final(self, space: BDD) -> BDD:
         """The packets as they are now (ghost bits dropped)."""
-        return self.bdd.exist(self._ghosts, space)
+        return self._exist(self._ghost_cube, space)
 
     def restrict(self, space: BDD, packet: Mapping[str, int], *, ghost: bool = False) -> BDD:
         """``space`` restricted to one concrete packet (values per :data:`FIELDS` name).

@@ -182,7 +182,17 @@ class Runs:
     new: Reachability
     tables: Mapping[str, Sequence[Flow]]
     topology: Topology
+    engine: Engine | None = None  # run A's engine: the others share its indexed tables
     _reply_engines: dict[frozenset[int], Engine] = field(default_factory=dict)
+    _commits_by_ingress: dict[tuple[str, int], list[CommitEvent]] | None = None
+
+    def new_commits(self, ingress: tuple[str, int]) -> list[CommitEvent]:
+        """Run N's commit events of one ingress, in run order."""
+        if self._commits_by_ingress is None:
+            self._commits_by_ingress = {}
+            for c in self.new.commits:
+                self._commits_by_ingress.setdefault(c.ingress, []).append(c)
+        return self._commits_by_ingress.get(ingress, [])
 
     def reply_engine(self, zones: frozenset[int]) -> Engine:
         """Run E for a connection committed in ``zones``: lookups there say ``+est+rpl``,
@@ -196,7 +206,10 @@ class Runs:
             states = (in_zones & hs.eq("ct_state", CT_TRK | CT_EST | CT_RPL)) | (
                 ~in_zones & hs.eq("ct_state", CT_TRK | CT_NEW)
             )
-            engine = Engine(self.tables, self.topology, hs=hs, ct_states=states)
+            if self.engine is not None:
+                engine = self.engine.with_ct_states(states)
+            else:
+                engine = Engine(self.tables, self.topology, hs=hs, ct_states=states)
             self._reply_engines[zones] = engine
         return engine
 
@@ -213,10 +226,11 @@ def run_engines(
     topo = Topology.from_network(network)
     say = progress or (lambda _msg: None)
     say("symbolic reachability, every conntrack state")
-    run_any = Engine(tables, topo, hs=hs).run()
+    engine = Engine(tables, topo, hs=hs)
+    run_any = engine.run()
     say("symbolic reachability, new connections")
-    run_new = Engine(tables, topo, hs=hs, ct_states=hs.eq("ct_state", CT_TRK | CT_NEW)).run()
-    return Runs(hs, run_any, run_new, tables, topo)
+    run_new = engine.with_ct_states(hs.eq("ct_state", CT_TRK | CT_NEW)).run()
+    return Runs(hs, run_any, run_new, tables, topo, engine)
 
 
 # ---------------------------------------------------------------------------- spaces
@@ -495,9 +509,7 @@ def _commit_zones(runs: Runs, a: _Allowed) -> frozenset[int]:
     hs = runs.hs
     ingress = (a.src.switch, a.src.port)
     return frozenset(
-        c.zone
-        for c in runs.new.commits
-        if c.ingress == ingress and not hs.is_empty(hs.origin(c.space) & a.forward)
+        c.zone for c in runs.new_commits(ingress) if not hs.is_empty(hs.origin(c.space) & a.forward)
     )
 
 
@@ -508,6 +520,8 @@ def _cover(hs: HeaderSpace, outcomes: list[Outcome], wanted: BDD, endpoint: str)
         if o.disposition.kind == DELIVERED and o.disposition.endpoint == endpoint:
             delivered |= hs.origin(o.space)
     missing = wanted & ~delivered
+    if hs.is_empty(missing):
+        return missing, []
     holders = [o for o in outcomes if not hs.is_empty(hs.origin(o.space) & missing)]
     return missing, holders
 
@@ -681,25 +695,30 @@ def check_commits(runs: Runs, network: Network, spaces: Spaces) -> PropertyResul
     sources = _sources(network)
     owners = _zone_owners(network)
     reach = expected_reachability(network)
+    by_source: dict[tuple[str, str], list[tuple[EndpointInfo, tuple[Grant, ...]]]] = {}
+    for (s, d), grants in reach.items():
+        by_source.setdefault(s, []).append((network.endpoint(*d), tuple(grants)))
+    # (ok, repliers) depend only on the source and the zone: built once per pair, not per commit.
+    unsafe: dict[tuple[tuple[str, str], int], BDD] = {}
     seen: set[tuple[tuple[str, int], str, int, int]] = set()
     for c in runs.new.commits:
         src = sources.get(c.ingress)
         if src is None:
             continue
-        ok = hs.false
-        for (s, d), grants in reach.items():
-            if s != src.key:
-                continue
-            dst = network.endpoint(*d)
-            zones = {network.tenant(src.tenant).id, network.tenant(dst.tenant).id}
-            if c.zone in zones:
-                ok |= spaces.grants([g for g in grants if g.stateful]) & spaces.ip("ip_dst", dst.ip)
-        repliers = hs.false
-        for owner in owners.get(c.zone, set()):
-            if owner != src.key:
-                repliers |= spaces.ip("ip_dst", network.endpoint(*owner).ip)
+        outside = unsafe.get((src.key, c.zone))
+        if outside is None:
+            ok = hs.false
+            for dst, grants in by_source.get(src.key, []):
+                zones = {network.tenant(src.tenant).id, network.tenant(dst.tenant).id}
+                if c.zone in zones:
+                    ok |= spaces.grants([g for g in grants if g.stateful]) & spaces.ip("ip_dst", dst.ip)
+            repliers = hs.false
+            for owner in owners.get(c.zone, set()):
+                if owner != src.key:
+                    repliers |= spaces.ip("ip_dst", network.endpoint(*owner).ip)
+            outside = unsafe[(src.key, c.zone)] = ~ok & repliers
         committed = hs.origin(c.space) & spaces.bound(src)
-        bad = committed & ~ok & repliers
+        bad = committed & outside
         if hs.is_empty(bad):
             continue
         key = (c.ingress, c.switch, c.table, c.zone)

@@ -50,11 +50,21 @@ Examples
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from segctl.flows.headerspace import BDD, CT_EST, CT_INV, CT_NEW, CT_REL, CT_TRK, HeaderSpace
+from segctl.flows.headerspace import (
+    BDD,
+    CT_EST,
+    CT_INV,
+    CT_NEW,
+    CT_REL,
+    CT_TRK,
+    HeaderSpace,
+    _port16,
+)
 from segctl.flows.ofctl import (
     IN_PORT,
     Conjunction,
@@ -225,6 +235,27 @@ class _Rule:
     space: BDD
     conj_id: int | None  # the rule matches conj_id=… (only in conjunction re-lookups)
     conjunctions: tuple[Conjunction, ...]
+    in_port: int | None  # the exact in_port the rule matches, None when it matches any
+    metadata: tuple[int, int] | None  # the rule's (value, mask) on metadata, None when any
+    _hops: dict[str, Hop] = field(default_factory=dict)
+
+    def may_match(self, in_port: int | None, metadata: int | None) -> bool:
+        """False only when the rule cannot match a packet with this (known) in_port and metadata."""
+        if in_port is not None and self.in_port is not None and self.in_port != in_port:
+            return False
+        if metadata is not None and self.metadata is not None:
+            value, mask = self.metadata
+            return (metadata ^ value) & mask == 0
+        return True
+
+    def hop(self, switch: str, note: str = "") -> Hop:
+        """The trace entry of a hit (built once per rule and note: formatting is not free)."""
+        hop = self._hops.get(note)
+        if hop is None:
+            f = self.flow
+            hop = Hop(switch, f.table, f.priority, f.cookie, f.match_text, f.actions_text, f.line, note)
+            self._hops[note] = hop
+        return hop
 
 
 @dataclass
@@ -233,12 +264,32 @@ class _Level:
     hard: list[_Rule]
     clauses: dict[int, dict[int, list[_Rule]]]  # conj id -> clause k -> rules
     n_clauses: dict[int, int]
+    conj: list[tuple[int, BDD]] = field(default_factory=list)  # (conj id, completed space), by id
 
 
 @dataclass
 class _Table:
     levels: list[_Level]
     rules: list[_Rule]  # non-conjunction rules by descending priority (stable)
+    _by_key: dict[tuple[int | None, int | None], list[_Level]] = field(default_factory=dict)
+
+    def levels_for(self, in_port: int | None, metadata: int | None) -> list[_Level]:
+        """The levels with only the rules that can match packets of this in_port and metadata.
+
+        A rule matching another exact ``in_port`` or a conflicting ``metadata`` can never
+        hit such packets; leaving it out saves a BDD operation per rule per visit (edge
+        tables are keyed by port, the later ones by tenant and segment in metadata).
+        """
+        key = (in_port, metadata)
+        levels = self._by_key.get(key)
+        if levels is None:
+            levels = []
+            for lv in self.levels:
+                hard = [r for r in lv.hard if r.may_match(in_port, metadata)]
+                if hard or lv.conj:
+                    levels.append(_Level(lv.priority, hard, lv.clauses, lv.n_clauses, lv.conj))
+            self._by_key[key] = levels
+        return levels
 
 
 def _index(hs: HeaderSpace, switch: str, flows: Sequence[Flow], findings: list[Finding]) -> dict[int, _Table]:
@@ -254,7 +305,13 @@ def _index(hs: HeaderSpace, switch: str, flows: Sequence[Flow], findings: list[F
             conj = f.get("conj_id")
             terms = tuple(t for t in f.match if t.field != "conj_id")
             conjunctions = tuple(a for a in f.actions if isinstance(a, Conjunction))
-            rule = _Rule(f, hs.match(terms), conj.value if conj else None, conjunctions)
+            port = f.get("in_port")
+            in_port = None if port is None else _port16(port.value)
+            if port is not None and in_port is None:
+                in_port = -1  # a port the model cannot hold: the rule never matches
+            meta = f.get("metadata")
+            metadata = None if meta is None else (meta.value, meta.mask)
+            rule = _Rule(f, hs.match(terms), conj.value if conj else None, conjunctions, in_port, metadata)
             level = levels.setdefault(f.priority, _Level(f.priority, [], {}, {}))
             if conjunctions:
                 for c in conjunctions:
@@ -281,6 +338,7 @@ def _overlaps(hs: HeaderSpace, switch: str, table: int, level: _Level, findings:
                 findings.append(Finding("overlap", switch, table, level.priority, detail))
     ids = sorted(level.clauses)
     spaces = {cid: _conj_space(hs, level, cid) for cid in ids}
+    level.conj = [(cid, spaces[cid]) for cid in ids]
     for i, a_id in enumerate(ids):
         for b_id in ids[i + 1 :]:
             if not hs.is_empty(spaces[a_id] & spaces[b_id]):
@@ -312,6 +370,10 @@ class _Path:
     in_port: int
     hops: tuple[Hop, ...]
     visited: tuple[tuple[str, int, BDD], ...]
+    # The packet's metadata as far as the actions on the path fix it (zero when a switch is
+    # entered, then write_metadata/set_field with constants); None when not known. It only
+    # narrows which rules a table visit tries, after a check that the space agrees.
+    metadata: int | None = 0
 
 
 class Engine:
@@ -340,6 +402,19 @@ class Engine:
             onehot |= h.eq("ct_state", CT_TRK | bit, CT_TRK | CT_NEW | CT_EST | CT_REL | CT_INV)
         self._fresh_ct = onehot if ct_states is None else ct_states
         self.commits: list[CommitEvent] = []
+        self._keys: dict[tuple[int | None, int | None], BDD] = {}
+
+    def with_ct_states(self, ct_states: BDD) -> Engine:
+        """An engine over the same indexed tables (rule BDDs, findings) with other ``ct_states``.
+
+        Indexing builds every rule's BDD and checks every priority level for overlaps; the
+        verifier's runs differ only in what a ``ct()`` lookup returns, so they share it.
+        """
+        other = copy.copy(self)  # shallow: hs, topology, findings and the index are shared
+        other._steps = 0
+        other._fresh_ct = ct_states
+        other.commits = []
+        return other
 
     def edge_ports(self) -> list[SwitchPort]:
         """Edge ports of switches that have tables, sorted."""
@@ -369,41 +444,57 @@ class Engine:
         self._steps += 1
         if self._steps > self._max_steps:
             detail = f"more than {self._max_steps} table visits from one ingress"
-            out.append(
-                Outcome(path.ingress, space, Disposition(TRUNCATED, switch, table, detail=detail), path.hops)
-            )
+            self._emit(out, path, space, Disposition(TRUNCATED, switch, table, detail=detail))
             return
         for sw, tb, seen in path.visited:
             if sw == switch and tb == table:
                 overlap = hs.final(space) & hs.final(seen)
                 if not hs.is_empty(overlap):
                     loop = Disposition(LOOP, switch, table, detail="packet returns to this table")
-                    out.append(Outcome(path.ingress, space & overlap, loop, path.hops))
+                    self._emit(out, path, space & overlap, loop)
                     space &= ~overlap
         if hs.is_empty(space):
             return
-        path = _Path(path.ingress, path.in_port, path.hops, (*path.visited, (switch, table, space)))
+        path = replace(path, visited=(*path.visited, (switch, table, space)))
         tables = self._tables.get(switch, {})
         tab = tables.get(table)
         remaining = space
         if tab is not None:
-            for level in tab.levels:
+            for level in self._levels(tab, space, path):
                 if hs.is_empty(remaining):
                     break
                 for rule in level.hard:
                     hit = remaining & rule.space
                     if not hs.is_empty(hit):
                         remaining &= ~rule.space
-                        self._rule(switch, rule.flow, hit, path, out)
-                for cid in sorted(level.clauses):
-                    complete = remaining & _conj_space(hs, level, cid)
+                        self._rule(switch, rule, hit, path, out)
+                for cid, conj_space in level.conj:
+                    complete = remaining & conj_space
                     if hs.is_empty(complete):
                         continue
                     remaining &= ~complete
                     self._conj_lookup(switch, table, tab, cid, complete, path, out)
         if not hs.is_empty(remaining):
             miss = Hop(switch, table, -1, 0, "", "")
-            out.append(Outcome(path.ingress, remaining, Disposition(MISS, switch, table), (*path.hops, miss)))
+            self._emit(out, path, remaining, Disposition(MISS, switch, table), (*path.hops, miss))
+
+    def _levels(self, tab: _Table, space: BDD, path: _Path) -> list[_Level]:
+        """``tab``'s levels narrowed to the rules that can hit ``space`` (see :meth:`_Table.levels_for`).
+
+        The key (in_port, metadata) is only used once the space is checked to lie inside it,
+        so the narrowing never changes a result.
+        """
+        hs = self.hs
+        port = _port16(path.in_port)
+        key = self._keys.get((port, path.metadata))
+        if key is None:
+            key = hs.true if port is None else hs.eq("in_port", port)
+            if path.metadata is not None:
+                key &= hs.eq("metadata", path.metadata)
+            self._keys[(port, path.metadata)] = key
+        if hs.is_empty(space & ~key):
+            return tab.levels_for(port, path.metadata)
+        return tab.levels
 
     def _conj_lookup(
         self, switch: str, table: int, tab: _Table, cid: int, space: BDD, path: _Path, out: list[Outcome]
@@ -414,27 +505,24 @@ class Engine:
             hit = space & rule.space
             if not self.hs.is_empty(hit):
                 space &= ~rule.space
-                self._rule(switch, rule.flow, hit, path, out, note=f"conjunction {cid}")
+                self._rule(switch, rule, hit, path, out, note=f"conjunction {cid}")
         if not self.hs.is_empty(space):
             miss = Hop(switch, table, -1, 0, f"conj_id={cid}", "", note="no conj_id flow")
-            out.append(Outcome(path.ingress, space, Disposition(MISS, switch, table), (*path.hops, miss)))
+            self._emit(out, path, space, Disposition(MISS, switch, table), (*path.hops, miss))
+
+    def _emit(
+        self, out: list[Outcome], path: _Path, space: BDD, d: Disposition, hops: tuple[Hop, ...] | None = None
+    ) -> None:
+        out.append(Outcome(path.ingress, space, d, path.hops if hops is None else hops))
 
     # ------------------------------------------------------------------ actions
 
     def _rule(
-        self, switch: str, flow: Flow, space: BDD, path: _Path, out: list[Outcome], note: str = ""
+        self, switch: str, rule: _Rule, space: BDD, path: _Path, out: list[Outcome], note: str = ""
     ) -> None:
-        hop = Hop(
-            switch,
-            flow.table,
-            flow.priority,
-            flow.cookie,
-            flow.match_text,
-            flow.actions_text,
-            flow.line,
-            note,
-        )
-        path = _Path(path.ingress, path.in_port, (*path.hops, hop), path.visited)
+        flow = rule.flow
+        meta = path.metadata
+        path = replace(path, hops=(*path.hops, rule.hop(switch, note)))
         hs = self.hs
         table = flow.table
         forwarded = False
@@ -447,33 +535,36 @@ class Engine:
                     self._output(switch, table, port, space, path, out)
                 case Controller():
                     forwarded = True
-                    out.append(
-                        Outcome(path.ingress, space, Disposition(CONTROLLER, switch, table), path.hops)
-                    )
+                    self._emit(out, path, space, Disposition(CONTROLLER, switch, table))
                 case Drop():
                     forwarded = True
                     d = Disposition(DROPPED, switch, table, detail="drop action")
-                    out.append(Outcome(path.ingress, space, d, path.hops))
+                    self._emit(out, path, space, d)
                 case GotoTable(table=t):
                     forwarded = True
                     self._table(switch, t, space, path, out)
                 case WriteMetadata(value=v, mask=m):
                     space = hs.write_masked(space, "metadata", v, m)
+                    if meta is not None:
+                        meta = (meta & ~m) | (v & m)
+                        path = replace(path, metadata=meta)
                 case SetField(field="vlan_vid", value=v):
                     tagged = hs.eq("vlan_present", 1)
                     space = hs.set_field(space & tagged, "vlan_vid", v) | (space & ~tagged)
                 case SetField(field=name, value=v):
                     space = hs.set_field(space, name, v)
+                    if name == "metadata":
+                        path = replace(path, metadata=v)
                 case DecTtl():
                     space, expired = hs.dec_ttl(space)
                     if not hs.is_empty(expired):
                         d = Disposition(TTL_EXPIRED, switch, table, detail="dec_ttl on TTL 0 or 1")
-                        out.append(Outcome(path.ingress, expired, d, path.hops))
+                        self._emit(out, path, expired, d)
                 case PushVlan():
                     tagged = space & hs.eq("vlan_present", 1)
                     if not hs.is_empty(tagged):
                         d = Disposition(UNSUPPORTED, switch, table, detail="push_vlan on a tagged packet")
-                        out.append(Outcome(path.ingress, tagged, d, path.hops))
+                        self._emit(out, path, tagged, d)
                     untagged = space & hs.eq("vlan_present", 0)
                     space = hs.set_field(hs.set_field(untagged, "vlan_present", 1), "vlan_vid", 0)
                 case PopVlan():
@@ -495,7 +586,7 @@ class Engine:
                     pass
         if not forwarded and not hs.is_empty(space):
             d = Disposition(DROPPED, switch, table, detail="no output")
-            out.append(Outcome(path.ingress, space, d, path.hops))
+            self._emit(out, path, space, d)
 
     def _output(
         self, switch: str, table: int, port: int, space: BDD, path: _Path, out: list[Outcome]
@@ -504,21 +595,21 @@ class Engine:
             port = path.in_port
         elif port == path.in_port:
             d = Disposition(DROPPED, switch, table, port, detail="output to the ingress port needs IN_PORT")
-            out.append(Outcome(path.ingress, space, d, path.hops))
+            self._emit(out, path, space, d)
             return
         peer = self.topology.links.get((switch, port))
         endpoint = self.topology.edges.get((switch, port))
         if peer is not None:
-            nxt = _Path(path.ingress, peer[1], path.hops, path.visited)
+            nxt = replace(path, in_port=peer[1], metadata=0)
             self._table(peer[0], 0, self.hs.reset_pipeline(space, peer[1]), nxt, out)
         elif endpoint is not None:
             d = Disposition(DELIVERED, switch, table, port, endpoint)
-            out.append(Outcome(path.ingress, space, d, path.hops))
+            self._emit(out, path, space, d)
         else:
             d = Disposition(
                 UNCONNECTED, switch, table, port, detail="port is neither a fabric link nor an endpoint"
             )
-            out.append(Outcome(path.ingress, space, d, path.hops))
+            self._emit(out, path, space, d)
 
 
 def compute_reachability(
