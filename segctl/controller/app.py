@@ -11,8 +11,9 @@ block: every piece of work (initial push, resync, port event, audit) is queued t
 one worker green thread that runs them in order. Southbound calls from the REST API
 run on the WSGI green threads; :attr:`SegctlApp._lock` serialises all switch writes.
 
-Messages are built by :mod:`segctl.controller.ofswitch` (pure functions); this module
-holds the only code that sends them (:meth:`SegctlApp._send`).
+Messages are built by :mod:`segctl.controller.ofswitch` (pure functions) and, for the
+flow mods of bundles, pre-encoded by :mod:`segctl.controller.wire`; this module holds
+the only code that sends them (:meth:`SegctlApp._send`, :meth:`SegctlApp._send_bundle`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
-from segctl.controller import ofswitch
+from segctl.controller import ofswitch, wire
 from segctl.controller.framework import (
     CONFIG_DISPATCHER,
     DEAD_DISPATCHER,
@@ -36,9 +37,7 @@ from segctl.controller.framework import (
 )
 from segctl.controller.southbound import SwitchMeter
 from segctl.errors import SwitchError
-
-if TYPE_CHECKING:
-    from segctl.flows.ofctl import Flow
+from segctl.flows.ofctl import Drop, Flow
 
 __all__ = ["AppConfig", "Hooks", "SegctlApp"]
 
@@ -209,7 +208,8 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
     # -- unknown switches ---------------------------------------------------------------
     def _drop_all(self, dp: Any) -> None:
         self._wait_registered(dp)
-        self._send_bundle(dp, ofswitch.drop_all(dp), what=f"drop-all on {dp.id:016x}")
+        drop = Flow(table=0, priority=0, cookie=0, match=(), actions=(Drop(),))
+        self._send_bundle(dp, wire.replace_all([drop]), what=f"drop-all on {dp.id:016x}")
 
     # -- Southbound -----------------------------------------------------------------------
     def connected_switches(self) -> set[str]:
@@ -229,9 +229,9 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
         dp = self._datapath(switch)
         with self._lock:
             self._put_meters(dp, switch, meters)
-            msgs = ofswitch.flow_changes(dp, remove=remove, add=add)
-            if msgs:
-                self._send_bundle(dp, msgs, what=f"push to {switch}")
+            mods = wire.flow_changes(remove=remove, add=add)
+            if mods:
+                self._send_bundle(dp, mods, what=f"push to {switch}")
             for meter_id in sorted(set(remove_meters)):
                 msg = ofswitch.meter_delete(dp, meter_id)
                 self._send(dp, msg, what=f"delete meter {meter_id} on {switch}")
@@ -241,7 +241,7 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
         dp = self._datapath(switch)
         with self._lock:
             self._put_meters(dp, switch, meters)
-            self._send_bundle(dp, ofswitch.replace_all(dp, flows), what=f"resync of {switch}")
+            self._send_bundle(dp, wire.replace_all(flows), what=f"resync of {switch}")
             wanted = {m.meter_id for m in meters}
             for meter in self._dump_meters(dp, switch):
                 if meter.meter_id not in wanted:
@@ -285,29 +285,34 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
             msg = ofswitch.meter_mod(dp, meter, modify=meter.meter_id in have)
             self._send(dp, msg, what=f"meter {meter.meter_id} on {switch}")
 
-    def _send_bundle(self, dp: Any, msgs: Sequence[Any], *, what: str) -> None:
-        """Open a bundle, add ``msgs``, commit atomically; discard it if anything fails."""
+    def _send_bundle(self, dp: Any, mods: Sequence[wire.Mod], *, what: str) -> None:
+        """Open a bundle, add ``mods``, commit atomically; discard it if anything fails.
+
+        The adds are pre-encoded (:mod:`segctl.controller.wire`) and written in large
+        chunks with no round trip per flow; one barrier follows them, and the switch
+        sends any error for an add before the barrier's reply.
+        """
         bundle_id = ofswitch.next_bundle_id()
         self._send(dp, ofswitch.bundle_ctrl(dp, bundle_id, "open"), what=f"{what}: open bundle")
-        # The adds are pipelined (no round trip per flow); a barrier follows them, and the
-        # switch sends any error for an add before the barrier's reply.
-        adds = {}
-        for msg in msgs:
-            add = ofswitch.bundle_add(dp, bundle_id, msg)
-            dp.set_xid(add)
-            adds[add.xid] = (add, msg)
+        sink = _XidSink()
+        xids = []
+        for _ in mods:
+            dp.set_xid(sink)
+            xids.append(sink.xid)
+        adds = dict(zip(xids, mods, strict=True))
         self._watched.update(adds)
         try:
-            for add, _ in adds.values():
-                if dp.send_msg(add) is False:
+            for chunk in wire.bundle_add_frames(bundle_id, mods, xids):
+                if dp.send(chunk) is False:
                     raise SwitchError(f"{what}: the connection to the switch is closed")
+                hub.sleep(0)  # let the send loop write it: the switch works while we encode
             self._send(dp, ofswitch.barrier(dp), what=f"{what}: barrier after the bundle adds")
             self._settle_events()
             failed = sorted(x for x in adds if x in self._errors)
             if failed:
                 error = self._errors[failed[0]]
                 raise SwitchError(
-                    f"{what}: {adds[failed[0]][1]}: switch error type {error.type} code {error.code}"
+                    f"{what}: {adds[failed[0]].describe()}: switch error type {error.type} code {error.code}"
                     + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else "")
                 )
         except SwitchError:
@@ -353,6 +358,15 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
             hub.sleep(0.02)
             deadline -= 0.02
         raise SwitchError(f"switch {dp.id:016x} did not finish its handshake")
+
+
+class _XidSink:
+    """Receives an xid from ``Datapath.set_xid`` (which numbers os-ken message objects)."""
+
+    xid = 0
+
+    def set_xid(self, xid: int) -> None:
+        self.xid = xid
 
 
 def _peer(dp: Any) -> str:

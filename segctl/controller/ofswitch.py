@@ -87,6 +87,7 @@ _OXM_NAME = {
     "vlan_tci": "vlan_vid",
 }
 _FIELD_NAME = {v: k for k, v in _OXM_NAME.items()}
+OXM_NAME = _OXM_NAME  # for segctl.controller.wire
 _MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "nd_sll"}
 _IP4_FIELDS = {"ip_src", "ip_dst", "arp_spa", "arp_tpa"}
 _IP6_FIELDS = {"ipv6_src", "ipv6_dst", "nd_target"}
@@ -99,6 +100,9 @@ _bundle_ids = itertools.count(1)
 
 def _full(name: str) -> int:
     return (1 << FIELD_WIDTHS[name]) - 1 if name in FIELD_WIDTHS else (1 << 48) - 1
+
+
+full_mask = _full  # for segctl.controller.wire
 
 
 def _to_oxm_value(name: str, value: int) -> Any:
@@ -219,6 +223,9 @@ def _action(dp: Any, action: Action) -> Any:
         case Conjunction(id=conj_id, clause=clause, n_clauses=n):
             return parser.NXActionConjunction(clause - 1, n, conj_id)
     raise UnsupportedFlowError(f"action {action!r} cannot be sent to a switch")
+
+
+ofp_action = _action  # for segctl.controller.wire (one os-ken action object)
 
 
 def flow_mod(dp: Any, flow: Flow, *, delete: bool = False) -> Any:

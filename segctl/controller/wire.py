@@ -1,0 +1,293 @@
+"""Fast OpenFlow 1.4 encoding of flow mods and bundle adds (the push fast path).
+
+os-ken builds an object tree per flow mod (``OFPFlowMod``, ``OFPMatch``, instructions,
+actions) and serialises it field by field through ``msg_pack_into``; for a
+10,000-rule push that alone costs ~0.9 s of Python. This module writes the same bytes
+directly:
+
+* match fields (OXM and Nicira NXM/experimenter) with their TLV headers taken from
+  os-ken's own field table once per (field, masked) and values packed with
+  ``int.to_bytes``;
+* instructions (meter, apply-actions, write-metadata, goto-table) packed by hand;
+* actions: ``set_field`` packed by hand (its values vary per endpoint); every other
+  action is serialised by os-ken once per distinct action value and cached.
+
+:func:`flow_mod_bytes` is cached per :class:`~segctl.flows.ofctl.Flow`, so pushing
+rules that were pushed before (a switch reconnecting, a resync) costs a dictionary
+lookup per rule. The output is identical, byte for byte, to os-ken's serialisation
+of :func:`segctl.controller.ofswitch.flow_mod` (``tests/test_wire.py`` checks it for
+the whole vocabulary and every compiled example). Messages carry xid 0 here;
+:func:`bundle_add_frames` writes the real xids while framing the bundle adds.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from functools import cache, lru_cache
+from typing import NamedTuple
+
+from segctl.controller import ofswitch
+from segctl.controller.framework import ProtocolDesc, ofproto_v1_4
+from segctl.flows.ofctl import (
+    Action,
+    Drop,
+    FieldMatch,
+    Flow,
+    GotoTable,
+    Meter,
+    SetField,
+    WriteMetadata,
+    format_flow,
+)
+
+__all__ = [
+    "CHUNK",
+    "Mod",
+    "bundle_add_frames",
+    "clear_cache",
+    "delete_all_mod",
+    "flow_changes",
+    "flow_mod_bytes",
+    "replace_all",
+]
+
+_OFP = ofproto_v1_4
+_DP = ProtocolDesc(_OFP.OFP_VERSION)
+_HEADER = struct.Struct("!BBHI")  # version, type, length, xid
+_FLOW_MOD = struct.Struct(_OFP.OFP_FLOW_MOD_PACK_STR0)
+_BUNDLE_ADD = struct.Struct("!BBHII2xH")  # header + bundle_id, pad, flags
+_MATCH_HEAD = struct.Struct("!HH")
+_INST_GOTO = struct.Struct("!HHB3x")
+_INST_METADATA = struct.Struct("!HH4xQQ")
+_INST_ACTIONS = struct.Struct("!HH4x")
+_INST_METER = struct.Struct("!HHI")
+_ACTION_HEAD = struct.Struct("!HH")
+_VID_PRESENT = 0x1000
+#: Bytes per write of bundle adds (one ``sendall`` each).
+CHUNK = 64 * 1024
+
+
+class Mod(NamedTuple):
+    """One flow mod of a bundle: add ``flow``, delete it strictly, or (``flow`` None) delete all.
+
+    Its bytes (:attr:`body`) are encoded when the bundle is framed, so encoding overlaps
+    with the switch processing the chunks already sent.
+    """
+
+    flow: Flow | None
+    delete: bool = False
+
+    @property
+    def body(self) -> bytes:
+        """The encoded ``OFPFlowMod`` (xid 0)."""
+        return _DELETE_ALL if self.flow is None else flow_mod_bytes(self.flow, self.delete)
+
+    def describe(self) -> str:
+        if self.flow is None:
+            return "delete all flows"
+        return ("delete " if self.delete else "add ") + format_flow(self.flow)
+
+
+# ------------------------------------------------------------------------------ fields
+
+
+@cache
+def _oxm_layout(name: str, masked: bool) -> tuple[bytes, int]:
+    """The TLV header (OXM, NXM or experimenter) and value size of an os-ken field."""
+    num = _OFP.oxm_from_user_header(name)
+    size = next(f.type.size for f in _OFP.oxm_types if f.name == name)
+    buf = bytearray()
+    zero = b"\0" * size
+    length = _OFP.oxm_serialize(num, zero, zero if masked else None, buf, 0)
+    return bytes(buf[: length - size * (2 if masked else 1)]), size
+
+
+def _match_bytes(match: Iterable[FieldMatch]) -> bytes:
+    """``ofp_match`` (type OXM) with its padding, fields in :func:`ofswitch.match_fields` order."""
+    parts = []
+    for term in match:
+        name = ofswitch.OXM_NAME.get(term.field, term.field)
+        masked = term.mask != ofswitch.full_mask(term.field)
+        header, size = _oxm_layout(name, masked)
+        parts.append(header)
+        parts.append(term.value.to_bytes(size, "big"))
+        if masked:
+            parts.append(term.mask.to_bytes(size, "big"))
+    fields = b"".join(parts)
+    length = 4 + len(fields)
+    return _MATCH_HEAD.pack(_OFP.OFPMT_OXM, length) + fields + b"\0" * (-length % 8)
+
+
+# ----------------------------------------------------------------------------- actions
+
+
+@lru_cache(maxsize=4096)
+def _cached_action(action: Action) -> bytes:
+    buf = bytearray()
+    msg = ofswitch.ofp_action(_DP, action)
+    msg.serialize(buf, 0)
+    return bytes(buf)
+
+
+def _action_bytes(action: Action) -> bytes:
+    if isinstance(action, SetField):
+        name = ofswitch.OXM_NAME.get(action.field, action.field)
+        value = action.value | _VID_PRESENT if action.field == "vlan_vid" else action.value
+        header, size = _oxm_layout(name, False)
+        length = 4 + len(header) + size
+        pad = -length % 8
+        return (
+            _ACTION_HEAD.pack(_OFP.OFPAT_SET_FIELD, length + pad)
+            + header
+            + value.to_bytes(size, "big")
+            + b"\0" * pad
+        )
+    return _cached_action(action)
+
+
+def _instructions_bytes(actions: Sequence[Action]) -> bytes:
+    """Instructions in :func:`ofswitch._instructions` order: meters, apply, metadata, goto."""
+    meters: list[bytes] = []
+    applied: list[bytes] = []
+    metadata: list[bytes] = []
+    goto: list[bytes] = []
+    for action in actions:
+        if isinstance(action, Drop):
+            continue
+        if isinstance(action, Meter):
+            meters.append(_INST_METER.pack(_OFP.OFPIT_METER, 8, action.id))
+        elif isinstance(action, GotoTable):
+            goto.append(_INST_GOTO.pack(_OFP.OFPIT_GOTO_TABLE, 8, action.table))
+        elif isinstance(action, WriteMetadata):
+            metadata.insert(0, _INST_METADATA.pack(_OFP.OFPIT_WRITE_METADATA, 24, action.value, action.mask))
+        else:
+            applied.append(_action_bytes(action))
+    out = b"".join(meters)
+    if applied:
+        body = b"".join(applied)
+        out += _INST_ACTIONS.pack(_OFP.OFPIT_APPLY_ACTIONS, 8 + len(body)) + body
+    return out + b"".join(metadata) + b"".join(goto)
+
+
+# ------------------------------------------------------------------------------- flows
+
+
+#: Encoded adds and strict deletes of the flows pushed so far (cleared when it grows past
+#: :data:`CACHE_SIZE`; a Flow is hashed once per lookup, which an lru_cache would double).
+CACHE_SIZE = 1 << 18
+_adds: dict[Flow, bytes] = {}
+_deletes: dict[Flow, bytes] = {}
+
+
+def flow_mod_bytes(flow: Flow, delete: bool = False) -> bytes:
+    """The OpenFlow 1.4 ``OFPFlowMod`` of ``flow`` (xid 0): an add, or a strict delete (cached).
+
+    Raises :class:`~segctl.errors.UnsupportedFlowError` for an action outside the vocabulary.
+    """
+    known = _deletes if delete else _adds
+    body = known.get(flow)
+    if body is None:
+        if len(known) >= CACHE_SIZE:
+            known.clear()
+        body = known[flow] = _encode(flow, delete)
+    return body
+
+
+def clear_cache() -> None:
+    """Forget every encoded flow mod (benchmarks measure a cold push with it)."""
+    _adds.clear()
+    _deletes.clear()
+
+
+def _encode(flow: Flow, delete: bool) -> bytes:
+    match = _match_bytes(flow.match)
+    if delete:
+        fixed = _FLOW_MOD.pack(
+            0, 0, flow.table, _OFP.OFPFC_DELETE_STRICT, 0, 0, flow.priority,
+            _OFP.OFP_NO_BUFFER, _OFP.OFPP_ANY, _OFP.OFPG_ANY, 0, 0,
+        )  # fmt: skip
+        instructions = b""
+    else:
+        fixed = _FLOW_MOD.pack(
+            flow.cookie, 0, flow.table, _OFP.OFPFC_ADD, 0, 0, flow.priority,
+            _OFP.OFP_NO_BUFFER, 0, 0, 0, 0,
+        )  # fmt: skip
+        instructions = _instructions_bytes(flow.actions)
+    length = _HEADER.size + len(fixed) + len(match) + len(instructions)
+    return _HEADER.pack(_OFP.OFP_VERSION, _OFP.OFPT_FLOW_MOD, length, 0) + fixed + match + instructions
+
+
+def _delete_all_bytes() -> bytes:
+    fixed = _FLOW_MOD.pack(
+        0, 0, _OFP.OFPTT_ALL, _OFP.OFPFC_DELETE, 0, 0, _OFP.OFP_DEFAULT_PRIORITY,
+        _OFP.OFP_NO_BUFFER, _OFP.OFPP_ANY, _OFP.OFPG_ANY, 0, 0,
+    )  # fmt: skip
+    match = _match_bytes(())
+    length = _HEADER.size + len(fixed) + len(match)
+    return _HEADER.pack(_OFP.OFP_VERSION, _OFP.OFPT_FLOW_MOD, length, 0) + fixed + match
+
+
+_DELETE_ALL = _delete_all_bytes()
+
+
+def delete_all_mod() -> Mod:
+    """A flow mod deleting every flow of every table."""
+    return Mod(None, True)
+
+
+def _sorted_mods(flows: Iterable[Flow], *, delete: bool) -> list[Mod]:
+    # De-duplicated (first occurrence kept), then table and priority high first; the sort
+    # is stable, so a sorted input keeps its order within a priority (no text formatting).
+    unique = sorted(dict.fromkeys(flows), key=lambda f: (f.table, -f.priority))
+    return [Mod(f, delete) for f in unique]
+
+
+def flow_changes(*, remove: Iterable[Flow], add: Iterable[Flow]) -> list[Mod]:
+    """Like :func:`ofswitch.flow_changes`: strict deletes first, then adds, de-duplicated.
+
+    A flow in both ``remove`` and ``add`` (same table, priority and match) is modified
+    in place by its add; its delete is dropped.
+    """
+    adds = list(dict.fromkeys(add))
+    replaced = {(f.table, f.priority, f.match) for f in adds}
+    deletes = [f for f in remove if (f.table, f.priority, f.match) not in replaced]
+    return [*_sorted_mods(deletes, delete=True), *_sorted_mods(adds, delete=False)]
+
+
+def replace_all(flows: Iterable[Flow]) -> list[Mod]:
+    """Like :func:`ofswitch.replace_all`: delete every flow, then add ``flows``."""
+    return [delete_all_mod(), *_sorted_mods(flows, delete=False)]
+
+
+# ----------------------------------------------------------------------------- bundles
+
+
+def bundle_add_frames(
+    bundle_id: int, mods: Sequence[Mod], xids: Sequence[int], *, chunk: int = CHUNK
+) -> Iterator[bytes]:
+    """``OFPBundleAddMsg`` bytes of an atomic bundle, yielded in chunks of about ``chunk`` bytes.
+
+    Flow mods are encoded as the chunks are produced (a sender that writes each chunk
+    before asking for the next lets the switch work in parallel). Each chunk ends on a
+    message boundary (other senders may write between chunks). The inner flow mod
+    carries the outer message's xid (OpenFlow 1.4 §7.3.9.2).
+    """
+    if len(mods) != len(xids):
+        raise ValueError(f"bundle {bundle_id}: {len(mods)} messages but {len(xids)} xids")
+    parts: list[bytes] = []
+    size = 0
+    head = _BUNDLE_ADD.pack
+    version, kind, atomic = _OFP.OFP_VERSION, _OFP.OFPT_BUNDLE_ADD_MESSAGE, _OFP.OFPBF_ATOMIC
+    for mod, xid in zip(mods, xids, strict=True):
+        body = mod.body
+        parts.append(head(version, kind, 16 + len(body), xid, bundle_id, atomic))
+        parts.append(body[:4])
+        parts.append(xid.to_bytes(4, "big"))
+        parts.append(body[8:])
+        size += 16 + len(body)
+        if size >= chunk:
+            yield b"".join(parts)
+            parts, size = [], 0
+    if parts:
+        yield b"".join(parts)
