@@ -4,7 +4,10 @@ The controller side is the real thing: ``segctl.controller.runner.run`` starts o
 with :class:`~segctl.controller.app.SegctlApp`, the bridge connects to it, and the
 app's ``resync`` (one OpenFlow 1.4 bundle: delete-all + adds, commit, barrier) is
 timed. The baseline is ``ovs-ofctl --bundle add-flows`` of the same rules (same text,
-same bridge, emptied before each run), alternating with the controller runs.
+same bridge, emptied before each run), alternating with the controller runs. Each
+repeat times the controller twice: *cold* (the flow-mod encoding cache of
+:mod:`segctl.controller.wire` cleared: a first push) and *warm* (the same flows again,
+as in a resync after a switch restart).
 After every run the bridge must hold exactly the N rules (checked with dump-flows).
 """
 
@@ -84,8 +87,11 @@ class _PushHooks:
             os.kill(os.getpid(), signal.SIGTERM)
 
     def _measure(self) -> None:
+        from segctl.controller import wire
+
         n = len(self.flows)
-        controller: list[float] = []
+        controller: list[float] = []  # cold: no flow encoded before (a first push)
+        warm: list[float] = []  # the same flows again (a resync: encodings cached)
         ofctl: list[float] = []
         for i in range(self.repeats):
             print(f"  push run {i + 1}/{self.repeats}", file=sys.stderr, flush=True)
@@ -95,13 +101,16 @@ class _PushHooks:
             ofctl.append(time.perf_counter() - t0)
             if _count(self.bridge) != n:
                 raise RuntimeError(f"ovs-ofctl left {_count(self.bridge)} flows, not {n}")
-            ovs.del_flows(self.bridge)
-            t0 = time.perf_counter()
-            self.app.resync("bench", self.flows)
-            controller.append(time.perf_counter() - t0)
-            if _count(self.bridge) != n:
-                raise RuntimeError(f"the controller left {_count(self.bridge)} flows, not {n}")
-        self.result = {"rules": n, "controller_s": controller, "ofctl_s": ofctl}
+            for times, cold in ((controller, True), (warm, False)):
+                ovs.del_flows(self.bridge)
+                if cold:
+                    wire.clear_cache()
+                t0 = time.perf_counter()
+                self.app.resync("bench", self.flows)
+                times.append(time.perf_counter() - t0)
+                if _count(self.bridge) != n:
+                    raise RuntimeError(f"the controller left {_count(self.bridge)} flows, not {n}")
+        self.result = {"rules": n, "controller_s": controller, "warm_s": warm, "ofctl_s": ofctl}
 
     def on_switch_disconnected(self, switch: str) -> None:
         pass
@@ -150,6 +159,7 @@ def push_rate(n: int, repeats: int = 3, timeout: float = 120.0) -> dict[str, Any
     result = dict(hooks.result)
     if "error" not in result:
         result["controller_median_s"] = statistics.median(result["controller_s"])
+        result["warm_median_s"] = statistics.median(result["warm_s"])
         result["ofctl_median_s"] = statistics.median(result["ofctl_s"])
     result["source"] = source
     return result
