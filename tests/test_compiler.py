@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 from test_real_switch import EDGE_CASES
 
 from segctl.errors import CompileError
@@ -34,10 +35,13 @@ from segctl.flows.pipeline import (
     META_SEGMENT_SHIFT,
     POLICY_DST,
     POLICY_SRC,
+    ROUTE,
     TABLES,
 )
 from segctl.flows.policy import check_conjunctions
 from segctl.flows.rules import Rule
+from segctl.flows.simulate import CT_EST, CT_NEW, CT_TRK, Packet, simulate
+from segctl.flows.symbolic import Topology
 from segctl.flows.verify import verify
 from segctl.topology.model import build_graph, fabric_ports
 from segctl.topology.network import Network, load_network, resolve
@@ -222,6 +226,77 @@ def test_the_independent_verifier_proves_every_property(
     assert not report.findings, report.findings[:3]
 
 
+# ------------------------------------------------------------------ shared services: consumers only
+
+SHARED_DNS = ROOT / "segctl" / "mininet_scenarios" / "intents" / "shared-dns.yaml"
+
+
+def _shared_dns(extra_resolvers: int = 0, extra_provider: bool = False) -> Network:
+    """The shared-dns scenario, optionally with more resolvers on s1 and a second provider."""
+    doc = yaml.safe_load(SHARED_DNS.read_text())
+    blue, infra = doc["tenants"][1], doc["tenants"][2]
+    for i in range(extra_resolvers):
+        blue["endpoints"].append(
+            {"name": f"bx{i}", "segment": "lan", "mac": f"02:00:00:00:03:{i:02x}", "ip": f"10.0.0.{100 + i}",
+             "attach": f"s1:{20 + i}", "labels": {"role": "resolver"}}
+        )  # fmt: skip
+    if extra_provider:
+        infra["endpoints"].append(
+            {
+                "name": "dns2",
+                "segment": "svc",
+                "mac": "02:00:00:35:00:36",
+                "ip": "10.53.0.54",
+                "attach": "s2:13",
+            }
+        )
+        doc["shared_services"][0]["provider"]["endpoints"].append("dns2")
+    return resolve(Intent.model_validate(doc))
+
+
+def _fates(net: Network, programs: dict[str, SwitchProgram], src: str, dst: str, ct: int) -> set[str]:
+    """Where a UDP/53 packet from endpoint ``src`` to ``dst`` (via its gateway) ends, ct state ``ct``."""
+    s, d = net.endpoint(*src.split("/")), net.endpoint(*dst.split("/"))
+    tables = {name: [r.to_flow() for r in p.rules] for name, p in programs.items()}
+    gw = int(net.tenant(s.tenant).gateway_mac.replace(":", ""), 16)
+    mac = int(s.mac.replace(":", ""), 16)
+    packet = Packet(in_port=s.port, eth_src=mac, eth_dst=gw, eth_type=0x0800, ip_proto=17, ip_src=int(s.ip),
+                    ip_dst=int(d.ip), nw_ttl=64, tp_src=40000, tp_dst=53)  # fmt: skip
+    topo = Topology.from_network(net)
+    fates = simulate(tables, topo.links, topo.edges, s.switch, packet, ct_default=ct)
+    return {f.endpoint for f in fates if f.kind == "delivered" and f.endpoint}
+
+
+@pytest.mark.parametrize(("extra_resolvers", "extra_provider"), [(0, False), (4, True)])
+def test_shared_service_reaches_providers_only_from_declared_consumers(
+    extra_resolvers: int, extra_provider: bool
+) -> None:
+    """Blue's non-resolver b2 reaches no provider in any ct state; resolvers and red do (both sizes:
+    direct route flows, and the per-provider conjunction when consumers x providers is larger)."""
+    net = _shared_dns(extra_resolvers, extra_provider)
+    programs = compile_network(net)
+    report = verify(net, {name: [r.to_flow() for r in p.rules] for name, p in programs.items()})
+    assert [(p.id, p.violation_count) for p in report.properties if p.violation_count] == []
+    assert not report.findings, report.findings[:3]
+    providers = ["infra/dns1", *(["infra/dns2"] if extra_provider else [])]
+    for ct in (CT_TRK | CT_NEW, CT_TRK | CT_EST):
+        for z in providers:
+            assert _fates(net, programs, "blue/b2", z, ct) == set()
+            assert _fates(net, programs, "blue/b1", z, ct) == {z}
+            assert _fates(net, programs, "red/r2", z, ct) == {z}
+    # table 40 on s1: consumers (r1, b1, bx*) x providers, or |C| + 2|P| with the conjunction
+    consumers, n_prov = 2 + extra_resolvers, len(providers)
+    routes = [  # consumer -> provider routes: they match the source, or are the conjunction's parts
+        r
+        for r in programs["s1"].rules
+        if (r.table == ROUTE.id and r.priority == 1000 and {"nw_src", "conj_id"} & set(_match(r)))
+        or (r.table == ROUTE.id and isinstance(r.actions[0], Conjunction))
+    ]
+    product, linear = consumers * n_prov, consumers + 2 * n_prov
+    assert len(routes) == min(product, linear)
+    assert any(isinstance(a, Conjunction) for r in routes for a in r.actions) == (product > linear)
+
+
 # ------------------------------------------------------------------ conjunction cost
 
 
@@ -328,3 +403,15 @@ def test_docs_pipeline_matches_the_code() -> None:
     golden = (GOLDEN / "leaf-spine" / "leaf1.flows").read_text()
     for line in re.findall(r"`(in_port=10,ip,vlan_tci=[^`]+|tcp,metadata=0x1001[^`]+)`", text):
         assert line in golden, line
+
+
+def test_compiler_next_hops_equal_the_topology_model() -> None:
+    """The compiler's plain-data BFS picks the same next hops as ``next_hop_ports`` (ties included)."""
+    from segctl.flows.compiler import _Compiler
+    from segctl.topology.model import next_hop_ports
+    from segctl.topology.synthetic import synthetic_intent
+
+    for net in (_network("leaf-spine"), resolve(synthetic_intent(k=4, tenants=2, endpoints=8))):
+        graph, compiler = build_graph(net), _Compiler(net)
+        for sw in net.switches:
+            assert compiler.hops(sw.name) == next_hop_ports(graph, sw.name), sw.name

@@ -19,11 +19,9 @@ exactly the fabric ports that admit the context's VLAN.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-import networkx as nx
 
 from segctl.errors import CompileError
 from segctl.flows.cookies import Kind, make_cookie
@@ -31,6 +29,7 @@ from segctl.flows.meters import MeterSpec, endpoint_meter
 from segctl.flows.ofctl import (
     IN_PORT,
     Action,
+    Conjunction,
     Ct,
     DecTtl,
     Drop,
@@ -69,9 +68,8 @@ from segctl.flows.pipeline import (
     SHARED_REPLY,
     metadata_value,
 )
-from segctl.flows.policy import check_conjunctions, grant_rules, network_grants
+from segctl.flows.policy import Grant, GrantCache, check_conjunctions, grant_rules, network_grants
 from segctl.flows.rules import Rule, rules_text
-from segctl.topology.model import build_graph, fabric_ports, next_hop_ports
 from segctl.topology.network import EndpointInfo, Network, SegmentInfo
 
 __all__ = ["SwitchProgram", "compile_network"]
@@ -105,8 +103,9 @@ def _meta(value: int, mask: int) -> tuple[str, str]:
     return ("metadata", f"{value:#x}/{mask:#x}")
 
 
-def _sort_key(rule: Rule) -> tuple[int, int, str, str]:
-    return (rule.table, -rule.priority, rule.match_text(), rule.actions_text())
+def _sort_key(rule: Rule) -> tuple[int, int, str]:
+    # (table, priority, match) is unique after _finish, so the actions never break a tie
+    return (rule.table, -rule.priority, rule.match_text())
 
 
 class _Compiler:
@@ -114,20 +113,40 @@ class _Compiler:
 
     def __init__(self, network: Network) -> None:
         self.net = network
-        self.graph: nx.MultiGraph = build_graph(network)
         self.tid = {t.name: t.id for t in network.tenants}
         self.gw_mac = {t.name: t.gateway_mac for t in network.tenants}
         self.ep_index = {
             (t.name, ep.name): i for t in network.intent.tenants for i, ep in enumerate(t.endpoints)
         }
-        self.hops = {sw.name: next_hop_ports(self.graph, sw.name) for sw in network.switches}
-        self.fabric = {sw.name: fabric_ports(self.graph, sw.name) for sw in network.switches}
+        # fabric[switch][port] = (peer switch, peer port): plain data, no graph walks per switch
+        self.fabric: dict[str, dict[int, tuple[str, int]]] = {sw.name: {} for sw in network.switches}
+        for a, a_port, b, b_port in network.links:
+            self.fabric[a][a_port] = (b, b_port)
+            self.fabric[b][b_port] = (a, a_port)
+        self._hops: dict[str, dict[str, int]] = {}
+        # rules that are the same on every switch that needs them, built once (keyed by stage + object)
+        self._memo: dict[tuple[object, ...], list[Rule]] = {}
+        self._ip: dict[tuple[str, str], str] = {ep.key: str(ep.ip) for ep in network.endpoints}
+        self.has_ipv6 = {(ep.tenant, ep.segment) for ep in network.endpoints if ep.ipv6 is not None}
+        self.tenant_segments: dict[str, list[SegmentInfo]] = defaultdict(list)
+        for seg in network.segments:
+            self.tenant_segments[seg.tenant].append(seg)
         self.grants = network_grants(network)
+        self.grant_cache = GrantCache()
+        # the grants with a local source or destination on each switch (the others emit nothing there)
+        self.grants_at: dict[str, list[tuple[int, Grant]]] = defaultdict(list)
+        for rank, grant in enumerate(self.grants):
+            for sw in sorted({ep.switch for ep in (*grant.sources, *grant.destinations)}):
+                self.grants_at[sw].append((rank, grant))
         for seg in network.segments:
             metadata_value(self.tid[seg.tenant], seg.index)  # range check, raises CompileError
         self._plan_contexts()
 
     # ---------------------------------------------------------------- helpers
+    def ip(self, ep: EndpointInfo) -> str:
+        """The endpoint's IPv4 address as text (formatted once per compile)."""
+        return self._ip[ep.key]
+
     def seg(self, ep: EndpointInfo) -> SegmentInfo:
         return self.net.segment(ep.tenant, ep.segment)
 
@@ -143,6 +162,32 @@ class _Compiler:
     def tenant_cookie(self, stage: int, tenant: str) -> int:
         return make_cookie(stage, Kind.TENANT, self.tid[tenant], 0)
 
+    def hops(self, destination: str) -> dict[str, int]:
+        """Next-hop port toward ``destination`` for every switch that reaches it (cached).
+
+        Same result as :func:`segctl.topology.model.next_hop_ports` (BFS over fabric links,
+        ties broken by the smallest (peer name, port)), on the plain port map.
+        """
+        hops = self._hops.get(destination)
+        if hops is not None:
+            return hops
+        dist = {destination: 0}
+        queue = deque([destination])
+        while queue:
+            node = queue.popleft()
+            for peer, _ in self.fabric[node].values():
+                if peer not in dist:
+                    dist[peer] = dist[node] + 1
+                    queue.append(peer)
+        hops = {}
+        for sw, d in dist.items():
+            if sw != destination:
+                hops[sw] = min(
+                    (peer, port) for port, (peer, _) in self.fabric[sw].items() if dist[peer] == d - 1
+                )[1]
+        self._hops[destination] = hops
+        return hops
+
     # ---------------------------------------------------------------- contexts
     def _plan_contexts(self) -> None:
         """Destinations per context, forwarding entries per switch, VLANs per fabric port."""
@@ -151,12 +196,18 @@ class _Compiler:
         self.shared_dst: dict[Ctx, dict[tuple[str, str], EndpointInfo]] = defaultdict(dict)
         # provider endpoint -> consumer endpoints of its services
         self.consumers_of: dict[tuple[str, str], dict[tuple[str, str], EndpointInfo]] = defaultdict(dict)
+        # consumer endpoint -> the provider endpoints it may reach; provider -> its route conj_id
+        self.consumes: dict[tuple[str, str], dict[tuple[str, str], EndpointInfo]] = defaultdict(dict)
+        self.provider_conj: dict[tuple[str, str], int] = {}
         for svc in net.shared_services:
             providers = net.shared_providers(svc)
+            for z in providers:
+                self.provider_conj.setdefault(z.key, len(self.provider_conj) + 1)
             for c in net.shared_consumers(svc):
                 for z in providers:
                     self.shared_dst[(c.tenant, c.segment)][z.key] = z
                     self.consumers_of[z.key][c.key] = c
+                    self.consumes[c.key][z.key] = z
         # the switches that may send into each context
         senders: dict[Ctx, set[str]] = defaultdict(set)
         tenant_switches: dict[str, set[str]] = defaultdict(set)
@@ -173,19 +224,18 @@ class _Compiler:
             ctx = seg.key
             dsts = [*net.segment_endpoints(*ctx), *self.shared_dst.get(ctx, {}).values()]
             for dst in dsts:
-                hops = self.hops[dst.switch]
-                for src_switch in sorted(senders[ctx] | {dst.switch}):
+                hops = self.hops(dst.switch)
+                entry = (ctx, dst.key)
+                self.forward[dst.switch][entry] = 0
+                for src_switch in sorted(senders[ctx]):
                     node = src_switch
-                    while node != dst.switch:
-                        if node not in hops:
-                            break  # unreachable from here: nothing to install
+                    # the paths toward one destination form a tree: stop where it is installed
+                    while node != dst.switch and node in hops and entry not in self.forward[node]:
                         port = hops[node]
-                        self.forward[node][(ctx, dst.key)] = port
+                        self.forward[node][entry] = port
                         peer, peer_port = self.fabric[node][port]
                         self.admit[peer][peer_port].add(ctx)
                         node = peer
-                    else:
-                        self.forward[dst.switch][(ctx, dst.key)] = 0
 
     # ---------------------------------------------------------------- stages
     def classify(self, switch: str, local: list[EndpointInfo], meters: dict[str, int]) -> list[Rule]:
@@ -210,9 +260,7 @@ class _Compiler:
                 seg = self.net.segment(*ctx)
                 cookie = make_cookie(t, Kind.FABRIC, self.tid[seg.tenant], port)
                 write = WriteMetadata(self.ctx_value(ctx), META_WRITE_MASK)
-                protos = ["ip", "arp"]
-                if any(ep.ipv6 is not None for ep in self.net.segment_endpoints(*ctx)):
-                    protos.append("ipv6")
+                protos = ["ip", "arp", "ipv6"] if ctx in self.has_ipv6 else ["ip", "arp"]
                 for proto in protos:
                     match = [("in_port", str(port)), ("vlan_tci", f"{0x1000 | seg.vlan:#06x}/0x1fff"),
                              ("proto", proto)]  # fmt: skip
@@ -244,21 +292,32 @@ class _Compiler:
                 GotoTable(EGRESS.id),
             ]
             rules.append(Rule.make(t, PRIO_SPECIFIC, self.seg_cookie(t, seg), match, reply))
-        for ctx, seg in sorted(segments.items(), key=lambda kv: kv[1].vlan):
-            meta = _meta(self.ctx_value(ctx), _CTX_MASK)
-            for dst in self.net.segment_endpoints(*ctx):
-                cookie = self.ep_cookie(t, dst)
-                unicast: list[Action] = [SetField("eth_dst", _mac(dst.mac)), GotoTable(FORWARD.id)]
-                rules.append(
-                    Rule.make(t, PRIO_ENDPOINT, cookie, [meta, ("proto", "arp"), ("arp_tpa", str(dst.ip))],
-                              unicast)
-                )  # fmt: skip
-                if dst.ipv6 is None or seg.strict:
-                    continue
-                ns = [meta, ("proto", "icmp6"), ("icmp_type", "135"), ("nd_target", str(dst.ipv6))]
-                rules.append(Rule.make(t, PRIO_SPECIFIC, cookie, ns, unicast))
-                v6 = [meta, ("proto", "ipv6"), ("ipv6_dst", str(dst.ipv6))]
-                rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, v6, [GotoTable(FORWARD.id)]))
+        for _, seg in sorted(segments.items(), key=lambda kv: kv[1].vlan):
+            rules += self._segment_arp(seg)
+        return rules
+
+    def _segment_arp(self, seg: SegmentInfo) -> list[Rule]:
+        """Unicast ARP (and ND) to each endpoint of the segment; the same on every switch (memoized)."""
+        memo = self._memo.get(("arp", *seg.key))
+        if memo is not None:
+            return memo
+        t, rules = ARP.id, []
+        meta = _meta(self.ctx_value(seg.key), _CTX_MASK)
+        for dst in self.net.segment_endpoints(*seg.key):
+            cookie = self.ep_cookie(t, dst)
+            unicast: list[Action] = [SetField("eth_dst", _mac(dst.mac)), GotoTable(FORWARD.id)]
+            rules.append(
+                Rule.make(
+                    t, PRIO_ENDPOINT, cookie, [meta, ("proto", "arp"), ("arp_tpa", self.ip(dst))], unicast
+                )
+            )
+            if dst.ipv6 is None or seg.strict:
+                continue
+            ns = [meta, ("proto", "icmp6"), ("icmp_type", "135"), ("nd_target", str(dst.ipv6))]
+            rules.append(Rule.make(t, PRIO_SPECIFIC, cookie, ns, unicast))
+            v6 = [meta, ("proto", "ipv6"), ("ipv6_dst", str(dst.ipv6))]
+            rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, v6, [GotoTable(FORWARD.id)]))
+        self._memo[("arp", *seg.key)] = rules
         return rules
 
     def ct_stage(self, table: int, next_table: int, tenants: list[str]) -> list[Rule]:
@@ -301,39 +360,25 @@ class _Compiler:
             Rule.make(t, PRIO_PASS, pipe, [("proto", "ip")], [GotoTable(FORWARD.id)]),
         ]
         tenants = sorted({ep.tenant for ep in local}, key=self.tid.__getitem__)
+        local_segments = {(ep.tenant, ep.segment) for ep in local}
         for tenant in tenants:
             tid, gw = self.tid[tenant], self.gw_mac[tenant]
-            tmeta = _meta(tid, _TENANT_ORIGIN)
             cookie = self.tenant_cookie(t, tenant)
-            to_gw = [tmeta, ("dl_dst", gw), ("proto", "ip")]
+            to_gw = [_meta(tid, _TENANT_ORIGIN), ("dl_dst", gw), ("proto", "ip")]
             rules.append(Rule.make(t, PRIO_GUARD, cookie, to_gw, [Drop()]))  # unknown destination
             for ttl in ("0", "1"):
                 rules.append(Rule.make(t, PRIO_DENY_SPECIFIC, cookie, [*to_gw, ("nw_ttl", ttl)], [Drop()]))
-            for seg in self.net.segments:
-                if seg.tenant == tenant and any(
-                    ep.segment == seg.name and ep.tenant == tenant for ep in local
-                ):
-                    hairpin = [_meta(self.ctx_value(seg.key), _CTX_MASK), ("dl_dst", gw), ("proto", "ip"),
-                               ("nw_dst", str(seg.cidr))]  # fmt: skip
-                    rules.append(Rule.make(t, PRIO_DENY_SPECIFIC, self.seg_cookie(t, seg), hairpin, [Drop()]))
-            for dst in self.net.tenant_endpoints(tenant):
-                actions = _route_actions(gw, dst, self.ctx_value((dst.tenant, dst.segment)))
-                rules.append(
-                    Rule.make(t, PRIO_ENDPOINT, self.ep_cookie(t, dst), [*to_gw, ("nw_dst", str(dst.ip))],
-                              actions)
-                )  # fmt: skip
-            providers: dict[tuple[str, str], EndpointInfo] = {}
-            for ctx, zs in self.shared_dst.items():
-                if ctx[0] == tenant:
-                    providers.update(zs)
-            for z in sorted(providers.values(), key=lambda e: (self.tid[e.tenant], e.name)):
-                actions = [SetField("eth_src", _mac(self.gw_mac[z.tenant])), SetField("eth_dst", _mac(z.mac)),
-                           DecTtl(), GotoTable(FORWARD.id)]  # fmt: skip
-                rules.append(
-                    Rule.make(
-                        t, PRIO_ENDPOINT, self.ep_cookie(t, z), [*to_gw, ("nw_dst", str(z.ip))], actions
-                    )
-                )
+            mine = [seg for seg in self.tenant_segments[tenant] if seg.key in local_segments]
+            for seg in mine:
+                hairpin = [_meta(self.ctx_value(seg.key), _CTX_MASK), ("dl_dst", gw), ("proto", "ip"),
+                           ("nw_dst", str(seg.cidr))]  # fmt: skip
+                rules.append(Rule.make(t, PRIO_DENY_SPECIFIC, self.seg_cookie(t, seg), hairpin, [Drop()]))
+            for seg in self.tenant_segments[tenant]:
+                # Only local endpoints reach this table, and the hairpin drop above stops those of
+                # ``seg`` itself: routes into a segment that holds every local endpoint carry nothing.
+                if mine != [seg]:
+                    rules += self._segment_routes(seg)
+        rules += self.provider_routes(local)
         # replies of shared services from local providers: find the consumer's tenant by zone
         for z in local:
             consumers = self.consumers_of.get(z.key)
@@ -348,6 +393,76 @@ class _Compiler:
                     Rule.make(t, PRIO_SPECIFIC, self.ep_cookie(t, z), match,
                               [Ct(zone=first, table=SHARED_REPLY.id)])
                 )  # fmt: skip
+        return rules
+
+    def _segment_routes(self, seg: SegmentInfo) -> list[Rule]:
+        """Host routes of the tenant's gateway into ``seg``: the same on every switch (memoized)."""
+        memo = self._memo.get(("route", *seg.key))
+        if memo is not None:
+            return memo
+        t, tid, gw = ROUTE.id, self.tid[seg.tenant], self.gw_mac[seg.tenant]
+        to_gw = [_meta(tid, _TENANT_ORIGIN), ("dl_dst", gw), ("proto", "ip")]
+        meta = self.ctx_value(seg.key)
+        rules = [
+            Rule.make(t, PRIO_ENDPOINT, self.ep_cookie(t, dst), [*to_gw, ("nw_dst", self.ip(dst))],
+                      _route_actions(gw, dst, meta))
+            for dst in self.net.segment_endpoints(*seg.key)
+        ]  # fmt: skip
+        self._memo[("route", *seg.key)] = rules
+        return rules
+
+    def provider_routes(self, local: list[EndpointInfo]) -> list[Rule]:
+        """Host routes from local declared consumers to the providers they consume (table 40).
+
+        Only a consumer's own context and address reach a provider, in any conntrack state
+        (a non-consumer of a consumer tenant finds no route). Direct flows (consumer ×
+        provider) when that is cheapest, else one conjunction per provider: clause 1 the
+        consumer (context, gateway MAC, ``nw_src``; one flow carrying a clause for each
+        provider it consumes), clause 2 the provider address, and a ``conj_id`` flow with
+        the route actions. The conjunctions share one priority and are disjoint by clause 2.
+        """
+        t = ROUTE.id
+        pairs = [(c, z) for c in local for z in self.consumes.get(c.key, {}).values()]
+        if not pairs:
+            return []
+
+        def key(e: EndpointInfo) -> tuple[int, str]:
+            return (self.tid[e.tenant], e.name)
+
+        providers = sorted({z.key: z for _, z in pairs}.values(), key=key)
+        consumers = sorted({c.key: c for c, _ in pairs}.values(), key=key)
+
+        def source(c: EndpointInfo) -> list[tuple[str, str]]:
+            return [_meta(self.ctx_value((c.tenant, c.segment)), _CTX_MASK),
+                    ("dl_dst", self.gw_mac[c.tenant]), ("proto", "ip"), ("nw_src", str(c.ip))]  # fmt: skip
+
+        def actions(z: EndpointInfo) -> list[Action]:
+            return [SetField("eth_src", _mac(self.gw_mac[z.tenant])), SetField("eth_dst", _mac(z.mac)),
+                    DecTtl(), GotoTable(FORWARD.id)]  # fmt: skip
+
+        if len(pairs) <= len(consumers) + 2 * len(providers):
+            return [
+                Rule.make(t, PRIO_ENDPOINT, self.ep_cookie(t, z), [*source(c), ("nw_dst", str(z.ip))],
+                          actions(z))
+                for c, z in sorted(pairs, key=lambda p: (key(p[1]), key(p[0])))
+            ]  # fmt: skip
+        rules: list[Rule] = []
+        for c in consumers:
+            clauses = sorted(self.provider_conj[z] for z in self.consumes[c.key])
+            rules.append(
+                Rule.make(t, PRIO_ENDPOINT, self.ep_cookie(t, c), source(c),
+                          [Conjunction(n, 1, 2) for n in clauses])
+            )  # fmt: skip
+        for z in providers:
+            n, cookie = self.provider_conj[z.key], self.ep_cookie(t, z)
+            rules.append(
+                Rule.make(
+                    t, PRIO_ENDPOINT, cookie, [("proto", "ip"), ("nw_dst", str(z.ip))], [Conjunction(n, 2, 2)]
+                )
+            )
+            rules.append(
+                Rule.make(t, PRIO_ENDPOINT, cookie, [("proto", "ip"), ("conj_id", str(n))], actions(z))
+            )
         return rules
 
     def shared_reply(self, local: list[EndpointInfo]) -> list[Rule]:
@@ -376,26 +491,33 @@ class _Compiler:
         t = FORWARD.id
         rules = [Rule.make(t, PRIO_DEFAULT, make_cookie(t, Kind.PIPELINE, 0, 0), [], [Drop()])]
         for (ctx, dst_key), port in sorted(self.forward.get(switch, {}).items()):
-            dst = self.net.endpoint(*dst_key)
-            cookie = self.ep_cookie(t, dst)
-            match = [_meta(self.ctx_value(ctx), _CTX_MASK), ("dl_dst", dst.mac)]
-            shared = dst.tenant != ctx[0]
-            if shared:
-                match.append(("dl_src", self.gw_mac[dst.tenant]))
-            if port:
-                vlan = self.net.segment(*ctx).vlan
-                out: list[Action] = [PushVlan(), SetField("vlan_vid", vlan), Output(port)]
-                rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, match, out))
-                continue
-            if shared:
-                origin = self.tid[ctx[0]]
-                write = WriteMetadata(self.ctx_value((dst.tenant, dst.segment), origin), META_WRITE_MASK)
-                rules.append(
-                    Rule.make(
-                        t, PRIO_ENDPOINT, cookie, [*match, ("proto", "ip")], [write, GotoTable(CT_DST.id)]
-                    )
-                )
-                continue
+            rules += self._forward_rules(ctx, dst_key, port)
+        return rules
+
+    def _forward_rules(self, ctx: Ctx, dst_key: tuple[str, str], port: int) -> list[Rule]:
+        """Forwarding of context ``ctx`` to one destination out of ``port`` (0: local); memoized."""
+        memo = self._memo.get(("fwd", ctx, dst_key, port))
+        if memo is not None:
+            return memo
+        t = FORWARD.id
+        dst = self.net.endpoint(*dst_key)
+        cookie = self.ep_cookie(t, dst)
+        match = [_meta(self.ctx_value(ctx), _CTX_MASK), ("dl_dst", dst.mac)]
+        shared = dst.tenant != ctx[0]
+        if shared:
+            match.append(("dl_src", self.gw_mac[dst.tenant]))
+        rules: list[Rule] = []
+        if port:
+            vlan = self.net.segment(*ctx).vlan
+            out: list[Action] = [PushVlan(), SetField("vlan_vid", vlan), Output(port)]
+            rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, match, out))
+        elif shared:
+            origin = self.tid[ctx[0]]
+            write = WriteMetadata(self.ctx_value((dst.tenant, dst.segment), origin), META_WRITE_MASK)
+            rules.append(
+                Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "ip")], [write, GotoTable(CT_DST.id)])
+            )
+        else:
             rules.append(
                 Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "ip")], [GotoTable(CT_DST.id)])
             )
@@ -406,6 +528,7 @@ class _Compiler:
                 rules.append(
                     Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "ipv6")], [GotoTable(EGRESS.id)])
                 )
+        self._memo[("fwd", ctx, dst_key, port)] = rules
         return rules
 
     def egress(self, local: list[EndpointInfo]) -> list[Rule]:
@@ -469,17 +592,17 @@ class _Compiler:
             *self.policy_stage(POLICY_DST.id, EGRESS.id, segments),
             *self.egress(local),
         ]
-        for rank, grant in enumerate(self.grants):
-            rules += grant_rules(grant, rank, name, lambda ep: self.seg(ep).index)
+        for rank, grant in self.grants_at.get(name, ()):
+            rules += grant_rules(grant, rank, name, lambda ep: self.seg(ep).index, cache=self.grant_cache)
         return SwitchProgram(name, dpid, _finish(name, rules), tuple(meter_specs))
 
 
 def _finish(switch: str, rules: list[Rule]) -> tuple[Rule, ...]:
     """Deduplicate, refuse two different rules with one (table, priority, match), sort."""
-    by_key: dict[tuple[int, int, tuple[tuple[str, str], ...]], Rule] = {}
+    by_key: dict[tuple[int, int, str], Rule] = {}  # the match text identifies the match (and hashes once)
     for rule in rules:
-        seen = by_key.setdefault(rule.key(), rule)
-        if seen != rule:
+        seen = by_key.setdefault((rule.table, rule.priority, rule.match_text()), rule)
+        if seen is not rule and seen != rule:
             raise CompileError(
                 f"switch {switch}: two rules share table {rule.table} priority {rule.priority} match "
                 f"{rule.match_text()!r}: {seen.actions_text()} vs {rule.actions_text()}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from dataclasses import field as _field
 
 from segctl.errors import CompileError
 from segctl.flows.cookies import Kind, make_cookie
@@ -41,6 +42,7 @@ from segctl.topology.schema import Service
 
 __all__ = [
     "Grant",
+    "GrantCache",
     "check_conjunctions",
     "grant_rules",
     "network_grants",
@@ -168,15 +170,35 @@ def _combine(*parts: Match) -> list[tuple[str, str]]:
     return list(out.items())
 
 
+@dataclass
+class GrantCache:
+    """What :func:`grant_rules` builds once per grant and side, not once per switch.
+
+    ``remote``: the unique remote-side matches; ``shared``: the conjunction's remote and
+    service clause flows and its ``conj_id`` flow (switch independent). Keyed by (table, rank).
+    """
+
+    remote: dict[tuple[int, int], list[Match]] = _field(default_factory=dict)
+    shared: dict[tuple[int, int], list[Rule]] = _field(default_factory=dict)
+
+
 def grant_rules(
-    grant: Grant, rank: int, switch: str, segment_index: Callable[[EndpointInfo], int]
+    grant: Grant,
+    rank: int,
+    switch: str,
+    segment_index: Callable[[EndpointInfo], int],
+    *,
+    cache: GrantCache | None = None,
 ) -> list[Rule]:
     """The policy_src and policy_dst rules of one grant on one switch (rank = its position).
 
     The local side matches the endpoint's full context (tenant, segment, origin) with its
     address, so a rule fires only for packets that are being delivered to (or sent by)
     that endpoint; a frame addressed to one endpoint's MAC and another's IP never commits.
+    Pass one ``cache`` for all switches of a compilation to build the switch-independent
+    parts once.
     """
+    cache = GrantCache() if cache is None else cache
     priority = PRIO_POLICY_TOP - rank
     conj_id = rank + 1
     rules: list[Rule] = []
@@ -191,10 +213,10 @@ def grant_rules(
             )
             for ep in local_src
         ]
-        remote = [(("proto", "ip"), ("nw_dst", str(ep.ip))) for ep in grant.destinations]
+        remote = _remote(cache, (POLICY_SRC.id, rank), grant.destinations, "nw_dst")
         actions: list[Action] = [Ct(commit=True, zone=grant.src_tenant)] if grant.stateful else []
         actions.append(GotoTable(ROUTE.id))
-        rules += _side(grant, POLICY_SRC.id, priority, conj_id, local, remote, actions)
+        rules += _side(grant, POLICY_SRC.id, priority, conj_id, local, remote, actions, cache)
     if local_dst:
         local = [
             (
@@ -204,7 +226,7 @@ def grant_rules(
             )
             for ep in local_dst
         ]
-        remote = [(("proto", "ip"), ("nw_src", str(ep.ip))) for ep in grant.sources]
+        remote = _remote(cache, (POLICY_DST.id, rank), grant.sources, "nw_src")
         actions = []
         if grant.stateful:
             actions.append(Ct(commit=True, zone=grant.dst_tenant))
@@ -212,8 +234,15 @@ def grant_rules(
                 # Also in the consumer's zone: shared_reply finds the consumer tenant by it.
                 actions.append(Ct(commit=True, zone=grant.src_tenant))
         actions.append(GotoTable(EGRESS.id))
-        rules += _side(grant, POLICY_DST.id, priority, conj_id, local, remote, actions)
+        rules += _side(grant, POLICY_DST.id, priority, conj_id, local, remote, actions, cache)
     return rules
+
+
+def _remote(cache: GrantCache, key: tuple[int, int], eps: Sequence[EndpointInfo], name: str) -> list[Match]:
+    remote = cache.remote.get(key)
+    if remote is None:
+        remote = cache.remote[key] = list(dict.fromkeys((("proto", "ip"), (name, str(ep.ip))) for ep in eps))
+    return remote
 
 
 def _origin(grant: Grant) -> int:
@@ -228,9 +257,10 @@ def _side(
     local: Sequence[Match],
     remote: Sequence[Match],
     actions: Sequence[Action],
+    cache: GrantCache,
 ) -> list[Rule]:
     cookie = make_cookie(table, grant.cookie_kind, grant.cookie_tenant, grant.cookie_index)
-    local_u, remote_u, services = list(dict.fromkeys(local)), list(dict.fromkeys(remote)), grant.services
+    local_u, remote_u, services = list(dict.fromkeys(local)), remote, grant.services
     n_l, n_r, n_s = len(local_u), len(remote_u), len(services)
     if n_l * n_r * n_s <= n_l + n_r + n_s + 1:
         return [
@@ -239,12 +269,19 @@ def _side(
             for rm in remote_u
             for sm in services
         ]
-    rules: list[Rule] = []
-    for clause, members in enumerate((local_u, remote_u, services), start=1):
-        for m in members:
-            rules.append(Rule.make(table, priority, cookie, m, [Conjunction(conj_id, clause, 3)]))
-    rules.append(Rule.make(table, priority, cookie, [("proto", "ip"), ("conj_id", str(conj_id))], actions))
-    return rules
+    rules = [Rule.make(table, priority, cookie, m, [Conjunction(conj_id, 1, 3)]) for m in local_u]
+    shared = cache.shared.get((table, conj_id))
+    if shared is None:
+        shared = [
+            Rule.make(table, priority, cookie, m, [Conjunction(conj_id, clause, 3)])
+            for clause, members in ((2, remote_u), (3, services))
+            for m in members
+        ]
+        shared.append(
+            Rule.make(table, priority, cookie, [("proto", "ip"), ("conj_id", str(conj_id))], actions)
+        )
+        cache.shared[(table, conj_id)] = shared
+    return rules + shared
 
 
 # ---------------------------------------------------------------- overlap check
@@ -265,14 +302,27 @@ def check_conjunctions(rules: Iterable[Rule], *, switch: str = "") -> None:
     Two conjunctions A and B are disjoint when some clause of A and some clause of B
     have pairwise disjoint flows; otherwise they may overlap and CompileError is raised.
     """
+    levels: dict[tuple[int, int], dict[int, list[tuple[Rule, int]]]] = defaultdict(lambda: defaultdict(list))
+    for rule in rules:
+        if type(rule.actions[0]) is not Conjunction:
+            continue  # a Rule with a conjunction action carries only conjunction actions
+        for action in rule.actions:
+            if isinstance(action, Conjunction):
+                levels[(rule.table, rule.priority)][action.id].append((rule, action.clause))
+    # only levels with two or more conjunctions need the (parsed) matches
     clauses: dict[tuple[int, int], dict[int, dict[int, list[tuple[FieldMatch, ...]]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list))
     )
-    for rule in rules:
-        for action in rule.actions:
-            if isinstance(action, Conjunction):
-                flow = rule.to_flow()
-                clauses[(rule.table, rule.priority)][action.id][action.clause].append(flow.match)
+    parsed: dict[int, tuple[FieldMatch, ...]] = {}
+    for level, members_by_id in levels.items():
+        if len(members_by_id) < 2:
+            continue
+        for cid, members in members_by_id.items():
+            for rule, clause in members:
+                match = parsed.get(id(rule))
+                if match is None:
+                    match = parsed[id(rule)] = rule.to_flow().match
+                clauses[level][cid][clause].append(match)
     for (table, priority), by_id in sorted(clauses.items()):
         ids = sorted(by_id)
         for i, a in enumerate(ids):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 
 from segctl.errors import CompileError
 from segctl.flows.ofctl import (
@@ -57,6 +58,7 @@ MATCH_ORDER: tuple[str, ...] = (
     "ipv6_src", "ipv6_dst", "nd_target", "nd_sll",
 )  # fmt: skip
 _ORDER = {name: i for i, name in enumerate(MATCH_ORDER)}
+_FIRST = itemgetter(0)
 _KINDS: dict[type, str] = {
     Output: "output",
     Controller: "controller",
@@ -80,6 +82,38 @@ def action_kind(action: Action) -> str:
     return _KINDS[type(action)]
 
 
+#: (table, match field names, action types) already accepted: the checks below depend only
+#: on this shape, so each distinct shape is checked once per process.
+_VALID_SHAPES: set[tuple[int, tuple[str, ...], tuple[type, ...]]] = set()
+
+
+def _check_shape(
+    shape: tuple[int, tuple[str, ...], tuple[type, ...]], actions: tuple[Action, ...], where: str
+) -> None:
+    """Raise CompileError unless a rule of this shape is valid for its pipeline table."""
+    table, names, _ = shape
+    if len(set(names)) != len(names):
+        raise CompileError(f"{where}: a field is matched twice: {list(names)}")
+    unknown = [n for n in names if n not in _ORDER]
+    if unknown:
+        raise CompileError(f"{where}: unknown match fields {unknown}")
+    if list(names) != sorted(names, key=_ORDER.__getitem__):
+        raise CompileError(f"{where}: match fields out of canonical order: {list(names)}")
+    kinds = {action_kind(a) for a in actions}
+    if not actions:
+        raise CompileError(f"{where}: no actions (write Drop() to drop)")
+    if "drop" in kinds and len(actions) > 1:
+        raise CompileError(f"{where}: drop cannot be combined with other actions")
+    if "conjunction" in kinds and kinds != {"conjunction"}:
+        raise CompileError(f"{where}: conjunction flows may carry only conjunction actions")
+    if "controller" in kinds and "meter" not in kinds:
+        raise CompileError(f"{where}: a rule that sends to the controller must carry a meter")
+    ranks = [_INSTRUCTION_RANK.get(type(a), 1) for a in actions]
+    if ranks != sorted(ranks):
+        raise CompileError(f"{where}: actions out of instruction order (meter, actions, metadata, goto)")
+    table_by_id(table).check(set(names), kinds, where)
+
+
 @dataclass(frozen=True, order=True)
 class Rule:
     """One flow of one switch. Construction checks it against its pipeline table."""
@@ -91,30 +125,15 @@ class Rule:
     actions: tuple[Action, ...]
 
     def __post_init__(self) -> None:
-        where = f"rule table={self.table},priority={self.priority},cookie={self.cookie:#x}"
-        names = [name for name, _ in self.match]
-        if len(set(names)) != len(names):
-            raise CompileError(f"{where}: a field is matched twice: {names}")
-        unknown = [n for n in names if n not in _ORDER]
-        if unknown:
-            raise CompileError(f"{where}: unknown match fields {unknown}")
-        if names != sorted(names, key=_ORDER.__getitem__):
-            raise CompileError(f"{where}: match fields out of canonical order: {names}")
         if not 0 <= self.priority <= 0xFFFF or not 0 <= self.cookie < 2**64:
-            raise CompileError(f"{where}: priority or cookie out of range")
-        kinds = {action_kind(a) for a in self.actions}
-        if not self.actions:
-            raise CompileError(f"{where}: no actions (write Drop() to drop)")
-        if "drop" in kinds and len(self.actions) > 1:
-            raise CompileError(f"{where}: drop cannot be combined with other actions")
-        if "conjunction" in kinds and kinds != {"conjunction"}:
-            raise CompileError(f"{where}: conjunction flows may carry only conjunction actions")
-        if "controller" in kinds and "meter" not in kinds:
-            raise CompileError(f"{where}: a rule that sends to the controller must carry a meter")
-        ranks = [_INSTRUCTION_RANK.get(type(a), 1) for a in self.actions]
-        if ranks != sorted(ranks):
-            raise CompileError(f"{where}: actions out of instruction order (meter, actions, metadata, goto)")
-        table_by_id(self.table).check(set(names), kinds, where)
+            raise CompileError(f"{self._where()}: priority or cookie out of range")
+        shape = (self.table, tuple(map(_FIRST, self.match)), tuple(map(type, self.actions)))
+        if shape not in _VALID_SHAPES:
+            _check_shape(shape, self.actions, self._where())
+            _VALID_SHAPES.add(shape)
+
+    def _where(self) -> str:
+        return f"rule table={self.table},priority={self.priority},cookie={self.cookie:#x}"
 
     @classmethod
     def make(
@@ -130,7 +149,12 @@ class Rule:
         return cls(table, priority, cookie, ordered, tuple(actions))
 
     def match_text(self) -> str:
-        return ",".join(value if name == "proto" else f"{name}={value}" for name, value in self.match)
+        """The match as ``ovs-ofctl`` text (formatted once per rule object, then cached on it)."""
+        text: str | None = self.__dict__.get("_match_text")
+        if text is None:
+            text = ",".join(value if name == "proto" else f"{name}={value}" for name, value in self.match)
+            object.__setattr__(self, "_match_text", text)  # a cache, not a field: eq/hash/order ignore it
+        return text
 
     def actions_text(self) -> str:
         return ",".join(format_action(a) for a in self.actions)
