@@ -58,6 +58,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "BACKEND",
+    "CONCRETE_FIELDS",
     "CT_EST",
     "CT_INV",
     "CT_NEW",
@@ -101,6 +102,8 @@ FIELDS: dict[str, int] = {
 }
 #: Fields that live only inside one switch's pipeline (reset when a packet enters a switch).
 PIPELINE_FIELDS = ("in_port", "metadata", *(f"reg{i}" for i in range(8)), "ct_state", "ct_zone")
+#: Pipeline fields that only constants ever write (the engine tracks them per path, outside the BDD).
+CONCRETE_FIELDS = tuple(f for f in PIPELINE_FIELDS if f != "ct_state")
 #: Fields carried by the packet on the wire.
 HEADER_FIELDS = tuple(f for f in FIELDS if f not in PIPELINE_FIELDS)
 #: Header fields that actions can rewrite: they carry a ghost copy of their injected value.
@@ -172,6 +175,8 @@ class HeaderSpace:
         for name in PIPELINE_FIELDS[1:]:
             self._pipeline_zero &= self.eq(name, 0)
         self._identity = self._build_identity()
+        self._concrete_cube = self._cube(v for n in CONCRETE_FIELDS for v in _bits(n))
+        self._values_cache: dict[tuple[int, ...], BDD] = {}
 
     # ------------------------------------------------------------------ building
 
@@ -302,6 +307,29 @@ class HeaderSpace:
     def reset_pipeline(self, space: BDD, in_port: int) -> BDD:
         """The packet as it enters the next switch on ``in_port`` (pipeline fields zeroed)."""
         return self.forget(space, PIPELINE_FIELDS) & self.eq("in_port", in_port) & self._pipeline_zero
+
+    # ------------------------------------------------------------------ concrete pipeline fields
+
+    def pipeline_values(self, values: tuple[int, ...]) -> BDD:
+        """The space where the :data:`CONCRETE_FIELDS` hold ``values`` (in that order; cached).
+
+        Empty when a value does not fit its field.
+        """
+        cached = self._values_cache.get(values)
+        if cached is None:
+            cached = self.true
+            for name, value in zip(CONCRETE_FIELDS, values, strict=True):
+                cached &= self.eq(name, value)
+            self._values_cache[values] = cached
+        return cached
+
+    def cofactor(self, space: BDD, values: tuple[int, ...]) -> BDD:
+        """``space`` with the :data:`CONCRETE_FIELDS` fixed to ``values`` and then dropped.
+
+        ``cofactor(s, v) & pipeline_values(v) == s & pipeline_values(v)``: the engine keeps
+        the cofactor on a path and conjoins the values back only on what it reports.
+        """
+        return self._exist(self._concrete_cube, space & self.pipeline_values(values))
 
     # ------------------------------------------------------------------ projections
 

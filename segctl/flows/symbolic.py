@@ -36,7 +36,13 @@ Semantics (OpenFlow 1.3 as OVS implements it, ``fail_mode=secure``):
 * a table miss drops; an action list that neither outputs, drops, sends to the controller,
   goes to a table nor recirculates drops the packet (``no output``);
 * loop: entering (switch, table) with live packets that overlap a space that entered the
-  same (switch, table) earlier on the same path (``in_port`` is part of the space).
+  same (switch, table) earlier on the same path with the same pipeline values.
+
+Representation: ``in_port``, ``metadata``, ``reg0``–``reg7`` and ``ct_zone`` are only ever
+written with constants, so on one path they are concrete. The engine keeps them as a tuple
+(the path's key) next to a BDD over the other fields (``ct_state`` stays symbolic), looks
+rules up through their cofactor by the key, and conjoins the key back on every outcome
+and commit: the relations reported are the same BDDs as with those fields in the space.
 
 Examples
 --------
@@ -57,11 +63,13 @@ from typing import TYPE_CHECKING
 
 from segctl.flows.headerspace import (
     BDD,
+    CONCRETE_FIELDS,
     CT_EST,
     CT_INV,
     CT_NEW,
     CT_REL,
     CT_TRK,
+    FIELDS,
     HeaderSpace,
     _port16,
 )
@@ -117,6 +125,19 @@ UNSUPPORTED = "unsupported"
 TRUNCATED = "truncated"
 
 SwitchPort = tuple[str, int]
+#: The values of :data:`~segctl.flows.headerspace.CONCRETE_FIELDS` on a path, in that order.
+Key = tuple[int, ...]
+_SLOT = {name: i for i, name in enumerate(CONCRETE_FIELDS)}
+_METADATA, _CT_ZONE = _SLOT["metadata"], _SLOT["ct_zone"]
+
+
+def _entry_key(in_port: int) -> Key:
+    """A packet entering a switch: ``in_port`` set, metadata, registers and ct_zone zero."""
+    return (in_port, *(0,) * (len(CONCRETE_FIELDS) - 1))
+
+
+def _with(key: Key, slot: int, value: int) -> Key:
+    return (*key[:slot], value, *key[slot + 1 :])
 
 
 @dataclass(frozen=True)
@@ -237,6 +258,7 @@ class _Rule:
     conjunctions: tuple[Conjunction, ...]
     in_port: int | None  # the exact in_port the rule matches, None when it matches any
     metadata: tuple[int, int] | None  # the rule's (value, mask) on metadata, None when any
+    pipelined: bool = True  # the match constrains a concrete pipeline field (its space needs a cofactor)
     _hops: dict[str, Hop] = field(default_factory=dict)
 
     def may_match(self, in_port: int | None, metadata: int | None) -> bool:
@@ -268,28 +290,49 @@ class _Level:
 
 
 @dataclass
+class _View:
+    """A table as packets with known pipeline values see it: each rule's space cofactored by
+    those values (:meth:`HeaderSpace.cofactor`), rules and levels that cannot match left out."""
+
+    levels: list[tuple[list[tuple[_Rule, BDD]], list[tuple[int, BDD]]]]  # (hard rules, conjunctions)
+    rules: list[tuple[_Rule, BDD]]  # non-conjunction rules by descending priority (conj_id re-lookups)
+
+
+@dataclass
 class _Table:
     levels: list[_Level]
     rules: list[_Rule]  # non-conjunction rules by descending priority (stable)
-    _by_key: dict[tuple[int | None, int | None], list[_Level]] = field(default_factory=dict)
+    _views: dict[Key, _View] = field(default_factory=dict)
 
-    def levels_for(self, in_port: int | None, metadata: int | None) -> list[_Level]:
-        """The levels with only the rules that can match packets of this in_port and metadata.
+    def view(self, hs: HeaderSpace, key: Key) -> _View:
+        """The table for packets whose concrete pipeline fields hold ``key`` (built once per key).
 
-        A rule matching another exact ``in_port`` or a conflicting ``metadata`` can never
-        hit such packets; leaving it out saves a BDD operation per rule per visit (edge
-        tables are keyed by port, the later ones by tenant and segment in metadata).
+        A rule matching another exact ``in_port`` or a conflicting ``metadata`` is skipped
+        without a BDD operation; the others keep the part of their space that ``key`` allows
+        (exact: ``space & values(key) == cofactor(space, key) & values(key)``).
         """
-        key = (in_port, metadata)
-        levels = self._by_key.get(key)
-        if levels is None:
+        view = self._views.get(key)
+        if view is None:
+            port, metadata = _port16(key[0]), key[_METADATA]
+
+            def narrowed(rules: list[_Rule]) -> list[tuple[_Rule, BDD]]:
+                out = []
+                for r in rules:
+                    if r.may_match(port, metadata):
+                        space = hs.cofactor(r.space, key) if r.pipelined else r.space
+                        if not hs.is_empty(space):
+                            out.append((r, space))
+                return out
+
             levels = []
             for lv in self.levels:
-                hard = [r for r in lv.hard if r.may_match(in_port, metadata)]
-                if hard or lv.conj:
-                    levels.append(_Level(lv.priority, hard, lv.clauses, lv.n_clauses, lv.conj))
-            self._by_key[key] = levels
-        return levels
+                hard = narrowed(lv.hard)
+                conj = [(cid, c) for cid, c in ((cid, hs.cofactor(c, key)) for cid, c in lv.conj)]
+                conj = [(cid, c) for cid, c in conj if not hs.is_empty(c)]
+                if hard or conj:
+                    levels.append((hard, conj))
+            view = self._views[key] = _View(levels, narrowed(self.rules))
+        return view
 
 
 def _index(hs: HeaderSpace, switch: str, flows: Sequence[Flow], findings: list[Finding]) -> dict[int, _Table]:
@@ -311,7 +354,10 @@ def _index(hs: HeaderSpace, switch: str, flows: Sequence[Flow], findings: list[F
                 in_port = -1  # a port the model cannot hold: the rule never matches
             meta = f.get("metadata")
             metadata = None if meta is None else (meta.value, meta.mask)
-            rule = _Rule(f, hs.match(terms), conj.value if conj else None, conjunctions, in_port, metadata)
+            pipelined = any(t.field in _SLOT for t in terms)
+            rule = _Rule(
+                f, hs.match(terms), conj.value if conj else None, conjunctions, in_port, metadata, pipelined
+            )
             level = levels.setdefault(f.priority, _Level(f.priority, [], {}, {}))
             if conjunctions:
                 for c in conjunctions:
@@ -369,11 +415,11 @@ class _Path:
     ingress: SwitchPort
     in_port: int
     hops: tuple[Hop, ...]
-    visited: tuple[tuple[str, int, BDD], ...]
-    # The packet's metadata as far as the actions on the path fix it (zero when a switch is
-    # entered, then write_metadata/set_field with constants); None when not known. It only
-    # narrows which rules a table visit tries, after a check that the space agrees.
-    metadata: int | None = 0
+    visited: tuple[tuple[str, int, Key, BDD], ...]
+    # The concrete pipeline fields (in_port, metadata, registers, ct_zone): zero but in_port
+    # when a switch is entered, then only written with constants (write_metadata, set_field,
+    # ct(zone=…)). The path's space leaves them out; they are conjoined back on what is reported.
+    key: Key
 
 
 class Engine:
@@ -402,7 +448,7 @@ class Engine:
             onehot |= h.eq("ct_state", CT_TRK | bit, CT_TRK | CT_NEW | CT_EST | CT_REL | CT_INV)
         self._fresh_ct = onehot if ct_states is None else ct_states
         self.commits: list[CommitEvent] = []
-        self._keys: dict[tuple[int | None, int | None], BDD] = {}
+        self._fresh_by_key: dict[Key, BDD] = {}
 
     def with_ct_states(self, ct_states: BDD) -> Engine:
         """An engine over the same indexed tables (rule BDDs, findings) with other ``ct_states``.
@@ -413,6 +459,7 @@ class Engine:
         other = copy.copy(self)  # shallow: hs, topology, findings and the index are shared
         other._steps = 0
         other._fresh_ct = ct_states
+        other._fresh_by_key = {}
         other.commits = []
         return other
 
@@ -425,10 +472,11 @@ class Engine:
         start = self.hs.injected(port)
         if space is not None:
             start &= space
+        key = _entry_key(port)
         outcomes: list[Outcome] = []
         self._steps = 0
-        path = _Path((switch, port), port, (), ())
-        self._table(switch, 0, start, path, outcomes)
+        path = _Path((switch, port), port, (), (), key)
+        self._table(switch, 0, self.hs.cofactor(start, key), path, outcomes)
         return outcomes
 
     def run(self, ingress: Sequence[SwitchPort] | None = None) -> Reachability:
@@ -446,8 +494,9 @@ class Engine:
             detail = f"more than {self._max_steps} table visits from one ingress"
             self._emit(out, path, space, Disposition(TRUNCATED, switch, table, detail=detail))
             return
-        for sw, tb, seen in path.visited:
-            if sw == switch and tb == table:
+        key = path.key
+        for sw, tb, k, seen in path.visited:
+            if sw == switch and tb == table and k == key:
                 overlap = hs.final(space) & hs.final(seen)
                 if not hs.is_empty(overlap):
                     loop = Disposition(LOOP, switch, table, detail="packet returns to this table")
@@ -455,56 +504,39 @@ class Engine:
                     space &= ~overlap
         if hs.is_empty(space):
             return
-        path = replace(path, visited=(*path.visited, (switch, table, space)))
+        path = replace(path, visited=(*path.visited, (switch, table, key, space)))
         tables = self._tables.get(switch, {})
         tab = tables.get(table)
         remaining = space
         if tab is not None:
-            for level in self._levels(tab, space, path):
+            view = tab.view(hs, key)
+            for hard, conj in view.levels:
                 if hs.is_empty(remaining):
                     break
-                for rule in level.hard:
-                    hit = remaining & rule.space
+                for rule, rule_space in hard:
+                    hit = remaining & rule_space
                     if not hs.is_empty(hit):
-                        remaining &= ~rule.space
+                        remaining &= ~rule_space
                         self._rule(switch, rule, hit, path, out)
-                for cid, conj_space in level.conj:
+                for cid, conj_space in conj:
                     complete = remaining & conj_space
                     if hs.is_empty(complete):
                         continue
                     remaining &= ~complete
-                    self._conj_lookup(switch, table, tab, cid, complete, path, out)
+                    self._conj_lookup(switch, table, view, cid, complete, path, out)
         if not hs.is_empty(remaining):
             miss = Hop(switch, table, -1, 0, "", "")
             self._emit(out, path, remaining, Disposition(MISS, switch, table), (*path.hops, miss))
 
-    def _levels(self, tab: _Table, space: BDD, path: _Path) -> list[_Level]:
-        """``tab``'s levels narrowed to the rules that can hit ``space`` (see :meth:`_Table.levels_for`).
-
-        The key (in_port, metadata) is only used once the space is checked to lie inside it,
-        so the narrowing never changes a result.
-        """
-        hs = self.hs
-        port = _port16(path.in_port)
-        key = self._keys.get((port, path.metadata))
-        if key is None:
-            key = hs.true if port is None else hs.eq("in_port", port)
-            if path.metadata is not None:
-                key &= hs.eq("metadata", path.metadata)
-            self._keys[(port, path.metadata)] = key
-        if hs.is_empty(space & ~key):
-            return tab.levels_for(port, path.metadata)
-        return tab.levels
-
     def _conj_lookup(
-        self, switch: str, table: int, tab: _Table, cid: int, space: BDD, path: _Path, out: list[Outcome]
+        self, switch: str, table: int, view: _View, cid: int, space: BDD, path: _Path, out: list[Outcome]
     ) -> None:
-        for rule in tab.rules:
+        for rule, rule_space in view.rules:
             if rule.conj_id not in (None, cid):
                 continue
-            hit = space & rule.space
+            hit = space & rule_space
             if not self.hs.is_empty(hit):
-                space &= ~rule.space
+                space &= ~rule_space
                 self._rule(switch, rule, hit, path, out, note=f"conjunction {cid}")
         if not self.hs.is_empty(space):
             miss = Hop(switch, table, -1, 0, f"conj_id={cid}", "", note="no conj_id flow")
@@ -513,7 +545,21 @@ class Engine:
     def _emit(
         self, out: list[Outcome], path: _Path, space: BDD, d: Disposition, hops: tuple[Hop, ...] | None = None
     ) -> None:
-        out.append(Outcome(path.ingress, space, d, path.hops if hops is None else hops))
+        full = space & self.hs.pipeline_values(path.key)
+        out.append(Outcome(path.ingress, full, d, path.hops if hops is None else hops))
+
+    def _fresh(self, key: Key) -> BDD:
+        """What a ``ct()`` lookup returns (``ct_states``) for packets with these pipeline values."""
+        fresh = self._fresh_by_key.get(key)
+        if fresh is None:
+            fresh = self._fresh_by_key[key] = self.hs.cofactor(self._fresh_ct, key)
+        return fresh
+
+    def _write(self, path: _Path, space: BDD, name: str, value: int) -> tuple[_Path, BDD]:
+        """Write a constant into a concrete pipeline field (empty when it does not fit, as in the BDD)."""
+        if value >> FIELDS[name]:
+            return path, self.hs.false
+        return replace(path, key=_with(path.key, _SLOT[name], value)), space
 
     # ------------------------------------------------------------------ actions
 
@@ -521,7 +567,6 @@ class Engine:
         self, switch: str, rule: _Rule, space: BDD, path: _Path, out: list[Outcome], note: str = ""
     ) -> None:
         flow = rule.flow
-        meta = path.metadata
         path = replace(path, hops=(*path.hops, rule.hop(switch, note)))
         hs = self.hs
         table = flow.table
@@ -544,17 +589,17 @@ class Engine:
                     forwarded = True
                     self._table(switch, t, space, path, out)
                 case WriteMetadata(value=v, mask=m):
-                    space = hs.write_masked(space, "metadata", v, m)
-                    if meta is not None:
-                        meta = (meta & ~m) | (v & m)
-                        path = replace(path, metadata=meta)
+                    meta = path.key[_METADATA]
+                    path, space = self._write(path, space, "metadata", (meta & ~m) | (v & m))
+                    if m >> FIELDS["metadata"]:
+                        space = hs.false
                 case SetField(field="vlan_vid", value=v):
                     tagged = hs.eq("vlan_present", 1)
                     space = hs.set_field(space & tagged, "vlan_vid", v) | (space & ~tagged)
+                case SetField(field=name, value=v) if name in _SLOT:
+                    path, space = self._write(path, space, name, v)
                 case SetField(field=name, value=v):
                     space = hs.set_field(space, name, v)
-                    if name == "metadata":
-                        path = replace(path, metadata=v)
                 case DecTtl():
                     space, expired = hs.dec_ttl(space)
                     if not hs.is_empty(expired):
@@ -573,15 +618,13 @@ class Engine:
                     space = popped | (space & ~tagged)
                 case Ct(commit=commit, zone=zone, table=ct_table):
                     if commit:
-                        self.commits.append(CommitEvent(path.ingress, switch, table, zone, space, path.hops))
+                        full = space & hs.pipeline_values(path.key)
+                        self.commits.append(CommitEvent(path.ingress, switch, table, zone, full, path.hops))
                     if ct_table is not None:
                         forwarded = True
-                        tracked = (
-                            hs.forget(space, ["ct_state", "ct_zone"])
-                            & hs.eq("ct_zone", zone)
-                            & self._fresh_ct
-                        )
-                        self._table(switch, ct_table, tracked, path, out)
+                        key = _with(path.key, _CT_ZONE, zone)
+                        tracked = hs.forget(space, ["ct_state"]) & self._fresh(key)
+                        self._table(switch, ct_table, tracked, replace(path, key=key), out)
                 case Meter() | Conjunction():
                     pass
         if not forwarded and not hs.is_empty(space):
@@ -600,8 +643,12 @@ class Engine:
         peer = self.topology.links.get((switch, port))
         endpoint = self.topology.edges.get((switch, port))
         if peer is not None:
-            nxt = replace(path, in_port=peer[1], metadata=0)
-            self._table(peer[0], 0, self.hs.reset_pipeline(space, peer[1]), nxt, out)
+            hs = self.hs
+            key = _entry_key(peer[1])
+            entered = hs.forget(space, ["ct_state"]) & hs.eq("ct_state", 0)
+            if hs.is_empty(hs.pipeline_values(key)):
+                entered = hs.false  # an in_port the model cannot hold
+            self._table(peer[0], 0, entered, replace(path, in_port=peer[1], key=key), out)
         elif endpoint is not None:
             d = Disposition(DELIVERED, switch, table, port, endpoint)
             self._emit(out, path, space, d)
