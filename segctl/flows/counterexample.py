@@ -343,7 +343,7 @@ def build(
     outcome = violation.outcome
     space = violation.space
     if outcome is not None:
-        space &= hs.origin(outcome.space)
+        space &= hs.origin(outcome.relation)
     pkt = hs.pick(_prefer(hs, network, violation, space))
     switch, port = violation.ingress
     index = _flow_index(tables)

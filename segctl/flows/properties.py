@@ -394,7 +394,7 @@ def check_isolation(runs: Runs, network: Network, spaces: Spaces) -> PropertyRes
                 if dst is None or dst.tenant == src.tenant:
                     continue
                 checked += 1
-                origin = hs.origin(o.space)
+                origin = hs.origin(o.relation)
                 if mode == "new":
                     allowed = spaces.grants(shared.get((src.key, dst.key), []))
                 elif (src.key, dst.key) in shared or (dst.key, src.key) in shared:
@@ -442,7 +442,7 @@ def check_conformance(runs: Runs, network: Network, spaces: Spaces) -> PropertyR
             if dst is None or dst.tenant != src.tenant:
                 continue
             checked += 1
-            origin = hs.origin(o.space)
+            origin = hs.origin(o.relation)
             bad = origin & ~spaces.allowed_new(src, dst)
             if not hs.is_empty(bad):
                 target = "itself" if src.key == dst.key else dst.qualified
@@ -459,7 +459,7 @@ def check_conformance(runs: Runs, network: Network, spaces: Spaces) -> PropertyR
                     )
                 )
                 continue
-            ipv4 = o.space & hs.eq("eth_type", ETH_IP)
+            ipv4 = o.relation & hs.eq("eth_type", ETH_IP)
             nat = hs.origin(ipv4 & ~keep_ip)
             if not hs.is_empty(nat):
                 violations.append(
@@ -509,7 +509,7 @@ def _commit_zones(runs: Runs, a: _Allowed) -> frozenset[int]:
     hs = runs.hs
     ingress = (a.src.switch, a.src.port)
     return frozenset(
-        c.zone for c in runs.new_commits(ingress) if not hs.is_empty(hs.origin(c.space) & a.forward)
+        c.zone for c in runs.new_commits(ingress) if not hs.is_empty(hs.origin(c.relation) & a.forward)
     )
 
 
@@ -518,11 +518,11 @@ def _cover(hs: HeaderSpace, outcomes: list[Outcome], wanted: BDD, endpoint: str)
     delivered = hs.false
     for o in outcomes:
         if o.disposition.kind == DELIVERED and o.disposition.endpoint == endpoint:
-            delivered |= hs.origin(o.space)
+            delivered |= hs.origin(o.relation)
     missing = wanted & ~delivered
     if hs.is_empty(missing):
         return missing, []
-    holders = [o for o in outcomes if not hs.is_empty(hs.origin(o.space) & missing)]
+    holders = [o for o in outcomes if not hs.is_empty(hs.origin(o.relation) & missing)]
     return missing, holders
 
 
@@ -590,7 +590,7 @@ def check_spoof(runs: Runs, network: Network, spaces: Spaces) -> PropertyResult:
         bound = spaces.bound(src)
         for o in _delivered(runs.any, ingress):
             checked += 1
-            bad = hs.origin(o.space) & ~bound
+            bad = hs.origin(o.relation) & ~bound
             if hs.is_empty(bad):
                 continue
             violations.append(
@@ -634,7 +634,7 @@ def check_loops(
                         src.qualified if src else None,
                         None,
                         "any",
-                        hs.origin(o.space),
+                        hs.origin(o.relation),
                         o,
                     )
                 )
@@ -652,7 +652,7 @@ def check_loops(
             for o in outs:
                 if o.disposition.kind not in _BLACK_HOLES:
                     continue
-                bad = hs.origin(o.space) & wanted
+                bad = hs.origin(o.relation) & wanted
                 if not hs.is_empty(bad):
                     violations.append(
                         Violation(
@@ -717,7 +717,7 @@ def check_commits(runs: Runs, network: Network, spaces: Spaces) -> PropertyResul
                 if owner != src.key:
                     repliers |= spaces.ip("ip_dst", network.endpoint(*owner).ip)
             outside = unsafe[(src.key, c.zone)] = ~ok & repliers
-        committed = hs.origin(c.space) & spaces.bound(src)
+        committed = hs.origin(c.relation) & spaces.bound(src)
         bad = committed & outside
         if hs.is_empty(bad):
             continue
@@ -727,10 +727,10 @@ def check_commits(runs: Runs, network: Network, spaces: Spaces) -> PropertyResul
         seen.add(key)
         # Prefer a packet that is also delivered: the commit and the leak in one trace.
         o = next(
-            (o for o in _delivered(runs.new, c.ingress) if not hs.is_empty(hs.origin(o.space) & bad)), None
+            (o for o in _delivered(runs.new, c.ingress) if not hs.is_empty(hs.origin(o.relation) & bad)), None
         )
         if o is not None:
-            bad &= hs.origin(o.space)
+            bad &= hs.origin(o.relation)
         violations.append(
             Violation(
                 "commit-safety",

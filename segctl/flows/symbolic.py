@@ -59,6 +59,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from segctl.flows.headerspace import (
@@ -201,24 +202,42 @@ class Disposition:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A header-space relation (ghost = injected, live = final) and its fate."""
+    """A header-space relation (ghost = injected, live = final) and its fate.
+
+    ``relation`` leaves out the pipeline fields the path fixed (in_port, metadata, registers,
+    ct_zone; ``pipeline`` is their space): enough for :meth:`HeaderSpace.origin`, and cheaper.
+    ``space`` is the whole relation, built on first use.
+    """
 
     ingress: SwitchPort
-    space: BDD = field(compare=False)
+    relation: BDD = field(compare=False)
     disposition: Disposition
     hops: tuple[Hop, ...]
+    pipeline: BDD | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def space(self) -> BDD:
+        return self.relation if self.pipeline is None else self.relation & self.pipeline
 
 
 @dataclass(frozen=True)
 class CommitEvent:
-    """A ``ct(commit)`` met on a path: the packets (relation) committed in ``zone``."""
+    """A ``ct(commit)`` met on a path: the packets (relation) committed in ``zone``.
+
+    ``relation``, ``pipeline`` and ``space`` as in :class:`Outcome`.
+    """
 
     ingress: SwitchPort
     switch: str
     table: int
     zone: int
-    space: BDD = field(compare=False)
+    relation: BDD = field(compare=False)
     hops: tuple[Hop, ...]
+    pipeline: BDD | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def space(self) -> BDD:
+        return self.relation if self.pipeline is None else self.relation & self.pipeline
 
 
 @dataclass(frozen=True)
@@ -545,8 +564,8 @@ class Engine:
     def _emit(
         self, out: list[Outcome], path: _Path, space: BDD, d: Disposition, hops: tuple[Hop, ...] | None = None
     ) -> None:
-        full = space & self.hs.pipeline_values(path.key)
-        out.append(Outcome(path.ingress, full, d, path.hops if hops is None else hops))
+        pipeline = self.hs.pipeline_values(path.key)
+        out.append(Outcome(path.ingress, space, d, path.hops if hops is None else hops, pipeline))
 
     def _fresh(self, key: Key) -> BDD:
         """What a ``ct()`` lookup returns (``ct_states``) for packets with these pipeline values."""
@@ -618,8 +637,11 @@ class Engine:
                     space = popped | (space & ~tagged)
                 case Ct(commit=commit, zone=zone, table=ct_table):
                     if commit:
-                        full = space & hs.pipeline_values(path.key)
-                        self.commits.append(CommitEvent(path.ingress, switch, table, zone, full, path.hops))
+                        pipeline = hs.pipeline_values(path.key)
+                        commit_event = CommitEvent(
+                            path.ingress, switch, table, zone, space, path.hops, pipeline
+                        )
+                        self.commits.append(commit_event)
                     if ct_table is not None:
                         forwarded = True
                         key = _with(path.key, _CT_ZONE, zone)
