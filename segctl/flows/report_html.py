@@ -15,7 +15,7 @@ from html import escape
 from segctl.flows.verify import VerificationReport
 from segctl.topology.network import Network
 
-__all__ = ["layout", "render_html", "topology_svg"]
+__all__ = ["CSS", "layout", "render_html", "tenant_colours", "topology_svg"]
 
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 _STATUS_TEXT = {
@@ -26,7 +26,7 @@ _STATUS_TEXT = {
     "self": "self",
 }
 
-_CSS = """
+CSS = """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0;
 color:#1d2330;background:#f4f6f9}
 header{padding:22px 36px;color:#fff}
@@ -59,7 +59,8 @@ _TRACE_HEAD = "".join(
 )
 
 
-def _colours(network: Network) -> dict[str, str]:
+def tenant_colours(network: Network) -> dict[str, str]:
+    """One colour per tenant, in intent order (the palette repeats after nine)."""
     return {t.name: _PALETTE[i % len(_PALETTE)] for i, t in enumerate(network.tenants)}
 
 
@@ -113,7 +114,7 @@ def layout(
 def topology_svg(network: Network, *, width: int = 1100) -> str:
     """Inline SVG of the fabric: links, switches, endpoints coloured by tenant, with a legend."""
     pos, eps, height = layout(network, width=width)
-    colours = _colours(network)
+    colours = tenant_colours(network)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 30}" '
         f'viewBox="0 0 {width} {height + 30}" font-family="Helvetica,Arial,sans-serif" font-size="12">'
@@ -157,7 +158,7 @@ def topology_svg(network: Network, *, width: int = 1100) -> str:
 
 
 def _matrix(report: VerificationReport) -> str:
-    colours = _colours(report.network)
+    colours = tenant_colours(report.network)
     tenant = {ep.qualified: ep.tenant for ep in report.network.endpoints}
     head = "".join(
         f'<th class="rot" style="color:{colours[tenant[e]]}">{escape(e)}</th>' for e in report.endpoints
@@ -243,7 +244,7 @@ def render_html(report: VerificationReport) -> str:
     flows = ", ".join(f"{escape(k)}: {v}" for k, v in report.flow_counts.items())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>segctl verification report</title>
-<style>{_CSS}</style></head><body>
+<style>{CSS}</style></head><body>
 <header class="{state}"><h1>segctl verification report — {verdict}</h1>
 <p>{len(report.properties)} properties, {sum(p.holds for p in report.properties)} hold,
 {sum(p.violation_count for p in report.properties)} violation(s).
