@@ -103,6 +103,9 @@ def test_scenario_agrees_three_ways_and_cleans_up(name: str, ovs_available: None
     paths = write_reports(result, tmp_path)
     assert all(p.is_file() for p in paths.values())
     assert json.loads(paths["json"].read_text())["verdict"] == ("pass" if result.passed else "fail")
+    page = paths["html"].read_text()
+    assert "<svg" in page and '"schema_version"' not in page, "report.html: topology picture, no JSON dump"
+    assert "verification_html" in paths and "href='verification.html'" in page
     assert not any(mn.leftovers(result.prefix).values()), "the run left Mininet/OVS objects behind"
     for phase in result.phases:
         assert phase.rows, f"{phase.name}: no probes"

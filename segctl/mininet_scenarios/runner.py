@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from segctl.errors import SegctlError
 from segctl.mininet_scenarios import controller_proc as ctl
@@ -41,6 +41,9 @@ from segctl.mininet_scenarios.probes import (
 )
 from segctl.testbed import ovs
 from segctl.topology.network import Network, load_network
+
+if TYPE_CHECKING:
+    from segctl.flows.verify import VerificationReport
 
 __all__ = ["Check", "MatrixPhase", "Run", "RunResult", "ensure_ovs", "run_scenario"]
 
@@ -131,6 +134,8 @@ class RunResult:
     error: str = ""
     seconds: float = 0.0
     network: Network | None = None
+    #: the verifier's report object behind ``verification["report"]`` (for ``verification.html``)
+    verification_report: VerificationReport | None = None
 
     @property
     def live_verified(self) -> bool:
@@ -249,14 +254,15 @@ def ensure_ovs() -> None:
         raise SegctlError("Open vSwitch does not answer; run scripts/setup.sh")
 
 
-def _live_verification(network: Network, bridges: dict[str, str]) -> dict[str, Any]:
+def _live_verification(network: Network, bridges: dict[str, str]) -> tuple[dict[str, Any], Any]:
+    """The JSON summary for the report and the verifier's report object (``None`` if unavailable)."""
     try:
         from segctl.flows.verify import verify  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
-        return {"available": False, "reason": f"segctl.flows.verify is not available: {exc}"}
+        return {"available": False, "reason": f"segctl.flows.verify is not available: {exc}"}, None
     report = verify(network, ctl.live_flows(bridges))
     data: Any = report.to_json() if hasattr(report, "to_json") else report
-    return {"available": True, "report": data}
+    return {"available": True, "report": data}, report
 
 
 def run_scenario(
@@ -311,7 +317,9 @@ def run_scenario(
                 for action in actions:
                     log(f"action: {action.__name__}")
                     action(run)
-            result.verification = _live_verification(network, fabric_plan.bridges())
+            result.verification, result.verification_report = _live_verification(
+                network, fabric_plan.bridges()
+            )
     except (SegctlError, ovs.OvsError, TimeoutError, OSError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
