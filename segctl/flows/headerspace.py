@@ -397,6 +397,10 @@ class HeaderSpace:
     def is_empty(self, space: BDD) -> bool:
         return bool(space == self.false)
 
+    def disjoint(self, a: BDD, b: BDD) -> bool:
+        """``a & b`` is empty, decided without building it (``a`` implies ``~b``: CUDD's bddLeq)."""
+        return bool(a <= ~b)
+
     def fields_of(self, space: BDD) -> list[str]:
         """The live fields the space constrains (its support), in variable order."""
         support = self.bdd.support(space)

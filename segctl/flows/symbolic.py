@@ -533,14 +533,14 @@ class Engine:
                 if hs.is_empty(remaining):
                     break
                 for rule, rule_space in hard:
-                    hit = remaining & rule_space
-                    if not hs.is_empty(hit):
+                    if not hs.disjoint(remaining, rule_space):
+                        hit = remaining & rule_space
                         remaining &= ~rule_space
                         self._rule(switch, rule, hit, path, out)
                 for cid, conj_space in conj:
-                    complete = remaining & conj_space
-                    if hs.is_empty(complete):
+                    if hs.disjoint(remaining, conj_space):
                         continue
+                    complete = remaining & conj_space
                     remaining &= ~complete
                     self._conj_lookup(switch, table, view, cid, complete, path, out)
         if not hs.is_empty(remaining):
@@ -553,8 +553,8 @@ class Engine:
         for rule, rule_space in view.rules:
             if rule.conj_id not in (None, cid):
                 continue
-            hit = space & rule_space
-            if not self.hs.is_empty(hit):
+            if not self.hs.disjoint(space, rule_space):
+                hit = space & rule_space
                 space &= ~rule_space
                 self._rule(switch, rule, hit, path, out, note=f"conjunction {cid}")
         if not self.hs.is_empty(space):
