@@ -43,6 +43,7 @@ nav a{margin-right:14px;font-size:13px}
 .c-not-probed{background:repeating-linear-gradient(45deg,#fff,#fff 4px,#f6eed6 4px,#f6eed6 8px);
 color:#7a5c00;font-style:italic}
 .c-self{background:#d9dce2;color:#6b7280}
+.c-disagree .np{color:#fff;border-color:#fff}
 .legend span.np-key{border:1px dashed #7a5c00;color:#7a5c00}
 .np{display:block;margin-top:2px;border:1px dashed #7a5c00;border-radius:3px;color:#7a5c00;font-weight:normal}
 .legend span{display:inline-block;padding:2px 10px;margin:0 8px 4px 0;border-radius:4px;font-size:12px;
