@@ -98,16 +98,20 @@ def _load(args: argparse.Namespace) -> tuple[Network, dict[str, list[Flow]]]:
     return network, load_flow_dir(network, args.flows)
 
 
+#: Progress lines start once a run is older than this (seconds).
+PROGRESS_AFTER_S = 1.0
+
+
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Any]:
-    """A ``say(msg)`` that prints to stderr once the run is older than one second."""
+    """A ``say(msg)`` that prints to stderr once the run is older than :data:`PROGRESS_AFTER_S`."""
     start = time.monotonic()
     state = {"msg": "starting", "shown": False}
     stop = threading.Event()
 
     def say(msg: str) -> None:
         state["msg"] = msg
-        if enabled and time.monotonic() - start > 1.0:
+        if enabled and time.monotonic() - start > PROGRESS_AFTER_S:
             print(f"segctl verify: {msg} ({time.monotonic() - start:.1f}s)", file=sys.stderr, flush=True)
             state["shown"] = True
 
