@@ -221,6 +221,11 @@ def test_restart_and_reconnect_resync(svc: ControllerService, sb: MemorySouthbou
     svc.on_switch_connected("leaf2")
     assert_in_sync(svc, sb)
     assert "switch.resync" in actions(svc)
+    # With the whole fabric connected again, the resync is followed by a live proof.
+    resync = [e for e in svc.audit_log.entries() if e.action == "switch.resync"][-1]
+    assert resync.detail["live_verdict"] == "pass"
+    latest = svc.store.latest_report(kind="live")
+    assert latest is not None and latest["verdict"] == "pass"
 
 
 def test_link_down_moves_paths_and_up_restores(svc: ControllerService, sb: MemorySouthbound) -> None:

@@ -284,12 +284,19 @@ class ControllerService:
                 )
                 return
             self.metrics.pushes.inc(switch=switch, result="ok")
-            self.metrics.connected.set(len(self.southbound.connected_switches()))
+            connected = self.southbound.connected_switches()
+            self.metrics.connected.set(len(connected))
+            detail: dict[str, object] = {
+                "flows": len(tables.flows),
+                "meters": len(tables.meters),
+                "revision": self._revision,
+            }
+            # A resynced switch is proven again, but only once the whole fabric is there:
+            # while switches are still connecting, a live proof could only say "partial".
+            if self._declared is not None and all(sw.name in connected for sw in self._declared.switches):
+                _, detail["live_verdict"] = self._verify_live()
             self.audit_log.append(
-                actor=SYSTEM,
-                action="switch.resync",
-                object=f"switch/{switch}",
-                detail={"flows": len(tables.flows), "meters": len(tables.meters), "revision": self._revision},
+                actor=SYSTEM, action="switch.resync", object=f"switch/{switch}", detail=detail
             )
 
     def on_switch_disconnected(self, switch: str) -> None:
