@@ -3,7 +3,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test lint demo clean bench
+.PHONY: setup test lint typecheck-and-lint demo clean bench
 
 setup:
 	./scripts/setup.sh
@@ -11,10 +11,15 @@ setup:
 # pytest exit 5 ("no tests collected") is a failure on purpose: there are tests.
 test: setup
 	$(PY) -m pytest -q
-	$(VENV)/bin/ruff check .
+	$(MAKE) --no-print-directory typecheck-and-lint
 
-lint: setup
+lint: setup typecheck-and-lint
+
+# ruff everywhere; strict typing where the pure computation lives (topology/, flows/).
+typecheck-and-lint:
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy --strict segctl/topology segctl/flows
+	$(VENV)/bin/mypy segctl
 
 demo: setup
 	$(VENV)/bin/segctl demo
