@@ -42,7 +42,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from segctl.flows.ofctl import IN_PORT, LOCAL, FieldMatch
@@ -279,6 +279,21 @@ class HeaderSpace:
         """Write ``value`` into field ``name`` (a :data:`FIELDS` name or an ofctl alias)."""
         name = _ALIASES.get(name, name)
         return self.forget(space, [name]) & self.eq(name, value)
+
+    def set_fields(self, space: BDD, writes: Sequence[tuple[str, int]]) -> BDD:
+        """``set_field`` of every ``(name, value)`` in order, with one quantification and one AND.
+
+        The same as chaining :meth:`set_field` (the last write of a field wins; a value that
+        does not fit its field empties the space).
+        """
+        last = {_ALIASES.get(name, name): value for name, value in writes}
+        value_space = self.true
+        for name, value in writes:
+            if self.is_empty(self.eq(_ALIASES.get(name, name), value)):
+                return self.false
+        for name, value in last.items():
+            value_space &= self.eq(name, value)
+        return self.forget(space, tuple(last)) & value_space
 
     def write_masked(self, space: BDD, name: str, value: int, mask: int) -> BDD:
         """``field = (field & ~mask) | (value & mask)`` (``write_metadata``)."""

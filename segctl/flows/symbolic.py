@@ -76,6 +76,7 @@ from segctl.flows.headerspace import (
 )
 from segctl.flows.ofctl import (
     IN_PORT,
+    Action,
     Conjunction,
     Controller,
     Ct,
@@ -269,6 +270,13 @@ class Reachability:
 # ---------------------------------------------------------------------------- tables
 
 
+@dataclass(frozen=True)
+class _SetFields:
+    """Consecutive ``set_field`` actions on packet headers, applied at once."""
+
+    writes: tuple[tuple[str, int], ...]
+
+
 @dataclass
 class _Rule:
     flow: Flow
@@ -279,6 +287,24 @@ class _Rule:
     metadata: tuple[int, int] | None  # the rule's (value, mask) on metadata, None when any
     pipelined: bool = True  # the match constrains a concrete pipeline field (its space needs a cofactor)
     _hops: dict[str, Hop] = field(default_factory=dict)
+    _steps: tuple[Action | _SetFields, ...] | None = None
+
+    @property
+    def steps(self) -> tuple[Action | _SetFields, ...]:
+        """The actions, with runs of header ``set_field`` merged (one quantification, one AND)."""
+        if self._steps is None:
+            out: list[Action | _SetFields] = []
+            for a in self.flow.actions:
+                if isinstance(a, SetField) and a.field != "vlan_vid" and a.field not in _SLOT:
+                    last = out[-1] if out else None
+                    if isinstance(last, _SetFields):
+                        out[-1] = _SetFields((*last.writes, (a.field, a.value)))
+                    else:
+                        out.append(_SetFields(((a.field, a.value),)))
+                else:
+                    out.append(a)
+            self._steps = tuple(out)
+        return self._steps
 
     def may_match(self, in_port: int | None, metadata: int | None) -> bool:
         """False only when the rule cannot match a packet with this (known) in_port and metadata."""
@@ -590,7 +616,7 @@ class Engine:
         hs = self.hs
         table = flow.table
         forwarded = False
-        for action in flow.actions:
+        for action in rule.steps:
             if hs.is_empty(space):
                 return
             match action:
@@ -617,8 +643,8 @@ class Engine:
                     space = hs.set_field(space & tagged, "vlan_vid", v) | (space & ~tagged)
                 case SetField(field=name, value=v) if name in _SLOT:
                     path, space = self._write(path, space, name, v)
-                case SetField(field=name, value=v):
-                    space = hs.set_field(space, name, v)
+                case _SetFields(writes=writes):
+                    space = hs.set_fields(space, writes)
                 case DecTtl():
                     space, expired = hs.dec_ttl(space)
                     if not hs.is_empty(expired):
@@ -630,10 +656,10 @@ class Engine:
                         d = Disposition(UNSUPPORTED, switch, table, detail="push_vlan on a tagged packet")
                         self._emit(out, path, tagged, d)
                     untagged = space & hs.eq("vlan_present", 0)
-                    space = hs.set_field(hs.set_field(untagged, "vlan_present", 1), "vlan_vid", 0)
+                    space = hs.set_fields(untagged, (("vlan_present", 1), ("vlan_vid", 0)))
                 case PopVlan():
                     tagged = hs.eq("vlan_present", 1)
-                    popped = hs.set_field(hs.set_field(space & tagged, "vlan_present", 0), "vlan_vid", 0)
+                    popped = hs.set_fields(space & tagged, (("vlan_present", 0), ("vlan_vid", 0)))
                     space = popped | (space & ~tagged)
                 case Ct(commit=commit, zone=zone, table=ct_table):
                     if commit:
