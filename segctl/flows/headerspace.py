@@ -177,6 +177,7 @@ class HeaderSpace:
         self._identity = self._build_identity()
         self._concrete_cube = self._cube(v for n in CONCRETE_FIELDS for v in _bits(n))
         self._values_cache: dict[tuple[int, ...], BDD] = {}
+        self._tci_cache: dict[int, BDD] = {}
 
     # ------------------------------------------------------------------ building
 
@@ -411,6 +412,18 @@ class HeaderSpace:
 
     def is_empty(self, space: BDD) -> bool:
         return bool(space == self.false)
+
+    def implies(self, a: BDD, b: BDD) -> bool:
+        """``a`` is a subset of ``b`` (CUDD's bddLeq: nothing is built)."""
+        return bool(a <= b)
+
+    def tci(self, tci: int) -> BDD:
+        """Packets whose VLAN TCI (present bit ``0x1000`` | 12-bit VID) is ``tci``."""
+        cached = self._tci_cache.get(tci)
+        if cached is None:
+            cached = self.eq("vlan_present", tci >> 12 & 1) & self.eq("vlan_vid", tci & 0xFFF)
+            self._tci_cache[tci] = cached
+        return cached
 
     def disjoint(self, a: BDD, b: BDD) -> bool:
         """``a & b`` is empty, decided without building it (``a`` implies ``~b``: CUDD's bddLeq)."""

@@ -286,6 +286,7 @@ class _Rule:
     in_port: int | None  # the exact in_port the rule matches, None when it matches any
     metadata: tuple[int, int] | None  # the rule's (value, mask) on metadata, None when any
     pipelined: bool = True  # the match constrains a concrete pipeline field (its space needs a cofactor)
+    vlan: tuple[int, int] | None = None  # the rule's (value, mask) on vlan_tci, None when any
     _hops: dict[str, Hop] = field(default_factory=dict)
     _steps: tuple[Action | _SetFields, ...] | None = None
 
@@ -306,13 +307,18 @@ class _Rule:
             self._steps = tuple(out)
         return self._steps
 
-    def may_match(self, in_port: int | None, metadata: int | None) -> bool:
-        """False only when the rule cannot match a packet with this (known) in_port and metadata."""
+    def may_match(self, in_port: int | None, metadata: int | None, tci: int | None = None) -> bool:
+        """False only when the rule cannot match a packet with this (known) in_port, metadata
+        and VLAN TCI (present bit and VID)."""
         if in_port is not None and self.in_port is not None and self.in_port != in_port:
             return False
         if metadata is not None and self.metadata is not None:
             value, mask = self.metadata
-            return (metadata ^ value) & mask == 0
+            if (metadata ^ value) & mask:
+                return False
+        if tci is not None and self.vlan is not None:
+            value, mask = self.vlan
+            return (tci ^ value) & mask & 0x1FFF == 0
         return True
 
     def hop(self, switch: str, note: str = "") -> Hop:
@@ -347,23 +353,25 @@ class _View:
 class _Table:
     levels: list[_Level]
     rules: list[_Rule]  # non-conjunction rules by descending priority (stable)
-    _views: dict[Key, _View] = field(default_factory=dict)
+    _views: dict[tuple[Key, int | None], _View] = field(default_factory=dict)
+    by_vlan: bool = False  # some rule matches vlan_tci: a visit with a known TCI narrows by it
 
-    def view(self, hs: HeaderSpace, key: Key) -> _View:
+    def view(self, hs: HeaderSpace, key: Key, tci: int | None = None) -> _View:
         """The table for packets whose concrete pipeline fields hold ``key`` (built once per key).
 
         A rule matching another exact ``in_port`` or a conflicting ``metadata`` is skipped
         without a BDD operation; the others keep the part of their space that ``key`` allows
-        (exact: ``space & values(key) == cofactor(space, key) & values(key)``).
+        (exact: ``space & values(key) == cofactor(space, key) & values(key)``). With ``tci``
+        (the caller checked that every packet has it) rules matching another VLAN are skipped.
         """
-        view = self._views.get(key)
+        view = self._views.get((key, tci))
         if view is None:
             port, metadata = _port16(key[0]), key[_METADATA]
 
             def narrowed(rules: list[_Rule]) -> list[tuple[_Rule, BDD]]:
                 out = []
                 for r in rules:
-                    if r.may_match(port, metadata):
+                    if r.may_match(port, metadata, tci):
                         space = hs.cofactor(r.space, key) if r.pipelined else r.space
                         if not hs.is_empty(space):
                             out.append((r, space))
@@ -376,7 +384,7 @@ class _Table:
                 conj = [(cid, c) for cid, c in conj if not hs.is_empty(c)]
                 if hard or conj:
                     levels.append((hard, conj))
-            view = self._views[key] = _View(levels, narrowed(self.rules))
+            view = self._views[(key, tci)] = _View(levels, narrowed(self.rules))
         return view
 
 
@@ -400,8 +408,11 @@ def _index(hs: HeaderSpace, switch: str, flows: Sequence[Flow], findings: list[F
             meta = f.get("metadata")
             metadata = None if meta is None else (meta.value, meta.mask)
             pipelined = any(t.field in _SLOT for t in terms)
+            tci = f.get("vlan_tci")
+            vlan = None if tci is None else (tci.value, tci.mask)
+            space = hs.match(terms)
             rule = _Rule(
-                f, hs.match(terms), conj.value if conj else None, conjunctions, in_port, metadata, pipelined
+                f, space, conj.value if conj else None, conjunctions, in_port, metadata, pipelined, vlan
             )
             level = levels.setdefault(f.priority, _Level(f.priority, [], {}, {}))
             if conjunctions:
@@ -414,7 +425,8 @@ def _index(hs: HeaderSpace, switch: str, flows: Sequence[Flow], findings: list[F
                 rules.append(rule)
                 if rule.conj_id is None:
                     level.hard.append(rule)
-        out[table] = _Table(sorted(levels.values(), key=lambda lv: -lv.priority), rules)
+        by_vlan = any(r.vlan is not None for r in rules)
+        out[table] = _Table(sorted(levels.values(), key=lambda lv: -lv.priority), rules, by_vlan=by_vlan)
         for level in out[table].levels:
             _overlaps(hs, switch, table, level, findings)
     return out
@@ -465,6 +477,9 @@ class _Path:
     # when a switch is entered, then only written with constants (write_metadata, set_field,
     # ct(zone=…)). The path's space leaves them out; they are conjoined back on what is reported.
     key: Key
+    # The VLAN TCI (present bit | VID) every packet has, as push/pop_vlan and set_field:vlan_vid
+    # fix it; None when not known. It only narrows a table visit, after a check on the space.
+    tci: int | None = None
 
 
 class Engine:
@@ -554,7 +569,10 @@ class Engine:
         tab = tables.get(table)
         remaining = space
         if tab is not None:
-            view = tab.view(hs, key)
+            tci = path.tci
+            if tci is not None and (not tab.by_vlan or not hs.implies(space, hs.tci(tci))):
+                tci = None
+            view = tab.view(hs, key, tci)
             for hard, conj in view.levels:
                 if hs.is_empty(remaining):
                     break
@@ -641,6 +659,8 @@ class Engine:
                 case SetField(field="vlan_vid", value=v):
                     tagged = hs.eq("vlan_present", 1)
                     space = hs.set_field(space & tagged, "vlan_vid", v) | (space & ~tagged)
+                    if path.tci is not None and path.tci & 0x1000:
+                        path = replace(path, tci=0x1000 | (v & 0xFFF))
                 case SetField(field=name, value=v) if name in _SLOT:
                     path, space = self._write(path, space, name, v)
                 case _SetFields(writes=writes):
@@ -657,10 +677,12 @@ class Engine:
                         self._emit(out, path, tagged, d)
                     untagged = space & hs.eq("vlan_present", 0)
                     space = hs.set_fields(untagged, (("vlan_present", 1), ("vlan_vid", 0)))
+                    path = replace(path, tci=0x1000)
                 case PopVlan():
                     tagged = hs.eq("vlan_present", 1)
                     popped = hs.set_fields(space & tagged, (("vlan_present", 0), ("vlan_vid", 0)))
                     space = popped | (space & ~tagged)
+                    path = replace(path, tci=0)
                 case Ct(commit=commit, zone=zone, table=ct_table):
                     if commit:
                         pipeline = hs.pipeline_values(path.key)
