@@ -241,10 +241,35 @@ def test_link_down_moves_paths_and_up_restores(svc: ControllerService, sb: Memor
     assert_in_sync(svc, sb)
     assert svc.link_status("leaf1", 1, up=False) is None  # repeated event: no-op
     assert svc.link_status("leaf1", 10, up=False) is None  # edge port: logged only
-    svc.link_status("spine1", 1, up=True)  # the other end reports the link back
+    down = snapshot(sb)
+    assert svc.link_status("spine1", 1, up=True) is None  # the other end alone: leaf1:1 is still down
+    assert snapshot(sb) == down
+    svc.link_status("leaf1", 1, up=True)  # both ends up: the link is back
     assert snapshot(sb) == preferred
     assert [a for a in actions(svc) if a.startswith("link.")] == ["link.down", "link.up"]
     assert len(svc.store.revisions()) == 1  # link events are not intent revisions
+
+
+def test_link_down_survives_the_transitional_up_of_the_other_end(
+    svc: ControllerService, sb: MemorySouthbound
+) -> None:
+    """The port-status sequence OVS sent in a failing link-failure run: each end reports
+    "up" (LIVE cleared) then "down" (LINK_DOWN), the two ends half a second apart. The
+    link goes down once and stays down: no push of the full-fabric rules in between."""
+    svc.apply(LEAF_SPINE, actor="alice")
+    preferred = snapshot(sb)
+    events = [("spine1", True), ("spine1", False), ("leaf1", True), ("leaf1", False)]
+    results = [svc.link_status(switch, 1, up=up) for switch, up in events]
+    assert [r is not None for r in results] == [False, True, False, False]
+    assert svc.down_links == {("leaf1", 1, "spine1", 1)}
+    assert snapshot(sb) != preferred
+    assert_in_sync(svc, sb)
+    # Coming back: leaf1 sees no carrier until spine1's end is up too.
+    assert svc.link_status("leaf1", 1, up=False) is None
+    assert svc.link_status("spine1", 1, up=True) is None
+    assert svc.link_status("leaf1", 1, up=True) is not None
+    assert snapshot(sb) == preferred and not svc.down_links
+    assert [a for a in actions(svc) if a.startswith("link.")] == ["link.down", "link.up"]
 
 
 def test_partition_is_accepted_when_safe(svc: ControllerService, sb: MemorySouthbound) -> None:

@@ -197,7 +197,15 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
             up = False
         else:
             up = not (port.state & ofp.OFPPS_LINK_DOWN) and not (port.config & ofp.OFPPC_PORT_DOWN)
-        LOG.info("switch %s port %d is %s", name, port.port_no, "up" if up else "down")
+        LOG.info(
+            "switch %s port %d is %s (reason %d, state 0x%x, config 0x%x)",
+            name,
+            port.port_no,
+            "up" if up else "down",
+            msg.reason,
+            port.state,
+            port.config,
+        )
         self._enqueue(f"port {name}:{port.port_no}", self.hooks.on_link_status, name, port.port_no, up)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])

@@ -13,7 +13,12 @@ The os-ken app calls the :class:`~segctl.controller.app.Hooks` methods
 them; under eventlet pass a green lock (``hub.BoundedSemaphore(1)``), since a blocked
 OS-level lock would stall the whole hub.
 
-While fabric links are down, the network is compiled without them
+A fabric link is down while either of its ports was last reported down, and up only when
+both ends are: OVS reports each end of a link going down as two port-status messages, first
+with ``LIVE`` cleared (no ``LINK_DOWN``, so read as up), then ``LINK_DOWN``, and under load
+the ends arrive up to a second apart. Tracking the link instead of its ports let the second
+end's transitional "up" bring the link back, and the fabric flapped through the full rule
+set and back for seconds. While fabric links are down, the network is compiled without them
 (:func:`~segctl.controller.linkstate.without_links`) and the gate requires the safety
 properties only (isolation, policy, spoofing): delivery may fail across a partition.
 """
@@ -101,6 +106,7 @@ class ControllerService:
         self._declared: Network | None = None  # the current intent, resolved
         self._desired: dict[str, SwitchTables] = {}
         self._down: set[LinkTuple] = set()
+        self._down_ports: set[tuple[str, int]] = set()  # fabric ports last reported down
         self._revision: int | None = None
 
     # -- state --------------------------------------------------------------------------
@@ -308,7 +314,11 @@ class ControllerService:
         self.link_status(switch, port, up)
 
     def link_status(self, switch: str, port: int, up: bool) -> ChangeResult | None:
-        """Like :meth:`on_link_status`, returning the change (None for edge ports or no-ops)."""
+        """Like :meth:`on_link_status`, returning the change (None for edge ports or no-ops).
+
+        The link is down while either end is down; "up" from one end while the other is
+        still down changes nothing.
+        """
         with self._lock:
             if self._declared is None:
                 return None
@@ -317,12 +327,18 @@ class ControllerService:
             if link is None:
                 self.audit_log.append(actor=SYSTEM, action="port.up" if up else "port.down", object=obj)
                 return None
-            if up == (link not in self._down):
-                return None
             if up:
-                self._down.discard(link)
+                self._down_ports.discard((switch, port))
             else:
+                self._down_ports.add((switch, port))
+            a, a_port, b, b_port = link
+            down = (a, a_port) in self._down_ports or (b, b_port) in self._down_ports
+            if down == (link in self._down):
+                return None  # the link did not change (the other end may still be down)
+            if down:
                 self._down.add(link)
+            else:
+                self._down.discard(link)
             action = "link.up" if up else "link.down"
             name = f"link/{link[0]}:{link[1]}-{link[2]}:{link[3]}"
             try:
