@@ -64,7 +64,6 @@ from typing import TYPE_CHECKING
 
 from segctl.flows.headerspace import (
     BDD,
-    CONCRETE_FIELDS,
     CT_EST,
     CT_INV,
     CT_NEW,
@@ -72,11 +71,9 @@ from segctl.flows.headerspace import (
     CT_TRK,
     FIELDS,
     HeaderSpace,
-    _port16,
 )
 from segctl.flows.ofctl import (
     IN_PORT,
-    Action,
     Conjunction,
     Controller,
     Ct,
@@ -90,6 +87,20 @@ from segctl.flows.ofctl import (
     PushVlan,
     SetField,
     WriteMetadata,
+)
+from segctl.flows.symtables import (
+    CT_ZONE_SLOT,
+    METADATA_SLOT,
+    SLOT,
+    Finding,
+    Hop,
+    Key,
+    Rule,
+    SetFields,
+    View,
+    entry_key,
+    index_tables,
+    with_value,
 )
 
 if TYPE_CHECKING:
@@ -127,19 +138,6 @@ UNSUPPORTED = "unsupported"
 TRUNCATED = "truncated"
 
 SwitchPort = tuple[str, int]
-#: The values of :data:`~segctl.flows.headerspace.CONCRETE_FIELDS` on a path, in that order.
-Key = tuple[int, ...]
-_SLOT = {name: i for i, name in enumerate(CONCRETE_FIELDS)}
-_METADATA, _CT_ZONE = _SLOT["metadata"], _SLOT["ct_zone"]
-
-
-def _entry_key(in_port: int) -> Key:
-    """A packet entering a switch: ``in_port`` set, metadata, registers and ct_zone zero."""
-    return (in_port, *(0,) * (len(CONCRETE_FIELDS) - 1))
-
-
-def _with(key: Key, slot: int, value: int) -> Key:
-    return (*key[:slot], value, *key[slot + 1 :])
 
 
 @dataclass(frozen=True)
@@ -157,29 +155,6 @@ class Topology:
             links[(b, b_port)] = (a, a_port)
         edges = {(ep.switch, ep.port): ep.qualified for ep in network.endpoints}
         return cls(links=links, edges=edges)
-
-
-@dataclass(frozen=True)
-class Hop:
-    """One rule hit (or a table miss, ``priority=-1``) on a path."""
-
-    switch: str
-    table: int
-    priority: int
-    cookie: int
-    match: str
-    actions: str
-    line: int = 0
-    note: str = ""
-
-    def __str__(self) -> str:
-        if self.priority < 0:
-            return f"{self.switch} table={self.table} miss"
-        note = f" [{self.note}]" if self.note else ""
-        return (
-            f"{self.switch} table={self.table} priority={self.priority} cookie={self.cookie:#x} "
-            f"{self.match or '(any)'} actions={self.actions}{note}"
-        )
 
 
 @dataclass(frozen=True)
@@ -241,17 +216,6 @@ class CommitEvent:
         return self.relation if self.pipeline is None else self.relation & self.pipeline
 
 
-@dataclass(frozen=True)
-class Finding:
-    """A structural problem of the tables (not a verdict on a property)."""
-
-    kind: str
-    switch: str
-    table: int
-    priority: int
-    detail: str
-
-
 @dataclass
 class Reachability:
     """The engine's answer: outcomes per ingress, commit events, findings."""
@@ -265,203 +229,6 @@ class Reachability:
         """Outcomes delivered to an endpoint (from one ingress, or from all)."""
         keys = [ingress] if ingress is not None else list(self.outcomes)
         return [o for k in keys for o in self.outcomes.get(k, []) if o.disposition.kind == DELIVERED]
-
-
-# ---------------------------------------------------------------------------- tables
-
-
-@dataclass(frozen=True)
-class _SetFields:
-    """Consecutive ``set_field`` actions on packet headers, applied at once."""
-
-    writes: tuple[tuple[str, int], ...]
-
-
-@dataclass
-class _Rule:
-    flow: Flow
-    space: BDD
-    conj_id: int | None  # the rule matches conj_id=… (only in conjunction re-lookups)
-    conjunctions: tuple[Conjunction, ...]
-    in_port: int | None  # the exact in_port the rule matches, None when it matches any
-    metadata: tuple[int, int] | None  # the rule's (value, mask) on metadata, None when any
-    pipelined: bool = True  # the match constrains a concrete pipeline field (its space needs a cofactor)
-    vlan: tuple[int, int] | None = None  # the rule's (value, mask) on vlan_tci, None when any
-    _hops: dict[str, Hop] = field(default_factory=dict)
-    _steps: tuple[Action | _SetFields, ...] | None = None
-
-    @property
-    def steps(self) -> tuple[Action | _SetFields, ...]:
-        """The actions, with runs of header ``set_field`` merged (one quantification, one AND)."""
-        if self._steps is None:
-            out: list[Action | _SetFields] = []
-            for a in self.flow.actions:
-                if isinstance(a, SetField) and a.field != "vlan_vid" and a.field not in _SLOT:
-                    last = out[-1] if out else None
-                    if isinstance(last, _SetFields):
-                        out[-1] = _SetFields((*last.writes, (a.field, a.value)))
-                    else:
-                        out.append(_SetFields(((a.field, a.value),)))
-                else:
-                    out.append(a)
-            self._steps = tuple(out)
-        return self._steps
-
-    def may_match(self, in_port: int | None, metadata: int | None, tci: int | None = None) -> bool:
-        """False only when the rule cannot match a packet with this (known) in_port, metadata
-        and VLAN TCI (present bit and VID)."""
-        if in_port is not None and self.in_port is not None and self.in_port != in_port:
-            return False
-        if metadata is not None and self.metadata is not None:
-            value, mask = self.metadata
-            if (metadata ^ value) & mask:
-                return False
-        if tci is not None and self.vlan is not None:
-            value, mask = self.vlan
-            return (tci ^ value) & mask & 0x1FFF == 0
-        return True
-
-    def hop(self, switch: str, note: str = "") -> Hop:
-        """The trace entry of a hit (built once per rule and note: formatting is not free)."""
-        hop = self._hops.get(note)
-        if hop is None:
-            f = self.flow
-            hop = Hop(switch, f.table, f.priority, f.cookie, f.match_text, f.actions_text, f.line, note)
-            self._hops[note] = hop
-        return hop
-
-
-@dataclass
-class _Level:
-    priority: int
-    hard: list[_Rule]
-    clauses: dict[int, dict[int, list[_Rule]]]  # conj id -> clause k -> rules
-    n_clauses: dict[int, int]
-    conj: list[tuple[int, BDD]] = field(default_factory=list)  # (conj id, completed space), by id
-
-
-@dataclass
-class _View:
-    """A table as packets with known pipeline values see it: each rule's space cofactored by
-    those values (:meth:`HeaderSpace.cofactor`), rules and levels that cannot match left out."""
-
-    levels: list[tuple[list[tuple[_Rule, BDD]], list[tuple[int, BDD]]]]  # (hard rules, conjunctions)
-    rules: list[tuple[_Rule, BDD]]  # non-conjunction rules by descending priority (conj_id re-lookups)
-
-
-@dataclass
-class _Table:
-    levels: list[_Level]
-    rules: list[_Rule]  # non-conjunction rules by descending priority (stable)
-    _views: dict[tuple[Key, int | None], _View] = field(default_factory=dict)
-    by_vlan: bool = False  # some rule matches vlan_tci: a visit with a known TCI narrows by it
-
-    def view(self, hs: HeaderSpace, key: Key, tci: int | None = None) -> _View:
-        """The table for packets whose concrete pipeline fields hold ``key`` (built once per key).
-
-        A rule matching another exact ``in_port`` or a conflicting ``metadata`` is skipped
-        without a BDD operation; the others keep the part of their space that ``key`` allows
-        (exact: ``space & values(key) == cofactor(space, key) & values(key)``). With ``tci``
-        (the caller checked that every packet has it) rules matching another VLAN are skipped.
-        """
-        view = self._views.get((key, tci))
-        if view is None:
-            port, metadata = _port16(key[0]), key[_METADATA]
-
-            def narrowed(rules: list[_Rule]) -> list[tuple[_Rule, BDD]]:
-                out = []
-                for r in rules:
-                    if r.may_match(port, metadata, tci):
-                        space = hs.cofactor(r.space, key) if r.pipelined else r.space
-                        if not hs.is_empty(space):
-                            out.append((r, space))
-                return out
-
-            levels = []
-            for lv in self.levels:
-                hard = narrowed(lv.hard)
-                conj = [(cid, c) for cid, c in ((cid, hs.cofactor(c, key)) for cid, c in lv.conj)]
-                conj = [(cid, c) for cid, c in conj if not hs.is_empty(c)]
-                if hard or conj:
-                    levels.append((hard, conj))
-            view = self._views[(key, tci)] = _View(levels, narrowed(self.rules))
-        return view
-
-
-def _index(hs: HeaderSpace, switch: str, flows: Sequence[Flow], findings: list[Finding]) -> dict[int, _Table]:
-    by_table: dict[int, list[Flow]] = {}
-    for f in flows:
-        by_table.setdefault(f.table, []).append(f)
-    out: dict[int, _Table] = {}
-    for table, tflows in by_table.items():
-        ordered = sorted(tflows, key=lambda f: -f.priority)  # stable: input order within a priority
-        rules: list[_Rule] = []
-        levels: dict[int, _Level] = {}
-        for f in ordered:
-            conj = f.get("conj_id")
-            terms = tuple(t for t in f.match if t.field != "conj_id")
-            conjunctions = tuple(a for a in f.actions if isinstance(a, Conjunction))
-            port = f.get("in_port")
-            in_port = None if port is None else _port16(port.value)
-            if port is not None and in_port is None:
-                in_port = -1  # a port the model cannot hold: the rule never matches
-            meta = f.get("metadata")
-            metadata = None if meta is None else (meta.value, meta.mask)
-            pipelined = any(t.field in _SLOT for t in terms)
-            tci = f.get("vlan_tci")
-            vlan = None if tci is None else (tci.value, tci.mask)
-            space = hs.match(terms)
-            rule = _Rule(
-                f, space, conj.value if conj else None, conjunctions, in_port, metadata, pipelined, vlan
-            )
-            level = levels.setdefault(f.priority, _Level(f.priority, [], {}, {}))
-            if conjunctions:
-                for c in conjunctions:
-                    level.clauses.setdefault(c.id, {}).setdefault(c.clause, []).append(rule)
-                    if level.n_clauses.setdefault(c.id, c.n_clauses) != c.n_clauses:
-                        detail = f"conjunction {c.id} used with different clause counts"
-                        findings.append(Finding("conjunction", switch, table, f.priority, detail))
-            else:
-                rules.append(rule)
-                if rule.conj_id is None:
-                    level.hard.append(rule)
-        by_vlan = any(r.vlan is not None for r in rules)
-        out[table] = _Table(sorted(levels.values(), key=lambda lv: -lv.priority), rules, by_vlan=by_vlan)
-        for level in out[table].levels:
-            _overlaps(hs, switch, table, level, findings)
-    return out
-
-
-def _overlaps(hs: HeaderSpace, switch: str, table: int, level: _Level, findings: list[Finding]) -> None:
-    hard = level.hard
-    for i, a in enumerate(hard):
-        for b in hard[i + 1 :]:
-            if a.flow.actions != b.flow.actions and not hs.is_empty(a.space & b.space):
-                detail = f"rules at lines {a.flow.line} and {b.flow.line} overlap with different actions"
-                findings.append(Finding("overlap", switch, table, level.priority, detail))
-    ids = sorted(level.clauses)
-    spaces = {cid: _conj_space(hs, level, cid) for cid in ids}
-    level.conj = [(cid, spaces[cid]) for cid in ids]
-    for i, a_id in enumerate(ids):
-        for b_id in ids[i + 1 :]:
-            if not hs.is_empty(spaces[a_id] & spaces[b_id]):
-                detail = f"conjunctions {a_id} and {b_id} overlap"
-                findings.append(Finding("conjunction-overlap", switch, table, level.priority, detail))
-        for h in hard:
-            if not hs.is_empty(spaces[a_id] & h.space):
-                detail = f"conjunction {a_id} overlaps the rule at line {h.flow.line} of equal priority"
-                findings.append(Finding("overlap", switch, table, level.priority, detail))
-
-
-def _conj_space(hs: HeaderSpace, level: _Level, cid: int) -> BDD:
-    n = level.n_clauses[cid]
-    space = hs.true
-    for k in range(1, n + 1):
-        clause = hs.false
-        for rule in level.clauses[cid].get(k, []):
-            clause |= rule.space
-        space &= clause
-    return space
 
 
 # ---------------------------------------------------------------------------- engine
@@ -499,7 +266,7 @@ class Engine:
         self.hs = hs or HeaderSpace()
         self.topology = topology
         self.findings: list[Finding] = []
-        self._tables = {sw: _index(self.hs, sw, flows, self.findings) for sw, flows in tables.items()}
+        self._tables = {sw: index_tables(self.hs, sw, flows, self.findings) for sw, flows in tables.items()}
         self._max_steps = max_steps
         self._steps = 0
         h = self.hs
@@ -532,7 +299,7 @@ class Engine:
         start = self.hs.injected(port)
         if space is not None:
             start &= space
-        key = _entry_key(port)
+        key = entry_key(port)
         outcomes: list[Outcome] = []
         self._steps = 0
         path = _Path((switch, port), port, (), (), key)
@@ -592,7 +359,7 @@ class Engine:
             self._emit(out, path, remaining, Disposition(MISS, switch, table), (*path.hops, miss))
 
     def _conj_lookup(
-        self, switch: str, table: int, view: _View, cid: int, space: BDD, path: _Path, out: list[Outcome]
+        self, switch: str, table: int, view: View, cid: int, space: BDD, path: _Path, out: list[Outcome]
     ) -> None:
         for rule, rule_space in view.rules:
             if rule.conj_id not in (None, cid):
@@ -622,12 +389,12 @@ class Engine:
         """Write a constant into a concrete pipeline field (empty when it does not fit, as in the BDD)."""
         if value >> FIELDS[name]:
             return path, self.hs.false
-        return replace(path, key=_with(path.key, _SLOT[name], value)), space
+        return replace(path, key=with_value(path.key, SLOT[name], value)), space
 
     # ------------------------------------------------------------------ actions
 
     def _rule(
-        self, switch: str, rule: _Rule, space: BDD, path: _Path, out: list[Outcome], note: str = ""
+        self, switch: str, rule: Rule, space: BDD, path: _Path, out: list[Outcome], note: str = ""
     ) -> None:
         flow = rule.flow
         path = replace(path, hops=(*path.hops, rule.hop(switch, note)))
@@ -652,7 +419,7 @@ class Engine:
                     forwarded = True
                     self._table(switch, t, space, path, out)
                 case WriteMetadata(value=v, mask=m):
-                    meta = path.key[_METADATA]
+                    meta = path.key[METADATA_SLOT]
                     path, space = self._write(path, space, "metadata", (meta & ~m) | (v & m))
                     if m >> FIELDS["metadata"]:
                         space = hs.false
@@ -661,9 +428,9 @@ class Engine:
                     space = hs.set_field(space & tagged, "vlan_vid", v) | (space & ~tagged)
                     if path.tci is not None and path.tci & 0x1000:
                         path = replace(path, tci=0x1000 | (v & 0xFFF))
-                case SetField(field=name, value=v) if name in _SLOT:
+                case SetField(field=name, value=v) if name in SLOT:
                     path, space = self._write(path, space, name, v)
-                case _SetFields(writes=writes):
+                case SetFields(writes=writes):
                     space = hs.set_fields(space, writes)
                 case DecTtl():
                     space, expired = hs.dec_ttl(space)
@@ -692,7 +459,7 @@ class Engine:
                         self.commits.append(commit_event)
                     if ct_table is not None:
                         forwarded = True
-                        key = _with(path.key, _CT_ZONE, zone)
+                        key = with_value(path.key, CT_ZONE_SLOT, zone)
                         tracked = hs.forget(space, ["ct_state"]) & self._fresh(key)
                         self._table(switch, ct_table, tracked, replace(path, key=key), out)
                 case Meter() | Conjunction():
@@ -714,7 +481,7 @@ class Engine:
         endpoint = self.topology.edges.get((switch, port))
         if peer is not None:
             hs = self.hs
-            key = _entry_key(peer[1])
+            key = entry_key(peer[1])
             entered = hs.forget(space, ["ct_state"]) & hs.eq("ct_state", 0)
             if hs.is_empty(hs.pipeline_values(key)):
                 entered = hs.false  # an in_port the model cannot hold
