@@ -249,8 +249,9 @@ class HeaderSpace:
 
     def _build_identity(self) -> BDD:
         out = self.true
-        for name in REWRITABLE:
-            for var in _bits(name):
+        # Bottom of the order first: each AND then only adds nodes on top (linear, not quadratic).
+        for name in reversed(REWRITABLE):
+            for var in reversed(_bits(name)):
                 out &= self.bdd.apply("equiv", self.bdd.var(var), self.bdd.var(_ghost(var)))
         return out
 
