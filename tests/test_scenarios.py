@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 
 from segctl.controller.cli import main
+from segctl.mininet_scenarios import controller_proc as ctl
 from segctl.mininet_scenarios import network as mn
 from segctl.mininet_scenarios.probes import Probe, expected_outcome, plan_probes, probe_ports
 from segctl.mininet_scenarios.report import write_reports
 from segctl.mininet_scenarios.runner import run_scenario
 from segctl.mininet_scenarios.scenarios import SCENARIOS, intent_path
+from segctl.testbed import ovs
 from segctl.topology.network import load_network
 
 LEAF_SPINE = intent_path("leaf-spine.yaml")
@@ -93,6 +95,29 @@ def test_scenario_list_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> N
 
 
 # ----------------------------------------------------------------------- end to end
+
+
+@pytest.mark.ovs
+def test_changed_since_catches_a_change_undone_between_the_dumps(lab_prefix: str) -> None:
+    """What "flow tables unchanged during the probes" rests on: equal tables, but a flow
+    deleted and re-added in between (A -> B -> A, as a flapping controller did) is a change."""
+    bridges = {"s": f"{lab_prefix}b"}
+    flows = ["table=0,priority=10,in_port=1,actions=drop", "table=0,priority=5,actions=drop"]
+    ovs.create_bridge(bridges["s"], dpid=0x5E6)
+    try:
+        ovs.add_flows(bridges["s"], flows)
+        before = ctl.snapshot(bridges)
+        assert ctl.changed_since(before, bridges) == []
+        ovs.run(
+            ["ovs-ofctl", "-O", "OpenFlow13", "--strict", "del-flows", bridges["s"], "priority=10,in_port=1"]
+        )
+        assert ctl.changed_since(before, bridges) == ["s"]  # B: a flow missing
+        ovs.add_flows(bridges["s"], flows[:1])
+        assert ctl.rules_match({"s": frozenset(before.flows["s"])}, ctl.live_flows(bridges)) == []
+        assert ctl.changed_since(before, bridges) == ["s"]  # A again, but re-added since
+        assert ctl.changed_since(ctl.snapshot(bridges), bridges) == []
+    finally:
+        ovs.delete_bridge(bridges["s"])
 
 
 @pytest.mark.ovs

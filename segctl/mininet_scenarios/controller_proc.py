@@ -7,13 +7,17 @@ same ports (the controller-crash scenario). Its log goes to a file in the run
 directory. :func:`push_static` loads the compiler's meters and flows with
 ``ovs-ofctl --bundle`` (the mode used when no controller process is wanted or
 available). :func:`wait_for_rules` polls ``dump-flows`` until every switch holds the
-desired table (compared as parsed flows, cookies included).
+desired table (compared as parsed flows, cookies included). :func:`snapshot` and
+:func:`changed_since` tell whether the tables changed between two moments, including a
+change that was undone before the second look (a flow re-added is younger than the gap);
+:func:`wait_reinstalled` waits until a (re)connected controller has replaced every flow.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -32,12 +36,16 @@ from segctl.topology.network import Network
 __all__ = [
     "ControllerError",
     "ControllerProcess",
+    "Snapshot",
+    "changed_since",
     "desired_flows",
     "free_port",
     "live_flows",
     "push_static",
     "rules_match",
+    "snapshot",
     "wait_for_rules",
+    "wait_reinstalled",
 ]
 
 
@@ -202,6 +210,42 @@ def live_flows(bridges: Mapping[str, str]) -> dict[str, list[Flow]]:
     }
 
 
+_DURATION = re.compile(r"\bduration=([0-9.]+)s")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every bridge's parsed flows and the monotonic time its dump finished."""
+
+    flows: dict[str, list[Flow]]
+    taken: dict[str, float]
+
+
+def snapshot(bridges: Mapping[str, str]) -> Snapshot:
+    """Dump every bridge now (see :func:`changed_since`)."""
+    flows: dict[str, list[Flow]] = {}
+    taken: dict[str, float] = {}
+    for name, bridge in bridges.items():
+        flows[name] = parse_flows(ovs.dump_flows(bridge), source=f"{name} dump-flows")
+        taken[name] = time.monotonic()
+    return Snapshot(flows, taken)
+
+
+def changed_since(before: Snapshot, bridges: Mapping[str, str]) -> list[str]:
+    """Switches whose flows differ from ``before`` now, or that hold a flow added after
+    ``before`` was taken (younger than the gap: a change undone in between, A -> B -> A)."""
+    changed = []
+    for name, bridge in bridges.items():
+        gap = time.monotonic() - before.taken[name]
+        text = ovs.dump_flows(bridge, stats=True)
+        ages = [float(m) for m in _DURATION.findall(text)]
+        now = parse_flows(text, source=f"{name} dump-flows")
+        same = {_key(f) for f in now} == {_key(f) for f in before.flows.get(name, [])}
+        if not same or (ages and min(ages) < gap):
+            changed.append(name)
+    return sorted(changed)
+
+
 def _key(flow: Flow) -> tuple[int, int, object, object, int]:
     return (flow.table, flow.priority, flow.match, flow.actions, flow.cookie)
 
@@ -228,6 +272,30 @@ def wait_for_rules(
         if time.monotonic() - start > timeout:
             raise ControllerError(
                 f"switches {', '.join(differing)} did not get their rules within {timeout:g} s"
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
+
+
+def wait_reinstalled(bridges: Mapping[str, str], *, since: float, timeout: float = 30.0) -> float:
+    """Poll until every flow of every bridge was installed after ``since`` (monotonic time):
+    what a (re)connecting controller's resync does (one bundle replacing every flow), even
+    when the flows are the ones the switch already held. Return the seconds waited."""
+    start = time.monotonic()
+    delay = 0.1
+    while True:
+        stale = []
+        for name, bridge in bridges.items():
+            bound = time.monotonic() - since
+            ages = [float(m) for m in _DURATION.findall(ovs.dump_flows(bridge, stats=True))]
+            if not ages or max(ages) >= bound:
+                stale.append(name)
+        if not stale:
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise ControllerError(
+                f"switches {', '.join(sorted(stale))} still hold flows from before the controller "
+                f"restart after {timeout:g} s"
             )
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)

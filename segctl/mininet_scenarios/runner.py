@@ -7,9 +7,12 @@ usually another matrix) → live verification → :class:`RunResult`.
 
 A matrix phase compares, per probe, three outcomes: *observed* (live traffic),
 *expected* (the intent, :func:`~segctl.mininet_scenarios.probes.expected_outcome`) and
-*predicted* (the verifier's simulator on the flows dumped from the switches at that
-moment, :mod:`segctl.mininet_scenarios.predict`). A run passes only when all three agree
-everywhere and every check passed. Everything created (Mininet nodes, bridges, links,
+*predicted* (the verifier's simulator on the flows dumped from the switches right before
+the probes, :mod:`segctl.mininet_scenarios.predict`). The tables are dumped again after
+the probes (a flow younger than the gap counts as a change, so a change undone during the
+probes is caught too); a phase whose tables changed meanwhile fails its check (the prediction would
+not describe what the probes met). A run passes only when all three agree everywhere and
+every check passed. Everything created (Mininet nodes, bridges, links,
 namespaces, the controller process) is removed on success, failure and Ctrl-C.
 
 ``rules="auto"`` uses the controller and, when it cannot start, pushes the compiled
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from segctl.controller.linkstate import without_links
 from segctl.errors import SegctlError
 from segctl.mininet_scenarios import controller_proc as ctl
 from segctl.mininet_scenarios.network import MininetFabric, new_prefix, plan
@@ -196,15 +200,31 @@ class Run:
         return c
 
     def wait_rules(self, *, timeout: float = 60.0) -> float:
-        """Wait until every switch holds exactly the compiled tables."""
-        return ctl.wait_for_rules(ctl.desired_flows(self.network), self.bridges(), timeout=timeout)
+        """Wait until every switch holds exactly the tables compiled for the current link
+        state (the intent without :attr:`down_links`); return the seconds waited.
+
+        This is the convergence a fault waits for: every affected switch has its new
+        rules, not just the first one the controller pushed to.
+        """
+        effective = without_links(self.network, self.down_links)
+        return ctl.wait_for_rules(ctl.desired_flows(effective), self.bridges(), timeout=timeout)
 
     def matrix(self, name: str, probes: tuple[Probe, ...] | None = None) -> MatrixPhase:
-        """Probe, predict from the live tables, compare with the intent; record the phase."""
+        """Dump the tables, probe, dump again; predict from the first dump, compare with
+        the intent; record the phase and a check that the tables held during the probes."""
         start = time.monotonic()
         chosen = self.probes.probes if probes is None else probes
+        before = ctl.snapshot(self.bridges())
+        live = before.flows
         observed = run_probes(self.fabric, self.network, chosen, timeout=self.probe_timeout)
-        live = ctl.live_flows(self.bridges())
+        changed = ctl.changed_since(before, self.bridges())
+        self.check(
+            f"{name}: flow tables unchanged during the probes",
+            not changed,
+            f"changed on {', '.join(changed)}: the prediction does not describe what the probes met"
+            if changed
+            else "predicted from the tables dumped before the probes, equal to the ones dumped after",
+        )
         predictor, why = load_predictor(self.network, live, down=self.down_links)
         rows = tuple(
             ProbeRow(
