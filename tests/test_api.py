@@ -22,7 +22,7 @@ from segctl.controller.store import Database, Store
 ROOT = Path(__file__).resolve().parent.parent
 LEAF_SPINE_TEXT = (ROOT / "examples/leaf-spine.yaml").read_text()
 LEAF_SPINE = yaml.safe_load(LEAF_SPINE_TEXT)
-SWITCHES = ["spine1", "spine2", "leaf1", "leaf2", "leaf3"]
+SWITCHES = ["spine1", "spine2", "leaf1", "leaf2", "leaf3", "leaf4"]
 
 
 class Env:

@@ -21,7 +21,7 @@ def test_compile_writes_flows_and_meters_per_switch(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["compile", LEAF_SPINE, "--out", str(tmp_path / "out")]) == 0
-    assert "wrote 10 files for 5 switches" in capsys.readouterr().out
+    assert "wrote 12 files for 6 switches" in capsys.readouterr().out
     for name, prog in compile_network(load_network(LEAF_SPINE)).items():
         assert (tmp_path / "out" / f"{name}.flows").read_text() == prog.flows_text()
         assert (tmp_path / "out" / f"{name}.meters").read_text() == prog.meters_text()

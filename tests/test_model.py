@@ -49,13 +49,18 @@ def test_graph_has_switches_links_and_endpoints(net: Network) -> None:
     graph = build_graph(net)
     switches = [n for n, k in graph.nodes(data="kind") if k == "switch"]
     endpoints = [n for n, k in graph.nodes(data="kind") if k == "endpoint"]
-    assert switches == ["spine1", "spine2", "leaf1", "leaf2", "leaf3"]
+    assert switches == ["spine1", "spine2", "leaf1", "leaf2", "leaf3", "leaf4"]
     assert len(endpoints) == len(net.endpoints) == 8
     assert graph.nodes["acme/web1"]["segment"] == "web"
     assert graph.nodes["globex/gweb1"]["ip"] == graph.nodes["acme/web1"]["ip"]  # same address, two nodes
-    assert switch_graph(graph).number_of_edges() == 6
+    assert switch_graph(graph).number_of_edges() == 8
     assert fabric_ports(graph, "leaf1") == {1: ("spine1", 1), 2: ("spine2", 1)}
-    assert fabric_ports(graph, "spine2") == {1: ("leaf1", 2), 2: ("leaf2", 2), 3: ("leaf3", 2)}
+    assert fabric_ports(graph, "spine2") == {
+        1: ("leaf1", 2),
+        2: ("leaf2", 2),
+        3: ("leaf3", 2),
+        4: ("leaf4", 2),
+    }
     ep = net.endpoint("acme", "db1")
     assert graph.edges[endpoint_node(ep), "leaf3", "attach"]["ports"]["leaf3"] == 10
 
@@ -66,7 +71,8 @@ def test_leaf_spine_paths_prefer_the_smallest_spine(net: Network) -> None:
     assert switch_path(graph, "leaf3", "leaf1") == ["leaf3", "spine1", "leaf1"]
     assert switch_path(graph, "spine2", "spine1") == ["spine2", "leaf1", "spine1"]
     assert switch_path(graph, "leaf2", "leaf2") == ["leaf2"]
-    assert next_hop_ports(graph, "leaf3") == {"leaf1": 1, "leaf2": 1, "spine1": 3, "spine2": 3}
+    assert switch_path(graph, "leaf4", "leaf1") == ["leaf4", "spine1", "leaf1"]  # leaf4 has no endpoints
+    assert next_hop_ports(graph, "leaf3") == {"leaf1": 1, "leaf2": 1, "leaf4": 1, "spine1": 3, "spine2": 3}
 
 
 def test_next_hops_do_not_depend_on_link_order() -> None:

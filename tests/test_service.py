@@ -25,7 +25,7 @@ from segctl.errors import IntentError
 
 ROOT = Path(__file__).resolve().parent.parent
 LEAF_SPINE = yaml.safe_load((ROOT / "examples/leaf-spine.yaml").read_text())
-SWITCHES = ["spine1", "spine2", "leaf1", "leaf2", "leaf3"]
+SWITCHES = ["spine1", "spine2", "leaf1", "leaf2", "leaf3", "leaf4"]
 
 
 def make_service(path: Path, southbound: MemorySouthbound) -> ControllerService:
@@ -74,7 +74,7 @@ def test_first_apply_pushes_everything_and_records(svc: ControllerService, sb: M
     assert result.revision is not None and result.revision.author == "alice"
     assert result.revision.live_verdict == "pass"
     assert svc.store.current() == result.revision
-    assert actions(svc).count("switch.push") == 5 and "intent.apply" in actions(svc)
+    assert actions(svc).count("switch.push") == 6 and "intent.apply" in actions(svc)
     assert verify_chain(svc.store.db) == []
     assert svc.metrics.rules.value(switch="leaf1") == len(svc.desired("leaf1").flows) > 0
     assert svc.store.latest_report(kind="live")["verdict"] == "pass"  # type: ignore[index]
@@ -125,7 +125,7 @@ def test_update_touches_changed_switches_only(svc: ControllerService, sb: Memory
     result = svc.apply(with_rate(LEAF_SPINE, 500), actor="alice")
     assert result.pushed == ("leaf3",)
     assert {n: len(sb.switches[n].pushes) - counts[n] for n in SWITCHES} == {
-        "spine1": 0, "spine2": 0, "leaf1": 0, "leaf2": 0, "leaf3": 1,
+        "spine1": 0, "spine2": 0, "leaf1": 0, "leaf2": 0, "leaf3": 1, "leaf4": 0,
     }  # fmt: skip
     assert_in_sync(svc, sb)
     # moving an endpoint changes flows on several switches; diffs applied give the new tables
