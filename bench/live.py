@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.push import free_port
+from segctl.testbed.intent_lab import free_port, lab_spec
 
 __all__ = ["convergence", "hitless", "start_controller", "update"]
 
@@ -139,30 +139,6 @@ class _Session:
         return int(self.api.call("GET", "/v1/audit?limit=1")["head"].split(":")[0])
 
 
-def _lab_spec(prefix: str, network: Any) -> Any:
-    from segctl.testbed import HostSpec, LabSpec, LinkSpec, SwitchSpec
-
-    hosts = []
-    for ep in network.endpoints:
-        seg = network.segment(ep.tenant, ep.segment)
-        hosts.append(
-            HostSpec(
-                name=ep.name,
-                mac=ep.mac,
-                ipv4=f"{ep.ip}/{seg.cidr.prefixlen}",
-                switch=ep.switch,
-                port=ep.port,
-                gateway=str(seg.gateway) if seg.gateway else None,
-            )
-        )
-    return LabSpec(
-        prefix,
-        [SwitchSpec(s.name, s.dpid) for s in network.switches],
-        [LinkSpec(*link) for link in network.links],
-        hosts,
-    )
-
-
 @contextmanager
 def _session() -> Iterator[_Session]:
     """The leaf–spine lab driven by a real controller subprocess, synced and verified live."""
@@ -186,7 +162,7 @@ def _session() -> Iterator[_Session]:
             result = api.call("PUT", "/v1/intent", document)
             if result["status"] != "applied":
                 raise RuntimeError(f"initial PUT /v1/intent: {result['status']}")
-            with Lab(_lab_spec(new_prefix(), network)) as lab:
+            with Lab(lab_spec(network, new_prefix())) as lab:
                 session = _Session(api, lab, network, document, log)
                 names = [s.name for s in network.switches]
                 for name in names:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -27,21 +26,15 @@ from typing import Any
 from segctl.flows.compiler import compile_network
 from segctl.flows.ofctl import Flow, parse_flow
 from segctl.testbed import ovs
+from segctl.testbed.intent_lab import free_port
 from segctl.testbed.lab import new_prefix
 from segctl.topology.network import resolve
 from segctl.topology.synthetic import synthetic_intent
 
-__all__ = ["bench_rules", "free_port", "push_rate"]
+__all__ = ["bench_rules", "push_rate"]
 
 #: ovs-ofctl arguments of the baseline (bundles are OpenFlow 1.4; 1.3 is offered too).
 OFCTL_PROTOCOLS = "OpenFlow13,OpenFlow14"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bench_rules(n: int) -> tuple[list[str], str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from segctl.flows.ofctl import Flow, parse_flow, parse_flows
-from segctl.testbed import HostSpec, Lab, LabSpec, LinkSpec, SwitchSpec, ovs, probes
+from segctl.testbed import Lab, LabSpec, SwitchSpec, ovs, probes
+from segctl.testbed.intent_lab import free_port, lab_spec
 from segctl.topology.network import Network, load_network
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,12 +39,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using fork:DeprecationWarning")
 # ----------------------------------------------------------------------------- helpers
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -52,29 +46,6 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> Non
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-def lab_spec(prefix: str, network: Network) -> LabSpec:
-    """The lab for an intent: its switches, fabric links and one host per endpoint."""
-    hosts = []
-    for ep in network.endpoints:
-        seg = network.segment(ep.tenant, ep.segment)
-        hosts.append(
-            HostSpec(
-                name=ep.name,
-                mac=ep.mac,
-                ipv4=f"{ep.ip}/{seg.cidr.prefixlen}",
-                switch=ep.switch,
-                port=ep.port,
-                gateway=str(seg.gateway) if seg.gateway else None,
-            )
-        )
-    return LabSpec(
-        prefix,
-        [SwitchSpec(s.name, s.dpid) for s in network.switches],
-        [LinkSpec(*link) for link in network.links],
-        hosts,
-    )
 
 
 def desired_tables(network: Network) -> dict[str, set[Flow]]:
@@ -181,7 +152,7 @@ def test_initial_push_on_connect_and_isolation(lab_prefix: str, controller_facto
     network = load_network(LEAF_SPINE)
     want = desired_tables(network)
     ctl = controller_factory(LEAF_SPINE)
-    with Lab(lab_spec(lab_prefix, network)) as lab:
+    with Lab(lab_spec(network, lab_prefix)) as lab:
         ctl.connect(lab, [s.name for s in network.switches])
         wait_for(lambda: tables_match(lab, want), timeout=60, what="every switch to hold its rules")
         assert " failed" not in ctl.log(), ctl.log()[-3000:]
@@ -207,7 +178,7 @@ def test_drift_is_detected_and_repaired(lab_prefix: str, controller_factory) -> 
     network = load_network(TWO_TENANTS)
     want = desired_tables(network)
     ctl = controller_factory(TWO_TENANTS, audit_interval=1.0)
-    with Lab(lab_spec(lab_prefix, network)) as lab:
+    with Lab(lab_spec(network, lab_prefix)) as lab:
         ctl.connect(lab, ["s1"])
         wait_for(lambda: tables_match(lab, want), timeout=60, what="the initial push")
         bridge = lab.bridge("s1")
@@ -233,7 +204,7 @@ def test_switch_with_empty_tables_is_resynced_on_reconnect(lab_prefix: str, cont
     network = load_network(TWO_TENANTS)
     want = desired_tables(network)
     ctl = controller_factory(TWO_TENANTS, audit_interval=0)  # no audit: the reconnect must repair
-    with Lab(lab_spec(lab_prefix, network)) as lab:
+    with Lab(lab_spec(network, lab_prefix)) as lab:
         ctl.connect(lab, ["s1"])
         wait_for(lambda: tables_match(lab, want), timeout=60, what="the initial push")
         bridge = lab.bridge("s1")
@@ -250,7 +221,7 @@ def test_bad_intent_pushes_nothing(lab_prefix: str, controller_factory) -> None:
     network = load_network(TWO_TENANTS)
     want = desired_tables(network)
     ctl = controller_factory(TWO_TENANTS)
-    with Lab(lab_spec(lab_prefix, network)) as lab:
+    with Lab(lab_spec(network, lab_prefix)) as lab:
         ctl.connect(lab, ["s1"])
         wait_for(lambda: tables_match(lab, want), timeout=60, what="the initial push")
         bad = TWO_TENANTS.read_text().replace("ip: 10.0.0.12", "ip: 10.9.9.12", 1)  # outside its segment
@@ -274,7 +245,7 @@ def test_update_keeps_unaffected_traffic_lossless(lab_prefix: str, controller_fa
     changed_path = ctl.intent_path.with_name("changed.yaml")
     changed_path.write_text(changed)
     new_want = desired_tables(load_network(changed_path))
-    with Lab(lab_spec(lab_prefix, network)) as lab:
+    with Lab(lab_spec(network, lab_prefix)) as lab:
         ctl.connect(lab, ["s1"])
         wait_for(lambda: tables_match(lab, desired_tables(network)), timeout=60, what="the initial push")
         assert reachable(lab, "r1", "10.0.0.12")
@@ -315,7 +286,7 @@ def test_fabric_link_failure_reroutes_and_isolation_holds(lab_prefix: str, contr
     network = load_network(LEAF_SPINE)
     want = desired_tables(network)
     ctl = controller_factory(LEAF_SPINE)
-    with Lab(lab_spec(lab_prefix, network)) as lab:
+    with Lab(lab_spec(network, lab_prefix)) as lab:
         ctl.connect(lab, [s.name for s in network.switches])
         wait_for(lambda: tables_match(lab, want), timeout=60, what="the initial push")
         assert reachable(lab, "web1", "10.1.2.10")  # leaf1 -> leaf2, preferred path via spine1
@@ -354,7 +325,7 @@ def test_openflow_over_tls(lab_prefix: str, controller_factory, tmp_path: Path) 
     previous = ovs.run(["ovs-vsctl", "get-ssl"]).strip()
     try:
         ovs.run(["ovs-vsctl", "set-ssl", str(pki.switch_key), str(pki.switch_cert), str(pki.ca_cert)])
-        with Lab(lab_spec(lab_prefix, network)) as lab:
+        with Lab(lab_spec(network, lab_prefix)) as lab:
             ovs.set_controller(lab.bridge("s1"), [f"ssl:127.0.0.1:{ctl.port}"])
             wait_for(lambda: tables_match(lab, want), timeout=60, what="the push over TLS")
             assert reachable(lab, "r1", "10.0.0.12")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from segctl.controller.southbound import SwitchMeter
 from segctl.errors import UnsupportedFlowError
 from segctl.flows.ofctl import Controller, Drop, Flow, format_flow, parse_flow, parse_flows
 from segctl.testbed import Lab, LabSpec, SwitchSpec, ovs
+from segctl.testbed.intent_lab import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -220,12 +220,6 @@ class Hooks:
 
 sys.exit(run(RunOptions(listen=Endpoint("127.0.0.1", port)), lambda st: (Hooks(st), None)))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]

@@ -23,7 +23,8 @@ from scapy.packet import Raw
 from segctl.flows.compiler import compile_network
 from segctl.testbed import lab as labmod
 from segctl.testbed import ovs, probes
-from segctl.testbed.lab import HostSpec, Lab, LabSpec, LinkSpec, SwitchSpec
+from segctl.testbed.intent_lab import lab_spec
+from segctl.testbed.lab import Lab, LabSpec
 from segctl.topology.analysis import allowed_grants, expected_reachability, ipv6_allowed
 from segctl.topology.network import EndpointInfo, Network, load_network, resolve
 from segctl.topology.schema import Intent
@@ -85,25 +86,9 @@ def _network(name: str) -> Network:
 
 
 def _spec(net: Network, prefix: str) -> tuple[LabSpec, dict[tuple[str, str], str]]:
-    hosts: dict[tuple[str, str], str] = {}
-    specs = []
-    for i, ep in enumerate(net.endpoints):
-        seg = net.segment(ep.tenant, ep.segment)
-        hosts[ep.key] = f"h{i}"
-        specs.append(
-            HostSpec(
-                f"h{i}", ep.mac, f"{ep.ip}/{seg.cidr.prefixlen}", ep.switch, ep.port,
-                ipv6=f"{ep.ipv6}/{seg.cidr6.prefixlen}" if ep.ipv6 and seg.cidr6 else None,
-                gateway=str(seg.gateway) if seg.gateway else None,
-            )
-        )  # fmt: skip
-    spec = LabSpec(
-        prefix,
-        [SwitchSpec(s.name, s.dpid) for s in net.switches],
-        [LinkSpec(*link) for link in net.links],
-        specs,
-    )
-    return spec, hosts
+    # Endpoint names are unique per tenant only: hosts get h0, h1, ...
+    hosts = {ep.key: f"h{i}" for i, ep in enumerate(net.endpoints)}
+    return lab_spec(net, prefix, host_names=hosts), hosts
 
 
 @pytest.fixture(scope="module", params=[*EXAMPLES, "edge-cases"])

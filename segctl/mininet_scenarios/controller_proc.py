@@ -31,6 +31,7 @@ from types import TracebackType
 from segctl.errors import SegctlError
 from segctl.flows.ofctl import Flow, parse_flows
 from segctl.testbed import ovs
+from segctl.testbed.intent_lab import free_port
 from segctl.topology.network import Network
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
     "Snapshot",
     "changed_since",
     "desired_flows",
-    "free_port",
     "live_flows",
     "push_static",
     "rules_match",
@@ -51,13 +51,6 @@ __all__ = [
 
 class ControllerError(SegctlError):
     """The controller process could not start, or the switches never got their rules."""
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _listening(port: int) -> bool:
