@@ -248,22 +248,46 @@ def index_tables(
 
 
 def _overlaps(hs: HeaderSpace, switch: str, table: int, level: Level, findings: list[Finding]) -> None:
+    # Pairs are only searched for where a rule meets the union of the ones before it: most
+    # rules of a level are disjoint, so a table of thousands costs one BDD test per rule
+    # instead of one per pair. Findings keep the pairwise (i, j) order.
     hard = level.hard
-    for i, a in enumerate(hard):
-        for b in hard[i + 1 :]:
-            if a.flow.actions != b.flow.actions and not hs.is_empty(a.space & b.space):
-                detail = f"rules at lines {a.flow.line} and {b.flow.line} overlap with different actions"
-                findings.append(Finding("overlap", switch, table, level.priority, detail))
+    pairs: list[tuple[int, int]] = []
+    union = hs.false
+    for j, b in enumerate(hard):
+        if not hs.disjoint(b.space, union):
+            pairs.extend(
+                (i, j)
+                for i, a in enumerate(hard[:j])
+                if a.flow.actions != b.flow.actions and not hs.disjoint(a.space, b.space)
+            )
+        union |= b.space
+    for i, j in sorted(pairs):
+        detail = f"rules at lines {hard[i].flow.line} and {hard[j].flow.line} overlap with different actions"
+        findings.append(Finding("overlap", switch, table, level.priority, detail))
     ids = sorted(level.clauses)
     spaces = {cid: _conj_space(hs, level, cid) for cid in ids}
     level.conj = [(cid, spaces[cid]) for cid in ids]
+    conj_pairs: set[tuple[int, int]] = set()
+    union = hs.false
+    for j, b_id in enumerate(ids):
+        if not hs.disjoint(spaces[b_id], union):
+            conj_pairs.update(
+                (i, j) for i, a_id in enumerate(ids[:j]) if not hs.disjoint(spaces[a_id], spaces[b_id])
+            )
+        union |= spaces[b_id]
+    hard_union = hs.false
+    for h in hard:
+        hard_union |= h.space
     for i, a_id in enumerate(ids):
-        for b_id in ids[i + 1 :]:
-            if not hs.is_empty(spaces[a_id] & spaces[b_id]):
-                detail = f"conjunctions {a_id} and {b_id} overlap"
+        for j in range(i + 1, len(ids)):
+            if (i, j) in conj_pairs:
+                detail = f"conjunctions {a_id} and {ids[j]} overlap"
                 findings.append(Finding("conjunction-overlap", switch, table, level.priority, detail))
+        if hs.disjoint(spaces[a_id], hard_union):
+            continue
         for h in hard:
-            if not hs.is_empty(spaces[a_id] & h.space):
+            if not hs.disjoint(spaces[a_id], h.space):
                 detail = f"conjunction {a_id} overlaps the rule at line {h.flow.line} of equal priority"
                 findings.append(Finding("overlap", switch, table, level.priority, detail))
 
