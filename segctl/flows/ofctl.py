@@ -32,13 +32,31 @@ Malformed text raises :class:`FlowSyntaxError` with the line number.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TypeAlias
 
 from segctl.errors import FlowSyntaxError, UnsupportedFlowError
+from segctl.flows.ofmatch import (
+    _CACHE_SIZE,
+    _SIMPLE_ALIASES,
+    CONTROLLER,
+    FIELD_WIDTHS,
+    IN_PORT,
+    LOCAL,
+    FieldMatch,
+    _full,
+    _int,
+    _mac,
+    _parse_value,
+    _port_number,
+    _Unsupported,
+    format_match,
+    format_value,
+    normalize_match,
+)
 
 __all__ = [
     "CONTROLLER",
@@ -69,53 +87,6 @@ __all__ = [
     "parse_flows",
 ]
 
-#: Reserved OpenFlow 1.3 port numbers (32-bit).
-IN_PORT = 0xFFFFFFF8
-CONTROLLER = 0xFFFFFFFD
-LOCAL = 0xFFFFFFFE
-_PORT_NAMES = {"IN_PORT": IN_PORT, "LOCAL": LOCAL}
-
-#: Bit width of every normalized match field.
-FIELD_WIDTHS: dict[str, int] = {
-    "in_port": 32,
-    "metadata": 64,
-    **{f"reg{i}": 32 for i in range(8)},
-    "conj_id": 32,
-    "ct_state": 8,
-    "ct_zone": 16,
-    "eth_src": 48,
-    "eth_dst": 48,
-    "eth_type": 16,
-    "vlan_tci": 16,
-    "ip_proto": 8,
-    "ip_src": 32,
-    "ip_dst": 32,
-    "nw_ttl": 8,
-    "tcp_src": 16,
-    "tcp_dst": 16,
-    "udp_src": 16,
-    "udp_dst": 16,
-    "icmp_type": 8,
-    "icmp_code": 8,
-    "icmpv6_type": 8,
-    "icmpv6_code": 8,
-    "arp_op": 16,
-    "arp_spa": 32,
-    "arp_tpa": 32,
-    "arp_sha": 48,
-    "arp_tha": 48,
-    "ipv6_src": 128,
-    "ipv6_dst": 128,
-    "nd_target": 128,
-    "nd_sll": 48,
-}
-_FIELD_ORDER = {name: i for i, name in enumerate(FIELD_WIDTHS)}
-_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "nd_sll"}
-_IP4_FIELDS = {"ip_src", "ip_dst", "arp_spa", "arp_tpa"}
-_IP6_FIELDS = {"ipv6_src", "ipv6_dst", "nd_target"}
-_DEC_FIELDS = {"in_port", "ip_proto", "nw_ttl", "icmp_type", "icmp_code", "icmpv6_type", "icmpv6_code",
-               "arp_op", "tcp_src", "tcp_dst", "udp_src", "udp_dst", "conj_id", "ct_zone"}  # fmt: skip
-
 #: Fields that ``set_field`` may write (``vlan_vid`` is the 12-bit VID).
 SET_FIELDS: dict[str, int] = {
     "eth_src": 48,
@@ -129,53 +100,12 @@ SET_FIELDS: dict[str, int] = {
     **{f"reg{i}": 32 for i in range(8)},
 }
 
-ETH_IP, ETH_ARP, ETH_IPV6 = 0x0800, 0x0806, 0x86DD
-_SHORTHANDS: dict[str, tuple[int, int | None]] = {
-    "ip": (ETH_IP, None),
-    "ipv4": (ETH_IP, None),
-    "arp": (ETH_ARP, None),
-    "ipv6": (ETH_IPV6, None),
-    "tcp": (ETH_IP, 6),
-    "udp": (ETH_IP, 17),
-    "icmp": (ETH_IP, 1),
-    "tcp6": (ETH_IPV6, 6),
-    "udp6": (ETH_IPV6, 17),
-    "icmp6": (ETH_IPV6, 58),
-}
-_SHORTHAND_BY_KEY = {v: k for k, v in _SHORTHANDS.items() if k != "ipv4"}
-_SIMPLE_ALIASES = {
-    "dl_src": "eth_src",
-    "dl_dst": "eth_dst",
-    "dl_type": "eth_type",
-    "ipv6_src": "ipv6_src",
-    "ipv6_dst": "ipv6_dst",
-    "nd_target": "nd_target",
-    "nd_sll": "nd_sll",
-}
 _STAT_KEYS = {"duration", "n_packets", "n_bytes", "idle_timeout", "hard_timeout", "idle_age", "hard_age",
               "importance", "packet_count", "byte_count"}  # fmt: skip
 _FLAGS = {"reset_counts", "send_flow_rem", "check_overlap", "no_packet_counts", "no_byte_counts"}
-#: Fields OVS matches exactly only (a mask is an error, as in ``ovs-ofctl``).
-_EXACT_FIELDS = {"in_port", "conj_id", "ct_zone", "eth_type", "ip_proto", "nw_ttl", "icmp_type", "icmp_code",
-                 "icmpv6_type", "icmpv6_code", "arp_op"}  # fmt: skip
-_PLAIN_FIELDS = {"ct_state", "ct_zone", "metadata", "conj_id", "in_port", "eth_src", "eth_dst"} | {
-    f"reg{i}" for i in range(8)
-}
-_CT_BITS = {"new": 0x01, "est": 0x02, "rel": 0x04, "rpl": 0x08, "inv": 0x10, "trk": 0x20, "snat": 0x40,
-            "dnat": 0x80}  # fmt: skip
-_CT_ORDER = ("trk", "new", "est", "rel", "rpl", "inv", "snat", "dnat")
 
 
 # ----------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True, order=True)
-class FieldMatch:
-    """One normalized match term: ``packet[field] & mask == value``."""
-
-    field: str
-    value: int
-    mask: int
 
 
 @dataclass(frozen=True)
@@ -292,98 +222,15 @@ class Flow:
         return ",".join(format_action(a) for a in self.actions)
 
 
-# ---------------------------------------------------------------------------- values
-
-
-def _full(name: str) -> int:
-    return (1 << FIELD_WIDTHS[name]) - 1
-
-
-def _int(text: str) -> int:
-    return int(text, 0) if text[:2].lower() == "0x" else int(text, 10)
-
-
-def _mac(text: str) -> int:
-    parts = text.split(":")
-    if len(parts) != 6 or not all(re.fullmatch(r"[0-9a-fA-F]{1,2}", p) for p in parts):
-        raise ValueError(f"bad MAC address {text!r}")
-    return int("".join(p.zfill(2) for p in parts), 16)
-
-
-def _parse_value(name: str, text: str) -> tuple[int, int]:
-    """Parse ``value[/mask]`` of field ``name`` into (value, mask)."""
-    full = _full(name)
-    raw, slash, mask_text = text.partition("/")
-    if name in _MAC_FIELDS:
-        value = _mac(raw)
-        mask = _mac(mask_text) if slash else full
-    elif name in _IP4_FIELDS or name in _IP6_FIELDS:
-        cls = ipaddress.IPv4Address if name in _IP4_FIELDS else ipaddress.IPv6Address
-        bits = 32 if name in _IP4_FIELDS else 128
-        value = int(cls(raw))
-        if not slash:
-            mask = full
-        elif mask_text.isdigit():
-            n = int(mask_text)
-            if n > bits:
-                raise ValueError(f"prefix length {n} too long")
-            mask = full ^ ((1 << (bits - n)) - 1)
-        else:
-            mask = int(cls(mask_text))
-    else:
-        value = _int(raw)
-        mask = _int(mask_text) if slash else full
-    if value > full or mask > full or value < 0 or mask < 0:
-        raise ValueError(f"{text} does not fit in {FIELD_WIDTHS[name]} bits")
-    return value & mask, mask
-
-
-def _ct_state(text: str) -> tuple[int, int]:
-    if not text.startswith(("+", "-")):
-        value, mask = (_int(p) for p in text.split("/")) if "/" in text else (_int(text), 0xFF)
-        return value & mask, mask
-    value = mask = 0
-    for sign, flag in re.findall(r"([+-])([a-z]+)", text):
-        if flag not in _CT_BITS or "".join(re.findall(r"[+-][a-z]+", text)) != text:
-            raise ValueError(f"bad ct_state {text!r}")
-        mask |= _CT_BITS[flag]
-        value |= _CT_BITS[flag] if sign == "+" else 0
-    return value, mask
-
-
-def format_value(name: str, value: int, mask: int) -> str:
-    """The ``ovs-ofctl`` text of one match term (``value[/mask]``)."""
-    full = _full(name)
-    if name == "ct_state":
-        if mask & ~0x3F or value & ~mask:
-            return f"{value:#x}/{mask:#x}"
-        flags = "".join(("+" if value & _CT_BITS[f] else "-") + f for f in _CT_ORDER if mask & _CT_BITS[f])
-        return flags or "0/0"
-    if name in _MAC_FIELDS:
-
-        def mac(v: int) -> str:
-            return ":".join(f"{(v >> s) & 0xFF:02x}" for s in range(40, -8, -8))
-
-        return mac(value) if mask == full else f"{mac(value)}/{mac(mask)}"
-    if name in _IP4_FIELDS or name in _IP6_FIELDS:
-        cls = ipaddress.IPv4Address if name in _IP4_FIELDS else ipaddress.IPv6Address
-        bits = 32 if name in _IP4_FIELDS else 128
-        if mask == full:
-            return str(cls(value))
-        inverted = full ^ mask
-        if inverted & (inverted + 1) == 0:  # a prefix mask
-            return f"{cls(value)}/{bits - inverted.bit_length()}"
-        return f"{cls(value)}/{cls(mask)}"
-    if mask == full:
-        return str(value) if name in _DEC_FIELDS else f"{value:#x}"
-    return f"{value:#x}/{mask:#x}"
-
-
 # ----------------------------------------------------------------------------- parse
 
 
-class _Unsupported(Exception):
-    """Internal: a token outside the modelled vocabulary."""
+_REPLY_HEADERS = ("NXST_FLOW reply", "OFPST_FLOW reply")
+_HEAD_SEPARATORS = re.compile(r"[,\s]+")
+_PAREN_ACTION = re.compile(r"([a-z_]+)\((.*)\)")
+_DIGITS = re.compile(r"\d+")
+_CONJUNCTION_ARGS = re.compile(r"\s*(\w+)\s*,\s*(\d+)\s*/\s*(\d+)\s*")
+_CT_ZONE = re.compile(r"\d+|0x[0-9a-fA-F]+")
 
 
 def parse_flows(text: str | Iterable[str], *, source: str = "") -> list[Flow]:
@@ -394,25 +241,29 @@ def parse_flows(text: str | Iterable[str], *, source: str = "") -> list[Flow]:
     """
     lines = text.splitlines() if isinstance(text, str) else list(text)
     flows: list[Flow] = []
+    append = flows.append
     for number, line in enumerate(lines, start=1):
         stripped = line.strip()
-        if not stripped or stripped.startswith("#") or re.match(r"^(NXST|OFPST)_FLOW reply", stripped):
+        if not stripped or stripped[0] == "#" or stripped.startswith(_REPLY_HEADERS):
             continue
-        flows.append(parse_flow(stripped, line=number, source=source))
+        append(parse_flow(stripped, line=number, source=source))
     return flows
 
 
 def parse_flow(text: str, *, line: int = 0, source: str = "") -> Flow:
     """Parse one flow line. Raises :class:`FlowSyntaxError` or :class:`UnsupportedFlowError`."""
-    where = f"{source + ':' if source else ''}{line or '?'}"
     try:
         return _parse(text.strip(), line)
     except _Unsupported as exc:
         raise UnsupportedFlowError(
-            f"{where}: {exc} (not modelled by the verifier) in: {text.strip()}"
+            f"{_where(source, line)}: {exc} (not modelled by the verifier) in: {text.strip()}"
         ) from None
     except (ValueError, KeyError) as exc:
-        raise FlowSyntaxError(f"{where}: {exc} in: {text.strip()}") from None
+        raise FlowSyntaxError(f"{_where(source, line)}: {exc} in: {text.strip()}") from None
+
+
+def _where(source: str, line: int) -> str:
+    return f"{source + ':' if source else ''}{line or '?'}"
 
 
 def _parse(text: str, line: int) -> Flow:
@@ -420,23 +271,26 @@ def _parse(text: str, line: int) -> Flow:
     if not sep:
         raise ValueError("no actions= part")
     head = head.strip().rstrip(",")
-    tokens = [t for t in re.split(r"[,\s]+", head) if t]
+    # Without whitespace (every compiled line) a plain split gives the same tokens as the regex.
+    tokens = head.split(",") if " " not in head and head.isprintable() else _HEAD_SEPARATORS.split(head)
     table, priority, cookie = 0, 32768, 0
     raw: list[tuple[str, str | None]] = []
     for token in tokens:
+        if not token:
+            continue
         key, eq, value = token.partition("=")
         if not eq:
             if key in _FLAGS:
                 continue
             raw.append((key, None))
         elif key == "table":
-            table = _int(value)
+            table = _number(value)
         elif key == "priority":
-            priority = _int(value)
+            priority = _number(value)
         elif key == "cookie":
             if "/" in value:
                 raise ValueError("a cookie mask belongs to a flow filter, not a flow")
-            cookie = _int(value)
+            cookie = _number(value)
         elif key in _STAT_KEYS:
             continue
         else:
@@ -445,141 +299,25 @@ def _parse(text: str, line: int) -> Flow:
             raw.append((key, value))
     if not 0 <= table <= 254 or not 0 <= priority <= 65535:
         raise ValueError("table or priority out of range")
-    match = _normalize_match(raw)
-    actions = _parse_actions(actions_text.strip(), match)
+    match = normalize_match(raw)
+    has_vlan = False
+    for term in match:
+        if term.field == "vlan_tci":
+            has_vlan = bool(term.mask & term.value & 0x1000)
+            break
+    actions = _parse_actions(actions_text.strip(), has_vlan)
     return Flow(table, priority, cookie, match, actions, line=line, text=text)
 
 
-def _normalize_match(raw: list[tuple[str, str | None]]) -> tuple[FieldMatch, ...]:
-    terms: dict[str, tuple[int, int]] = {}
-
-    def put(name: str, value: int, mask: int) -> None:
-        if name in _EXACT_FIELDS and mask != _full(name):
-            raise ValueError(f"{name} cannot be masked")
-        if name in terms and terms[name] != (value, mask):
-            raise ValueError(f"{name} given twice with different values")
-        terms[name] = (value, mask)
-
-    # Pass 1: shorthands and dl_type/nw_proto decide the protocol context.
-    for key, value in raw:
-        if value is None:
-            if key not in _SHORTHANDS:
-                raise _Unsupported(f"match token {key!r}")
-            short_eth, short_proto = _SHORTHANDS[key]
-            put("eth_type", short_eth, 0xFFFF)
-            if short_proto is not None:
-                put("ip_proto", short_proto, 0xFF)
-        elif key in ("dl_type", "eth_type"):
-            put("eth_type", *_parse_value("eth_type", value))
-    eth: int | None = terms["eth_type"][0] if "eth_type" in terms else None
-    for key, value in raw:
-        if key in ("nw_proto", "ip_proto") and value is not None:
-            name = "arp_op" if eth == ETH_ARP else "ip_proto"
-            put(name, *_parse_value(name, value))
-    proto: int | None = terms["ip_proto"][0] if "ip_proto" in terms else None
-
-    for key, value in raw:
-        if value is None or key in ("dl_type", "eth_type", "nw_proto", "ip_proto"):
-            continue
-        name = _field_name(key, eth, proto)
-        if name == "vlan_tci":
-            put(name, *_vlan(key, value))
-        elif name == "ct_state":
-            put(name, *_ct_state(value))
-        elif name == "in_port":
-            put(name, _PORT_NAMES[value] if value in _PORT_NAMES else _port_number(value), _full(name))
-        else:
-            put(name, *_parse_value(name, value))
-    kept = (FieldMatch(k, v, m) for k, (v, m) in terms.items() if m)
-    return tuple(sorted(kept, key=lambda t: _FIELD_ORDER[t.field]))
-
-
-def _port_number(text: str) -> int:
-    if not re.fullmatch(r"\d+|0x[0-9a-fA-F]+", text):
-        raise _Unsupported(f"port name {text!r} (dump with port numbers, without --names)")
+@lru_cache(maxsize=_CACHE_SIZE)
+def _number(text: str) -> int:
+    """:func:`_int`, memoized for the table, priority and cookie of every line."""
     return _int(text)
 
 
-def _field_name(key: str, eth: int | None, proto: int | None) -> str:
-    if key in ("nw_src", "ip_src", "nw_dst", "ip_dst"):
-        if eth == ETH_ARP:
-            return "arp_spa" if key.endswith("src") else "arp_tpa"
-        if eth != ETH_IP:
-            raise ValueError(f"{key} needs ip or arp (prerequisites not met)")
-        return "ip_src" if key.endswith("src") else "ip_dst"
-    if key in ("tp_src", "tp_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst"):
-        kind = {6: "tcp", 17: "udp"}.get(proto or -1)
-        if kind is None or eth not in (ETH_IP, ETH_IPV6) or (key[:3] in ("tcp", "udp") and key[:3] != kind):
-            raise ValueError(f"{key} needs tcp or udp (prerequisites not met)")
-        return f"{kind}_{key[-3:]}"
-    if key in ("icmp_type", "icmp_code", "icmpv6_type", "icmpv6_code"):
-        suffix = key.rpartition("_")[2]
-        if eth == ETH_IP and proto == 1 and not key.startswith("icmpv6"):
-            return f"icmp_{suffix}"
-        if eth == ETH_IPV6 and proto == 58:
-            return f"icmpv6_{suffix}"
-        raise ValueError(f"{key} needs icmp or icmp6 (prerequisites not met)")
-    if key in ("dl_vlan", "vlan_vid", "vlan_tci"):
-        return "vlan_tci"
-    if key in ("nw_ttl", "ip_ttl"):
-        if eth not in (ETH_IP, ETH_IPV6):
-            raise ValueError(f"{key} needs ip (prerequisites not met)")
-        return "nw_ttl"
-    if key.startswith("arp_") and key in FIELD_WIDTHS:
-        if eth != ETH_ARP:
-            raise ValueError(f"{key} needs arp (prerequisites not met)")
-        return key
-    if key in ("ipv6_src", "ipv6_dst"):
-        if eth != ETH_IPV6:
-            raise ValueError(f"{key} needs ipv6 (prerequisites not met)")
-        return key
-    if key in ("nd_target", "nd_sll"):
-        if eth != ETH_IPV6 or proto != 58:
-            raise ValueError(f"{key} needs icmp6 (prerequisites not met)")
-        return key
-    name = _SIMPLE_ALIASES.get(key, key)
-    if name in (
-        "ct_state",
-        "ct_zone",
-        "metadata",
-        "conj_id",
-        "in_port",
-        "eth_src",
-        "eth_dst",
-    ) or re.fullmatch(r"reg[0-7]", name):
-        return name
-    raise _Unsupported(f"match field {key!r}")
-
-
-def _vlan(key: str, text: str) -> tuple[int, int]:
-    """dl_vlan / vlan_vid / vlan_tci to (value, mask) over the present bit and VID."""
-    if key == "dl_vlan":
-        vid = _int(text)
-        if vid == 0xFFFF:
-            return 0, 0x1FFF
-        if vid > 0xFFF:
-            raise ValueError(f"dl_vlan {text} out of range")
-        return 0x1000 | vid, 0x1FFF
-    raw, slash, mask_text = text.partition("/")
-    value = _int(raw)
-    mask = _int(mask_text) if slash else (0x1FFF if key == "vlan_vid" else 0xFFFF)
-    if key == "vlan_vid" and (value > 0x1FFF or mask > 0x1FFF):
-        raise ValueError(f"vlan_vid {text} out of range")
-    if value > 0xFFFF or mask > 0xFFFF:
-        raise ValueError(f"vlan_tci {text} out of range")
-    value &= mask
-    if mask & 0xE000:
-        # PCP matched: only "no VLAN" (present bit required 0, PCP 0) is modelled.
-        if mask & 0x1000 and not value & 0x1000 and not value & 0xE000:
-            mask &= 0x1FFF
-        else:
-            raise _Unsupported(f"vlan PCP match {key}={text}")
-    if mask & 0x1000 and not value & 0x1000:
-        return 0, 0x1FFF  # no VLAN: OVS matches tci == 0
-    return value, mask
-
-
 def _split_actions(text: str) -> list[str]:
+    if "(" not in text and ")" not in text:  # no nesting: every comma separates
+        return [p.strip() for p in text.split(",") if p.strip()] if text.strip() else []
     parts: list[str] = []
     depth, start = 0, 0
     for i, ch in enumerate(text):
@@ -598,14 +336,18 @@ def _split_actions(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()] if text.strip() else []
 
 
-def _parse_actions(text: str, match: tuple[FieldMatch, ...]) -> tuple[Action, ...]:
+@lru_cache(maxsize=_CACHE_SIZE)
+def _parse_actions(text: str, has_vlan: bool) -> tuple[Action, ...]:
+    """The ordered actions of ``actions=`` text; ``has_vlan``: the match requires a VLAN tag.
+
+    Memoized: action texts such as ``goto_table:50`` repeat tens of thousands of times and
+    actions are immutable, so equal texts share one tuple. Errors are never cached.
+    """
     tokens = _split_actions(text)
     if not tokens or tokens == ["drop"]:
         return (Drop(),)
     if "drop" in tokens:
         raise ValueError('"drop" must not be accompanied by any other action')
-    vlan = next((m for m in match if m.field == "vlan_tci"), None)
-    has_vlan = vlan is not None and bool(vlan.mask & vlan.value & 0x1000)
     meters: list[Action] = []
     applied: list[Action] = []
     metadata: list[Action] = []
@@ -628,14 +370,14 @@ _COLON_ACTIONS = {"output", "goto_table", "meter", "push_vlan", "mod_vlan_vid", 
 
 def _parse_action(token: str, has_vlan: bool) -> list[Action]:
     name, colon, arg = token.partition(":")
-    paren = re.fullmatch(r"([a-z_]+)\((.*)\)", token)
+    paren = _PAREN_ACTION.fullmatch(token)
     if token in ("IN_PORT", "in_port"):
         return [Output(IN_PORT)]
     if token == "LOCAL":
         return [Output(LOCAL)]
     if token in ("dec_ttl", "pop_vlan", "strip_vlan"):
         return [DecTtl() if token == "dec_ttl" else PopVlan()]
-    if re.fullmatch(r"\d+", token):
+    if _DIGITS.fullmatch(token):
         return [Output(int(token))]
     if token in ("controller", "CONTROLLER"):
         return [Controller()]
@@ -693,7 +435,7 @@ def _parse_action(token: str, has_vlan: bool) -> list[Action]:
     if paren and paren.group(1) == "ct":
         return [_parse_ct(token, paren.group(2))]
     if paren and paren.group(1) == "conjunction":
-        m = re.fullmatch(r"\s*(\w+)\s*,\s*(\d+)\s*/\s*(\d+)\s*", paren.group(2))
+        m = _CONJUNCTION_ARGS.fullmatch(paren.group(2))
         if not m:
             raise ValueError(f"bad conjunction {token!r}")
         cid, k, n = _int(m.group(1)), int(m.group(2)), int(m.group(3))
@@ -720,7 +462,7 @@ def _parse_ct(token: str, body: str) -> Ct:
         key, eq, val = part.partition("=")
         if key == "commit" and not eq:
             commit = True
-        elif key == "zone" and eq and re.fullmatch(r"\d+|0x[0-9a-fA-F]+", val):
+        elif key == "zone" and eq and _CT_ZONE.fullmatch(val):
             zone = _int(val)
             if zone > 0xFFFF:
                 raise ValueError(f"ct zone {val} out of range")
@@ -732,21 +474,6 @@ def _parse_ct(token: str, body: str) -> Ct:
 
 
 # ---------------------------------------------------------------------------- format
-
-
-def format_match(match: Iterable[FieldMatch]) -> str:
-    """Canonical match text, e.g. ``eth_type=0x0800,ip_proto=6,tcp_dst=80``."""
-    out = []
-    for term in match:
-        if term.field == "eth_type" and term.mask == 0xFFFF:
-            out.append(f"eth_type={term.value:#06x}")
-        elif term.field == "in_port" and term.value in (IN_PORT, LOCAL):
-            out.append(f"in_port={'LOCAL' if term.value == LOCAL else 'IN_PORT'}")
-        elif term.field == "vlan_tci":
-            out.append(f"vlan_tci={term.value:#06x}/{term.mask:#06x}")
-        else:
-            out.append(f"{term.field}={format_value(term.field, term.value, term.mask)}")
-    return ",".join(out)
 
 
 def format_action(action: Action) -> str:
