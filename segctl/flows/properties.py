@@ -42,6 +42,12 @@ at the edge port ``s`` is bound to; "origin" is the packet as injected):
    entry). Together with 2 this closes the loop for established traffic: "est" can only
    come from a committed, allowed connection.
 
+Each property is the combination, in a fixed order, of per-ingress (or per granted pair)
+contributions computed by the pure functions of :mod:`segctl.flows.checks`;
+:class:`Checker` combines them and keeps each contribution with the inputs it depends on,
+so that an :class:`~segctl.flows.incremental.IncrementalVerifier` recomputes only those
+whose outcomes were re-run or whose expectations changed.
+
 Each check returns a :class:`PropertyResult` with the header space it checked
 (:class:`Checked`) and its :class:`Violation` s; a violation carries the offending origin
 space and the outcome it was found in, from which :mod:`segctl.flows.counterexample`
@@ -50,48 +56,46 @@ builds one concrete packet and its trace.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address
+from typing import Any, ParamSpec, TypeVar
 
-from segctl.flows.headerspace import BDD, CT_EST, CT_NEW, CT_RPL, CT_TRK, HeaderSpace
-from segctl.flows.ofctl import Flow
-from segctl.flows.symbolic import (
-    CONTROLLER,
-    DELIVERED,
-    LOOP,
-    MISS,
-    TRUNCATED,
-    UNCONNECTED,
-    UNSUPPORTED,
-    CommitEvent,
-    Engine,
-    Outcome,
-    Reachability,
-    Topology,
+from segctl.flows.checks import (
+    Allowed,
+    Violation,
+    commit_part,
+    commit_zones,
+    conformance_part,
+    isolation_part,
+    loop_part,
+    pair_part,
+    spoof_part,
 )
-from segctl.topology.analysis import (
-    Grant,
-    ServiceMatch,
-    expected_reachability,
-    ipv6_allowed,
-    pair_grants,
-)
+from segctl.flows.headerspace import HeaderSpace
+from segctl.flows.spaces import Spaces, _range
+from segctl.flows.symbolic import CommitEvent, Outcome, Reachability
+from segctl.topology.analysis import Grant, expected_reachability
 from segctl.topology.network import EndpointInfo, Network
 
 __all__ = [
     "PROPERTIES",
+    "Allowed",
     "Checked",
+    "Checker",
     "PropertyResult",
     "Runs",
     "Spaces",
     "Violation",
-    "check_all",
-    "run_engines",
+    "_range",
 ]
 
-ETH_ARP, ETH_IP, ETH_IP6 = 0x0806, 0x0800, 0x86DD
-_PROTO = {"tcp": 6, "udp": 17, "icmp": 1}
+SwitchPort = tuple[str, int]
+EndpointKey = tuple[str, str]
+#: Reply outcomes of a granted pair whose forward packets are committed in these zones, and a
+#: token that is the same object exactly when the outcomes are the same as last time.
+ReplySource = Callable[[Allowed, frozenset[int]], tuple[list[Outcome], object]]
+T = TypeVar("T")
+P = ParamSpec("P")
 
 #: (id, title, one-line statement) of every property, in report order.
 PROPERTIES: tuple[tuple[str, str, str], ...] = (
@@ -127,29 +131,6 @@ PROPERTIES: tuple[tuple[str, str, str], ...] = (
     ),
 )
 
-_BLACK_HOLES = {MISS, UNCONNECTED, CONTROLLER, UNSUPPORTED, TRUNCATED, LOOP}
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One violated instance of a property.
-
-    ``space`` holds the offending packets as injected (origin, live variable names);
-    ``outcome`` is the engine outcome they were found in (its hops are the trace);
-    ``ct_mode`` says what every ``ct()`` lookup returned in that run: ``new``, ``est``
-    (``+est+rpl``) or ``any``.
-    """
-
-    property: str
-    message: str
-    ingress: tuple[str, int]
-    src: str | None
-    dst: str | None
-    ct_mode: str
-    space: BDD = field(compare=False, repr=False)
-    outcome: Outcome | None = field(default=None, compare=False, repr=False)
-    commit: CommitEvent | None = field(default=None, compare=False, repr=False)
-
 
 @dataclass(frozen=True)
 class Checked:
@@ -175,18 +156,22 @@ class PropertyResult:
 
 @dataclass
 class Runs:
-    """The engine runs over one :class:`HeaderSpace` (see the module docstring)."""
+    """What the checks read: runs A and N (outcomes per ingress, in edge-port order, and commit
+    events in run order) and the replies of run E (see the module docstring).
+
+    ``tokens[(run, ingress)]`` (run ``"any"`` or ``"new"``) is an object that stays the same
+    exactly while that ingress's outcomes (and, for ``"new"``, its commits) are reused; the
+    :class:`Checker` keys its cached contributions on it.
+    """
 
     hs: HeaderSpace
     any: Reachability
     new: Reachability
-    tables: Mapping[str, Sequence[Flow]]
-    topology: Topology
-    engine: Engine | None = None  # run A's engine: the others share its indexed tables
-    _reply_engines: dict[frozenset[int], Engine] = field(default_factory=dict)
-    _commits_by_ingress: dict[tuple[str, int], list[CommitEvent]] | None = None
+    replies: ReplySource
+    tokens: Mapping[tuple[str, SwitchPort], object] = field(default_factory=dict)
+    _commits_by_ingress: dict[SwitchPort, list[CommitEvent]] | None = None
 
-    def new_commits(self, ingress: tuple[str, int]) -> list[CommitEvent]:
+    def new_commits(self, ingress: SwitchPort) -> list[CommitEvent]:
         """Run N's commit events of one ingress, in run order."""
         if self._commits_by_ingress is None:
             self._commits_by_ingress = {}
@@ -194,596 +179,257 @@ class Runs:
                 self._commits_by_ingress.setdefault(c.ingress, []).append(c)
         return self._commits_by_ingress.get(ingress, [])
 
-    def reply_engine(self, zones: frozenset[int]) -> Engine:
-        """Run E for a connection committed in ``zones``: lookups there say ``+est+rpl``,
-        lookups in any other zone say ``+new`` (no entry there)."""
-        engine = self._reply_engines.get(zones)
-        if engine is None:
-            hs = self.hs
-            in_zones = hs.false
-            for z in zones:
-                in_zones |= hs.eq("ct_zone", z)
-            states = (in_zones & hs.eq("ct_state", CT_TRK | CT_EST | CT_RPL)) | (
-                ~in_zones & hs.eq("ct_state", CT_TRK | CT_NEW)
-            )
-            if self.engine is not None:
-                engine = self.engine.with_ct_states(states)
-            else:
-                engine = Engine(self.tables, self.topology, hs=hs, ct_states=states)
-            self._reply_engines[zones] = engine
-        return engine
-
-
-def run_engines(
-    network: Network,
-    tables: Mapping[str, Sequence[Flow]],
-    *,
-    hs: HeaderSpace | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> Runs:
-    """Run the engine over every edge port twice: any conntrack state, and all-new."""
-    hs = hs or HeaderSpace()
-    topo = Topology.from_network(network)
-    say = progress or (lambda _msg: None)
-    say("symbolic reachability, every conntrack state")
-    engine = Engine(tables, topo, hs=hs)
-    run_any = engine.run()
-    say("symbolic reachability, new connections")
-    run_new = engine.with_ct_states(hs.eq("ct_state", CT_TRK | CT_NEW)).run()
-    return Runs(hs, run_any, run_new, tables, topo, engine)
-
-
-# ---------------------------------------------------------------------------- spaces
-
-
-def _mac(text: str) -> int:
-    return int(text.replace(":", ""), 16)
-
-
-def _range(hs: HeaderSpace, name: str, lo: int, hi: int, width: int) -> BDD:
-    """``lo <= field <= hi`` as a union of prefix blocks."""
-    out = hs.false
-    while lo <= hi:
-        size = lo & -lo if lo else 1 << width
-        while size > hi - lo + 1:
-            size >>= 1
-        mask = ((1 << width) - 1) ^ (size - 1)
-        out |= hs.eq(name, lo, mask)
-        lo += size
-    return out
-
-
-class Spaces:
-    """Header spaces of the intent (origin packets, live names) over one :class:`HeaderSpace`."""
-
-    def __init__(self, hs: HeaderSpace, network: Network) -> None:
-        self.hs = hs
-        self.net = network
-        self._bound: dict[tuple[str, str], BDD] = {}
-
-    def ip(self, field_name: str, addr: IPv4Address) -> BDD:
-        return self.hs.eq(field_name, int(addr))
-
-    def bound(self, ep: EndpointInfo) -> BDD:
-        """Everything ``ep`` may send: untagged, its MAC, ARP/IPv4(/IPv6) with its addresses."""
-        cached = self._bound.get(ep.key)
-        if cached is not None:
-            return cached
-        hs = self.hs
-        mac = _mac(ep.mac)
-        arp = hs.eq("eth_type", ETH_ARP) & hs.eq("arp_sha", mac) & self.ip("ip_src", ep.ip)
-        ipv4 = hs.eq("eth_type", ETH_IP) & self.ip("ip_src", ep.ip)
-        out = arp | ipv4
-        if ep.ipv6 is not None:
-            out |= hs.eq("eth_type", ETH_IP6) & hs.eq("ipv6_src", int(IPv6Address(ep.ipv6)))
-        out &= hs.eq("eth_src", mac) & hs.eq("vlan_present", 0) & hs.eq("vlan_vid", 0)
-        self._bound[ep.key] = out
-        return out
-
-    def service(self, svc: ServiceMatch, *, reply: bool = False) -> BDD:
-        """IPv4 packets of a service; ``reply`` mirrors the ports (source port in range)."""
-        hs = self.hs
-        out = hs.eq("eth_type", ETH_IP)
-        if svc.proto == "any":
-            return out
-        out &= hs.eq("ip_proto", _PROTO[svc.proto])
-        if svc.ports is None:
-            return out
-        port_field = "tp_src" if reply else "tp_dst"
-        ports = hs.false
-        for lo, hi in svc.ports:
-            ports |= _range(hs, port_field, lo, hi, 16)
-        return out & ports
-
-    def grants(self, grants: Iterable[Grant], *, reply: bool = False) -> BDD:
-        out = self.hs.false
-        for g in grants:
-            for svc in g.services:
-                out |= self.service(svc, reply=reply)
-        return out
-
-    def routed(self, src: EndpointInfo, dst: EndpointInfo) -> bool:
-        return src.tenant != dst.tenant or src.segment != dst.segment
-
-    def first_hop(self, src: EndpointInfo, dst: EndpointInfo) -> BDD:
-        """``eth_dst`` (and TTL) of a packet ``src`` sends to ``dst``: direct or via its gateway."""
-        hs = self.hs
-        if not self.routed(src, dst):
-            return hs.eq("eth_dst", _mac(dst.mac))
-        gw = _mac(self.net.tenant(src.tenant).gateway_mac)
-        return hs.eq("eth_dst", gw) & ~(hs.eq("nw_ttl", 0) | hs.eq("nw_ttl", 1))
-
-    def forward(self, src: EndpointInfo, dst: EndpointInfo, grants: Iterable[Grant]) -> BDD:
-        """New packets ``src`` may send to ``dst`` (property 3's forward space)."""
-        return self.bound(src) & self.first_hop(src, dst) & self.ip("ip_dst", dst.ip) & self.grants(grants)
-
-    def reply(self, src: EndpointInfo, dst: EndpointInfo, grants: Iterable[Grant]) -> BDD:
-        """Replies ``dst`` sends back to ``src`` on ``src``'s stateful grants."""
-        stateful = [g for g in grants if g.stateful]
-        if not stateful:
-            return self.hs.false
-        return (
-            self.bound(dst)
-            & self.first_hop(dst, src)
-            & self.ip("ip_dst", src.ip)
-            & self.grants(stateful, reply=True)
-        )
-
-    def allowed_new(self, src: EndpointInfo, dst: EndpointInfo) -> BDD:
-        """Property 2: what may be delivered from ``src`` to ``dst`` (same tenant) as new."""
-        hs = self.hs
-        if src.key == dst.key:
-            seg = self.net.segment(src.tenant, src.segment)
-            if seg.gateway is None:
-                return hs.false
-            return hs.eq("eth_type", ETH_ARP) & hs.eq("arp_op", 1) & self.ip("ip_dst", seg.gateway)
-        out = self.grants(pair_grants(self.net, src, dst)) & self.ip("ip_src", src.ip)
-        out &= self.ip("ip_dst", dst.ip)
-        if src.tenant == dst.tenant and src.segment == dst.segment:
-            out |= hs.eq("eth_type", ETH_ARP) & self.ip("ip_dst", dst.ip)
-        if ipv6_allowed(self.net, src, dst):
-            out |= hs.eq("eth_type", ETH_IP6)
-        return out
-
-    def same_address(self, name: str) -> BDD:
-        """Relation: the live ``name`` equals its ghost (the injected value)."""
-        bdd = self.hs.bdd
-        out = self.hs.true
-        width = 32
-        for i in range(width):
-            out &= bdd.apply("equiv", bdd.var(f"{name}_{i}"), bdd.var(f"o.{name}_{i}"))
-        return out
-
-
-# ---------------------------------------------------------------------------- checks
-
-
-def _endpoint_of(network: Network, qualified: str | None) -> EndpointInfo | None:
-    if qualified is None:
-        return None
-    tenant, _, name = qualified.partition("/")
-    return network.endpoint(tenant, name)
-
-
-def _sources(network: Network) -> dict[tuple[str, int], EndpointInfo]:
-    return {(ep.switch, ep.port): ep for ep in network.endpoints}
-
-
-def _shared_pairs(network: Network) -> dict[tuple[tuple[str, str], tuple[str, str]], list[Grant]]:
-    """Cross-tenant consumer->provider pairs and their shared-service grants."""
-    out: dict[tuple[tuple[str, str], tuple[str, str]], list[Grant]] = {}
-    for (s, d), grants in expected_reachability(network).items():
-        if s[0] != d[0]:
-            out[(s, d)] = [g for g in grants if g.kind == "shared-service"]
-    return out
-
-
-def _delivered(run: Reachability, ingress: tuple[str, int]) -> list[Outcome]:
-    return [o for o in run.outcomes.get(ingress, []) if o.disposition.kind == DELIVERED]
-
-
-def check_isolation(runs: Runs, network: Network, spaces: Spaces) -> PropertyResult:
-    hs = runs.hs
-    shared = _shared_pairs(network)
-    violations: list[Violation] = []
-    checked = 0
-    for ingress, src in _sources(network).items():
-        for mode, run in (("new", runs.new), ("any", runs.any)):
-            for o in _delivered(run, ingress):
-                dst = _endpoint_of(network, o.disposition.endpoint)
-                if dst is None or dst.tenant == src.tenant:
-                    continue
-                checked += 1
-                origin = hs.origin(o.relation)
-                if mode == "new":
-                    allowed = spaces.grants(shared.get((src.key, dst.key), []))
-                elif (src.key, dst.key) in shared or (dst.key, src.key) in shared:
-                    allowed = hs.eq("eth_type", ETH_IP)
-                else:
-                    allowed = hs.false
-                bad = origin & ~allowed
-                if hs.is_empty(bad):
-                    continue
-                if mode == "any" and any(
-                    v.src == src.qualified and v.dst == dst.qualified for v in violations
-                ):
-                    continue  # already shown with every lookup new
-                what = "new connection " if mode == "new" else ""
-                violations.append(
-                    Violation(
-                        "isolation",
-                        f"{what}traffic of tenant {src.tenant} ({src.qualified}) is "
-                        f"delivered to tenant {dst.tenant} ({dst.qualified}) outside any shared service",
-                        ingress,
-                        src.qualified,
-                        dst.qualified,
-                        mode,
-                        bad,
-                        o,
-                    )
-                )
-    desc = (
-        "every packet delivered across tenants, injected at every edge port, in every conntrack "
-        "state (and again with every lookup new)"
-    )
-    return _result(
-        "isolation", desc, "all headers × all ct states", {"cross-tenant deliveries": checked}, violations
-    )
-
-
-def check_conformance(runs: Runs, network: Network, spaces: Spaces) -> PropertyResult:
-    hs = runs.hs
-    violations: list[Violation] = []
-    checked = 0
-    keep_ip = spaces.same_address("ip_src") & spaces.same_address("ip_dst")
-    for ingress, src in _sources(network).items():
-        for o in _delivered(runs.new, ingress):
-            dst = _endpoint_of(network, o.disposition.endpoint)
-            if dst is None or dst.tenant != src.tenant:
-                continue
-            checked += 1
-            origin = hs.origin(o.relation)
-            bad = origin & ~spaces.allowed_new(src, dst)
-            if not hs.is_empty(bad):
-                target = "itself" if src.key == dst.key else dst.qualified
-                violations.append(
-                    Violation(
-                        "conformance",
-                        f"{src.qualified} reaches {target} with traffic no grant allows",
-                        ingress,
-                        src.qualified,
-                        dst.qualified,
-                        "new",
-                        bad,
-                        o,
-                    )
-                )
-                continue
-            ipv4 = o.relation & hs.eq("eth_type", ETH_IP)
-            nat = hs.origin(ipv4 & ~keep_ip)
-            if not hs.is_empty(nat):
-                violations.append(
-                    Violation(
-                        "conformance",
-                        f"{src.qualified} -> {dst.qualified}: IPv4 addresses are "
-                        "rewritten on the way (segctl does no NAT)",
-                        ingress,
-                        src.qualified,
-                        dst.qualified,
-                        "new",
-                        nat,
-                        o,
-                    )
-                )
-    desc = "every packet delivered inside a tenant when every conntrack lookup says new"
-    return _result(
-        "conformance",
-        desc,
-        "all headers, ct_state=+trk+new at every lookup",
-        {"intra-tenant deliveries": checked},
-        violations,
-    )
-
 
 @dataclass
-class _Allowed:
-    src: EndpointInfo
-    dst: EndpointInfo
-    forward: BDD
-    reply: BDD
-    grants: tuple[Grant, ...]
+class _Expectations:
+    """The intent's expectations, grouped per source endpoint (each group is a cache key)."""
+
+    reach: Mapping[tuple[EndpointKey, EndpointKey], tuple[Grant, ...]]
+    rows: dict[EndpointKey, list[tuple[EndpointInfo, tuple[Grant, ...]]]]
+    row_keys: dict[EndpointKey, tuple[tuple[EndpointKey, tuple[Grant, ...]], ...]]
+    shared: dict[tuple[EndpointKey, EndpointKey], list[Grant]]
+    shared_keys: Mapping[EndpointKey, tuple[object, ...]]
+    owners: dict[int, frozenset[EndpointKey]]
+    owners_key: tuple[tuple[int, tuple[EndpointKey, ...]], ...]
+
+    @classmethod
+    def of(cls, network: Network) -> _Expectations:
+        reach = expected_reachability(network)
+        rows: dict[EndpointKey, list[tuple[EndpointInfo, tuple[Grant, ...]]]] = {}
+        shared: dict[tuple[EndpointKey, EndpointKey], list[Grant]] = {}
+        out: dict[EndpointKey, list[object]] = {}
+        into: dict[EndpointKey, list[object]] = {}
+        for (s, d), grants in reach.items():
+            rows.setdefault(s, []).append((network.endpoint(*d), tuple(grants)))
+            if s[0] != d[0]:
+                shared[(s, d)] = [g for g in grants if g.kind == "shared-service"]
+                out.setdefault(s, []).append((d, tuple(shared[(s, d)])))
+                into.setdefault(d, []).append(s)
+        row_keys = {s: tuple((d.key, g) for d, g in row) for s, row in rows.items()}
+        shared_keys = {
+            ep.key: (tuple(out.get(ep.key, ())), tuple(into.get(ep.key, ()))) for ep in network.endpoints
+        }
+        owner_sets: dict[int, set[EndpointKey]] = {}
+        for ep in network.endpoints:
+            owner_sets.setdefault(network.tenant(ep.tenant).id, set()).add(ep.key)
+        for s, d in shared:
+            for a, b in ((s, d), (d, s)):
+                owner_sets.setdefault(network.tenant(a[0]).id, set()).add(b)
+        owners = {z: frozenset(v) for z, v in owner_sets.items()}
+        owners_key = tuple(sorted((z, tuple(sorted(v))) for z, v in owners.items()))
+        return cls(reach, rows, row_keys, shared, shared_keys, owners, owners_key)
 
 
-def _allowed_spaces(network: Network, spaces: Spaces) -> list[_Allowed]:
-    out = []
-    for (s, d), grants in expected_reachability(network).items():
-        src, dst = network.endpoint(*s), network.endpoint(*d)
-        out.append(
-            _Allowed(src, dst, spaces.forward(src, dst, grants), spaces.reply(src, dst, grants), grants)
-        )
-    return out
+class Checker:
+    """The six checks as combinations of cached contributions (:mod:`segctl.flows.checks`).
 
+    A contribution is recomputed when its cache key (the identity tokens of the outcomes it
+    reads and the expectations of its source) differs from the previous call's; a fresh
+    ``Checker`` computes everything. ``recomputed``/``total`` count the last call's parts.
+    """
 
-def _commit_zones(runs: Runs, a: _Allowed) -> frozenset[int]:
-    """Zones in which the tables commit some of ``a``'s forward packets (all lookups new)."""
-    hs = runs.hs
-    ingress = (a.src.switch, a.src.port)
-    return frozenset(
-        c.zone for c in runs.new_commits(ingress) if not hs.is_empty(hs.origin(c.relation) & a.forward)
-    )
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, Hashable], tuple[object, Any]] = {}
+        self._next: dict[tuple[str, Hashable], tuple[object, Any]] = {}
+        self.recomputed = 0
+        self.total = 0
 
+    def _part(
+        self, kind: str, ident: Hashable, key: object, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``fn(*args)``, or its value of the last call when ``key`` is the same."""
+        self.total += 1
+        hit = self._cache.get((kind, ident))
+        if hit is not None and hit[0] == key:
+            value: T = hit[1]
+        else:
+            value = fn(*args, **kwargs)
+            self.recomputed += 1
+        self._next[(kind, ident)] = (key, value)
+        return value
 
-def _cover(hs: HeaderSpace, outcomes: list[Outcome], wanted: BDD, endpoint: str) -> tuple[BDD, list[Outcome]]:
-    """(part of ``wanted`` not delivered to ``endpoint``, outcomes that hold it)."""
-    delivered = hs.false
-    for o in outcomes:
-        if o.disposition.kind == DELIVERED and o.disposition.endpoint == endpoint:
-            delivered |= hs.origin(o.relation)
-    missing = wanted & ~delivered
-    if hs.is_empty(missing):
-        return missing, []
-    holders = [o for o in outcomes if not hs.is_empty(hs.origin(o.relation) & missing)]
-    return missing, holders
+    def check(
+        self,
+        runs: Runs,
+        network: Network,
+        spaces: Spaces,
+        *,
+        progress: Callable[[str], None] | None = None,
+    ) -> list[PropertyResult]:
+        """The six results over ``runs``, in :data:`PROPERTIES` order."""
+        say = progress or (lambda _msg: None)
+        hs = runs.hs
+        self._next, self.recomputed, self.total = {}, 0, 0
+        exp = _Expectations.of(network)
+        sources = {(ep.switch, ep.port): ep for ep in network.endpoints}
 
+        def tok(run: str, ingress: SwitchPort) -> object:
+            return runs.tokens.get((run, ingress))
 
-def check_allowed_delivered(
-    runs: Runs, network: Network, spaces: Spaces, allowed: list[_Allowed], replies: dict[int, list[Outcome]]
-) -> PropertyResult:
-    hs = runs.hs
-    violations: list[Violation] = []
-    for i, a in enumerate(allowed):
-        ingress = (a.src.switch, a.src.port)
-        missing, holders = _cover(hs, runs.new.outcomes.get(ingress, []), a.forward, a.dst.qualified)
-        if not hs.is_empty(missing):
-            o = holders[0] if holders else None
-            violations.append(
-                Violation(
-                    "allowed-delivered",
-                    f"granted traffic {a.src.qualified} -> {a.dst.qualified} "
-                    f"({_grants_text(a.grants)}) is not all delivered",
+        say("replies of stateful grants")
+        allowed: list[Allowed] = []
+        pairs: list[tuple[list[Violation], list[Violation]]] = []
+        for (s, d), grants in exp.reach.items():
+            src, dst = network.endpoint(*s), network.endpoint(*d)
+            a = Allowed(
+                src, dst, spaces.forward(src, dst, grants), spaces.reply(src, dst, grants), tuple(grants)
+            )
+            allowed.append(a)
+            ingress = (src.switch, src.port)
+            new = runs.new.outcomes.get(ingress, [])
+            replies: list[Outcome] = []
+            reply_token: object = None
+            if not hs.is_empty(a.reply):
+                zones = self._part(
+                    "zones",
+                    (s, d),
+                    (tok("new", ingress), a.forward),
+                    commit_zones,
+                    hs,
+                    runs.new_commits(ingress),
+                    a.forward,
+                )
+                replies, reply_token = runs.replies(a, zones)
+            key = (tok("new", ingress), a.forward, a.reply, a.grants, reply_token)
+            pairs.append(self._part("pair", (s, d), key, pair_part, hs, a, new, replies))
+
+        say("checking properties")
+        keep_ip = spaces.same_address("ip_src") & spaces.same_address("ip_dst")
+        iso, conf, spoof = [], [], []
+        for ingress, src in sources.items():
+            any_run, new_run = runs.any.outcomes.get(ingress, []), runs.new.outcomes.get(ingress, [])
+            t_any, t_new = tok("any", ingress), tok("new", ingress)
+            iso.append(
+                self._part(
+                    "isolation",
                     ingress,
-                    a.src.qualified,
-                    a.dst.qualified,
-                    "new",
-                    missing,
-                    o,
+                    (t_new, t_any, src.key, exp.shared_keys[src.key]),
+                    isolation_part,
+                    hs,
+                    network,
+                    spaces,
+                    ingress,
+                    src,
+                    [("new", new_run), ("any", any_run)],
+                    exp.shared,
                 )
             )
-        if hs.is_empty(a.reply):
-            continue
-        back = (a.dst.switch, a.dst.port)
-        missing, holders = _cover(hs, replies.get(i, []), a.reply, a.src.qualified)
-        if not hs.is_empty(missing):
-            o = holders[0] if holders else None
-            violations.append(
-                Violation(
-                    "allowed-delivered",
-                    f"replies {a.dst.qualified} -> {a.src.qualified} of a "
-                    f"granted stateful connection are not all delivered",
-                    back,
-                    a.dst.qualified,
-                    a.src.qualified,
-                    "est",
-                    missing,
-                    o,
+            conf.append(
+                self._part(
+                    "conformance",
+                    ingress,
+                    (t_new, src.key, exp.row_keys.get(src.key, ())),
+                    conformance_part,
+                    hs,
+                    network,
+                    spaces,
+                    keep_ip,
+                    ingress,
+                    src,
+                    new_run,
                 )
             )
-    stateful = sum(1 for a in allowed if not hs.is_empty(a.reply))
-    desc = (
-        "for every granted (source, destination): new packets with the bound source, the destination "
-        "address and MAC (or gateway MAC, TTL >= 2), any granted service; and replies of stateful grants"
-    )
-    return _result(
-        "allowed-delivered",
-        desc,
-        "granted services × bound addresses",
-        {"granted pairs": len(allowed), "stateful reply spaces": stateful},
-        violations,
-    )
-
-
-def check_spoof(runs: Runs, network: Network, spaces: Spaces) -> PropertyResult:
-    hs = runs.hs
-    violations: list[Violation] = []
-    checked = 0
-    for ingress, src in _sources(network).items():
-        bound = spaces.bound(src)
-        for o in _delivered(runs.any, ingress):
-            checked += 1
-            bad = hs.origin(o.relation) & ~bound
-            if hs.is_empty(bad):
+            spoof.append(
+                self._part(
+                    "spoof",
+                    ingress,
+                    (t_any, src.key),
+                    spoof_part,
+                    hs,
+                    spaces,
+                    ingress,
+                    src,
+                    any_run,
+                )
+            )
+        loops: list[Violation] = []
+        for ingress, outs in runs.any.outcomes.items():
+            maybe = sources.get(ingress)
+            loops += self._part(
+                "loop",
+                ingress,
+                (tok("any", ingress), maybe.key if maybe else None),
+                loop_part,
+                hs,
+                ingress,
+                maybe,
+                outs,
+            )
+        commits: list[Violation] = []
+        for ingress in runs.new.outcomes:
+            maybe = sources.get(ingress)
+            if maybe is None or not runs.new_commits(ingress):
                 continue
-            violations.append(
-                Violation(
-                    "spoof-guard",
-                    f"a packet from {src.qualified}'s port with a source not bound to it "
-                    f"is delivered to {o.disposition.endpoint}",
-                    ingress,
-                    src.qualified,
-                    o.disposition.endpoint,
-                    "any",
-                    bad,
-                    o,
-                )
+            src = maybe
+            commits += self._part(
+                "commit",
+                ingress,
+                (tok("new", ingress), src.key, exp.row_keys.get(src.key, ()), exp.owners_key),
+                commit_part,
+                hs,
+                network,
+                spaces,
+                src,
+                runs.new_commits(ingress),
+                runs.new.outcomes.get(ingress, []),
+                exp.rows.get(src.key, []),
+                exp.owners,
             )
-            break
-    return _result(
-        "spoof-guard",
-        "every delivered packet of every edge port, in every conntrack state",
-        "all headers × all ct states",
-        {"edge ports": len(_sources(network)), "deliveries": checked},
-        violations,
-    )
+        self._cache = self._next
 
-
-def check_loops(
-    runs: Runs, network: Network, allowed: list[_Allowed], replies: dict[int, list[Outcome]]
-) -> PropertyResult:
-    hs = runs.hs
-    violations: list[Violation] = []
-    sources = _sources(network)
-    for ingress, outs in runs.any.outcomes.items():
-        src = sources.get(ingress)
-        for o in outs:
-            if o.disposition.kind in (LOOP, TRUNCATED):
-                violations.append(
-                    Violation(
-                        "loop-free",
-                        f"packets from {ingress[0]}:{ingress[1]} {o.disposition}",
-                        ingress,
-                        src.qualified if src else None,
-                        None,
-                        "any",
-                        hs.origin(o.relation),
-                        o,
-                    )
-                )
-                break
-    for i, a in enumerate(allowed):
-        for mode, outs, wanted, ingress in (
-            (
-                "new",
-                runs.new.outcomes.get((a.src.switch, a.src.port), []),
-                a.forward,
-                (a.src.switch, a.src.port),
+        stateful = sum(1 for a in allowed if not hs.is_empty(a.reply))
+        paths = sum(len(v) for v in runs.any.outcomes.values())
+        return [
+            _result(
+                "isolation",
+                "every packet delivered across tenants, injected at every edge port, in every conntrack "
+                "state (and again with every lookup new)",
+                "all headers × all ct states",
+                {"cross-tenant deliveries": sum(n for _, n in iso)},
+                [v for vs, _ in iso for v in vs],
             ),
-            ("est", replies.get(i, []), a.reply, (a.dst.switch, a.dst.port)),
-        ):
-            for o in outs:
-                if o.disposition.kind not in _BLACK_HOLES:
-                    continue
-                bad = hs.origin(o.relation) & wanted
-                if not hs.is_empty(bad):
-                    violations.append(
-                        Violation(
-                            "loop-free",
-                            f"allowed traffic {a.src.qualified} -> {a.dst.qualified}"
-                            f"{' (replies)' if mode == 'est' else ''} ends {o.disposition}",
-                            ingress,
-                            a.src.qualified,
-                            a.dst.qualified,
-                            mode,
-                            bad,
-                            o,
-                        )
-                    )
-                    break
-    total = sum(len(v) for v in runs.any.outcomes.values())
-    return _result(
-        "loop-free",
-        "every path of every packet (loops); the allowed spaces (black holes)",
-        "all headers × all ct states",
-        {"paths": total},
-        violations,
-    )
-
-
-def _zone_owners(network: Network) -> dict[int, set[tuple[str, str]]]:
-    """Per conntrack zone: endpoints whose packets may be tracked there (own tenant, shared peers)."""
-    owners: dict[int, set[tuple[str, str]]] = {}
-    for ep in network.endpoints:
-        owners.setdefault(network.tenant(ep.tenant).id, set()).add(ep.key)
-    for s, d in _shared_pairs(network):
-        for a, b in ((s, d), (d, s)):
-            owners.setdefault(network.tenant(a[0]).id, set()).add(b)
-    return owners
-
-
-def check_commits(runs: Runs, network: Network, spaces: Spaces) -> PropertyResult:
-    hs = runs.hs
-    violations: list[Violation] = []
-    sources = _sources(network)
-    owners = _zone_owners(network)
-    reach = expected_reachability(network)
-    by_source: dict[tuple[str, str], list[tuple[EndpointInfo, tuple[Grant, ...]]]] = {}
-    for (s, d), grants in reach.items():
-        by_source.setdefault(s, []).append((network.endpoint(*d), tuple(grants)))
-    # (ok, repliers) depend only on the source and the zone: built once per pair, not per commit.
-    unsafe: dict[tuple[tuple[str, str], int], BDD] = {}
-    seen: set[tuple[tuple[str, int], str, int, int]] = set()
-    for c in runs.new.commits:
-        src = sources.get(c.ingress)
-        if src is None:
-            continue
-        outside = unsafe.get((src.key, c.zone))
-        if outside is None:
-            ok = hs.false
-            for dst, grants in by_source.get(src.key, []):
-                zones = {network.tenant(src.tenant).id, network.tenant(dst.tenant).id}
-                if c.zone in zones:
-                    ok |= spaces.grants([g for g in grants if g.stateful]) & spaces.ip("ip_dst", dst.ip)
-            repliers = hs.false
-            for owner in owners.get(c.zone, set()):
-                if owner != src.key:
-                    repliers |= spaces.ip("ip_dst", network.endpoint(*owner).ip)
-            outside = unsafe[(src.key, c.zone)] = ~ok & repliers
-        committed = hs.origin(c.relation) & spaces.bound(src)
-        bad = committed & outside
-        if hs.is_empty(bad):
-            continue
-        key = (c.ingress, c.switch, c.table, c.zone)
-        if key in seen:
-            continue
-        seen.add(key)
-        # Prefer a packet that is also delivered: the commit and the leak in one trace.
-        o = next(
-            (o for o in _delivered(runs.new, c.ingress) if not hs.is_empty(hs.origin(o.relation) & bad)), None
-        )
-        if o is not None:
-            bad &= hs.origin(o.relation)
-        violations.append(
-            Violation(
+            _result(
+                "conformance",
+                "every packet delivered inside a tenant when every conntrack lookup says new",
+                "all headers, ct_state=+trk+new at every lookup",
+                {"intra-tenant deliveries": sum(n for _, n in conf)},
+                [v for vs, _ in conf for v in vs],
+            ),
+            _result(
+                "allowed-delivered",
+                "for every granted (source, destination): new packets with the bound source, the "
+                "destination address and MAC (or gateway MAC, TTL >= 2), any granted service; and "
+                "replies of stateful grants",
+                "granted services × bound addresses",
+                {"granted pairs": len(allowed), "stateful reply spaces": stateful},
+                [v for vs, _ in pairs for v in vs],
+            ),
+            _result(
+                "spoof-guard",
+                "every delivered packet of every edge port, in every conntrack state",
+                "all headers × all ct states",
+                {"edge ports": len(sources), "deliveries": sum(n for _, n in spoof)},
+                [v for vs, _ in spoof for v in vs],
+            ),
+            _result(
+                "loop-free",
+                "every path of every packet (loops); the allowed spaces (black holes)",
+                "all headers × all ct states",
+                {"paths": paths},
+                loops + [v for _, vs in pairs for v in vs],
+            ),
+            _result(
                 "commit-safety",
-                f"{c.switch} table {c.table} commits traffic of {src.qualified} in zone "
-                f"{c.zone} that no stateful grant allows",
-                c.ingress,
-                src.qualified,
-                o.disposition.endpoint if o else None,
-                "new",
-                bad,
-                o,
-                c,
-            )
-        )
-    return _result(
-        "commit-safety",
-        "every ct(commit) met by a new packet of every edge port",
-        "committed packets × zones",
-        {"commit points": len(runs.new.commits)},
-        violations,
-    )
-
-
-def _grants_text(grants: Iterable[Grant]) -> str:
-    return "; ".join(g.describe() for g in grants)
+                "every ct(commit) met by a new packet of every edge port",
+                "committed packets × zones",
+                {"commit points": len(runs.new.commits)},
+                commits,
+            ),
+        ]
 
 
 def _result(
-    pid: str, description: str, space: str, counts: Mapping[str, int], violations: list[Violation]
+    pid: str, description: str, space: str, counts: Mapping[str, int], violations: Sequence[Violation]
 ) -> PropertyResult:
     _, title, statement = next(p for p in PROPERTIES if p[0] == pid)
     return PropertyResult(pid, title, statement, Checked(description, space, dict(counts)), tuple(violations))
-
-
-def check_all(
-    runs: Runs, network: Network, *, progress: Callable[[str], None] | None = None
-) -> list[PropertyResult]:
-    """Check the six properties over ``runs``; results in :data:`PROPERTIES` order."""
-    say = progress or (lambda _msg: None)
-    spaces = Spaces(runs.hs, network)
-    allowed = _allowed_spaces(network, spaces)
-    say("replies of stateful grants")
-    replies: dict[int, list[Outcome]] = {}
-    for i, a in enumerate(allowed):
-        if not runs.hs.is_empty(a.reply):
-            zones = _commit_zones(runs, a)
-            replies[i] = runs.reply_engine(zones).inject(a.dst.switch, a.dst.port, a.reply)
-    say("checking properties")
-    return [
-        check_isolation(runs, network, spaces),
-        check_conformance(runs, network, spaces),
-        check_allowed_delivered(runs, network, spaces, allowed, replies),
-        check_spoof(runs, network, spaces),
-        check_loops(runs, network, allowed, replies),
-        check_commits(runs, network, spaces),
-    ]

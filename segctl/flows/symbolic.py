@@ -97,6 +97,7 @@ from segctl.flows.symtables import (
     Key,
     Rule,
     SetFields,
+    Table,
     View,
     entry_key,
     index_tables,
@@ -124,6 +125,7 @@ __all__ = [
     "Outcome",
     "Reachability",
     "Topology",
+    "ViewKey",
     "compute_reachability",
 ]
 
@@ -138,6 +140,8 @@ UNSUPPORTED = "unsupported"
 TRUNCATED = "truncated"
 
 SwitchPort = tuple[str, int]
+#: A table as one path saw it: (switch, table, the path's key, the VLAN TCI the view narrowed by).
+ViewKey = tuple[str, int, Key, int | None]
 
 
 @dataclass(frozen=True)
@@ -260,13 +264,20 @@ class Engine:
         hs: HeaderSpace | None = None,
         max_steps: int = 200_000,
         ct_states: BDD | None = None,
+        index: Mapping[str, Mapping[int, Table]] | None = None,
     ) -> None:
         """``ct_states`` (a BDD over ``ct_state``) narrows what a ``ct(table=…)`` may return;
-        the default is ``+trk`` with exactly one of ``new``/``est``/``rel``/``inv``."""
+        the default is ``+trk`` with exactly one of ``new``/``est``/``rel``/``inv``. ``index``:
+        the tables already indexed (:func:`index_tables` over ``hs``, one entry per switch of
+        ``tables``); their findings are then the caller's."""
         self.hs = hs or HeaderSpace()
         self.topology = topology
         self.findings: list[Finding] = []
-        self._tables = {sw: index_tables(self.hs, sw, flows, self.findings) for sw, flows in tables.items()}
+        if index is None:
+            index = {sw: index_tables(self.hs, sw, flows, self.findings) for sw, flows in tables.items()}
+        self._tables = index
+        #: Every table view the last :meth:`inject` visited: its outcomes depend on these only.
+        self.visits: set[ViewKey] = set()
         self._max_steps = max_steps
         self._steps = 0
         h = self.hs
@@ -288,6 +299,7 @@ class Engine:
         other._fresh_ct = ct_states
         other._fresh_by_key = {}
         other.commits = []
+        other.visits = set()
         return other
 
     def edge_ports(self) -> list[SwitchPort]:
@@ -302,6 +314,7 @@ class Engine:
         key = entry_key(port)
         outcomes: list[Outcome] = []
         self._steps = 0
+        self.visits = set()
         path = _Path((switch, port), port, (), (), key)
         self._table(switch, 0, self.hs.cofactor(start, key), path, outcomes)
         return outcomes
@@ -335,10 +348,13 @@ class Engine:
         tables = self._tables.get(switch, {})
         tab = tables.get(table)
         remaining = space
-        if tab is not None:
+        if tab is None:
+            self.visits.add((switch, table, key, None))
+        else:
             tci = path.tci
             if tci is not None and (not tab.by_vlan or not hs.implies(space, hs.tci(tci))):
                 tci = None
+            self.visits.add((switch, table, key, tci))
             view = tab.view(hs, key, tci)
             for hard, conj in view.levels:
                 if hs.is_empty(remaining):

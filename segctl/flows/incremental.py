@@ -1,0 +1,311 @@
+"""Incremental re-verification: after a change, re-do only the work the change can affect.
+
+An :class:`IncrementalVerifier` keeps, across calls, one :class:`HeaderSpace` (so earlier
+outcomes stay valid BDDs), the indexed tables of every switch, and per engine injection
+(every edge port in runs A and N, every reply injection of run E) its outcomes, its commit
+events and the set of table views it visited (``(switch, table, key, tci)``, see
+:meth:`segctl.flows.symtables.Table.view`). A new call
+
+1. re-indexes only the switches whose flow list changed (flows and their line numbers);
+2. marks a visited view *changed* when the rules it yields (flows in order, line numbers,
+   conjunction spaces, the table's VLAN narrowing) differ between the old and new index;
+   a table missing on one side is changed when present on the other;
+3. re-runs only the injections that visited a changed view, reusing the others unchanged;
+4. recomputes only the property contributions (:class:`~segctl.flows.properties.Checker`)
+   whose outcomes were re-run or whose expectations changed.
+
+The report is exactly what :func:`segctl.flows.verify.verify` returns for the same inputs
+(which is this class, fresh, called once). A change of endpoints, tenants, segments,
+switches or links, or a BDD manager over ``max_nodes``, starts over with a full run.
+See ``docs/verification.md`` ("Incremental re-verification") for the soundness argument.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from segctl.flows.checks import Allowed
+from segctl.flows.headerspace import BDD, CT_EST, CT_NEW, CT_RPL, CT_TRK, HeaderSpace
+from segctl.flows.ofctl import Flow
+from segctl.flows.properties import Checker, Runs
+from segctl.flows.spaces import Spaces
+from segctl.flows.symbolic import CommitEvent, Engine, Outcome, Reachability, Topology, ViewKey
+from segctl.flows.symtables import Finding, Rule, Table, index_tables
+from segctl.flows.verify import VerificationReport, build_report
+from segctl.topology.network import Network
+
+__all__ = ["DEFAULT_MAX_NODES", "IncrementalVerifier", "Stats"]
+
+#: Past this many live BDD nodes the next call starts over in a fresh manager.
+DEFAULT_MAX_NODES = 20_000_000
+
+SwitchPort = tuple[str, int]
+Progress = Callable[[str], None]
+_ReplyKey = tuple[tuple[str, str], tuple[str, str], BDD, frozenset[int]]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What the last :meth:`IncrementalVerifier.verify` call did and reused.
+
+    ``mode``: ``full`` (everything computed; ``reason`` says why), ``incremental``, or
+    ``unchanged`` (no switch re-indexed, nothing re-run or recomputed).
+    """
+
+    mode: str
+    reason: str
+    ingresses: int  # edge ports injected per run
+    rerun_any: int
+    rerun_new: int
+    replies: int
+    rerun_replies: int
+    switches: int
+    reindexed: int
+    changed_views: int
+    contributions: int
+    recomputed: int
+    seconds: float
+
+    def to_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class _Record:
+    """One injection: its outcomes, commits, the views it visited, and an identity token."""
+
+    outcomes: list[Outcome]
+    commits: list[CommitEvent]
+    views: frozenset[ViewKey]
+    token: object = field(default_factory=object)
+
+
+def _structure(network: Network) -> tuple[object, ...]:
+    """Everything but policies and shared services: when it changes, start over."""
+    return (network.switches, network.links, network.tenants, network.segments, network.endpoints)
+
+
+def _same_flows(old: tuple[Flow, ...], old_lines: tuple[int, ...], new: Sequence[Flow]) -> bool:
+    if len(old) != len(new):
+        return False
+    return all(a is b or (a == b and line == b.line) for a, line, b in zip(old, old_lines, new, strict=True))
+
+
+def _rule_id(rule: Rule) -> tuple[Flow, int]:
+    return rule.flow, rule.flow.line  # the line shows in traces: it is part of what a view yields
+
+
+class IncrementalVerifier:
+    """``verify(network, tables)`` that reuses the previous call's work (module docstring)."""
+
+    def __init__(self, *, max_nodes: int = DEFAULT_MAX_NODES) -> None:
+        self.max_nodes = max_nodes
+        self.stats: Stats | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._hs: HeaderSpace | None = None
+        self._spaces: Spaces | None = None
+        self._structure: tuple[object, ...] | None = None
+        self._flows: dict[str, tuple[Flow, ...]] = {}
+        self._lines: dict[str, tuple[int, ...]] = {}
+        self._index: dict[str, dict[int, Table]] = {}
+        self._findings: dict[str, list[Finding]] = {}
+        self._records: dict[str, dict[SwitchPort, _Record]] = {"any": {}, "new": {}}
+        self._replies: dict[_ReplyKey, _Record] = {}
+        self._seen: dict[str, set[ViewKey]] = {}  # per switch: the views some record visited
+        self._checker = Checker()
+
+    def verify(
+        self, network: Network, tables: Mapping[str, Sequence[Flow]], *, progress: Progress | None = None
+    ) -> VerificationReport:
+        """The report :func:`segctl.flows.verify.verify` gives for these inputs; ``self.stats``
+        says what was reused."""
+        try:
+            return self._verify(network, tables, progress or (lambda _msg: None))
+        except BaseException:
+            self._reset()  # never reuse half-updated state
+            raise
+
+    def _verify(
+        self, network: Network, tables: Mapping[str, Sequence[Flow]], say: Progress
+    ) -> VerificationReport:
+        start = time.monotonic()
+        structure = _structure(network)
+        reason = ""
+        if self._hs is None:
+            reason = "first call"
+        elif structure != self._structure:
+            reason = "endpoints, tenants, segments, switches or links changed"
+        elif len(self._hs.bdd) > self.max_nodes:
+            reason = f"BDD manager over {self.max_nodes:,} nodes"
+        if reason:
+            self._reset()
+            self._hs = HeaderSpace()
+            self._structure = structure
+            self._spaces = Spaces(self._hs, network)
+        hs, spaces = self._hs, self._spaces
+        assert hs is not None and spaces is not None
+        spaces.net = network
+
+        old_index = self._index
+        reindexed = self._reindex(hs, tables)
+        changed = self._changed_views(hs, old_index, reindexed)
+        findings = [f for sw in tables for f in self._findings[sw]]
+
+        engine = Engine(tables, Topology.from_network(network), hs=hs, index=self._index)
+        ports = engine.edge_ports()
+        say("symbolic reachability, every conntrack state")
+        rerun_any = self._run("any", engine, ports, changed)
+        say("symbolic reachability, new connections")
+        new_engine = engine.with_ct_states(hs.eq("ct_state", CT_TRK | CT_NEW))
+        rerun_new = self._run("new", new_engine, ports, changed)
+        reach = {
+            run: Reachability(
+                hs,
+                {p: self._records[run][p].outcomes for p in ports},
+                [c for p in ports for c in self._records[run][p].commits],
+                findings,
+            )
+            for run in ("any", "new")
+        }
+        tokens = {(run, p): self._records[run][p].token for run in ("any", "new") for p in ports}
+        replies = _Replies(engine, self._replies, changed)
+        runs = Runs(hs, reach["any"], reach["new"], replies, tokens)
+        results = self._checker.check(runs, network, spaces, progress=say)
+        self._replies = replies.records
+        for rec in replies.records.values():
+            self._note(rec)
+
+        say("building counterexamples")
+        rerun_replies = replies.rerun
+        report = build_report(network, tables, hs, runs, results, findings, time.monotonic() - start)
+        mode = "full" if reason else "incremental"
+        if not reason and not reindexed and not self._checker.recomputed:
+            mode = "unchanged"
+        self.stats = Stats(
+            mode,
+            reason,
+            len(ports),
+            rerun_any,
+            rerun_new,
+            len(replies.records),
+            rerun_replies,
+            len(tables),
+            len(reindexed),
+            len(changed),
+            self._checker.total,
+            self._checker.recomputed,
+            report.seconds,
+        )
+        return report
+
+    # ------------------------------------------------------------------ tables
+
+    def _reindex(self, hs: HeaderSpace, tables: Mapping[str, Sequence[Flow]]) -> set[str]:
+        """Index the switches whose flows changed; return them (and the ones removed)."""
+        index: dict[str, dict[int, Table]] = {}
+        changed: set[str] = set()
+        for sw, flows in tables.items():
+            old = self._flows.get(sw)
+            if old is not None and sw in self._index and _same_flows(old, self._lines[sw], flows):
+                index[sw] = self._index[sw]
+                continue
+            found: list[Finding] = []
+            index[sw] = index_tables(hs, sw, flows, found)
+            self._findings[sw] = found
+            self._flows[sw] = tuple(flows)
+            self._lines[sw] = tuple(f.line for f in flows)
+            changed.add(sw)
+        for sw in set(self._index) - set(index):
+            changed.add(sw)
+            self._flows.pop(sw, None)
+            self._lines.pop(sw, None)
+            self._findings.pop(sw, None)
+        self._index = index
+        return changed
+
+    def _changed_views(
+        self, hs: HeaderSpace, old: Mapping[str, Mapping[int, Table]], switches: set[str]
+    ) -> set[ViewKey]:
+        changed: set[ViewKey] = set()
+        for sw in switches:
+            for view in self._seen.get(sw, ()):
+                if _signature(hs, old.get(sw), view) != _signature(hs, self._index.get(sw), view):
+                    changed.add(view)
+        return changed
+
+    # ------------------------------------------------------------------ runs
+
+    def _run(self, run: str, engine: Engine, ports: Sequence[SwitchPort], changed: set[ViewKey]) -> int:
+        """Inject at every port whose record is missing or visited a changed view; count them."""
+        old = self._records[run]
+        records: dict[SwitchPort, _Record] = {}
+        rerun = 0
+        for port in ports:
+            rec = old.get(port)
+            if rec is None or not rec.views.isdisjoint(changed):
+                engine.commits = []
+                outcomes = engine.inject(*port)
+                rec = _Record(outcomes, list(engine.commits), frozenset(engine.visits))
+                self._note(rec)
+                rerun += 1
+            records[port] = rec
+        self._records[run] = records
+        return rerun
+
+    def _note(self, rec: _Record) -> None:
+        for view in rec.views:
+            self._seen.setdefault(view[0], set()).add(view)
+
+
+class _Replies:
+    """Run E for :class:`~segctl.flows.properties.Runs`: a granted pair's replies, reused when
+    the same reply space and commit zones were injected before and no view it visited changed."""
+
+    def __init__(self, engine: Engine, old: Mapping[_ReplyKey, _Record], changed: set[ViewKey]) -> None:
+        self.engine = engine
+        self.old = old
+        self.changed = changed
+        self.records: dict[_ReplyKey, _Record] = {}
+        self.rerun = 0
+        self._engines: dict[frozenset[int], Engine] = {}
+
+    def __call__(self, a: Allowed, zones: frozenset[int]) -> tuple[list[Outcome], object]:
+        key = (a.src.key, a.dst.key, a.reply, zones)
+        rec = self.records.get(key) or self.old.get(key)
+        if rec is None or not rec.views.isdisjoint(self.changed):
+            engine = self._engine(zones)
+            outcomes = engine.inject(a.dst.switch, a.dst.port, a.reply)
+            rec = _Record(outcomes, [], frozenset(engine.visits))
+            self.rerun += 1
+        self.records[key] = rec
+        return rec.outcomes, rec.token
+
+    def _engine(self, zones: frozenset[int]) -> Engine:
+        """Lookups in ``zones`` (where run N committed the connection) say ``+est+rpl``,
+        lookups in any other zone ``+new`` (no entry there)."""
+        engine = self._engines.get(zones)
+        if engine is None:
+            hs = self.engine.hs
+            in_zones = hs.false
+            for z in sorted(zones):
+                in_zones |= hs.eq("ct_zone", z)
+            states = (in_zones & hs.eq("ct_state", CT_TRK | CT_EST | CT_RPL)) | (
+                ~in_zones & hs.eq("ct_state", CT_TRK | CT_NEW)
+            )
+            engine = self._engines[zones] = self.engine.with_ct_states(states)
+        return engine
+
+
+def _signature(hs: HeaderSpace, index: Mapping[int, Table] | None, view: ViewKey) -> object:
+    """What a table visit yields under ``view``'s key: rules (flows, lines) by level, the
+    conjunction spaces, the conj_id re-lookup rules, and whether the table narrows by VLAN."""
+    table = None if index is None else index.get(view[1])
+    if table is None:
+        return None
+    v = table.view(hs, view[2], view[3])
+    levels = tuple((tuple(_rule_id(r) for r, _ in hard), tuple(conj)) for hard, conj in v.levels)
+    return table.by_vlan, levels, tuple(_rule_id(r) for r, _ in v.rules)
