@@ -7,9 +7,10 @@ events and the set of table views it visited (``(switch, table, key, tci)``, see
 :meth:`segctl.flows.symtables.Table.view`). A new call
 
 1. re-indexes only the switches whose flow list changed (flows and their line numbers);
-2. marks a visited view *changed* when the rules it yields (flows in order, line numbers,
-   conjunction spaces, the table's VLAN narrowing) differ between the old and new index;
-   a table missing on one side is changed when present on the other;
+2. marks a visited view *changed* when the rules it yields (flows in order, conjunction
+   spaces, the table's VLAN narrowing) differ between the old and new index; a table
+   missing on one side is changed when present on the other. Line numbers do not count:
+   the traces of reused outcomes that end up in a counterexample get the current lines;
 3. re-runs only the injections that visited a changed view, reusing the others unchanged;
 4. recomputes only the property contributions (:class:`~segctl.flows.properties.Checker`)
    whose outcomes were re-run or whose expectations changed.
@@ -24,15 +25,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from segctl.flows.checks import Allowed
+from segctl.flows.checks import Allowed, Violation
 from segctl.flows.headerspace import BDD, CT_EST, CT_NEW, CT_RPL, CT_TRK, HeaderSpace
 from segctl.flows.ofctl import Flow
-from segctl.flows.properties import Checker, Runs
+from segctl.flows.properties import Checker, PropertyResult, Runs
 from segctl.flows.spaces import Spaces
 from segctl.flows.symbolic import CommitEvent, Engine, Outcome, Reachability, Topology, ViewKey
-from segctl.flows.symtables import Finding, Rule, Table, index_tables
+from segctl.flows.symtables import Finding, Hop, Rule, Table, index_tables
 from segctl.flows.verify import VerificationReport, build_report
 from segctl.topology.network import Network
 
@@ -93,8 +94,8 @@ def _same_flows(old: tuple[Flow, ...], old_lines: tuple[int, ...], new: Sequence
     return all(a is b or (a == b and line == b.line) for a, line, b in zip(old, old_lines, new, strict=True))
 
 
-def _rule_id(rule: Rule) -> tuple[Flow, int]:
-    return rule.flow, rule.flow.line  # the line shows in traces: it is part of what a view yields
+def _rule_id(rule: Rule) -> Flow:
+    return rule.flow  # compares without the line: reused hops get the current lines (_Relines)
 
 
 class IncrementalVerifier:
@@ -174,7 +175,7 @@ class IncrementalVerifier:
         tokens = {(run, p): self._records[run][p].token for run in ("any", "new") for p in ports}
         replies = _Replies(engine, self._replies, changed)
         runs = Runs(hs, reach["any"], reach["new"], replies, tokens)
-        results = self._checker.check(runs, network, spaces, progress=say)
+        results = _Relines(self._index).results(self._checker.check(runs, network, spaces, progress=say))
         self._replies = replies.records
         for rec in replies.records.values():
             self._note(rec)
@@ -309,3 +310,51 @@ def _signature(hs: HeaderSpace, index: Mapping[int, Table] | None, view: ViewKey
     v = table.view(hs, view[2], view[3])
     levels = tuple((tuple(_rule_id(r) for r, _ in hard), tuple(conj)) for hard, conj in v.levels)
     return table.by_vlan, levels, tuple(_rule_id(r) for r, _ in v.rules)
+
+
+class _Relines:
+    """Current line numbers for the hops of reused outcomes (only violations' traces show them).
+
+    A reused outcome went through views whose flows are equal, in order, to the current ones;
+    the rule it hit is the first current rule of its table with the same flow (an equal
+    later one never matches anything), which is the one a full run would name.
+    """
+
+    def __init__(self, index: Mapping[str, Mapping[int, Table]]) -> None:
+        self.index = index
+        self._lines: dict[str, dict[tuple[int, int, int, str, str], int]] = {}
+
+    def results(self, results: Sequence[PropertyResult]) -> list[PropertyResult]:
+        return [replace(r, violations=tuple(self._violation(v) for v in r.violations)) for r in results]
+
+    def _violation(self, v: Violation) -> Violation:
+        outcome = v.outcome
+        if outcome is not None:
+            hops = self._hops(outcome.hops)
+            if hops is not outcome.hops:
+                outcome = replace(outcome, hops=hops)
+        commit = v.commit
+        if commit is not None:
+            hops = self._hops(commit.hops)
+            if hops is not commit.hops:
+                commit = replace(commit, hops=hops)
+        if outcome is v.outcome and commit is v.commit:
+            return v
+        return replace(v, outcome=outcome, commit=commit)
+
+    def _hops(self, hops: tuple[Hop, ...]) -> tuple[Hop, ...]:
+        out = tuple(self._hop(h) for h in hops)
+        return hops if all(a is b for a, b in zip(out, hops, strict=True)) else out
+
+    def _hop(self, hop: Hop) -> Hop:
+        if hop.priority < 0:
+            return hop
+        lines = self._lines.get(hop.switch)
+        if lines is None:
+            lines = self._lines[hop.switch] = {}
+            for table in self.index.get(hop.switch, {}).values():
+                for rule in table.rules:
+                    f = rule.flow
+                    lines.setdefault((f.table, f.priority, f.cookie, f.match_text, f.actions_text), f.line)
+        line = lines.get((hop.table, hop.priority, hop.cookie, hop.match, hop.actions), hop.line)
+        return hop if line == hop.line else replace(hop, line=line)
