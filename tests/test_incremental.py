@@ -258,3 +258,30 @@ def test_intent_changed_tables_not_yet(edit: str) -> None:
     assert 0 < stats.recomputed < stats.contributions
     report, stats = check_step(v, network, tables)
     assert report.ok
+
+
+def test_controller_verifier_shares_one_incremental_verifier() -> None:
+    """gate.default_verifier: gate then live check of the same flows (as the service sorts
+    them, parsed one by one) gives a full run's report; a policy change after that too."""
+    from segctl.controller.gate import default_verifier, flow_sort_key
+    from segctl.flows.ofctl import parse_flow
+
+    run = default_verifier()
+
+    def service_tables(network: Network) -> Tables:
+        return {
+            sw: sorted((parse_flow(r.to_ofctl()) for r in p.rules), key=flow_sort_key)
+            for sw, p in compile_network(network).items()
+        }
+
+    def strip(doc: dict[str, Any]) -> dict[str, Any]:
+        doc = dict(doc, engine={k: v for k, v in doc["engine"].items() if k != "seconds"})
+        doc.pop("generated")
+        return doc
+
+    for edit in ("base", "base", "port"):
+        network = leaf_spine(edit)[0]
+        tables = service_tables(network)
+        result = run(network, tables)
+        assert result.passed
+        assert strip(result.report) == norm(verify(network, tables))

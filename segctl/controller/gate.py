@@ -11,6 +11,7 @@ and have ``to_json``; the API and CLI only format them.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -243,15 +244,22 @@ def default_compiler() -> Compiler:
 
 
 def default_verifier() -> Verifier:
-    """The segctl symbolic verifier (:func:`segctl.flows.verify.verify`) as a :class:`Verifier`.
+    """The segctl symbolic verifier as a :class:`Verifier`: one
+    :class:`~segctl.flows.incremental.IncrementalVerifier` for every call (the gate and the
+    live checks), so each proof re-does only what changed since the previous one; its
+    report is the one :func:`segctl.flows.verify.verify` gives. Calls are serialized.
 
     Each kept counterexample becomes a :class:`Violation` (property id, message, the
     counterexample JSON); ``report`` is the versioned report document (docs/report.md).
     """
-    from segctl.flows.verify import verify
+    from segctl.flows.incremental import IncrementalVerifier
+
+    verifier = IncrementalVerifier()
+    lock = threading.Lock()
 
     def run(network: Network, tables: Mapping[str, Sequence[Flow]]) -> Verification:
-        report = verify(network, tables)
+        with lock:
+            report = verifier.verify(network, tables)
         violations = tuple(Violation(c.property, c.message, c.to_json()) for c in report.violations)
         return Verification(report.ok, violations, report.to_json(), report.seconds)
 
