@@ -213,15 +213,28 @@ def synthetic_intent(
     return Intent.model_validate(doc)
 
 
-def policy_pair(a: int, b: int, p: int) -> Intent:
+def policy_pair(a: int, b: int, p: int, *, policies: int = 1) -> Intent:
     """One tenant, one policy: group ``A`` (``a`` endpoints on ``leafA``) → group ``B``
     (``b`` endpoints on ``leafB``) over ``p`` TCP ports, on a two-leaf, one-spine fabric.
 
     The segment is strict, so the policy is the only thing that lets A reach B; each
     leaf holds one side of the policy (``policy_src`` on leafA, ``policy_dst`` on leafB).
+
+    ``policies`` > 1 adds more A → B policies, each over its own ``p`` ports (policy
+    ``i`` gets ports ``SERVICE_PORT_BASE + i·p ..``): many rules per leaf for few
+    endpoints, which keeps a full verification of the fabric cheap (its cost grows with
+    the endpoints far more than with the rules).
+
+    >>> from segctl.flows.compiler import compile_network
+    >>> from segctl.topology.network import resolve
+    >>> programs = compile_network(resolve(policy_pair(4, 2, 100, policies=3)))
+    >>> {name: len(program.rules) for name, program in sorted(programs.items())}
+    {'leafA': 390, 'leafB': 374, 'spine': 27}
     """
     if not (1 <= a <= 20000 and 1 <= b <= 20000 and 1 <= p <= 1000):
         raise ValueError("need 1 <= a, b <= 20000 and 1 <= p <= 1000")
+    if policies < 1 or SERVICE_PORT_BASE + policies * p > 65536:
+        raise ValueError(f"need policies >= 1 and at most {65536 - SERVICE_PORT_BASE} ports in all")
     fabric = {
         "switches": [
             {"name": "spine", "dpid": 1},
@@ -252,11 +265,12 @@ def policy_pair(a: int, b: int, p: int) -> Intent:
         "groups": [{"name": "A", "labels": {"side": "a"}}, {"name": "B", "labels": {"side": "b"}}],
         "policies": [
             {
-                "name": "a-to-b",
+                "name": "a-to-b" if n == 0 else f"a-to-b-{n}",
                 "from": {"group": "A"},
                 "to": {"group": "B"},
-                "services": [{"proto": "tcp", "port": SERVICE_PORT_BASE + i} for i in range(p)],
+                "services": [{"proto": "tcp", "port": SERVICE_PORT_BASE + n * p + i} for i in range(p)],
             }
+            for n in range(policies)
         ],
     }
     return Intent.model_validate({"version": 1, "fabric": fabric, "tenants": [tenant]})
