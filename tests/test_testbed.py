@@ -161,10 +161,25 @@ def test_gateway_and_static_neighbour(lab_prefix: str) -> None:
         "h1", H1_MAC, "10.0.0.1/24", "s1", 1, gateway="10.0.0.254",
         neighbours=(("10.0.0.254", "02:00:00:00:00:fe"),),
     )  # fmt: skip
-    with Lab(LabSpec(lab_prefix, [SwitchSpec("s1", 1)], [], [host])) as lab, NetNS(
-        lab.namespace("h1")
-    ) as ns:
+    with Lab(LabSpec(lab_prefix, [SwitchSpec("s1", 1)], [], [host])) as lab, NetNS(lab.namespace("h1")) as ns:
         routes = [r.get_attr("RTA_GATEWAY") for r in ns.get_routes(family=2)]
         assert "10.0.0.254" in routes
         neigh = [n.get_attr("NDA_LLADDR") for n in ns.get_neighbours(dst="10.0.0.254")]
         assert neigh == ["02:00:00:00:00:fe"]
+
+
+def test_intent_lab_without_hosts_takes_flows_for_absent_ports(lab_prefix: str) -> None:
+    from segctl.testbed.intent_lab import lab_spec
+    from segctl.topology.network import resolve
+    from segctl.topology.synthetic import policy_pair
+
+    network = resolve(policy_pair(2, 2, 1))
+    spec = lab_spec(network, lab_prefix, hosts=False)
+    assert spec.hosts == [] and len(spec.switches) == 3 and len(spec.links) == 2
+    assert len(lab_spec(network, lab_prefix).hosts) == 4
+    with Lab(spec) as lab:
+        assert not labmod.leftovers(lab_prefix)["namespaces"]
+        br = lab.bridge("leafA")
+        ovs.add_flows(br, ["in_port=100,actions=output:1"])  # port 100 (an endpoint's) does not exist
+        assert "in_port=100" in ovs.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", br])
+    assert not any(labmod.leftovers(lab_prefix).values())

@@ -17,17 +17,24 @@ __all__ = ["free_port", "lab_spec"]
 
 
 def lab_spec(
-    network: Network, prefix: str, *, host_names: Mapping[tuple[str, str], str] | None = None
+    network: Network,
+    prefix: str,
+    *,
+    host_names: Mapping[tuple[str, str], str] | None = None,
+    hosts: bool = True,
 ) -> LabSpec:
     """The :class:`LabSpec` of ``network``: its switches, fabric links and endpoints.
 
     Hosts are named after their endpoints unless ``host_names`` maps endpoint keys
     ``(tenant, name)`` to other names (endpoint names are unique per tenant only).
+    With ``hosts=False`` the lab has the bridges and fabric links only, no endpoint
+    namespaces: enough to push, dump and verify rules (OVS accepts flows that match
+    ``in_port`` numbers no port has yet), not to send packets.
     """
-    hosts = []
-    for ep in network.endpoints:
+    specs = []
+    for ep in network.endpoints if hosts else ():
         seg = network.segment(ep.tenant, ep.segment)
-        hosts.append(
+        specs.append(
             HostSpec(
                 name=host_names[ep.key] if host_names is not None else ep.name,
                 mac=ep.mac,
@@ -42,7 +49,7 @@ def lab_spec(
         prefix,
         [SwitchSpec(s.name, s.dpid) for s in network.switches],
         [LinkSpec(*link) for link in network.links],
-        hosts,
+        specs,
     )
 
 
