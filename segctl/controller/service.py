@@ -277,6 +277,7 @@ class ControllerService:
     def on_switch_connected(self, switch: str) -> None:
         """A known switch (re)connected: replace all its rules and meters with the desired ones."""
         with self._lock:
+            started = time.perf_counter()
             tables = self.desired(switch)
             try:
                 self.southbound.resync(switch, sorted(tables.flows, key=flow_sort_key), sorted(tables.meters))
@@ -296,11 +297,14 @@ class ControllerService:
                 "flows": len(tables.flows),
                 "meters": len(tables.meters),
                 "revision": self._revision,
+                "seconds": round(time.perf_counter() - started, 3),
             }
             # A resynced switch is proven again, but only once the whole fabric is there:
             # while switches are still connecting, a live proof could only say "partial".
             if self._declared is not None and all(sw.name in connected for sw in self._declared.switches):
+                started = time.perf_counter()
                 _, detail["live_verdict"] = self._verify_live()
+                detail["live_seconds"] = round(time.perf_counter() - started, 3)
             self.audit_log.append(
                 actor=SYSTEM, action="switch.resync", object=f"switch/{switch}", detail=detail
             )
