@@ -178,7 +178,10 @@ def case_update(quick: bool) -> list[Row]:
 
 
 def case_convergence(quick: bool) -> list[Row]:
-    return _live_case("convergence", "convergence after switch restart", "< 3 s", {"rules": 10_000})
+    rules = 2_000 if quick else 10_000
+    return _live_case(
+        "convergence", f"convergence after switch restart ({rules:,} rules)", "< 3 s", {"rules": rules}
+    )
 
 
 def case_hitless(quick: bool) -> list[Row]:
