@@ -144,3 +144,20 @@ def test_frames_split_on_message_boundaries() -> None:
     assert count == len(mods)
     with pytest.raises(ValueError, match="bundle 5"):
         list(wire.bundle_add_frames(5, mods, xids[:-1]))
+
+
+def test_raw_flow_stats_decode_to_the_same_flows() -> None:
+    """Stats entries kept as bytes (the dump path) give the flows os-ken's parse gives."""
+    dp = _dp()
+    parser = dp.ofproto_parser
+    flows = [*VOCAB_FLOWS, *VOCAB_FLOWS]  # the second time from the decode cache
+    entries = b"".join(wire.stats_entry_bytes(f) for f in flows)
+    raw, offset = [], 0
+    while offset < len(entries):
+        raw.append(wire.RawFlowStats.parser(bytearray(entries), offset))
+        offset += raw[-1].length
+    assert wire.flows_from_dump(raw) == flows
+    oskens = [parser.OFPFlowStats.parser(r.entry, 0) for r in raw]
+    assert wire.flows_from_dump(oskens) == flows
+    decoded = wire.flows_from_dump(raw)
+    assert [f.text for f in decoded] == [ofswitch.flow_from_stats(s, ofp=dp.ofproto).text for s in oskens]

@@ -92,6 +92,7 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         config: AppConfig = kwargs.pop("segctl", None) or AppConfig()
         super().__init__(*args, **kwargs)
+        wire.install_raw_flow_stats()  # dumps: entries kept as bytes, decoded once (see wire)
         self.config = config
         self.hooks: Hooks | None = config.hooks
         self._datapaths: dict[str, Any] = {}  # switch name -> os-ken Datapath
@@ -261,11 +262,7 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
         """Every flow of ``switch`` (all tables), converted to parsed Flows."""
         dp = self._datapath(switch)
         replies = self._send(dp, ofswitch.flow_stats_request(dp), what=f"dump flows of {switch}", multi=True)
-        return [
-            ofswitch.flow_from_stats(stat, ofp=dp.ofproto, where=switch)
-            for reply in replies
-            for stat in reply.body
-        ]
+        return wire.flows_from_dump((stat for reply in replies for stat in reply.body), where=switch)
 
     def dump_meters(self, switch: str) -> list[SwitchMeter]:
         """The meters ``switch`` holds."""

@@ -18,6 +18,14 @@ lookup per rule. The output is identical, byte for byte, to os-ken's serialisati
 of :func:`segctl.controller.ofswitch.flow_mod` (``tests/test_wire.py`` checks it for
 the whole vocabulary and every compiled example). Messages carry xid 0 here;
 :func:`bundle_add_frames` writes the real xids while framing the bundle adds.
+
+The dump path, the other way: os-ken parses every entry of a flow stats reply into an
+object tree (``OFPFlowStats``, ``OFPMatch``, instructions, actions; ~40 µs an entry,
+most of a live check of unchanged tables). :func:`install_raw_flow_stats` makes it
+keep each entry as bytes instead (:class:`RawFlowStats`), and :func:`flows_from_dump`
+turns them into flows, decoding (with os-ken and
+:func:`~segctl.controller.ofswitch.flow_from_stats`) only entries not seen before:
+a dump of the tables a resync just wrote costs a slice and a lookup per flow.
 """
 
 from __future__ import annotations
@@ -44,12 +52,16 @@ from segctl.flows.ofctl import (
 __all__ = [
     "CHUNK",
     "Mod",
+    "RawFlowStats",
     "bundle_add_frames",
     "clear_cache",
     "delete_all_mod",
     "flow_changes",
     "flow_mod_bytes",
+    "flows_from_dump",
+    "install_raw_flow_stats",
     "replace_all",
+    "stats_entry_bytes",
 ]
 
 _OFP = ofproto_v1_4
@@ -291,3 +303,67 @@ def bundle_add_frames(
             parts, size = [], 0
     if parts:
         yield b"".join(parts)
+
+
+# ------------------------------------------------------------------------ flow dumps
+
+_STATS_HEAD = struct.Struct(_OFP.OFP_FLOW_STATS_0_PACK_STR)
+_U16 = struct.Struct("!H")
+#: Flows decoded from dumps so far, by :attr:`RawFlowStats.key` (cleared past CACHE_SIZE).
+_decoded: dict[bytes, Flow] = {}
+
+
+class RawFlowStats:
+    """One ``ofp_flow_stats`` entry of a reply, kept as bytes (os-ken's body class stand-in).
+
+    ``key`` is what a :class:`~segctl.flows.ofctl.Flow` is made of: table, priority,
+    cookie, match and instructions (durations, counters, timeouts and flags left out).
+    """
+
+    __slots__ = ("entry", "key", "length")
+
+    def __init__(self, entry: bytes) -> None:
+        self.entry = entry
+        self.length = len(entry)
+        self.key = entry[2:3] + entry[12:14] + entry[24:32] + entry[_STATS_HEAD.size :]
+
+    @classmethod
+    def parser(cls, buf: bytes | bytearray, offset: int) -> RawFlowStats:
+        (length,) = _U16.unpack_from(buf, offset)
+        return cls(bytes(buf[offset : offset + length]))
+
+
+def install_raw_flow_stats() -> None:
+    """Make os-ken keep flow stats entries as :class:`RawFlowStats` (process-wide, idempotent)."""
+    from os_ken.ofproto import ofproto_v1_4_parser
+
+    ofproto_v1_4_parser.OFPFlowStatsReply.cls_stats_body_cls = RawFlowStats
+
+
+def flows_from_dump(stats: Iterable[object], *, where: str = "") -> list[Flow]:
+    """The flows of a dump's entries (:class:`RawFlowStats`, or os-ken ``OFPFlowStats``)."""
+    from os_ken.ofproto import ofproto_v1_4_parser
+
+    flows: list[Flow] = []
+    known = _decoded
+    for stat in stats:
+        if not isinstance(stat, RawFlowStats):
+            flows.append(ofswitch.flow_from_stats(stat, ofp=_OFP, where=where))
+            continue
+        flow = known.get(stat.key)
+        if flow is None:
+            parsed = ofproto_v1_4_parser.OFPFlowStats.parser(stat.entry, 0)
+            flow = ofswitch.flow_from_stats(parsed, ofp=_OFP, where=where)
+            if len(known) >= CACHE_SIZE:
+                known.clear()
+            known[stat.key] = flow
+        flows.append(flow)
+    return flows
+
+
+def stats_entry_bytes(flow: Flow) -> bytes:
+    """The ``ofp_flow_stats`` entry a switch would report for ``flow`` (zero counters)."""
+    body = flow_mod_bytes(flow)
+    tail = body[_HEADER.size + _FLOW_MOD.size :]  # match and instructions
+    length = _STATS_HEAD.size + len(tail)
+    return _STATS_HEAD.pack(length, flow.table, 0, 0, flow.priority, 0, 0, 0, 0, flow.cookie, 0, 0) + tail
