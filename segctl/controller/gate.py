@@ -54,8 +54,25 @@ class NotFound(SegctlError):
 
 
 def flow_sort_key(flow: Flow) -> tuple[int, int, str, str]:
-    """A deterministic order for flows: table, priority high first, then text."""
-    return (flow.table, -flow.priority, flow.match_text, flow.actions_text)
+    """A deterministic order for flows: table, priority high first, then text.
+
+    The texts are formatted once per flow object (kept by identity, the object held so
+    its id is not reused; cleared past :data:`_SORT_KEYS_MAX`): the desired tables and
+    the flows of a dump (:func:`segctl.controller.wire.flows_from_dump`) are long-lived
+    objects sorted again on every resync and live check.
+    """
+    known = _sort_keys.get(id(flow))
+    if known is not None and known[0] is flow:
+        return known[1]
+    key = (flow.table, -flow.priority, flow.match_text, flow.actions_text)
+    if len(_sort_keys) >= _SORT_KEYS_MAX:
+        _sort_keys.clear()
+    _sort_keys[id(flow)] = (flow, key)
+    return key
+
+
+_SORT_KEYS_MAX = 1 << 18
+_sort_keys: dict[int, tuple[Flow, tuple[int, int, str, str]]] = {}
 
 
 @dataclass(frozen=True)
