@@ -132,6 +132,7 @@ class _Session:
     network: Any
     document: dict[str, Any]
     log: Path
+    pid: int = 0  # the controller's (for a profiler: py-spy record --pid)
 
     def audit(self, action: str, after: int = 0) -> list[dict[str, Any]]:
         body = self.api.call("GET", f"/v1/audit?action={action}&after={after}&limit=1000")
@@ -170,7 +171,7 @@ def _session(network: Any = None, *, hosts: bool = True) -> Iterator[_Session]:
             if result["status"] != "applied":
                 raise RuntimeError(f"initial PUT /v1/intent: {result['status']}")
             with Lab(lab_spec(network, new_prefix(), hosts=hosts)) as lab:
-                session = _Session(api, lab, network, document, log)
+                session = _Session(api, lab, network, document, log, proc.pid)
                 names = [s.name for s in network.switches]
                 for name in names:
                     ovs.set_controller(lab.bridge(name), [f"tcp:127.0.0.1:{of_port}"])
