@@ -99,6 +99,7 @@ class Rule:
     metadata: tuple[int, int] | None  # the rule's (value, mask) on metadata, None when any
     pipelined: bool = True  # the match constrains a concrete pipeline field (its space needs a cofactor)
     vlan: tuple[int, int] | None = None  # the rule's (value, mask) on vlan_tci, None when any
+    order: int = 0  # position in its table's non-conjunction rules (descending priority, stable)
     _hops: dict[str, Hop] = field(default_factory=dict)
     _steps: tuple[Action | SetFields, ...] | None = None
 
@@ -167,36 +168,75 @@ class Table:
     rules: list[Rule]  # non-conjunction rules by descending priority (stable)
     _views: dict[tuple[Key, int | None], View] = field(default_factory=dict)
     by_vlan: bool = False  # some rule matches vlan_tci: a visit with a known TCI narrows by it
+    # ``rules`` bucketed by their exact in_port / metadata, so that a view costs what its
+    # candidates cost, not the whole table (a source switch sees a new key per ingress port).
+    _wild: list[Rule] = field(default_factory=list)  # neither in_port nor metadata
+    _by_port: dict[int, list[Rule]] = field(default_factory=dict)  # in_port, no metadata
+    _by_meta: dict[int, dict[int, list[Rule]]] = field(default_factory=dict)  # mask -> value -> rules
+
+    def __post_init__(self) -> None:
+        for r in self.rules:
+            if r.metadata is not None:
+                value, mask = r.metadata
+                self._by_meta.setdefault(mask, {}).setdefault(value, []).append(r)
+            elif r.in_port is not None:
+                self._by_port.setdefault(r.in_port, []).append(r)
+            else:
+                self._wild.append(r)
+
+    def _candidates(self, port: int | None, metadata: int) -> list[Rule]:
+        """``rules`` that may match ``port`` and ``metadata`` (in_port/metadata alone), in order."""
+        out = list(self._wild)
+        if port is None:
+            for rules in self._by_port.values():
+                out.extend(rules)
+        else:
+            out.extend(self._by_port.get(port, ()))
+        for mask, by_value in self._by_meta.items():
+            for r in by_value.get(metadata & mask, ()):
+                if port is None or r.in_port is None or r.in_port == port:
+                    out.append(r)
+        out.sort(key=lambda r: r.order)
+        return out
 
     def view(self, hs: HeaderSpace, key: Key, tci: int | None = None) -> View:
         """The table for packets whose concrete pipeline fields hold ``key`` (built once per key).
 
         A rule matching another exact ``in_port`` or a conflicting ``metadata`` is skipped
-        without a BDD operation; the others keep the part of their space that ``key`` allows
-        (exact: ``space & values(key) == cofactor(space, key) & values(key)``). With ``tci``
-        (the caller checked that every packet has it) rules matching another VLAN are skipped.
+        without a BDD operation (found through buckets, not a scan); the others keep the
+        part of their space that ``key`` allows (exact: ``space & values(key) ==
+        cofactor(space, key) & values(key)``). With ``tci`` (the caller checked that every
+        packet has it) rules matching another VLAN are skipped. A conjunction whose space
+        is disjoint from ``key``'s values is skipped before any cofactor.
         """
         view = self._views.get((key, tci))
         if view is None:
             port, metadata = _port16(key[0]), key[METADATA_SLOT]
-
-            def narrowed(rules: list[Rule]) -> list[tuple[Rule, BDD]]:
-                out = []
-                for r in rules:
-                    if r.may_match(port, metadata, tci):
-                        space = hs.cofactor(r.space, key) if r.pipelined else r.space
-                        if not hs.is_empty(space):
-                            out.append((r, space))
-                return out
-
+            rules: list[tuple[Rule, BDD]] = []
+            hard: dict[int, list[tuple[Rule, BDD]]] = {}
+            for r in self._candidates(port, metadata):
+                if tci is not None and not r.may_match(None, None, tci):
+                    continue
+                space = hs.cofactor(r.space, key) if r.pipelined else r.space
+                if hs.is_empty(space):
+                    continue
+                rules.append((r, space))
+                if r.conj_id is None:
+                    hard.setdefault(r.flow.priority, []).append((r, space))
             levels = []
+            values = hs.pipeline_values(key)
             for lv in self.levels:
-                hard = narrowed(lv.hard)
-                conj = [(cid, c) for cid, c in ((cid, hs.cofactor(c, key)) for cid, c in lv.conj)]
-                conj = [(cid, c) for cid, c in conj if not hs.is_empty(c)]
-                if hard or conj:
-                    levels.append((hard, conj))
-            view = self._views[(key, tci)] = View(levels, narrowed(self.rules))
+                conj = []
+                for cid, c in lv.conj:
+                    if hs.disjoint(c, values):
+                        continue
+                    narrowed = hs.cofactor(c, key)
+                    if not hs.is_empty(narrowed):
+                        conj.append((cid, narrowed))
+                level_hard = hard.get(lv.priority, [])
+                if level_hard or conj:
+                    levels.append((level_hard, conj))
+            view = self._views[(key, tci)] = View(levels, rules)
         return view
 
 
@@ -237,6 +277,7 @@ def index_tables(
                         detail = f"conjunction {c.id} used with different clause counts"
                         findings.append(Finding("conjunction", switch, table, f.priority, detail))
             else:
+                rule.order = len(rules)
                 rules.append(rule)
                 if rule.conj_id is None:
                     level.hard.append(rule)
