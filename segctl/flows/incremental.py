@@ -24,6 +24,7 @@ See ``docs/verification.md`` ("Incremental re-verification") for the soundness a
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -34,7 +35,7 @@ from segctl.flows.properties import Checker, PropertyResult, Runs
 from segctl.flows.spaces import Spaces
 from segctl.flows.symbolic import CommitEvent, Engine, Outcome, Reachability, Topology, ViewKey
 from segctl.flows.symtables import Finding, Hop, Rule, Table, index_tables
-from segctl.flows.verify import VerificationReport, build_report
+from segctl.flows.verify import MatrixRows, VerificationReport, build_report
 from segctl.topology.network import Network
 
 __all__ = ["DEFAULT_MAX_NODES", "IncrementalVerifier", "Stats"]
@@ -83,6 +84,16 @@ class _Record:
     token: object = field(default_factory=object)
 
 
+@dataclass(frozen=True)
+class _TablePart:
+    """One table of a switch: its flows (input order) and lines, its index, its findings."""
+
+    flows: tuple[Flow, ...]
+    lines: tuple[int, ...]
+    table: Table
+    findings: list[Finding]
+
+
 def _structure(network: Network) -> tuple[object, ...]:
     """Everything but policies and shared services: when it changes, start over."""
     return (network.switches, network.links, network.tenants, network.segments, network.endpoints)
@@ -92,6 +103,21 @@ def _same_flows(old: tuple[Flow, ...], old_lines: tuple[int, ...], new: Sequence
     if len(old) != len(new):
         return False
     return all(a is b or (a == b and line == b.line) for a, line, b in zip(old, old_lines, new, strict=True))
+
+
+def _nodes(hs: HeaderSpace) -> int:
+    """Nodes in the manager's unique table (dead ones included; ``len()`` would garbage-collect)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # dd warns that the unit of another statistic changed
+        return int(hs.bdd.statistics()["n_nodes"])
+
+
+def _by_table(flows: Sequence[Flow]) -> dict[int, tuple[Flow, ...]]:
+    """Each table's flows in index order (priority descending, input order within one)."""
+    out: dict[int, list[Flow]] = {}
+    for f in flows:
+        out.setdefault(f.table, []).append(f)
+    return {t: tuple(sorted(fs, key=lambda f: -f.priority)) for t, fs in out.items()}
 
 
 def _rule_id(rule: Rule) -> Flow:
@@ -112,12 +138,16 @@ class IncrementalVerifier:
         self._structure: tuple[object, ...] | None = None
         self._flows: dict[str, tuple[Flow, ...]] = {}
         self._lines: dict[str, tuple[int, ...]] = {}
+        self._tables: dict[str, dict[int, tuple[Flow, ...]]] = {}  # per switch: _by_table
+        self._parts: dict[str, dict[int, _TablePart]] = {}  # per switch and table: its index
+        self._old_tables: dict[str, dict[int, tuple[Flow, ...]]] = {}  # the last _reindex's
         self._index: dict[str, dict[int, Table]] = {}
         self._findings: dict[str, list[Finding]] = {}
         self._records: dict[str, dict[SwitchPort, _Record]] = {"any": {}, "new": {}}
         self._replies: dict[_ReplyKey, _Record] = {}
         self._seen: dict[str, set[ViewKey]] = {}  # per switch: the views some record visited
         self._checker = Checker()
+        self._rows: MatrixRows = {}
 
     def verify(
         self, network: Network, tables: Mapping[str, Sequence[Flow]], *, progress: Progress | None = None
@@ -140,7 +170,7 @@ class IncrementalVerifier:
             reason = "first call"
         elif structure != self._structure:
             reason = "endpoints, tenants, segments, switches or links changed"
-        elif len(self._hs.bdd) > self.max_nodes:
+        elif _nodes(self._hs) > self.max_nodes:
             reason = f"BDD manager over {self.max_nodes:,} nodes"
         if reason:
             self._reset()
@@ -182,7 +212,13 @@ class IncrementalVerifier:
 
         say("building counterexamples")
         rerun_replies = replies.rerun
-        report = build_report(network, tables, hs, runs, results, findings, time.monotonic() - start)
+        row_keys = {
+            ep.key: (tokens.get(("new", (ep.switch, ep.port))), self._checker.row_keys.get(ep.key, ()))
+            for ep in network.endpoints
+        }
+        report = build_report(
+            network, tables, hs, runs, results, findings, start, self._checker.reach, self._rows, row_keys
+        )
         mode = "full" if reason else "incremental"
         if not reason and not reindexed and not self._checker.recomputed:
             mode = "unchanged"
@@ -209,31 +245,59 @@ class IncrementalVerifier:
         """Index the switches whose flows changed; return them (and the ones removed)."""
         index: dict[str, dict[int, Table]] = {}
         changed: set[str] = set()
+        self._old_tables = {}
         for sw, flows in tables.items():
             old = self._flows.get(sw)
             if old is not None and sw in self._index and _same_flows(old, self._lines[sw], flows):
                 index[sw] = self._index[sw]
                 continue
-            found: list[Finding] = []
-            index[sw] = index_tables(hs, sw, flows, found)
-            self._findings[sw] = found
+            index[sw], self._findings[sw] = self._index_switch(hs, sw, flows)
             self._flows[sw] = tuple(flows)
             self._lines[sw] = tuple(f.line for f in flows)
+            self._old_tables[sw] = self._tables.get(sw, {})
+            self._tables[sw] = _by_table(flows)
             changed.add(sw)
         for sw in set(self._index) - set(index):
             changed.add(sw)
             self._flows.pop(sw, None)
             self._lines.pop(sw, None)
             self._findings.pop(sw, None)
+            self._parts.pop(sw, None)
+            self._old_tables[sw] = self._tables.pop(sw, {})
         self._index = index
         return changed
+
+    def _index_switch(
+        self, hs: HeaderSpace, switch: str, flows: Sequence[Flow]
+    ) -> tuple[dict[int, Table], list[Finding]]:
+        """:func:`index_tables` of one switch, table by table (tables are indexed independently),
+        keeping the tables whose flows and lines are unchanged (and their warm view caches)."""
+        by_table: dict[int, list[Flow]] = {}
+        for f in flows:
+            by_table.setdefault(f.table, []).append(f)
+        old = self._parts.get(switch, {})
+        parts: dict[int, _TablePart] = {}
+        for t, tflows in by_table.items():
+            part = old.get(t)
+            if part is None or not _same_flows(part.flows, part.lines, tflows):
+                found: list[Finding] = []
+                table = index_tables(hs, switch, tflows, found)[t]
+                part = _TablePart(tuple(tflows), tuple(f.line for f in tflows), table, found)
+            parts[t] = part
+        self._parts[switch] = parts
+        return {t: p.table for t, p in parts.items()}, [f for p in parts.values() for f in p.findings]
 
     def _changed_views(
         self, hs: HeaderSpace, old: Mapping[str, Mapping[int, Table]], switches: set[str]
     ) -> set[ViewKey]:
         changed: set[ViewKey] = set()
         for sw in switches:
+            before, after = self._old_tables.get(sw, {}), self._tables.get(sw, {})
+            # a table with the same flows in the same order yields the same views: skip it
+            tables = {t for t in before.keys() | after.keys() if before.get(t) != after.get(t)}
             for view in self._seen.get(sw, ()):
+                if view[1] not in tables:
+                    continue
                 if _signature(hs, old.get(sw), view) != _signature(hs, self._index.get(sw), view):
                     changed.add(view)
         return changed

@@ -233,6 +233,10 @@ class Checker:
         self._next: dict[tuple[str, Hashable], tuple[object, Any]] = {}
         self.recomputed = 0
         self.total = 0
+        #: The last call's :func:`~segctl.topology.analysis.expected_reachability`.
+        self.reach: Mapping[tuple[EndpointKey, EndpointKey], tuple[Grant, ...]] = {}
+        #: The last call's grants per source (to every destination), a hashable cache key.
+        self.row_keys: Mapping[EndpointKey, object] = {}
 
     def _part(
         self, kind: str, ident: Hashable, key: object, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
@@ -261,6 +265,7 @@ class Checker:
         hs = runs.hs
         self._next, self.recomputed, self.total = {}, 0, 0
         exp = _Expectations.of(network)
+        self.reach, self.row_keys = exp.reach, exp.row_keys
         sources = {(ep.switch, ep.port): ep for ep in network.endpoints}
 
         def tok(run: str, ingress: SwitchPort) -> object:

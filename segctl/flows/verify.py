@@ -24,8 +24,8 @@ from segctl.flows.headerspace import BACKEND, HeaderSpace
 from segctl.flows.ofctl import Flow
 from segctl.flows.properties import PropertyResult, Runs
 from segctl.flows.symbolic import DELIVERED, Finding
-from segctl.topology.analysis import expected_reachability, grant_symbol
-from segctl.topology.network import Network
+from segctl.topology.analysis import EndpointKey, Grant, expected_reachability, grant_symbol
+from segctl.topology.network import EndpointInfo, Network
 
 __all__ = [
     "MAX_COUNTEREXAMPLES",
@@ -186,11 +186,18 @@ def build_report(
     runs: Runs,
     results: Sequence[PropertyResult],
     findings: Sequence[Finding],
-    seconds: float,
+    started: float,
+    reach: Mapping[tuple[EndpointKey, EndpointKey], tuple[Grant, ...]] | None = None,
+    rows: MatrixRows | None = None,
+    row_keys: Mapping[EndpointKey, object] | None = None,
 ) -> VerificationReport:
-    """The report of ``results`` (counterexamples built from ``tables``, the matrix from run N)."""
+    """The report of ``results`` (counterexamples built from ``tables``, the matrix from run N;
+    ``started``: ``time.monotonic()`` when the proof began; ``reach``: the
+    :func:`expected_reachability` of ``network`` when the caller has it; ``rows``/``row_keys``:
+    matrix rows kept across calls, see :func:`_matrix`)."""
     reports = [_property_report(network, tables, hs, r) for r in results]
-    endpoints, matrix = _matrix(network, runs.new.outcomes, results)
+    reach = expected_reachability(network) if reach is None else reach
+    endpoints, matrix = _matrix(network, runs.new.outcomes, results, reach, rows, row_keys)
     paths = sum(len(v) for v in runs.any.outcomes.values()) + sum(len(v) for v in runs.new.outcomes.values())
     return VerificationReport(
         network=network,
@@ -199,7 +206,7 @@ def build_report(
         matrix=matrix,
         findings=list(findings),
         flow_counts={sw: len(flows) for sw, flows in tables.items()},
-        seconds=seconds,
+        seconds=time.monotonic() - started,
         paths=paths,
     )
 
@@ -220,32 +227,70 @@ def _property_report(
     )
 
 
+#: Matrix rows kept across calls: per source, (its cache key, its row).
+MatrixRows = dict[EndpointKey, tuple[object, list[MatrixCell]]]
+
+
 def _matrix(
-    network: Network, outcomes: Mapping[tuple[str, int], Sequence[Any]], results: Sequence[PropertyResult]
+    network: Network,
+    outcomes: Mapping[tuple[str, int], Sequence[Any]],
+    results: Sequence[PropertyResult],
+    reach: Mapping[tuple[EndpointKey, EndpointKey], tuple[Grant, ...]],
+    rows: MatrixRows | None = None,
+    row_keys: Mapping[EndpointKey, object] | None = None,
 ) -> tuple[list[str], list[list[MatrixCell]]]:
-    reach = expected_reachability(network)
-    bad = {(v.src, v.dst) for r in results for v in r.violations}
-    observed: set[tuple[str, str]] = set()
-    for ep in network.endpoints:
-        for o in outcomes.get((ep.switch, ep.port), []):
-            if o.disposition.kind == DELIVERED and o.disposition.endpoint:
-                observed.add((ep.qualified, o.disposition.endpoint))
-    rows = []
+    """Expected vs observed per ordered pair. With ``rows`` and ``row_keys`` (what a source's
+    row depends on besides its violations: its run-N outcomes and its grants), a row whose
+    key and violations are unchanged is reused; ``rows`` is updated."""
+    bad: dict[str, set[str | None]] = {}
+    for r in results:
+        for v in r.violations:
+            if v.src is not None:
+                bad.setdefault(v.src, set()).add(v.dst)
+    out = []
+    old = dict(rows) if rows is not None else {}
+    if rows is not None:
+        rows.clear()
     for src in network.endpoints:
-        row = []
-        for dst in network.endpoints:
-            grants = reach.get((src.key, dst.key), ())
-            seen = (src.qualified, dst.qualified) in observed
-            if (src.qualified, dst.qualified) in bad:
-                status = "violation"
-            elif src.key == dst.key:
-                status = "self"
-            elif any(g.kind == "shared-service" for g in grants):
-                status = "shared"
-            elif grants:
-                status = "allowed"
-            else:
-                status = "denied"
-            row.append(MatrixCell(grant_symbol(grants), seen, status))
-        rows.append(row)
-    return [ep.qualified for ep in network.endpoints], rows
+        key = None
+        if row_keys is not None:
+            key = (row_keys.get(src.key), frozenset(bad.get(src.qualified, ())))
+            hit = old.get(src.key)
+            if hit is not None and hit[0] == key:
+                out.append(list(hit[1]))
+                if rows is not None:
+                    rows[src.key] = hit
+                continue
+        row = _matrix_row(network, src, outcomes.get((src.switch, src.port), []), reach, bad)
+        if rows is not None and key is not None:
+            rows[src.key] = (key, row)
+        out.append(list(row))
+    return [ep.qualified for ep in network.endpoints], out
+
+
+def _matrix_row(
+    network: Network,
+    src: EndpointInfo,
+    outcomes: Sequence[Any],
+    reach: Mapping[tuple[EndpointKey, EndpointKey], tuple[Grant, ...]],
+    bad: Mapping[str, set[str | None]],
+) -> list[MatrixCell]:
+    observed = {
+        o.disposition.endpoint for o in outcomes if o.disposition.kind == DELIVERED and o.disposition.endpoint
+    }
+    wrong = bad.get(src.qualified, set())
+    row = []
+    for dst in network.endpoints:
+        grants = reach.get((src.key, dst.key), ())
+        if dst.qualified in wrong:
+            status = "violation"
+        elif src.key == dst.key:
+            status = "self"
+        elif any(g.kind == "shared-service" for g in grants):
+            status = "shared"
+        elif grants:
+            status = "allowed"
+        else:
+            status = "denied"
+        row.append(MatrixCell(grant_symbol(grants), dst.qualified in observed, status))
+    return row

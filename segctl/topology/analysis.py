@@ -213,19 +213,14 @@ def expected_reachability(network: Network) -> Reachability:
         for src in network.shared_consumers(svc):
             for dst in network.shared_providers(svc):
                 _add(result, src, dst, grant)
-    ordered = sorted(
-        result.items(), key=lambda item: (_order(network, item[0][0]), _order(network, item[0][1]))
-    )
+    position = {ep.key: i for i, ep in enumerate(network.endpoints)}  # document order
+    ordered = sorted(result.items(), key=lambda item: (position[item[0][0]], position[item[0][1]]))
     return {pair: tuple(_sorted_grants(grants)) for pair, grants in ordered}
 
 
 def _sorted_grants(grants: list[Grant]) -> list[Grant]:
     rank = {"intra-segment": 0, "policy": 1, "shared-service": 2}
     return sorted(grants, key=lambda g: rank[g.kind])  # stable: document order inside a kind
-
-
-def _order(network: Network, key: EndpointKey) -> int:
-    return network.endpoints.index(network.endpoint(*key))
 
 
 def allowed_grants(
