@@ -228,6 +228,24 @@ def test_restart_and_reconnect_resync(svc: ControllerService, sb: MemorySouthbou
     assert latest is not None and latest["verdict"] == "pass"
 
 
+def test_resync_proves_the_fabric_only_once_every_switch_is_synced(
+    svc: ControllerService, sb: MemorySouthbound
+) -> None:
+    svc.apply(LEAF_SPINE, actor="alice")
+    for name in ("leaf1", "leaf2"):  # both restart; both are back before either is resynced
+        sb.disconnect(name)
+        svc.on_switch_disconnected(name)
+    sb.connect("leaf1", wipe=True)
+    sb.connect("leaf2", wipe=True)
+    svc.on_switch_connected("leaf1")
+    resyncs = [e for e in svc.audit_log.entries() if e.action == "switch.resync"]
+    assert "live_verdict" not in resyncs[-1].detail  # leaf2 still empty: no proof (it would fail)
+    svc.on_switch_connected("leaf2")
+    resyncs = [e for e in svc.audit_log.entries() if e.action == "switch.resync"]
+    assert resyncs[-1].object == "switch/leaf2" and resyncs[-1].detail["live_verdict"] == "pass"
+    assert_in_sync(svc, sb)
+
+
 def test_link_down_moves_paths_and_up_restores(svc: ControllerService, sb: MemorySouthbound) -> None:
     from segctl.flows.ofctl import Output
 

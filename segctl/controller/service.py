@@ -108,6 +108,10 @@ class ControllerService:
         self._down: set[LinkTuple] = set()
         self._down_ports: set[tuple[str, int]] = set()  # fabric ports last reported down
         self._revision: int | None = None
+        # switches that have not been given their tables since they (re)connected, or since
+        # an intent was loaded or applied while they were away; no resync proves the fabric
+        # while one is left (it may be connected, its own resync queued behind this one)
+        self._unsynced: set[str] = set()
 
     # -- state --------------------------------------------------------------------------
 
@@ -120,6 +124,7 @@ class ControllerService:
             network = self._resolve(self.store.revision_document(current.id), source=f"revision {current.id}")
             self._declared = network
             self._desired = dict(self.compiler(self._effective(network)))
+            self._unsynced = {sw.name for sw in network.switches}
             self._revision = current.id
             self._update_rule_metrics()
             self.metrics.revision.set(current.id)
@@ -291,6 +296,7 @@ class ControllerService:
                 )
                 return
             self.metrics.pushes.inc(switch=switch, result="ok")
+            self._unsynced.discard(switch)
             connected = self.southbound.connected_switches()
             self.metrics.connected.set(len(connected))
             detail: dict[str, object] = {
@@ -299,9 +305,12 @@ class ControllerService:
                 "revision": self._revision,
                 "seconds": round(time.perf_counter() - started, 3),
             }
-            # A resynced switch is proven again, but only once the whole fabric is there:
-            # while switches are still connecting, a live proof could only say "partial".
-            if self._declared is not None and all(sw.name in connected for sw in self._declared.switches):
+            # A resynced switch is proven again, but only once the whole fabric is there and
+            # synced: while switches are still connecting, a live proof could only say
+            # "partial", and one with empty tables waiting for its resync would fail it.
+            if self._declared is not None and all(
+                sw.name in connected and sw.name not in self._unsynced for sw in self._declared.switches
+            ):
                 started = time.perf_counter()
                 _, detail["live_verdict"] = self._verify_live()
                 detail["live_seconds"] = round(time.perf_counter() - started, 3)
@@ -310,6 +319,7 @@ class ControllerService:
             )
 
     def on_switch_disconnected(self, switch: str) -> None:
+        self._unsynced.add(switch)
         self.metrics.connected.set(len(self.southbound.connected_switches()))
         self.audit_log.append(actor=SYSTEM, action="switch.disconnected", object=f"switch/{switch}")
 
@@ -415,6 +425,8 @@ class ControllerService:
             raise VerificationFailed(gate, diffs)
         pushed, pending, errors = self._push(diffs)
         self._declared, self._desired = network, desired
+        connected = self.southbound.connected_switches()
+        self._unsynced = {sw.name for sw in network.switches if sw.name not in connected}
         self._update_rule_metrics()
         revision = None
         if record:
