@@ -250,13 +250,14 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
         dp = self._datapath(switch)
         with self._lock:
             self._put_meters(dp, switch, meters)
-            self._send_bundle(dp, wire.replace_all(flows), what=f"resync of {switch}")
+            mods = wire.replace_all(flows)
+            self._send_bundle(dp, mods, what=f"resync of {switch}")
             wanted = {m.meter_id for m in meters}
             for meter in self._dump_meters(dp, switch):
                 if meter.meter_id not in wanted:
                     msg = ofswitch.meter_delete(dp, meter.meter_id)
                     self._send(dp, msg, what=f"delete meter {meter.meter_id} on {switch}")
-        LOG.info("switch %s: %d flows, %d meters installed", switch, len(set(flows)), len(set(meters)))
+        LOG.info("switch %s: %d flows, %d meters installed", switch, len(mods) - 1, len(set(meters)))
 
     def dump(self, switch: str) -> list[Flow]:
         """Every flow of ``switch`` (all tables), converted to parsed Flows."""
