@@ -22,7 +22,6 @@ host (all its probes concurrently), so a full matrix takes about one timeout.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,9 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from segctl.mininet_scenarios.network import MininetFabric
-from segctl.testbed.netns import exec_argv
-from segctl.testbed.probes import ProbeError, Sniffer, _wait_ready, send_raw_frame
-from segctl.testbed.probes import _stop as _stop_proc
+from segctl.testbed.probes import ProbeError, Sniffer, send_raw_frame, spawn_in, stop_process, wait_ready
 from segctl.topology.analysis import ipv6_allowed, reply_allowed
 from segctl.topology.network import EndpointInfo, Network
 
@@ -165,17 +162,6 @@ def expected_outcome(network: Network, probe: Probe) -> bool:
 # ----------------------------------------------------------------------------- running
 
 
-def _spawn(ns: str, argv: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        exec_argv(ns, argv),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
 @dataclass
 class Servers:
     """Context manager: one echo server per host (all probe ports) for the block.
@@ -202,9 +188,9 @@ class Servers:
                     ",".join(map(str, self.udp_ports)),
                     *(["--v6"] if ep.ipv6 is not None else []),
                 ]
-                self._procs.append(_spawn(self.fabric.netns(ep), argv))
+                self._procs.append(spawn_in(self.fabric.netns(ep), argv))
             for proc in self._procs:
-                _wait_ready(proc, 15.0, "echo server")
+                wait_ready(proc, 15.0, "echo server")
         except BaseException:
             self.close()
             raise
@@ -216,7 +202,7 @@ class Servers:
     def close(self) -> None:
         """Stop every server we started (by pid)."""
         for proc in self._procs:
-            _stop_proc(proc)
+            stop_process(proc)
         self._procs.clear()
 
 
@@ -237,7 +223,7 @@ def run_probes(
                 address = str(dst.ipv6) if probe.proto == "icmp6" else str(dst.ip)
                 items.append({"id": i, "proto": probe.proto, "dst": address, "port": probe.port})
             argv = [*_AGENT, "probe", f"{timeout:g}", json.dumps(items, separators=(",", ":"))]
-            running.append((mine, _spawn(fabric.netns(src), argv)))
+            running.append((mine, spawn_in(fabric.netns(src), argv)))
         for mine, proc in running:
             out, err = proc.communicate(timeout=timeout * 4 + 30)
             if proc.returncode != 0:
@@ -247,7 +233,7 @@ def run_probes(
                 results[probe] = _judge(fabric, probe, data[str(i)])
     finally:
         for _, proc in running:
-            _stop_proc(proc)
+            stop_process(proc)
     return results
 
 

@@ -24,8 +24,11 @@ __all__ = [
     "ping",
     "send_raw_frame",
     "sniff",
+    "spawn_in",
+    "stop_process",
     "tcp_connect",
     "udp_exchange",
+    "wait_ready",
 ]
 
 _PROBE = [sys.executable, "-m", "segctl.testbed._probe"]
@@ -35,7 +38,7 @@ class ProbeError(RuntimeError):
     """A probe program could not be started or did not become ready."""
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
+def stop_process(proc: subprocess.Popen[str]) -> None:
     """Terminate one process we started (by pid) and reap it."""
     if proc.poll() is None:
         proc.terminate()
@@ -49,7 +52,8 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             stream.close()
 
 
-def _wait_ready(proc: subprocess.Popen[str], timeout: float, what: str) -> None:
+def wait_ready(proc: subprocess.Popen[str], timeout: float, what: str) -> None:
+    """Wait until a probe program prints ``ready``; :class:`ProbeError` naming ``what`` if not."""
     if proc.stdout is None:
         raise ProbeError(f"{what}: no stdout pipe")
     # Read the raw fd byte by byte: a buffered readline could swallow later output
@@ -71,7 +75,8 @@ def _wait_ready(proc: subprocess.Popen[str], timeout: float, what: str) -> None:
         raise ProbeError(f"{what} did not become ready within {timeout} s: {line!r} {err}")
 
 
-def _spawn(ns: str, argv: list[str]) -> subprocess.Popen[str]:
+def spawn_in(ns: str, argv: list[str]) -> subprocess.Popen[str]:
+    """Start ``argv`` inside network namespace ``ns`` with piped, unbuffered text output."""
     return subprocess.Popen(
         exec_argv(ns, argv),
         stdout=subprocess.PIPE,
@@ -97,25 +102,21 @@ def ping(src_ns: str, dst_ip: str, *, count: int = 1, timeout: float = 1.0) -> b
 def listener(ns: str, proto: str, port: int, *, ipv6: bool = False) -> Iterator[int]:
     """Run a TCP/UDP echo server in ``ns`` for the block; yields its pid."""
     argv = [*_PROBE, "serve", proto, str(port), *(["--v6"] if ipv6 else [])]
-    proc = _spawn(ns, argv)
+    proc = spawn_in(ns, argv)
     try:
-        _wait_ready(proc, 10.0, f"{proto} listener in {ns}:{port}")
+        wait_ready(proc, 10.0, f"{proto} listener in {ns}:{port}")
         yield proc.pid
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def _exchange(proto: str, src_ns: str, dst_ip: str, port: int, timeout: float) -> bool:
     argv = [*_PROBE, "connect", proto, dst_ip, str(port), f"{timeout:g}"]
-    result = subprocess.run(
-        exec_argv(src_ns, argv), capture_output=True, text=True, timeout=timeout + 15
-    )
+    result = subprocess.run(exec_argv(src_ns, argv), capture_output=True, text=True, timeout=timeout + 15)
     return result.returncode == 0
 
 
-def _probe(
-    proto: str, src_ns: str, dst_ip: str, port: int, listen_ns: str | None, timeout: float
-) -> bool:
+def _probe(proto: str, src_ns: str, dst_ip: str, port: int, listen_ns: str | None, timeout: float) -> bool:
     if listen_ns is None:
         return _exchange(proto, src_ns, dst_ip, port, timeout)
     with listener(listen_ns, proto, port, ipv6=":" in dst_ip):
@@ -170,11 +171,11 @@ class Sniffer:
 
     def __enter__(self) -> Sniffer:
         argv = [*_PROBE, "sniff", self.iface, self.bpf, f"{self.timeout:g}", str(self.count)]
-        self._proc = _spawn(self.ns, argv)
+        self._proc = spawn_in(self.ns, argv)
         try:
-            _wait_ready(self._proc, 15.0, f"sniffer on {self.ns}/{self.iface}")
+            wait_ready(self._proc, 15.0, f"sniffer on {self.ns}/{self.iface}")
         except BaseException:
-            _stop(self._proc)
+            stop_process(self._proc)
             raise
         return self
 
