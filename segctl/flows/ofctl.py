@@ -209,6 +209,19 @@ class Flow:
     line: int = field(default=0, compare=False)
     text: str = field(default="", compare=False)
 
+    def __hash__(self) -> int:
+        # Flows are dict keys and set members everywhere (diffs, encodings, views); hashing
+        # the nested match/action tuples each time was a visible cost of a 10,000-rule push.
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.table, self.priority, self.cookie, self.match, self.actions))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict[str, object]:
+        # str hashes differ between processes: never carry the cached hash along.
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
     def get(self, name: str) -> FieldMatch | None:
         """The match term on ``name``, or None when the field is wildcarded."""
         return next((m for m in self.match if m.field == name), None)
