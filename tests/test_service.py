@@ -9,6 +9,7 @@ switch holds exactly its desired tables; after every rejected one nothing change
 from __future__ import annotations
 
 import copy
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -348,3 +349,83 @@ def test_real_compiler_through_the_service(tmp_path: Path, sb: MemorySouthbound)
     assert snapshot(sb) != preferred
     svc.link_status("leaf1", 1, up=True)
     assert snapshot(sb) == preferred
+
+
+def test_compile_and_proofs_go_through_offload(tmp_path: Path, sb: MemorySouthbound) -> None:
+    """Every compile and every proof is handed to ``offload`` (the controller's OS thread),
+    with the service lock held."""
+
+    class Lock:
+        depth = 0
+
+        def __enter__(self) -> None:
+            self.depth += 1
+
+        def __exit__(self, *exc: object) -> None:
+            self.depth -= 1
+
+    lock = Lock()
+    calls: list[str] = []
+
+    def offload(func: Any, *args: Any) -> Any:
+        assert lock.depth > 0, f"{func} offloaded without the lock"
+        calls.append(getattr(func, "__name__", repr(func)))
+        return func(*args)
+
+    db = Database(tmp_path / "o.db")
+
+    def service(southbound: MemorySouthbound) -> ControllerService:
+        return ControllerService(
+            Store(db),
+            southbound,
+            verify_tables,
+            AuditLog(db),
+            compiler=compile_tables,
+            lock=lock,
+            offload=offload,
+        )
+
+    svc = service(sb)
+    svc.apply(LEAF_SPINE, actor="alice")
+    assert calls == ["_plan", "verify_tables", "verify_tables"]  # compile+diff+sort, gate, live
+    assert_in_sync(svc, sb)
+    calls.clear()
+    assert service(MemorySouthbound()).load_current() is not None
+    assert calls == ["_compile"]
+
+
+def test_in_os_thread_keeps_the_hub_running_and_reraises() -> None:
+    """The controller's offload: a CPU-bound call runs in an OS thread while green threads
+    keep running; its exception comes back to the caller."""
+    import threading
+    import time
+
+    from segctl.controller.framework import hub
+    from segctl.controller.runner import in_os_thread
+
+    ticks: list[float] = []
+
+    def ticker() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            hub.sleep(0.01)
+
+    def spin(seconds: float) -> int:
+        end, n = time.monotonic() + seconds, 0
+        while time.monotonic() < end:
+            n += 1
+        return threading.get_ident()
+
+    def fail() -> None:
+        raise ValueError("boom")
+
+    thread = hub.spawn(ticker)
+    try:
+        hub.sleep(0)
+        assert in_os_thread(spin, 0.5) != threading.get_ident()
+        with pytest.raises(ValueError, match="boom"):
+            in_os_thread(fail)
+    finally:
+        hub.kill(thread)
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert len(ticks) >= 20 and max(gaps) < 0.2, (len(ticks), max(gaps))

@@ -8,6 +8,12 @@ everything cleanly (apps closed, listeners closed, exit status 0).
 
 What the controller does with switches is decided by the *service* that
 ``make_service`` builds from the app (the southbound); the runner only wires it up.
+
+Threading: everything runs in green threads of one OS thread, except what the service
+hands to :attr:`Started.offload` (:func:`in_os_thread`): compiling and proving, pure
+CPU-bound work that never yields and would otherwise stop the hub for as long as a proof
+takes (seconds on a large fabric: OVS drops a controller that leaves its echo requests
+unanswered, and the REST API stops answering).
 """
 
 from __future__ import annotations
@@ -19,15 +25,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from segctl.controller.framework import FRAMEWORK, AppManager, cfg, hub
 
-__all__ = ["Endpoint", "GreenRLock", "RunOptions", "Started", "TlsFiles", "parse_endpoint", "run"]
+__all__ = [
+    "Endpoint",
+    "GreenRLock",
+    "RunOptions",
+    "Started",
+    "TlsFiles",
+    "in_os_thread",
+    "parse_endpoint",
+    "run",
+]
 
 LOG = logging.getLogger("segctl.controller")
 
 _APPS = ["segctl.controller.app", "os_ken.app.ofctl.service"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,11 +77,41 @@ class RunOptions:
     tls: TlsFiles | None = None
 
 
+def in_os_thread(func: Callable[..., T], /, *args: Any) -> T:
+    """Run ``func(*args)`` in an OS thread (eventlet's pool) and wait without blocking the hub.
+
+    Only the calling green thread waits; the others (OpenFlow echo replies and port status,
+    the REST API, the audit timer) keep running. ``func`` holds the GIL while it runs
+    Python, but CPython hands it over every ``sys.getswitchinterval()`` (5 ms) to a thread
+    that waits for it, so the hub answers within milliseconds. ``func`` must not use the
+    hub (no green locks, no switch I/O) and must not touch state the hub thread changes
+    meanwhile. Its exception is re-raised here, with its traceback. Under os-ken's native
+    hub (threads already) it is simply called.
+    """
+    if hub.HUB_TYPE != "eventlet":
+        return func(*args)
+    from eventlet import tpool
+
+    def call() -> tuple[bool, Any]:
+        try:
+            return True, func(*args)
+        except BaseException as exc:  # handed back to the caller, raised there
+            return False, exc
+
+    # tpool.execute prints the traceback of an exception it passes on; ours are results
+    ok, value = tpool.execute(call)
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
 @dataclass
 class Started:
-    """What :func:`run` hands to ``make_service``: the running app (the southbound)."""
+    """What :func:`run` hands to ``make_service``: the running app (the southbound), and how
+    to run a CPU-heavy pure call without stopping the hub (pass it to the service)."""
 
     app: Any
+    offload: Callable[..., Any] = in_os_thread
 
 
 #: Builds the controller service from the running app: returns (hooks, wsgi app or None).

@@ -13,6 +13,13 @@ The os-ken app calls the :class:`~segctl.controller.app.Hooks` methods
 them; under eventlet pass a green lock (``hub.BoundedSemaphore(1)``), since a blocked
 OS-level lock would stall the whole hub.
 
+The CPU-heavy pure steps (compiling a network and diffing/sorting its tables, every proof)
+go through ``offload``: called inline by default (tests, tools), and in an OS thread under
+the controller's eventlet hub (:func:`segctl.controller.runner.in_os_thread`), so a proof
+of several seconds does not stop the hub (OpenFlow echo replies, port status, the REST
+API). The lock is held across the offloaded call: changes stay one at a time, and the
+verifier, which is not re-entrant, never runs twice at once.
+
 A fabric link is down while either of its ports was last reported down, and up only when
 both ends are: OVS reports each end of a link going down as two port-status messages, first
 with ``LIVE`` cleared (no ``LINK_DOWN``, so read as up), then ``LINK_DOWN``, and under load
@@ -28,9 +35,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from segctl.controller.audit import AuditLog
 from segctl.controller.gate import (
@@ -55,10 +62,24 @@ from segctl.topology.load import intent_from_document
 from segctl.topology.network import Network, resolve
 from segctl.topology.schema import Intent
 
-__all__ = ["ControllerService", "diff_tables", "intent_document"]
+__all__ = ["ControllerService", "Offload", "diff_tables", "intent_document", "run_inline"]
 
 LOG = logging.getLogger("segctl.controller.service")
 SYSTEM = "system"
+
+T = TypeVar("T")
+
+
+class Offload(Protocol):
+    """Runs ``func(*args)`` (CPU-bound, touching no shared state) and returns its result or
+    raises its exception; the caller waits, but its event loop need not."""
+
+    def __call__(self, func: Callable[..., T], /, *args: Any) -> T: ...
+
+
+def run_inline(func: Callable[..., T], /, *args: Any) -> T:
+    """The default :class:`Offload`: just call ``func`` (no event loop to keep running)."""
+    return func(*args)
 
 
 def intent_document(intent: Intent) -> dict[str, Any]:
@@ -95,6 +116,7 @@ class ControllerService:
         compiler: Compiler,
         metrics: ControllerMetrics | None = None,
         lock: AbstractContextManager[Any] | None = None,
+        offload: Offload = run_inline,
     ) -> None:
         self.store = store
         self.southbound = southbound
@@ -103,6 +125,7 @@ class ControllerService:
         self.compiler = compiler
         self.metrics = metrics or ControllerMetrics()
         self._lock: AbstractContextManager[Any] = lock if lock is not None else threading.RLock()
+        self._offload = offload
         self._declared: Network | None = None  # the current intent, resolved
         self._desired: dict[str, SwitchTables] = {}
         self._down: set[LinkTuple] = set()
@@ -123,7 +146,7 @@ class ControllerService:
                 return None
             network = self._resolve(self.store.revision_document(current.id), source=f"revision {current.id}")
             self._declared = network
-            self._desired = dict(self.compiler(self._effective(network)))
+            self._desired = self._offload(_compile, self.compiler, self._effective(network))
             self._unsynced = {sw.name for sw in network.switches}
             self._revision = current.id
             self._update_rule_metrics()
@@ -393,7 +416,7 @@ class ControllerService:
 
     def _verify(self, network: Network, tables: Mapping[str, Sequence[Flow]], stage: str) -> Verification:
         started = time.perf_counter()
-        result = self.verifier(network, tables)
+        result = self._offload(self.verifier, network, tables)
         seconds = time.perf_counter() - started
         self.metrics.verification_seconds.observe(seconds, stage=stage)
         self.metrics.verification_pass.set(1 if result.passed else 0, stage=stage)
@@ -410,11 +433,7 @@ class ControllerService:
         record: bool = True,
     ) -> ChangeResult:
         effective = self._effective(network)
-        desired = dict(self.compiler(effective))
-        switches = sorted(set(desired) | set(self._desired))
-        diffs = [diff_tables(s, self.desired(s), desired.get(s, SwitchTables())) for s in switches]
-        diffs = [d for d in diffs if not d.empty]
-        tables = {s: sorted(t.flows, key=flow_sort_key) for s, t in desired.items()}
+        desired, diffs, tables = self._offload(_plan, self.compiler, effective, dict(self._desired))
         gate = self._verify(effective, tables, "gate")
         accept = gate.passed or (bool(self._down) and gate.safe)
         if dry_run:
@@ -578,6 +597,23 @@ class ControllerService:
     def _update_rule_metrics(self) -> None:
         for name, tables in self._desired.items():
             self.metrics.rules.set(len(tables.flows), switch=name)
+
+
+def _compile(compiler: Compiler, network: Network) -> dict[str, SwitchTables]:
+    return dict(compiler(network))
+
+
+def _plan(
+    compiler: Compiler, network: Network, old: Mapping[str, SwitchTables]
+) -> tuple[dict[str, SwitchTables], list[SwitchDiff], dict[str, list[Flow]]]:
+    """Compile ``network``; the per-switch diffs from ``old``; the tables sorted for the gate."""
+    desired = _compile(compiler, network)
+    empty = SwitchTables()
+    diffs = [
+        diff_tables(s, old.get(s, empty), desired.get(s, empty)) for s in sorted(set(desired) | set(old))
+    ]
+    tables = {s: sorted(t.flows, key=flow_sort_key) for s, t in desired.items()}
+    return desired, [d for d in diffs if not d.empty], tables
 
 
 def _summary(diffs: Sequence[SwitchDiff]) -> str:

@@ -151,6 +151,7 @@ class _ServiceFactory:
             compiler=gate.default_compiler(),
             metrics=metrics,
             lock=GreenRLock(),
+            offload=started.offload,  # compile and prove in an OS thread: the hub keeps running
         )
         self.service = service
         if self._document is not None:
