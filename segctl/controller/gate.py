@@ -11,7 +11,6 @@ and have ``to_json``; the API and CLI only format them.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -264,7 +263,8 @@ def default_verifier() -> Verifier:
     """The segctl symbolic verifier as a :class:`Verifier`: one
     :class:`~segctl.flows.incremental.IncrementalVerifier` for every call (the gate and the
     live checks), so each proof re-does only what changed since the previous one; its
-    report is the one :func:`segctl.flows.verify.verify` gives. Calls are serialized.
+    report is the one :func:`segctl.flows.verify.verify` gives. Not re-entrant: the service
+    calls it under its lock (a thread lock here could block the controller's green threads).
 
     Each kept counterexample becomes a :class:`Violation` (property id, message, the
     counterexample JSON); ``report`` is the versioned report document (docs/report.md).
@@ -272,11 +272,9 @@ def default_verifier() -> Verifier:
     from segctl.flows.incremental import IncrementalVerifier
 
     verifier = IncrementalVerifier()
-    lock = threading.Lock()
 
     def run(network: Network, tables: Mapping[str, Sequence[Flow]]) -> Verification:
-        with lock:
-            report = verifier.verify(network, tables)
+        report = verifier.verify(network, tables)
         violations = tuple(Violation(c.property, c.message, c.to_json()) for c in report.violations)
         return Verification(report.ok, violations, report.to_json(), report.seconds)
 

@@ -80,7 +80,7 @@ class _Record:
 
     outcomes: list[Outcome]
     commits: list[CommitEvent]
-    views: frozenset[ViewKey]
+    views: Mapping[ViewKey, BDD | None]  # each visited view, the union of the spaces that entered it
     token: object = field(default_factory=object)
 
 
@@ -127,8 +127,13 @@ def _rule_id(rule: Rule) -> Flow:
 class IncrementalVerifier:
     """``verify(network, tables)`` that reuses the previous call's work (module docstring)."""
 
-    def __init__(self, *, max_nodes: int = DEFAULT_MAX_NODES) -> None:
+    def __init__(self, *, max_nodes: int = DEFAULT_MAX_NODES, precise: bool = True) -> None:
+        """``precise``: record the spaces that entered each view, so that a change re-runs only
+        injections whose packets can meet a changed rule (not every one visiting its table).
+        An OR per repeated table visit: within the noise of a full run on k=4 T=6 (7% under
+        cProfile); a one-shot :func:`~segctl.flows.verify.verify` turns it off all the same."""
         self.max_nodes = max_nodes
+        self.precise = precise
         self.stats: Stats | None = None
         self._reset()
 
@@ -183,10 +188,11 @@ class IncrementalVerifier:
 
         old_index = self._index
         reindexed = self._reindex(hs, tables)
-        changed = self._changed_views(hs, old_index, reindexed)
+        changed = _Changes(hs, old_index, self._index, self._changed_views(hs, old_index, reindexed))
         findings = [f for sw in tables for f in self._findings[sw]]
 
-        engine = Engine(tables, Topology.from_network(network), hs=hs, index=self._index)
+        topology = Topology.from_network(network)
+        engine = Engine(tables, topology, hs=hs, index=self._index, record_spaces=self.precise)
         ports = engine.edge_ports()
         say("symbolic reachability, every conntrack state")
         rerun_any = self._run("any", engine, ports, changed)
@@ -232,7 +238,7 @@ class IncrementalVerifier:
             rerun_replies,
             len(tables),
             len(reindexed),
-            len(changed),
+            len(changed.views),
             self._checker.total,
             self._checker.recomputed,
             report.seconds,
@@ -304,17 +310,17 @@ class IncrementalVerifier:
 
     # ------------------------------------------------------------------ runs
 
-    def _run(self, run: str, engine: Engine, ports: Sequence[SwitchPort], changed: set[ViewKey]) -> int:
-        """Inject at every port whose record is missing or visited a changed view; count them."""
+    def _run(self, run: str, engine: Engine, ports: Sequence[SwitchPort], changed: _Changes) -> int:
+        """Inject at every port whose record is missing or affected by a change; count them."""
         old = self._records[run]
         records: dict[SwitchPort, _Record] = {}
         rerun = 0
         for port in ports:
             rec = old.get(port)
-            if rec is None or not rec.views.isdisjoint(changed):
+            if rec is None or changed.affects(rec):
                 engine.commits = []
                 outcomes = engine.inject(*port)
-                rec = _Record(outcomes, list(engine.commits), frozenset(engine.visits))
+                rec = _Record(outcomes, list(engine.commits), engine.visits)
                 self._note(rec)
                 rerun += 1
             records[port] = rec
@@ -330,7 +336,7 @@ class _Replies:
     """Run E for :class:`~segctl.flows.properties.Runs`: a granted pair's replies, reused when
     the same reply space and commit zones were injected before and no view it visited changed."""
 
-    def __init__(self, engine: Engine, old: Mapping[_ReplyKey, _Record], changed: set[ViewKey]) -> None:
+    def __init__(self, engine: Engine, old: Mapping[_ReplyKey, _Record], changed: _Changes) -> None:
         self.engine = engine
         self.old = old
         self.changed = changed
@@ -341,10 +347,10 @@ class _Replies:
     def __call__(self, a: Allowed, zones: frozenset[int]) -> tuple[list[Outcome], object]:
         key = (a.src.key, a.dst.key, a.reply, zones)
         rec = self.records.get(key) or self.old.get(key)
-        if rec is None or not rec.views.isdisjoint(self.changed):
+        if rec is None or self.changed.affects(rec):
             engine = self._engine(zones)
             outcomes = engine.inject(a.dst.switch, a.dst.port, a.reply)
-            rec = _Record(outcomes, [], frozenset(engine.visits))
+            rec = _Record(outcomes, [], engine.visits)
             self.rerun += 1
         self.records[key] = rec
         return rec.outcomes, rec.token
@@ -365,15 +371,54 @@ class _Replies:
         return engine
 
 
-def _signature(hs: HeaderSpace, index: Mapping[int, Table] | None, view: ViewKey) -> object:
-    """What a table visit yields under ``view``'s key: rules (flows, lines) by level, the
-    conjunction spaces, the conj_id re-lookup rules, and whether the table narrows by VLAN."""
+class _Changes:
+    """The views whose rules changed, and whether a record is affected: it is when, in some
+    changed view it visited, the rules that meet the spaces that entered it differ."""
+
+    def __init__(
+        self,
+        hs: HeaderSpace,
+        old: Mapping[str, Mapping[int, Table]],
+        new: Mapping[str, Mapping[int, Table]],
+        views: set[ViewKey],
+    ) -> None:
+        self.hs, self.old, self.new, self.views = hs, old, new, views
+
+    def affects(self, rec: _Record) -> bool:
+        if not self.views:
+            return False
+        for view in rec.views.keys() & self.views:
+            space = rec.views[view]
+            sw = view[0]
+            if _signature(self.hs, self.old.get(sw), view, space) != _signature(
+                self.hs, self.new.get(sw), view, space
+            ):
+                return True
+        return False
+
+
+def _signature(
+    hs: HeaderSpace, index: Mapping[int, Table] | None, view: ViewKey, space: BDD | None = None
+) -> object:
+    """What a table visit yields under ``view``'s key: rules (flows) by level, the conjunction
+    spaces, the conj_id re-lookup rules, and whether the table narrows by VLAN. With ``space``
+    only what meets it (conjunction spaces cut to it): a visit with packets inside ``space``
+    does the same thing with two tables whose signatures for ``space`` are equal."""
     table = None if index is None else index.get(view[1])
     if table is None:
         return None
     v = table.view(hs, view[2], view[3])
-    levels = tuple((tuple(_rule_id(r) for r, _ in hard), tuple(conj)) for hard, conj in v.levels)
-    return table.by_vlan, levels, tuple(_rule_id(r) for r, _ in v.rules)
+    if space is None:
+        levels = tuple((tuple(_rule_id(r) for r, _ in hard), tuple(conj)) for hard, conj in v.levels)
+        return table.by_vlan, levels, tuple(_rule_id(r) for r, _ in v.rules)
+    cut = []
+    for hard, conj in v.levels:
+        rules = tuple(_rule_id(r) for r, rs in hard if not hs.disjoint(rs, space))
+        spaces = tuple((cid, cs & space) for cid, cs in conj if not hs.disjoint(cs, space))
+        if rules or spaces:
+            cut.append((rules, spaces))
+    rules = tuple(_rule_id(r) for r, rs in v.rules if not hs.disjoint(rs, space))
+    return table.by_vlan, tuple(cut), rules
 
 
 class _Relines:

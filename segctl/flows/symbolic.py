@@ -265,19 +265,24 @@ class Engine:
         max_steps: int = 200_000,
         ct_states: BDD | None = None,
         index: Mapping[str, Mapping[int, Table]] | None = None,
+        record_spaces: bool = False,
     ) -> None:
         """``ct_states`` (a BDD over ``ct_state``) narrows what a ``ct(table=…)`` may return;
         the default is ``+trk`` with exactly one of ``new``/``est``/``rel``/``inv``. ``index``:
         the tables already indexed (:func:`index_tables` over ``hs``, one entry per switch of
-        ``tables``); their findings are then the caller's."""
+        ``tables``); their findings are then the caller's. ``record_spaces``: :attr:`visits`
+        also keeps the union of the spaces that entered each view (an OR per repeated visit;
+        :mod:`segctl.flows.incremental` uses it to tell which changed rules a path can meet)."""
         self.hs = hs or HeaderSpace()
         self.topology = topology
         self.findings: list[Finding] = []
         if index is None:
             index = {sw: index_tables(self.hs, sw, flows, self.findings) for sw, flows in tables.items()}
         self._tables = index
-        #: Every table view the last :meth:`inject` visited: its outcomes depend on these only.
-        self.visits: set[ViewKey] = set()
+        #: Every table view the last :meth:`inject` visited and (``record_spaces``) the union of
+        #: the spaces that entered it: its outcomes depend on these views' rules meeting them.
+        self.visits: dict[ViewKey, BDD | None] = {}
+        self._record_spaces = record_spaces
         self._max_steps = max_steps
         self._steps = 0
         h = self.hs
@@ -299,7 +304,7 @@ class Engine:
         other._fresh_ct = ct_states
         other._fresh_by_key = {}
         other.commits = []
-        other.visits = set()
+        other.visits = {}
         return other
 
     def edge_ports(self) -> list[SwitchPort]:
@@ -314,7 +319,7 @@ class Engine:
         key = entry_key(port)
         outcomes: list[Outcome] = []
         self._steps = 0
-        self.visits = set()
+        self.visits = {}
         path = _Path((switch, port), port, (), (), key)
         self._table(switch, 0, self.hs.cofactor(start, key), path, outcomes)
         return outcomes
@@ -349,12 +354,12 @@ class Engine:
         tab = tables.get(table)
         remaining = space
         if tab is None:
-            self.visits.add((switch, table, key, None))
+            self._visit((switch, table, key, None), space)
         else:
             tci = path.tci
             if tci is not None and (not tab.by_vlan or not hs.implies(space, hs.tci(tci))):
                 tci = None
-            self.visits.add((switch, table, key, tci))
+            self._visit((switch, table, key, tci), space)
             view = tab.view(hs, key, tci)
             for hard, conj in view.levels:
                 if hs.is_empty(remaining):
@@ -373,6 +378,13 @@ class Engine:
         if not hs.is_empty(remaining):
             miss = Hop(switch, table, -1, 0, "", "")
             self._emit(out, path, remaining, Disposition(MISS, switch, table), (*path.hops, miss))
+
+    def _visit(self, view: ViewKey, space: BDD) -> None:
+        if not self._record_spaces:
+            self.visits[view] = None
+            return
+        seen = self.visits.get(view)
+        self.visits[view] = space if seen is None else seen | space
 
     def _conj_lookup(
         self, switch: str, table: int, view: View, cid: int, space: BDD, path: _Path, out: list[Outcome]

@@ -176,7 +176,7 @@ def verify(
     """
     from segctl.flows.incremental import IncrementalVerifier  # (incremental imports this module)
 
-    return IncrementalVerifier().verify(network, tables, progress=progress)
+    return IncrementalVerifier(precise=False).verify(network, tables, progress=progress)
 
 
 def build_report(
