@@ -2,7 +2,8 @@
 
 Usage::
 
-    .venv/bin/python bench/verify.py [--quick] [--repeats N] [--markdown FILE] [--json FILE]
+    .venv/bin/python bench/verify.py [--quick] [--scale] [--incremental-only] [--repeats N]
+                                     [--markdown FILE] [--json FILE]
 
 Per case the tables are compiled once, written as ``ovs-ofctl`` text and parsed back (what
 the controller's gate and live check hand the verifier). Figures are process CPU seconds
@@ -10,6 +11,13 @@ the controller's gate and live check hand the verifier). Figures are process CPU
 wall time. Baselines from the same run: parsing the same tables, and one symbolic engine
 run (run A, every conntrack state) over them; ``verify`` runs the engine twice (A and
 all-new) plus the reply injections and the six property checks. See docs/performance.md.
+
+Incremental rows: a full ``verify`` of an intent after a one-policy change (one tenant's
+first policy: its first TCP port becomes 9000, recompiled) against an
+:class:`~segctl.flows.incremental.IncrementalVerifier` that verified the intent before the
+change, in the same process (CPU seconds, ratio; target >= 20x), with what it re-ran and
+whether its report equals the full run's. Cases: k=4 T=10 N=60, k=4 T=40 N=240 (not with
+``--quick``), k=8 T=100 N=2000 with ``--scale`` (its full proof takes many minutes).
 """
 
 from __future__ import annotations
@@ -29,16 +37,22 @@ if str(REPO) not in sys.path:
 from bench.table import Row, markdown_table, text_table  # noqa: E402
 from segctl.flows.compiler import compile_network  # noqa: E402
 from segctl.flows.headerspace import HeaderSpace  # noqa: E402
-from segctl.flows.ofctl import parse_flows  # noqa: E402
+from segctl.flows.incremental import IncrementalVerifier  # noqa: E402
+from segctl.flows.ofctl import Flow, parse_flows  # noqa: E402
 from segctl.flows.symbolic import Engine, Topology  # noqa: E402
-from segctl.flows.verify import verify  # noqa: E402
+from segctl.flows.verify import VerificationReport, verify  # noqa: E402
 from segctl.topology.network import Network, load_network, resolve  # noqa: E402
+from segctl.topology.schema import Intent  # noqa: E402
 from segctl.topology.synthetic import synthetic_intent  # noqa: E402
 
-__all__ = ["main", "measure"]
+__all__ = ["main", "measure", "measure_incremental"]
 
 #: One intent change verifies twice (gate + live); the update target is p95 < 1 s end to end.
 LEAF_SPINE_TARGET_S = 0.4
+#: Issue #4 point 9: incremental re-verification after a one-policy change vs a full run.
+INCREMENTAL_TARGET = 20.0
+#: (k, tenants, endpoints) of the incremental cases: always, unless --quick, with --scale.
+INCREMENTAL_CASES = ((4, 10, 60), (4, 40, 240), (8, 100, 2000))
 
 
 def _cpu(fn: Callable[[], object], repeats: int) -> float:
@@ -93,12 +107,90 @@ def _row(r: dict[str, object]) -> Row:
     )
 
 
+def flip_port(intent: Intent, tenant: int = 0, port: int = 9000) -> Intent:
+    """``intent`` with the first TCP port of ``tenant``'s first policy changed to ``port``."""
+    doc = intent.model_dump(mode="json", by_alias=True, exclude_none=True)
+    doc["tenants"][tenant]["policies"][0]["services"][0]["ports"] = [{"lo": port, "hi": port}]
+    return Intent.model_validate(doc)
+
+
+def _tables(network: Network) -> dict[str, list[Flow]]:
+    texts = {sw: prog.flows_text() for sw, prog in compile_network(network).items()}
+    return {sw: parse_flows(text) for sw, text in texts.items()}
+
+
+def _comparable(report: VerificationReport) -> dict[str, object]:
+    doc = report.to_json()
+    doc.pop("generated")
+    doc["engine"].pop("seconds")
+    return doc
+
+
+def measure_incremental(name: str, intent: Intent, repeats: int) -> dict[str, object]:
+    """CPU seconds of a full ``verify`` after a one-policy change vs an IncrementalVerifier
+    that verified the state before it (median of ``repeats``; each repeat re-verifies the old
+    state untimed first)."""
+    old = resolve(intent)
+    new = resolve(flip_port(intent))
+    old_tables, new_tables = _tables(old), _tables(new)
+    full: list[VerificationReport] = []
+    full_s = _cpu(lambda: full.append(verify(new, new_tables)), 1)
+    verifier = IncrementalVerifier()
+    times, stats, incremental = [], None, []
+    for _ in range(repeats):
+        verifier.verify(old, old_tables)  # the first one is a full proof, later ones revert
+        start = time.process_time()
+        incremental.append(verifier.verify(new, new_tables))
+        times.append(time.process_time() - start)
+        stats = verifier.stats
+    assert stats is not None
+    start = time.process_time()
+    same = verifier.verify(new, new_tables)  # e.g. the live check right after the gate
+    unchanged_s = time.process_time() - start
+    assert verifier.stats is not None and verifier.stats.mode == "unchanged"
+    return {
+        "kind": "incremental",
+        "name": name,
+        "flows": sum(len(f) for f in new_tables.values()),
+        "endpoints": len(new.endpoints),
+        "full_s": full_s,
+        "incremental_s": statistics.median(times),
+        "first_s": times[0],
+        "unchanged_s": unchanged_s,
+        "equal": all(_comparable(r) == _comparable(full[-1]) for r in [*incremental, same]),
+        "ok": full[-1].ok,
+        "stats": stats.to_json(),
+    }
+
+
+def _incremental_row(r: dict[str, object]) -> Row:
+    full_s, incr_s = float(r["full_s"]), float(r["incremental_s"])  # type: ignore[arg-type]
+    st: dict[str, object] = r["stats"]  # type: ignore[assignment]
+    ratio = full_s / incr_s
+    return Row(
+        f"incremental {r['name']}",
+        _fmt(incr_s),
+        f"full verify {_fmt(full_s)}",
+        f"{ratio:.1f}x faster",
+        f">= {INCREMENTAL_TARGET:.0f}x",
+        ratio >= INCREMENTAL_TARGET,
+        f"one policy's TCP port flipped in one tenant; re-ran A {st['rerun_any']}/{st['ingresses']}, "
+        f"N {st['rerun_new']}/{st['ingresses']} ingresses, {st['rerun_replies']}/{st['replies']} "
+        f"reply injections; {st['recomputed']}/{st['contributions']} contributions; "
+        f"{st['reindexed']}/{st['switches']} switches re-indexed; first call after the full proof "
+        f"{_fmt(float(r['first_s']))} (median of all: {_fmt(incr_s)}); same tables again "  # type: ignore[arg-type]
+        f"{_fmt(float(r['unchanged_s']))}; reports equal to full: {r['equal']}",  # type: ignore[arg-type]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/verify.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="leaf-spine and the smallest synthetic only")
     parser.add_argument("--repeats", type=int, default=3, help="median of this many runs (default 3)")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table as Markdown")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the raw figures as JSON")
+    parser.add_argument("--scale", action="store_true", help="add the k=8 T=100 N=2000 incremental case")
+    parser.add_argument("--incremental-only", action="store_true", help="only the incremental rows")
     args = parser.parse_args(argv)
 
     cases: list[tuple[str, Callable[[], Network]]] = [
@@ -114,11 +206,19 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     results = []
-    for name, build in cases:
+    for name, build in [] if args.incremental_only else cases:
         print(f"[bench] verify {name}", file=sys.stderr, flush=True)
         repeats = args.repeats if name in ("leaf-spine", "two-tenants") else 1
         results.append(measure(name, build(), repeats))
     rows = [_row(r) for r in results]
+    chosen = list(INCREMENTAL_CASES[:1] if args.quick else INCREMENTAL_CASES[:2])
+    for k, n_tenants, n_endpoints in chosen + list(INCREMENTAL_CASES[2:]) if args.scale else chosen:
+        name = f"k={k} T={n_tenants} N={n_endpoints}"
+        print(f"[bench] incremental {name}", file=sys.stderr, flush=True)
+        intent = synthetic_intent(k=k, tenants=n_tenants, endpoints=n_endpoints)
+        result = measure_incremental(name, intent, args.repeats if k == 4 else 1)
+        results.append(result)
+        rows.append(_incremental_row(result))
     print(text_table(rows), end="")
     if args.markdown:
         args.markdown.write_text(markdown_table(rows))
