@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,9 @@ class _PushHooks:
         pass
 
     def on_link_status(self, switch: str, port: int, up: bool) -> None:
+        pass
+
+    def on_port_states(self, switch: str, ports: Mapping[int, bool]) -> None:
         pass
 
     def audit(self) -> None:

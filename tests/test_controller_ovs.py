@@ -489,3 +489,58 @@ def test_long_proof_does_not_freeze_the_controller(lab_prefix: str, api_controll
         assert not ctl.audit("switch.disconnected"), ctl.log()[-3000:]
         assert not not_connected, f"OVS dropped the controller connection of {sorted(not_connected)}"
         assert all(_controller_connected(lab, n) for n in names)
+
+
+def test_port_states_are_read_when_switches_reconnect(lab_prefix: str, api_controller: ApiController) -> None:
+    """A fabric link that goes down, or comes back, while its switches are disconnected is
+    seen when they reconnect (port descriptions), with no port-status message at all."""
+    from segctl.controller.service import intent_document
+
+    ctl = api_controller
+    network = load_network(LEAF_SPINE)
+    want = desired_tables(network)
+    ends = ["leaf1", "spine1"]  # the link leaf1:1 <-> spine1:1: both ends go away
+    link = "link/leaf1:1-spine1:1"
+    assert ctl.call("PUT", "/v1/intent", intent_document(network.intent))["status"] == "applied"
+    with Lab(lab_spec(network, lab_prefix, hosts=False)) as lab:
+        target = f"tcp:127.0.0.1:{ctl.port}"
+        for sw in network.switches:
+            ovs.set_controller(lab.bridge(sw.name), [target])
+        wait_for(lambda: tables_match(lab, want), timeout=60, what="the initial push")
+        leaf1 = lab.bridge("leaf1")
+        patch, peer = lab.patch_port("leaf1", 1), lab.patch_port("spine1", 1)
+
+        def away_and_back(change: Callable[[], None]) -> None:
+            gone = len(ctl.audit("switch.disconnected"))
+            for name in ends:
+                ovs.del_controller(lab.bridge(name))
+            wait_for(
+                lambda: len(ctl.audit("switch.disconnected")) >= gone + 2,
+                timeout=30,
+                what="the controller to see both switches go",
+            )
+            change()
+            for name in ends:
+                ovs.set_controller(lab.bridge(name), [target])
+
+        # the link fails while both ends are away
+        away_and_back(lambda: ovs.run(["ovs-vsctl", "del-port", leaf1, patch]))
+        wait_for(
+            lambda: any(e["object"] == link for e in ctl.audit("link.down")), timeout=30, what="link.down"
+        )
+        assert not any(getattr(a, "port", None) == 1 for f in live_flows(lab, "leaf1") for a in f.actions), (
+            "leaf1 still forwards onto the failed link"
+        )
+        assert not tables_match(lab, want)
+        assert ctl.call("POST", "/v1/verify")["live_verdict"] == "pass"
+
+        # the link comes back while both ends are away
+        away_and_back(lambda: ovs.add_port(leaf1, patch, ofport=1, type_="patch", options={"peer": peer}))
+        wait_for(lambda: any(e["object"] == link for e in ctl.audit("link.up")), timeout=30, what="link.up")
+        wait_for(lambda: tables_match(lab, want), timeout=30, what="the preferred paths to return")
+        assert ctl.call("POST", "/v1/verify")["live_verdict"] == "pass"
+        assert " is down (reason" not in ctl.log() and " is up (reason" not in ctl.log(), (
+            "a port-status message was involved"
+        )
+        assert [e["object"] for e in ctl.audit("link.down")] == [link]
+        assert [e["object"] for e in ctl.audit("link.up")] == [link]

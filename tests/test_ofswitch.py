@@ -215,6 +215,8 @@ class Hooks:
         pass
     def on_link_status(self, switch, port, up):
         pass
+    def on_port_states(self, switch, ports):
+        pass
     def audit(self):
         pass
 

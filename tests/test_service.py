@@ -269,6 +269,28 @@ def test_link_down_moves_paths_and_up_restores(svc: ControllerService, sb: Memor
     assert len(svc.store.revisions()) == 1  # link events are not intent revisions
 
 
+def test_port_states_read_on_connect_feed_the_link_state(
+    svc: ControllerService, sb: MemorySouthbound
+) -> None:
+    """What a (re)connected switch's port descriptions say: a declared fabric port that is
+    down or missing takes its link down; only changes recompile; edge ports are ignored."""
+    from segctl.flows.ofctl import Output
+
+    svc.apply(LEAF_SPINE, actor="alice")
+    preferred = snapshot(sb)
+    assert svc.port_states("leaf1", {1: True, 2: True, 10: True, 11: False}) == []  # edge port 11: ignored
+    assert svc.port_states("leaf1", {2: True, 10: True}) != []  # leaf1:1 is gone
+    assert svc.down_links == {("leaf1", 1, "spine1", 1)}
+    assert not any(Output(1) in f.actions for f in sb.flows("leaf1"))
+    assert_in_sync(svc, sb)
+    assert svc.port_states("leaf1", {1: False, 2: True}) == []  # still down: no change
+    assert svc.port_states("spine1", {1: True, 2: True, 3: True, 4: True}) == []  # leaf1:1 still down
+    results = svc.port_states("leaf1", {1: True, 2: True})
+    assert len(results) == 1 and results[0].status == "applied"
+    assert snapshot(sb) == preferred
+    assert [a for a in actions(svc) if a.startswith(("link.", "port."))] == ["link.down", "link.up"]
+
+
 def test_link_down_survives_the_transitional_up_of_the_other_end(
     svc: ControllerService, sb: MemorySouthbound
 ) -> None:

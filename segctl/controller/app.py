@@ -3,7 +3,9 @@
 :class:`SegctlApp` is the os-ken side of the controller. It implements the
 :class:`~segctl.controller.southbound.Southbound` protocol over real switches, and
 tells the controller service (through the small :class:`Hooks` protocol) when a
-switch connects, disconnects, or a port goes up or down.
+switch connects, disconnects, or a port goes up or down, and the state of every port of
+a switch that (re)connected (read from its port descriptions: switches do not replay
+port status).
 
 Threading: os-ken runs each app's event handlers on one green thread, and the
 request/reply helper (``ofctl_api.send_msg``) needs that loop free. So handlers never
@@ -19,7 +21,7 @@ the only code that sends them (:meth:`SegctlApp._send`, :meth:`SegctlApp._send_b
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -64,6 +66,11 @@ class Hooks(Protocol):
 
     def on_link_status(self, switch: str, port: int, up: bool) -> None:
         """A port of a known switch went up or down."""
+        ...
+
+    def on_port_states(self, switch: str, ports: Mapping[int, bool]) -> None:
+        """Every port of a known switch (number -> up), read after it (re)connected and was
+        resynced; a port that is not in ``ports`` does not exist on the switch."""
         ...
 
     def audit(self) -> None:
@@ -169,6 +176,27 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
         self._wait_registered(dp)
         if self.hooks is not None and self._datapaths.get(name) is dp:
             self.hooks.on_switch_connected(name)
+        # Port states are not replayed on connect: a link that went down (or came back) while
+        # the switch was away is seen only by asking. After the resync, so a link change found
+        # here is an ordinary change of a synced switch.
+        if self.hooks is not None and self._datapaths.get(name) is dp:
+            self.hooks.on_port_states(name, self._port_states(dp, name))
+
+    def _port_states(self, dp: Any, name: str) -> dict[int, bool]:
+        """Port number -> up, from the switch's port descriptions (OFPMP_PORT_DESC); reserved
+        ports (LOCAL: the bridge's own interface) are left out."""
+        ofp = dp.ofproto
+        request = ofswitch.port_desc_request(dp)
+        replies = self._send(dp, request, what=f"port descriptions of {name}", multi=True)
+        ports = {
+            port.port_no: ofswitch.port_is_up(port, ofp=ofp)
+            for reply in replies
+            for port in reply.body
+            if port.port_no <= ofp.OFPP_MAX
+        }
+        down = sorted(n for n, up in ports.items() if not up)
+        LOG.info("switch %s: %d ports, down: %s", name, len(ports), ", ".join(map(str, down)) or "none")
+        return ports
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _on_dead(self, ev: Any) -> None:
@@ -194,10 +222,7 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
             return
         ofp = dp.ofproto
         port = msg.desc
-        if msg.reason == ofp.OFPPR_DELETE:
-            up = False
-        else:
-            up = not (port.state & ofp.OFPPS_LINK_DOWN) and not (port.config & ofp.OFPPC_PORT_DOWN)
+        up = msg.reason != ofp.OFPPR_DELETE and ofswitch.port_is_up(port, ofp=ofp)
         LOG.info(
             "switch %s port %d is %s (reason %d, state 0x%x, config 0x%x)",
             name,

@@ -354,6 +354,20 @@ def flow_stats_request(dp: Any) -> Any:
     )
 
 
+# ------------------------------------------------------------------------------- ports
+
+
+def port_desc_request(dp: Any) -> Any:
+    """A request for the description (number, config, state) of every port."""
+    return dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0)
+
+
+def port_is_up(port: Any, *, ofp: Any) -> bool:
+    """Whether an ``OFPPort`` (port status or port description) is up: neither ``LINK_DOWN``
+    in its state nor ``PORT_DOWN`` in its config."""
+    return not (port.state & ofp.OFPPS_LINK_DOWN) and not (port.config & ofp.OFPPC_PORT_DOWN)
+
+
 # ------------------------------------------------------------------------------ meters
 
 
@@ -433,6 +447,7 @@ def reply_class(msg: Any) -> Any:
         "OFPBundleCtrlMsg": parser.OFPBundleCtrlMsg,
         "OFPFlowStatsRequest": parser.OFPFlowStatsReply,
         "OFPMeterConfigStatsRequest": parser.OFPMeterConfigStatsReply,
+        "OFPPortDescStatsRequest": parser.OFPPortDescStatsReply,
         "OFPBarrierRequest": parser.OFPBarrierReply,
     }
     return replies.get(type(msg).__name__)

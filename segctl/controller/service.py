@@ -350,6 +350,35 @@ class ControllerService:
         """A port changed state; a fabric link going down or up moves paths (Hooks)."""
         self.link_status(switch, port, up)
 
+    def on_port_states(self, switch: str, ports: Mapping[int, bool]) -> None:
+        """Every port of ``switch``, read when it (re)connected (Hooks): see :meth:`port_states`."""
+        self.port_states(switch, ports)
+
+    def port_states(self, switch: str, ports: Mapping[int, bool]) -> list[ChangeResult]:
+        """Feed the state of each declared fabric port of ``switch`` to :meth:`link_status`.
+
+        ``ports`` maps every port the switch has to up/down; a declared fabric port missing
+        from it is down. Edge ports are not looked at. Only a link that changes recompiles
+        (one change per link); the changes made are returned.
+        """
+        with self._lock:
+            if self._declared is None:
+                return []
+            fabric = sorted(
+                {
+                    p
+                    for a, a_port, b, b_port in self._declared.links
+                    for s, p in ((a, a_port), (b, b_port))
+                    if s == switch
+                }
+            )
+            results = []
+            for port in fabric:
+                result = self.link_status(switch, port, ports.get(port, False))
+                if result is not None:
+                    results.append(result)
+            return results
+
     def link_status(self, switch: str, port: int, up: bool) -> ChangeResult | None:
         """Like :meth:`on_link_status`, returning the change (None for edge ports or no-ops).
 
