@@ -17,7 +17,8 @@ events and the set of table views it visited (``(switch, table, key, tci)``, see
 
 The report is exactly what :func:`segctl.flows.verify.verify` returns for the same inputs
 (which is this class, fresh, called once). A change of endpoints, tenants, segments,
-switches or links, or a BDD manager over ``max_nodes``, starts over with a full run.
+switches or links, or a BDD manager over its node limit (``max_nodes``, or ``growth`` times
+its size after the last full run when that is more), starts over with a full run.
 See ``docs/verification.md`` ("Incremental re-verification") for the soundness argument.
 """
 
@@ -38,10 +39,15 @@ from segctl.flows.symtables import Finding, Hop, Rule, Table, index_tables
 from segctl.flows.verify import MatrixRows, VerificationReport, build_report
 from segctl.topology.network import Network
 
-__all__ = ["DEFAULT_MAX_NODES", "IncrementalVerifier", "Stats"]
+__all__ = ["DEFAULT_GROWTH", "DEFAULT_MAX_NODES", "IncrementalVerifier", "Stats"]
 
-#: Past this many live BDD nodes the next call starts over in a fresh manager.
+#: Seconds between two progress messages of a long engine run.
+PROGRESS_EVERY_S = 5.0
+#: Past this many BDD nodes (or DEFAULT_GROWTH x the size after the last full run, when that
+#: is more: a fabric whose full proof alone needs more must still be re-verified
+#: incrementally) the next call starts over in a fresh manager.
 DEFAULT_MAX_NODES = 20_000_000
+DEFAULT_GROWTH = 2.0
 
 SwitchPort = tuple[str, int]
 Progress = Callable[[str], None]
@@ -127,15 +133,24 @@ def _rule_id(rule: Rule) -> Flow:
 class IncrementalVerifier:
     """``verify(network, tables)`` that reuses the previous call's work (module docstring)."""
 
-    def __init__(self, *, max_nodes: int = DEFAULT_MAX_NODES, precise: bool = True) -> None:
+    def __init__(
+        self, *, max_nodes: int = DEFAULT_MAX_NODES, growth: float = DEFAULT_GROWTH, precise: bool = True
+    ) -> None:
         """``precise``: record the spaces that entered each view, so that a change re-runs only
         injections whose packets can meet a changed rule (not every one visiting its table).
         An OR per repeated table visit: within the noise of a full run on k=4 T=6 (7% under
         cProfile); a one-shot :func:`~segctl.flows.verify.verify` turns it off all the same."""
         self.max_nodes = max_nodes
+        self.growth = growth
+        self._full_nodes = 0  # the manager's size after the last full run
         self.precise = precise
         self.stats: Stats | None = None
         self._reset()
+
+    @property
+    def header_space(self) -> HeaderSpace | None:
+        """The BDD manager the kept outcomes live in (None before the first call)."""
+        return self._hs
 
     def _reset(self) -> None:
         self._hs: HeaderSpace | None = None
@@ -175,8 +190,8 @@ class IncrementalVerifier:
             reason = "first call"
         elif structure != self._structure:
             reason = "endpoints, tenants, segments, switches or links changed"
-        elif _nodes(self._hs) > self.max_nodes:
-            reason = f"BDD manager over {self.max_nodes:,} nodes"
+        elif _nodes(self._hs) > (limit := max(self.max_nodes, int(self.growth * self._full_nodes))):
+            reason = f"BDD manager over {limit:,} nodes"
         if reason:
             self._reset()
             self._hs = HeaderSpace()
@@ -195,10 +210,10 @@ class IncrementalVerifier:
         engine = Engine(tables, topology, hs=hs, index=self._index, record_spaces=self.precise)
         ports = engine.edge_ports()
         say("symbolic reachability, every conntrack state")
-        rerun_any = self._run("any", engine, ports, changed)
+        rerun_any = self._run("any", engine, ports, changed, say)
         say("symbolic reachability, new connections")
         new_engine = engine.with_ct_states(hs.eq("ct_state", CT_TRK | CT_NEW))
-        rerun_new = self._run("new", new_engine, ports, changed)
+        rerun_new = self._run("new", new_engine, ports, changed, say)
         reach = {
             run: Reachability(
                 hs,
@@ -225,6 +240,8 @@ class IncrementalVerifier:
         report = build_report(
             network, tables, hs, runs, results, findings, start, self._checker.reach, self._rows, row_keys
         )
+        if reason:
+            self._full_nodes = _nodes(hs)
         mode = "full" if reason else "incremental"
         if not reason and not reindexed and not self._checker.recomputed:
             mode = "unchanged"
@@ -310,12 +327,21 @@ class IncrementalVerifier:
 
     # ------------------------------------------------------------------ runs
 
-    def _run(self, run: str, engine: Engine, ports: Sequence[SwitchPort], changed: _Changes) -> int:
-        """Inject at every port whose record is missing or affected by a change; count them."""
+    def _run(
+        self, run: str, engine: Engine, ports: Sequence[SwitchPort], changed: _Changes, say: Progress
+    ) -> int:
+        """Inject at every port whose record is missing or affected by a change; count them.
+
+        Says how far it got every :data:`PROGRESS_EVERY_S` seconds (a full proof of a big
+        fabric runs for minutes)."""
         old = self._records[run]
         records: dict[SwitchPort, _Record] = {}
         rerun = 0
-        for port in ports:
+        last = time.monotonic()
+        for done, port in enumerate(ports):
+            if time.monotonic() - last >= PROGRESS_EVERY_S:
+                last = time.monotonic()
+                say(f"  {done:,}/{len(ports):,} edge ports ({rerun:,} injected, the others reused)")
             rec = old.get(port)
             if rec is None or changed.affects(rec):
                 engine.commits = []
