@@ -209,7 +209,7 @@ def test_endpoint_added_falls_back_to_full_run() -> None:
 
 
 def test_big_bdd_manager_starts_over() -> None:
-    v = IncrementalVerifier(max_nodes=1)
+    v = IncrementalVerifier(max_nodes=1, growth=0)
     v.verify(*leaf_spine("base"))
     report, stats = check_step(v, *leaf_spine("port"))
     assert stats.mode == "full" and "BDD manager" in stats.reason
