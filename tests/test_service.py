@@ -409,7 +409,8 @@ def test_compile_and_proofs_go_through_offload(tmp_path: Path, sb: MemorySouthbo
 
     svc = service(sb)
     svc.apply(LEAF_SPINE, actor="alice")
-    assert calls == ["_plan", "verify_tables", "verify_tables"]  # compile+diff+sort, gate, live
+    # compile+diff+sort, gate proof, sort of the dumped tables, live proof
+    assert calls == ["_plan", "verify_tables", "_sorted_tables", "verify_tables"]
     assert_in_sync(svc, sb)
     calls.clear()
     assert service(MemorySouthbound()).load_current() is not None

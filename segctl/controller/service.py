@@ -555,18 +555,19 @@ class ControllerService:
         if self._declared is None:
             return None, "unknown"
         connected = self.southbound.connected_switches()
-        tables: dict[str, list[Flow]] = {}
+        dumped: dict[str, list[Flow]] = {}
         missing: list[str] = []
         for sw in self._declared.switches:
             if sw.name not in connected:
                 missing.append(sw.name)
                 continue
             try:
-                tables[sw.name] = sorted(self.southbound.dump(sw.name), key=flow_sort_key)
+                dumped[sw.name] = self.southbound.dump(sw.name)
             except SwitchError:
                 missing.append(sw.name)
-        if not tables:
+        if not dumped:
             return None, "unknown"
+        tables = self._offload(_sorted_tables, dumped)  # new flow objects: their texts are formatted
         live = self._verify(self._effective(self._declared), tables, "live")
         verdict = "fail" if not live.passed else ("partial" if missing else "pass")
         body = {**live.to_json(), "switches_missing": missing}
@@ -632,6 +633,10 @@ def _compile(compiler: Compiler, network: Network) -> dict[str, SwitchTables]:
     return dict(compiler(network))
 
 
+def _sorted_tables(tables: Mapping[str, Iterable[Flow]]) -> dict[str, list[Flow]]:
+    return {name: sorted(flows, key=flow_sort_key) for name, flows in tables.items()}
+
+
 def _plan(
     compiler: Compiler, network: Network, old: Mapping[str, SwitchTables]
 ) -> tuple[dict[str, SwitchTables], list[SwitchDiff], dict[str, list[Flow]]]:
@@ -641,7 +646,7 @@ def _plan(
     diffs = [
         diff_tables(s, old.get(s, empty), desired.get(s, empty)) for s in sorted(set(desired) | set(old))
     ]
-    tables = {s: sorted(t.flows, key=flow_sort_key) for s, t in desired.items()}
+    tables = _sorted_tables({s: t.flows for s, t in desired.items()})
     return desired, [d for d in diffs if not d.empty], tables
 
 
