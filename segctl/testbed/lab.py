@@ -276,7 +276,5 @@ def cleanup(prefix: str) -> dict[str, list[str]]:
         netns.delete_link(link)
     for ns in found["namespaces"]:
         netns.remove_namespace(ns)
-    netns.wait_until(
-        lambda: not netns.list_links(prefix), timeout=10, what=f"links {prefix}* to vanish"
-    )
+    netns.wait_until(lambda: not netns.list_links(prefix), timeout=10, what=f"links {prefix}* to vanish")
     return found
