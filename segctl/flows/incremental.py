@@ -341,7 +341,8 @@ class IncrementalVerifier:
         for done, port in enumerate(ports):
             if time.monotonic() - last >= PROGRESS_EVERY_S:
                 last = time.monotonic()
-                say(f"  {done:,}/{len(ports):,} edge ports ({rerun:,} injected, the others reused)")
+                reused = f" ({done - rerun:,} reused from the last proof)" if rerun < done else ""
+                say(f"  {done:,}/{len(ports):,} edge ports{reused}")
             rec = old.get(port)
             if rec is None or changed.affects(rec):
                 engine.commits = []
