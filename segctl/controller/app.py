@@ -109,6 +109,9 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
         self._threads: list[Any] = []
         self._watched: set[int] = set()  # xids of pipelined bundle adds
         self._errors: dict[int, Any] = {}  # xid -> OFPErrorMsg for watched xids
+        # Switches that connected before the service was attached (it loads, compiles and
+        # proves its intent off the hub, so the listener is already up): admitted on attach.
+        self._early: dict[int, Any] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> Any:
@@ -128,11 +131,17 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
         super().stop()
 
     def attach(self, hooks: Hooks) -> None:
-        """Connect the controller service; switches already connected are synced."""
+        """Connect the controller service; switches already connected are synced, and those
+        that connected while it was loading are admitted now (never told "drop-all" merely
+        because the service was not ready)."""
         self.hooks = hooks
         for dpid, name in list(self._names.items()):
             if hooks.switch_name(dpid) == name:
                 self._enqueue(f"sync {name}", hooks.on_switch_connected, name)
+        early, self._early = self._early, {}
+        for dp in early.values():
+            if getattr(dp, "is_active", True):
+                self._admit(dp)
 
     def _enqueue(self, what: str, func: Callable[..., None], *args: Any) -> None:
         self._jobs.put((what, func, args))
@@ -157,6 +166,14 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _on_features(self, ev: Any) -> None:
         dp = ev.msg.datapath
+        if self.hooks is None:
+            LOG.info("switch dpid %016x connected before the intent is loaded: admitted once it is", dp.id)
+            self._early[dp.id] = dp
+            return
+        self._admit(dp)
+
+    def _admit(self, dp: Any) -> None:
+        """A switch completed its handshake: initial push if the fabric knows it, else drop-all."""
         name = self.hooks.switch_name(dp.id) if self.hooks is not None else None
         if name is None:
             LOG.warning(
