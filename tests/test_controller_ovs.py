@@ -97,7 +97,12 @@ def controller_factory(tmp_path: Path) -> Iterator[Callable[..., Controller]]:
     started: list[Controller] = []
 
     def start(
-        intent: Path, *, audit_interval: float = 0.0, extra: tuple[str, ...] = (), port: int | None = None
+        intent: Path,
+        *,
+        audit_interval: float = 0.0,
+        extra: tuple[str, ...] = (),
+        port: int | None = None,
+        ready: str = "listening for OpenFlow",
     ) -> Controller:
         intent_copy = tmp_path / f"intent-{len(started)}.yaml"
         shutil.copy(intent, intent_copy)
@@ -121,7 +126,7 @@ def controller_factory(tmp_path: Path) -> Iterator[Callable[..., Controller]]:
         ctl = Controller(proc, port, log_path, intent_copy)
         started.append(ctl)
         wait_for(
-            lambda: "listening for OpenFlow" in ctl.log() or proc.poll() is not None,
+            lambda: ready in ctl.log() or proc.poll() is not None,
             timeout=60,
             what="the controller to listen",
         )
@@ -214,13 +219,13 @@ def test_switches_connecting_while_the_intent_loads_are_admitted(
     intent = tmp_path / "slow.yaml"
     intent.write_text(yaml.safe_dump(intent_document(network.intent), sort_keys=False))
     want = desired_tables(network)
-    port = free_port()
     with Lab(lab_spec(network, lab_prefix, hosts=False)) as lab:
-        names = [s.name for s in network.switches]
-        for name in names:  # pointed at the port before anything listens: OVS retries every second
-            ovs.set_controller(lab.bridge(name), [f"tcp:127.0.0.1:{port}"])
+        # os-ken's OpenFlow listener is started before the service loads the intent: connect
+        # the bridges as soon as it is instantiated, while the load (seconds) is running.
+        ctl = controller_factory(intent, ready="OFPHandler")
+        for name in [s.name for s in network.switches]:
+            ovs.set_controller(lab.bridge(name), [f"tcp:127.0.0.1:{ctl.port}"])
             ovs.run(["ovs-vsctl", "set", "controller", lab.bridge(name), "max_backoff=1000"])
-        ctl = controller_factory(intent, port=port)
         wait_for(lambda: tables_match(lab, want), timeout=60, what="every switch to hold its rules")
         assert "not in the fabric" not in ctl.log(), ctl.log()[-3000:]
         assert "connected before the intent is loaded" in ctl.log(), "the race was not exercised"
