@@ -291,6 +291,32 @@ def test_port_states_read_on_connect_feed_the_link_state(
     assert [a for a in actions(svc) if a.startswith(("link.", "port."))] == ["link.down", "link.up"]
 
 
+def test_links_that_changed_while_a_switch_was_away_recompile_once(
+    svc: ControllerService, sb: MemorySouthbound
+) -> None:
+    """Both uplinks of leaf1 went down while it was disconnected: its port descriptions
+    take both links down in ONE recompile, gate and push (one change, two link.down entries);
+    both back up is again one change that restores the preferred rules."""
+    svc.apply(LEAF_SPINE, actor="alice")
+    preferred = snapshot(sb)
+
+    def gates() -> int:
+        return int(svc.store.db.query("SELECT COUNT(*) FROM reports WHERE kind = 'gate'")[0][0])
+
+    before = gates()
+    results = svc.port_states("leaf1", {10: True, 11: True})  # ports 1 and 2 are gone
+    assert len(results) == 1 and results[0].status == "applied"
+    assert gates() == before + 1
+    assert svc.down_links == {("leaf1", 1, "spine1", 1), ("leaf1", 2, "spine2", 1)}
+    assert not any(f.table == 50 and "output" in f.actions_text for f in sb.flows("leaf1"))
+    assert_in_sync(svc, sb)
+    assert [a for a in actions(svc) if a.startswith("link.")] == ["link.down", "link.down"]
+    results = svc.port_states("leaf1", {1: True, 2: True, 10: True, 11: True})
+    assert len(results) == 1 and gates() == before + 2
+    assert snapshot(sb) == preferred
+    assert svc.down_links == set()
+
+
 def test_link_down_survives_the_transitional_up_of_the_other_end(
     svc: ControllerService, sb: MemorySouthbound
 ) -> None:

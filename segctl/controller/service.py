@@ -355,11 +355,12 @@ class ControllerService:
         self.port_states(switch, ports)
 
     def port_states(self, switch: str, ports: Mapping[int, bool]) -> list[ChangeResult]:
-        """Feed the state of each declared fabric port of ``switch`` to :meth:`link_status`.
+        """Feed the state of each declared fabric port of ``switch`` to the link state.
 
         ``ports`` maps every port the switch has to up/down; a declared fabric port missing
-        from it is down. Edge ports are not looked at. Only a link that changes recompiles
-        (one change per link); the changes made are returned.
+        from it is down. Edge ports are not looked at. The links that changed (several may
+        have while the switch was away) are recompiled, verified and pushed together, as one
+        change; the change made is returned (an empty list when no link changed).
         """
         with self._lock:
             if self._declared is None:
@@ -372,12 +373,8 @@ class ControllerService:
                     if s == switch
                 }
             )
-            results = []
-            for port in fabric:
-                result = self.link_status(switch, port, ports.get(port, False))
-                if result is not None:
-                    results.append(result)
-            return results
+            result = self._port_events(switch, [(port, ports.get(port, False)) for port in fabric])
+            return [] if result is None else [result]
 
     def link_status(self, switch: str, port: int, up: bool) -> ChangeResult | None:
         """Like :meth:`on_link_status`, returning the change (None for edge ports or no-ops).
@@ -385,44 +382,62 @@ class ControllerService:
         The link is down while either end is down; "up" from one end while the other is
         still down changes nothing.
         """
+        return self._port_events(switch, [(port, up)])
+
+    def _port_events(self, switch: str, events: Sequence[tuple[int, bool]]) -> ChangeResult | None:
+        """Apply port up/down events of one switch; recompile once if some fabric link changed."""
         with self._lock:
             if self._declared is None:
                 return None
-            link = fabric_link_of(self._declared, switch, port)
-            obj = f"port/{switch}:{port}"
-            if link is None:
-                self.audit_log.append(actor=SYSTEM, action="port.up" if up else "port.down", object=obj)
+            changed: list[tuple[str, str]] = []  # (action, link name) per link that changed
+            for port, up in events:
+                link_change = self._port_event(switch, port, up)
+                if link_change is not None:
+                    changed.append(link_change)
+            if not changed:
                 return None
-            if up:
-                self._down_ports.discard((switch, port))
-            else:
-                self._down_ports.add((switch, port))
-            a, a_port, b, b_port = link
-            down = (a, a_port) in self._down_ports or (b, b_port) in self._down_ports
-            if down == (link in self._down):
-                return None  # the link did not change (the other end may still be down)
-            if down:
-                self._down.add(link)
-            else:
-                self._down.discard(link)
-            action = "link.up" if up else "link.down"
-            name = f"link/{link[0]}:{link[1]}-{link[2]}:{link[3]}"
+            kinds = {action for action, _ in changed}
+            kind = kinds.pop() if len(kinds) == 1 else "link.change"
             try:
-                result = self._change(self._declared, actor=SYSTEM, kind=action, dry_run=False, record=False)
+                result = self._change(self._declared, actor=SYSTEM, kind=kind, dry_run=False, record=False)
             except VerificationFailed as exc:
                 # The link state is a fact; the old rules stay until a safe set exists.
-                LOG.error("%s: recomputed rules fail verification; keeping the current rules", name)
-                self.audit_log.append(
-                    actor=SYSTEM, action=f"{action}.rejected", object=name, detail={"error": str(exc)}
-                )
+                for action, name in changed:
+                    LOG.error("%s: recomputed rules fail verification; keeping the current rules", name)
+                    self.audit_log.append(
+                        actor=SYSTEM, action=f"{action}.rejected", object=name, detail={"error": str(exc)}
+                    )
                 return None
-            self.audit_log.append(
-                actor=SYSTEM,
-                action=action,
-                object=name,
-                detail={"pushed": list(result.pushed), "live_verdict": result.live_verdict},
-            )
+            for action, name in changed:
+                self.audit_log.append(
+                    actor=SYSTEM,
+                    action=action,
+                    object=name,
+                    detail={"pushed": list(result.pushed), "live_verdict": result.live_verdict},
+                )
             return result
+
+    def _port_event(self, switch: str, port: int, up: bool) -> tuple[str, str] | None:
+        """Record one port's state; (``link.up``/``link.down``, link name) when its link changed."""
+        assert self._declared is not None
+        link = fabric_link_of(self._declared, switch, port)
+        if link is None:
+            obj = f"port/{switch}:{port}"
+            self.audit_log.append(actor=SYSTEM, action="port.up" if up else "port.down", object=obj)
+            return None
+        if up:
+            self._down_ports.discard((switch, port))
+        else:
+            self._down_ports.add((switch, port))
+        a, a_port, b, b_port = link
+        down = (a, a_port) in self._down_ports or (b, b_port) in self._down_ports
+        if down == (link in self._down):
+            return None  # the link did not change (the other end may still be down)
+        if down:
+            self._down.add(link)
+        else:
+            self._down.discard(link)
+        return ("link.up" if up else "link.down"), f"link/{link[0]}:{link[1]}-{link[2]}:{link[3]}"
 
     def audit(self) -> None:
         """Periodic reconciliation of every connected switch (Hooks)."""
