@@ -12,6 +12,7 @@ import pytest
 from segctl.controller.cli import main
 from segctl.flows.compiler import compile_network
 from segctl.flows.report_html import layout, render_html
+from segctl.flows.report_matrix import segment_matrix
 from segctl.flows.report_md import render_markdown
 from segctl.flows.tables import dump_live, load_flow_dir
 from segctl.flows.verify import SCHEMA, SCHEMA_VERSION, VerificationReport, verify
@@ -74,6 +75,40 @@ def test_markdown_and_html(leaky: tuple[Path, VerificationReport]) -> None:
     assert not re.search(r"(src|href)=\"?https?:", html)
     for ep in report.network.endpoints:
         assert ep.qualified in html
+
+
+def test_big_fabrics_get_the_matrix_per_segment(leaky: tuple[Path, VerificationReport]) -> None:
+    """Past the endpoint limit the Markdown and HTML matrices have one cell per ordered pair of
+    segments, counting the endpoint pairs per status; the violating pair's segments show it."""
+    _, report = leaky
+    segment = {ep.qualified: f"{ep.tenant}/{ep.segment}" for ep in report.network.endpoints}
+    segments, cells = segment_matrix(report)
+    assert segments == list(dict.fromkeys(segment[e] for e in report.endpoints))
+    n = len(report.endpoints)
+    assert sum(c.pairs for row in cells for c in row) == n * n
+    bad = {
+        (segment[s], segment[d])
+        for s, row in zip(report.endpoints, report.matrix, strict=True)
+        for d, c in zip(report.endpoints, row, strict=True)
+        if c.status == "violation"
+    }
+    assert ("globex/web", "acme/web") in bad  # the leak: gweb1's port straight to web1's
+    flagged = {
+        (a, b) for a, row in zip(segments, cells, strict=True) for b, c in zip(segments, row, strict=True)
+        if c.status == "violation"
+    }  # fmt: skip
+    assert flagged == bad
+
+    html = render_html(report, endpoint_limit=2)
+    matrix = html[html.index("<h2>Reachability matrix</h2>") : html.index("<h2>Violations</h2>")]
+    assert matrix.count("<td ") == len(segments) ** 2 and "report.json holds every endpoint pair" in matrix
+    assert matrix.count('<td class="s-violation"') == len(bad) and "globex/web → acme/web" in matrix
+    assert all(ep.qualified not in matrix for ep in report.network.endpoints if ep.qualified not in segments)
+    assert len(html) < len(render_html(report))
+    md = render_markdown(report, endpoint_limit=2)
+    table = md[md.index("## Reachability matrix") : md.index("## Violations")]
+    assert "| from \\ to | " + " | ".join(segments) + " |" in table
+    assert table.count("| **") == len(bad) and table.count(" violation") == len(bad)
 
 
 def test_layout_puts_spines_above_leaves_and_endpoints_below() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 from html import escape
 
+from segctl.flows.report_matrix import ENDPOINT_MATRIX_LIMIT, segment_matrix
 from segctl.flows.verify import VerificationReport
 from segctl.topology.network import Network
 
@@ -157,7 +158,46 @@ def topology_svg(network: Network, *, width: int = 1100) -> str:
     return "".join(parts)
 
 
-def _matrix(report: VerificationReport) -> str:
+def _legend() -> str:
+    return "".join(f'<span class="s-{s}">{escape(t)}</span>' for s, t in _STATUS_TEXT.items())
+
+
+def _segment_matrix(report: VerificationReport) -> str:
+    """One cell per ordered pair of segments (big fabrics; see :mod:`segctl.flows.report_matrix`)."""
+    colours = tenant_colours(report.network)
+    segments, cells = segment_matrix(report)
+
+    def colour(segment: str) -> str:
+        return colours[segment.partition("/")[0]]
+
+    head = "".join(f'<th class="rot" style="color:{colour(s)}">{escape(s)}</th>' for s in segments)
+    rows = []
+    for src, row in zip(segments, cells, strict=True):
+        tds = []
+        for dst, c in zip(segments, row, strict=True):
+            label = {
+                "violation": f"!{c.counts.get('violation', 0)}",
+                "shared": "X",
+                "allowed": f"{c.counts.get('allowed', 0)}/{c.pairs}",
+                "denied": "·",
+                "self": "",
+            }[c.status]
+            tip = f"{src} → {dst}: {c.pairs} endpoint pair{'s' if c.pairs != 1 else ''}: {c.summary()}; "
+            tip += f"tables deliver new packets for {c.observed}"
+            tds.append(f'<td class="s-{c.status}" title="{escape(tip)}">{escape(label)}</td>')
+        rows.append(f'<tr><th style="color:{colour(src)}">{escape(src)}</th>{"".join(tds)}</tr>')
+    return (
+        f'<p class="legend">{_legend()}</p><p class="muted">{len(report.endpoints):,} endpoints in '
+        f"{len(segments):,} segments: one cell per pair of segments, rows send, columns receive, coloured "
+        f"by the worst status of its endpoint pairs; n/m: n of m pairs allowed, !n: n violating pairs. "
+        f"report.json holds every endpoint pair. Hover a cell for details.</p>"
+        f'<table class="matrix"><tr><th>from \\ to</th>{head}</tr>{"".join(rows)}</table>'
+    )
+
+
+def _matrix(report: VerificationReport, limit: int = ENDPOINT_MATRIX_LIMIT) -> str:
+    if len(report.endpoints) > limit:
+        return _segment_matrix(report)
     colours = tenant_colours(report.network)
     tenant = {ep.qualified: ep.tenant for ep in report.network.endpoints}
     head = "".join(
@@ -174,10 +214,9 @@ def _matrix(report: VerificationReport) -> str:
             label = {"allowed": grants, "shared": "X", "denied": "·", "violation": "!", "self": ""}[c.status]
             cells.append(f'<td class="s-{c.status}" title="{escape(tip)}">{escape(label)}</td>')
         rows.append(f'<tr><th style="color:{colours[tenant[name]]}">{escape(name)}</th>{"".join(cells)}</tr>')
-    legend = "".join(f'<span class="s-{s}">{escape(t)}</span>' for s, t in _STATUS_TEXT.items())
     return (
-        f'<p class="legend">{legend}</p><p class="muted">Rows send, columns receive. Letters: intent grants '
-        f"(S intra-segment, P policy, X shared service). Hover a cell for details.</p>"
+        f'<p class="legend">{_legend()}</p><p class="muted">Rows send, columns receive. '
+        f"Letters: intent grants (S intra-segment, P policy, X shared service). Hover a cell for details.</p>"
         f'<table class="matrix"><tr><th>from \\ to</th>{head}</tr>{"".join(rows)}</table>'
     )
 
@@ -219,8 +258,9 @@ def _counterexamples(report: VerificationReport) -> str:
     return "".join(out) or "<p class='ok'>None: every property holds.</p>"
 
 
-def render_html(report: VerificationReport) -> str:
-    """The complete, self-contained report page."""
+def render_html(report: VerificationReport, *, endpoint_limit: int = ENDPOINT_MATRIX_LIMIT) -> str:
+    """The complete, self-contained report page; past ``endpoint_limit`` endpoints the matrix
+    is shown per pair of segments."""
     doc = report.to_json()
     state = "pass" if report.ok else "fail"
     verdict = "PASS: every property holds" if report.ok else "FAIL: violations found"
@@ -256,7 +296,7 @@ BDD backend {escape(doc["engine"]["bdd_backend"])} · {report.paths} symbolic pa
 <th>header space</th><th>counts</th></tr>{props}</table></section>
 {findings}
 <section><h2>Topology</h2>{topology_svg(report.network)}</section>
-<section><h2>Reachability matrix</h2>{_matrix(report)}</section>
+<section><h2>Reachability matrix</h2>{_matrix(report, endpoint_limit)}</section>
 <section><h2>Violations</h2>{_counterexamples(report)}</section>
 </main></body></html>
 """

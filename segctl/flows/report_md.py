@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from segctl.flows.report_matrix import ENDPOINT_MATRIX_LIMIT, segment_matrix
 from segctl.flows.verify import VerificationReport
 
 __all__ = ["render_markdown"]
@@ -13,8 +14,41 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def render_markdown(report: VerificationReport) -> str:
-    """The whole report: verdicts, what was checked, matrix, counterexamples with traces."""
+def _endpoint_matrix(report: VerificationReport) -> list[str]:
+    lines = [
+        "Rows send, columns receive. A allowed, X shared service, · denied, **!** violation, — self.",
+        "The letters in brackets are the intent's grants (S intra-segment, P policy, X shared).",
+        "",
+        "| from \\ to | " + " | ".join(report.endpoints) + " |",
+        "|---" * (len(report.endpoints) + 1) + "|",
+    ]
+    for name, row in zip(report.endpoints, report.matrix, strict=True):
+        cells = [
+            f"{_STATUS[c.status]} ({c.expected})" if c.expected != "·" else _STATUS[c.status] for c in row
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _segment_matrix(report: VerificationReport) -> list[str]:
+    segments, cells = segment_matrix(report)
+    lines = [
+        f"{len(report.endpoints):,} endpoints in {len(segments):,} segments: one cell per pair of "
+        "segments (rows send, columns receive), the endpoint pairs in each status; "
+        "`report.json` holds every endpoint pair.",
+        "",
+        "| from \\ to | " + " | ".join(segments) + " |",
+        "|---" * (len(segments) + 1) + "|",
+    ]
+    for name, row in zip(segments, cells, strict=True):
+        texts = [f"**{c.summary()}**" if c.status == "violation" else c.summary() for c in row]
+        lines.append(f"| {name} | " + " | ".join(texts) + " |")
+    return lines
+
+
+def render_markdown(report: VerificationReport, *, endpoint_limit: int = ENDPOINT_MATRIX_LIMIT) -> str:
+    """The whole report: verdicts, what was checked, matrix, counterexamples with traces (past
+    ``endpoint_limit`` endpoints the matrix is summarised per pair of segments)."""
     doc = report.to_json()
     lines = ["# segctl verification report", ""]
     verdict = "**PASS**: every property holds" if report.ok else "**FAIL**: violations found"
@@ -44,18 +78,8 @@ def render_markdown(report: VerificationReport) -> str:
             for f in report.findings
         ]
     lines += ["", "## Reachability matrix", ""]
-    lines.append(
-        "Rows send, columns receive. A allowed, X shared service, · denied, **!** violation, — self."
-    )
-    lines.append("The letters in brackets are the intent's grants (S intra-segment, P policy, X shared).")
-    lines.append("")
-    lines.append("| from \\ to | " + " | ".join(report.endpoints) + " |")
-    lines.append("|---" * (len(report.endpoints) + 1) + "|")
-    for name, row in zip(report.endpoints, report.matrix, strict=True):
-        cells = [
-            f"{_STATUS[c.status]} ({c.expected})" if c.expected != "·" else _STATUS[c.status] for c in row
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    big = len(report.endpoints) > endpoint_limit
+    lines += _segment_matrix(report) if big else _endpoint_matrix(report)
     lines += ["", "## Violations", ""]
     if report.ok:
         lines.append("None.")

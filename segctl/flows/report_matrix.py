@@ -1,0 +1,67 @@
+"""The reachability matrix for people: per endpoint on small fabrics, per segment on big ones.
+
+``report.json`` always holds every ordered endpoint pair. A page or a Markdown table with
+one cell per pair stops being readable (and, at 2,000 endpoints, weighs hundreds of MB)
+long before that, so past :data:`ENDPOINT_MATRIX_LIMIT` endpoints the Markdown and HTML
+reports show one cell per ordered pair of segments (``tenant/segment``): the number of
+endpoint pairs in each status, the worst status as its colour.
+
+>>> cell = SegmentCell({"allowed": 3, "denied": 1}, observed=3)
+>>> cell.status, cell.pairs, cell.summary()
+('allowed', 4, '3 allowed, 1 denied')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from segctl.flows.verify import VerificationReport
+
+__all__ = ["ENDPOINT_MATRIX_LIMIT", "STATUS_ORDER", "SegmentCell", "segment_matrix"]
+
+#: Past this many endpoints the human-readable matrices are summarised per segment.
+ENDPOINT_MATRIX_LIMIT = 60
+#: Matrix statuses, the one a summary cell is coloured by first.
+STATUS_ORDER = ("violation", "shared", "allowed", "denied", "self")
+
+
+@dataclass(frozen=True)
+class SegmentCell:
+    """The endpoint pairs from one segment to another: how many in each status."""
+
+    counts: Mapping[str, int]
+    observed: int  # pairs whose tables deliver some new packet
+
+    @property
+    def pairs(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def status(self) -> str:
+        """The worst status present (``self`` only when nothing else is)."""
+        return next(s for s in STATUS_ORDER if self.counts.get(s))
+
+    def summary(self) -> str:
+        """``"3 allowed, 1 denied"``: the statuses present, worst first."""
+        return ", ".join(f"{self.counts[s]} {s}" for s in STATUS_ORDER if self.counts.get(s))
+
+
+def segment_matrix(report: VerificationReport) -> tuple[list[str], list[list[SegmentCell]]]:
+    """Segments (``tenant/segment``, in endpoint order) and one cell per ordered segment pair."""
+    segment_of = {ep.qualified: f"{ep.tenant}/{ep.segment}" for ep in report.network.endpoints}
+    segments = list(dict.fromkeys(segment_of[name] for name in report.endpoints))
+    index = {s: i for i, s in enumerate(segments)}
+    counts = [[dict[str, int]() for _ in segments] for _ in segments]
+    observed = [[0] * len(segments) for _ in segments]
+    for src, row in zip(report.endpoints, report.matrix, strict=True):
+        i = index[segment_of[src]]
+        for dst, cell in zip(report.endpoints, row, strict=True):
+            j = index[segment_of[dst]]
+            counts[i][j][cell.status] = counts[i][j].get(cell.status, 0) + 1
+            observed[i][j] += cell.observed
+    cells = [
+        [SegmentCell(c, o) for c, o in zip(cr, orow, strict=True)]
+        for cr, orow in zip(counts, observed, strict=True)
+    ]
+    return segments, cells
