@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import re
 from pathlib import Path
@@ -11,14 +12,15 @@ import pytest
 
 from segctl.controller.cli import main
 from segctl.flows.compiler import compile_network
-from segctl.flows.report_html import layout, render_html
+from segctl.flows.report_html import SWITCH_SPACING, layout, render_html, topology_svg
 from segctl.flows.report_matrix import segment_matrix
 from segctl.flows.report_md import render_markdown
 from segctl.flows.tables import dump_live, load_flow_dir
 from segctl.flows.verify import SCHEMA, SCHEMA_VERSION, VerificationReport, verify
 from segctl.testbed import ovs
 from segctl.testbed.lab import Lab, LabSpec, LinkSpec, SwitchSpec
-from segctl.topology.network import load_network
+from segctl.topology.network import load_network, resolve
+from segctl.topology.synthetic import synthetic_intent
 
 cli_verify = importlib.import_module("segctl.controller.cli.verify")
 
@@ -119,6 +121,30 @@ def test_layout_puts_spines_above_leaves_and_endpoints_below() -> None:
         y for _, y in endpoints.values()
     )
     assert len(endpoints) == len(network.endpoints)
+
+
+def test_big_fabric_picture_is_wide_enough_and_shows_tenants_per_switch() -> None:
+    """Fat-tree k=4 with 120 endpoints: no two switches overlap (the picture widens), each
+    edge switch shows one bar split by tenant instead of 15 endpoints, the legend wraps."""
+    network = resolve(synthetic_intent(k=4, tenants=10, endpoints=120))
+    svg = topology_svg(network)
+    width = int(re.search(r'<svg [^>]*width="(\d+)"', svg).group(1))  # type: ignore[union-attr]
+    assert width >= SWITCH_SPACING * 8  # 8 edge (and 8 aggregation) switches side by side
+    switches, endpoints, _ = layout(network, width=width)
+    xs = sorted(x for name, (x, _) in switches.items() if name.startswith("edge"))
+    assert min(b - a for a, b in itertools.pairwise(xs)) >= 88  # a switch box is 88 wide
+    assert endpoints == {}  # 15 per edge switch: drawn as bars
+    bars = re.findall(r"<title>([\w-]+): tenant ([\w]+), (\d+) endpoints?</title>", svg)
+    per_switch: dict[str, int] = {}
+    for sw, _, n in bars:
+        per_switch[sw] = per_switch.get(sw, 0) + int(n)
+    expected: dict[str, int] = {}
+    for ep in network.endpoints:
+        expected[ep.switch] = expected.get(ep.switch, 0) + 1
+    assert per_switch == expected
+    legend = re.findall(r'<text x="(\d+)" y="(\d+)">tenant ', svg)
+    assert len(legend) == len(network.tenants) and all(int(x) < width for x, _ in legend)
+    assert len({y for _, y in legend}) > 1  # 11 tenants do not fit one row of 1,100 px
 
 
 def test_cli_exit_codes_and_report_files(

@@ -18,6 +18,11 @@ from segctl.topology.network import Network
 
 __all__ = ["CSS", "layout", "render_html", "tenant_colours", "topology_svg"]
 
+#: Horizontal room per switch: a wide fabric gets a wider picture (the page scrolls), never overlaps.
+SWITCH_SPACING = 100
+#: Edge switches with more endpoints than this show a bar of their tenants instead of each endpoint.
+ENDPOINTS_DRAWN_PER_SWITCH = 12
+
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 _STATUS_TEXT = {
     "allowed": "allowed",
@@ -51,6 +56,7 @@ code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 .trace td{font-size:12px}
 .muted{color:#6b7280;font-size:12px}
 .cx{border-left:4px solid #b3261e;padding-left:14px;margin:16px 0}
+.picture{overflow-x:auto}
 """
 
 
@@ -65,14 +71,8 @@ def tenant_colours(network: Network) -> dict[str, str]:
     return {t.name: _PALETTE[i % len(_PALETTE)] for i, t in enumerate(network.tenants)}
 
 
-def layout(
-    network: Network, *, width: int = 1100
-) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]], int]:
-    """Positions of switches and endpoints (``tenant/name``) and the picture height.
-
-    Layers: switches with endpoints are layer 0; every other switch is its hop distance
-    from the nearest of them (unreachable switches go one layer above the rest).
-    """
+def _layers(network: Network) -> tuple[dict[int, list[str]], int]:
+    """Switches per layer (see :func:`layout`) and the top layer's number."""
     adj: dict[str, set[str]] = {s.name: set() for s in network.switches}
     for a, _, b, _ in network.links:
         adj[a].add(b)
@@ -93,6 +93,26 @@ def layout(
     layers: dict[int, list[str]] = {}
     for s in (sw.name for sw in network.switches):
         layers.setdefault(dist[s], []).append(s)
+    return layers, top
+
+
+def picture_width(network: Network, width: int = 1100) -> int:
+    """``width``, or more when a layer needs :data:`SWITCH_SPACING` per switch."""
+    layers, _ = _layers(network)
+    return max(width, SWITCH_SPACING * max((len(names) for names in layers.values()), default=0))
+
+
+def layout(
+    network: Network, *, width: int = 1100
+) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]], int]:
+    """Positions of switches and endpoints (``tenant/name``) and the picture height.
+
+    Layers: switches with endpoints are layer 0; every other switch is its hop distance
+    from the nearest of them (unreachable switches go one layer above the rest). Endpoints
+    of a switch with more than :data:`ENDPOINTS_DRAWN_PER_SWITCH` get no position (the
+    picture shows a bar of that switch's tenants instead).
+    """
+    layers, top = _layers(network)
     gap = 110
     pos: dict[str, tuple[float, float]] = {}
     for level, names in layers.items():
@@ -104,6 +124,8 @@ def layout(
     edge_switches = layers.get(0, [])
     for sw in edge_switches:
         attached = [ep for ep in network.endpoints if ep.switch == sw]
+        if len(attached) > ENDPOINTS_DRAWN_PER_SWITCH:
+            continue
         x0 = pos[sw][0]
         span = min(width / max(len(edge_switches), 1) - 20, 120 * len(attached))
         for i, ep in enumerate(attached):
@@ -113,13 +135,15 @@ def layout(
 
 
 def topology_svg(network: Network, *, width: int = 1100) -> str:
-    """Inline SVG of the fabric: links, switches, endpoints coloured by tenant, with a legend."""
+    """Inline SVG of the fabric: links, switches, endpoints coloured by tenant, with a legend.
+
+    Wide fabrics get a wider picture (:func:`picture_width`); a crowded edge switch shows one
+    bar split by tenant (hover for the counts) instead of each endpoint.
+    """
+    width = picture_width(network, width)
     pos, eps, height = layout(network, width=width)
     colours = tenant_colours(network)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 30}" '
-        f'viewBox="0 0 {width} {height + 30}" font-family="Helvetica,Arial,sans-serif" font-size="12">'
-    ]
+    parts = [""]  # the <svg> tag, written once the legend's height is known
     for a, ap, b, bp in network.links:
         (x1, y1), (x2, y2) = pos[a], pos[b]
         parts.append(
@@ -127,6 +151,8 @@ def topology_svg(network: Network, *, width: int = 1100) -> str:
             f'stroke-width="2"><title>{escape(a)}:{ap} &#8596; {escape(b)}:{bp}</title></line>'
         )
     for ep in network.endpoints:
+        if ep.qualified not in eps:
+            continue
         (x1, y1), (x2, y2) = pos[ep.switch], eps[ep.qualified]
         parts.append(
             f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" '
@@ -138,7 +164,10 @@ def topology_svg(network: Network, *, width: int = 1100) -> str:
             f'<text x="{x:.0f}" y="{y + 4:.0f}" fill="#fff" text-anchor="middle" '
             f'font-weight="bold">{escape(name)}</text>'
         )
+    parts += _tenant_bars(network, pos, eps, colours, height - 70)
     for ep in network.endpoints:
+        if ep.qualified not in eps:
+            continue
         x, y = eps[ep.qualified]
         c = colours[ep.tenant]
         parts.append(
@@ -147,15 +176,67 @@ def topology_svg(network: Network, *, width: int = 1100) -> str:
             f'<text x="{x:.0f}" y="{y + 22:.0f}" text-anchor="middle" fill="{c}">'
             f"{escape(ep.name)}</text>"
         )
-    x = 10.0
-    for tenant, c in colours.items():
-        parts.append(
-            f'<circle cx="{x + 6:.0f}" cy="{height + 14}" r="6" fill="{c}"/>'
-            f'<text x="{x + 16:.0f}" y="{height + 18}">tenant {escape(tenant)}</text>'
-        )
-        x += 40 + 8 * len(tenant) + 50
+    legend, rows = _legend_svg(colours, height, width)
+    parts += legend
     parts.append("</svg>")
-    return "".join(parts)
+    total = height + 30 * rows
+    parts[0] = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{total}" '
+        f'viewBox="0 0 {width} {total}" font-family="Helvetica,Arial,sans-serif" font-size="12">'
+    )
+    return f'<div class="picture">{"".join(parts)}</div>'
+
+
+def _tenant_bars(
+    network: Network,
+    pos: dict[str, tuple[float, float]],
+    eps: dict[str, tuple[float, float]],
+    colours: dict[str, str],
+    y: float,
+) -> list[str]:
+    """Under each crowded edge switch: a bar split by tenant, in proportion to its endpoints."""
+    counts: dict[str, dict[str, int]] = {}
+    for ep in network.endpoints:
+        if ep.qualified not in eps:
+            per_tenant = counts.setdefault(ep.switch, {})
+            per_tenant[ep.tenant] = per_tenant.get(ep.tenant, 0) + 1
+    parts = []
+    for sw, per_tenant in counts.items():
+        total = sum(per_tenant.values())
+        x0, y0 = pos[sw]
+        bar = SWITCH_SPACING * 0.8
+        x = x0 - bar / 2
+        parts.append(
+            f'<line x1="{x0:.0f}" y1="{y0 + 16:.0f}" x2="{x0:.0f}" y2="{y:.0f}" stroke="#8a94a6" '
+            f'stroke-width="1.5" stroke-dasharray="4 3"/>'
+        )
+        for tenant, n in per_tenant.items():
+            w = bar * n / total
+            plural = "s" if n != 1 else ""
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.0f}" width="{w:.1f}" height="14" fill="{colours[tenant]}">'
+                f"<title>{escape(sw)}: tenant {escape(tenant)}, {n} endpoint{plural}</title></rect>"
+            )
+            x += w
+        parts.append(f'<text x="{x0:.0f}" y="{y + 30:.0f}" text-anchor="middle">{total} endpoints</text>')
+    return parts
+
+
+def _legend_svg(colours: dict[str, str], y: int, width: int) -> tuple[list[str], int]:
+    """The tenant legend, wrapped into rows that fit ``width``; (parts, number of rows)."""
+    parts = []
+    x, row = 10.0, 0
+    for tenant, c in colours.items():
+        room = 40 + 8 * len(tenant) + 50
+        if x > 10 and x + room > width:
+            x, row = 10.0, row + 1
+        yy = y + 30 * row
+        parts.append(
+            f'<circle cx="{x + 6:.0f}" cy="{yy + 14}" r="6" fill="{c}"/>'
+            f'<text x="{x + 16:.0f}" y="{yy + 18}">tenant {escape(tenant)}</text>'
+        )
+        x += room
+    return parts, row + 1
 
 
 def _legend() -> str:
