@@ -7,7 +7,9 @@ with ``SEGCTL_UPDATE_GOLDEN=1 pytest tests/test_compiler.py`` and review the dif
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -367,17 +369,191 @@ def test_overlapping_conjunctions_at_one_priority_are_refused() -> None:
     check_conjunctions([*a, *(Rule.make(r.table, 1999, r.cookie, r.match, r.actions) for r in b)])
 
 
-def test_compiled_conjunctions_never_share_a_priority(
+def test_one_conjunction_id_at_two_priorities_is_refused() -> None:
+    """OVS asks for conjunction ids unique per table: one id at two priorities is refused."""
+    a = [_conj_rule(2000, 7, 1, [("proto", "ip"), ("nw_src", "10.0.0.1")]),
+         _conj_rule(2000, 7, 2, [("proto", "tcp"), ("tcp_dst", "80")])]  # fmt: skip
+    moved = Rule.make(
+        POLICY_SRC.id, 1999, 1, [("proto", "ip"), ("nw_src", "10.0.0.2")], [Conjunction(7, 1, 2)]
+    )
+    with pytest.raises(CompileError, match="conjunction 7 at priorities"):
+        check_conjunctions([*a, moved], switch="s1")
+    other_table = Rule.make(POLICY_DST.id, 1999, 1, moved.match, moved.actions)
+    check_conjunctions([*a, other_table], switch="s1")
+
+
+def _clause(cid: int, clause: int, match: list[tuple[str, str]]) -> Rule:
+    return Rule.make(POLICY_SRC.id, 3000, 1, match, [Conjunction(cid, clause, 3)])
+
+
+def _domain_conj(cid: int, meta: str, src: str, port: str) -> list[Rule]:
+    """A policy-style conjunction whose three clauses all match metadata ``meta``."""
+    m = ("metadata", meta)
+    return [_clause(cid, 1, [m, ("proto", "ip"), ("nw_src", src)]),
+            _clause(cid, 2, [m, ("proto", "ip"), ("nw_dst", "10.0.1.1")]),
+            _clause(cid, 3, [m, ("proto", "tcp"), ("tcp_dst", port)])]  # fmt: skip
+
+
+def test_conjunctions_of_two_domains_share_a_priority_only_when_disjoint() -> None:
+    """Same priority, same remote and service clauses: disjoint by the domain's metadata
+    (tenant 1 vs tenant 2), overlapping when both are in one domain."""
+    tenant1 = _domain_conj(1, "0x1/0xfff00fff", "10.0.0.1", "80")
+    tenant2 = _domain_conj(2, "0x2/0xfff00fff", "10.0.0.1", "80")
+    check_conjunctions([*tenant1, *tenant2], switch="s1")
+    origin = _domain_conj(2, "0x100001/0xfff00fff", "10.0.0.1", "80")  # tenant 1, ORIGIN 1
+    check_conjunctions([*tenant1, *origin], switch="s1")
+    same = _domain_conj(2, "0x1/0xfff00fff", "10.0.0.0/24", "0x40/0xffc0")
+    with pytest.raises(CompileError, match="conjunctions 1 and 2"):
+        check_conjunctions([*tenant1, *same], switch="s1")
+    # a clause that does not fix the domain bits in all its flows must fall back to flow pairs
+    loose = _domain_conj(2, "0x2/0xfff00fff", "10.0.0.1", "80")
+    loose[1] = _clause(2, 2, [("proto", "ip"), ("nw_dst", "10.0.1.1")])
+    loose[2] = _clause(2, 3, [("proto", "tcp"), ("tcp_dst", "80")])
+    loose.append(_clause(2, 1, [("metadata", "0x1/0xfff00fff"), ("proto", "ip"), ("nw_src", "10.0.0.1")]))
+    with pytest.raises(CompileError, match="conjunctions 1 and 2"):
+        check_conjunctions([*tenant1, *loose], switch="s1")
+
+
+def _meta_of(rule: Rule) -> tuple[int, int] | None:
+    text = _match(rule).get("metadata")
+    if text is None:
+        return None
+    value, _, mask = text.partition("/")
+    return int(value, 16), int(mask, 16) if mask else 0xFFFFFFFF
+
+
+def _domain_of(rule: Rule) -> tuple[int, int]:
+    """(TENANT, ORIGIN) bits that a policy-band rule matches exactly (it must match both)."""
+    meta = _meta_of(rule)
+    assert meta is not None and meta[1] & 0xFFF00FFF == 0xFFF00FFF, rule.to_ofctl()
+    return meta[0] & 0xFFF, meta[0] >> 20
+
+
+def _conjunction_layout(programs: dict[str, SwitchProgram]) -> dict[tuple[int, int], set[tuple[int, int]]]:
+    """Check the conjunction invariants of compiled programs; return, per policy-table
+    (table, priority), the domains of the conjunctions found there (on any one switch)."""
+    shared_levels: dict[tuple[int, int], set[tuple[int, int]]] = {}
+    for prog in programs.values():
+        prios: dict[tuple[int, int], set[int]] = {}
+        domains: dict[tuple[int, int], set[tuple[int, int]]] = {}
+        for rule in prog.rules:
+            policy = (
+                rule.table in (POLICY_SRC.id, POLICY_DST.id) and rule.priority <= 3000 and rule.priority > 0
+            )
+            conj = _match(rule).get("conj_id")
+            ids = [a.id for a in rule.actions if isinstance(a, Conjunction)] + ([int(conj)] if conj else [])
+            for cid in ids:
+                prios.setdefault((rule.table, cid), set()).add(rule.priority)
+                if policy:
+                    domains.setdefault((rule.table, cid), set()).add(_domain_of(rule))
+            if policy:
+                _domain_of(rule)  # every policy-band rule is qualified by its domain
+        assert all(len(p) == 1 for p in prios.values()), "a conjunction id at two priorities"
+        assert all(len(d) == 1 for d in domains.values()), "a conjunction id in two domains"
+        by_level: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for (table, cid), (prio,) in ((k, tuple(v)) for k, v in prios.items()):
+            if (table, cid) in domains:
+                by_level.setdefault((table, prio), []).extend(domains[(table, cid)])
+        for level, doms in by_level.items():
+            assert len(doms) == len(set(doms)), f"two conjunctions of one domain at {level}"
+            if len(doms) > 1:
+                shared_levels.setdefault(level, set()).update(doms)
+    return shared_levels
+
+
+def test_compiled_conjunctions_are_unique_per_table_and_domain(
     compiled: tuple[Network, dict[str, SwitchProgram]],
 ) -> None:
-    _, programs = compiled
-    for prog in programs.values():
-        seen: dict[tuple[int, int], set[int]] = {}
-        for rule in prog.rules:
-            for a in rule.actions:
-                if isinstance(a, Conjunction):
-                    seen.setdefault((rule.table, rule.priority), set()).add(a.id)
-        assert all(len(ids) == 1 for ids in seen.values())
+    """Each conjunction id sits at one priority of a table and in one context domain; every
+    rule of the policy band matches its domain's TENANT and ORIGIN bits; conjunctions that
+    share a (table, priority) belong to different domains (so they never overlap)."""
+    _conjunction_layout(compiled[1])
+
+
+def test_conjunctions_of_different_tenants_share_priorities_in_a_fat_tree() -> None:
+    """Per-domain ranking really reuses priorities: in a fat-tree with many tenants, policy
+    conjunctions of different tenants meet at one (table, priority), and stay apart."""
+    from segctl.topology.synthetic import synthetic_intent
+
+    net = resolve(synthetic_intent(k=4, tenants=2, endpoints=24))
+    programs = compile_network(net)
+    shared = _conjunction_layout(programs)
+    assert any(len(doms) > 1 for doms in shared.values()), "no priority shared by two domains"
+    report = verify(net, {name: [r.to_flow() for r in p.rules] for name, p in programs.items()})
+    assert report.ok and not report.findings
+
+
+# ------------------------------------------------------------------ per-domain priorities
+
+
+def _tenant_doc(intent: Intent) -> dict[str, Any]:
+    return intent.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _add_policy(doc: dict[str, Any], tenant: int) -> None:
+    policies = doc["tenants"][tenant]["policies"]
+    policies.append(dict(policies[0], name="extra", services=[{"proto": "tcp", "port": 7777}]))
+
+
+def _remove_policy(doc: dict[str, Any], tenant: int) -> None:
+    del doc["tenants"][tenant]["policies"][0]
+
+
+def _make_stateless(doc: dict[str, Any], tenant: int) -> None:
+    doc["tenants"][tenant]["policies"][0]["stateful"] = False
+
+
+@pytest.mark.parametrize(
+    "edit", [_add_policy, _remove_policy, _make_stateless], ids=["add", "remove", "stateless"]
+)
+def test_one_tenant_policy_change_moves_only_that_tenants_rules(
+    edit: Callable[[dict[str, Any], int], None],
+) -> None:
+    """Adding, removing or making stateless one policy of one tenant changes only rules of
+    that tenant's contexts (policy tables, metadata TENANT = that tenant) on every switch:
+    the other tenants' priorities and conjunction ids, and the shared service's rules at
+    the provider, stay byte-identical (with one global ranking they were renumbered)."""
+    from segctl.topology.synthetic import synthetic_intent
+
+    intent = synthetic_intent(k=4, tenants=6, endpoints=60)
+    doc = _tenant_doc(intent)
+    edit(doc, 2)
+    old_net, new_net = resolve(intent), resolve(Intent.model_validate(doc))
+    tid = new_net.tenant(doc["tenants"][2]["name"]).id
+    old, new = compile_network(old_net), compile_network(new_net)
+    changed = 0
+    for sw in old:
+        before, after = set(old[sw].rules), set(new[sw].rules)
+        for rule in before ^ after:
+            assert rule.table in (POLICY_SRC.id, POLICY_DST.id), (sw, rule.to_ofctl())
+            assert _domain_of(rule)[0] == tid, (sw, rule.to_ofctl())
+            changed += 1
+    assert changed
+
+
+def test_policy_band_is_per_domain() -> None:
+    """2,000 priorities per domain: two tenants with 1,500 policies each compile (3,000
+    grants: more than the whole intent could have with one global ranking), 2,001 in one
+    tenant is a CompileError naming the domain."""
+
+    def intent(counts: list[int]) -> Network:
+        tenants = []
+        for t, n in enumerate(counts):
+            eps = [{"name": f"e{i}", "segment": "s", "mac": f"02:00:00:{t:02x}:00:{i:02x}",
+                    "ip": f"10.0.0.{i + 2}", "attach": f"s1:{10 * t + i + 1}"} for i in range(2)]  # fmt: skip
+            pols = [{"name": f"p{k}", "from": {"endpoint": "e0"}, "to": {"endpoint": "e1"},
+                     "services": [{"proto": "tcp", "port": 1 + k}]} for k in range(n)]  # fmt: skip
+            tenants.append({"name": f"t{t}", "segments": [{"name": "s", "cidr": "10.0.0.0/24"}],
+                            "endpoints": eps, "policies": pols})  # fmt: skip
+        return resolve(
+            Intent.model_validate({"fabric": {"switches": [{"name": "s1", "dpid": 1}]}, "tenants": tenants})
+        )
+
+    programs = compile_network(intent([1500, 1500]))
+    prios = {r.priority for r in programs["s1"].rules if r.table == POLICY_SRC.id and 0 < r.priority <= 3000}
+    assert min(prios) == 3000 - 1499
+    with pytest.raises(CompileError, match="2001 policy grants in the policy_src domain of tenant t1 exceed"):
+        compile_network(intent([3, 2001]))
 
 
 def test_metadata_overflow_is_a_compile_error() -> None:

@@ -134,10 +134,10 @@ class _Compiler:
         self.grants = network_grants(network)
         self.grant_cache = GrantCache()
         # the grants with a local source or destination on each switch (the others emit nothing there)
-        self.grants_at: dict[str, list[tuple[int, Grant]]] = defaultdict(list)
-        for rank, grant in enumerate(self.grants):
+        self.grants_at: dict[str, list[Grant]] = defaultdict(list)
+        for grant in self.grants:
             for sw in sorted({ep.switch for ep in (*grant.sources, *grant.destinations)}):
-                self.grants_at[sw].append((rank, grant))
+                self.grants_at[sw].append(grant)
         for seg in network.segments:
             metadata_value(self.tid[seg.tenant], seg.index)  # range check, raises CompileError
         self._plan_contexts()
@@ -197,6 +197,7 @@ class _Compiler:
         # provider endpoint -> consumer endpoints of its services
         self.consumers_of: dict[tuple[str, str], dict[tuple[str, str], EndpointInfo]] = defaultdict(dict)
         # consumer endpoint -> the provider endpoints it may reach; provider -> its route conj_id
+        # (1.. in table 40 only: the policy conjunction ids of tables 30/70 never meet these)
         self.consumes: dict[tuple[str, str], dict[tuple[str, str], EndpointInfo]] = defaultdict(dict)
         self.provider_conj: dict[tuple[str, str], int] = {}
         for svc in net.shared_services:
@@ -592,8 +593,8 @@ class _Compiler:
             *self.policy_stage(POLICY_DST.id, EGRESS.id, segments),
             *self.egress(local),
         ]
-        for rank, grant in self.grants_at.get(name, ()):
-            rules += grant_rules(grant, rank, name, lambda ep: self.seg(ep).index, cache=self.grant_cache)
+        for grant in self.grants_at.get(name, ()):
+            rules += grant_rules(grant, name, lambda ep: self.seg(ep).index, cache=self.grant_cache)
         return SwitchProgram(name, dpid, _finish(name, rules), tuple(meter_specs))
 
 

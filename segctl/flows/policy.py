@@ -8,17 +8,26 @@ and ``S`` the service matches::
     min(|L|·|R|·|S|, |L| + |R| + |S| + 1) flows
 
 direct flows when the product is that small, else one OVS ``conjunction`` (three clause
-sets plus one ``conj_id`` flow). Each grant has its own priority (stateful grants
-above stateless ones, document order within), so two conjunctions never share a
-priority; :func:`check_conjunctions` re-checks the emitted rules and refuses overlapping
-conjunctions at one priority (the silent-misbehaviour trap of antrea#367).
+sets plus one ``conj_id`` flow).
+
+**Priorities are ranked per context domain.** Every rule of one side of a grant matches
+the metadata TENANT and ORIGIN bits of that side exactly: ``policy_src`` the source
+tenant with ORIGIN 0, ``policy_dst`` the destination tenant with ORIGIN = the consumer
+tenant for a shared service (0 otherwise). That pair is the side's :data:`Domain`. Rules
+of two domains never match one packet, so only the grants of one domain compete, and
+each side is ranked within its domain (stateful grants first, document order within):
+priority ``PRIO_POLICY_TOP - rank``. A change of one tenant's policies moves only the
+rules of its own domains. Conjunction ids are the grant's identity (:func:`conj_id`),
+unique per table across domains and unchanged by other grants. :func:`check_conjunctions`
+re-checks the emitted rules and refuses overlapping conjunctions at one priority (the
+silent-misbehaviour trap of antrea#367) and one id at two priorities of a table.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from dataclasses import field as _field
 
 from segctl.errors import CompileError
@@ -41,17 +50,35 @@ from segctl.topology.network import EndpointInfo, Network
 from segctl.topology.schema import Service
 
 __all__ = [
+    "CONJ_INDEX_BITS",
+    "CONJ_SHARED_BIT",
+    "CONJ_TENANT_SHIFT",
+    "Domain",
     "Grant",
     "GrantCache",
     "check_conjunctions",
+    "conj_id",
+    "domain_name",
     "grant_rules",
     "network_grants",
     "port_range_masks",
+    "rank_grants",
     "service_matches",
 ]
 
 Match = tuple[tuple[str, str], ...]
 _CTX = META_TENANT_MASK | META_SEGMENT_MASK | META_ORIGIN_MASK
+_DOMAIN_MASK = META_TENANT_MASK | META_ORIGIN_MASK
+#: (TENANT, ORIGIN) metadata bits that every rule of one grant side matches exactly.
+Domain = tuple[int, int]
+
+#: Conjunction id layout (31 bits, so it never looks negative as a signed int32):
+#: bit 30 = shared service, bits 18-29 = cookie tenant (policy: its tenant; shared
+#: service: the consumer tenant), bits 0-17 = cookie index + 1 (policy position in its
+#: tenant, shared-service position). See :func:`conj_id`.
+CONJ_SHARED_BIT = 1 << 30
+CONJ_TENANT_SHIFT = 18
+CONJ_INDEX_BITS = 18
 
 
 @dataclass(frozen=True)
@@ -68,6 +95,51 @@ class Grant:
     stateful: bool
     src_tenant: int  # tenant id of the sources (zone at the source side)
     dst_tenant: int  # tenant id of the destinations (zone at the destination side)
+    src_rank: int = 0  # position among the grants of its policy_src domain (0 = highest)
+    dst_rank: int = 0  # position among the grants of its policy_dst domain
+
+    @property
+    def origin(self) -> int:
+        """ORIGIN bits of the destination context: the consumer tenant across tenants, else 0."""
+        return self.src_tenant if self.src_tenant != self.dst_tenant else 0
+
+    @property
+    def src_domain(self) -> Domain:
+        return (self.src_tenant, 0)
+
+    @property
+    def dst_domain(self) -> Domain:
+        return (self.dst_tenant, self.origin)
+
+    @property
+    def conj_id(self) -> int:
+        return conj_id(self.cookie_kind, self.cookie_tenant, self.cookie_index)
+
+
+def conj_id(kind: Kind, tenant: int, index: int) -> int:
+    """The conjunction id of a grant: its cookie identity (kind, tenant, index) packed in 31 bits.
+
+    Unique per table: a grant has at most one conjunction per table, and (kind, tenant,
+    index) names one grant (a policy of a tenant, or a shared service for one consumer
+    tenant). It changes only when the grant's own cookie does, never because another
+    grant was added, removed or made stateless. Table 40's route conjunctions (ids 1..the
+    number of shared providers) live in another table, so they never meet these.
+
+    >>> conj_id(Kind.POLICY, 1, 0), conj_id(Kind.SHARED, 2, 0) == (1 << 30) | (2 << 18) | 1
+    (262145, True)
+    """
+    if not 0 < tenant <= META_TENANT_MASK or not 0 <= index < (1 << CONJ_INDEX_BITS) - 1:
+        raise CompileError(f"no conjunction id for {kind.name.lower()} tenant {tenant} index {index}")
+    shared = CONJ_SHARED_BIT if kind is Kind.SHARED else 0
+    return shared | (tenant << CONJ_TENANT_SHIFT) | (index + 1)
+
+
+def domain_name(domain: Domain, names: dict[int, str] | None = None) -> str:
+    """``tenant acme`` or ``tenant infra, origin globex`` (ids when no names are given)."""
+    names = names or {}
+    tenant, origin = domain
+    text = f"tenant {names.get(tenant, tenant)}"
+    return text + (f", origin {names.get(origin, origin)}" if origin else "")
 
 
 def port_range_masks(lo: int, hi: int) -> list[tuple[int, int]]:
@@ -106,7 +178,8 @@ def service_matches(services: Iterable[Service]) -> tuple[Match, ...]:
 
 
 def network_grants(network: Network) -> list[Grant]:
-    """Every grant of the intent, in priority order (stateful first, then document order)."""
+    """Every grant of the intent in document order (policies per tenant, then shared services
+    per consumer tenant), each side ranked within its domain (:func:`rank_grants`)."""
     grants: list[Grant] = []
     for tenant in network.tenants:
         for index, pol in enumerate(network.policies(tenant.name)):
@@ -146,13 +219,35 @@ def network_grants(network: Network) -> list[Grant]:
                     dst_tenant=provider_tenant,
                 )
             )
-    grants.sort(key=lambda g: not g.stateful)  # stable: document order within each class
-    if len(grants) > PRIO_POLICY_TOP - PRIO_POLICY_BOTTOM + 1:
-        raise CompileError(
-            f"{len(grants)} policy grants exceed the {PRIO_POLICY_TOP - PRIO_POLICY_BOTTOM + 1} "
-            "priorities of the policy band"
-        )
-    return grants
+    return rank_grants(grants, {t.id: t.name for t in network.tenants})
+
+
+def rank_grants(grants: Sequence[Grant], names: dict[int, str] | None = None) -> list[Grant]:
+    """``grants`` (document order) with ``src_rank``/``dst_rank`` set within their domains.
+
+    Within one domain, stateful grants rank above stateless ones, document order within
+    each class (the rule a global ranking used, restricted to the grants that compete).
+    Raises CompileError naming the domain when one holds more grants than the policy band
+    has priorities.
+    """
+    band = PRIO_POLICY_TOP - PRIO_POLICY_BOTTOM + 1
+    order = sorted(range(len(grants)), key=lambda i: not grants[i].stateful)  # stable
+    src: dict[Domain, int] = defaultdict(int)
+    dst: dict[Domain, int] = defaultdict(int)
+    ranks: dict[int, tuple[int, int]] = {}
+    for i in order:
+        g = grants[i]
+        ranks[i] = (src[g.src_domain], dst[g.dst_domain])
+        src[g.src_domain] += 1
+        dst[g.dst_domain] += 1
+    for side, counts in (("policy_src", src), ("policy_dst", dst)):
+        for domain, n in counts.items():
+            if n > band:
+                raise CompileError(
+                    f"{n} policy grants in the {side} domain of {domain_name(domain, names)} exceed "
+                    f"the {band} priorities of the policy band"
+                )
+    return [replace(g, src_rank=ranks[i][0], dst_rank=ranks[i][1]) for i, g in enumerate(grants)]
 
 
 def _meta(value: int, mask: int) -> tuple[str, str]:
@@ -175,7 +270,8 @@ class GrantCache:
     """What :func:`grant_rules` builds once per grant and side, not once per switch.
 
     ``remote``: the unique remote-side matches; ``shared``: the conjunction's remote and
-    service clause flows and its ``conj_id`` flow (switch independent). Keyed by (table, rank).
+    service clause flows and its ``conj_id`` flow (switch independent). Keyed by (table,
+    conj_id), which names one grant side.
     """
 
     remote: dict[tuple[int, int], list[Match]] = _field(default_factory=dict)
@@ -184,23 +280,25 @@ class GrantCache:
 
 def grant_rules(
     grant: Grant,
-    rank: int,
     switch: str,
     segment_index: Callable[[EndpointInfo], int],
     *,
     cache: GrantCache | None = None,
 ) -> list[Rule]:
-    """The policy_src and policy_dst rules of one grant on one switch (rank = its position).
+    """The policy_src and policy_dst rules of one grant on one switch.
 
-    The local side matches the endpoint's full context (tenant, segment, origin) with its
-    address, so a rule fires only for packets that are being delivered to (or sent by)
-    that endpoint; a frame addressed to one endpoint's MAC and another's IP never commits.
-    Pass one ``cache`` for all switches of a compilation to build the switch-independent
-    parts once.
+    Priorities come from the grant's rank in each side's domain (``src_rank``,
+    ``dst_rank``: :func:`rank_grants`), the conjunction id from its identity
+    (:func:`conj_id`). The local side matches the endpoint's full context (tenant,
+    segment, origin) with its address, so a rule fires only for packets that are being
+    delivered to (or sent by) that endpoint; a frame addressed to one endpoint's MAC and
+    another's IP never commits. The remote and service clauses and the ``conj_id`` flow
+    of a conjunction match the side's domain (TENANT and ORIGIN bits), so every rule of
+    one domain is disjoint from every rule of another. Pass one ``cache`` for all switches
+    of a compilation to build the switch-independent parts once.
     """
     cache = GrantCache() if cache is None else cache
-    priority = PRIO_POLICY_TOP - rank
-    conj_id = rank + 1
+    cid = grant.conj_id
     rules: list[Rule] = []
     local_src = [ep for ep in grant.sources if ep.switch == switch]
     local_dst = [ep for ep in grant.destinations if ep.switch == switch]
@@ -213,20 +311,21 @@ def grant_rules(
             )
             for ep in local_src
         ]
-        remote = _remote(cache, (POLICY_SRC.id, rank), grant.destinations, "nw_dst")
+        remote = _remote(cache, (POLICY_SRC.id, cid), grant.destinations, "nw_dst")
         actions: list[Action] = [Ct(commit=True, zone=grant.src_tenant)] if grant.stateful else []
         actions.append(GotoTable(ROUTE.id))
-        rules += _side(grant, POLICY_SRC.id, priority, conj_id, local, remote, actions, cache)
+        level = _Level(POLICY_SRC.id, PRIO_POLICY_TOP - grant.src_rank, cid, grant.src_domain)
+        rules += _side(grant, level, local, remote, actions, cache)
     if local_dst:
         local = [
             (
-                _meta(metadata_value(grant.dst_tenant, segment_index(ep), _origin(grant)), _CTX),
+                _meta(metadata_value(grant.dst_tenant, segment_index(ep), grant.origin), _CTX),
                 ("proto", "ip"),
                 ("nw_dst", str(ep.ip)),
             )
             for ep in local_dst
         ]
-        remote = _remote(cache, (POLICY_DST.id, rank), grant.sources, "nw_src")
+        remote = _remote(cache, (POLICY_DST.id, cid), grant.sources, "nw_src")
         actions = []
         if grant.stateful:
             actions.append(Ct(commit=True, zone=grant.dst_tenant))
@@ -234,7 +333,8 @@ def grant_rules(
                 # Also in the consumer's zone: shared_reply finds the consumer tenant by it.
                 actions.append(Ct(commit=True, zone=grant.src_tenant))
         actions.append(GotoTable(EGRESS.id))
-        rules += _side(grant, POLICY_DST.id, priority, conj_id, local, remote, actions, cache)
+        level = _Level(POLICY_DST.id, PRIO_POLICY_TOP - grant.dst_rank, cid, grant.dst_domain)
+        rules += _side(grant, level, local, remote, actions, cache)
     return rules
 
 
@@ -245,20 +345,25 @@ def _remote(cache: GrantCache, key: tuple[int, int], eps: Sequence[EndpointInfo]
     return remote
 
 
-def _origin(grant: Grant) -> int:
-    return grant.src_tenant if grant.src_tenant != grant.dst_tenant else 0
+@dataclass(frozen=True)
+class _Level:
+    """Where one side of a grant goes: table, priority, conjunction id, domain."""
+
+    table: int
+    priority: int
+    conj_id: int
+    domain: Domain
 
 
 def _side(
     grant: Grant,
-    table: int,
-    priority: int,
-    conj_id: int,
+    level: _Level,
     local: Sequence[Match],
     remote: Sequence[Match],
     actions: Sequence[Action],
     cache: GrantCache,
 ) -> list[Rule]:
+    table, priority, cid = level.table, level.priority, level.conj_id
     cookie = make_cookie(table, grant.cookie_kind, grant.cookie_tenant, grant.cookie_index)
     local_u, remote_u, services = list(dict.fromkeys(local)), remote, grant.services
     n_l, n_r, n_s = len(local_u), len(remote_u), len(services)
@@ -269,18 +374,20 @@ def _side(
             for rm in remote_u
             for sm in services
         ]
-    rules = [Rule.make(table, priority, cookie, m, [Conjunction(conj_id, 1, 3)]) for m in local_u]
-    shared = cache.shared.get((table, conj_id))
+    rules = [Rule.make(table, priority, cookie, m, [Conjunction(cid, 1, 3)]) for m in local_u]
+    shared = cache.shared.get((table, cid))
     if shared is None:
+        tenant, origin = level.domain
+        domain = _meta(metadata_value(tenant, 0, origin), _DOMAIN_MASK)
         shared = [
-            Rule.make(table, priority, cookie, m, [Conjunction(conj_id, clause, 3)])
+            Rule.make(table, priority, cookie, _combine((domain,), m), [Conjunction(cid, clause, 3)])
             for clause, members in ((2, remote_u), (3, services))
             for m in members
         ]
         shared.append(
-            Rule.make(table, priority, cookie, [("proto", "ip"), ("conj_id", str(conj_id))], actions)
+            Rule.make(table, priority, cookie, [domain, ("proto", "ip"), ("conj_id", str(cid))], actions)
         )
-        cache.shared[(table, conj_id)] = shared
+        cache.shared[(table, cid)] = shared
     return rules + shared
 
 
@@ -296,19 +403,50 @@ def _disjoint(a: tuple[FieldMatch, ...], b: tuple[FieldMatch, ...]) -> bool:
     return False
 
 
-def check_conjunctions(rules: Iterable[Rule], *, switch: str = "") -> None:
-    """Refuse two conjunctions that may match one packet at one (table, priority).
+def _fixed_bits(matches: Sequence[tuple[FieldMatch, ...]]) -> dict[str, tuple[int, int]]:
+    """Per field, the bits every one of ``matches`` fixes to the same value: ``{field: (value, mask)}``."""
+    common = {m.field: (m.value & m.mask, m.mask) for m in matches[0]}
+    for match in matches[1:]:
+        by_field = {m.field: m for m in match}
+        for name in list(common):
+            value, mask = common[name]
+            other = by_field.get(name)
+            mask = 0 if other is None else mask & other.mask & ~(value ^ other.value)
+            if mask:
+                common[name] = (value & mask, mask)
+            else:
+                del common[name]
+    return common
 
-    Two conjunctions A and B are disjoint when some clause of A and some clause of B
-    have pairwise disjoint flows; otherwise they may overlap and CompileError is raised.
+
+def check_conjunctions(rules: Iterable[Rule], *, switch: str = "") -> None:
+    """Refuse conjunctions OVS would not keep apart.
+
+    * One conjunction id at two priorities of one table: OVS asks for ids unique per table
+      (``ovs-fields(7)``); today it treats them as two conjunctions, later releases may not.
+    * Two conjunctions that may match one packet at one (table, priority) (antrea#367).
+      Conjunctions A and B are disjoint when some clause of A and some clause of B have
+      pairwise disjoint flows; otherwise they may overlap and CompileError is raised.
+      Policy conjunctions of different context domains share priorities and are told
+      apart by their metadata (every clause matches the domain's TENANT/ORIGIN bits):
+      the bits a whole clause fixes are compared first, flow pairs only when that is
+      not enough.
     """
     levels: dict[tuple[int, int], dict[int, list[tuple[Rule, int]]]] = defaultdict(lambda: defaultdict(list))
+    priorities: dict[tuple[int, int], set[int]] = defaultdict(set)  # (table, id) -> priorities
     for rule in rules:
         if type(rule.actions[0]) is not Conjunction:
             continue  # a Rule with a conjunction action carries only conjunction actions
         for action in rule.actions:
             if isinstance(action, Conjunction):
                 levels[(rule.table, rule.priority)][action.id].append((rule, action.clause))
+                priorities[(rule.table, action.id)].add(rule.priority)
+    for (table, cid), prios in sorted(priorities.items()):
+        if len(prios) > 1:
+            raise CompileError(
+                f"switch {switch or '?'} table {table}: conjunction {cid} at priorities "
+                f"{sorted(prios, reverse=True)}; refusing to emit it (ids must be unique per table)"
+            )
     # only levels with two or more conjunctions need the (parsed) matches
     clauses: dict[tuple[int, int], dict[int, dict[int, list[tuple[FieldMatch, ...]]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list))
@@ -325,8 +463,11 @@ def check_conjunctions(rules: Iterable[Rule], *, switch: str = "") -> None:
                 clauses[level][cid][clause].append(match)
     for (table, priority), by_id in sorted(clauses.items()):
         ids = sorted(by_id)
+        fixed = {cid: {k: _fixed_bits(ms) for k, ms in by_id[cid].items()} for cid in ids}
         for i, a in enumerate(ids):
             for b in ids[i + 1 :]:
+                if _separated(fixed[a], fixed[b]):
+                    continue
                 separated = any(
                     all(_disjoint(fa, fb) for fa in by_id[a][ca] for fb in by_id[b][cb])
                     for ca in by_id[a]
@@ -337,3 +478,15 @@ def check_conjunctions(rules: Iterable[Rule], *, switch: str = "") -> None:
                         f"switch {switch or '?'} table {table} priority {priority}: conjunctions "
                         f"{a} and {b} may match the same packet; refusing to emit them"
                     )
+
+
+def _separated(a: dict[int, dict[str, tuple[int, int]]], b: dict[int, dict[str, tuple[int, int]]]) -> bool:
+    """Some clause of A and some clause of B fix a common bit to different values (so every
+    flow pair of the two clauses is disjoint)."""
+    for fa in a.values():
+        for fb in b.values():
+            for name, (va, ma) in fa.items():
+                other = fb.get(name)
+                if other is not None and (va ^ other[0]) & ma & other[1]:
+                    return True
+    return False
