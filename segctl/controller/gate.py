@@ -108,6 +108,9 @@ class Verification:
     violations: tuple[Violation, ...] = ()
     report: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Read back from an earlier proof of the same inputs (:mod:`segctl.controller.proofs`);
+    #: ``seconds`` is then that proof's.
+    reused: bool = False
 
     @property
     def verdict(self) -> Literal["pass", "fail"]:
@@ -123,9 +126,22 @@ class Verification:
             "verdict": self.verdict,
             "safe": self.safe,
             "seconds": round(self.seconds, 6),
+            "reused": self.reused,
             "violations": [v.to_json() for v in self.violations],
             "report": dict(self.report),
         }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any], *, reused: bool = True) -> Verification:
+        """The verification :meth:`to_json` wrote (raises KeyError/TypeError/ValueError when it
+        is not one)."""
+        verdict = doc["verdict"]
+        if verdict not in ("pass", "fail"):
+            raise ValueError(f"unknown verdict {verdict!r}")
+        violations = tuple(
+            Violation(str(v["property"]), str(v["message"]), dict(v["detail"])) for v in doc["violations"]
+        )
+        return cls(verdict == "pass", violations, dict(doc["report"]), float(doc["seconds"]), reused)
 
 
 class Verifier(Protocol):

@@ -32,6 +32,7 @@ properties only (isolation, policy, spoofing): delivery may fail across a partit
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -464,7 +465,7 @@ class ControllerService:
         seconds = time.perf_counter() - started
         self.metrics.verification_seconds.observe(seconds, stage=stage)
         self.metrics.verification_pass.set(1 if result.passed else 0, stage=stage)
-        return Verification(result.passed, result.violations, result.report, seconds)
+        return dataclasses.replace(result, seconds=seconds)
 
     def _change(
         self,

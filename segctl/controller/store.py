@@ -108,6 +108,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    """
+    CREATE TABLE proofs (
+        inputs TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -324,6 +332,30 @@ class Store:
                 (self.db.now(), revision, kind, verdict, canonical_json(body)),
             )
             return int(cursor.lastrowid or 0)
+
+    def proof(self, inputs: str) -> dict[str, Any] | None:
+        """The verification kept for these proof inputs (see :mod:`segctl.controller.proofs`), or None."""
+        rows = self.db.query("SELECT body FROM proofs WHERE inputs = ?", (inputs,))
+        if not rows:
+            return None
+        try:
+            body = json.loads(rows[0]["body"])
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    def add_proof(self, inputs: str, verdict: str, body: dict[str, Any], *, keep: int = 20) -> None:
+        """Keep a verification under its proof inputs; only the newest ``keep`` are kept."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO proofs (inputs, created_at, verdict, body) VALUES (?, ?, ?, ?)",
+                (inputs, self.db.now(), verdict, canonical_json(body)),
+            )
+            conn.execute(
+                "DELETE FROM proofs WHERE inputs NOT IN "
+                "(SELECT inputs FROM proofs ORDER BY created_at DESC, rowid DESC LIMIT ?)",
+                (keep,),
+            )
 
     def latest_report(self, *, kind: str | None = None) -> dict[str, Any] | None:
         """The newest report (of ``kind`` when given) with its metadata, or None."""

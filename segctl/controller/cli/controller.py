@@ -137,16 +137,21 @@ class _ServiceFactory:
         from segctl.controller import gate
         from segctl.controller.audit import AuditLog
         from segctl.controller.metrics import ControllerMetrics
+        from segctl.controller.proofs import remembering
         from segctl.controller.runner import GreenRLock
         from segctl.controller.service import ControllerService
         from segctl.controller.store import Database, Store
 
         db = Database(":memory:" if self.store_path is None else self.store_path)
         metrics = ControllerMetrics()
+        store = Store(db)
+        verifier = gate.default_verifier()  # raises while no verifier is wired: never a faked verdict
+        if self.store_path is not None:
+            verifier = remembering(verifier, store)  # a restart does not prove the same tables again
         service = ControllerService(
-            Store(db),
+            store,
             started.app,
-            gate.default_verifier(),  # raises while no verifier is wired: never a faked verdict
+            verifier,
             AuditLog(db),
             compiler=gate.default_compiler(),
             metrics=metrics,
