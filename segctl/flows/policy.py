@@ -447,37 +447,85 @@ def check_conjunctions(rules: Iterable[Rule], *, switch: str = "") -> None:
                 f"switch {switch or '?'} table {table}: conjunction {cid} at priorities "
                 f"{sorted(prios, reverse=True)}; refusing to emit it (ids must be unique per table)"
             )
-    # only levels with two or more conjunctions need the (parsed) matches
-    clauses: dict[tuple[int, int], dict[int, dict[int, list[tuple[FieldMatch, ...]]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(list))
-    )
     parsed: dict[int, tuple[FieldMatch, ...]] = {}
-    for level, members_by_id in levels.items():
+
+    def matches(rules: list[Rule]) -> list[tuple[FieldMatch, ...]]:
+        out = []
+        for rule in rules:
+            match = parsed.get(id(rule))
+            if match is None:
+                match = parsed[id(rule)] = rule.to_flow().match
+            out.append(match)
+        return out
+
+    for (table, priority), members_by_id in sorted(levels.items()):
         if len(members_by_id) < 2:
             continue
-        for cid, members in members_by_id.items():
+        by_id: dict[int, dict[int, list[Rule]]] = {}
+        for cid, members in sorted(members_by_id.items()):
             for rule, clause in members:
-                match = parsed.get(id(rule))
-                if match is None:
-                    match = parsed[id(rule)] = rule.to_flow().match
-                clauses[level][cid][clause].append(match)
-    for (table, priority), by_id in sorted(clauses.items()):
-        ids = sorted(by_id)
-        fixed = {cid: {k: _fixed_bits(ms) for k, ms in by_id[cid].items()} for cid in ids}
-        for i, a in enumerate(ids):
-            for b in ids[i + 1 :]:
-                if _separated(fixed[a], fixed[b]):
-                    continue
-                separated = any(
-                    all(_disjoint(fa, fb) for fa in by_id[a][ca] for fb in by_id[b][cb])
-                    for ca in by_id[a]
-                    for cb in by_id[b]
+                by_id.setdefault(cid, {}).setdefault(clause, []).append(rule)
+        # cheap first: the metadata bits each clause fixes, read from the rule text
+        meta = {
+            cid: [_metadata_bits(rs) for _, rs in sorted(clauses.items())] for cid, clauses in by_id.items()
+        }
+        full: dict[int, dict[int, list[tuple[FieldMatch, ...]]]] = {}
+        for a, b in _candidate_pairs(meta):
+            if any((va ^ vb) & ma & mb for va, ma in meta[a] for vb, mb in meta[b]):
+                continue
+            for cid in (a, b):
+                if cid not in full:
+                    full[cid] = {k: matches(rs) for k, rs in by_id[cid].items()}
+            fa_bits = {k: _fixed_bits(ms) for k, ms in full[a].items()}
+            fb_bits = {k: _fixed_bits(ms) for k, ms in full[b].items()}
+            if _separated(fa_bits, fb_bits):
+                continue
+            separated = any(
+                all(_disjoint(fa, fb) for fa in full[a][ca] for fb in full[b][cb])
+                for ca in full[a]
+                for cb in full[b]
+            )
+            if not separated:
+                raise CompileError(
+                    f"switch {switch or '?'} table {table} priority {priority}: conjunctions "
+                    f"{a} and {b} may match the same packet; refusing to emit them"
                 )
-                if not separated:
-                    raise CompileError(
-                        f"switch {switch or '?'} table {table} priority {priority}: conjunctions "
-                        f"{a} and {b} may match the same packet; refusing to emit them"
-                    )
+
+
+def _candidate_pairs(meta: dict[int, list[tuple[int, int]]]) -> list[tuple[int, int]]:
+    """The pairs of conjunction ids (a < b) that the metadata of their first clauses does not
+    already tell apart: ids whose first clause fixes the same mask to different values are
+    disjoint, so only equal values within one mask, and pairs across masks, are returned."""
+    by_mask: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for cid in sorted(meta):
+        value, mask = meta[cid][0]
+        by_mask[mask][value].append(cid)
+    pairs: list[tuple[int, int]] = []
+    for by_value in by_mask.values():
+        for same in by_value.values():
+            pairs += [(a, b) for i, a in enumerate(same) for b in same[i + 1 :]]
+    masks = sorted(by_mask)
+    for i, m1 in enumerate(masks):
+        left = [cid for ids in by_mask[m1].values() for cid in ids]
+        for m2 in masks[i + 1 :]:
+            right = [cid for ids in by_mask[m2].values() for cid in ids]
+            pairs += [(min(a, b), max(a, b)) for a in left for b in right]
+    return sorted(pairs)
+
+
+def _metadata_bits(rules: Sequence[Rule]) -> tuple[int, int]:
+    """(value, mask) of the metadata bits that every one of ``rules`` fixes to one value."""
+    common: tuple[int, int] | None = None
+    for rule in rules:
+        text = next((v for k, v in rule.match if k == "metadata"), None)
+        if text is None:
+            return (0, 0)
+        value_text, _, mask_text = text.partition("/")
+        value, mask = int(value_text, 0), int(mask_text, 0) if mask_text else (1 << 64) - 1
+        if common is not None:
+            mask &= common[1] & ~(value ^ common[0])
+        common = (value & mask, mask)
+    return common or (0, 0)
 
 
 def _separated(a: dict[int, dict[str, tuple[int, int]]], b: dict[int, dict[str, tuple[int, int]]]) -> bool:
