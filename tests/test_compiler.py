@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from segctl.flows.pipeline import (
     ROUTE,
     TABLES,
 )
-from segctl.flows.policy import check_conjunctions
+from segctl.flows.policy import Grant, check_conjunctions, rank_grants
 from segctl.flows.rules import Rule
 from segctl.flows.simulate import CT_EST, CT_NEW, CT_TRK, Packet, simulate
 from segctl.flows.symbolic import Topology
@@ -554,6 +555,13 @@ def test_policy_band_is_per_domain() -> None:
     assert min(prios) == 3000 - 1499
     with pytest.raises(CompileError, match="2001 policy grants in the policy_src domain of tenant t1 exceed"):
         compile_network(intent([3, 2001]))
+    # conjunction ids hold 18 bits of cookie index: a shared service past that is refused too
+    far = Grant("far", Kind.SHARED, 1, (1 << 18) - 1, (), (), (), True, 1, 2)
+    with pytest.raises(CompileError, match="no conjunction id for shared tenant 1 index 262143"):
+        rank_grants([far])
+    assert (
+        rank_grants([replace(far, cookie_index=(1 << 18) - 2)])[0].conj_id == (1 << 30) | (1 << 18) | 0x3FFFF
+    )
 
 
 def test_metadata_overflow_is_a_compile_error() -> None:

@@ -228,9 +228,11 @@ def rank_grants(grants: Sequence[Grant], names: dict[int, str] | None = None) ->
     Within one domain, stateful grants rank above stateless ones, document order within
     each class (the rule a global ranking used, restricted to the grants that compete).
     Raises CompileError naming the domain when one holds more grants than the policy band
-    has priorities.
+    has priorities, or when a grant has no conjunction id (:func:`conj_id`).
     """
     band = PRIO_POLICY_TOP - PRIO_POLICY_BOTTOM + 1
+    for g in grants:
+        conj_id(g.cookie_kind, g.cookie_tenant, g.cookie_index)  # range check, before any switch
     order = sorted(range(len(grants)), key=lambda i: not grants[i].stateful)  # stable
     src: dict[Domain, int] = defaultdict(int)
     dst: dict[Domain, int] = defaultdict(int)
