@@ -287,11 +287,11 @@ def commit_part(
     src: EndpointInfo,
     commits: Sequence[CommitEvent],
     new: Sequence[Outcome],
-    grants_to: Sequence[tuple[EndpointInfo, tuple[Grant, ...]]],
+    grants_to: Mapping[EndpointKey, tuple[Grant, ...]],
     owners: Mapping[int, frozenset[EndpointKey]],
 ) -> list[Violation]:
-    """Property 6 for the run-N commits of one source; ``grants_to``: its grants per destination,
-    ``owners``: per zone the endpoints whose packets may be tracked there."""
+    """Property 6 for the run-N commits of one source; ``grants_to``: its grants per destination
+    (key), ``owners``: per zone the endpoints whose packets may be tracked there."""
     violations: list[Violation] = []
     # (ok, repliers) depend only on the source and the zone: built once per zone, not per commit.
     unsafe: dict[int, BDD] = {}
@@ -300,7 +300,8 @@ def commit_part(
         outside = unsafe.get(c.zone)
         if outside is None:
             ok = hs.false
-            for dst, grants in grants_to:
+            for dst_key, grants in grants_to.items():
+                dst = network.endpoint(*dst_key)
                 zones = {network.tenant(src.tenant).id, network.tenant(dst.tenant).id}
                 if c.zone in zones:
                     ok |= spaces.grants([g for g in grants if g.stateful]) & spaces.ip("ip_dst", dst.ip)

@@ -57,8 +57,9 @@ builds one concrete packet and its trace.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from segctl.flows.checks import (
     Allowed,
@@ -71,10 +72,10 @@ from segctl.flows.checks import (
     pair_part,
     spoof_part,
 )
+from segctl.flows.expectations import Expectations, Row
 from segctl.flows.headerspace import HeaderSpace
 from segctl.flows.spaces import Spaces, _range
 from segctl.flows.symbolic import CommitEvent, Outcome, Reachability
-from segctl.topology.analysis import Grant, expected_reachability
 from segctl.topology.network import EndpointInfo, Network
 
 __all__ = [
@@ -91,9 +92,35 @@ __all__ = [
 
 SwitchPort = tuple[str, int]
 EndpointKey = tuple[str, str]
-#: Reply outcomes of a granted pair whose forward packets are committed in these zones, and a
-#: token that is the same object exactly when the outcomes are the same as last time.
-ReplySource = Callable[[Allowed, frozenset[int]], tuple[list[Outcome], object]]
+
+
+class ReplySource(Protocol):
+    """Run E: the replies of granted pairs, with their records kept across calls."""
+
+    def __call__(self, a: Allowed, zones: frozenset[int]) -> tuple[list[Outcome], object]:
+        """Reply outcomes of a granted pair whose forward packets are committed in ``zones``, and
+        a token that is the same object exactly when the outcomes are the same as last time."""
+
+    def stale(self) -> AbstractSet[EndpointKey]:
+        """The sources some of whose last call's reply records must be run again."""
+
+    def carry(self, a: Allowed, zones: frozenset[int]) -> None:
+        """Keep the last call's record of this pair's replies, unchanged (not stale)."""
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One source's granted pairs: their Allowed and (allowed-delivered, black-hole)
+    violations in destination order, the replies asked for, the parts computed, and the key
+    (run-N token, row) they were computed under."""
+
+    key: object
+    allowed: list[Allowed]
+    results: list[tuple[list[Violation], list[Violation]]]
+    replied: list[tuple[Allowed, frozenset[int]]]
+    parts: list[tuple[str, Hashable]]
+
+
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -180,46 +207,6 @@ class Runs:
         return self._commits_by_ingress.get(ingress, [])
 
 
-@dataclass
-class _Expectations:
-    """The intent's expectations, grouped per source endpoint (each group is a cache key)."""
-
-    reach: Mapping[tuple[EndpointKey, EndpointKey], tuple[Grant, ...]]
-    rows: dict[EndpointKey, list[tuple[EndpointInfo, tuple[Grant, ...]]]]
-    row_keys: dict[EndpointKey, tuple[tuple[EndpointKey, tuple[Grant, ...]], ...]]
-    shared: dict[tuple[EndpointKey, EndpointKey], list[Grant]]
-    shared_keys: Mapping[EndpointKey, tuple[object, ...]]
-    owners: dict[int, frozenset[EndpointKey]]
-    owners_key: tuple[tuple[int, tuple[EndpointKey, ...]], ...]
-
-    @classmethod
-    def of(cls, network: Network) -> _Expectations:
-        reach = expected_reachability(network)
-        rows: dict[EndpointKey, list[tuple[EndpointInfo, tuple[Grant, ...]]]] = {}
-        shared: dict[tuple[EndpointKey, EndpointKey], list[Grant]] = {}
-        out: dict[EndpointKey, list[object]] = {}
-        into: dict[EndpointKey, list[object]] = {}
-        for (s, d), grants in reach.items():
-            rows.setdefault(s, []).append((network.endpoint(*d), tuple(grants)))
-            if s[0] != d[0]:
-                shared[(s, d)] = [g for g in grants if g.kind == "shared-service"]
-                out.setdefault(s, []).append((d, tuple(shared[(s, d)])))
-                into.setdefault(d, []).append(s)
-        row_keys = {s: tuple((d.key, g) for d, g in row) for s, row in rows.items()}
-        shared_keys = {
-            ep.key: (tuple(out.get(ep.key, ())), tuple(into.get(ep.key, ()))) for ep in network.endpoints
-        }
-        owner_sets: dict[int, set[EndpointKey]] = {}
-        for ep in network.endpoints:
-            owner_sets.setdefault(network.tenant(ep.tenant).id, set()).add(ep.key)
-        for s, d in shared:
-            for a, b in ((s, d), (d, s)):
-                owner_sets.setdefault(network.tenant(a[0]).id, set()).add(b)
-        owners = {z: frozenset(v) for z, v in owner_sets.items()}
-        owners_key = tuple(sorted((z, tuple(sorted(v))) for z, v in owners.items()))
-        return cls(reach, rows, row_keys, shared, shared_keys, owners, owners_key)
-
-
 class Checker:
     """The six checks as combinations of cached contributions (:mod:`segctl.flows.checks`).
 
@@ -231,12 +218,12 @@ class Checker:
     def __init__(self) -> None:
         self._cache: dict[tuple[str, Hashable], tuple[object, Any]] = {}
         self._next: dict[tuple[str, Hashable], tuple[object, Any]] = {}
+        self._blocks: dict[EndpointKey, _Block] = {}  # per source: its granted pairs' parts
+        self._next_blocks: dict[EndpointKey, _Block] = {}
         self.recomputed = 0
         self.total = 0
-        #: The last call's :func:`~segctl.topology.analysis.expected_reachability`.
-        self.reach: Mapping[tuple[EndpointKey, EndpointKey], tuple[Grant, ...]] = {}
-        #: The last call's grants per source (to every destination), a hashable cache key.
-        self.row_keys: Mapping[EndpointKey, object] = {}
+        #: The last call's expectations (:class:`~segctl.flows.expectations.Expectations`).
+        self.expectations: Expectations | None = None
 
     def _part(
         self, kind: str, ident: Hashable, key: object, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
@@ -252,6 +239,48 @@ class Checker:
         self._next[(kind, ident)] = (key, value)
         return value
 
+    def _source_pairs(
+        self, runs: Runs, network: Network, spaces: Spaces, src: EndpointInfo, row: Row, stale: bool
+    ) -> _Block:
+        """Properties 3 and 5 (black holes) for the granted pairs of one source, in destination
+        order. Reused whole (with its parts and its reply records) when the source's run-N
+        token and its row are the last call's and none of its reply records is ``stale``: then
+        every input of every part is (see :meth:`check`), and no per-pair work is done."""
+        ingress = (src.switch, src.port)
+        token = runs.tokens.get(("new", ingress))
+        key = (token, row)
+        hit = self._blocks.get(src.key)
+        if hit is not None and not stale and hit.key == key:
+            for a, zones in hit.replied:
+                runs.replies.carry(a, zones)
+            for part in hit.parts:
+                self._next[part] = self._cache[part]
+            self.total += len(hit.parts)
+            self._next_blocks[src.key] = hit
+            return hit
+        hs = runs.hs
+        new = runs.new.outcomes.get(ingress, [])
+        block = _Block(key, [], [], [], [])
+        for d, grants in row.items():
+            dst = network.endpoint(*d)
+            a = Allowed(src, dst, spaces.forward(src, dst, grants), spaces.reply(src, dst, grants), grants)
+            block.allowed.append(a)
+            replies: list[Outcome] = []
+            reply_token: object = None
+            if not hs.is_empty(a.reply):
+                block.parts.append(("zones", (src.key, d)))
+                commits = runs.new_commits(ingress)
+                zones = self._part(
+                    "zones", (src.key, d), (token, a.forward), commit_zones, hs, commits, a.forward
+                )
+                replies, reply_token = runs.replies(a, zones)
+                block.replied.append((a, zones))
+            block.parts.append(("pair", (src.key, d)))
+            part_key = (token, a.forward, a.reply, a.grants, reply_token)
+            block.results.append(self._part("pair", (src.key, d), part_key, pair_part, hs, a, new, replies))
+        self._next_blocks[src.key] = block
+        return block
+
     def check(
         self,
         runs: Runs,
@@ -263,40 +292,23 @@ class Checker:
         """The six results over ``runs``, in :data:`PROPERTIES` order."""
         say = progress or (lambda _msg: None)
         hs = runs.hs
-        self._next, self.recomputed, self.total = {}, 0, 0
-        exp = _Expectations.of(network)
-        self.reach, self.row_keys = exp.reach, exp.row_keys
+        self._next, self._next_blocks, self.recomputed, self.total = {}, {}, 0, 0
+        exp = self.expectations = Expectations.of(network, self.expectations)
         sources = {(ep.switch, ep.port): ep for ep in network.endpoints}
 
         def tok(run: str, ingress: SwitchPort) -> object:
             return runs.tokens.get((run, ingress))
 
         say("replies of stateful grants")
+        stale = runs.replies.stale()
         allowed: list[Allowed] = []
         pairs: list[tuple[list[Violation], list[Violation]]] = []
-        for (s, d), grants in exp.reach.items():
-            src, dst = network.endpoint(*s), network.endpoint(*d)
-            a = Allowed(
-                src, dst, spaces.forward(src, dst, grants), spaces.reply(src, dst, grants), tuple(grants)
-            )
-            allowed.append(a)
-            ingress = (src.switch, src.port)
-            new = runs.new.outcomes.get(ingress, [])
-            replies: list[Outcome] = []
-            reply_token: object = None
-            if not hs.is_empty(a.reply):
-                zones = self._part(
-                    "zones",
-                    (s, d),
-                    (tok("new", ingress), a.forward),
-                    commit_zones,
-                    hs,
-                    runs.new_commits(ingress),
-                    a.forward,
-                )
-                replies, reply_token = runs.replies(a, zones)
-            key = (tok("new", ingress), a.forward, a.reply, a.grants, reply_token)
-            pairs.append(self._part("pair", (s, d), key, pair_part, hs, a, new, replies))
+        for ep in network.endpoints:
+            row = exp.rows.get(ep.key)
+            if row:
+                block = self._source_pairs(runs, network, spaces, ep, row, ep.key in stale)
+                allowed += block.allowed
+                pairs += block.results
 
         say("checking properties")
         keep_ip = spaces.same_address("ip_src") & spaces.same_address("ip_dst")
@@ -323,7 +335,7 @@ class Checker:
                 self._part(
                     "conformance",
                     ingress,
-                    (t_new, src.key, exp.row_keys.get(src.key, ())),
+                    (t_new, src.key, exp.rows.get(src.key)),
                     conformance_part,
                     hs,
                     network,
@@ -369,7 +381,7 @@ class Checker:
             commits += self._part(
                 "commit",
                 ingress,
-                (tok("new", ingress), src.key, exp.row_keys.get(src.key, ()), exp.owners_key),
+                (tok("new", ingress), src.key, exp.rows.get(src.key), exp.owners_key),
                 commit_part,
                 hs,
                 network,
@@ -377,10 +389,10 @@ class Checker:
                 src,
                 runs.new_commits(ingress),
                 runs.new.outcomes.get(ingress, []),
-                exp.rows.get(src.key, []),
+                exp.rows.get(src.key, {}),
                 exp.owners,
             )
-        self._cache = self._next
+        self._cache, self._blocks = self._next, self._next_blocks
 
         stateful = sum(1 for a in allowed if not hs.is_empty(a.reply))
         paths = sum(len(v) for v in runs.any.outcomes.values())

@@ -35,6 +35,7 @@ __all__ = [
     "PropertyReport",
     "VerificationReport",
     "build_report",
+    "timestamp",
     "verify",
 ]
 
@@ -45,6 +46,11 @@ SCHEMA_VERSION = 1
 MAX_COUNTEREXAMPLES = 20
 
 Progress = Callable[[str], None]
+
+
+def timestamp() -> str:
+    """Now, as a report's ``generated``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,7 @@ class VerificationReport:
     flow_counts: dict[str, int]
     seconds: float
     paths: int
-    generated: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    generated: str = field(default_factory=timestamp)
 
     @property
     def ok(self) -> bool:

@@ -36,7 +36,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -187,15 +187,17 @@ def _add(
         grants.append(grant)
 
 
-def expected_reachability(network: Network) -> Reachability:
+def expected_reachability(network: Network, tenants: Container[str] | None = None) -> Reachability:
     """Every (source, destination) endpoint-key pair with at least one grant, and its grants.
 
     Grants of a pair come in a fixed order: intra-segment, then policies in document
     order, then shared services in document order. A source never equals its destination.
+    With ``tenants``, only the pairs whose source belongs to one of them (exactly those
+    pairs of the whole relation: a pair's grants never depend on other pairs).
     """
     result: dict[tuple[EndpointKey, EndpointKey], list[Grant]] = {}
     for seg in network.segments:
-        if seg.strict:
+        if seg.strict or (tenants is not None and seg.tenant not in tenants):
             continue
         members = network.segment_endpoints(seg.tenant, seg.name)
         grant = Grant("intra-segment", seg.name, ALL_IPV4, True)
@@ -203,6 +205,8 @@ def expected_reachability(network: Network) -> Reachability:
             for dst in members:
                 _add(result, src, dst, grant)
     for tenant in network.tenants:
+        if tenants is not None and tenant.name not in tenants:
+            continue
         for policy in network.policies(tenant.name):
             grant = Grant("policy", policy.name, normalize_services(policy.services), policy.stateful)
             for src in network.select(tenant.name, policy.from_):
@@ -211,6 +215,8 @@ def expected_reachability(network: Network) -> Reachability:
     for svc in network.shared_services:
         grant = Grant("shared-service", svc.name, normalize_services(svc.services), True)
         for src in network.shared_consumers(svc):
+            if tenants is not None and src.tenant not in tenants:
+                continue
             for dst in network.shared_providers(svc):
                 _add(result, src, dst, grant)
     position = {ep.key: i for i, ep in enumerate(network.endpoints)}  # document order
