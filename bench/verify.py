@@ -268,7 +268,8 @@ def _scale_rows(r: dict[str, object]) -> list[Row]:
             full_s / incr_s >= INCREMENTAL_TARGET,
             f"one policy's TCP port flipped in one tenant; re-ran A {st['rerun_any']}/{st['ingresses']}, "
             f"N {st['rerun_new']}/{st['ingresses']} ingresses, {st['rerun_replies']}/{st['replies']} "
-            f"reply injections; {st['recomputed']}/{st['contributions']} contributions; same tables "
+            f"reply injections; {st['recomputed']}/{st['contributions']} contributions; expectations of "
+            f"{st['expected']}/{r['endpoints']} sources; same tables "
             f"again {_fmt(float(r['unchanged_s']))}; ok after the change: {r['changed_ok']}",  # type: ignore[arg-type]
         ),
     ]
@@ -288,6 +289,7 @@ def _incremental_row(r: dict[str, object]) -> Row:
         f"one policy's TCP port flipped in one tenant; re-ran A {st['rerun_any']}/{st['ingresses']}, "
         f"N {st['rerun_new']}/{st['ingresses']} ingresses, {st['rerun_replies']}/{st['replies']} "
         f"reply injections; {st['recomputed']}/{st['contributions']} contributions; "
+        f"expectations of {st['expected']}/{r['endpoints']} sources; "
         f"{st['reindexed']}/{st['switches']} switches re-indexed; first call after the full proof "
         f"{_fmt(float(r['first_s']))} (median of all: {_fmt(incr_s)}); same tables again "  # type: ignore[arg-type]
         f"{_fmt(float(r['unchanged_s']))}; reports equal to full: {r['equal']}",  # type: ignore[arg-type]
