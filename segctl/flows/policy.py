@@ -316,7 +316,7 @@ def grant_rules(
         remote = _remote(cache, (POLICY_SRC.id, cid), grant.destinations, "nw_dst")
         actions: list[Action] = [Ct(commit=True, zone=grant.src_tenant)] if grant.stateful else []
         actions.append(GotoTable(ROUTE.id))
-        level = _Level(POLICY_SRC.id, PRIO_POLICY_TOP - grant.src_rank, cid, grant.src_domain)
+        level = (POLICY_SRC.id, PRIO_POLICY_TOP - grant.src_rank, cid, grant.src_domain)
         rules += _side(grant, level, local, remote, actions, cache)
     if local_dst:
         local = [
@@ -335,7 +335,7 @@ def grant_rules(
                 # Also in the consumer's zone: shared_reply finds the consumer tenant by it.
                 actions.append(Ct(commit=True, zone=grant.src_tenant))
         actions.append(GotoTable(EGRESS.id))
-        level = _Level(POLICY_DST.id, PRIO_POLICY_TOP - grant.dst_rank, cid, grant.dst_domain)
+        level = (POLICY_DST.id, PRIO_POLICY_TOP - grant.dst_rank, cid, grant.dst_domain)
         rules += _side(grant, level, local, remote, actions, cache)
     return rules
 
@@ -347,14 +347,8 @@ def _remote(cache: GrantCache, key: tuple[int, int], eps: Sequence[EndpointInfo]
     return remote
 
 
-@dataclass(frozen=True)
-class _Level:
-    """Where one side of a grant goes: table, priority, conjunction id, domain."""
-
-    table: int
-    priority: int
-    conj_id: int
-    domain: Domain
+#: Where one side of a grant goes: (table, priority, conjunction id, domain).
+_Level = tuple[int, int, int, Domain]
 
 
 def _side(
@@ -365,7 +359,7 @@ def _side(
     actions: Sequence[Action],
     cache: GrantCache,
 ) -> list[Rule]:
-    table, priority, cid = level.table, level.priority, level.conj_id
+    table, priority, cid, (tenant, origin) = level
     cookie = make_cookie(table, grant.cookie_kind, grant.cookie_tenant, grant.cookie_index)
     local_u, remote_u, services = list(dict.fromkeys(local)), remote, grant.services
     n_l, n_r, n_s = len(local_u), len(remote_u), len(services)
@@ -379,7 +373,6 @@ def _side(
     rules = [Rule.make(table, priority, cookie, m, [Conjunction(cid, 1, 3)]) for m in local_u]
     shared = cache.shared.get((table, cid))
     if shared is None:
-        tenant, origin = level.domain
         domain = _meta(metadata_value(tenant, 0, origin), _DOMAIN_MASK)
         shared = [
             Rule.make(table, priority, cookie, _combine((domain,), m), [Conjunction(cid, clause, 3)])
@@ -467,12 +460,15 @@ def check_conjunctions(rules: Iterable[Rule], *, switch: str = "") -> None:
         for cid, members in sorted(members_by_id.items()):
             for rule, clause in members:
                 by_id.setdefault(cid, {}).setdefault(clause, []).append(rule)
-        # cheap first: the metadata bits each clause fixes, read from the rule text
-        meta = {
-            cid: [_metadata_bits(rs) for _, rs in sorted(clauses.items())] for cid, clauses in by_id.items()
-        }
+        # cheap first: the metadata bits each clause fixes, read from the rule text (the
+        # first clause of every conjunction, the others only for pairs that need them)
+        first = {cid: _metadata_bits(clauses[min(clauses)]) for cid, clauses in by_id.items()}
+        meta: dict[int, list[tuple[int, int]]] = {}
         full: dict[int, dict[int, list[tuple[FieldMatch, ...]]]] = {}
-        for a, b in _candidate_pairs(meta):
+        for a, b in _candidate_pairs(first):
+            for cid in (a, b):
+                if cid not in meta:
+                    meta[cid] = [_metadata_bits(rs) for _, rs in sorted(by_id[cid].items())]
             if any((va ^ vb) & ma & mb for va, ma in meta[a] for vb, mb in meta[b]):
                 continue
             for cid in (a, b):
@@ -494,13 +490,13 @@ def check_conjunctions(rules: Iterable[Rule], *, switch: str = "") -> None:
                 )
 
 
-def _candidate_pairs(meta: dict[int, list[tuple[int, int]]]) -> list[tuple[int, int]]:
+def _candidate_pairs(first: dict[int, tuple[int, int]]) -> list[tuple[int, int]]:
     """The pairs of conjunction ids (a < b) that the metadata of their first clauses does not
     already tell apart: ids whose first clause fixes the same mask to different values are
     disjoint, so only equal values within one mask, and pairs across masks, are returned."""
     by_mask: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for cid in sorted(meta):
-        value, mask = meta[cid][0]
+    for cid in sorted(first):
+        value, mask = first[cid]
         by_mask[mask][value].append(cid)
     pairs: list[tuple[int, int]] = []
     for by_value in by_mask.values():
