@@ -443,25 +443,36 @@ class _Replies:
         self.records: dict[_ReplyKey, _Record] = {}
         self.rerun = 0
         self._engines: dict[frozenset[int], Engine] = {}
+        self._affected: set[_ReplyKey] | None = None  # the old records affected (see stale)
 
     def __call__(self, a: Allowed, zones: frozenset[int]) -> tuple[list[Outcome], object]:
         key = (a.src.key, a.dst.key, a.reply, zones)
-        rec = self.records.get(key) or self.old.get(key)
-        if rec is None or self.changed.affects(rec):
-            engine = self._engine(zones)
-            outcomes = engine.inject(a.dst.switch, a.dst.port, a.reply)
-            rec = _Record(outcomes, [], engine.visits)
-            self.note(rec)
-            self.rerun += 1
-        self.records[key] = rec
+        rec = self.records.get(key)  # asked for before in this call: already current
+        if rec is None:
+            rec = self.old.get(key)
+            if rec is None or self._is_affected(key, rec):
+                engine = self._engine(zones)
+                outcomes = engine.inject(a.dst.switch, a.dst.port, a.reply)
+                rec = _Record(outcomes, [], engine.visits)
+                self.note(rec)
+                self.rerun += 1
+            self.records[key] = rec
         return rec.outcomes, rec.token
 
     def stale(self) -> set[tuple[str, str]]:
         """The sources with a last call's record affected by the changes (checked once here, so
         that the :class:`~segctl.flows.properties.Checker` can skip the pairs of the others)."""
-        if not self.changed.views:
-            return set()
-        return {key[0] for key, rec in self.old.items() if self.changed.affects(rec)}
+        if self._affected is None:
+            views = self.changed.views
+            self._affected = {key for key, rec in self.old.items() if views and self.changed.affects(rec)}
+        return {key[0] for key in self._affected}
+
+    def _is_affected(self, key: _ReplyKey, rec: _Record) -> bool:
+        """Whether the last call's record ``rec`` of ``key`` must be run again (decided once
+        per call: by :meth:`stale` when it was asked)."""
+        if self._affected is not None:
+            return key in self._affected
+        return self.changed.affects(rec)
 
     def carry(self, a: Allowed, zones: frozenset[int]) -> None:
         key = (a.src.key, a.dst.key, a.reply, zones)
