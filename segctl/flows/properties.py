@@ -245,7 +245,9 @@ class Checker:
         """Properties 3 and 5 (black holes) for the granted pairs of one source, in destination
         order. Reused whole (with its parts and its reply records) when the source's run-N
         token and its row are the last call's and none of its reply records is ``stale``: then
-        every input of every part is (see :meth:`check`), and no per-pair work is done."""
+        every input of every part is the last call's too (the spaces are functions of the
+        endpoints and grants, the replies of unchanged reply keys are reused), so no per-pair
+        work is done (docs/verification.md §8)."""
         ingress = (src.switch, src.port)
         token = runs.tokens.get(("new", ingress))
         key = (token, row)
