@@ -520,7 +520,10 @@ def test_long_proof_does_not_freeze_the_controller(lab_prefix: str, api_controll
         assert result["status"] == "applied" and result["verification"]["verdict"] == "pass", result
         assert result["live_verdict"] == "pass", result
         assert proof > 5.0, f"the proof took {proof:.1f} s only: too short to test anything"
-        assert max(latencies) < 1.0, f"GET /metrics took up to {max(latencies):.2f} s during the proof"
+        # A frozen hub answers one GET after the whole proof; a free one answers all along.
+        # (Not a speed test: the bound is a third of the proof, so a loaded machine passes.)
+        assert len(latencies) >= 5, f"only {len(latencies)} GET /metrics answered during the change"
+        assert max(latencies) < proof / 3, f"GET /metrics took up to {max(latencies):.2f} s during the proof"
         assert not ctl.audit("switch.disconnected"), ctl.log()[-3000:]
         assert not not_connected, f"OVS dropped the controller connection of {sorted(not_connected)}"
         assert all(_controller_connected(lab, n) for n in names)
