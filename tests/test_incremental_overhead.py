@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_incremental import norm
 from test_mutations import MUTATIONS
 
 from segctl.flows.compiler import compile_network
@@ -80,13 +81,6 @@ class CountingVerifier(IncrementalVerifier):
         finally:
             if self._checker.check is counted:
                 del self._checker.check
-
-
-def norm(report: VerificationReport) -> dict[str, Any]:
-    doc = report.to_json()
-    doc.pop("generated")
-    doc["engine"].pop("seconds")
-    return doc
 
 
 def text_of(name: str) -> str:
