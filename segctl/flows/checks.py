@@ -234,31 +234,31 @@ def pair_part(
     """Properties 3 and 5 (black holes) for one granted pair: (allowed-delivered, loop-free)."""
     fwd_ingress, back = (a.src.switch, a.src.port), (a.dst.switch, a.dst.port)
     delivered_v: list[Violation] = []
-    missing, holders = _cover(hs, new, a.forward, a.dst.qualified)
-    if not hs.is_empty(missing):
-        message = (
-            f"granted traffic {a.src.qualified} -> {a.dst.qualified} "
-            f"({grants_text(a.grants)}) is not all delivered"
-        )
+    for mode, outs, wanted, ingress, sender, receiver in (
+        ("new", new, a.forward, fwd_ingress, a.src, a.dst),
+        ("est", replies, a.reply, back, a.dst, a.src),
+    ):
+        if mode == "est" and hs.is_empty(wanted):
+            continue  # a stateless grant: no replies to deliver
+        missing, holders = _cover(hs, outs, wanted, receiver.qualified)
+        if hs.is_empty(missing):
+            continue
+        if mode == "new":
+            message = (
+                f"granted traffic {sender.qualified} -> {receiver.qualified} "
+                f"({grants_text(a.grants)}) is not all delivered"
+            )
+        else:
+            message = (
+                f"replies {sender.qualified} -> {receiver.qualified} of a "
+                f"granted stateful connection are not all delivered"
+            )
         o = holders[0] if holders else None
         delivered_v.append(
             Violation(
-                "allowed-delivered", message, fwd_ingress, a.src.qualified, a.dst.qualified, "new", missing, o
+                "allowed-delivered", message, ingress, sender.qualified, receiver.qualified, mode, missing, o
             )
         )
-    if not hs.is_empty(a.reply):
-        missing, holders = _cover(hs, replies, a.reply, a.src.qualified)
-        if not hs.is_empty(missing):
-            message = (
-                f"replies {a.dst.qualified} -> {a.src.qualified} of a "
-                f"granted stateful connection are not all delivered"
-            )
-            o = holders[0] if holders else None
-            delivered_v.append(
-                Violation(
-                    "allowed-delivered", message, back, a.dst.qualified, a.src.qualified, "est", missing, o
-                )
-            )
     holes: list[Violation] = []
     for mode, outs, wanted, ingress in (
         ("new", new, a.forward, fwd_ingress),

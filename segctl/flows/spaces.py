@@ -102,24 +102,23 @@ class Spaces:
 
     def forward(self, src: EndpointInfo, dst: EndpointInfo, grants: Iterable[Grant]) -> BDD:
         """New packets ``src`` may send to ``dst`` (property 3's forward space)."""
-        grants = tuple(grants)
-        key = ("forward", src.key, dst.key, grants)
+        return self._pair("forward", src, dst, tuple(grants))
+
+    def reply(self, src: EndpointInfo, dst: EndpointInfo, grants: Iterable[Grant]) -> BDD:
+        """Replies ``dst`` sends back to ``src`` on ``src``'s stateful grants."""
+        return self._pair("reply", src, dst, tuple(grants))
+
+    def _pair(self, kind: str, src: EndpointInfo, dst: EndpointInfo, grants: tuple[Grant, ...]) -> BDD:
+        """:meth:`forward` or :meth:`reply` (``kind``), cached per (kind, src, dst, grants)."""
+        key = (kind, src.key, dst.key, grants)
         cached = self._pairs.get(key)
         if cached is None:
-            cached = self._pairs[key] = self._forward(src, dst, grants)
+            build = self._forward if kind == "forward" else self._reply
+            cached = self._pairs[key] = build(src, dst, grants)
         return cached
 
     def _forward(self, src: EndpointInfo, dst: EndpointInfo, grants: tuple[Grant, ...]) -> BDD:
         return self.bound(src) & self.first_hop(src, dst) & self.ip("ip_dst", dst.ip) & self.grants(grants)
-
-    def reply(self, src: EndpointInfo, dst: EndpointInfo, grants: Iterable[Grant]) -> BDD:
-        """Replies ``dst`` sends back to ``src`` on ``src``'s stateful grants."""
-        grants = tuple(grants)
-        key = ("reply", src.key, dst.key, grants)
-        cached = self._pairs.get(key)
-        if cached is None:
-            cached = self._pairs[key] = self._reply(src, dst, grants)
-        return cached
 
     def _reply(self, src: EndpointInfo, dst: EndpointInfo, grants: tuple[Grant, ...]) -> BDD:
         stateful = [g for g in grants if g.stateful]
