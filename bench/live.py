@@ -52,7 +52,7 @@ __all__ = ["convergence", "convergence_network", "hitless", "start_controller", 
 REPO = Path(__file__).resolve().parents[1]
 LEAF_SPINE = REPO / "examples" / "leaf-spine.yaml"
 POLICY = ("acme", "web-to-app")  # the policy whose first service port changes
-#: Update i sets that port to FIRST_PORT + i: every update is an intent (and tables) never
+#: The session's update i sets that port to FIRST_PORT + i: every update is an intent (and tables) never
 #: seen before, so no proof can be read back from the store (segctl/controller/proofs.py).
 FIRST_PORT = 8081
 
@@ -135,6 +135,7 @@ class _Session:
     document: dict[str, Any]
     log: Path
     pid: int = 0  # the controller's (for a profiler: py-spy record --pid)
+    updates: int = 0  # updates made so far: the next one sets FIRST_PORT + updates
 
     def audit(self, action: str, after: int = 0) -> list[dict[str, Any]]:
         body = self.api.call("GET", f"/v1/audit?action={action}&after={after}&limit=1000")
@@ -225,7 +226,8 @@ def _updates(session: _Session, count: int) -> dict[str, Any]:
     gate: list[float] = []
     live: list[float] = []
     for i in range(count):
-        doc = _changed(session.document, FIRST_PORT + i)
+        doc = _changed(session.document, FIRST_PORT + session.updates)
+        session.updates += 1
         t0 = time.perf_counter()
         result = session.api.call("PUT", "/v1/intent", doc)
         times.append(time.perf_counter() - t0)
