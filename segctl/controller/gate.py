@@ -109,7 +109,7 @@ class Verification:
     report: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     #: Read back from an earlier proof of the same inputs (:mod:`segctl.controller.proofs`);
-    #: ``seconds`` is then that proof's.
+    #: ``seconds`` is then that proof's, until the service sets it to the time of its call.
     reused: bool = False
 
     @property

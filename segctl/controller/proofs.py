@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from segctl.controller.gate import Verification, Verifier
-from segctl.controller.store import Store, canonical_json
+from segctl.controller.service import intent_document
+from segctl.controller.store import Store, content_hash
 
 if TYPE_CHECKING:
     from segctl.flows.ofctl import Flow
@@ -63,8 +64,7 @@ def proof_inputs(
     """The hash of everything a proof of ``tables`` against ``network`` depends on."""
     digest = hashlib.sha256()
     digest.update((fingerprint if fingerprint is not None else verifier_fingerprint()).encode())
-    intent = network.intent.model_dump(mode="json", by_alias=True, exclude_none=True)
-    digest.update(canonical_json(intent).encode())
+    digest.update(content_hash(intent_document(network.intent)).encode())  # what the store hashes
     for switch in sorted(tables):
         digest.update(f"\0switch {switch}\n".encode())
         for f in tables[switch]:
