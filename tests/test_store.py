@@ -112,3 +112,40 @@ def test_second_process_reads_while_open(tmp_path: Path) -> None:
     (content,) = other.execute("SELECT content FROM revisions").fetchone()
     other.close()
     assert content == canonical_json({"a": 1})
+
+
+def test_reports_are_kept_per_kind_newest_first(tmp_path: Path) -> None:
+    """Every gate and live check writes a report (megabytes on a big fabric): the store keeps
+    the newest ``keep_reports`` of each kind and deletes the older ones as it writes."""
+    store = Store(Database(tmp_path / "s.db"), keep_reports=3)
+    gate_ids = [store.add_report(kind="gate", verdict="pass", body={"n": n}, revision=n) for n in range(5)]
+    live_id = store.add_report(kind="live", verdict="pass", body={"live": True}, revision=None)
+    assert store.report_count(kind="gate") == 3 and store.report_count(kind="live") == 1
+    assert store.report_count() == 4
+    kept = [r["id"] for r in store.db.query("SELECT id FROM reports WHERE kind = 'gate' ORDER BY id")]
+    assert kept == gate_ids[-3:]
+    assert store.latest_report(kind="gate")["report"] == {"n": 4}  # type: ignore[index]
+    assert store.latest_report()["id"] == live_id  # type: ignore[index]
+    # A store opened later with a smaller limit trims on its next write.
+    smaller = Store(Database(tmp_path / "s.db"), keep_reports=1)
+    smaller.add_report(kind="gate", verdict="fail", body={"n": 5}, revision=None)
+    assert smaller.report_count(kind="gate") == 1 and smaller.report_count(kind="live") == 1
+
+
+def test_keep_reports_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="keep_reports must be at least 1"):
+        Store(Database(tmp_path / "s.db"), keep_reports=0)
+
+
+def test_controller_keep_reports_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--keep-reports`` reaches the store the controller builds; a value below 1 is bad input."""
+    from segctl.controller.cli import main
+    from segctl.controller.cli.controller import _ServiceFactory
+    from segctl.controller.memory_southbound import MemorySouthbound
+    from segctl.controller.runner import Started, in_os_thread
+
+    assert main(["controller", "run", "--store", str(tmp_path / "s.db"), "--keep-reports", "0"]) == 2
+    assert "--keep-reports must be >= 1" in capsys.readouterr().err
+    factory = _ServiceFactory(intent=None, store=tmp_path / "s.db", keep_reports=7)
+    service, _ = factory(Started(MemorySouthbound(), in_os_thread))
+    assert service.store.keep_reports == 7

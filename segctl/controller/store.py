@@ -27,6 +27,7 @@ from typing import Any
 from segctl.errors import SegctlError
 
 __all__ = [
+    "DEFAULT_KEEP_REPORTS",
     "MIGRATIONS",
     "Clock",
     "Database",
@@ -251,11 +252,23 @@ def _revision(row: sqlite3.Row) -> Revision:
     )
 
 
-class Store:
-    """Intent revisions, the current revision pointer, and verification reports."""
+#: Reports kept per kind (gate, live, audit) unless the store is told otherwise.
+DEFAULT_KEEP_REPORTS = 100
 
-    def __init__(self, db: Database) -> None:
+
+class Store:
+    """Intent revisions, the current revision pointer, and verification reports.
+
+    Revisions and the audit log are kept for ever; verification reports are kept per kind,
+    the newest ``keep_reports`` (every gate and live check writes one, and a report of a big
+    fabric is megabytes).
+    """
+
+    def __init__(self, db: Database, *, keep_reports: int = DEFAULT_KEEP_REPORTS) -> None:
+        if keep_reports < 1:
+            raise ValueError(f"keep_reports must be at least 1, not {keep_reports}")
         self.db = db
+        self.keep_reports = keep_reports
 
     def add_revision(
         self,
@@ -325,13 +338,27 @@ class Store:
         return None if current is None else self.revision_document(current.id)
 
     def add_report(self, *, kind: str, verdict: str, body: dict[str, Any], revision: int | None) -> int:
-        """Keep a verification report (``kind``: gate, live, audit)."""
+        """Keep a verification report (``kind``: gate, live, audit); the reports of that kind
+        older than the newest :attr:`keep_reports` are deleted in the same transaction."""
         with self.db.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO reports (created_at, revision, kind, verdict, body) VALUES (?, ?, ?, ?, ?)",
                 (self.db.now(), revision, kind, verdict, canonical_json(body)),
             )
+            conn.execute(
+                "DELETE FROM reports WHERE kind = ? AND id NOT IN "
+                "(SELECT id FROM reports WHERE kind = ? ORDER BY id DESC LIMIT ?)",
+                (kind, kind, self.keep_reports),
+            )
             return int(cursor.lastrowid or 0)
+
+    def report_count(self, *, kind: str | None = None) -> int:
+        """How many reports are kept (of ``kind`` when given)."""
+        if kind is None:
+            rows = self.db.query("SELECT COUNT(*) AS n FROM reports")
+        else:
+            rows = self.db.query("SELECT COUNT(*) AS n FROM reports WHERE kind = ?", (kind,))
+        return int(rows[0]["n"])
 
     def proof(self, inputs: str) -> dict[str, Any] | None:
         """The verification kept for these proof inputs (see :mod:`segctl.controller.proofs`), or None."""

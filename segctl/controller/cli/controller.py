@@ -4,6 +4,7 @@
 
     segctl controller run (--intent FILE | --store DB) [--listen 127.0.0.1:6653]
                           [--api 127.0.0.1:8080 | --no-api] [--audit-interval S]
+                          [--keep-reports N]
                           [--key KEY --cert CERT [--ca-cert CA]] [--log-level LEVEL]
 
 ``--intent`` validates, compiles and verifies the file before anything listens (a bad
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segctl.controller.cli.common import EXIT_BAD_INPUT
+from segctl.controller.store import DEFAULT_KEEP_REPORTS
 
 if TYPE_CHECKING:
     from segctl.controller.runner import Started
@@ -68,6 +70,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help="seconds between drift audits of every switch (0 disables; default 30)",
     )
+    run.add_argument(
+        "--keep-reports",
+        type=int,
+        default=DEFAULT_KEEP_REPORTS,
+        metavar="N",
+        help=f"verification reports kept per kind (gate, live) in the store (default {DEFAULT_KEEP_REPORTS})",
+    )
     run.add_argument("--key", type=Path, help="controller private key (OpenFlow over TLS)")
     run.add_argument("--cert", type=Path, help="controller certificate (OpenFlow over TLS)")
     run.add_argument("--ca-cert", type=Path, help="CA certificate that switch certificates must chain to")
@@ -101,6 +110,8 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if args.audit_interval < 0:
         return _fail("--audit-interval must be >= 0")
+    if args.keep_reports < 1:
+        return _fail("--keep-reports must be >= 1")
     tls = None
     if args.key or args.cert or args.ca_cert:
         if not (args.key and args.cert):
@@ -110,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
             if path is not None and not path.is_file():
                 return _fail(f"{label} {path}: no such file")
 
-    factory = _ServiceFactory(intent=args.intent, store=args.store)
+    factory = _ServiceFactory(intent=args.intent, store=args.store, keep_reports=args.keep_reports)
     factory.check()  # a bad intent or store fails here (exit 2), before anything listens
     options = RunOptions(listen=listen, api=api, audit_interval=args.audit_interval, tls=tls)
     return run(options, factory, reload=factory.reload if args.intent else None)
@@ -119,9 +130,12 @@ def _run(args: argparse.Namespace) -> int:
 class _ServiceFactory:
     """Builds the controller service around the running app (the southbound)."""
 
-    def __init__(self, *, intent: Path | None, store: Path | None) -> None:
+    def __init__(
+        self, *, intent: Path | None, store: Path | None, keep_reports: int = DEFAULT_KEEP_REPORTS
+    ) -> None:
         self.intent = intent
         self.store_path = store
+        self.keep_reports = keep_reports
         self.service: Any = None
         self._document: Any = None
 
@@ -144,7 +158,7 @@ class _ServiceFactory:
 
         db = Database(":memory:" if self.store_path is None else self.store_path)
         metrics = ControllerMetrics()
-        store = Store(db)
+        store = Store(db, keep_reports=self.keep_reports)
         verifier = gate.default_verifier()  # raises while no verifier is wired: never a faked verdict
         if self.store_path is not None:
             verifier = remembering(verifier, store)  # a restart does not prove the same tables again
