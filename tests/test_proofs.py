@@ -7,18 +7,24 @@ store instead of proving the same tables again; any change of the inputs proves 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import sqlite3
+import threading
+import time
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from segctl.controller import gate
 from segctl.controller.audit import AuditLog
-from segctl.controller.gate import Verification, Verifier
+from segctl.controller.gate import GateVerifier, Progress, Verification
 from segctl.controller.linkstate import without_links
 from segctl.controller.memory_southbound import MemorySouthbound
-from segctl.controller.proofs import proof_inputs, remembering, verifier_fingerprint
+from segctl.controller.proofs import RememberingVerifier, proof_inputs, remembering, verifier_fingerprint
 from segctl.controller.service import ControllerService
 from segctl.controller.store import Database, Store
 from segctl.flows.ofctl import Flow
@@ -33,12 +39,14 @@ class Counting:
     """The real verifier, counting how often it is asked to prove."""
 
     def __init__(self) -> None:
-        self.inner: Verifier = gate.default_verifier()
+        self.inner: GateVerifier = gate.default_verifier()
         self.calls = 0
 
-    def __call__(self, network: Network, tables: Mapping[str, Sequence[Flow]]) -> Verification:
+    def __call__(
+        self, network: Network, tables: Mapping[str, Sequence[Flow]], *, progress: Progress | None = None
+    ) -> Verification:
         self.calls += 1
-        return self.inner(network, tables)
+        return self.inner(network, tables, progress=progress)
 
 
 def _service(db_path: Path, proving: Counting) -> tuple[ControllerService, MemorySouthbound, Store]:
@@ -142,3 +150,148 @@ def test_verification_round_trips_through_json() -> None:
     back = Verification.from_json(v.to_json())
     assert back.reused and dataclasses.replace(back, reused=False) == v
     assert back.safe is False and back.verdict == "fail"
+
+
+def _restarted(db_path: Path) -> tuple[ControllerService, RememberingVerifier, Counting]:
+    """A controller restarted on the store at ``db_path``: loaded, every switch resynced."""
+    proving = Counting()
+    db = Database(db_path)
+    store = Store(db)
+    remembered = remembering(proving, store)
+    service = ControllerService(
+        store, MemorySouthbound(SWITCHES), remembered, AuditLog(db), compiler=gate.default_compiler()
+    )
+    service.load_current()
+    for name in SWITCHES:
+        service.on_switch_connected(name)
+    return service, remembered, proving
+
+
+def _one_port_changed() -> dict[str, Any]:
+    document = yaml.safe_load(EXAMPLE.read_text())
+    document["tenants"][0]["policies"][0]["services"][0]["port"] = 8081
+    return document
+
+
+def test_warm_up_after_a_restart_makes_the_next_change_incremental(tmp_path: Path) -> None:
+    """A restart reads the live proof back and leaves the incremental verifier cold; without a
+    warm-up the next change is a full proof, after one it is incremental."""
+    first = Counting()
+    service, _, _ = _service(tmp_path / "c.db", first)
+    assert service.apply(yaml.safe_load(EXAMPLE.read_text()), actor="alice").status == "applied"
+    with (
+        closing(sqlite3.connect(tmp_path / "c.db")) as src,
+        closing(sqlite3.connect(tmp_path / "copy.db")) as dst,
+    ):
+        src.backup(dst)  # the same store, twice
+
+    cold_service, cold, cold_proving = _restarted(tmp_path / "copy.db")
+    assert cold_proving.calls == 0 and cold.needs_warm_up
+    assert cold_service.apply(_one_port_changed(), actor="alice").status == "applied"
+    assert cold_proving.inner.incremental.stats.mode == "full"
+    assert cold_proving.inner.incremental.stats.reason == "first call"
+
+    restarted, remembered, proving = _restarted(tmp_path / "c.db")
+    assert proving.calls == 0 and remembered.needs_warm_up
+    assert remembered.warm_up() is True
+    assert proving.calls == 1 and proving.inner.incremental.stats.mode == "full"
+    assert not remembered.needs_warm_up and remembered.warm_up() is False  # nothing left to do
+    changed = restarted.apply(_one_port_changed(), actor="alice")
+    assert changed.status == "applied" and changed.verification is not None
+    assert not changed.verification.reused and proving.calls == 2
+    assert proving.inner.incremental.stats.mode == "incremental"
+    # the live check of the just-proven tables is read back, and needs no warm-up
+    assert changed.live is not None and changed.live.reused and not remembered.needs_warm_up
+    assert changed.verification.report["ok"] is True
+
+
+class Endless:
+    """A verifier whose proof never ends unless its progress callback raises."""
+
+    def __init__(self) -> None:
+        self.running = threading.Event()
+        self.calls = 0
+
+    def __call__(
+        self, network: Network, tables: Mapping[str, Sequence[Flow]], *, progress: Progress | None = None
+    ) -> Verification:
+        self.calls += 1
+        self.running.set()
+        while progress is not None:
+            progress("still proving")
+            time.sleep(0.01)
+        return Verification(True)
+
+
+def test_a_warm_up_is_cancelled_and_a_busy_verifier_is_left_alone(tmp_path: Path) -> None:
+    network = load_network(EXAMPLE)
+    tables = _tables(network)
+    store = Store(Database(tmp_path / "c.db"))
+    remembering(Counting(), store)(network, tables)  # the proof a restarted controller reads back
+    endless = Endless()
+    remembered = remembering(endless, store)
+    assert remembered.warm_up() is False  # nothing read back yet
+    assert remembered(network, tables).reused and remembered.needs_warm_up and endless.calls == 0
+
+    outcome: list[bool] = []
+    worker = threading.Thread(target=lambda: outcome.append(remembered.warm_up()))
+    worker.start()
+    assert endless.running.wait(10)
+    assert remembered.warm_up() is False  # a proof is running: the second warm-up does nothing
+    remembered.cancel(wait=10)
+    worker.join(10)
+    assert outcome == [False] and not worker.is_alive()
+    assert remembered.needs_warm_up  # not proven: still cold, but no warm-up starts any more
+    assert remembered.warm_up() is False and endless.calls == 1
+
+
+def test_the_controller_warms_its_verifier_up_in_the_background(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """``segctl controller run --store``: a green thread warms the verifier up in an OS thread
+    once a proof was read back, and stops with the controller."""
+    from segctl.controller.cli import main
+    from segctl.controller.cli.controller import _ServiceFactory
+    from segctl.controller.framework import hub
+    from segctl.controller.runner import Started, in_os_thread
+
+    assert main(["controller", "run", "--store", str(tmp_path / "c.db"), "--warm-after", "-1"]) == 2
+    assert "--warm-after must be >= 0" in capsys.readouterr().err
+    first, _, _ = _service(tmp_path / "c.db", Counting())
+    assert first.apply(yaml.safe_load(EXAMPLE.read_text()), actor="alice").status == "applied"
+
+    started = Started(MemorySouthbound(SWITCHES), in_os_thread)
+    service, _ = _ServiceFactory(intent=None, store=tmp_path / "c.db", warm_after=0.05)(started)
+    remembered = service.verifier
+    assert isinstance(remembered, RememberingVerifier) and len(started.on_stop) == 1
+    caplog.set_level(logging.INFO, logger="segctl.controller.proofs")
+    try:
+        for name in SWITCHES:
+            service.on_switch_connected(name)  # the live proof is read back: the verifier is cold
+        deadline = time.monotonic() + 60  # (the warm-up may already run while switches connect)
+        while "verifier warmed up" not in caplog.text and time.monotonic() < deadline:
+            hub.sleep(0.05)
+        assert "verifier warmed up" in caplog.text and not remembered.needs_warm_up
+    finally:
+        for stop in started.on_stop:
+            stop()
+    quiet = Started(MemorySouthbound(SWITCHES), in_os_thread)
+    _ServiceFactory(intent=None, store=tmp_path / "c.db", warm_after=0)(quiet)
+    assert quiet.on_stop == []  # --warm-after 0: no warm-up
+
+
+def test_a_failing_warm_up_is_logged_and_not_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    network = load_network(EXAMPLE)
+    tables = _tables(network)
+    store = Store(Database(tmp_path / "c.db"))
+    remembering(Counting(), store)(network, tables)
+
+    def broken(*_args: object, **_kwargs: object) -> Verification:
+        raise RuntimeError("verifier bug")
+
+    remembered = remembering(broken, store)
+    assert remembered(network, tables).reused and remembered.needs_warm_up
+    assert remembered.warm_up() is False and not remembered.needs_warm_up
+    assert "verifier warm-up failed" in caplog.text and "verifier bug" in caplog.text

@@ -11,7 +11,7 @@ and have ``to_json``; the API and CLI only format them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -28,7 +28,9 @@ __all__ = [
     "ChangeResult",
     "Compiler",
     "DriftReport",
+    "GateVerifier",
     "NotFound",
+    "Progress",
     "SwitchDiff",
     "SwitchTables",
     "Verification",
@@ -144,10 +146,20 @@ class Verification:
         return cls(verdict == "pass", violations, dict(doc["report"]), float(doc["seconds"]), reused)
 
 
-class Verifier(Protocol):
-    """Proves properties of flow tables (per switch name) against the network."""
+#: Told what a long proof is doing (a message every few seconds); it may raise to stop it.
+Progress = Callable[[str], None]
 
-    def __call__(self, network: Network, tables: Mapping[str, Sequence[Flow]]) -> Verification: ...
+
+class Verifier(Protocol):
+    """Proves properties of flow tables (per switch name) against the network.
+
+    ``progress``, when given, is called every few seconds of a long proof; an exception it
+    raises ends the proof (and leaves the verifier usable).
+    """
+
+    def __call__(
+        self, network: Network, tables: Mapping[str, Sequence[Flow]], *, progress: Progress | None = None
+    ) -> Verification: ...
 
 
 class VerificationFailed(SegctlError):
@@ -275,23 +287,31 @@ def default_compiler() -> Compiler:
     return compile_tables
 
 
-def default_verifier() -> Verifier:
+class GateVerifier:
     """The segctl symbolic verifier as a :class:`Verifier`: one
-    :class:`~segctl.flows.incremental.IncrementalVerifier` for every call (the gate and the
-    live checks), so each proof re-does only what changed since the previous one; its
-    report is the one :func:`segctl.flows.verify.verify` gives. Not re-entrant: the service
-    calls it under its lock (a thread lock here could block the controller's green threads).
+    :class:`~segctl.flows.incremental.IncrementalVerifier` (:attr:`incremental`) for every
+    call (the gate and the live checks), so each proof re-does only what changed since the
+    previous one; its report is the one :func:`segctl.flows.verify.verify` gives. Not
+    re-entrant: the service calls it under its lock (a thread lock here could block the
+    controller's green threads).
 
     Each kept counterexample becomes a :class:`Violation` (property id, message, the
     counterexample JSON); ``report`` is the versioned report document (docs/report.md).
     """
-    from segctl.flows.incremental import IncrementalVerifier
 
-    verifier = IncrementalVerifier()
+    def __init__(self) -> None:
+        from segctl.flows.incremental import IncrementalVerifier
 
-    def run(network: Network, tables: Mapping[str, Sequence[Flow]]) -> Verification:
-        report = verifier.verify(network, tables)
+        self.incremental = IncrementalVerifier()
+
+    def __call__(
+        self, network: Network, tables: Mapping[str, Sequence[Flow]], *, progress: Progress | None = None
+    ) -> Verification:
+        report = self.incremental.verify(network, tables, progress=progress)
         violations = tuple(Violation(c.property, c.message, c.to_json()) for c in report.violations)
         return Verification(report.ok, violations, report.to_json(), report.seconds)
 
-    return run
+
+def default_verifier() -> GateVerifier:
+    """The verifier the controller runs: a :class:`GateVerifier`."""
+    return GateVerifier()

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from segctl.controller.gate import Verification, Verifier
+from segctl.controller.gate import Progress, Verification, Verifier
 from segctl.controller.service import intent_document
 from segctl.controller.store import Store, content_hash
 
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     from segctl.flows.ofctl import Flow
     from segctl.topology.network import Network
 
-__all__ = ["proof_inputs", "remembering", "verifier_fingerprint"]
+__all__ = ["RememberingVerifier", "WarmUpCancelled", "proof_inputs", "remembering", "verifier_fingerprint"]
 
 LOG = logging.getLogger(__name__)
 #: Packages whose code decides a verdict (the verifier, and the model it reads the intent with).
@@ -74,21 +76,108 @@ def proof_inputs(
     return digest.hexdigest()
 
 
-def remembering(verifier: Verifier, store: Store, *, keep: int = 20) -> Verifier:
-    """``verifier``, reading a proof of the same inputs back from ``store`` when it has one,
-    and keeping each new proof there (the newest ``keep``). A stored proof that does not read
-    back is proven again, never trusted."""
+class WarmUpCancelled(Exception):
+    """Raised inside a warm-up proof to end it (the controller is stopping)."""
 
-    def run(network: Network, tables: Mapping[str, Sequence[Flow]]) -> Verification:
+
+class RememberingVerifier:
+    """A :class:`~segctl.controller.gate.Verifier` that reads a proof of the same inputs back
+    from the store when it has one and keeps each new proof there (the newest ``keep``). A
+    stored proof that does not read back is proven again, never trusted.
+
+    A read-back proof leaves the wrapped verifier cold: an incremental verifier then proves the
+    next change from scratch (the full proof of fat-tree k=8 with 2,000 endpoints takes over
+    half an hour). :meth:`warm_up` proves the inputs last read back with the wrapped verifier,
+    off the request path, so that the next change is incremental again. Thread-safe: the
+    wrapped verifier is only ever called under one lock.
+    """
+
+    def __init__(self, verifier: Verifier, store: Store, *, keep: int = 20) -> None:
+        self._verifier = verifier
+        self._store = store
+        self._keep = keep
+        self._lock = threading.Lock()  # the wrapped verifier is not re-entrant
+        self._cold: tuple[Network, Mapping[str, Sequence[Flow]]] | None = None
+        self._proven = ""  # the inputs the wrapped verifier last proved
+        self._cancel = threading.Event()
+        self._idle = threading.Event()  # no warm-up is running
+        self._idle.set()
+
+    def __call__(
+        self, network: Network, tables: Mapping[str, Sequence[Flow]], *, progress: Progress | None = None
+    ) -> Verification:
         inputs = proof_inputs(network, tables)
-        body = store.proof(inputs)
+        body = self._store.proof(inputs)
         if body is not None:
             try:
-                return Verification.from_json(body, reused=True)
+                result = Verification.from_json(body, reused=True)
             except (KeyError, TypeError, ValueError) as exc:
                 LOG.warning("stored proof %s does not read back (%s): proving again", inputs[:12], exc)
-        result = verifier(network, tables)
-        store.add_proof(inputs, result.verdict, result.to_json(), keep=keep)
+            else:
+                if inputs != self._proven:
+                    self._cold = (network, tables)
+                return result
+        with self._lock:
+            self._cold, self._proven = None, ""
+            if progress is None:  # a verifier that takes no progress still serves calls
+                result = self._verifier(network, tables)
+            else:
+                result = self._verifier(network, tables, progress=progress)
+            self._proven = inputs
+        self._store.add_proof(inputs, result.verdict, result.to_json(), keep=self._keep)
         return result
 
-    return run
+    @property
+    def needs_warm_up(self) -> bool:
+        """A proof was read back since the wrapped verifier last ran."""
+        return self._cold is not None
+
+    def warm_up(self) -> bool:
+        """Prove the inputs last read back with the wrapped verifier (its report is the stored
+        one; nothing is written). True when it ran to the end; False when there was nothing to
+        do, a proof was running, or :meth:`cancel` stopped it."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            cold, self._cold = self._cold, None
+            if cold is None or self._cancel.is_set():
+                self._cold = cold
+                return False
+            started = time.monotonic()
+            self._proven = ""
+            self._idle.clear()
+            try:
+                self._verifier(*cold, progress=self._check_cancel)
+            except WarmUpCancelled:
+                self._cold = cold
+                LOG.info("verifier warm-up stopped after %.1f s", time.monotonic() - started)
+                return False
+            except Exception:  # not a verdict: the next change proves from scratch, as without
+                LOG.exception("verifier warm-up failed")
+                return False
+            finally:
+                self._idle.set()
+            self._proven = proof_inputs(*cold)
+            LOG.info(
+                "verifier warmed up in %.1f s: the next change is proven incrementally",
+                time.monotonic() - started,
+            )
+            return True
+        finally:
+            self._lock.release()
+
+    def cancel(self, *, wait: float = 0.0) -> bool:
+        """Stop a warm-up that is running (within a few seconds) and any later one; wait up
+        to ``wait`` seconds for a running one to end. True when none is running any more."""
+        self._cancel.set()
+        return self._idle.wait(wait)
+
+    def _check_cancel(self, _message: str) -> None:
+        if self._cancel.is_set():
+            raise WarmUpCancelled
+
+
+def remembering(verifier: Verifier, store: Store, *, keep: int = 20) -> RememberingVerifier:
+    """``verifier``, reading a proof of the same inputs back from ``store`` when it has one,
+    and keeping each new proof there (the newest ``keep``); see :class:`RememberingVerifier`."""
+    return RememberingVerifier(verifier, store, keep=keep)

@@ -22,7 +22,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -107,11 +107,13 @@ def in_os_thread(func: Callable[..., T], /, *args: Any) -> T:
 
 @dataclass
 class Started:
-    """What :func:`run` hands to ``make_service``: the running app (the southbound), and how
-    to run a CPU-heavy pure call without stopping the hub (pass it to the service)."""
+    """What :func:`run` hands to ``make_service``: the running app (the southbound), how
+    to run a CPU-heavy pure call without stopping the hub (pass it to the service), and
+    ``on_stop``: what the service started that :func:`run` must stop when it ends."""
 
     app: Any
     offload: Callable[..., Any] = in_os_thread
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
 
 
 #: Builds the controller service from the running app: returns (hooks, wsgi app or None).
@@ -211,6 +213,7 @@ def run(
     manager = AppManager.get_instance()
     threads: list[Any] = []
     wsgi_server: Any = None
+    started: Started | None = None
     try:
         manager.load_apps(_APPS)
         _configure(options)
@@ -218,7 +221,8 @@ def run(
         config = AppConfig(audit_interval=options.audit_interval)
         threads = manager.instantiate_apps(segctl=config, **contexts)
         app = manager.applications["SegctlApp"]
-        hooks, wsgi_app = make_service(Started(app))
+        started = Started(app)
+        hooks, wsgi_app = make_service(started)
         app.attach(hooks)
         scheme = "tls" if options.tls else "tcp"
         LOG.info("segctl controller (%s) listening for OpenFlow on %s:%s", FRAMEWORK, scheme, options.listen)
@@ -236,6 +240,8 @@ def run(
         LOG.info("signal %d received: stopping", stopping[0])
         return 0
     finally:
+        for stop in started.on_stop if started is not None else ():
+            stop()
         if wsgi_server is not None:
             wsgi_server.server.close()
         manager.close()

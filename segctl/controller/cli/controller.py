@@ -4,7 +4,7 @@
 
     segctl controller run (--intent FILE | --store DB) [--listen 127.0.0.1:6653]
                           [--api 127.0.0.1:8080 | --no-api] [--audit-interval S]
-                          [--keep-reports N]
+                          [--keep-reports N] [--warm-after S]
                           [--key KEY --cert CERT [--ca-cert CA]] [--log-level LEVEL]
 
 ``--intent`` validates, compiles and verifies the file before anything listens (a bad
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +26,16 @@ from segctl.controller.cli.common import EXIT_BAD_INPUT
 from segctl.controller.store import DEFAULT_KEEP_REPORTS
 
 if TYPE_CHECKING:
+    from segctl.controller.proofs import RememberingVerifier
     from segctl.controller.runner import Started
 
 __all__ = ["register"]
 
 LOG = logging.getLogger("segctl.controller")
+#: Seconds between two looks for a proof read back from the store that the verifier has not made.
+DEFAULT_WARM_AFTER_S = 10.0
+#: How long a stopping controller waits for a warm-up proof to notice it was cancelled.
+WARM_UP_STOP_WAIT_S = 15.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -77,6 +83,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help=f"verification reports kept per kind (gate, live) in the store (default {DEFAULT_KEEP_REPORTS})",
     )
+    run.add_argument(
+        "--warm-after",
+        type=float,
+        default=DEFAULT_WARM_AFTER_S,
+        metavar="S",
+        help="with --store: when a proof was read back from the store, prove the same tables "
+        "again in the background within S seconds, so the next change is verified incrementally "
+        f"(0 disables; default {DEFAULT_WARM_AFTER_S:g})",
+    )
     run.add_argument("--key", type=Path, help="controller private key (OpenFlow over TLS)")
     run.add_argument("--cert", type=Path, help="controller certificate (OpenFlow over TLS)")
     run.add_argument("--ca-cert", type=Path, help="CA certificate that switch certificates must chain to")
@@ -112,6 +127,8 @@ def _run(args: argparse.Namespace) -> int:
         return _fail("--audit-interval must be >= 0")
     if args.keep_reports < 1:
         return _fail("--keep-reports must be >= 1")
+    if args.warm_after < 0:
+        return _fail("--warm-after must be >= 0")
     tls = None
     if args.key or args.cert or args.ca_cert:
         if not (args.key and args.cert):
@@ -121,21 +138,51 @@ def _run(args: argparse.Namespace) -> int:
             if path is not None and not path.is_file():
                 return _fail(f"{label} {path}: no such file")
 
-    factory = _ServiceFactory(intent=args.intent, store=args.store, keep_reports=args.keep_reports)
+    factory = _ServiceFactory(
+        intent=args.intent, store=args.store, keep_reports=args.keep_reports, warm_after=args.warm_after
+    )
     factory.check()  # a bad intent or store fails here (exit 2), before anything listens
     options = RunOptions(listen=listen, api=api, audit_interval=args.audit_interval, tls=tls)
     return run(options, factory, reload=factory.reload if args.intent else None)
+
+
+def _warm_when_cold(
+    verifier: RememberingVerifier, offload: Callable[..., Any], interval: float
+) -> Callable[[], None]:
+    """Every ``interval`` seconds, warm ``verifier`` up (in an OS thread) when a proof was read
+    back since it last ran; return what stops it."""
+    from segctl.controller.framework import hub
+
+    def loop() -> None:
+        while True:
+            hub.sleep(interval)
+            if verifier.needs_warm_up:
+                offload(verifier.warm_up)
+
+    thread = hub.spawn(loop)
+
+    def stop() -> None:
+        verifier.cancel(wait=WARM_UP_STOP_WAIT_S)
+        hub.kill(thread)
+
+    return stop
 
 
 class _ServiceFactory:
     """Builds the controller service around the running app (the southbound)."""
 
     def __init__(
-        self, *, intent: Path | None, store: Path | None, keep_reports: int = DEFAULT_KEEP_REPORTS
+        self,
+        *,
+        intent: Path | None,
+        store: Path | None,
+        keep_reports: int = DEFAULT_KEEP_REPORTS,
+        warm_after: float = DEFAULT_WARM_AFTER_S,
     ) -> None:
         self.intent = intent
         self.store_path = store
         self.keep_reports = keep_reports
+        self.warm_after = warm_after
         self.service: Any = None
         self._document: Any = None
 
@@ -159,9 +206,12 @@ class _ServiceFactory:
         db = Database(":memory:" if self.store_path is None else self.store_path)
         metrics = ControllerMetrics()
         store = Store(db, keep_reports=self.keep_reports)
-        verifier = gate.default_verifier()  # raises while no verifier is wired: never a faked verdict
+        verifier: gate.Verifier = gate.default_verifier()  # never a faked verdict
         if self.store_path is not None:
-            verifier = remembering(verifier, store)  # a restart does not prove the same tables again
+            remembered = remembering(verifier, store)  # a restart does not prove the same tables again
+            if self.warm_after > 0:
+                started.on_stop.append(_warm_when_cold(remembered, started.offload, self.warm_after))
+            verifier = remembered
         service = ControllerService(
             store,
             started.app,
