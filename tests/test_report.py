@@ -16,7 +16,7 @@ from segctl.flows.report_html import SWITCH_SPACING, layout, render_html, topolo
 from segctl.flows.report_matrix import segment_matrix
 from segctl.flows.report_md import render_markdown
 from segctl.flows.tables import dump_live, load_flow_dir
-from segctl.flows.verify import SCHEMA, SCHEMA_VERSION, VerificationReport, verify
+from segctl.flows.verify import SCHEMA, SCHEMA_VERSION, VerificationReport, read_matrix, verify
 from segctl.testbed import ovs
 from segctl.testbed.lab import Lab, LabSpec, LinkSpec, SwitchSpec
 from segctl.topology.network import load_network, resolve
@@ -48,7 +48,7 @@ def leaky(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, VerificationR
 def test_json_schema_is_versioned_and_complete(leaky: tuple[Path, VerificationReport]) -> None:
     _, report = leaky
     doc = json.loads(json.dumps(report.to_json()))
-    assert doc["schema"] == SCHEMA and doc["schema_version"] == SCHEMA_VERSION == 1
+    assert doc["schema"] == SCHEMA and doc["schema_version"] == SCHEMA_VERSION == 2
     assert doc["ok"] is False and doc["summary"]["violations"] >= 1
     assert set(doc) >= {"generated", "network", "tables", "engine", "findings", "properties", "matrix"}
     iso = next(p for p in doc["properties"] if p["id"] == "isolation")
@@ -60,10 +60,17 @@ def test_json_schema_is_versioned_and_complete(leaky: tuple[Path, VerificationRe
         "tcp_dst=" in cx["replay"]["ofproto_trace_flow"]
         and "tp_dst" not in cx["replay"]["ofproto_trace_flow"]
     )
-    n = len(doc["matrix"]["endpoints"])
-    assert len(doc["matrix"]["rows"]) == n and all(len(r) == n for r in doc["matrix"]["rows"])
-    statuses = {c["status"] for r in doc["matrix"]["rows"] for c in r}
-    assert statuses >= {"allowed", "denied", "shared", "violation", "self"}
+    assert doc["matrix"]["endpoints"] == [ep.qualified for ep in report.network.endpoints]
+    assert doc["matrix"]["default"] == {"expected": "·", "observed": False, "status": "denied"}
+    assert read_matrix(doc["matrix"]).rows() == report.matrix  # every cell, read back
+    statuses = {p["status"] for p in doc["matrix"]["pairs"]}
+    assert statuses == {"allowed", "denied", "shared", "violation", "self"}
+    # a denied pair is listed only when it differs from the default: here ARP inside strict acme/app
+    denied = [p for p in doc["matrix"]["pairs"] if p["status"] == "denied"]
+    assert {(p["src"], p["dst"], p["observed"]) for p in denied} == {
+        ("acme/app1", "acme/app2", True),
+        ("acme/app2", "acme/app1", True),
+    }
 
 
 def test_markdown_and_html(leaky: tuple[Path, VerificationReport]) -> None:

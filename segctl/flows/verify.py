@@ -4,7 +4,9 @@
 from the compiler's files or dumped from live switches; never the compiler itself) and
 returns a :class:`VerificationReport`: per property a verdict, what was checked, and for
 each violation a concrete counterexample with its trace. ``report.to_json()`` is the
-versioned document described in ``docs/report.md`` (:data:`SCHEMA_VERSION`).
+versioned document described in ``docs/report.md`` (:data:`SCHEMA_VERSION`); its
+reachability matrix lists only the pairs whose cell differs from :data:`DEFAULT_CELL`, and
+:func:`read_matrix` reads one back (every pair, the rule applied once, here).
 
 >>> from segctl.topology.network import load_network  # doctest: +SKIP
 >>> report = verify(load_network("examples/two-tenants.yaml"), tables)  # doctest: +SKIP
@@ -17,7 +19,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, TypeVar
 
 from segctl.flows.counterexample import Counterexample, build
 from segctl.flows.headerspace import BACKEND, HeaderSpace
@@ -28,24 +31,31 @@ from segctl.topology.analysis import EndpointKey, Grant, expected_reachability, 
 from segctl.topology.network import EndpointInfo, Network
 
 __all__ = [
+    "DEFAULT_CELL",
     "MAX_COUNTEREXAMPLES",
     "SCHEMA",
     "SCHEMA_VERSION",
     "MatrixCell",
     "PropertyReport",
+    "ReachabilityMatrix",
     "VerificationReport",
     "build_report",
+    "matrix_json",
+    "read_matrix",
     "timestamp",
     "verify",
 ]
 
 SCHEMA = "segctl.verification-report"
 #: Bumped on any incompatible change of :meth:`VerificationReport.to_json` (see docs/report.md).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Counterexamples kept per property (the count of violations is always complete).
 MAX_COUNTEREXAMPLES = 20
 
 Progress = Callable[[str], None]
+_T = TypeVar("_T")
+#: JSON kinds by Python type, for :func:`read_matrix`'s messages.
+_KINDS: dict[type[Any], str] = {str: "a string", bool: "true or false", list: "a list", dict: "an object"}
 
 
 def timestamp() -> str:
@@ -89,6 +99,11 @@ class MatrixCell:
     expected: str  # grant letters: S intra-segment, P policy, X shared service, · none
     observed: bool  # some new IPv4 packet from src is delivered to dst
     status: str  # allowed | denied | shared | violation | self
+
+
+#: The cell ``report.json`` does not list (schema 2): no grant, nothing delivered, denied;
+#: most ordered pairs of a multi-tenant fabric.
+DEFAULT_CELL = MatrixCell("·", False, "denied")
 
 
 @dataclass
@@ -159,14 +174,169 @@ class VerificationReport:
                 for f in self.findings
             ],
             "properties": [p.to_json() for p in self.properties],
-            "matrix": {
-                "endpoints": self.endpoints,
-                "rows": [
-                    [{"expected": c.expected, "observed": c.observed, "status": c.status} for c in row]
-                    for row in self.matrix
-                ],
-            },
+            "matrix": matrix_json(self.endpoints, self.matrix),
         }
+
+
+def _cell_json(cell: MatrixCell) -> dict[str, Any]:
+    return {"expected": cell.expected, "observed": cell.observed, "status": cell.status}
+
+
+def matrix_json(endpoints: Sequence[str], matrix: Sequence[Sequence[MatrixCell]]) -> dict[str, Any]:
+    """The ``matrix`` object of ``report.json`` (schema 2): the endpoints, :data:`DEFAULT_CELL`,
+    and every ordered pair whose cell differs from it in any field, row-major.
+
+    >>> m = matrix_json(["t/a", "t/b"], [[MatrixCell("·", True, "self"), DEFAULT_CELL],
+    ...                                  [MatrixCell("S", True, "allowed"), DEFAULT_CELL]])
+    >>> [(p["src"], p["dst"], p["status"]) for p in m["pairs"]]
+    [('t/a', 't/a', 'self'), ('t/b', 't/a', 'allowed')]
+    """
+    d = DEFAULT_CELL
+    pairs = [
+        {"src": src, "dst": dst, "expected": c.expected, "observed": c.observed, "status": c.status}
+        for src, row in zip(endpoints, matrix, strict=True)
+        for dst, c in zip(endpoints, row, strict=True)
+        if c.status != d.status or c.observed != d.observed or c.expected != d.expected
+    ]
+    return {"endpoints": list(endpoints), "default": _cell_json(d), "pairs": pairs}
+
+
+@dataclass(frozen=True)
+class ReachabilityMatrix:
+    """A ``matrix`` object of ``report.json`` read back by :func:`read_matrix`: ``pairs`` holds
+    the cells listed, every other ordered pair of ``endpoints`` has ``default``."""
+
+    endpoints: tuple[str, ...]
+    default: MatrixCell
+    pairs: Mapping[tuple[str, str], MatrixCell]
+
+    def cell(self, src: str, dst: str) -> MatrixCell:
+        """The cell of ``src`` sending to ``dst`` (``ValueError`` for an unknown endpoint)."""
+        hit = self.pairs.get((src, dst))
+        if hit is not None:
+            return hit
+        for name in (src, dst):
+            if name not in self._names:
+                raise ValueError(f"matrix: unknown endpoint {name!r}")
+        return self.default
+
+    @cached_property
+    def _names(self) -> frozenset[str]:
+        return frozenset(self.endpoints)
+
+    def rows(self) -> list[list[MatrixCell]]:
+        """Every cell, ``rows()[i][j]`` for endpoint ``i`` sending to ``j``: the shape of
+        :attr:`VerificationReport.matrix`."""
+        index = {name: i for i, name in enumerate(self.endpoints)}
+        out = [[self.default] * len(self.endpoints) for _ in self.endpoints]
+        for (src, dst), cell in self.pairs.items():
+            out[index[src]][index[dst]] = cell
+        return out
+
+
+def read_matrix(matrix: object) -> ReachabilityMatrix:
+    """Read the ``matrix`` object of a report document: schema 2 (``default`` and ``pairs``)
+    or schema 1 (``rows``, every cell; reports stored before version 2 still read).
+
+    Raises ``ValueError`` naming the place and the problem when ``matrix`` is not one (a
+    missing or mistyped field, an unknown endpoint in a pair, a pair listed twice, rows of
+    the wrong length).
+
+    >>> m = read_matrix({"endpoints": ["t/a", "t/b"],
+    ...                  "default": {"expected": "·", "observed": False, "status": "denied"},
+    ...                  "pairs": [{"src": "t/b", "dst": "t/a", "expected": "S",
+    ...                             "observed": True, "status": "allowed"}]})
+    >>> m.cell("t/b", "t/a").status, m.cell("t/a", "t/b").status
+    ('allowed', 'denied')
+    >>> read_matrix({"endpoints": ["t/a"], "pairs": []})
+    Traceback (most recent call last):
+    ValueError: matrix: missing field 'default'
+    """
+    obj = _mapping(matrix, "matrix")
+    endpoints = _field(obj, "endpoints", list, "matrix")
+    for i, name in enumerate(endpoints):
+        if not isinstance(name, str):
+            raise ValueError(f"matrix.endpoints[{i}]: expected a string, got {_kind(name)}")
+    seen: set[str] = set()
+    for i, name in enumerate(endpoints):
+        if name in seen:
+            raise ValueError(f"matrix.endpoints[{i}]: {name} is listed twice")
+        seen.add(name)
+    if "pairs" not in obj and "rows" in obj:
+        return _read_rows(endpoints, _field(obj, "rows", list, "matrix"))
+    default = _read_cell(
+        _mapping(_field(obj, "default", object, "matrix"), "matrix.default"), "matrix.default"
+    )
+    known = seen
+    pairs: dict[tuple[str, str], MatrixCell] = {}
+    first: dict[tuple[str, str], int] = {}
+    for i, item in enumerate(_field(obj, "pairs", list, "matrix")):
+        where = f"matrix.pairs[{i}]"
+        pair = _mapping(item, where)
+        src, dst = (_field(pair, end, str, where) for end in ("src", "dst"))
+        for end, name in (("src", src), ("dst", dst)):
+            if name not in known:
+                raise ValueError(f"{where}.{end}: unknown endpoint {name!r}")
+        if (src, dst) in first:
+            raise ValueError(f"{where}: {src} -> {dst} is listed twice (first as pairs[{first[src, dst]}])")
+        first[src, dst] = i
+        pairs[src, dst] = _read_cell(pair, where)
+    return ReachabilityMatrix(tuple(endpoints), default, pairs)
+
+
+def _read_rows(endpoints: list[str], rows: list[Any]) -> ReachabilityMatrix:
+    """A schema 1 matrix: ``rows[i][j]`` for every ordered pair."""
+    if len(rows) != len(endpoints):
+        raise ValueError(f"matrix.rows: {len(rows)} rows for {len(endpoints)} endpoints")
+    pairs: dict[tuple[str, str], MatrixCell] = {}
+    for i, (src, row) in enumerate(zip(endpoints, rows, strict=True)):
+        if not isinstance(row, list) or len(row) != len(endpoints):
+            size = f"{len(row)} cells" if isinstance(row, list) else _kind(row)
+            raise ValueError(f"matrix.rows[{i}]: expected a list of {len(endpoints)} cells, got {size}")
+        for j, (dst, item) in enumerate(zip(endpoints, row, strict=True)):
+            cell = _read_cell(_mapping(item, f"matrix.rows[{i}][{j}]"), f"matrix.rows[{i}][{j}]")
+            if cell != DEFAULT_CELL:
+                pairs[src, dst] = cell
+    return ReachabilityMatrix(tuple(endpoints), DEFAULT_CELL, pairs)
+
+
+def _read_cell(obj: Mapping[str, Any], where: str) -> MatrixCell:
+    return MatrixCell(
+        _field(obj, "expected", str, where),
+        _field(obj, "observed", bool, where),
+        _field(obj, "status", str, where),
+    )
+
+
+def _mapping(value: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: expected an object, got {_kind(value)}")
+    return value
+
+
+def _field(obj: Mapping[str, Any], name: str, kind: type[_T], where: str) -> _T:
+    """``obj[name]``, which must be a ``kind`` (``ValueError`` naming ``where`` otherwise)."""
+    if name not in obj:
+        raise ValueError(f"{where}: missing field {name!r}")
+    value = obj[name]
+    if not isinstance(value, kind):
+        raise ValueError(f"{where}.{name}: expected {_KINDS[kind]}, got {_kind(value)}")
+    return value
+
+
+def _kind(value: object) -> str:
+    """How a JSON value reads in an error message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, int | float):
+        return f"number {value}"
+    if isinstance(value, Mapping):
+        return "an object"
+    return _KINDS.get(type(value), type(value).__name__)
 
 
 def verify(

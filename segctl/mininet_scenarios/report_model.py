@@ -160,7 +160,7 @@ def grid(result: RunResult, phase: MatrixPhase, names: Iterable[str]) -> dict[tu
 
 
 def verification_doc(result: RunResult) -> dict[str, Any] | None:
-    """The verifier's JSON report (schema ``segctl.verification-report`` v1), if it ran."""
+    """The verifier's JSON report (schema ``segctl.verification-report``, docs/report.md), if it ran."""
     report = result.verification.get("report") if result.verification.get("available") else None
     return report if isinstance(report, dict) else None
 
