@@ -25,7 +25,6 @@ Figures are process CPU seconds (one run each). Cases: k=4 T=10 N=60 and (not wi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -36,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.table import Row, markdown_table, text_table  # noqa: E402
+from bench.table import Row, publish  # noqa: E402
 from bench.verify import flip_port  # noqa: E402
 from segctl.controller.gate import GateVerifier, default_compiler, default_verifier, flow_sort_key  # noqa: E402
 from segctl.controller.proofs import RememberingVerifier, remembering  # noqa: E402
@@ -136,11 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] restart {name}", file=sys.stderr, flush=True)
         results.append(measure_restart(name, synthetic_intent(k=k, tenants=tenants, endpoints=endpoints)))
     rows = [_row(r) for r in results]
-    print(text_table(rows), end="")
-    if args.markdown:
-        args.markdown.write_text(markdown_table(rows))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    publish(rows, results, markdown=args.markdown, json_path=args.json)
     return 0
 
 

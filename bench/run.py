@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.table import Row, blocked_row, markdown_table, text_table  # noqa: E402
+from bench.table import Row, blocked_row, publish  # noqa: E402
 
 __all__ = ["CASES", "main"]
 
@@ -224,12 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or list(CASES):
         rows += CASES[name](args.quick)
     _progress(f"done in {time.monotonic() - started:.0f} s")
-    table = text_table(rows)
-    print(table, end="")
-    if args.markdown:
-        args.markdown.write_text(markdown_table(rows))
-    if args.json:
-        args.json.write_text(json.dumps([r.to_json() for r in rows], indent=2) + "\n")
+    publish(rows, [r.to_json() for r in rows], markdown=args.markdown, json_path=args.json)
     return 0
 
 

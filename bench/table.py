@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Row", "blocked_row", "markdown_table", "text_table"]
+__all__ = ["Row", "blocked_row", "markdown_table", "publish", "text_table"]
 
 _HEAD = ("measurement", "figure", "baseline (same run)", "ratio", "target", "met?", "detail")
 
@@ -53,3 +55,14 @@ def markdown_table(rows: list[Row]) -> str:
     for r in rows:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in r.cells()) + " |")
     return "\n".join(lines) + "\n"
+
+
+def publish(
+    rows: list[Row], raw: Any, *, markdown: Path | None = None, json_path: Path | None = None
+) -> None:
+    """Print the table; also write it as Markdown and ``raw`` (the figures) as JSON when asked."""
+    print(text_table(rows), end="")
+    if markdown is not None:
+        markdown.write_text(markdown_table(rows))
+    if json_path is not None:
+        json_path.write_text(json.dumps(raw, indent=2) + "\n")

@@ -23,7 +23,6 @@ whether its report equals the full run's. Cases: k=4 T=10 N=60, k=4 T=40 N=240 (
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import sys
@@ -35,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.table import Row, markdown_table, text_table  # noqa: E402
+from bench.table import Row, publish  # noqa: E402
 from segctl.flows.compiler import compile_network  # noqa: E402
 from segctl.flows.headerspace import HeaderSpace  # noqa: E402
 from segctl.flows.incremental import IncrementalVerifier  # noqa: E402
@@ -340,11 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         result = measure_scale(k, n_tenants, n_endpoints)
         results.append(result)
         rows.extend(_scale_rows(result))
-    print(text_table(rows), end="")
-    if args.markdown:
-        args.markdown.write_text(markdown_table(rows))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    publish(rows, results, markdown=args.markdown, json_path=args.json)
     return 0
 
 
