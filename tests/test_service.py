@@ -436,11 +436,11 @@ def test_compile_and_proofs_go_through_offload(tmp_path: Path, sb: MemorySouthbo
     svc = service(sb)
     svc.apply(LEAF_SPINE, actor="alice")
     # compile+diff+sort, gate proof, sort of the dumped tables, live proof
-    assert calls == ["_plan", "verify_tables", "_sorted_tables", "verify_tables"]
+    assert calls == ["plan_change", "verify_tables", "sorted_tables", "verify_tables"]
     assert_in_sync(svc, sb)
     calls.clear()
     assert service(MemorySouthbound()).load_current() is not None
-    assert calls == ["_compile"]
+    assert calls == ["compile_tables"]
 
 
 def test_in_os_thread_keeps_the_hub_running_and_reraises() -> None:

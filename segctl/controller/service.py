@@ -55,6 +55,7 @@ from segctl.controller.gate import (
 )
 from segctl.controller.linkstate import LinkTuple, fabric_link_of, without_links
 from segctl.controller.metrics import ControllerMetrics
+from segctl.controller.plan import compile_tables, diff_summary, diff_tables, plan_change, sorted_tables
 from segctl.controller.southbound import Southbound
 from segctl.controller.store import Store, content_hash
 from segctl.errors import IntentError, Problem, SwitchError
@@ -63,7 +64,7 @@ from segctl.topology.load import intent_from_document
 from segctl.topology.network import Network, resolve
 from segctl.topology.schema import Intent
 
-__all__ = ["ControllerService", "Offload", "diff_tables", "intent_document", "run_inline"]
+__all__ = ["ControllerService", "Offload", "intent_document", "run_inline"]
 
 LOG = logging.getLogger("segctl.controller.service")
 SYSTEM = "system"
@@ -86,22 +87,6 @@ def run_inline(func: Callable[..., T], /, *args: Any) -> T:
 def intent_document(intent: Intent) -> dict[str, Any]:
     """The normalized JSON document of an intent (what is stored, hashed and returned)."""
     return intent.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def _key(flow: Flow) -> tuple[int, int, object]:
-    return (flow.table, flow.priority, flow.match)
-
-
-def diff_tables(switch: str, old: SwitchTables, new: SwitchTables) -> SwitchDiff:
-    """The change that turns ``old`` into ``new`` on one switch (deterministic order)."""
-    add = sorted(new.flows - old.flows, key=flow_sort_key)
-    readded = {_key(f) for f in add}
-    remove = sorted((f for f in old.flows - new.flows if _key(f) not in readded), key=flow_sort_key)
-    old_meters = {m.meter_id: m for m in old.meters}
-    new_ids = {m.meter_id for m in new.meters}
-    set_meters = sorted(m for m in new.meters if old_meters.get(m.meter_id) != m)
-    remove_meters = sorted(i for i in old_meters if i not in new_ids)
-    return SwitchDiff(switch, tuple(add), tuple(remove), tuple(set_meters), tuple(remove_meters))
 
 
 class ControllerService:
@@ -147,7 +132,7 @@ class ControllerService:
                 return None
             network = self._resolve(self.store.revision_document(current.id), source=f"revision {current.id}")
             self._declared = network
-            self._desired = self._offload(_compile, self.compiler, self._effective(network))
+            self._desired = self._offload(compile_tables, self.compiler, self._effective(network))
             self._unsynced = {sw.name for sw in network.switches}
             self._revision = current.id
             self._update_rule_metrics()
@@ -478,7 +463,7 @@ class ControllerService:
         record: bool = True,
     ) -> ChangeResult:
         effective = self._effective(network)
-        desired, diffs, tables = self._offload(_plan, self.compiler, effective, dict(self._desired))
+        desired, diffs, tables = self._offload(plan_change, self.compiler, effective, dict(self._desired))
         gate = self._verify(effective, tables, "gate")
         accept = gate.passed or (bool(self._down) and gate.safe)
         if dry_run:
@@ -499,7 +484,7 @@ class ControllerService:
                 author=actor,
                 kind=kind,
                 verdict=gate.verdict,
-                summary=_summary(diffs),
+                summary=diff_summary(diffs),
                 parent=parent,
             )
             self._revision = revision.id
@@ -583,7 +568,7 @@ class ControllerService:
                 missing.append(sw.name)
         if not dumped:
             return None, "unknown"
-        tables = self._offload(_sorted_tables, dumped)  # new flow objects: their texts are formatted
+        tables = self._offload(sorted_tables, dumped)  # new flow objects: their texts are formatted
         live = self._verify(self._effective(self._declared), tables, "live")
         verdict = "fail" if not live.passed else ("partial" if missing else "pass")
         body = {**live.to_json(), "switches_missing": missing}
@@ -643,35 +628,6 @@ class ControllerService:
     def _update_rule_metrics(self) -> None:
         for name, tables in self._desired.items():
             self.metrics.rules.set(len(tables.flows), switch=name)
-
-
-def _compile(compiler: Compiler, network: Network) -> dict[str, SwitchTables]:
-    return dict(compiler(network))
-
-
-def _sorted_tables(tables: Mapping[str, Iterable[Flow]]) -> dict[str, list[Flow]]:
-    return {name: sorted(flows, key=flow_sort_key) for name, flows in tables.items()}
-
-
-def _plan(
-    compiler: Compiler, network: Network, old: Mapping[str, SwitchTables]
-) -> tuple[dict[str, SwitchTables], list[SwitchDiff], dict[str, list[Flow]]]:
-    """Compile ``network``; the per-switch diffs from ``old``; the tables sorted for the gate."""
-    desired = _compile(compiler, network)
-    empty = SwitchTables()
-    diffs = [
-        diff_tables(s, old.get(s, empty), desired.get(s, empty)) for s in sorted(set(desired) | set(old))
-    ]
-    tables = _sorted_tables({s: t.flows for s, t in desired.items()})
-    return desired, [d for d in diffs if not d.empty], tables
-
-
-def _summary(diffs: Sequence[SwitchDiff]) -> str:
-    if not diffs:
-        return "no flow changes"
-    added = sum(len(d.add) for d in diffs)
-    removed = sum(len(d.remove) for d in diffs)
-    return f"{len(diffs)} switch(es): +{added} -{removed} flows"
 
 
 def _action(kind: str) -> str:
