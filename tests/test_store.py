@@ -74,6 +74,61 @@ def test_reports(tmp_path: Path) -> None:
     assert store.latest_report(kind="gate")["verdict"] == "pass"  # type: ignore[index]
 
 
+def test_reports_listed_newest_first_filtered_and_paged(tmp_path: Path) -> None:
+    store = Store(Database(tmp_path / "s.db"))
+    assert store.reports() == []
+    written: list[tuple[str, str, int | None]] = [
+        ("gate", "pass", 1),
+        ("live", "pass", 1),
+        ("gate", "fail", None),  # a rejected change: no revision
+        ("gate", "pass", 2),
+        ("live", "partial", 2),
+        ("audit", "pass", 2),
+    ]
+    made = [
+        store.add_report(kind=kind, verdict=verdict, body={"n": n}, revision=revision)
+        for n, (kind, verdict, revision) in enumerate(written)
+    ]
+    listed = store.reports()
+    assert [r["id"] for r in listed] == made[::-1]
+    assert listed[0] == {
+        "id": made[5],
+        "created_at": listed[0]["created_at"],
+        "revision": 2,
+        "kind": "audit",
+        "verdict": "pass",
+    }
+    assert [(r["kind"], r["verdict"], r["revision"]) for r in store.reports(kind="gate")] == [
+        ("gate", "pass", 2),
+        ("gate", "fail", None),
+        ("gate", "pass", 1),
+    ]
+    assert [r["id"] for r in store.reports(revision=1)] == [made[1], made[0]]
+    assert [r["id"] for r in store.reports(kind="live", revision=2)] == [made[4]]
+    assert store.reports(kind="live", revision=3) == []
+    assert [r["id"] for r in store.reports(limit=2)] == [made[5], made[4]]
+    assert [r["id"] for r in store.reports(limit=2, before=made[4])] == [made[3], made[2]]
+    assert [r["id"] for r in store.reports(kind="gate", before=made[3])] == [made[2], made[0]]
+    assert store.reports(before=made[0]) == []
+
+
+def test_report_by_id_and_missing(tmp_path: Path) -> None:
+    store = Store(Database(tmp_path / "s.db"), keep_reports=2)
+    first = store.add_report(kind="gate", verdict="pass", body={"n": 0}, revision=1)
+    live = store.add_report(kind="live", verdict="fail", body={"v": [1, 2]}, revision=1)
+    one = store.report(live)
+    assert one == {**store.reports(kind="live")[0], "report": {"v": [1, 2]}}
+    assert one == store.latest_report(kind="live")
+    assert store.report(first)["report"] == {"n": 0}
+    with pytest.raises(StoreError, match="report 99 does not exist"):
+        store.report(99)
+    store.add_report(kind="gate", verdict="pass", body={"n": 1}, revision=2)
+    store.add_report(kind="gate", verdict="pass", body={"n": 2}, revision=3)
+    with pytest.raises(StoreError, match=f"report {first} does not exist"):  # trimmed by keep_reports
+        store.report(first)
+    assert [r["revision"] for r in store.reports(kind="gate")] == [3, 2]
+
+
 def test_failed_transaction_rolls_back(tmp_path: Path) -> None:
     db = Database(tmp_path / "s.db")
     with pytest.raises(RuntimeError), db.transaction() as conn:

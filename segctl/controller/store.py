@@ -252,6 +252,24 @@ def _revision(row: sqlite3.Row) -> Revision:
     )
 
 
+_REPORT_COLUMNS = "id, created_at, revision, kind, verdict"
+
+
+def _report_metadata(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": int(row["id"]),
+        "created_at": str(row["created_at"]),
+        "revision": row["revision"],
+        "kind": str(row["kind"]),
+        "verdict": str(row["verdict"]),
+    }
+
+
+def _report(row: sqlite3.Row) -> dict[str, Any]:
+    """A ``reports`` row (every column) as metadata plus the parsed ``report`` body."""
+    return {**_report_metadata(row), "report": json.loads(row["body"])}
+
+
 #: Reports kept per kind (gate, live, audit) unless the store is told otherwise.
 DEFAULT_KEEP_REPORTS = 100
 
@@ -390,14 +408,34 @@ class Store:
             rows = self.db.query("SELECT * FROM reports ORDER BY id DESC LIMIT 1")
         else:
             rows = self.db.query("SELECT * FROM reports WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,))
+        return _report(rows[0]) if rows else None
+
+    def reports(
+        self,
+        *,
+        kind: str | None = None,
+        revision: int | None = None,
+        limit: int = 100,
+        before: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The kept reports' metadata (no body), newest first; ``before`` is a report id to
+        page from (the last id of the previous page), like :meth:`revisions`."""
+        where: list[str] = []
+        params: list[Any] = []
+        for clause, value in (("kind = ?", kind), ("revision = ?", revision), ("id < ?", before)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        condition = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self.db.query(
+            f"SELECT {_REPORT_COLUMNS} FROM reports{condition} ORDER BY id DESC LIMIT ?", (*params, limit)
+        )
+        return [_report_metadata(row) for row in rows]
+
+    def report(self, report_id: int) -> dict[str, Any]:
+        """One kept report with its metadata; :class:`StoreError` when there is none (never
+        written, or trimmed by :attr:`keep_reports`)."""
+        rows = self.db.query("SELECT * FROM reports WHERE id = ?", (report_id,))
         if not rows:
-            return None
-        row = rows[0]
-        return {
-            "id": int(row["id"]),
-            "created_at": str(row["created_at"]),
-            "revision": row["revision"],
-            "kind": str(row["kind"]),
-            "verdict": str(row["verdict"]),
-            "report": json.loads(row["body"]),
-        }
+            raise StoreError(f"report {report_id} does not exist")
+        return _report(rows[0])
