@@ -92,6 +92,8 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("PUT", "/v1/tenants/globex", lambda env: _tenant_body(env, "globex"), "tenant:globex:write"),
     ("POST", "/v1/verify", None, "read"),
     ("GET", "/v1/report", None, "read"),
+    ("GET", "/v1/reports", None, "read"),
+    ("GET", "/v1/reports/1", None, "read"),
     ("GET", "/v1/switches", None, "read"),
     ("GET", "/v1/switches/leaf1/flows", None, "read"),
     ("POST", "/v1/reconcile", None, "write"),
@@ -218,6 +220,81 @@ def test_rollback_and_revisions(env: Env) -> None:
     response = env.call("POST", "/v1/revisions/1/rollback")
     assert response.status_code == 200 and response.json["revision"]["parent"] == 1
     assert env.call("POST", "/v1/revisions/99/rollback").status_code == 404
+
+
+def test_stored_reports_list_filter_and_page(env: Env) -> None:
+    """Every gate and live report is listed (metadata only), newest first, and read by id."""
+    env.call("PUT", "/v1/intent", body=with_rate(LEAF_SPINE, 10))  # revision 2: gate + live
+    assert env.call("POST", "/v1/verify").status_code == 200  # another live of revision 2
+    listed = env.call("GET", "/v1/reports", "auditor").json["reports"]
+    # the fixture's apply (gate, live) and verify (live), then the same for revision 2
+    assert [(r["kind"], r["revision"], r["verdict"]) for r in listed] == [
+        ("live", 2, "pass"),
+        ("live", 2, "pass"),
+        ("gate", 2, "pass"),
+        ("live", 1, "pass"),
+        ("live", 1, "pass"),
+        ("gate", 1, "pass"),
+    ]
+    ids = [r["id"] for r in listed]
+    assert ids == sorted(ids, reverse=True)
+    assert all(set(r) == {"id", "created_at", "revision", "kind", "verdict"} for r in listed)
+
+    def ids_of(query: str) -> list[int]:
+        response = env.call("GET", f"/v1/reports?{query}", "auditor")
+        assert response.status_code == 200, response.text
+        return [r["id"] for r in response.json["reports"]]
+
+    assert ids_of("kind=gate") == [ids[2], ids[5]]
+    assert ids_of("kind=live&revision=1") == [ids[3], ids[4]]
+    assert ids_of("revision=2") == ids[:3]
+    assert ids_of("revision=7") == [] and ids_of("kind=audit") == []
+    assert ids_of("limit=2") == ids[:2]
+    assert ids_of(f"limit=2&before={ids[1]}") == ids[2:4]
+    assert ids_of(f"limit=2&before={ids[3]}") == ids[4:]
+    assert ids_of(f"before={ids[-1]}") == []
+    assert ids_of(f"kind=live&before={ids[1]}&limit=1000") == [ids[3], ids[4]]
+    # by id: the same document /v1/report serves for the newest of each kind
+    for kind, newest in (("live", ids[0]), ("gate", ids[2])):
+        one = env.call("GET", f"/v1/reports/{newest}", "auditor")
+        assert one.status_code == 200
+        assert one.json == env.call("GET", f"/v1/report?kind={kind}", "auditor").json
+    first_gate = env.call("GET", f"/v1/reports/{ids[5]}", "auditor").json
+    assert (first_gate["kind"], first_gate["revision"], first_gate["id"]) == ("gate", 1, ids[5])
+    assert first_gate["report"]["verdict"] == "pass"
+
+
+def test_stored_reports_bad_parameters_and_unknown_id(env: Env) -> None:
+    for query, parameter in [
+        ("kind=nope", "kind"),
+        ("kind=", "kind"),
+        ("kind=LIVE", "kind"),
+        ("revision=x", "revision"),
+        ("revision=0", "revision"),
+        ("revision=-1", "revision"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=%C2%B2", "limit"),  # '²' is a digit to str.isdigit, not to int
+        ("before=-3", "before"),
+        ("before=1.5", "before"),
+        ("before=" + "9" * 5000, "before"),  # more digits than int() takes
+    ]:
+        response = env.call("GET", f"/v1/reports?{query}", "auditor")
+        assert response.status_code == 400, (query, response.text)
+        message = response.json["error"]["message"]
+        assert message.startswith(f"query parameter {parameter}="), (query, message)
+    assert "expected gate, live, audit" in env.call("GET", "/v1/reports?kind=x").json["error"]["message"]
+    assert "expected an integer 1..1000" in env.call("GET", "/v1/reports?limit=0").json["error"]["message"]
+    for bad in ("abc", "-1", "1.0", "%C2%B2", "9" * 30):
+        response = env.call("GET", f"/v1/reports/{bad}", "auditor")
+        assert response.status_code == 400, (bad, response.text)
+        assert response.json["error"]["message"].startswith("report id ")
+    response = env.call("GET", "/v1/reports/999", "auditor")
+    assert response.status_code == 404
+    assert response.json["error"]["message"] == "report 999 does not exist"
+    assert env.call("GET", "/v1/reports/1/extra").status_code == 404
+    assert env.call("DELETE", "/v1/reports/1").status_code == 405
 
 
 def test_not_found_and_method_not_allowed(env: Env) -> None:

@@ -40,6 +40,11 @@ LOG = logging.getLogger("segctl.controller.api")
 MAX_BODY = 8 * 1024 * 1024
 READ, WRITE = Permission("read"), Permission("write")
 TENANT_READ, TENANT_WRITE = Permission("read", "tenant"), Permission("write", "tenant")
+#: The kinds of verification report the store keeps (``GET /v1/reports?kind=``).
+REPORT_KINDS = ("gate", "live", "audit")
+#: The largest id (report, revision, audit seq) a query or path may name: SQLite integers
+#: are 64-bit, and a bigger number would be an error from the driver (500), not an answer.
+MAX_ID = 2**62
 
 
 class BadRequest(SegctlError):
@@ -65,6 +70,8 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "/v1/tenants/{name}", "put_tenant", TENANT_WRITE),
     Route("POST", "/v1/verify", "post_verify", READ),
     Route("GET", "/v1/report", "get_report", READ),
+    Route("GET", "/v1/reports", "get_reports", READ),
+    Route("GET", "/v1/reports/{id}", "get_report_by_id", READ),
     Route("GET", "/v1/switches", "get_switches", READ),
     Route("GET", "/v1/switches/{name}/flows", "get_switch_flows", READ),
     Route("POST", "/v1/reconcile", "post_reconcile", WRITE),
@@ -114,13 +121,24 @@ def _flag(request: webob.Request, name: str) -> bool:
     raise BadRequest(f"query parameter {name}={value!r}: expected true or false")
 
 
+def _number(text: str) -> int | None:
+    """``text`` as a non-negative integer, or None: ASCII digits only (``str.isdigit`` also
+    accepts ``²``, which ``int`` refuses) and at most 20 of them once leading zeros are
+    dropped (more than any id; ``int`` refuses over 4,300 digits)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0")
+    return int(digits or "0") if len(digits) <= 20 else None
+
+
 def _int_param(request: webob.Request, name: str, default: int, *, lo: int = 0, hi: int = 10_000) -> int:
     text = request.GET.get(name)
     if text is None:
         return default
-    if not text.isdigit() or not lo <= int(text) <= hi:
+    value = _number(text)
+    if value is None or not lo <= value <= hi:
         raise BadRequest(f"query parameter {name}={text!r}: expected an integer {lo}..{hi}")
-    return int(text)
+    return value
 
 
 def _body(request: webob.Request) -> Any:
@@ -243,6 +261,26 @@ class ApiApp:
             raise NotFound(f"no {kind} verification report yet")
         return _json_response(200, report)
 
+    def get_reports(self, request: webob.Request, principal: Principal) -> webob.Response:
+        kind = request.GET.get("kind")
+        if kind is not None and kind not in REPORT_KINDS:
+            raise BadRequest(f"query parameter kind={kind!r}: expected {', '.join(REPORT_KINDS)}")
+        revision = _int_param(request, "revision", 0, lo=1, hi=MAX_ID) if "revision" in request.GET else None
+        limit = _int_param(request, "limit", 100, lo=1, hi=1000)
+        before = _int_param(request, "before", 0, hi=MAX_ID) if "before" in request.GET else None
+        reports = self.service.store.reports(kind=kind, revision=revision, limit=limit, before=before)
+        return _json_response(200, {"reports": reports})
+
+    def get_report_by_id(self, request: webob.Request, principal: Principal, id: str) -> webob.Response:
+        number = _number(id)
+        if number is None or number > MAX_ID:
+            raise BadRequest(f"report id {id!r}: expected an integer 0..{MAX_ID}")
+        try:
+            report = self.service.store.report(number)
+        except StoreError as exc:
+            raise NotFound(str(exc)) from None
+        return _json_response(200, report)
+
     def get_switches(self, request: webob.Request, principal: Principal) -> webob.Response:
         return _json_response(200, {"switches": self.service.switches()})
 
@@ -259,7 +297,7 @@ class ApiApp:
     def get_revisions(self, request: webob.Request, principal: Principal) -> webob.Response:
         limit = _int_param(request, "limit", 100, lo=1)
         before = request.GET.get("before")
-        before_id = _int_param(request, "before", 0, hi=2**62) if before is not None else None
+        before_id = _int_param(request, "before", 0, hi=MAX_ID) if before is not None else None
         revisions = self.service.store.revisions(limit=limit, before=before_id)
         current = self.service.store.current()
         return _json_response(
@@ -278,7 +316,7 @@ class ApiApp:
 
         log = self.service.audit_log
         entries = log.entries(
-            after=_int_param(request, "after", 0, hi=2**62),
+            after=_int_param(request, "after", 0, hi=MAX_ID),
             limit=_int_param(request, "limit", 100, lo=1),
             actor=request.GET.get("actor"),
             action=request.GET.get("action"),
