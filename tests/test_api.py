@@ -220,6 +220,10 @@ def test_rollback_and_revisions(env: Env) -> None:
     response = env.call("POST", "/v1/revisions/1/rollback")
     assert response.status_code == 200 and response.json["revision"]["parent"] == 1
     assert env.call("POST", "/v1/revisions/99/rollback").status_code == 404
+    for bad in ("9" * 30, "%C2%B2", "-1"):  # a 30-digit id reached SQLite and was a 500; "²"
+        response = env.call("POST", f"/v1/revisions/{bad}/rollback")
+        assert response.status_code == 400 and "revision id" in response.json["error"]["message"], bad
+    assert env.call("GET", "/v1/revisions", "auditor").json["current"] == 3  # nothing changed
 
 
 def test_stored_reports_list_filter_and_page(env: Env) -> None:

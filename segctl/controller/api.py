@@ -305,10 +305,11 @@ class ApiApp:
         )
 
     def post_rollback(self, request: webob.Request, principal: Principal, id: str) -> webob.Response:
-        if not id.isdigit():
-            raise BadRequest(f"revision id {id!r} is not a number")
+        number = _number(id)
+        if number is None or number > MAX_ID:
+            raise BadRequest(f"revision id {id!r}: expected an integer 0..{MAX_ID}")
         dry_run = _flag(request, "dry_run")
-        result = self.service.rollback(int(id), actor=principal.actor, dry_run=dry_run)
+        result = self.service.rollback(number, actor=principal.actor, dry_run=dry_run)
         return _json_response(200, result.to_json())
 
     def get_audit(self, request: webob.Request, principal: Principal) -> webob.Response:
