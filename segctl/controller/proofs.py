@@ -14,7 +14,9 @@ are the tables it proved before it stopped (the full proof of fat-tree k=8 with 
 endpoints takes over half an hour; reading it back takes milliseconds). Any change to the
 intent, to one flow, to the order of a dump, or to segctl's verifier or model code (the
 source files of ``segctl.flows`` and ``segctl.topology`` are in the hash) misses, and the
-verifier runs as before.
+verifier runs as before. A read-back leaves an incremental verifier cold;
+:meth:`RememberingVerifier.warm_up` (run in the background by ``segctl controller run
+--warm-after``) proves those tables once more so that the next change is incremental.
 """
 
 from __future__ import annotations
