@@ -24,6 +24,7 @@ from segctl.controller.audit import AuditLog
 from segctl.controller.gate import GateVerifier, Progress, Verification
 from segctl.controller.linkstate import without_links
 from segctl.controller.memory_southbound import MemorySouthbound
+from segctl.controller.metrics import ControllerMetrics
 from segctl.controller.proofs import RememberingVerifier, proof_inputs, remembering, verifier_fingerprint
 from segctl.controller.service import ControllerService
 from segctl.controller.store import Database, Store
@@ -152,12 +153,14 @@ def test_verification_round_trips_through_json() -> None:
     assert back.safe is False and back.verdict == "fail"
 
 
-def _restarted(db_path: Path) -> tuple[ControllerService, RememberingVerifier, Counting]:
+def _restarted(
+    db_path: Path, metrics: ControllerMetrics | None = None
+) -> tuple[ControllerService, RememberingVerifier, Counting]:
     """A controller restarted on the store at ``db_path``: loaded, every switch resynced."""
     proving = Counting()
     db = Database(db_path)
     store = Store(db)
-    remembered = remembering(proving, store)
+    remembered = remembering(proving, store, metrics=metrics)
     service = ControllerService(
         store, MemorySouthbound(SWITCHES), remembered, AuditLog(db), compiler=gate.default_compiler()
     )
@@ -191,10 +194,14 @@ def test_warm_up_after_a_restart_makes_the_next_change_incremental(tmp_path: Pat
     assert cold_proving.inner.incremental.stats.mode == "full"
     assert cold_proving.inner.incremental.stats.reason == "first call"
 
-    restarted, remembered, proving = _restarted(tmp_path / "c.db")
+    metrics = ControllerMetrics()
+    restarted, remembered, proving = _restarted(tmp_path / "c.db", metrics)
     assert proving.calls == 0 and remembered.needs_warm_up
+    assert metrics.verifier_cold.value() == 1 and metrics.proofs_read_back.value() >= 1
     assert remembered.warm_up() is True
     assert proving.calls == 1 and proving.inner.incremental.stats.mode == "full"
+    assert metrics.verifier_cold.value() == 0 and metrics.warm_ups.value(result="done") == 1
+    assert metrics.verification_seconds.count(stage="warm-up") == 1
     assert not remembered.needs_warm_up and remembered.warm_up() is False  # nothing left to do
     changed = restarted.apply(_one_port_changed(), actor="alice")
     assert changed.status == "applied" and changed.verification is not None
@@ -229,7 +236,8 @@ def test_a_warm_up_is_cancelled_and_a_busy_verifier_is_left_alone(tmp_path: Path
     store = Store(Database(tmp_path / "c.db"))
     remembering(Counting(), store)(network, tables)  # the proof a restarted controller reads back
     endless = Endless()
-    remembered = remembering(endless, store)
+    metrics = ControllerMetrics()
+    remembered = remembering(endless, store, metrics=metrics)
     assert remembered.warm_up() is False  # nothing read back yet
     assert remembered(network, tables).reused and remembered.needs_warm_up and endless.calls == 0
 
@@ -243,6 +251,7 @@ def test_a_warm_up_is_cancelled_and_a_busy_verifier_is_left_alone(tmp_path: Path
     assert outcome == [False] and not worker.is_alive()
     assert remembered.needs_warm_up  # not proven: still cold, but no warm-up starts any more
     assert remembered.warm_up() is False and endless.calls == 1
+    assert metrics.warm_ups.value(result="cancelled") == 1 and metrics.verifier_cold.value() == 1
 
 
 def test_the_controller_warms_its_verifier_up_in_the_background(
@@ -272,6 +281,9 @@ def test_the_controller_warms_its_verifier_up_in_the_background(
         while "verifier warmed up" not in caplog.text and time.monotonic() < deadline:
             hub.sleep(0.05)
         assert "verifier warmed up" in caplog.text and not remembered.needs_warm_up
+        exposed = service.metrics.render()  # what GET /metrics serves
+        assert 'segctl_verifier_warm_ups_total{result="done"} 1' in exposed
+        assert "segctl_verifier_cold 0" in exposed and "segctl_proofs_read_back_total" in exposed
     finally:
         for stop in started.on_stop:
             stop()
@@ -291,7 +303,9 @@ def test_a_failing_warm_up_is_logged_and_not_retried(
     def broken(*_args: object, **_kwargs: object) -> Verification:
         raise RuntimeError("verifier bug")
 
-    remembered = remembering(broken, store)
+    metrics = ControllerMetrics()
+    remembered = remembering(broken, store, metrics=metrics)
     assert remembered(network, tables).reused and remembered.needs_warm_up
     assert remembered.warm_up() is False and not remembered.needs_warm_up
+    assert metrics.warm_ups.value(result="failed") == 1 and metrics.verifier_cold.value() == 0
     assert "verifier warm-up failed" in caplog.text and "verifier bug" in caplog.text

@@ -181,6 +181,15 @@ class ControllerMetrics:
         self.verification_pass = reg.gauge(
             "segctl_verification_pass", "Last verification verdict (1 pass, 0 fail).", ("stage",)
         )
+        self.proofs_read_back = reg.counter(
+            "segctl_proofs_read_back_total", "Verifications answered by a proof read back from the store."
+        )
+        self.verifier_cold = reg.gauge(
+            "segctl_verifier_cold", "1 while a proof read back from the store waits for a warm-up."
+        )
+        self.warm_ups = reg.counter(
+            "segctl_verifier_warm_ups_total", "Background warm-up proofs by result.", ("result",)
+        )
         self.revision = reg.gauge("segctl_intent_revision", "The current intent revision.")
         self.connected = reg.gauge("segctl_switches_connected", "Switches connected now.")
         self.rejected = reg.counter("segctl_changes_rejected_total", "Intent changes rejected.", ("reason",))

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from segctl.controller.gate import Progress, Verification, Verifier
+from segctl.controller.metrics import ControllerMetrics
 from segctl.controller.service import intent_document
 from segctl.controller.store import Store, content_hash
 
@@ -94,10 +95,13 @@ class RememberingVerifier:
     wrapped verifier is only ever called under one lock.
     """
 
-    def __init__(self, verifier: Verifier, store: Store, *, keep: int = 20) -> None:
+    def __init__(
+        self, verifier: Verifier, store: Store, *, keep: int = 20, metrics: ControllerMetrics | None = None
+    ) -> None:
         self._verifier = verifier
         self._store = store
         self._keep = keep
+        self._metrics = metrics or ControllerMetrics()
         self._lock = threading.Lock()  # the wrapped verifier is not re-entrant
         self._cold: tuple[Network, Mapping[str, Sequence[Flow]]] | None = None
         self._proven = ""  # the inputs the wrapped verifier last proved
@@ -116,11 +120,13 @@ class RememberingVerifier:
             except (KeyError, TypeError, ValueError) as exc:
                 LOG.warning("stored proof %s does not read back (%s): proving again", inputs[:12], exc)
             else:
+                self._metrics.proofs_read_back.inc()
                 if inputs != self._proven:
-                    self._cold = (network, tables)
+                    self._set_cold((network, tables))
                 return result
         with self._lock:
-            self._cold, self._proven = None, ""
+            self._set_cold(None)
+            self._proven = ""
             if progress is None:  # a verifier that takes no progress still serves calls
                 result = self._verifier(network, tables)
             else:
@@ -141,32 +147,38 @@ class RememberingVerifier:
         if not self._lock.acquire(blocking=False):
             return False
         try:
-            cold, self._cold = self._cold, None
+            cold = self._cold
             if cold is None or self._cancel.is_set():
-                self._cold = cold
                 return False
+            self._set_cold(None)
             started = time.monotonic()
             self._proven = ""
             self._idle.clear()
             try:
                 self._verifier(*cold, progress=self._check_cancel)
             except WarmUpCancelled:
-                self._cold = cold
+                self._set_cold(cold)
+                self._metrics.warm_ups.inc(result="cancelled")
                 LOG.info("verifier warm-up stopped after %.1f s", time.monotonic() - started)
                 return False
             except Exception:  # not a verdict: the next change proves from scratch, as without
+                self._metrics.warm_ups.inc(result="failed")
                 LOG.exception("verifier warm-up failed")
                 return False
             finally:
                 self._idle.set()
             self._proven = proof_inputs(*cold)
-            LOG.info(
-                "verifier warmed up in %.1f s: the next change is proven incrementally",
-                time.monotonic() - started,
-            )
+            seconds = time.monotonic() - started
+            self._metrics.warm_ups.inc(result="done")
+            self._metrics.verification_seconds.observe(seconds, stage="warm-up")
+            LOG.info("verifier warmed up in %.1f s: the next change is proven incrementally", seconds)
             return True
         finally:
             self._lock.release()
+
+    def _set_cold(self, inputs: tuple[Network, Mapping[str, Sequence[Flow]]] | None) -> None:
+        self._cold = inputs
+        self._metrics.verifier_cold.set(0 if inputs is None else 1)
 
     def cancel(self, *, wait: float = 0.0) -> bool:
         """Stop a warm-up that is running (within a few seconds) and any later one; wait up
@@ -179,7 +191,9 @@ class RememberingVerifier:
             raise WarmUpCancelled
 
 
-def remembering(verifier: Verifier, store: Store, *, keep: int = 20) -> RememberingVerifier:
+def remembering(
+    verifier: Verifier, store: Store, *, keep: int = 20, metrics: ControllerMetrics | None = None
+) -> RememberingVerifier:
     """``verifier``, reading a proof of the same inputs back from ``store`` when it has one,
     and keeping each new proof there (the newest ``keep``); see :class:`RememberingVerifier`."""
-    return RememberingVerifier(verifier, store, keep=keep)
+    return RememberingVerifier(verifier, store, keep=keep, metrics=metrics)

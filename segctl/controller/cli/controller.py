@@ -208,7 +208,7 @@ class _ServiceFactory:
         store = Store(db, keep_reports=self.keep_reports)
         verifier: gate.Verifier = gate.default_verifier()  # never a faked verdict
         if self.store_path is not None:
-            remembered = remembering(verifier, store)  # a restart does not prove the same tables again
+            remembered = remembering(verifier, store, metrics=metrics)  # restarts read proofs back
             if self.warm_after > 0:
                 started.on_stop.append(_warm_when_cold(remembered, started.offload, self.warm_after))
             verifier = remembered
