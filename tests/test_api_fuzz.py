@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_api import LEAF_SPINE, Env
+from test_intent_properties import _at, _places
 
 from segctl.controller.api import ROUTES
 
@@ -38,19 +39,7 @@ json_values = st.recursive(
 )
 
 
-def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every place (keys and indexes) of a JSON document."""
-    out = [prefix]
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            out += _paths(value, (*prefix, key))
-    elif isinstance(doc, list):
-        for i, value in enumerate(doc):
-            out += _paths(value, (*prefix, i))
-    return out
-
-
-PLACES = [p for p in _paths(LEAF_SPINE) if p]
+PLACES = [p for p in _places(LEAF_SPINE) if p]  # every key and index of the intent
 
 
 @st.composite
@@ -58,10 +47,7 @@ def mutated_intent(draw: st.DrawFn) -> Any:
     """The leaf-spine intent with one value replaced by an arbitrary JSON value."""
     doc = copy.deepcopy(LEAF_SPINE)
     place = draw(st.sampled_from(PLACES))
-    target = doc
-    for key in place[:-1]:
-        target = target[key]
-    target[place[-1]] = draw(json_values)
+    _at(doc, place[:-1])[place[-1]] = draw(json_values)
     return doc
 
 
