@@ -132,13 +132,27 @@ def _number(text: str) -> int | None:
 
 
 def _int_param(request: webob.Request, name: str, default: int, *, lo: int = 0, hi: int = 10_000) -> int:
+    value = _optional_int_param(request, name, lo=lo, hi=hi)
+    return default if value is None else value
+
+
+def _optional_int_param(request: webob.Request, name: str, *, lo: int = 0, hi: int = MAX_ID) -> int | None:
+    """Query parameter ``name`` as an integer ``lo..hi``, or None when it is absent."""
     text = request.GET.get(name)
     if text is None:
-        return default
+        return None
     value = _number(text)
     if value is None or not lo <= value <= hi:
         raise BadRequest(f"query parameter {name}={text!r}: expected an integer {lo}..{hi}")
     return value
+
+
+def _path_id(text: str, what: str) -> int:
+    """A path's ``{id}`` (of a ``what``: report, revision) as an integer ``0..MAX_ID``."""
+    number = _number(text)
+    if number is None or number > MAX_ID:
+        raise BadRequest(f"{what} id {text!r}: expected an integer 0..{MAX_ID}")
+    return number
 
 
 def _body(request: webob.Request) -> Any:
@@ -265,18 +279,15 @@ class ApiApp:
         kind = request.GET.get("kind")
         if kind is not None and kind not in REPORT_KINDS:
             raise BadRequest(f"query parameter kind={kind!r}: expected {', '.join(REPORT_KINDS)}")
-        revision = _int_param(request, "revision", 0, lo=1, hi=MAX_ID) if "revision" in request.GET else None
+        revision = _optional_int_param(request, "revision", lo=1)
         limit = _int_param(request, "limit", 100, lo=1, hi=1000)
-        before = _int_param(request, "before", 0, hi=MAX_ID) if "before" in request.GET else None
+        before = _optional_int_param(request, "before")
         reports = self.service.store.reports(kind=kind, revision=revision, limit=limit, before=before)
         return _json_response(200, {"reports": reports})
 
     def get_report_by_id(self, request: webob.Request, principal: Principal, id: str) -> webob.Response:
-        number = _number(id)
-        if number is None or number > MAX_ID:
-            raise BadRequest(f"report id {id!r}: expected an integer 0..{MAX_ID}")
         try:
-            report = self.service.store.report(number)
+            report = self.service.store.report(_path_id(id, "report"))
         except StoreError as exc:
             raise NotFound(str(exc)) from None
         return _json_response(200, report)
@@ -296,20 +307,16 @@ class ApiApp:
 
     def get_revisions(self, request: webob.Request, principal: Principal) -> webob.Response:
         limit = _int_param(request, "limit", 100, lo=1)
-        before = request.GET.get("before")
-        before_id = _int_param(request, "before", 0, hi=MAX_ID) if before is not None else None
-        revisions = self.service.store.revisions(limit=limit, before=before_id)
+        revisions = self.service.store.revisions(limit=limit, before=_optional_int_param(request, "before"))
         current = self.service.store.current()
         return _json_response(
             200, {"current": current and current.id, "revisions": [r.to_json() for r in revisions]}
         )
 
     def post_rollback(self, request: webob.Request, principal: Principal, id: str) -> webob.Response:
-        number = _number(id)
-        if number is None or number > MAX_ID:
-            raise BadRequest(f"revision id {id!r}: expected an integer 0..{MAX_ID}")
+        revision = _path_id(id, "revision")
         dry_run = _flag(request, "dry_run")
-        result = self.service.rollback(number, actor=principal.actor, dry_run=dry_run)
+        result = self.service.rollback(revision, actor=principal.actor, dry_run=dry_run)
         return _json_response(200, result.to_json())
 
     def get_audit(self, request: webob.Request, principal: Principal) -> webob.Response:
