@@ -79,6 +79,10 @@ def proof_inputs(
     return digest.hexdigest()
 
 
+#: A proof's inputs: their hash (:func:`proof_inputs`), the network and the tables.
+_Inputs = tuple[str, "Network", Mapping[str, Sequence["Flow"]]]
+
+
 class WarmUpCancelled(Exception):
     """Raised inside a warm-up proof to end it (the controller is stopping)."""
 
@@ -103,7 +107,7 @@ class RememberingVerifier:
         self._keep = keep
         self._metrics = metrics or ControllerMetrics()
         self._lock = threading.Lock()  # the wrapped verifier is not re-entrant
-        self._cold: tuple[Network, Mapping[str, Sequence[Flow]]] | None = None
+        self._cold: _Inputs | None = None  # read back, not proven by the wrapped verifier
         self._proven = ""  # the inputs the wrapped verifier last proved
         self._cancel = threading.Event()
         self._idle = threading.Event()  # no warm-up is running
@@ -122,7 +126,7 @@ class RememberingVerifier:
             else:
                 self._metrics.proofs_read_back.inc()
                 if inputs != self._proven:
-                    self._set_cold((network, tables))
+                    self._set_cold((inputs, network, tables))
                 return result
         with self._lock:
             self._set_cold(None)
@@ -154,8 +158,9 @@ class RememberingVerifier:
             started = time.monotonic()
             self._proven = ""
             self._idle.clear()
+            inputs, network, tables = cold
             try:
-                self._verifier(*cold, progress=self._check_cancel)
+                self._verifier(network, tables, progress=self._check_cancel)
             except WarmUpCancelled:
                 self._set_cold(cold)
                 self._metrics.warm_ups.inc(result="cancelled")
@@ -167,7 +172,7 @@ class RememberingVerifier:
                 return False
             finally:
                 self._idle.set()
-            self._proven = proof_inputs(*cold)
+            self._proven = inputs
             seconds = time.monotonic() - started
             self._metrics.warm_ups.inc(result="done")
             self._metrics.verification_seconds.observe(seconds, stage="warm-up")
@@ -176,9 +181,9 @@ class RememberingVerifier:
         finally:
             self._lock.release()
 
-    def _set_cold(self, inputs: tuple[Network, Mapping[str, Sequence[Flow]]] | None) -> None:
-        self._cold = inputs
-        self._metrics.verifier_cold.set(0 if inputs is None else 1)
+    def _set_cold(self, cold: _Inputs | None) -> None:
+        self._cold = cold
+        self._metrics.verifier_cold.set(0 if cold is None else 1)
 
     def cancel(self, *, wait: float = 0.0) -> bool:
         """Stop a warm-up that is running (within a few seconds) and any later one; wait up
