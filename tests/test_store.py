@@ -175,8 +175,8 @@ def test_reports_are_kept_per_kind_newest_first(tmp_path: Path) -> None:
     store = Store(Database(tmp_path / "s.db"), keep_reports=3)
     gate_ids = [store.add_report(kind="gate", verdict="pass", body={"n": n}, revision=n) for n in range(5)]
     live_id = store.add_report(kind="live", verdict="pass", body={"live": True}, revision=None)
-    assert store.report_count(kind="gate") == 3 and store.report_count(kind="live") == 1
-    assert store.report_count() == 4
+    assert len(store.reports(kind="gate")) == 3 and len(store.reports(kind="live")) == 1
+    assert len(store.reports()) == 4
     kept = [r["id"] for r in store.db.query("SELECT id FROM reports WHERE kind = 'gate' ORDER BY id")]
     assert kept == gate_ids[-3:]
     assert store.latest_report(kind="gate")["report"] == {"n": 4}  # type: ignore[index]
@@ -184,7 +184,7 @@ def test_reports_are_kept_per_kind_newest_first(tmp_path: Path) -> None:
     # A store opened later with a smaller limit trims on its next write.
     smaller = Store(Database(tmp_path / "s.db"), keep_reports=1)
     smaller.add_report(kind="gate", verdict="fail", body={"n": 5}, revision=None)
-    assert smaller.report_count(kind="gate") == 1 and smaller.report_count(kind="live") == 1
+    assert len(smaller.reports(kind="gate")) == 1 and len(smaller.reports(kind="live")) == 1
 
 
 def test_keep_reports_must_be_positive(tmp_path: Path) -> None:

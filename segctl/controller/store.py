@@ -370,14 +370,6 @@ class Store:
             )
             return int(cursor.lastrowid or 0)
 
-    def report_count(self, *, kind: str | None = None) -> int:
-        """How many reports are kept (of ``kind`` when given)."""
-        if kind is None:
-            rows = self.db.query("SELECT COUNT(*) AS n FROM reports")
-        else:
-            rows = self.db.query("SELECT COUNT(*) AS n FROM reports WHERE kind = ?", (kind,))
-        return int(rows[0]["n"])
-
     def proof(self, inputs: str) -> dict[str, Any] | None:
         """The verification kept for these proof inputs (see :mod:`segctl.controller.proofs`), or None."""
         rows = self.db.query("SELECT body FROM proofs WHERE inputs = ?", (inputs,))
