@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.table import seconds_text
 from segctl.testbed.intent_lab import free_port, lab_spec
 
 __all__ = ["convergence", "convergence_network", "hitless", "start_controller", "update"]
@@ -212,10 +213,6 @@ def _pctl(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def _fmt(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
 def _updates(session: _Session, count: int) -> dict[str, Any]:
     """``count`` one-policy PUTs (a new port each time), each checked; times and verifier seconds.
 
@@ -261,13 +258,13 @@ def update(updates: int = 20) -> dict[str, Any]:
     rest = statistics.median(t - g - v for t, g, v in zip(times, r["gate"], r["live"], strict=True))
     row = {
         "measurement": f"update latency (leaf-spine, REST, {updates} updates)",
-        "figure": f"p50 {_fmt(p50)}, p95 {_fmt(p95)}",
-        "baseline": f"no-op PUT {_fmt(base)} (median of {len(noop)})",
+        "figure": f"p50 {seconds_text(p50)}, p95 {seconds_text(p95)}",
+        "baseline": f"no-op PUT {seconds_text(base)} (median of {len(noop)})",
         "ratio": f"p95 {p95 / base:.0f}x",
         "target": "p95 < 1 s",
         "met": p95 < 1.0,
-        "detail": f"each PUT answered applied + live pass; medians: gate verify {_fmt(gate)}, "
-        f"live verify {_fmt(live)}, rest (validate, compile, diff, push, dump) {_fmt(rest)}",
+        "detail": f"each PUT answered applied + live pass; medians: gate verify {seconds_text(gate)}, "
+        f"live verify {seconds_text(live)}, rest (validate, compile, diff, push, dump) {seconds_text(rest)}",
     }
     return {"row": row, "times": times, "gate": r["gate"], "live": r["live"], "noop": noop}
 
@@ -355,17 +352,18 @@ def convergence(rules: int = 10_000, restarts: int = 3, switch: str = "leafA") -
     rest = statistics.median(t - r - v for t, r, v in zip(totals, resyncs, lives, strict=True))
     row = {
         "measurement": f"convergence after switch restart ({switch}, {n:,} rules)",
-        "figure": _fmt(total),
-        "baseline": f"ovs-ofctl --bundle add-flows {_fmt(base)}",
+        "figure": seconds_text(total),
+        "baseline": f"ovs-ofctl --bundle add-flows {seconds_text(base)}",
         "ratio": f"{total / base:.1f}x",
         "target": "< 3 s",
         "met": total < 3.0,
         "detail": f"median of {restarts}, reconnect -> switch.resync recorded (after resync + live proof "
         f"of the {len(network.switches)}-switch fabric, verdict pass): "
-        f"resync {_fmt(statistics.median(resyncs))}, "
-        f"live dump+verify {_fmt(statistics.median(lives))}, reconnect/handshake/polling {_fmt(rest)}; "
-        f"POST /v1/verify after it {_fmt(statistics.median(verifies))}; one-time set-up (lab, initial "
-        f"full proof) {_fmt(setup)}",
+        f"resync {seconds_text(statistics.median(resyncs))}, "
+        f"live dump+verify {seconds_text(statistics.median(lives))}, "
+        f"reconnect/handshake/polling {seconds_text(rest)}; "
+        f"POST /v1/verify after it {seconds_text(statistics.median(verifies))}; "
+        f"one-time set-up (lab, initial full proof) {seconds_text(setup)}",
     }
     return {
         "row": row,

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.table import Row, publish  # noqa: E402
+from bench.table import Row, publish, seconds_text  # noqa: E402
 from bench.verify import flip_port  # noqa: E402
 from segctl.controller.gate import GateVerifier, default_compiler, default_verifier, flow_sort_key  # noqa: E402
 from segctl.controller.proofs import RememberingVerifier, remembering  # noqa: E402
@@ -103,22 +103,18 @@ def measure_restart(name: str, intent: Intent) -> dict[str, object]:
     }
 
 
-def _fmt(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
 def _row(r: dict[str, object]) -> Row:
     cold_s, warm_s = float(r["cold_change_s"]), float(r["warm_change_s"])  # type: ignore[arg-type]
     return Row(
         f"first change after a restart {r['name']}",
-        _fmt(warm_s),
-        f"cold (no warm-up) {_fmt(cold_s)}",
+        seconds_text(warm_s),
+        f"cold (no warm-up) {seconds_text(cold_s)}",
         f"{cold_s / warm_s:.1f}x faster",
         "",
         None,
         f"{r['flows']:,} flows, {r['endpoints']} endpoints; full proof before the restart "
-        f"{_fmt(float(r['full_s']))}; read back {_fmt(float(r['read_back_s']))}; "  # type: ignore[arg-type]
-        f"warm-up (background) {_fmt(float(r['warm_up_s']))}; "  # type: ignore[arg-type]
+        f"{seconds_text(float(r['full_s']))}; read back {seconds_text(float(r['read_back_s']))}; "  # type: ignore[arg-type]
+        f"warm-up (background) {seconds_text(float(r['warm_up_s']))}; "  # type: ignore[arg-type]
         f"verifier modes: cold {r['cold_mode']}, warmed {r['warm_mode']}",
     )
 

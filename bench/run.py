@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.table import Row, blocked_row, publish  # noqa: E402
+from bench.table import Row, blocked_row, publish, seconds_text  # noqa: E402
 
 __all__ = ["CASES", "main"]
 
@@ -78,10 +78,6 @@ def _run_worker(name: str, params: dict[str, Any], timeout: float) -> dict[str, 
 # --------------------------------------------------------------------------- cases
 
 
-def _fmt_s(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
 def _progress(text: str) -> None:
     print(f"[bench] {text}", file=sys.stderr, flush=True)
 
@@ -130,8 +126,8 @@ def case_compile(quick: bool) -> list[Row]:
         rows.append(
             Row(
                 name,
-                _fmt_s(r["compile_s"]),
-                f"generate+validate+resolve {_fmt_s(r['resolve_s'])}",
+                seconds_text(r["compile_s"]),
+                f"generate+validate+resolve {seconds_text(r['resolve_s'])}",
                 f"{r['compile_s'] / r['resolve_s']:.0f}x",
                 target,
                 met,
@@ -154,13 +150,13 @@ def case_push(quick: bool) -> list[Row]:
     return [
         Row(
             f"push {n} rules (1 bundle)",
-            f"{_fmt_s(ctl)} ({n / ctl:,.0f} rules/s)",
-            f"ovs-ofctl --bundle {_fmt_s(ofctl)} ({n / ofctl:,.0f} rules/s)",
+            f"{seconds_text(ctl)} ({n / ctl:,.0f} rules/s)",
+            f"ovs-ofctl --bundle {seconds_text(ofctl)} ({n / ofctl:,.0f} rules/s)",
             f"{ratio:.2f}x of ofctl rate",
             target,
             ratio >= 0.8,
             f"median of {len(r['controller_s'])}, cold (encoding cache empty); warm (resync of the same "
-            f"flows) {_fmt_s(r['warm_median_s'])} = {ofctl / r['warm_median_s']:.2f}x; {r['source']}",
+            f"flows) {seconds_text(r['warm_median_s'])} = {ofctl / r['warm_median_s']:.2f}x; {r['source']}",
         )
     ]
 

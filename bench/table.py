@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Row", "blocked_row", "markdown_table", "publish", "text_table"]
+__all__ = ["Row", "blocked_row", "markdown_table", "publish", "seconds_text", "text_table"]
 
 _HEAD = ("measurement", "figure", "baseline (same run)", "ratio", "target", "met?", "detail")
 
@@ -66,3 +66,8 @@ def publish(
         markdown.write_text(markdown_table(rows))
     if json_path is not None:
         json_path.write_text(json.dumps(raw, indent=2) + "\n")
+
+
+def seconds_text(seconds: float) -> str:
+    """A duration as a table figure: ``377 ms`` below a second, ``10.08 s`` above."""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"

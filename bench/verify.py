@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.table import Row, publish  # noqa: E402
+from bench.table import Row, publish, seconds_text  # noqa: E402
 from segctl.flows.compiler import compile_network  # noqa: E402
 from segctl.flows.headerspace import HeaderSpace  # noqa: E402
 from segctl.flows.incremental import IncrementalVerifier  # noqa: E402
@@ -99,24 +99,20 @@ def measure(name: str, network: Network, repeats: int) -> dict[str, object]:
     }
 
 
-def _fmt(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
 def _row(r: dict[str, object]) -> Row:
     verify_s, engine_s, parse_s = float(r["verify_s"]), float(r["engine_s"]), float(r["parse_s"])  # type: ignore[arg-type]
     leaf_spine = r["name"] == "leaf-spine"
     bdd: dict[str, int] = r["bdd"]  # type: ignore[assignment]
-    target = f"< {_fmt(LEAF_SPINE_TARGET_S)} (2 per update, p95 < 1 s)" if leaf_spine else ""
+    target = f"< {seconds_text(LEAF_SPINE_TARGET_S)} (2 per update, p95 < 1 s)" if leaf_spine else ""
     return Row(
         f"verify {r['name']}",
-        _fmt(verify_s),
-        f"1 engine run {_fmt(engine_s)}; parse {_fmt(parse_s)}",
+        seconds_text(verify_s),
+        f"1 engine run {seconds_text(engine_s)}; parse {seconds_text(parse_s)}",
         f"{verify_s / engine_s:.1f}x engine run",
         target,
         (verify_s < LEAF_SPINE_TARGET_S) if leaf_spine else None,
         f"{r['flows']:,} flows, {r['switches']} switches, {r['endpoints']} endpoints, "
-        f"{r['paths']:,} paths, ok={r['ok']}; compile {_fmt(float(r['compile_s']))}; "  # type: ignore[arg-type]
+        f"{r['paths']:,} paths, ok={r['ok']}; compile {seconds_text(float(r['compile_s']))}; "  # type: ignore[arg-type]
         f"BDD {bdd['nodes']:,} nodes live, {bdd['peak_nodes']:,} peak",
     )
 
@@ -249,8 +245,8 @@ def _scale_rows(r: dict[str, object]) -> list[Row]:
     return [
         Row(
             f"full proof {r['name']}",
-            _fmt(full_s),
-            f"compile {_fmt(float(r['compile_s']))}; parse {_fmt(float(r['parse_s']))}",  # type: ignore[arg-type]
+            seconds_text(full_s),
+            f"compile {seconds_text(float(r['compile_s']))}; parse {seconds_text(float(r['parse_s']))}",  # type: ignore[arg-type]
             f"{full_s / float(r['compile_s']):.0f}x compile",  # type: ignore[arg-type]
             f"< {SCALE_TARGET_S:.0f} s",
             full_s < SCALE_TARGET_S,
@@ -260,8 +256,8 @@ def _scale_rows(r: dict[str, object]) -> list[Row]:
         ),
         Row(
             f"incremental {r['name']}",
-            _fmt(incr_s),
-            f"full proof {_fmt(full_s)}",
+            seconds_text(incr_s),
+            f"full proof {seconds_text(full_s)}",
             f"{full_s / incr_s:.1f}x faster",
             f">= {INCREMENTAL_TARGET:.0f}x",
             full_s / incr_s >= INCREMENTAL_TARGET,
@@ -269,7 +265,7 @@ def _scale_rows(r: dict[str, object]) -> list[Row]:
             f"N {st['rerun_new']}/{st['ingresses']} ingresses, {st['rerun_replies']}/{st['replies']} "
             f"reply injections; {st['recomputed']}/{st['contributions']} contributions; expectations of "
             f"{st['expected']}/{r['endpoints']} sources; same tables "
-            f"again {_fmt(float(r['unchanged_s']))}; ok after the change: {r['changed_ok']}",  # type: ignore[arg-type]
+            f"again {seconds_text(float(r['unchanged_s']))}; ok after the change: {r['changed_ok']}",  # type: ignore[arg-type]
         ),
     ]
 
@@ -280,8 +276,8 @@ def _incremental_row(r: dict[str, object]) -> Row:
     ratio = full_s / incr_s
     return Row(
         f"incremental {r['name']}",
-        _fmt(incr_s),
-        f"full verify {_fmt(full_s)}",
+        seconds_text(incr_s),
+        f"full verify {seconds_text(full_s)}",
         f"{ratio:.1f}x faster",
         f">= {INCREMENTAL_TARGET:.0f}x",
         ratio >= INCREMENTAL_TARGET,
@@ -290,8 +286,8 @@ def _incremental_row(r: dict[str, object]) -> Row:
         f"reply injections; {st['recomputed']}/{st['contributions']} contributions; "
         f"expectations of {st['expected']}/{r['endpoints']} sources; "
         f"{st['reindexed']}/{st['switches']} switches re-indexed; first call after the full proof "
-        f"{_fmt(float(r['first_s']))} (median of all: {_fmt(incr_s)}); same tables again "  # type: ignore[arg-type]
-        f"{_fmt(float(r['unchanged_s']))}; reports equal to full: {r['equal']}",  # type: ignore[arg-type]
+        f"{seconds_text(float(r['first_s']))} (median of all: {seconds_text(incr_s)}); same tables again "  # type: ignore[arg-type]
+        f"{seconds_text(float(r['unchanged_s']))}; reports equal to full: {r['equal']}",  # type: ignore[arg-type]
     )
 
 
