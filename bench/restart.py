@@ -37,7 +37,8 @@ if str(REPO) not in sys.path:
 
 from bench.table import Row, publish, seconds_text  # noqa: E402
 from bench.verify import flip_port  # noqa: E402
-from segctl.controller.gate import GateVerifier, default_compiler, default_verifier, flow_sort_key  # noqa: E402
+from segctl.controller.gate import GateVerifier, default_compiler, default_verifier  # noqa: E402
+from segctl.controller.plan import gate_tables  # noqa: E402
 from segctl.controller.proofs import RememberingVerifier, remembering  # noqa: E402
 from segctl.controller.store import Database, Store  # noqa: E402
 from segctl.flows.ofctl import Flow  # noqa: E402
@@ -58,8 +59,7 @@ def _cpu(fn: Callable[[], T]) -> tuple[T, float]:
 
 
 def _tables(network: Network) -> dict[str, list[Flow]]:
-    compiled = default_compiler()(network)
-    return {sw: sorted(t.flows, key=flow_sort_key) for sw, t in compiled.items()}
+    return gate_tables(default_compiler()(network))
 
 
 def _restarted(store: Store) -> tuple[RememberingVerifier, GateVerifier]:

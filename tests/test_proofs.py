@@ -25,6 +25,7 @@ from segctl.controller.gate import GateVerifier, Progress, Verification
 from segctl.controller.linkstate import without_links
 from segctl.controller.memory_southbound import MemorySouthbound
 from segctl.controller.metrics import ControllerMetrics
+from segctl.controller.plan import gate_tables
 from segctl.controller.proofs import RememberingVerifier, proof_inputs, remembering, verifier_fingerprint
 from segctl.controller.service import ControllerService
 from segctl.controller.store import Database, Store
@@ -61,8 +62,7 @@ def _service(db_path: Path, proving: Counting) -> tuple[ControllerService, Memor
 
 
 def _tables(network: Network) -> dict[str, list[Flow]]:
-    compiled = gate.default_compiler()(network)
-    return {sw: sorted(t.flows, key=gate.flow_sort_key) for sw, t in compiled.items()}
+    return gate_tables(gate.default_compiler()(network))
 
 
 def test_a_restart_reads_the_gate_and_live_proofs_back(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from segctl.controller.gate import Compiler, SwitchDiff, SwitchTables, flow_sort
 from segctl.flows.ofctl import Flow
 from segctl.topology.network import Network
 
-__all__ = ["compile_tables", "diff_summary", "diff_tables", "plan_change", "sorted_tables"]
+__all__ = ["compile_tables", "diff_summary", "diff_tables", "gate_tables", "plan_change", "sorted_tables"]
 
 
 def _key(flow: Flow) -> tuple[int, int, object]:
@@ -50,8 +50,12 @@ def plan_change(
     diffs = [
         diff_tables(s, old.get(s, empty), desired.get(s, empty)) for s in sorted(set(desired) | set(old))
     ]
-    tables = sorted_tables({s: t.flows for s, t in desired.items()})
-    return desired, [d for d in diffs if not d.empty], tables
+    return desired, [d for d in diffs if not d.empty], gate_tables(desired)
+
+
+def gate_tables(desired: Mapping[str, SwitchTables]) -> dict[str, list[Flow]]:
+    """The flows of compiled tables as the gate proves them: per switch, sorted."""
+    return sorted_tables({s: t.flows for s, t in desired.items()})
 
 
 def diff_summary(diffs: Sequence[SwitchDiff]) -> str:
