@@ -72,7 +72,7 @@ def start_controller(
     Raises RuntimeError (with the log's last line) if it exits first.
     """
     of_port, api_port = free_port(), free_port()
-    cmd = [sys.executable, "-m", "segctl.controller.cli", "controller", "run", "--store", str(store),
+    cmd = [sys.executable, "-m", "segctl.cli", "controller", "run", "--store", str(store),
            "--listen", f"127.0.0.1:{of_port}", "--api", f"127.0.0.1:{api_port}",
            "--audit-interval", "0"]  # fmt: skip
     with log.open("wb") as fh:
@@ -164,7 +164,7 @@ def _session(network: Any = None, *, hosts: bool = True) -> Iterator[_Session]:
     with tempfile.TemporaryDirectory(prefix="segctl-bench-") as tmp:
         store, log = Path(tmp) / "segctl.db", Path(tmp) / "controller.log"
         token = subprocess.run(
-            [sys.executable, "-m", "segctl.controller.cli", "token", "create", "--store", str(store),
+            [sys.executable, "-m", "segctl.cli", "token", "create", "--store", str(store),
              "--role", "admin", "--name", "bench"],
             capture_output=True, text=True, check=True, env=_env(),
         ).stdout.splitlines()[0].strip()  # fmt: skip

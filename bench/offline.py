@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 from segctl.flows.compiler import compile_network
-from segctl.flows.cookies import Kind, decode_cookie
 from segctl.flows.pipeline import POLICY_DST, POLICY_SRC
+from segctl.openflow.cookies import Kind, decode_cookie
 from segctl.topology.network import resolve
 from segctl.topology.synthetic import policy_pair, synthetic_intent
 

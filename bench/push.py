@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from segctl.flows.compiler import compile_network
-from segctl.flows.ofctl import Flow, parse_flow
+from segctl.openflow.ofctl import Flow, parse_flow
 from segctl.testbed import ovs
 from segctl.testbed.intent_lab import free_port
 from segctl.testbed.lab import new_prefix

@@ -41,7 +41,7 @@ from segctl.controller.gate import GateVerifier, default_compiler, default_verif
 from segctl.controller.plan import gate_tables  # noqa: E402
 from segctl.controller.proofs import RememberingVerifier, remembering  # noqa: E402
 from segctl.controller.store import Database, Store  # noqa: E402
-from segctl.flows.ofctl import Flow  # noqa: E402
+from segctl.openflow.ofctl import Flow  # noqa: E402
 from segctl.topology.network import Network, resolve  # noqa: E402
 from segctl.topology.schema import Intent  # noqa: E402
 from segctl.topology.synthetic import synthetic_intent  # noqa: E402

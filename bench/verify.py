@@ -1,4 +1,4 @@
-"""Verifier timing: ``segctl.flows.verify.verify`` on compiled example and synthetic tables.
+"""Verifier timing: ``segctl.verifier.verify.verify`` on compiled example and synthetic tables.
 
 Usage::
 
@@ -14,7 +14,7 @@ all-new) plus the reply injections and the six property checks. See docs/perform
 
 Incremental rows: a full ``verify`` of an intent after a one-policy change (one tenant's
 first policy: its first TCP port becomes 9000, recompiled) against an
-:class:`~segctl.flows.incremental.IncrementalVerifier` that verified the intent before the
+:class:`~segctl.verifier.incremental.IncrementalVerifier` that verified the intent before the
 change, in the same process (CPU seconds, ratio; target >= 20x), with what it re-ran and
 whether its report equals the full run's. Cases: k=4 T=10 N=60, k=4 T=40 N=240 (not with
 ``--quick``), k=8 T=100 N=2000 with ``--scale`` (its full proof takes many minutes).
@@ -36,14 +36,15 @@ if str(REPO) not in sys.path:
 
 from bench.table import Row, publish, seconds_text  # noqa: E402
 from segctl.flows.compiler import compile_network  # noqa: E402
-from segctl.flows.headerspace import HeaderSpace  # noqa: E402
-from segctl.flows.incremental import IncrementalVerifier  # noqa: E402
-from segctl.flows.ofctl import Flow, parse_flows  # noqa: E402
-from segctl.flows.symbolic import Engine, Topology  # noqa: E402
-from segctl.flows.verify import VerificationReport, verify  # noqa: E402
+from segctl.openflow.ofctl import Flow, parse_flows  # noqa: E402
 from segctl.topology.network import Network, load_network, resolve  # noqa: E402
 from segctl.topology.schema import Intent  # noqa: E402
 from segctl.topology.synthetic import synthetic_intent  # noqa: E402
+from segctl.verifier.headerspace import HeaderSpace  # noqa: E402
+from segctl.verifier.incremental import IncrementalVerifier  # noqa: E402
+from segctl.verifier.report import VerificationReport  # noqa: E402
+from segctl.verifier.symbolic import Engine, Topology  # noqa: E402
+from segctl.verifier.verify import verify  # noqa: E402
 
 __all__ = ["main", "measure", "measure_incremental"]
 

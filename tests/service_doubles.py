@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from segctl.controller.gate import SwitchTables, Verification, Violation
 from segctl.controller.southbound import SwitchMeter
-from segctl.flows.ofctl import Flow, Output, parse_flow
+from segctl.openflow.ofctl import Flow, Output, parse_flow
 from segctl.topology.model import build_graph, next_hop_ports
 from segctl.topology.network import Network
 

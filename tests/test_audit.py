@@ -127,8 +127,8 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
 
 
 def test_cli_audit_verify_and_tokens(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from segctl.cli import main
     from segctl.controller.auth import TokenStore
-    from segctl.controller.cli import main
 
     path = tmp_path / "a.db"
     _log(path).db.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from segctl.controller.cli import main
+from segctl.cli import main
 from segctl.topology.analysis import expected_reachability
 from segctl.topology.network import load_network
 
@@ -183,7 +183,7 @@ def test_show_invalid_file_is_a_clean_error(bad_file: Path, capsys: pytest.Captu
 def test_module_entry_point_runs_as_a_subprocess(bad_file: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     ok = subprocess.run(
-        [sys.executable, "-m", "segctl.controller.cli", "validate", str(LEAF_SPINE)],
+        [sys.executable, "-m", "segctl.cli", "validate", str(LEAF_SPINE)],
         capture_output=True,
         text=True,
         env=env,
@@ -191,7 +191,7 @@ def test_module_entry_point_runs_as_a_subprocess(bad_file: Path) -> None:
     )
     assert (ok.returncode, ok.stdout, ok.stderr) == (0, f"{LEAF_SPINE}: valid\n", "")
     bad = subprocess.run(
-        [sys.executable, "-m", "segctl.controller.cli", "show", str(bad_file)],
+        [sys.executable, "-m", "segctl.cli", "show", str(bad_file)],
         capture_output=True,
         text=True,
         env=env,

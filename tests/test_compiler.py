@@ -18,19 +18,6 @@ from test_real_switch import EDGE_CASES
 
 from segctl.errors import CompileError
 from segctl.flows.compiler import SwitchProgram, compile_network
-from segctl.flows.cookies import Kind, decode_cookie, describe_cookie
-from segctl.flows.ofctl import (
-    IN_PORT,
-    Conjunction,
-    Ct,
-    Drop,
-    Meter,
-    Output,
-    PopVlan,
-    PushVlan,
-    SetField,
-    WriteMetadata,
-)
 from segctl.flows.pipeline import (
     CLASSIFY,
     EGRESS,
@@ -43,12 +30,25 @@ from segctl.flows.pipeline import (
 )
 from segctl.flows.policy import Grant, check_conjunctions, rank_grants
 from segctl.flows.rules import Rule
-from segctl.flows.simulate import CT_EST, CT_NEW, CT_TRK, Packet, simulate
-from segctl.flows.symbolic import Topology
-from segctl.flows.verify import verify
+from segctl.openflow.cookies import Kind, decode_cookie, describe_cookie
+from segctl.openflow.ofctl import (
+    IN_PORT,
+    Conjunction,
+    Ct,
+    Drop,
+    Meter,
+    Output,
+    PopVlan,
+    PushVlan,
+    SetField,
+    WriteMetadata,
+)
 from segctl.topology.model import build_graph, fabric_ports
 from segctl.topology.network import Network, load_network, resolve
 from segctl.topology.schema import Intent
+from segctl.verifier.simulate import CT_EST, CT_NEW, CT_TRK, Packet, simulate
+from segctl.verifier.symbolic import Topology
+from segctl.verifier.verify import verify
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"

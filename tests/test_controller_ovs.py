@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from segctl.flows.ofctl import Flow, parse_flow, parse_flows
+from segctl.openflow.ofctl import Flow, parse_flow, parse_flows
 from segctl.testbed import Lab, LabSpec, SwitchSpec, ovs, probes
 from segctl.testbed.intent_lab import free_port, lab_spec
 from segctl.topology.network import Network, load_network
@@ -109,7 +109,7 @@ def controller_factory(tmp_path: Path) -> Iterator[Callable[..., Controller]]:
         log_path = tmp_path / f"controller-{len(started)}.log"
         port = port or free_port()
         cmd = [
-            sys.executable, "-m", "segctl.controller.cli", "controller", "run",
+            sys.executable, "-m", "segctl.cli", "controller", "run",
             "--intent", str(intent_copy), "--listen", f"127.0.0.1:{port}", "--no-api",
             "--audit-interval", str(audit_interval), *extra,
         ]  # fmt: skip
@@ -233,7 +233,7 @@ def test_switches_connecting_while_the_intent_loads_are_admitted(
 
 def _strict_spec(flow: Flow) -> str:
     """An ``ovs-ofctl --strict del-flows`` spec for one flow (table, priority, match)."""
-    from segctl.flows.ofctl import format_match
+    from segctl.openflow.ofctl import format_match
 
     match = format_match(flow.match)
     return f"table={flow.table},priority={flow.priority}" + (f",{match}" if match else "")
@@ -420,7 +420,7 @@ def api_controller(tmp_path: Path) -> Iterator[ApiController]:
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
-    cli = [sys.executable, "-m", "segctl.controller.cli"]
+    cli = [sys.executable, "-m", "segctl.cli"]
     token = subprocess.run(
         [*cli, "token", "create", "--store", str(store), "--role", "admin", "--name", "test"],
         capture_output=True, text=True, check=True, env=env,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from segctl.controller.cli import main
+from segctl.cli import main
 from segctl.flows.compiler import compile_network
-from segctl.flows.ofctl import parse_flows
-from segctl.flows.verify import verify
+from segctl.openflow.ofctl import parse_flows
 from segctl.topology.network import load_network
+from segctl.verifier.verify import verify
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 VALID = sorted(EXAMPLES_DIR.glob("*.yaml"))

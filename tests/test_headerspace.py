@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segctl.flows.headerspace import BACKEND, FIELDS, PIPELINE_FIELDS, REWRITABLE, HeaderSpace
-from segctl.flows.ofctl import LOCAL, parse_flow
+from segctl.openflow.ofctl import LOCAL, parse_flow
+from segctl.verifier.headerspace import BACKEND, FIELDS, PIPELINE_FIELDS, REWRITABLE, HeaderSpace
 
 HS = HeaderSpace()
 HEADER = [f for f in FIELDS if f not in PIPELINE_FIELDS]

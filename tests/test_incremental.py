@@ -20,13 +20,14 @@ from hypothesis import strategies as st
 from test_mutations import MUTATIONS
 
 from segctl.flows.compiler import compile_network
-from segctl.flows.incremental import IncrementalVerifier, Stats
-from segctl.flows.ofctl import Flow, parse_flows
-from segctl.flows.verify import VerificationReport, verify
+from segctl.openflow.ofctl import Flow, parse_flows
 from segctl.topology.load import load_intent_text
 from segctl.topology.network import Network, resolve
 from segctl.topology.schema import Intent
 from segctl.topology.synthetic import PROVIDER_TENANT, synthetic_intent
+from segctl.verifier.incremental import IncrementalVerifier, Stats
+from segctl.verifier.report import VerificationReport
+from segctl.verifier.verify import verify
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "leaf-spine.yaml"
 TEXT = EXAMPLE.read_text()
@@ -288,7 +289,7 @@ def test_controller_verifier_shares_one_incremental_verifier() -> None:
     """gate.default_verifier: gate then live check of the same flows (as the service sorts
     them, parsed one by one) gives a full run's report; a policy change after that too."""
     from segctl.controller.gate import default_verifier, flow_sort_key
-    from segctl.flows.ofctl import parse_flow
+    from segctl.openflow.ofctl import parse_flow
 
     run = default_verifier()
 

@@ -19,15 +19,16 @@ from test_incremental import norm
 from test_mutations import MUTATIONS
 
 from segctl.flows.compiler import compile_network
-from segctl.flows.expectations import Expectations
-from segctl.flows.headerspace import HeaderSpace
-from segctl.flows.incremental import IncrementalVerifier, Stats
-from segctl.flows.ofctl import Flow, parse_flows
-from segctl.flows.verify import VerificationReport, verify
+from segctl.openflow.ofctl import Flow, parse_flows
 from segctl.topology.analysis import expected_reachability
 from segctl.topology.load import load_intent_text
 from segctl.topology.network import Network, resolve
 from segctl.topology.synthetic import synthetic_intent
+from segctl.verifier.expectations import Expectations
+from segctl.verifier.headerspace import HeaderSpace
+from segctl.verifier.incremental import IncrementalVerifier, Stats
+from segctl.verifier.report import VerificationReport
+from segctl.verifier.verify import verify
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 Tables = dict[str, list[Flow]]

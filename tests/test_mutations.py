@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from segctl.controller.cli import main
+from segctl.cli import main
 from segctl.flows.compiler import compile_network
-from segctl.flows.counterexample import Counterexample
-from segctl.flows.tables import load_flow_dir
-from segctl.flows.verify import verify
+from segctl.openflow.tables import load_flow_dir
 from segctl.testbed import ovs
 from segctl.testbed.lab import Lab, LabSpec, LinkSpec, SwitchSpec
 from segctl.topology.network import Network, load_network
+from segctl.verifier.counterexample import Counterexample
+from segctl.verifier.verify import verify
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "leaf-spine.yaml"
 WEB1_MAC, WEB2_IP, APP1_IP = "02:00:00:01:01:0a", "10.1.1.11", "10.1.2.10"

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segctl.errors import FlowSyntaxError, UnsupportedFlowError
-from segctl.flows.ofctl import (
+from segctl.openflow.ofctl import (
     FIELD_WIDTHS,
     IN_PORT,
     LOCAL,

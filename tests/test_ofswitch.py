@@ -21,7 +21,7 @@ from segctl.controller import ofswitch
 from segctl.controller.framework import ProtocolDesc, ofproto_v1_4
 from segctl.controller.southbound import SwitchMeter
 from segctl.errors import UnsupportedFlowError
-from segctl.flows.ofctl import Controller, Drop, Flow, format_flow, parse_flow, parse_flows
+from segctl.openflow.ofctl import Controller, Drop, Flow, format_flow, parse_flow, parse_flows
 from segctl.testbed import Lab, LabSpec, SwitchSpec, ovs
 from segctl.testbed.intent_lab import free_port
 
@@ -90,7 +90,7 @@ def test_every_vocabulary_flow_survives_the_wire(line: str) -> None:
 def test_vocabulary_covers_every_field_and_action() -> None:
     flows = parse_flows(VOCABULARY)
     fields = {m.field for f in flows for m in f.match}
-    from segctl.flows.ofctl import FIELD_WIDTHS
+    from segctl.openflow.ofctl import FIELD_WIDTHS
 
     modelled = set(FIELD_WIDTHS) - {f"reg{i}" for i in range(1, 7)}
     assert modelled <= fields, f"untested fields: {sorted(modelled - fields)}"
@@ -195,7 +195,7 @@ import json, logging, sys
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 from segctl.controller.runner import Endpoint, RunOptions, run
 from segctl.controller.southbound import SwitchMeter
-from segctl.flows.ofctl import format_flow, parse_flows
+from segctl.openflow.ofctl import format_flow, parse_flows
 
 port, flows_path, out_path, dpid = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 FLOWS = parse_flows(open(flows_path).read())

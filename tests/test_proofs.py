@@ -29,7 +29,7 @@ from segctl.controller.plan import gate_tables
 from segctl.controller.proofs import RememberingVerifier, proof_inputs, remembering, verifier_fingerprint
 from segctl.controller.service import ControllerService
 from segctl.controller.store import Database, Store
-from segctl.flows.ofctl import Flow
+from segctl.openflow.ofctl import Flow
 from segctl.topology.network import Network, load_network
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,8 +259,8 @@ def test_the_controller_warms_its_verifier_up_in_the_background(
 ) -> None:
     """``segctl controller run --store``: a green thread warms the verifier up in an OS thread
     once a proof was read back, and stops with the controller."""
-    from segctl.controller.cli import main
-    from segctl.controller.cli.controller import _ServiceFactory
+    from segctl.cli import main
+    from segctl.cli.controller import _ServiceFactory
     from segctl.controller.framework import hub
     from segctl.controller.runner import Started, in_os_thread
 

@@ -9,11 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segctl.flows.compiler import compile_network
-from segctl.flows.headerspace import HeaderSpace
-from segctl.flows.ofctl import Flow, parse_flows
-from segctl.flows.properties import PROPERTIES, _range
-from segctl.flows.verify import VerificationReport, verify
+from segctl.openflow.ofctl import Flow, parse_flows
 from segctl.topology.network import Network, load_network
+from segctl.verifier.headerspace import HeaderSpace
+from segctl.verifier.properties import PROPERTIES, _range
+from segctl.verifier.report import VerificationReport
+from segctl.verifier.verify import verify
 
 ROOT = Path(__file__).resolve().parent.parent / "examples"
 TWO, LEAF = ROOT / "two-tenants.yaml", ROOT / "leaf-spine.yaml"

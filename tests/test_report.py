@@ -10,19 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from segctl.controller.cli import main
+from segctl.cli import main
 from segctl.flows.compiler import compile_network
-from segctl.flows.report_html import SWITCH_SPACING, layout, render_html, topology_svg
-from segctl.flows.report_matrix import segment_matrix
-from segctl.flows.report_md import render_markdown
-from segctl.flows.tables import dump_live, load_flow_dir
-from segctl.flows.verify import SCHEMA, SCHEMA_VERSION, VerificationReport, read_matrix, verify
+from segctl.openflow.tables import dump_live, load_flow_dir
+from segctl.reports.html import SWITCH_SPACING, layout, render_html, topology_svg
+from segctl.reports.markdown import render_markdown
+from segctl.reports.matrix import segment_matrix
 from segctl.testbed import ovs
 from segctl.testbed.lab import Lab, LabSpec, LinkSpec, SwitchSpec
 from segctl.topology.network import load_network, resolve
 from segctl.topology.synthetic import synthetic_intent
+from segctl.verifier.report import SCHEMA, SCHEMA_VERSION, VerificationReport, read_matrix
+from segctl.verifier.verify import verify
 
-cli_verify = importlib.import_module("segctl.controller.cli.verify")
+cli_verify = importlib.import_module("segctl.cli.verify")
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "leaf-spine.yaml"
 LEAK = "table=0,priority=60000,in_port=11,ip,actions=output:10"

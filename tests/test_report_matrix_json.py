@@ -12,17 +12,11 @@ import pytest
 from test_mutations import MUTATIONS, Flows
 
 from segctl.flows.compiler import compile_network
-from segctl.flows.ofctl import parse_flows
-from segctl.flows.verify import (
-    DEFAULT_CELL,
-    SCHEMA_VERSION,
-    MatrixCell,
-    VerificationReport,
-    read_matrix,
-    verify,
-)
+from segctl.openflow.ofctl import parse_flows
 from segctl.topology.network import Network, load_network, resolve
 from segctl.topology.synthetic import synthetic_intent
+from segctl.verifier.report import DEFAULT_CELL, SCHEMA_VERSION, MatrixCell, VerificationReport, read_matrix
+from segctl.verifier.verify import verify
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
 LEAF_SPINE = EXAMPLES[[p.stem for p in EXAMPLES].index("leaf-spine")]

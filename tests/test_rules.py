@@ -10,7 +10,10 @@ from hypothesis import strategies as st
 
 from segctl.errors import CompileError
 from segctl.flows.compiler import compile_network
-from segctl.flows.ofctl import (
+from segctl.flows.pipeline import CLASSIFY, EGRESS, POLICY_SRC, TABLES, table_by_id
+from segctl.flows.policy import port_range_masks
+from segctl.flows.rules import Rule, rules_text
+from segctl.openflow.ofctl import (
     Conjunction,
     Controller,
     Ct,
@@ -21,9 +24,6 @@ from segctl.flows.ofctl import (
     parse_flow,
     parse_flows,
 )
-from segctl.flows.pipeline import CLASSIFY, EGRESS, POLICY_SRC, TABLES, table_by_id
-from segctl.flows.policy import port_range_masks
-from segctl.flows.rules import Rule, rules_text
 from segctl.testbed import lab as labmod
 from segctl.testbed import ovs
 from segctl.testbed.lab import Lab, LabSpec, SwitchSpec

@@ -2,7 +2,7 @@
 
 No Mininet here: the run result is built from the leaf-spine scenario intent, its real
 probe plan, the intent's expectations, the verifier's simulator on the compiled tables
-(the predicted matrix) and :func:`segctl.flows.verify.verify` on those tables (with a
+(the predicted matrix) and :func:`segctl.verifier.verify.verify` on those tables (with a
 leak rule for the failing case). One probe is flipped to make a disagreement.
 """
 
@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 
 from segctl.flows.compiler import compile_network
-from segctl.flows.ofctl import Flow, parse_flows
-from segctl.flows.verify import verify
 from segctl.mininet_scenarios.predict import load_predictor
 from segctl.mininet_scenarios.probes import expected_outcome, plan_probes
 from segctl.mininet_scenarios.report import VERIFICATION_HTML, markdown, render_html, write_reports
 from segctl.mininet_scenarios.report_model import UNADDRESSABLE_REASON, grid
 from segctl.mininet_scenarios.runner import Check, MatrixPhase, ProbeRow, RunResult
 from segctl.mininet_scenarios.scenarios import intent_path
+from segctl.openflow.ofctl import Flow, parse_flows
 from segctl.topology.network import Network, load_network
+from segctl.verifier.verify import verify
 
 INTENT = intent_path("leaf-spine.yaml")
 #: globex/gweb1 (leaf1:11) straight to acme/web1 (leaf1:10): a cross-tenant leak.

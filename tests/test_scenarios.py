@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from segctl.controller.cli import main
+from segctl.cli import main
 from segctl.mininet_scenarios import controller_proc as ctl
 from segctl.mininet_scenarios import network as mn
 from segctl.mininet_scenarios.probes import Probe, expected_outcome, plan_probes, probe_ports

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from segctl.controller.cli.intent import intent_json_schema
+from segctl.cli.intent import intent_json_schema
 from segctl.errors import IntentError
 from segctl.topology.load import intent_from_document
 

@@ -190,7 +190,7 @@ def test_tenant_update_cannot_rename_smuggle_or_create(svc: ControllerService) -
 
 
 def test_reconcile_detects_and_repairs_drift(svc: ControllerService, sb: MemorySouthbound) -> None:
-    from segctl.flows.ofctl import parse_flow
+    from segctl.openflow.ofctl import parse_flow
 
     svc.apply(LEAF_SPINE, actor="alice")
     assert all(not r.drift for r in svc.reconcile())
@@ -248,7 +248,7 @@ def test_resync_proves_the_fabric_only_once_every_switch_is_synced(
 
 
 def test_link_down_moves_paths_and_up_restores(svc: ControllerService, sb: MemorySouthbound) -> None:
-    from segctl.flows.ofctl import Output
+    from segctl.openflow.ofctl import Output
 
     svc.apply(LEAF_SPINE, actor="alice")
     preferred = snapshot(sb)
@@ -274,7 +274,7 @@ def test_port_states_read_on_connect_feed_the_link_state(
 ) -> None:
     """What a (re)connected switch's port descriptions say: a declared fabric port that is
     down or missing takes its link down; only changes recompile; edge ports are ignored."""
-    from segctl.flows.ofctl import Output
+    from segctl.openflow.ofctl import Output
 
     svc.apply(LEAF_SPINE, actor="alice")
     preferred = snapshot(sb)
@@ -371,7 +371,7 @@ def test_state_survives_restart(tmp_path: Path, sb: MemorySouthbound) -> None:
 
 def test_diff_replaces_in_place() -> None:
     from segctl.controller.gate import SwitchTables
-    from segctl.flows.ofctl import parse_flow
+    from segctl.openflow.ofctl import parse_flow
 
     old = parse_flow("table=1,priority=10,dl_dst=02:00:00:00:00:01,actions=output:1")
     new = parse_flow("table=1,priority=10,dl_dst=02:00:00:00:00:01,actions=output:2")

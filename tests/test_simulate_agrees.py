@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segctl.flows.headerspace import FIELDS, PIPELINE_FIELDS, HeaderSpace
-from segctl.flows.ofctl import Flow, parse_flows
-from segctl.flows.simulate import CT_EST, CT_NEW, CT_TRK, Packet, simulate
-from segctl.flows.symbolic import Engine, Topology
+from segctl.openflow.ofctl import Flow, parse_flows
 from segctl.topology.network import Network, load_network
+from segctl.verifier.headerspace import FIELDS, PIPELINE_FIELDS, HeaderSpace
+from segctl.verifier.simulate import CT_EST, CT_NEW, CT_TRK, Packet, simulate
+from segctl.verifier.symbolic import Engine, Topology
 
 HS = HeaderSpace()
 CT_CHOICES = [CT_TRK | CT_NEW, CT_TRK | CT_EST, CT_TRK | 0x04, CT_TRK | 0x10, CT_TRK | CT_EST | 0x08]
@@ -313,6 +313,6 @@ def test_a_disagreement_would_be_caught() -> None:
 def _drop(flow: Flow) -> Flow:
     from dataclasses import replace
 
-    from segctl.flows.ofctl import Drop
+    from segctl.openflow.ofctl import Drop
 
     return replace(flow, actions=(Drop(),))

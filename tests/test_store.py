@@ -194,8 +194,8 @@ def test_keep_reports_must_be_positive(tmp_path: Path) -> None:
 
 def test_controller_keep_reports_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``--keep-reports`` reaches the store the controller builds; a value below 1 is bad input."""
-    from segctl.controller.cli import main
-    from segctl.controller.cli.controller import _ServiceFactory
+    from segctl.cli import main
+    from segctl.cli.controller import _ServiceFactory
     from segctl.controller.memory_southbound import MemorySouthbound
     from segctl.controller.runner import Started, in_os_thread
 

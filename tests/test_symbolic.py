@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from segctl.flows.headerspace import CT_EST, CT_INV, CT_NEW, CT_TRK, FIELDS, HeaderSpace
-from segctl.flows.ofctl import parse_flows
-from segctl.flows.symbolic import (
+from segctl.openflow.ofctl import parse_flows
+from segctl.topology.network import load_network
+from segctl.verifier.headerspace import CT_EST, CT_INV, CT_NEW, CT_TRK, FIELDS, HeaderSpace
+from segctl.verifier.symbolic import (
     CONTROLLER,
     DELIVERED,
     DROPPED,
@@ -22,7 +23,6 @@ from segctl.flows.symbolic import (
     Topology,
     compute_reachability,
 )
-from segctl.topology.network import load_network
 
 HS = HeaderSpace()
 A, B, C = 0x020000000001, 0x020000000002, 0x020000000003

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from segctl.controller.cli import main
+from segctl.cli import main
 from segctl.flows.compiler import compile_network
 from segctl.topology.network import load_network
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from segctl.flows.compiler import compile_network
-from segctl.flows.counterexample import trace_packet
-from segctl.flows.ofctl import Flow, parse_flows
-from segctl.flows.simulate import Packet
-from segctl.flows.verify import verify
+from segctl.openflow.ofctl import Flow, parse_flows
 from segctl.topology.analysis import allowed_grants, expected_reachability
 from segctl.topology.network import Network, load_network
+from segctl.verifier.counterexample import trace_packet
+from segctl.verifier.simulate import Packet
+from segctl.verifier.verify import verify
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
 SERVICES = [("tcp", 6, 8080), ("tcp", 6, 5432), ("udp", 17, 53), ("tcp", 6, 22), ("icmp", 1, None)]

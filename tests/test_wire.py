@@ -14,7 +14,7 @@ import pytest
 from segctl.controller import ofswitch, wire
 from segctl.controller.framework import ProtocolDesc, ofproto_v1_4
 from segctl.flows.compiler import compile_network
-from segctl.flows.ofctl import Flow, parse_flow, parse_flows
+from segctl.openflow.ofctl import Flow, parse_flow, parse_flows
 from segctl.topology.network import load_network, resolve
 from segctl.topology.synthetic import synthetic_intent
 from tests.test_ofswitch import VOCABULARY

@@ -39,7 +39,7 @@ from segctl.controller.framework import (
 )
 from segctl.controller.southbound import SwitchMeter
 from segctl.errors import SwitchError
-from segctl.flows.ofctl import Drop, Flow
+from segctl.openflow.ofctl import Drop, Flow
 
 __all__ = ["AppConfig", "Hooks", "SegctlApp"]
 

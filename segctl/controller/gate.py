@@ -20,7 +20,7 @@ from segctl.errors import SegctlError
 
 if TYPE_CHECKING:
     from segctl.controller.store import Revision
-    from segctl.flows.ofctl import Flow
+    from segctl.openflow.ofctl import Flow
     from segctl.topology.network import Network
 
 __all__ = [
@@ -47,7 +47,7 @@ __all__ = [
 #: while the fabric is partitioned.
 SAFETY_PROPERTIES = frozenset(
     {"isolation", "policy", "spoofing", "conformance", "spoof-guard", "commit-safety"}
-)  # the last three are the ids segctl.flows.verify reports
+)  # the last three are the ids segctl.verifier.verify reports
 
 
 class NotFound(SegctlError):
@@ -191,7 +191,7 @@ class SwitchDiff:
         return not (self.add or self.remove or self.set_meters or self.remove_meters)
 
     def to_json(self) -> dict[str, Any]:
-        from segctl.flows.ofctl import format_flow
+        from segctl.openflow.ofctl import format_flow
 
         return {
             "switch": self.switch,
@@ -252,7 +252,7 @@ class DriftReport:
         return bool(self.extra or self.missing or self.meters_wrong)
 
     def to_json(self) -> dict[str, Any]:
-        from segctl.flows.ofctl import format_flow
+        from segctl.openflow.ofctl import format_flow
 
         return {
             "switch": self.switch,
@@ -272,7 +272,7 @@ def default_compiler() -> Compiler:
     verifies exactly the parsed form.
     """
     from segctl.flows.compiler import compile_network
-    from segctl.flows.ofctl import parse_flow
+    from segctl.openflow.ofctl import parse_flow
 
     def compile_tables(network: Network) -> dict[str, SwitchTables]:
         programs = compile_network(network)
@@ -289,9 +289,9 @@ def default_compiler() -> Compiler:
 
 class GateVerifier:
     """The segctl symbolic verifier as a :class:`Verifier`: one
-    :class:`~segctl.flows.incremental.IncrementalVerifier` (:attr:`incremental`) for every
+    :class:`~segctl.verifier.incremental.IncrementalVerifier` (:attr:`incremental`) for every
     call (the gate and the live checks), so each proof re-does only what changed since the
-    previous one; its report is the one :func:`segctl.flows.verify.verify` gives. Not
+    previous one; its report is the one :func:`segctl.verifier.verify.verify` gives. Not
     re-entrant: the service calls it under its lock (a thread lock here could block the
     controller's green threads).
 
@@ -300,7 +300,7 @@ class GateVerifier:
     """
 
     def __init__(self) -> None:
-        from segctl.flows.incremental import IncrementalVerifier
+        from segctl.verifier.incremental import IncrementalVerifier
 
         self.incremental = IncrementalVerifier()
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from segctl.controller.southbound import SwitchMeter
 from segctl.errors import SwitchError
-from segctl.flows.ofctl import FieldMatch, Flow
+from segctl.openflow.ofctl import FieldMatch, Flow
 
 __all__ = ["MemorySouthbound", "MemorySwitch"]
 

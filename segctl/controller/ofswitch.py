@@ -4,7 +4,7 @@ These functions build messages and never send them (Faucet style): the one sende
 is :meth:`segctl.controller.app.SegctlApp._send`. ``dp`` is an os-ken ``Datapath``
 (only its ``ofproto`` and ``ofproto_parser`` are used, so a stand-in works in tests).
 
-* :func:`flow_mod` turns a :class:`~segctl.flows.ofctl.Flow` into an ``OFPFlowMod``
+* :func:`flow_mod` turns a :class:`~segctl.openflow.ofctl.Flow` into an ``OFPFlowMod``
   (add with exact table/priority/cookie/match, or a strict delete); OXM and Nicira
   fields, ``NXActionCT``, ``NXActionConjunction`` (0-based clause on the wire),
   ``OFPActionDecNwTtl``, and meters as ``OFPInstructionMeter``.
@@ -25,7 +25,7 @@ from typing import Any
 from segctl.controller.framework import nicira_ext, ofctl_exception
 from segctl.controller.southbound import SwitchMeter
 from segctl.errors import UnsupportedFlowError
-from segctl.flows.ofctl import (
+from segctl.openflow.ofctl import (
     FIELD_WIDTHS,
     Action,
     Conjunction,

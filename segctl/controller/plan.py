@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from segctl.controller.gate import Compiler, SwitchDiff, SwitchTables, flow_sort_key
-from segctl.flows.ofctl import Flow
+from segctl.openflow.ofctl import Flow
 from segctl.topology.network import Network
 
 __all__ = ["compile_tables", "diff_summary", "diff_tables", "gate_tables", "plan_change", "sorted_tables"]

@@ -37,7 +37,7 @@ from segctl.controller.service import intent_document
 from segctl.controller.store import Store, content_hash
 
 if TYPE_CHECKING:
-    from segctl.flows.ofctl import Flow
+    from segctl.openflow.ofctl import Flow
     from segctl.topology.network import Network
 
 __all__ = ["RememberingVerifier", "WarmUpCancelled", "proof_inputs", "remembering", "verifier_fingerprint"]
@@ -57,7 +57,7 @@ def verifier_fingerprint() -> str:
         for path in sorted((root / package).rglob("*.py")):
             digest.update(str(path.relative_to(root)).encode())
             digest.update(path.read_bytes())
-    from segctl.flows.headerspace import BACKEND
+    from segctl.verifier.headerspace import BACKEND
 
     digest.update(f"dd {metadata.version('dd')} {BACKEND}".encode())
     return digest.hexdigest()

@@ -59,7 +59,7 @@ from segctl.controller.plan import compile_tables, diff_summary, diff_tables, pl
 from segctl.controller.southbound import Southbound
 from segctl.controller.store import Store, content_hash
 from segctl.errors import IntentError, Problem, SwitchError
-from segctl.flows.ofctl import Flow
+from segctl.openflow.ofctl import Flow
 from segctl.topology.load import intent_from_document
 from segctl.topology.network import Network, resolve
 from segctl.topology.schema import Intent
@@ -187,7 +187,7 @@ class ControllerService:
 
     def switch_flows(self, name: str, *, live: bool = True) -> dict[str, Any]:
         """Desired flows of a switch, and its live flows when it is connected."""
-        from segctl.flows.ofctl import format_flow
+        from segctl.openflow.ofctl import format_flow
 
         if self._declared is None or name not in {s.name for s in self._declared.switches}:
             raise NotFound(f"switch {name} is not in the fabric")

@@ -3,7 +3,7 @@
 The service (:mod:`segctl.controller.service`) decides *what* each switch must hold;
 a :class:`Southbound` only carries it out. The os-ken implementation talks OpenFlow to
 real switches; :mod:`segctl.controller.memory_southbound` keeps switches in memory for
-unit tests. Both speak the same currency: parsed :class:`segctl.flows.ofctl.Flow`
+unit tests. Both speak the same currency: parsed :class:`segctl.openflow.ofctl.Flow`
 objects (hashable, stats ignored), so what is verified is exactly what is pushed.
 
 Switches are named by their name in the intent's fabric (``leaf1``), never by dpid:
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from segctl.flows.ofctl import Flow
+    from segctl.openflow.ofctl import Flow
 
 __all__ = ["Southbound", "SwitchMeter"]
 

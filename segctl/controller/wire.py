@@ -12,7 +12,7 @@ directly:
 * actions: ``set_field`` packed by hand (its values vary per endpoint); every other
   action is serialised by os-ken once per distinct action value and cached.
 
-:func:`flow_mod_bytes` is cached per :class:`~segctl.flows.ofctl.Flow`, so pushing
+:func:`flow_mod_bytes` is cached per :class:`~segctl.openflow.ofctl.Flow`, so pushing
 rules that were pushed before (a switch reconnecting, a resync) costs a dictionary
 lookup per rule. The output is identical, byte for byte, to os-ken's serialisation
 of :func:`segctl.controller.ofswitch.flow_mod` (``tests/test_wire.py`` checks it for
@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 from segctl.controller import ofswitch
 from segctl.controller.framework import ProtocolDesc, ofproto_v1_4
-from segctl.flows.ofctl import (
+from segctl.openflow.ofctl import (
     Action,
     Drop,
     FieldMatch,
@@ -337,7 +337,7 @@ _decoded: dict[bytes, Flow] = {}
 class RawFlowStats:
     """One ``ofp_flow_stats`` entry of a reply, kept as bytes (os-ken's body class stand-in).
 
-    ``key`` is what a :class:`~segctl.flows.ofctl.Flow` is made of: table, priority,
+    ``key`` is what a :class:`~segctl.openflow.ofctl.Flow` is made of: table, priority,
     cookie, match and instructions (durations, counters, timeouts and flags left out).
     """
 

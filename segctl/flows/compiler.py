@@ -24,23 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from segctl.errors import CompileError
-from segctl.flows.cookies import Kind, make_cookie
 from segctl.flows.meters import MeterSpec, endpoint_meter
-from segctl.flows.ofctl import (
-    IN_PORT,
-    Action,
-    Conjunction,
-    Ct,
-    DecTtl,
-    Drop,
-    GotoTable,
-    Meter,
-    Output,
-    PopVlan,
-    PushVlan,
-    SetField,
-    WriteMetadata,
-)
 from segctl.flows.pipeline import (
     ARP,
     CLASSIFY,
@@ -70,6 +54,22 @@ from segctl.flows.pipeline import (
 )
 from segctl.flows.policy import Grant, GrantCache, check_conjunctions, grant_rules, network_grants
 from segctl.flows.rules import Rule, rules_text
+from segctl.openflow.cookies import Kind, make_cookie
+from segctl.openflow.ofctl import (
+    IN_PORT,
+    Action,
+    Conjunction,
+    Ct,
+    DecTtl,
+    Drop,
+    GotoTable,
+    Meter,
+    Output,
+    PopVlan,
+    PushVlan,
+    SetField,
+    WriteMetadata,
+)
 from segctl.topology.network import EndpointInfo, Network, SegmentInfo
 
 __all__ = ["SwitchProgram", "compile_network"]

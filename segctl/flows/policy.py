@@ -31,8 +31,6 @@ from dataclasses import dataclass, replace
 from dataclasses import field as _field
 
 from segctl.errors import CompileError
-from segctl.flows.cookies import Kind, make_cookie
-from segctl.flows.ofctl import Action, Conjunction, Ct, FieldMatch, GotoTable
 from segctl.flows.pipeline import (
     EGRESS,
     META_ORIGIN_MASK,
@@ -46,6 +44,8 @@ from segctl.flows.pipeline import (
     metadata_value,
 )
 from segctl.flows.rules import Rule
+from segctl.openflow.cookies import Kind, make_cookie
+from segctl.openflow.ofctl import Action, Conjunction, Ct, FieldMatch, GotoTable
 from segctl.topology.network import EndpointInfo, Network
 from segctl.topology.schema import Service
 

@@ -3,13 +3,13 @@
 A :class:`Rule` is ``(table, priority, cookie, match, actions)``. The match is a tuple
 of ``(field, value)`` text pairs kept in one canonical field order (:data:`MATCH_ORDER`),
 so equal rules print byte-identically; actions are the typed actions of
-:mod:`segctl.flows.ofctl` (the verifier's vocabulary, nothing else). ``to_ofctl()``
-gives the ``ovs-ofctl -O OpenFlow13 add-flows`` line; :func:`segctl.flows.ofctl.parse_flow`
+:mod:`segctl.openflow.ofctl` (the verifier's vocabulary, nothing else). ``to_ofctl()``
+gives the ``ovs-ofctl -O OpenFlow13 add-flows`` line; :func:`segctl.openflow.ofctl.parse_flow`
 reads it (and the ``dump-flows`` line OVS prints for it) back to the same normalized flow.
 
 Examples
 --------
->>> from segctl.flows.ofctl import GotoTable
+>>> from segctl.openflow.ofctl import GotoTable
 >>> r = Rule(0, 100, 0x1, (("in_port", "1"), ("proto", "arp")), (GotoTable(10),))
 >>> r.to_ofctl()
 'table=0,priority=100,cookie=0x1,in_port=1,arp,actions=goto_table:10'
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 from segctl.errors import CompileError
-from segctl.flows.ofctl import (
+from segctl.flows.pipeline import table_by_id
+from segctl.openflow.ofctl import (
     Action,
     Conjunction,
     Controller,
@@ -40,7 +41,6 @@ from segctl.flows.ofctl import (
     format_action,
     parse_flow,
 )
-from segctl.flows.pipeline import table_by_id
 
 __all__ = ["MATCH_ORDER", "PROTOCOLS", "Rule", "action_kind", "rules_text"]
 
@@ -166,7 +166,7 @@ class Rule:
         return f"{head},{match + ',' if match else ''}actions={self.actions_text()}"
 
     def to_flow(self) -> Flow:
-        """This rule as the verifier's normalized :class:`~segctl.flows.ofctl.Flow`."""
+        """This rule as the verifier's normalized :class:`~segctl.openflow.ofctl.Flow`."""
         return parse_flow(self.to_ofctl())
 
     def key(self) -> tuple[int, int, tuple[tuple[str, str], ...]]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 
 from segctl.errors import SegctlError
-from segctl.flows.ofctl import Flow, parse_flows
+from segctl.openflow.ofctl import Flow, parse_flows
 from segctl.testbed import ovs
 from segctl.testbed.intent_lab import free_port
 from segctl.topology.network import Network
@@ -91,7 +91,7 @@ class ControllerProcess:
         return [
             sys.executable,
             "-m",
-            "segctl.controller.cli",
+            "segctl.cli",
             "controller",
             "run",
             "--intent",

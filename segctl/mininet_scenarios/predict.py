@@ -1,7 +1,7 @@
 """The verifier's prediction of each probe, computed from the *live* flow tables.
 
 Each probe is two concrete packets run through the dumped tables with the verifier's
-packet simulator (:mod:`segctl.flows.simulate`, independent of the compiler): the
+packet simulator (:mod:`segctl.verifier.simulate`, independent of the compiler): the
 request from the source's edge port (conntrack state ``+trk+new``) must be delivered to
 the destination, and the reply from the destination's edge port (``+trk+est`` when the
 request was committed, ``+trk+new`` otherwise) must be delivered back to the source.
@@ -23,8 +23,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
-from segctl.flows.ofctl import Flow
 from segctl.mininet_scenarios.probes import Probe
+from segctl.openflow.ofctl import Flow
 from segctl.topology.network import EndpointInfo, Network
 
 __all__ = ["Predictor", "load_predictor"]
@@ -72,7 +72,7 @@ def load_predictor(
     ``down`` lists fabric links (as in ``network.links``) that are down: not traversed.
     """
     try:
-        sim: Any = importlib.import_module("segctl.flows.simulate")
+        sim: Any = importlib.import_module("segctl.verifier.simulate")
     except ImportError as exc:
         return None, f"the verifier's packet simulator is not available: {exc}"
     links: dict[tuple[str, int], tuple[str, int]] = {}

@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from segctl.flows.report_html import render_html as verification_page
 from segctl.mininet_scenarios.report_html import render_html
 from segctl.mininet_scenarios.report_model import (
     NOT_PREDICTED_REASON,
@@ -26,6 +25,7 @@ from segctl.mininet_scenarios.report_model import (
     verification_doc,
 )
 from segctl.mininet_scenarios.runner import MatrixPhase, RunResult
+from segctl.reports.html import render_html as verification_page
 
 __all__ = ["VERIFICATION_HTML", "markdown", "render_html", "write_reports"]
 
@@ -96,8 +96,9 @@ def _verification_md(result: RunResult, verification_html: str | None) -> list[s
     verdict = "**every property holds**" if result.live_verified else "**VIOLATED**"
     flows = doc.get("tables", {}).get("flow_counts", {})
     out.append(
-        f"`segctl.flows.verify` on the {sum(flows.values())} flows dumped from {len(flows)} switches at the "
-        f"end of the run: {verdict} ({summary.get('holding', '?')}/{summary.get('properties', '?')} hold, "
+        f"`segctl.verifier.verify` on the {sum(flows.values())} flows dumped from {len(flows)} switches "
+        f"at the end of the run: {verdict} "
+        f"({summary.get('holding', '?')}/{summary.get('properties', '?')} hold, "
         f"{summary.get('violations', '?')} violation(s)); generated {doc.get('generated', '?')}."
     )
     if verification_html:

@@ -1,6 +1,6 @@
 """The scenario report as one self-contained HTML page (no external JS, CSS or fonts).
 
-It shares the verifier report's look and pieces (:mod:`segctl.flows.report_html`: CSS,
+It shares the verifier report's look and pieces (:mod:`segctl.reports.html`: CSS,
 tenant colours, the inline SVG topology) and adds the scenario's own sections: run facts,
 per phase the three-way matrix, the scenario checks, and the live verification as a
 property table with counterexample packets and hop traces. The verifier's full page is
@@ -13,7 +13,6 @@ import time
 from html import escape
 from typing import Any
 
-from segctl.flows.report_html import CSS, tenant_colours, topology_svg
 from segctl.mininet_scenarios.report_model import (
     NOT_PREDICTED_REASON,
     PHASE_SUBSET_REASON,
@@ -27,6 +26,7 @@ from segctl.mininet_scenarios.report_model import (
     verification_doc,
 )
 from segctl.mininet_scenarios.runner import MatrixPhase, ProbeRow, RunResult
+from segctl.reports.html import CSS, tenant_colours, topology_svg
 
 __all__ = ["render_html"]
 
@@ -214,7 +214,7 @@ def _verification(result: RunResult, link: str | None) -> str:
     flows = doc.get("tables", {}).get("flow_counts", {})
     parts = [
         f"{head} {_badge(result.live_verified, 'every property holds', 'VIOLATED')}</h2>",
-        f"<p><code>segctl.flows.verify</code> on the {sum(flows.values())} flows dumped from "
+        f"<p><code>segctl.verifier.verify</code> on the {sum(flows.values())} flows dumped from "
         f"{len(flows)} switches at the end of the run: {summary.get('holding', '?')} of "
         f"{summary.get('properties', '?')} properties hold, {summary.get('violations', '?')} violation(s). "
         f"Generated {escape(str(doc.get('generated', '?')))}, schema {escape(str(doc.get('schema', '?')))} "

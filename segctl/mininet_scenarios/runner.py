@@ -47,7 +47,7 @@ from segctl.testbed import ovs
 from segctl.topology.network import Network, load_network
 
 if TYPE_CHECKING:
-    from segctl.flows.verify import VerificationReport
+    from segctl.verifier.report import VerificationReport
 
 __all__ = ["Check", "MatrixPhase", "Run", "RunResult", "ensure_ovs", "run_scenario"]
 
@@ -277,9 +277,9 @@ def ensure_ovs() -> None:
 def _live_verification(network: Network, bridges: dict[str, str]) -> tuple[dict[str, Any], Any]:
     """The JSON summary for the report and the verifier's report object (``None`` if unavailable)."""
     try:
-        from segctl.flows.verify import verify  # type: ignore[import-not-found,unused-ignore]
+        from segctl.verifier.verify import verify  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
-        return {"available": False, "reason": f"segctl.flows.verify is not available: {exc}"}, None
+        return {"available": False, "reason": f"segctl.verifier.verify is not available: {exc}"}, None
     report = verify(network, ctl.live_flows(bridges))
     data: Any = report.to_json() if hasattr(report, "to_json") else report
     return {"available": True, "report": data}, report

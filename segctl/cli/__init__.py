@@ -16,7 +16,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from segctl.controller.cli.common import EXIT_BAD_INPUT, Handler, run_handler
+from segctl.cli.common import EXIT_BAD_INPUT, Handler, run_handler
 
 __all__ = ["build_parser", "main"]
 

@@ -1,13 +1,13 @@
 """The intent's expectations per source endpoint, recomputed only for sources whose intent changed.
 
-The checks of :mod:`segctl.flows.checks` read, per source endpoint, its grants to every
+The checks of :mod:`segctl.verifier.checks` read, per source endpoint, its grants to every
 destination (a *row* of :func:`~segctl.topology.analysis.expected_reachability`), and the
 shared-service pairs and zone owners. A pair's grants come from its source's segment (part
 of the network's structure), its source tenant's policies and groups, and the shared
 services (with the groups they name): so after a call with another intent, only the rows of
 the tenants whose policies or groups differ are computed again (every row when the shared
 services or a group they name differ), and every other row is the *same object* as before.
-The :class:`~segctl.flows.properties.Checker` keys its cached contributions on these rows,
+The :class:`~segctl.verifier.properties.Checker` keys its cached contributions on these rows,
 so an unchanged row compares by identity, and a call costs no all-pairs work.
 
 :meth:`Expectations.of` with no previous expectations is exactly

@@ -1,10 +1,10 @@
 """Header spaces of the intent (origin packets, live variable names): what endpoints may send.
 
-:class:`Spaces` builds, over one :class:`~segctl.flows.headerspace.HeaderSpace`, the spaces
-the property checks (:mod:`segctl.flows.checks`) compare the engine's outcomes with: what
+:class:`Spaces` builds, over one :class:`~segctl.verifier.headerspace.HeaderSpace`, the spaces
+the property checks (:mod:`segctl.verifier.checks`) compare the engine's outcomes with: what
 an endpoint may send (its bound addresses), a grant's services, property 3's forward and
 reply spaces, property 2's allowed space. Results are cached per input: a
-:class:`~segctl.flows.incremental.IncrementalVerifier` keeps one ``Spaces`` across calls.
+:class:`~segctl.verifier.incremental.IncrementalVerifier` keeps one ``Spaces`` across calls.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv6Address
 
-from segctl.flows.headerspace import BDD, HeaderSpace
 from segctl.topology.analysis import Grant, ServiceMatch, ipv6_allowed, pair_grants
 from segctl.topology.network import EndpointInfo, Network
+from segctl.verifier.headerspace import BDD, HeaderSpace
 
 __all__ = ["ETH_ARP", "ETH_IP", "ETH_IP6", "Spaces"]
 

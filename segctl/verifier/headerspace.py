@@ -45,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from segctl.flows.ofctl import IN_PORT, LOCAL, FieldMatch
+from segctl.openflow.ofctl import IN_PORT, LOCAL, FieldMatch
 
 try:  # pragma: no cover - which backend depends on the wheel
     from dd import cudd as _backend

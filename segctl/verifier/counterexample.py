@@ -1,17 +1,17 @@
 """Counterexamples: one concrete packet, its hop-by-hop trace in intent terms, its fate.
 
-:func:`build` turns a :class:`~segctl.flows.properties.Violation` (a symbolic header
+:func:`build` turns a :class:`~segctl.verifier.properties.Violation` (a symbolic header
 space and the engine outcome it was found in) into a :class:`Counterexample`: every
 field of one injected packet, the conntrack state each ``ct()`` lookup returned on the
 path (found by replaying candidate states through the independent concrete simulator
-:mod:`segctl.flows.simulate`, fewest non-``new`` first), every hop (switch, table,
+:mod:`segctl.verifier.simulate`, fewest non-``new`` first), every hop (switch, table,
 priority, match, actions, cookie and the intent object the cookie names) and the
 disposition. ``ofproto_flow`` and ``ct_next`` replay it on real OVS::
 
     ovs-appctl ofproto/trace BRIDGE "<ofproto_flow>" --ct-next trk,new ...
 
 :func:`trace_packet` is the concrete side of ``segctl trace``: simulate one packet and
-explain each fate. Cookies are decoded for naming only (:mod:`segctl.flows.cookies`).
+explain each fate. Cookies are decoded for naming only (:mod:`segctl.openflow.cookies`).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
-from segctl.flows.cookies import describe_cookie
-from segctl.flows.headerspace import BDD, HeaderSpace
-from segctl.flows.ofctl import Ct, Flow
-from segctl.flows.properties import Spaces, Violation
-from segctl.flows.simulate import Packet, SimResult, simulate
-from segctl.flows.symbolic import Hop, Topology
+from segctl.openflow.cookies import describe_cookie
+from segctl.openflow.ofctl import Ct, Flow
 from segctl.topology.network import Network
+from segctl.verifier.headerspace import BDD, HeaderSpace
+from segctl.verifier.properties import Spaces, Violation
+from segctl.verifier.simulate import Packet, SimResult, simulate
+from segctl.verifier.symbolic import Hop, Topology
 
 __all__ = [
     "CT_CHOICES",

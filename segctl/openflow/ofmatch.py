@@ -1,9 +1,9 @@
-"""Match fields of :mod:`segctl.flows.ofctl`: vocabulary, values and normalization.
+"""Match fields of :mod:`segctl.openflow.ofctl`: vocabulary, values and normalization.
 
 The field vocabulary (:data:`FIELD_WIDTHS`), the normalized match term
 (:class:`FieldMatch`), the parsing and formatting of field values, and the
 normalization of the match tokens of one flow line (aliases, shorthands,
-prerequisites) follow the rules in the :mod:`segctl.flows.ofctl` docstring;
+prerequisites) follow the rules in the :mod:`segctl.openflow.ofctl` docstring;
 import these names from there.
 
 The parse of one match term is memoized (a bounded LRU cache): the same tokens

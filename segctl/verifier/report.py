@@ -1,17 +1,11 @@
-"""The verifier's entry point and its report.
+"""The verification report: verdicts, counterexamples, the reachability matrix.
 
-:func:`verify` takes the resolved intent and the flow tables (parsed ``ovs-ofctl`` text,
-from the compiler's files or dumped from live switches; never the compiler itself) and
-returns a :class:`VerificationReport`: per property a verdict, what was checked, and for
-each violation a concrete counterexample with its trace. ``report.to_json()`` is the
-versioned document described in ``docs/report.md`` (:data:`SCHEMA_VERSION`); its
-reachability matrix lists only the pairs whose cell differs from :data:`DEFAULT_CELL`, and
-:func:`read_matrix` reads one back (every pair, the rule applied once, here).
-
->>> from segctl.topology.network import load_network  # doctest: +SKIP
->>> report = verify(load_network("examples/two-tenants.yaml"), tables)  # doctest: +SKIP
->>> report.ok, [p.id for p in report.properties if not p.holds]  # doctest: +SKIP
-(True, [])
+:func:`~segctl.verifier.verify.verify` returns a :class:`VerificationReport`: per
+property a verdict, what was checked, and for each violation a concrete counterexample
+with its trace. ``report.to_json()`` is the versioned document described in
+``docs/report.md`` (:data:`SCHEMA_VERSION`); its reachability matrix lists only the pairs
+whose cell differs from :data:`DEFAULT_CELL`, and :func:`read_matrix` reads one back
+(every pair, the rule applied once, here).
 """
 
 from __future__ import annotations
@@ -22,13 +16,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar
 
-from segctl.flows.counterexample import Counterexample, build
-from segctl.flows.headerspace import BACKEND, HeaderSpace
-from segctl.flows.ofctl import Flow
-from segctl.flows.properties import PropertyResult, Runs
-from segctl.flows.symbolic import DELIVERED, Finding
+from segctl.openflow.ofctl import Flow
 from segctl.topology.analysis import EndpointKey, Grant, expected_reachability, grant_symbol
 from segctl.topology.network import EndpointInfo, Network
+from segctl.verifier.counterexample import Counterexample, build
+from segctl.verifier.headerspace import BACKEND, HeaderSpace
+from segctl.verifier.properties import PropertyResult, Runs
+from segctl.verifier.symbolic import DELIVERED, Finding
 
 __all__ = [
     "DEFAULT_CELL",
@@ -43,7 +37,6 @@ __all__ = [
     "matrix_json",
     "read_matrix",
     "timestamp",
-    "verify",
 ]
 
 SCHEMA = "segctl.verification-report"
@@ -339,20 +332,6 @@ def _kind(value: object) -> str:
     return _KINDS.get(type(value), type(value).__name__)
 
 
-def verify(
-    network: Network,
-    tables: Mapping[str, Sequence[Flow]],
-    *,
-    progress: Progress | None = None,
-) -> VerificationReport:
-    """Check every property of ``network`` against ``tables``; never consults the compiler.
-
-    A full proof: one call of a fresh :class:`~segctl.flows.incremental.IncrementalVerifier`
-    (the same code re-verifies incrementally when the verifier is kept across calls).
-    """
-    from segctl.flows.incremental import IncrementalVerifier  # (incremental imports this module)
-
-    return IncrementalVerifier(precise=False).verify(network, tables, progress=progress)
 
 
 def build_report(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from segctl.controller.cli.common import (
+from segctl.cli.common import (
     EXIT_OK,
     EXIT_VIOLATION,
     add_output_option,

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segctl.controller.cli.common import EXIT_BAD_INPUT
+from segctl.cli.common import EXIT_BAD_INPUT
 from segctl.controller.store import DEFAULT_KEEP_REPORTS
 
 if TYPE_CHECKING:

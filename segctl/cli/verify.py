@@ -24,11 +24,11 @@ from ipaddress import IPv4Address, ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segctl.controller.cli.common import EXIT_OK, EXIT_VIOLATION, add_output_option, print_json
+from segctl.cli.common import EXIT_OK, EXIT_VIOLATION, add_output_option, print_json
 from segctl.errors import IntentError, Problem, SegctlError
 
 if TYPE_CHECKING:
-    from segctl.flows.ofctl import Flow
+    from segctl.openflow.ofctl import Flow
     from segctl.topology.network import EndpointInfo, Network
 
 __all__ = ["register"]
@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _load(args: argparse.Namespace) -> tuple[Network, dict[str, list[Flow]]]:
-    from segctl.flows.tables import dump_live, load_flow_dir
+    from segctl.openflow.tables import dump_live, load_flow_dir
     from segctl.topology.network import load_network
 
     network = load_network(args.file)
@@ -139,8 +139,8 @@ def _progress(enabled: bool) -> Iterator[Any]:
 def _write_report(report: Any, directory: str) -> list[str]:
     import json
 
-    from segctl.flows.report_html import render_html
-    from segctl.flows.report_md import render_markdown
+    from segctl.reports.html import render_html
+    from segctl.reports.markdown import render_markdown
 
     out = Path(directory)
     try:
@@ -161,7 +161,7 @@ def _write_report(report: Any, directory: str) -> list[str]:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from segctl.flows.verify import verify
+    from segctl.verifier.verify import verify
 
     network, tables = _load(args)
     with _progress(enabled=True) as say:
@@ -214,9 +214,9 @@ def _endpoint(network: Network, ref: str) -> EndpointInfo:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    from segctl.flows.counterexample import trace_packet
-    from segctl.flows.simulate import Packet
     from segctl.topology.analysis import allowed_grants, normalize_proto
+    from segctl.verifier.counterexample import trace_packet
+    from segctl.verifier.simulate import Packet
 
     network, tables = _load(args)
     src = _endpoint(network, args.src)

@@ -39,7 +39,7 @@ from functools import lru_cache
 from typing import TypeAlias
 
 from segctl.errors import FlowSyntaxError, UnsupportedFlowError
-from segctl.flows.ofmatch import (
+from segctl.openflow.ofmatch import (
     _CACHE_SIZE,
     _SIMPLE_ALIASES,
     CONTROLLER,

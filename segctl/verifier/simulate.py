@@ -1,7 +1,7 @@
 """A concrete one-packet simulator over parsed flow tables (no BDDs).
 
-Written independently of :mod:`segctl.flows.symbolic` (they share only the parsed
-:class:`~segctl.flows.ofctl.Flow` model) so that the two can check each other, like
+Written independently of :mod:`segctl.verifier.symbolic` (they share only the parsed
+:class:`~segctl.openflow.ofctl.Flow` model) so that the two can check each other, like
 Faucet's FakeOFTable beside its real pipeline. Semantics are the same OpenFlow 1.3 / OVS
 rules, written down in ``docs/verification.md``: highest priority first (input order
 breaks ties), conjunctive matches with a ``conj_id`` re-lookup, apply-actions in order,
@@ -11,7 +11,7 @@ a table miss drops.
 
 Examples
 --------
->>> from segctl.flows.ofctl import parse_flows
+>>> from segctl.openflow.ofctl import parse_flows
 >>> tables = {"s1": parse_flows("in_port=1,ip,actions=dec_ttl,output:2")}
 >>> result = simulate(tables, {}, {("s1", 2): "t/b"}, "s1", Packet(in_port=1, eth_type=0x0800, nw_ttl=9))
 >>> [(d.kind, d.endpoint, d.packet.nw_ttl) for d in result]
@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from segctl.flows.ofctl import (
+from segctl.openflow.ofctl import (
     IN_PORT,
     Conjunction,
     Controller,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from segctl.flows.verify import VerificationReport
+from segctl.verifier.report import VerificationReport
 
 __all__ = ["ENDPOINT_MATRIX_LIMIT", "STATUS_ORDER", "SegmentCell", "segment_matrix"]
 

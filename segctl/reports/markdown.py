@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from segctl.flows.report_matrix import ENDPOINT_MATRIX_LIMIT, segment_matrix
-from segctl.flows.verify import VerificationReport
+from segctl.reports.matrix import ENDPOINT_MATRIX_LIMIT, segment_matrix
+from segctl.verifier.report import VerificationReport
 
 __all__ = ["render_markdown"]
 

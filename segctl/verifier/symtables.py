@@ -5,7 +5,7 @@ rule's match as a BDD, conjunction clauses, priority levels) and records structu
 :class:`Finding` objects (equal-priority overlaps, overlapping conjunctions).
 :meth:`Table.view` gives the table as packets with known concrete pipeline values (a
 :data:`Key`) see it: rule spaces cofactored by the key, rules that cannot match left out.
-See :mod:`segctl.flows.symbolic` for the semantics and ``docs/verification.md`` §3.
+See :mod:`segctl.verifier.symbolic` for the semantics and ``docs/verification.md`` §3.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from segctl.flows.headerspace import BDD, CONCRETE_FIELDS, HeaderSpace, _port16
-from segctl.flows.ofctl import Action, Conjunction, Flow, SetField
+from segctl.openflow.ofctl import Action, Conjunction, Flow, SetField
+from segctl.verifier.headerspace import BDD, CONCRETE_FIELDS, HeaderSpace, _port16
 
 __all__ = [
     "CT_ZONE_SLOT",
@@ -33,7 +33,7 @@ __all__ = [
     "with_value",
 ]
 
-#: The values of :data:`~segctl.flows.headerspace.CONCRETE_FIELDS` on a path, in that order.
+#: The values of :data:`~segctl.verifier.headerspace.CONCRETE_FIELDS` on a path, in that order.
 Key = tuple[int, ...]
 SLOT = {name: i for i, name in enumerate(CONCRETE_FIELDS)}
 METADATA_SLOT, CT_ZONE_SLOT = SLOT["metadata"], SLOT["ct_zone"]

@@ -2,7 +2,7 @@
 
 Inputs: a resolved :class:`~segctl.topology.network.Network` (the intent and the
 topology), the expected relation of :mod:`segctl.topology.analysis`, and three runs of
-:class:`~segctl.flows.symbolic.Engine` over the same parsed tables:
+:class:`~segctl.verifier.symbolic.Engine` over the same parsed tables:
 
 * run **A** (any): every ``ct()`` lookup may return any state (``+trk`` and one of
   new/est/rel/inv, ``rpl`` free);
@@ -43,14 +43,14 @@ at the edge port ``s`` is bound to; "origin" is the packet as injected):
    come from a committed, allowed connection.
 
 Each property is the combination, in a fixed order, of per-ingress (or per granted pair)
-contributions computed by the pure functions of :mod:`segctl.flows.checks`;
+contributions computed by the pure functions of :mod:`segctl.verifier.checks`;
 :class:`Checker` combines them and keeps each contribution with the inputs it depends on,
-so that an :class:`~segctl.flows.incremental.IncrementalVerifier` recomputes only those
+so that an :class:`~segctl.verifier.incremental.IncrementalVerifier` recomputes only those
 whose outcomes were re-run or whose expectations changed.
 
 Each check returns a :class:`PropertyResult` with the header space it checked
 (:class:`Checked`) and its :class:`Violation` s; a violation carries the offending origin
-space and the outcome it was found in, from which :mod:`segctl.flows.counterexample`
+space and the outcome it was found in, from which :mod:`segctl.verifier.counterexample`
 builds one concrete packet and its trace.
 """
 
@@ -61,7 +61,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from segctl.flows.checks import (
+from segctl.topology.network import EndpointInfo, Network
+from segctl.verifier.checks import (
     Allowed,
     Violation,
     commit_part,
@@ -72,11 +73,10 @@ from segctl.flows.checks import (
     pair_part,
     spoof_part,
 )
-from segctl.flows.expectations import Expectations, Row
-from segctl.flows.headerspace import HeaderSpace
-from segctl.flows.spaces import Spaces, _range
-from segctl.flows.symbolic import CommitEvent, Outcome, Reachability
-from segctl.topology.network import EndpointInfo, Network
+from segctl.verifier.expectations import Expectations, Row
+from segctl.verifier.headerspace import HeaderSpace
+from segctl.verifier.spaces import Spaces, _range
+from segctl.verifier.symbolic import CommitEvent, Outcome, Reachability
 
 __all__ = [
     "PROPERTIES",
@@ -208,7 +208,7 @@ class Runs:
 
 
 class Checker:
-    """The six checks as combinations of cached contributions (:mod:`segctl.flows.checks`).
+    """The six checks as combinations of cached contributions (:mod:`segctl.verifier.checks`).
 
     A contribution is recomputed when its cache key (the identity tokens of the outcomes it
     reads and the expectations of its source) differs from the previous call's; a fresh
@@ -222,7 +222,7 @@ class Checker:
         self._next_blocks: dict[EndpointKey, _Block] = {}
         self.recomputed = 0
         self.total = 0
-        #: The last call's expectations (:class:`~segctl.flows.expectations.Expectations`).
+        #: The last call's expectations (:class:`~segctl.verifier.expectations.Expectations`).
         self.expectations: Expectations | None = None
 
     def _part(

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from segctl.controller.cli.common import EXIT_OK, EXIT_VIOLATION, add_output_option, format_table, print_json
+from segctl.cli.common import EXIT_OK, EXIT_VIOLATION, add_output_option, format_table, print_json
 
 __all__ = ["register"]
 

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segctl.controller.cli.common import EXIT_OK, add_output_option, format_table, print_json
+from segctl.cli.common import EXIT_OK, add_output_option, format_table, print_json
 from segctl.errors import SegctlError
 
 if TYPE_CHECKING:

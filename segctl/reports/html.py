@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections import deque
 from html import escape
 
-from segctl.flows.report_matrix import ENDPOINT_MATRIX_LIMIT, segment_matrix
-from segctl.flows.verify import VerificationReport
+from segctl.reports.matrix import ENDPOINT_MATRIX_LIMIT, segment_matrix
 from segctl.topology.network import Network
+from segctl.verifier.report import VerificationReport
 
 __all__ = ["CSS", "layout", "render_html", "tenant_colours", "topology_svg"]
 
@@ -244,7 +244,7 @@ def _legend() -> str:
 
 
 def _segment_matrix(report: VerificationReport) -> str:
-    """One cell per ordered pair of segments (big fabrics; see :mod:`segctl.flows.report_matrix`)."""
+    """One cell per ordered pair of segments (big fabrics; see :mod:`segctl.reports.matrix`)."""
     colours = tenant_colours(report.network)
     segments, cells = segment_matrix(report)
 

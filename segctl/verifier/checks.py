@@ -2,10 +2,10 @@
 
 Each function here looks at the engine outcomes of ONE ingress (or one granted pair) and
 the intent's expectations of that source, and returns its violations (and counts). The
-property results of :mod:`segctl.flows.properties` are these contributions combined in a
-fixed order, so a full run and an incremental one (:mod:`segctl.flows.incremental`, which
+property results of :mod:`segctl.verifier.properties` are these contributions combined in a
+fixed order, so a full run and an incremental one (:mod:`segctl.verifier.incremental`, which
 recomputes only the contributions whose inputs changed) give the same result. What each
-property means is in the docstring of :mod:`segctl.flows.properties`.
+property means is in the docstring of :mod:`segctl.verifier.properties`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from segctl.flows.headerspace import BDD, HeaderSpace
-from segctl.flows.spaces import ETH_IP, Spaces
-from segctl.flows.symbolic import (
+from segctl.topology.analysis import Grant
+from segctl.topology.network import EndpointInfo, Network
+from segctl.verifier.headerspace import BDD, HeaderSpace
+from segctl.verifier.spaces import ETH_IP, Spaces
+from segctl.verifier.symbolic import (
     CONTROLLER,
     DELIVERED,
     LOOP,
@@ -26,8 +28,6 @@ from segctl.flows.symbolic import (
     CommitEvent,
     Outcome,
 )
-from segctl.topology.analysis import Grant
-from segctl.topology.network import EndpointInfo, Network
 
 __all__ = [
     "Allowed",

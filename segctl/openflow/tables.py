@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from segctl.errors import SegctlError, SwitchError
-from segctl.flows.ofctl import Flow, parse_flows
+from segctl.openflow.ofctl import Flow, parse_flows
 from segctl.topology.network import Network
 
 __all__ = ["Dumper", "dump_live", "load_flow_dir", "ofctl_dump"]

@@ -1,11 +1,11 @@
 """Symbolic reachability: header spaces pushed through every switch's flow tables.
 
 Input: parsed flow tables per switch (``{switch: [Flow, ...]}``, from
-:mod:`segctl.flows.ofctl`) and a :class:`Topology` (fabric links and edge ports, taken
+:mod:`segctl.openflow.ofctl`) and a :class:`Topology` (fabric links and edge ports, taken
 from the resolved :class:`~segctl.topology.network.Network`, never from the compiler).
 Output: for every injection point (switch, edge port) the list of :class:`Outcome`: a
 header-space relation (ghost = the packet as injected, live = the packet at the end; see
-:mod:`segctl.flows.headerspace`), a :class:`Disposition`, and the :class:`Hop` trace.
+:mod:`segctl.verifier.headerspace`), a :class:`Disposition`, and the :class:`Hop` trace.
 Every ``ct(commit)`` met is recorded as a :class:`CommitEvent`; structural problems (equal
 priority overlaps, path explosion) as :class:`Finding`.
 
@@ -46,7 +46,7 @@ and commit: the relations reported are the same BDDs as with those fields in the
 
 Examples
 --------
->>> from segctl.flows.ofctl import parse_flows
+>>> from segctl.openflow.ofctl import parse_flows
 >>> tables = {"s1": parse_flows("in_port=1,actions=output:2")}
 >>> topo = Topology(links={}, edges={("s1", 1): "t/a", ("s1", 2): "t/b"})
 >>> result = Engine(tables, topo).run()
@@ -62,17 +62,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from segctl.flows.headerspace import (
-    BDD,
-    CT_EST,
-    CT_INV,
-    CT_NEW,
-    CT_REL,
-    CT_TRK,
-    FIELDS,
-    HeaderSpace,
-)
-from segctl.flows.ofctl import (
+from segctl.openflow.ofctl import (
     IN_PORT,
     Conjunction,
     Controller,
@@ -88,7 +78,17 @@ from segctl.flows.ofctl import (
     SetField,
     WriteMetadata,
 )
-from segctl.flows.symtables import (
+from segctl.verifier.headerspace import (
+    BDD,
+    CT_EST,
+    CT_INV,
+    CT_NEW,
+    CT_REL,
+    CT_TRK,
+    FIELDS,
+    HeaderSpace,
+)
+from segctl.verifier.symtables import (
     CT_ZONE_SLOT,
     METADATA_SLOT,
     SLOT,
@@ -272,7 +272,7 @@ class Engine:
         the tables already indexed (:func:`index_tables` over ``hs``, one entry per switch of
         ``tables``); their findings are then the caller's. ``record_spaces``: :attr:`visits`
         also keeps the union of the spaces that entered each view (an OR per repeated visit;
-        :mod:`segctl.flows.incremental` uses it to tell which changed rules a path can meet)."""
+        :mod:`segctl.verifier.incremental` uses it to tell which changed rules a path can meet)."""
         self.hs = hs or HeaderSpace()
         self.topology = topology
         self.findings: list[Finding] = []

@@ -4,7 +4,7 @@ An :class:`IncrementalVerifier` keeps, across calls, one :class:`HeaderSpace` (s
 outcomes stay valid BDDs), the indexed tables of every switch, and per engine injection
 (every edge port in runs A and N, every reply injection of run E) its outcomes, its commit
 events and the set of table views it visited (``(switch, table, key, tci)``, see
-:meth:`segctl.flows.symtables.Table.view`). A call with the last call's inputs (an equal
+:meth:`segctl.verifier.symtables.Table.view`). A call with the last call's inputs (an equal
 network, the same flows and lines per switch) returns the last report with a fresh time
 and runs nothing (``mode="unchanged"``). Any other call
 
@@ -14,13 +14,13 @@ and runs nothing (``mode="unchanged"``). Any other call
    missing on one side is changed when present on the other. Line numbers do not count:
    the traces of reused outcomes that end up in a counterexample get the current lines;
 3. re-runs only the injections that visited a changed view, reusing the others unchanged;
-4. recomputes only the property contributions (:class:`~segctl.flows.properties.Checker`)
+4. recomputes only the property contributions (:class:`~segctl.verifier.properties.Checker`)
    whose outcomes were re-run or whose expectations changed; the expectations themselves
    only for the sources of tenants whose policies or groups changed
-   (:mod:`segctl.flows.expectations`), and a source's granted pairs are skipped whole when
+   (:mod:`segctl.verifier.expectations`), and a source's granted pairs are skipped whole when
    its run N, its grants and its reply records are the last call's.
 
-The report is exactly what :func:`segctl.flows.verify.verify` returns for the same inputs
+The report is exactly what :func:`segctl.verifier.verify.verify` returns for the same inputs
 (which is this class, fresh, called once). A change of endpoints, tenants, segments,
 switches or links, or a BDD manager over its node limit (``max_nodes``, or ``growth`` times
 its size after the last full run when that is more), starts over with a full run.
@@ -35,15 +35,15 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from segctl.flows.checks import Allowed, Violation
-from segctl.flows.headerspace import BDD, CT_EST, CT_NEW, CT_RPL, CT_TRK, HeaderSpace
-from segctl.flows.ofctl import Flow
-from segctl.flows.properties import Checker, PropertyResult, Runs
-from segctl.flows.spaces import Spaces
-from segctl.flows.symbolic import CommitEvent, Engine, Outcome, Reachability, Topology, ViewKey
-from segctl.flows.symtables import Finding, Hop, Rule, Table, index_tables
-from segctl.flows.verify import MatrixRows, VerificationReport, build_report, timestamp
+from segctl.openflow.ofctl import Flow
 from segctl.topology.network import Network
+from segctl.verifier.checks import Allowed, Violation
+from segctl.verifier.headerspace import BDD, CT_EST, CT_NEW, CT_RPL, CT_TRK, HeaderSpace
+from segctl.verifier.properties import Checker, PropertyResult, Runs
+from segctl.verifier.report import MatrixRows, VerificationReport, build_report, timestamp
+from segctl.verifier.spaces import Spaces
+from segctl.verifier.symbolic import CommitEvent, Engine, Outcome, Reachability, Topology, ViewKey
+from segctl.verifier.symtables import Finding, Hop, Rule, Table, index_tables
 
 __all__ = ["DEFAULT_GROWTH", "DEFAULT_MAX_NODES", "IncrementalVerifier", "Stats"]
 
@@ -165,7 +165,7 @@ class IncrementalVerifier:
         """``precise``: record the spaces that entered each view, so that a change re-runs only
         injections whose packets can meet a changed rule (not every one visiting its table).
         An OR per repeated table visit: within the noise of a full run on k=4 T=6 (7% under
-        cProfile); a one-shot :func:`~segctl.flows.verify.verify` turns it off all the same."""
+        cProfile); a one-shot :func:`~segctl.verifier.verify.verify` turns it off all the same."""
         self.max_nodes = max_nodes
         self.growth = growth
         self._full_nodes = 0  # the manager's size after the last full run
@@ -200,7 +200,7 @@ class IncrementalVerifier:
     def verify(
         self, network: Network, tables: Mapping[str, Sequence[Flow]], *, progress: Progress | None = None
     ) -> VerificationReport:
-        """The report :func:`segctl.flows.verify.verify` gives for these inputs; ``self.stats``
+        """The report :func:`segctl.verifier.verify.verify` gives for these inputs; ``self.stats``
         says what was reused."""
         try:
             return self._verify(network, tables, progress or (lambda _msg: None))
@@ -426,7 +426,7 @@ class IncrementalVerifier:
 
 
 class _Replies:
-    """Run E for :class:`~segctl.flows.properties.Runs`: a granted pair's replies, reused when
+    """Run E for :class:`~segctl.verifier.properties.Runs`: a granted pair's replies, reused when
     the same reply space and commit zones were injected before and no view it visited changed."""
 
     def __init__(
@@ -461,7 +461,7 @@ class _Replies:
 
     def stale(self) -> set[tuple[str, str]]:
         """The sources with a last call's record affected by the changes (checked once here, so
-        that the :class:`~segctl.flows.properties.Checker` can skip the pairs of the others)."""
+        that the :class:`~segctl.verifier.properties.Checker` can skip the pairs of the others)."""
         if self._affected is None:
             views = self.changed.views
             self._affected = {key for key, rec in self.old.items() if views and self.changed.affects(rec)}

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from segctl.controller.cli.common import (
+from segctl.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     add_output_option,
