@@ -1,4 +1,11 @@
-"""Shared fixtures: a unique lab prefix per test and the OVS availability gate."""
+"""Shared fixtures (a unique lab prefix per test, the OVS availability gate) and markers.
+
+Folders: ``unit/`` pure tests, ``property/`` hypothesis properties, ``ovs/`` tests on real
+Open vSwitch bridges (root), ``scenarios/`` Mininet scenarios (root). Markers follow what a
+test needs, not only where it lives: every test that asks for a lab (``lab_prefix`` or
+``ovs_available``) is marked ``ovs``, and such a test under ``scenarios/`` also ``mininet``,
+so ``pytest -m "not ovs and not mininet"`` runs everything that needs no root.
+"""
 
 from __future__ import annotations
 
@@ -38,3 +45,15 @@ def lab_prefix(ovs_available: None) -> Iterator[str]:
     if any(left.values()):
         lab.cleanup(prefix)
         pytest.fail(f"test left behind {left}")
+
+
+_LAB_FIXTURES = {"lab_prefix", "ovs_available"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        needs_lab = bool(_LAB_FIXTURES & set(getattr(item, "fixturenames", ())))
+        if needs_lab or "/ovs/" in str(item.path):
+            item.add_marker(pytest.mark.ovs)
+        if needs_lab and "/scenarios/" in str(item.path):
+            item.add_marker(pytest.mark.mininet)

@@ -1,0 +1,201 @@
+"""``segctl validate``, ``schema`` and ``show``: exit codes, output shapes, clean errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from segctl.cli import main
+from segctl.topology.analysis import expected_reachability
+from segctl.topology.network import load_network
+
+ROOT = Path(__file__).resolve().parents[2]
+LEAF_SPINE = ROOT / "examples" / "leaf-spine.yaml"
+TWO_TENANTS = ROOT / "examples" / "two-tenants.yaml"
+
+BAD = """\
+version: 1
+fabric:
+  switches:
+    - {name: s1, dpid: 1}
+tenants:
+  - name: acme
+    segments:
+      - {name: web, cidr: 10.1.1.0/24}
+    endpoints:
+      - {name: web1, segment: web, mac: "02:00:00:00:00:01", ip: 10.1.9.4, attach: "s1:1"}
+      - {name: web2, segment: nope, mac: "02:00:00:00:00:02", ip: 10.1.1.5, attach: "s1:1"}
+"""
+
+
+@pytest.fixture
+def bad_file(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    return path
+
+
+def test_validate_valid_files(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(LEAF_SPINE), str(TWO_TENANTS)]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"{LEAF_SPINE}: valid", f"{TWO_TENANTS}: valid"]
+    assert err == ""
+
+
+def test_validate_reports_every_problem_with_file_line(
+    bad_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", str(LEAF_SPINE), str(bad_file)]) == 2
+    out, err = capsys.readouterr()
+    assert out == f"{LEAF_SPINE}: valid\n"
+    assert err.splitlines() == [
+        f"{bad_file}:10: tenants[acme].endpoints[web1].ip: 10.1.9.4 is outside segment web (10.1.1.0/24)",
+        f"{bad_file}:11: tenants[acme].endpoints[web2].attach: port s1:1 is already bound to acme/web1",
+        f"{bad_file}:11: tenants[acme].endpoints[web2].segment: unknown segment nope",
+    ]
+
+
+def test_validate_json(bad_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.yaml"
+    assert main(["validate", "-o", "json", str(TWO_TENANTS), str(bad_file), str(missing)]) == 2
+    out, err = capsys.readouterr()
+    assert err == ""
+    report = json.loads(out)
+    assert [(f["file"], f["valid"], len(f["problems"])) for f in report["files"]] == [
+        (str(TWO_TENANTS), True, 0),
+        (str(bad_file), False, 3),
+        (str(missing), False, 1),
+    ]
+    assert report["files"][1]["problems"][0] == {
+        "location": "tenants[acme].endpoints[web1].ip",
+        "message": "10.1.9.4 is outside segment web (10.1.1.0/24)",
+        "source": f"{bad_file}:10",
+    }
+
+
+def test_validate_yaml_syntax_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("fabric:\n  switches: [\n")
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}:3: YAML syntax error")
+    assert "Traceback" not in err
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert main(["validate"]) == 2
+    assert main(["no-such-verb"]) == 2
+    assert "usage: segctl" in capsys.readouterr().err
+
+
+def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("segctl ")
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for verb in ("validate", "schema", "show"):
+        assert verb in out
+
+
+def test_schema_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["$schema"].endswith("2020-12/schema")
+    assert "Tenant" in schema["$defs"]
+
+
+def test_show_text(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", str(LEAF_SPINE)]) == 0
+    out = capsys.readouterr().out
+    for heading in ("Tenants", "Segments", "Endpoints", "Groups", "Policies", "Shared services"):
+        assert f"\n{heading}\n" in out
+    assert "acme    1        02:5e:00:00:00:01" in out
+    assert "legend: · denied   S same segment   P policy   X shared service" in out
+    matrix = out[out.index("Expected reachability") :].splitlines()
+    rows = {line.split()[1]: line.split()[2:] for line in matrix[2:10]}
+    assert rows["acme/web1"] == ["·", "S", "P", "P", "·", "·", "·", "X"]
+    assert rows["infra/dns1"] == ["·"] * 8
+    assert "acme/app1 -> acme/db1: policy app-to-db: tcp/5432" in out
+
+
+def test_show_json_has_every_endpoint_and_the_grants(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "--output", "json", str(LEAF_SPINE)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    net = load_network(LEAF_SPINE)
+    assert len(shown["endpoints"]) == len(net.endpoints)
+    web1 = shown["endpoints"][0]
+    assert web1 == {
+        "tenant": "acme",
+        "name": "web1",
+        "segment": "web",
+        "mac": "02:00:00:01:01:0a",
+        "ip": "10.1.1.10",
+        "ipv6": None,
+        "switch": "leaf1",
+        "port": 10,
+        "labels": {"role": "web"},
+    }
+    assert [t["name"] for t in shown["tenants"]] == ["acme", "globex", "infra"]
+    assert shown["tenants"][0]["segments"][1] == {
+        "name": "app",
+        "index": 2,
+        "cidr": "10.1.2.0/24",
+        "cidr6": None,
+        "gateway": "10.1.2.1",
+        "vlan": 101,
+        "strict": True,
+    }
+    reach = expected_reachability(net)
+    assert len(shown["reachability"]) == len(reach)
+    first = shown["reachability"][0]
+    assert first["src"] == "acme/web1" and first["dst"] == "acme/web2"
+    assert first["grants"] == [
+        {
+            "kind": "intra-segment",
+            "name": "web",
+            "services": [{"proto": "any", "ports": None}],
+            "stateful": True,
+        }
+    ]
+
+
+def test_show_invalid_file_is_a_clean_error(bad_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", str(bad_file)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines()[0] == (
+        f"segctl: {bad_file}:10: tenants[acme].endpoints[web1].ip: "
+        "10.1.9.4 is outside segment web (10.1.1.0/24)"
+    )
+    assert main(["show", "-o", "json", str(bad_file)]) == 2
+    out, err = capsys.readouterr()
+    error = json.loads(out)["error"]
+    assert error["type"] == "IntentError" and len(error["problems"]) == 3
+    assert "Traceback" not in err
+
+
+def test_module_entry_point_runs_as_a_subprocess(bad_file: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ok = subprocess.run(
+        [sys.executable, "-m", "segctl.cli", "validate", str(LEAF_SPINE)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, f"{LEAF_SPINE}: valid\n", "")
+    bad = subprocess.run(
+        [sys.executable, "-m", "segctl.cli", "show", str(bad_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert "Traceback" not in bad.stderr and "outside segment web" in bad.stderr

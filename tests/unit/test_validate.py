@@ -1,0 +1,589 @@
+"""Validation: one test per rule, checking the exact place and reason of each problem."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from segctl.errors import IntentError, Problem
+from segctl.topology.load import check_file, intent_from_document, load_checked, load_intent_text
+from segctl.topology.network import load_network, resolve
+from segctl.topology.validate import VLAN_RANGE, validate_intent
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+BASE: dict[str, Any] = {
+    "version": 1,
+    "fabric": {
+        "switches": [{"name": "s1", "dpid": 1}, {"name": "s2", "dpid": 2}],
+        "links": ["s1:1 <-> s2:1"],
+    },
+    "tenants": [
+        {
+            "name": "acme",
+            "segments": [
+                {"name": "web", "cidr": "10.1.1.0/24", "gateway": "10.1.1.1"},
+                {"name": "db", "cidr": "10.1.3.0/24", "gateway": "10.1.3.1"},
+            ],
+            "endpoints": [
+                {
+                    "name": "web1",
+                    "segment": "web",
+                    "mac": "02:00:00:00:01:01",
+                    "ip": "10.1.1.10",
+                    "attach": "s1:10",
+                },
+                {
+                    "name": "web2",
+                    "segment": "web",
+                    "mac": "02:00:00:00:01:02",
+                    "ip": "10.1.1.11",
+                    "attach": "s2:10",
+                },
+                {
+                    "name": "db1",
+                    "segment": "db",
+                    "mac": "02:00:00:00:01:03",
+                    "ip": "10.1.3.10",
+                    "attach": "s2:11",
+                },
+            ],
+            "groups": [{"name": "webs", "members": ["web1", "web2"]}],
+            "policies": [
+                {
+                    "name": "web-db",
+                    "from": {"group": "webs"},
+                    "to": {"endpoint": "db1"},
+                    "services": [{"proto": "tcp", "port": 5432}],
+                }
+            ],
+        },
+        {
+            "name": "infra",
+            "segments": [{"name": "svc", "cidr": "10.9.0.0/24", "gateway": "10.9.0.1"}],
+            "endpoints": [
+                {
+                    "name": "dns1",
+                    "segment": "svc",
+                    "mac": "02:00:00:00:09:01",
+                    "ip": "10.9.0.53",
+                    "attach": "s1:11",
+                }
+            ],
+        },
+    ],
+    "shared_services": [
+        {
+            "name": "dns",
+            "provider": {"tenant": "infra", "endpoints": ["dns1"]},
+            "consumers": [{"tenant": "acme"}],
+            "services": [{"proto": "udp", "port": 53}],
+        }
+    ],
+}
+
+
+def doc() -> dict[str, Any]:
+    return copy.deepcopy(BASE)
+
+
+def acme(d: dict[str, Any]) -> dict[str, Any]:
+    return d["tenants"][0]
+
+
+def problems(d: dict[str, Any]) -> list[str]:
+    """``location: message`` for every problem: shape problems, or else semantic ones."""
+    try:
+        intent = intent_from_document(d)
+    except IntentError as exc:
+        return [f"{p.location}: {p.message}" for p in exc.problems]
+    return sorted(f"{p.location}: {p.message}" for p in validate_intent(intent))
+
+
+def test_base_document_is_valid() -> None:
+    assert problems(doc()) == []
+    resolve(intent_from_document(doc()))
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_are_valid(path: Path) -> None:
+    assert check_file(path)[1] == []
+    load_network(path)
+
+
+# --------------------------------------------------------------------------- shape
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "location"),
+    [
+        ((), "tenant", "tenant"),
+        (("fabric",), "link", "fabric.link"),
+        (("tenants", 0), "segment", "tenants[acme].segment"),
+        (("tenants", 0, "endpoints", 0), "adress", "tenants[acme].endpoints[web1].adress"),
+        (("tenants", 0, "segments", 1), "stritc", "tenants[acme].segments[db].stritc"),
+        (("tenants", 0, "policies", 0), "statefull", "tenants[acme].policies[web-db].statefull"),
+        (("shared_services", 0, "provider"), "endpoint", "shared_services[dns].provider.endpoint"),
+    ],
+)
+def test_unknown_key_is_never_ignored(where: tuple[Any, ...], key: str, location: str) -> None:
+    d = doc()
+    node: Any = d
+    for step in where:
+        node = node[step]
+    node[key] = "x"
+    assert problems(d) == [f"{location}: unknown key (not part of the intent format; check the spelling)"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("mac", "zz", "'zz' is not a MAC address (expected aa:bb:cc:dd:ee:ff)"),
+        (
+            "mac",
+            "03:00:00:00:00:01",
+            "03:00:00:00:00:01 is a multicast MAC address; an endpoint needs a unicast one",
+        ),
+        ("mac", "00:00:00:00:00:00", "00:00:00:00:00:00 is not a usable MAC address"),
+        ("ip", "10.1.1.300", "Input is not a valid IPv4 address (got '10.1.1.300')"),
+        ("ip", 167837962, "167837962 is not an IP address (write it as text, e.g. 10.1.1.10)"),
+        ("attach", "s1", "'s1' is not of the form switch:port"),
+    ],
+)
+def test_invalid_endpoint_values(field: str, value: Any, message: str) -> None:
+    d = doc()
+    acme(d)["endpoints"][0][field] = value
+    assert problems(d) == [f"tenants[acme].endpoints[web1].{field}: {message}"]
+
+
+@pytest.mark.parametrize(
+    ("attach", "message"),
+    [
+        ("s1:0", "Input should be greater than or equal to 1 (got 0)"),
+        ("s1:65281", "Input should be less than or equal to 65280 (got 65281)"),
+    ],
+)
+def test_invalid_port_numbers(attach: str, message: str) -> None:
+    d = doc()
+    acme(d)["endpoints"][0]["attach"] = attach
+    assert problems(d) == [f"tenants[acme].endpoints[web1].attach.port: {message}"]
+
+
+@pytest.mark.parametrize(
+    ("cidr", "message"),
+    [
+        ("10.1.1.5/24", "10.1.1.5/24 has host bits set; did you mean 10.1.1.0/24?"),
+        ("10.1.1.0/33", "'10.1.1.0/33' is not a valid CIDR"),
+        ("10.1.1.0", "'10.1.1.0' is not a CIDR (expected address/prefix)"),
+    ],
+)
+def test_invalid_cidr(cidr: str, message: str) -> None:
+    d = doc()
+    acme(d)["segments"][0]["cidr"] = cidr
+    assert problems(d) == [f"tenants[acme].segments[web].cidr: {message}"]
+
+
+@pytest.mark.parametrize(
+    ("service", "expected"),
+    [
+        ({"proto": "tcp", "port": "90-80"}, ["services[0].port[0]: port range 90-80 is empty (start > end)"]),
+        (
+            {"proto": "tcp", "port": "http"},
+            ["services[0].port: 'http' is not a port or a range like 8000-8080"],
+        ),
+        (
+            {"proto": "tcp", "port": 70000},
+            [
+                "services[0].port[0].hi: Input should be less than or equal to 65535 (got 70000)",
+                "services[0].port[0].lo: Input should be less than or equal to 65535 (got 70000)",
+            ],
+        ),
+        (
+            {"proto": "tcp", "port": []},
+            ["services[0].port: an empty port list allows nothing; leave ports out to allow all"],
+        ),
+        ({"proto": "icmp", "port": 1}, ["services[0]: ports only apply to tcp or udp, not icmp"]),
+        (
+            {"proto": "sctp"},
+            ["services[0].proto: Input should be 'tcp', 'udp', 'icmp' or 'any' (got 'sctp')"],
+        ),
+    ],
+)
+def test_invalid_services(service: dict[str, Any], expected: list[str]) -> None:
+    d = doc()
+    acme(d)["policies"][0]["services"] = [service]
+    assert problems(d) == [f"tenants[acme].policies[web-db].{e}" for e in expected]
+
+
+def test_invalid_vlan_and_dpid_and_link_text() -> None:
+    d = doc()
+    acme(d)["segments"][0]["vlan"] = 4095
+    d["fabric"]["switches"][0]["dpid"] = "xyz"
+    d["fabric"]["links"] = ["s1:1 - s2:1"]
+    assert problems(d) == [
+        "fabric.links[0]: 's1:1 - s2:1' is not of the form 'sw1:port <-> sw2:port'",
+        "fabric.switches[s1].dpid: 'xyz' is not a datapath id",
+        "tenants[acme].segments[web].vlan: Input should be less than or equal to 4094 (got 4095)",
+    ]
+
+
+# --------------------------------------------------------------------------- semantics
+
+
+def test_ip_outside_segment_names_place_and_reason() -> None:
+    d = doc()
+    acme(d)["endpoints"][0]["ip"] = "10.1.9.4"
+    assert problems(d) == ["tenants[acme].endpoints[web1].ip: 10.1.9.4 is outside segment web (10.1.1.0/24)"]
+
+
+def test_ip_on_network_broadcast_or_gateway() -> None:
+    d = doc()
+    acme(d)["endpoints"][0]["ip"] = "10.1.1.255"
+    acme(d)["endpoints"][1]["ip"] = "10.1.1.1"
+    assert problems(d) == [
+        "tenants[acme].endpoints[web1].ip: 10.1.1.255 is the network or broadcast address of 10.1.1.0/24",
+        "tenants[acme].endpoints[web2].ip: 10.1.1.1 is the gateway of segment web",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "index", "location", "message"),
+    [
+        ("segments", 0, "tenants[acme].segments[web]", "duplicate name in segments"),
+        ("endpoints", 0, "tenants[acme].endpoints[web1]", "duplicate name in endpoints"),
+        ("groups", 0, "tenants[acme].groups[webs]", "duplicate name in groups"),
+        ("policies", 0, "tenants[acme].policies[web-db]", "duplicate name in policies"),
+    ],
+)
+def test_duplicate_names_inside_a_tenant(kind: str, index: int, location: str, message: str) -> None:
+    d = doc()
+    item = copy.deepcopy(acme(d)[kind][index])
+    if kind == "segments":
+        item["cidr"], item["gateway"] = "10.1.7.0/24", "10.1.7.1"
+    if kind == "endpoints":
+        item.update(mac="02:00:00:00:01:99", ip="10.1.1.99", attach="s1:99")
+    acme(d)[kind].append(item)
+    assert f"{location}: {message}" in problems(d)
+    if kind in ("groups", "policies"):
+        assert problems(d) == [f"{location}: {message}"]
+
+
+def test_duplicate_tenant_switch_shared_service_names() -> None:
+    d = doc()
+    d["tenants"].append({"name": "acme"})
+    d["fabric"]["switches"].append({"name": "s1", "dpid": 9})
+    d["shared_services"].append(copy.deepcopy(d["shared_services"][0]))
+    found = problems(d)
+    assert "tenants[acme]: duplicate tenant name" in found
+    assert "fabric.switches[s1]: duplicate switch name" in found
+    assert "shared_services[dns]: duplicate shared service name" in found
+
+
+def test_duplicate_dpid_and_tenant_id() -> None:
+    d = doc()
+    d["fabric"]["switches"][1]["dpid"] = "0x1"
+    d["tenants"][0]["id"] = 7
+    d["tenants"][1]["id"] = 7
+    assert problems(d) == [
+        "fabric.switches[s1].dpid: datapath id 0x1 is used twice",
+        "fabric.switches[s2].dpid: datapath id 0x1 is used twice",
+        "tenants[acme].id: tenant id 7 is used twice",
+        "tenants[infra].id: tenant id 7 is used twice",
+    ]
+
+
+def test_duplicate_mac_or_ip_inside_a_tenant() -> None:
+    d = doc()
+    acme(d)["endpoints"][1]["mac"] = "02:00:00:00:01:01"
+    acme(d)["endpoints"][1]["ip"] = "10.1.1.10"
+    assert problems(d) == [
+        "tenants[acme].endpoints[web2].ip: 10.1.1.10 is also the address of web1",
+        "tenants[acme].endpoints[web2].mac: 02:00:00:00:01:01 is also the MAC of web1",
+    ]
+
+
+def test_same_addresses_in_two_tenants_are_valid() -> None:
+    d = doc()
+    d["tenants"].append(copy.deepcopy(acme(d)))
+    d["tenants"][-1]["name"] = "globex"
+    for i, ep in enumerate(d["tenants"][-1]["endpoints"]):
+        ep["attach"] = f"s2:{20 + i}"
+        ep["mac"] = f"02:00:00:00:02:0{i}"
+    assert problems(d) == []
+    net = resolve(intent_from_document(d))
+    assert net.endpoint("acme", "web1").ip == net.endpoint("globex", "web1").ip
+
+
+def test_overlapping_segments_inside_one_tenant() -> None:
+    d = doc()
+    acme(d)["segments"][1]["cidr"] = "10.1.0.0/16"
+    acme(d)["segments"][1]["gateway"] = "10.1.0.1"
+    acme(d)["endpoints"][2]["ip"] = "10.1.3.10"
+    assert problems(d) == ["tenants[acme].segments[web].cidr: 10.1.1.0/24 overlaps segment db (10.1.0.0/16)"]
+
+
+def test_two_endpoints_on_one_port_even_across_tenants() -> None:
+    d = doc()
+    d["tenants"][1]["endpoints"][0]["attach"] = "s1:10"
+    assert problems(d) == ["tenants[infra].endpoints[dns1].attach: port s1:10 is already bound to acme/web1"]
+
+
+def test_endpoint_on_a_fabric_port() -> None:
+    d = doc()
+    acme(d)["endpoints"][0]["attach"] = "s2:1"
+    assert problems(d) == ["tenants[acme].endpoints[web1].attach: port s2:1 is a fabric (inter-switch) port"]
+
+
+def test_endpoint_on_unknown_switch() -> None:
+    d = doc()
+    acme(d)["endpoints"][0]["attach"] = "s9:1"
+    assert problems(d) == ["tenants[acme].endpoints[web1].attach: unknown switch s9"]
+
+
+def test_links_to_unknown_switches_reused_ports_and_loops() -> None:
+    d = doc()
+    d["fabric"]["links"] += ["s1:1 <-> s2:2", "s1:5 <-> s3:1", "s2:7 <-> s2:8"]
+    assert problems(d) == [
+        "fabric.links[1]: port s1:1 is already used by fabric.links[0] (s1:1 <-> s2:1)",
+        "fabric.links[2]: s1:5 <-> s3:1: unknown switch s3",
+        "fabric.links[3]: s2:7 <-> s2:8 joins switch s2 to itself",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda d: acme(d)["endpoints"][0].update(segment="app"),
+            "tenants[acme].endpoints[web1].segment: unknown segment app",
+        ),
+        (
+            lambda d: acme(d)["groups"][0]["members"].append("web9"),
+            "tenants[acme].groups[webs].members: unknown endpoint web9",
+        ),
+        (
+            lambda d: acme(d)["policies"][0].update({"from": {"group": "apps"}}),
+            "tenants[acme].policies[web-db].from.group: unknown group apps",
+        ),
+        (
+            lambda d: acme(d)["policies"][0].update(to={"endpoint": "db9"}),
+            "tenants[acme].policies[web-db].to.endpoint: unknown endpoint db9",
+        ),
+        (
+            lambda d: acme(d)["policies"][0].update(to={"segment": "app"}),
+            "tenants[acme].policies[web-db].to.segment: unknown segment app",
+        ),
+        (
+            lambda d: acme(d)["policies"][0].update(to={"endpoint": "dns1"}),
+            "tenants[acme].policies[web-db].to.endpoint: unknown endpoint dns1",
+        ),
+        (
+            lambda d: d["shared_services"][0]["provider"].update(tenant="nope"),
+            "shared_services[dns].provider.tenant: unknown tenant nope",
+        ),
+        (
+            lambda d: d["shared_services"][0]["provider"].update(endpoints=["dns9"]),
+            "shared_services[dns].provider.endpoints: unknown endpoint dns9 in tenant infra",
+        ),
+        (
+            lambda d: d["shared_services"][0]["provider"].update(endpoints=None, group="g"),
+            "shared_services[dns].provider.group: unknown group g in tenant infra",
+        ),
+        (
+            lambda d: d["shared_services"][0]["consumers"].append({"tenant": "nope"}),
+            "shared_services[dns].consumers[1].tenant: unknown tenant nope",
+        ),
+        (
+            lambda d: d["shared_services"][0]["consumers"][0].update(group="g"),
+            "shared_services[dns].consumers[0].group: unknown group g in tenant acme",
+        ),
+        (
+            lambda d: d["shared_services"][0]["consumers"].append({"tenant": "infra"}),
+            "shared_services[dns].consumers[1].tenant: "
+            "the provider's own tenant is not a consumer; use a policy",
+        ),
+    ],
+    ids=[
+        "segment",
+        "member",
+        "from-group",
+        "to-endpoint",
+        "to-segment",
+        "other-tenant-endpoint",
+        "provider-tenant",
+        "provider-endpoint",
+        "provider-group",
+        "consumer-tenant",
+        "consumer-group",
+        "own-tenant",
+    ],
+)
+def test_unknown_references(mutate: Any, expected: str) -> None:
+    d = doc()
+    mutate(d)
+    assert problems(d) == [expected]
+
+
+def test_provider_and_consumer_address_spaces_must_not_overlap() -> None:
+    d = doc()
+    d["tenants"][1]["segments"][0].update(cidr="10.1.0.0/16", gateway="10.1.0.1")
+    d["tenants"][1]["endpoints"][0]["ip"] = "10.1.9.53"
+    assert problems(d) == [
+        "shared_services[dns].consumers[0]: consumer segment acme/db (10.1.3.0/24) overlaps "
+        "provider segment infra/svc (10.1.0.0/16); NAT is not supported",
+        "shared_services[dns].consumers[0]: consumer segment acme/web (10.1.1.0/24) overlaps "
+        "provider segment infra/svc (10.1.0.0/16); NAT is not supported",
+    ]
+
+
+def test_shared_service_needs_gateways() -> None:
+    d = doc()
+    del d["tenants"][1]["segments"][0]["gateway"]
+    assert problems(d) == [
+        "shared_services[dns].provider: provider segment infra/svc has no gateway to route through"
+    ]
+
+
+def test_pinned_vlan_used_twice() -> None:
+    d = doc()
+    acme(d)["segments"][0]["vlan"] = 10
+    d["tenants"][1]["segments"][0]["vlan"] = 10
+    assert problems(d) == [
+        "tenants[infra].segments[svc].vlan: VLAN 10 is already used by tenants[acme].segments[web].vlan"
+    ]
+
+
+def test_running_out_of_vlan_ids() -> None:
+    per_tenant = 41
+    n_tenants = len(VLAN_RANGE) // per_tenant + 1  # 4100 segments > 4093 VLAN ids
+    d = {
+        "fabric": {"switches": [{"name": "s1", "dpid": 1}]},
+        "tenants": [
+            {
+                "name": f"t{t}",
+                "segments": [{"name": f"g{s}", "cidr": f"10.0.{s}.0/24"} for s in range(per_tenant)],
+            }
+            for t in range(n_tenants)
+        ],
+    }
+    count = per_tenant * n_tenants
+    assert problems(d) == [f"tenants: {count} segments need fabric VLAN ids but only 4093 exist (2..4094)"]
+    d["tenants"].pop()
+    assert problems(d) == []
+    vlans = [s.vlan for s in resolve(intent_from_document(d)).segments]
+    assert len(set(vlans)) == len(vlans) and all(v in VLAN_RANGE for v in vlans)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    d = doc()
+    acme(d)["endpoints"][0]["ip"] = "10.1.9.4"
+    acme(d)["endpoints"][1]["mac"] = "02:00:00:00:01:03"  # db1's MAC
+    acme(d)["endpoints"][2]["attach"] = "s1:1"
+    acme(d)["groups"][0]["members"] = ["nobody"]
+    acme(d)["policies"][0]["to"] = {"group": "dbs"}
+    d["fabric"]["links"].append("s1:2 <-> s3:1")
+    d["shared_services"][0]["consumers"].append({"tenant": "ghost"})
+    assert problems(d) == [
+        "fabric.links[1]: s1:2 <-> s3:1: unknown switch s3",
+        "shared_services[dns].consumers[1].tenant: unknown tenant ghost",
+        "tenants[acme].endpoints[db1].attach: port s1:1 is a fabric (inter-switch) port",
+        "tenants[acme].endpoints[db1].mac: 02:00:00:00:01:03 is also the MAC of web2",
+        "tenants[acme].endpoints[web1].ip: 10.1.9.4 is outside segment web (10.1.1.0/24)",
+        "tenants[acme].groups[webs].members: unknown endpoint nobody",
+        "tenants[acme].policies[web-db].to.group: unknown group dbs",
+    ]
+
+
+def test_every_shape_problem_is_reported_at_once() -> None:
+    d = doc()
+    acme(d)["endpoints"][0]["mac"] = "nope"
+    acme(d)["endpoints"][1]["colour"] = "red"
+    d["tenants"][1]["segments"][0]["cidr"] = "10.9.0.1/24"
+    assert problems(d) == [
+        "tenants[acme].endpoints[web1].mac: 'nope' is not a MAC address (expected aa:bb:cc:dd:ee:ff)",
+        "tenants[acme].endpoints[web2].colour: "
+        "unknown key (not part of the intent format; check the spelling)",
+        "tenants[infra].segments[svc].cidr: 10.9.0.1/24 has host bits set; did you mean 10.9.0.0/24?",
+    ]
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_yaml_syntax_error_gives_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("version: 1\nfabric:\n  switches: [\n    {name: s1, dpid: 1}\n  links: []\n")
+    intent, found = check_file(path)
+    assert intent is None
+    assert len(found) == 1
+    assert found[0].source == f"{path}:5"
+    assert found[0].message.startswith("YAML syntax error")
+
+
+def test_semantic_problems_carry_the_line_of_their_place(tmp_path: Path) -> None:
+    d = doc()
+    acme(d)["endpoints"][1]["ip"] = "10.1.9.4"
+    path = tmp_path / "intent.yaml"
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    _, found = check_file(path)
+    lines = path.read_text().splitlines()
+    assert [(p.location, p.message) for p in found] == [
+        ("tenants[acme].endpoints[web2].ip", "10.1.9.4 is outside segment web (10.1.1.0/24)")
+    ]
+    line = int(found[0].source.rpartition(":")[2])
+    assert lines[line - 1].strip() == "ip: 10.1.9.4"
+    with pytest.raises(IntentError) as err:
+        load_checked(path)
+    assert err.value.problems == found
+
+
+def test_shape_problems_carry_a_line(tmp_path: Path) -> None:
+    d = doc()
+    acme(d)["endpoints"][2]["adress"] = "x"
+    path = tmp_path / "intent.yaml"
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    _, found = check_file(path)
+    line = int(found[0].source.rpartition(":")[2])
+    assert path.read_text().splitlines()[line - 1].strip() == "adress: x"
+
+
+def test_json_loads_and_json_errors_have_lines(tmp_path: Path) -> None:
+    good = tmp_path / "intent.json"
+    good.write_text(json.dumps(doc(), indent=2))
+    net = load_network(good)
+    assert [ep.name for ep in net.endpoints] == ["web1", "web2", "db1", "dns1"]
+    d = doc()
+    acme(d)["endpoints"][0]["ip"] = "10.1.9.4"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(d, indent=2))
+    _, found = check_file(bad)
+    line = int(found[0].source.rpartition(":")[2])
+    assert '"ip": "10.1.9.4"' in bad.read_text().splitlines()[line - 1]
+    broken = tmp_path / "broken.json"
+    broken.write_text('{\n  "version": 1,\n  "fabric": {\n}\n')
+    _, found = check_file(broken)
+    assert found[0].source == f"{broken}:5" and "JSON syntax error" in found[0].message
+
+
+def test_unreadable_and_non_mapping_files(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    assert check_file(missing)[1] == [
+        Problem("", "cannot read intent: No such file or directory", str(missing))
+    ]
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    assert check_file(listing)[1] == [
+        Problem("", "an intent is a mapping with fabric and tenants", str(listing))
+    ]
+    with pytest.raises(IntentError):
+        load_intent_text("", source="empty.yaml")
+
+
+def test_problems_sort_by_numeric_line() -> None:
+    err = IntentError([Problem("b", "x", "f.yaml:10"), Problem("a", "y", "f.yaml:9"), Problem("c", "z", "")])
+    assert [p.source for p in err.problems] == ["", "f.yaml:9", "f.yaml:10"]
