@@ -12,9 +12,11 @@ This is what makes a restart cheap on a big fabric: the controller proves the co
 tables before it pushes them and the live tables after, and with an unchanged intent both
 are the tables it proved before it stopped (the full proof of fat-tree k=8 with 2,000
 endpoints takes over half an hour; reading it back takes milliseconds). Any change to the
-intent, to one flow, to the order of a dump, or to segctl's verifier or model code (the
-source files of ``segctl.flows`` and ``segctl.topology`` are in the hash) misses, and the
-verifier runs as before. A read-back leaves an incremental verifier cold;
+intent, to one flow, to the order of a dump, to the code a verdict is computed with (the
+source files of ``segctl.verifier`` and of what it imports, ``segctl.openflow`` and
+``segctl.topology``) or to the report schema version misses, and the verifier runs as
+before. The compiler, the report renderers and the controller are not in the hash: editing
+them keeps every remembered proof. A read-back leaves an incremental verifier cold;
 :meth:`RememberingVerifier.warm_up` (run in the background by ``segctl controller run
 --warm-after``) proves those tables once more so that the next change is incremental.
 """
@@ -40,26 +42,43 @@ if TYPE_CHECKING:
     from segctl.openflow.ofctl import Flow
     from segctl.topology.network import Network
 
-__all__ = ["RememberingVerifier", "WarmUpCancelled", "proof_inputs", "remembering", "verifier_fingerprint"]
+__all__ = [
+    "VERDICT_PACKAGES",
+    "RememberingVerifier",
+    "WarmUpCancelled",
+    "code_fingerprint",
+    "proof_inputs",
+    "remembering",
+    "verifier_fingerprint",
+]
 
 LOG = logging.getLogger(__name__)
-#: Packages whose code decides a verdict (the verifier, and the model it reads the intent with).
-_VERDICT_PACKAGES = ("flows", "topology")
+#: Packages whose code decides a verdict: the verifier and the packages it imports (the flow
+#: text it reads, the intent model and the expected relation it checks against).
+VERDICT_PACKAGES = ("verifier", "openflow", "topology")
 
 
 @cache
 def verifier_fingerprint() -> str:
-    """A hash of the code that decides a verdict: every source file of ``segctl.flows`` and
-    ``segctl.topology``, and the versions of the BDD package and its backend."""
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for package in _VERDICT_PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
+    """A hash of what decides a verdict: :func:`code_fingerprint` of segctl's own sources,
+    and the versions of the BDD package and its backend."""
     from segctl.verifier.headerspace import BACKEND
 
+    digest = hashlib.sha256(code_fingerprint(Path(__file__).resolve().parents[1]).encode())
     digest.update(f"dd {metadata.version('dd')} {BACKEND}".encode())
+    return digest.hexdigest()
+
+
+def code_fingerprint(package_root: Path) -> str:
+    """A hash of every source file of :data:`VERDICT_PACKAGES` under ``package_root`` (the
+    ``segctl`` directory) and of the report schema version."""
+    from segctl.verifier.report import SCHEMA_VERSION
+
+    digest = hashlib.sha256(f"report schema {SCHEMA_VERSION}\n".encode())
+    for package in VERDICT_PACKAGES:
+        for path in sorted((package_root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(package_root)).encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()
 
 

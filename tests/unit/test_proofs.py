@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import sqlite3
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+import segctl
 from segctl.controller import gate
 from segctl.controller.audit import AuditLog
 from segctl.controller.gate import GateVerifier, Progress, Verification
@@ -26,7 +28,13 @@ from segctl.controller.linkstate import without_links
 from segctl.controller.memory_southbound import MemorySouthbound
 from segctl.controller.metrics import ControllerMetrics
 from segctl.controller.plan import gate_tables
-from segctl.controller.proofs import RememberingVerifier, proof_inputs, remembering, verifier_fingerprint
+from segctl.controller.proofs import (
+    RememberingVerifier,
+    code_fingerprint,
+    proof_inputs,
+    remembering,
+    verifier_fingerprint,
+)
 from segctl.controller.service import ControllerService
 from segctl.controller.store import Database, Store
 from segctl.openflow.ofctl import Flow
@@ -309,3 +317,22 @@ def test_a_failing_warm_up_is_logged_and_not_retried(
     assert remembered.warm_up() is False and not remembered.needs_warm_up
     assert metrics.warm_ups.value(result="failed") == 1 and metrics.verifier_cold.value() == 0
     assert "verifier warm-up failed" in caplog.text and "verifier bug" in caplog.text
+
+
+def test_fingerprint_follows_verdict_code_only(tmp_path: Path) -> None:
+    """Editing the compiler, a report renderer or the controller keeps every remembered proof;
+    editing the verifier, the flow parser or the intent model does not."""
+    package = Path(segctl.__file__).resolve().parent
+    copy = tmp_path / "segctl"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_fingerprint(copy)
+    assert before == code_fingerprint(package)
+    for kept in ("flows/compiler.py", "reports/html.py", "controller/service.py", "cli/verify.py"):
+        (copy / kept).write_text((copy / kept).read_text() + "\n# edited\n")
+        assert code_fingerprint(copy) == before, kept
+    for changed in ("verifier/checks.py", "openflow/ofctl.py", "topology/analysis.py"):
+        original = (copy / changed).read_text()
+        (copy / changed).write_text(original + "\n# edited\n")
+        assert code_fingerprint(copy) != before, changed
+        (copy / changed).write_text(original)
+    assert code_fingerprint(copy) == before
