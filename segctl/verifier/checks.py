@@ -1,333 +1,534 @@
-"""The six properties' per-ingress (and per granted pair) contributions, as pure functions.
+"""The six properties, checked on an engine's views (:mod:`segctl.verifier.observe`).
 
-Each function here looks at the engine outcomes of ONE ingress (or one granted pair) and
-the intent's expectations of that source, and returns its violations (and counts). The
-property results of :mod:`segctl.verifier.properties` are these contributions combined in a
-fixed order, so a full run and an incremental one (:mod:`segctl.verifier.incremental`, which
-recomputes only the contributions whose inputs changed) give the same result. What each
-property means is in the docstring of :mod:`segctl.verifier.properties`.
+Every check works per *destination* with tagged relations: the packets of all sources
+delivered to one endpoint are one BDD whose tag says which ingress each came from, and the
+intent side is built the same way (one tagged union per class of sources that share their
+grants), so a property costs a few BDD operations per destination, not one per pair; the
+sources that break it are read off the tags of the difference, and only they are looked at
+one by one. What each property means is in :mod:`segctl.verifier.properties`.
+
+The result is a function of the views as Boolean functions (not of how an engine walked
+the tables), and every list comes out in a fixed order: sources in the intent's endpoint
+order, destinations likewise, granted pairs in :func:`~segctl.topology.analysis.expected_reachability`
+order, dispositions and commit points sorted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from segctl.topology.analysis import Grant
 from segctl.topology.network import EndpointInfo, Network
+from segctl.verifier.expectations import Expectations
 from segctl.verifier.headerspace import BDD, HeaderSpace
-from segctl.verifier.spaces import ETH_IP, Spaces
-from segctl.verifier.symbolic import (
-    CONTROLLER,
-    DELIVERED,
-    LOOP,
-    MISS,
-    TRUNCATED,
-    UNCONNECTED,
-    UNSUPPORTED,
-    CommitEvent,
-    Outcome,
-)
+from segctl.verifier.observe import CommitPoint, ReplyRequest, RunView
+from segctl.verifier.spaces import ETH_ARP, ETH_IP, ETH_IP6, Spaces
+from segctl.verifier.symbolic import LOOP, TRUNCATED, Disposition
 
 __all__ = [
-    "Allowed",
+    "Checked",
+    "Inputs",
+    "Pair",
+    "Target",
     "Violation",
-    "commit_part",
-    "commit_zones",
-    "conformance_part",
-    "isolation_part",
-    "loop_part",
-    "pair_part",
-    "spoof_part",
+    "allowed_delivered",
+    "commit_safety",
+    "conformance",
+    "granted_pairs",
+    "isolation",
+    "loop_free",
+    "reply_requests",
+    "spoof_guard",
 ]
 
 SwitchPort = tuple[str, int]
 EndpointKey = tuple[str, str]
-BLACK_HOLES = {MISS, UNCONNECTED, CONTROLLER, UNSUPPORTED, TRUNCATED, LOOP}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a counterexample's concrete trace must show.
+
+    ``kind``: ``delivered`` (to ``endpoint``), ``missing`` (not delivered to ``endpoint``),
+    ``hole`` (ends in ``disposition``), ``commit`` (passes the violation's commit point, and
+    is delivered to ``endpoint`` when there is one).
+    """
+
+    kind: str
+    endpoint: str | None = None
+    disposition: Disposition | None = None
 
 
 @dataclass(frozen=True)
 class Violation:
-    """One violated instance of a property.
+    """One violated instance of a property, for one source (and destination).
 
-    ``space`` holds the offending packets as injected (origin, live variable names);
-    ``outcome`` is the engine outcome they were found in (its hops are the trace);
-    ``ct_mode`` says what every ``ct()`` lookup returned in that run: ``new``, ``est``
-    (``+est+rpl``) or ``any``.
+    ``space`` holds the offending packets as injected at ``ingress`` (origin, live names);
+    ``ct_mode`` says what every ``ct()`` lookup returned: ``new``, ``any``, or ``est`` (a
+    reply: ``+est+rpl`` in ``zones``, ``+new`` elsewhere); ``commit`` is the commit point
+    of a commit-safety violation.
     """
 
     property: str
     message: str
-    ingress: tuple[str, int]
+    ingress: SwitchPort
     src: str | None
     dst: str | None
     ct_mode: str
     space: BDD = field(compare=False, repr=False)
-    outcome: Outcome | None = field(default=None, compare=False, repr=False)
-    commit: CommitEvent | None = field(default=None, compare=False, repr=False)
+    target: Target = Target("delivered")
+    zones: frozenset[int] = frozenset()
+    commit: CommitPoint | None = None
 
 
-@dataclass
-class Allowed:
-    """A granted (source, destination) pair: property 3's forward and reply spaces."""
+@dataclass(frozen=True)
+class Checked:
+    """What a property quantified over: a description, a header-space summary, counts."""
+
+    description: str
+    space: str
+    counts: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A granted (source, destination) pair and its grants."""
 
     src: EndpointInfo
     dst: EndpointInfo
-    forward: BDD
-    reply: BDD
     grants: tuple[Grant, ...]
 
-
-def endpoint_of(network: Network, qualified: str | None) -> EndpointInfo | None:
-    if qualified is None:
-        return None
-    tenant, _, name = qualified.partition("/")
-    return network.endpoint(tenant, name)
+    @property
+    def stateful(self) -> bool:
+        return any(g.stateful for g in self.grants)
 
 
-def delivered(outcomes: Sequence[Outcome]) -> list[Outcome]:
-    return [o for o in outcomes if o.disposition.kind == DELIVERED]
+@dataclass
+class Inputs:
+    """What the checks read: the intent (network, expectations, spaces, over the engine's
+    manager) and the engine's views; ``ingresses[i]`` is tag ``i`` of runs any and new."""
+
+    hs: HeaderSpace
+    network: Network
+    spaces: Spaces
+    exp: Expectations
+    ingresses: Sequence[SwitchPort]
+    any: RunView
+    new: RunView
+    pairs: list[Pair] = field(default_factory=list)
+    requests: list[ReplyRequest] = field(default_factory=list)
+    request_pairs: list[list[Pair]] = field(default_factory=list)  # per request, its pairs
+    replies: RunView | None = None
+    _forward: dict[EndpointKey, BDD] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        by_port = {(ep.switch, ep.port): ep for ep in self.network.endpoints}
+        self.sources: list[EndpointInfo] = [by_port[p] for p in self.ingresses]
+        self.tag_of = {ep.key: i for i, ep in enumerate(self.sources)}
+
+    def untag(self, space: BDD, ep: EndpointInfo) -> BDD:
+        return self.hs.untag(space, self.tag_of[ep.key])
+
+    def endpoints_of(self, space: BDD) -> list[EndpointInfo]:
+        """The sources some packet of a tagged relation came from, in endpoint order."""
+        found = {self.sources[t].key for t in self.hs.tags(space)}
+        return [ep for ep in self.network.endpoints if ep.key in found]
+
+    def delivered(self, view: RunView, dst: EndpointInfo) -> BDD:
+        return view.delivered.get(dst.qualified, self.hs.false)
+
+    def forward_tagged(self, dst: EndpointInfo) -> BDD:
+        """∪ over the sources granted to ``dst``: tag ∧ forward space (built per class of
+        sources with the same grants and first hop)."""
+        cached = self._forward.get(dst.key)
+        if cached is None:
+            classes: dict[tuple[object, ...], list[EndpointInfo]] = {}
+            for p in self.pairs_to(dst):
+                routed = self.spaces.routed(p.src, dst)
+                classes.setdefault((p.grants, routed, p.src.tenant if routed else ""), []).append(p.src)
+            sp, hs = self.spaces, self.hs
+            parts = [
+                sp.bound_tagged(srcs) & sp.first_hop(srcs[0], dst) & sp.grants(key[0])  # type: ignore[arg-type]
+                for key, srcs in classes.items()
+            ]
+            cached = self._forward[dst.key] = hs.union(parts) & sp.ip("ip_dst", dst.ip)
+        return cached
+
+    def pairs_to(self, dst: EndpointInfo) -> list[Pair]:
+        if not hasattr(self, "_pairs_to"):
+            index: dict[EndpointKey, list[Pair]] = {}
+            for p in self.pairs:
+                index.setdefault(p.dst.key, []).append(p)
+            self._pairs_to = index
+        return self._pairs_to.get(dst.key, [])
 
 
-def grants_text(grants: Sequence[Grant]) -> str:
-    return "; ".join(g.describe() for g in grants)
+def granted_pairs(network: Network, exp: Expectations) -> list[Pair]:
+    """Every granted pair in expected-reachability order."""
+    return [
+        Pair(src, network.endpoint(*d), grants)
+        for src in network.endpoints
+        for d, grants in exp.rows.get(src.key, {}).items()
+    ]
 
 
-def isolation_part(
-    hs: HeaderSpace,
-    network: Network,
-    spaces: Spaces,
-    ingress: SwitchPort,
-    src: EndpointInfo,
-    runs: Sequence[tuple[str, Sequence[Outcome]]],
-    shared: Mapping[tuple[EndpointKey, EndpointKey], Sequence[Grant]],
-) -> tuple[list[Violation], int]:
-    """Property 1 for one source: ``runs`` is ``[("new", run N), ("any", run A)]`` outcomes."""
-    violations: list[Violation] = []
-    checked = 0
-    for mode, outcomes in runs:
-        for o in delivered(outcomes):
-            dst = endpoint_of(network, o.disposition.endpoint)
-            if dst is None or dst.tenant == src.tenant:
+def _by_source(violations: Iterable[tuple[EndpointInfo, int, Violation]], network: Network) -> list[Violation]:
+    """Violations keyed (source, rank) in endpoint order, then rank, then arrival."""
+    position = {ep.key: i for i, ep in enumerate(network.endpoints)}
+    items = sorted(enumerate(violations), key=lambda iv: (position[iv[1][0].key], iv[1][1], iv[0]))
+    return [v for _, (_, _, v) in items]
+
+
+# ---------------------------------------------------------------------------- 1. isolation
+
+
+def isolation(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
+    """Property 1 over runs new and any (:mod:`segctl.verifier.properties`)."""
+    hs, net, sp, exp = inp.hs, inp.network, inp.spaces, inp.exp
+    found: list[tuple[EndpointInfo, int, Violation]] = []
+    new_bad: set[tuple[EndpointKey, EndpointKey]] = set()
+    crossings = 0
+    for rank, (mode, view) in enumerate((("new", inp.new), ("any", inp.any))):
+        for dst in net.endpoints:
+            delivered = inp.delivered(view, dst)
+            if hs.is_empty(delivered):
                 continue
-            checked += 1
-            origin = hs.origin(o.relation)
-            if mode == "new":
-                allowed = spaces.grants(shared.get((src.key, dst.key), []))
-            elif (src.key, dst.key) in shared or (dst.key, src.key) in shared:
-                allowed = hs.eq("eth_type", ETH_IP)
-            else:
-                allowed = hs.false
-            bad = origin & ~allowed
-            if hs.is_empty(bad):
+            cross = delivered & ~sp.tag_set(net.tenant_endpoints(dst.tenant))
+            if hs.is_empty(cross):
                 continue
-            if mode == "any" and any(v.src == src.qualified and v.dst == dst.qualified for v in violations):
-                continue  # already shown with every lookup new
-            what = "new connection " if mode == "new" else ""
-            message = (
-                f"{what}traffic of tenant {src.tenant} ({src.qualified}) is "
-                f"delivered to tenant {dst.tenant} ({dst.qualified}) outside any shared service"
-            )
-            violations.append(
-                Violation("isolation", message, ingress, src.qualified, dst.qualified, mode, bad, o)
-            )
-    return violations, checked
+            crossings += len(hs.tags(cross))
+            allowed = hs.false
+            for src in inp.endpoints_of(cross):
+                if mode == "new":
+                    grants = exp.shared.get((src.key, dst.key), [])
+                    if grants:
+                        allowed |= hs.tag(inp.tag_of[src.key]) & sp.grants(grants)
+                elif (src.key, dst.key) in exp.shared or (dst.key, src.key) in exp.shared:
+                    allowed |= hs.tag(inp.tag_of[src.key]) & hs.eq("eth_type", ETH_IP)
+            bad = cross & ~allowed
+            for src in inp.endpoints_of(bad):
+                if mode == "any" and (src.key, dst.key) in new_bad:
+                    continue  # already shown with every lookup new
+                if mode == "new":
+                    new_bad.add((src.key, dst.key))
+                what = "new connection " if mode == "new" else ""
+                message = (
+                    f"{what}traffic of tenant {src.tenant} ({src.qualified}) is "
+                    f"delivered to tenant {dst.tenant} ({dst.qualified}) outside any shared service"
+                )
+                v = Violation(
+                    "isolation", message, (src.switch, src.port), src.qualified, dst.qualified, mode,
+                    inp.untag(bad, src), Target("delivered", dst.qualified),
+                )  # fmt: skip
+                found.append((src, rank, v))
+    return _by_source(found, net), {"cross-tenant deliveries": crossings}
 
 
-def conformance_part(
-    hs: HeaderSpace,
-    network: Network,
-    spaces: Spaces,
-    keep_ip: BDD,
-    ingress: SwitchPort,
-    src: EndpointInfo,
-    new: Sequence[Outcome],
-) -> tuple[list[Violation], int]:
-    """Property 2 for one source over its run-N outcomes; ``keep_ip``: addresses unchanged."""
-    violations: list[Violation] = []
-    checked = 0
-    for o in delivered(new):
-        dst = endpoint_of(network, o.disposition.endpoint)
-        if dst is None or dst.tenant != src.tenant:
+# ---------------------------------------------------------------------------- 2. conformance
+
+
+def _allowed_new_tagged(inp: Inputs, dst: EndpointInfo, sources: Sequence[EndpointInfo]) -> BDD:
+    """∪ over ``sources`` (of ``dst``'s tenant): tag ∧ what may be delivered to ``dst`` as new."""
+    hs, sp, net, exp = inp.hs, inp.spaces, inp.network, inp.exp
+    classes: dict[tuple[Grant, ...], list[EndpointInfo]] = {}
+    same_seg: list[EndpointInfo] = []
+    v6: list[EndpointInfo] = []
+    out = hs.false
+    for src in sources:
+        if src.key == dst.key:
+            out |= hs.tag(inp.tag_of[src.key]) & sp.gateway_arp(src)
             continue
-        checked += 1
-        origin = hs.origin(o.relation)
-        bad = origin & ~spaces.allowed_new(src, dst)
-        if not hs.is_empty(bad):
+        grants = exp.rows.get(src.key, {}).get(dst.key, ())
+        if grants:
+            classes.setdefault(grants, []).append(src)
+        if src.segment == dst.segment:
+            same_seg.append(src)
+            if src.ipv6 is not None and dst.ipv6 is not None and not net.segment(src.tenant, src.segment).strict:
+                v6.append(src)
+    to_dst = sp.ip("ip_dst", dst.ip)
+    for grants, srcs in classes.items():
+        out |= sp.src_ip_tagged(srcs) & sp.grants(grants) & to_dst
+    if same_seg:
+        out |= sp.tag_set(same_seg) & hs.eq("eth_type", ETH_ARP) & to_dst
+    if v6:
+        out |= sp.tag_set(v6) & hs.eq("eth_type", ETH_IP6)
+    return out
+
+
+def conformance(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
+    """Property 2 over run new."""
+    hs, net, sp = inp.hs, inp.network, inp.spaces
+    found: list[tuple[EndpointInfo, int, Violation]] = []
+    inside = 0
+    for dst in net.endpoints:
+        same = inp.delivered(inp.new, dst) & sp.tag_set(net.tenant_endpoints(dst.tenant))
+        if hs.is_empty(same):
+            continue
+        sources = inp.endpoints_of(same)
+        inside += len(sources)
+        bad = same & ~_allowed_new_tagged(inp, dst, sources)
+        bad_sources = inp.endpoints_of(bad)
+        for src in bad_sources:
             target = "itself" if src.key == dst.key else dst.qualified
             message = f"{src.qualified} reaches {target} with traffic no grant allows"
-            violations.append(
-                Violation("conformance", message, ingress, src.qualified, dst.qualified, "new", bad, o)
-            )
-            continue
-        ipv4 = o.relation & hs.eq("eth_type", ETH_IP)
-        nat = hs.origin(ipv4 & ~keep_ip)
-        if not hs.is_empty(nat):
+            v = Violation(
+                "conformance", message, (src.switch, src.port), src.qualified, dst.qualified, "new",
+                inp.untag(bad, src), Target("delivered", dst.qualified),
+            )  # fmt: skip
+            found.append((src, 0, v))
+        natted = inp.new.natted.get(dst.qualified, hs.false) & same & ~sp.tag_set(bad_sources)
+        for src in inp.endpoints_of(natted):
             message = (
-                f"{src.qualified} -> {dst.qualified}: IPv4 addresses are "
-                "rewritten on the way (segctl does no NAT)"
+                f"{src.qualified} -> {dst.qualified}: IPv4 addresses are rewritten on the way (segctl does no NAT)"
             )
-            violations.append(
-                Violation("conformance", message, ingress, src.qualified, dst.qualified, "new", nat, o)
-            )
-    return violations, checked
+            v = Violation(
+                "conformance", message, (src.switch, src.port), src.qualified, dst.qualified, "new",
+                inp.untag(natted, src), Target("delivered", dst.qualified),
+            )  # fmt: skip
+            found.append((src, 0, v))
+    return _by_source(found, net), {"intra-tenant deliveries": inside}
 
 
-def spoof_part(
-    hs: HeaderSpace, spaces: Spaces, ingress: SwitchPort, src: EndpointInfo, any_run: Sequence[Outcome]
-) -> tuple[list[Violation], int]:
-    """Property 4 for one source over its run-A outcomes (first violation only)."""
-    bound = spaces.bound(src)
-    checked = 0
-    for o in delivered(any_run):
-        checked += 1
-        bad = hs.origin(o.relation) & ~bound
-        if hs.is_empty(bad):
+# ---------------------------------------------------------------------------- 3. allowed-delivered
+
+
+def _pair_text(p: Pair) -> str:
+    return "; ".join(g.describe() for g in p.grants)
+
+
+def allowed_delivered(inp: Inputs) -> tuple[list[Violation], list[Violation], Mapping[str, int]]:
+    """Property 3 (every granted pair's forward space and replies delivered) and property 5's
+    black holes of the same spaces: (allowed-delivered, black holes, counts), each in pair
+    order (forward before reply)."""
+    hs, net = inp.hs, inp.network
+    delivered_v: dict[tuple[int, int], Violation] = {}
+    holes_v: dict[tuple[int, int], Violation] = {}
+    index = {(p.src.key, p.dst.key): i for i, p in enumerate(inp.pairs)}
+    for dst in net.endpoints:
+        pairs = inp.pairs_to(dst)
+        if not pairs:
             continue
-        message = (
-            f"a packet from {src.qualified}'s port with a source not bound to it "
-            f"is delivered to {o.disposition.endpoint}"
-        )
-        return [
-            Violation("spoof-guard", message, ingress, src.qualified, o.disposition.endpoint, "any", bad, o)
-        ], checked
-    return [], checked
+        wanted = inp.forward_tagged(dst)
+        missing = wanted & ~inp.delivered(inp.new, dst)
+        for src in inp.endpoints_of(missing):
+            p = inp.pairs[index[(src.key, dst.key)]]
+            message = f"granted traffic {src.qualified} -> {dst.qualified} ({_pair_text(p)}) is not all delivered"
+            delivered_v[(index[(src.key, dst.key)], 0)] = Violation(
+                "allowed-delivered", message, (src.switch, src.port), src.qualified, dst.qualified, "new",
+                inp.untag(missing, src), Target("missing", dst.qualified),
+            )  # fmt: skip
+        for disposition, ended in inp.new.sorted_holes():
+            lost = ended & wanted
+            for src in inp.endpoints_of(lost):
+                key = (index[(src.key, dst.key)], 0)
+                if key in holes_v:
+                    continue
+                message = f"allowed traffic {src.qualified} -> {dst.qualified} ends {disposition}"
+                holes_v[key] = Violation(
+                    "loop-free", message, (src.switch, src.port), src.qualified, dst.qualified, "new",
+                    inp.untag(lost, src), Target("hole", disposition=disposition),
+                )  # fmt: skip
+    _reply_checks(inp, index, delivered_v, holes_v)
+    counts = {"granted pairs": len(inp.pairs), "stateful reply spaces": sum(map(len, inp.request_pairs))}
+    return [delivered_v[k] for k in sorted(delivered_v)], [holes_v[k] for k in sorted(holes_v)], counts
 
 
-def loop_part(
-    hs: HeaderSpace, ingress: SwitchPort, src: EndpointInfo | None, any_run: Sequence[Outcome]
-) -> list[Violation]:
-    """Property 5, loops: the first looping or truncated outcome of one ingress in run A."""
-    for o in any_run:
-        if o.disposition.kind in (LOOP, TRUNCATED):
-            message = f"packets from {ingress[0]}:{ingress[1]} {o.disposition}"
-            qualified = src.qualified if src else None
-            return [
-                Violation("loop-free", message, ingress, qualified, None, "any", hs.origin(o.relation), o)
-            ]
-    return []
+def _reply_checks(
+    inp: Inputs,
+    index: Mapping[tuple[EndpointKey, EndpointKey], int],
+    delivered_v: dict[tuple[int, int], Violation],
+    holes_v: dict[tuple[int, int], Violation],
+) -> None:
+    """The replies of run E: every request's packets delivered each to its pair's source (the
+    endpoint its destination address names, among the request's pairs), none lost."""
+    hs, sp, net = inp.hs, inp.spaces, inp.network
+    replies = inp.replies
+    if replies is None or not inp.requests:
+        return
+    injected = hs.union(hs.tag(r) & req.space for r, req in enumerate(inp.requests))
+    receivers: dict[EndpointKey, list[int]] = {}
+    for r, pairs in enumerate(inp.request_pairs):
+        for p in pairs:
+            receivers.setdefault(p.src.key, []).append(r)
+    good = hs.union(
+        replies.delivered[e.qualified] & sp.ip("ip_dst", e.ip) & hs.tag_set(receivers[e.key])
+        for e in net.endpoints
+        if e.key in receivers and e.qualified in replies.delivered
+    )
+    missing = injected & ~good
 
+    def each(space: BDD) -> list[tuple[Pair, BDD, int]]:
+        out = []
+        for r in hs.tags(space):
+            mine = hs.untag(space, r)
+            for p in inp.request_pairs[r]:
+                part = mine & sp.ip("ip_dst", p.src.ip)
+                if not hs.is_empty(part):
+                    out.append((p, part, r))
+        return out
 
-def _cover(
-    hs: HeaderSpace, outcomes: Sequence[Outcome], wanted: BDD, endpoint: str
-) -> tuple[BDD, list[Outcome]]:
-    """(part of ``wanted`` not delivered to ``endpoint``, outcomes that hold it)."""
-    done = hs.false
-    for o in outcomes:
-        if o.disposition.kind == DELIVERED and o.disposition.endpoint == endpoint:
-            done |= hs.origin(o.relation)
-    missing = wanted & ~done
-    if hs.is_empty(missing):
-        return missing, []
-    holders = [o for o in outcomes if not hs.is_empty(hs.origin(o.relation) & missing)]
-    return missing, holders
-
-
-def commit_zones(hs: HeaderSpace, commits: Sequence[CommitEvent], forward: BDD) -> frozenset[int]:
-    """Zones in which the tables commit some of a pair's forward packets (run N commits of its source)."""
-    return frozenset(c.zone for c in commits if not hs.is_empty(hs.origin(c.relation) & forward))
-
-
-def pair_part(
-    hs: HeaderSpace, a: Allowed, new: Sequence[Outcome], replies: Sequence[Outcome]
-) -> tuple[list[Violation], list[Violation]]:
-    """Properties 3 and 5 (black holes) for one granted pair: (allowed-delivered, loop-free)."""
-    fwd_ingress, back = (a.src.switch, a.src.port), (a.dst.switch, a.dst.port)
-    delivered_v: list[Violation] = []
-    for mode, outs, wanted, ingress, sender, receiver in (
-        ("new", new, a.forward, fwd_ingress, a.src, a.dst),
-        ("est", replies, a.reply, back, a.dst, a.src),
-    ):
-        if mode == "est" and hs.is_empty(wanted):
-            continue  # a stateless grant: no replies to deliver
-        missing, holders = _cover(hs, outs, wanted, receiver.qualified)
-        if hs.is_empty(missing):
-            continue
-        if mode == "new":
-            message = (
-                f"granted traffic {sender.qualified} -> {receiver.qualified} "
-                f"({grants_text(a.grants)}) is not all delivered"
-            )
-        else:
-            message = (
-                f"replies {sender.qualified} -> {receiver.qualified} of a "
-                f"granted stateful connection are not all delivered"
-            )
-        o = holders[0] if holders else None
-        delivered_v.append(
-            Violation(
-                "allowed-delivered", message, ingress, sender.qualified, receiver.qualified, mode, missing, o
-            )
-        )
-    holes: list[Violation] = []
-    for mode, outs, wanted, ingress in (
-        ("new", new, a.forward, fwd_ingress),
-        ("est", replies, a.reply, back),
-    ):
-        for o in outs:
-            if o.disposition.kind not in BLACK_HOLES:
+    for p, part, r in each(missing):
+        message = f"replies {p.dst.qualified} -> {p.src.qualified} of a granted stateful connection are not all delivered"
+        delivered_v[(index[(p.src.key, p.dst.key)], 1)] = Violation(
+            "allowed-delivered", message, (p.dst.switch, p.dst.port), p.dst.qualified, p.src.qualified, "est",
+            part, Target("missing", p.src.qualified), inp.requests[r].zones,
+        )  # fmt: skip
+    for disposition, ended in replies.sorted_holes():
+        for p, part, r in each(ended & injected):
+            key = (index[(p.src.key, p.dst.key)], 1)
+            if key in holes_v:
                 continue
-            bad = hs.origin(o.relation) & wanted
-            if not hs.is_empty(bad):
-                message = (
-                    f"allowed traffic {a.src.qualified} -> {a.dst.qualified}"
-                    f"{' (replies)' if mode == 'est' else ''} ends {o.disposition}"
-                )
-                holes.append(
-                    Violation("loop-free", message, ingress, a.src.qualified, a.dst.qualified, mode, bad, o)
-                )
-                break
-    return delivered_v, holes
+            message = f"allowed traffic {p.src.qualified} -> {p.dst.qualified} (replies) ends {disposition}"
+            holes_v[key] = Violation(
+                "loop-free", message, (p.dst.switch, p.dst.port), p.src.qualified, p.dst.qualified, "est",
+                part, Target("hole", disposition=disposition), inp.requests[r].zones,
+            )  # fmt: skip
 
 
-def commit_part(
-    hs: HeaderSpace,
-    network: Network,
-    spaces: Spaces,
-    src: EndpointInfo,
-    commits: Sequence[CommitEvent],
-    new: Sequence[Outcome],
-    grants_to: Mapping[EndpointKey, tuple[Grant, ...]],
-    owners: Mapping[int, frozenset[EndpointKey]],
-) -> list[Violation]:
-    """Property 6 for the run-N commits of one source; ``grants_to``: its grants per destination
-    (key), ``owners``: per zone the endpoints whose packets may be tracked there."""
-    violations: list[Violation] = []
-    # (ok, repliers) depend only on the source and the zone: built once per zone, not per commit.
-    unsafe: dict[int, BDD] = {}
-    seen: set[tuple[str, int, int]] = set()
-    for c in commits:
-        outside = unsafe.get(c.zone)
-        if outside is None:
-            ok = hs.false
-            for dst_key, grants in grants_to.items():
-                dst = network.endpoint(*dst_key)
-                zones = {network.tenant(src.tenant).id, network.tenant(dst.tenant).id}
-                if c.zone in zones:
-                    ok |= spaces.grants([g for g in grants if g.stateful]) & spaces.ip("ip_dst", dst.ip)
-            repliers = hs.false
-            for owner in sorted(owners.get(c.zone, frozenset())):
-                if owner != src.key:
-                    repliers |= spaces.ip("ip_dst", network.endpoint(*owner).ip)
-            outside = unsafe[c.zone] = ~ok & repliers
-        committed = hs.origin(c.relation) & spaces.bound(src)
-        bad = committed & outside
-        if hs.is_empty(bad):
+def reply_requests(inp: Inputs) -> tuple[list[ReplyRequest], list[list[Pair]]]:
+    """Run E's injections: per destination of granted pairs with a stateful grant, and per set
+    of zones where run N commits some of such a pair's forward packets, one request holding
+    the replies of all those pairs (each told apart by its destination address)."""
+    hs, net, sp = inp.hs, inp.network, inp.spaces
+    zones: dict[tuple[EndpointKey, EndpointKey], set[int]] = {}
+    for (_, _, zone), committed in inp.new.sorted_commits():
+        committers = inp.endpoints_of(committed)
+        dsts: dict[EndpointKey, None] = {}
+        for src in committers:
+            dsts.update(dict.fromkeys(inp.exp.rows.get(src.key, {})))
+        for d in dsts:
+            hit = committed & inp.forward_tagged(net.endpoint(*d))
+            for src in inp.endpoints_of(hit):
+                zones.setdefault((src.key, d), set()).add(zone)
+    groups: dict[tuple[EndpointKey, frozenset[int]], list[Pair]] = {}
+    for p in inp.pairs:
+        if p.stateful:
+            z = frozenset(zones.get((p.src.key, p.dst.key), ()))
+            groups.setdefault((p.dst.key, z), []).append(p)
+    requests, members = [], []
+    for (d, z), pairs in groups.items():
+        dst = net.endpoint(*d)
+        requests.append(ReplyRequest((dst.switch, dst.port), sp.replies(dst, [(p.src, p.grants) for p in pairs]), z))
+        members.append(pairs)
+    return requests, members
+
+
+# ---------------------------------------------------------------------------- 4. spoof-guard
+
+
+def spoof_guard(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
+    """Property 4 over run any: per source, the first destination (endpoint order) that
+    receives a packet with a source not bound to its port."""
+    hs, net, sp = inp.hs, inp.network, inp.spaces
+    bound = sp.bound_tagged(inp.sources)
+    first: dict[EndpointKey, Violation] = {}
+    deliveries = 0
+    for dst in net.endpoints:
+        delivered = inp.delivered(inp.any, dst)
+        if hs.is_empty(delivered):
             continue
-        key = (c.switch, c.table, c.zone)
-        if key in seen:
+        deliveries += len(hs.tags(delivered))
+        bad = delivered & ~bound
+        for src in inp.endpoints_of(bad):
+            if src.key in first:
+                continue
+            message = (
+                f"a packet from {src.qualified}'s port with a source not bound to it "
+                f"is delivered to {dst.qualified}"
+            )
+            first[src.key] = Violation(
+                "spoof-guard", message, (src.switch, src.port), src.qualified, dst.qualified, "any",
+                inp.untag(bad, src), Target("delivered", dst.qualified),
+            )  # fmt: skip
+    ordered = [first[ep.key] for ep in net.endpoints if ep.key in first]
+    return ordered, {"edge ports": len(inp.ingresses), "deliveries": deliveries}
+
+
+# ---------------------------------------------------------------------------- 5. loops
+
+
+def loop_free(inp: Inputs) -> list[Violation]:
+    """Property 5, loops: per ingress (edge-port order), the first looping or truncated
+    disposition (canonical order) of run any."""
+    hs = inp.hs
+    first: dict[int, Violation] = {}
+    for disposition, ended in inp.any.sorted_holes():
+        if disposition.kind not in (LOOP, TRUNCATED):
             continue
-        seen.add(key)
-        # Prefer a packet that is also delivered: the commit and the leak in one trace.
-        o = next((o for o in delivered(new) if not hs.is_empty(hs.origin(o.relation) & bad)), None)
-        if o is not None:
-            bad &= hs.origin(o.relation)
-        message = (
-            f"{c.switch} table {c.table} commits traffic of {src.qualified} in zone "
-            f"{c.zone} that no stateful grant allows"
-        )
-        reached = o.disposition.endpoint if o else None
-        violations.append(
-            Violation("commit-safety", message, c.ingress, src.qualified, reached, "new", bad, o, c)
-        )
-    return violations
+        for t in hs.tags(ended):
+            if t in first:
+                continue
+            src = inp.sources[t]
+            switch, port = inp.ingresses[t]
+            message = f"packets from {switch}:{port} {disposition}"
+            first[t] = Violation(
+                "loop-free", message, (switch, port), src.qualified, None, "any",
+                hs.untag(ended, t), Target("hole", disposition=disposition),
+            )  # fmt: skip
+    return [first[t] for t in sorted(first)]
+
+
+# ---------------------------------------------------------------------------- 6. commit-safety
+
+
+def _outside(inp: Inputs, src: EndpointInfo, zone: int, owners_ips: Callable[[int], tuple[BDD, frozenset[object]]]) -> BDD:
+    """What ``src`` may not commit in ``zone``: destinations able to answer there that no
+    stateful grant of ``src`` (whose tenant or destination's tenant owns ``zone``) allows."""
+    hs, sp, net = inp.hs, inp.spaces, inp.network
+    by_grants: dict[tuple[Grant, ...], list[object]] = {}
+    src_zone = net.tenant(src.tenant).id
+    for d, grants in inp.exp.rows.get(src.key, {}).items():
+        dst = net.endpoint(*d)
+        if zone not in (src_zone, net.tenant(dst.tenant).id):
+            continue
+        stateful = tuple(g for g in grants if g.stateful)
+        if stateful:
+            by_grants.setdefault(stateful, []).append(dst.ip)
+    ok = hs.union(sp.grants(g) & sp.ip_set("ip_dst", ips) for g, ips in by_grants.items())  # type: ignore[arg-type]
+    repliers, owners = owners_ips(zone)
+    if src.key in owners:
+        others = [k for k in owners if k != src.key and net.endpoint(*k).ip == src.ip]  # type: ignore[misc]
+        if not others:
+            repliers &= ~sp.ip("ip_dst", src.ip)
+    return ~ok & repliers
+
+
+def commit_safety(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
+    """Property 6 over run new's commits."""
+    hs, net, sp = inp.hs, inp.network, inp.spaces
+    owner_cache: dict[int, tuple[BDD, frozenset[object]]] = {}
+
+    def owners_ips(zone: int) -> tuple[BDD, frozenset[object]]:
+        hit = owner_cache.get(zone)
+        if hit is None:
+            owners = inp.exp.owners.get(zone, frozenset())
+            ips = sp.ip_set("ip_dst", [net.endpoint(*k).ip for k in owners])
+            hit = owner_cache[zone] = (ips, frozenset(owners))
+        return hit
+
+    found: list[tuple[EndpointInfo, int, Violation]] = []
+    points = 0
+    for rank, ((switch, table, zone), committed) in enumerate(inp.new.sorted_commits()):
+        committers = inp.endpoints_of(committed)
+        points += len(committers)
+        outside = hs.union(hs.tag(inp.tag_of[s.key]) & _outside(inp, s, zone, owners_ips) for s in committers)
+        bad = committed & sp.bound_tagged(committers) & outside
+        for src in inp.endpoints_of(bad):
+            mine = inp.untag(bad, src)
+            reached = None
+            for dst in net.endpoints:
+                seen = inp.untag(inp.delivered(inp.new, dst), src) & mine if src.key in inp.tag_of else hs.false
+                if not hs.is_empty(seen):
+                    mine, reached = seen, dst.qualified
+                    break
+            message = (
+                f"{switch} table {table} commits traffic of {src.qualified} in zone "
+                f"{zone} that no stateful grant allows"
+            )
+            v = Violation(
+                "commit-safety", message, (src.switch, src.port), src.qualified, reached, "new",
+                mine, Target("commit", reached), commit=(switch, table, zone),
+            )  # fmt: skip
+            found.append((src, rank, v))
+    return _by_source(found, net), {"commit points": points}

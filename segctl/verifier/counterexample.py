@@ -25,10 +25,11 @@ from typing import Any
 from segctl.openflow.cookies import describe_cookie
 from segctl.openflow.ofctl import Ct, Flow
 from segctl.topology.network import Network
+from segctl.verifier.checks import Target, Violation
 from segctl.verifier.headerspace import BDD, HeaderSpace
-from segctl.verifier.properties import Spaces, Violation
-from segctl.verifier.simulate import Packet, SimResult, simulate
-from segctl.verifier.symbolic import Hop, Topology
+from segctl.verifier.simulate import Packet, SimHop, SimResult, simulate
+from segctl.verifier.spaces import Spaces
+from segctl.verifier.symbolic import DELIVERED, LOOP, TRUNCATED, Disposition, Topology
 
 __all__ = [
     "CT_CHOICES",
@@ -45,6 +46,9 @@ _CT_BITS = {"new": 0x01, "est": 0x02, "rel": 0x04, "rpl": 0x08, "inv": 0x10, "tr
 #: Conntrack states tried per ``ct()`` lookup, in order of preference.
 CT_CHOICES = ("trk,new", "trk,est,rpl", "trk,est", "trk,rel", "trk,inv")
 _MAX_CT_COMBOS = 3125
+#: Most ct() lookups on one path whose states are searched (source and destination policy
+#: stages, a shared-service reply lookup: three on segctl's pipeline).
+_MAX_CT_LOOKUPS = 5
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,14 @@ def _ct_bits(state: str) -> int:
 
 
 _Key = tuple[str, int, int, int, str, str]  # switch, table, priority, line, match, actions
+_BITS_TEXT = {_ct_bits(s): s for s in (*CT_CHOICES, "trk,rel,rpl", "trk,inv,rpl", "trk,new,rpl")}
+
+
+def _ct_text(bits: int) -> str:
+    known = _BITS_TEXT.get(bits)
+    if known is not None:
+        return known
+    return ",".join(name for name, bit in _CT_BITS.items() if bits & bit) or "-trk"
 
 
 def _flow_index(tables: Mapping[str, Sequence[Flow]]) -> dict[_Key, Flow]:
@@ -258,17 +270,13 @@ def _flow_index(tables: Mapping[str, Sequence[Flow]]) -> dict[_Key, Flow]:
     }
 
 
-def _hop_key(hop: Hop) -> _Key:
-    return (hop.switch, hop.table, hop.priority, hop.line, hop.match, hop.actions)
-
-
-def _ct_count(hops: Sequence[_Key], index: Mapping[_Key, Flow]) -> int:
-    count = 0
-    for key in hops:
-        flow = index.get(key)
-        if flow is not None:
-            count += sum(1 for a in flow.actions if isinstance(a, Ct) and a.table is not None)
-    return count
+def _sim_hop_keys(hops: Sequence[SimHop], index: Mapping[_Key, Flow]) -> list[tuple[_Key, int]]:
+    """The simulator's hops (which name a flow by its line) as (hop key, cookie)."""
+    by_line = {k[:4]: k for k in index}
+    return [
+        (by_line.get((h.switch, h.table, h.priority, h.line), (h.switch, h.table, h.priority, h.line, "", "")), h.cookie)
+        for h in hops
+    ]
 
 
 def _trace_hops(
@@ -328,68 +336,106 @@ def _prefer(hs: HeaderSpace, network: Network, violation: Violation, space: BDD)
     return space
 
 
-def _same_path(result: SimResult, hops: Sequence[Hop], kind: str, endpoint: str | None) -> bool:
-    if result.kind != kind or result.endpoint != endpoint:
+def _meets(results: Sequence[SimResult], target: Target, commit: tuple[str, int, int] | None) -> SimResult | None:
+    """The first fate that shows ``target`` (None when none does)."""
+    if target.kind == "missing":
+        if any(r.kind == DELIVERED and r.endpoint == target.endpoint for r in results):
+            return None
+        return results[0] if results else None
+    for r in results:
+        if target.kind == "delivered" and r.kind == DELIVERED and r.endpoint == target.endpoint:
+            return r
+        if target.kind == "hole" and target.disposition is not None and _same_end(r, target.disposition):
+            return r
+        if target.kind == "commit" and commit in r.commits:
+            if target.endpoint is None or (r.kind == DELIVERED and r.endpoint == target.endpoint):
+                return r
+    return None
+
+
+def _same_end(r: SimResult, d: Disposition) -> bool:
+    if r.kind != d.kind:
         return False
-    want = [(h.switch, h.table, h.priority, h.line) for h in hops]
-    got = [(h.switch, h.table, h.priority, h.line) for h in result.hops]
-    return want == got
+    if d.kind in (LOOP, TRUNCATED):
+        return True  # the concrete packet may notice the loop at another table of it
+    return r.switch == d.switch and r.table == d.table and (d.port is None or r.port == d.port)
+
+
+def _replay(
+    tables: Mapping[str, Sequence[Flow]], topo: Topology, switch: str, packet: Packet, v: Violation
+) -> tuple[SimResult, bool]:
+    """Simulate the packet with the conntrack states of the violation's run; in run ``any``,
+    combinations of states (fewest non-new first) until one shows the target. Returns the
+    fate shown and whether it shows the target."""
+    def sim(ct_next: Sequence[int] = (), by_zone: Mapping[int, int] | None = None) -> list[SimResult]:
+        return simulate(tables, topo.links, topo.edges, switch, packet, ct_next=ct_next, ct_by_zone=by_zone)
+
+    est = _ct_bits("trk,est,rpl")
+    first = sim(by_zone=dict.fromkeys(v.zones, est) if v.ct_mode == "est" else None)
+    hit = _meets(first, v.target, v.commit)
+    if hit is not None or v.ct_mode != "any":
+        return (hit, True) if hit is not None else (_shown(first, v.target), False)
+    tried = 1
+    for length in range(1, _MAX_CT_LOOKUPS + 1):
+        longest = 0
+        combos = sorted(itertools.product(CT_CHOICES, repeat=length), key=lambda c: sum(s != "trk,new" for s in c))
+        for combo in combos:
+            if tried >= _MAX_CT_COMBOS:
+                return _shown(first, v.target), False
+            tried += 1
+            results = sim(ct_next=[_ct_bits(s) for s in combo])
+            hit = _meets(results, v.target, v.commit)
+            if hit is not None:
+                return hit, True
+            longest = max([longest, *(len(r.ct_path) for r in results)])
+        if longest < length:
+            break  # no fate meets more lookups than these: longer combinations change nothing
+    return _shown(first, v.target), False
+
+
+def _shown(results: Sequence[SimResult], target: Target) -> SimResult:
+    """The fate to show when none shows the target: one not delivered to the target's endpoint."""
+    return next((r for r in results if r.endpoint != target.endpoint), results[0])
+
+
+def _disposition(r: SimResult) -> Disposition:
+    return Disposition(r.kind, r.switch, r.table, r.port, r.endpoint, r.detail)
+
+
+def _header(p: Packet) -> dict[str, int]:
+    """A simulated packet in header-space terms (``ip_*`` are ``arp_*pa`` for ARP)."""
+    arp = p.eth_type == 0x0806
+    return {
+        "eth_src": p.eth_src, "eth_dst": p.eth_dst, "eth_type": p.eth_type,
+        "vlan_present": p.vlan_tci >> 12 & 1, "vlan_vid": p.vlan_tci & 0xFFF, "ip_proto": p.ip_proto,
+        "ip_src": p.arp_spa if arp else p.ip_src, "ip_dst": p.arp_tpa if arp else p.ip_dst,
+        "nw_ttl": p.nw_ttl, "tp_src": p.tp_src, "tp_dst": p.tp_dst, "icmp_type": p.icmp_type,
+        "icmp_code": p.icmp_code, "arp_op": p.arp_op, "arp_sha": p.arp_sha, "arp_tha": p.arp_tha,
+        "ipv6_src": p.ipv6_src, "ipv6_dst": p.ipv6_dst, "nd_target": p.nd_target, "nd_sll": p.nd_sll,
+    }  # fmt: skip
 
 
 def build(
     network: Network, tables: Mapping[str, Sequence[Flow]], hs: HeaderSpace, violation: Violation
 ) -> Counterexample:
-    """One concrete packet of ``violation`` with its trace (see the module docstring)."""
-    outcome = violation.outcome
-    space = violation.space
-    if outcome is not None:
-        space &= hs.origin(outcome.relation)
-    pkt = hs.pick(_prefer(hs, network, violation, space))
+    """One concrete packet of ``violation`` with its trace (see the module docstring).
+
+    The packet is the least one (:meth:`~segctl.verifier.headerspace.HeaderSpace.pick`) of
+    the violation's space, narrowed to the most telling packets; its trace is the concrete
+    simulator's, so the counterexample depends on the violation alone, not on the engine
+    that found it."""
+    pkt = hs.pick(_prefer(hs, network, violation, violation.space))
     switch, port = violation.ingress
     index = _flow_index(tables)
     topo = Topology.from_network(network)
-    if outcome is None:
-        return Counterexample(
-            violation.property,
-            violation.message,
-            violation.ingress,
-            violation.src,
-            violation.dst,
-            format_packet(pkt),
-            format_packet(pkt),
-            (),
-            (),
-            "not traced",
-            "none",
-            None,
-            ofproto_flow(pkt, port),
-            False,
-        )
-    relation = hs.restrict(outcome.space, pkt, ghost=True)
-    if hs.is_empty(relation):
-        pkt = hs.pick(outcome.space, ghost=True)
-        relation = hs.restrict(outcome.space, pkt, ghost=True)
-    final = hs.pick(relation)
-    keys = [_hop_key(h) for h in outcome.hops if h.priority >= 0]
-    n = _ct_count(keys, index)
-    disp = outcome.disposition
-    choices = ["trk,new"] if violation.ct_mode == "new" else list(CT_CHOICES)
-    combos = sorted(itertools.product(choices, repeat=n), key=lambda c: sum(s != "trk,new" for s in c))
-    found: tuple[str, ...] | None = None
-    packet = sim_packet(pkt, port)
-    for combo in combos[:_MAX_CT_COMBOS]:
-        results = simulate(
-            tables, topo.links, topo.edges, switch, packet, ct_next=[_ct_bits(s) for s in combo]
-        )
-        if any(_same_path(r, outcome.hops, disp.kind, disp.endpoint) for r in results):
-            found = tuple(combo)
-            break
-    ct_states = found if found is not None else ("trk,new",) * n
-    hops = _trace_hops(network, [(_hop_key(h), h.cookie) for h in outcome.hops], index, ct_states)
+    result, confirmed = _replay(tables, topo, switch, sim_packet(pkt, port), violation)
+    ct_states = tuple(_ct_text(b) for b in result.ct_path)
+    hops = _trace_hops(network, _sim_hop_keys(result.hops, index), index, ct_states)
     commit = ""
     if violation.commit is not None:
-        c = violation.commit
-        commit = f"ct(commit,zone={c.zone}) at {c.switch} table {c.table}"
+        c_switch, c_table, c_zone = violation.commit
+        commit = f"ct(commit,zone={c_zone}) at {c_switch} table {c_table}"
+    disp = _disposition(result)
     return Counterexample(
         violation.property,
         violation.message,
@@ -397,14 +443,14 @@ def build(
         violation.src,
         violation.dst,
         format_packet(pkt),
-        format_packet(final),
+        format_packet(_header(result.packet)),
         ct_states,
         hops,
         str(disp),
         disp.kind,
         disp.endpoint,
         ofproto_flow(pkt, port),
-        found is not None,
+        confirmed,
         commit,
     )
 
@@ -419,22 +465,10 @@ def trace_packet(
     """Simulate one concrete packet; every fate with its hops named in intent terms."""
     topo = Topology.from_network(network)
     index = _flow_index(tables)
-    by_line = {k[:4]: k for k in index}  # the simulator's hops name a flow by its line
     results = simulate(
         tables, topo.links, topo.edges, switch, packet, ct_next=[_ct_bits(s) for s in ct_states]
     )
-    out = []
-    for r in results:
-        hop_keys = [
-            (
-                by_line.get(
-                    (h.switch, h.table, h.priority, h.line), (h.switch, h.table, h.priority, h.line, "", "")
-                ),
-                h.cookie,
-            )
-            for h in r.hops
-        ]
-        n = _ct_count([k for k, _ in hop_keys if k[2] >= 0], index)
-        states = [*ct_states, *(["trk,new"] * n)][:n]
-        out.append((r, _trace_hops(network, hop_keys, index, states)))
-    return out
+    return [
+        (r, _trace_hops(network, _sim_hop_keys(r.hops, index), index, [_ct_text(b) for b in r.ct_path]))
+        for r in results
+    ]

@@ -68,11 +68,15 @@ __all__ = [
     "FIELDS",
     "HEADER_FIELDS",
     "PIPELINE_FIELDS",
+    "REFERENCE_ORDER",
     "REWRITABLE",
+    "TAG_BITS",
     "HeaderSpace",
 ]
 
-#: Bit widths, in variable order (top of the BDD first).
+#: Bits of the ``tag`` label (ingress or granted-pair numbers in a combined relation).
+TAG_BITS = 24
+#: Bit widths, in the reference variable order (top of the BDD first).
 FIELDS: dict[str, int] = {
     "in_port": 16,
     "metadata": 64,
@@ -99,13 +103,18 @@ FIELDS: dict[str, int] = {
     "ipv6_dst": 128,
     "nd_target": 128,
     "nd_sll": 48,
+    "tag": TAG_BITS,
 }
 #: Fields that live only inside one switch's pipeline (reset when a packet enters a switch).
 PIPELINE_FIELDS = ("in_port", "metadata", *(f"reg{i}" for i in range(8)), "ct_state", "ct_zone")
 #: Pipeline fields that only constants ever write (the engine tracks them per path, outside the BDD).
 CONCRETE_FIELDS = tuple(f for f in PIPELINE_FIELDS if f != "ct_state")
 #: Fields carried by the packet on the wire.
-HEADER_FIELDS = tuple(f for f in FIELDS if f not in PIPELINE_FIELDS)
+HEADER_FIELDS = tuple(f for f in FIELDS if f not in PIPELINE_FIELDS and f != "tag")
+#: Every field of a packet with its pipeline state (what :meth:`HeaderSpace.pick` gives).
+PACKET_FIELDS = tuple(f for f in FIELDS if f != "tag")
+#: The reference variable order (top first): :data:`FIELDS` in order, the tag at the bottom.
+REFERENCE_ORDER: tuple[str, ...] = tuple(FIELDS)
 #: Header fields that actions can rewrite: they carry a ghost copy of their injected value.
 REWRITABLE = ("eth_src", "eth_dst", "vlan_present", "vlan_vid", "ip_src", "ip_dst", "nw_ttl", "arp_op",
               "arp_sha", "arp_tha")  # fmt: skip
@@ -140,23 +149,39 @@ def _ghost(var: str) -> str:
     return f"o.{var}"
 
 
+def _variables(order: Sequence[str]) -> list[str]:
+    """The BDD variables of a field order, each rewritable field's ghost bit right after its live bit."""
+    out: list[str] = []
+    for name in order:
+        for var in _bits(name):
+            out.append(var)
+            if name in REWRITABLE:
+                out.append(_ghost(var))
+    return out
+
+
+def _assignment(name: str, value: int) -> dict[str, bool]:
+    width = FIELDS[name]
+    return {var: bool(value >> (width - 1 - i) & 1) for i, var in enumerate(_bits(name))}
+
+
 class HeaderSpace:
     """The BDD manager and the operations on header spaces (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, order: Sequence[str] = REFERENCE_ORDER) -> None:
+        """A manager whose variables follow ``order`` (field names of :data:`FIELDS` and
+        ``"tag"``, top of the BDD first; every name once). Every operation means the same
+        whatever the order; :meth:`pick` too (the least packet in :data:`REFERENCE_ORDER`)."""
+        if sorted(order) != sorted(REFERENCE_ORDER):
+            raise ValueError("a variable order names every field of FIELDS and 'tag' exactly once")
+        self.order = tuple(order)
         self.bdd = _backend.BDD()
-        order: list[str] = []
-        for name in FIELDS:
-            for var in _bits(name):
-                order.append(var)
-                if name in REWRITABLE:
-                    order.append(_ghost(var))
-        self.bdd.declare(*order)
+        self.bdd.declare(*_variables(order))
         self.bdd.configure(reordering=False)
         self.true: BDD = self.bdd.true
         self.false: BDD = self.bdd.false
-        self._live = [v for v in order if not v.startswith("o.")]
-        self._ghosts = [v for v in order if v.startswith("o.")]
+        self._reference = self.order == REFERENCE_ORDER
+        self._pick_order = _variables(REFERENCE_ORDER)
         self._match_cache: dict[tuple[FieldMatch, ...], BDD] = {}
         self._eq_cache: dict[tuple[str, int, int | None, bool], BDD] = {}
         # Quantification cubes, built once: dd's exist() builds a cube from names per call.
@@ -169,8 +194,13 @@ class HeaderSpace:
         live_rewritable = [v for n in REWRITABLE for v in _bits(n)]
         pipeline = [v for n in PIPELINE_FIELDS for v in _bits(n)]
         self._origin_cube = self._cube(live_rewritable + pipeline)
-        self._ghost_cube = self._cube(self._ghosts)
+        self._ghost_cube = self._cube(_ghost(v) for v in live_rewritable)
         self._ghost_to_live = {_ghost(v): self.bdd.var(v) for v in live_rewritable}
+        self._tag_cube = self._cube(_bits("tag"))
+        self._tag_names = list(_bits("tag"))
+        self._tag_vars = [self.bdd.var(v) for v in self._tag_names]
+        self._tag_cache: dict[int, BDD] = {}
+        self._untagged_cube = self._cube(v for v in _variables(order) if not v.startswith("tag_"))
         self._pipeline_zero = self.true
         for name in PIPELINE_FIELDS[1:]:
             self._pipeline_zero &= self.eq(name, 0)
@@ -250,7 +280,7 @@ class HeaderSpace:
     def _build_identity(self) -> BDD:
         out = self.true
         # Bottom of the order first: each AND then only adds nodes on top (linear, not quadratic).
-        for name in reversed(REWRITABLE):
+        for name in reversed([n for n in self.order if n in REWRITABLE]):
             for var in reversed(_bits(name)):
                 out &= self.bdd.apply("equiv", self.bdd.var(var), self.bdd.var(_ghost(var)))
         return out
@@ -386,16 +416,18 @@ class HeaderSpace:
     # ------------------------------------------------------------------ reading
 
     def pick(self, space: BDD, *, ghost: bool = False) -> dict[str, int]:
-        """One concrete packet of ``space`` (every field; don't-care bits are 0).
+        """The least packet of ``space`` (every field): bit by bit in :data:`REFERENCE_ORDER`
+        (fields, most significant bit first, each live bit before its ghost), 0 before 1.
+        The same packet whatever this manager's own variable order.
 
         With ``ghost=True`` the rewritable fields are read from the ghost (injected) copy.
         Raises ValueError on the empty space.
         """
         if space == self.false:
             raise ValueError("cannot pick a packet from the empty header space")
-        assignment = self.bdd.pick(space)
+        assignment = self._least(space)
         out: dict[str, int] = {}
-        for name in FIELDS:
+        for name in PACKET_FIELDS:
             value = 0
             for var in _bits(name):
                 key = _ghost(var) if ghost and name in REWRITABLE else var
@@ -407,9 +439,111 @@ class HeaderSpace:
         """(injected packet, current packet) of one member of a relation."""
         if space == self.false:
             raise ValueError("cannot pick a packet from the empty header space")
-        assignment = self.bdd.pick(space)
-        cube = self.bdd.cube(assignment)
+        cube = self.bdd.cube(self._least(space))
         return self.pick(cube, ghost=True), self.pick(cube)
+
+    def _least(self, space: BDD) -> dict[str, bool]:
+        """The least satisfying assignment in :data:`REFERENCE_ORDER` (absent variables: 0).
+
+        In the reference order that is CUDD's first cube with its don't-cares at 0 (it takes
+        the else branch first); in another order it is found bit by bit, only over the
+        variables ``space`` depends on."""
+        if self._reference:
+            return dict(self.bdd.pick(space))
+        support = self.bdd.support(space)
+        out: dict[str, bool] = {}
+        for var in self._pick_order:
+            if var not in support:
+                continue
+            low = self.bdd.let({var: False}, space)
+            if low != self.false:
+                space = low
+            else:
+                out[var] = True
+                space = self.bdd.let({var: True}, space)
+        return out
+
+    # ------------------------------------------------------------------ tags
+
+    def field_vars(self, name: str) -> list[str]:
+        """The BDD variables of a field (live bits), most significant first."""
+        return list(_bits(name))
+
+    def tag_part(self, space: BDD) -> BDD:
+        """The tags of ``space`` as a space over the tag alone (every other field dropped)."""
+        return self._exist(self._untagged_cube, space)
+
+    def tag(self, value: int) -> BDD:
+        """Packets carrying ``tag == value`` (a label that no rule reads and no action writes:
+        which ingress, or which request, a packet of a combined relation belongs to)."""
+        cached = self._tag_cache.get(value)
+        if cached is None:
+            if value >> FIELDS["tag"] or value < 0:
+                raise ValueError(f"tag {value} does not fit {FIELDS['tag']} bits")
+            cached = self._tag_cache[value] = self._tag_tree([value], 0)
+        return cached
+
+    def tag_set(self, values: Iterable[int]) -> BDD:
+        """Packets whose tag is one of ``values``."""
+        vals = sorted(set(values))
+        if vals and (vals[0] < 0 or vals[-1] >> FIELDS["tag"]):
+            raise ValueError(f"a tag does not fit {FIELDS['tag']} bits")
+        return self._tag_tree(vals, 0) if vals else self.false
+
+    def _tag_tree(self, vals: Sequence[int], bit: int) -> BDD:
+        """The set of sorted ``vals`` (equal above ``bit``), bit by bit from the top."""
+        width = FIELDS["tag"]
+        if bit == width or len(vals) == 1 << (width - bit):
+            return self.true
+        shift = width - 1 - bit
+        split = next((i for i, v in enumerate(vals) if v >> shift & 1), len(vals))
+        low = self._tag_tree(vals[:split], bit + 1) if split else self.false
+        high = self._tag_tree(vals[split:], bit + 1) if split < len(vals) else self.false
+        return self.bdd.ite(self._tag_vars[bit], high, low)
+
+    def union(self, spaces: Iterable[BDD]) -> BDD:
+        """The union of ``spaces``, ORed pairwise (balanced: n log n, not n²)."""
+        items = list(spaces)
+        if not items:
+            return self.false
+        while len(items) > 1:
+            pairs = range(0, len(items) - 1, 2)
+            items = [items[i] | items[i + 1] for i in pairs] + ([items[-1]] if len(items) % 2 else [])
+        return items[0]
+
+    def tags(self, space: BDD) -> list[int]:
+        """The tags some packet of ``space`` carries, ascending."""
+        projected = self.tag_part(space)
+        out: list[int] = []
+        if projected != self.false:
+            self._walk_tags(projected, False, 0, 0, out)
+        return out
+
+    def _walk_tags(self, node: BDD, negated: bool, bit: int, value: int, out: list[int]) -> None:
+        """Every tag of a tag-only BDD (``node`` xor ``negated``), depth first, 0 before 1."""
+        f = ~node if negated else node
+        if f == self.false:
+            return
+        width = FIELDS["tag"]
+        if f == self.true or bit == width:
+            rest = width - bit
+            out.extend(value << rest | x for x in range(1 << rest))
+            return
+        if node.var != self._tag_names[bit]:  # this bit is free here
+            self._walk_tags(node, negated, bit + 1, value << 1, out)
+            self._walk_tags(node, negated, bit + 1, value << 1 | 1, out)
+            return
+        flip = negated ^ node.negated
+        self._walk_tags(node.low, flip, bit + 1, value << 1, out)
+        self._walk_tags(node.high, flip, bit + 1, value << 1 | 1, out)
+
+    def untag(self, space: BDD, value: int) -> BDD:
+        """The packets of ``space`` tagged ``value``, with the tag dropped."""
+        return self.bdd.let(_assignment("tag", value), space)
+
+    def untagged(self, space: BDD) -> BDD:
+        """``space`` with the tag dropped (every tag's packets together)."""
+        return self._exist(self._tag_cube, space)
 
     def is_empty(self, space: BDD) -> bool:
         return bool(space == self.false)

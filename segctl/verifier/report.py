@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 
 from segctl.openflow.ofctl import Flow
 from segctl.topology.analysis import EndpointKey, Grant, expected_reachability, grant_symbol
-from segctl.topology.network import EndpointInfo, Network
+from segctl.topology.network import Network
 from segctl.verifier.counterexample import Counterexample, build
 from segctl.verifier.headerspace import BACKEND, HeaderSpace
-from segctl.verifier.properties import PropertyResult, Runs
-from segctl.verifier.symbolic import DELIVERED, Finding
+from segctl.verifier.properties import PropertyResult
+from segctl.verifier.symtables import Finding
 
 __all__ = [
     "DEFAULT_CELL",
@@ -41,7 +41,7 @@ __all__ = [
 
 SCHEMA = "segctl.verification-report"
 #: Bumped on any incompatible change of :meth:`VerificationReport.to_json` (see docs/report.md).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Counterexamples kept per property (the count of violations is always complete).
 MAX_COUNTEREXAMPLES = 20
 
@@ -106,11 +106,12 @@ class VerificationReport:
     network: Network
     properties: list[PropertyReport]
     endpoints: list[str]
-    matrix: list[list[MatrixCell]]
+    cells: ReachabilityMatrix
     findings: list[Finding]
     flow_counts: dict[str, int]
     seconds: float
-    paths: int
+    engine: str = "wavefront"
+    work: Mapping[str, int] = field(default_factory=dict)
     generated: str = field(default_factory=timestamp)
 
     @property
@@ -124,6 +125,12 @@ class VerificationReport:
 
     def property(self, pid: str) -> PropertyReport:
         return next(p for p in self.properties if p.id == pid)
+
+    @cached_property
+    def matrix(self) -> list[list[MatrixCell]]:
+        """Every cell, ``matrix[i][j]`` for endpoint ``i`` sending to ``j`` (built on first use:
+        N² cells; :attr:`cells` holds only the ones that differ from :data:`DEFAULT_CELL`)."""
+        return self.cells.rows()
 
     def to_json(self) -> dict[str, Any]:
         """The versioned report document (``docs/report.md``)."""
@@ -155,7 +162,12 @@ class VerificationReport:
                 ],
             },
             "tables": {"flow_counts": dict(self.flow_counts)},
-            "engine": {"bdd_backend": BACKEND, "seconds": round(self.seconds, 3), "paths": self.paths},
+            "engine": {
+                "name": self.engine,
+                "bdd_backend": BACKEND,
+                "seconds": round(self.seconds, 3),
+                "work": dict(self.work),
+            },
             "findings": [
                 {
                     "kind": f.kind,
@@ -167,7 +179,7 @@ class VerificationReport:
                 for f in self.findings
             ],
             "properties": [p.to_json() for p in self.properties],
-            "matrix": matrix_json(self.endpoints, self.matrix),
+            "matrix": self.cells.to_json(),
         }
 
 
@@ -216,6 +228,16 @@ class ReachabilityMatrix:
     @cached_property
     def _names(self) -> frozenset[str]:
         return frozenset(self.endpoints)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``matrix`` object of ``report.json``: every listed pair, row-major."""
+        index = {name: i for i, name in enumerate(self.endpoints)}
+        pairs = sorted(self.pairs.items(), key=lambda kv: (index[kv[0][0]], index[kv[0][1]]))
+        return {
+            "endpoints": list(self.endpoints),
+            "default": _cell_json(self.default),
+            "pairs": [{"src": s, "dst": d, **_cell_json(c)} for (s, d), c in pairs if c != self.default],
+        }
 
     def rows(self) -> list[list[MatrixCell]]:
         """Every cell, ``rows()[i][j]`` for endpoint ``i`` sending to ``j``: the shape of
@@ -338,31 +360,31 @@ def build_report(
     network: Network,
     tables: Mapping[str, Sequence[Flow]],
     hs: HeaderSpace,
-    runs: Runs,
     results: Sequence[PropertyResult],
     findings: Sequence[Finding],
     started: float,
+    observed: Mapping[str, set[str]],
+    *,
     reach: Mapping[tuple[EndpointKey, EndpointKey], tuple[Grant, ...]] | None = None,
-    rows: MatrixRows | None = None,
-    row_keys: Mapping[EndpointKey, object] | None = None,
+    engine: str = "wavefront",
+    work: Mapping[str, int] | None = None,
 ) -> VerificationReport:
-    """The report of ``results`` (counterexamples built from ``tables``, the matrix from run N;
-    ``started``: ``time.monotonic()`` when the proof began; ``reach``: the
-    :func:`expected_reachability` of ``network`` when the caller has it; ``rows``/``row_keys``:
-    matrix rows kept across calls, see :func:`_matrix`)."""
+    """The report of ``results``: counterexamples built from ``tables``, the matrix from
+    ``observed`` (per source, the endpoints some of its packets reach when every lookup says
+    new); ``started``: ``time.monotonic()`` when the proof began; ``reach``: the
+    :func:`expected_reachability` of ``network`` when the caller has it."""
     reports = [_property_report(network, tables, hs, r) for r in results]
     reach = expected_reachability(network) if reach is None else reach
-    endpoints, matrix = _matrix(network, runs.new.outcomes, results, reach, rows, row_keys)
-    paths = sum(len(v) for v in runs.any.outcomes.values()) + sum(len(v) for v in runs.new.outcomes.values())
     return VerificationReport(
         network=network,
         properties=reports,
-        endpoints=endpoints,
-        matrix=matrix,
+        endpoints=[ep.qualified for ep in network.endpoints],
+        cells=_matrix(network, observed, results, reach),
         findings=list(findings),
         flow_counts={sw: len(flows) for sw, flows in tables.items()},
         seconds=time.monotonic() - started,
-        paths=paths,
+        engine=engine,
+        work=dict(work or {}),
     )
 
 
@@ -382,70 +404,43 @@ def _property_report(
     )
 
 
-#: Matrix rows kept across calls: per source, (its cache key, its row).
-MatrixRows = dict[EndpointKey, tuple[object, list[MatrixCell]]]
-
-
 def _matrix(
     network: Network,
-    outcomes: Mapping[tuple[str, int], Sequence[Any]],
+    observed: Mapping[str, set[str]],
     results: Sequence[PropertyResult],
     reach: Mapping[tuple[EndpointKey, EndpointKey], tuple[Grant, ...]],
-    rows: MatrixRows | None = None,
-    row_keys: Mapping[EndpointKey, object] | None = None,
-) -> tuple[list[str], list[list[MatrixCell]]]:
-    """Expected vs observed per ordered pair. With ``rows`` and ``row_keys`` (what a source's
-    row depends on besides its violations: its run-N outcomes and its grants), a row whose
-    key and violations are unchanged is reused; ``rows`` is updated."""
+) -> ReachabilityMatrix:
+    """Expected vs observed per ordered pair, keeping the cells that differ from
+    :data:`DEFAULT_CELL` (a pair with no grant, no delivery and no violation)."""
     bad: dict[str, set[str | None]] = {}
     for r in results:
         for v in r.violations:
             if v.src is not None:
                 bad.setdefault(v.src, set()).add(v.dst)
-    out = []
-    old = dict(rows) if rows is not None else {}
-    if rows is not None:
-        rows.clear()
+    by_name = {ep.qualified: ep for ep in network.endpoints}
+    granted: dict[EndpointKey, list[EndpointKey]] = {}
+    for s, d in reach:
+        granted.setdefault(s, []).append(d)
+    pairs: dict[tuple[str, str], MatrixCell] = {}
     for src in network.endpoints:
-        key = None
-        if row_keys is not None:
-            key = (row_keys.get(src.key), frozenset(bad.get(src.qualified, ())))
-            hit = old.get(src.key)
-            if hit is not None and hit[0] == key:
-                out.append(list(hit[1]))
-                if rows is not None:
-                    rows[src.key] = hit
-                continue
-        row = _matrix_row(network, src, outcomes.get((src.switch, src.port), []), reach, bad)
-        if rows is not None and key is not None:
-            rows[src.key] = (key, row)
-        out.append(list(row))
-    return [ep.qualified for ep in network.endpoints], out
-
-
-def _matrix_row(
-    network: Network,
-    src: EndpointInfo,
-    outcomes: Sequence[Any],
-    reach: Mapping[tuple[EndpointKey, EndpointKey], tuple[Grant, ...]],
-    bad: Mapping[str, set[str | None]],
-) -> list[MatrixCell]:
-    observed = {
-        o.disposition.endpoint for o in outcomes if o.disposition.kind == DELIVERED and o.disposition.endpoint
-    }
-    wrong = bad.get(src.qualified, set())
-    row = []
-    for dst in network.endpoints:
-        grants = reach.get((src.key, dst.key), ())
-        if dst.qualified in wrong:
-            status = "violation"
-        elif src.key == dst.key:
-            status = "self"
-        elif any(g.kind == "shared-service" for g in grants):
-            status = "shared"
-        elif grants:
-            status = "allowed"
-        else:
-            status = "denied"
-        row.append(MatrixCell(grant_symbol(grants), dst.qualified in observed, status))
-    return row
+        wrong = bad.get(src.qualified, set())
+        seen = observed.get(src.qualified, set())
+        names = {src.qualified, *seen, *(n for n in wrong if n is not None)}
+        names.update(network.endpoint(*d).qualified for d in granted.get(src.key, ()))
+        for name in names:
+            dst = by_name[name]
+            grants = reach.get((src.key, dst.key), ())
+            if name in wrong:
+                status = "violation"
+            elif src.key == dst.key:
+                status = "self"
+            elif any(g.kind == "shared-service" for g in grants):
+                status = "shared"
+            elif grants:
+                status = "allowed"
+            else:
+                status = "denied"
+            cell = MatrixCell(grant_symbol(grants), name in seen, status)
+            if cell != DEFAULT_CELL:
+                pairs[(src.qualified, name)] = cell
+    return ReachabilityMatrix(tuple(by_name), DEFAULT_CELL, pairs)

@@ -119,6 +119,8 @@ class SimResult:
     packet: Packet
     hops: tuple[SimHop, ...]
     commits: tuple[tuple[str, int, int], ...] = field(default=())
+    detail: str = ""  # why, for a drop that is not a drop rule (as the symbolic engine says it)
+    ct_path: tuple[int, ...] = ()  # the state each ct() lookup on this fate's path returned, in order
 
 
 @dataclass
@@ -130,6 +132,7 @@ class _Run:
     ct_default: int
     results: list[SimResult]
     commits: list[tuple[str, int, int]]
+    ct_by_zone: Mapping[int, int] = field(default_factory=dict)
 
 
 def simulate(
@@ -141,12 +144,13 @@ def simulate(
     *,
     ct_next: Sequence[int] = (),
     ct_default: int = CT_TRK | CT_NEW,
+    ct_by_zone: Mapping[int, int] | None = None,
 ) -> list[SimResult]:
     """Send ``packet`` (its ``in_port`` set) into ``switch`` table 0; return every fate.
 
     ``links`` maps a fabric (switch, port) to its peer, ``edges`` an edge (switch, port)
     to its endpoint. Each recirculating ``ct(table=…)`` takes the next state of ``ct_next``,
-    then ``ct_default``.
+    then the state ``ct_by_zone`` gives its zone, then ``ct_default``.
     """
     by_switch: dict[str, dict[int, list[Flow]]] = {}
     for sw, flows in tables.items():
@@ -154,8 +158,8 @@ def simulate(
         for f in flows:
             per.setdefault(f.table, []).append(f)
         by_switch[sw] = {t: sorted(fs, key=lambda f: -f.priority) for t, fs in per.items()}
-    run = _Run(links, edges, by_switch, list(ct_next), ct_default, [], [])
-    _table(run, switch, 0, packet, packet.in_port, (), frozenset())
+    run = _Run(links, edges, by_switch, list(ct_next), ct_default, [], [], dict(ct_by_zone or {}))
+    _table(run, switch, 0, packet, packet.in_port, (), frozenset(), ())
     return [replace(r, commits=tuple(run.commits)) for r in run.results]
 
 
@@ -206,25 +210,26 @@ def _is_conj(flow: Flow) -> bool:
 
 
 def _emit(run: _Run, kind: str, switch: str, table: int | None, packet: Packet, hops: tuple[SimHop, ...],
-          port: int | None = None, endpoint: str | None = None) -> None:  # fmt: skip
-    run.results.append(SimResult(kind, switch, table, port, endpoint, packet, hops))
+          cts: tuple[int, ...], port: int | None = None, endpoint: str | None = None,
+          detail: str = "") -> None:  # fmt: skip
+    run.results.append(SimResult(kind, switch, table, port, endpoint, packet, hops, (), detail, cts))
 
 
 def _table(
     run: _Run, switch: str, table: int, packet: Packet, in_port: int, hops: tuple[SimHop, ...],
-    seen: frozenset[tuple[str, int, Packet]],
+    seen: frozenset[tuple[str, int, Packet]], cts: tuple[int, ...],
 ) -> None:  # fmt: skip
     state = (switch, table, packet)
     if state in seen:
-        _emit(run, "loop", switch, table, packet, hops)
+        _emit(run, "loop", switch, table, packet, hops, cts, detail="packet returns to this table")
         return
     if len(seen) > _MAX_DEPTH:
-        _emit(run, "truncated", switch, table, packet, hops)
+        _emit(run, "truncated", switch, table, packet, hops, cts, detail=f"more than {_MAX_DEPTH} table visits")
         return
     seen = seen | {state}
     flow, cid = _lookup(run.tables.get(switch, {}).get(table, []), packet)
     if flow is None:
-        _emit(run, "miss", switch, table, packet, (*hops, SimHop(switch, table, -1, 0, 0)))
+        _emit(run, "miss", switch, table, packet, (*hops, SimHop(switch, table, -1, 0, 0)), cts)
         return
     del cid
     hops = (*hops, SimHop(switch, table, flow.priority, flow.line, flow.cookie))
@@ -232,16 +237,16 @@ def _table(
     for action in flow.actions:
         if isinstance(action, Output):
             forwarded = True
-            _output(run, switch, table, action.port, packet, in_port, hops, seen)
+            _output(run, switch, table, action.port, packet, in_port, hops, seen, cts)
         elif isinstance(action, Controller):
             forwarded = True
-            _emit(run, "controller", switch, table, packet, hops)
+            _emit(run, "controller", switch, table, packet, hops, cts)
         elif isinstance(action, Drop):
             forwarded = True
-            _emit(run, "dropped", switch, table, packet, hops)
+            _emit(run, "dropped", switch, table, packet, hops, cts, detail="drop action")
         elif isinstance(action, GotoTable):
             forwarded = True
-            _table(run, switch, action.table, packet, in_port, hops, seen)
+            _table(run, switch, action.table, packet, in_port, hops, seen, cts)
         elif isinstance(action, WriteMetadata):
             packet = replace(packet, metadata=(packet.metadata & ~action.mask) | (action.value & action.mask))
         elif isinstance(action, SetField):
@@ -252,12 +257,12 @@ def _table(
                 packet = packet.put(action.field, action.value)
         elif isinstance(action, DecTtl):
             if packet.nw_ttl <= 1:
-                _emit(run, "ttl-expired", switch, table, packet, hops)
+                _emit(run, "ttl-expired", switch, table, packet, hops, cts, detail="dec_ttl on TTL 0 or 1")
                 return
             packet = replace(packet, nw_ttl=packet.nw_ttl - 1)
         elif isinstance(action, PushVlan):
             if packet.vlan_tci & 0x1000:
-                _emit(run, "unsupported", switch, table, packet, hops)
+                _emit(run, "unsupported", switch, table, packet, hops, cts, detail="push_vlan on a tagged packet")
                 return
             packet = replace(packet, vlan_tci=0x1000)
         elif isinstance(action, PopVlan):
@@ -267,29 +272,33 @@ def _table(
                 run.commits.append((switch, table, action.zone))
             if action.table is not None:
                 forwarded = True
-                state_bits = run.ct_next.pop(0) if run.ct_next else run.ct_default
+                if run.ct_next:
+                    state_bits = run.ct_next.pop(0)
+                else:
+                    state_bits = run.ct_by_zone.get(action.zone, run.ct_default)
                 tracked = replace(packet, ct_state=state_bits, ct_zone=action.zone)
-                _table(run, switch, action.table, tracked, in_port, hops, seen)
+                _table(run, switch, action.table, tracked, in_port, hops, seen, (*cts, state_bits))
         elif isinstance(action, (Meter, Conjunction)):
             continue
     if not forwarded:
-        _emit(run, "dropped", switch, table, packet, hops)
+        _emit(run, "dropped", switch, table, packet, hops, cts, detail="no output")
 
 
 def _output(
     run: _Run, switch: str, table: int, port: int, packet: Packet, in_port: int, hops: tuple[SimHop, ...],
-    seen: frozenset[tuple[str, int, Packet]],
+    seen: frozenset[tuple[str, int, Packet]], cts: tuple[int, ...],
 ) -> None:  # fmt: skip
     if port == IN_PORT:
         port = in_port
     elif port == in_port:
-        _emit(run, "dropped", switch, table, packet, hops, port)
+        _emit(run, "dropped", switch, table, packet, hops, cts, port, detail="output to the ingress port needs IN_PORT")
         return
     if (switch, port) in run.links:
         peer, peer_port = run.links[(switch, port)]
         arriving = replace(packet, in_port=peer_port, metadata=0, regs=(0,) * 8, ct_state=0, ct_zone=0)
-        _table(run, peer, 0, arriving, peer_port, hops, seen)
+        _table(run, peer, 0, arriving, peer_port, hops, seen, cts)
     elif (switch, port) in run.edges:
-        _emit(run, "delivered", switch, table, packet, hops, port, run.edges[(switch, port)])
+        _emit(run, "delivered", switch, table, packet, hops, cts, port, run.edges[(switch, port)])
     else:
-        _emit(run, "unconnected", switch, table, packet, hops, port)
+        _emit(run, "unconnected", switch, table, packet, hops, cts, port,
+              detail="port is neither a fabric link nor an endpoint")  # fmt: skip

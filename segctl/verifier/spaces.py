@@ -1,22 +1,24 @@
 """Header spaces of the intent (origin packets, live variable names): what endpoints may send.
 
-:class:`Spaces` builds, over one :class:`~segctl.verifier.headerspace.HeaderSpace`, the spaces
-the property checks (:mod:`segctl.verifier.checks`) compare the engine's outcomes with: what
+:class:`Spaces` builds, over one :class:`~segctl.verifier.headerspace.HeaderSpace`, the
+spaces the properties (:mod:`segctl.verifier.checks`) compare an engine's views with: what
 an endpoint may send (its bound addresses), a grant's services, property 3's forward and
-reply spaces, property 2's allowed space. Results are cached per input: a
-:class:`~segctl.verifier.incremental.IncrementalVerifier` keeps one ``Spaces`` across calls.
+reply spaces, property 2's allowed space; and their *tagged* unions over many sources at
+once (``tag`` = the source's ingress number), so that a property is checked for every
+source of a destination with a few BDD operations instead of one per pair. Everything is
+cached per input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address
 
-from segctl.topology.analysis import Grant, ServiceMatch, ipv6_allowed, pair_grants
+from segctl.topology.analysis import Grant, ServiceMatch
 from segctl.topology.network import EndpointInfo, Network
 from segctl.verifier.headerspace import BDD, HeaderSpace
 
-__all__ = ["ETH_ARP", "ETH_IP", "ETH_IP6", "Spaces"]
+__all__ = ["ETH_ARP", "ETH_IP", "ETH_IP6", "Spaces", "port_range", "same_address"]
 
 ETH_ARP, ETH_IP, ETH_IP6 = 0x0806, 0x0800, 0x86DD
 _PROTO = {"tcp": 6, "udp": 17, "icmp": 1}
@@ -26,7 +28,7 @@ def _mac(text: str) -> int:
     return int(text.replace(":", ""), 16)
 
 
-def _range(hs: HeaderSpace, name: str, lo: int, hi: int, width: int) -> BDD:
+def port_range(hs: HeaderSpace, name: str, lo: int, hi: int, width: int) -> BDD:
     """``lo <= field <= hi`` as a union of prefix blocks."""
     out = hs.false
     while lo <= hi:
@@ -39,14 +41,31 @@ def _range(hs: HeaderSpace, name: str, lo: int, hi: int, width: int) -> BDD:
     return out
 
 
-class Spaces:
-    """Header spaces of the intent (origin packets, live names) over one :class:`HeaderSpace`."""
+def same_address(hs: HeaderSpace, name: str) -> BDD:
+    """Relation: the live ``name`` (a 32-bit address field) equals its ghost (the injected value)."""
+    bdd = hs.bdd
+    out = hs.true
+    for i in reversed(range(32)):
+        out &= bdd.apply("equiv", bdd.var(f"{name}_{i}"), bdd.var(f"o.{name}_{i}"))
+    return out
 
-    def __init__(self, hs: HeaderSpace, network: Network) -> None:
+
+class Spaces:
+    """Header spaces of the intent (origin packets, live names) over one :class:`HeaderSpace`.
+
+    ``tags`` maps an endpoint key to its ingress number, for the tagged unions.
+    """
+
+    def __init__(self, hs: HeaderSpace, network: Network, tags: Mapping[tuple[str, str], int] | None = None) -> None:
         self.hs = hs
         self.net = network
+        self.tags = dict(tags or {})
         self._bound: dict[tuple[str, str], BDD] = {}
-        self._pairs: dict[tuple[str, tuple[str, str], tuple[str, str], tuple[Grant, ...]], BDD] = {}
+        self._services: dict[tuple[ServiceMatch, bool], BDD] = {}
+        self._grants: dict[tuple[tuple[Grant, ...], bool], BDD] = {}
+        self._sets: dict[tuple[str, frozenset[object]], BDD] = {}
+
+    # ------------------------------------------------------------------ one endpoint
 
     def ip(self, field_name: str, addr: IPv4Address) -> BDD:
         return self.hs.eq(field_name, int(addr))
@@ -69,25 +88,33 @@ class Spaces:
 
     def service(self, svc: ServiceMatch, *, reply: bool = False) -> BDD:
         """IPv4 packets of a service; ``reply`` mirrors the ports (source port in range)."""
+        cached = self._services.get((svc, reply))
+        if cached is not None:
+            return cached
         hs = self.hs
         out = hs.eq("eth_type", ETH_IP)
-        if svc.proto == "any":
-            return out
-        out &= hs.eq("ip_proto", _PROTO[svc.proto])
-        if svc.ports is None:
-            return out
-        port_field = "tp_src" if reply else "tp_dst"
-        ports = hs.false
-        for lo, hi in svc.ports:
-            ports |= _range(hs, port_field, lo, hi, 16)
-        return out & ports
+        if svc.proto != "any":
+            out &= hs.eq("ip_proto", _PROTO[svc.proto])
+            if svc.ports is not None:
+                port_field = "tp_src" if reply else "tp_dst"
+                ports = hs.false
+                for lo, hi in svc.ports:
+                    ports |= port_range(hs, port_field, lo, hi, 16)
+                out &= ports
+        self._services[(svc, reply)] = out
+        return out
 
     def grants(self, grants: Iterable[Grant], *, reply: bool = False) -> BDD:
-        out = self.hs.false
-        for g in grants:
-            for svc in g.services:
-                out |= self.service(svc, reply=reply)
-        return out
+        """The services of ``grants`` (replies: ports mirrored)."""
+        key = (tuple(grants), reply)
+        cached = self._grants.get(key)
+        if cached is None:
+            out = self.hs.false
+            for g in key[0]:
+                for svc in g.services:
+                    out |= self.service(svc, reply=reply)
+            cached = self._grants[key] = out
+        return cached
 
     def routed(self, src: EndpointInfo, dst: EndpointInfo) -> bool:
         return src.tenant != dst.tenant or src.segment != dst.segment
@@ -100,58 +127,75 @@ class Spaces:
         gw = _mac(self.net.tenant(src.tenant).gateway_mac)
         return hs.eq("eth_dst", gw) & ~(hs.eq("nw_ttl", 0) | hs.eq("nw_ttl", 1))
 
-    def forward(self, src: EndpointInfo, dst: EndpointInfo, grants: Iterable[Grant]) -> BDD:
+    def forward(self, src: EndpointInfo, dst: EndpointInfo, grants: Sequence[Grant]) -> BDD:
         """New packets ``src`` may send to ``dst`` (property 3's forward space)."""
-        return self._pair("forward", src, dst, tuple(grants))
-
-    def reply(self, src: EndpointInfo, dst: EndpointInfo, grants: Iterable[Grant]) -> BDD:
-        """Replies ``dst`` sends back to ``src`` on ``src``'s stateful grants."""
-        return self._pair("reply", src, dst, tuple(grants))
-
-    def _pair(self, kind: str, src: EndpointInfo, dst: EndpointInfo, grants: tuple[Grant, ...]) -> BDD:
-        """:meth:`forward` or :meth:`reply` (``kind``), cached per (kind, src, dst, grants)."""
-        key = (kind, src.key, dst.key, grants)
-        cached = self._pairs.get(key)
-        if cached is None:
-            build = self._forward if kind == "forward" else self._reply
-            cached = self._pairs[key] = build(src, dst, grants)
-        return cached
-
-    def _forward(self, src: EndpointInfo, dst: EndpointInfo, grants: tuple[Grant, ...]) -> BDD:
         return self.bound(src) & self.first_hop(src, dst) & self.ip("ip_dst", dst.ip) & self.grants(grants)
 
-    def _reply(self, src: EndpointInfo, dst: EndpointInfo, grants: tuple[Grant, ...]) -> BDD:
-        stateful = [g for g in grants if g.stateful]
-        if not stateful:
+    def reply(self, src: EndpointInfo, dst: EndpointInfo, grants: Sequence[Grant]) -> BDD:
+        """Replies ``dst`` sends back to ``src`` on ``src``'s stateful grants."""
+        return self.replies(dst, [(src, grants)])
+
+    def replies(self, dst: EndpointInfo, sources: Sequence[tuple[EndpointInfo, Sequence[Grant]]]) -> BDD:
+        """Replies ``dst`` sends back to each of ``sources`` on that source's stateful grants
+        (one space: each source's replies carry its address as destination)."""
+        hs = self.hs
+        classes: dict[tuple[tuple[Grant, ...], bool], list[EndpointInfo]] = {}
+        for src, grants in sources:
+            stateful = tuple(g for g in grants if g.stateful)
+            if stateful:
+                classes.setdefault((stateful, self.routed(dst, src)), []).append(src)
+        parts = []
+        for (grants, routed), srcs in classes.items():
+            if routed:
+                to = self.first_hop(dst, srcs[0]) & self.ip_set("ip_dst", [s.ip for s in srcs])
+            else:
+                to = self._memo(
+                    "mac_ip", frozenset(s.key for s in srcs),
+                    lambda srcs=srcs: hs.union(  # type: ignore[misc]
+                        hs.eq("eth_dst", _mac(s.mac)) & self.ip("ip_dst", s.ip) for s in srcs
+                    ),
+                )  # fmt: skip
+            parts.append(to & self.grants(grants, reply=True))
+        return self.bound(dst) & hs.union(parts) if parts else hs.false
+
+    def gateway_arp(self, ep: EndpointInfo) -> BDD:
+        """What ``ep`` may deliver to itself: its ARP request for its segment's gateway."""
+        seg = self.net.segment(ep.tenant, ep.segment)
+        if seg.gateway is None:
             return self.hs.false
-        return (
-            self.bound(dst)
-            & self.first_hop(dst, src)
-            & self.ip("ip_dst", src.ip)
-            & self.grants(stateful, reply=True)
+        hs = self.hs
+        return hs.eq("eth_type", ETH_ARP) & hs.eq("arp_op", 1) & self.ip("ip_dst", seg.gateway)
+
+    # ------------------------------------------------------------------ tagged unions
+
+    def tag_set(self, endpoints: Iterable[EndpointInfo]) -> BDD:
+        """Packets tagged with the ingress of one of ``endpoints``."""
+        tags = frozenset(self.tags[ep.key] for ep in endpoints)
+        return self._memo("tags", tags, lambda: self.hs.tag_set(tags))
+
+    def bound_tagged(self, endpoints: Iterable[EndpointInfo]) -> BDD:
+        """∪ over ``endpoints``: tag(ep) ∧ :meth:`bound` (ep)."""
+        eps = tuple(endpoints)
+        key = frozenset(ep.key for ep in eps)
+        return self._memo("bound", key, lambda: self.hs.union(self.hs.tag(self.tags[ep.key]) & self.bound(ep) for ep in eps))
+
+    def src_ip_tagged(self, endpoints: Iterable[EndpointInfo]) -> BDD:
+        """∪ over ``endpoints``: tag(ep) ∧ ``ip_src`` = ep's address."""
+        eps = tuple(endpoints)
+        key = frozenset(ep.key for ep in eps)
+        hs = self.hs
+        return self._memo(
+            "src_ip", key, lambda: hs.union(hs.tag(self.tags[ep.key]) & self.ip("ip_src", ep.ip) for ep in eps)
         )
 
-    def allowed_new(self, src: EndpointInfo, dst: EndpointInfo) -> BDD:
-        """Property 2: what may be delivered from ``src`` to ``dst`` (same tenant) as new."""
-        hs = self.hs
-        if src.key == dst.key:
-            seg = self.net.segment(src.tenant, src.segment)
-            if seg.gateway is None:
-                return hs.false
-            return hs.eq("eth_type", ETH_ARP) & hs.eq("arp_op", 1) & self.ip("ip_dst", seg.gateway)
-        out = self.grants(pair_grants(self.net, src, dst)) & self.ip("ip_src", src.ip)
-        out &= self.ip("ip_dst", dst.ip)
-        if src.tenant == dst.tenant and src.segment == dst.segment:
-            out |= hs.eq("eth_type", ETH_ARP) & self.ip("ip_dst", dst.ip)
-        if ipv6_allowed(self.net, src, dst):
-            out |= hs.eq("eth_type", ETH_IP6)
-        return out
+    def ip_set(self, field_name: str, addresses: Iterable[IPv4Address]) -> BDD:
+        """``field`` is one of ``addresses``."""
+        key = frozenset(addresses)
+        return self._memo(field_name, key, lambda: self.hs.union(self.ip(field_name, a) for a in sorted(key)))
 
-    def same_address(self, name: str) -> BDD:
-        """Relation: the live ``name`` equals its ghost (the injected value)."""
-        bdd = self.hs.bdd
-        out = self.hs.true
-        width = 32
-        for i in range(width):
-            out &= bdd.apply("equiv", bdd.var(f"{name}_{i}"), bdd.var(f"o.{name}_{i}"))
-        return out
+    def _memo(self, kind: str, key: frozenset[object], build: object) -> BDD:
+        cached = self._sets.get((kind, key))
+        if cached is None:
+            assert callable(build)
+            cached = self._sets[(kind, key)] = build()
+        return cached

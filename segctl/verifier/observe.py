@@ -1,0 +1,118 @@
+"""What an engine saw: the one interface between the engines and the properties.
+
+An engine pushes every packet of every ingress through the flow tables and reports, per
+run, *tagged relations* (:class:`RunView`): for each destination endpoint, the injected
+packets (origin headers, live variable names, see
+:meth:`~segctl.verifier.headerspace.HeaderSpace.origin`) that are delivered to it, each
+packet tagged with the number of its ingress (:meth:`~segctl.verifier.headerspace.HeaderSpace.tag`);
+likewise for every black-hole disposition and every ``ct(commit)`` point. Nothing in a view
+depends on how the engine walked the tables (which paths it split or merged): it is a
+function of the tables, the topology and the injected spaces, so two exact engines give
+the same Boolean functions, and the properties (:mod:`segctl.verifier.checks`) read nothing
+else.
+
+Runs (what every ``ct()`` lookup returns):
+
+* ``any``: ``+trk`` and exactly one of new/est/rel/inv, ``rpl`` free;
+* ``new``: ``+trk+new`` (a connection's first packet);
+* ``replies``: one injection per :class:`ReplyRequest` (a granted stateful pair's replies,
+  injected at the destination's port); a lookup in one of the request's zones says
+  ``+trk+est+rpl``, in any other zone ``+trk+new``. Tags number the requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from segctl.verifier.headerspace import BDD, CT_EST, CT_NEW, CT_RPL, CT_TRK, HeaderSpace
+from segctl.verifier.symbolic import CONTROLLER, LOOP, MISS, TRUNCATED, UNCONNECTED, UNSUPPORTED, Disposition
+from segctl.verifier.symtables import Finding
+
+__all__ = [
+    "BLACK_HOLES",
+    "CommitPoint",
+    "Engine",
+    "ReplyRequest",
+    "RunView",
+    "disposition_key",
+    "reply_states",
+]
+
+SwitchPort = tuple[str, int]
+#: Where a ``ct(commit)`` happens: (switch, table, zone).
+CommitPoint = tuple[str, int, int]
+#: Dispositions that black-hole traffic (an explicit drop rule or a TTL expiry does not).
+BLACK_HOLES = frozenset({MISS, UNCONNECTED, CONTROLLER, UNSUPPORTED, TRUNCATED, LOOP})
+
+
+def disposition_key(d: Disposition) -> tuple[str, str, int, int, str]:
+    """The canonical order of dispositions (kind, switch, table, port, detail)."""
+    return (d.kind, d.switch, -1 if d.table is None else d.table, -1 if d.port is None else d.port, d.detail)
+
+
+@dataclass
+class RunView:
+    """One run over many injections, every packet tagged (ingress or request number).
+
+    ``delivered``: endpoint (``tenant/name``) → tagged origins delivered to it.
+    ``natted``: endpoint → tagged origins of delivered IPv4 whose source or destination
+    address was rewritten on the way (filled in run ``new``).
+    ``holes``: black-hole disposition (:data:`BLACK_HOLES`) → tagged origins ending there.
+    ``commits``: commit point → tagged origins committed there.
+    """
+
+    delivered: dict[str, BDD] = field(default_factory=dict)
+    natted: dict[str, BDD] = field(default_factory=dict)
+    holes: dict[Disposition, BDD] = field(default_factory=dict)
+    commits: dict[CommitPoint, BDD] = field(default_factory=dict)
+
+    def sorted_holes(self) -> list[tuple[Disposition, BDD]]:
+        """``holes`` in the canonical disposition order."""
+        return sorted(self.holes.items(), key=lambda kv: disposition_key(kv[0]))
+
+    def sorted_commits(self) -> list[tuple[CommitPoint, BDD]]:
+        return sorted(self.commits.items())
+
+
+@dataclass(frozen=True)
+class ReplyRequest:
+    """Inject ``space`` (a granted pair's replies) at ``ingress``; lookups in ``zones`` say est+rpl."""
+
+    ingress: SwitchPort
+    space: BDD = field(compare=False)
+    zones: frozenset[int]
+
+
+def reply_states(hs: HeaderSpace, zones: frozenset[int]) -> BDD:
+    """What a ``ct()`` lookup returns for a reply (over ``ct_zone`` and ``ct_state``): ``+trk+est+rpl``
+    in ``zones`` (where the forward packets were committed), ``+trk+new`` elsewhere."""
+    in_zones = hs.false
+    for z in sorted(zones):
+        in_zones |= hs.eq("ct_zone", z)
+    return (in_zones & hs.eq("ct_state", CT_TRK | CT_EST | CT_RPL)) | (
+        ~in_zones & hs.eq("ct_state", CT_TRK | CT_NEW)
+    )
+
+
+class Engine(Protocol):
+    """An engine the properties can be checked with (the reference or the scalable one)."""
+
+    hs: HeaderSpace
+    name: str
+
+    def ingresses(self) -> Sequence[SwitchPort]:
+        """Every injected edge port; tag ``i`` of runs any/new is ``ingresses()[i]``."""
+
+    def findings(self) -> list[Finding]:
+        """Structural problems of the tables (equal-priority overlaps, conjunctions)."""
+
+    def run(self, mode: str) -> RunView:
+        """Run ``any`` or ``new`` from every ingress."""
+
+    def replies(self, requests: Sequence[ReplyRequest]) -> RunView:
+        """Inject every request; tag ``i`` is ``requests[i]``."""
+
+    def work(self) -> Mapping[str, int]:
+        """Counters of what the engine did (reported beside its time; not part of the verdict)."""
