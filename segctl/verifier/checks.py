@@ -22,7 +22,7 @@ from segctl.topology.analysis import Grant
 from segctl.topology.network import EndpointInfo, Network
 from segctl.verifier.expectations import Expectations
 from segctl.verifier.headerspace import BDD, HeaderSpace
-from segctl.verifier.observe import CommitPoint, ReplyRequest, RunView
+from segctl.verifier.observe import CommitPoint, ReplyRequest, RunView, requests_union
 from segctl.verifier.spaces import ETH_ARP, ETH_IP, ETH_IP6, Spaces
 from segctl.verifier.symbolic import LOOP, TRUNCATED, Disposition
 
@@ -126,14 +126,25 @@ class Inputs:
         by_port = {(ep.switch, ep.port): ep for ep in self.network.endpoints}
         self.sources: list[EndpointInfo] = [by_port[p] for p in self.ingresses]
         self.tag_of = {ep.key: i for i, ep in enumerate(self.sources)}
+        position = {ep.key: i for i, ep in enumerate(self.network.endpoints)}
+        self._position = [position[ep.key] for ep in self.sources]  # tag -> endpoint order
+        self._tenant_tags: dict[str, BDD] = {}
+
+    def tenant_tags(self, tenant: str) -> BDD:
+        """Packets tagged with the ingress of an endpoint of ``tenant``."""
+        cached = self._tenant_tags.get(tenant)
+        if cached is None:
+            eps = self.network.tenant_endpoints(tenant)
+            cached = self._tenant_tags[tenant] = self.hs.tag_set(self.tag_of[ep.key] for ep in eps)
+        return cached
 
     def untag(self, space: BDD, ep: EndpointInfo) -> BDD:
         return self.hs.untag(space, self.tag_of[ep.key])
 
     def endpoints_of(self, space: BDD) -> list[EndpointInfo]:
         """The sources some packet of a tagged relation came from, in endpoint order."""
-        found = {self.sources[t].key for t in self.hs.tags(space)}
-        return [ep for ep in self.network.endpoints if ep.key in found]
+        tags = sorted(self.hs.tags(space), key=self._position.__getitem__)
+        return [self.sources[t] for t in tags]
 
     def delivered(self, view: RunView, dst: EndpointInfo) -> BDD:
         return view.delivered.get(dst.qualified, self.hs.false)
@@ -194,7 +205,7 @@ def isolation(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
             delivered = inp.delivered(view, dst)
             if hs.is_empty(delivered):
                 continue
-            cross = delivered & ~sp.tag_set(net.tenant_endpoints(dst.tenant))
+            cross = delivered & ~inp.tenant_tags(dst.tenant)
             if hs.is_empty(cross):
                 continue
             crossings += len(hs.tags(cross))
@@ -205,7 +216,7 @@ def isolation(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
                     if grants:
                         allowed |= hs.tag(inp.tag_of[src.key]) & sp.grants(grants)
                 elif (src.key, dst.key) in exp.shared or (dst.key, src.key) in exp.shared:
-                    allowed |= hs.tag(inp.tag_of[src.key]) & hs.eq("eth_type", ETH_IP)
+                    allowed |= hs.tag(inp.tag_of[src.key]) & hs.oeq("eth_type", ETH_IP)
             bad = cross & ~allowed
             for src in inp.endpoints_of(bad):
                 if mode == "any" and (src.key, dst.key) in new_bad:
@@ -250,9 +261,9 @@ def _allowed_new_tagged(inp: Inputs, dst: EndpointInfo, sources: Sequence[Endpoi
     for grants, srcs in classes.items():
         out |= sp.src_ip_tagged(srcs) & sp.grants(grants) & to_dst
     if same_seg:
-        out |= sp.tag_set(same_seg) & hs.eq("eth_type", ETH_ARP) & to_dst
+        out |= sp.tag_set(same_seg) & hs.oeq("eth_type", ETH_ARP) & to_dst
     if v6:
-        out |= sp.tag_set(v6) & hs.eq("eth_type", ETH_IP6)
+        out |= sp.tag_set(v6) & hs.oeq("eth_type", ETH_IP6)
     return out
 
 
@@ -262,7 +273,7 @@ def conformance(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
     found: list[tuple[EndpointInfo, int, Violation]] = []
     inside = 0
     for dst in net.endpoints:
-        same = inp.delivered(inp.new, dst) & sp.tag_set(net.tenant_endpoints(dst.tenant))
+        same = inp.delivered(inp.new, dst) & inp.tenant_tags(dst.tenant)
         if hs.is_empty(same):
             continue
         sources = inp.endpoints_of(same)
@@ -346,7 +357,7 @@ def _reply_checks(
     replies = inp.replies
     if replies is None or not inp.requests:
         return
-    injected = hs.union(hs.tag(r) & req.space for r, req in enumerate(inp.requests))
+    injected = requests_union(hs, list(enumerate(inp.requests)))
     receivers: dict[EndpointKey, list[int]] = {}
     for r, pairs in enumerate(inp.request_pairs):
         for p in pairs:
@@ -409,7 +420,8 @@ def reply_requests(inp: Inputs) -> tuple[list[ReplyRequest], list[list[Pair]]]:
     requests, members = [], []
     for (d, z), pairs in groups.items():
         dst = net.endpoint(*d)
-        requests.append(ReplyRequest((dst.switch, dst.port), sp.replies(dst, [(p.src, p.grants) for p in pairs]), z))
+        to = sp.replies_to(dst, [(p.src, p.grants) for p in pairs])
+        requests.append(ReplyRequest((dst.switch, dst.port), sp.bound(dst), to, z))
         members.append(pairs)
     return requests, members
 
@@ -472,53 +484,55 @@ def loop_free(inp: Inputs) -> list[Violation]:
 # ---------------------------------------------------------------------------- 6. commit-safety
 
 
-def _outside(inp: Inputs, src: EndpointInfo, zone: int, owners_ips: Callable[[int], tuple[BDD, frozenset[object]]]) -> BDD:
-    """What ``src`` may not commit in ``zone``: destinations able to answer there that no
-    stateful grant of ``src`` (whose tenant or destination's tenant owns ``zone``) allows."""
-    hs, sp, net = inp.hs, inp.spaces, inp.network
-    by_grants: dict[tuple[Grant, ...], list[object]] = {}
+def _grants_key(inp: Inputs, src: EndpointInfo, zone: int) -> tuple[tuple[tuple[Grant, ...], frozenset[object]], ...]:
+    """What ``src`` may commit in ``zone``, as data: its stateful grants by the destination
+    addresses they cover (destinations whose tenant, or whose source's tenant, owns ``zone``)."""
+    net = inp.network
     src_zone = net.tenant(src.tenant).id
+    by_grants: dict[tuple[Grant, ...], set[object]] = {}
     for d, grants in inp.exp.rows.get(src.key, {}).items():
         dst = net.endpoint(*d)
         if zone not in (src_zone, net.tenant(dst.tenant).id):
             continue
         stateful = tuple(g for g in grants if g.stateful)
         if stateful:
-            by_grants.setdefault(stateful, []).append(dst.ip)
-    ok = hs.union(sp.grants(g) & sp.ip_set("ip_dst", ips) for g, ips in by_grants.items())  # type: ignore[arg-type]
-    repliers, owners = owners_ips(zone)
-    if src.key in owners:
-        others = [k for k in owners if k != src.key and net.endpoint(*k).ip == src.ip]  # type: ignore[misc]
-        if not others:
-            repliers &= ~sp.ip("ip_dst", src.ip)
-    return ~ok & repliers
+            by_grants.setdefault(stateful, set()).add(dst.ip)
+    return tuple(sorted(((g, frozenset(ips)) for g, ips in by_grants.items()), key=repr))
 
 
 def commit_safety(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
-    """Property 6 over run new's commits."""
+    """Property 6 over run new's commits: per commit point, the committed packets of every
+    source, bound to it, whose destination is an endpoint able to answer in the point's zone
+    (its owners, not the source itself) and that no stateful grant of the source allows."""
     hs, net, sp = inp.hs, inp.network, inp.spaces
-    owner_cache: dict[int, tuple[BDD, frozenset[object]]] = {}
-
-    def owners_ips(zone: int) -> tuple[BDD, frozenset[object]]:
-        hit = owner_cache.get(zone)
-        if hit is None:
-            owners = inp.exp.owners.get(zone, frozenset())
-            ips = sp.ip_set("ip_dst", [net.endpoint(*k).ip for k in owners])
-            hit = owner_cache[zone] = (ips, frozenset(owners))
-        return hit
-
+    oks: dict[object, BDD] = {}
     found: list[tuple[EndpointInfo, int, Violation]] = []
     points = 0
     for rank, ((switch, table, zone), committed) in enumerate(inp.new.sorted_commits()):
         committers = inp.endpoints_of(committed)
         points += len(committers)
-        outside = hs.union(hs.tag(inp.tag_of[s.key]) & _outside(inp, s, zone, owners_ips) for s in committers)
-        bad = committed & sp.bound_tagged(committers) & outside
+        owners = inp.exp.owners.get(zone, frozenset())
+        owner_ips = [net.endpoint(*k).ip for k in owners]
+        repliers = sp.ip_set("ip_dst", owner_ips)
+        by_ok: dict[object, list[EndpointInfo]] = {}
+        selves = []
+        for src in committers:
+            by_ok.setdefault(_grants_key(inp, src, zone), []).append(src)
+            if src.key in owners and owner_ips.count(src.ip) == 1:
+                selves.append(src)  # it does not answer itself: its own address is no replier
+        allowed = hs.false
+        for key, srcs in by_ok.items():
+            ok = oks.get(key)
+            if ok is None:
+                ok = oks[key] = hs.union(sp.grants(g) & sp.ip_set("ip_dst", ips) for g, ips in key)  # type: ignore[arg-type]
+            allowed |= ok & sp.tag_set(srcs)
+        self_to = sp.dst_ip_tagged(selves)
+        bad = committed & sp.bound_tagged(committers) & ~allowed & repliers & ~self_to
         for src in inp.endpoints_of(bad):
             mine = inp.untag(bad, src)
             reached = None
             for dst in net.endpoints:
-                seen = inp.untag(inp.delivered(inp.new, dst), src) & mine if src.key in inp.tag_of else hs.false
+                seen = inp.untag(inp.delivered(inp.new, dst), src) & mine
                 if not hs.is_empty(seen):
                     mine, reached = seen, dst.qualified
                     break

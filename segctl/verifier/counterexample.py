@@ -313,14 +313,14 @@ def _prefer(hs: HeaderSpace, network: Network, violation: Violation, space: BDD)
     """Narrow ``space`` to the most telling packets: bound source, IPv4/TCP, TTL 64."""
     src = next((ep for ep in network.endpoints if (ep.switch, ep.port) == violation.ingress), None)
     bound = Spaces(hs, network).bound(src) if src is not None else hs.true
-    ipv4 = hs.eq("eth_type", 0x0800)
-    tcp = ipv4 & hs.eq("ip_proto", 6)
-    ttl = hs.eq("nw_ttl", 64)
+    ipv4 = hs.oeq("eth_type", 0x0800)
+    tcp = ipv4 & hs.oeq("ip_proto", 6)
+    ttl = hs.oeq("nw_ttl", 64)
     toward = hs.true
     if violation.dst:
         tenant, _, name = violation.dst.partition("/")
         dst = network.endpoint(tenant, name)
-        toward = hs.eq("ip_dst", int(dst.ip)) & hs.eq("eth_dst", int(dst.mac.replace(":", ""), 16))
+        toward = hs.oeq("ip_dst", int(dst.ip)) & hs.oeq("eth_dst", int(dst.mac.replace(":", ""), 16))
     for narrow in (
         bound & tcp & ttl & toward,
         bound & tcp & ttl,
@@ -424,7 +424,7 @@ def build(
     the violation's space, narrowed to the most telling packets; its trace is the concrete
     simulator's, so the counterexample depends on the violation alone, not on the engine
     that found it."""
-    pkt = hs.pick(_prefer(hs, network, violation, violation.space))
+    pkt = hs.pick(_prefer(hs, network, violation, violation.space), ghost=True)
     switch, port = violation.ingress
     index = _flow_index(tables)
     topo = Topology.from_network(network)

@@ -9,47 +9,28 @@ lists) into one *effect*. A visit is then one AND per effect: a forwarding table
 thousand destination MACs and three distinct actions costs three operations, not a
 thousand, and the spaces that come out are the same unions the rule-by-rule walk gives.
 
-At an ingress switch the scalable engine does not know ``in_port`` concretely: every edge
-port's packets travel together, tagged with their injection. A rule on ``in_port=p`` then
-applies to the tags injected at ``p`` (:class:`PortTags`), and the view is built with that
-relation instead of a concrete ``in_port``.
+The scalable engine keeps ``in_port`` in the packets' space (the packets of every edge port
+of a switch travel together), so a view fixes the other pipeline values only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from segctl.openflow.ofctl import Action
-from segctl.verifier.headerspace import BDD, CONCRETE_FIELDS, HeaderSpace, _port16
+from segctl.verifier.headerspace import BDD, CONCRETE_FIELDS, FIELDS, HeaderSpace
 from segctl.verifier.symtables import METADATA_SLOT, Key, Rule, SetFields, Table
 
-__all__ = ["SYMBOLIC_PORT", "EffectView", "PortTags", "effect_view"]
+__all__ = ["SYMBOLIC_PORT", "EffectView", "effect_view"]
 
-#: ``key[0]`` of a path whose ``in_port`` is each tag's own injection port.
+#: ``key[0]`` of the scalable engine's keys: ``in_port`` is in the space, not the key.
 SYMBOLIC_PORT = -1
+#: Effects worth an index, and the most values of the index field one effect (or a visit's
+#: space) may take and still be looked up by value.
+_INDEX_FROM = 8
+_INDEX_LIMIT = 16
+_INDEX_FIELDS = ("eth_dst", "ip_dst")
 Steps = tuple[Action | SetFields, ...]
-
-
-@dataclass
-class PortTags:
-    """The tags injected at each edge port of one switch (one run's injections)."""
-
-    hs: HeaderSpace
-    tags: Mapping[int, BDD]  # port -> tag set
-    port_of: Mapping[int, int]  # tag -> port
-    views: dict[tuple[str, int, Key], EffectView] = field(default_factory=dict)  # filled by the engine
-    _relation: BDD | None = None
-
-    def at(self, port: int) -> BDD:
-        return self.tags.get(port, self.hs.false)
-
-    def relation(self) -> BDD:
-        """``in_port`` is the port the tag was injected at."""
-        if self._relation is None:
-            hs = self.hs
-            self._relation = hs.union(hs.eq("in_port", p) & tags for p, tags in sorted(self.tags.items()))
-        return self._relation
 
 
 @dataclass
@@ -60,7 +41,24 @@ class EffectView:
     effects: list[tuple[Steps, BDD]]
     miss: BDD | None
     rules: int = 0
-    _order: dict[Steps, int] = field(default_factory=dict)
+    #: The field the effects are indexed by (each takes few of its values), the effects by
+    #: value, and the effects not indexed; None when the effects are few.
+    index_field: str | None = None
+    by_value: dict[int, list[int]] = field(default_factory=dict)
+    unindexed: list[int] = field(default_factory=list)
+
+    def candidates(self, hs: HeaderSpace, space: BDD) -> list[tuple[Steps, BDD]]:
+        """The effects that may take packets of ``space`` (all of them, or through the index
+        when ``space`` holds few values of the index field), in order."""
+        if self.index_field is None:
+            return self.effects
+        values = hs.values(space, self.index_field, _INDEX_LIMIT)
+        if values is None:
+            return self.effects
+        chosen = set(self.unindexed)
+        for v in values:
+            chosen.update(self.by_value.get(v, ()))
+        return [self.effects[i] for i in sorted(chosen)]
 
 
 def _rule_candidates(table: Table, port: int | None, metadata: int) -> list[Rule]:
@@ -69,39 +67,43 @@ def _rule_candidates(table: Table, port: int | None, metadata: int) -> list[Rule
 
 
 class _Spaces:
-    """Rule and conjunction spaces as packets with ``key`` see them."""
+    """Rule and conjunction spaces as packets with ``key`` see them: cofactored by the concrete
+    pipeline values but ``in_port``, which the scalable engine keeps in the space."""
 
-    def __init__(self, hs: HeaderSpace, key: Key, ports: PortTags | None) -> None:
-        self.hs, self.key, self.ports = hs, key, ports
-        if ports is None:
-            self._values = hs.pipeline_values(key)
-            self._cube = hs._concrete_cube
-        else:  # in_port is symbolic: fix the other concrete fields only
-            names = CONCRETE_FIELDS[1:]
-            self._values = hs.true
-            for name, value in zip(names, key[1:], strict=True):
-                self._values &= hs.eq(name, value)
-            self._cube = hs._cube(v for n in names for v in hs.field_vars(n))
-        self._in_port_cube = hs._cube(hs.field_vars("in_port"))
+    def __init__(self, hs: HeaderSpace, key: Key) -> None:
+        self.hs, self.key = hs, key
+        names, values = CONCRETE_FIELDS[1:], key[1:]
+        self._empty = any(v < 0 or v >> FIELDS[n] for n, v in zip(names, values, strict=True))
+        self._bits: dict[str, dict[str, bool]] = {}  # per concrete field: its variables' values
+        for name, value in zip(names, values, strict=True):
+            width = FIELDS[name]
+            self._bits[name] = {var: bool(value >> (width - 1 - i) & 1) for i, var in enumerate(hs.field_vars(name))}
+        self._assignment = {var: bit for bits in self._bits.values() for var, bit in bits.items()}
+        self._by_fields: dict[frozenset[str], dict[str, bool]] = {}
 
     def narrow(self, space: BDD) -> BDD:
-        hs = self.hs
-        out = hs._exist(self._cube, space & self._values)
-        if self.ports is not None and "in_port" in hs.fields_of(out):
-            out = hs._exist(self._in_port_cube, out & self.ports.relation())
-        return out
+        return self.hs.false if self._empty else self.hs.bdd.let(self._assignment, space)
 
     def rule(self, r: Rule) -> BDD:
-        return self.narrow(r.space) if r.pipelined else r.space
+        """A rule's space; only the concrete fields its match names are fixed (the others are
+        not in its BDD: fixing them there would cost a pass over hundreds of variables)."""
+        if not r.pipelined:
+            return r.space
+        if self._empty:
+            return self.hs.false
+        fields = frozenset(t.field for t in r.flow.match if t.field in self._bits)
+        assignment = self._by_fields.get(fields)
+        if assignment is None:
+            assignment = {v: b for name in fields for v, b in self._bits[name].items()}
+            self._by_fields[fields] = assignment
+        return self.hs.bdd.let(assignment, r.space) if assignment else r.space
 
 
-def effect_view(hs: HeaderSpace, table: Table, key: Key, ports: PortTags | None = None) -> EffectView:
-    """The effect partition of ``table`` for packets with pipeline values ``key`` (with
-    ``ports``, ``key[0]`` is :data:`SYMBOLIC_PORT` and ``in_port`` follows the tags)."""
-    spaces = _Spaces(hs, key, ports)
-    port = None if ports is not None else _port16(key[0])
-    metadata = key[METADATA_SLOT]
-    candidates = _rule_candidates(table, port, metadata)
+def effect_view(hs: HeaderSpace, table: Table, key: Key) -> EffectView:
+    """The effect partition of ``table`` for packets with pipeline values ``key`` (its
+    ``in_port`` ignored: the packets carry theirs, and rules on it keep it in their spaces)."""
+    spaces = _Spaces(hs, key)
+    candidates = _rule_candidates(table, None, key[METADATA_SLOT])
     by_level: dict[int, list[tuple[Rule, BDD]]] = {}
     relookup: list[tuple[Rule, BDD]] = []
     for r in candidates:
@@ -148,4 +150,27 @@ def effect_view(hs: HeaderSpace, table: Table, key: Key, ports: PortTags | None 
     if not hs.is_empty(rest):
         misses.append(rest)
     effects = [(steps, hs.union(parts[steps])) for steps in order]
-    return EffectView(effects, hs.union(misses) if misses else None, len(candidates))
+    view = EffectView(effects, hs.union(misses) if misses else None, len(candidates))
+    if len(effects) >= _INDEX_FROM:
+        _index(hs, view)
+    return view
+
+
+def _index(hs: HeaderSpace, view: EffectView) -> None:
+    """Index the effects by the field (of :data:`_INDEX_FIELDS`) that pins most of them."""
+    best: tuple[int, str, dict[int, list[int]], list[int]] | None = None
+    for name in _INDEX_FIELDS:
+        by_value: dict[int, list[int]] = {}
+        unindexed: list[int] = []
+        for i, (_, region) in enumerate(view.effects):
+            values = hs.values(region, name, _INDEX_LIMIT)
+            if values is None:
+                unindexed.append(i)
+            else:
+                for v in values:
+                    by_value.setdefault(v, []).append(i)
+        indexed = len(view.effects) - len(unindexed)
+        if best is None or indexed > best[0]:
+            best = (indexed, name, by_value, unindexed)
+    if best is not None and best[0] >= _INDEX_FROM:
+        _, view.index_field, view.by_value, view.unindexed = best

@@ -119,6 +119,8 @@ REFERENCE_ORDER: tuple[str, ...] = tuple(FIELDS)
 REWRITABLE = ("eth_src", "eth_dst", "vlan_present", "vlan_vid", "ip_src", "ip_dst", "nw_ttl", "arp_op",
               "arp_sha", "arp_tha")  # fmt: skip
 
+_ALL_REWRITABLE = frozenset(REWRITABLE)
+
 CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 
 _ALIASES = {
@@ -195,11 +197,15 @@ class HeaderSpace:
         pipeline = [v for n in PIPELINE_FIELDS for v in _bits(n)]
         self._origin_cube = self._cube(live_rewritable + pipeline)
         self._ghost_cube = self._cube(_ghost(v) for v in live_rewritable)
-        self._ghost_to_live = {_ghost(v): self.bdd.var(v) for v in live_rewritable}
+        self._ghost_to_live = {_ghost(v): v for v in live_rewritable}  # names: a rename (permute), not a compose
         self._tag_cube = self._cube(_bits("tag"))
         self._tag_names = list(_bits("tag"))
         self._tag_vars = [self.bdd.var(v) for v in self._tag_names]
         self._tag_cache: dict[int, BDD] = {}
+        self._identity_cache: dict[str, BDD] = {}
+        self._sent_cubes: dict[frozenset[str], BDD] = {}
+        self._all_vars = _variables(order)
+        self._others_cache: dict[str, BDD] = {}
         self._untagged_cube = self._cube(v for v in _variables(order) if not v.startswith("tag_"))
         self._pipeline_zero = self.true
         for name in PIPELINE_FIELDS[1:]:
@@ -396,6 +402,61 @@ class HeaderSpace:
             self._origin_cache[space] = cached
         return cached
 
+    # ------------------------------------------------------------------ lazy ghosts
+
+    def ghost_move(self, space: BDD, names: Iterable[str]) -> BDD:
+        """Move the live bits of rewritable fields ``names`` onto their (free) ghost bits, leaving
+        the live bits free: what a space that never tracked those fields' origin needs before
+        they are overwritten (the ghost then holds the value the packet was sent with)."""
+        mapping = {v: _ghost(v) for n in names for v in _bits(n)}
+        return self.bdd.let(mapping, space) if mapping else space
+
+    def ghost_copy(self, space: BDD, names: Iterable[str]) -> BDD:
+        """Start tracking the origin of rewritable fields ``names`` whose ghost bits are free:
+        ghost == live (for a field that a later action may or may not overwrite)."""
+        out = space
+        for n in names:
+            out &= self._field_identity(n)
+        return out
+
+    def _field_identity(self, name: str) -> BDD:
+        cached = self._identity_cache.get(name)
+        if cached is None:
+            cached = self.true
+            for var in reversed(_bits(name)):
+                cached &= self.bdd.apply("equiv", self.bdd.var(var), self.bdd.var(_ghost(var)))
+            self._identity_cache[name] = cached
+        return cached
+
+    def sent_partly(self, relation: BDD, ghosted: frozenset[str]) -> BDD:
+        """:meth:`sent` of a relation that tracks the origin of the rewritable fields
+        ``ghosted`` only (the others were never written: their live bits are the origin)."""
+        if ghosted == _ALL_REWRITABLE:
+            return self.sent(relation)
+        cube = self._sent_cubes.get(ghosted)
+        if cube is None:
+            names = [v for n in PIPELINE_FIELDS for v in _bits(n)] + [v for n in ghosted for v in _bits(n)]
+            cube = self._sent_cubes[ghosted] = self._cube(names)
+        return self.ghost_move(self._exist(cube, relation), [n for n in REWRITABLE if n not in ghosted])
+
+    def complete(self, relation: BDD, ghosted: frozenset[str]) -> BDD:
+        """The full relation (every rewritable field's origin tracked) of one tracking ``ghosted``."""
+        return self.ghost_copy(relation, [n for n in REWRITABLE if n not in ghosted])
+
+    def sent(self, relation: BDD) -> BDD:
+        """The packets of a relation as they were sent (injected), in *origin naming*: the
+        rewritable fields on their ghost bits, the others on their (never rewritten) live bits.
+
+        :meth:`origin` without the rename: the same packets, and no pass over the whole BDD
+        to move the ghost bits onto the live ones. Build what it is compared with with
+        :meth:`oeq`; read a packet of it with ``pick(space, ghost=True)``."""
+        return self._exist(self._origin_cube, relation)
+
+    def oeq(self, name: str, value: int, mask: int | None = None) -> BDD:
+        """:meth:`eq` in origin naming (see :meth:`sent`)."""
+        name = _ALIASES.get(name, name)
+        return self.eq(name, value, mask, ghost=name in REWRITABLE)
+
     def final(self, space: BDD) -> BDD:
         """The packets as they are now (ghost bits dropped)."""
         return self._exist(self._ghost_cube, space)
@@ -536,6 +597,28 @@ class HeaderSpace:
         flip = negated ^ node.negated
         self._walk_tags(node.low, flip, bit + 1, value << 1, out)
         self._walk_tags(node.high, flip, bit + 1, value << 1 | 1, out)
+
+    def values(self, space: BDD, name: str, limit: int) -> list[int] | None:
+        """The values field ``name`` (live bits) takes in ``space``, ascending; None when more
+        than ``limit``."""
+        cube = self._others_cache.get(name)
+        if cube is None:
+            own = set(_bits(name))
+            cube = self._others_cache[name] = self._cube(v for v in self._all_vars if v not in own)
+        projected = self._exist(cube, space)
+        if projected == self.false:
+            return []
+        width = FIELDS[name]
+        if self.bdd.count(projected, nvars=width) > limit:
+            return None
+        names = _bits(name)
+        out = []
+        for assignment in self.bdd.pick_iter(projected, care_vars=set(names)):
+            value = 0
+            for var in names:
+                value = value << 1 | int(bool(assignment[var]))
+            out.append(value)
+        return sorted(out)
 
     def untag(self, space: BDD, value: int) -> BDD:
         """The packets of ``space`` tagged ``value``, with the tag dropped."""

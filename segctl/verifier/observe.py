@@ -38,6 +38,7 @@ __all__ = [
     "RunView",
     "disposition_key",
     "reply_states",
+    "requests_union",
 ]
 
 SwitchPort = tuple[str, int]
@@ -78,11 +79,32 @@ class RunView:
 
 @dataclass(frozen=True)
 class ReplyRequest:
-    """Inject ``space`` (a granted pair's replies) at ``ingress``; lookups in ``zones`` say est+rpl."""
+    """Inject replies at ``ingress``: the packets ``sender`` may send (its bound addresses)
+    that are in ``to`` (destinations and reply services); lookups in ``zones`` say est+rpl.
+
+    The two factors stay apart so that an engine can inject many requests that share ``to``
+    (one replier's, or many repliers' answers to the same sources) as one space."""
 
     ingress: SwitchPort
-    space: BDD = field(compare=False)
+    sender: BDD = field(compare=False)
+    to: BDD = field(compare=False)
     zones: frozenset[int]
+
+    @property
+    def space(self) -> BDD:
+        return self.sender & self.to
+
+
+def requests_union(hs: HeaderSpace, requests: Sequence[tuple[int, ReplyRequest]]) -> BDD:
+    """∪ over ``(tag, request)``: tag ∧ request space, grouped by shared factors (a few
+    operations per distinct ``to`` and ``sender``, not one per request)."""
+    groups: dict[tuple[BDD, BDD], list[int]] = {}
+    for tag, req in requests:
+        groups.setdefault((req.sender, req.to), []).append(tag)
+    by_to: dict[BDD, list[BDD]] = {}
+    for (sender, to), tags in groups.items():
+        by_to.setdefault(to, []).append(sender & hs.tag_set(tags))
+    return hs.union(to & hs.union(senders) for to, senders in by_to.items())
 
 
 def reply_states(hs: HeaderSpace, zones: frozenset[int]) -> BDD:

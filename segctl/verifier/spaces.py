@@ -1,4 +1,4 @@
-"""Header spaces of the intent (origin packets, live variable names): what endpoints may send.
+"""Header spaces of the intent (packets as sent, in origin naming): what endpoints may send.
 
 :class:`Spaces` builds, over one :class:`~segctl.verifier.headerspace.HeaderSpace`, the
 spaces the properties (:mod:`segctl.verifier.checks`) compare an engine's views with: what
@@ -36,7 +36,7 @@ def port_range(hs: HeaderSpace, name: str, lo: int, hi: int, width: int) -> BDD:
         while size > hi - lo + 1:
             size >>= 1
         mask = ((1 << width) - 1) ^ (size - 1)
-        out |= hs.eq(name, lo, mask)
+        out |= hs.oeq(name, lo, mask)
         lo += size
     return out
 
@@ -51,7 +51,9 @@ def same_address(hs: HeaderSpace, name: str) -> BDD:
 
 
 class Spaces:
-    """Header spaces of the intent (origin packets, live names) over one :class:`HeaderSpace`.
+    """Header spaces of the intent over one :class:`HeaderSpace`, in origin naming (rewritable
+    fields on their ghost bits, as :meth:`~segctl.verifier.headerspace.HeaderSpace.sent` gives
+    the packets of a relation).
 
     ``tags`` maps an endpoint key to its ingress number, for the tagged unions.
     """
@@ -68,7 +70,7 @@ class Spaces:
     # ------------------------------------------------------------------ one endpoint
 
     def ip(self, field_name: str, addr: IPv4Address) -> BDD:
-        return self.hs.eq(field_name, int(addr))
+        return self.hs.oeq(field_name, int(addr))
 
     def bound(self, ep: EndpointInfo) -> BDD:
         """Everything ``ep`` may send: untagged, its MAC, ARP/IPv4(/IPv6) with its addresses."""
@@ -77,12 +79,12 @@ class Spaces:
             return cached
         hs = self.hs
         mac = _mac(ep.mac)
-        arp = hs.eq("eth_type", ETH_ARP) & hs.eq("arp_sha", mac) & self.ip("ip_src", ep.ip)
-        ipv4 = hs.eq("eth_type", ETH_IP) & self.ip("ip_src", ep.ip)
+        arp = hs.oeq("eth_type", ETH_ARP) & hs.oeq("arp_sha", mac) & self.ip("ip_src", ep.ip)
+        ipv4 = hs.oeq("eth_type", ETH_IP) & self.ip("ip_src", ep.ip)
         out = arp | ipv4
         if ep.ipv6 is not None:
-            out |= hs.eq("eth_type", ETH_IP6) & hs.eq("ipv6_src", int(IPv6Address(ep.ipv6)))
-        out &= hs.eq("eth_src", mac) & hs.eq("vlan_present", 0) & hs.eq("vlan_vid", 0)
+            out |= hs.oeq("eth_type", ETH_IP6) & hs.oeq("ipv6_src", int(IPv6Address(ep.ipv6)))
+        out &= hs.oeq("eth_src", mac) & hs.oeq("vlan_present", 0) & hs.oeq("vlan_vid", 0)
         self._bound[ep.key] = out
         return out
 
@@ -92,9 +94,9 @@ class Spaces:
         if cached is not None:
             return cached
         hs = self.hs
-        out = hs.eq("eth_type", ETH_IP)
+        out = hs.oeq("eth_type", ETH_IP)
         if svc.proto != "any":
-            out &= hs.eq("ip_proto", _PROTO[svc.proto])
+            out &= hs.oeq("ip_proto", _PROTO[svc.proto])
             if svc.ports is not None:
                 port_field = "tp_src" if reply else "tp_dst"
                 ports = hs.false
@@ -123,9 +125,9 @@ class Spaces:
         """``eth_dst`` (and TTL) of a packet ``src`` sends to ``dst``: direct or via its gateway."""
         hs = self.hs
         if not self.routed(src, dst):
-            return hs.eq("eth_dst", _mac(dst.mac))
+            return hs.oeq("eth_dst", _mac(dst.mac))
         gw = _mac(self.net.tenant(src.tenant).gateway_mac)
-        return hs.eq("eth_dst", gw) & ~(hs.eq("nw_ttl", 0) | hs.eq("nw_ttl", 1))
+        return hs.oeq("eth_dst", gw) & ~(hs.oeq("nw_ttl", 0) | hs.oeq("nw_ttl", 1))
 
     def forward(self, src: EndpointInfo, dst: EndpointInfo, grants: Sequence[Grant]) -> BDD:
         """New packets ``src`` may send to ``dst`` (property 3's forward space)."""
@@ -133,11 +135,12 @@ class Spaces:
 
     def reply(self, src: EndpointInfo, dst: EndpointInfo, grants: Sequence[Grant]) -> BDD:
         """Replies ``dst`` sends back to ``src`` on ``src``'s stateful grants."""
-        return self.replies(dst, [(src, grants)])
+        return self.bound(dst) & self.replies_to(dst, [(src, grants)])
 
-    def replies(self, dst: EndpointInfo, sources: Sequence[tuple[EndpointInfo, Sequence[Grant]]]) -> BDD:
-        """Replies ``dst`` sends back to each of ``sources`` on that source's stateful grants
-        (one space: each source's replies carry its address as destination)."""
+    def replies_to(self, dst: EndpointInfo, sources: Sequence[tuple[EndpointInfo, Sequence[Grant]]]) -> BDD:
+        """The destination side of the replies ``dst`` sends back to each of ``sources`` on
+        that source's stateful grants (each source's carry its address as destination; AND
+        :meth:`bound` of ``dst`` for the replies themselves)."""
         hs = self.hs
         classes: dict[tuple[tuple[Grant, ...], bool], list[EndpointInfo]] = {}
         for src, grants in sources:
@@ -152,11 +155,11 @@ class Spaces:
                 to = self._memo(
                     "mac_ip", frozenset(s.key for s in srcs),
                     lambda srcs=srcs: hs.union(  # type: ignore[misc]
-                        hs.eq("eth_dst", _mac(s.mac)) & self.ip("ip_dst", s.ip) for s in srcs
+                        hs.oeq("eth_dst", _mac(s.mac)) & self.ip("ip_dst", s.ip) for s in srcs
                     ),
                 )  # fmt: skip
             parts.append(to & self.grants(grants, reply=True))
-        return self.bound(dst) & hs.union(parts) if parts else hs.false
+        return hs.union(parts)
 
     def gateway_arp(self, ep: EndpointInfo) -> BDD:
         """What ``ep`` may deliver to itself: its ARP request for its segment's gateway."""
@@ -164,7 +167,7 @@ class Spaces:
         if seg.gateway is None:
             return self.hs.false
         hs = self.hs
-        return hs.eq("eth_type", ETH_ARP) & hs.eq("arp_op", 1) & self.ip("ip_dst", seg.gateway)
+        return hs.oeq("eth_type", ETH_ARP) & hs.oeq("arp_op", 1) & self.ip("ip_dst", seg.gateway)
 
     # ------------------------------------------------------------------ tagged unions
 
@@ -186,6 +189,15 @@ class Spaces:
         hs = self.hs
         return self._memo(
             "src_ip", key, lambda: hs.union(hs.tag(self.tags[ep.key]) & self.ip("ip_src", ep.ip) for ep in eps)
+        )
+
+    def dst_ip_tagged(self, endpoints: Iterable[EndpointInfo]) -> BDD:
+        """∪ over ``endpoints``: tag(ep) ∧ ``ip_dst`` = ep's address."""
+        eps = tuple(endpoints)
+        key = frozenset(ep.key for ep in eps)
+        hs = self.hs
+        return self._memo(
+            "dst_ip", key, lambda: hs.union(hs.tag(self.tags[ep.key]) & self.ip("ip_dst", ep.ip) for ep in eps)
         )
 
     def ip_set(self, field_name: str, addresses: Iterable[IPv4Address]) -> BDD:

@@ -29,8 +29,9 @@ are path-based.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from segctl.openflow.ofctl import (
     IN_PORT,
@@ -49,7 +50,7 @@ from segctl.openflow.ofctl import (
     WriteMetadata,
 )
 from segctl.topology.network import Network
-from segctl.verifier.effects import SYMBOLIC_PORT, EffectView, PortTags, Steps, effect_view
+from segctl.verifier.effects import SYMBOLIC_PORT, EffectView, Steps, effect_view
 from segctl.verifier.headerspace import (
     BDD,
     CT_EST,
@@ -59,9 +60,10 @@ from segctl.verifier.headerspace import (
     CT_RPL,
     CT_TRK,
     FIELDS,
+    REWRITABLE,
     HeaderSpace,
 )
-from segctl.verifier.observe import ReplyRequest, RunView, reply_states
+from segctl.verifier.observe import ReplyRequest, RunView, reply_states, requests_union
 from segctl.verifier.reference import _Fold
 from segctl.verifier.symbolic import (
     CONTROLLER,
@@ -87,13 +89,37 @@ from segctl.verifier.symtables import (
 
 __all__ = ["WAVEFRONT_ORDER", "WavefrontEngine"]
 
+#: Where a table's effect sends packets on within the switch: (table, pipeline values, space, ghosted).
+_Goto = Callable[[int, "Key", "BDD", frozenset[str]], None]
+_NO_GHOSTS: frozenset[str] = frozenset()
+#: A place packets wait at in a switch: table, pipeline values, the fields whose origin they track.
+_Slot = tuple[int, tuple[int, ...], frozenset[str]]
+
+
+@dataclass(frozen=True)
+class _At:
+    """Where an effect applies (switch, table, pipeline values) and what its packets carry:
+    the rewritable fields whose origin is tracked, the switches their tags have been at."""
+
+    switch: str
+    table: int
+    key: tuple[int, ...]
+    ghosted: frozenset[str]
+    visited: dict[str, BDD]
+
+
+def _field_name(name: str) -> str:
+    """A set_field name as the header space names it (``arp_spa`` is ``ip_src``, ...)."""
+    return {"arp_spa": "ip_src", "arp_tpa": "ip_dst", "tcp_src": "tp_src", "udp_src": "tp_src",
+            "tcp_dst": "tp_dst", "udp_dst": "tp_dst"}.get(name, name)  # fmt: skip
+
 SwitchPort = tuple[str, int]
 #: Variable order, top first: pipeline, forwarding-relevant headers, then the source's identity.
 WAVEFRONT_ORDER: tuple[str, ...] = (
-    "in_port", "metadata", *(f"reg{i}" for i in range(8)), "ct_state", "ct_zone",
+    "metadata", *(f"reg{i}" for i in range(8)), "ct_state", "ct_zone",
     "eth_dst", "eth_type", "vlan_present", "vlan_vid", "ip_proto", "ip_dst", "nw_ttl", "tp_src", "tp_dst",
     "icmp_type", "icmp_code", "arp_op", "arp_tha", "ipv6_dst", "nd_target", "nd_sll",
-    "tag", "eth_src", "ip_src", "arp_sha", "ipv6_src",
+    "tag", "in_port", "eth_src", "ip_src", "arp_sha", "ipv6_src",
 )  # fmt: skip
 _SYMBOLIC_KEY: Key = (SYMBOLIC_PORT, *(0,) * (len(entry_key(0)) - 1))
 
@@ -101,13 +127,41 @@ _SYMBOLIC_KEY: Key = (SYMBOLIC_PORT, *(0,) * (len(entry_key(0)) - 1))
 @dataclass
 class _Walk:
     """One run in progress: what a ``ct()`` lookup returns, the views gathered, the tags
-    handed to the reference engine, the arrivals of the next wave."""
+    handed to the reference engine, the spaces waiting at each switch for the next wave."""
 
     fresh: Callable[[int], BDD]  # zone -> ct_state space
     fold: _Fold
     delegated: set[int] = field(default_factory=set)
-    arrivals: dict[SwitchPort, tuple[BDD, dict[str, BDD]]] = field(default_factory=dict)
-    visits: int = 0
+    # next wave: switch -> (table, key, ghosted) -> what waits there
+    waiting: dict[str, dict[_Slot, _Pending]] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    """The packets waiting at one (table, pipeline values) of a switch, the rewritable fields
+    whose origin their relation tracks (``ghosted``: the others were never written, so their
+    live bits are still the origin), and per switch the tags that have been there before."""
+
+    hs: HeaderSpace
+    space: BDD
+    ghosted: frozenset[str]
+    visited: dict[str, BDD]
+
+    def merge(self, space: BDD, visited: Mapping[str, BDD]) -> None:
+        self.space |= space
+        for sw, tags in visited.items():
+            self.visited[sw] = self.visited[sw] | tags if sw in self.visited else tags
+
+
+def _fields_read(table: Table) -> frozenset[int]:
+    """The slots of the concrete pipeline fields but in_port (which is in the space) that some
+    rule (or conjunction clause) of ``table`` matches."""
+    rules = list(table.rules)
+    for level in table.levels:
+        for clauses in level.clauses.values():
+            for members in clauses.values():
+                rules.extend(members)
+    return frozenset(SLOT[t.field] for r in rules for t in r.flow.match if t.field in SLOT) - {0}
 
 
 class WavefrontEngine:
@@ -126,9 +180,9 @@ class WavefrontEngine:
         }
         self._ports = sorted(self.topology.edges)
         self._views: dict[tuple[str, int, Key], EffectView] = {}
-        self._port_tags: dict[str, PortTags] = {}
+        self._used: dict[int, frozenset[int]] = {}  # per table: the concrete fields (slots) it reads
         h = self.hs
-        self._start = (h.eq("vlan_present", 1) | h.eq("vlan_vid", 0)) & h.eq("ct_state", 0) & h.identity()
+        self._start = (h.eq("vlan_present", 1) | h.eq("vlan_vid", 0)) & h.eq("ct_state", 0)
         onehot = h.false
         for bit in (CT_NEW, CT_EST, CT_REL, CT_INV):
             onehot |= h.eq("ct_state", CT_TRK | bit, CT_TRK | CT_NEW | CT_EST | CT_REL | CT_INV)
@@ -154,7 +208,9 @@ class WavefrontEngine:
             states = hs.eq("ct_state", CT_TRK | CT_NEW)
         else:
             raise ValueError(f"unknown run {mode!r}")
-        injections = [(i, port, None) for i, port in enumerate(self._ports) if port[0] in self._index]
+        injections: list[tuple[int, SwitchPort, ReplyRequest | None]] = [
+            (i, port, None) for i, port in enumerate(self._ports) if port[0] in self._index
+        ]
         walk = _Walk(lambda _zone: states, _Fold(hs, natted=mode == "new"))
         self._walk(walk, injections)
         if walk.delegated:
@@ -174,7 +230,7 @@ class WavefrontEngine:
             tags = in_zone.get(zone)
             return new if tags is None else (tags & est) | (~tags & new)
 
-        injections = [(r, req.ingress, req.space) for r, req in enumerate(requests) if req.ingress[0] in self._index]
+        injections = [(r, req.ingress, req) for r, req in enumerate(requests) if req.ingress[0] in self._index]
         walk = _Walk(fresh, _Fold(hs, natted=False))
         self._walk(walk, injections)
         if walk.delegated:
@@ -182,38 +238,78 @@ class WavefrontEngine:
             self._delegate(walk, chosen, lambda t: reply_states(hs, requests[t].zones))
         return walk.fold.view()
 
-    def _walk(self, walk: _Walk, injections: Sequence[tuple[int, SwitchPort, BDD | None]]) -> None:
-        """Every injection, switch by switch, then the arrivals wave by wave."""
+    def _walk(self, walk: _Walk, injections: Sequence[tuple[int, SwitchPort, ReplyRequest | None]]) -> None:
+        """Every injection (``None``: every packet) at its switch, then wave after wave the
+        packets each switch sent to its peers, until none is left."""
         hs = self.hs
-        by_switch: dict[str, dict[int, list[tuple[int, BDD | None]]]] = {}
-        for tag, (switch, port), space in injections:
-            by_switch.setdefault(switch, {}).setdefault(port, []).append((tag, space))
-        for switch in sorted(by_switch):
-            ports = by_switch[switch]
-            port_of = {t: p for p, items in ports.items() for t, _ in items}
-            tags = PortTags(hs, {p: hs.tag_set(t for t, _ in items) for p, items in ports.items()}, port_of)
+        by_switch: dict[str, dict[int, list[tuple[int, ReplyRequest | None]]]] = {}
+        for tag, (switch, port), req in injections:
+            by_switch.setdefault(switch, {}).setdefault(port, []).append((tag, req))
+        for switch, ports in sorted(by_switch.items()):
             parts = []
-            for items in ports.values():
-                plain = [t for t, s in items if s is None]
-                if plain:
-                    parts.append(hs.tag_set(plain))
-                parts += [hs.tag(t) & s for t, s in items if s is not None]
+            for port, items in sorted(ports.items()):
+                plain = [t for t, r in items if r is None]
+                requests = [(t, r) for t, r in items if r is not None]
+                tags = hs.union([hs.tag_set(plain), requests_union(hs, requests)])
+                parts.append(hs.eq("in_port", port) & tags)
             space = hs.union(parts) & self._start
-            self._table(walk, switch, 0, _SYMBOLIC_KEY, space, (), {switch: hs.tag_part(space)}, tags)
-        while walk.arrivals:
+            walk.waiting.setdefault(switch, {})[(0, _SYMBOLIC_KEY, _NO_GHOSTS)] = _Pending(hs, space, _NO_GHOSTS, {})
+        while walk.waiting:
             self._counts["waves"] += 1
-            wave, walk.arrivals = walk.arrivals, {}
-            for (switch, port), (space, visited) in sorted(wave.items(), key=lambda kv: kv[0]):
-                been = visited.get(switch)
-                if been is not None:
-                    again = hs.tag_part(space) & been
-                    if not hs.is_empty(again):
-                        space &= ~self._give_up(walk, again)
-                        if hs.is_empty(space):
-                            continue
-                seen = dict(visited)
-                seen[switch] = hs.tag_part(space) if been is None else been | hs.tag_part(space)
-                self._table(walk, switch, 0, entry_key(port), space, (), seen, None)
+            wave, walk.waiting = walk.waiting, {}
+            for switch, pending in sorted(wave.items()):
+                self._switch(walk, switch, pending)
+
+    def _switch(self, walk: _Walk, switch: str, pending: dict[_Slot, _Pending]) -> None:
+        """One switch's share of a wave: its tables in ascending order, each (table, pipeline
+        values) once with everything that reached it (goto only goes forward; a ``ct()`` that
+        recirculates to this table or an earlier one hands its tags to the reference)."""
+        hs = self.hs
+        for item in pending.values():  # tags back at a switch they were at: loop candidates
+            been = item.visited.get(switch)
+            if been is not None:
+                again = hs.tag_part(item.space) & been
+                if not hs.is_empty(again):
+                    item.space &= ~self._give_up(walk, again)
+        heap = [(table, key, sorted(g)) for table, key, g in pending]
+        heapq.heapify(heap)
+        done: set[tuple[int, Key]] = set()
+        seen: set[_Slot] = set()
+        while heap:
+            table, key, names = heapq.heappop(heap)
+            slot_key = (table, key, frozenset(names))
+            if slot_key in seen:
+                continue
+            seen.add(slot_key)
+            done.add((table, key))
+            item = pending[slot_key]
+            if hs.is_empty(item.space):
+                continue
+            visited = dict(item.visited)
+            visited[switch] = visited[switch] | hs.tag_part(item.space) if switch in visited else hs.tag_part(item.space)
+
+            def goto(
+                next_table: int,
+                next_key: Key,
+                space: BDD,
+                ghosted: frozenset[str],
+                table: int = table,
+                key: Key = key,
+                visited: dict[str, BDD] = visited,
+            ) -> None:
+                backwards = next_table < table or (next_table == table and next_key == key)
+                if backwards or (next_table, next_key) in done:
+                    space &= ~self._give_up(walk, hs.tag_part(space))  # a loop candidate
+                    if hs.is_empty(space):
+                        return
+                slot = pending.get((next_table, next_key, ghosted))
+                if slot is None:
+                    pending[(next_table, next_key, ghosted)] = _Pending(hs, space, ghosted, visited)
+                    heapq.heappush(heap, (next_table, next_key, sorted(ghosted)))
+                else:
+                    slot.merge(space, visited)
+
+            self._table(walk, switch, table, key, item.space, item.ghosted, visited, goto)
 
     def _give_up(self, walk: _Walk, tags: BDD) -> BDD:
         """Hand ``tags`` (a space over the tag) to the reference engine; return them."""
@@ -238,13 +334,16 @@ class WavefrontEngine:
 
     # ------------------------------------------------------------------ tables
 
-    def _view(self, switch: str, table: Table, number: int, key: Key, ports: PortTags | None) -> EffectView:
-        """The effect view (cached: by the engine for concrete keys, by ``ports`` for the
-        ingress switch's symbolic ones, whose in_port follows that run's tags)."""
-        cache = self._views if ports is None else ports.views
-        view = cache.get((switch, number, key))
+    def _view(self, switch: str, table: Table, number: int, key: Key) -> EffectView:
+        """The effect view, cached under the pipeline values the table's rules read (a table
+        that matches only metadata has one view per metadata value)."""
+        used = self._used.get(id(table))
+        if used is None:
+            used = self._used[id(table)] = _fields_read(table)
+        key = tuple(v if i in used else 0 for i, v in enumerate(key))
+        view = self._views.get((switch, number, key))
         if view is None:
-            view = cache[(switch, number, key)] = effect_view(self.hs, table, key, ports)
+            view = self._views[(switch, number, key)] = effect_view(self.hs, table, key)
             self._counts["views"] += 1
         return view
 
@@ -255,136 +354,123 @@ class WavefrontEngine:
         table: int,
         key: Key,
         space: BDD,
-        trail: tuple[tuple[int, Key], ...],
+        ghosted: frozenset[str],
         visited: dict[str, BDD],
-        ports: PortTags | None,
+        goto: _Goto,
     ) -> None:
         hs = self.hs
-        if (table, key) in trail:
-            self._give_up(walk, hs.tag_part(space))
-            return
         self._counts["table visits"] += 1
         tab = self._index.get(switch, {}).get(table)
         if tab is None:
-            walk.fold.hole(Disposition(MISS, switch, table), space)
+            walk.fold.hole(Disposition(MISS, switch, table), space, ghosted)
             return
-        view = self._view(switch, tab, table, key, ports)
-        trail = (*trail, (table, key))
-        for steps, region in view.effects:
+        view = self._view(switch, tab, table, key)
+        for steps, region in view.candidates(hs, space):
             if hs.disjoint(space, region):
                 continue
-            self._steps(walk, switch, table, key, space & region, steps, trail, visited, ports)
+            self._steps(walk, _At(switch, table, key, ghosted, visited), space & region, steps, goto)
         if view.miss is not None:
             missed = space & view.miss
             if not hs.is_empty(missed):
-                walk.fold.hole(Disposition(MISS, switch, table), missed)
+                walk.fold.hole(Disposition(MISS, switch, table), missed, ghosted)
 
-    def _steps(
-        self,
-        walk: _Walk,
-        switch: str,
-        table: int,
-        key: Key,
-        space: BDD,
-        steps: Steps,
-        trail: tuple[tuple[int, Key], ...],
-        visited: dict[str, BDD],
-        ports: PortTags | None,
-    ) -> None:
+    def _steps(self, walk: _Walk, at: _At, space: BDD, steps: Steps, goto: _Goto) -> None:
+        """Apply one effect's actions, in order (``at``: where, and what the path carries)."""
         hs = self.hs
+        switch, table, key, ghosted = at.switch, at.table, at.key, at.ghosted
         for action in steps:
             if hs.is_empty(space):
                 return
             match action:
                 case Output(port=port):
-                    self._output(walk, switch, table, key, port, space, visited, ports)
+                    self._output(walk, replace(at, key=key, ghosted=ghosted), port, space)
                 case Controller():
-                    walk.fold.hole(Disposition(CONTROLLER, switch, table), space)
+                    walk.fold.hole(Disposition(CONTROLLER, switch, table), space, ghosted)
                 case Drop():
                     pass
                 case GotoTable(table=t):
-                    self._table(walk, switch, t, key, space, trail, visited, ports)
+                    goto(t, key, space, ghosted)
                 case WriteMetadata(value=v, mask=m):
                     meta = (key[METADATA_SLOT] & ~m) | (v & m)
                     if m >> FIELDS["metadata"] or meta >> FIELDS["metadata"]:
                         return
                     key = with_value(key, METADATA_SLOT, meta)
                 case SetField(field="vlan_vid", value=v):
+                    space, ghosted = self._track(space, ghosted, ("vlan_vid",), copy=True)
                     tagged = hs.eq("vlan_present", 1)
                     space = hs.set_field(space & tagged, "vlan_vid", v) | (space & ~tagged)
+                case SetField(field="in_port", value=v):
+                    space = hs.set_field(space, "in_port", v)  # in_port is in the space here
                 case SetField(field=name, value=v) if name in SLOT:
                     if v >> FIELDS[name]:
                         return
                     key = with_value(key, SLOT[name], v)
                 case SetFields(writes=writes):
+                    space, ghosted = self._track(space, ghosted, [_field_name(n) for n, _ in writes], copy=False)
                     space = hs.set_fields(space, writes)
                 case DecTtl():
+                    space, ghosted = self._track(space, ghosted, ("nw_ttl",), copy=True)
                     space, _expired = hs.dec_ttl(space)
                 case PushVlan():
                     tagged = space & hs.eq("vlan_present", 1)
                     if not hs.is_empty(tagged):
                         detail = "push_vlan on a tagged packet"
-                        walk.fold.hole(Disposition(UNSUPPORTED, switch, table, detail=detail), tagged)
-                    space = hs.set_fields(space & hs.eq("vlan_present", 0), (("vlan_present", 1), ("vlan_vid", 0)))
+                        walk.fold.hole(Disposition(UNSUPPORTED, switch, table, detail=detail), tagged, ghosted)
+                    untagged = space & hs.eq("vlan_present", 0)
+                    untagged, ghosted = self._track(untagged, ghosted, ("vlan_present", "vlan_vid"), copy=False)
+                    space = hs.set_fields(untagged, (("vlan_present", 1), ("vlan_vid", 0)))
                 case PopVlan():
+                    space, ghosted = self._track(space, ghosted, ("vlan_present", "vlan_vid"), copy=True)
                     tagged = hs.eq("vlan_present", 1)
                     popped = hs.set_fields(space & tagged, (("vlan_present", 0), ("vlan_vid", 0)))
                     space = popped | (space & ~tagged)
                 case Ct(commit=commit, zone=zone, table=ct_table):
                     if commit:
-                        walk.fold.commit((switch, table, zone), space)
+                        walk.fold.commit((switch, table, zone), space, ghosted)
                     if ct_table is not None:
-                        zoned = with_value(key, CT_ZONE_SLOT, zone)
                         tracked = hs.forget(space, ["ct_state"]) & walk.fresh(zone)
-                        self._table(walk, switch, ct_table, zoned, tracked, trail, visited, ports)
+                        goto(ct_table, with_value(key, CT_ZONE_SLOT, zone), tracked, ghosted)
                 case Meter() | Conjunction():
                     pass
 
-    def _output(
-        self,
-        walk: _Walk,
-        switch: str,
-        table: int,
-        key: Key,
-        port: int,
-        space: BDD,
-        visited: dict[str, BDD],
-        ports: PortTags | None,
-    ) -> None:
+    def _track(
+        self, space: BDD, ghosted: frozenset[str], names: Sequence[str], *, copy: bool
+    ) -> tuple[BDD, frozenset[str]]:
+        """Start tracking the origin of the rewritable ``names`` not tracked yet: moved to the
+        ghost when the action overwrites them, copied when it may leave some unchanged."""
+        new = [n for n in dict.fromkeys(names) if n in REWRITABLE and n not in ghosted]
+        if not new:
+            return space, ghosted
         hs = self.hs
-        if ports is not None:  # at the ingress switch: in_port is each tag's own port
-            if port == IN_PORT:
-                for p in sorted({ports.port_of[t] for t in hs.tags(space)}):
-                    self._leave(walk, switch, table, p, space & ports.at(p), visited)
-                return
-            space &= ~ports.at(port)  # OVS drops an output to the ingress port
-            if hs.is_empty(space):
-                return
-        elif port == IN_PORT:
-            port = key[0]
-        elif port == key[0]:
-            return  # dropped: output to the ingress port needs IN_PORT
-        self._leave(walk, switch, table, port, space, visited)
+        space = hs.ghost_copy(space, new) if copy else hs.ghost_move(space, new)
+        return space, ghosted | frozenset(new)
 
-    def _leave(self, walk: _Walk, switch: str, table: int, port: int, space: BDD, visited: dict[str, BDD]) -> None:
+    def _output(self, walk: _Walk, at: _At, port: int, space: BDD) -> None:
         hs = self.hs
+        if port == IN_PORT:
+            for p in hs.values(space, "in_port", 1 << 16) or ():
+                self._leave(walk, at, p, space & hs.eq("in_port", p))
+            return
+        self._leave(walk, at, port, space & ~hs.eq("in_port", port))  # OVS drops output to in_port
+
+    def _leave(self, walk: _Walk, at: _At, port: int, space: BDD) -> None:
+        hs = self.hs
+        if hs.is_empty(space):
+            return
+        switch, table, ghosted = at.switch, at.table, at.ghosted
         peer = self.topology.links.get((switch, port))
         endpoint = self.topology.edges.get((switch, port))
         if peer is not None:
-            if hs.is_empty(hs.pipeline_values(entry_key(peer[1]))):
+            if peer[1] >> FIELDS["in_port"]:
                 return  # an in_port the model cannot hold
-            entered = hs.forget(space, ["ct_state"]) & hs.eq("ct_state", 0)
-            old = walk.arrivals.get(peer)
-            if old is None:
-                walk.arrivals[peer] = (entered, dict(visited))
+            entered = hs.forget(space, ["in_port", "ct_state"]) & hs.eq("in_port", peer[1]) & hs.eq("ct_state", 0)
+            slot = walk.waiting.setdefault(peer[0], {}).get((0, _SYMBOLIC_KEY, ghosted))
+            if slot is None:
+                walk.waiting[peer[0]][(0, _SYMBOLIC_KEY, ghosted)] = _Pending(hs, entered, ghosted, dict(at.visited))
             else:
-                merged = dict(old[1])
-                for sw, tags in visited.items():
-                    merged[sw] = merged[sw] | tags if sw in merged else tags
-                walk.arrivals[peer] = (old[0] | entered, merged)
+                slot.merge(entered, at.visited)
         elif endpoint is not None:
-            walk.fold.deliver(endpoint, space)
+            walk.fold.deliver(endpoint, space, ghosted)
         else:
             detail = "port is neither a fabric link nor an endpoint"
-            walk.fold.hole(Disposition(UNCONNECTED, switch, table, port, detail=detail), space)
-
+            walk.fold.hole(Disposition(UNCONNECTED, switch, table, port, detail=detail), space, ghosted)
