@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from segctl.openflow.ofctl import Action
-from segctl.verifier.headerspace import BDD, CONCRETE_FIELDS, FIELDS, HeaderSpace
-from segctl.verifier.symtables import METADATA_SLOT, Key, Rule, SetFields, Table
+from segctl.openflow.ofctl import Action, DecTtl, PopVlan, PushVlan, SetField
+from segctl.verifier.headerspace import BDD, CONCRETE_FIELDS, FIELDS, HeaderSpace, _port16
+from segctl.verifier.symtables import METADATA_SLOT, SLOT, Key, Rule, SetFields, Table
+
+_PIPELINE = frozenset(SLOT)
 
 __all__ = ["SYMBOLIC_PORT", "EffectView", "effect_view"]
 
@@ -33,12 +35,34 @@ _INDEX_FIELDS = ("eth_dst", "ip_dst")
 Steps = tuple[Action | SetFields, ...]
 
 
+@dataclass(frozen=True)
+class Param:
+    """Rules that differ only in the constants one ``set_field`` run writes, merged: at step
+    ``index`` the fields ``varying`` get, for each packet, the values its rule writes
+    (``relation``: each rule's region, its constraint on ``varying`` dropped, with those
+    values), the other fields of the run their common values."""
+
+    index: int
+    varying: frozenset[str]
+    relation: BDD
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What a table does to the packets of ``region``: ``steps`` (with ``param``, a family of
+    rules that differ in the values one step writes)."""
+
+    steps: Steps
+    region: BDD
+    param: Param | None = None
+
+
 @dataclass
 class EffectView:
     """A table for packets with known pipeline values: ``effects`` in table order, each an
     action list and the packets it takes; ``miss`` the packets no rule takes (None: none)."""
 
-    effects: list[tuple[Steps, BDD]]
+    effects: list[Effect]
     miss: BDD | None
     rules: int = 0
     #: The field the effects are indexed by (each takes few of its values), the effects by
@@ -47,7 +71,7 @@ class EffectView:
     by_value: dict[int, list[int]] = field(default_factory=dict)
     unindexed: list[int] = field(default_factory=list)
 
-    def candidates(self, hs: HeaderSpace, space: BDD) -> list[tuple[Steps, BDD]]:
+    def candidates(self, hs: HeaderSpace, space: BDD) -> list[Effect]:
         """The effects that may take packets of ``space`` (all of them, or through the index
         when ``space`` holds few values of the index field), in order."""
         if self.index_field is None:
@@ -72,38 +96,47 @@ class _Spaces:
 
     def __init__(self, hs: HeaderSpace, key: Key) -> None:
         self.hs, self.key = hs, key
-        names, values = CONCRETE_FIELDS[1:], key[1:]
+        symbolic = key[0] == SYMBOLIC_PORT
+        names = CONCRETE_FIELDS[1:] if symbolic else CONCRETE_FIELDS
+        values = key[1:] if symbolic else key
         self._empty = any(v < 0 or v >> FIELDS[n] for n, v in zip(names, values, strict=True))
         self._bits: dict[str, dict[str, bool]] = {}  # per concrete field: its variables' values
         for name, value in zip(names, values, strict=True):
             width = FIELDS[name]
             self._bits[name] = {var: bool(value >> (width - 1 - i) & 1) for i, var in enumerate(hs.field_vars(name))}
         self._assignment = {var: bit for bits in self._bits.values() for var, bit in bits.items()}
-        self._by_fields: dict[frozenset[str], dict[str, bool]] = {}
+        self._values = dict(zip(names, values, strict=True))
 
     def narrow(self, space: BDD) -> BDD:
         return self.hs.false if self._empty else self.hs.bdd.let(self._assignment, space)
 
     def rule(self, r: Rule) -> BDD:
-        """A rule's space; only the concrete fields its match names are fixed (the others are
-        not in its BDD: fixing them there would cost a pass over hundreds of variables)."""
+        """A rule's space for these pipeline values: empty when its terms on them do not hold,
+        else its match without them (built once per rule, so a view costs no BDD operation
+        per rule)."""
         if not r.pipelined:
             return r.space
         if self._empty:
             return self.hs.false
-        fields = frozenset(t.field for t in r.flow.match if t.field in self._bits)
-        assignment = self._by_fields.get(fields)
-        if assignment is None:
-            assignment = {v: b for name in fields for v, b in self._bits[name].items()}
-            self._by_fields[fields] = assignment
-        return self.hs.bdd.let(assignment, r.space) if assignment else r.space
+        for t in r.flow.match:
+            if t.field in self._values:
+                value = t.value if t.field != "in_port" else _port16(t.value)
+                if value is None or (self._values[t.field] ^ value) & t.mask:
+                    return self.hs.false
+        fixed = frozenset(self._values)
+        if r.header_only is None or r.header_only[0] != fixed:
+            terms = tuple(t for t in r.flow.match if t.field not in fixed and t.field != "conj_id")
+            r.header_only = (fixed, self.hs.match(terms))
+        return r.header_only[1]
 
 
 def effect_view(hs: HeaderSpace, table: Table, key: Key) -> EffectView:
-    """The effect partition of ``table`` for packets with pipeline values ``key`` (its
-    ``in_port`` ignored: the packets carry theirs, and rules on it keep it in their spaces)."""
+    """The effect partition of ``table`` for packets with pipeline values ``key`` (with
+    ``key[0]`` :data:`SYMBOLIC_PORT` the packets carry their ``in_port``, and rules on it keep
+    it in their spaces)."""
     spaces = _Spaces(hs, key)
-    candidates = _rule_candidates(table, None, key[METADATA_SLOT])
+    port = None if key[0] == SYMBOLIC_PORT else _port16(key[0])
+    candidates = _rule_candidates(table, port, key[METADATA_SLOT])
     by_level: dict[int, list[tuple[Rule, BDD]]] = {}
     relookup: list[tuple[Rule, BDD]] = []
     for r in candidates:
@@ -149,7 +182,7 @@ def effect_view(hs: HeaderSpace, table: Table, key: Key) -> EffectView:
     rest = ~covered
     if not hs.is_empty(rest):
         misses.append(rest)
-    effects = [(steps, hs.union(parts[steps])) for steps in order]
+    effects = _families(hs, [Effect(steps, hs.union(parts[steps])) for steps in order])
     view = EffectView(effects, hs.union(misses) if misses else None, len(candidates))
     if len(effects) >= _INDEX_FROM:
         _index(hs, view)
@@ -162,8 +195,8 @@ def _index(hs: HeaderSpace, view: EffectView) -> None:
     for name in _INDEX_FIELDS:
         by_value: dict[int, list[int]] = {}
         unindexed: list[int] = []
-        for i, (_, region) in enumerate(view.effects):
-            values = hs.values(region, name, _INDEX_LIMIT)
+        for i, effect in enumerate(view.effects):
+            values = hs.values(effect.region, name, _INDEX_LIMIT)
             if values is None:
                 unindexed.append(i)
             else:
@@ -174,3 +207,61 @@ def _index(hs: HeaderSpace, view: EffectView) -> None:
             best = (indexed, name, by_value, unindexed)
     if best is not None and best[0] >= _INDEX_FROM:
         _, view.index_field, view.by_value, view.unindexed = best
+
+
+_WRITES = (SetFields, SetField, DecTtl, PushVlan, PopVlan)
+
+
+def _shape(steps: Steps) -> tuple[object, ...]:
+    """An action list with the values of its ``set_field`` runs left out."""
+    return tuple(("set", tuple(n for n, _ in a.writes)) if isinstance(a, SetFields) else a for a in steps)
+
+
+def _families(hs: HeaderSpace, effects: list[Effect]) -> list[Effect]:
+    """Merge effects that differ only in the values of one ``set_field`` run (a host route per
+    destination, a unicast ARP rewrite per target) into one :class:`Param` effect, when it is
+    exact: no header is written before that run, and every rule's region is its constraint
+    on the varying fields (the same for all) times a part free of them."""
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for i, e in enumerate(effects):
+        groups.setdefault(_shape(e.steps), []).append(i)
+    merged: dict[int, Effect] = {}
+    dropped: set[int] = set()
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        family = _family(hs, [effects[i] for i in members])
+        if family is not None:
+            merged[members[0]] = family
+            dropped.update(members[1:])
+    return [merged.get(i, e) for i, e in enumerate(effects) if i not in dropped]
+
+
+def _family(hs: HeaderSpace, members: list[Effect]) -> Effect | None:
+    steps = members[0].steps
+    differ = [i for i, a in enumerate(steps) if any(m.steps[i] != a for m in members)]
+    if len(differ) != 1 or not isinstance(steps[differ[0]], SetFields):
+        return None
+    index = differ[0]
+    if any(isinstance(a, _WRITES) and not (isinstance(a, SetField) and a.field in _PIPELINE) for a in steps[:index]):
+        return None
+    runs = [dict(m.steps[index].writes) for m in members]  # type: ignore[union-attr]
+    varying = frozenset(hs.canonical(n) for n in runs[0] if any(r[n] != runs[0][n] for r in runs))
+    if not varying or len(runs[0]) != len({hs.canonical(n) for n in runs[0]}):
+        return None
+    common = None
+    parts = []
+    for m, run in zip(members, runs, strict=True):
+        on = hs.only(m.region, varying)
+        rest = hs.forget(m.region, varying)
+        if common is None:
+            common = on
+        if on != common or (on & rest) != m.region:
+            return None
+        values = hs.true
+        for name, value in run.items():
+            if hs.canonical(name) in varying:
+                values &= hs.eq(hs.canonical(name), value)
+        parts.append(rest & values)
+    region = hs.union(m.region for m in members)
+    return Effect(steps, region, Param(index, varying, hs.union(parts)))

@@ -206,6 +206,7 @@ class HeaderSpace:
         self._sent_cubes: dict[frozenset[str], BDD] = {}
         self._all_vars = _variables(order)
         self._others_cache: dict[str, BDD] = {}
+        self._only_cache: dict[frozenset[str], BDD] = {}
         self._untagged_cube = self._cube(v for v in _variables(order) if not v.startswith("tag_"))
         self._pipeline_zero = self.true
         for name in PIPELINE_FIELDS[1:]:
@@ -525,6 +526,19 @@ class HeaderSpace:
         return out
 
     # ------------------------------------------------------------------ tags
+
+    def canonical(self, name: str) -> str:
+        """A field's name in this model (``arp_spa`` is ``ip_src``, ``tcp_dst`` is ``tp_dst``...)."""
+        return _ALIASES.get(name, name)
+
+    def only(self, space: BDD, names: Iterable[str]) -> BDD:
+        """``space`` projected on the live bits of fields ``names`` (every other bit dropped)."""
+        key = frozenset(self.canonical(n) for n in names)
+        cube = self._only_cache.get(key)
+        if cube is None:
+            own = {v for n in key for v in _bits(n)}
+            cube = self._only_cache[key] = self._cube(v for v in self._all_vars if v not in own)
+        return self._exist(cube, space)
 
     def field_vars(self, name: str) -> list[str]:
         """The BDD variables of a field (live bits), most significant first."""

@@ -100,6 +100,8 @@ class Rule:
     pipelined: bool = True  # the match constrains a concrete pipeline field (its space needs a cofactor)
     vlan: tuple[int, int] | None = None  # the rule's (value, mask) on vlan_tci, None when any
     order: int = 0  # position in its table's non-conjunction rules (descending priority, stable)
+    # The scalable engine's: its match without the terms on the concrete fields it was built without.
+    header_only: tuple[frozenset[str], BDD] | None = None
     _hops: dict[str, Hop] = field(default_factory=dict)
     _steps: tuple[Action | SetFields, ...] | None = None
 

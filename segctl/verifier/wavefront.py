@@ -50,7 +50,7 @@ from segctl.openflow.ofctl import (
     WriteMetadata,
 )
 from segctl.topology.network import Network
-from segctl.verifier.effects import SYMBOLIC_PORT, EffectView, Steps, effect_view
+from segctl.verifier.effects import SYMBOLIC_PORT, Effect, EffectView, effect_view
 from segctl.verifier.headerspace import (
     BDD,
     CT_EST,
@@ -64,7 +64,7 @@ from segctl.verifier.headerspace import (
     HeaderSpace,
 )
 from segctl.verifier.observe import ReplyRequest, RunView, reply_states, requests_union
-from segctl.verifier.reference import _Fold
+from segctl.verifier.reference import ALL_GHOSTS, _Fold
 from segctl.verifier.symbolic import (
     CONTROLLER,
     MISS,
@@ -92,6 +92,8 @@ __all__ = ["WAVEFRONT_ORDER", "WavefrontEngine"]
 #: Where a table's effect sends packets on within the switch: (table, pipeline values, space, ghosted).
 _Goto = Callable[[int, "Key", "BDD", frozenset[str]], None]
 _NO_GHOSTS: frozenset[str] = frozenset()
+import os
+LAZY = os.environ.get("SEGCTL_LAZY", "0") == "1"
 #: A place packets wait at in a switch: table, pipeline values, the fields whose origin they track.
 _Slot = tuple[int, tuple[int, ...], frozenset[str]]
 
@@ -117,7 +119,7 @@ SwitchPort = tuple[str, int]
 #: Variable order, top first: pipeline, forwarding-relevant headers, then the source's identity.
 WAVEFRONT_ORDER: tuple[str, ...] = (
     "metadata", *(f"reg{i}" for i in range(8)), "ct_state", "ct_zone",
-    "eth_dst", "eth_type", "vlan_present", "vlan_vid", "ip_proto", "ip_dst", "nw_ttl", "tp_src", "tp_dst",
+    "vlan_present", "vlan_vid", "eth_type", "eth_dst", "ip_proto", "ip_dst", "nw_ttl", "tp_src", "tp_dst",
     "icmp_type", "icmp_code", "arp_op", "arp_tha", "ipv6_dst", "nd_target", "nd_sll",
     "tag", "in_port", "eth_src", "ip_src", "arp_sha", "ipv6_src",
 )  # fmt: skip
@@ -161,7 +163,7 @@ def _fields_read(table: Table) -> frozenset[int]:
         for clauses in level.clauses.values():
             for members in clauses.values():
                 rules.extend(members)
-    return frozenset(SLOT[t.field] for r in rules for t in r.flow.match if t.field in SLOT) - {0}
+    return frozenset(SLOT[t.field] for r in rules for t in r.flow.match if t.field in SLOT)
 
 
 class WavefrontEngine:
@@ -253,7 +255,10 @@ class WavefrontEngine:
                 tags = hs.union([hs.tag_set(plain), requests_union(hs, requests)])
                 parts.append(hs.eq("in_port", port) & tags)
             space = hs.union(parts) & self._start
-            walk.waiting.setdefault(switch, {})[(0, _SYMBOLIC_KEY, _NO_GHOSTS)] = _Pending(hs, space, _NO_GHOSTS, {})
+            start = _NO_GHOSTS if LAZY else ALL_GHOSTS
+            if not LAZY:
+                space &= hs.identity()
+            walk.waiting.setdefault(switch, {})[(0, _SYMBOLIC_KEY, start)] = _Pending(hs, space, start, {})
         while walk.waiting:
             self._counts["waves"] += 1
             wave, walk.waiting = walk.waiting, {}
@@ -340,7 +345,7 @@ class WavefrontEngine:
         used = self._used.get(id(table))
         if used is None:
             used = self._used[id(table)] = _fields_read(table)
-        key = tuple(v if i in used else 0 for i, v in enumerate(key))
+        key = tuple(v if i in used or (i == 0 and v == SYMBOLIC_PORT) else 0 for i, v in enumerate(key))
         view = self._views.get((switch, number, key))
         if view is None:
             view = self._views[(switch, number, key)] = effect_view(self.hs, table, key)
@@ -365,22 +370,29 @@ class WavefrontEngine:
             walk.fold.hole(Disposition(MISS, switch, table), space, ghosted)
             return
         view = self._view(switch, tab, table, key)
-        for steps, region in view.candidates(hs, space):
-            if hs.disjoint(space, region):
+        for effect in view.candidates(hs, space):
+            if hs.disjoint(space, effect.region):
                 continue
-            self._steps(walk, _At(switch, table, key, ghosted, visited), space & region, steps, goto)
+            self._steps(walk, _At(switch, table, key, ghosted, visited), space & effect.region, effect, goto)
         if view.miss is not None:
             missed = space & view.miss
             if not hs.is_empty(missed):
                 walk.fold.hole(Disposition(MISS, switch, table), missed, ghosted)
 
-    def _steps(self, walk: _Walk, at: _At, space: BDD, steps: Steps, goto: _Goto) -> None:
+    def _steps(self, walk: _Walk, at: _At, space: BDD, effect: Effect, goto: _Goto) -> None:
         """Apply one effect's actions, in order (``at``: where, and what the path carries)."""
         hs = self.hs
         switch, table, key, ghosted = at.switch, at.table, at.key, at.ghosted
-        for action in steps:
+        param = effect.param
+        for i, action in enumerate(effect.steps):
             if hs.is_empty(space):
                 return
+            if param is not None and i == param.index:
+                assert isinstance(action, SetFields)
+                written = {hs.canonical(n): v for n, v in action.writes}
+                fixed = [(n, v) for n, v in written.items() if n not in param.varying]
+                space = hs.set_fields(hs.forget(space, param.varying) & param.relation, fixed)
+                continue
             match action:
                 case Output(port=port):
                     self._output(walk, replace(at, key=key, ghosted=ghosted), port, space)
@@ -447,11 +459,18 @@ class WavefrontEngine:
 
     def _output(self, walk: _Walk, at: _At, port: int, space: BDD) -> None:
         hs = self.hs
-        if port == IN_PORT:
+        if at.key[0] != SYMBOLIC_PORT:  # in_port is the key's
+            if port == IN_PORT:
+                port = at.key[0]
+            elif port == at.key[0]:
+                return  # OVS drops an output to the ingress port without IN_PORT
+            self._leave(walk, at, port, space)
+            return
+        if port == IN_PORT:  # in_port is in the space: each tag's own port
             for p in hs.values(space, "in_port", 1 << 16) or ():
                 self._leave(walk, at, p, space & hs.eq("in_port", p))
             return
-        self._leave(walk, at, port, space & ~hs.eq("in_port", port))  # OVS drops output to in_port
+        self._leave(walk, at, port, space & ~hs.eq("in_port", port))
 
     def _leave(self, walk: _Walk, at: _At, port: int, space: BDD) -> None:
         hs = self.hs
@@ -463,10 +482,12 @@ class WavefrontEngine:
         if peer is not None:
             if peer[1] >> FIELDS["in_port"]:
                 return  # an in_port the model cannot hold
-            entered = hs.forget(space, ["in_port", "ct_state"]) & hs.eq("in_port", peer[1]) & hs.eq("ct_state", 0)
-            slot = walk.waiting.setdefault(peer[0], {}).get((0, _SYMBOLIC_KEY, ghosted))
+            dropped = ["in_port", "ct_state"] if at.key[0] == SYMBOLIC_PORT else ["ct_state"]
+            entered = hs.forget(space, dropped) & hs.eq("ct_state", 0)
+            arrival = (0, entry_key(peer[1]), ghosted)
+            slot = walk.waiting.setdefault(peer[0], {}).get(arrival)
             if slot is None:
-                walk.waiting[peer[0]][(0, _SYMBOLIC_KEY, ghosted)] = _Pending(hs, entered, ghosted, dict(at.visited))
+                walk.waiting[peer[0]][arrival] = _Pending(hs, entered, ghosted, dict(at.visited))
             else:
                 slot.merge(entered, at.visited)
         elif endpoint is not None:
