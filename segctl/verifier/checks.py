@@ -15,8 +15,8 @@ order, dispositions and commit points sorted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from segctl.topology.analysis import Grant
 from segctl.topology.network import EndpointInfo, Network
@@ -80,6 +80,8 @@ class Violation:
     target: Target = Target("delivered")
     zones: frozenset[int] = frozenset()
     commit: CommitPoint | None = None
+    #: Where it comes in its property's list, the same in every partition of a proof.
+    order: tuple[object, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,12 @@ class Checked:
 
 @dataclass(frozen=True)
 class Pair:
-    """A granted (source, destination) pair and its grants."""
+    """A granted (source, destination) pair, its grants, its place in the intent's order."""
 
     src: EndpointInfo
     dst: EndpointInfo
     grants: tuple[Grant, ...]
+    index: int = 0
 
     @property
     def stateful(self) -> bool:
@@ -120,14 +123,18 @@ class Inputs:
     requests: list[ReplyRequest] = field(default_factory=list)
     request_pairs: list[list[Pair]] = field(default_factory=list)  # per request, its pairs
     replies: RunView | None = None
+    #: The ingresses this proof (or partition of one) injects; None: every one.
+    injected: Sequence[SwitchPort] = ()
     _forward: dict[EndpointKey, BDD] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         by_port = {(ep.switch, ep.port): ep for ep in self.network.endpoints}
         self.sources: list[EndpointInfo] = [by_port[p] for p in self.ingresses]
         self.tag_of = {ep.key: i for i, ep in enumerate(self.sources)}
-        position = {ep.key: i for i, ep in enumerate(self.network.endpoints)}
-        self._position = [position[ep.key] for ep in self.sources]  # tag -> endpoint order
+        if not self.injected:
+            self.injected = list(self.ingresses)
+        self.position = {ep.key: i for i, ep in enumerate(self.network.endpoints)}
+        self._position = [self.position[ep.key] for ep in self.sources]  # tag -> endpoint order
         self._tenant_tags: dict[str, BDD] = {}
 
     def tenant_tags(self, tenant: str) -> BDD:
@@ -175,20 +182,19 @@ class Inputs:
         return self._pairs_to.get(dst.key, [])
 
 
-def granted_pairs(network: Network, exp: Expectations) -> list[Pair]:
-    """Every granted pair in expected-reachability order."""
-    return [
-        Pair(src, network.endpoint(*d), grants)
-        for src in network.endpoints
-        for d, grants in exp.rows.get(src.key, {}).items()
-    ]
-
-
-def _by_source(violations: Iterable[tuple[EndpointInfo, int, Violation]], network: Network) -> list[Violation]:
-    """Violations keyed (source, rank) in endpoint order, then rank, then arrival."""
-    position = {ep.key: i for i, ep in enumerate(network.endpoints)}
-    items = sorted(enumerate(violations), key=lambda iv: (position[iv[1][0].key], iv[1][1], iv[0]))
-    return [v for _, (_, _, v) in items]
+def granted_pairs(
+    network: Network, exp: Expectations, sources: frozenset[EndpointKey] | None = None
+) -> list[Pair]:
+    """Every granted pair in expected-reachability order (``sources``: only theirs, each
+    keeping its index in the whole order)."""
+    out = []
+    index = 0
+    for src in network.endpoints:
+        row = exp.rows.get(src.key, {})
+        if sources is None or src.key in sources:
+            out += [Pair(src, network.endpoint(*d), grants, index + i) for i, (d, grants) in enumerate(row.items())]
+        index += len(row)
+    return out
 
 
 # ---------------------------------------------------------------------------- 1. isolation
@@ -197,7 +203,7 @@ def _by_source(violations: Iterable[tuple[EndpointInfo, int, Violation]], networ
 def isolation(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
     """Property 1 over runs new and any (:mod:`segctl.verifier.properties`)."""
     hs, net, sp, exp = inp.hs, inp.network, inp.spaces, inp.exp
-    found: list[tuple[EndpointInfo, int, Violation]] = []
+    found: list[Violation] = []
     new_bad: set[tuple[EndpointKey, EndpointKey]] = set()
     crossings = 0
     for rank, (mode, view) in enumerate((("new", inp.new), ("any", inp.any))):
@@ -231,9 +237,10 @@ def isolation(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
                 v = Violation(
                     "isolation", message, (src.switch, src.port), src.qualified, dst.qualified, mode,
                     inp.untag(bad, src), Target("delivered", dst.qualified),
+                    order=(inp.position[src.key], rank, inp.position[dst.key]),
                 )  # fmt: skip
-                found.append((src, rank, v))
-    return _by_source(found, net), {"cross-tenant deliveries": crossings}
+                found.append(v)
+    return found, {"cross-tenant deliveries": crossings}
 
 
 # ---------------------------------------------------------------------------- 2. conformance
@@ -270,7 +277,7 @@ def _allowed_new_tagged(inp: Inputs, dst: EndpointInfo, sources: Sequence[Endpoi
 def conformance(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
     """Property 2 over run new."""
     hs, net, sp = inp.hs, inp.network, inp.spaces
-    found: list[tuple[EndpointInfo, int, Violation]] = []
+    found: list[Violation] = []
     inside = 0
     for dst in net.endpoints:
         same = inp.delivered(inp.new, dst) & inp.tenant_tags(dst.tenant)
@@ -286,8 +293,9 @@ def conformance(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
             v = Violation(
                 "conformance", message, (src.switch, src.port), src.qualified, dst.qualified, "new",
                 inp.untag(bad, src), Target("delivered", dst.qualified),
+                order=(inp.position[src.key], inp.position[dst.key]),
             )  # fmt: skip
-            found.append((src, 0, v))
+            found.append(v)
         natted = inp.new.natted.get(dst.qualified, hs.false) & same & ~sp.tag_set(bad_sources)
         for src in inp.endpoints_of(natted):
             message = (
@@ -296,9 +304,10 @@ def conformance(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
             v = Violation(
                 "conformance", message, (src.switch, src.port), src.qualified, dst.qualified, "new",
                 inp.untag(natted, src), Target("delivered", dst.qualified),
+                order=(inp.position[src.key], inp.position[dst.key]),
             )  # fmt: skip
-            found.append((src, 0, v))
-    return _by_source(found, net), {"intra-tenant deliveries": inside}
+            found.append(v)
+    return found, {"intra-tenant deliveries": inside}
 
 
 # ---------------------------------------------------------------------------- 3. allowed-delivered
@@ -315,7 +324,8 @@ def allowed_delivered(inp: Inputs) -> tuple[list[Violation], list[Violation], Ma
     hs, net = inp.hs, inp.network
     delivered_v: dict[tuple[int, int], Violation] = {}
     holes_v: dict[tuple[int, int], Violation] = {}
-    index = {(p.src.key, p.dst.key): i for i, p in enumerate(inp.pairs)}
+    index = {(p.src.key, p.dst.key): p.index for p in inp.pairs}
+    by_index = {p.index: p for p in inp.pairs}
     for dst in net.endpoints:
         pairs = inp.pairs_to(dst)
         if not pairs:
@@ -323,7 +333,7 @@ def allowed_delivered(inp: Inputs) -> tuple[list[Violation], list[Violation], Ma
         wanted = inp.forward_tagged(dst)
         missing = wanted & ~inp.delivered(inp.new, dst)
         for src in inp.endpoints_of(missing):
-            p = inp.pairs[index[(src.key, dst.key)]]
+            p = by_index[index[(src.key, dst.key)]]
             message = f"granted traffic {src.qualified} -> {dst.qualified} ({_pair_text(p)}) is not all delivered"
             delivered_v[(index[(src.key, dst.key)], 0)] = Violation(
                 "allowed-delivered", message, (src.switch, src.port), src.qualified, dst.qualified, "new",
@@ -342,7 +352,11 @@ def allowed_delivered(inp: Inputs) -> tuple[list[Violation], list[Violation], Ma
                 )  # fmt: skip
     _reply_checks(inp, index, delivered_v, holes_v)
     counts = {"granted pairs": len(inp.pairs), "stateful reply spaces": sum(map(len, inp.request_pairs))}
-    return [delivered_v[k] for k in sorted(delivered_v)], [holes_v[k] for k in sorted(holes_v)], counts
+    return (
+        [replace(delivered_v[k], order=k) for k in sorted(delivered_v)],
+        [replace(holes_v[k], order=(1, *k)) for k in sorted(holes_v)],
+        counts,
+    )
 
 
 def _reply_checks(
@@ -453,8 +467,8 @@ def spoof_guard(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
                 "spoof-guard", message, (src.switch, src.port), src.qualified, dst.qualified, "any",
                 inp.untag(bad, src), Target("delivered", dst.qualified),
             )  # fmt: skip
-    ordered = [first[ep.key] for ep in net.endpoints if ep.key in first]
-    return ordered, {"edge ports": len(inp.ingresses), "deliveries": deliveries}
+    ordered = [replace(first[ep.key], order=(inp.position[ep.key],)) for ep in net.endpoints if ep.key in first]
+    return ordered, {"edge ports": len(inp.injected), "deliveries": deliveries}
 
 
 # ---------------------------------------------------------------------------- 5. loops
@@ -478,7 +492,7 @@ def loop_free(inp: Inputs) -> list[Violation]:
                 "loop-free", message, (switch, port), src.qualified, None, "any",
                 hs.untag(ended, t), Target("hole", disposition=disposition),
             )  # fmt: skip
-    return [first[t] for t in sorted(first)]
+    return [replace(first[t], order=(0, inp.ingresses[t])) for t in sorted(first)]
 
 
 # ---------------------------------------------------------------------------- 6. commit-safety
@@ -506,7 +520,7 @@ def commit_safety(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
     (its owners, not the source itself) and that no stateful grant of the source allows."""
     hs, net, sp = inp.hs, inp.network, inp.spaces
     oks: dict[object, BDD] = {}
-    found: list[tuple[EndpointInfo, int, Violation]] = []
+    found: list[Violation] = []
     points = 0
     for rank, ((switch, table, zone), committed) in enumerate(inp.new.sorted_commits()):
         committers = inp.endpoints_of(committed)
@@ -543,6 +557,7 @@ def commit_safety(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
             v = Violation(
                 "commit-safety", message, (src.switch, src.port), src.qualified, reached, "new",
                 mine, Target("commit", reached), commit=(switch, table, zone),
+                order=(inp.position[src.key], (switch, table, zone)),
             )  # fmt: skip
-            found.append((src, rank, v))
-    return _by_source(found, net), {"commit points": points}
+            found.append(v)
+    return found, {"commit points": points}

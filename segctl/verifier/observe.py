@@ -130,8 +130,9 @@ class Engine(Protocol):
     def findings(self) -> list[Finding]:
         """Structural problems of the tables (equal-priority overlaps, conjunctions)."""
 
-    def run(self, mode: str) -> RunView:
-        """Run ``any`` or ``new`` from every ingress."""
+    def run(self, mode: str, ingresses: Sequence[SwitchPort] | None = None) -> RunView:
+        """Run ``any`` or ``new`` from ``ingresses`` (default: every one); tags stay the
+        numbers of :meth:`ingresses`."""
 
     def replies(self, requests: Sequence[ReplyRequest]) -> RunView:
         """Inject every request; tag ``i`` is ``requests[i]``."""

@@ -130,7 +130,7 @@ def _spoof(inp: Inputs, _done: Mapping[str, Partial]) -> Partial:
 
 def _loops(inp: Inputs, done: Mapping[str, Partial]) -> Partial:
     holes = (done["allowed-delivered"].extra or {}).get("holes", ())
-    counts = {"edge ports": len(inp.ingresses), "granted pairs": len(inp.pairs)}
+    counts = {"edge ports": len(inp.injected), "granted pairs": len(inp.pairs)}
     return Partial((*loop_free(inp), *holes), counts)
 
 
@@ -218,5 +218,6 @@ def check_all(inp: Inputs, properties: Sequence[Property] = REGISTRY) -> list[Pr
     for prop in properties:
         part = done[prop.id] = prop.check(inp, done)
         checked = Checked(prop.description, prop.space, dict(part.counts))
-        out.append(PropertyResult(prop.id, prop.title, prop.statement, checked, part.violations))
+        ordered = tuple(sorted(part.violations, key=lambda v: v.order))
+        out.append(PropertyResult(prop.id, prop.title, prop.statement, checked, ordered))
     return out

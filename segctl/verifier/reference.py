@@ -131,7 +131,7 @@ class ReferenceEngine:
     def findings(self) -> list[Finding]:
         return list(self._engine.findings)
 
-    def run(self, mode: str) -> RunView:
+    def run(self, mode: str, ingresses: Sequence[SwitchPort] | None = None) -> RunView:
         hs = self.hs
         engine = self._engine
         if mode == "new":
@@ -139,11 +139,12 @@ class ReferenceEngine:
         elif mode != "any":
             raise ValueError(f"unknown run {mode!r}")
         fold = _Fold(hs, natted=mode == "new")
+        chosen = set(self._ports if ingresses is None else ingresses) & self._injected
         for i, port in enumerate(self._ports):
-            if port in self._injected:
+            if port in chosen:
                 engine.commits = []
                 fold.add(i, engine.inject(*port), engine.commits)
-        self._count(len(self._injected), fold)
+        self._count(len(chosen), fold)
         return fold.view()
 
     def replies(self, requests: Sequence[ReplyRequest]) -> RunView:

@@ -29,12 +29,15 @@ __all__ = [
     "MAX_COUNTEREXAMPLES",
     "SCHEMA",
     "SCHEMA_VERSION",
+    "Found",
     "MatrixCell",
+    "Part",
     "PropertyReport",
     "ReachabilityMatrix",
     "VerificationReport",
-    "build_report",
     "matrix_json",
+    "merge_parts",
+    "part_of",
     "read_matrix",
     "timestamp",
 ]
@@ -356,67 +359,115 @@ def _kind(value: object) -> str:
 
 
 
-def build_report(
+@dataclass(frozen=True)
+class Found:
+    """A violation as plain data: where it sorts in its property's list (the same in every
+    partition of a proof), its pair, and its counterexample when one was built for it."""
+
+    order: tuple[object, ...]
+    src: str | None
+    dst: str | None
+    example: Counterexample | None
+
+
+@dataclass
+class Part:
+    """One partition's share of a proof (a set of sources: plain data, it crosses processes).
+
+    ``properties``: per property id, its counts and violations; ``observed``: per source the
+    endpoints some of its new packets reach."""
+
+    properties: dict[str, tuple[dict[str, int], list[Found]]]
+    observed: dict[str, set[str]]
+    findings: list[Finding]
+    work: dict[str, int]
+    engine: str
+
+
+def part_of(
     network: Network,
     tables: Mapping[str, Sequence[Flow]],
     hs: HeaderSpace,
     results: Sequence[PropertyResult],
     findings: Sequence[Finding],
-    started: float,
     observed: Mapping[str, set[str]],
     *,
+    engine: str,
+    work: Mapping[str, int],
+) -> Part:
+    """A partition's results with the counterexamples of its first violations of each
+    property built (no later one can be among a merged report's first)."""
+    props = {}
+    for r in results:
+        found = [
+            Found(v.order, v.src, v.dst, build(network, tables, hs, v) if i < MAX_COUNTEREXAMPLES else None)
+            for i, v in enumerate(r.violations)
+        ]
+        props[r.id] = (dict(r.checked.counts), found)
+    return Part(props, {k: set(v) for k, v in observed.items()}, list(findings), dict(work), engine)
+
+
+def merge_parts(
+    network: Network,
+    tables: Mapping[str, Sequence[Flow]],
+    parts: Sequence[Part],
+    started: float,
+    *,
     reach: Mapping[tuple[EndpointKey, EndpointKey], tuple[Grant, ...]] | None = None,
-    engine: str = "wavefront",
-    work: Mapping[str, int] | None = None,
 ) -> VerificationReport:
-    """The report of ``results``: counterexamples built from ``tables``, the matrix from
-    ``observed`` (per source, the endpoints some of its packets reach when every lookup says
-    new); ``started``: ``time.monotonic()`` when the proof began; ``reach``: the
-    :func:`expected_reachability` of ``network`` when the caller has it."""
-    reports = [_property_report(network, tables, hs, r) for r in results]
+    """The report of a proof made of ``parts`` (any split of the sources gives the same one)."""
+    from segctl.verifier.properties import REGISTRY
+
+    reports = []
+    bad: dict[str, set[str | None]] = {}
+    for prop in REGISTRY:
+        counts: dict[str, int] = {}
+        found: list[Found] = []
+        for part in parts:
+            part_counts, part_found = part.properties[prop.id]
+            for k, v in part_counts.items():
+                counts[k] = counts.get(k, 0) + v
+            found += part_found
+        found.sort(key=lambda f: f.order)
+        for f in found:
+            if f.src is not None:
+                bad.setdefault(f.src, set()).add(f.dst)
+        examples = tuple(f.example for f in found[:MAX_COUNTEREXAMPLES] if f.example is not None)
+        reports.append(
+            PropertyReport(
+                prop.id, prop.title, prop.statement, prop.description, prop.space, counts, len(found), examples
+            )
+        )
+    observed: dict[str, set[str]] = {}
+    work: dict[str, int] = {}
+    for part in parts:
+        for src, dsts in part.observed.items():
+            observed.setdefault(src, set()).update(dsts)
+        for k, v in part.work.items():
+            work[k] = work.get(k, 0) + v
     reach = expected_reachability(network) if reach is None else reach
     return VerificationReport(
         network=network,
         properties=reports,
         endpoints=[ep.qualified for ep in network.endpoints],
-        cells=_matrix(network, observed, results, reach),
-        findings=list(findings),
+        cells=_matrix(network, observed, bad, reach),
+        findings=list(parts[0].findings) if parts else [],
         flow_counts={sw: len(flows) for sw, flows in tables.items()},
         seconds=time.monotonic() - started,
-        engine=engine,
-        work=dict(work or {}),
-    )
-
-
-def _property_report(
-    network: Network, tables: Mapping[str, Sequence[Flow]], hs: HeaderSpace, result: PropertyResult
-) -> PropertyReport:
-    examples = tuple(build(network, tables, hs, v) for v in result.violations[:MAX_COUNTEREXAMPLES])
-    return PropertyReport(
-        result.id,
-        result.title,
-        result.statement,
-        result.checked.description,
-        result.checked.space,
-        result.checked.counts,
-        len(result.violations),
-        examples,
+        engine=parts[0].engine if parts else "",
+        work=work,
     )
 
 
 def _matrix(
     network: Network,
     observed: Mapping[str, set[str]],
-    results: Sequence[PropertyResult],
+    bad: Mapping[str, set[str | None]],
     reach: Mapping[tuple[EndpointKey, EndpointKey], tuple[Grant, ...]],
 ) -> ReachabilityMatrix:
-    """Expected vs observed per ordered pair, keeping the cells that differ from
-    :data:`DEFAULT_CELL` (a pair with no grant, no delivery and no violation)."""
-    bad: dict[str, set[str | None]] = {}
-    for r in results:
-        for v in r.violations:
-            if v.src is not None:
-                bad.setdefault(v.src, set()).add(v.dst)
+    """Expected vs observed per ordered pair (``bad``: per source the destinations of its
+    violations), keeping the cells that differ from :data:`DEFAULT_CELL` (a pair with no
+    grant, no delivery and no violation)."""
     by_name = {ep.qualified: ep for ep in network.endpoints}
     granted: dict[EndpointKey, list[EndpointKey]] = {}
     for s, d in reach:

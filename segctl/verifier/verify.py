@@ -2,11 +2,15 @@
 
 :func:`verify` takes the resolved intent and the flow tables (parsed ``ovs-ofctl`` text,
 from the compiler's files or dumped from live switches; never the compiler itself) and
-returns a :class:`~segctl.verifier.report.VerificationReport`. :func:`prove` is the same
-proof with a given engine: the engine pushes the packets through the tables (runs any and
-new, then the replies of every granted stateful pair) and the registry of properties
-(:mod:`segctl.verifier.properties`) reads its views; the report is a function of those
-views, so every exact engine gives the same report.
+returns a :class:`~segctl.verifier.report.VerificationReport`.
+
+A proof is made of *parts*, each for a set of source endpoints (:func:`prove_part`): an
+engine pushes those sources' packets through the tables (runs any and new, then the replies
+of their granted stateful pairs) and the registry of properties (:mod:`segctl.verifier.properties`)
+reads its views, so a part depends on the tables and the intent, not on the other parts.
+:func:`merge_parts` puts parts together into the report, which is the same for any split
+of the sources (every violation carries its place in the whole order) and for any exact
+engine (the views are Boolean functions, not engine paths).
 
 >>> from segctl.topology.network import load_network  # doctest: +SKIP
 >>> report = verify(load_network("examples/two-tenants.yaml"), tables)  # doctest: +SKIP
@@ -26,13 +30,14 @@ from segctl.verifier.expectations import Expectations
 from segctl.verifier.observe import Engine
 from segctl.verifier.properties import check_all
 from segctl.verifier.reference import ReferenceEngine
-from segctl.verifier.report import VerificationReport, build_report
+from segctl.verifier.report import Part, VerificationReport, merge_parts, part_of
 from segctl.verifier.spaces import Spaces
 from segctl.verifier.wavefront import WavefrontEngine
 
-__all__ = ["ENGINES", "make_engine", "prove", "verify"]
+__all__ = ["ENGINES", "make_engine", "partitions", "prove", "prove_part", "verify"]
 
 Progress = Callable[[str], None]
+EndpointKey = tuple[str, str]
 #: Engine names accepted by :func:`verify` (``segctl verify --engine``); the first is the default.
 ENGINES = ("wavefront", "reference")
 
@@ -67,40 +72,60 @@ def prove(
     started: float | None = None,
     expectations: Expectations | None = None,
 ) -> VerificationReport:
-    """The full proof with ``engine`` (built over ``tables``; ``expectations``: the intent's,
-    when the caller keeps them across calls)."""
-    say = progress or (lambda _msg: None)
+    """The full proof with ``engine`` (built over ``tables``), as one part."""
     started = time.monotonic() if started is None else started
+    exp = Expectations.of(network, expectations)
+    part = prove_part(network, tables, engine, None, progress=progress, expectations=exp)
+    return merge_parts(network, tables, [part], started, reach=exp.reach)
+
+
+def partitions(network: Network, count: int) -> list[frozenset[EndpointKey]]:
+    """The sources split into at most ``count`` parts of whole tenants (a tenant's sources
+    share the most work), balanced by endpoints, largest tenants first."""
+    loads: list[tuple[int, list[EndpointKey]]] = [(0, []) for _ in range(max(1, count))]
+    tenants = sorted(network.tenants, key=lambda t: (-len(network.tenant_endpoints(t.name)), t.name))
+    for tenant in tenants:
+        eps = [ep.key for ep in network.tenant_endpoints(tenant.name)]
+        if not eps:
+            continue
+        i = min(range(len(loads)), key=lambda j: loads[j][0])
+        loads[i] = (loads[i][0] + len(eps), loads[i][1] + eps)
+    return [frozenset(keys) for _, keys in loads if keys]
+
+
+def prove_part(
+    network: Network,
+    tables: Mapping[str, Sequence[Flow]],
+    engine: Engine,
+    sources: frozenset[EndpointKey] | None,
+    *,
+    progress: Progress | None = None,
+    expectations: Expectations | None = None,
+) -> Part:
+    """The proof for the packets of ``sources`` (None: every endpoint)."""
+    say = progress or (lambda _msg: None)
     hs = engine.hs
     ingresses = list(engine.ingresses())
     by_port = {(ep.switch, ep.port): ep for ep in network.endpoints}
+    injected = [p for p in ingresses if sources is None or by_port[p].key in sources]
     spaces = Spaces(hs, network, {by_port[p].key: i for i, p in enumerate(ingresses)})
-    exp = Expectations.of(network, expectations)
+    exp = expectations if expectations is not None else Expectations.of(network)
     say("symbolic reachability, every conntrack state")
-    any_view = engine.run("any")
+    any_view = engine.run("any", injected)
     say("symbolic reachability, new connections")
-    new_view = engine.run("new")
-    inp = Inputs(hs, network, spaces, exp, ingresses, any_view, new_view)
-    inp.pairs = granted_pairs(network, exp)
+    new_view = engine.run("new", injected)
+    inp = Inputs(hs, network, spaces, exp, ingresses, any_view, new_view, injected=injected)
+    inp.pairs = granted_pairs(network, exp, sources)
     inp.requests, inp.request_pairs = reply_requests(inp)
     say(f"replies of {sum(map(len, inp.request_pairs)):,} stateful grants")
     inp.replies = engine.replies(inp.requests)
     say("checking properties")
     results = check_all(inp)
-    say("building the report")
+    say("building counterexamples")
     observed: dict[str, set[str]] = {}
     for dst in network.endpoints:
         for src in inp.endpoints_of(inp.delivered(new_view, dst)):
             observed.setdefault(src.qualified, set()).add(dst.qualified)
-    return build_report(
-        network,
-        tables,
-        hs,
-        results,
-        engine.findings(),
-        started,
-        observed,
-        reach=exp.reach,
-        engine=engine.name,
-        work=engine.work(),
+    return part_of(
+        network, tables, hs, results, engine.findings(), observed, engine=engine.name, work=engine.work()
     )

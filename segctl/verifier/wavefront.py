@@ -93,6 +93,7 @@ __all__ = ["WAVEFRONT_ORDER", "WavefrontEngine"]
 _Goto = Callable[[int, "Key", "BDD", frozenset[str]], None]
 _NO_GHOSTS: frozenset[str] = frozenset()
 import os
+
 LAZY = os.environ.get("SEGCTL_LAZY", "0") == "1"
 #: A place packets wait at in a switch: table, pipeline values, the fields whose origin they track.
 _Slot = tuple[int, tuple[int, ...], frozenset[str]]
@@ -155,6 +156,35 @@ class _Pending:
             self.visited[sw] = self.visited[sw] | tags if sw in self.visited else tags
 
 
+#: Rewritable fields that only ARP packets have (every rule on them matches ``arp``).
+_ARP_ONLY = ("arp_op", "arp_sha", "arp_tha")
+_ETH_ARP = 0x0806
+
+
+def _identity(hs: HeaderSpace, tables: Mapping[str, Sequence[Flow]]) -> BDD:
+    """ghost == live for every rewritable field, but for the ARP-only ones on other packets:
+    no rule reads or writes them there (each such rule matches ``arp``), so their ghost and
+    live bits are left free and the packets sent are the same (the origin of a free field is
+    free either way), without a 336-node identity chain under every non-ARP packet. When some
+    rule touches them without matching ARP, the identity is kept for every packet."""
+    arp = hs.eq("eth_type", _ETH_ARP)
+    for flows in tables.values():
+        for f in flows:
+            eth = f.get("eth_type")
+            on_arp = eth is not None and eth.value == _ETH_ARP
+            touches = any(t.field in _ARP_ONLY for t in f.match) or any(
+                isinstance(a, SetField) and hs.canonical(a.field) in _ARP_ONLY for a in f.actions
+            )
+            if touches and not on_arp:
+                return hs.identity()
+    out = hs.true
+    for name in REWRITABLE:
+        if name not in _ARP_ONLY:
+            out &= hs.ghost_copy(hs.true, [name])
+    arp_identity = hs.ghost_copy(hs.true, _ARP_ONLY)
+    return out & ((arp & arp_identity) | ~arp)
+
+
 def _fields_read(table: Table) -> frozenset[int]:
     """The slots of the concrete pipeline fields but in_port (which is in the space) that some
     rule (or conjunction clause) of ``table`` matches."""
@@ -185,6 +215,7 @@ class WavefrontEngine:
         self._used: dict[int, frozenset[int]] = {}  # per table: the concrete fields (slots) it reads
         h = self.hs
         self._start = (h.eq("vlan_present", 1) | h.eq("vlan_vid", 0)) & h.eq("ct_state", 0)
+        self._identity = _identity(h, tables)
         onehot = h.false
         for bit in (CT_NEW, CT_EST, CT_REL, CT_INV):
             onehot |= h.eq("ct_state", CT_TRK | bit, CT_TRK | CT_NEW | CT_EST | CT_REL | CT_INV)
@@ -202,7 +233,7 @@ class WavefrontEngine:
 
     # ------------------------------------------------------------------ runs
 
-    def run(self, mode: str) -> RunView:
+    def run(self, mode: str, ingresses: Sequence[SwitchPort] | None = None) -> RunView:
         hs = self.hs
         if mode == "any":
             states = self._any_states
@@ -210,8 +241,9 @@ class WavefrontEngine:
             states = hs.eq("ct_state", CT_TRK | CT_NEW)
         else:
             raise ValueError(f"unknown run {mode!r}")
+        chosen = set(self._ports if ingresses is None else ingresses)
         injections: list[tuple[int, SwitchPort, ReplyRequest | None]] = [
-            (i, port, None) for i, port in enumerate(self._ports) if port[0] in self._index
+            (i, port, None) for i, port in enumerate(self._ports) if port[0] in self._index and port in chosen
         ]
         walk = _Walk(lambda _zone: states, _Fold(hs, natted=mode == "new"))
         self._walk(walk, injections)
@@ -257,7 +289,7 @@ class WavefrontEngine:
             space = hs.union(parts) & self._start
             start = _NO_GHOSTS if LAZY else ALL_GHOSTS
             if not LAZY:
-                space &= hs.identity()
+                space &= self._identity
             walk.waiting.setdefault(switch, {})[(0, _SYMBOLIC_KEY, start)] = _Pending(hs, space, start, {})
         while walk.waiting:
             self._counts["waves"] += 1
