@@ -15,7 +15,7 @@ from segctl.cli.common import (
     print_json,
 )
 
-__all__ = ["register", "show_document", "show_text"]
+__all__ = ["analysis_document", "analysis_text", "register", "show_document", "show_text"]
 
 if TYPE_CHECKING:  # command bodies import segctl.topology lazily so `segctl --help` stays fast
     from segctl.topology.analysis import Reachability
@@ -43,10 +43,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = subparsers.add_parser(
         "show",
-        help="show tenants, segments, endpoints, policies and the expected reachability",
+        help="show tenants, segments, endpoints, policies, the expected reachability and its analysis",
         description="Show a valid intent resolved: tenant ids (conntrack zones), gateway MACs, "
-        "segment VLANs, endpoints, groups, policies, shared services and the expected "
-        "reachability matrix computed from the intent alone.",
+        "segment VLANs, endpoints, groups, policies, shared services, the expected "
+        "reachability matrix computed from the intent alone, cross-tenant paths and each "
+        "endpoint's blast radius (docs/intent.md).",
     )
     p.add_argument("file", metavar="FILE", help="intent file (.yaml, .yml or .json)")
     add_output_option(p)
@@ -104,7 +105,7 @@ def _show(args: argparse.Namespace) -> int:
     network = load_network(args.file)
     reach = expected_reachability(network)
     if args.output == "json":
-        print_json(show_document(network, reach))
+        print_json({**show_document(network, reach), "analysis": analysis_document(network)})
     else:
         print(show_text(network, reach))
     return EXIT_OK
@@ -195,37 +196,50 @@ def show_document(network: Network, reach: Reachability) -> dict[str, Any]:
     }
 
 
+Section = tuple[str, list[str], list[list[object]]]
+
+
 def show_text(network: Network, reach: Reachability) -> str:
-    """The readable form of ``segctl show``: one table per kind, then the matrix."""
-    from segctl.topology.analysis import reachability_matrix
-
+    """The readable form of ``segctl show``: one table per kind, the matrix, the grants,
+    then the intent analysis."""
     out: list[str] = []
-
-    def section(title: str, headers: list[str], rows: list[list[object]]) -> None:
+    for title, headers, rows in (
+        _fabric_section(network),
+        _tenant_section(network),
+        _segment_section(network),
+        _endpoint_section(network),
+        _group_section(network),
+        _policy_section(network),
+        _shared_section(network),
+    ):
         out.append(title)
         out.append(format_table(headers, rows, indent="  ") if rows else "  (none)")
         out.append("")
+    out += _matrix_lines(network, reach)
+    out.append("")
+    out += _allowed_lines(reach)
+    out.append("")
+    out.append(analysis_text(network))
+    return "\n".join(out)
 
-    section(
+
+def _fabric_section(network: Network) -> Section:
+    def ports(name: str) -> str | None:
+        peers = sorted(
+            [(ap, b, bp) for a, ap, b, bp in network.links if a == name]
+            + [(bp, a, ap) for a, ap, b, bp in network.links if b == name]
+        )
+        return ", ".join(f"{p}->{peer}:{pp}" for p, peer, pp in peers) or None
+
+    return (
         f"Fabric: {len(network.switches)} switches, {len(network.links)} links",
         ["SWITCH", "DPID", "FABRIC PORTS"],
-        [
-            [
-                s.name,
-                f"{s.dpid:#018x}",
-                ", ".join(
-                    f"{p}->{peer}:{pp}"
-                    for p, peer, pp in sorted(
-                        [(ap, b, bp) for a, ap, b, bp in network.links if a == s.name]
-                        + [(bp, a, ap) for a, ap, b, bp in network.links if b == s.name]
-                    )
-                )
-                or None,
-            ]
-            for s in network.switches
-        ],
+        [[s.name, f"{s.dpid:#018x}", ports(s.name)] for s in network.switches],
     )
-    section(
+
+
+def _tenant_section(network: Network) -> Section:
+    return (
         "Tenants",
         ["TENANT", "ID/ZONE", "GATEWAY MAC", "SEGMENTS", "ENDPOINTS"],
         [
@@ -239,7 +253,10 @@ def show_text(network: Network, reach: Reachability) -> str:
             for t in network.tenants
         ],
     )
-    section(
+
+
+def _segment_section(network: Network) -> Section:
+    return (
         "Segments",
         ["TENANT", "SEGMENT", "CIDR", "CIDR6", "GATEWAY", "VLAN", "STRICT", "ENDPOINTS"],
         [
@@ -256,7 +273,10 @@ def show_text(network: Network, reach: Reachability) -> str:
             for s in network.segments
         ],
     )
-    section(
+
+
+def _endpoint_section(network: Network) -> Section:
+    return (
         "Endpoints",
         ["#", "ENDPOINT", "SEGMENT", "MAC", "IP", "IPV6", "ATTACH", "LABELS"],
         [
@@ -273,7 +293,10 @@ def show_text(network: Network, reach: Reachability) -> str:
             for i, ep in enumerate(network.endpoints, start=1)
         ],
     )
-    section(
+
+
+def _group_section(network: Network) -> Section:
+    return (
         "Groups",
         ["TENANT", "GROUP", "SELECTS", "MEMBERS"],
         [
@@ -289,7 +312,10 @@ def show_text(network: Network, reach: Reachability) -> str:
             for g in network.tenant_doc(t.name).groups
         ],
     )
-    section(
+
+
+def _policy_section(network: Network) -> Section:
+    return (
         "Policies",
         ["TENANT", "POLICY", "FROM", "TO", "SERVICES", "STATEFUL"],
         [
@@ -305,7 +331,10 @@ def show_text(network: Network, reach: Reachability) -> str:
             for p in network.policies(t.name)
         ],
     )
-    section(
+
+
+def _shared_section(network: Network) -> Section:
+    return (
         "Shared services",
         ["SERVICE", "PROVIDER", "CONSUMERS", "SERVICES"],
         [
@@ -321,25 +350,65 @@ def show_text(network: Network, reach: Reachability) -> str:
         ],
     )
 
-    out.append("Expected reachability (row may open connections to column)")
+
+def _matrix_lines(network: Network, reach: Reachability) -> list[str]:
+    from segctl.topology.analysis import reachability_matrix
+
+    out = ["Expected reachability (row may open connections to column)"]
     matrix = reachability_matrix(network, reach)
     if not matrix:
-        out.append("  (no endpoints)")
-    else:
-        width = max(len(str(len(matrix))), *(len(c) for _, row in matrix for c in row))
-        name_width = max(len(ep.qualified) for ep, _ in matrix) + len(str(len(matrix))) + 1
-        header = " " * (name_width + 3) + " ".join(str(i).rjust(width) for i in range(1, len(matrix) + 1))
-        out.append(header.rstrip())
-        for i, (ep, row) in enumerate(matrix, start=1):
-            label = f"{i} {ep.qualified}".ljust(name_width)
-            out.append(("  " + label + " " + " ".join(c.rjust(width) for c in row)).rstrip())
-        out.append("  legend: · denied   S same segment   P policy   X shared service")
-    out.append("")
+        return [*out, "  (no endpoints)"]
+    width = max(len(str(len(matrix))), *(len(c) for _, row in matrix for c in row))
+    name_width = max(len(ep.qualified) for ep, _ in matrix) + len(str(len(matrix))) + 1
+    header = " " * (name_width + 3) + " ".join(str(i).rjust(width) for i in range(1, len(matrix) + 1))
+    out.append(header.rstrip())
+    for i, (ep, row) in enumerate(matrix, start=1):
+        label = f"{i} {ep.qualified}".ljust(name_width)
+        out.append(("  " + label + " " + " ".join(c.rjust(width) for c in row)).rstrip())
+    out.append("  legend: · denied   S same segment   P policy   X shared service")
+    return out
 
-    out.append("Allowed (source -> destination: grants)")
+
+def _allowed_lines(reach: Reachability) -> list[str]:
+    out = ["Allowed (source -> destination: grants)"]
     if not reach:
         out.append("  (nothing is allowed)")
     for (src, dst), grants in reach.items():
         why = "; ".join(g.describe() for g in grants)
         out.append(f"  {src[0]}/{src[1]} -> {dst[0]}/{dst[1]}: {why}")
+    return out
+
+
+# ---------------------------------------------------------------- show: intent analysis
+
+
+def analysis_document(network: Network) -> dict[str, Any]:
+    """The ``analysis`` object of ``segctl show -o json`` (the report's, docs/report.md)."""
+    from segctl.topology.exposure import analyse
+
+    return analyse(network).to_json()
+
+
+def analysis_text(network: Network) -> str:
+    """Cross-tenant paths and the blast radius table (docs/intent.md, "Intent analysis")."""
+    from segctl.topology.exposure import analyse
+
+    result = analyse(network)
+    out = ["Cross-tenant paths (a compromised provider lets a consumer reach further)"]
+    if not result.cross_tenant_paths:
+        out.append("  none: every tenant reaches other tenants only over its declared shared services")
+    for path in result.cross_tenant_paths:
+        target = f"{path.target[0]}/{path.target[1]}"
+        sources = f"{path.sources} endpoint{'s' if path.sources != 1 else ''}"
+        out.append(f"  {path.tenant} -> {target} ({sources}): {path.describe()}")
+    out += [
+        "",
+        f"Blast radius (what a compromised endpoint reaches over {result.edges} allowed connections; "
+        "largest first)",
+    ]
+    rows: list[list[object]] = [
+        [f"{b.endpoint[0]}/{b.endpoint[1]}", ", ".join(map(str, b.per_hop)) or "-", b.total]
+        for b in result.blast_radius
+    ]
+    out.append(format_table(["ENDPOINT", "PER HOP", "TOTAL"], rows, indent="  ") if rows else "  (none)")
     return "\n".join(out)

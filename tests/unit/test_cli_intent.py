@@ -122,6 +122,31 @@ def test_show_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows["acme/web1"] == ["·", "S", "P", "P", "·", "·", "·", "X"]
     assert rows["infra/dns1"] == ["·"] * 8
     assert "acme/app1 -> acme/db1: policy app-to-db: tcp/5432" in out
+    analysis = out[out.index("Cross-tenant paths") :].splitlines()
+    assert analysis[1] == "  none: every tenant reaches other tenants only over its declared shared services"
+    assert analysis[3].startswith("Blast radius") and "17 allowed connections" in analysis[3]
+    assert analysis[4].split() == ["ENDPOINT", "PER", "HOP", "TOTAL"]
+    assert analysis[5].split() == ["acme/web1", "4,", "1", "5"]
+    assert analysis[-1].split() == ["infra/dns1", "-", "0"]
+
+
+def test_show_lists_cross_tenant_paths(capsys: pytest.CaptureFixture[str]) -> None:
+    """The shared-dns scenario intent: dns1 shares a segment with ntp1, a pivot for consumers."""
+    intent = ROOT / "segctl" / "mininet_scenarios" / "intents" / "shared-dns.yaml"
+    assert main(["show", str(intent)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "  red -> infra/ntp1 (2 endpoints): red/r1 -[shared-service dns]-> infra/dns1 "
+        "-[intra-segment svc]-> infra/ntp1\n"
+        "  blue -> infra/ntp1 (1 endpoint): blue/b1 -[shared-service dns]-> infra/dns1 "
+        "-[intra-segment svc]-> infra/ntp1\n"
+    ) in out
+    assert main(["show", "-o", "json", str(intent)]) == 0
+    paths = json.loads(capsys.readouterr().out)["analysis"]["cross_tenant_paths"]
+    assert [(p["tenant"], p["target"], p["sources"]) for p in paths] == [
+        ("red", "infra/ntp1", 2),
+        ("blue", "infra/ntp1", 1),
+    ]
 
 
 def test_show_json_has_every_endpoint_and_the_grants(capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,6 +178,10 @@ def test_show_json_has_every_endpoint_and_the_grants(capsys: pytest.CaptureFixtu
     }
     reach = expected_reachability(net)
     assert len(shown["reachability"]) == len(reach)
+    assert shown["analysis"]["graph"] == {"endpoints": 8, "edges": 17, "classes": 5}
+    assert shown["analysis"]["cross_tenant_paths"] == []
+    assert shown["analysis"]["blast_radius"][0] == {"endpoint": "acme/web1", "per_hop": [4, 1], "total": 5}
+    assert len(shown["analysis"]["blast_radius"]) == len(net.endpoints)
     first = shown["reachability"][0]
     assert first["src"] == "acme/web1" and first["dst"] == "acme/web2"
     assert first["grants"] == [
