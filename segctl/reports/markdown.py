@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from segctl.reports.analysis import ROWS_SHOWN, describe_path, per_hop_text, summary
 from segctl.reports.matrix import ENDPOINT_MATRIX_LIMIT, segment_matrix
 from segctl.verifier.report import VerificationReport
 
@@ -46,6 +50,43 @@ def _segment_matrix(report: VerificationReport) -> list[str]:
     return lines
 
 
+def _analysis(analysis: Mapping[str, Any]) -> list[str]:
+    """Cross-tenant paths and the largest blast radii (docs/intent.md, "Intent analysis")."""
+    lines = [summary(analysis), ""]
+    paths = analysis["cross_tenant_paths"]
+    if not paths:
+        lines.append(
+            "**Cross-tenant paths**: none; every tenant reaches other tenants only over its "
+            "declared shared services."
+        )
+    else:
+        lines += [
+            f"**Cross-tenant paths**: {len(paths)}; a compromised provider lets these consumers reach "
+            "further than their grants:",
+            "",
+            "| tenant | reaches | endpoints | shortest path |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {p['tenant']} | {p['target']} | {p['sources']} | {_cell(describe_path(p))} |"
+            for p in paths[:ROWS_SHOWN]
+        ]
+        if len(paths) > ROWS_SHOWN:
+            lines.append(f"\n({len(paths) - ROWS_SHOWN} more in `report.json`.)")
+    radius = analysis["blast_radius"]
+    lines += [
+        "",
+        "**Blast radius**: the endpoints a compromised endpoint reaches at each hop, largest first.",
+        "",
+        "| endpoint | per hop | total |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {b['endpoint']} | {per_hop_text(b)} | {b['total']} |" for b in radius[:ROWS_SHOWN]]
+    if len(radius) > ROWS_SHOWN:
+        lines.append(f"\n({len(radius) - ROWS_SHOWN} more endpoints in `report.json`.)")
+    return lines
+
+
 def render_markdown(report: VerificationReport, *, endpoint_limit: int = ENDPOINT_MATRIX_LIMIT) -> str:
     """The whole report: verdicts, what was checked, matrix, counterexamples with traces (past
     ``endpoint_limit`` endpoints the matrix is summarised per pair of segments)."""
@@ -80,6 +121,8 @@ def render_markdown(report: VerificationReport, *, endpoint_limit: int = ENDPOIN
     lines += ["", "## Reachability matrix", ""]
     big = len(report.endpoints) > endpoint_limit
     lines += _segment_matrix(report) if big else _endpoint_matrix(report)
+    lines += ["", "## Intent analysis", ""]
+    lines += _analysis(doc["analysis"])
     lines += ["", "## Violations", ""]
     if report.ok:
         lines.append("None.")
