@@ -214,37 +214,20 @@ def _endpoint(network: Network, ref: str) -> EndpointInfo:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    from segctl.topology.analysis import allowed_grants, normalize_proto
+    from segctl.openflow.ofctl import mac_int
+    from segctl.topology.analysis import allowed_grants
+    from segctl.topology.network import first_hop_mac, routed
     from segctl.verifier.counterexample import trace_packet
     from segctl.verifier.simulate import Packet
 
     network, tables = _load(args)
-    src = _endpoint(network, args.src)
-    dst: EndpointInfo | None = None
-    try:
-        addr = ip_address(args.dst)
-    except ValueError:
-        dst = _endpoint(network, args.dst)
-        addr = dst.ip
-    if not isinstance(addr, IPv4Address):
-        raise IntentError([Problem("--to", f"{args.dst}: only IPv4 destinations are traced")])
-    if dst is None:  # an address: the endpoint of the source's tenant first, then any
-        owners = [ep for ep in network.endpoints if ep.ip == addr]
-        dst = next((ep for ep in owners if ep.tenant == src.tenant), owners[0] if owners else None)
-    proto = normalize_proto(args.proto)
-    numbers = {"tcp": 6, "udp": 17, "icmp": 1}
-    if proto not in numbers and not proto.isdigit():
-        raise IntentError([Problem("--proto", f"{args.proto}: not tcp, udp, icmp or a protocol number")])
-    proto_num = numbers.get(proto, int(proto) if proto.isdigit() else 0)
-    for name in ("sport", "dport"):
-        if not 0 <= getattr(args, name) <= 65535:
-            raise IntentError([Problem(f"--{name}", f"{getattr(args, name)}: not a port number")])
-    routed = dst is None or dst.tenant != src.tenant or dst.segment != src.segment
-    eth_dst = network.tenant(src.tenant).gateway_mac if routed else (dst.mac if dst else "00:00:00:00:00:00")
+    src, dst, addr = _trace_ends(network, args)
+    proto, proto_num = _trace_proto(args)
+    eth_dst = first_hop_mac(network, src, dst)
     packet = Packet(
         in_port=src.port,
-        eth_src=int(src.mac.replace(":", ""), 16),
-        eth_dst=int(eth_dst.replace(":", ""), 16),
+        eth_src=mac_int(src.mac),
+        eth_dst=mac_int(eth_dst),
         eth_type=0x0800,
         ip_proto=proto_num,
         ip_src=int(src.ip),
@@ -256,13 +239,7 @@ def _trace(args: argparse.Namespace) -> int:
     )
     dport = args.dport if proto_num in (6, 17) else None
     grants = allowed_grants(network, src, dst, proto, dport) if dst is not None else ()
-    verdict = (
-        "allowed by " + "; ".join(f"{g.kind} {g.name}" for g in grants)
-        if grants
-        else f"denied by the intent (no grant from {src.qualified} to {dst.qualified if dst else addr})"
-    )
     fates = trace_packet(network, tables, src.switch, packet, args.ct)
-    service = f"{proto}" + (f"/{args.dport}" if dport is not None else "")
     if args.output == "json":
         print_json(
             {
@@ -294,11 +271,56 @@ def _trace(args: argparse.Namespace) -> int:
             }
         )
         return EXIT_OK
+    service = f"{proto}" + (f"/{args.dport}" if dport is not None else "")
+    gateway = " (gateway)" if routed(src, dst) else ""
     print(
         f"packet {src.qualified} ({src.ip}) -> {dst.qualified if dst else addr} ({addr}) {service}, "
-        f"eth_dst {eth_dst}{' (gateway)' if routed else ''}"
+        f"eth_dst {eth_dst}{gateway}"
+    )
+    verdict = (
+        "allowed by " + "; ".join(f"{g.kind} {g.name}" for g in grants)
+        if grants
+        else f"denied by the intent (no grant from {src.qualified} to {dst.qualified if dst else addr})"
     )
     print(f"intent: {verdict}")
+    _print_fates(fates)
+    return EXIT_OK
+
+
+def _trace_ends(
+    network: Network, args: argparse.Namespace
+) -> tuple[EndpointInfo, EndpointInfo | None, IPv4Address]:
+    """The source endpoint, the destination endpoint (None: an address nobody owns) and its address."""
+    src = _endpoint(network, args.src)
+    dst: EndpointInfo | None = None
+    try:
+        addr = ip_address(args.dst)
+    except ValueError:
+        dst = _endpoint(network, args.dst)
+        addr = dst.ip
+    if not isinstance(addr, IPv4Address):
+        raise IntentError([Problem("--to", f"{args.dst}: only IPv4 destinations are traced")])
+    if dst is None:  # an address: the endpoint of the source's tenant first, then any
+        owners = [ep for ep in network.endpoints if ep.ip == addr]
+        dst = next((ep for ep in owners if ep.tenant == src.tenant), owners[0] if owners else None)
+    return src, dst, addr
+
+
+def _trace_proto(args: argparse.Namespace) -> tuple[str, int]:
+    """``--proto`` normalized and as an IP protocol number; ``--sport``/``--dport`` checked."""
+    from segctl.topology.analysis import normalize_proto
+
+    proto = normalize_proto(args.proto)
+    numbers = {"tcp": 6, "udp": 17, "icmp": 1}
+    if proto not in numbers and not proto.isdigit():
+        raise IntentError([Problem("--proto", f"{args.proto}: not tcp, udp, icmp or a protocol number")])
+    for name in ("sport", "dport"):
+        if not 0 <= getattr(args, name) <= 65535:
+            raise IntentError([Problem(f"--{name}", f"{getattr(args, name)}: not a port number")])
+    return proto, numbers.get(proto, int(proto) if proto.isdigit() else 0)
+
+
+def _print_fates(fates: list[Any]) -> None:
     for r, hops in fates:
         print()
         for i, hop in enumerate(hops, 1):
@@ -311,4 +333,3 @@ def _trace(args: argparse.Namespace) -> int:
             print(f"  => {r.kind} at {where} by {guard}")
     if not fates:
         print("  => no fate (the packet vanished)")
-    return EXIT_OK

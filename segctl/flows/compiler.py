@@ -70,6 +70,7 @@ from segctl.openflow.ofctl import (
     PushVlan,
     SetField,
     WriteMetadata,
+    mac_int,
 )
 from segctl.topology.model import FabricPaths, build_graph
 from segctl.topology.network import EndpointInfo, Network, SegmentInfo
@@ -262,12 +263,12 @@ class _Compiler:
             match = [("in_port", str(ep.port)), ("proto", "arp"), ("arp_op", "1"),
                      ("arp_tpa", str(seg.gateway))]  # fmt: skip
             reply: list[Action] = [
-                SetField("eth_dst", _mac(ep.mac)),
-                SetField("eth_src", _mac(gw_mac)),
+                SetField("eth_dst", mac_int(ep.mac)),
+                SetField("eth_src", mac_int(gw_mac)),
                 SetField("arp_op", 2),
-                SetField("arp_tha", _mac(ep.mac)),
+                SetField("arp_tha", mac_int(ep.mac)),
                 SetField("arp_tpa", int(ep.ip)),
-                SetField("arp_sha", _mac(gw_mac)),
+                SetField("arp_sha", mac_int(gw_mac)),
                 SetField("arp_spa", int(seg.gateway)),
                 GotoTable(EGRESS.id),
             ]
@@ -285,7 +286,7 @@ class _Compiler:
         meta = _meta(self.ctx_value(seg.key), _CTX_MASK)
         for dst in self.net.segment_endpoints(*seg.key):
             cookie = self.ep_cookie(t, dst)
-            unicast: list[Action] = [SetField("eth_dst", _mac(dst.mac)), GotoTable(FORWARD.id)]
+            unicast: list[Action] = [SetField("eth_dst", mac_int(dst.mac)), GotoTable(FORWARD.id)]
             rules.append(
                 Rule.make(
                     t, PRIO_ENDPOINT, cookie, [meta, ("proto", "arp"), ("arp_tpa", self.ip(dst))], unicast
@@ -417,7 +418,7 @@ class _Compiler:
                     ("dl_dst", self.gw_mac[c.tenant]), ("proto", "ip"), ("nw_src", str(c.ip))]  # fmt: skip
 
         def actions(z: EndpointInfo) -> list[Action]:
-            return [SetField("eth_src", _mac(self.gw_mac[z.tenant])), SetField("eth_dst", _mac(z.mac)),
+            return [SetField("eth_src", mac_int(self.gw_mac[z.tenant])), SetField("eth_dst", mac_int(z.mac)),
                     DecTtl(), GotoTable(FORWARD.id)]  # fmt: skip
 
         if len(pairs) <= len(consumers) + 2 * len(providers):
@@ -591,14 +592,10 @@ def _finish(switch: str, rules: list[Rule]) -> tuple[Rule, ...]:
     return tuple(sorted(by_key.values(), key=_sort_key))
 
 
-def _mac(text: str) -> int:
-    return int(text.replace(":", ""), 16)
-
-
 def _route_actions(gw_mac: str, dst: EndpointInfo, meta: int) -> list[Action]:
     return [
-        SetField("eth_src", _mac(gw_mac)),
-        SetField("eth_dst", _mac(dst.mac)),
+        SetField("eth_src", mac_int(gw_mac)),
+        SetField("eth_dst", mac_int(dst.mac)),
         DecTtl(),
         WriteMetadata(meta, META_WRITE_MASK),
         GotoTable(FORWARD.id),

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv6Address
 
+from segctl.openflow.ofctl import mac_int
 from segctl.topology.analysis import Grant, ServiceMatch, ipv6_allowed, pair_grants
-from segctl.topology.network import EndpointInfo, Network
+from segctl.topology.network import MIN_ROUTED_TTL, EndpointInfo, Network, first_hop_mac, routed
 from segctl.verifier.headerspace import BDD, HeaderSpace
 
 __all__ = ["ETH_ARP", "ETH_IP", "ETH_IP6", "Spaces"]
@@ -93,12 +94,14 @@ class Spaces:
         return src.tenant != dst.tenant or src.segment != dst.segment
 
     def first_hop(self, src: EndpointInfo, dst: EndpointInfo) -> BDD:
-        """``eth_dst`` (and TTL) of a packet ``src`` sends to ``dst``: direct or via its gateway."""
+        """``eth_dst`` (and TTL) of a packet ``src`` sends to ``dst``: the intent's first-hop
+        rule (:func:`~segctl.topology.network.first_hop_mac`), TTL >= 2 when routed."""
         hs = self.hs
-        if not self.routed(src, dst):
-            return hs.eq("eth_dst", _mac(dst.mac))
-        gw = _mac(self.net.tenant(src.tenant).gateway_mac)
-        return hs.eq("eth_dst", gw) & ~(hs.eq("nw_ttl", 0) | hs.eq("nw_ttl", 1))
+        out = hs.eq("eth_dst", mac_int(first_hop_mac(self.net, src, dst)))
+        if routed(src, dst):
+            for ttl in range(MIN_ROUTED_TTL):
+                out &= ~hs.eq("nw_ttl", ttl)
+        return out
 
     def forward(self, src: EndpointInfo, dst: EndpointInfo, grants: Iterable[Grant]) -> BDD:
         """New packets ``src`` may send to ``dst`` (property 3's forward space)."""

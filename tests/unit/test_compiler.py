@@ -42,6 +42,7 @@ from segctl.openflow.ofctl import (
     PushVlan,
     SetField,
     WriteMetadata,
+    mac_int,
 )
 from segctl.topology.model import build_graph, fabric_ports
 from segctl.topology.network import Network, load_network, resolve
@@ -261,8 +262,8 @@ def _fates(net: Network, programs: dict[str, SwitchProgram], src: str, dst: str,
     """Where a UDP/53 packet from endpoint ``src`` to ``dst`` (via its gateway) ends, ct state ``ct``."""
     s, d = net.endpoint(*src.split("/")), net.endpoint(*dst.split("/"))
     tables = {name: [r.to_flow() for r in p.rules] for name, p in programs.items()}
-    gw = int(net.tenant(s.tenant).gateway_mac.replace(":", ""), 16)
-    mac = int(s.mac.replace(":", ""), 16)
+    gw = mac_int(net.tenant(s.tenant).gateway_mac)
+    mac = mac_int(s.mac)
     packet = Packet(in_port=s.port, eth_src=mac, eth_dst=gw, eth_type=0x0800, ip_proto=17, ip_src=int(s.ip),
                     ip_dst=int(d.ip), nw_ttl=64, tp_src=40000, tp_dst=53)  # fmt: skip
     topo = Topology.from_network(net)
