@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 
-from segctl.cli.common import EXIT_OK, EXIT_VIOLATION, add_output_option, format_table, print_json
+from segctl.cli.common import EXIT_OK, EXIT_VIOLATION, Handler, add_output_option, format_table, print_json
+from segctl.errors import LabDependencyError
 
 __all__ = ["register"]
 
@@ -47,6 +50,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     demo.set_defaults(func=_demo)
 
 
+def _needs_lab(what: str) -> Callable[[Handler], Handler]:
+    """Run a command whose code imports Mininet, pyroute2 or scapy (now or while it runs); when
+    one is missing, fail with :class:`LabDependencyError` naming ``pip install 'segctl[lab]'``."""
+
+    def wrap(handler: Handler) -> Handler:
+        @wraps(handler)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return handler(args)
+            except ModuleNotFoundError as exc:
+                error = LabDependencyError.missing(exc, what)
+                if error is None:
+                    raise
+                raise error from exc
+
+        return run
+
+    return wrap
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", metavar="DIR", type=Path, help="report directory (default: a new temp dir)")
     p.add_argument(
@@ -59,6 +82,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     add_output_option(p)
 
 
+@_needs_lab("segctl scenario list")
 def _list(args: argparse.Namespace) -> int:
     from segctl.mininet_scenarios.scenarios import SCENARIOS
 
@@ -108,10 +132,12 @@ def _execute(name: str, args: argparse.Namespace) -> tuple[int, Path]:
     return (EXIT_OK if result.passed else EXIT_VIOLATION), paths["html"]
 
 
+@_needs_lab("segctl scenario run")
 def _run(args: argparse.Namespace) -> int:
     return _execute(args.name, args)[0]
 
 
+@_needs_lab("segctl demo")
 def _demo(args: argparse.Namespace) -> int:
     from segctl.mininet_scenarios.scenarios import DEMO
 
