@@ -118,3 +118,21 @@ def test_a_fresh_install_without_the_lab_extra_works(tmp_path: Path) -> None:
     assert run("controller", "run", "--help").returncode == 0
     lab = run("scenario", "list")
     assert lab.returncode == 2 and HINT in lab.stderr and "Traceback" not in lab.stderr
+
+
+def test_mypy_is_strict_for_the_computing_packages() -> None:
+    """The flags of ``mypy --strict`` (2.4), per module, for topology, openflow, flows,
+    verifier and reports; ``make`` runs plain ``mypy segctl``."""
+    mypy = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    [strict] = [o for o in mypy["overrides"] if "segctl.verifier.*" in o["module"]]
+    packages = ("topology", "openflow", "flows", "verifier", "reports")
+    assert strict["module"] == [f"segctl.{p}.*" for p in packages]
+    flags = {
+        "disallow_any_generics", "disallow_subclassing_any", "disallow_untyped_calls",
+        "disallow_untyped_defs", "disallow_incomplete_defs", "check_untyped_defs",
+        "disallow_untyped_decorators", "warn_unused_ignores", "warn_return_any", "no_implicit_reexport",
+        "strict_equality", "extra_checks",
+    }  # fmt: skip
+    assert {k for k, v in strict.items() if v is True} == flags
+    assert mypy["warn_redundant_casts"] is True  # the one flag of --strict that is global only
+    assert "\t$(VENV)/bin/mypy segctl\n" in (ROOT / "Makefile").read_text()
