@@ -15,7 +15,7 @@ directly:
 :func:`flow_mod_bytes` is cached per :class:`~segctl.openflow.ofctl.Flow`, so pushing
 rules that were pushed before (a switch reconnecting, a resync) costs a dictionary
 lookup per rule. The output is identical, byte for byte, to os-ken's serialisation
-of :func:`segctl.controller.ofswitch.flow_mod` (``tests/test_wire.py`` checks it for
+of :func:`segctl.controller.ofswitch.flow_mod` (``tests/unit/test_wire.py`` checks it for
 the whole vocabulary and every compiled example). Messages carry xid 0 here;
 :func:`bundle_add_frames` writes the real xids while framing the bundle adds.
 

@@ -1,7 +1,7 @@
 """Compiler invariants on every example: determinism, golden files, guards, cookies, conjunctions.
 
-Golden files live in ``tests/golden/<example>/<switch>.{flows,meters}``; regenerate them
-with ``SEGCTL_UPDATE_GOLDEN=1 pytest tests/test_compiler.py`` and review the diff.
+Golden files live in ``tests/unit/golden/<example>/<switch>.{flows,meters}``; regenerate them
+with ``SEGCTL_UPDATE_GOLDEN=1 pytest tests/unit/test_compiler.py`` and review the diff.
 """
 
 from __future__ import annotations
