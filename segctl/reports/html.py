@@ -10,12 +10,11 @@ paths, blast radius), and every counterexample with its hop-by-hop trace.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
 from html import escape
-from typing import Any
 
-from segctl.reports.analysis import ROWS_SHOWN, describe_path, per_hop_text, summary
+from segctl.reports.analysis import ROWS_SHOWN, per_hop_text, summary
 from segctl.reports.matrix import ENDPOINT_MATRIX_LIMIT, segment_matrix
+from segctl.topology.exposure import IntentAnalysis, analyse
 from segctl.topology.network import Network
 from segctl.verifier.report import VerificationReport
 
@@ -342,9 +341,9 @@ def _counterexamples(report: VerificationReport) -> str:
     return "".join(out) or "<p class='ok'>None: every property holds.</p>"
 
 
-def _analysis(analysis: Mapping[str, Any]) -> str:
+def _analysis(result: IntentAnalysis) -> str:
     """Cross-tenant paths and the largest blast radii (docs/intent.md, "Intent analysis")."""
-    paths = analysis["cross_tenant_paths"]
+    paths = result.cross_tenant_paths
     if not paths:
         crossing = (
             "<p><b>Cross-tenant paths</b>: <span class='ok'>none</span>; every tenant reaches other "
@@ -352,8 +351,8 @@ def _analysis(analysis: Mapping[str, Any]) -> str:
         )
     else:
         rows = "".join(
-            f"<tr><td>{escape(p['tenant'])}</td><td>{escape(p['target'])}</td><td>{p['sources']}</td>"
-            f"<td class='mono'>{escape(describe_path(p))}</td></tr>"
+            f"<tr><td>{escape(p.tenant)}</td><td>{escape('/'.join(p.target))}</td><td>{p.sources}</td>"
+            f"<td class='mono'>{escape(p.describe())}</td></tr>"
             for p in paths[:ROWS_SHOWN]
         )
         more = len(paths) - ROWS_SHOWN
@@ -363,14 +362,14 @@ def _analysis(analysis: Mapping[str, Any]) -> str:
             "<table><tr><th>tenant</th><th>reaches</th><th>endpoints</th><th>shortest path</th></tr>"
             f"{rows}</table>" + (f"<p class='muted'>{more} more in report.json.</p>" if more > 0 else "")
         )
-    radius = analysis["blast_radius"]
+    radius = result.blast_radius
     rows = "".join(
-        f"<tr><td>{escape(b['endpoint'])}</td><td>{escape(per_hop_text(b))}</td><td>{b['total']}</td></tr>"
+        f"<tr><td>{escape('/'.join(b.endpoint))}</td><td>{escape(per_hop_text(b))}</td><td>{b.total}</td></tr>"
         for b in radius[:ROWS_SHOWN]
     )
     more = len(radius) - ROWS_SHOWN
     return (
-        f"<p class='muted'>{escape(summary(analysis))}</p>{crossing}"
+        f"<p class='muted'>{escape(summary(result))}</p>{crossing}"
         "<p><b>Blast radius</b>: the endpoints a compromised endpoint reaches at each hop, largest first.</p>"
         f"<table><tr><th>endpoint</th><th>per hop</th><th>total</th></tr>{rows}</table>"
         + (f"<p class='muted'>{more} more endpoints in report.json.</p>" if more > 0 else "")
@@ -416,7 +415,7 @@ BDD backend {escape(doc["engine"]["bdd_backend"])} · {report.paths} symbolic pa
 {findings}
 <section><h2>Topology</h2>{topology_svg(report.network)}</section>
 <section><h2>Reachability matrix</h2>{_matrix(report, endpoint_limit)}</section>
-<section><h2>Intent analysis</h2>{_analysis(doc["analysis"])}</section>
+<section><h2>Intent analysis</h2>{_analysis(analyse(report.network))}</section>
 <section><h2>Violations</h2>{_counterexamples(report)}</section>
 </main></body></html>
 """

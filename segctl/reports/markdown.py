@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from segctl.reports.analysis import ROWS_SHOWN, describe_path, per_hop_text, summary
+from segctl.reports.analysis import ROWS_SHOWN, per_hop_text, summary
 from segctl.reports.matrix import ENDPOINT_MATRIX_LIMIT, segment_matrix
+from segctl.topology.exposure import IntentAnalysis, analyse
 from segctl.verifier.report import VerificationReport
 
 __all__ = ["render_markdown"]
@@ -50,10 +48,10 @@ def _segment_matrix(report: VerificationReport) -> list[str]:
     return lines
 
 
-def _analysis(analysis: Mapping[str, Any]) -> list[str]:
+def _analysis(result: IntentAnalysis) -> list[str]:
     """Cross-tenant paths and the largest blast radii (docs/intent.md, "Intent analysis")."""
-    lines = [summary(analysis), ""]
-    paths = analysis["cross_tenant_paths"]
+    lines = [summary(result), ""]
+    paths = result.cross_tenant_paths
     if not paths:
         lines.append(
             "**Cross-tenant paths**: none; every tenant reaches other tenants only over its "
@@ -68,12 +66,12 @@ def _analysis(analysis: Mapping[str, Any]) -> list[str]:
             "|---|---|---|---|",
         ]
         lines += [
-            f"| {p['tenant']} | {p['target']} | {p['sources']} | {_cell(describe_path(p))} |"
+            f"| {p.tenant} | {'/'.join(p.target)} | {p.sources} | {_cell(p.describe())} |"
             for p in paths[:ROWS_SHOWN]
         ]
         if len(paths) > ROWS_SHOWN:
             lines.append(f"\n({len(paths) - ROWS_SHOWN} more in `report.json`.)")
-    radius = analysis["blast_radius"]
+    radius = result.blast_radius
     lines += [
         "",
         "**Blast radius**: the endpoints a compromised endpoint reaches at each hop, largest first.",
@@ -81,7 +79,7 @@ def _analysis(analysis: Mapping[str, Any]) -> list[str]:
         "| endpoint | per hop | total |",
         "|---|---|---|",
     ]
-    lines += [f"| {b['endpoint']} | {per_hop_text(b)} | {b['total']} |" for b in radius[:ROWS_SHOWN]]
+    lines += [f"| {'/'.join(b.endpoint)} | {per_hop_text(b)} | {b.total} |" for b in radius[:ROWS_SHOWN]]
     if len(radius) > ROWS_SHOWN:
         lines.append(f"\n({len(radius) - ROWS_SHOWN} more endpoints in `report.json`.)")
     return lines
@@ -122,7 +120,7 @@ def render_markdown(report: VerificationReport, *, endpoint_limit: int = ENDPOIN
     big = len(report.endpoints) > endpoint_limit
     lines += _segment_matrix(report) if big else _endpoint_matrix(report)
     lines += ["", "## Intent analysis", ""]
-    lines += _analysis(doc["analysis"])
+    lines += _analysis(analyse(report.network))
     lines += ["", "## Violations", ""]
     if report.ok:
         lines.append("None.")

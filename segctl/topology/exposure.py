@@ -30,8 +30,8 @@ Examples
 --------
 >>> from segctl.topology.network import load_network
 >>> result = analyse(load_network("examples/two-tenants.yaml"))  # doctest: +SKIP
->>> result.cross_tenant_paths, result.blast_radius[0].per_hop  # doctest: +SKIP
-((), (2,))
+>>> result.cross_tenant_paths, result.blast_radius[0]  # doctest: +SKIP
+((), BlastRadius(endpoint=('red', 'r1'), per_hop=(1,)))
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ class _ClassGraph:
     def __init__(self, network: Network) -> None:
         self.endpoints: tuple[EndpointInfo, ...] = network.endpoints
         self.grants: list[GrantSet] = grant_sets(network)
-        self.position = position = {ep.key: i for i, ep in enumerate(self.endpoints)}
+        position = {ep.key: i for i, ep in enumerate(self.endpoints)}
         self.tenant_order = {t.name: i for i, t in enumerate(network.tenants)}
         as_source: list[list[int]] = [[] for _ in self.endpoints]
         as_destination: list[list[int]] = [[] for _ in self.endpoints]
