@@ -8,8 +8,9 @@ when every property holds, 1 on a violation, 2 on bad input. ``--report DIR`` wr
 simulates one packet through the tables and explains each hop in intent terms, with the
 intent's own verdict (which grant allows it, or why it is denied) beside it.
 
-Exactly one of ``--flows DIR`` (``DIR/<switch>.flows``) or ``--live`` (bridges named
-``--bridge-prefix`` + switch name) gives the tables.
+The tables come from ``--flows DIR`` (``DIR/<switch>.flows``), from ``--live`` (the
+running bridges), or, with neither, from compiling the intent in memory: one step from an
+intent to a proof or a trace, nothing written.
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ __all__ = ["register"]
 
 
 def _add_source(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group()
     src.add_argument(
-        "--flows", metavar="DIR", help="directory of <switch>.flows files (segctl compile --out)"
+        "--flows",
+        metavar="DIR",
+        help="directory of <switch>.flows files (segctl compile --out); "
+        "without --flows and --live the intent is compiled in memory",
     )
     src.add_argument("--live", action="store_true", help="dump the flows of the running OVS bridges")
     p.add_argument(
@@ -88,14 +92,36 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 # ---------------------------------------------------------------------------- helpers
 
 
+def _source(args: argparse.Namespace) -> str:
+    """Where the tables come from, in words (``compiled in memory``, ``flows DIR``, ``live``)."""
+    if args.live:
+        return "live bridges"
+    return f"flow files in {args.flows}" if args.flows else "compiled in memory"
+
+
+def _compiled(network: Network) -> dict[str, list[Flow]]:
+    """The compiler's tables for ``network`` as parsed flow text, exactly as files would give them."""
+    from segctl.flows.compiler import compile_network
+    from segctl.openflow.ofctl import parse_flows
+
+    return {
+        name: parse_flows(prog.flows_text(), source=f"compiled {name}")
+        for name, prog in compile_network(network).items()
+    }
+
+
 def _load(args: argparse.Namespace) -> tuple[Network, dict[str, list[Flow]]]:
     from segctl.openflow.tables import dump_live, load_flow_dir
     from segctl.topology.network import load_network
 
+    if args.bridge_prefix and not args.live:
+        raise SegctlError("--bridge-prefix: only applies with --live")
     network = load_network(args.file)
     if args.live:
         return network, dump_live(network, prefix=args.bridge_prefix)
-    return network, load_flow_dir(network, args.flows)
+    if args.flows:
+        return network, load_flow_dir(network, args.flows)
+    return network, _compiled(network)
 
 
 #: Progress lines start once a run is older than this (seconds).
@@ -170,15 +196,16 @@ def _verify(args: argparse.Namespace) -> int:
     if args.output == "json":
         doc = report.to_json()
         doc["files"] = files
+        doc["tables"] = _source(args)
         print_json(doc)
     else:
-        _print_text(report, files)
+        _print_text(report, files, _source(args))
     return EXIT_OK if report.ok else EXIT_VIOLATION
 
 
-def _print_text(report: Any, files: list[str]) -> None:
+def _print_text(report: Any, files: list[str], source: str) -> None:
     flows = sum(report.flow_counts.values())
-    print(f"verified {flows} flows on {len(report.flow_counts)} switches in {report.seconds:.2f}s")
+    print(f"verified {flows} flows ({source}) on {len(report.flow_counts)} switches in {report.seconds:.2f}s")
     for p in report.properties:
         mark = "PASS" if p.holds else "FAIL"
         extra = "" if p.holds else f" ({p.violation_count} violation{'s' if p.violation_count != 1 else ''})"

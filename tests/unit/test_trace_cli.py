@@ -105,3 +105,9 @@ def test_bad_input_exits_2(
     code, _, err = _trace(capsys, flows_dir, *args)
     assert code == 2
     assert message in err and "Traceback" not in err
+
+
+def test_trace_without_flows_compiles_in_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["trace", str(EXAMPLE), "--from", "acme/web1", "--to", "acme/app1", "--dport", "8080"])
+    assert code == 0
+    assert "=> delivered to acme/app1 (leaf2:11)" in capsys.readouterr().out
