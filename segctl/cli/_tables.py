@@ -1,7 +1,8 @@
 """Where ``verify``, ``trace`` and ``diff --live`` get their flow tables from.
 
-``--flows DIR`` (``DIR/<switch>.flows``), ``--live`` (the running bridges) or, with
-neither, the intent compiled in memory.
+``--flows DIR`` (``DIR/<switch>.flows``), ``--live`` (the running bridges, found by
+datapath id: :func:`segctl.openflow.tables.dump_live`) or, with neither, the intent
+compiled in memory.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
         "--bridge-prefix",
         default="",
         metavar="P",
-        help="with --live: bridge name = P + switch name",
+        help="with --live: only bridges whose name starts with P (bridges are found by datapath id)",
     )
 
 
