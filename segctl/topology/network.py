@@ -170,6 +170,8 @@ class Network:
         eps = self.tenant_endpoints(tenant)
         if selector.endpoint is not None:
             return [ep for ep in eps if ep.name == selector.endpoint]
+        if selector.endpoints is not None:
+            return [ep for ep in eps if ep.name in selector.endpoints]
         if selector.segment is not None:
             return [ep for ep in eps if ep.segment == selector.segment]
         if selector.group is not None:
