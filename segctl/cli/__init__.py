@@ -31,7 +31,7 @@ def _version() -> str:
 
 
 # Help lists command families in the order an engineer uses them; others follow by name.
-_WORKFLOW = ("intent", "compile", "verify", "trace", "controller", "audit", "scenario")
+_WORKFLOW = ("intent", "compile", "diff", "verify", "trace", "controller", "audit", "scenario")
 
 
 def _workflow_position(info: pkgutil.ModuleInfo) -> tuple[int, str]:

@@ -19,16 +19,20 @@ if TYPE_CHECKING:
 __all__ = ["add_source_options", "compiled_tables", "load_tables", "source_text"]
 
 
-def add_source_options(p: argparse.ArgumentParser) -> None:
-    """``--flows DIR`` | ``--live`` (with ``--bridge-prefix``); neither: compile in memory."""
-    src = p.add_mutually_exclusive_group()
-    src.add_argument(
-        "--flows",
-        metavar="DIR",
-        help="directory of <switch>.flows files (segctl compile --out); "
-        "without --flows and --live the intent is compiled in memory",
-    )
-    src.add_argument("--live", action="store_true", help="dump the flows of the running OVS bridges")
+def add_source_options(p: argparse.ArgumentParser, *, flows: bool = True) -> None:
+    """``--flows DIR`` | ``--live`` (with ``--bridge-prefix``); neither: compile in memory.
+
+    ``flows=False``: only ``--bridge-prefix`` (the command defines ``--live`` itself).
+    """
+    if flows:
+        src = p.add_mutually_exclusive_group()
+        src.add_argument(
+            "--flows",
+            metavar="DIR",
+            help="directory of <switch>.flows files (segctl compile --out); "
+            "without --flows and --live the intent is compiled in memory",
+        )
+        src.add_argument("--live", action="store_true", help="dump the flows of the running OVS bridges")
     p.add_argument(
         "--bridge-prefix",
         default="",

@@ -1,4 +1,4 @@
-"""``segctl compile`` and ``segctl diff``: intent → per-switch OpenFlow rule files.
+"""``segctl compile``: intent → per-switch OpenFlow rule files.
 
 ``segctl compile FILE --out DIR`` writes, per switch, ``DIR/<switch>.flows`` (one
 ``ovs-ofctl add-flows`` line per rule) and ``DIR/<switch>.meters`` (one
@@ -13,7 +13,6 @@
 sibling directory and swapped in with one rename (Linux ``renameat2(RENAME_EXCHANGE)``;
 two renames elsewhere), so a reader sees the old set or the new set, never a mix, and the
 files of switches no longer in the intent are gone. ``DIR`` may hold only rule files.
-``segctl diff OLD NEW`` prints, per switch, the rules added and removed.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ __all__ = ["RULE_SUFFIXES", "register", "write_rule_dir"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``compile`` and ``diff``."""
+    """Add ``compile``."""
     p = subparsers.add_parser(
         "compile",
         help="compile an intent into per-switch OpenFlow 1.3 rule files",
@@ -57,17 +56,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--stats", action="store_true", help="print flow counts per switch and table")
     add_output_option(p)
     p.set_defaults(func=_compile)
-
-    p = subparsers.add_parser(
-        "diff",
-        help="show the per-switch rules added and removed between two intents",
-        description="Compile OLD and NEW and print, per switch, the rules that NEW adds (+) and "
-        "removes (-). Exit 0 whether or not they differ.",
-    )
-    p.add_argument("old", metavar="OLD", help="intent file before the change")
-    p.add_argument("new", metavar="NEW", help="intent file after the change")
-    add_output_option(p)
-    p.set_defaults(func=_diff)
 
 
 def _programs(path: str) -> dict[str, SwitchProgram]:
@@ -192,41 +180,4 @@ def _compile(args: argparse.Namespace) -> int:
             for meter in prog.meters:
                 print(f"# add-meter {meter.to_ofctl()}")
             print(prog.flows_text(), end="")
-    return EXIT_OK
-
-
-def _diff(args: argparse.Namespace) -> int:
-    old, new = _programs(args.old), _programs(args.new)
-    result: dict[str, dict[str, list[str]]] = {}
-    for name in [*old, *(n for n in new if n not in old)]:
-        before = [r.to_ofctl() for r in old[name].rules] if name in old else []
-        after = [r.to_ofctl() for r in new[name].rules] if name in new else []
-        mb = [m.to_ofctl() for m in old[name].meters] if name in old else []
-        ma = [m.to_ofctl() for m in new[name].meters] if name in new else []
-        before_set, after_set = set(before), set(after)
-        result[name] = {
-            "added": [line for line in after if line not in before_set],
-            "removed": [line for line in before if line not in after_set],
-            "meters_added": [m for m in ma if m not in mb],
-            "meters_removed": [m for m in mb if m not in ma],
-        }
-    if args.output == "json":
-        print_json({"switches": result})
-        return EXIT_OK
-    changed = False
-    for name, d in result.items():
-        if not any(d.values()):
-            continue
-        changed = True
-        print(f"switch {name}: +{len(d['added'])} -{len(d['removed'])} flows")
-        for line in d["removed"]:
-            print(f"- {line}")
-        for line in d["added"]:
-            print(f"+ {line}")
-        for m in d["meters_removed"]:
-            print(f"- meter {m}")
-        for m in d["meters_added"]:
-            print(f"+ meter {m}")
-    if not changed:
-        print("no changes")
     return EXIT_OK
