@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"segctl {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(__path__), key=_workflow_position):
-        if info.name in ("common", "__main__") or info.name.startswith("_"):
+        if info.name in ("common", "__main__", "ryu_manager") or info.name.startswith("_"):
             continue
         try:
             module = importlib.import_module(f"{__name__}.{info.name}")

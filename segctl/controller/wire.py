@@ -356,14 +356,14 @@ class RawFlowStats:
 
 def install_raw_flow_stats() -> None:
     """Make os-ken keep flow stats entries as :class:`RawFlowStats` (process-wide, idempotent)."""
-    from os_ken.ofproto import ofproto_v1_4_parser
+    from segctl.controller.framework import ofproto_v1_4_parser
 
     ofproto_v1_4_parser.OFPFlowStatsReply.cls_stats_body_cls = RawFlowStats
 
 
 def flows_from_dump(stats: Iterable[object], *, where: str = "") -> list[Flow]:
     """The flows of a dump's entries (:class:`RawFlowStats`, or os-ken ``OFPFlowStats``)."""
-    from os_ken.ofproto import ofproto_v1_4_parser
+    from segctl.controller.framework import ofproto_v1_4_parser
 
     flows: list[Flow] = []
     known = _decoded
