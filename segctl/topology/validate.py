@@ -206,13 +206,23 @@ def _check_tenant(
         if tenant.gateway_mac is not None and ep.mac == tenant.gateway_mac:
             problems.append(Problem(f"{where}.mac", f"{ep.mac} is the tenant's gateway MAC"))
 
+    problems += _check_references(base, tenant, owners, set(seg_by_name))
+    return problems
+
+
+def _check_references(
+    base: str, tenant: Tenant, owners: Mapping[tuple[str, str], list[str]], segments: set[str]
+) -> list[Problem]:
+    """Group members and policy selectors name this tenant's objects; policies between
+    segments have the gateways they route through."""
+    problems: list[Problem] = []
     endpoint_names = {ep.name for ep in tenant.endpoints}
     group_names = {g.name for g in tenant.groups}
     for group in tenant.groups:
         for member in group.members or []:
             if member not in endpoint_names:
                 problems.append(Problem(f"{base}.groups[{group.name}].members", f"unknown endpoint {member}"))
-    known = {"endpoint": endpoint_names, "group": group_names, "segment": set(seg_by_name)}
+    known = {"endpoint": endpoint_names, "group": group_names, "segment": segments}
     for policy in tenant.policies:
         where = f"{base}.policies[{policy.name}]"
         found = [
