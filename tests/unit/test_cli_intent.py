@@ -228,3 +228,71 @@ def test_module_entry_point_runs_as_a_subprocess(bad_file: Path) -> None:
     )
     assert bad.returncode == 2 and bad.stdout == ""
     assert "Traceback" not in bad.stderr and "outside segment web" in bad.stderr
+
+
+# ---------------------------------------------------------------- show --tenant, folding
+
+
+def test_show_one_tenant_and_what_it_shares(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", str(LEAF_SPINE), "--tenant", "globex"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Tenant globex (and what it shares with other tenants)")
+    assert "acme/web1" not in out and "web-to-app" not in out  # acme's objects and policies
+    assert "dns" in out and "globex/gweb1 -> infra/dns1: shared-service dns" in out
+    matrix = out[out.index("Expected reachability") : out.index("legend")]
+    assert [line.split()[1] for line in matrix.splitlines()[2:] if line.strip()] == [
+        "globex/gweb1",
+        "globex/gweb2",
+        "infra/dns1",
+    ]
+    assert "  globex/gweb1  2        2" in out and "acme/app1  " not in out  # blast radius: globex only
+
+
+def test_show_one_tenant_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", str(LEAF_SPINE), "--tenant", "infra", "-o", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["tenant"] == "infra" and [t["name"] for t in doc["tenants"]] == ["infra"]
+    assert [e["name"] for e in doc["endpoints"]] == ["dns1"]
+    assert [s["name"] for s in doc["shared_services"]] == ["dns"]
+    assert doc["reachability"] and all("infra/" in p["src"] + p["dst"] for p in doc["reachability"])
+    assert all(b["endpoint"].startswith("infra/") for b in doc["analysis"]["blast_radius"])
+
+
+def test_show_unknown_tenant_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", str(LEAF_SPINE), "--tenant", "nope"]) == 2
+    assert "--tenant: nope: no such tenant (tenants: acme, globex, infra)" in capsys.readouterr().err
+
+
+def test_big_intents_fold_the_matrix_per_segment(tmp_path: Path) -> None:
+    """Past 60 endpoints the CLI matrix has one cell per pair of segments, like the HTML one."""
+    import yaml
+
+    from segctl.topology.synthetic import synthetic_intent
+
+    big = tmp_path / "big.yaml"
+    big.write_text(
+        yaml.safe_dump(synthetic_intent(k=4, tenants=3, endpoints=70).model_dump(mode="json", by_alias=True))
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "segctl.cli", "show", str(big)], capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    matrix = done.stdout[done.stdout.index("Expected reachability") :].split("\n\n")[0].splitlines()
+    assert matrix[0].startswith("Expected reachability per segment (")
+    segments = {(ep.tenant, ep.segment) for ep in load_network(big).endpoints}
+    assert len(matrix) == 1 + 1 + len(segments) + 1  # title, column numbers, one row per segment, legend
+    assert any("/" in cell for row in matrix[2:-1] for cell in row.split()[2:])  # some n/m partial cells
+    assert main(["show", str(big), "--matrix", "endpoints"]) == 0  # forced back: one row per endpoint
+
+
+def test_the_segment_fold_counts_partial_cells(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", str(LEAF_SPINE), "--matrix", "segments"]) == 0
+    out = capsys.readouterr().out
+    assert "Expected reachability per segment (8 endpoints in 5 segments;" in out
+    rows = {
+        line.split()[1]: line.split()[2:]
+        for line in out.splitlines()
+        if line.startswith("  ") and " acme/" in line[:12]
+    }
+    assert rows["acme/web"] == ["S", "P", "·", "·", "X"]
