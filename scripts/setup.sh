@@ -15,8 +15,9 @@ STAMP="$VENV/.segctl-install-stamp"
 OVS_RUNDIR="${OVS_RUNDIR:-/var/run/openvswitch}"
 OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
 CHECK_BR=sgsetupcheck
+# chromium: the report's layout test (tests/unit/test_report_browser.py) runs it headless.
 PACKAGES=(openvswitch-switch openvswitch-common mininet iputils-ping tcpdump iproute2
-          make python3 python3-venv python3-pip ca-certificates)
+          make python3 python3-venv python3-pip ca-certificates chromium)
 
 log() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }

@@ -7,7 +7,8 @@
     ├── FlowSyntaxError             a flow table text (ovs-ofctl form) cannot be read
     ├── UnsupportedFlowError        a match field or action the verifier does not model
     ├── CompileError                the compiler cannot produce safe rules for a valid intent
-    └── SwitchError                 talking to a switch or OVS failed
+    ├── SwitchError                 talking to a switch or OVS failed
+    └── LabDependencyError          a lab command runs without the ``[lab]`` extra installed
 
 User input is hostile: every error names the place (a path into the document, a file
 and line, a switch and flow) and the reason. Nothing is ever pushed after an error.
@@ -21,6 +22,7 @@ __all__ = [
     "CompileError",
     "FlowSyntaxError",
     "IntentError",
+    "LabDependencyError",
     "Problem",
     "SegctlError",
     "SwitchError",
@@ -83,3 +85,19 @@ class CompileError(SegctlError):
 
 class SwitchError(SegctlError):
     """A switch or OVS command failed."""
+
+
+class LabDependencyError(SegctlError):
+    """A lab command (Mininet scenarios, the test bed) needs modules of the ``[lab]`` extra."""
+
+    #: Modules only the lab side imports: ``pip install 'segctl[lab]'`` brings them.
+    MODULES = frozenset({"mininet", "pyroute2", "scapy"})
+
+    @classmethod
+    def missing(cls, exc: ModuleNotFoundError, what: str) -> LabDependencyError | None:
+        """The error to raise for ``exc`` while running ``what``, or None when the missing
+        module is not a lab one (a real bug: let it surface)."""
+        root = (exc.name or "").partition(".")[0]
+        if root not in cls.MODULES:
+            return None
+        return cls(f"{what} needs the lab extra ({root} is not installed): pip install 'segctl[lab]'")

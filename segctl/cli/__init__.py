@@ -31,7 +31,7 @@ def _version() -> str:
 
 
 # Help lists command families in the order an engineer uses them; others follow by name.
-_WORKFLOW = ("intent", "compile", "verify", "controller", "audit", "scenario")
+_WORKFLOW = ("intent", "compile", "diff", "verify", "trace", "controller", "audit", "scenario")
 
 
 def _workflow_position(info: pkgutil.ModuleInfo) -> tuple[int, str]:
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"segctl {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(__path__), key=_workflow_position):
-        if info.name in ("common", "__main__") or info.name.startswith("_"):
+        if info.name in ("common", "__main__", "ryu_manager") or info.name.startswith("_"):
             continue
         try:
             module = importlib.import_module(f"{__name__}.{info.name}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from segctl.cli.common import (
@@ -15,11 +16,19 @@ from segctl.cli.common import (
     print_json,
 )
 
-__all__ = ["register", "show_document", "show_text"]
+__all__ = [
+    "Scope",
+    "analysis_document",
+    "analysis_text",
+    "matrix_lines",
+    "register",
+    "show_document",
+    "show_text",
+]
 
 if TYPE_CHECKING:  # command bodies import segctl.topology lazily so `segctl --help` stays fast
     from segctl.topology.analysis import Reachability
-    from segctl.topology.network import Network
+    from segctl.topology.network import EndpointInfo, Network
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,12 +52,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = subparsers.add_parser(
         "show",
-        help="show tenants, segments, endpoints, policies and the expected reachability",
+        help="show tenants, segments, endpoints, policies, the expected reachability and its analysis",
         description="Show a valid intent resolved: tenant ids (conntrack zones), gateway MACs, "
-        "segment VLANs, endpoints, groups, policies, shared services and the expected "
-        "reachability matrix computed from the intent alone.",
+        "segment VLANs, endpoints, groups, policies, shared services, the expected "
+        "reachability matrix computed from the intent alone, cross-tenant paths and each "
+        "endpoint's blast radius (docs/intent.md). --tenant T shows one tenant and what it "
+        "shares with others; past 60 endpoints the matrix folds per segment.",
     )
     p.add_argument("file", metavar="FILE", help="intent file (.yaml, .yml or .json)")
+    p.add_argument(
+        "--tenant",
+        metavar="T",
+        help="only tenant T: its objects, the shared services it takes part in, the pairs it is in",
+    )
+    p.add_argument(
+        "--matrix",
+        choices=("auto", "endpoints", "segments"),
+        default="auto",
+        help="the expected reachability matrix per endpoint, per segment, or auto "
+        "(per segment past 60 endpoints, like the HTML report)",
+    )
     add_output_option(p)
     p.set_defaults(func=_show)
 
@@ -102,22 +125,59 @@ def _show(args: argparse.Namespace) -> int:
     from segctl.topology.network import load_network
 
     network = load_network(args.file)
-    reach = expected_reachability(network)
+    scope = Scope.of(network, args.tenant)
+    reach = scope.reach(expected_reachability(network))
     if args.output == "json":
-        print_json(show_document(network, reach))
+        doc = {**show_document(network, reach, scope), "analysis": analysis_document(network, scope)}
+        print_json(doc if scope.tenant is None else {"tenant": scope.tenant, **doc})
     else:
-        print(show_text(network, reach))
+        print(show_text(network, reach, scope, matrix=args.matrix))
     return EXIT_OK
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What ``show`` shows: every tenant, or one (``--tenant``) with what it shares."""
+
+    tenant: str | None = None
+
+    @classmethod
+    def of(cls, network: Network, tenant: str | None) -> Scope:
+        """The scope of ``--tenant`` (``None``: everything); an unknown tenant is bad input."""
+        from segctl.errors import IntentError, Problem
+
+        names = [t.name for t in network.tenants]
+        if tenant is not None and tenant not in names:
+            known = ", ".join(names) or "none"
+            raise IntentError([Problem("--tenant", f"{tenant}: no such tenant (tenants: {known})")])
+        return cls(tenant)
+
+    def has(self, tenant: str) -> bool:
+        return self.tenant is None or tenant == self.tenant
+
+    def touches(self, *tenants: str) -> bool:
+        """Is any of ``tenants`` in scope (a pair, a shared service's parties)?"""
+        return self.tenant is None or self.tenant in tenants
+
+    def reach(self, reach: Reachability) -> Reachability:
+        """The pairs whose source or destination is in scope."""
+        return {pair: g for pair, g in reach.items() if self.touches(pair[0][0], pair[1][0])}
+
+    def service(self, svc: Any) -> bool:
+        return self.touches(svc.provider.tenant, *(c.tenant for c in svc.consumers))
 
 
 def _selector_text(selector: Any) -> str:
     return str(selector.describe())
 
 
-def show_document(network: Network, reach: Reachability) -> dict[str, Any]:
-    """The JSON form of ``segctl show``: every object resolved, plus the expected grants."""
+def show_document(network: Network, reach: Reachability, scope: Scope | None = None) -> dict[str, Any]:
+    """The JSON form of ``segctl show``: every object (in ``scope``) resolved, plus the expected grants."""
+    scope = scope or Scope()
     tenants = []
     for t in network.tenants:
+        if not scope.has(t.name):
+            continue
         doc = network.tenant_doc(t.name)
         tenants.append(
             {
@@ -171,6 +231,7 @@ def show_document(network: Network, reach: Reachability) -> dict[str, Any]:
                 "labels": ep.label_dict(),
             }
             for ep in network.endpoints
+            if scope.has(ep.tenant)
         ],
         "shared_services": [
             {
@@ -183,6 +244,7 @@ def show_document(network: Network, reach: Reachability) -> dict[str, Any]:
                 "services": [s.describe() for s in svc.services],
             }
             for svc in network.shared_services
+            if scope.service(svc)
         ],
         "reachability": [
             {
@@ -195,37 +257,56 @@ def show_document(network: Network, reach: Reachability) -> dict[str, Any]:
     }
 
 
-def show_text(network: Network, reach: Reachability) -> str:
-    """The readable form of ``segctl show``: one table per kind, then the matrix."""
-    from segctl.topology.analysis import reachability_matrix
+Section = tuple[str, list[str], list[list[object]]]
 
-    out: list[str] = []
 
-    def section(title: str, headers: list[str], rows: list[list[object]]) -> None:
+def show_text(
+    network: Network, reach: Reachability, scope: Scope | None = None, *, matrix: str = "auto"
+) -> str:
+    """The readable form of ``segctl show``: one table per kind, the matrix (``matrix``:
+    ``endpoints``, ``segments`` or ``auto``), the grants, then the intent analysis; only
+    what is in ``scope``."""
+    scope = scope or Scope()
+    out: list[str] = (
+        [f"Tenant {scope.tenant} (and what it shares with other tenants)", ""] if scope.tenant else []
+    )
+    for title, headers, rows in (
+        _fabric_section(network),
+        _tenant_section(network, scope),
+        _segment_section(network, scope),
+        _endpoint_section(network, scope),
+        _group_section(network, scope),
+        _policy_section(network, scope),
+        _shared_section(network, scope),
+    ):
         out.append(title)
         out.append(format_table(headers, rows, indent="  ") if rows else "  (none)")
         out.append("")
+    out += matrix_lines(network, reach, _matrix_endpoints(network, reach, scope), fold=matrix)
+    out.append("")
+    out += _allowed_lines(reach)
+    out.append("")
+    out.append(analysis_text(network, scope))
+    return "\n".join(out)
 
-    section(
+
+def _fabric_section(network: Network) -> Section:
+    def ports(name: str) -> str | None:
+        peers = sorted(
+            [(ap, b, bp) for a, ap, b, bp in network.links if a == name]
+            + [(bp, a, ap) for a, ap, b, bp in network.links if b == name]
+        )
+        return ", ".join(f"{p}->{peer}:{pp}" for p, peer, pp in peers) or None
+
+    return (
         f"Fabric: {len(network.switches)} switches, {len(network.links)} links",
         ["SWITCH", "DPID", "FABRIC PORTS"],
-        [
-            [
-                s.name,
-                f"{s.dpid:#018x}",
-                ", ".join(
-                    f"{p}->{peer}:{pp}"
-                    for p, peer, pp in sorted(
-                        [(ap, b, bp) for a, ap, b, bp in network.links if a == s.name]
-                        + [(bp, a, ap) for a, ap, b, bp in network.links if b == s.name]
-                    )
-                )
-                or None,
-            ]
-            for s in network.switches
-        ],
+        [[s.name, f"{s.dpid:#018x}", ports(s.name)] for s in network.switches],
     )
-    section(
+
+
+def _tenant_section(network: Network, scope: Scope) -> Section:
+    return (
         "Tenants",
         ["TENANT", "ID/ZONE", "GATEWAY MAC", "SEGMENTS", "ENDPOINTS"],
         [
@@ -237,9 +318,13 @@ def show_text(network: Network, reach: Reachability) -> str:
                 len(network.tenant_endpoints(t.name)),
             ]
             for t in network.tenants
+            if scope.has(t.name)
         ],
     )
-    section(
+
+
+def _segment_section(network: Network, scope: Scope) -> Section:
+    return (
         "Segments",
         ["TENANT", "SEGMENT", "CIDR", "CIDR6", "GATEWAY", "VLAN", "STRICT", "ENDPOINTS"],
         [
@@ -254,9 +339,13 @@ def show_text(network: Network, reach: Reachability) -> str:
                 len(network.segment_endpoints(s.tenant, s.name)),
             ]
             for s in network.segments
+            if scope.has(s.tenant)
         ],
     )
-    section(
+
+
+def _endpoint_section(network: Network, scope: Scope) -> Section:
+    return (
         "Endpoints",
         ["#", "ENDPOINT", "SEGMENT", "MAC", "IP", "IPV6", "ATTACH", "LABELS"],
         [
@@ -270,10 +359,13 @@ def show_text(network: Network, reach: Reachability) -> str:
                 f"{ep.switch}:{ep.port}",
                 ",".join(f"{k}={v}" for k, v in ep.labels) or None,
             ]
-            for i, ep in enumerate(network.endpoints, start=1)
+            for i, ep in enumerate((e for e in network.endpoints if scope.has(e.tenant)), start=1)
         ],
     )
-    section(
+
+
+def _group_section(network: Network, scope: Scope) -> Section:
+    return (
         "Groups",
         ["TENANT", "GROUP", "SELECTS", "MEMBERS"],
         [
@@ -286,10 +378,14 @@ def show_text(network: Network, reach: Reachability) -> str:
                 ", ".join(ep.name for ep in network.group_members(t.name, g.name)) or None,
             ]
             for t in network.tenants
+            if scope.has(t.name)
             for g in network.tenant_doc(t.name).groups
         ],
     )
-    section(
+
+
+def _policy_section(network: Network, scope: Scope) -> Section:
+    return (
         "Policies",
         ["TENANT", "POLICY", "FROM", "TO", "SERVICES", "STATEFUL"],
         [
@@ -302,10 +398,14 @@ def show_text(network: Network, reach: Reachability) -> str:
                 "yes" if p.stateful else "no",
             ]
             for t in network.tenants
+            if scope.has(t.name)
             for p in network.policies(t.name)
         ],
     )
-    section(
+
+
+def _shared_section(network: Network, scope: Scope) -> Section:
+    return (
         "Shared services",
         ["SERVICE", "PROVIDER", "CONSUMERS", "SERVICES"],
         [
@@ -318,28 +418,138 @@ def show_text(network: Network, reach: Reachability) -> str:
                 ", ".join(s.describe() for s in svc.services),
             ]
             for svc in network.shared_services
+            if scope.service(svc)
         ],
     )
 
-    out.append("Expected reachability (row may open connections to column)")
-    matrix = reachability_matrix(network, reach)
-    if not matrix:
-        out.append("  (no endpoints)")
-    else:
-        width = max(len(str(len(matrix))), *(len(c) for _, row in matrix for c in row))
-        name_width = max(len(ep.qualified) for ep, _ in matrix) + len(str(len(matrix))) + 1
-        header = " " * (name_width + 3) + " ".join(str(i).rjust(width) for i in range(1, len(matrix) + 1))
-        out.append(header.rstrip())
-        for i, (ep, row) in enumerate(matrix, start=1):
-            label = f"{i} {ep.qualified}".ljust(name_width)
-            out.append(("  " + label + " " + " ".join(c.rjust(width) for c in row)).rstrip())
-        out.append("  legend: · denied   S same segment   P policy   X shared service")
-    out.append("")
 
-    out.append("Allowed (source -> destination: grants)")
+def _matrix_endpoints(network: Network, reach: Reachability, scope: Scope) -> list[EndpointInfo]:
+    """The matrix's endpoints: all, or the tenant's then those it shares a grant with."""
+    if scope.tenant is None:
+        return list(network.endpoints)
+    partners = {key for pair in reach for key in pair}
+    own = [ep for ep in network.endpoints if ep.tenant == scope.tenant]
+    return own + [ep for ep in network.endpoints if ep.tenant != scope.tenant and ep.key in partners]
+
+
+def matrix_lines(
+    network: Network, reach: Reachability, endpoints: list[EndpointInfo], *, fold: str = "auto"
+) -> list[str]:
+    """The expected reachability matrix over ``endpoints``: one cell per endpoint pair, or
+    (``fold="segments"``, or ``auto`` past :data:`~segctl.reports.matrix.ENDPOINT_MATRIX_LIMIT`
+    endpoints, as the HTML report does) one per ordered pair of segments."""
+    from segctl.reports.matrix import ENDPOINT_MATRIX_LIMIT
+    from segctl.topology.analysis import grant_symbol
+
+    if fold == "segments" or (fold == "auto" and len(endpoints) > ENDPOINT_MATRIX_LIMIT):
+        return _segment_matrix_lines(reach, endpoints)
+    rows = [(ep, [grant_symbol(reach.get((ep.key, d.key), ())) for d in endpoints]) for ep in endpoints]
+    out = ["Expected reachability (row may open connections to column)"]
+    legend = "  legend: · denied   S same segment   P policy   X shared service"
+    return out + _grid([ep.qualified for ep in endpoints], [row for _, row in rows], legend)
+
+
+def _grid(names: list[str], rows: list[list[str]], legend: str) -> list[str]:
+    """Numbered rows, numbered columns, cells right-aligned."""
+    if not names:
+        return ["  (no endpoints)"]
+    width = max(len(str(len(names))), *(len(c) for row in rows for c in row))
+    name_width = max(len(n) for n in names) + len(str(len(names))) + 1
+    out = [
+        (" " * (name_width + 3) + " ".join(str(i).rjust(width) for i in range(1, len(names) + 1))).rstrip()
+    ]
+    for i, (name, row) in enumerate(zip(names, rows, strict=True), start=1):
+        out.append(
+            ("  " + f"{i} {name}".ljust(name_width) + " " + " ".join(c.rjust(width) for c in row)).rstrip()
+        )
+    return [*out, legend]
+
+
+def _segment_matrix_lines(reach: Reachability, endpoints: list[EndpointInfo]) -> list[str]:
+    """One cell per ordered pair of segments: the grant letters of its endpoint pairs, and
+    ``n/m`` when only n of its m pairs (self excluded) have a grant."""
+    from segctl.topology.analysis import grant_symbol
+
+    segment_of = {ep.key: f"{ep.tenant}/{ep.segment}" for ep in endpoints}
+    segments = list(dict.fromkeys(segment_of.values()))
+    members: dict[str, list[EndpointInfo]] = {s: [] for s in segments}
+    for ep in endpoints:
+        members[segment_of[ep.key]].append(ep)
+    rows = []
+    for src in segments:
+        row = []
+        for dst in segments:
+            pairs = [(a.key, b.key) for a in members[src] for b in members[dst] if a.key != b.key]
+            granted = [reach[p] for p in pairs if p in reach]
+            letters = grant_symbol(g for grants in granted for g in grants)
+            row.append(
+                letters if len(granted) in (0, len(pairs)) else f"{letters} {len(granted)}/{len(pairs)}"
+            )
+        rows.append(row)
+    head = (
+        f"Expected reachability per segment ({len(endpoints)} endpoints in {len(segments)} segments; "
+        "row may open connections to column)"
+    )
+    legend = "  legend: · denied   S same segment   P policy   X shared service   n/m: n of m endpoint pairs"
+    return [head, *_grid(segments, rows, legend)]
+
+
+def _allowed_lines(reach: Reachability) -> list[str]:
+    out = ["Allowed (source -> destination: grants)"]
     if not reach:
         out.append("  (nothing is allowed)")
     for (src, dst), grants in reach.items():
         why = "; ".join(g.describe() for g in grants)
         out.append(f"  {src[0]}/{src[1]} -> {dst[0]}/{dst[1]}: {why}")
+    return out
+
+
+# ---------------------------------------------------------------- show: intent analysis
+
+
+def _analysis(network: Network, scope: Scope | None) -> Any:
+    """The intent analysis; with a tenant, its paths (from, to or through it) and its endpoints' radii."""
+    from dataclasses import replace
+
+    from segctl.topology.exposure import analyse
+
+    result = analyse(network)
+    if scope is None or scope.tenant is None:
+        return result
+    t = scope.tenant
+    paths = tuple(
+        p
+        for p in result.cross_tenant_paths
+        if p.tenant == t or any(key[0] == t for key in (p.target, *p.path))
+    )
+    radii = tuple(b for b in result.blast_radius if b.endpoint[0] == t)
+    return replace(result, cross_tenant_paths=paths, blast_radius=radii)
+
+
+def analysis_document(network: Network, scope: Scope | None = None) -> dict[str, Any]:
+    """The ``analysis`` object of ``segctl show -o json`` (the report's, docs/report.md)."""
+    doc: dict[str, Any] = _analysis(network, scope).to_json()
+    return doc
+
+
+def analysis_text(network: Network, scope: Scope | None = None) -> str:
+    """Cross-tenant paths and the blast radius table (docs/intent.md, "Intent analysis")."""
+    result = _analysis(network, scope)
+    out = ["Cross-tenant paths (a compromised provider lets a consumer reach further)"]
+    if not result.cross_tenant_paths:
+        out.append("  none: every tenant reaches other tenants only over its declared shared services")
+    for path in result.cross_tenant_paths:
+        target = f"{path.target[0]}/{path.target[1]}"
+        sources = f"{path.sources} endpoint{'s' if path.sources != 1 else ''}"
+        out.append(f"  {path.tenant} -> {target} ({sources}): {path.describe()}")
+    out += [
+        "",
+        f"Blast radius (what a compromised endpoint reaches over {result.edges} allowed connections; "
+        "largest first)",
+    ]
+    rows: list[list[object]] = [
+        [f"{b.endpoint[0]}/{b.endpoint[1]}", ", ".join(map(str, b.per_hop)) or "-", b.total]
+        for b in result.blast_radius
+    ]
+    out.append(format_table(["ENDPOINT", "PER HOP", "TOTAL"], rows, indent="  ") if rows else "  (none)")
     return "\n".join(out)

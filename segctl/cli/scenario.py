@@ -1,9 +1,11 @@
 """``segctl scenario list|run`` and ``segctl demo``: Mininet scenarios end to end.
 
-``segctl scenario run NAME [--report DIR]`` starts OVS if needed, the controller and
-Mininet, probes every pair, runs the scenario's attacks/faults, and compares the
-observed, predicted (verifier on live flows) and expected (intent) matrices into
-``DIR/report.{json,md,html}``. Exit 0 only when all three agree and every check passed,
+``segctl scenario run NAME [--intent FILE] [--report DIR]`` starts OVS if needed, the
+controller and Mininet, probes every pair, runs the scenario's attacks/faults, and
+compares the observed, predicted (verifier on live flows) and expected (intent) matrices
+into ``DIR/report.{json,md,html}``. ``--intent FILE`` runs the scenario on the user's own
+intent instead of its built-in one (checked first: exit 2 when it is invalid or lacks what
+the scenario's actions need). Exit 0 only when all three agree and every check passed,
 1 otherwise, 2 for bad input. Everything it created is removed, also on Ctrl-C.
 ``segctl demo`` runs the leaf–spine multi-tenant scenario and prints the HTML report path.
 """
@@ -13,9 +15,12 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 
-from segctl.cli.common import EXIT_OK, EXIT_VIOLATION, add_output_option, format_table, print_json
+from segctl.cli.common import EXIT_OK, EXIT_VIOLATION, Handler, add_output_option, format_table, print_json
+from segctl.errors import LabDependencyError
 
 __all__ = ["register"]
 
@@ -34,6 +39,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ls.set_defaults(func=_list)
     run = sub.add_parser("run", help="run one scenario (needs root and Open vSwitch)")
     run.add_argument("name", metavar="NAME", help="scenario name (see `segctl scenario list`)")
+    run.add_argument(
+        "--intent",
+        metavar="FILE",
+        type=Path,
+        help="run the scenario on this intent instead of its built-in one (any scenario: "
+        "baseline, attacks, faults)",
+    )
     _run_options(run)
     run.set_defaults(func=_run)
 
@@ -45,6 +57,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _run_options(demo)
     demo.set_defaults(func=_demo)
+
+
+def _needs_lab(what: str) -> Callable[[Handler], Handler]:
+    """Run a command whose code imports Mininet, pyroute2 or scapy (now or while it runs); when
+    one is missing, fail with :class:`LabDependencyError` naming ``pip install 'segctl[lab]'``."""
+
+    def wrap(handler: Handler) -> Handler:
+        @wraps(handler)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return handler(args)
+            except ModuleNotFoundError as exc:
+                error = LabDependencyError.missing(exc, what)
+                if error is None:
+                    raise
+                raise error from exc
+
+        return run
+
+    return wrap
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -59,6 +91,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     add_output_option(p)
 
 
+@_needs_lab("segctl scenario list")
 def _list(args: argparse.Namespace) -> int:
     from segctl.mininet_scenarios.scenarios import SCENARIOS
 
@@ -75,11 +108,17 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _execute(name: str, args: argparse.Namespace) -> tuple[int, Path]:
+    from segctl.errors import SegctlError
     from segctl.mininet_scenarios.report import write_reports
     from segctl.mininet_scenarios.runner import run_scenario
     from segctl.mininet_scenarios.scenarios import get
+    from segctl.topology.network import load_network
 
     scenario = get(name)
+    intent: Path = getattr(args, "intent", None) or scenario.intent
+    why = scenario.unfit(load_network(intent))  # an invalid intent stops here, exit 2
+    if why:
+        raise SegctlError(f"scenario {name} cannot run on {intent}: {why}")
     report_dir: Path = args.report or Path(tempfile.mkdtemp(prefix=f"segctl-{name}-"))
     quiet = args.output == "json"
 
@@ -88,7 +127,7 @@ def _execute(name: str, args: argparse.Namespace) -> tuple[int, Path]:
             print(f"[{name}] {message}", file=sys.stderr, flush=True)
 
     result = run_scenario(
-        scenario.name, scenario.title, scenario.intent, scenario.actions, work_dir=report_dir,
+        scenario.name, scenario.title, intent, scenario.actions, work_dir=report_dir,
         rules=args.rules, log=log,
     )  # fmt: skip
     paths = write_reports(result, report_dir)
@@ -108,10 +147,12 @@ def _execute(name: str, args: argparse.Namespace) -> tuple[int, Path]:
     return (EXIT_OK if result.passed else EXIT_VIOLATION), paths["html"]
 
 
+@_needs_lab("segctl scenario run")
 def _run(args: argparse.Namespace) -> int:
     return _execute(args.name, args)[0]
 
 
+@_needs_lab("segctl demo")
 def _demo(args: argparse.Namespace) -> int:
     from segctl.mininet_scenarios.scenarios import DEMO
 

@@ -9,19 +9,28 @@ os-ken 4.x defaults to a *native* (thread) hub that has no ``WSGIServer`` and ca
 kill threads; segctl needs the eventlet hub (the REST API shares the controller's
 hub), so ``OSKEN_HUB_TYPE=eventlet`` is set before os-ken is first imported. Import
 this module before anything else that imports os-ken.
+
+``SEGCTL_FRAMEWORK`` chooses: ``os-ken``, ``ryu``, or unset (os-ken, else ryu). Classic
+Ryu 4.34 runs on Python 3.11 with eventlet >= 0.33 once ``eventlet.wsgi.ALREADY_HANDLED``
+(removed from eventlet, still imported by Ryu) is put back before Ryu is imported; the
+controller's OVS tests run with it (``tests/ovs/test_ryu.py``, ``scripts/ryu-venv.sh``).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from typing import Any
 
 __all__ = [
+    "CHOICE",
     "CONFIG_DISPATCHER",
     "DEAD_DISPATCHER",
     "FRAMEWORK",
     "MAIN_DISPATCHER",
+    "OFCTL_SERVICE_APP",
+    "PACKAGE",
     "AppManager",
     "ProtocolDesc",
     "RyuApp",
@@ -36,6 +45,7 @@ __all__ = [
     "ofproto_v1_3_parser",
     "ofproto_v1_4",
     "ofproto_v1_4_parser",
+    "register_controller_options",
     "set_ev_cls",
 ]
 
@@ -44,7 +54,25 @@ os.environ.setdefault("OSKEN_HUB_TYPE", "eventlet")
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated", category=Warning)
 
 FRAMEWORK: str
+#: ``os-ken``, ``ryu``, or "" for os-ken with a fallback to ryu.
+CHOICE = os.environ.get("SEGCTL_FRAMEWORK", "").strip().lower()
+if CHOICE not in ("", "os-ken", "ryu"):
+    raise ImportError(f"SEGCTL_FRAMEWORK={CHOICE}: choose os-ken or ryu")
+
+
+def _restore_already_handled() -> None:
+    """Ryu 4.34's ``app.wsgi`` imports ``eventlet.wsgi.ALREADY_HANDLED``, a sentinel newer
+    eventlet dropped; segctl never returns it (its REST API is plain WebOb on the hub's
+    ``WSGIServer``), so any unique object lets Ryu import."""
+    import eventlet.wsgi
+
+    if not hasattr(eventlet.wsgi, "ALREADY_HANDLED"):
+        eventlet.wsgi.ALREADY_HANDLED = object()  # type: ignore[attr-defined]
+
+
 try:
+    if CHOICE == "ryu":
+        raise ImportError("SEGCTL_FRAMEWORK=ryu")
     from os_ken import cfg
     from os_ken.app.ofctl import api as ofctl_api
     from os_ken.app.ofctl import exception as ofctl_exception
@@ -68,7 +96,10 @@ try:
 
     RyuApp: Any = app_manager.OSKenApp
     FRAMEWORK = "os-ken"
-except ImportError:  # pragma: no cover - classic Ryu where it still runs (Python < 3.10)
+except ImportError:  # classic Ryu: tests/ovs/test_ryu.py runs the controller's OVS tests with it
+    if CHOICE == "os-ken":
+        raise
+    _restore_already_handled()
     from ryu import cfg  # type: ignore[no-redef]
     from ryu.app.ofctl import api as ofctl_api  # type: ignore[no-redef]
     from ryu.app.ofctl import exception as ofctl_exception  # type: ignore[no-redef]
@@ -92,5 +123,20 @@ except ImportError:  # pragma: no cover - classic Ryu where it still runs (Pytho
 
     RyuApp = app_manager.RyuApp
     FRAMEWORK = "ryu"
+    if not hasattr(ofctl_exception, "InvalidMessage"):
+        # os-ken's send_msg raises it for a message it cannot serialize; Ryu's never does.
+        # Define it so that code catching it reads the same on both.
+        class InvalidMessage(ofctl_exception.UnexpectedMultiReply.__base__):  # type: ignore[name-defined,misc]
+            message = "Invalid message %(result)s"
+
+        ofctl_exception.InvalidMessage = InvalidMessage
 
 AppManager: Any = app_manager.AppManager
+#: The framework's package, its request/reply service app, and the oslo.config project name.
+PACKAGE = "ryu" if FRAMEWORK == "ryu" else "os_ken"
+OFCTL_SERVICE_APP = f"{PACKAGE}.app.ofctl.service"
+
+
+def register_controller_options() -> None:
+    """Import the framework's OpenFlow controller module, which registers the ``ofp_*`` options."""
+    importlib.import_module(f"{PACKAGE}.controller.controller")

@@ -43,6 +43,8 @@ from segctl.openflow.ofctl import (
     SetField,
     WriteMetadata,
     format_flow,
+    mac_int,
+    mac_text,
 )
 
 __all__ = [
@@ -107,7 +109,7 @@ full_mask = _full  # for segctl.controller.wire
 
 def _to_oxm_value(name: str, value: int) -> Any:
     if name in _MAC_FIELDS:
-        return ":".join(f"{(value >> s) & 0xFF:02x}" for s in range(40, -8, -8))
+        return mac_text(value)
     if name in _IP4_FIELDS:
         return str(ipaddress.IPv4Address(value))
     if name in _IP6_FIELDS:
@@ -119,7 +121,7 @@ def _from_oxm_value(name: str, value: Any) -> int:
     if isinstance(value, int):
         return value
     if name in _MAC_FIELDS:
-        return int(str(value).replace(":", ""), 16)
+        return mac_int(str(value))
     if name in _IP4_FIELDS or name in _IP6_FIELDS:
         return int(ipaddress.ip_address(value))
     raise UnsupportedFlowError(f"match field {name}: cannot read value {value!r}")

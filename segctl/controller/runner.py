@@ -27,7 +27,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
-from segctl.controller.framework import FRAMEWORK, AppManager, cfg, hub
+from segctl.controller.framework import (
+    FRAMEWORK,
+    OFCTL_SERVICE_APP,
+    PACKAGE,
+    AppManager,
+    cfg,
+    hub,
+    register_controller_options,
+)
 
 __all__ = [
     "Endpoint",
@@ -42,7 +50,7 @@ __all__ = [
 
 LOG = logging.getLogger("segctl.controller")
 
-_APPS = ["segctl.controller.app", "os_ken.app.ofctl.service"]
+_APPS = ["segctl.controller.app", OFCTL_SERVICE_APP]
 
 T = TypeVar("T")
 
@@ -167,10 +175,9 @@ def parse_endpoint(text: str, *, default_port: int) -> Endpoint:
 
 def _configure(options: RunOptions) -> None:
     """Set os-ken's oslo.config options (they are registered when os-ken's controller loads)."""
-    import os_ken.controller.controller  # noqa: F401  (registers the ofp_* options)
-
+    register_controller_options()
     conf = cfg.CONF
-    conf(args=[], project="os_ken", default_config_files=[])
+    conf(args=[], project=PACKAGE, default_config_files=[])
     conf.set_override("ofp_listen_host", options.listen.host)
     if options.tls is None:
         conf.set_override("ofp_tcp_listen_port", options.listen.port)

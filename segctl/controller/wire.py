@@ -15,7 +15,7 @@ directly:
 :func:`flow_mod_bytes` is cached per :class:`~segctl.openflow.ofctl.Flow`, so pushing
 rules that were pushed before (a switch reconnecting, a resync) costs a dictionary
 lookup per rule. The output is identical, byte for byte, to os-ken's serialisation
-of :func:`segctl.controller.ofswitch.flow_mod` (``tests/test_wire.py`` checks it for
+of :func:`segctl.controller.ofswitch.flow_mod` (``tests/unit/test_wire.py`` checks it for
 the whole vocabulary and every compiled example). Messages carry xid 0 here;
 :func:`bundle_add_frames` writes the real xids while framing the bundle adds.
 
@@ -356,14 +356,14 @@ class RawFlowStats:
 
 def install_raw_flow_stats() -> None:
     """Make os-ken keep flow stats entries as :class:`RawFlowStats` (process-wide, idempotent)."""
-    from os_ken.ofproto import ofproto_v1_4_parser
+    from segctl.controller.framework import ofproto_v1_4_parser
 
     ofproto_v1_4_parser.OFPFlowStatsReply.cls_stats_body_cls = RawFlowStats
 
 
 def flows_from_dump(stats: Iterable[object], *, where: str = "") -> list[Flow]:
     """The flows of a dump's entries (:class:`RawFlowStats`, or os-ken ``OFPFlowStats``)."""
-    from os_ken.ofproto import ofproto_v1_4_parser
+    from segctl.controller.framework import ofproto_v1_4_parser
 
     flows: list[Flow] = []
     known = _decoded

@@ -8,7 +8,8 @@ its edge port (spoof guard) or by its fabric VLAN, and changes only when the
 distributed gateway routes it. For each context the compiler knows its destinations
 (the segment's endpoints and the shared-service providers its endpoints consume) and
 the switches that may send into it; the shortest-path next hops toward each
-destination give the fabric output ports, and the ingress ends of those hops are
+destination (planned on the networkx topology model, :class:`~segctl.topology.model.FabricPaths`)
+give the fabric output ports, and the ingress ends of those hops are
 exactly the fabric ports that admit the context's VLAN.
 
 >>> from segctl.topology.network import load_network
@@ -19,7 +20,7 @@ exactly the fabric ports that admit the context's VLAN.
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -69,7 +70,9 @@ from segctl.openflow.ofctl import (
     PushVlan,
     SetField,
     WriteMetadata,
+    mac_int,
 )
+from segctl.topology.model import FabricPaths, build_graph
 from segctl.topology.network import EndpointInfo, Network, SegmentInfo
 
 __all__ = ["SwitchProgram", "compile_network"]
@@ -118,12 +121,10 @@ class _Compiler:
         self.ep_index = {
             (t.name, ep.name): i for t in network.intent.tenants for i, ep in enumerate(t.endpoints)
         }
+        # paths are planned on the topology model, through one view derived from its graph
+        self.paths = FabricPaths(build_graph(network))
         # fabric[switch][port] = (peer switch, peer port): plain data, no graph walks per switch
-        self.fabric: dict[str, dict[int, tuple[str, int]]] = {sw.name: {} for sw in network.switches}
-        for a, a_port, b, b_port in network.links:
-            self.fabric[a][a_port] = (b, b_port)
-            self.fabric[b][b_port] = (a, a_port)
-        self._hops: dict[str, dict[str, int]] = {}
+        self.fabric = self.paths.ports
         # rules that are the same on every switch that needs them, built once (keyed by stage + object)
         self._memo: dict[tuple[object, ...], list[Rule]] = {}
         self._ip: dict[tuple[str, str], str] = {ep.key: str(ep.ip) for ep in network.endpoints}
@@ -163,30 +164,9 @@ class _Compiler:
         return make_cookie(stage, Kind.TENANT, self.tid[tenant], 0)
 
     def hops(self, destination: str) -> dict[str, int]:
-        """Next-hop port toward ``destination`` for every switch that reaches it (cached).
-
-        Same result as :func:`segctl.topology.model.next_hop_ports` (BFS over fabric links,
-        ties broken by the smallest (peer name, port)), on the plain port map.
-        """
-        hops = self._hops.get(destination)
-        if hops is not None:
-            return hops
-        dist = {destination: 0}
-        queue = deque([destination])
-        while queue:
-            node = queue.popleft()
-            for peer, _ in self.fabric[node].values():
-                if peer not in dist:
-                    dist[peer] = dist[node] + 1
-                    queue.append(peer)
-        hops = {}
-        for sw, d in dist.items():
-            if sw != destination:
-                hops[sw] = min(
-                    (peer, port) for port, (peer, _) in self.fabric[sw].items() if dist[peer] == d - 1
-                )[1]
-        self._hops[destination] = hops
-        return hops
+        """Next-hop port toward ``destination`` for every switch that reaches it: the
+        topology model's :meth:`~segctl.topology.model.FabricPaths.next_hops` (cached)."""
+        return self.paths.next_hops(destination)
 
     # ---------------------------------------------------------------- contexts
     def _plan_contexts(self) -> None:
@@ -283,12 +263,12 @@ class _Compiler:
             match = [("in_port", str(ep.port)), ("proto", "arp"), ("arp_op", "1"),
                      ("arp_tpa", str(seg.gateway))]  # fmt: skip
             reply: list[Action] = [
-                SetField("eth_dst", _mac(ep.mac)),
-                SetField("eth_src", _mac(gw_mac)),
+                SetField("eth_dst", mac_int(ep.mac)),
+                SetField("eth_src", mac_int(gw_mac)),
                 SetField("arp_op", 2),
-                SetField("arp_tha", _mac(ep.mac)),
+                SetField("arp_tha", mac_int(ep.mac)),
                 SetField("arp_tpa", int(ep.ip)),
-                SetField("arp_sha", _mac(gw_mac)),
+                SetField("arp_sha", mac_int(gw_mac)),
                 SetField("arp_spa", int(seg.gateway)),
                 GotoTable(EGRESS.id),
             ]
@@ -306,7 +286,7 @@ class _Compiler:
         meta = _meta(self.ctx_value(seg.key), _CTX_MASK)
         for dst in self.net.segment_endpoints(*seg.key):
             cookie = self.ep_cookie(t, dst)
-            unicast: list[Action] = [SetField("eth_dst", _mac(dst.mac)), GotoTable(FORWARD.id)]
+            unicast: list[Action] = [SetField("eth_dst", mac_int(dst.mac)), GotoTable(FORWARD.id)]
             rules.append(
                 Rule.make(
                     t, PRIO_ENDPOINT, cookie, [meta, ("proto", "arp"), ("arp_tpa", self.ip(dst))], unicast
@@ -438,7 +418,7 @@ class _Compiler:
                     ("dl_dst", self.gw_mac[c.tenant]), ("proto", "ip"), ("nw_src", str(c.ip))]  # fmt: skip
 
         def actions(z: EndpointInfo) -> list[Action]:
-            return [SetField("eth_src", _mac(self.gw_mac[z.tenant])), SetField("eth_dst", _mac(z.mac)),
+            return [SetField("eth_src", mac_int(self.gw_mac[z.tenant])), SetField("eth_dst", mac_int(z.mac)),
                     DecTtl(), GotoTable(FORWARD.id)]  # fmt: skip
 
         if len(pairs) <= len(consumers) + 2 * len(providers):
@@ -612,14 +592,10 @@ def _finish(switch: str, rules: list[Rule]) -> tuple[Rule, ...]:
     return tuple(sorted(by_key.values(), key=_sort_key))
 
 
-def _mac(text: str) -> int:
-    return int(text.replace(":", ""), 16)
-
-
 def _route_actions(gw_mac: str, dst: EndpointInfo, meta: int) -> list[Action]:
     return [
-        SetField("eth_src", _mac(gw_mac)),
-        SetField("eth_dst", _mac(dst.mac)),
+        SetField("eth_src", mac_int(gw_mac)),
+        SetField("eth_dst", mac_int(dst.mac)),
         DecTtl(),
         WriteMetadata(meta, META_WRITE_MASK),
         GotoTable(FORWARD.id),

@@ -5,8 +5,12 @@ packet simulator (:mod:`segctl.verifier.simulate`, independent of the compiler):
 request from the source's edge port (conntrack state ``+trk+new``) must be delivered to
 the destination, and the reply from the destination's edge port (``+trk+est`` when the
 request was committed, ``+trk+new`` otherwise) must be delivered back to the source.
-Addresses are the ones the hosts' kernels use: the peer's MAC on-link, the source
-tenant's gateway MAC off-link (ARP itself is not simulated here).
+The destination MAC is the first-hop rule of the intent
+(:func:`~segctl.topology.network.first_hop_mac`): the peer's MAC inside a segment, the
+source tenant's gateway MAC otherwise (ARP itself is not simulated here). That is what
+the hosts' kernels send: "on-link" for a kernel is its own subnet, which inside a tenant
+is exactly its segment, and across tenants (overlapping address plans) no host can learn a
+peer's MAC, because ARP is answered only inside the segment.
 
 Replies of a shared service whose consumers in several tenants share the client's
 address walk several conntrack zones; the simulator takes one state per ``ct()`` call,
@@ -24,27 +28,15 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from segctl.mininet_scenarios.probes import Probe
-from segctl.openflow.ofctl import Flow
-from segctl.topology.network import EndpointInfo, Network
+from segctl.openflow.ofctl import Flow, mac_int
+from segctl.topology.network import EndpointInfo, Network, first_hop_mac
 
-__all__ = ["Predictor", "load_predictor"]
+__all__ = ["Predictor", "load_predictor", "probe_fields"]
 
 Predictor = Callable[[Probe], "bool | None"]
 _PROTO = {"icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58}
 _SRC_PORT = 40000
 _CT_RPL = 0x08  # conntrack "reply direction" bit (ct_state=+rpl)
-
-
-def _mac(text: str) -> int:
-    return int(text.replace(":", ""), 16)
-
-
-def _next_hop_mac(network: Network, src: EndpointInfo, dst: EndpointInfo) -> int:
-    """The eth_dst ``src``'s kernel uses toward ``dst``: peer MAC on-link, else gateway."""
-    seg = network.segment(src.tenant, src.segment)
-    if dst.ip in seg.cidr:
-        return _mac(dst.mac)
-    return _mac(network.tenant(src.tenant).gateway_mac)
 
 
 def _zone_ambiguous_reply(network: Network, src: EndpointInfo, dst: EndpointInfo) -> bool:
@@ -59,6 +51,37 @@ def _zone_ambiguous_reply(network: Network, src: EndpointInfo, dst: EndpointInfo
             if others:
                 return True
     return False
+
+
+def probe_fields(
+    network: Network, src: EndpointInfo, dst: EndpointInfo, probe: Probe, *, reply: bool
+) -> dict[str, Any]:
+    """The packet fields of ``probe``'s request (``src`` to ``dst``) or of its reply: the
+    addresses the hosts use, with ``eth_dst`` from the intent's first-hop rule."""
+    a, b = (dst, src) if reply else (src, dst)
+    proto = _PROTO[probe.proto]
+    fields: dict[str, Any] = {
+        "in_port": a.port,
+        "eth_src": mac_int(a.mac),
+        "eth_dst": mac_int(first_hop_mac(network, a, b)),
+        "ip_proto": proto,
+        "nw_ttl": 64,
+    }
+    if probe.proto == "icmp6":
+        fields.update(
+            eth_type=0x86DD,
+            ipv6_src=int(IPv6Address(str(a.ipv6))),
+            ipv6_dst=int(IPv6Address(str(b.ipv6))),
+            icmp_type=129 if reply else 128,
+        )
+    else:
+        fields.update(eth_type=0x0800, ip_src=int(IPv4Address(a.ip)), ip_dst=int(IPv4Address(b.ip)))
+        if probe.proto == "icmp":
+            fields["icmp_type"] = 0 if reply else 8
+        else:
+            sport, dport = _SRC_PORT, probe.port or 0
+            fields.update(tp_src=dport if reply else sport, tp_dst=sport if reply else dport)
+    return fields
 
 
 def load_predictor(
@@ -90,30 +113,7 @@ def load_predictor(
         return bool(delivered), committed, ",".join(sorted(e for e in delivered if e))
 
     def packet(src: EndpointInfo, dst: EndpointInfo, probe: Probe, *, reply: bool) -> Any:
-        a, b = (dst, src) if reply else (src, dst)
-        proto = _PROTO[probe.proto]
-        fields: dict[str, Any] = {
-            "in_port": a.port,
-            "eth_src": _mac(a.mac),
-            "eth_dst": _next_hop_mac(network, a, b),
-            "ip_proto": proto,
-            "nw_ttl": 64,
-        }
-        if probe.proto == "icmp6":
-            fields.update(
-                eth_type=0x86DD,
-                ipv6_src=int(IPv6Address(str(a.ipv6))),
-                ipv6_dst=int(IPv6Address(str(b.ipv6))),
-                icmp_type=129 if reply else 128,
-            )
-        else:
-            fields.update(eth_type=0x0800, ip_src=int(IPv4Address(a.ip)), ip_dst=int(IPv4Address(b.ip)))
-            if probe.proto == "icmp":
-                fields["icmp_type"] = 0 if reply else 8
-            else:
-                sport, dport = _SRC_PORT, probe.port or 0
-                fields.update(tp_src=dport if reply else sport, tp_dst=sport if reply else dport)
-        return sim.Packet(**fields)
+        return sim.Packet(**probe_fields(network, src, dst, probe, reply=reply))
 
     def predict(probe: Probe) -> bool | None:
         src, dst = network.endpoint(*probe.src), network.endpoint(*probe.dst)

@@ -49,12 +49,13 @@ from segctl.openflow.ofmatch import (
     FieldMatch,
     _full,
     _int,
-    _mac,
     _parse_value,
     _port_number,
     _Unsupported,
     format_match,
     format_value,
+    mac_int,
+    mac_text,
     normalize_match,
 )
 
@@ -83,6 +84,8 @@ __all__ = [
     "format_flow",
     "format_match",
     "format_value",
+    "mac_int",
+    "mac_text",
     "parse_flow",
     "parse_flows",
 ]
@@ -431,7 +434,7 @@ def _parse_action(token: str, has_vlan: bool) -> list[Action]:
             raise ValueError("write_metadata value does not fit in 64 bits")
         return [WriteMetadata(value & mask, mask)]
     if colon and name in ("mod_dl_src", "mod_dl_dst"):
-        return [SetField("eth_src" if name == "mod_dl_src" else "eth_dst", _mac(arg))]
+        return [SetField("eth_src" if name == "mod_dl_src" else "eth_dst", mac_int(arg))]
     if colon and name == "set_field":
         value_text, arrow, target = arg.partition("->")
         if not arrow:

@@ -31,6 +31,8 @@ __all__ = [
     "FieldMatch",
     "format_match",
     "format_value",
+    "mac_int",
+    "mac_text",
 ]
 
 #: Reserved OpenFlow 1.3 port numbers (32-bit).
@@ -146,10 +148,26 @@ def _int(text: str) -> int:
     return int(text, 0) if text[:2].lower() == "0x" else int(text, 10)
 
 
-def _mac(text: str) -> int:
-    if not _MAC_RE.fullmatch(text):  # six ':'-separated groups of 1-2 hex digits
+@lru_cache(maxsize=_CACHE_SIZE)
+def mac_int(text: str) -> int:
+    """A MAC address as an integer: six ``:``-separated groups of 1-2 hex digits
+    (``ValueError`` otherwise). The one parser of MAC text in segctl.
+
+    >>> hex(mac_int("02:5e:00:00:00:01")), mac_int("2:5E:0:0:0:1") == mac_int("02:5e:00:00:00:01")
+    ('0x25e0000000001', True)
+    """
+    if not _MAC_RE.fullmatch(text):
         raise ValueError(f"bad MAC address {text!r}")
     return int("".join(p.zfill(2) for p in text.split(":")), 16)
+
+
+def mac_text(value: int) -> str:
+    """A 48-bit integer as MAC text, lower case, two digits a group: the inverse of :func:`mac_int`.
+
+    >>> mac_text(0x025E00000001)
+    '02:5e:00:00:00:01'
+    """
+    return ":".join(f"{(value >> s) & 0xFF:02x}" for s in range(40, -8, -8))
 
 
 def _parse_value(name: str, text: str) -> tuple[int, int]:
@@ -157,8 +175,8 @@ def _parse_value(name: str, text: str) -> tuple[int, int]:
     full = _full(name)
     raw, slash, mask_text = text.partition("/")
     if name in _MAC_FIELDS:
-        value = _mac(raw)
-        mask = _mac(mask_text) if slash else full
+        value = mac_int(raw)
+        mask = mac_int(mask_text) if slash else full
     elif name in _IP4_FIELDS or name in _IP6_FIELDS:
         cls = ipaddress.IPv4Address if name in _IP4_FIELDS else ipaddress.IPv6Address
         bits = 32 if name in _IP4_FIELDS else 128
@@ -202,11 +220,7 @@ def format_value(name: str, value: int, mask: int) -> str:
         flags = "".join(("+" if value & _CT_BITS[f] else "-") + f for f in _CT_ORDER if mask & _CT_BITS[f])
         return flags or "0/0"
     if name in _MAC_FIELDS:
-
-        def mac(v: int) -> str:
-            return ":".join(f"{(v >> s) & 0xFF:02x}" for s in range(40, -8, -8))
-
-        return mac(value) if mask == full else f"{mac(value)}/{mac(mask)}"
+        return mac_text(value) if mask == full else f"{mac_text(value)}/{mac_text(mask)}"
     if name in _IP4_FIELDS or name in _IP6_FIELDS:
         cls = ipaddress.IPv4Address if name in _IP4_FIELDS else ipaddress.IPv6Address
         bits = 32 if name in _IP4_FIELDS else 128

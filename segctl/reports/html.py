@@ -3,8 +3,8 @@
 Sections: verdict banner, properties with what each checked, a topology picture (inline
 SVG from a small layered layout: edge switches at the bottom, switches further from the
 edge above, endpoints under their switch coloured by tenant), the reachability matrix
-coloured allowed / shared service / denied / violation, and every counterexample with its
-hop-by-hop trace.
+coloured allowed / shared service / denied / violation, the intent analysis (cross-tenant
+paths, blast radius), and every counterexample with its hop-by-hop trace.
 """
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections import deque
 from html import escape
 
+from segctl.reports.analysis import ROWS_SHOWN, per_hop_text, summary
 from segctl.reports.matrix import ENDPOINT_MATRIX_LIMIT, segment_matrix
+from segctl.topology.analysis import expected_reachability
+from segctl.topology.exposure import IntentAnalysis, analyse
 from segctl.topology.network import Network
 from segctl.verifier.report import VerificationReport
 
-__all__ = ["CSS", "layout", "render_html", "tenant_colours", "topology_svg"]
+__all__ = ["CSS", "layout", "pair_services", "render_html", "tenant_colours", "topology_svg"]
 
 #: Horizontal room per switch: a wide fabric gets a wider picture (the page scrolls), never overlaps.
 SWITCH_SPACING = 100
@@ -32,7 +35,8 @@ _STATUS_TEXT = {
     "self": "self",
 }
 
-CSS = """
+CSS = (
+    """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0;
 color:#1d2330;background:#f4f6f9}
 header{padding:22px 36px;color:#fff}
@@ -58,6 +62,15 @@ code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 .cx{border-left:4px solid #b3261e;padding-left:14px;margin:16px 0}
 .picture{overflow-x:auto}
 """
+    + (
+        # Readable at 1400 px: long flow text wraps inside its cell, a big matrix scrolls in its
+        # own box (never the page), services show in the cells without hovering.
+        ".scroll{overflow-x:auto;max-width:100%}"
+        "table.trace{width:100%}"
+        "td.mono,code{overflow-wrap:anywhere;word-break:break-word}"
+        ".matrix td .svc{display:block;font-size:10px;font-weight:400;line-height:1.25;white-space:normal}"
+    )
+)
 
 
 _TRACE_HEAD = "".join(
@@ -173,8 +186,8 @@ def topology_svg(network: Network, *, width: int = 1100) -> str:
         parts.append(
             f'<circle cx="{x:.0f}" cy="{y:.0f}" r="9" fill="{c}"><title>{escape(ep.qualified)} '
             f"{ep.ip} {ep.mac} at {escape(ep.switch)}:{ep.port}</title></circle>"
-            f'<text x="{x:.0f}" y="{y + 22:.0f}" text-anchor="middle" fill="{c}">'
-            f"{escape(ep.name)}</text>"
+            f'<text class="ep" x="{x:.0f}" y="{y + 22:.0f}" text-anchor="middle" fill="{c}">'
+            f"{escape(ep.qualified)}</text>"
         )
     legend, rows = _legend_svg(colours, height, width)
     parts += legend
@@ -243,6 +256,12 @@ def _legend() -> str:
     return "".join(f'<span class="s-{s}">{escape(t)}</span>' for s, t in _STATUS_TEXT.items())
 
 
+def _matrix_table(head: str, rows: list[str]) -> str:
+    """The matrix table in a box that scrolls by itself when wider than the page."""
+    table = f'<table class="matrix"><tr><th>from \\ to</th>{head}</tr>{"".join(rows)}</table>'
+    return f'<div class="scroll">{table}</div>'
+
+
 def _segment_matrix(report: VerificationReport) -> str:
     """One cell per ordered pair of segments (big fabrics; see :mod:`segctl.reports.matrix`)."""
     colours = tenant_colours(report.network)
@@ -271,15 +290,31 @@ def _segment_matrix(report: VerificationReport) -> str:
         f'<p class="legend">{_legend()}</p><p class="muted">{len(report.endpoints):,} endpoints in '
         f"{len(segments):,} segments: one cell per pair of segments, rows send, columns receive, coloured "
         f"by the worst status of its endpoint pairs; n/m: n of m pairs allowed, !n: n violating pairs. "
-        f"report.json holds every endpoint pair. Hover a cell for details.</p>"
-        f'<table class="matrix"><tr><th>from \\ to</th>{head}</tr>{"".join(rows)}</table>'
+        f"report.json holds every endpoint pair. Hover a cell for details.</p>" + _matrix_table(head, rows)
     )
+
+
+def pair_services(network: Network) -> dict[tuple[str, str], str]:
+    """``{(src, dst): "tcp/8080 icmp"}``: the services the intent grants each pair, as cells show them."""
+    out: dict[tuple[str, str], str] = {}
+    for (src, dst), grants in expected_reachability(network).items():
+        names = dict.fromkeys(s.describe() for g in grants for s in g.services)
+        out[(f"{src[0]}/{src[1]}", f"{dst[0]}/{dst[1]}")] = " ".join(names)
+    return out
+
+
+def _cell_label(status: str, grants: str, services: str) -> str:
+    """A matrix cell's visible text: the status mark or grant letters, then the services."""
+    mark = {"allowed": grants, "shared": "X", "denied": "·", "violation": "!", "self": ""}[status]
+    svc = f'<span class="svc">{escape(services)}</span>' if services and status != "self" else ""
+    return escape(mark) + svc
 
 
 def _matrix(report: VerificationReport, limit: int = ENDPOINT_MATRIX_LIMIT) -> str:
     if len(report.endpoints) > limit:
         return _segment_matrix(report)
     colours = tenant_colours(report.network)
+    services = pair_services(report.network)
     tenant = {ep.qualified: ep.tenant for ep in report.network.endpoints}
     head = "".join(
         f'<th class="rot" style="color:{colours[tenant[e]]}">{escape(e)}</th>' for e in report.endpoints
@@ -289,16 +324,19 @@ def _matrix(report: VerificationReport, limit: int = ENDPOINT_MATRIX_LIMIT) -> s
         cells = []
         for dst, c in zip(report.endpoints, row, strict=True):
             grants = "" if c.expected == "·" else c.expected
-            tip = f"{name} → {dst}: {_STATUS_TEXT[c.status]}; intent grants: {grants or 'none'}; " + (
-                "tables deliver new packets" if c.observed else "tables deliver no new packet"
+            svc = services.get((name, dst), "")
+            tip = (
+                f"{name} → {dst}: {_STATUS_TEXT[c.status]}; intent grants: {grants or 'none'}"
+                + (f" ({svc}); " if svc else "; ")
+                + ("tables deliver new packets" if c.observed else "tables deliver no new packet")
             )
-            label = {"allowed": grants, "shared": "X", "denied": "·", "violation": "!", "self": ""}[c.status]
-            cells.append(f'<td class="s-{c.status}" title="{escape(tip)}">{escape(label)}</td>')
+            label = _cell_label(c.status, grants, svc)
+            cells.append(f'<td class="s-{c.status}" title="{escape(tip)}">{label}</td>')
         rows.append(f'<tr><th style="color:{colours[tenant[name]]}">{escape(name)}</th>{"".join(cells)}</tr>')
     return (
         f'<p class="legend">{_legend()}</p><p class="muted">Rows send, columns receive. '
-        f"Letters: intent grants (S intra-segment, P policy, X shared service). Hover a cell for details.</p>"
-        f'<table class="matrix"><tr><th>from \\ to</th>{head}</tr>{"".join(rows)}</table>'
+        f"Letters: intent grants (S intra-segment, P policy, X shared service), under them the services "
+        f"the intent grants (any = all IPv4). Hover a cell for details.</p>" + _matrix_table(head, rows)
     )
 
 
@@ -337,6 +375,41 @@ def _counterexamples(report: VerificationReport) -> str:
                 f"{escape(p.title)} are not shown.</p>"
             )
     return "".join(out) or "<p class='ok'>None: every property holds.</p>"
+
+
+def _analysis(result: IntentAnalysis) -> str:
+    """Cross-tenant paths and the largest blast radii (docs/intent.md, "Intent analysis")."""
+    paths = result.cross_tenant_paths
+    if not paths:
+        crossing = (
+            "<p><b>Cross-tenant paths</b>: <span class='ok'>none</span>; every tenant reaches other "
+            "tenants only over its declared shared services.</p>"
+        )
+    else:
+        rows = "".join(
+            f"<tr><td>{escape(p.tenant)}</td><td>{escape('/'.join(p.target))}</td><td>{p.sources}</td>"
+            f"<td class='mono'>{escape(p.describe())}</td></tr>"
+            for p in paths[:ROWS_SHOWN]
+        )
+        more = len(paths) - ROWS_SHOWN
+        crossing = (
+            f"<p><b>Cross-tenant paths</b>: <span class='bad'>{len(paths)}</span>; a compromised "
+            "provider lets these consumers reach further than their grants:</p>"
+            "<table><tr><th>tenant</th><th>reaches</th><th>endpoints</th><th>shortest path</th></tr>"
+            f"{rows}</table>" + (f"<p class='muted'>{more} more in report.json.</p>" if more > 0 else "")
+        )
+    radius = result.blast_radius
+    rows = "".join(
+        f"<tr><td>{escape('/'.join(b.endpoint))}</td><td>{escape(per_hop_text(b))}</td><td>{b.total}</td></tr>"
+        for b in radius[:ROWS_SHOWN]
+    )
+    more = len(radius) - ROWS_SHOWN
+    return (
+        f"<p class='muted'>{escape(summary(result))}</p>{crossing}"
+        "<p><b>Blast radius</b>: the endpoints a compromised endpoint reaches at each hop, largest first.</p>"
+        f"<table><tr><th>endpoint</th><th>per hop</th><th>total</th></tr>{rows}</table>"
+        + (f"<p class='muted'>{more} more endpoints in report.json.</p>" if more > 0 else "")
+    )
 
 
 def render_html(report: VerificationReport, *, endpoint_limit: int = ENDPOINT_MATRIX_LIMIT) -> str:
@@ -378,6 +451,7 @@ BDD backend {escape(doc["engine"]["bdd_backend"])} · {report.paths} symbolic pa
 {findings}
 <section><h2>Topology</h2>{topology_svg(report.network)}</section>
 <section><h2>Reachability matrix</h2>{_matrix(report, endpoint_limit)}</section>
+<section><h2>Intent analysis</h2>{_analysis(analyse(report.network))}</section>
 <section><h2>Violations</h2>{_counterexamples(report)}</section>
 </main></body></html>
 """

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from segctl.reports.analysis import ROWS_SHOWN, per_hop_text, summary
 from segctl.reports.matrix import ENDPOINT_MATRIX_LIMIT, segment_matrix
+from segctl.topology.exposure import IntentAnalysis, analyse
 from segctl.verifier.report import VerificationReport
 
 __all__ = ["render_markdown"]
@@ -46,6 +48,43 @@ def _segment_matrix(report: VerificationReport) -> list[str]:
     return lines
 
 
+def _analysis(result: IntentAnalysis) -> list[str]:
+    """Cross-tenant paths and the largest blast radii (docs/intent.md, "Intent analysis")."""
+    lines = [summary(result), ""]
+    paths = result.cross_tenant_paths
+    if not paths:
+        lines.append(
+            "**Cross-tenant paths**: none; every tenant reaches other tenants only over its "
+            "declared shared services."
+        )
+    else:
+        lines += [
+            f"**Cross-tenant paths**: {len(paths)}; a compromised provider lets these consumers reach "
+            "further than their grants:",
+            "",
+            "| tenant | reaches | endpoints | shortest path |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {p.tenant} | {'/'.join(p.target)} | {p.sources} | {_cell(p.describe())} |"
+            for p in paths[:ROWS_SHOWN]
+        ]
+        if len(paths) > ROWS_SHOWN:
+            lines.append(f"\n({len(paths) - ROWS_SHOWN} more in `report.json`.)")
+    radius = result.blast_radius
+    lines += [
+        "",
+        "**Blast radius**: the endpoints a compromised endpoint reaches at each hop, largest first.",
+        "",
+        "| endpoint | per hop | total |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {'/'.join(b.endpoint)} | {per_hop_text(b)} | {b.total} |" for b in radius[:ROWS_SHOWN]]
+    if len(radius) > ROWS_SHOWN:
+        lines.append(f"\n({len(radius) - ROWS_SHOWN} more endpoints in `report.json`.)")
+    return lines
+
+
 def render_markdown(report: VerificationReport, *, endpoint_limit: int = ENDPOINT_MATRIX_LIMIT) -> str:
     """The whole report: verdicts, what was checked, matrix, counterexamples with traces (past
     ``endpoint_limit`` endpoints the matrix is summarised per pair of segments)."""
@@ -80,6 +119,8 @@ def render_markdown(report: VerificationReport, *, endpoint_limit: int = ENDPOIN
     lines += ["", "## Reachability matrix", ""]
     big = len(report.endpoints) > endpoint_limit
     lines += _segment_matrix(report) if big else _endpoint_matrix(report)
+    lines += ["", "## Intent analysis", ""]
+    lines += _analysis(analyse(report.network))
     lines += ["", "## Violations", ""]
     if report.ok:
         lines.append("None.")

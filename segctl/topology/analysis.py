@@ -48,10 +48,12 @@ __all__ = [
     "EndpointKey",
     "Grant",
     "GrantKind",
+    "GrantSet",
     "Reachability",
     "ServiceMatch",
     "allowed_grants",
     "expected_reachability",
+    "grant_sets",
     "grant_symbol",
     "ipv6_allowed",
     "normalize_proto",
@@ -174,17 +176,52 @@ def normalize_services(services: Iterable[Service]) -> tuple[ServiceMatch, ...]:
     return tuple(sorted(out))
 
 
-def _add(
-    result: dict[tuple[EndpointKey, EndpointKey], list[Grant]],
-    src: EndpointInfo,
-    dst: EndpointInfo,
-    grant: Grant,
-) -> None:
-    if src.key == dst.key:
-        return
-    grants = result.setdefault((src.key, dst.key), [])
-    if grant not in grants:
-        grants.append(grant)
+@dataclass(frozen=True)
+class GrantSet:
+    """One declared grant with every source and destination it covers (document order).
+
+    The relation it contributes is every ``(source, destination)`` pair with
+    ``source != destination``: an intra-segment grant has the segment's endpoints on both
+    sides, a policy its ``from`` and ``to`` selections, a shared service its consumers and
+    providers. :func:`expected_reachability` expands these products; the intent-graph
+    analysis (:mod:`segctl.topology.exposure`) works on them unexpanded.
+    """
+
+    grant: Grant
+    tenant: str  # the tenant that declares it (a shared service: the provider's)
+    sources: tuple[EndpointInfo, ...]
+    destinations: tuple[EndpointInfo, ...]
+
+
+def grant_sets(network: Network, tenants: Container[str] | None = None) -> list[GrantSet]:
+    """Every grant of the intent with its sources and destinations, in the order of
+    :func:`expected_reachability`: intra-segment grants (non-strict segments), policies,
+    shared services, each in document order. With ``tenants``, only the sources of those
+    tenants (a grant left with no source is dropped)."""
+    out: list[GrantSet] = []
+    for seg in network.segments:
+        if seg.strict or (tenants is not None and seg.tenant not in tenants):
+            continue
+        members = tuple(network.segment_endpoints(seg.tenant, seg.name))
+        out.append(GrantSet(Grant("intra-segment", seg.name, ALL_IPV4, True), seg.tenant, members, members))
+    for tenant in network.tenants:
+        if tenants is not None and tenant.name not in tenants:
+            continue
+        for policy in network.policies(tenant.name):
+            grant = Grant("policy", policy.name, normalize_services(policy.services), policy.stateful)
+            sources = tuple(network.select(tenant.name, policy.from_))
+            out.append(GrantSet(grant, tenant.name, sources, tuple(network.select(tenant.name, policy.to))))
+    for svc in network.shared_services:
+        grant = Grant("shared-service", svc.name, normalize_services(svc.services), True)
+        consumers = network.shared_consumers(svc)
+        if tenants is not None:
+            consumers = [c for c in consumers if c.tenant in tenants]
+            if not consumers:
+                continue
+        out.append(
+            GrantSet(grant, svc.provider.tenant, tuple(consumers), tuple(network.shared_providers(svc)))
+        )
+    return out
 
 
 def expected_reachability(network: Network, tenants: Container[str] | None = None) -> Reachability:
@@ -196,29 +233,15 @@ def expected_reachability(network: Network, tenants: Container[str] | None = Non
     pairs of the whole relation: a pair's grants never depend on other pairs).
     """
     result: dict[tuple[EndpointKey, EndpointKey], list[Grant]] = {}
-    for seg in network.segments:
-        if seg.strict or (tenants is not None and seg.tenant not in tenants):
-            continue
-        members = network.segment_endpoints(seg.tenant, seg.name)
-        grant = Grant("intra-segment", seg.name, ALL_IPV4, True)
-        for src in members:
-            for dst in members:
-                _add(result, src, dst, grant)
-    for tenant in network.tenants:
-        if tenants is not None and tenant.name not in tenants:
-            continue
-        for policy in network.policies(tenant.name):
-            grant = Grant("policy", policy.name, normalize_services(policy.services), policy.stateful)
-            for src in network.select(tenant.name, policy.from_):
-                for dst in network.select(tenant.name, policy.to):
-                    _add(result, src, dst, grant)
-    for svc in network.shared_services:
-        grant = Grant("shared-service", svc.name, normalize_services(svc.services), True)
-        for src in network.shared_consumers(svc):
-            if tenants is not None and src.tenant not in tenants:
-                continue
-            for dst in network.shared_providers(svc):
-                _add(result, src, dst, grant)
+    for item in grant_sets(network, tenants):
+        grant = item.grant
+        for src in item.sources:
+            for dst in item.destinations:
+                if src.key == dst.key:
+                    continue
+                grants = result.setdefault((src.key, dst.key), [])
+                if grant not in grants:
+                    grants.append(grant)
     position = {ep.key: i for i, ep in enumerate(network.endpoints)}  # document order
     ordered = sorted(result.items(), key=lambda item: (position[item[0][0]], position[item[0][1]]))
     return {pair: tuple(_sorted_grants(grants)) for pair, grants in ordered}

@@ -5,9 +5,11 @@ Nodes are switch names (``kind="switch"``) and ``tenant/endpoint`` names
 numbers at each end in ``ports`` (``{node: port}``). Fabric links form an
 ``nx.MultiGraph`` so that parallel links between two switches are kept.
 
-Path choice is deterministic: among equal-length paths the one through the
-lexicographically smallest (switch, port) hops wins, so compiling twice gives
-byte-identical rules and the verifier can be told which path to expect.
+Paths are planned here and nowhere else: :class:`FabricPaths` is the graph's fabric as
+plain port maps with cached shortest-path next hops, and the compiler builds one per
+compilation from this graph. Path choice is deterministic: among equal-length paths the
+one through the lexicographically smallest (switch, port) hops wins, so compiling twice
+gives byte-identical rules and the verifier can be told which path to expect.
 
 Examples
 --------
@@ -32,6 +34,7 @@ import networkx as nx
 from segctl.topology.network import EndpointInfo, Network
 
 __all__ = [
+    "FabricPaths",
     "build_graph",
     "endpoint_node",
     "fabric_ports",
@@ -78,51 +81,97 @@ def fabric_ports(graph: nx.MultiGraph, switch: str) -> dict[int, tuple[str, int]
     return out
 
 
+class FabricPaths:
+    """The fabric of a topology graph as plain port maps, with cached shortest-path next hops.
+
+    The one place segctl plans paths: :func:`next_hop_ports`, :func:`switch_path`, the
+    other helpers here and the compiler all walk this view. It is derived from the graph
+    once (its fabric links, nothing else), so planning every destination of a large
+    fabric costs one breadth-first search per destination switch, on dicts.
+
+    Examples
+    --------
+    >>> from segctl.topology.network import resolve
+    >>> from segctl.topology.schema import Intent
+    >>> net = resolve(Intent.model_validate({"fabric": {"switches": [
+    ...     {"name": "a", "dpid": 1}, {"name": "b", "dpid": 2}, {"name": "c", "dpid": 3}],
+    ...     "links": ["a:1 <-> b:1", "b:2 <-> c:1"]}}))
+    >>> paths = FabricPaths(build_graph(net))
+    >>> paths.next_hops("c")
+    {'a': 1, 'b': 2}
+    >>> paths.path("a", "c")
+    ['a', 'b', 'c']
+    """
+
+    def __init__(self, graph: nx.MultiGraph) -> None:
+        #: ``ports[switch][port] = (peer switch, peer port)`` for every fabric port.
+        self.ports: dict[str, dict[int, tuple[str, int]]] = {
+            node: {} for node, kind in graph.nodes(data="kind") if kind == "switch"
+        }
+        for a, b, data in graph.edges(data=True):
+            if data["kind"] == "fabric":
+                ends = data["ports"]
+                self.ports[a][ends[a]] = (b, ends[b])
+                self.ports[b][ends[b]] = (a, ends[a])
+        self._hops: dict[str, dict[str, int]] = {}
+
+    def next_hops(self, destination: str) -> dict[str, int]:
+        """For every switch that can reach ``destination``, the port of its next hop.
+
+        A breadth-first search from ``destination`` over fabric links; among equal-length
+        choices the smallest (peer name, port) wins. ``destination`` itself is absent; keys
+        are sorted. Computed once per destination: the dict is shared, do not change it.
+        """
+        hops = self._hops.get(destination)
+        if hops is not None:
+            return hops
+        if destination not in self.ports:
+            raise ValueError(f"{destination} is not a switch")
+        dist = {destination: 0}
+        queue = deque([destination])
+        while queue:
+            node = queue.popleft()
+            for peer, _ in self.ports[node].values():
+                if peer not in dist:
+                    dist[peer] = dist[node] + 1
+                    queue.append(peer)
+        choice: dict[str, int] = {}
+        for sw in sorted(dist):
+            d = dist[sw]
+            if d:
+                choice[sw] = min(
+                    (peer, port) for port, (peer, _) in self.ports[sw].items() if dist[peer] == d - 1
+                )[1]
+        self._hops[destination] = choice
+        return choice
+
+    def path(self, source: str, destination: str) -> list[str]:
+        """The deterministic shortest switch path (names), or ``[]`` when unreachable."""
+        if source == destination:
+            return [source]
+        hops = self.next_hops(destination)
+        path = [source]
+        node = source
+        while node != destination:
+            if node not in hops:
+                return []
+            node = self.ports[node][hops[node]][0]
+            path.append(node)
+        return path
+
+
 def next_hop_ports(graph: nx.MultiGraph, destination: str) -> dict[str, int]:
     """For every switch that can reach ``destination``, the port of its next hop.
 
-    A breadth-first search from ``destination`` over fabric links; among equal-length
-    choices the smallest (peer name, port) wins. ``destination`` itself is absent.
+    See :meth:`FabricPaths.next_hops` (build a :class:`FabricPaths` once to plan many
+    destinations). ``ValueError`` when ``destination`` is not a switch.
     """
-    if graph.nodes[destination].get("kind") != "switch":
-        raise ValueError(f"{destination} is not a switch")
-    dist = {destination: 0}
-    choice: dict[str, int] = {}
-    queue = deque([destination])
-    while queue:
-        node = queue.popleft()
-        for peer in sorted(_switch_neighbours(graph, node)):
-            if peer in dist:
-                continue
-            dist[peer] = dist[node] + 1
-            queue.append(peer)
-        # nothing else: choices are settled below once distances are known
-    for sw, d in dist.items():
-        if sw == destination:
-            continue
-        options = []
-        for _, peer, data in graph.edges(sw, data=True):
-            if data["kind"] == "fabric" and dist.get(peer) == d - 1:
-                options.append((peer, data["ports"][sw]))
-        choice[sw] = min(options)[1]
-    return dict(sorted(choice.items()))
+    return dict(FabricPaths(graph).next_hops(destination))
 
 
 def switch_path(graph: nx.MultiGraph, source: str, destination: str) -> list[str]:
     """The deterministic shortest switch path (names), or ``[]`` when unreachable."""
-    if source == destination:
-        return [source]
-    hops = next_hop_ports(graph, destination)
-    ports = fabric_ports(graph, source)
-    path = [source]
-    node = source
-    while node != destination:
-        if node not in hops:
-            return []
-        ports = fabric_ports(graph, node)
-        node = ports[hops[node]][0]
-        path.append(node)
-    return path
+    return FabricPaths(graph).path(source, destination)
 
 
 def segment_switches(network: Network, tenant: str, segment: str) -> list[str]:
@@ -134,15 +183,16 @@ def segment_switches(network: Network, tenant: str, segment: str) -> list[str]:
 def segment_links(graph: nx.MultiGraph, network: Network, tenant: str, segment: str) -> set[tuple[str, int]]:
     """The (switch, port) fabric ports that the segment's traffic uses between its switches."""
     switches = segment_switches(network, tenant, segment)
+    paths = FabricPaths(graph)
     used: set[tuple[str, int]] = set()
     for dst in switches:
-        hops = next_hop_ports(graph, dst)
+        hops = paths.next_hops(dst)
         for src in switches:
             node = src
             while node != dst and node in hops:
                 port = hops[node]
                 used.add((node, port))
-                node = fabric_ports(graph, node)[port][0]
+                node = paths.ports[node][port][0]
     return used
 
 
@@ -151,11 +201,8 @@ def tenant_view(graph: nx.MultiGraph, network: Network, tenant: str) -> nx.Multi
     eps = [endpoint_node(ep) for ep in network.tenant_endpoints(tenant)]
     switches = {ep.switch for ep in network.tenant_endpoints(tenant)}
     nodes = set(eps) | switches
+    paths = FabricPaths(graph)
     for a in sorted(switches):
         for b in sorted(switches):
-            nodes.update(switch_path(graph, a, b))
+            nodes.update(paths.path(a, b))
     return graph.subgraph(nodes).copy()
-
-
-def _switch_neighbours(graph: nx.MultiGraph, node: str) -> set[str]:
-    return {peer for _, peer, kind in graph.edges(node, data="kind") if kind == "fabric"}

@@ -19,14 +19,20 @@ from segctl.topology.schema import Intent, Policy, Selector, Service, SharedServ
 from segctl.topology.validate import VLAN_RANGE, check_intent
 
 __all__ = [
+    "MIN_ROUTED_TTL",
     "EndpointInfo",
     "Network",
     "SegmentInfo",
     "SwitchInfo",
     "TenantInfo",
+    "first_hop_mac",
     "load_network",
     "resolve",
+    "routed",
 ]
+
+#: The distributed gateway decrements the TTL of what it routes and drops TTL 0 and 1.
+MIN_ROUTED_TTL = 2
 
 K = TypeVar("K")
 
@@ -164,6 +170,8 @@ class Network:
         eps = self.tenant_endpoints(tenant)
         if selector.endpoint is not None:
             return [ep for ep in eps if ep.name == selector.endpoint]
+        if selector.endpoints is not None:
+            return [ep for ep in eps if ep.name in selector.endpoints]
         if selector.segment is not None:
             return [ep for ep in eps if ep.segment == selector.segment]
         if selector.group is not None:
@@ -193,6 +201,28 @@ class Network:
             else:
                 out += self.group_members(consumer.tenant, consumer.group)
         return out
+
+
+def routed(src: EndpointInfo, dst: EndpointInfo | None) -> bool:
+    """Does a packet from ``src`` to ``dst`` go through ``src``'s tenant gateway? Always,
+    unless both are in one segment of one tenant (``dst`` None: an address no endpoint owns)."""
+    return dst is None or dst.tenant != src.tenant or dst.segment != src.segment
+
+
+def first_hop_mac(network: Network, src: EndpointInfo, dst: EndpointInfo | None) -> str:
+    """The ``eth_dst`` of a packet ``src`` sends to ``dst``: ``dst``'s MAC within a segment,
+    else the gateway MAC of ``src``'s tenant; a routed packet needs a TTL of at least
+    :data:`MIN_ROUTED_TTL`. The one statement of the first-hop rule: the verifier's header
+    spaces, ``segctl trace`` and the scenarios' predictions all ask it.
+
+    Within a tenant, segments never overlap, so "the same segment" is also "on-link" for a
+    host's kernel. Across tenants a host whose subnet overlaps another tenant's (tenants may
+    reuse addresses) would ARP for the peer directly, but ARP is answered only inside the
+    segment, so no host learns another tenant's MAC: the routed form is the frame it can send.
+    """
+    if dst is not None and not routed(src, dst):
+        return dst.mac
+    return network.tenant(src.tenant).gateway_mac
 
 
 def default_gateway_mac(tenant_id: int) -> str:

@@ -46,6 +46,10 @@ __all__ = [
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+#: A selector's name may carry a ``tenant/`` prefix so that validation can say why a
+#: policy cannot name another tenant's objects (instead of a pattern error).
+SELECTOR_NAME_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,31}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
+SelectorName = Annotated[str, Field(pattern=SELECTOR_NAME_PATTERN)]
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 MAX_OF_PORT = 0xFF00  # OFPP_MAX: higher numbers are reserved ports
 
@@ -282,24 +286,43 @@ class Group(_Strict):
         return self
 
 
-class Selector(_Strict):
-    """One of: an endpoint, a group, a segment, or labels (all must match)."""
+def _not_empty(value: Any) -> Any:
+    if isinstance(value, list) and not value:
+        raise ValueError("an empty endpoint list selects nothing")
+    return value
 
-    endpoint: Name | None = None
-    group: Name | None = None
-    segment: Name | None = None
+
+class Selector(_Strict):
+    """One of: an endpoint, a list of endpoints, a group, a segment, or labels (all must match).
+
+    Names are of the policy's own tenant; validation rejects a ``tenant/`` prefix.
+    """
+
+    endpoint: SelectorName | None = None
+    endpoints: Annotated[list[SelectorName], BeforeValidator(_not_empty), Field(min_length=1)] | None = None
+    group: SelectorName | None = None
+    segment: SelectorName | None = None
     labels: dict[str, str] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Selector:
-        given = [k for k in ("endpoint", "group", "segment", "labels") if getattr(self, k) is not None]
+        kinds = ("endpoint", "endpoints", "group", "segment", "labels")
+        given = [k for k in kinds if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("a selector names exactly one of endpoint, group, segment, labels")
+            raise ValueError("a selector names exactly one of endpoint, endpoints, group, segment, labels")
         return self
+
+    def names(self) -> list[tuple[str, str]]:
+        """``(kind, name)`` of every object the selector names (``endpoints`` counts as endpoint)."""
+        out = [("endpoint", n) for n in ([self.endpoint] if self.endpoint else []) + (self.endpoints or [])]
+        out += [(k, getattr(self, k)) for k in ("group", "segment") if getattr(self, k) is not None]
+        return out
 
     def describe(self) -> str:
         if self.labels is not None:
             return "labels " + ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
+        if self.endpoints is not None:
+            return "endpoints " + ",".join(self.endpoints)
         for kind in ("endpoint", "group", "segment"):
             value = getattr(self, kind)
             if value is not None:
@@ -372,12 +395,27 @@ def _service_schema(schema: dict[str, Any]) -> None:
     properties["port"] = dict(_PORTS_SCHEMA)
 
 
+def _lower(value: Any) -> Any:
+    """``TCP`` is ``tcp``: protocol names are case-insensitive."""
+    return value.strip().lower() if isinstance(value, str) else value
+
+
 class Service(_Strict):
     """A protocol and optional destination ports: tcp/udp with ports, icmp, or any."""
 
     model_config = ConfigDict(json_schema_extra=_service_schema)
 
-    proto: Literal["tcp", "udp", "icmp", "any"]
+    proto: Annotated[
+        Literal["tcp", "udp", "icmp", "any"],
+        BeforeValidator(_lower),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "pattern": r"^\s*([tT][cC][pP]|[uU][dD][pP]|[iI][cC][mM][pP]|[aA][nN][yY])\s*$",
+                "description": "tcp, udp, icmp or any (case-insensitive)",
+            }
+        ),
+    ]
     ports: Annotated[list[PortRange], BeforeValidator(_parse_ports)] | None = Field(
         default=None, validation_alias=AliasChoices("ports", "port")
     )

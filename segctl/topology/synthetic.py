@@ -99,7 +99,7 @@ def _edge_switches(k: int) -> list[str]:
     return [f"edge{p}-{j}" for p in range(k) for j in range(k // 2)]
 
 
-def _mac(tenant: int, index: int) -> str:
+def _endpoint_mac(tenant: int, index: int) -> str:
     # 02:TT:TT:NN:NN:NN, locally administered unicast; never 02:5e:00:00:.. (gateway MACs)
     return (
         f"02:{(tenant >> 8) & 0xFF:02x}:{tenant & 0xFF:02x}:"
@@ -154,7 +154,7 @@ def synthetic_intent(
                 {
                     "name": f"ep{n}",
                     "segment": f"seg{seg}",
-                    "mac": _mac(t + 1, n),
+                    "mac": _endpoint_mac(t + 1, n),
                     "ip": _host_ip(seg, n // segments),
                     "attach": {"switch": edges[g % len(edges)], "port": HOST_PORT_BASE + g // len(edges)},
                     "labels": {"tier": TIERS[n % len(TIERS)]},
@@ -186,7 +186,7 @@ def synthetic_intent(
             {
                 "name": f"dns{i}",
                 "segment": "svc",
-                "mac": _mac(tenants + 1, i),
+                "mac": _endpoint_mac(tenants + 1, i),
                 "ip": f"172.16.0.{10 + i}",
                 "attach": {
                     "switch": edges[-1 - i % len(edges)],
@@ -252,7 +252,7 @@ def policy_pair(a: int, b: int, p: int, *, policies: int = 1) -> Intent:
                 {
                     "name": f"{side}{n}",
                     "segment": "lan",
-                    "mac": _mac(1, index),
+                    "mac": _endpoint_mac(1, index),
                     "ip": _host_ip(0, index),
                     "attach": {"switch": leaf, "port": HOST_PORT_BASE + n},
                     "labels": {"side": side},

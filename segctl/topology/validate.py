@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Network
 
 from segctl.errors import IntentError, Problem
-from segctl.topology.schema import Endpoint, Intent, Selector, Tenant
+from segctl.topology.schema import Endpoint, Intent, Policy, Selector, Tenant
 
 __all__ = ["VLAN_RANGE", "check_intent", "validate_intent"]
 
@@ -33,8 +33,9 @@ def validate_intent(intent: Intent) -> list[Problem]:
     problems: list[Problem] = []
     problems += _check_fabric(intent)
     problems += _check_tenants(intent)
+    owners = _owners(intent)
     for tenant in intent.tenants:
-        problems += _check_tenant(intent, tenant)
+        problems += _check_tenant(intent, tenant, owners)
     problems += _check_shared_services(intent)
     problems += _check_vlans(intent)
     return problems
@@ -108,7 +109,19 @@ def _segment_of(tenant: Tenant, name: str) -> IPv4Network | None:
     return None
 
 
-def _check_tenant(intent: Intent, tenant: Tenant) -> list[Problem]:
+def _owners(intent: Intent) -> dict[tuple[str, str], list[str]]:
+    """``(kind, name) -> tenants`` having an endpoint, group or segment of that name."""
+    owners: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for t in intent.tenants:
+        for kind, items in (("endpoint", t.endpoints), ("group", t.groups), ("segment", t.segments)):
+            for item in items:
+                owners[(kind, item.name)].append(t.name)
+    return owners
+
+
+def _check_tenant(
+    intent: Intent, tenant: Tenant, owners: Mapping[tuple[str, str], list[str]]
+) -> list[Problem]:
     base = f"tenants[{tenant.name}]"
     problems: list[Problem] = []
     for kind, items in (
@@ -193,34 +206,116 @@ def _check_tenant(intent: Intent, tenant: Tenant) -> list[Problem]:
         if tenant.gateway_mac is not None and ep.mac == tenant.gateway_mac:
             problems.append(Problem(f"{where}.mac", f"{ep.mac} is the tenant's gateway MAC"))
 
+    problems += _check_references(base, tenant, owners, set(seg_by_name))
+    return problems
+
+
+def _check_references(
+    base: str, tenant: Tenant, owners: Mapping[tuple[str, str], list[str]], segments: set[str]
+) -> list[Problem]:
+    """Group members and policy selectors name this tenant's objects; policies between
+    segments have the gateways they route through."""
+    problems: list[Problem] = []
     endpoint_names = {ep.name for ep in tenant.endpoints}
     group_names = {g.name for g in tenant.groups}
     for group in tenant.groups:
         for member in group.members or []:
             if member not in endpoint_names:
                 problems.append(Problem(f"{base}.groups[{group.name}].members", f"unknown endpoint {member}"))
+    known = {"endpoint": endpoint_names, "group": group_names, "segment": segments}
     for policy in tenant.policies:
-        for side, selector in (("from", policy.from_), ("to", policy.to)):
-            problems += _check_selector(
-                f"{base}.policies[{policy.name}].{side}", selector, endpoint_names, group_names, seg_by_name
-            )
+        where = f"{base}.policies[{policy.name}]"
+        found = [
+            p for side, sel in (("from", policy.from_), ("to", policy.to))
+            for p in _check_selector(f"{where}.{side}", sel, tenant.name, known, owners)
+        ]  # fmt: skip
+        problems += found or _check_gateways(where, tenant, policy)
     return problems
 
 
 def _check_selector(
     where: str,
     selector: Selector,
-    endpoints: set[str],
-    groups: set[str],
-    segments: Mapping[str, object],
+    tenant: str,
+    known: Mapping[str, set[str]],
+    owners: Mapping[tuple[str, str], list[str]],
 ) -> list[Problem]:
-    if selector.endpoint is not None and selector.endpoint not in endpoints:
-        return [Problem(f"{where}.endpoint", f"unknown endpoint {selector.endpoint}")]
-    if selector.group is not None and selector.group not in groups:
-        return [Problem(f"{where}.group", f"unknown group {selector.group}")]
-    if selector.segment is not None and selector.segment not in segments:
-        return [Problem(f"{where}.segment", f"unknown segment {selector.segment}")]
-    return []
+    field = "endpoints" if selector.endpoints is not None else None
+    problems: list[Problem] = []
+    for kind, name in selector.names():
+        place = f"{where}.{field or kind}"
+        owner, slash, short = name.rpartition("/")
+        if slash and owner == tenant:
+            problems.append(
+                Problem(
+                    place,
+                    f"{name}: a policy names its own tenant's objects without the prefix; write {short}",
+                )
+            )
+        elif slash:
+            problems.append(
+                Problem(
+                    place,
+                    f"{name} is {'an' if kind == 'endpoint' else 'a'} {kind} of tenant {owner}: "
+                    "a policy stays inside its tenant; "
+                    "cross-tenant traffic is declared in shared_services",
+                )
+            )
+        elif name not in known[kind]:
+            elsewhere = ", ".join(owners.get((kind, name), []))
+            problems.append(
+                Problem(
+                    place,
+                    f"unknown {kind} {name}"
+                    + (
+                        f" in tenant {tenant} (tenant {elsewhere} has one: a policy stays inside its "
+                        "tenant; cross-tenant traffic is declared in shared_services)"
+                        if elsewhere
+                        else ""
+                    ),
+                )
+            )
+    for name in sorted(_duplicates(selector.endpoints or [])):
+        problems.append(Problem(f"{where}.endpoints", f"{name} is listed twice"))
+    return problems
+
+
+def _selected(tenant: Tenant, selector: Selector) -> list[Endpoint]:
+    """The endpoints a (valid) selector picks; the same rule as ``Network.select``."""
+    if selector.endpoint is not None or selector.endpoints is not None:
+        names = {selector.endpoint} if selector.endpoint is not None else set(selector.endpoints or [])
+        return [ep for ep in tenant.endpoints if ep.name in names]
+    if selector.segment is not None:
+        return [ep for ep in tenant.endpoints if ep.segment == selector.segment]
+    if selector.group is not None:
+        return _group_endpoints(tenant, selector.group)
+    labels = selector.labels or {}
+    return [ep for ep in tenant.endpoints if all(ep.labels.get(k) == v for k, v in labels.items())]
+
+
+def _check_gateways(where: str, tenant: Tenant, policy: Policy) -> list[Problem]:
+    """A policy across segments routes through the segment gateways: the sender's always,
+    the receiver's for the replies of a stateful policy. Without one no one answers the
+    hosts' ARP for their route, so the policy would verify yet carry nothing."""
+    gateway = {seg.name: seg.gateway for seg in tenant.segments}
+    missing: dict[str, str] = {}
+    for src in _selected(tenant, policy.from_):
+        for dst in _selected(tenant, policy.to):
+            if src.segment == dst.segment or src.segment not in gateway or dst.segment not in gateway:
+                continue
+            if gateway[src.segment] is None and src.segment not in missing:
+                missing[src.segment] = (
+                    f"segment {src.segment} has no gateway, so {src.name} cannot reach {dst.name} in "
+                    f"segment {dst.segment} (traffic between segments is routed through the gateway); "
+                    f"give segment {src.segment} a gateway"
+                )
+            if policy.stateful and gateway[dst.segment] is None and dst.segment not in missing:
+                missing[dst.segment] = (
+                    f"segment {dst.segment} has no gateway, so {dst.name} cannot reply to {src.name} in "
+                    f"segment {src.segment} (replies are routed through the gateway); "
+                    f"give segment {dst.segment} a gateway"
+                )
+    return [Problem(where, message) for message in missing.values()]
 
 
 def _group_endpoints(tenant: Tenant, group_name: str) -> list[Endpoint]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from segctl.topology.analysis import Grant
 from segctl.topology.network import EndpointInfo, Network
+from segctl.topology.network import routed as is_routed
 from segctl.verifier.expectations import Expectations
 from segctl.verifier.headerspace import BDD, HeaderSpace
 from segctl.verifier.observe import CommitPoint, ReplyRequest, RunView, requests_union
@@ -163,7 +164,7 @@ class Inputs:
         if cached is None:
             classes: dict[tuple[object, ...], list[EndpointInfo]] = {}
             for p in self.pairs_to(dst):
-                routed = self.spaces.routed(p.src, dst)
+                routed = is_routed(p.src, dst)
                 classes.setdefault((p.grants, routed, p.src.tenant if routed else ""), []).append(p.src)
             sp, hs = self.spaces, self.hs
             parts = [

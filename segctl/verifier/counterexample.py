@@ -23,7 +23,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from segctl.openflow.cookies import describe_cookie
-from segctl.openflow.ofctl import Ct, Flow
+from segctl.openflow.ofctl import Ct, Flow, mac_int, mac_text
 from segctl.topology.network import Network
 from segctl.verifier.checks import Target, Violation
 from segctl.verifier.headerspace import BDD, HeaderSpace
@@ -136,15 +136,11 @@ class Counterexample:
 # ---------------------------------------------------------------------------- packets
 
 
-def _mac(value: int) -> str:
-    return ":".join(f"{(value >> s) & 0xFF:02x}" for s in range(40, -8, -8))
-
-
 def format_packet(pkt: Mapping[str, int]) -> dict[str, str]:
     """The fields of a packet that its ethertype gives meaning to, as display strings."""
     out = {
-        "eth_src": _mac(pkt["eth_src"]),
-        "eth_dst": _mac(pkt["eth_dst"]),
+        "eth_src": mac_text(pkt["eth_src"]),
+        "eth_dst": mac_text(pkt["eth_dst"]),
         "eth_type": f"{pkt['eth_type']:#06x}",
     }
     out["vlan"] = f"vid {pkt['vlan_vid']}" if pkt.get("vlan_present") else "untagged"
@@ -161,8 +157,8 @@ def format_packet(pkt: Mapping[str, int]) -> dict[str, str]:
             arp_op=str(pkt["arp_op"]),
             arp_spa=str(IPv4Address(pkt["ip_src"])),
             arp_tpa=str(IPv4Address(pkt["ip_dst"])),
-            arp_sha=_mac(pkt["arp_sha"]),
-            arp_tha=_mac(pkt["arp_tha"]),
+            arp_sha=mac_text(pkt["arp_sha"]),
+            arp_tha=mac_text(pkt["arp_tha"]),
         )
     elif eth == 0x86DD:
         out.update(
@@ -180,7 +176,7 @@ def format_packet(pkt: Mapping[str, int]) -> dict[str, str]:
 
 def ofproto_flow(pkt: Mapping[str, int], in_port: int) -> str:
     """The packet in ``ovs-appctl ofproto/trace`` flow syntax (``tcp_dst``, never ``tp_dst``)."""
-    parts = [f"in_port={in_port}", f"dl_src={_mac(pkt['eth_src'])}", f"dl_dst={_mac(pkt['eth_dst'])}"]
+    parts = [f"in_port={in_port}", f"dl_src={mac_text(pkt['eth_src'])}", f"dl_dst={mac_text(pkt['eth_dst'])}"]
     if pkt.get("vlan_present"):
         parts.append(f"dl_vlan={pkt['vlan_vid']}")
     eth, proto = pkt["eth_type"], pkt["ip_proto"]
@@ -190,8 +186,8 @@ def ofproto_flow(pkt: Mapping[str, int], in_port: int) -> str:
             f"arp_op={pkt['arp_op']}",
             f"arp_spa={IPv4Address(pkt['ip_src'])}",
             f"arp_tpa={IPv4Address(pkt['ip_dst'])}",
-            f"arp_sha={_mac(pkt['arp_sha'])}",
-            f"arp_tha={_mac(pkt['arp_tha'])}",
+            f"arp_sha={mac_text(pkt['arp_sha'])}",
+            f"arp_tha={mac_text(pkt['arp_tha'])}",
         ]
     elif eth == 0x0800:
         name = {6: "tcp", 17: "udp", 1: "icmp"}.get(proto)
@@ -320,7 +316,7 @@ def _prefer(hs: HeaderSpace, network: Network, violation: Violation, space: BDD)
     if violation.dst:
         tenant, _, name = violation.dst.partition("/")
         dst = network.endpoint(tenant, name)
-        toward = hs.oeq("ip_dst", int(dst.ip)) & hs.oeq("eth_dst", int(dst.mac.replace(":", ""), 16))
+        toward = hs.oeq("ip_dst", int(dst.ip)) & hs.oeq("eth_dst", mac_int(dst.mac))
     for narrow in (
         bound & tcp & ttl & toward,
         bound & tcp & ttl,

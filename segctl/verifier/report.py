@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from segctl.openflow.ofctl import Flow
 from segctl.topology.analysis import EndpointKey, Grant, expected_reachability, grant_symbol
+from segctl.topology.exposure import analyse
 from segctl.topology.network import Network
 from segctl.verifier.counterexample import Counterexample, build
 from segctl.verifier.headerspace import BACKEND, HeaderSpace
@@ -35,6 +36,7 @@ __all__ = [
     "PropertyReport",
     "ReachabilityMatrix",
     "VerificationReport",
+    "analysis_json",
     "matrix_json",
     "merge_parts",
     "part_of",
@@ -183,7 +185,15 @@ class VerificationReport:
             ],
             "properties": [p.to_json() for p in self.properties],
             "matrix": self.cells.to_json(),
+            "analysis": analysis_json(net),
         }
+
+
+def analysis_json(network: Network) -> dict[str, Any]:
+    """The ``analysis`` object of ``report.json``: the intent's cross-tenant paths and each
+    endpoint's blast radius, from the intent alone (:mod:`segctl.topology.exposure`,
+    ``docs/report.md``); computed once per network object."""
+    return analyse(network).to_json()
 
 
 def _cell_json(cell: MatrixCell) -> dict[str, Any]:

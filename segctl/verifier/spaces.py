@@ -14,18 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address
 
+from segctl.openflow.ofctl import mac_int
 from segctl.topology.analysis import Grant, ServiceMatch
-from segctl.topology.network import EndpointInfo, Network
+from segctl.topology.network import MIN_ROUTED_TTL, EndpointInfo, Network, first_hop_mac, routed
 from segctl.verifier.headerspace import BDD, HeaderSpace
 
 __all__ = ["ETH_ARP", "ETH_IP", "ETH_IP6", "Spaces", "port_range", "same_address"]
 
 ETH_ARP, ETH_IP, ETH_IP6 = 0x0806, 0x0800, 0x86DD
 _PROTO = {"tcp": 6, "udp": 17, "icmp": 1}
-
-
-def _mac(text: str) -> int:
-    return int(text.replace(":", ""), 16)
 
 
 def port_range(hs: HeaderSpace, name: str, lo: int, hi: int, width: int) -> BDD:
@@ -78,7 +75,7 @@ class Spaces:
         if cached is not None:
             return cached
         hs = self.hs
-        mac = _mac(ep.mac)
+        mac = mac_int(ep.mac)
         arp = hs.oeq("eth_type", ETH_ARP) & hs.oeq("arp_sha", mac) & self.ip("ip_src", ep.ip)
         ipv4 = hs.oeq("eth_type", ETH_IP) & self.ip("ip_src", ep.ip)
         out = arp | ipv4
@@ -118,16 +115,15 @@ class Spaces:
             cached = self._grants[key] = out
         return cached
 
-    def routed(self, src: EndpointInfo, dst: EndpointInfo) -> bool:
-        return src.tenant != dst.tenant or src.segment != dst.segment
-
     def first_hop(self, src: EndpointInfo, dst: EndpointInfo) -> BDD:
-        """``eth_dst`` (and TTL) of a packet ``src`` sends to ``dst``: direct or via its gateway."""
+        """``eth_dst`` (and TTL) of a packet ``src`` sends to ``dst``: the intent's first-hop
+        rule (:func:`~segctl.topology.network.first_hop_mac`), TTL >= 2 when routed."""
         hs = self.hs
-        if not self.routed(src, dst):
-            return hs.oeq("eth_dst", _mac(dst.mac))
-        gw = _mac(self.net.tenant(src.tenant).gateway_mac)
-        return hs.oeq("eth_dst", gw) & ~(hs.oeq("nw_ttl", 0) | hs.oeq("nw_ttl", 1))
+        out = hs.oeq("eth_dst", mac_int(first_hop_mac(self.net, src, dst)))
+        if routed(src, dst):
+            for ttl in range(MIN_ROUTED_TTL):
+                out &= ~hs.oeq("nw_ttl", ttl)
+        return out
 
     def forward(self, src: EndpointInfo, dst: EndpointInfo, grants: Sequence[Grant]) -> BDD:
         """New packets ``src`` may send to ``dst`` (property 3's forward space)."""
@@ -146,16 +142,16 @@ class Spaces:
         for src, grants in sources:
             stateful = tuple(g for g in grants if g.stateful)
             if stateful:
-                classes.setdefault((stateful, self.routed(dst, src)), []).append(src)
+                classes.setdefault((stateful, routed(dst, src)), []).append(src)
         parts = []
-        for (grants, routed), srcs in classes.items():
-            if routed:
+        for (grants, via_gateway), srcs in classes.items():
+            if via_gateway:
                 to = self.first_hop(dst, srcs[0]) & self.ip_set("ip_dst", [s.ip for s in srcs])
             else:
                 to = self._memo(
                     "mac_ip", frozenset(s.key for s in srcs),
                     lambda srcs=srcs: hs.union(  # type: ignore[misc]
-                        hs.oeq("eth_dst", _mac(s.mac)) & self.ip("ip_dst", s.ip) for s in srcs
+                        hs.oeq("eth_dst", mac_int(s.mac)) & self.ip("ip_dst", s.ip) for s in srcs
                     ),
                 )  # fmt: skip
             parts.append(to & self.grants(grants, reply=True))

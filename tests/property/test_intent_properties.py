@@ -27,6 +27,7 @@ _SERVICES = st.sampled_from(
         {"proto": "udp", "ports": [{"lo": 1000, "hi": 2000}]},
         {"proto": "icmp"},
         {"proto": "any"},
+        {"proto": "TCP", "port": 22},  # protocol names are case-insensitive
     ]
 )
 _DPID_FORMS = st.sampled_from(["int", "hex", "colon"])
@@ -99,6 +100,9 @@ def valid_intents(draw: st.DrawFn) -> Doc:
             tenant["groups"] = groups
         selectors: list[Doc] = [{"labels": {"role": "web"}}]
         selectors += [{"endpoint": name} for name in endpoints]
+        if endpoints:
+            chosen = draw(st.lists(st.sampled_from(endpoints), min_size=1, unique=True))
+            selectors.append({"endpoints": chosen})
         selectors += [{"group": g["name"]} for g in groups]
         selectors += [{"segment": seg["name"]} for seg in tenant["segments"]]
         policies = []
@@ -114,6 +118,9 @@ def valid_intents(draw: st.DrawFn) -> Doc:
             policies.append(policy)
         if policies:
             tenant["policies"] = policies
+            # A policy between segments routes through their gateways (a missing one is invalid).
+            for s_index, seg in enumerate(tenant["segments"]):
+                seg.setdefault("gateway", f"10.{base}.{s_index}.1")
         tenants.append(tenant)
     doc: Doc = {"version": 1, "fabric": {"switches": switches, "links": links}, "tenants": tenants}
     if shared and tenants:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segctl.openflow.ofctl import Flow, parse_flows
+from segctl.openflow.ofctl import Flow, mac_int, parse_flows
 from segctl.topology.network import Network, load_network
 from segctl.verifier.headerspace import FIELDS, PIPELINE_FIELDS, HeaderSpace
 from segctl.verifier.simulate import CT_EST, CT_NEW, CT_TRK, Packet, simulate
@@ -253,13 +253,13 @@ def test_kitchen_sink_tables_agree(data: st.DataObject) -> None:
 @given(data=st.data())
 def test_compiled_examples_agree(example: str, data: st.DataObject) -> None:
     network = _NETWORKS[example]
-    macs = [int(ep.mac.replace(":", ""), 16) for ep in network.endpoints]
-    macs += [int(t.gateway_mac.replace(":", ""), 16) for t in network.tenants] + [0xFFFFFFFFFFFF]
+    macs = [mac_int(ep.mac) for ep in network.endpoints]
+    macs += [mac_int(t.gateway_mac) for t in network.tenants] + [0xFFFFFFFFFFFF]
     ips = [int(ep.ip) for ep in network.endpoints] + [int(s.gateway) for s in network.segments if s.gateway]
     ep = data.draw(st.sampled_from(list(network.endpoints)))
     mode = data.draw(st.sampled_from(["random", "bound", "targeted", "targeted"]))
     if mode == "targeted":
-        packet = data.draw(targeted(int(ep.mac.replace(":", ""), 16), int(ep.ip), macs, ips, ep.port))
+        packet = data.draw(targeted(mac_int(ep.mac), int(ep.ip), macs, ips, ep.port))
     else:
         packet = data.draw(packets(macs, ips, ep.port))
         if mode == "bound":
@@ -270,7 +270,7 @@ def test_compiled_examples_agree(example: str, data: st.DataObject) -> None:
 def _from(packet: Packet, mac: str, ip: int) -> Packet:
     from dataclasses import replace
 
-    src = int(mac.replace(":", ""), 16)
+    src = mac_int(mac)
     if packet.eth_type == 0x0806:
         return replace(packet, eth_src=src, arp_sha=src, arp_spa=ip, vlan_tci=0)
     return replace(packet, eth_src=src, ip_src=ip if packet.eth_type == 0x0800 else 0, vlan_tci=0)

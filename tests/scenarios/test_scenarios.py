@@ -19,11 +19,46 @@ from segctl.mininet_scenarios.probes import Probe, expected_outcome, plan_probes
 from segctl.mininet_scenarios.report import write_reports
 from segctl.mininet_scenarios.runner import run_scenario
 from segctl.mininet_scenarios.scenarios import SCENARIOS, intent_path
+from segctl.mininet_scenarios.scenarios.actions import redundant_links
+from segctl.mininet_scenarios.scenarios.forgery import plan_attack
 from segctl.testbed import ovs
 from segctl.topology.network import load_network
 
 LEAF_SPINE = intent_path("leaf-spine.yaml")
 STRICT = intent_path("strict-segment.yaml")
+
+#: An intent no scenario ships: two tenants on two switches reusing each other's MACs and
+#: addresses (valid: isolation never rests on them), a routed policy, a single fabric link.
+REUSED_MACS = """\
+version: 1
+fabric:
+  switches: [{name: a, dpid: "0x5e01"}, {name: b, dpid: "0x5e02"}]
+  links: ["a:1 <-> b:1"]
+tenants:
+  - name: red
+    segments:
+      - {name: lan, cidr: 10.0.0.0/24, gateway: 10.0.0.1}
+      - {name: app, cidr: 10.0.1.0/24, gateway: 10.0.1.1, strict: true}
+    endpoints:
+      - {name: r1, segment: lan, mac: "02:00:00:00:00:01", ip: 10.0.0.11, attach: "a:2"}
+      - {name: r2, segment: lan, mac: "02:00:00:00:00:02", ip: 10.0.0.12, attach: "b:2"}
+      - {name: r3, segment: app, mac: "02:00:00:00:00:03", ip: 10.0.1.13, attach: "b:4"}
+    policies:
+      - {name: to-app, from: {endpoints: [r1, r2]}, to: {segment: app}, services: [{proto: TCP, port: 8080}]}
+  - name: blue
+    segments:
+      - {name: lan, cidr: 10.0.0.0/24, gateway: 10.0.0.1}
+    endpoints:
+      - {name: b1, segment: lan, mac: "02:00:00:00:00:01", ip: 10.0.0.11, attach: "b:3"}
+      - {name: b2, segment: lan, mac: "02:00:00:00:00:02", ip: 10.0.0.21, attach: "a:3"}
+"""
+
+
+@pytest.fixture
+def reused_macs(tmp_path: Path) -> Path:
+    path = tmp_path / "reused-macs.yaml"
+    path.write_text(REUSED_MACS)
+    return path
 
 
 # ----------------------------------------------------------------------------- pure
@@ -88,10 +123,55 @@ def test_expectations_follow_statefulness_and_ipv6_rules() -> None:
 def test_scenario_list_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["scenario", "list", "--output", "json"]) == 0
     listed = {s["name"] for s in json.loads(capsys.readouterr().out)}
-    assert listed == set(SCENARIOS)
+    assert listed == set(SCENARIOS) and "baseline" in listed
     assert all(Path(s.intent).is_file() for s in SCENARIOS.values())
     assert main(["scenario", "run", "no-such-scenario"]) == 2
     assert "no scenario" in capsys.readouterr().err
+
+
+def test_forged_values_differ_from_the_attackers_own_binding(reused_macs: Path) -> None:
+    """blue/b1 has red/r1's MAC and address: "another tenant's MAC" must not be r1's own."""
+    net = load_network(reused_macs)
+    plan = plan_attack(net)
+    me = plan.attacker
+    assert me.qualified == "red/r1"
+    assert net.endpoint("blue", "b1").mac == me.mac  # the trap the old choice fell into
+    assert plan.forged_mac != me.mac and plan.foreign_sha != me.mac
+    assert plan.forged_ip != str(me.ip) and plan.claimed_ip != str(me.ip)
+    # frames aimed at another tenant go where nothing of red shares both MAC and address
+    assert plan.foreign and plan.victim.qualified == "blue/b2"
+    assert plan.control is not None and plan.control.receiver.qualified == "red/r2"
+    assert plan.skipped == ()
+
+
+def test_every_shipped_attacker_intent_forges_for_real() -> None:
+    for scenario in SCENARIOS.values():
+        if not scenario.needs:
+            continue
+        net = load_network(scenario.intent)
+        plan = plan_attack(net)
+        assert plan.forged_mac != plan.attacker.mac and plan.foreign_sha != plan.attacker.mac
+        assert plan.control is not None
+
+
+def test_scenario_on_an_intent_that_lacks_what_it_needs_exits_2(
+    reused_macs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checked before anything starts, so no root is needed to be told."""
+    assert redundant_links(load_network(reused_macs)) == []
+    assert main(["scenario", "run", "link-failure", "--intent", str(reused_macs)]) == 2
+    assert (
+        f"scenario link-failure cannot run on {reused_macs}: it needs a fabric link with another path"
+        in capsys.readouterr().err
+    )
+    assert main(["scenario", "run", "flood", "--intent", str(reused_macs)]) == 2
+    assert "rate_limit" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fabric: {switches: []}\n")
+    assert main(["scenario", "run", "attacker", "--intent", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("segctl: ") and "Traceback" not in err
+    assert redundant_links(load_network(LEAF_SPINE))  # two spines: every link has a way around
 
 
 # ----------------------------------------------------------------------- end to end
@@ -120,8 +200,12 @@ def test_changed_since_catches_a_change_undone_between_the_dumps(lab_prefix: str
         ovs.delete_bridge(bridges["s"])
 
 
+#: ``baseline`` on its built-in intent is the ``leaf-spine`` run: not run twice.
+_DISTINCT = [name for name in SCENARIOS if name != "baseline"]
+
+
 @pytest.mark.ovs
-@pytest.mark.parametrize("name", list(SCENARIOS))
+@pytest.mark.parametrize("name", _DISTINCT)
 def test_scenario_agrees_three_ways_and_cleans_up(name: str, ovs_available: None, tmp_path: Path) -> None:
     scenario = SCENARIOS[name]
     result = run_scenario(scenario.name, scenario.title, scenario.intent, scenario.actions, work_dir=tmp_path)
@@ -139,3 +223,22 @@ def test_scenario_agrees_three_ways_and_cleans_up(name: str, ovs_available: None
     failed = [f"{c.name}: {c.detail}" for c in result.checks if not c.passed]
     assert not failed, f"{name}: failed checks {failed} (rules: {result.rules_source})"
     assert result.passed, f"{name}: {paths['md'].read_text()[:3000]}"
+
+
+@pytest.mark.ovs
+def test_attacker_on_an_unseen_intent_that_reuses_macs(
+    reused_macs: Path, tmp_path: Path, ovs_available: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``scenario run attacker --intent FILE``: the user's intent, tenants reusing MACs; every
+    forged frame is dropped (the old choice forged r1's own MAC, which was delivered)."""
+    code = main(
+        ["scenario", "run", "attacker", "--intent", str(reused_macs), "--report", str(tmp_path / "r")]
+    )
+    out = capsys.readouterr().out
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert doc["intent"] == str(reused_macs)
+    checks = {c["name"]: c for c in doc["checks"]}
+    assert checks["attack dropped: forged source MAC"]["passed"], checks["attack dropped: forged source MAC"]
+    assert checks["control frame delivered (capture works)"]["passed"]
+    failed = [f"{c['name']}: {c['detail']}" for c in doc["checks"] if not c["passed"]]
+    assert code == 0 and not failed, (failed, out)

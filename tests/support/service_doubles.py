@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from segctl.controller.gate import SwitchTables, Verification, Violation
 from segctl.controller.southbound import SwitchMeter
-from segctl.openflow.ofctl import Flow, Output, parse_flow
+from segctl.openflow.ofctl import Flow, Output, mac_text, parse_flow
 from segctl.topology.model import build_graph, next_hop_ports
 from segctl.topology.network import Network
 
@@ -61,7 +61,7 @@ def verify_tables(network: Network, tables: Mapping[str, Sequence[Flow]]) -> Ver
             dst = flow.get("eth_dst")
             if flow.table != 1 or dst is None:
                 continue
-            mac = ":".join(f"{(dst.value >> s) & 0xFF:02x}" for s in range(40, -8, -8))
+            mac = mac_text(dst.value)
             target = by_mac.get(mac)
             reach.setdefault(switch, set()).add(mac)
             for action in flow.actions:

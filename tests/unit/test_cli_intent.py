@@ -122,6 +122,31 @@ def test_show_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows["acme/web1"] == ["·", "S", "P", "P", "·", "·", "·", "X"]
     assert rows["infra/dns1"] == ["·"] * 8
     assert "acme/app1 -> acme/db1: policy app-to-db: tcp/5432" in out
+    analysis = out[out.index("Cross-tenant paths") :].splitlines()
+    assert analysis[1] == "  none: every tenant reaches other tenants only over its declared shared services"
+    assert analysis[3].startswith("Blast radius") and "17 allowed connections" in analysis[3]
+    assert analysis[4].split() == ["ENDPOINT", "PER", "HOP", "TOTAL"]
+    assert analysis[5].split() == ["acme/web1", "4,", "1", "5"]
+    assert analysis[-1].split() == ["infra/dns1", "-", "0"]
+
+
+def test_show_lists_cross_tenant_paths(capsys: pytest.CaptureFixture[str]) -> None:
+    """The shared-dns scenario intent: dns1 shares a segment with ntp1, a pivot for consumers."""
+    intent = ROOT / "segctl" / "mininet_scenarios" / "intents" / "shared-dns.yaml"
+    assert main(["show", str(intent)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "  red -> infra/ntp1 (2 endpoints): red/r1 -[shared-service dns]-> infra/dns1 "
+        "-[intra-segment svc]-> infra/ntp1\n"
+        "  blue -> infra/ntp1 (1 endpoint): blue/b1 -[shared-service dns]-> infra/dns1 "
+        "-[intra-segment svc]-> infra/ntp1\n"
+    ) in out
+    assert main(["show", "-o", "json", str(intent)]) == 0
+    paths = json.loads(capsys.readouterr().out)["analysis"]["cross_tenant_paths"]
+    assert [(p["tenant"], p["target"], p["sources"]) for p in paths] == [
+        ("red", "infra/ntp1", 2),
+        ("blue", "infra/ntp1", 1),
+    ]
 
 
 def test_show_json_has_every_endpoint_and_the_grants(capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,6 +178,10 @@ def test_show_json_has_every_endpoint_and_the_grants(capsys: pytest.CaptureFixtu
     }
     reach = expected_reachability(net)
     assert len(shown["reachability"]) == len(reach)
+    assert shown["analysis"]["graph"] == {"endpoints": 8, "edges": 17, "classes": 5}
+    assert shown["analysis"]["cross_tenant_paths"] == []
+    assert shown["analysis"]["blast_radius"][0] == {"endpoint": "acme/web1", "per_hop": [4, 1], "total": 5}
+    assert len(shown["analysis"]["blast_radius"]) == len(net.endpoints)
     first = shown["reachability"][0]
     assert first["src"] == "acme/web1" and first["dst"] == "acme/web2"
     assert first["grants"] == [
@@ -199,3 +228,71 @@ def test_module_entry_point_runs_as_a_subprocess(bad_file: Path) -> None:
     )
     assert bad.returncode == 2 and bad.stdout == ""
     assert "Traceback" not in bad.stderr and "outside segment web" in bad.stderr
+
+
+# ---------------------------------------------------------------- show --tenant, folding
+
+
+def test_show_one_tenant_and_what_it_shares(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", str(LEAF_SPINE), "--tenant", "globex"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Tenant globex (and what it shares with other tenants)")
+    assert "acme/web1" not in out and "web-to-app" not in out  # acme's objects and policies
+    assert "dns" in out and "globex/gweb1 -> infra/dns1: shared-service dns" in out
+    matrix = out[out.index("Expected reachability") : out.index("legend")]
+    assert [line.split()[1] for line in matrix.splitlines()[2:] if line.strip()] == [
+        "globex/gweb1",
+        "globex/gweb2",
+        "infra/dns1",
+    ]
+    assert "  globex/gweb1  2        2" in out and "acme/app1  " not in out  # blast radius: globex only
+
+
+def test_show_one_tenant_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", str(LEAF_SPINE), "--tenant", "infra", "-o", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["tenant"] == "infra" and [t["name"] for t in doc["tenants"]] == ["infra"]
+    assert [e["name"] for e in doc["endpoints"]] == ["dns1"]
+    assert [s["name"] for s in doc["shared_services"]] == ["dns"]
+    assert doc["reachability"] and all("infra/" in p["src"] + p["dst"] for p in doc["reachability"])
+    assert all(b["endpoint"].startswith("infra/") for b in doc["analysis"]["blast_radius"])
+
+
+def test_show_unknown_tenant_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", str(LEAF_SPINE), "--tenant", "nope"]) == 2
+    assert "--tenant: nope: no such tenant (tenants: acme, globex, infra)" in capsys.readouterr().err
+
+
+def test_big_intents_fold_the_matrix_per_segment(tmp_path: Path) -> None:
+    """Past 60 endpoints the CLI matrix has one cell per pair of segments, like the HTML one."""
+    import yaml
+
+    from segctl.topology.synthetic import synthetic_intent
+
+    big = tmp_path / "big.yaml"
+    big.write_text(
+        yaml.safe_dump(synthetic_intent(k=4, tenants=3, endpoints=70).model_dump(mode="json", by_alias=True))
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "segctl.cli", "show", str(big)], capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    matrix = done.stdout[done.stdout.index("Expected reachability") :].split("\n\n")[0].splitlines()
+    assert matrix[0].startswith("Expected reachability per segment (")
+    segments = {(ep.tenant, ep.segment) for ep in load_network(big).endpoints}
+    assert len(matrix) == 1 + 1 + len(segments) + 1  # title, column numbers, one row per segment, legend
+    assert any("/" in cell for row in matrix[2:-1] for cell in row.split()[2:])  # some n/m partial cells
+    assert main(["show", str(big), "--matrix", "endpoints"]) == 0  # forced back: one row per endpoint
+
+
+def test_the_segment_fold_counts_partial_cells(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", str(LEAF_SPINE), "--matrix", "segments"]) == 0
+    out = capsys.readouterr().out
+    assert "Expected reachability per segment (8 endpoints in 5 segments;" in out
+    rows = {
+        line.split()[1]: line.split()[2:]
+        for line in out.splitlines()
+        if line.startswith("  ") and " acme/" in line[:12]
+    }
+    assert rows["acme/web"] == ["S", "P", "·", "·", "X"]

@@ -1,7 +1,7 @@
 """Compiler invariants on every example: determinism, golden files, guards, cookies, conjunctions.
 
-Golden files live in ``tests/golden/<example>/<switch>.{flows,meters}``; regenerate them
-with ``SEGCTL_UPDATE_GOLDEN=1 pytest tests/test_compiler.py`` and review the diff.
+Golden files live in ``tests/unit/golden/<example>/<switch>.{flows,meters}``; regenerate them
+with ``SEGCTL_UPDATE_GOLDEN=1 pytest tests/unit/test_compiler.py`` and review the diff.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from segctl.openflow.ofctl import (
     PushVlan,
     SetField,
     WriteMetadata,
+    mac_int,
 )
 from segctl.topology.model import build_graph, fabric_ports
 from segctl.topology.network import Network, load_network, resolve
@@ -261,8 +262,8 @@ def _fates(net: Network, programs: dict[str, SwitchProgram], src: str, dst: str,
     """Where a UDP/53 packet from endpoint ``src`` to ``dst`` (via its gateway) ends, ct state ``ct``."""
     s, d = net.endpoint(*src.split("/")), net.endpoint(*dst.split("/"))
     tables = {name: [r.to_flow() for r in p.rules] for name, p in programs.items()}
-    gw = int(net.tenant(s.tenant).gateway_mac.replace(":", ""), 16)
-    mac = int(s.mac.replace(":", ""), 16)
+    gw = mac_int(net.tenant(s.tenant).gateway_mac)
+    mac = mac_int(s.mac)
     packet = Packet(in_port=s.port, eth_src=mac, eth_dst=gw, eth_type=0x0800, ip_proto=17, ip_src=int(s.ip),
                     ip_dst=int(d.ip), nw_ttl=64, tp_src=40000, tp_dst=53)  # fmt: skip
     topo = Topology.from_network(net)
@@ -589,13 +590,62 @@ def test_docs_pipeline_matches_the_code() -> None:
         assert line in golden, line
 
 
-def test_compiler_next_hops_equal_the_topology_model() -> None:
-    """The compiler's plain-data BFS picks the same next hops as ``next_hop_ports`` (ties included)."""
+def test_compiler_plans_paths_on_the_topology_model() -> None:
+    """The compiler's next hops are the topology model's (``next_hop_ports``, ties included),
+    and each one is a step down networkx's own shortest-path distance."""
+    import networkx as nx
+
     from segctl.flows.compiler import _Compiler
-    from segctl.topology.model import next_hop_ports
+    from segctl.topology.model import next_hop_ports, switch_graph
     from segctl.topology.synthetic import synthetic_intent
 
     for net in (_network("leaf-spine"), resolve(synthetic_intent(k=4, tenants=2, endpoints=8))):
         graph, compiler = build_graph(net), _Compiler(net)
+        plain = nx.Graph(switch_graph(graph))
         for sw in net.switches:
-            assert compiler.hops(sw.name) == next_hop_ports(graph, sw.name), sw.name
+            hops = compiler.hops(sw.name)
+            assert hops == next_hop_ports(graph, sw.name), sw.name
+            dist = nx.single_source_shortest_path_length(plain, sw.name)
+            for node, port in hops.items():
+                assert dist[fabric_ports(graph, node)[port][0]] == dist[node] - 1
+
+
+#: Digests of compiled output recorded before path planning moved onto the topology model.
+COMPILED_DIGESTS = GOLDEN / "compiled.sha256"
+_DIGEST_HEADER = (
+    "# sha256 of every switch's flows and meters text (switch name, flows, meters in fabric order),\n"
+    "# recorded with the compiler before it planned paths on the topology model (FabricPaths).\n"
+    "# Regenerate with SEGCTL_UPDATE_GOLDEN=1 pytest tests/unit/test_compiler.py and review why it moved.\n"
+)
+
+
+def _digest_network(name: str) -> Network:
+    from segctl.topology.synthetic import synthetic_intent
+
+    kind, _, spec = name.partition(":")
+    if kind == "scenario":
+        return load_network(ROOT / "segctl" / "mininet_scenarios" / "intents" / f"{spec}.yaml")
+    args = {k: int(v) for k, v in (item.split("=") for item in spec.split(","))}
+    return resolve(synthetic_intent(**args))
+
+
+def _compiled_digest(net: Network) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, prog in compile_network(net).items():
+        for text in (name, prog.flows_text(), prog.meters_text()):
+            digest.update(text.encode())
+    return digest.hexdigest()
+
+
+def test_compiled_rules_of_scenario_and_synthetic_intents_are_unchanged() -> None:
+    """Byte-identical compiled output beyond the examples' golden files: the scenario intents
+    and synthetic fat-trees (k = 4, 6, 8: many equal-cost paths, so every tie-break counts)."""
+    lines = [line for line in COMPILED_DIGESTS.read_text().splitlines() if not line.startswith("#")]
+    recorded = dict(line.split() for line in lines)
+    assert len(recorded) >= 9
+    now = {name: _compiled_digest(_digest_network(name)) for name in recorded}
+    if os.environ.get("SEGCTL_UPDATE_GOLDEN") == "1":
+        COMPILED_DIGESTS.write_text(_DIGEST_HEADER + "".join(f"{n} {d}\n" for n, d in now.items()))
+    assert now == recorded

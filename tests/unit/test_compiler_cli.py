@@ -68,3 +68,43 @@ def test_diff_shows_added_and_removed_rules(tmp_path: Path, capsys: pytest.Captu
     assert main(["diff", TWO, TWO, "--output", "json"]) == 0
     same = json.loads(capsys.readouterr().out)
     assert same["switches"]["s1"] == {"added": [], "removed": [], "meters_added": [], "meters_removed": []}
+
+
+def test_compile_out_leaves_exactly_the_intents_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["compile", LEAF_SPINE, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["compile", TWO, "--out", str(out)]) == 0  # one switch now: s1
+    text = capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["s1.flows", "s1.meters"]
+    assert "removed 12 stale files of switches not in the intent: leaf1.flows" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "no staging directory left behind"
+    assert main(["verify", TWO, "--flows", str(out)]) == 0  # was: "flow files for switches ..."
+
+
+def test_compile_out_swaps_the_directory_in_one_step(tmp_path: Path) -> None:
+    """The new set is a new directory renamed into place, not files rewritten one by one."""
+    out = tmp_path / "out"
+    assert main(["compile", TWO, "--out", str(out)]) == 0
+    before = out.stat().st_ino
+    assert main(["compile", TWO, "--out", str(out)]) == 0
+    assert out.stat().st_ino != before
+    assert (out / "s1.flows").read_text() == compile_network(load_network(TWO))["s1"].flows_text()
+
+
+def test_compile_out_refuses_a_directory_with_other_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "old.flows").write_text("")
+    assert main(["compile", TWO, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "holds notes.txt, not only .flows/.meters files" in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "old.flows"]
+    (tmp_path / "file").write_text("")
+    assert main(["compile", TWO, "--out", str(tmp_path / "file")]) == 2
+    assert "not a directory" in capsys.readouterr().err

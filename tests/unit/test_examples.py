@@ -82,3 +82,11 @@ def test_shared_dns_compiles_and_verifies() -> None:
     assert status[("blue/b1", "infra/dns2")] == "shared"
     assert status[("blue/bdb", "infra/dns1")] != "shared"
     assert status[("red/r1", "blue/b1")] == "denied"
+
+
+def test_a_policy_without_gateways_no_longer_verifies() -> None:
+    """It used to validate and verify (the tables hold nothing to route), yet no host could route."""
+    path = EXAMPLES_DIR / "invalid" / "policy-without-gateway.yaml"
+    done = subprocess.run([str(SEGCTL), "verify", str(path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "segment web has no gateway, so r1 cannot reach r2" in done.stderr

@@ -60,7 +60,7 @@ def test_vocabulary_covers_every_field_and_action() -> None:
     modelled = set(FIELD_WIDTHS) - {f"reg{i}" for i in range(1, 7)}
     assert modelled <= fields, f"untested fields: {sorted(modelled - fields)}"
     kinds = {type(a).__name__ for f in flows for a in f.actions}
-    from segctl.flows import ofctl
+    from segctl.openflow import ofctl
 
     every = set(ofctl.Action.__args__) if hasattr(ofctl.Action, "__args__") else set()
     assert {c.__name__ for c in every} <= kinds

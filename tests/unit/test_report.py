@@ -97,13 +97,13 @@ def test_big_fabrics_get_the_matrix_per_segment(leaky: tuple[Path, VerificationR
     assert flagged == bad
 
     html = render_html(report, endpoint_limit=2)
-    matrix = html[html.index("<h2>Reachability matrix</h2>") : html.index("<h2>Violations</h2>")]
+    matrix = html[html.index("<h2>Reachability matrix</h2>") : html.index("<h2>Intent analysis</h2>")]
     assert matrix.count("<td ") == len(segments) ** 2 and "report.json holds every endpoint pair" in matrix
     assert matrix.count('<td class="s-violation"') == len(bad) and "globex/web → acme/web" in matrix
     assert all(ep.qualified not in matrix for ep in report.network.endpoints if ep.qualified not in segments)
     assert len(html) < len(render_html(report))
     md = render_markdown(report, endpoint_limit=2)
-    table = md[md.index("## Reachability matrix") : md.index("## Violations")]
+    table = md[md.index("## Reachability matrix") : md.index("## Intent analysis")]
     assert "| from \\ to | " + " | ".join(segments) + " |" in table
     assert table.count("| **") == len(bad) and table.count(" violation") == len(bad)
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from segctl.openflow.ofctl import parse_flows
+from segctl.openflow.ofctl import mac_text, parse_flows
 from segctl.topology.network import load_network
 from segctl.verifier.headerspace import CT_EST, CT_INV, CT_NEW, CT_TRK, FIELDS, HeaderSpace
 from segctl.verifier.symbolic import (
@@ -105,7 +105,8 @@ def test_goto_write_metadata_and_metadata_match() -> None:
 
 
 def test_set_field_rewrites_live_keeps_origin() -> None:
-    outcomes = run(f"ip,dl_dst={_mac(A)},actions=mod_dl_dst:{_mac(B)},set_field:0x7->reg1,dec_ttl,output:2\n")
+    rewrite = f"mod_dl_dst:{mac_text(B)},set_field:0x7->reg1,dec_ttl,output:2"
+    outcomes = run(f"ip,dl_dst={mac_text(A)},actions={rewrite}\n")
     kinds = by_kind(outcomes)
     [out] = kinds[DELIVERED]
     origin, now = HS.pick_pair(out.space)
@@ -268,5 +269,3 @@ def test_topology_from_network_and_speed(example: str) -> None:
         assert delivered == local
 
 
-def _mac(value: int) -> str:
-    return ":".join(f"{(value >> s) & 0xFF:02x}" for s in range(40, -8, -8))

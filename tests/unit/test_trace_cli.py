@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
+from support.intents import EDGE_CASES
+from support.reports import write_leaf_spine
 
 from segctl.cli import main
 from segctl.flows.compiler import compile_network
@@ -68,8 +71,10 @@ def test_cross_tenant_by_address_and_json(capsys: pytest.CaptureFixture[str], fl
     assert any("shared-service dns" in h["intent"] for f in doc["fates"] for h in f["trace"])
 
 
-def test_established_state_is_passed(capsys: pytest.CaptureFixture[str], flows_dir: Path) -> None:
-    # app1 -> web1 is not granted as a new connection, but a reply (est) passes
+def test_states_set_by_hand_are_passed_and_not_judged(
+    capsys: pytest.CaptureFixture[str], flows_dir: Path
+) -> None:
+    # app1 -> web1 is not granted as a new connection, but a packet in state est passes
     code, out, _ = _trace(
         capsys,
         flows_dir,
@@ -88,6 +93,7 @@ def test_established_state_is_passed(capsys: pytest.CaptureFixture[str], flows_d
     )
     assert code == 0 and "intent: denied" in out
     assert "[ct -> trk,est,rpl]" in out and "=> delivered to acme/web1" in out
+    assert "not judged: --ct set conntrack states by hand" in out and "MISMATCH" not in out
 
 
 @pytest.mark.parametrize(
@@ -97,6 +103,31 @@ def test_established_state_is_passed(capsys: pytest.CaptureFixture[str], flows_d
         (["--from", "acme/web1", "--to", "acme/app1", "--dport", "70000"], "70000: not a port number"),
         (["--from", "acme/web1", "--to", "acme/app1", "--proto", "sctpx"], "sctpx: not tcp, udp, icmp"),
         (["--from", "acme/web1", "--to", "fe80::1"], "only IPv4 destinations"),
+        (
+            ["--from", "acme/web1", "--to", "acme/app1", "--proto", "icmp", "--dport", "22"],
+            "--dport: icmp has no ports; use --icmp-type/--icmp-code",
+        ),
+        (
+            ["--from", "acme/web1", "--to", "acme/app1", "--proto", "47", "--sport", "1"],
+            "--sport: 47 has no ports",
+        ),
+        (
+            ["--from", "acme/web1", "--to", "acme/app1", "--icmp-type", "0"],
+            "--icmp-type: only applies to --proto icmp",
+        ),
+        (
+            ["--from", "acme/web1", "--to", "acme/app1", "--proto", "icmp", "--icmp-code", "256"],
+            "256: not an icmp code",
+        ),
+        (
+            ["--from", "acme/web1", "--to", "acme/app1", "--reply", "--ct", "trk,est"],
+            "--reply sets the conntrack",
+        ),
+        (
+            ["--from", "acme/web1", "--to", "acme/app1", "--reply", "--proto", "icmp", "--icmp-type", "3"],
+            "3: not an icmp query, so it has no reply",
+        ),
+        (["--from", "acme/web1", "--to", "10.1.2.99", "--reply"], "--reply needs an endpoint to reply"),
     ],
 )
 def test_bad_input_exits_2(
@@ -105,3 +136,148 @@ def test_bad_input_exits_2(
     code, _, err = _trace(capsys, flows_dir, *args)
     assert code == 2
     assert message in err and "Traceback" not in err
+
+
+def test_trace_without_flows_compiles_in_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["trace", str(EXAMPLE), "--from", "acme/web1", "--to", "acme/app1", "--dport", "8080"])
+    assert code == 0
+    assert "=> delivered to acme/app1 (leaf2:11)" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- scripting
+
+
+def test_denied_but_delivered_is_a_mismatch_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    leak = write_leaf_spine(tmp_path / "leak", leak=True)  # gweb1's IPv4 straight to acme/web1's port
+    args = ["--flows", str(leak), "--from", "globex/gweb1", "--to", "acme/web1", "--proto", "udp"]
+    assert main(["trace", str(EXAMPLE), *args]) == 1
+    out = capsys.readouterr().out
+    assert "intent: denied by the intent" in out
+    assert (
+        out.splitlines()[-1]
+        == "MISMATCH: the intent denies this packet but the tables deliver it to acme/web1"
+    )
+    assert main(["trace", str(EXAMPLE), *args, "-o", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["match"] is False and "deliver it to acme/web1" in doc["mismatch"]
+
+
+def test_allowed_but_dropped_is_a_mismatch_exit_1(
+    tmp_path: Path, flows_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "flows"
+    out_dir.mkdir()
+    for f in flows_dir.glob("*.flows"):
+        lines = f.read_text().splitlines(keepends=True)
+        keep = [line for line in lines if not (f.stem == "leaf1" and "tcp_dst=8080" in line)]
+        (out_dir / f.name).write_text("".join(keep))
+    code, out, _ = _trace(capsys, out_dir, "--from", "acme/web1", "--to", "acme/app1", "--dport", "8080")
+    assert code == 1 and "intent: allowed by policy web-to-app" in out
+    assert (
+        "MISMATCH: the intent allows this packet but the tables do not deliver it (dropped at leaf1 table 30"
+        in out
+    )
+
+
+def test_agreement_says_so_and_exits_0(capsys: pytest.CaptureFixture[str], flows_dir: Path) -> None:
+    code, out, _ = _trace(capsys, flows_dir, "--from", "acme/web1", "--to", "acme/app1", "--dport", "22")
+    assert code == 0 and out.splitlines()[-1] == "ok: the tables agree with the intent"
+    code, out, _ = _trace(
+        capsys, flows_dir, "--from", "acme/web1", "--to", "acme/app1", "--dport", "22", "-o", "json"
+    )
+    assert json.loads(out)["match"] is True
+
+
+def test_reply_of_an_allowed_connection(capsys: pytest.CaptureFixture[str], flows_dir: Path) -> None:
+    code, out, _ = _trace(
+        capsys, flows_dir, "--from", "acme/web1", "--to", "acme/app1", "--dport", "8080", "--reply"
+    )
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith(
+        "reply acme/app1 (10.1.2.10) -> acme/web1 (10.1.1.10) tcp/40000 (reply from port 8080)"
+    )
+    assert "intent: allowed reply of a connection allowed by policy web-to-app (stateful)" in out
+    assert "conntrack: the request was committed on leaf1 zone 1, leaf2 zone 1" in out
+    assert "[ct -> trk,est,rpl]" in out and "[ct -> trk,new]" not in out
+    assert "=> delivered to acme/web1 (leaf1:10)" in out
+
+
+def test_reply_of_a_shared_service_across_zones(capsys: pytest.CaptureFixture[str], flows_dir: Path) -> None:
+    code, out, _ = _trace(
+        capsys, flows_dir, "--from", "globex/gweb1", "--to", "10.9.0.53", "--proto", "udp", "--dport", "53",
+        "--reply", "-o", "json",
+    )  # fmt: skip
+    doc = json.loads(out)
+    assert code == 0 and doc["reply"] is True and doc["match"] is True
+    assert doc["packet"]["sender"] == "infra/dns1" and doc["packet"]["sport"] == 53
+    assert {"switch": "leaf3", "zone": 3} in doc["committed"]  # the provider's zone
+    assert [f["endpoint"] for f in doc["fates"] if f["kind"] == "delivered"] == ["globex/gweb1"]
+
+
+def test_reply_of_a_denied_connection_is_dropped(capsys: pytest.CaptureFixture[str], flows_dir: Path) -> None:
+    code, out, _ = _trace(
+        capsys, flows_dir, "--from", "acme/app1", "--to", "acme/web1", "--dport", "8080", "--reply"
+    )
+    assert code == 0
+    assert "so it has no reply" in out and "the request was committed nowhere" in out
+    assert "delivered" not in out
+
+
+def test_reply_of_a_stateless_policy_is_denied(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    intent = tmp_path / "edge.yaml"
+    intent.write_text(yaml.safe_dump(EDGE_CASES))
+    args = ["--from", "lab/a", "--to", "lab/s", "--proto", "udp", "--dport", "5353"]
+    assert main(["trace", str(intent), *args]) == 0
+    assert "intent: allowed by policy a-to-s" in capsys.readouterr().out
+    assert main(["trace", str(intent), *args, "--reply"]) == 0
+    out = capsys.readouterr().out
+    assert "denied: the connection is allowed by policy a-to-s, but stateless: no replies" in out
+    assert "delivered" not in out and "ok: the tables agree" in out
+
+
+def test_proto_any_traces_tcp_udp_and_icmp(capsys: pytest.CaptureFixture[str], flows_dir: Path) -> None:
+    code, out, _ = _trace(capsys, flows_dir, "--from", "acme/web1", "--to", "acme/app1", "--proto", "any",
+                          "--dport", "8080", "-o", "json")  # fmt: skip
+    doc = json.loads(out)
+    assert code == 0 and doc["match"] is True
+    got = [(t["packet"]["proto"], t["intent"]["verdict"]) for t in doc["traces"]]
+    assert got == [("tcp", "allowed"), ("udp", "denied"), ("icmp", "allowed")]  # web-to-app: tcp/8080, icmp
+    code, out, _ = _trace(capsys, flows_dir, "--from", "acme/web1", "--to", "acme/app1", "--proto", "ANY")
+    assert code == 0 and [line for line in out.splitlines() if line.startswith("==")] == [
+        "== tcp ==", "== udp ==", "== icmp ==",
+    ]  # fmt: skip
+
+
+def test_icmp_type_and_code(capsys: pytest.CaptureFixture[str], flows_dir: Path) -> None:
+    base = [
+        "--from",
+        "acme/web1",
+        "--to",
+        "acme/web2",
+        "--proto",
+        "icmp",
+        "--icmp-type",
+        "13",
+        "--icmp-code",
+        "0",
+    ]
+    code, out, _ = _trace(capsys, flows_dir, *base, "-o", "json")
+    assert code == 0 and json.loads(out)["packet"]["icmp_type"] == 13
+    code, out, _ = _trace(capsys, flows_dir, *base, "--reply")
+    assert code == 0 and "icmp type 14 code 0" in out.splitlines()[0]  # the timestamp reply
+
+
+def test_address_in_the_senders_own_tenant_gets_a_note(
+    capsys: pytest.CaptureFixture[str], flows_dir: Path
+) -> None:
+    code, out, _ = _trace(capsys, flows_dir, "--from", "globex/gweb2", "--to", "10.1.1.10", "--proto", "icmp")
+    assert code == 0
+    assert (
+        "note: 10.1.1.10 is also the address of acme/web1 (overlapping addresses); it resolved to "
+        "globex/gweb1 inside globex, the sender's own tenant"
+    ) in out
+    code, out, _ = _trace(capsys, flows_dir, "--from", "acme/web1", "--to", "10.1.2.10", "--dport", "8080")
+    assert code == 0 and "note:" not in out  # one owner: nothing to say

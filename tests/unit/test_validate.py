@@ -380,7 +380,8 @@ def test_links_to_unknown_switches_reused_ports_and_loops() -> None:
         ),
         (
             lambda d: acme(d)["policies"][0].update(to={"endpoint": "dns1"}),
-            "tenants[acme].policies[web-db].to.endpoint: unknown endpoint dns1",
+            "tenants[acme].policies[web-db].to.endpoint: unknown endpoint dns1 in tenant acme (tenant infra "
+            "has one: a policy stays inside its tenant; cross-tenant traffic is declared in shared_services)",
         ),
         (
             lambda d: d["shared_services"][0]["provider"].update(tenant="nope"),
@@ -439,6 +440,102 @@ def test_provider_and_consumer_address_spaces_must_not_overlap() -> None:
         "shared_services[dns].consumers[0]: consumer segment acme/web (10.1.1.0/24) overlaps "
         "provider segment infra/svc (10.1.0.0/16); NAT is not supported",
     ]
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        (
+            {"endpoint": "infra/dns1"},
+            "tenants[acme].policies[web-db].to.endpoint: infra/dns1 is an endpoint of tenant infra: "
+            "a policy stays inside its tenant; cross-tenant traffic is declared in shared_services",
+        ),
+        (
+            {"endpoints": ["db1", "bank/db1"]},
+            "tenants[acme].policies[web-db].to.endpoints: bank/db1 is an endpoint of tenant bank: "
+            "a policy stays inside its tenant; cross-tenant traffic is declared in shared_services",
+        ),
+        (
+            {"segment": "infra/svc"},
+            "tenants[acme].policies[web-db].to.segment: infra/svc is a segment of tenant infra: "
+            "a policy stays inside its tenant; cross-tenant traffic is declared in shared_services",
+        ),
+        (
+            {"endpoint": "acme/db1"},
+            "tenants[acme].policies[web-db].to.endpoint: acme/db1: a policy names its own tenant's "
+            "objects without the prefix; write db1",
+        ),
+        (
+            {"endpoints": ["db1", "db1"]},
+            "tenants[acme].policies[web-db].to.endpoints: db1 is listed twice",
+        ),
+        (
+            {"endpoints": ["db1", "db9"]},
+            "tenants[acme].policies[web-db].to.endpoints: unknown endpoint db9",
+        ),
+    ],
+    ids=[
+        "other-tenant",
+        "other-tenant-in-list",
+        "other-segment",
+        "own-prefix",
+        "listed-twice",
+        "unknown-in-list",
+    ],
+)
+def test_selectors_naming_another_tenant_say_where_cross_tenant_traffic_goes(
+    selector: dict[str, Any], expected: str
+) -> None:
+    d = doc()
+    acme(d)["policies"][0]["to"] = selector
+    assert problems(d) == [expected]
+
+
+def test_selector_endpoints_list_selects_those_endpoints() -> None:
+    d = doc()
+    acme(d)["policies"][0].update({"from": {"endpoints": ["web2", "web1"]}, "to": {"endpoints": ["db1"]}})
+    assert problems(d) == []
+    network = resolve(intent_from_document(d))
+    policy = network.policies("acme")[0]
+    assert [ep.name for ep in network.select("acme", policy.from_)] == ["web1", "web2"]  # document order
+    assert policy.from_.describe() == "endpoints web2,web1"
+    d["tenants"][0]["policies"][0]["to"] = {"endpoints": []}
+    assert problems(d) == [
+        "tenants[acme].policies[web-db].to.endpoints: an empty endpoint list selects nothing"
+    ]
+
+
+def test_protocol_names_are_case_insensitive() -> None:
+    d = doc()
+    acme(d)["policies"][0]["services"] = [{"proto": "TCP", "port": 5432}, {"proto": "Icmp"}]
+    assert problems(d) == []
+    services = intent_from_document(d).tenants[0].policies[0].services
+    assert [s.proto for s in services] == ["tcp", "icmp"]
+
+
+def test_policy_across_segments_needs_their_gateways() -> None:
+    d = doc()
+    d["shared_services"] = []  # consumers need gateways too: keep to policies here
+    del acme(d)["segments"][0]["gateway"]  # web, the sending side of web-db
+    assert problems(d) == [
+        "tenants[acme].policies[web-db]: segment web has no gateway, so web1 cannot reach db1 in segment db "
+        "(traffic between segments is routed through the gateway); give segment web a gateway"
+    ]
+    d = doc()
+    d["shared_services"] = []
+    del acme(d)["segments"][1]["gateway"]  # db: the replies of the stateful policy need it
+    assert problems(d) == [
+        "tenants[acme].policies[web-db]: segment db has no gateway, so db1 cannot reply to web1 in "
+        "segment web (replies are routed through the gateway); give segment db a gateway"
+    ]
+    acme(d)["policies"][0]["stateful"] = False  # no replies: the receiver never routes back
+    assert problems(d) == []
+    d = doc()
+    for seg in acme(d)["segments"]:
+        del seg["gateway"]
+    d["shared_services"] = []
+    acme(d)["policies"][0].update({"from": {"endpoint": "web1"}, "to": {"endpoint": "web2"}})  # one segment
+    assert problems(d) == []
 
 
 def test_shared_service_needs_gateways() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from segctl.flows.compiler import compile_network
-from segctl.openflow.ofctl import Flow, parse_flows
+from segctl.openflow.ofctl import Flow, mac_int, parse_flows
 from segctl.topology.analysis import allowed_grants, expected_reachability
-from segctl.topology.network import Network, load_network
+from segctl.topology.network import Network, first_hop_mac, load_network
 from segctl.verifier.counterexample import trace_packet
 from segctl.verifier.simulate import Packet
 from segctl.verifier.verify import verify
@@ -66,13 +66,12 @@ def test_concrete_packets_agree_with_analysis(example: tuple[Network, dict[str, 
         for dst in network.endpoints:
             if src.key == dst.key:
                 continue
-            routed = src.tenant != dst.tenant or src.segment != dst.segment
-            eth_dst = network.tenant(src.tenant).gateway_mac if routed else dst.mac
+            eth_dst = first_hop_mac(network, src, dst)
             for proto, number, port in SERVICES:
                 packet = Packet(
                     in_port=src.port,
-                    eth_src=int(src.mac.replace(":", ""), 16),
-                    eth_dst=int(eth_dst.replace(":", ""), 16),
+                    eth_src=mac_int(src.mac),
+                    eth_dst=mac_int(eth_dst),
                     eth_type=0x0800,
                     ip_proto=number,
                     ip_src=int(src.ip),

@@ -2,11 +2,15 @@
 the expectations that follow from it, and actions (attacks, faults).
 
 Expectations are never written by hand: the expected matrix is computed from the intent
-(:mod:`segctl.topology.analysis`), so a scenario cannot disagree with its own intent.
+(:mod:`segctl.topology.analysis`), so a scenario cannot disagree with its own intent, and
+any scenario runs on any intent (``segctl scenario run NAME --intent FILE``) that has
+what its actions need (:meth:`Scenario.unfit`: a redundant link to fail, a rate-limited
+endpoint to flood from...).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -15,11 +19,19 @@ from segctl.errors import SegctlError
 from segctl.mininet_scenarios.runner import Action
 from segctl.mininet_scenarios.scenarios.actions import (
     attacker,
+    attacker_needs,
     controller_crash,
+    controller_crash_needs,
     flood,
+    flood_needs,
     link_failure,
+    link_failure_needs,
     switch_restart,
 )
+from segctl.topology.network import Network
+
+#: Why an intent cannot host an action ("" when it can).
+Needs = Callable[[Network], str]
 
 __all__ = ["DEMO", "SCENARIOS", "Scenario", "get", "intent_path"]
 
@@ -37,15 +49,29 @@ class Scenario:
     title: str
     intent_file: str
     actions: tuple[Action, ...] = ()
+    needs: tuple[Needs, ...] = ()
 
     @property
     def intent(self) -> Path:
         return intent_path(self.intent_file)
 
+    def unfit(self, network: Network) -> str:
+        """Why this scenario's actions cannot run on ``network`` ("" when they can)."""
+        return next((why for need in self.needs if (why := need(network))), "")
+
 
 _ALL = [
     Scenario(
-        "two-tenants", "Two tenants with the same addresses on one switch.", "two-tenants.yaml", (attacker,)
+        "baseline",
+        "The intent's all-pairs matrix alone, no attack or fault (give your own with --intent).",
+        "leaf-spine.yaml",
+    ),
+    Scenario(
+        "two-tenants",
+        "Two tenants with the same addresses on one switch.",
+        "two-tenants.yaml",
+        (attacker,),
+        (attacker_needs,),
     ),
     Scenario(
         "leaf-spine",
@@ -68,18 +94,21 @@ _ALL = [
         "frames, and aims at another tenant's gateway and endpoints: all dropped.",
         "leaf-spine.yaml",
         (attacker,),
+        (attacker_needs,),
     ),
     Scenario(
         "flood",
         "One endpoint floods: its meter caps it and the other tenants' traffic is unaffected.",
         "leaf-spine.yaml",
         (flood,),
+        (flood_needs,),
     ),
     Scenario(
         "link-failure",
         "A fabric link goes down: traffic reroutes over the other spine, isolation holds.",
         "leaf-spine.yaml",
         (link_failure,),
+        (link_failure_needs,),
     ),
     Scenario(
         "controller-crash",
@@ -87,6 +116,7 @@ _ALL = [
         "rules, nothing new leaks, the restarted controller reconciles without dropping them.",
         "leaf-spine.yaml",
         (controller_crash,),
+        (controller_crash_needs,),
     ),
     Scenario(
         "switch-restart",

@@ -15,11 +15,23 @@ from segctl.mininet_scenarios import controller_proc as ctl
 from segctl.mininet_scenarios.network import LinkPlan
 from segctl.mininet_scenarios.probes import inject
 from segctl.mininet_scenarios.runner import Run
+from segctl.mininet_scenarios.scenarios.forgery import plan_attack
 from segctl.testbed import ovs
 from segctl.testbed.netns import exec_argv
-from segctl.topology.network import EndpointInfo
+from segctl.topology.network import EndpointInfo, Network
 
-__all__ = ["attacker", "controller_crash", "flood", "link_failure", "switch_restart"]
+__all__ = [
+    "attacker",
+    "attacker_needs",
+    "controller_crash",
+    "controller_crash_needs",
+    "flood",
+    "flood_needs",
+    "link_failure",
+    "link_failure_needs",
+    "redundant_links",
+    "switch_restart",
+]
 
 _AGENT = ["-m", "segctl.mininet_scenarios._agent"]
 MARKER = b"SEGCTL-ATTACK"
@@ -52,21 +64,16 @@ def _result(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
 def attacker(run: Run) -> None:
     """One compromised endpoint sends forged and tagged frames; none may arrive anywhere.
 
-    The attacker is the first endpoint; a valid frame to a same-segment peer (if any) is the
-    control that proves the capture works.
+    What is forged comes from :func:`~.forgery.plan_attack` (every forged value differs
+    from the attacker's own binding); an allowed control packet proves the captures work.
     """
-    from scapy.layers.inet import IP, UDP
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
     from scapy.layers.l2 import ARP, Dot1Q, Ether
 
-    net = run.network
-    me = net.endpoints[0]
-    others = [ep for ep in net.endpoints if ep.key != me.key]
-    foreign = [ep for ep in others if ep.tenant != me.tenant]
-    peer = next((ep for ep in others if ep.tenant == me.tenant and ep.segment == me.segment), None)
-    victim = foreign[0] if foreign else others[0]
-    victim_vlan = net.segment(victim.tenant, victim.segment).vlan
-    victim_gw = net.tenant(victim.tenant).gateway_mac
-    target = peer or victim
+    plan = plan_attack(run.network)
+    me, target, victim = plan.attacker, plan.target, plan.victim
+    others = [ep for ep in run.network.endpoints if ep.key != me.key]
+    victim_vlan = run.network.segment(victim.tenant, victim.segment).vlan
 
     def udp(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, tag: str) -> Any:
         return (
@@ -76,31 +83,50 @@ def attacker(run: Run) -> None:
             / (MARKER + tag.encode())
         )
 
+    def tagged(*vlans: int, tag: str) -> Any:
+        frame: Any = Ether(src=me.mac, dst=victim.mac)
+        for vid in vlans:
+            frame = frame / Dot1Q(vlan=vid)
+        return (
+            frame
+            / IP(src=str(me.ip), dst=str(victim.ip))
+            / UDP(sport=40000, dport=9)
+            / (MARKER + tag.encode())
+        )
+
+    sha_name = (
+        "forged ARP (sha of another tenant)" if plan.foreign else "forged ARP (sha of another endpoint)"
+    )
     attacks: dict[str, Any] = {
-        "forged source MAC": udp(victim.mac, target.mac, str(me.ip), str(target.ip), "mac"),
-        "forged source IP": udp(me.mac, target.mac, "10.250.250.250", str(target.ip), "ip"),
+        "forged source MAC": udp(plan.forged_mac, target.mac, str(me.ip), str(target.ip), "mac"),
+        "forged source IP": udp(me.mac, target.mac, plan.forged_ip, str(target.ip), "ip"),
         "forged ARP (claims a peer's IP)": Ether(src=me.mac, dst="ff:ff:ff:ff:ff:ff")
-        / ARP(op=2, hwsrc=me.mac, psrc=str(target.ip), hwdst="ff:ff:ff:ff:ff:ff", pdst=str(target.ip)),
-        "forged ARP (sha of another tenant)": Ether(src=me.mac, dst="ff:ff:ff:ff:ff:ff")
-        / ARP(op=1, hwsrc=victim.mac, psrc=str(me.ip), pdst=str(victim.ip)),
-        "VLAN-tagged with the victim segment's VLAN": Ether(src=me.mac, dst=victim.mac)
-        / Dot1Q(vlan=victim_vlan)
-        / IP(src=str(me.ip), dst=str(victim.ip))
-        / UDP(sport=40000, dport=9)
-        / (MARKER + b"vlan"),
-        "double-tagged (VLAN hopping)": Ether(src=me.mac, dst=victim.mac)
-        / Dot1Q(vlan=1)
-        / Dot1Q(vlan=victim_vlan)
-        / IP(src=str(me.ip), dst=str(victim.ip))
-        / UDP(sport=40000, dport=9)
-        / (MARKER + b"qinq"),
-        "to another tenant's gateway MAC": udp(me.mac, victim_gw, str(me.ip), str(victim.ip), "gw"),
+        / ARP(op=2, hwsrc=me.mac, psrc=plan.claimed_ip, hwdst="ff:ff:ff:ff:ff:ff", pdst=plan.claimed_ip),
+        sha_name: Ether(src=me.mac, dst="ff:ff:ff:ff:ff:ff")
+        / ARP(op=1, hwsrc=plan.foreign_sha, psrc=str(me.ip), pdst=str(victim.ip)),
+        "VLAN-tagged with the victim segment's VLAN": tagged(victim_vlan, tag="vlan"),
+        "double-tagged (VLAN hopping)": tagged(1, victim_vlan, tag="qinq"),
+        "to another tenant's gateway MAC": udp(
+            me.mac, plan.victim_gateway_mac, str(me.ip), str(victim.ip), "gw"
+        ),
         "to another tenant's endpoint MAC": udp(me.mac, victim.mac, str(me.ip), str(victim.ip), "ep"),
     }
-    frames = {name: bytes(frame) for name, frame in attacks.items()}
-    control = bytes(udp(me.mac, target.mac, str(me.ip), str(target.ip), "control")) if peer else b""
+    skipped = dict(plan.skipped)
+    frames = {name: bytes(frame) for name, frame in attacks.items() if name not in skipped}
+    control = b""
+    if plan.control is not None:
+        c = plan.control
+        l4: Any = (
+            ICMP() if c.proto == "icmp" else (TCP if c.proto == "tcp" else UDP)(sport=40000, dport=c.port)
+        )
+        ip = IP(src=str(me.ip), dst=str(c.receiver.ip))
+        control = bytes(Ether(src=me.mac, dst=c.eth_dst) / ip / l4 / (MARKER + b"control"))
     captured = inject(
-        run.fabric, me, [*frames.values(), *([control] if control else [])], others, bpf="udp or arp"
+        run.fabric,
+        me,
+        [*frames.values(), *([control] if control else [])],
+        others,
+        bpf="udp or tcp or icmp or arp",
     )
     seen: dict[str, list[str]] = {name: [] for name in frames}
     for key, got in captured.items():
@@ -112,10 +138,23 @@ def attacker(run: Run) -> None:
         where = ", ".join(sorted(set(seen[name])))
         detail = f"reached {where}" if where else f"sent by {me.qualified}, captured nowhere"
         run.check(f"attack dropped: {name}", not where, detail)
-    if peer is not None:
-        delivered = any(b"control" in raw for raw in captured.get(peer.key, []))
-        run.check("control frame delivered (capture works)", delivered, f"{me.qualified} -> {peer.qualified}")
+    for name, why in plan.skipped:
+        run.check(f"attack not applicable: {name}", True, why)
+    if plan.control is not None:
+        c = plan.control
+        delivered = any(MARKER + b"control" in raw for raw in captured.get(c.receiver.key, []))
+        what = f"{me.qualified} -> {c.receiver.qualified} {c.proto}" + (f"/{c.port}" if c.port else "")
+        run.check("control frame delivered (capture works)", delivered, what)
     run.matrix("after attack")
+
+
+def attacker_needs(network: Network) -> str:
+    """Why the attacker scenario cannot run on ``network`` ("" when it can)."""
+    if len(network.endpoints) < 2:
+        return "it needs at least two endpoints"
+    if plan_attack(network).control is None:
+        return "no endpoint may send anything to another, so no allowed frame proves the captures work"
+    return ""
 
 
 def _same_attack(frame: bytes, raw: bytes) -> bool:
@@ -132,11 +171,13 @@ def flood(run: Run) -> None:
     """The first endpoint with a rate limit floods a same-segment peer; its meter caps it
     and every probe not involving it still agrees with the intent during the flood."""
     net = run.network
-    flooder = next((ep for ep in net.endpoints if ep.rate_pps is not None), None)
-    if flooder is None:
-        run.check("flood: an endpoint with a pps rate limit exists", False, "none in this intent")
+    found = _flooder(net)
+    if found is None:
+        run.check(
+            "flood: an endpoint with a pps rate limit and a segment peer exists", False, "none in this intent"
+        )
         return
-    peer = next(ep for ep in net.segment_endpoints(flooder.tenant, flooder.segment) if ep.key != flooder.key)
+    flooder, peer = found
     bridge = run.fabric.bridge(flooder.switch)
     seconds = 4.0
     before = _meter_packets(bridge)
@@ -159,6 +200,22 @@ def flood(run: Run) -> None:
         dropped > 0 and passed <= limit * 1.5,
         f"sent {sent}, meter passed {passed}, dropped {dropped} (rate {flooder.rate_pps} pps)",
     )
+
+
+def _flooder(network: Network) -> tuple[EndpointInfo, EndpointInfo] | None:
+    """The first endpoint with a pps rate limit and a peer in its segment, and that peer."""
+    for ep in network.endpoints:
+        peers = [p for p in network.segment_endpoints(ep.tenant, ep.segment) if p.key != ep.key]
+        if ep.rate_pps is not None and peers:
+            return ep, peers[0]
+    return None
+
+
+def flood_needs(network: Network) -> str:
+    """Why the flood scenario cannot run on ``network`` ("" when it can)."""
+    if _flooder(network) is None:
+        return "it needs an endpoint with rate_limit: {pps: N} and another endpoint in its segment"
+    return ""
 
 
 def _meter_packets(bridge: str) -> tuple[int, int]:
@@ -184,11 +241,39 @@ def _needs_controller(run: Run, what: str) -> bool:
     return True
 
 
+def redundant_links(network: Network) -> list[tuple[str, int, str, int]]:
+    """The fabric links whose loss leaves every switch reachable (there is another path)."""
+    import networkx as nx
+
+    out = []
+    for i, link in enumerate(network.links):
+        graph: nx.MultiGraph = nx.MultiGraph()
+        graph.add_nodes_from(s.name for s in network.switches)
+        graph.add_edges_from((a, b) for j, (a, _, b, _) in enumerate(network.links) if j != i)
+        if nx.is_connected(graph):
+            out.append(link)
+    return out
+
+
+def link_failure_needs(network: Network) -> str:
+    """Why the link-failure scenario cannot run on ``network`` ("" when it can)."""
+    if not redundant_links(network):
+        return (
+            "it needs a fabric link with another path around it (losing any link here partitions the fabric)"
+        )
+    return ""
+
+
 def link_failure(run: Run) -> None:
-    """Take down the first fabric link; traffic reroutes and isolation holds; bring it back."""
-    if not run.fabric.plan.links or not _needs_controller(run, "link failure"):
+    """Take down the first fabric link that has another path around it; traffic reroutes and
+    isolation holds; bring it back."""
+    spare = redundant_links(run.network)
+    if not spare:
+        run.check("link failure: a fabric link with another path exists", False, "none in this intent")
         return
-    link = run.fabric.plan.links[0]
+    if not _needs_controller(run, "link failure"):
+        return
+    link = next(lp for lp in run.fabric.plan.links if (lp.a, lp.a_port, lp.b, lp.b_port) in spare)
     run.fabric.set_link(link, up=False)
     run.down_links.add((link.a, link.a_port, link.b, link.b_port))
     # Converged = every switch holds the tables compiled without the link (both ends raise
@@ -213,28 +298,36 @@ def _restore(run: Run, link: LinkPlan) -> None:
         run.check(f"link up {link}: rules back to the full-fabric tables", False, str(exc))
 
 
+def _stream_pair(network: Network) -> tuple[EndpointInfo, EndpointInfo, int] | None:
+    """A stateful TCP connection the intent allows on a probed port: (client, server, port)."""
+    from segctl.mininet_scenarios.probes import probe_ports
+    from segctl.topology.analysis import reply_allowed
+
+    for port in probe_ports(network)["tcp"]:
+        for s in network.endpoints:
+            for d in network.endpoints:
+                if s.key != d.key and reply_allowed(network, s, d, "tcp", port):
+                    return s, d, port
+    return None
+
+
+def controller_crash_needs(network: Network) -> str:
+    """Why the controller-crash scenario cannot run on ``network`` ("" when it can)."""
+    if _stream_pair(network) is None:
+        return "it needs a TCP connection the intent allows (stateful), to stream through the crash"
+    return ""
+
+
 def controller_crash(run: Run) -> None:
     """kill -9 the controller during an allowed TCP stream: the stream keeps flowing on the
     installed rules, nothing new leaks, a restarted controller reconciles without a drop."""
     if not _needs_controller(run, "controller crash") or run.controller is None:
         return
-    from segctl.topology.analysis import reply_allowed
-
-    net = run.network
-    port = next((p for p in run.probes.tcp_ports), None)
-    pair = next(
-        (
-            (s, d)
-            for s in net.endpoints
-            for d in net.endpoints
-            if port is not None and s.key != d.key and reply_allowed(net, s, d, "tcp", port)
-        ),
-        None,
-    )
-    if pair is None or port is None:
+    found = _stream_pair(run.network)
+    if found is None:
         run.check("controller crash: an allowed TCP pair exists", False)
         return
-    src, dst = pair
+    src, dst, port = found
     seconds = 8.0
     proc = _agent(run, src, "stream", str(dst.ip), str(port), f"{seconds:g}", "0.1")
     try:
