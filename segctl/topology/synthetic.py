@@ -15,7 +15,8 @@ one address plan (overlapping CIDRs on purpose: isolation never rests on address
 ``tier=web|app|db``, chained policies ``web → app → db`` over ``services`` TCP ports, and
 one shared service (DNS in a provider tenant ``shared`` consumed by every tenant).
 
-:func:`policy_pair` is the flow-economy case: one policy from a group of ``a`` endpoints
+:func:`two_rack` is the dense case of the verifier's benchmark (many sources per rack, each
+reaching a whole rack). :func:`policy_pair` is the flow-economy case: one policy from a group of ``a`` endpoints
 on one edge switch to a group of ``b`` endpoints on another, over ``p`` TCP ports.
 
 Examples
@@ -43,6 +44,7 @@ __all__ = [
     "fat_tree_counts",
     "policy_pair",
     "synthetic_intent",
+    "two_rack",
 ]
 
 #: First OpenFlow port number used for host (endpoint) attachments on an edge switch.
@@ -274,6 +276,88 @@ def policy_pair(a: int, b: int, p: int, *, policies: int = 1) -> Intent:
         ],
     }
     return Intent.model_validate({"version": 1, "fabric": fabric, "tenants": [tenant]})
+
+
+def two_rack(n: int, *, tenants: int = 2, services: int = 5) -> Intent:
+    """The dense two-rack case: one spine, two racks (leaves); ``tenants`` tenants with the
+    same addresses, each with one strict segment where group ``A`` (``n`` endpoints on rack A)
+    reaches group ``B`` (``n`` endpoints on rack B) over ``services`` TCP ports, and a shared
+    DNS on the spine consumed by every tenant. ``tenants·2n + 1`` endpoints: n = 20, 40, 80,
+    160 give 81, 161, 321, 641.
+
+    Every source reaches a whole rack of destinations, so the granted pairs grow with the
+    square of the endpoints: what a verifier that works per (source, destination) pays for.
+
+    >>> from segctl.topology.network import resolve
+    >>> len(resolve(two_rack(20)).endpoints)
+    81
+    """
+    if not (1 <= n <= 10_000 and 1 <= tenants <= 200 and 1 <= services <= 1000):
+        raise ValueError("need 1 <= n <= 10000, 1 <= tenants <= 200, 1 <= services <= 1000")
+    fabric = {
+        "switches": [{"name": "spine", "dpid": 1}, {"name": "rackA", "dpid": 2}, {"name": "rackB", "dpid": 3}],
+        "links": ["rackA:1 <-> spine:1", "rackB:1 <-> spine:2"],
+    }
+    docs: list[dict[str, Any]] = []
+    for t in range(tenants):
+        eps = []
+        for side, leaf in (("a", "rackA"), ("b", "rackB")):
+            for i in range(n):
+                index = i if side == "a" else n + i
+                eps.append(
+                    {
+                        "name": f"{side}{i}",
+                        "segment": "lan",
+                        "mac": _endpoint_mac(t + 1, index),
+                        "ip": _host_ip(0, index),
+                        "attach": {"switch": leaf, "port": HOST_PORT_BASE + t * n + i},
+                        "labels": {"side": side},
+                    }
+                )
+        docs.append(
+            {
+                "name": f"t{t + 1}",
+                "segments": [{"name": "lan", "cidr": "10.0.0.0/16", "gateway": "10.0.255.254", "strict": True}],
+                "endpoints": eps,
+                "groups": [{"name": "A", "labels": {"side": "a"}}, {"name": "B", "labels": {"side": "b"}}],
+                "policies": [
+                    {
+                        "name": "a-to-b",
+                        "from": {"group": "A"},
+                        "to": {"group": "B"},
+                        "services": [{"proto": "tcp", "port": SERVICE_PORT_BASE + i} for i in range(services)],
+                    }
+                ],
+            }
+        )
+    dns = {
+        "name": "dns",
+        "segment": "svc",
+        "mac": _endpoint_mac(tenants + 1, 0),
+        "ip": "172.16.0.10",
+        "attach": {"switch": "spine", "port": HOST_PORT_BASE},
+    }
+    docs.append(
+        {
+            "name": PROVIDER_TENANT,
+            "segments": [{"name": "svc", "cidr": "172.16.0.0/24", "gateway": "172.16.0.1"}],
+            "endpoints": [dns],
+        }
+    )
+    doc: dict[str, Any] = {
+        "version": 1,
+        "fabric": fabric,
+        "tenants": docs,
+        "shared_services": [
+            {
+                "name": "dns",
+                "provider": {"tenant": PROVIDER_TENANT, "endpoints": ["dns"]},
+                "consumers": [{"tenant": d["name"]} for d in docs[:-1]],
+                "services": [{"proto": "udp", "port": 53}, {"proto": "tcp", "port": 53}],
+            }
+        ],
+    }
+    return Intent.model_validate(doc)
 
 
 def _check_k(k: int) -> None:

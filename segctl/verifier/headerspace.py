@@ -119,8 +119,6 @@ REFERENCE_ORDER: tuple[str, ...] = tuple(FIELDS)
 REWRITABLE = ("eth_src", "eth_dst", "vlan_present", "vlan_vid", "ip_src", "ip_dst", "nw_ttl", "arp_op",
               "arp_sha", "arp_tha")  # fmt: skip
 
-_ALL_REWRITABLE = frozenset(REWRITABLE)
-
 CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 
 _ALIASES = {
@@ -203,7 +201,6 @@ class HeaderSpace:
         self._tag_vars = [self.bdd.var(v) for v in self._tag_names]
         self._tag_cache: dict[int, BDD] = {}
         self._identity_cache: dict[str, BDD] = {}
-        self._sent_cubes: dict[frozenset[str], BDD] = {}
         self._all_vars = _variables(order)
         self._others_cache: dict[str, BDD] = {}
         self._only_cache: dict[frozenset[str], BDD] = {}
@@ -403,18 +400,9 @@ class HeaderSpace:
             self._origin_cache[space] = cached
         return cached
 
-    # ------------------------------------------------------------------ lazy ghosts
-
-    def ghost_move(self, space: BDD, names: Iterable[str]) -> BDD:
-        """Move the live bits of rewritable fields ``names`` onto their (free) ghost bits, leaving
-        the live bits free: what a space that never tracked those fields' origin needs before
-        they are overwritten (the ghost then holds the value the packet was sent with)."""
-        mapping = {v: _ghost(v) for n in names for v in _bits(n)}
-        return self.bdd.let(mapping, space) if mapping else space
-
     def ghost_copy(self, space: BDD, names: Iterable[str]) -> BDD:
-        """Start tracking the origin of rewritable fields ``names`` whose ghost bits are free:
-        ghost == live (for a field that a later action may or may not overwrite)."""
+        """``space`` with ghost == live for the rewritable fields ``names`` (whose ghost bits
+        ``space`` leaves free): the origin of those fields starts being tracked."""
         out = space
         for n in names:
             out &= self._field_identity(n)
@@ -428,21 +416,6 @@ class HeaderSpace:
                 cached &= self.bdd.apply("equiv", self.bdd.var(var), self.bdd.var(_ghost(var)))
             self._identity_cache[name] = cached
         return cached
-
-    def sent_partly(self, relation: BDD, ghosted: frozenset[str]) -> BDD:
-        """:meth:`sent` of a relation that tracks the origin of the rewritable fields
-        ``ghosted`` only (the others were never written: their live bits are the origin)."""
-        if ghosted == _ALL_REWRITABLE:
-            return self.sent(relation)
-        cube = self._sent_cubes.get(ghosted)
-        if cube is None:
-            names = [v for n in PIPELINE_FIELDS for v in _bits(n)] + [v for n in ghosted for v in _bits(n)]
-            cube = self._sent_cubes[ghosted] = self._cube(names)
-        return self.ghost_move(self._exist(cube, relation), [n for n in REWRITABLE if n not in ghosted])
-
-    def complete(self, relation: BDD, ghosted: frozenset[str]) -> BDD:
-        """The full relation (every rewritable field's origin tracked) of one tracking ``ghosted``."""
-        return self.ghost_copy(relation, [n for n in REWRITABLE if n not in ghosted])
 
     def sent(self, relation: BDD) -> BDD:
         """The packets of a relation as they were sent (injected), in *origin naming*: the

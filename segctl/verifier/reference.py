@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from segctl.openflow.ofctl import Flow
 from segctl.topology.network import Network
-from segctl.verifier.headerspace import BDD, CT_NEW, CT_TRK, REWRITABLE, HeaderSpace
+from segctl.verifier.headerspace import BDD, CT_NEW, CT_TRK, HeaderSpace
 from segctl.verifier.observe import BLACK_HOLES, CommitPoint, ReplyRequest, RunView, reply_states
 from segctl.verifier.spaces import ETH_IP, same_address
 from segctl.verifier.symbolic import DELIVERED, CommitEvent, Disposition, Engine, Outcome, Topology
@@ -25,37 +25,30 @@ __all__ = ["ReferenceEngine"]
 SwitchPort = tuple[str, int]
 
 
-#: Relations that track the origin of every rewritable field (the reference engine's).
-ALL_GHOSTS = frozenset(REWRITABLE)
-_Relations = dict[frozenset[str], list[BDD]]  # by the rewritable fields whose origin they track
-
-
 class _Fold:
     """Tagged unions of the packets sent, per destination, black-hole disposition and commit
     point.
 
     Spaces given to :meth:`deliver`, :meth:`hole` and :meth:`commit` are relations already
-    tagged (the scalable engine's), with the rewritable fields whose origin they track
-    (``ghosted``; the others' live bits are their origin); :meth:`add` tags a reference
-    injection's outcomes."""
+    tagged (the scalable engine's); :meth:`add` tags a reference injection's outcomes."""
 
     def __init__(self, hs: HeaderSpace, natted: bool) -> None:
         self.hs = hs
         self._natted = natted
         self._keep_ip = same_address(hs, "ip_src") & same_address(hs, "ip_dst")
-        self.delivered: dict[str, _Relations] = {}
-        self.holes: dict[Disposition, _Relations] = {}
-        self.commits: dict[CommitPoint, _Relations] = {}
+        self.delivered: dict[str, list[BDD]] = {}
+        self.holes: dict[Disposition, list[BDD]] = {}
+        self.commits: dict[CommitPoint, list[BDD]] = {}
         self.outcomes = 0
 
-    def deliver(self, endpoint: str, relation: BDD, ghosted: frozenset[str] = ALL_GHOSTS) -> None:
-        self.delivered.setdefault(endpoint, {}).setdefault(ghosted, []).append(relation)
+    def deliver(self, endpoint: str, relation: BDD) -> None:
+        self.delivered.setdefault(endpoint, []).append(relation)
 
-    def hole(self, disposition: Disposition, relation: BDD, ghosted: frozenset[str] = ALL_GHOSTS) -> None:
-        self.holes.setdefault(disposition, {}).setdefault(ghosted, []).append(relation)
+    def hole(self, disposition: Disposition, relation: BDD) -> None:
+        self.holes.setdefault(disposition, []).append(relation)
 
-    def commit(self, point: CommitPoint, relation: BDD, ghosted: frozenset[str] = ALL_GHOSTS) -> None:
-        self.commits.setdefault(point, {}).setdefault(ghosted, []).append(relation)
+    def commit(self, point: CommitPoint, relation: BDD) -> None:
+        self.commits.setdefault(point, []).append(relation)
 
     def add(self, tag: int, outcomes: Sequence[Outcome], commits: Sequence[CommitEvent]) -> None:
         """One reference injection's outcomes and commits, tagged ``tag``."""
@@ -73,17 +66,12 @@ class _Fold:
     def restrict(self, keep: BDD) -> None:
         """Keep only the packets of what was folded so far inside ``keep``."""
         for table in (self.delivered, self.holes, self.commits):
-            for groups in table.values():  # type: ignore[attr-defined]
-                for ghosted, spaces in groups.items():
-                    groups[ghosted] = [s & keep for s in spaces]
-
-    def _sent(self, groups: _Relations) -> BDD:
-        hs = self.hs
-        return hs.union(hs.sent_partly(hs.union(rels), ghosted) for ghosted, rels in groups.items())
+            for key, spaces in table.items():  # type: ignore[attr-defined]
+                table[key] = [s & keep for s in spaces]  # type: ignore[index]
 
     def view(self) -> RunView:
-        """The folded relations as the packets sent (one projection per key and tracking: it
-        distributes over union)."""
+        """The folded relations as the packets sent (one projection per key: it distributes
+        over union)."""
         hs = self.hs
         out = RunView()
         for table, into in (
@@ -91,19 +79,14 @@ class _Fold:
             (self.holes, out.holes),
             (self.commits, out.commits),
         ):
-            for key, groups in table.items():  # type: ignore[attr-defined]
-                origin = self._sent(groups)
+            for key, relations in table.items():  # type: ignore[attr-defined]
+                origin = hs.sent(hs.union(relations))
                 if not hs.is_empty(origin):
                     into[key] = origin  # type: ignore[index]
         if self._natted:
             ipv4 = hs.eq("eth_type", ETH_IP) & ~self._keep_ip
-            for endpoint, groups in self.delivered.items():
-                parts = [
-                    hs.sent(hs.complete(hs.union(rels), ghosted) & ipv4)
-                    for ghosted, rels in groups.items()
-                    if ghosted & {"ip_src", "ip_dst"}  # untracked addresses were never rewritten
-                ]
-                changed = hs.union(parts)
+            for endpoint, relations in self.delivered.items():
+                changed = hs.sent(hs.union(relations) & ipv4)
                 if not hs.is_empty(changed):
                     out.natted[endpoint] = changed
         return out

@@ -62,9 +62,10 @@ from segctl.verifier.headerspace import (
     FIELDS,
     REWRITABLE,
     HeaderSpace,
+    _port16,
 )
 from segctl.verifier.observe import ReplyRequest, RunView, reply_states, requests_union
-from segctl.verifier.reference import ALL_GHOSTS, _Fold
+from segctl.verifier.reference import _Fold
 from segctl.verifier.symbolic import (
     CONTROLLER,
     MISS,
@@ -89,32 +90,21 @@ from segctl.verifier.symtables import (
 
 __all__ = ["WAVEFRONT_ORDER", "WavefrontEngine"]
 
-#: Where a table's effect sends packets on within the switch: (table, pipeline values, space, ghosted).
-_Goto = Callable[[int, "Key", "BDD", frozenset[str]], None]
-_NO_GHOSTS: frozenset[str] = frozenset()
-import os
-
-LAZY = os.environ.get("SEGCTL_LAZY", "0") == "1"
-#: A place packets wait at in a switch: table, pipeline values, the fields whose origin they track.
-_Slot = tuple[int, tuple[int, ...], frozenset[str]]
+#: Where a table's effect sends packets on within the switch: (table, pipeline values, space).
+_Goto = Callable[[int, "Key", "BDD"], None]
+#: A place packets wait at in a switch: table, pipeline values.
+_Slot = tuple[int, tuple[int, ...]]
 
 
 @dataclass(frozen=True)
 class _At:
-    """Where an effect applies (switch, table, pipeline values) and what its packets carry:
-    the rewritable fields whose origin is tracked, the switches their tags have been at."""
+    """Where an effect applies (switch, table, pipeline values) and the switches its packets'
+    tags have been at."""
 
     switch: str
     table: int
     key: tuple[int, ...]
-    ghosted: frozenset[str]
     visited: dict[str, BDD]
-
-
-def _field_name(name: str) -> str:
-    """A set_field name as the header space names it (``arp_spa`` is ``ip_src``, ...)."""
-    return {"arp_spa": "ip_src", "arp_tpa": "ip_dst", "tcp_src": "tp_src", "udp_src": "tp_src",
-            "tcp_dst": "tp_dst", "udp_dst": "tp_dst"}.get(name, name)  # fmt: skip
 
 SwitchPort = tuple[str, int]
 #: Variable order, top first: pipeline, forwarding-relevant headers, then the source's identity.
@@ -135,19 +125,16 @@ class _Walk:
     fresh: Callable[[int], BDD]  # zone -> ct_state space
     fold: _Fold
     delegated: set[int] = field(default_factory=set)
-    # next wave: switch -> (table, key, ghosted) -> what waits there
+    # next wave: switch -> (table, key) -> what waits there
     waiting: dict[str, dict[_Slot, _Pending]] = field(default_factory=dict)
 
 
 @dataclass
 class _Pending:
-    """The packets waiting at one (table, pipeline values) of a switch, the rewritable fields
-    whose origin their relation tracks (``ghosted``: the others were never written, so their
-    live bits are still the origin), and per switch the tags that have been there before."""
+    """The packets waiting at one (table, pipeline values) of a switch, and per switch the
+    tags that have been there before."""
 
-    hs: HeaderSpace
     space: BDD
-    ghosted: frozenset[str]
     visited: dict[str, BDD]
 
     def merge(self, space: BDD, visited: Mapping[str, BDD]) -> None:
@@ -185,6 +172,34 @@ def _identity(hs: HeaderSpace, tables: Mapping[str, Sequence[Flow]]) -> BDD:
     return out & ((arp & arp_identity) | ~arp)
 
 
+def _signature(table: Table | None, key: Key) -> object:
+    """What an effect view of ``table`` for pipeline values ``key`` is made of: the rules
+    (and conjunction clause rules) the values let through, in table order."""
+    if table is None:
+        return None
+    port = None if key[0] == SYMBOLIC_PORT else key[0]
+    rules = list(table._candidates(port, key[METADATA_SLOT]))  # noqa: SLF001
+    clauses = [r for level in table.levels for cs in level.clauses.values() for rs in cs.values() for r in rs]
+    return tuple(
+        (f.priority, f.match, f.actions)
+        for r in (*rules, *clauses)
+        if _passes(f := r.flow, key)
+    )
+
+
+def _passes(flow: Flow, key: Key) -> bool:
+    """Whether the flow's terms on concrete pipeline fields hold for ``key`` (in_port aside
+    when it is in the space)."""
+    for t in flow.match:
+        slot = SLOT.get(t.field)
+        if slot is None or (slot == 0 and key[0] == SYMBOLIC_PORT):
+            continue
+        value = t.value if slot else _port16(t.value)
+        if value is None or (key[slot] ^ value) & t.mask:
+            return False
+    return True
+
+
 def _fields_read(table: Table) -> frozenset[int]:
     """The slots of the concrete pipeline fields but in_port (which is in the space) that some
     rule (or conjunction clause) of ``table`` matches."""
@@ -206,12 +221,17 @@ class WavefrontEngine:
     ) -> None:
         self.hs = hs or HeaderSpace(WAVEFRONT_ORDER)
         self.topology = Topology.from_network(network)
-        self._findings: list[Finding] = []
-        self._index: dict[str, dict[int, Table]] = {
-            sw: index_tables(self.hs, sw, flows, self._findings) for sw, flows in tables.items()
-        }
+        self._findings_by: dict[str, list[Finding]] = {}
+        self._index: dict[str, dict[int, Table]] = {}
+        self._flows: dict[str, dict[int, tuple[Flow, ...]]] = {}
+        for sw, flows in tables.items():
+            self._index_switch(sw, flows)
         self._ports = sorted(self.topology.edges)
         self._views: dict[tuple[str, int, Key], EffectView] = {}
+        #: The views used since the last :meth:`record` (switch, table, pipeline values read),
+        #: and whether a tag was handed to the reference engine (which reads whole tables).
+        self.used_views: set[tuple[str, int, Key]] = set()
+        self.delegated = False
         self._used: dict[int, frozenset[int]] = {}  # per table: the concrete fields (slots) it reads
         h = self.hs
         self._start = (h.eq("vlan_present", 1) | h.eq("vlan_vid", 0)) & h.eq("ct_state", 0)
@@ -226,7 +246,48 @@ class WavefrontEngine:
         return list(self._ports)
 
     def findings(self) -> list[Finding]:
-        return list(self._findings)
+        return [f for sw in self._index for f in self._findings_by.get(sw, [])]
+
+    def record(self) -> None:
+        """Start recording the views a run uses (:attr:`used_views`, :attr:`delegated`)."""
+        self.used_views = set()
+        self.delegated = False
+
+    def _index_switch(self, switch: str, flows: Sequence[Flow]) -> None:
+        found: list[Finding] = []
+        self._index[switch] = index_tables(self.hs, switch, flows, found)
+        self._findings_by[switch] = found
+        per: dict[int, list[Flow]] = {}
+        for f in flows:
+            per.setdefault(f.table, []).append(f)
+        self._flows[switch] = {t: tuple(fs) for t, fs in per.items()}
+
+    def update(self, tables: Mapping[str, Sequence[Flow]]) -> set[tuple[str, int, Key]]:
+        """Take new flow tables for the same switches: re-index the switches whose flows
+        changed and return the views (cached ones) that would now differ; they are dropped
+        from the cache. A view is unchanged when the rules it is made of (those the pipeline
+        values let through, with their priorities, matches and actions; lines do not count)
+        are the same, in order."""
+        changed: set[tuple[str, int, Key]] = set()
+        for sw, flows in tables.items():
+            per: dict[int, list[Flow]] = {}
+            for f in flows:
+                per.setdefault(f.table, []).append(f)
+            new = {t: tuple(fs) for t, fs in per.items()}
+            old = self._flows.get(sw, {})
+            if new == old and all(a.line == b.line for t in new for a, b in zip(new[t], old[t], strict=True)):
+                continue
+            old_index = self._index.get(sw, {})
+            self._index_switch(sw, flows)
+            tables_changed = {t for t in new.keys() | old.keys() if new.get(t) != old.get(t)}
+            for key in [k for k in self._views if k[0] == sw]:
+                _, number, view_key = key
+                if number in tables_changed and _signature(old_index.get(number), view_key) != _signature(
+                    self._index[sw].get(number), view_key
+                ):
+                    changed.add(key)
+                    del self._views[key]
+        return changed
 
     def work(self) -> dict[str, int]:
         return dict(self._counts)
@@ -286,11 +347,8 @@ class WavefrontEngine:
                 requests = [(t, r) for t, r in items if r is not None]
                 tags = hs.union([hs.tag_set(plain), requests_union(hs, requests)])
                 parts.append(hs.eq("in_port", port) & tags)
-            space = hs.union(parts) & self._start
-            start = _NO_GHOSTS if LAZY else ALL_GHOSTS
-            if not LAZY:
-                space &= self._identity
-            walk.waiting.setdefault(switch, {})[(0, _SYMBOLIC_KEY, start)] = _Pending(hs, space, start, {})
+            space = hs.union(parts) & self._start & self._identity
+            walk.waiting.setdefault(switch, {})[(0, _SYMBOLIC_KEY)] = _Pending(space, {})
         while walk.waiting:
             self._counts["waves"] += 1
             wave, walk.waiting = walk.waiting, {}
@@ -308,18 +366,15 @@ class WavefrontEngine:
                 again = hs.tag_part(item.space) & been
                 if not hs.is_empty(again):
                     item.space &= ~self._give_up(walk, again)
-        heap = [(table, key, sorted(g)) for table, key, g in pending]
+        heap = list(pending)
         heapq.heapify(heap)
-        done: set[tuple[int, Key]] = set()
-        seen: set[_Slot] = set()
+        done: set[_Slot] = set()
         while heap:
-            table, key, names = heapq.heappop(heap)
-            slot_key = (table, key, frozenset(names))
-            if slot_key in seen:
+            table, key = heapq.heappop(heap)
+            if (table, key) in done:
                 continue
-            seen.add(slot_key)
             done.add((table, key))
-            item = pending[slot_key]
+            item = pending[(table, key)]
             if hs.is_empty(item.space):
                 continue
             visited = dict(item.visited)
@@ -329,7 +384,6 @@ class WavefrontEngine:
                 next_table: int,
                 next_key: Key,
                 space: BDD,
-                ghosted: frozenset[str],
                 table: int = table,
                 key: Key = key,
                 visited: dict[str, BDD] = visited,
@@ -339,17 +393,18 @@ class WavefrontEngine:
                     space &= ~self._give_up(walk, hs.tag_part(space))  # a loop candidate
                     if hs.is_empty(space):
                         return
-                slot = pending.get((next_table, next_key, ghosted))
+                slot = pending.get((next_table, next_key))
                 if slot is None:
-                    pending[(next_table, next_key, ghosted)] = _Pending(hs, space, ghosted, visited)
-                    heapq.heappush(heap, (next_table, next_key, sorted(ghosted)))
+                    pending[(next_table, next_key)] = _Pending(space, visited)
+                    heapq.heappush(heap, (next_table, next_key))
                 else:
                     slot.merge(space, visited)
 
-            self._table(walk, switch, table, key, item.space, item.ghosted, visited, goto)
+            self._table(walk, switch, table, key, item.space, visited, goto)
 
     def _give_up(self, walk: _Walk, tags: BDD) -> BDD:
         """Hand ``tags`` (a space over the tag) to the reference engine; return them."""
+        self.delegated = True
         found = self.hs.tags(tags)
         walk.delegated.update(found)
         self._counts["delegated"] += len(found)
@@ -378,6 +433,7 @@ class WavefrontEngine:
         if used is None:
             used = self._used[id(table)] = _fields_read(table)
         key = tuple(v if i in used or (i == 0 and v == SYMBOLIC_PORT) else 0 for i, v in enumerate(key))
+        self.used_views.add((switch, number, key))
         view = self._views.get((switch, number, key))
         if view is None:
             view = self._views[(switch, number, key)] = effect_view(self.hs, table, key)
@@ -385,36 +441,28 @@ class WavefrontEngine:
         return view
 
     def _table(
-        self,
-        walk: _Walk,
-        switch: str,
-        table: int,
-        key: Key,
-        space: BDD,
-        ghosted: frozenset[str],
-        visited: dict[str, BDD],
-        goto: _Goto,
+        self, walk: _Walk, switch: str, table: int, key: Key, space: BDD, visited: dict[str, BDD], goto: _Goto
     ) -> None:
         hs = self.hs
         self._counts["table visits"] += 1
         tab = self._index.get(switch, {}).get(table)
         if tab is None:
-            walk.fold.hole(Disposition(MISS, switch, table), space, ghosted)
+            walk.fold.hole(Disposition(MISS, switch, table), space)
             return
         view = self._view(switch, tab, table, key)
         for effect in view.candidates(hs, space):
             if hs.disjoint(space, effect.region):
                 continue
-            self._steps(walk, _At(switch, table, key, ghosted, visited), space & effect.region, effect, goto)
+            self._steps(walk, _At(switch, table, key, visited), space & effect.region, effect, goto)
         if view.miss is not None:
             missed = space & view.miss
             if not hs.is_empty(missed):
-                walk.fold.hole(Disposition(MISS, switch, table), missed, ghosted)
+                walk.fold.hole(Disposition(MISS, switch, table), missed)
 
     def _steps(self, walk: _Walk, at: _At, space: BDD, effect: Effect, goto: _Goto) -> None:
         """Apply one effect's actions, in order (``at``: where, and what the path carries)."""
         hs = self.hs
-        switch, table, key, ghosted = at.switch, at.table, at.key, at.ghosted
+        switch, table, key = at.switch, at.table, at.key
         param = effect.param
         for i, action in enumerate(effect.steps):
             if hs.is_empty(space):
@@ -427,20 +475,19 @@ class WavefrontEngine:
                 continue
             match action:
                 case Output(port=port):
-                    self._output(walk, replace(at, key=key, ghosted=ghosted), port, space)
+                    self._output(walk, replace(at, key=key), port, space)
                 case Controller():
-                    walk.fold.hole(Disposition(CONTROLLER, switch, table), space, ghosted)
+                    walk.fold.hole(Disposition(CONTROLLER, switch, table), space)
                 case Drop():
                     pass
                 case GotoTable(table=t):
-                    goto(t, key, space, ghosted)
+                    goto(t, key, space)
                 case WriteMetadata(value=v, mask=m):
                     meta = (key[METADATA_SLOT] & ~m) | (v & m)
                     if m >> FIELDS["metadata"] or meta >> FIELDS["metadata"]:
                         return
                     key = with_value(key, METADATA_SLOT, meta)
                 case SetField(field="vlan_vid", value=v):
-                    space, ghosted = self._track(space, ghosted, ("vlan_vid",), copy=True)
                     tagged = hs.eq("vlan_present", 1)
                     space = hs.set_field(space & tagged, "vlan_vid", v) | (space & ~tagged)
                 case SetField(field="in_port", value=v):
@@ -450,44 +497,28 @@ class WavefrontEngine:
                         return
                     key = with_value(key, SLOT[name], v)
                 case SetFields(writes=writes):
-                    space, ghosted = self._track(space, ghosted, [_field_name(n) for n, _ in writes], copy=False)
                     space = hs.set_fields(space, writes)
                 case DecTtl():
-                    space, ghosted = self._track(space, ghosted, ("nw_ttl",), copy=True)
                     space, _expired = hs.dec_ttl(space)
                 case PushVlan():
                     tagged = space & hs.eq("vlan_present", 1)
                     if not hs.is_empty(tagged):
                         detail = "push_vlan on a tagged packet"
-                        walk.fold.hole(Disposition(UNSUPPORTED, switch, table, detail=detail), tagged, ghosted)
+                        walk.fold.hole(Disposition(UNSUPPORTED, switch, table, detail=detail), tagged)
                     untagged = space & hs.eq("vlan_present", 0)
-                    untagged, ghosted = self._track(untagged, ghosted, ("vlan_present", "vlan_vid"), copy=False)
                     space = hs.set_fields(untagged, (("vlan_present", 1), ("vlan_vid", 0)))
                 case PopVlan():
-                    space, ghosted = self._track(space, ghosted, ("vlan_present", "vlan_vid"), copy=True)
                     tagged = hs.eq("vlan_present", 1)
                     popped = hs.set_fields(space & tagged, (("vlan_present", 0), ("vlan_vid", 0)))
                     space = popped | (space & ~tagged)
                 case Ct(commit=commit, zone=zone, table=ct_table):
                     if commit:
-                        walk.fold.commit((switch, table, zone), space, ghosted)
+                        walk.fold.commit((switch, table, zone), space)
                     if ct_table is not None:
                         tracked = hs.forget(space, ["ct_state"]) & walk.fresh(zone)
-                        goto(ct_table, with_value(key, CT_ZONE_SLOT, zone), tracked, ghosted)
+                        goto(ct_table, with_value(key, CT_ZONE_SLOT, zone), tracked)
                 case Meter() | Conjunction():
                     pass
-
-    def _track(
-        self, space: BDD, ghosted: frozenset[str], names: Sequence[str], *, copy: bool
-    ) -> tuple[BDD, frozenset[str]]:
-        """Start tracking the origin of the rewritable ``names`` not tracked yet: moved to the
-        ghost when the action overwrites them, copied when it may leave some unchanged."""
-        new = [n for n in dict.fromkeys(names) if n in REWRITABLE and n not in ghosted]
-        if not new:
-            return space, ghosted
-        hs = self.hs
-        space = hs.ghost_copy(space, new) if copy else hs.ghost_move(space, new)
-        return space, ghosted | frozenset(new)
 
     def _output(self, walk: _Walk, at: _At, port: int, space: BDD) -> None:
         hs = self.hs
@@ -508,7 +539,7 @@ class WavefrontEngine:
         hs = self.hs
         if hs.is_empty(space):
             return
-        switch, table, ghosted = at.switch, at.table, at.ghosted
+        switch, table = at.switch, at.table
         peer = self.topology.links.get((switch, port))
         endpoint = self.topology.edges.get((switch, port))
         if peer is not None:
@@ -516,14 +547,14 @@ class WavefrontEngine:
                 return  # an in_port the model cannot hold
             dropped = ["in_port", "ct_state"] if at.key[0] == SYMBOLIC_PORT else ["ct_state"]
             entered = hs.forget(space, dropped) & hs.eq("ct_state", 0)
-            arrival = (0, entry_key(peer[1]), ghosted)
+            arrival = (0, entry_key(peer[1]))
             slot = walk.waiting.setdefault(peer[0], {}).get(arrival)
             if slot is None:
-                walk.waiting[peer[0]][arrival] = _Pending(hs, entered, ghosted, dict(at.visited))
+                walk.waiting[peer[0]][arrival] = _Pending(entered, dict(at.visited))
             else:
                 slot.merge(entered, at.visited)
         elif endpoint is not None:
-            walk.fold.deliver(endpoint, space, ghosted)
+            walk.fold.deliver(endpoint, space)
         else:
             detail = "port is neither a fabric link nor an endpoint"
-            walk.fold.hole(Disposition(UNCONNECTED, switch, table, port, detail=detail), space, ghosted)
+            walk.fold.hole(Disposition(UNCONNECTED, switch, table, port, detail=detail), space)
