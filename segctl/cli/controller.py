@@ -224,7 +224,7 @@ class _ServiceFactory:
         )
         self.service = service
         if self._document is not None:
-            result = service.apply(self._document, actor="cli", kind="apply", source=str(self.intent))
+            result = service.apply(self._document, actor="cli", source=str(self.intent))
             LOG.info("intent %s: %s", self.intent, _describe(result))
         else:
             loaded = service.load_current()
@@ -243,7 +243,7 @@ class _ServiceFactory:
             return
         try:
             document = intent_document(load_network(self.intent).intent)
-            result = self.service.apply(document, actor="file", kind="apply", source=str(self.intent))
+            result = self.service.apply(document, actor="file", source=str(self.intent))
         except SegctlError as exc:
             LOG.error("reload of %s rejected, nothing pushed:\n%s", self.intent, exc)
             return

@@ -20,14 +20,15 @@ of several seconds does not stop the hub (OpenFlow echo replies, port status, th
 API). The lock is held across the offloaded call: changes stay one at a time, and the
 verifier, which is not re-entrant, never runs twice at once.
 
-A fabric link is down while either of its ports was last reported down, and up only when
-both ends are: OVS reports each end of a link going down as two port-status messages, first
-with ``LIVE`` cleared (no ``LINK_DOWN``, so read as up), then ``LINK_DOWN``, and under load
-the ends arrive up to a second apart. Tracking the link instead of its ports let the second
-end's transitional "up" bring the link back, and the fabric flapped through the full rule
-set and back for seconds. While fabric links are down, the network is compiled without them
-(:func:`~segctl.controller.linkstate.without_links`) and the gate requires the safety
-properties only (isolation, policy, spoofing): delivery may fail across a partition.
+The port → link state machine lives in :class:`~segctl.controller.linkstate.LinkState`.
+While fabric links are down, the network is compiled without them and the gate requires
+the safety properties only (isolation, policy, spoofing): delivery may fail across a
+partition.
+
+A change is four small steps, each its own method: :meth:`ControllerService._plan`
+(compile and diff), :meth:`~ControllerService._gate` (prove; refuse when it fails),
+:meth:`~ControllerService._push` (the diffs to the connected switches) and
+:meth:`~ControllerService._record` (revision, reports, live proof, audit entries).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from segctl.controller.audit import AuditLog
 from segctl.controller.gate import (
@@ -53,18 +55,19 @@ from segctl.controller.gate import (
     Verifier,
     flow_sort_key,
 )
-from segctl.controller.linkstate import LinkTuple, fabric_link_of, without_links
+from segctl.controller.linkstate import LinkChange, LinkState, LinkTuple, fabric_link_of, fabric_ports
 from segctl.controller.metrics import ControllerMetrics
 from segctl.controller.plan import compile_tables, diff_summary, diff_tables, plan_change, sorted_tables
+from segctl.controller.scope import APPLY, ROLLBACK, ChangeKind, ChangeScope
 from segctl.controller.southbound import Southbound
-from segctl.controller.store import Store, content_hash
+from segctl.controller.store import Revision, Store, content_hash
 from segctl.errors import IntentError, Problem, SwitchError
 from segctl.openflow.ofctl import Flow
 from segctl.topology.load import intent_from_document
 from segctl.topology.network import Network, resolve
 from segctl.topology.schema import Intent
 
-__all__ = ["ControllerService", "Offload", "intent_document", "run_inline"]
+__all__ = ["ControllerService", "Offload", "diff_tables", "intent_document", "run_inline"]
 
 LOG = logging.getLogger("segctl.controller.service")
 SYSTEM = "system"
@@ -87,6 +90,35 @@ def run_inline(func: Callable[..., T], /, *args: Any) -> T:
 def intent_document(intent: Intent) -> dict[str, Any]:
     """The normalized JSON document of an intent (what is stored, hashed and returned)."""
     return intent.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A change compiled: the declared network, the one compiled (links down left out), every
+    switch's desired tables, the diffs from the current ones, and the tables the gate proves."""
+
+    network: Network
+    effective: Network
+    desired: dict[str, SwitchTables]
+    diffs: tuple[SwitchDiff, ...]
+    tables: dict[str, list[Flow]]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The gate's proof of a plan, and whether the change may go ahead."""
+
+    verification: Verification
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What a push did: switches that took their diff, those not connected, those that refused."""
+
+    switches: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 class ControllerService:
@@ -114,8 +146,7 @@ class ControllerService:
         self._offload = offload
         self._declared: Network | None = None  # the current intent, resolved
         self._desired: dict[str, SwitchTables] = {}
-        self._down: set[LinkTuple] = set()
-        self._down_ports: set[tuple[str, int]] = set()  # fabric ports last reported down
+        self._links = LinkState()
         self._revision: int | None = None
         # switches that have not been given their tables since they (re)connected, or since
         # an intent was loaded or applied while they were away; no resync proves the fabric
@@ -146,7 +177,7 @@ class ControllerService:
 
     @property
     def down_links(self) -> frozenset[LinkTuple]:
-        return frozenset(self._down)
+        return self._links.down
 
     def document(self) -> dict[str, Any]:
         """The current intent document; :class:`NotFound` when there is none yet."""
@@ -208,7 +239,7 @@ class ControllerService:
         *,
         actor: str,
         dry_run: bool = False,
-        kind: str = "apply",
+        scope: ChangeScope = APPLY,
         parent: int | None = None,
         source: str = "request body",
     ) -> ChangeResult:
@@ -218,14 +249,14 @@ class ControllerService:
                 network = self._resolve(document, source=source)
             except IntentError as exc:
                 self._reject(
-                    actor, kind, "invalid", {"problems": [p.to_json() for p in exc.problems]}, dry_run
+                    actor, scope, "invalid", {"problems": [p.to_json() for p in exc.problems]}, dry_run
                 )
                 raise
             normalized = intent_document(network.intent)
             current = None if dry_run or self._revision is None else self.store.revision(self._revision)
             if current is not None and content_hash(normalized) == current.sha256:
                 return ChangeResult("unchanged", revision=current)
-            return self._change(network, actor=actor, kind=kind, dry_run=dry_run, parent=parent)
+            return self._change(network, actor=actor, scope=scope, dry_run=dry_run, parent=parent)
 
     def update_tenant(
         self, name: str, tenant: Any, *, actor: str, dry_run: bool = False, allow_create: bool = False
@@ -254,7 +285,10 @@ class ControllerService:
             else:
                 tenants[index] = tenant
             return self.apply(
-                {**current, "tenants": tenants}, actor=actor, dry_run=dry_run, kind=f"tenant:{name}"
+                {**current, "tenants": tenants},
+                actor=actor,
+                dry_run=dry_run,
+                scope=ChangeScope.of_tenant(name),
             )
 
     def rollback(self, revision: int, *, actor: str, dry_run: bool = False) -> ChangeResult:
@@ -270,7 +304,7 @@ class ControllerService:
                 document,
                 actor=actor,
                 dry_run=dry_run,
-                kind="rollback",
+                scope=ROLLBACK,
                 parent=revision,
                 source=f"revision {revision}",
             )
@@ -351,14 +385,7 @@ class ControllerService:
         with self._lock:
             if self._declared is None:
                 return []
-            fabric = sorted(
-                {
-                    p
-                    for a, a_port, b, b_port in self._declared.links
-                    for s, p in ((a, a_port), (b, b_port))
-                    if s == switch
-                }
-            )
+            fabric = fabric_ports(self._declared, switch)
             result = self._port_events(switch, [(port, ports.get(port, False)) for port in fabric])
             return [] if result is None else [result]
 
@@ -375,55 +402,44 @@ class ControllerService:
         with self._lock:
             if self._declared is None:
                 return None
-            changed: list[tuple[str, str]] = []  # (action, link name) per link that changed
-            for port, up in events:
-                link_change = self._port_event(switch, port, up)
-                if link_change is not None:
-                    changed.append(link_change)
+            changed = [c for port, up in events if (c := self._port_event(switch, port, up)) is not None]
             if not changed:
                 return None
-            kinds = {action for action, _ in changed}
-            kind = kinds.pop() if len(kinds) == 1 else "link.change"
+            kinds = {c.action for c in changed}
+            scope = ChangeScope(ChangeKind(kinds.pop()) if len(kinds) == 1 else ChangeKind.LINK_CHANGE)
             try:
-                result = self._change(self._declared, actor=SYSTEM, kind=kind, dry_run=False, record=False)
+                result = self._change(self._declared, actor=SYSTEM, scope=scope, dry_run=False, record=False)
             except VerificationFailed as exc:
                 # The link state is a fact; the old rules stay until a safe set exists.
-                for action, name in changed:
-                    LOG.error("%s: recomputed rules fail verification; keeping the current rules", name)
+                for change in changed:
+                    LOG.error(
+                        "%s: recomputed rules fail verification; keeping the current rules", change.name
+                    )
                     self.audit_log.append(
-                        actor=SYSTEM, action=f"{action}.rejected", object=name, detail={"error": str(exc)}
+                        actor=SYSTEM,
+                        action=f"{change.action}.rejected",
+                        object=change.name,
+                        detail={"error": str(exc)},
                     )
                 return None
-            for action, name in changed:
+            for change in changed:
                 self.audit_log.append(
                     actor=SYSTEM,
-                    action=action,
-                    object=name,
+                    action=change.action,
+                    object=change.name,
                     detail={"pushed": list(result.pushed), "live_verdict": result.live_verdict},
                 )
             return result
 
-    def _port_event(self, switch: str, port: int, up: bool) -> tuple[str, str] | None:
-        """Record one port's state; (``link.up``/``link.down``, link name) when its link changed."""
+    def _port_event(self, switch: str, port: int, up: bool) -> LinkChange | None:
+        """Record one port's state; the change of its link, if any (an edge port is only logged)."""
         assert self._declared is not None
         link = fabric_link_of(self._declared, switch, port)
         if link is None:
             obj = f"port/{switch}:{port}"
             self.audit_log.append(actor=SYSTEM, action="port.up" if up else "port.down", object=obj)
             return None
-        if up:
-            self._down_ports.discard((switch, port))
-        else:
-            self._down_ports.add((switch, port))
-        a, a_port, b, b_port = link
-        down = (a, a_port) in self._down_ports or (b, b_port) in self._down_ports
-        if down == (link in self._down):
-            return None  # the link did not change (the other end may still be down)
-        if down:
-            self._down.add(link)
-        else:
-            self._down.discard(link)
-        return ("link.up" if up else "link.down"), f"link/{link[0]}:{link[1]}-{link[2]}:{link[3]}"
+        return self._links.port_event(link, switch, port, up)
 
     def audit(self) -> None:
         """Periodic reconciliation of every connected switch (Hooks)."""
@@ -436,13 +452,13 @@ class ControllerService:
             names = sorted(connected) if switch is None else [switch]
             return [self._reconcile_one(name, actor) for name in names]
 
-    # -- the pipeline -------------------------------------------------------------------
+    # -- a change: plan -> gate -> push -> record ---------------------------------------
 
     def _resolve(self, document: Any, *, source: str) -> Network:
         return resolve(intent_from_document(document, source=source))
 
     def _effective(self, network: Network) -> Network:
-        return without_links(network, self._down)
+        return self._links.effective(network)
 
     def _verify(self, network: Network, tables: Mapping[str, Sequence[Flow]], stage: str) -> Verification:
         started = time.perf_counter()
@@ -457,75 +473,46 @@ class ControllerService:
         network: Network,
         *,
         actor: str,
-        kind: str,
+        scope: ChangeScope,
         dry_run: bool,
         parent: int | None = None,
         record: bool = True,
     ) -> ChangeResult:
+        plan = self._plan(network)
+        gate = self._gate(plan)
+        if dry_run:
+            return ChangeResult("dry_run", plan.diffs, gate.verification)
+        if not gate.accepted:
+            self._refuse(plan, gate, actor=actor, scope=scope)
+        pushed = self._push(plan.diffs)
+        self._adopt(plan)
+        return self._record(plan, gate, pushed, actor=actor, scope=scope, parent=parent, record=record)
+
+    def _plan(self, network: Network) -> Plan:
+        """Compile ``network`` without the links that are down; diff it from the desired tables."""
         effective = self._effective(network)
         desired, diffs, tables = self._offload(plan_change, self.compiler, effective, dict(self._desired))
-        gate = self._verify(effective, tables, "gate")
-        accept = gate.passed or (bool(self._down) and gate.safe)
-        if dry_run:
-            return ChangeResult("dry_run", tuple(diffs), gate)
-        if not accept:
-            self.store.add_report(kind="gate", verdict=gate.verdict, body=gate.to_json(), revision=None)
-            self._reject(actor, kind, "verification", {"violations": [v.to_json() for v in gate.violations]})
-            raise VerificationFailed(gate, diffs)
-        pushed, pending, errors = self._push(diffs)
-        self._declared, self._desired = network, desired
-        connected = self.southbound.connected_switches()
-        self._unsynced = {sw.name for sw in network.switches if sw.name not in connected}
-        self._update_rule_metrics()
-        revision = None
-        if record:
-            revision = self.store.add_revision(
-                intent_document(network.intent),
-                author=actor,
-                kind=kind,
-                verdict=gate.verdict,
-                summary=diff_summary(diffs),
-                parent=parent,
-            )
-            self._revision = revision.id
-            self.metrics.revision.set(revision.id)
-        self.store.add_report(kind="gate", verdict=gate.verdict, body=gate.to_json(), revision=self._revision)
-        live, live_verdict = self._verify_live()
-        if errors:
-            live_verdict = "error"
-        if revision is not None:
-            self.store.set_live_verdict(revision.id, live_verdict)
-            revision = self.store.revision(revision.id)
-            self.audit_log.append(
-                actor=actor,
-                action=_action(kind),
-                object=f"tenant/{kind[7:]}" if kind.startswith("tenant:") else "intent",
-                detail={
-                    "kind": kind,
-                    "revision": revision.id,
-                    "sha256": revision.sha256,
-                    "parent": parent,
-                    "verdict": gate.verdict,
-                    "live_verdict": live_verdict,
-                },
-            )
-        for diff in diffs:
-            if diff.switch in pushed:
-                self.audit_log.append(
-                    actor=actor,
-                    action="switch.push",
-                    object=f"switch/{diff.switch}",
-                    detail={"add": len(diff.add), "remove": len(diff.remove), "revision": self._revision},
-                )
-        for name, error in errors.items():
-            self.audit_log.append(
-                actor=actor, action="switch.push_failed", object=f"switch/{name}", detail={"error": error}
-            )
-        return ChangeResult(
-            "applied", tuple(diffs), gate, live, live_verdict, revision, tuple(pushed), tuple(pending), errors
-        )
+        return Plan(network, effective, desired, tuple(diffs), tables)
 
-    def _push(self, diffs: Iterable[SwitchDiff]) -> tuple[list[str], list[str], dict[str, str]]:
+    def _gate(self, plan: Plan) -> Gate:
+        """Prove the plan's tables. A change goes ahead when the proof passes, or when links are
+        down and only delivery fails (the safety properties hold)."""
+        verification = self._verify(plan.effective, plan.tables, "gate")
+        return Gate(verification, verification.passed or (bool(self._links.down) and verification.safe))
+
+    def _refuse(self, plan: Plan, gate: Gate, *, actor: str, scope: ChangeScope) -> NoReturn:
+        """Record a gate that failed and raise :class:`VerificationFailed` (nothing was pushed)."""
+        verification = gate.verification
+        self.store.add_report(
+            kind="gate", verdict=verification.verdict, body=verification.to_json(), revision=None
+        )
+        self._reject(
+            actor, scope, "verification", {"violations": [v.to_json() for v in verification.violations]}
+        )
+        raise VerificationFailed(verification, plan.diffs)
+
+    def _push(self, diffs: Iterable[SwitchDiff]) -> Pushed:
+        """Each diff to its switch when it is connected (one atomic bundle each)."""
         connected = self.southbound.connected_switches()
         pushed: list[str] = []
         pending: list[str] = []
@@ -549,8 +536,99 @@ class ControllerService:
                 continue
             pushed.append(diff.switch)
             self.metrics.pushes.inc(switch=diff.switch, result="ok")
-        return pushed, pending, errors
+        return Pushed(tuple(pushed), tuple(pending), errors)
 
+    def _adopt(self, plan: Plan) -> None:
+        """Make the plan's network and tables the current ones."""
+        self._declared, self._desired = plan.network, plan.desired
+        connected = self.southbound.connected_switches()
+        self._unsynced = {sw.name for sw in plan.network.switches if sw.name not in connected}
+        self._update_rule_metrics()
+
+    def _record(
+        self,
+        plan: Plan,
+        gate: Gate,
+        pushed: Pushed,
+        *,
+        actor: str,
+        scope: ChangeScope,
+        parent: int | None,
+        record: bool,
+    ) -> ChangeResult:
+        """Record a pushed change: its revision (unless a link event), the gate report, the live
+        proof of what the switches hold now, and the audit entries."""
+        verification = gate.verification
+        revision = (
+            self._add_revision(plan, verification, actor=actor, scope=scope, parent=parent)
+            if record
+            else None
+        )
+        self.store.add_report(
+            kind="gate", verdict=verification.verdict, body=verification.to_json(), revision=self._revision
+        )
+        live, live_verdict = self._verify_live()
+        if pushed.errors:
+            live_verdict = "error"
+        if revision is not None:
+            self.store.set_live_verdict(revision.id, live_verdict)
+            revision = self.store.revision(revision.id)
+            self.audit_log.append(
+                actor=actor,
+                action=scope.action,
+                object=scope.object,
+                detail={
+                    "kind": str(scope),
+                    "revision": revision.id,
+                    "sha256": revision.sha256,
+                    "parent": parent,
+                    "verdict": verification.verdict,
+                    "live_verdict": live_verdict,
+                },
+            )
+        self._audit_push(plan.diffs, pushed, actor=actor)
+        return ChangeResult(
+            "applied",
+            plan.diffs,
+            verification,
+            live,
+            live_verdict,
+            revision,
+            pushed.switches,
+            pushed.pending,
+            pushed.errors,
+        )
+
+    def _add_revision(
+        self, plan: Plan, verification: Verification, *, actor: str, scope: ChangeScope, parent: int | None
+    ) -> Revision:
+        revision = self.store.add_revision(
+            intent_document(plan.network.intent),
+            author=actor,
+            kind=str(scope),
+            verdict=verification.verdict,
+            summary=diff_summary(plan.diffs),
+            parent=parent,
+        )
+        self._revision = revision.id
+        self.metrics.revision.set(revision.id)
+        return revision
+
+    def _audit_push(self, diffs: Sequence[SwitchDiff], pushed: Pushed, *, actor: str) -> None:
+        for diff in diffs:
+            if diff.switch in pushed.switches:
+                self.audit_log.append(
+                    actor=actor,
+                    action="switch.push",
+                    object=f"switch/{diff.switch}",
+                    detail={"add": len(diff.add), "remove": len(diff.remove), "revision": self._revision},
+                )
+        for name, error in pushed.errors.items():
+            self.audit_log.append(
+                actor=actor, action="switch.push_failed", object=f"switch/{name}", detail={"error": error}
+            )
+
+    # -- live proofs and drift ----------------------------------------------------------
     def _verify_live(self) -> tuple[Verification | None, str]:
         """Verify what the switches hold now; ``partial`` when some are not connected."""
         if self._declared is None:
@@ -613,7 +691,7 @@ class ControllerService:
         return DriftReport(switch, extra, missing, meters_wrong, True)
 
     def _reject(
-        self, actor: str, kind: str, reason: str, detail: dict[str, Any], dry_run: bool = False
+        self, actor: str, scope: ChangeScope, reason: str, detail: dict[str, Any], dry_run: bool = False
     ) -> None:
         if dry_run:
             return
@@ -622,17 +700,9 @@ class ControllerService:
             actor=actor,
             action="intent.rejected",
             object="intent",
-            detail={"kind": kind, "reason": reason, **detail},
+            detail={"kind": str(scope), "reason": reason, **detail},
         )
 
     def _update_rule_metrics(self) -> None:
         for name, tables in self._desired.items():
             self.metrics.rules.set(len(tables.flows), switch=name)
-
-
-def _action(kind: str) -> str:
-    if kind == "rollback":
-        return "intent.rollback"
-    if kind.startswith("tenant:"):
-        return "tenant.update"
-    return "intent.apply"
