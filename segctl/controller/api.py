@@ -40,6 +40,9 @@ LOG = logging.getLogger("segctl.controller.api")
 MAX_BODY = 8 * 1024 * 1024
 READ, WRITE = Permission("read"), Permission("write")
 TENANT_READ, TENANT_WRITE = Permission("read", "tenant"), Permission("write", "tenant")
+#: Request methods counted by name in ``segctl_api_requests_total``; any other is ``other``
+#: (a label value per method a client invents would grow the metrics without bound).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 #: The kinds of verification report the store keeps (``GET /v1/reports?kind=``).
 REPORT_KINDS = ("gate", "live", "audit")
 #: The largest id (report, revision, audit seq) a query or path may name: SQLite integers
@@ -233,7 +236,8 @@ class ApiApp:
         return self._count(request, route_name, response)
 
     def _count(self, request: webob.Request, route: str, response: webob.Response) -> webob.Response:
-        self.metrics.api_requests.inc(method=request.method, route=route, status=str(response.status_code))
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        self.metrics.api_requests.inc(method=method, route=route, status=str(response.status_code))
         return response
 
     # -- handlers -----------------------------------------------------------------------

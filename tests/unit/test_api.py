@@ -294,3 +294,20 @@ def test_internal_error_has_no_traceback(tmp_path: Path) -> None:
     assert response.status_code == 500
     assert "Traceback" not in response.text and "secret detail" not in response.text
     assert env.service.store.current() is None
+
+
+def test_metrics_method_label_is_bounded(env: Env) -> None:
+    """Any method a client invents is counted as ``other``: 300 random methods, unauthenticated,
+    must not make 300 label values (it did: one series per method)."""
+    import random
+    import re
+
+    rng = random.Random(7)
+    for _ in range(300):
+        method = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(rng.randint(3, 12)))
+        assert env.call(method, "/v1/intent", None).status_code == 401
+    assert env.call("BREW", "/v1/intent").status_code == 405
+    text = env.call("GET", "/metrics", "auditor").text
+    methods = set(re.findall(r'segctl_api_requests_total\{method="([^"]*)"', text))
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"}, methods
+    assert 'segctl_api_requests_total{method="other",route="unmatched",status="401"} 300' in text
