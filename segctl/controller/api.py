@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,17 @@ from segctl.controller.store import Database, StoreError
 from segctl.errors import IntentError, SegctlError, SwitchError
 from segctl.topology.load import parse_document
 
-__all__ = ["ERROR_STATUS", "MAX_BODY", "ROUTES", "ApiApp", "BadRequest", "Route", "make_app"]
+__all__ = [
+    "ERROR_STATUS",
+    "KNOWN_METHODS",
+    "MAX_BODY",
+    "ROUTES",
+    "ApiApp",
+    "BadRequest",
+    "PayloadTooLarge",
+    "Route",
+    "make_app",
+]
 
 LOG = logging.getLogger("segctl.controller.api")
 MAX_BODY = 8 * 1024 * 1024
@@ -54,8 +65,8 @@ class BadRequest(SegctlError):
     """The request itself is malformed (body, query parameter) (HTTP 400)."""
 
 
-class _TooLarge(BadRequest):
-    pass
+class PayloadTooLarge(BadRequest):
+    """The request body is over the size limit (HTTP 413)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +97,7 @@ ROUTES: tuple[Route, ...] = (
 
 #: Error class -> HTTP status. The first matching class wins.
 ERROR_STATUS: tuple[tuple[type[SegctlError], int], ...] = (
-    (_TooLarge, 413),
+    (PayloadTooLarge, 413),
     (BadRequest, 400),
     (IntentError, 400),
     (AuthenticationError, 401),
@@ -113,6 +124,12 @@ def _json_response(status: int, body: Any) -> webob.Response:
     response = webob.Response(status=status, content_type="application/json", charset="utf-8")
     response.text = json.dumps(body, indent=2, sort_keys=True, default=str) + "\n"
     return response
+
+
+def _printable(text: str, limit: int = 40) -> str:
+    """``text`` (a method, a name) cut short and with control characters escaped, for a message."""
+    shown = text if len(text) <= limit else text[:limit] + "..."
+    return shown.encode("unicode_escape").decode("ascii") if not shown.isprintable() else shown
 
 
 def _flag(request: webob.Request, name: str) -> bool:
@@ -158,13 +175,42 @@ def _path_id(text: str, what: str) -> int:
     return number
 
 
+def _path_text(request: webob.Request) -> str:
+    """The request path as text for messages: UTF-8, undecodable bytes shown as escapes."""
+    raw = request.environ.get("PATH_INFO", "")
+    return str(raw).encode("latin-1", "replace").decode("utf-8", "backslashreplace")
+
+
+def _utf8(value: str, what: str) -> str:
+    """A WSGI string (bytes decoded as latin-1, PEP 3333) decoded as UTF-8; BadRequest if it is not."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        shown = value.encode("latin-1", "replace").decode("utf-8", "backslashreplace")
+        raise BadRequest(f"{what} {shown!r} is not UTF-8") from None
+
+
+def _check_query(request: webob.Request) -> None:
+    """Every query parameter's name and value must be UTF-8 once percent-decoded."""
+    for part in str(request.environ.get("QUERY_STRING", "")).split("&"):
+        name, _, value = part.partition("=")
+        for which, text in (("name", name), ("value", value)):
+            try:
+                urllib.parse.unquote_to_bytes(text.replace("+", " ")).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                shown = urllib.parse.unquote_to_bytes(name).decode("utf-8", "backslashreplace")
+                raise BadRequest(
+                    f"query parameter {_printable(shown)}: byte {exc.start + 1} of its {which} is not UTF-8"
+                ) from None
+
+
 def _body(request: webob.Request) -> Any:
     """The request body as a document: JSON, or YAML with a yaml content type."""
     if request.content_length is not None and request.content_length > MAX_BODY:
-        raise _TooLarge(f"request body is larger than {MAX_BODY} bytes")
+        raise PayloadTooLarge(f"request body is larger than {MAX_BODY} bytes")
     raw = request.body_file.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
-        raise _TooLarge(f"request body is larger than {MAX_BODY} bytes")
+        raise PayloadTooLarge(f"request body is larger than {MAX_BODY} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -199,6 +245,8 @@ class ApiApp:
         self.methods: dict[str, list[str]] = {}
         for route in ROUTES:
             self.methods.setdefault(route.path, []).append(route.method)
+            if route.method == "GET":
+                self.methods[route.path].append("HEAD")
         for path in self.methods:
             self.paths.connect(path, path)
 
@@ -206,22 +254,18 @@ class ApiApp:
     def __call__(self, request: webob.Request) -> webob.Response:
         route_name = "unmatched"
         try:
-            match = self.mapper.match(environ=request.environ)
+            match = self._match(request)
             if match is not None:
                 route_name = self.by_key[match["route_key"]].path
             principal = self.tokens.authenticate(request.headers.get("Authorization"))
             if match is None:
-                known = self.paths.routematch(request.path_info)
-                if known is None:
-                    raise NotFound(f"no such endpoint: {request.path_info}")
-                allowed = self.methods[known[1].routepath]
-                message = f"{request.method} is not allowed on {request.path_info}; use {', '.join(allowed)}"
-                response = _json_response(405, {"error": {"type": "MethodNotAllowed", "message": message}})
-                response.allow = allowed
-                return self._count(request, route_name, response)
+                return self._count(request, route_name, self._unmatched(request))
             route = self.by_key[match["route_key"]]
-            params = {k: v for k, v in match.items() if "{" + k + "}" in route.path}
+            params = {
+                k: _utf8(v, f"path parameter {k}") for k, v in match.items() if "{" + k + "}" in route.path
+            }
             authorize(principal, route.permission, tenant=params.get("name"))
+            _check_query(request)
             handler: Callable[..., webob.Response] = getattr(self, route.handler)
             response = handler(request, principal, **params)
         except SegctlError as exc:
@@ -230,10 +274,30 @@ class ApiApp:
             if status == 401:
                 response.www_authenticate = ("Bearer", {"realm": "segctl"})
         except Exception:  # a bug: logged with its traceback, never sent to the client
-            LOG.exception("internal error on %s %s", request.method, request.path_info)
+            LOG.exception("internal error on %s %s", request.method, _path_text(request))
             message = "internal error; see the controller log"
             response = _json_response(500, {"error": {"type": "InternalError", "message": message}})
         return self._count(request, route_name, response)
+
+    def _match(self, request: webob.Request) -> dict[str, Any] | None:
+        """The route of the request; HEAD is served by the GET route (without a body)."""
+        environ = request.environ
+        if request.method == "HEAD":
+            environ = {**environ, "REQUEST_METHOD": "GET"}
+        match: dict[str, Any] | None = self.mapper.match(environ=environ)
+        return match
+
+    def _unmatched(self, request: webob.Request) -> webob.Response:
+        """404 for an unknown path, 405 with ``Allow`` for a known path and another method."""
+        path = _path_text(request)
+        known = self.paths.routematch(request.environ.get("PATH_INFO", ""))
+        if known is None:
+            raise NotFound(f"no such endpoint: {path}")
+        allowed = self.methods[known[1].routepath]
+        message = f"{_printable(request.method)} is not allowed on {path}; use {', '.join(allowed)}"
+        response = _json_response(405, {"error": {"type": "MethodNotAllowed", "message": message}})
+        response.allow = allowed
+        return response
 
     def _count(self, request: webob.Request, route: str, response: webob.Response) -> webob.Response:
         method = request.method if request.method in KNOWN_METHODS else "other"
