@@ -231,7 +231,7 @@ class _ServiceFactory:
             LOG.info(
                 "store %s: %s", self.store_path, "no intent yet" if loaded is None else _describe(loaded)
             )
-        return service, _wsgi_app(service, db, metrics)
+        return service, _wsgi_app(service, db, metrics, started.offload)
 
     def reload(self) -> None:
         """SIGHUP: apply the intent file again (validate, compile, verify, push)."""
@@ -250,12 +250,12 @@ class _ServiceFactory:
         LOG.info("reload of %s: %s", self.intent, _describe(result))
 
 
-def _wsgi_app(service: Any, db: Any, metrics: Any) -> Any:
-    """The REST API's WSGI app (``segctl.controller.api.ApiApp``)."""
+def _wsgi_app(service: Any, db: Any, metrics: Any, offload: Callable[..., Any]) -> Any:
+    """The REST API's WSGI app (``segctl.controller.api.ApiApp``); bodies are parsed by ``offload``."""
     from segctl.controller.api import ApiApp
     from segctl.controller.auth import TokenStore
 
-    return ApiApp(service, TokenStore(db), metrics)
+    return ApiApp(service, TokenStore(db), metrics, offload=offload)
 
 
 def _describe(result: Any) -> str:

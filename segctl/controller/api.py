@@ -28,12 +28,12 @@ from segctl.controller.auth import (
     TokenStore,
     authorize,
 )
+from segctl.controller.body import MAX_BODY, BadRequest, BodyLimits, PayloadTooLarge, parse_body
 from segctl.controller.gate import NotFound, VerificationFailed
 from segctl.controller.metrics import ControllerMetrics
-from segctl.controller.service import ControllerService
+from segctl.controller.service import ControllerService, Offload, run_inline
 from segctl.controller.store import Database, StoreError
 from segctl.errors import IntentError, SegctlError, SwitchError
-from segctl.topology.load import parse_document
 
 __all__ = [
     "ERROR_STATUS",
@@ -48,7 +48,6 @@ __all__ = [
 ]
 
 LOG = logging.getLogger("segctl.controller.api")
-MAX_BODY = 8 * 1024 * 1024
 READ, WRITE = Permission("read"), Permission("write")
 TENANT_READ, TENANT_WRITE = Permission("read", "tenant"), Permission("write", "tenant")
 #: Request methods counted by name in ``segctl_api_requests_total``; any other is ``other``
@@ -61,12 +60,6 @@ REPORT_KINDS = ("gate", "live", "audit")
 MAX_ID = 2**62
 
 
-class BadRequest(SegctlError):
-    """The request itself is malformed (body, query parameter) (HTTP 400)."""
-
-
-class PayloadTooLarge(BadRequest):
-    """The request body is over the size limit (HTTP 413)."""
 
 
 @dataclass(frozen=True)
@@ -204,39 +197,34 @@ def _check_query(request: webob.Request) -> None:
                 ) from None
 
 
-def _body(request: webob.Request) -> Any:
-    """The request body as a document: JSON, or YAML with a yaml content type."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise PayloadTooLarge(f"request body is larger than {MAX_BODY} bytes")
-    raw = request.body_file.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise PayloadTooLarge(f"request body is larger than {MAX_BODY} bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("request body is not UTF-8") from None
-    if not text.strip():
-        raise BadRequest("request body is empty; send a JSON document")
-    if "yaml" in (request.content_type or ""):
-        document, _ = parse_document(text, source="request body")
-        return document
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadRequest(
-            f"request body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from None
+def _read_body(request: webob.Request, limits: BodyLimits) -> bytes:
+    """The raw body, at most ``limits.max_bytes`` (413 beyond)."""
+    if request.content_length is not None and request.content_length > limits.max_bytes:
+        raise PayloadTooLarge(f"request body is larger than {limits.max_bytes} bytes")
+    raw: bytes = request.body_file.read(limits.max_bytes + 1)
+    if len(raw) > limits.max_bytes:
+        raise PayloadTooLarge(f"request body is larger than {limits.max_bytes} bytes")
+    return raw
 
 
 class ApiApp:
     """The WSGI application."""
 
     def __init__(
-        self, service: ControllerService, tokens: TokenStore, metrics: ControllerMetrics | None = None
+        self,
+        service: ControllerService,
+        tokens: TokenStore,
+        metrics: ControllerMetrics | None = None,
+        *,
+        limits: BodyLimits | None = None,
+        offload: Offload = run_inline,
     ):
         self.service = service
         self.tokens = tokens
         self.metrics = metrics or service.metrics
+        self.limits = limits or BodyLimits()
+        #: Runs the parsing of a body (CPU, pure) without stopping the event loop.
+        self.offload = offload
         self.mapper = routes.Mapper(explicit=True)
         self.paths = routes.Mapper(explicit=True)
         self.by_key = {f"{r.method} {r.path}": r for r in ROUTES}
@@ -299,6 +287,11 @@ class ApiApp:
         response.allow = allowed
         return response
 
+    def _document(self, request: webob.Request) -> Any:
+        """The request body parsed (:func:`~segctl.controller.body.parse_body`, offloaded)."""
+        raw = _read_body(request, self.limits)
+        return self.offload(parse_body, raw, request.content_type or "", self.limits)
+
     def _count(self, request: webob.Request, route: str, response: webob.Response) -> webob.Response:
         method = request.method if request.method in KNOWN_METHODS else "other"
         self.metrics.api_requests.inc(method=method, route=route, status=str(response.status_code))
@@ -314,7 +307,7 @@ class ApiApp:
 
     def put_intent(self, request: webob.Request, principal: Principal) -> webob.Response:
         dry_run = _flag(request, "dry_run")
-        result = self.service.apply(_body(request), actor=principal.actor, dry_run=dry_run)
+        result = self.service.apply(self._document(request), actor=principal.actor, dry_run=dry_run)
         return _json_response(200, result.to_json())
 
     def get_tenant(self, request: webob.Request, principal: Principal, name: str) -> webob.Response:
@@ -324,7 +317,7 @@ class ApiApp:
         dry_run = _flag(request, "dry_run")
         result = self.service.update_tenant(
             name,
-            _body(request),
+            self._document(request),
             actor=principal.actor,
             dry_run=dry_run,
             allow_create=principal.role == "admin",
@@ -413,6 +406,12 @@ class ApiApp:
         return response
 
 
-def make_app(service: ControllerService, *, db: Database, metrics: ControllerMetrics | None = None) -> ApiApp:
+def make_app(
+    service: ControllerService,
+    *,
+    db: Database,
+    metrics: ControllerMetrics | None = None,
+    offload: Offload = run_inline,
+) -> ApiApp:
     """The API app over ``service``, with bearer tokens kept in ``db``."""
-    return ApiApp(service, TokenStore(db), metrics)
+    return ApiApp(service, TokenStore(db), metrics, offload=offload)

@@ -51,6 +51,8 @@ __all__ = [
 LOG = logging.getLogger("segctl.controller")
 
 _APPS = ["segctl.controller.app", OFCTL_SERVICE_APP]
+#: ``sys.setswitchinterval`` of the controller process (CPython's default is 5 ms).
+SWITCH_INTERVAL_S = 0.001
 
 T = TypeVar("T")
 
@@ -210,6 +212,10 @@ def run(
 
     _check_tls(options.tls)
     hub.patch(thread=False)
+    # The hub shares the GIL with the OS threads that parse bodies, compile and prove: a
+    # thread that waits for it gets it within one switch interval, and answering one request
+    # takes several handovers (the default 5 ms made a /metrics poll wait up to 50 ms).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     stopping: list[int] = []
     reloads: list[int] = []
 

@@ -67,7 +67,15 @@ from segctl.topology.load import intent_from_document
 from segctl.topology.network import Network, resolve
 from segctl.topology.schema import Intent
 
-__all__ = ["ControllerService", "Offload", "diff_tables", "intent_document", "run_inline"]
+__all__ = [
+    "ControllerService",
+    "Offload",
+    "diff_tables",
+    "intent_document",
+    "prepare_intent",
+    "resolve_intent",
+    "run_inline",
+]
 
 LOG = logging.getLogger("segctl.controller.service")
 SYSTEM = "system"
@@ -90,6 +98,17 @@ def run_inline(func: Callable[..., T], /, *args: Any) -> T:
 def intent_document(intent: Intent) -> dict[str, Any]:
     """The normalized JSON document of an intent (what is stored, hashed and returned)."""
     return intent.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def resolve_intent(document: Any, source: str) -> Network:
+    """Validate an intent document and resolve it (pure, CPU: offloaded)."""
+    return resolve(intent_from_document(document, source=source))
+
+
+def prepare_intent(document: Any, source: str) -> tuple[Network, str]:
+    """:func:`resolve_intent`, and the content hash of its normalized document (offloaded)."""
+    network = resolve_intent(document, source)
+    return network, content_hash(intent_document(network.intent))
 
 
 @dataclass(frozen=True)
@@ -161,7 +180,8 @@ class ControllerService:
             current = self.store.current()
             if current is None:
                 return None
-            network = self._resolve(self.store.revision_document(current.id), source=f"revision {current.id}")
+            document = self.store.revision_document(current.id)
+            network = self._offload(resolve_intent, document, f"revision {current.id}")
             self._declared = network
             self._desired = self._offload(compile_tables, self.compiler, self._effective(network))
             self._unsynced = {sw.name for sw in network.switches}
@@ -246,15 +266,14 @@ class ControllerService:
         """Validate, compile, verify and (unless ``dry_run``) push and record an intent."""
         with self._lock:
             try:
-                network = self._resolve(document, source=source)
+                network, digest = self._offload(prepare_intent, document, source)
             except IntentError as exc:
                 self._reject(
                     actor, scope, "invalid", {"problems": [p.to_json() for p in exc.problems]}, dry_run
                 )
                 raise
-            normalized = intent_document(network.intent)
             current = None if dry_run or self._revision is None else self.store.revision(self._revision)
-            if current is not None and content_hash(normalized) == current.sha256:
+            if current is not None and digest == current.sha256:
                 return ChangeResult("unchanged", revision=current)
             return self._change(network, actor=actor, scope=scope, dry_run=dry_run, parent=parent)
 
@@ -453,9 +472,6 @@ class ControllerService:
             return [self._reconcile_one(name, actor) for name in names]
 
     # -- a change: plan -> gate -> push -> record ---------------------------------------
-
-    def _resolve(self, document: Any, *, source: str) -> Network:
-        return resolve(intent_from_document(document, source=source))
 
     def _effective(self, network: Network) -> Network:
         return self._links.effective(network)
