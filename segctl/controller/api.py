@@ -20,6 +20,7 @@ import routes
 import webob
 import webob.dec
 
+from segctl.controller.audit import BodySummary, clip
 from segctl.controller.auth import (
     AuthenticationError,
     Permission,
@@ -53,13 +54,17 @@ TENANT_READ, TENANT_WRITE = Permission("read", "tenant"), Permission("write", "t
 #: Request methods counted by name in ``segctl_api_requests_total``; any other is ``other``
 #: (a label value per method a client invents would grow the metrics without bound).
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+#: Problems of an invalid intent listed in an error answer (``problem_count`` has them all).
+MAX_PROBLEMS = 100
+#: Problems spelled out in an error's ``message`` when they are many.
+MAX_LISTED_IN_MESSAGE = 10
+#: Characters of an error message, and of one problem's location or message.
+MAX_MESSAGE = 2000
 #: The kinds of verification report the store keeps (``GET /v1/reports?kind=``).
 REPORT_KINDS = ("gate", "live", "audit")
 #: The largest id (report, revision, audit seq) a query or path may name: SQLite integers
 #: are 64-bit, and a bigger number would be an error from the driver (500), not an answer.
 MAX_ID = 2**62
-
-
 
 
 @dataclass(frozen=True)
@@ -104,9 +109,21 @@ ERROR_STATUS: tuple[tuple[type[SegctlError], int], ...] = (
 
 
 def _error_body(exc: SegctlError) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    """The ``error`` document of a refused request. An invalid intent's problems are capped
+    (:data:`MAX_PROBLEMS`, each text :func:`~segctl.controller.audit.clip`-ped), so a body
+    whose every value is wrong, or whose names are a megabyte long, cannot make the answer
+    (encoded on the event loop) many times its own size."""
+    body: dict[str, Any] = {"type": type(exc).__name__, "message": clip(str(exc), MAX_MESSAGE)}
     if isinstance(exc, IntentError):
-        body["problems"] = [p.to_json() for p in exc.problems]
+        problems = exc.problems
+        body["problems"] = [
+            {k: clip(v, MAX_MESSAGE) for k, v in p.to_json().items()} for p in problems[:MAX_PROBLEMS]
+        ]
+        body["problem_count"] = len(problems)
+        if len(problems) > MAX_PROBLEMS or len(body["message"]) < len(str(exc)):
+            shown = "\n".join(clip(str(p)) for p in problems[:MAX_LISTED_IN_MESSAGE])
+            more = len(problems) - MAX_LISTED_IN_MESSAGE
+            body["message"] = shown + (f"\n... and {more:,} more problems" if more > 0 else "")
     if isinstance(exc, VerificationFailed):
         body["verification"] = exc.verification.to_json()
         body["diff"] = [d.to_json() for d in exc.diffs]
@@ -287,10 +304,12 @@ class ApiApp:
         response.allow = allowed
         return response
 
-    def _document(self, request: webob.Request) -> Any:
-        """The request body parsed (:func:`~segctl.controller.body.parse_body`, offloaded)."""
+    def _document(self, request: webob.Request) -> tuple[Any, BodySummary]:
+        """The request body parsed (:func:`~segctl.controller.body.parse_body`, offloaded), and
+        its summary for the audit log."""
         raw = _read_body(request, self.limits)
-        return self.offload(parse_body, raw, request.content_type or "", self.limits)
+        document = self.offload(parse_body, raw, request.content_type or "", self.limits)
+        return document, BodySummary.of(raw)
 
     def _count(self, request: webob.Request, route: str, response: webob.Response) -> webob.Response:
         method = request.method if request.method in KNOWN_METHODS else "other"
@@ -307,7 +326,8 @@ class ApiApp:
 
     def put_intent(self, request: webob.Request, principal: Principal) -> webob.Response:
         dry_run = _flag(request, "dry_run")
-        result = self.service.apply(self._document(request), actor=principal.actor, dry_run=dry_run)
+        document, body = self._document(request)
+        result = self.service.apply(document, actor=principal.actor, dry_run=dry_run, body=body)
         return _json_response(200, result.to_json())
 
     def get_tenant(self, request: webob.Request, principal: Principal, name: str) -> webob.Response:
@@ -315,12 +335,14 @@ class ApiApp:
 
     def put_tenant(self, request: webob.Request, principal: Principal, name: str) -> webob.Response:
         dry_run = _flag(request, "dry_run")
+        document, body = self._document(request)
         result = self.service.update_tenant(
             name,
-            self._document(request),
+            document,
             actor=principal.actor,
             dry_run=dry_run,
             allow_create=principal.role == "admin",
+            body=body,
         )
         return _json_response(200, result.to_json())
 
@@ -386,7 +408,7 @@ class ApiApp:
         log = self.service.audit_log
         entries = log.entries(
             after=_int_param(request, "after", 0, hi=MAX_ID),
-            limit=_int_param(request, "limit", 100, lo=1),
+            limit=_int_param(request, "limit", 100, lo=1, hi=1000),
             actor=request.GET.get("actor"),
             action=request.GET.get("action"),
         )

@@ -14,6 +14,11 @@ is also kept in the ``state`` table, and ``segctl audit head`` prints it so that
 be anchored outside the machine and checked with ``verify_chain(..., expect_head=...)``.
 SQLite triggers reject UPDATE and DELETE on the table; the chain is what catches someone
 who edits the file directly.
+
+Entries are bounded: a ``detail`` over :data:`MAX_DETAIL_BYTES` is kept as its size, its
+sha256 and its small fields (:func:`cap_detail`); a refused change records a summary of its
+request (:func:`rejection_detail`: the body's size and sha256, the first problems, clipped),
+never the body, so no request can make an entry (or a read of the log) large.
 """
 
 from __future__ import annotations
@@ -27,9 +32,74 @@ from typing import Any
 
 from segctl.controller.store import Database, StoreError, canonical_json
 
-__all__ = ["GENESIS_HASH", "AuditEntry", "AuditLog", "AuditProblem", "entry_hash", "verify_chain"]
+__all__ = [
+    "GENESIS_HASH",
+    "MAX_DETAIL_BYTES",
+    "AuditEntry",
+    "AuditLog",
+    "AuditProblem",
+    "BodySummary",
+    "cap_detail",
+    "clip",
+    "entry_hash",
+    "rejection_detail",
+    "verify_chain",
+]
 
 GENESIS_HASH = "0" * 64
+#: The largest ``detail`` (canonical JSON, UTF-8 bytes) an entry keeps as it is.
+MAX_DETAIL_BYTES = 8 * 1024
+#: Fields of an oversized detail kept when their own JSON is at most this long.
+_SMALL_FIELD_BYTES = 200
+#: Problems or violations a rejection entry lists (their count is recorded as well).
+MAX_LISTED = 5
+#: Characters of one location or message in a rejection entry.
+MAX_TEXT = 300
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
+def cap_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """``detail`` itself when its canonical JSON is at most :data:`MAX_DETAIL_BYTES`; else its
+    size and sha256 under ``truncated`` with the fields that are small on their own."""
+    text = canonical_json(detail).encode()
+    if len(text) <= MAX_DETAIL_BYTES:
+        return detail
+    small = {k: v for k, v in detail.items() if len(canonical_json(v).encode()) <= _SMALL_FIELD_BYTES}
+    return {**small, "truncated": {"bytes": len(text), "sha256": hashlib.sha256(text).hexdigest()}}
+
+
+@dataclass(frozen=True)
+class BodySummary:
+    """What the audit log keeps of a request body: its size and its sha256, never its content."""
+
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, raw: bytes) -> BodySummary:
+        return cls(len(raw), hashlib.sha256(raw).hexdigest())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bytes": self.size, "sha256": self.sha256}
+
+
+def rejection_detail(
+    kind: str, reason: str, items: list[dict[str, Any]], *, what: str, body: BodySummary | None
+) -> dict[str, Any]:
+    """The detail of an ``intent.rejected`` entry: the change's kind, why, the first
+    :data:`MAX_LISTED` problems or violations (``what``) with their texts clipped, how many
+    there were, and the request body's summary when there was one."""
+    listed = [{k: clip(str(v)) for k, v in item.items() if k != "detail"} for item in items[:MAX_LISTED]]
+    detail: dict[str, Any] = {"kind": clip(kind), "reason": reason, what: listed, f"{what}_count": len(items)}
+    if body is not None:
+        detail["body"] = body.to_json()
+    return detail
 
 
 @dataclass(frozen=True)
@@ -87,8 +157,9 @@ class AuditLog:
     def append(
         self, *, actor: str, action: str, object: str, detail: dict[str, Any] | None = None
     ) -> AuditEntry:
-        """Append one entry (in its own transaction) and return it."""
-        detail = json.loads(canonical_json(detail or {}))
+        """Append one entry (in its own transaction) and return it; ``detail`` is capped
+        (:func:`cap_detail`)."""
+        detail = cap_detail(json.loads(canonical_json(detail or {})))
         with self.db.transaction() as conn:
             row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             seq = 1 if row is None else int(row["seq"]) + 1

@@ -42,7 +42,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol, TypeVar
 
-from segctl.controller.audit import AuditLog
+from segctl.controller.audit import AuditLog, BodySummary, rejection_detail
 from segctl.controller.gate import (
     ChangeResult,
     Compiler,
@@ -55,17 +55,16 @@ from segctl.controller.gate import (
     Verifier,
     flow_sort_key,
 )
+from segctl.controller.intake import intent_document, prepare_intent, resolve_intent
 from segctl.controller.linkstate import LinkChange, LinkState, LinkTuple, fabric_link_of, fabric_ports
 from segctl.controller.metrics import ControllerMetrics
 from segctl.controller.plan import compile_tables, diff_summary, diff_tables, plan_change, sorted_tables
 from segctl.controller.scope import APPLY, ROLLBACK, ChangeKind, ChangeScope
 from segctl.controller.southbound import Southbound
-from segctl.controller.store import Revision, Store, content_hash
+from segctl.controller.store import Revision, Store
 from segctl.errors import IntentError, Problem, SwitchError
 from segctl.openflow.ofctl import Flow
-from segctl.topology.load import intent_from_document
-from segctl.topology.network import Network, resolve
-from segctl.topology.schema import Intent
+from segctl.topology.network import Network
 
 __all__ = [
     "ControllerService",
@@ -95,20 +94,15 @@ def run_inline(func: Callable[..., T], /, *args: Any) -> T:
     return func(*args)
 
 
-def intent_document(intent: Intent) -> dict[str, Any]:
-    """The normalized JSON document of an intent (what is stored, hashed and returned)."""
-    return intent.model_dump(mode="json", by_alias=True, exclude_none=True)
+@dataclass(frozen=True)
+class Origin:
+    """Who asked for a change and what: the audit's actor, the change's scope, the revision a
+    rollback restores, and the summary of the request body it came in (if any)."""
 
-
-def resolve_intent(document: Any, source: str) -> Network:
-    """Validate an intent document and resolve it (pure, CPU: offloaded)."""
-    return resolve(intent_from_document(document, source=source))
-
-
-def prepare_intent(document: Any, source: str) -> tuple[Network, str]:
-    """:func:`resolve_intent`, and the content hash of its normalized document (offloaded)."""
-    network = resolve_intent(document, source)
-    return network, content_hash(intent_document(network.intent))
+    actor: str
+    scope: ChangeScope = APPLY
+    parent: int | None = None
+    body: BodySummary | None = None
 
 
 @dataclass(frozen=True)
@@ -262,38 +256,49 @@ class ControllerService:
         scope: ChangeScope = APPLY,
         parent: int | None = None,
         source: str = "request body",
+        body: BodySummary | None = None,
     ) -> ChangeResult:
-        """Validate, compile, verify and (unless ``dry_run``) push and record an intent."""
+        """Validate, compile, verify and (unless ``dry_run``) push and record an intent.
+
+        ``body`` summarizes the request the document came in, for the audit entry of a refusal.
+        """
+        origin = Origin(actor, scope, parent, body)
         with self._lock:
             try:
                 network, digest = self._offload(prepare_intent, document, source)
             except IntentError as exc:
-                self._reject(
-                    actor, scope, "invalid", {"problems": [p.to_json() for p in exc.problems]}, dry_run
-                )
+                self._reject_invalid(origin, exc, dry_run)
                 raise
             current = None if dry_run or self._revision is None else self.store.revision(self._revision)
             if current is not None and digest == current.sha256:
                 return ChangeResult("unchanged", revision=current)
-            return self._change(network, actor=actor, scope=scope, dry_run=dry_run, parent=parent)
+            return self._change(network, origin, dry_run=dry_run)
 
     def update_tenant(
-        self, name: str, tenant: Any, *, actor: str, dry_run: bool = False, allow_create: bool = False
+        self,
+        name: str,
+        tenant: Any,
+        *,
+        actor: str,
+        dry_run: bool = False,
+        allow_create: bool = False,
+        body: BodySummary | None = None,
     ) -> ChangeResult:
         """Replace one tenant's document; the fabric, other tenants and shared services stay."""
+        scope = ChangeScope.of_tenant(name)
         with self._lock:
             current = self.document()
+            problem = None
             if not isinstance(tenant, dict):
-                raise IntentError([Problem(f"tenants[{name}]", "a tenant is a JSON object")])
-            if tenant.get("name", name) != name:
-                raise IntentError(
-                    [
-                        Problem(
-                            f"tenants[{name}].name",
-                            f"the body names tenant {tenant.get('name')!r}, not {name}",
-                        )
-                    ]
+                problem = Problem(f"tenants[{name}]", "a tenant is a JSON object")
+            elif tenant.get("name", name) != name:
+                problem = Problem(
+                    f"tenants[{name}].name", f"the body names tenant {tenant.get('name')!r}, not {name}"
                 )
+            if problem is not None:
+                error = IntentError([problem])
+                self._reject_invalid(Origin(actor, scope, body=body), error, dry_run)
+                raise error
             tenant = {**tenant, "name": name}
             tenants = list(current.get("tenants", []))
             index = next((i for i, t in enumerate(tenants) if t.get("name") == name), None)
@@ -304,10 +309,7 @@ class ControllerService:
             else:
                 tenants[index] = tenant
             return self.apply(
-                {**current, "tenants": tenants},
-                actor=actor,
-                dry_run=dry_run,
-                scope=ChangeScope.of_tenant(name),
+                {**current, "tenants": tenants}, actor=actor, dry_run=dry_run, scope=scope, body=body
             )
 
     def rollback(self, revision: int, *, actor: str, dry_run: bool = False) -> ChangeResult:
@@ -427,7 +429,7 @@ class ControllerService:
             kinds = {c.action for c in changed}
             scope = ChangeScope(ChangeKind(kinds.pop()) if len(kinds) == 1 else ChangeKind.LINK_CHANGE)
             try:
-                result = self._change(self._declared, actor=SYSTEM, scope=scope, dry_run=False, record=False)
+                result = self._change(self._declared, Origin(SYSTEM, scope), dry_run=False, record=False)
             except VerificationFailed as exc:
                 # The link state is a fact; the old rules stay until a safe set exists.
                 for change in changed:
@@ -485,24 +487,17 @@ class ControllerService:
         return dataclasses.replace(result, seconds=seconds)
 
     def _change(
-        self,
-        network: Network,
-        *,
-        actor: str,
-        scope: ChangeScope,
-        dry_run: bool,
-        parent: int | None = None,
-        record: bool = True,
+        self, network: Network, origin: Origin, *, dry_run: bool, record: bool = True
     ) -> ChangeResult:
         plan = self._plan(network)
         gate = self._gate(plan)
         if dry_run:
             return ChangeResult("dry_run", plan.diffs, gate.verification)
         if not gate.accepted:
-            self._refuse(plan, gate, actor=actor, scope=scope)
+            self._refuse(plan, gate, origin)
         pushed = self._push(plan.diffs)
         self._adopt(plan)
-        return self._record(plan, gate, pushed, actor=actor, scope=scope, parent=parent, record=record)
+        return self._record(plan, gate, pushed, origin, record=record)
 
     def _plan(self, network: Network) -> Plan:
         """Compile ``network`` without the links that are down; diff it from the desired tables."""
@@ -516,15 +511,14 @@ class ControllerService:
         verification = self._verify(plan.effective, plan.tables, "gate")
         return Gate(verification, verification.passed or (bool(self._links.down) and verification.safe))
 
-    def _refuse(self, plan: Plan, gate: Gate, *, actor: str, scope: ChangeScope) -> NoReturn:
+    def _refuse(self, plan: Plan, gate: Gate, origin: Origin) -> NoReturn:
         """Record a gate that failed and raise :class:`VerificationFailed` (nothing was pushed)."""
         verification = gate.verification
         self.store.add_report(
             kind="gate", verdict=verification.verdict, body=verification.to_json(), revision=None
         )
-        self._reject(
-            actor, scope, "verification", {"violations": [v.to_json() for v in verification.violations]}
-        )
+        violations = [v.to_json() for v in verification.violations]
+        self._reject(origin, "verification", violations, what="violations")
         raise VerificationFailed(verification, plan.diffs)
 
     def _push(self, diffs: Iterable[SwitchDiff]) -> Pushed:
@@ -562,24 +556,13 @@ class ControllerService:
         self._update_rule_metrics()
 
     def _record(
-        self,
-        plan: Plan,
-        gate: Gate,
-        pushed: Pushed,
-        *,
-        actor: str,
-        scope: ChangeScope,
-        parent: int | None,
-        record: bool,
+        self, plan: Plan, gate: Gate, pushed: Pushed, origin: Origin, *, record: bool
     ) -> ChangeResult:
         """Record a pushed change: its revision (unless a link event), the gate report, the live
         proof of what the switches hold now, and the audit entries."""
         verification = gate.verification
-        revision = (
-            self._add_revision(plan, verification, actor=actor, scope=scope, parent=parent)
-            if record
-            else None
-        )
+        actor, scope = origin.actor, origin.scope
+        revision = self._add_revision(plan, verification, origin) if record else None
         self.store.add_report(
             kind="gate", verdict=verification.verdict, body=verification.to_json(), revision=self._revision
         )
@@ -597,7 +580,7 @@ class ControllerService:
                     "kind": str(scope),
                     "revision": revision.id,
                     "sha256": revision.sha256,
-                    "parent": parent,
+                    "parent": origin.parent,
                     "verdict": verification.verdict,
                     "live_verdict": live_verdict,
                 },
@@ -615,16 +598,14 @@ class ControllerService:
             pushed.errors,
         )
 
-    def _add_revision(
-        self, plan: Plan, verification: Verification, *, actor: str, scope: ChangeScope, parent: int | None
-    ) -> Revision:
+    def _add_revision(self, plan: Plan, verification: Verification, origin: Origin) -> Revision:
         revision = self.store.add_revision(
             intent_document(plan.network.intent),
-            author=actor,
-            kind=str(scope),
+            author=origin.actor,
+            kind=str(origin.scope),
             verdict=verification.verdict,
             summary=diff_summary(plan.diffs),
-            parent=parent,
+            parent=origin.parent,
         )
         self._revision = revision.id
         self.metrics.revision.set(revision.id)
@@ -706,18 +687,15 @@ class ControllerService:
         self.audit_log.append(actor=actor, action="drift.repaired", object=f"switch/{switch}")
         return DriftReport(switch, extra, missing, meters_wrong, True)
 
-    def _reject(
-        self, actor: str, scope: ChangeScope, reason: str, detail: dict[str, Any], dry_run: bool = False
-    ) -> None:
-        if dry_run:
-            return
+    def _reject_invalid(self, origin: Origin, error: IntentError, dry_run: bool) -> None:
+        if not dry_run:
+            self._reject(origin, "invalid", [p.to_json() for p in error.problems], what="problems")
+
+    def _reject(self, origin: Origin, reason: str, items: list[dict[str, Any]], *, what: str) -> None:
+        """One ``intent.rejected`` entry: a bounded summary, never the request body."""
         self.metrics.rejected.inc(reason=reason)
-        self.audit_log.append(
-            actor=actor,
-            action="intent.rejected",
-            object="intent",
-            detail={"kind": str(scope), "reason": reason, **detail},
-        )
+        detail = rejection_detail(str(origin.scope), reason, items, what=what, body=origin.body)
+        self.audit_log.append(actor=origin.actor, action="intent.rejected", object="intent", detail=detail)
 
     def _update_rule_metrics(self) -> None:
         for name, tables in self._desired.items():

@@ -5,11 +5,12 @@ What only the process shows: its event loop keeps answering (a ``/metrics`` poll
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support.api_server import LEAF_SPINE, ApiServer, Poller, running
+from support.api_server import LEAF_SPINE, ApiServer, Poller, Reply, running
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using fork:DeprecationWarning")
 
@@ -27,7 +28,9 @@ def alias_bomb(levels: int = 6) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     with running(Path(tmp_path_factory.mktemp("api-server"))) as srv:
-        reply = srv.call("PUT", "/v1/intent", LEAF_SPINE.read_text(), content_type="application/yaml", timeout=120)
+        reply = srv.call(
+            "PUT", "/v1/intent", LEAF_SPINE.read_text(), content_type="application/yaml", timeout=120
+        )
         assert reply.status == 200, reply.body[:500]
         yield srv
 
@@ -48,22 +51,51 @@ HOSTILE: list[tuple[str, str, str, str]] = [
     ("admin", "/v1/intent", "[" + "1," * 240_000 + "1]", "application/json"),
     ("admin", "/v1/intent", "[" + "1," * 2_000_000 + "1]", "application/json"),
     ("admin", "/v1/intent", "[" + "1," * 600_000 + "1]", "application/yaml"),
+    # 120,000 unknown keys: as many problems (the answer and the audit entry were each
+    # megabytes, encoded on the event loop)
+    ("admin", "/v1/intent", "{" + ",".join(f'"k{i}": {i}' for i in range(120_000)) + "}", "application/json"),
+    # 240,000 wrong list items: listing every problem held the GIL for 0.6 s
+    (
+        "admin",
+        "/v1/intent",
+        '{"fabric": {"switches": []}, "tenants": [' + "1," * 240_000 + "1]}",
+        "application/json",
+    ),
+    ("acme-admin", "/v1/tenants/acme", '{"segments": [' + "1," * 200_000 + "1]}", "application/json"),
 ]
 
 
-def test_hostile_bodies_do_not_stop_the_event_loop(server: ApiServer) -> None:
+def worst_poll_while(server: ApiServer, send: Callable[[], Reply], *, tries: int = 3) -> tuple[float, Reply]:
+    """The slowest answer to GET /metrics, polled every 10 ms while ``send`` runs; the best of
+    up to ``tries`` runs (this machine is shared: another process may take both CPUs for a
+    moment, and a controller that does stop its event loop is slow in every run)."""
+    best = float("inf")
+    for _ in range(tries):
+        with Poller(server, interval=0.01) as poll:
+            time.sleep(0.05)
+            reply = send()
+            time.sleep(0.05)
+        assert not poll.failures, poll.failures[:5]
+        best = min(best, poll.worst)
+        if best < POLL_BOUND_S:
+            break
+    return best, reply
+
+
+@pytest.mark.parametrize(
+    ("role", "path", "body", "content_type"), HOSTILE, ids=[f"{len(h[2])}B-{h[3][12:]}" for h in HOSTILE]
+)
+def test_hostile_bodies_do_not_stop_the_event_loop(
+    server: ApiServer, role: str, path: str, body: str, content_type: str
+) -> None:
     """Each hostile body is refused (4xx, within seconds) while a concurrent GET /metrics is
     answered within 100 ms all along; nothing changes. Before the bodies were parsed off the
     event loop under a budget, the alias bomb alone stopped everything for 22 s (2.2 GB)."""
     before = _state(server)
-    statuses = []
-    with Poller(server) as poll:
-        for role, path, body, content_type in HOSTILE:
-            reply = server.call("PUT", path, body, role=role, content_type=content_type, timeout=120)
-            statuses.append((path, content_type, len(body), reply.status, reply.seconds))
-            assert 400 <= reply.status < 500, (body[:80], reply.status, reply.body[:300])
-    print("\n".join(map(str, statuses)), f"\npoll: {len(poll.latencies)} answers, worst {poll.worst:.3f} s")
-    assert not poll.failures, poll.failures[:5]
-    assert len(poll.latencies) >= 20
-    assert poll.worst < POLL_BOUND_S, f"GET /metrics took {poll.worst:.3f} s while hostile bodies were parsed"
+    worst, reply = worst_poll_while(
+        server, lambda: server.call("PUT", path, body, role=role, content_type=content_type, timeout=120)
+    )
+    assert 400 <= reply.status < 500, (body[:80], reply.status, reply.body[:300])
+    assert reply.seconds < 10, reply.seconds
+    assert worst < POLL_BOUND_S, f"GET /metrics took {worst:.3f} s while this body was handled"
     assert _state(server) == before
