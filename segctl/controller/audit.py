@@ -7,7 +7,11 @@ first) and ``hash``::
     hash = sha256(prev_hash + canonical_json({"seq", "time", "actor", "action",
                                               "object", "detail"}))
 
-where canonical JSON has sorted keys and no whitespace. Editing any field breaks that
+where canonical JSON has sorted keys and no whitespace. The hash covers the bytes stored:
+:func:`verify_chain` splices the stored ``detail`` text into that JSON as it is, never
+re-encoding what a parser read from it (two copies of one key, ``{"verdict":"FORGED",
+"verdict":"pass"}``, read as ``pass`` by Python and as ``FORGED`` by SQLite's
+``json_extract``, used to verify as intact). Editing any field breaks that
 entry's hash; deleting or reordering entries breaks the sequence or the ``prev_hash``
 link. Deleting the newest entries leaves a valid shorter chain: the head (seq and hash)
 is also kept in the ``state`` table, and ``segctl audit head`` prints it so that it can
@@ -145,7 +149,24 @@ class AuditProblem:
 
 def entry_hash(prev_hash: str, body: dict[str, Any]) -> str:
     """The hash of an entry whose predecessor has ``prev_hash``."""
-    return hashlib.sha256((prev_hash + canonical_json(body)).encode()).hexdigest()
+    return _hash(prev_hash, _entry_text(body, canonical_json(body["detail"])))
+
+
+def _entry_text(fields: Any, detail_text: str) -> str:
+    """``canonical_json`` of an entry with ``detail_text`` spliced in as it is (keys sorted:
+    action, actor, detail, object, seq, time)."""
+
+    def text(name: str) -> str:
+        return json.dumps(fields[name], ensure_ascii=False)
+
+    return (
+        f'{{"action":{text("action")},"actor":{text("actor")},"detail":{detail_text},'
+        f'"object":{text("object")},"seq":{text("seq")},"time":{text("time")}}}'
+    )
+
+
+def _hash(prev_hash: str, text: str) -> str:
+    return hashlib.sha256((prev_hash + text).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 class AuditLog:
@@ -259,20 +280,14 @@ def _check_rows(
             problems.append(AuditProblem(seq, f"expected entry {expected_seq} here: entries are missing"))
         if row["prev_hash"] != prev:
             problems.append(AuditProblem(seq, "prev_hash does not match the previous entry's hash"))
+        stored = row["detail"]
         try:
-            detail = json.loads(row["detail"])
+            if not isinstance(json.loads(stored), dict):
+                raise ValueError
         except (TypeError, ValueError):
-            problems.append(AuditProblem(seq, "detail is not JSON"))
-            detail = row["detail"]
-        body = {
-            "seq": seq,
-            "time": row["time"],
-            "actor": row["actor"],
-            "action": row["action"],
-            "object": row["object"],
-            "detail": detail,
-        }
-        if entry_hash(str(row["prev_hash"]), body) != row["hash"]:
+            problems.append(AuditProblem(seq, "detail is not a JSON object"))
+        detail_text = stored if isinstance(stored, str) else json.dumps(str(stored))
+        if _hash(str(row["prev_hash"]), _entry_text(row, detail_text)) != row["hash"]:
             problems.append(AuditProblem(seq, "content does not match its hash (entry edited)"))
         prev = str(row["hash"])
         expected_seq = seq + 1
