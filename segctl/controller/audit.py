@@ -70,11 +70,18 @@ def clip(text: str, limit: int = MAX_TEXT) -> str:
 
 def cap_detail(detail: dict[str, Any]) -> dict[str, Any]:
     """``detail`` itself when its canonical JSON is at most :data:`MAX_DETAIL_BYTES`; else its
-    size and sha256 under ``truncated`` with the fields that are small on their own."""
+    size and sha256 under ``truncated`` with the fields that are small on their own (as many
+    as fit in half of it)."""
     text = canonical_json(detail).encode()
     if len(text) <= MAX_DETAIL_BYTES:
         return detail
-    small = {k: v for k, v in detail.items() if len(canonical_json(v).encode()) <= _SMALL_FIELD_BYTES}
+    small: dict[str, Any] = {}
+    room = MAX_DETAIL_BYTES // 2
+    for key, value in detail.items():
+        size = len(canonical_json({key: value}).encode())
+        if size <= _SMALL_FIELD_BYTES and size <= room:
+            small[key] = value
+            room -= size
     return {**small, "truncated": {"bytes": len(text), "sha256": hashlib.sha256(text).hexdigest()}}
 
 

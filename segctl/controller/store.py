@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +43,7 @@ __all__ = [
 ]
 
 Clock = Callable[[], datetime]
+LOG = logging.getLogger("segctl.controller.store")
 
 
 class StoreError(SegctlError):
@@ -117,16 +121,32 @@ MIGRATIONS: tuple[str, ...] = (
         body TEXT NOT NULL
     );
     """,
+    # 3: tokens expire; the audit log is read by action and actor without a table scan, and
+    # refuses an entry over 16 KiB (the service keeps details under 8 KiB: a backstop).
+    """
+    ALTER TABLE tokens ADD COLUMN expires_at TEXT;
+    CREATE INDEX audit_by_action ON audit (action, seq);
+    CREATE INDEX audit_by_actor ON audit (actor, seq);
+    CREATE TRIGGER audit_detail_bounded BEFORE INSERT ON audit
+        WHEN length(CAST(NEW.detail AS BLOB)) > 16384
+        BEGIN SELECT RAISE(ABORT, 'an audit detail is at most 16 KiB'); END;
+    """,
 )
 
 
 class Database:
-    """One SQLite file, its schema, and a lock around its single connection."""
+    """One SQLite file, its schema, and a lock around its single connection.
+
+    A new file is created readable and writable by its owner only (0600; SQLite gives its
+    ``-wal`` and ``-shm`` files the same mode): it holds the audit log, every intent and the
+    token hashes. An existing file readable by others is opened with a warning.
+    """
 
     def __init__(self, path: str | Path, *, clock: Clock = utc_now) -> None:
         self.path = str(path)
         self.clock = clock
         self._lock = threading.RLock()
+        _create_private(self.path)
         try:
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
@@ -139,7 +159,13 @@ class Database:
 
     def now(self) -> str:
         """The clock's time as ISO 8601 text (UTC, microseconds)."""
-        return self.clock().astimezone(UTC).isoformat(timespec="microseconds")
+        return self.iso(self.clock())
+
+    @staticmethod
+    def iso(moment: datetime) -> str:
+        """``moment`` as the store writes times: ISO 8601, UTC, microseconds (so that text order
+        is time order)."""
+        return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -190,6 +216,20 @@ class Database:
                     self._conn.execute("ROLLBACK")
                     raise
                 self._conn.execute("COMMIT")
+
+
+def _create_private(path: str) -> None:
+    """Create ``path`` with mode 0600 unless it exists (or is SQLite's in-memory database)."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        mode = os.stat(path).st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            LOG.warning("%s is readable by others (mode %o): chmod 600 it", path, stat.S_IMODE(mode))
+    except OSError:
+        return  # not creatable here: sqlite3 says why
 
 
 def _split_sql(script: str) -> list[str]:
