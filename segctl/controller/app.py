@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from segctl.controller import ofswitch, wire
+from segctl.controller import crashpoint, ofswitch, wire
 from segctl.controller.framework import (
     CONFIG_DISPATCHER,
     DEAD_DISPATCHER,
@@ -282,7 +282,7 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
             self._put_meters(dp, switch, meters)
             mods = wire.flow_changes(remove=remove, add=add)
             if mods:
-                self._send_bundle(dp, mods, what=f"push to {switch}")
+                self._send_bundle(dp, mods, what=f"push to {switch}", step="bundle")
             for meter_id in sorted(set(remove_meters)):
                 msg = ofswitch.meter_delete(dp, meter_id)
                 self._send(dp, msg, what=f"delete meter {meter_id} on {switch}")
@@ -333,8 +333,11 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
             msg = ofswitch.meter_mod(dp, meter, modify=meter.meter_id in have)
             self._send(dp, msg, what=f"meter {meter.meter_id} on {switch}")
 
-    def _send_bundle(self, dp: Any, mods: Sequence[wire.Mod], *, what: str) -> None:
+    def _send_bundle(self, dp: Any, mods: Sequence[wire.Mod], *, what: str, step: str = "") -> None:
         """Open a bundle, add ``mods``, commit atomically; discard it if anything fails.
+
+        ``step`` names the :mod:`~segctl.controller.crashpoint` step reached when every add
+        is in the switch's open bundle, just before the commit (tests only).
 
         The adds are pre-encoded (:mod:`segctl.controller.wire`) and written in large
         chunks with no round trip per flow; one barrier follows them, and the switch
@@ -370,6 +373,8 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
             self._watched.difference_update(adds)
             for xid in adds:
                 self._errors.pop(xid, None)
+        if step:
+            crashpoint.reached(step)
         self._send(dp, ofswitch.bundle_ctrl(dp, bundle_id, "commit"), what=f"{what}: commit")
         self._send(dp, ofswitch.barrier(dp), what=f"{what}: barrier")
 

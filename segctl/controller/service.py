@@ -42,6 +42,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol, TypeVar
 
+from segctl.controller import crashpoint
 from segctl.controller.audit import AuditLog, BodySummary, rejection_detail
 from segctl.controller.gate import (
     ChangeResult,
@@ -78,6 +79,8 @@ __all__ = [
 
 LOG = logging.getLogger("segctl.controller.service")
 SYSTEM = "system"
+#: The live verdict of a revision whose push and live proof have not been recorded yet.
+PENDING = "pending"
 
 T = TypeVar("T")
 
@@ -182,6 +185,12 @@ class ControllerService:
             self._revision = current.id
             self._update_rule_metrics()
             self.metrics.revision.set(current.id)
+            if current.live_verdict == PENDING:
+                LOG.warning(
+                    "revision %d was recorded but the controller stopped before its outcome: "
+                    "the switches get it when they connect, then it is proven live",
+                    current.id,
+                )
             return ChangeResult("unchanged", revision=current)
 
     @property
@@ -339,6 +348,7 @@ class ControllerService:
             self.audit_log.append(
                 actor=actor, action="verify.live", object="fabric", detail={"verdict": verdict}
             )
+            self._settle_live(verdict)
             return ChangeResult("unchanged", live=live, live_verdict=verdict)
 
     # -- switch events (Hooks) ----------------------------------------------------------
@@ -376,11 +386,14 @@ class ControllerService:
                 sw.name in connected and sw.name not in self._unsynced for sw in self._declared.switches
             ):
                 started = time.perf_counter()
-                _, detail["live_verdict"] = self._verify_live()
+                _, verdict = self._verify_live()
+                detail["live_verdict"] = verdict
                 detail["live_seconds"] = round(time.perf_counter() - started, 3)
             self.audit_log.append(
                 actor=SYSTEM, action="switch.resync", object=f"switch/{switch}", detail=detail
             )
+            if "live_verdict" in detail:
+                self._settle_live(verdict)
 
     def on_switch_disconnected(self, switch: str) -> None:
         self._unsynced.add(switch)
@@ -490,14 +503,21 @@ class ControllerService:
         self, network: Network, origin: Origin, *, dry_run: bool, record: bool = True
     ) -> ChangeResult:
         plan = self._plan(network)
+        crashpoint.reached("compiled")
         gate = self._gate(plan)
+        crashpoint.reached("gated")
         if dry_run:
             return ChangeResult("dry_run", plan.diffs, gate.verification)
         if not gate.accepted:
             self._refuse(plan, gate, origin)
-        pushed = self._push(plan.diffs)
-        self._adopt(plan)
-        return self._record(plan, gate, pushed, origin, record=record)
+        revision = self._record(plan, gate, origin) if record else None
+        crashpoint.reached("recorded")
+        try:
+            pushed = self._push(plan.diffs)
+            crashpoint.reached("pushed")
+        finally:
+            self._adopt(plan)  # the store says so from _record on, whatever the push did
+        return self._conclude(plan, gate, pushed, origin, revision)
 
     def _plan(self, network: Network) -> Plan:
         """Compile ``network`` without the links that are down; diff it from the desired tables."""
@@ -555,37 +575,67 @@ class ControllerService:
         self._unsynced = {sw.name for sw in plan.network.switches if sw.name not in connected}
         self._update_rule_metrics()
 
-    def _record(
-        self, plan: Plan, gate: Gate, pushed: Pushed, origin: Origin, *, record: bool
-    ) -> ChangeResult:
-        """Record a pushed change: its revision (unless a link event), the gate report, the live
-        proof of what the switches hold now, and the audit entries."""
+    def _record(self, plan: Plan, gate: Gate, origin: Origin) -> Revision:
+        """Before anything is pushed, in one transaction: the revision (current from now on,
+        its live verdict ``pending``), its gate report and its audit entry. A controller that
+        dies after this finishes the change when it restarts (:meth:`load_current`); one that
+        dies before it never made the change."""
         verification = gate.verification
-        actor, scope = origin.actor, origin.scope
-        revision = self._add_revision(plan, verification, origin) if record else None
-        self.store.add_report(
-            kind="gate", verdict=verification.verdict, body=verification.to_json(), revision=self._revision
-        )
-        live, live_verdict = self._verify_live()
-        if pushed.errors:
-            live_verdict = "error"
-        if revision is not None:
-            self.store.set_live_verdict(revision.id, live_verdict)
-            revision = self.store.revision(revision.id)
+        with self.store.db.transaction():
+            if self._revision is not None and self.store.revision(self._revision).live_verdict == PENDING:
+                # left unfinished by a controller that died, never proven live: replaced now
+                self._record_live_verdict(self._revision, "superseded", actor=SYSTEM, recovered=True)
+            revision = self.store.add_revision(
+                intent_document(plan.network.intent),
+                author=origin.actor,
+                kind=str(origin.scope),
+                verdict=verification.verdict,
+                summary=diff_summary(plan.diffs),
+                parent=origin.parent,
+                live_verdict=PENDING,
+            )
+            self.store.add_report(
+                kind="gate", verdict=verification.verdict, body=verification.to_json(), revision=revision.id
+            )
             self.audit_log.append(
-                actor=actor,
-                action=scope.action,
-                object=scope.object,
+                actor=origin.actor,
+                action=origin.scope.action,
+                object=origin.scope.object,
                 detail={
-                    "kind": str(scope),
+                    "kind": str(origin.scope),
                     "revision": revision.id,
                     "sha256": revision.sha256,
                     "parent": origin.parent,
                     "verdict": verification.verdict,
-                    "live_verdict": live_verdict,
+                    "switches": [d.switch for d in plan.diffs],
                 },
             )
-        self._audit_push(plan.diffs, pushed, actor=actor)
+        self._revision = revision.id
+        self.metrics.revision.set(revision.id)
+        return revision
+
+    def _conclude(
+        self, plan: Plan, gate: Gate, pushed: Pushed, origin: Origin, revision: Revision | None
+    ) -> ChangeResult:
+        """After the push: prove what the switches hold now; record the outcome (the live
+        verdict, an ``intent.live`` entry, one entry per switch pushed or refused) in one
+        transaction. A link event (no revision) records its gate report here."""
+        verification = gate.verification
+        live, live_verdict = self._verify_live()
+        if pushed.errors:
+            live_verdict = "error"
+        crashpoint.reached("verified")
+        with self.store.db.transaction():
+            if revision is None:
+                self.store.add_report(
+                    kind="gate",
+                    verdict=verification.verdict,
+                    body=verification.to_json(),
+                    revision=self._revision,
+                )
+            else:
+                revision = self._record_live_verdict(revision.id, live_verdict, actor=origin.actor)
+            self._audit_push(plan.diffs, pushed, actor=origin.actor)
         return ChangeResult(
             "applied",
             plan.diffs,
@@ -598,18 +648,32 @@ class ControllerService:
             pushed.errors,
         )
 
-    def _add_revision(self, plan: Plan, verification: Verification, origin: Origin) -> Revision:
-        revision = self.store.add_revision(
-            intent_document(plan.network.intent),
-            author=origin.actor,
-            kind=str(origin.scope),
-            verdict=verification.verdict,
-            summary=diff_summary(plan.diffs),
-            parent=origin.parent,
-        )
-        self._revision = revision.id
-        self.metrics.revision.set(revision.id)
-        return revision
+    def _settle_live(self, verdict: str) -> None:
+        """After a live proof of the whole fabric (``pass`` or ``fail``): the current revision's
+        live verdict when it was not known yet: ``pending`` (a controller died before
+        recording it; the entry says ``recovered``), ``unknown`` or ``partial`` (applied
+        while switches were away)."""
+        if self._revision is None or verdict not in ("pass", "fail"):
+            return
+        current = self.store.revision(self._revision)
+        if current.live_verdict not in (PENDING, "unknown", "partial"):
+            return
+        recovered = current.live_verdict == PENDING
+        self._record_live_verdict(current.id, verdict, actor=SYSTEM, recovered=recovered)
+        if recovered:
+            LOG.warning("revision %d, left unfinished by a stopped controller: live %s", current.id, verdict)
+
+    def _record_live_verdict(
+        self, revision: int, verdict: str, *, actor: str, recovered: bool = False
+    ) -> Revision:
+        """A revision's live verdict and its ``intent.live`` entry (one transaction)."""
+        with self.store.db.transaction():
+            self.store.set_live_verdict(revision, verdict)
+            detail: dict[str, Any] = {"revision": revision, "live_verdict": verdict}
+            if recovered:
+                detail["recovered"] = True
+            self.audit_log.append(actor=actor, action="intent.live", object="intent", detail=detail)
+        return self.store.revision(revision)
 
     def _audit_push(self, diffs: Sequence[SwitchDiff], pushed: Pushed, *, actor: str) -> None:
         for diff in diffs:

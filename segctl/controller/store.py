@@ -146,6 +146,7 @@ class Database:
         self.path = str(path)
         self.clock = clock
         self._lock = threading.RLock()
+        self._depth = 0  # open transactions (the outer one and its savepoints)
         _create_private(self.path)
         try:
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -169,15 +170,34 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``), committed on success, else rolled back."""
+        """A write transaction (``BEGIN IMMEDIATE``), committed on success, else rolled back.
+
+        Transactions nest: an inner one is a savepoint of the outer, so writes of several
+        objects (a revision, its report and its audit entry) commit together or not at all.
+        """
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            depth = self._depth
+            if depth == 0:
+                begin, commit, rollback = "BEGIN IMMEDIATE", ["COMMIT"], ["ROLLBACK"]
+            else:
+                name = f"s{depth}"
+                begin, commit, rollback = (
+                    f"SAVEPOINT {name}",
+                    [f"RELEASE {name}"],
+                    [f"ROLLBACK TO {name}", f"RELEASE {name}"],
+                )
+            self._conn.execute(begin)
+            self._depth = depth + 1
             try:
                 yield self._conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._depth = depth
+                for statement in rollback:
+                    self._conn.execute(statement)
                 raise
-            self._conn.execute("COMMIT")
+            self._depth = depth
+            for statement in commit:
+                self._conn.execute(statement)
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         """Run a read-only statement and return every row."""
@@ -337,15 +357,18 @@ class Store:
         verdict: str,
         summary: str = "",
         parent: int | None = None,
+        live_verdict: str = "unknown",
     ) -> Revision:
-        """Record an applied intent and make it current."""
+        """Record an applied intent and make it current (``live_verdict`` ``pending``: its push
+        and live proof are still to come)."""
         content = canonical_json(document)
         digest = hashlib.sha256(content.encode()).hexdigest()
         with self.db.transaction() as conn:
             cursor = conn.execute(
-                "INSERT INTO revisions (created_at, author, kind, sha256, content, verdict, summary, parent)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.db.now(), author, kind, digest, content, verdict, summary, parent),
+                "INSERT INTO revisions"
+                " (created_at, author, kind, sha256, content, verdict, live_verdict, summary, parent)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.db.now(), author, kind, digest, content, verdict, live_verdict, summary, parent),
             )
             rev_id = int(cursor.lastrowid or 0)
             conn.execute(

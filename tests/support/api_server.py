@@ -148,13 +148,15 @@ def start_server(
     tls: ssl.SSLContext | None = None,
     ready: str = "REST API on",
     name: str = "controller",
+    of_port: int | None = None,
 ) -> ApiServer:
-    """Start the controller (a new store in ``directory`` unless ``store`` is given)."""
+    """Start the controller (a new store in ``directory`` unless ``store`` is given; the
+    OpenFlow listener on ``of_port``, a free port by default)."""
     store = store or directory / "segctl.db"
     if tokens is None:
         tokens = make_tokens(store)
     log_path = directory / f"{name}.log"
-    of_port, api_port = free_port(), free_port()
+    of_port, api_port = of_port or free_port(), free_port()
     cmd = [
         sys.executable, "-m", "segctl.cli", "controller", "run", "--store", str(store),
         "--listen", f"127.0.0.1:{of_port}", "--api", f"127.0.0.1:{api_port}", "--audit-interval", "0",

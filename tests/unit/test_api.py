@@ -261,7 +261,11 @@ def test_not_found_and_method_not_allowed(env: Env) -> None:
     assert env.call("GET", "/v1/tenants/nobody").status_code == 404
     assert env.call("GET", "/v1/switches/nosuch/flows").status_code == 404
     response = env.call("DELETE", "/v1/intent")
-    assert response.status_code == 405 and set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "PUT"}
+    assert response.status_code == 405 and set(response.headers["Allow"].split(", ")) == {
+        "GET",
+        "HEAD",
+        "PUT",
+    }
 
 
 def test_switch_flows_and_audit(env: Env) -> None:

@@ -54,7 +54,10 @@ def test_a_rejected_request_is_summarized_never_copied(env: Env) -> None:
     stored = canonical_json(detail).encode()
     assert len(stored) <= MAX_DETAIL_BYTES, f"the entry is {len(stored):,} bytes"
     assert "s" * 1000 not in stored.decode()
-    assert detail["body"] == {"bytes": len(body.encode()), "sha256": hashlib.sha256(body.encode()).hexdigest()}
+    assert detail["body"] == {
+        "bytes": len(body.encode()),
+        "sha256": hashlib.sha256(body.encode()).hexdigest(),
+    }
     assert detail["kind"] == "tenant:acme" and detail["reason"] == "invalid"
     assert 1 <= len(detail["problems"]) <= 5 and detail["problems_count"] >= len(detail["problems"])
     assert all(len(p["location"]) < 400 and len(p["message"]) < 400 for p in detail["problems"])
@@ -122,13 +125,15 @@ POLICY: list[tuple[str, str, str, str | None, Any, int, list[str]]] = [
     ("alias", "PUT", "/v1/intent", "admin", lambda env: "x: *a", 400, []),
     ("invalid intent", "PUT", "/v1/intent", "admin", _bad_ip, 400, ["intent.rejected"]),
     ("invalid, dry run", "PUT", "/v1/intent?dry_run=true", "admin", _bad_ip, 400, []),
-    ("tenant not an object", "PUT", "/v1/tenants/acme", "acme-admin", lambda env: [1], 400, ["intent.rejected"]),
+    ("tenant not an object", "PUT", "/v1/tenants/acme", "acme-admin", lambda env: [1], 400,
+     ["intent.rejected"]),
     ("failing proof", "PUT", "/v1/intent", "admin", _misdeliver, 422, ["intent.rejected"]),
     ("failing proof, dry run", "PUT", "/v1/intent?dry_run=true", "admin", _misdeliver, 200, []),
     ("same intent", "PUT", "/v1/intent", "admin", lambda env: LEAF_SPINE, 200, []),
     ("tenant update", "PUT", "/v1/tenants/acme", "acme-admin", lambda env: _tenant_label(env, "a"), 200,
-     ["tenant.update"]),  # a label: no flow changes, no push
-    ("intent update", "PUT", "/v1/intent", "admin", lambda env: _moved(), 200, ["intent.apply", "switch.push"]),
+     ["tenant.update", "intent.live"]),  # a label: no flow changes, no push
+    ("intent update", "PUT", "/v1/intent", "admin", lambda env: _moved(), 200,
+     ["intent.apply", "switch.push", "intent.live"]),
     ("live proof", "POST", "/v1/verify", "auditor", None, 200, ["verify.live"]),
     ("read", "GET", "/v1/audit", "auditor", None, 200, []),
 ]  # fmt: skip

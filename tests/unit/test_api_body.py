@@ -41,26 +41,27 @@ def _cases(env: Env) -> list[tuple[str, str, str, str]]:
     labelled = _acme_with(env, endpoints=[{**ep0, "labels": {"x": "\ud800"}}, *tenant["endpoints"][1:]])
     seg0 = tenant["segments"][0]
     renamed = _acme_with(env, segments=[{**seg0, "name": "a\udfffb"}, *tenant["segments"][1:]])
+    put_intent, put_tenant, js, ym = "/v1/intent", "/v1/tenants/acme", "application/json", "application/yaml"
     return [
-        ("/v1/tenants/acme", alias_bomb(), "application/yaml", "line 1, column 5: YAML anchors (&l0)"),
-        ("/v1/intent", "fabric: *l0\n", "application/yaml", "line 1, column 9: YAML aliases (*l0)"),
-        ("/v1/intent", "x: &a [*a]\n", "application/yaml", "line 1, column 4: YAML anchors (&a)"),
-        ("/v1/intent", "[" * 1000 + "]" * 1000, "application/json", "nested deeper than 64 levels"),
-        ("/v1/intent", "[" * 100 + "]" * 100, "application/json", "nested deeper than 64 levels"),
-        ("/v1/intent", "[" * 2000 + "]" * 2000, "application/yaml", "maximum nesting depth (line 1, column"),
-        ("/v1/intent", "[" * 100 + "]" * 100, "application/yaml", "line 1, column 65: request body is nested"),
-        ("/v1/intent", '{"fabric": ' + "9" * 5000 + "}", "application/json", "fabric: a number of 5,000"),
-        ("/v1/intent", "fabric: " + "9" * 5000 + "\n", "application/yaml", "line 1, column 9: a number of 5,000"),
-        ("/v1/intent", '{"fabric": NaN}', "application/json", "fabric: NaN is not a JSON number"),
-        ("/v1/intent", '{"fabric": 1e999}', "application/json", "fabric: inf is not a JSON number"),
-        ("/v1/tenants/acme", json.dumps(labelled), "application/json",
+        (put_tenant, alias_bomb(), ym, "line 1, column 5: YAML anchors (&l0)"),
+        (put_intent, "fabric: *l0\n", ym, "line 1, column 9: YAML aliases (*l0)"),
+        (put_intent, "x: &a [*a]\n", ym, "line 1, column 4: YAML anchors (&a)"),
+        (put_intent, "[" * 1000 + "]" * 1000, js, "nested deeper than 64 levels"),
+        (put_intent, "[" * 100 + "]" * 100, js, "nested deeper than 64 levels"),
+        (put_intent, "[" * 2000 + "]" * 2000, ym, "maximum nesting depth (line 1, column"),
+        (put_intent, "[" * 100 + "]" * 100, ym, "line 1, column 65: request body is nested"),
+        (put_intent, '{"fabric": ' + "9" * 5000 + "}", js, "fabric: a number of 5,000"),
+        (put_intent, "fabric: " + "9" * 5000 + "\n", ym, "line 1, column 9: a number of 5,000"),
+        (put_intent, '{"fabric": NaN}', js, "fabric: NaN is not a JSON number"),
+        (put_intent, '{"fabric": 1e999}', js, "fabric: inf is not a JSON number"),
+        (put_tenant, json.dumps(labelled), "application/json",
          "request body: endpoints[web1].labels.x: the text has an unpaired surrogate U+D800 at character 1"),
-        ("/v1/tenants/acme", json.dumps(renamed), "application/json",
+        (put_tenant, json.dumps(renamed), "application/json",
          "request body: segments[a\\udfffb].name: the text has an unpaired surrogate U+DFFF at character 2"),
-        ("/v1/tenants/acme", '{"\\udc00": 1}', "application/json", "request body: a key has an unpaired surrogate"),
-        ("/v1/intent", "1: 2\nfabric: {}\n", "application/yaml", "line 1, column 1: a key must be text, not int 1"),
-        ("/v1/intent", "fabric: !!binary aGVsbG8=\n", "application/yaml", "YAML tags (tag:yaml.org,2002:binary)"),
-        ("/v1/intent", "fabric: !!python/object:os.system {}\n", "application/yaml", "YAML tags"),
+        (put_tenant, '{"\\udc00": 1}', js, "request body: a key has an unpaired surrogate"),
+        (put_intent, "1: 2\nfabric: {}\n", ym, "line 1, column 1: a key must be text, not int 1"),
+        (put_intent, "fabric: !!binary aGVsbG8=\n", ym, "YAML tags (tag:yaml.org,2002:binary)"),
+        (put_intent, "fabric: !!python/object:os.system {}\n", ym, "YAML tags"),
     ]  # fmt: skip
 
 

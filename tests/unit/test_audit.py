@@ -158,7 +158,9 @@ def test_the_hash_covers_the_stored_bytes(tmp_path: Path) -> None:
     like the original; the chain hashes the stored text itself."""
     path = tmp_path / "a.db"
     log = AuditLog(Database(path))
-    log.append(actor="admin", action="intent.apply", object="intent", detail={"revision": 1, "verdict": "pass"})
+    log.append(
+        actor="admin", action="intent.apply", object="intent", detail={"revision": 1, "verdict": "pass"}
+    )
     log.append(actor="admin", action="verify.live", object="fabric", detail={"verdict": "pass"})
     log.db.close()
     forged = '{"revision":1,"verdict":"FORGED","verdict":"pass"}'

@@ -232,7 +232,16 @@ def _old_store(path: Path) -> None:
         digest = entry_hash(prev, body)
         conn.execute(
             "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (seq, body["time"], "cli", "intent.apply", "intent", canonical_json(body["detail"]), prev, digest),
+            (
+                seq,
+                body["time"],
+                "cli",
+                "intent.apply",
+                "intent",
+                canonical_json(body["detail"]),
+                prev,
+                digest,
+            ),
         )
         prev = digest
     conn.execute("INSERT INTO state VALUES ('audit_head', ?)", (f"2:{prev}",))
@@ -244,7 +253,7 @@ def test_a_store_of_the_old_schema_is_migrated(tmp_path: Path) -> None:
     from datetime import timedelta
 
     from segctl.controller.audit import AuditLog, verify_chain
-    from segctl.controller.auth import AuthenticationError, TokenStore
+    from segctl.controller.auth import TokenStore
 
     path = tmp_path / "old.db"
     _old_store(path)
