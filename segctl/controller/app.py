@@ -112,6 +112,9 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
         # Switches that connected before the service was attached (it loads, compiles and
         # proves its intent off the hub, so the listener is already up): admitted on attach.
         self._early: dict[int, Any] = {}
+        # Connected switches the intent does not name (they hold drop-all): admitted when a
+        # new intent names them (intent_switches_changed).
+        self._strangers: dict[int, Any] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> Any:
@@ -181,8 +184,10 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
                 dp.id,
                 _peer(dp),
             )
+            self._strangers[dp.id] = dp
             self._enqueue(f"drop-all {dp.id:016x}", self._drop_all, dp)
             return
+        self._strangers.pop(dp.id, None)
         LOG.info("switch %s (dpid %016x) connected from %s", name, dp.id, _peer(dp))
         self._datapaths[name] = dp
         self._names[dp.id] = name
@@ -221,6 +226,8 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
         dpid: int | None = dp.id
         if dpid is None:
             return
+        if self._strangers.get(dpid) is dp:
+            del self._strangers[dpid]
         name = self._names.get(dpid)
         if name is None or self._datapaths.get(name) is not dp:
             return
@@ -266,6 +273,19 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
     def connected_switches(self) -> set[str]:
         """Names of the connected switches that the intent knows."""
         return set(self._datapaths)
+
+    def intent_switches_changed(self) -> None:
+        """A new intent is current: a connected switch it names now (it connected before its
+        dpid was in the intent, and holds drop-all) is taken on: resynced, like a switch that
+        just connected."""
+        if self.hooks is None:
+            return
+        for dpid, dp in list(self._strangers.items()):
+            if not getattr(dp, "is_active", True):
+                del self._strangers[dpid]
+            elif self.hooks.switch_name(dpid) is not None:
+                LOG.info("switch dpid %016x is in the intent now: taking it on", dpid)
+                self._admit(dp)
 
     def push(
         self,

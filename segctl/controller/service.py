@@ -569,11 +569,22 @@ class ControllerService:
         return Pushed(tuple(pushed), tuple(pending), errors)
 
     def _adopt(self, plan: Plan) -> None:
-        """Make the plan's network and tables the current ones."""
+        """Make the plan's network and tables the current ones; switches it names that were
+        connected as strangers are taken on (resynced after this change)."""
+        named_before = self._switch_dpids()
         self._declared, self._desired = plan.network, plan.desired
         connected = self.southbound.connected_switches()
         self._unsynced = {sw.name for sw in plan.network.switches if sw.name not in connected}
         self._update_rule_metrics()
+        if self._switch_dpids() != named_before:
+            self.southbound.intent_switches_changed()
+
+    def _switch_dpids(self) -> frozenset[tuple[str, int]]:
+        return (
+            frozenset()
+            if self._declared is None
+            else frozenset((s.name, s.dpid) for s in self._declared.switches)
+        )
 
     def _record(self, plan: Plan, gate: Gate, origin: Origin) -> Revision:
         """Before anything is pushed, in one transaction: the revision (current from now on,
