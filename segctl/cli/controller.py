@@ -5,7 +5,10 @@
     segctl controller run (--intent FILE | --store DB) [--listen 127.0.0.1:6653]
                           [--api 127.0.0.1:8080 | --no-api] [--audit-interval S]
                           [--keep-reports N] [--warm-after S]
-                          [--key KEY --cert CERT [--ca-cert CA]] [--log-level LEVEL]
+                          [--key KEY --cert CERT [--ca-cert CA]]
+                          [--api-key KEY --api-cert CERT [--api-client-ca CA]]
+                          [--api-max-connections N] [--api-header-timeout S] [--api-idle-timeout S]
+                          [--log-level LEVEL]
 
 ``--intent`` validates, compiles and verifies the file before anything listens (a bad
 intent exits 2, nothing is pushed) and keeps revisions in memory; SIGHUP re-reads the
@@ -95,6 +98,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--key", type=Path, help="controller private key (OpenFlow over TLS)")
     run.add_argument("--cert", type=Path, help="controller certificate (OpenFlow over TLS)")
     run.add_argument("--ca-cert", type=Path, help="CA certificate that switch certificates must chain to")
+    _add_api_options(run)
     run.add_argument(
         "--log-level",
         default="info",
@@ -102,6 +106,70 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="log level (default info)",
     )
     run.set_defaults(func=_run)
+
+
+def _add_api_options(run: argparse.ArgumentParser) -> None:
+    from segctl.controller.http import HttpLimits
+
+    limits = HttpLimits()
+    run.add_argument("--api-key", type=Path, help="REST API private key (HTTPS)")
+    run.add_argument("--api-cert", type=Path, help="REST API certificate (HTTPS)")
+    run.add_argument(
+        "--api-client-ca", type=Path, help="with --api-cert: require client certificates signed by this CA"
+    )
+    run.add_argument(
+        "--api-max-connections",
+        type=int,
+        default=limits.max_connections,
+        metavar="N",
+        help=f"open REST API connections; one more is answered 503 (default {limits.max_connections})",
+    )
+    run.add_argument(
+        "--api-header-timeout",
+        type=float,
+        default=limits.header_timeout,
+        metavar="S",
+        help=f"seconds for a request's line and headers (default {limits.header_timeout:g})",
+    )
+    run.add_argument(
+        "--api-idle-timeout",
+        type=float,
+        default=limits.idle_timeout,
+        metavar="S",
+        help=f"seconds a connection may wait for its next request (default {limits.idle_timeout:g})",
+    )
+
+
+def _api_options(args: argparse.Namespace) -> tuple[Any, Any] | str:
+    """The API's TLS files and HTTP limits from the arguments, or what is wrong with them."""
+    from segctl.controller.http import HttpLimits
+    from segctl.controller.runner import ApiTls
+
+    if args.api_max_connections < 1:
+        return "--api-max-connections must be >= 1"
+    if args.api_header_timeout <= 0 or args.api_idle_timeout <= 0:
+        return "--api-header-timeout and --api-idle-timeout must be > 0"
+    limits = HttpLimits(args.api_max_connections, args.api_header_timeout, args.api_idle_timeout)
+    if not (args.api_key or args.api_cert or args.api_client_ca):
+        return None, limits
+    if not (args.api_key and args.api_cert):
+        return "HTTPS needs both --api-key and --api-cert (--api-client-ca is optional)"
+    for label, path in (
+        ("--api-key", args.api_key),
+        ("--api-cert", args.api_cert),
+        ("--api-client-ca", args.api_client_ca),
+    ):
+        if path is not None and not path.is_file():
+            return f"{label} {path}: no such file"
+    import ssl
+
+    from segctl.controller.http import tls_context
+
+    try:
+        tls_context(args.api_cert, args.api_key, args.api_client_ca)
+    except (ssl.SSLError, OSError) as exc:
+        return f"--api-cert/--api-key/--api-client-ca do not load: {exc}"
+    return ApiTls(args.api_key, args.api_cert, args.api_client_ca), limits
 
 
 def _fail(message: str) -> int:
@@ -138,11 +206,17 @@ def _run(args: argparse.Namespace) -> int:
             if path is not None and not path.is_file():
                 return _fail(f"{label} {path}: no such file")
 
+    api_options = _api_options(args)
+    if isinstance(api_options, str):
+        return _fail(api_options)
+    api_tls, limits = api_options
     factory = _ServiceFactory(
         intent=args.intent, store=args.store, keep_reports=args.keep_reports, warm_after=args.warm_after
     )
     factory.check()  # a bad intent or store fails here (exit 2), before anything listens
-    options = RunOptions(listen=listen, api=api, audit_interval=args.audit_interval, tls=tls)
+    options = RunOptions(
+        listen=listen, api=api, audit_interval=args.audit_interval, tls=tls, api_tls=api_tls, http=limits
+    )
     return run(options, factory, reload=factory.reload if args.intent else None)
 
 
@@ -223,6 +297,7 @@ class _ServiceFactory:
             offload=started.offload,  # compile and prove in an OS thread: the hub keeps running
         )
         self.service = service
+        started.on_refused = lambda: metrics.api_connections_refused.inc()
         if self._document is not None:
             result = service.apply(self._document, actor="cli", source=str(self.intent))
             LOG.info("intent %s: %s", self.intent, _describe(result))

@@ -215,10 +215,13 @@ def _check_query(request: webob.Request) -> None:
 
 
 def _read_body(request: webob.Request, limits: BodyLimits) -> bytes:
-    """The raw body, at most ``limits.max_bytes`` (413 beyond)."""
+    """The raw body, at most ``limits.max_bytes`` (413 beyond), sent with a Content-Length
+    or chunked (``Transfer-Encoding: chunked``: the server decodes the chunks)."""
     if request.content_length is not None and request.content_length > limits.max_bytes:
         raise PayloadTooLarge(f"request body is larger than {limits.max_bytes} bytes")
-    raw: bytes = request.body_file.read(limits.max_bytes + 1)
+    chunked = "chunked" in request.environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    stream = request.environ["wsgi.input"] if chunked else request.body_file
+    raw: bytes = stream.read(limits.max_bytes + 1)
     if len(raw) > limits.max_bytes:
         raise PayloadTooLarge(f"request body is larger than {limits.max_bytes} bytes")
     return raw

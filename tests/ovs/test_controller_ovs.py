@@ -601,7 +601,7 @@ def test_switches_connected_before_the_intent_names_them_are_taken_on(
         for name in names:
             ovs.set_controller(lab.bridge(name), [f"tcp:127.0.0.1:{ctl.port}"])
         wait_for(
-            lambda: all(live_flows(lab, n) == only_drop for n in names), timeout=30, what="drop-all everywhere"
+            lambda: all(live_flows(lab, n) == only_drop for n in names), timeout=30, what="drop-all"
         )
         result = ctl.call("PUT", "/v1/intent", intent_document(network.intent))
         assert result["status"] == "applied"

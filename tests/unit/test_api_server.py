@@ -5,6 +5,8 @@ What only the process shows: its event loop keeps answering (a ``/metrics`` poll
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -99,3 +101,94 @@ def test_hostile_bodies_do_not_stop_the_event_loop(
     assert reply.seconds < 10, reply.seconds
     assert worst < POLL_BOUND_S, f"GET /metrics took {worst:.3f} s while this body was handled"
     assert _state(server) == before
+
+
+def test_a_chunked_body_is_read(server: ApiServer) -> None:
+    """``Transfer-Encoding: chunked`` (curl -T -, most streaming clients): the body was read
+    as empty, a 400 "request body is empty"."""
+    text = LEAF_SPINE.read_text().encode()
+    conn = server.connection()
+    try:
+        conn.putrequest("PUT", "/v1/intent?dry_run=true")
+        for name, value in (
+            ("Authorization", f"Bearer {server.tokens['admin']}"),
+            ("Content-Type", "application/yaml"),
+            ("Transfer-Encoding", "chunked"),
+        ):
+            conn.putheader(name, value)
+        conn.endheaders()
+        for start in range(0, len(text), 1000):
+            piece = text[start : start + 1000]
+            conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        conn.send(b"0\r\n\r\n")
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    assert response.status == 200, body[:300]
+    assert json.loads(body)["status"] == "dry_run"
+
+
+def _half_open(server: ApiServer, n: int) -> list[socket.socket]:
+    """``n`` connections that send half a request line and then nothing."""
+    out = []
+    for _ in range(n):
+        sock = socket.create_connection(("127.0.0.1", server.api_port), timeout=10)
+        sock.sendall(b"GET /v1/intent HTTP/1.1\r\nHost: x\r\n")
+        out.append(sock)
+    return out
+
+
+def test_idle_connections_cannot_lock_out_the_api(tmp_path: Path) -> None:
+    """1,030 unauthenticated connections with unfinished headers made an authenticated GET
+    time out (eventlet serves 1,024 at a time and waits for headers for ever). Now a
+    connection over the cap is answered 503 at once, and an unfinished request is closed
+    after the header timeout, so the GET succeeds within seconds."""
+    args = ("--api-max-connections", "50", "--api-header-timeout", "3", "--api-idle-timeout", "3")
+    with running(tmp_path, args=args) as srv:
+        socks = _half_open(srv, 60)
+        try:
+            started = time.monotonic()
+            time.sleep(0.3)  # the server accepts them all
+            busy = srv.call("GET", "/v1/revisions", role="auditor", timeout=5)
+            assert busy.status == 503 and busy.headers["Retry-After"] == "1", busy
+            assert busy.json()["error"]["type"] == "ServiceUnavailable"
+            while True:  # a well-behaved client retries after Retry-After
+                reply = srv.call("GET", "/v1/revisions", role="auditor", timeout=5)
+                if reply.status != 503 or time.monotonic() - started > 15:
+                    break
+                time.sleep(0.2)
+            assert reply.status == 200, reply
+            assert time.monotonic() - started < 8
+            # the half-open connections were closed by the server
+            closed = 0
+            for sock in socks:
+                sock.settimeout(5)
+                try:
+                    closed += sock.recv(1) == b""
+                except OSError:
+                    closed += 1
+            assert closed >= 50, closed
+        finally:
+            for sock in socks:
+                sock.close()
+        metrics = srv.call("GET", "/metrics", role="auditor").body.decode()
+        assert "segctl_api_connections_refused_total " in metrics
+        assert "segctl_api_connections_refused_total 0" not in metrics
+
+
+def test_a_request_dripped_byte_by_byte_is_cut_off(tmp_path: Path) -> None:
+    """One header byte every 0.3 s keeps every read within any per-read timeout: the
+    header deadline (1 s here) closes it all the same."""
+    with running(tmp_path, args=("--api-header-timeout", "1")) as srv:
+        sock = socket.create_connection(("127.0.0.1", srv.api_port), timeout=10)
+        started = time.monotonic()
+        try:
+            for byte in b"GET /v1/intent HTTP/1.1\r\nX-Slow: " + b"a" * 100:
+                sock.sendall(bytes([byte]))
+                time.sleep(0.3)
+        except OSError:
+            pass  # the server closed the connection
+        finally:
+            sock.close()
+        assert time.monotonic() - started < 4
