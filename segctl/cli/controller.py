@@ -99,6 +99,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--cert", type=Path, help="controller certificate (OpenFlow over TLS)")
     run.add_argument("--ca-cert", type=Path, help="CA certificate that switch certificates must chain to")
     _add_api_options(run)
+    _add_limit_options(run)
     run.add_argument(
         "--log-level",
         default="info",
@@ -138,6 +139,47 @@ def _add_api_options(run: argparse.ArgumentParser) -> None:
         metavar="S",
         help=f"seconds a connection may wait for its next request (default {limits.idle_timeout:g})",
     )
+
+
+def _add_limit_options(run: argparse.ArgumentParser) -> None:
+    from segctl.controller.intake import CostLimits
+
+    limits = CostLimits()
+    for name, what in (
+        ("endpoints", "endpoints"),
+        ("policies", "policies"),
+        ("ports", "policy ports (a range counts its aligned blocks)"),
+    ):
+        for scope, where in (("", "in the intent"), ("tenant-", "in the tenant a tenant update replaces")):
+            field = f"{scope.replace('-', '_')}{name}"
+            run.add_argument(
+                f"--max-{scope}{name}",
+                type=int,
+                default=getattr(limits, field),
+                metavar="N",
+                dest=f"max_{field}",
+                help=f"most {what} {where} (413 beyond; default {getattr(limits, field):,})",
+            )
+    run.add_argument(
+        "--queue-wait",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds a change request may wait for its turn before it is answered 503 (default 60)",
+    )
+
+
+def _limits(args: argparse.Namespace) -> Any:
+    """The cost limits from the arguments (each must be >= 1)."""
+    from dataclasses import fields
+
+    from segctl.controller.intake import CostLimits
+
+    values = {f.name: getattr(args, f"max_{f.name}") for f in fields(CostLimits)}
+    bad = [name for name, value in values.items() if value < 1]
+    if bad:
+        raise ValueError(f"--max-{bad[0].replace('_', '-')} must be >= 1")
+    return CostLimits(**values)
 
 
 def _api_options(args: argparse.Namespace) -> tuple[Any, Any] | str:
@@ -210,8 +252,19 @@ def _run(args: argparse.Namespace) -> int:
     if isinstance(api_options, str):
         return _fail(api_options)
     api_tls, limits = api_options
+    try:
+        limits_of_cost = _limits(args)
+    except ValueError as exc:
+        return _fail(str(exc))
+    if args.queue_wait <= 0:
+        return _fail("--queue-wait must be > 0")
     factory = _ServiceFactory(
-        intent=args.intent, store=args.store, keep_reports=args.keep_reports, warm_after=args.warm_after
+        intent=args.intent,
+        store=args.store,
+        keep_reports=args.keep_reports,
+        warm_after=args.warm_after,
+        limits=limits_of_cost,
+        queue_wait=args.queue_wait,
     )
     factory.check()  # a bad intent or store fails here (exit 2), before anything listens
     options = RunOptions(
@@ -252,11 +305,15 @@ class _ServiceFactory:
         store: Path | None,
         keep_reports: int = DEFAULT_KEEP_REPORTS,
         warm_after: float = DEFAULT_WARM_AFTER_S,
+        limits: Any = None,
+        queue_wait: float = 60.0,
     ) -> None:
         self.intent = intent
         self.store_path = store
         self.keep_reports = keep_reports
         self.warm_after = warm_after
+        self.limits = limits
+        self.queue_wait = queue_wait
         self.service: Any = None
         self._document: Any = None
 
@@ -271,8 +328,10 @@ class _ServiceFactory:
     def __call__(self, started: Started) -> tuple[Any, Any]:
         from segctl.controller import gate
         from segctl.controller.audit import AuditLog
+        from segctl.controller.framework import hub
         from segctl.controller.metrics import ControllerMetrics
         from segctl.controller.proofs import remembering
+        from segctl.controller.queue import ChangeQueue
         from segctl.controller.runner import GreenRLock
         from segctl.controller.service import ControllerService
         from segctl.controller.store import Database, Store
@@ -295,6 +354,8 @@ class _ServiceFactory:
             metrics=metrics,
             lock=GreenRLock(),
             offload=started.offload,  # compile and prove in an OS thread: the hub keeps running
+            queue=ChangeQueue(max_wait=self.queue_wait, new_event=hub.Event, current=hub.getcurrent),
+            limits=self.limits,
         )
         self.service = service
         started.on_refused = lambda: metrics.api_connections_refused.inc()

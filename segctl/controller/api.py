@@ -31,7 +31,9 @@ from segctl.controller.auth import (
 )
 from segctl.controller.body import MAX_BODY, BadRequest, BodyLimits, PayloadTooLarge, parse_body
 from segctl.controller.gate import NotFound, VerificationFailed
+from segctl.controller.intake import CostLimitExceeded
 from segctl.controller.metrics import ControllerMetrics
+from segctl.controller.queue import Busy, TooManyWaiting
 from segctl.controller.service import ControllerService, Offload, run_inline
 from segctl.controller.store import Database, StoreError
 from segctl.errors import IntentError, SegctlError, SwitchError
@@ -96,6 +98,9 @@ ROUTES: tuple[Route, ...] = (
 #: Error class -> HTTP status. The first matching class wins.
 ERROR_STATUS: tuple[tuple[type[SegctlError], int], ...] = (
     (PayloadTooLarge, 413),
+    (CostLimitExceeded, 413),
+    (TooManyWaiting, 429),
+    (Busy, 503),
     (BadRequest, 400),
     (IntentError, 400),
     (AuthenticationError, 401),
@@ -281,6 +286,8 @@ class ApiApp:
             response = _json_response(status, _error_body(exc))
             if status == 401:
                 response.www_authenticate = ("Bearer", {"realm": "segctl"})
+            if isinstance(exc, Busy):
+                response.retry_after = exc.retry_after
         except Exception:  # a bug: logged with its traceback, never sent to the client
             LOG.exception("internal error on %s %s", request.method, _path_text(request))
             message = "internal error; see the controller log"

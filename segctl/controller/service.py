@@ -34,11 +34,12 @@ A change is four small steps, each its own method: :meth:`ControllerService._pla
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol, TypeVar
 
@@ -56,10 +57,17 @@ from segctl.controller.gate import (
     Verifier,
     flow_sort_key,
 )
-from segctl.controller.intake import intent_document, prepare_intent, resolve_intent
+from segctl.controller.intake import (
+    CostLimitExceeded,
+    CostLimits,
+    intent_document,
+    prepare_intent,
+    resolve_intent,
+)
 from segctl.controller.linkstate import LinkChange, LinkState, LinkTuple, fabric_link_of, fabric_ports
 from segctl.controller.metrics import ControllerMetrics
 from segctl.controller.plan import compile_tables, diff_summary, diff_tables, plan_change, sorted_tables
+from segctl.controller.queue import ChangeQueue, Priority, Turn
 from segctl.controller.scope import APPLY, ROLLBACK, ChangeKind, ChangeScope
 from segctl.controller.southbound import Southbound
 from segctl.controller.store import Revision, Store
@@ -151,6 +159,8 @@ class ControllerService:
         metrics: ControllerMetrics | None = None,
         lock: AbstractContextManager[Any] | None = None,
         offload: Offload = run_inline,
+        queue: ChangeQueue | None = None,
+        limits: CostLimits | None = None,
     ) -> None:
         self.store = store
         self.southbound = southbound
@@ -160,6 +170,9 @@ class ControllerService:
         self.metrics = metrics or ControllerMetrics()
         self._lock: AbstractContextManager[Any] = lock if lock is not None else threading.RLock()
         self._offload = offload
+        #: Who goes next (priorities, preemptible dry runs, bounded waits).
+        self.queue = queue or ChangeQueue()
+        self.limits = limits or CostLimits()
         self._declared: Network | None = None  # the current intent, resolved
         self._desired: dict[str, SwitchTables] = {}
         self._links = LinkState()
@@ -173,7 +186,7 @@ class ControllerService:
 
     def load_current(self) -> ChangeResult | None:
         """Load the store's current revision (no push: switches sync when they connect)."""
-        with self._lock:
+        with self._turn(Priority.URGENT, SYSTEM, bounded=False):
             current = self.store.current()
             if current is None:
                 return None
@@ -248,8 +261,9 @@ class ControllerService:
         desired = sorted(self.desired(name).flows, key=flow_sort_key)
         out: dict[str, Any] = {"switch": name, "desired": [format_flow(f) for f in desired]}
         if live and name in self.southbound.connected_switches():
-            with self._lock:
-                dumped = sorted(self.southbound.dump(name), key=flow_sort_key)
+            # No turn: a read never waits for a proof (the switch answers with what it holds,
+            # before or after a bundle, never half of one).
+            dumped = sorted(self.southbound.dump(name), key=flow_sort_key)
             out["live"] = [format_flow(f) for f in dumped]
             out["in_sync"] = set(dumped) == set(desired)
         return out
@@ -272,16 +286,21 @@ class ControllerService:
         ``body`` summarizes the request the document came in, for the audit entry of a refusal.
         """
         origin = Origin(actor, scope, parent, body)
-        with self._lock:
+        with self._turn(Priority.TRIAL if dry_run else Priority.CHANGE, actor) as turn:
             try:
-                network, digest = self._offload(prepare_intent, document, source)
+                network, digest = self._offload(prepare_intent, document, source, self.limits, scope.tenant)
             except IntentError as exc:
                 self._reject_invalid(origin, exc, dry_run)
                 raise
+            except CostLimitExceeded as exc:
+                if not dry_run:
+                    self._reject(origin, "cost", [{"message": str(exc)}], what="problems")
+                raise
+            turn.check()
             current = None if dry_run or self._revision is None else self.store.revision(self._revision)
             if current is not None and digest == current.sha256:
                 return ChangeResult("unchanged", revision=current)
-            return self._change(network, origin, dry_run=dry_run)
+            return self._change(network, origin, dry_run=dry_run, turn=turn)
 
     def update_tenant(
         self,
@@ -295,7 +314,7 @@ class ControllerService:
     ) -> ChangeResult:
         """Replace one tenant's document; the fabric, other tenants and shared services stay."""
         scope = ChangeScope.of_tenant(name)
-        with self._lock:
+        with self._turn(Priority.TRIAL if dry_run else Priority.CHANGE, actor):
             current = self.document()
             problem = None
             if not isinstance(tenant, dict):
@@ -325,7 +344,7 @@ class ControllerService:
         """Apply an earlier revision's document again (a new revision with ``parent``)."""
         from segctl.controller.store import StoreError
 
-        with self._lock:
+        with self._turn(Priority.TRIAL if dry_run else Priority.CHANGE, actor):
             try:
                 document = self.store.revision_document(revision)
             except StoreError as exc:
@@ -341,10 +360,10 @@ class ControllerService:
 
     def verify_live(self, *, actor: str) -> ChangeResult:
         """Dump every connected switch and verify what they hold now (records a report)."""
-        with self._lock:
+        with self._turn(Priority.TRIAL, actor) as turn:
             if self._declared is None:
                 raise NotFound("no intent has been applied yet")
-            live, verdict = self._verify_live()
+            live, verdict = self._verify_live(progress=turn.check)
             self.audit_log.append(
                 actor=actor, action="verify.live", object="fabric", detail={"verdict": verdict}
             )
@@ -355,7 +374,7 @@ class ControllerService:
 
     def on_switch_connected(self, switch: str) -> None:
         """A known switch (re)connected: replace all its rules and meters with the desired ones."""
-        with self._lock:
+        with self._turn(Priority.URGENT, SYSTEM, bounded=False):
             started = time.perf_counter()
             tables = self.desired(switch)
             try:
@@ -416,7 +435,7 @@ class ControllerService:
         have while the switch was away) are recompiled, verified and pushed together, as one
         change; the change made is returned (an empty list when no link changed).
         """
-        with self._lock:
+        with self._turn(Priority.URGENT, SYSTEM, bounded=False):
             if self._declared is None:
                 return []
             fabric = fabric_ports(self._declared, switch)
@@ -433,7 +452,7 @@ class ControllerService:
 
     def _port_events(self, switch: str, events: Sequence[tuple[int, bool]]) -> ChangeResult | None:
         """Apply port up/down events of one switch; recompile once if some fabric link changed."""
-        with self._lock:
+        with self._turn(Priority.URGENT, SYSTEM, bounded=False):
             if self._declared is None:
                 return None
             changed = [c for port, up in events if (c := self._port_event(switch, port, up)) is not None]
@@ -481,7 +500,7 @@ class ControllerService:
 
     def reconcile(self, switch: str | None = None, *, actor: str = SYSTEM) -> list[DriftReport]:
         """Compare live flows and meters with the desired ones; log and repair drift."""
-        with self._lock:
+        with self._turn(Priority.CHANGE, actor, bounded=actor != SYSTEM):
             connected = self.southbound.connected_switches()
             names = sorted(connected) if switch is None else [switch]
             return [self._reconcile_one(name, actor) for name in names]
@@ -491,20 +510,45 @@ class ControllerService:
     def _effective(self, network: Network) -> Network:
         return self._links.effective(network)
 
-    def _verify(self, network: Network, tables: Mapping[str, Sequence[Flow]], stage: str) -> Verification:
+    @contextmanager
+    def _turn(self, priority: Priority, owner: str, *, bounded: bool = True) -> Iterator[Turn]:
+        """This caller's turn (:class:`~segctl.controller.queue.ChangeQueue`), then the lock."""
+        with self.queue.turn(priority, owner, bounded=bounded) as turn, self._lock:
+            yield turn
+
+    def _verify(
+        self,
+        network: Network,
+        tables: Mapping[str, Sequence[Flow]],
+        stage: str,
+        progress: Callable[[str], None] | None = None,
+    ) -> Verification:
+        """Prove ``tables`` (offloaded). ``progress`` (a preemptible turn's check) is handed to the
+        verifier, which calls it every few seconds; it raises to stop the proof."""
         started = time.perf_counter()
-        result = self._offload(self.verifier, network, tables)
+        verifier = self.verifier if progress is None else functools.partial(self.verifier, progress=progress)
+        result = self._offload(verifier, network, tables)
         seconds = time.perf_counter() - started
         self.metrics.verification_seconds.observe(seconds, stage=stage)
         self.metrics.verification_pass.set(1 if result.passed else 0, stage=stage)
         return dataclasses.replace(result, seconds=seconds)
 
     def _change(
-        self, network: Network, origin: Origin, *, dry_run: bool, record: bool = True
+        self,
+        network: Network,
+        origin: Origin,
+        *,
+        dry_run: bool,
+        record: bool = True,
+        turn: Turn | None = None,
     ) -> ChangeResult:
         plan = self._plan(network)
         crashpoint.reached("compiled")
-        gate = self._gate(plan)
+        # a dry run gives way to a change or a switch event, between steps and during its proof
+        progress = turn.check if turn is not None and turn.priority == Priority.TRIAL else None
+        if progress is not None:
+            progress("compiled")
+        gate = self._gate(plan, progress)
         crashpoint.reached("gated")
         if dry_run:
             return ChangeResult("dry_run", plan.diffs, gate.verification)
@@ -525,10 +569,10 @@ class ControllerService:
         desired, diffs, tables = self._offload(plan_change, self.compiler, effective, dict(self._desired))
         return Plan(network, effective, desired, tuple(diffs), tables)
 
-    def _gate(self, plan: Plan) -> Gate:
+    def _gate(self, plan: Plan, progress: Callable[[str], None] | None = None) -> Gate:
         """Prove the plan's tables. A change goes ahead when the proof passes, or when links are
         down and only delivery fails (the safety properties hold)."""
-        verification = self._verify(plan.effective, plan.tables, "gate")
+        verification = self._verify(plan.effective, plan.tables, "gate", progress)
         return Gate(verification, verification.passed or (bool(self._links.down) and verification.safe))
 
     def _refuse(self, plan: Plan, gate: Gate, origin: Origin) -> NoReturn:
@@ -701,7 +745,7 @@ class ControllerService:
             )
 
     # -- live proofs and drift ----------------------------------------------------------
-    def _verify_live(self) -> tuple[Verification | None, str]:
+    def _verify_live(self, progress: Callable[[str], None] | None = None) -> tuple[Verification | None, str]:
         """Verify what the switches hold now; ``partial`` when some are not connected."""
         if self._declared is None:
             return None, "unknown"
@@ -719,7 +763,7 @@ class ControllerService:
         if not dumped:
             return None, "unknown"
         tables = self._offload(sorted_tables, dumped)  # new flow objects: their texts are formatted
-        live = self._verify(self._effective(self._declared), tables, "live")
+        live = self._verify(self._effective(self._declared), tables, "live", progress)
         verdict = "fail" if not live.passed else ("partial" if missing else "pass")
         body = {**live.to_json(), "switches_missing": missing}
         self.store.add_report(kind="live", verdict=verdict, body=body, revision=self._revision)
