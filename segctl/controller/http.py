@@ -20,6 +20,8 @@ Runs on the controller's eventlet hub (:mod:`segctl.controller.runner`).
 
 from __future__ import annotations
 
+import contextlib
+import http
 import json
 import logging
 import socket
@@ -92,6 +94,22 @@ class _Protocol(eventlet_wsgi.HttpProtocol):  # type: ignore[misc]
             super().handle_one_request()
         finally:
             self._cancel_deadline()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A request eventlet cannot parse (a bad request line, a header too long...): a
+        JSON answer with an HTTP/1.1 status line (http.server answered a request line it
+        took for HTTP/0.9 with bare HTML, no status line at all)."""
+        reason = http.HTTPStatus(code).phrase if code in http.HTTPStatus._value2member_map_ else "Error"
+        text = (message or reason)[:200].encode("ascii", "backslashreplace").decode("ascii")
+        body = json.dumps({"error": {"type": "BadRequest", "message": text}}).encode()
+        head = (
+            f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.wfile.write(head.encode() + body)
+            self.wfile.flush()
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None:

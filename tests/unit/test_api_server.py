@@ -192,3 +192,13 @@ def test_a_request_dripped_byte_by_byte_is_cut_off(tmp_path: Path) -> None:
         finally:
             sock.close()
         assert time.monotonic() - started < 4
+
+
+def test_a_request_line_eventlet_cannot_parse_gets_an_http_status(server: ApiServer) -> None:
+    """A request line with one word too few (read as HTTP/0.9) was answered with bare HTML and
+    no status line; it is a JSON 400 like every other malformed request."""
+    with socket.create_connection(("127.0.0.1", server.api_port), timeout=10) as sock:
+        sock.sendall(b"\t /v1/intent HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = sock.recv(65536)
+    assert data.startswith(b"HTTP/1.1 400 "), data[:200]
+    assert json.loads(data.partition(b"\r\n\r\n")[2])["error"]["type"] == "BadRequest"
