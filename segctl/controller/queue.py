@@ -8,8 +8,10 @@ run held an admin's label change for 15 s; a link failure's reroute waited behin
 
 * **priority**: :attr:`Priority.URGENT` (the fabric's own events: a link went down, a switch
   connected) before :attr:`Priority.CHANGE` (intent changes, rollbacks, drift repair) before
-  :attr:`Priority.TRIAL` (dry runs and on-demand live proofs, which change nothing); first
-  come first served within a priority. A running turn is never interrupted, except:
+  :attr:`Priority.TRIAL` (dry runs and on-demand live proofs, which change nothing); within
+  a priority, owners (tokens) take turns: the one served longest ago goes first, then the
+  oldest request, so one tenant's ten queued changes delay another's by one change each,
+  not ten. A running turn is never interrupted, except:
 * **preemption**: a TRIAL turn is marked :attr:`Turn.preempted` as soon as anything of a
   higher priority waits; the service's proof asks (through the verifier's ``progress``
   callback, and between steps) and gives up with :class:`Preempted`, which the API answers
@@ -99,7 +101,7 @@ class ChangeQueue:
         self,
         *,
         max_wait: float | None = 60.0,
-        max_waiting: int = 4,
+        max_waiting: int = 32,
         new_event: Callable[[], _Event] = threading.Event,
         current: Callable[[], object] = threading.get_ident,
         clock: Callable[[], float] = time.monotonic,
@@ -113,6 +115,7 @@ class ChangeQueue:
         self._order = itertools.count()
         self._holder: Turn | None = None
         self._waiting: list[Turn] = []
+        self._served: dict[str, int] = {}  # owner -> order of its latest turn
 
     @property
     def holder(self) -> Turn | None:
@@ -146,6 +149,7 @@ class ChangeQueue:
         turn = Turn(priority, owner, next(self._order), self._new_event(), thread=me, depth=1)
         if self._holder is None and not self._waiting:
             self._holder = turn
+            self._served[owner] = turn.order
             return turn
         self._waiting.append(turn)
         if self._holder is not None and self._holder.priority == Priority.TRIAL and priority < Priority.TRIAL:
@@ -174,9 +178,10 @@ class ChangeQueue:
             self._holder = None
             if not self._waiting:
                 return
-            following = min(self._waiting, key=lambda t: (t.priority, t.order))
+            following = min(self._waiting, key=lambda t: (t.priority, self._served.get(t.owner, -1), t.order))
             self._waiting.remove(following)
             self._holder = following
+            self._served[following.owner] = next(self._order)
             following.event.set()
 
     def describe(self) -> dict[str, Any]:

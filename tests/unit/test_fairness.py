@@ -249,3 +249,21 @@ def test_the_api_answers_413_429_and_503(tmp_path: Path) -> None:
         _, out = in_thread(env.call, "PUT", "/v1/intent", "admin", labelled(a="c"))
         _.join(5)
         assert out["result"].status_code == 429 and out["result"].headers["Retry-After"] == "1"
+
+
+def test_owners_take_turns(svc: ControllerService) -> None:
+    """mallory queues three changes, then alice one: alice's goes right after mallory's first
+    (first come first served would put it last)."""
+    slow, _ = in_thread(svc.apply, labelled(slow="turns"), actor="admin")
+    wait_until_running(svc, Priority.CHANGE)
+    mallory = []
+    for n in range(3):
+        mallory.append(in_thread(svc.apply, labelled(m=str(n)), actor="mallory"))
+        time.sleep(0.05)
+    alice = in_thread(svc.apply, labelled(a="1"), actor="alice")
+    for thread, _ in [(slow, None), *mallory, alice]:
+        thread.join(20)
+    ended = sorted(
+        [(out["ended"], who) for who, (_, out) in [*(("mallory", m) for m in mallory), ("alice", alice)]]
+    )
+    assert [who for _, who in ended] == ["mallory", "alice", "mallory", "mallory"], ended
