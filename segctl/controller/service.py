@@ -1,34 +1,40 @@
 """The controller service: the one place where the intent or the switches change.
 
-Every change goes validate → compile → verify (gate) → per-switch diff → push to the
-changed, connected switches only → dump the live flows → verify them → record the
-revision, the reports and the audit entries. A bad intent raises
-:class:`~segctl.errors.IntentError` and a failing proof raises
-:class:`~segctl.controller.gate.VerificationFailed`; neither pushes anything, and both
-are written to the audit log.
+Every change goes validate → compile → verify (gate) → per-switch diff → record → push to
+the changed, connected switches only → dump the live flows → verify them → record the
+outcome. A bad intent raises :class:`~segctl.errors.IntentError`, one over the cost limits
+:class:`~segctl.controller.intake.CostLimitExceeded`, and a failing proof
+:class:`~segctl.controller.gate.VerificationFailed`; none pushes anything, and each is
+written to the audit log (a bounded summary, never the request).
 
 The os-ken app calls the :class:`~segctl.controller.app.Hooks` methods
 (``switch_name``, ``on_switch_connected``, ``on_switch_disconnected``,
-``on_link_status``, ``audit``); the REST API calls the rest. One lock serialises all of
-them; under eventlet pass a green lock (``hub.BoundedSemaphore(1)``), since a blocked
+``on_link_status``, ``audit``); the REST API calls the rest. Each takes a turn of the
+:class:`~segctl.controller.queue.ChangeQueue` (the fabric's own events first, dry runs
+last and preemptible, bounded waits for requests), then the lock; reads take neither.
+Under eventlet pass a green lock and a queue built on the hub's events, since a blocked
 OS-level lock would stall the whole hub.
 
-The CPU-heavy pure steps (compiling a network and diffing/sorting its tables, every proof)
-go through ``offload``: called inline by default (tests, tools), and in an OS thread under
-the controller's eventlet hub (:func:`segctl.controller.runner.in_os_thread`), so a proof
-of several seconds does not stop the hub (OpenFlow echo replies, port status, the REST
-API). The lock is held across the offloaded call: changes stay one at a time, and the
-verifier, which is not re-entrant, never runs twice at once.
+The CPU-heavy pure steps (validating and resolving a document, compiling a network and
+diffing/sorting its tables, every proof) go through ``offload``: called inline by default
+(tests, tools), and in an OS thread under the controller's eventlet hub
+(:func:`segctl.controller.runner.in_os_thread`), so a proof of several seconds does not
+stop the hub (OpenFlow echo replies, port status, the REST API). The turn is held across
+the offloaded call: changes stay one at a time, and the verifier, which is not
+re-entrant, never runs twice at once.
 
 The port → link state machine lives in :class:`~segctl.controller.linkstate.LinkState`.
 While fabric links are down, the network is compiled without them and the gate requires
 the safety properties only (isolation, policy, spoofing): delivery may fail across a
 partition.
 
-A change is four small steps, each its own method: :meth:`ControllerService._plan`
-(compile and diff), :meth:`~ControllerService._gate` (prove; refuse when it fails),
-:meth:`~ControllerService._push` (the diffs to the connected switches) and
-:meth:`~ControllerService._record` (revision, reports, live proof, audit entries).
+A change is small steps, each its own method: :meth:`ControllerService._plan` (compile
+and diff), :meth:`~ControllerService._gate` (prove; :meth:`~ControllerService._refuse`
+when it fails), :meth:`~ControllerService._record` (revision, gate report and audit entry
+in one transaction, before anything is pushed), :meth:`~ControllerService._push` (the
+diffs to the connected switches), :meth:`~ControllerService._conclude` (live proof, its
+verdict and the push entries in one transaction). A controller that dies between the
+record and the conclusion finishes the change when it restarts (docs/controller.md).
 """
 
 from __future__ import annotations
