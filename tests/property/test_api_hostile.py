@@ -60,8 +60,8 @@ def raw(server: ApiServer, request: bytes, *, timeout: float = 30.0) -> tuple[in
         try:
             sock.sendall(request)
             sock.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server answered (413) and closed before the whole body was sent
+        except OSError:
+            pass  # the server answered (413, 414) and closed before the whole request was sent
         chunks = []
         while True:
             try:
