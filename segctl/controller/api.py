@@ -29,7 +29,14 @@ from segctl.controller.auth import (
     TokenStore,
     authorize,
 )
-from segctl.controller.body import MAX_BODY, BadRequest, BodyLimits, PayloadTooLarge, parse_body
+from segctl.controller.body import (
+    MAX_BODY,
+    BadRequest,
+    BodyLimits,
+    PayloadTooLarge,
+    RequestTimeout,
+    parse_body,
+)
 from segctl.controller.gate import NotFound, VerificationFailed
 from segctl.controller.intake import CostLimitExceeded
 from segctl.controller.metrics import ControllerMetrics
@@ -46,6 +53,7 @@ __all__ = [
     "ApiApp",
     "BadRequest",
     "PayloadTooLarge",
+    "RequestTimeout",
     "Route",
     "make_app",
 ]
@@ -97,6 +105,7 @@ ROUTES: tuple[Route, ...] = (
 
 #: Error class -> HTTP status. The first matching class wins.
 ERROR_STATUS: tuple[tuple[type[SegctlError], int], ...] = (
+    (RequestTimeout, 408),
     (PayloadTooLarge, 413),
     (CostLimitExceeded, 413),
     (TooManyWaiting, 429),
@@ -226,7 +235,12 @@ def _read_body(request: webob.Request, limits: BodyLimits) -> bytes:
         raise PayloadTooLarge(f"request body is larger than {limits.max_bytes} bytes")
     chunked = "chunked" in request.environ.get("HTTP_TRANSFER_ENCODING", "").lower()
     stream = request.environ["wsgi.input"] if chunked else request.body_file
-    raw: bytes = stream.read(limits.max_bytes + 1)
+    try:
+        raw: bytes = stream.read(limits.max_bytes + 1)
+    except TimeoutError:
+        raise RequestTimeout("request body: not received in time") from None
+    except (OSError, ValueError) as exc:  # the server's reader: a bad chunk size, a reset
+        raise BadRequest(f"request body: cannot be read ({'chunked encoding' if chunked else exc})") from None
     if len(raw) > limits.max_bytes:
         raise PayloadTooLarge(f"request body is larger than {limits.max_bytes} bytes")
     return raw

@@ -31,7 +31,7 @@ import yaml
 from segctl.errors import SegctlError
 from segctl.topology.load import location_of
 
-__all__ = ["MAX_BODY", "BadRequest", "BodyLimits", "PayloadTooLarge", "parse_body"]
+__all__ = ["MAX_BODY", "BadRequest", "BodyLimits", "PayloadTooLarge", "RequestTimeout", "parse_body"]
 
 #: The default largest body (bytes).
 MAX_BODY = 8 * 1024 * 1024
@@ -43,6 +43,10 @@ class BadRequest(SegctlError):
 
 class PayloadTooLarge(BadRequest):
     """The request body is over the size limit (HTTP 413)."""
+
+
+class RequestTimeout(BadRequest):
+    """The body did not arrive within the server's read timeout (HTTP 408)."""
 
 
 @dataclass(frozen=True)

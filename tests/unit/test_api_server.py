@@ -230,3 +230,27 @@ def test_concurrent_reads_and_writes_keep_their_guarantees(tmp_path: Path) -> No
         revisions = srv.call("GET", "/v1/revisions", role="auditor").json()
         assert [r["id"] for r in revisions["revisions"]] == list(range(21, 0, -1))
         assert srv.call("GET", "/v1/audit?verify=true&limit=1", role="auditor").json()["chain_problems"] == []
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"Transfer-Encoding: chunked\r\n\r\n",  # no chunk at all (Hypothesis found this 500)
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",  # a chunk size that is not hex
+        b"Content-Length: 100\r\n\r\n{",  # fewer bytes than announced, then the client stops
+    ],
+)
+def test_a_body_that_cannot_be_read_is_a_4xx(server: ApiServer, request_bytes: bytes) -> None:
+    head = (
+        b"PUT /v1/intent?dry_run=true HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Authorization: Bearer " + server.tokens["admin"].encode() + b"\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.api_port), timeout=60) as sock:
+        sock.sendall(head + request_bytes)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    assert status in (400, 408), data[:300]
+    assert b"Traceback" not in data
