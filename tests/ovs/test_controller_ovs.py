@@ -600,9 +600,7 @@ def test_switches_connected_before_the_intent_names_them_are_taken_on(
     with Lab(lab_spec(network, lab_prefix)) as lab:
         for name in names:
             ovs.set_controller(lab.bridge(name), [f"tcp:127.0.0.1:{ctl.port}"])
-        wait_for(
-            lambda: all(live_flows(lab, n) == only_drop for n in names), timeout=30, what="drop-all"
-        )
+        wait_for(lambda: all(live_flows(lab, n) == only_drop for n in names), timeout=30, what="drop-all")
         result = ctl.call("PUT", "/v1/intent", intent_document(network.intent))
         assert result["status"] == "applied"
         wait_for(lambda: tables_match(lab, want), timeout=60, what="every switch to be taken on")
