@@ -6,6 +6,7 @@
     segctl audit head DB                              print SEQ:HASH to anchor elsewhere
     segctl audit log DB [--after N] [--limit N]
     segctl token create --store DB --role admin|auditor|tenant-admin [--tenant T] [--name N]
+                        [--ttl 90d|12h|30m|3600s|never]
     segctl token list --store DB
     segctl token revoke --store DB TOKEN_ID
 """
@@ -13,6 +14,8 @@
 from __future__ import annotations
 
 import argparse
+import re
+from datetime import timedelta
 from pathlib import Path
 
 from segctl.cli.common import (
@@ -52,6 +55,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create.add_argument("--role", required=True, choices=["admin", "auditor", "tenant-admin"])
     create.add_argument("--tenant", help="the tenant of a tenant-admin token")
     create.add_argument("--name", default="", help="a label for the token")
+    create.add_argument(
+        "--ttl",
+        type=_duration,
+        default="90d",
+        metavar="DURATION",
+        help="how long the token is valid: N followed by s, m, h or d, or 'never' (default 90d)",
+    )
     add_output_option(create)
     create.set_defaults(func=_token_create)
     listing = tsub.add_parser("list", help="list tokens (never their secrets)")
@@ -62,6 +72,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     revoke.add_argument("--store", type=Path, required=True, metavar="DB")
     revoke.add_argument("token_id")
     revoke.set_defaults(func=_token_revoke)
+
+
+def _duration(text: str) -> timedelta | None:
+    """``90d``, ``12h``, ``30m``, ``3600s`` or ``3600`` (seconds) as a timedelta; ``never``: None."""
+    if text.strip().lower() == "never":
+        return None
+    match = re.fullmatch(r"\s*([0-9]{1,9})\s*([smhd]?)\s*", text)
+    if match is None or int(match.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive N[s|m|h|d] or never")
+    unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
 
 
 def _existing(path: Path) -> Path:
@@ -116,12 +137,16 @@ def _token_create(args: argparse.Namespace) -> int:
     from segctl.controller.auth import TokenStore
     from segctl.controller.store import Database
 
-    principal, text = TokenStore(Database(args.store)).create(args.role, tenant=args.tenant, name=args.name)
+    tokens = TokenStore(Database(args.store))
+    principal, text = tokens.create(args.role, tenant=args.tenant, name=args.name, ttl=args.ttl)
+    expires = next(t["expires_at"] for t in tokens.list() if t["token_id"] == principal.token_id)
     if args.output == "json":
-        print_json({**principal.to_json(), "token": text})
+        print_json({**principal.to_json(), "token": text, "expires_at": expires})
     else:
         print(text)
-        print(f"# token id {principal.token_id}, role {principal.role}; shown once, only its hash is kept")
+        until = f"expires {expires}" if expires else "never expires"
+        print(f"# token id {principal.token_id}, role {principal.role}, {until};", end=" ")
+        print("shown once, only its hash is kept")
     return EXIT_OK
 
 
@@ -132,7 +157,7 @@ def _token_list(args: argparse.Namespace) -> int:
     if args.output == "json":
         print_json(tokens)
     else:
-        keys = ["token_id", "role", "tenant", "name", "created_at", "revoked_at"]
+        keys = ["token_id", "role", "tenant", "name", "created_at", "expires_at", "revoked_at"]
         print(format_table([k.upper() for k in keys], [[t[k] for k in keys] for t in tokens]))
     return EXIT_OK
 

@@ -5,7 +5,10 @@
     segctl controller run (--intent FILE | --store DB) [--listen 127.0.0.1:6653]
                           [--api 127.0.0.1:8080 | --no-api] [--audit-interval S]
                           [--keep-reports N] [--warm-after S]
-                          [--key KEY --cert CERT [--ca-cert CA]] [--log-level LEVEL]
+                          [--key KEY --cert CERT [--ca-cert CA]]
+                          [--api-key KEY --api-cert CERT [--api-client-ca CA]]
+                          [--api-max-connections N] [--api-header-timeout S] [--api-idle-timeout S]
+                          [--log-level LEVEL]
 
 ``--intent`` validates, compiles and verifies the file before anything listens (a bad
 intent exits 2, nothing is pushed) and keeps revisions in memory; SIGHUP re-reads the
@@ -95,6 +98,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--key", type=Path, help="controller private key (OpenFlow over TLS)")
     run.add_argument("--cert", type=Path, help="controller certificate (OpenFlow over TLS)")
     run.add_argument("--ca-cert", type=Path, help="CA certificate that switch certificates must chain to")
+    _add_api_options(run)
+    _add_limit_options(run)
     run.add_argument(
         "--log-level",
         default="info",
@@ -102,6 +107,111 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="log level (default info)",
     )
     run.set_defaults(func=_run)
+
+
+def _add_api_options(run: argparse.ArgumentParser) -> None:
+    from segctl.controller.http import HttpLimits
+
+    limits = HttpLimits()
+    run.add_argument("--api-key", type=Path, help="REST API private key (HTTPS)")
+    run.add_argument("--api-cert", type=Path, help="REST API certificate (HTTPS)")
+    run.add_argument(
+        "--api-client-ca", type=Path, help="with --api-cert: require client certificates signed by this CA"
+    )
+    run.add_argument(
+        "--api-max-connections",
+        type=int,
+        default=limits.max_connections,
+        metavar="N",
+        help=f"open REST API connections; one more is answered 503 (default {limits.max_connections})",
+    )
+    run.add_argument(
+        "--api-header-timeout",
+        type=float,
+        default=limits.header_timeout,
+        metavar="S",
+        help=f"seconds for a request's line and headers (default {limits.header_timeout:g})",
+    )
+    run.add_argument(
+        "--api-idle-timeout",
+        type=float,
+        default=limits.idle_timeout,
+        metavar="S",
+        help=f"seconds a connection may wait for its next request (default {limits.idle_timeout:g})",
+    )
+
+
+def _add_limit_options(run: argparse.ArgumentParser) -> None:
+    from segctl.controller.intake import CostLimits
+
+    limits = CostLimits()
+    for name, what in (
+        ("endpoints", "endpoints"),
+        ("policies", "policies"),
+        ("ports", "policy ports (a range counts its aligned blocks)"),
+    ):
+        for scope, where in (("", "in the intent"), ("tenant-", "in the tenant a tenant update replaces")):
+            field = f"{scope.replace('-', '_')}{name}"
+            run.add_argument(
+                f"--max-{scope}{name}",
+                type=int,
+                default=getattr(limits, field),
+                metavar="N",
+                dest=f"max_{field}",
+                help=f"most {what} {where} (413 beyond; default {getattr(limits, field):,})",
+            )
+    run.add_argument(
+        "--queue-wait",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds a change request may wait for its turn before it is answered 503 (default 60)",
+    )
+
+
+def _limits(args: argparse.Namespace) -> Any:
+    """The cost limits from the arguments (each must be >= 1)."""
+    from dataclasses import fields
+
+    from segctl.controller.intake import CostLimits
+
+    values = {f.name: getattr(args, f"max_{f.name}") for f in fields(CostLimits)}
+    bad = [name for name, value in values.items() if value < 1]
+    if bad:
+        raise ValueError(f"--max-{bad[0].replace('_', '-')} must be >= 1")
+    return CostLimits(**values)
+
+
+def _api_options(args: argparse.Namespace) -> tuple[Any, Any] | str:
+    """The API's TLS files and HTTP limits from the arguments, or what is wrong with them."""
+    from segctl.controller.http import HttpLimits
+    from segctl.controller.runner import ApiTls
+
+    if args.api_max_connections < 1:
+        return "--api-max-connections must be >= 1"
+    if args.api_header_timeout <= 0 or args.api_idle_timeout <= 0:
+        return "--api-header-timeout and --api-idle-timeout must be > 0"
+    limits = HttpLimits(args.api_max_connections, args.api_header_timeout, args.api_idle_timeout)
+    if not (args.api_key or args.api_cert or args.api_client_ca):
+        return None, limits
+    if not (args.api_key and args.api_cert):
+        return "HTTPS needs both --api-key and --api-cert (--api-client-ca is optional)"
+    for label, path in (
+        ("--api-key", args.api_key),
+        ("--api-cert", args.api_cert),
+        ("--api-client-ca", args.api_client_ca),
+    ):
+        if path is not None and not path.is_file():
+            return f"{label} {path}: no such file"
+    import ssl
+
+    from segctl.controller.http import tls_context
+
+    try:
+        tls_context(args.api_cert, args.api_key, args.api_client_ca)
+    except (ssl.SSLError, OSError) as exc:
+        return f"--api-cert/--api-key/--api-client-ca do not load: {exc}"
+    return ApiTls(args.api_key, args.api_cert, args.api_client_ca), limits
 
 
 def _fail(message: str) -> int:
@@ -138,11 +248,28 @@ def _run(args: argparse.Namespace) -> int:
             if path is not None and not path.is_file():
                 return _fail(f"{label} {path}: no such file")
 
+    api_options = _api_options(args)
+    if isinstance(api_options, str):
+        return _fail(api_options)
+    api_tls, limits = api_options
+    try:
+        limits_of_cost = _limits(args)
+    except ValueError as exc:
+        return _fail(str(exc))
+    if args.queue_wait <= 0:
+        return _fail("--queue-wait must be > 0")
     factory = _ServiceFactory(
-        intent=args.intent, store=args.store, keep_reports=args.keep_reports, warm_after=args.warm_after
+        intent=args.intent,
+        store=args.store,
+        keep_reports=args.keep_reports,
+        warm_after=args.warm_after,
+        limits=limits_of_cost,
+        queue_wait=args.queue_wait,
     )
     factory.check()  # a bad intent or store fails here (exit 2), before anything listens
-    options = RunOptions(listen=listen, api=api, audit_interval=args.audit_interval, tls=tls)
+    options = RunOptions(
+        listen=listen, api=api, audit_interval=args.audit_interval, tls=tls, api_tls=api_tls, http=limits
+    )
     return run(options, factory, reload=factory.reload if args.intent else None)
 
 
@@ -178,11 +305,15 @@ class _ServiceFactory:
         store: Path | None,
         keep_reports: int = DEFAULT_KEEP_REPORTS,
         warm_after: float = DEFAULT_WARM_AFTER_S,
+        limits: Any = None,
+        queue_wait: float = 60.0,
     ) -> None:
         self.intent = intent
         self.store_path = store
         self.keep_reports = keep_reports
         self.warm_after = warm_after
+        self.limits = limits
+        self.queue_wait = queue_wait
         self.service: Any = None
         self._document: Any = None
 
@@ -197,8 +328,10 @@ class _ServiceFactory:
     def __call__(self, started: Started) -> tuple[Any, Any]:
         from segctl.controller import gate
         from segctl.controller.audit import AuditLog
+        from segctl.controller.framework import hub
         from segctl.controller.metrics import ControllerMetrics
         from segctl.controller.proofs import remembering
+        from segctl.controller.queue import ChangeQueue
         from segctl.controller.runner import GreenRLock
         from segctl.controller.service import ControllerService
         from segctl.controller.store import Database, Store
@@ -221,17 +354,20 @@ class _ServiceFactory:
             metrics=metrics,
             lock=GreenRLock(),
             offload=started.offload,  # compile and prove in an OS thread: the hub keeps running
+            queue=ChangeQueue(max_wait=self.queue_wait, new_event=hub.Event, current=hub.getcurrent),
+            limits=self.limits,
         )
         self.service = service
+        started.on_refused = lambda: metrics.api_connections_refused.inc()
         if self._document is not None:
-            result = service.apply(self._document, actor="cli", kind="apply", source=str(self.intent))
+            result = service.apply(self._document, actor="cli", source=str(self.intent))
             LOG.info("intent %s: %s", self.intent, _describe(result))
         else:
             loaded = service.load_current()
             LOG.info(
                 "store %s: %s", self.store_path, "no intent yet" if loaded is None else _describe(loaded)
             )
-        return service, _wsgi_app(service, db, metrics)
+        return service, _wsgi_app(service, db, metrics, started.offload)
 
     def reload(self) -> None:
         """SIGHUP: apply the intent file again (validate, compile, verify, push)."""
@@ -243,19 +379,19 @@ class _ServiceFactory:
             return
         try:
             document = intent_document(load_network(self.intent).intent)
-            result = self.service.apply(document, actor="file", kind="apply", source=str(self.intent))
+            result = self.service.apply(document, actor="file", source=str(self.intent))
         except SegctlError as exc:
             LOG.error("reload of %s rejected, nothing pushed:\n%s", self.intent, exc)
             return
         LOG.info("reload of %s: %s", self.intent, _describe(result))
 
 
-def _wsgi_app(service: Any, db: Any, metrics: Any) -> Any:
-    """The REST API's WSGI app (``segctl.controller.api.ApiApp``)."""
+def _wsgi_app(service: Any, db: Any, metrics: Any, offload: Callable[..., Any]) -> Any:
+    """The REST API's WSGI app (``segctl.controller.api.ApiApp``); bodies are parsed by ``offload``."""
     from segctl.controller.api import ApiApp
     from segctl.controller.auth import TokenStore
 
-    return ApiApp(service, TokenStore(db), metrics)
+    return ApiApp(service, TokenStore(db), metrics, offload=offload)
 
 
 def _describe(result: Any) -> str:

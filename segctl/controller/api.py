@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import routes
 import webob
 import webob.dec
 
+from segctl.controller.audit import BodySummary, clip
 from segctl.controller.auth import (
     AuthenticationError,
     Permission,
@@ -27,32 +29,52 @@ from segctl.controller.auth import (
     TokenStore,
     authorize,
 )
+from segctl.controller.body import (
+    MAX_BODY,
+    BadRequest,
+    BodyLimits,
+    PayloadTooLarge,
+    RequestTimeout,
+    parse_body,
+)
 from segctl.controller.gate import NotFound, VerificationFailed
+from segctl.controller.intake import CostLimitExceeded
 from segctl.controller.metrics import ControllerMetrics
-from segctl.controller.service import ControllerService
+from segctl.controller.queue import Busy, TooManyWaiting
+from segctl.controller.service import ControllerService, Offload, run_inline
 from segctl.controller.store import Database, StoreError
 from segctl.errors import IntentError, SegctlError, SwitchError
-from segctl.topology.load import parse_document
 
-__all__ = ["ERROR_STATUS", "MAX_BODY", "ROUTES", "ApiApp", "BadRequest", "Route", "make_app"]
+__all__ = [
+    "ERROR_STATUS",
+    "KNOWN_METHODS",
+    "MAX_BODY",
+    "ROUTES",
+    "ApiApp",
+    "BadRequest",
+    "PayloadTooLarge",
+    "RequestTimeout",
+    "Route",
+    "make_app",
+]
 
 LOG = logging.getLogger("segctl.controller.api")
-MAX_BODY = 8 * 1024 * 1024
 READ, WRITE = Permission("read"), Permission("write")
 TENANT_READ, TENANT_WRITE = Permission("read", "tenant"), Permission("write", "tenant")
+#: Request methods counted by name in ``segctl_api_requests_total``; any other is ``other``
+#: (a label value per method a client invents would grow the metrics without bound).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+#: Problems of an invalid intent listed in an error answer (``problem_count`` has them all).
+MAX_PROBLEMS = 100
+#: Problems spelled out in an error's ``message`` when they are many.
+MAX_LISTED_IN_MESSAGE = 10
+#: Characters of an error message, and of one problem's location or message.
+MAX_MESSAGE = 2000
 #: The kinds of verification report the store keeps (``GET /v1/reports?kind=``).
 REPORT_KINDS = ("gate", "live", "audit")
 #: The largest id (report, revision, audit seq) a query or path may name: SQLite integers
 #: are 64-bit, and a bigger number would be an error from the driver (500), not an answer.
 MAX_ID = 2**62
-
-
-class BadRequest(SegctlError):
-    """The request itself is malformed (body, query parameter) (HTTP 400)."""
-
-
-class _TooLarge(BadRequest):
-    pass
 
 
 @dataclass(frozen=True)
@@ -83,7 +105,11 @@ ROUTES: tuple[Route, ...] = (
 
 #: Error class -> HTTP status. The first matching class wins.
 ERROR_STATUS: tuple[tuple[type[SegctlError], int], ...] = (
-    (_TooLarge, 413),
+    (RequestTimeout, 408),
+    (PayloadTooLarge, 413),
+    (CostLimitExceeded, 413),
+    (TooManyWaiting, 429),
+    (Busy, 503),
     (BadRequest, 400),
     (IntentError, 400),
     (AuthenticationError, 401),
@@ -97,9 +123,21 @@ ERROR_STATUS: tuple[tuple[type[SegctlError], int], ...] = (
 
 
 def _error_body(exc: SegctlError) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    """The ``error`` document of a refused request. An invalid intent's problems are capped
+    (:data:`MAX_PROBLEMS`, each text :func:`~segctl.controller.audit.clip`-ped), so a body
+    whose every value is wrong, or whose names are a megabyte long, cannot make the answer
+    (encoded on the event loop) many times its own size."""
+    body: dict[str, Any] = {"type": type(exc).__name__, "message": clip(str(exc), MAX_MESSAGE)}
     if isinstance(exc, IntentError):
-        body["problems"] = [p.to_json() for p in exc.problems]
+        problems = exc.problems
+        body["problems"] = [
+            {k: clip(v, MAX_MESSAGE) for k, v in p.to_json().items()} for p in problems[:MAX_PROBLEMS]
+        ]
+        body["problem_count"] = len(problems)
+        if len(problems) > MAX_PROBLEMS or len(body["message"]) < len(str(exc)):
+            shown = "\n".join(clip(str(p)) for p in problems[:MAX_LISTED_IN_MESSAGE])
+            more = len(problems) - MAX_LISTED_IN_MESSAGE
+            body["message"] = shown + (f"\n... and {more:,} more problems" if more > 0 else "")
     if isinstance(exc, VerificationFailed):
         body["verification"] = exc.verification.to_json()
         body["diff"] = [d.to_json() for d in exc.diffs]
@@ -110,6 +148,12 @@ def _json_response(status: int, body: Any) -> webob.Response:
     response = webob.Response(status=status, content_type="application/json", charset="utf-8")
     response.text = json.dumps(body, indent=2, sort_keys=True, default=str) + "\n"
     return response
+
+
+def _printable(text: str, limit: int = 40) -> str:
+    """``text`` (a method, a name) cut short and with control characters escaped, for a message."""
+    shown = text if len(text) <= limit else text[:limit] + "..."
+    return shown.encode("unicode_escape").decode("ascii") if not shown.isprintable() else shown
 
 
 def _flag(request: webob.Request, name: str) -> bool:
@@ -155,39 +199,71 @@ def _path_id(text: str, what: str) -> int:
     return number
 
 
-def _body(request: webob.Request) -> Any:
-    """The request body as a document: JSON, or YAML with a yaml content type."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise _TooLarge(f"request body is larger than {MAX_BODY} bytes")
-    raw = request.body_file.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise _TooLarge(f"request body is larger than {MAX_BODY} bytes")
+def _path_text(request: webob.Request) -> str:
+    """The request path as text for messages: UTF-8, undecodable bytes shown as escapes."""
+    raw = request.environ.get("PATH_INFO", "")
+    return str(raw).encode("latin-1", "replace").decode("utf-8", "backslashreplace")
+
+
+def _utf8(value: str, what: str) -> str:
+    """A WSGI string (bytes decoded as latin-1, PEP 3333) decoded as UTF-8; BadRequest if it is not."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("request body is not UTF-8") from None
-    if not text.strip():
-        raise BadRequest("request body is empty; send a JSON document")
-    if "yaml" in (request.content_type or ""):
-        document, _ = parse_document(text, source="request body")
-        return document
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        shown = value.encode("latin-1", "replace").decode("utf-8", "backslashreplace")
+        raise BadRequest(f"{what} {shown!r} is not UTF-8") from None
+
+
+def _check_query(request: webob.Request) -> None:
+    """Every query parameter's name and value must be UTF-8 once percent-decoded."""
+    for part in str(request.environ.get("QUERY_STRING", "")).split("&"):
+        name, _, value = part.partition("=")
+        for which, text in (("name", name), ("value", value)):
+            try:
+                urllib.parse.unquote_to_bytes(text.replace("+", " ")).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                shown = urllib.parse.unquote_to_bytes(name).decode("utf-8", "backslashreplace")
+                raise BadRequest(
+                    f"query parameter {_printable(shown)}: byte {exc.start + 1} of its {which} is not UTF-8"
+                ) from None
+
+
+def _read_body(request: webob.Request, limits: BodyLimits) -> bytes:
+    """The raw body, at most ``limits.max_bytes`` (413 beyond), sent with a Content-Length
+    or chunked (``Transfer-Encoding: chunked``: the server decodes the chunks)."""
+    if request.content_length is not None and request.content_length > limits.max_bytes:
+        raise PayloadTooLarge(f"request body is larger than {limits.max_bytes} bytes")
+    chunked = "chunked" in request.environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    stream = request.environ["wsgi.input"] if chunked else request.body_file
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadRequest(
-            f"request body is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from None
+        raw: bytes = stream.read(limits.max_bytes + 1)
+    except TimeoutError:
+        raise RequestTimeout("request body: not received in time") from None
+    except (OSError, ValueError) as exc:  # the server's reader: a bad chunk size, a reset
+        raise BadRequest(f"request body: cannot be read ({'chunked encoding' if chunked else exc})") from None
+    if len(raw) > limits.max_bytes:
+        raise PayloadTooLarge(f"request body is larger than {limits.max_bytes} bytes")
+    return raw
 
 
 class ApiApp:
     """The WSGI application."""
 
     def __init__(
-        self, service: ControllerService, tokens: TokenStore, metrics: ControllerMetrics | None = None
+        self,
+        service: ControllerService,
+        tokens: TokenStore,
+        metrics: ControllerMetrics | None = None,
+        *,
+        limits: BodyLimits | None = None,
+        offload: Offload = run_inline,
     ):
         self.service = service
         self.tokens = tokens
         self.metrics = metrics or service.metrics
+        self.limits = limits or BodyLimits()
+        #: Runs the parsing of a body (CPU, pure) without stopping the event loop.
+        self.offload = offload
         self.mapper = routes.Mapper(explicit=True)
         self.paths = routes.Mapper(explicit=True)
         self.by_key = {f"{r.method} {r.path}": r for r in ROUTES}
@@ -196,6 +272,8 @@ class ApiApp:
         self.methods: dict[str, list[str]] = {}
         for route in ROUTES:
             self.methods.setdefault(route.path, []).append(route.method)
+            if route.method == "GET":
+                self.methods[route.path].append("HEAD")
         for path in self.methods:
             self.paths.connect(path, path)
 
@@ -203,22 +281,18 @@ class ApiApp:
     def __call__(self, request: webob.Request) -> webob.Response:
         route_name = "unmatched"
         try:
-            match = self.mapper.match(environ=request.environ)
+            match = self._match(request)
             if match is not None:
                 route_name = self.by_key[match["route_key"]].path
             principal = self.tokens.authenticate(request.headers.get("Authorization"))
             if match is None:
-                known = self.paths.routematch(request.path_info)
-                if known is None:
-                    raise NotFound(f"no such endpoint: {request.path_info}")
-                allowed = self.methods[known[1].routepath]
-                message = f"{request.method} is not allowed on {request.path_info}; use {', '.join(allowed)}"
-                response = _json_response(405, {"error": {"type": "MethodNotAllowed", "message": message}})
-                response.allow = allowed
-                return self._count(request, route_name, response)
+                return self._count(request, route_name, self._unmatched(request))
             route = self.by_key[match["route_key"]]
-            params = {k: v for k, v in match.items() if "{" + k + "}" in route.path}
+            params = {
+                k: _utf8(v, f"path parameter {k}") for k, v in match.items() if "{" + k + "}" in route.path
+            }
             authorize(principal, route.permission, tenant=params.get("name"))
+            _check_query(request)
             handler: Callable[..., webob.Response] = getattr(self, route.handler)
             response = handler(request, principal, **params)
         except SegctlError as exc:
@@ -226,14 +300,44 @@ class ApiApp:
             response = _json_response(status, _error_body(exc))
             if status == 401:
                 response.www_authenticate = ("Bearer", {"realm": "segctl"})
+            if isinstance(exc, Busy):
+                response.retry_after = exc.retry_after
         except Exception:  # a bug: logged with its traceback, never sent to the client
-            LOG.exception("internal error on %s %s", request.method, request.path_info)
+            LOG.exception("internal error on %s %s", request.method, _path_text(request))
             message = "internal error; see the controller log"
             response = _json_response(500, {"error": {"type": "InternalError", "message": message}})
         return self._count(request, route_name, response)
 
+    def _match(self, request: webob.Request) -> dict[str, Any] | None:
+        """The route of the request; HEAD is served by the GET route (without a body)."""
+        environ = request.environ
+        if request.method == "HEAD":
+            environ = {**environ, "REQUEST_METHOD": "GET"}
+        match: dict[str, Any] | None = self.mapper.match(environ=environ)
+        return match
+
+    def _unmatched(self, request: webob.Request) -> webob.Response:
+        """404 for an unknown path, 405 with ``Allow`` for a known path and another method."""
+        path = _path_text(request)
+        known = self.paths.routematch(request.environ.get("PATH_INFO", ""))
+        if known is None:
+            raise NotFound(f"no such endpoint: {path}")
+        allowed = self.methods[known[1].routepath]
+        message = f"{_printable(request.method)} is not allowed on {path}; use {', '.join(allowed)}"
+        response = _json_response(405, {"error": {"type": "MethodNotAllowed", "message": message}})
+        response.allow = allowed
+        return response
+
+    def _document(self, request: webob.Request) -> tuple[Any, BodySummary]:
+        """The request body parsed (:func:`~segctl.controller.body.parse_body`, offloaded), and
+        its summary for the audit log."""
+        raw = _read_body(request, self.limits)
+        document = self.offload(parse_body, raw, request.content_type or "", self.limits)
+        return document, BodySummary.of(raw)
+
     def _count(self, request: webob.Request, route: str, response: webob.Response) -> webob.Response:
-        self.metrics.api_requests.inc(method=request.method, route=route, status=str(response.status_code))
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        self.metrics.api_requests.inc(method=method, route=route, status=str(response.status_code))
         return response
 
     # -- handlers -----------------------------------------------------------------------
@@ -246,7 +350,8 @@ class ApiApp:
 
     def put_intent(self, request: webob.Request, principal: Principal) -> webob.Response:
         dry_run = _flag(request, "dry_run")
-        result = self.service.apply(_body(request), actor=principal.actor, dry_run=dry_run)
+        document, body = self._document(request)
+        result = self.service.apply(document, actor=principal.actor, dry_run=dry_run, body=body)
         return _json_response(200, result.to_json())
 
     def get_tenant(self, request: webob.Request, principal: Principal, name: str) -> webob.Response:
@@ -254,12 +359,14 @@ class ApiApp:
 
     def put_tenant(self, request: webob.Request, principal: Principal, name: str) -> webob.Response:
         dry_run = _flag(request, "dry_run")
+        document, body = self._document(request)
         result = self.service.update_tenant(
             name,
-            _body(request),
+            document,
             actor=principal.actor,
             dry_run=dry_run,
             allow_create=principal.role == "admin",
+            body=body,
         )
         return _json_response(200, result.to_json())
 
@@ -325,7 +432,7 @@ class ApiApp:
         log = self.service.audit_log
         entries = log.entries(
             after=_int_param(request, "after", 0, hi=MAX_ID),
-            limit=_int_param(request, "limit", 100, lo=1),
+            limit=_int_param(request, "limit", 100, lo=1, hi=1000),
             actor=request.GET.get("actor"),
             action=request.GET.get("action"),
         )
@@ -345,6 +452,12 @@ class ApiApp:
         return response
 
 
-def make_app(service: ControllerService, *, db: Database, metrics: ControllerMetrics | None = None) -> ApiApp:
+def make_app(
+    service: ControllerService,
+    *,
+    db: Database,
+    metrics: ControllerMetrics | None = None,
+    offload: Offload = run_inline,
+) -> ApiApp:
     """The API app over ``service``, with bearer tokens kept in ``db``."""
-    return ApiApp(service, TokenStore(db), metrics)
+    return ApiApp(service, TokenStore(db), metrics, offload=offload)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from segctl.controller import ofswitch, wire
+from segctl.controller import crashpoint, ofswitch, wire
 from segctl.controller.framework import (
     CONFIG_DISPATCHER,
     DEAD_DISPATCHER,
@@ -112,6 +112,9 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
         # Switches that connected before the service was attached (it loads, compiles and
         # proves its intent off the hub, so the listener is already up): admitted on attach.
         self._early: dict[int, Any] = {}
+        # Connected switches the intent does not name (they hold drop-all): admitted when a
+        # new intent names them (intent_switches_changed).
+        self._strangers: dict[int, Any] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> Any:
@@ -181,8 +184,10 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
                 dp.id,
                 _peer(dp),
             )
+            self._strangers[dp.id] = dp
             self._enqueue(f"drop-all {dp.id:016x}", self._drop_all, dp)
             return
+        self._strangers.pop(dp.id, None)
         LOG.info("switch %s (dpid %016x) connected from %s", name, dp.id, _peer(dp))
         self._datapaths[name] = dp
         self._names[dp.id] = name
@@ -221,6 +226,8 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
         dpid: int | None = dp.id
         if dpid is None:
             return
+        if self._strangers.get(dpid) is dp:
+            del self._strangers[dpid]
         name = self._names.get(dpid)
         if name is None or self._datapaths.get(name) is not dp:
             return
@@ -267,6 +274,19 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
         """Names of the connected switches that the intent knows."""
         return set(self._datapaths)
 
+    def intent_switches_changed(self) -> None:
+        """A new intent is current: a connected switch it names now (it connected before its
+        dpid was in the intent, and holds drop-all) is taken on: resynced, like a switch that
+        just connected."""
+        if self.hooks is None:
+            return
+        for dpid, dp in list(self._strangers.items()):
+            if not getattr(dp, "is_active", True):
+                del self._strangers[dpid]
+            elif self.hooks.switch_name(dpid) is not None:
+                LOG.info("switch dpid %016x is in the intent now: taking it on", dpid)
+                self._admit(dp)
+
     def push(
         self,
         switch: str,
@@ -282,7 +302,7 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
             self._put_meters(dp, switch, meters)
             mods = wire.flow_changes(remove=remove, add=add)
             if mods:
-                self._send_bundle(dp, mods, what=f"push to {switch}")
+                self._send_bundle(dp, mods, what=f"push to {switch}", step="bundle")
             for meter_id in sorted(set(remove_meters)):
                 msg = ofswitch.meter_delete(dp, meter_id)
                 self._send(dp, msg, what=f"delete meter {meter_id} on {switch}")
@@ -333,8 +353,11 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
             msg = ofswitch.meter_mod(dp, meter, modify=meter.meter_id in have)
             self._send(dp, msg, what=f"meter {meter.meter_id} on {switch}")
 
-    def _send_bundle(self, dp: Any, mods: Sequence[wire.Mod], *, what: str) -> None:
+    def _send_bundle(self, dp: Any, mods: Sequence[wire.Mod], *, what: str, step: str = "") -> None:
         """Open a bundle, add ``mods``, commit atomically; discard it if anything fails.
+
+        ``step`` names the :mod:`~segctl.controller.crashpoint` step reached when every add
+        is in the switch's open bundle, just before the commit (tests only).
 
         The adds are pre-encoded (:mod:`segctl.controller.wire`) and written in large
         chunks with no round trip per flow; one barrier follows them, and the switch
@@ -370,6 +393,8 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
             self._watched.difference_update(adds)
             for xid in adds:
                 self._errors.pop(xid, None)
+        if step:
+            crashpoint.reached(step)
         self._send(dp, ofswitch.bundle_ctrl(dp, bundle_id, "commit"), what=f"{what}: commit")
         self._send(dp, ofswitch.barrier(dp), what=f"{what}: barrier")
 

@@ -7,13 +7,22 @@ first) and ``hash``::
     hash = sha256(prev_hash + canonical_json({"seq", "time", "actor", "action",
                                               "object", "detail"}))
 
-where canonical JSON has sorted keys and no whitespace. Editing any field breaks that
+where canonical JSON has sorted keys and no whitespace. The hash covers the bytes stored:
+:func:`verify_chain` splices the stored ``detail`` text into that JSON as it is, never
+re-encoding what a parser read from it (two copies of one key, ``{"verdict":"FORGED",
+"verdict":"pass"}``, read as ``pass`` by Python and as ``FORGED`` by SQLite's
+``json_extract``, used to verify as intact). Editing any field breaks that
 entry's hash; deleting or reordering entries breaks the sequence or the ``prev_hash``
 link. Deleting the newest entries leaves a valid shorter chain: the head (seq and hash)
 is also kept in the ``state`` table, and ``segctl audit head`` prints it so that it can
 be anchored outside the machine and checked with ``verify_chain(..., expect_head=...)``.
 SQLite triggers reject UPDATE and DELETE on the table; the chain is what catches someone
 who edits the file directly.
+
+Entries are bounded: a ``detail`` over :data:`MAX_DETAIL_BYTES` is kept as its size, its
+sha256 and its small fields (:func:`cap_detail`); a refused change records a summary of its
+request (:func:`rejection_detail`: the body's size and sha256, the first problems, clipped),
+never the body, so no request can make an entry (or a read of the log) large.
 """
 
 from __future__ import annotations
@@ -27,9 +36,81 @@ from typing import Any
 
 from segctl.controller.store import Database, StoreError, canonical_json
 
-__all__ = ["GENESIS_HASH", "AuditEntry", "AuditLog", "AuditProblem", "entry_hash", "verify_chain"]
+__all__ = [
+    "GENESIS_HASH",
+    "MAX_DETAIL_BYTES",
+    "AuditEntry",
+    "AuditLog",
+    "AuditProblem",
+    "BodySummary",
+    "cap_detail",
+    "clip",
+    "entry_hash",
+    "rejection_detail",
+    "verify_chain",
+]
 
 GENESIS_HASH = "0" * 64
+#: The largest ``detail`` (canonical JSON, UTF-8 bytes) an entry keeps as it is.
+MAX_DETAIL_BYTES = 8 * 1024
+#: Fields of an oversized detail kept when their own JSON is at most this long.
+_SMALL_FIELD_BYTES = 200
+#: Problems or violations a rejection entry lists (their count is recorded as well).
+MAX_LISTED = 5
+#: Characters of one location or message in a rejection entry.
+MAX_TEXT = 300
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
+def cap_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """``detail`` itself when its canonical JSON is at most :data:`MAX_DETAIL_BYTES`; else its
+    size and sha256 under ``truncated`` with the fields that are small on their own (as many
+    as fit in half of it)."""
+    text = canonical_json(detail).encode()
+    if len(text) <= MAX_DETAIL_BYTES:
+        return detail
+    small: dict[str, Any] = {}
+    room = MAX_DETAIL_BYTES // 2
+    for key, value in detail.items():
+        size = len(canonical_json({key: value}).encode())
+        if size <= _SMALL_FIELD_BYTES and size <= room:
+            small[key] = value
+            room -= size
+    return {**small, "truncated": {"bytes": len(text), "sha256": hashlib.sha256(text).hexdigest()}}
+
+
+@dataclass(frozen=True)
+class BodySummary:
+    """What the audit log keeps of a request body: its size and its sha256, never its content."""
+
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, raw: bytes) -> BodySummary:
+        return cls(len(raw), hashlib.sha256(raw).hexdigest())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bytes": self.size, "sha256": self.sha256}
+
+
+def rejection_detail(
+    kind: str, reason: str, items: list[dict[str, Any]], *, what: str, body: BodySummary | None
+) -> dict[str, Any]:
+    """The detail of an ``intent.rejected`` entry: the change's kind, why, the first
+    :data:`MAX_LISTED` problems or violations (``what``) with their texts clipped, how many
+    there were, and the request body's summary when there was one."""
+    listed = [{k: clip(str(v)) for k, v in item.items() if k != "detail"} for item in items[:MAX_LISTED]]
+    detail: dict[str, Any] = {"kind": clip(kind), "reason": reason, what: listed, f"{what}_count": len(items)}
+    if body is not None:
+        detail["body"] = body.to_json()
+    return detail
 
 
 @dataclass(frozen=True)
@@ -75,7 +156,24 @@ class AuditProblem:
 
 def entry_hash(prev_hash: str, body: dict[str, Any]) -> str:
     """The hash of an entry whose predecessor has ``prev_hash``."""
-    return hashlib.sha256((prev_hash + canonical_json(body)).encode()).hexdigest()
+    return _hash(prev_hash, _entry_text(body, canonical_json(body["detail"])))
+
+
+def _entry_text(fields: Any, detail_text: str) -> str:
+    """``canonical_json`` of an entry with ``detail_text`` spliced in as it is (keys sorted:
+    action, actor, detail, object, seq, time)."""
+
+    def text(name: str) -> str:
+        return json.dumps(fields[name], ensure_ascii=False)
+
+    return (
+        f'{{"action":{text("action")},"actor":{text("actor")},"detail":{detail_text},'
+        f'"object":{text("object")},"seq":{text("seq")},"time":{text("time")}}}'
+    )
+
+
+def _hash(prev_hash: str, text: str) -> str:
+    return hashlib.sha256((prev_hash + text).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 class AuditLog:
@@ -87,8 +185,9 @@ class AuditLog:
     def append(
         self, *, actor: str, action: str, object: str, detail: dict[str, Any] | None = None
     ) -> AuditEntry:
-        """Append one entry (in its own transaction) and return it."""
-        detail = json.loads(canonical_json(detail or {}))
+        """Append one entry (in its own transaction) and return it; ``detail`` is capped
+        (:func:`cap_detail`)."""
+        detail = cap_detail(json.loads(canonical_json(detail or {})))
         with self.db.transaction() as conn:
             row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             seq = 1 if row is None else int(row["seq"]) + 1
@@ -188,20 +287,14 @@ def _check_rows(
             problems.append(AuditProblem(seq, f"expected entry {expected_seq} here: entries are missing"))
         if row["prev_hash"] != prev:
             problems.append(AuditProblem(seq, "prev_hash does not match the previous entry's hash"))
+        stored = row["detail"]
         try:
-            detail = json.loads(row["detail"])
+            if not isinstance(json.loads(stored), dict):
+                raise ValueError
         except (TypeError, ValueError):
-            problems.append(AuditProblem(seq, "detail is not JSON"))
-            detail = row["detail"]
-        body = {
-            "seq": seq,
-            "time": row["time"],
-            "actor": row["actor"],
-            "action": row["action"],
-            "object": row["object"],
-            "detail": detail,
-        }
-        if entry_hash(str(row["prev_hash"]), body) != row["hash"]:
+            problems.append(AuditProblem(seq, "detail is not a JSON object"))
+        detail_text = stored if isinstance(stored, str) else json.dumps(str(stored))
+        if _hash(str(row["prev_hash"]), _entry_text(row, detail_text)) != row["hash"]:
             problems.append(AuditProblem(seq, "content does not match its hash (entry edited)"))
         prev = str(row["hash"])
         expected_seq = seq + 1

@@ -2,7 +2,9 @@
 
 A token reads ``sgt_<id>_<secret>``: ``id`` (8 hex digits) finds the row, and only the
 sha256 of ``secret`` is stored, so the database never holds a usable token. The token
-text is returned once, when it is created.
+text is returned once, when it is created. A token expires ``ttl`` after its creation
+(``segctl token create --ttl``, 90 days unless told otherwise; ``never`` for none) and is
+refused from then on, like a revoked one.
 
 Roles:
 
@@ -25,12 +27,14 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 from segctl.controller.store import Database
 from segctl.errors import SegctlError
 
 __all__ = [
+    "DEFAULT_TTL",
     "ROLES",
     "AuthenticationError",
     "Permission",
@@ -41,6 +45,8 @@ __all__ = [
 ]
 
 Role = Literal["admin", "auditor", "tenant-admin"]
+#: How long a token is valid unless told otherwise.
+DEFAULT_TTL = timedelta(days=90)
 ROLES: tuple[Role, ...] = ("admin", "auditor", "tenant-admin")
 _TOKEN_RE = re.compile(r"^sgt_([0-9a-f]{8})_([A-Za-z0-9_-]{20,128})$")
 
@@ -108,8 +114,13 @@ class TokenStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, role: str, *, tenant: str | None = None, name: str = "") -> tuple[Principal, str]:
-        """Create a token; return its principal and the token text (shown only now)."""
+    def create(
+        self, role: str, *, tenant: str | None = None, name: str = "", ttl: timedelta | None = DEFAULT_TTL
+    ) -> tuple[Principal, str]:
+        """Create a token valid for ``ttl`` (None: until revoked); return its principal and the
+        token text (shown only now)."""
+        if ttl is not None and ttl <= timedelta(0):
+            raise SegctlError(f"a token's lifetime must be positive, not {ttl}")
         if role not in ROLES:
             raise SegctlError(f"role {role!r} is not one of {', '.join(ROLES)}")
         if role == "tenant-admin" and not tenant:
@@ -122,10 +133,12 @@ class TokenStore:
                 token_id = secrets.token_hex(4)
                 if conn.execute("SELECT 1 FROM tokens WHERE token_id = ?", (token_id,)).fetchone() is None:
                     break
+            created = self.db.clock()
+            expires = None if ttl is None else self.db.iso(created + ttl)
             conn.execute(
-                "INSERT INTO tokens (token_id, secret_sha256, role, tenant, name, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (token_id, _digest(secret), role, tenant, name, self.db.now()),
+                "INSERT INTO tokens (token_id, secret_sha256, role, tenant, name, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (token_id, _digest(secret), role, tenant, name, self.db.iso(created), expires),
             )
         principal = Principal(token_id, role, tenant, name)
         return principal, f"sgt_{token_id}_{secret}"
@@ -142,7 +155,8 @@ class TokenStore:
             raise AuthenticationError("malformed bearer token")
         token_id, secret = match.groups()
         rows = self.db.query(
-            "SELECT token_id, secret_sha256, role, tenant, name, revoked_at FROM tokens WHERE token_id = ?",
+            "SELECT token_id, secret_sha256, role, tenant, name, revoked_at, expires_at"
+            " FROM tokens WHERE token_id = ?",
             (token_id,),
         )
         # Compare against a dummy digest when the id is unknown, so timing does not tell.
@@ -152,6 +166,8 @@ class TokenStore:
         row = rows[0]
         if row["revoked_at"] is not None:
             raise AuthenticationError("this token was revoked")
+        if row["expires_at"] is not None and row["expires_at"] <= self.db.now():
+            raise AuthenticationError(f"this token expired at {row['expires_at']}")
         return Principal(str(row["token_id"]), row["role"], row["tenant"], str(row["name"]))
 
     def revoke(self, token_id: str) -> bool:
@@ -166,6 +182,7 @@ class TokenStore:
     def list(self) -> list[dict[str, Any]]:
         """Every token's metadata (never a secret or its hash)."""
         rows = self.db.query(
-            "SELECT token_id, role, tenant, name, created_at, revoked_at FROM tokens ORDER BY created_at"
+            "SELECT token_id, role, tenant, name, created_at, expires_at, revoked_at FROM tokens"
+            " ORDER BY created_at"
         )
         return [dict(row) for row in rows]

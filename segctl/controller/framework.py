@@ -36,6 +36,9 @@ __all__ = [
     "RyuApp",
     "app_manager",
     "cfg",
+    "eventlet",
+    "eventlet_wsgi",
+    "green_ssl",
     "hub",
     "nicira_ext",
     "ofctl_api",
@@ -137,6 +140,14 @@ PACKAGE = "ryu" if FRAMEWORK == "ryu" else "os_ken"
 OFCTL_SERVICE_APP = f"{PACKAGE}.app.ofctl.service"
 
 
-def register_controller_options() -> None:
-    """Import the framework's OpenFlow controller module, which registers the ``ofp_*`` options."""
-    importlib.import_module(f"{PACKAGE}.controller.controller")
+def register_controller_options() -> Any:
+    """Import the framework's OpenFlow controller module, which registers the ``ofp_*``
+    options; return it."""
+    return importlib.import_module(f"{PACKAGE}.controller.controller")
+
+
+# The eventlet pieces the REST API's server is made of (segctl.controller.http), imported
+# here, after the deprecation warning is silenced.
+import eventlet  # noqa: E402
+import eventlet.wsgi as eventlet_wsgi  # noqa: E402
+from eventlet.green import ssl as green_ssl  # noqa: E402

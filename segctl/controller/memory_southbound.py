@@ -80,6 +80,9 @@ class MemorySouthbound:
     def connected_switches(self) -> set[str]:
         return set(self._connected)
 
+    def intent_switches_changed(self) -> None:
+        """Nothing to do: memory switches are named, never unknown."""
+
     def push(
         self,
         switch: str,

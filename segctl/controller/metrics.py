@@ -193,6 +193,10 @@ class ControllerMetrics:
         self.revision = reg.gauge("segctl_intent_revision", "The current intent revision.")
         self.connected = reg.gauge("segctl_switches_connected", "Switches connected now.")
         self.rejected = reg.counter("segctl_changes_rejected_total", "Intent changes rejected.", ("reason",))
+        self.api_connections_refused = reg.counter(
+            "segctl_api_connections_refused_total",
+            "REST API connections answered 503 because the connection cap was reached.",
+        )
         self.api_requests = reg.counter(
             "segctl_api_requests_total",
             "REST API requests by route and status.",

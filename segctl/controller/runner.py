@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
+import ssl
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,8 +38,10 @@ from segctl.controller.framework import (
     hub,
     register_controller_options,
 )
+from segctl.controller.http import HttpLimits
 
 __all__ = [
+    "ApiTls",
     "Endpoint",
     "GreenRLock",
     "RunOptions",
@@ -51,6 +55,8 @@ __all__ = [
 LOG = logging.getLogger("segctl.controller")
 
 _APPS = ["segctl.controller.app", OFCTL_SERVICE_APP]
+#: ``sys.setswitchinterval`` of the controller process (CPython's default is 5 ms).
+SWITCH_INTERVAL_S = 0.001
 
 T = TypeVar("T")
 
@@ -76,6 +82,16 @@ class TlsFiles:
 
 
 @dataclass(frozen=True)
+class ApiTls:
+    """The REST API over TLS: its key and certificate, and the CA client certificates must
+    chain to (None: no client certificate asked for)."""
+
+    key: Path
+    cert: Path
+    client_ca: Path | None = None
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """Everything ``segctl controller run`` decides."""
 
@@ -83,6 +99,8 @@ class RunOptions:
     api: Endpoint | None = None
     audit_interval: float = 0.0
     tls: TlsFiles | None = None
+    api_tls: ApiTls | None = None
+    http: HttpLimits = field(default_factory=HttpLimits)
 
 
 def in_os_thread(func: Callable[..., T], /, *args: Any) -> T:
@@ -122,6 +140,8 @@ class Started:
     app: Any
     offload: Callable[..., Any] = in_os_thread
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    #: Called for each REST API connection refused over the connection cap (a metric).
+    on_refused: Callable[[], None] = lambda: None
 
 
 #: Builds the controller service from the running app: returns (hooks, wsgi app or None).
@@ -175,7 +195,11 @@ def parse_endpoint(text: str, *, default_port: int) -> Endpoint:
 
 def _configure(options: RunOptions) -> None:
     """Set os-ken's oslo.config options (they are registered when os-ken's controller loads)."""
-    register_controller_options()
+    from segctl.controller.oftls import OneLineTlsServer
+
+    controller = register_controller_options()
+    # the framework's listener logs ten lines of traceback per failed TLS handshake
+    controller.StreamServer = OneLineTlsServer
     conf = cfg.CONF
     conf(args=[], project=PACKAGE, default_config_files=[])
     conf.set_override("ofp_listen_host", options.listen.host)
@@ -189,6 +213,53 @@ def _configure(options: RunOptions) -> None:
         conf.set_override("ctl_cert", str(options.tls.cert))
         if options.tls.ca_cert is not None:
             conf.set_override("ca_certs", str(options.tls.ca_cert))
+
+
+def _listen(endpoint: Endpoint) -> Any:
+    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    return hub.listen((endpoint.host, endpoint.port), family=family)
+
+
+def _serve_api(
+    sock: Any, app: Any, options: RunOptions, tls: ssl.SSLContext | None, on_refused: Callable[[], None]
+) -> None:
+    from segctl.controller.http import serve
+
+    serve(sock, app, limits=options.http, tls=tls, on_reject=on_refused)
+
+
+def _api_tls_context(files: ApiTls | None) -> ssl.SSLContext | None:
+    if files is None:
+        return None
+    from segctl.controller.http import tls_context
+
+    for label, path in (
+        ("--api-key", files.key),
+        ("--api-cert", files.cert),
+        ("--api-client-ca", files.client_ca),
+    ):
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"{label} {path}: no such file")
+    try:
+        return tls_context(files.cert, files.key, files.client_ca)
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"--api-cert/--api-key/--api-client-ca: {exc}") from None
+
+
+def _warn_about_transport(options: RunOptions) -> None:
+    """Say loudly when switches are not authenticated (OpenFlow carries every rule)."""
+    if options.tls is None:
+        LOG.warning(
+            "OpenFlow over PLAIN TCP on %s: whoever can reach this port can pose as a switch "
+            "of the fabric and read its rules, and nothing is encrypted; outside a lab use "
+            "--key/--cert/--ca-cert",
+            options.listen,
+        )
+    elif options.tls.ca_cert is None:
+        LOG.warning(
+            "OpenFlow over TLS WITHOUT --ca-cert: switches are not authenticated, any client "
+            "(with any certificate or none) is accepted as a switch; give --ca-cert"
+        )
 
 
 def _check_tls(tls: TlsFiles | None) -> None:
@@ -209,7 +280,12 @@ def run(
     from segctl.controller.app import AppConfig
 
     _check_tls(options.tls)
+    api_tls = _api_tls_context(options.api_tls)  # a bad file fails here, before anything listens
     hub.patch(thread=False)
+    # The hub shares the GIL with the OS threads that parse bodies, compile and prove: a
+    # thread that waits for it gets it within one switch interval, and answering one request
+    # takes several handovers (the default 5 ms made a /metrics poll wait up to 50 ms).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     stopping: list[int] = []
     reloads: list[int] = []
 
@@ -219,7 +295,7 @@ def run(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     manager = AppManager.get_instance()
     threads: list[Any] = []
-    wsgi_server: Any = None
+    api_socket: Any = None
     started: Started | None = None
     try:
         manager.load_apps(_APPS)
@@ -233,10 +309,11 @@ def run(
         app.attach(hooks)
         scheme = "tls" if options.tls else "tcp"
         LOG.info("segctl controller (%s) listening for OpenFlow on %s:%s", FRAMEWORK, scheme, options.listen)
+        _warn_about_transport(options)
         if options.api is not None and wsgi_app is not None:
-            wsgi_server = hub.WSGIServer((options.api.host, options.api.port), wsgi_app)
-            threads.append(hub.spawn(wsgi_server.serve_forever))
-            LOG.info("REST API on http://%s", options.api)
+            api_socket = _listen(options.api)
+            threads.append(hub.spawn(_serve_api, api_socket, wsgi_app, options, api_tls, started.on_refused))
+            LOG.info("REST API on %s://%s", "https" if api_tls else "http", options.api)
         while not stopping:
             hub.sleep(0.2)
             if reloads:
@@ -249,8 +326,8 @@ def run(
     finally:
         for stop in started.on_stop if started is not None else ():
             stop()
-        if wsgi_server is not None:
-            wsgi_server.server.close()
+        if api_socket is not None:
+            api_socket.close()
         manager.close()
         for thread in threads:
             hub.kill(thread)

@@ -1,46 +1,56 @@
 """The controller service: the one place where the intent or the switches change.
 
-Every change goes validate → compile → verify (gate) → per-switch diff → push to the
-changed, connected switches only → dump the live flows → verify them → record the
-revision, the reports and the audit entries. A bad intent raises
-:class:`~segctl.errors.IntentError` and a failing proof raises
-:class:`~segctl.controller.gate.VerificationFailed`; neither pushes anything, and both
-are written to the audit log.
+Every change goes validate → compile → verify (gate) → per-switch diff → record → push to
+the changed, connected switches only → dump the live flows → verify them → record the
+outcome. A bad intent raises :class:`~segctl.errors.IntentError`, one over the cost limits
+:class:`~segctl.controller.intake.CostLimitExceeded`, and a failing proof
+:class:`~segctl.controller.gate.VerificationFailed`; none pushes anything, and each is
+written to the audit log (a bounded summary, never the request).
 
 The os-ken app calls the :class:`~segctl.controller.app.Hooks` methods
 (``switch_name``, ``on_switch_connected``, ``on_switch_disconnected``,
-``on_link_status``, ``audit``); the REST API calls the rest. One lock serialises all of
-them; under eventlet pass a green lock (``hub.BoundedSemaphore(1)``), since a blocked
+``on_link_status``, ``audit``); the REST API calls the rest. Each takes a turn of the
+:class:`~segctl.controller.queue.ChangeQueue` (the fabric's own events first, dry runs
+last and preemptible, bounded waits for requests), then the lock; reads take neither.
+Under eventlet pass a green lock and a queue built on the hub's events, since a blocked
 OS-level lock would stall the whole hub.
 
-The CPU-heavy pure steps (compiling a network and diffing/sorting its tables, every proof)
-go through ``offload``: called inline by default (tests, tools), and in an OS thread under
-the controller's eventlet hub (:func:`segctl.controller.runner.in_os_thread`), so a proof
-of several seconds does not stop the hub (OpenFlow echo replies, port status, the REST
-API). The lock is held across the offloaded call: changes stay one at a time, and the
-verifier, which is not re-entrant, never runs twice at once.
+The CPU-heavy pure steps (validating and resolving a document, compiling a network and
+diffing/sorting its tables, every proof) go through ``offload``: called inline by default
+(tests, tools), and in an OS thread under the controller's eventlet hub
+(:func:`segctl.controller.runner.in_os_thread`), so a proof of several seconds does not
+stop the hub (OpenFlow echo replies, port status, the REST API). The turn is held across
+the offloaded call: changes stay one at a time, and the verifier, which is not
+re-entrant, never runs twice at once.
 
-A fabric link is down while either of its ports was last reported down, and up only when
-both ends are: OVS reports each end of a link going down as two port-status messages, first
-with ``LIVE`` cleared (no ``LINK_DOWN``, so read as up), then ``LINK_DOWN``, and under load
-the ends arrive up to a second apart. Tracking the link instead of its ports let the second
-end's transitional "up" bring the link back, and the fabric flapped through the full rule
-set and back for seconds. While fabric links are down, the network is compiled without them
-(:func:`~segctl.controller.linkstate.without_links`) and the gate requires the safety
-properties only (isolation, policy, spoofing): delivery may fail across a partition.
+The port → link state machine lives in :class:`~segctl.controller.linkstate.LinkState`.
+While fabric links are down, the network is compiled without them and the gate requires
+the safety properties only (isolation, policy, spoofing): delivery may fail across a
+partition.
+
+A change is small steps, each its own method: :meth:`ControllerService._plan` (compile
+and diff), :meth:`~ControllerService._gate` (prove; :meth:`~ControllerService._refuse`
+when it fails), :meth:`~ControllerService._record` (revision, gate report and audit entry
+in one transaction, before anything is pushed), :meth:`~ControllerService._push` (the
+diffs to the connected switches), :meth:`~ControllerService._conclude` (live proof, its
+verdict and the push entries in one transaction). A controller that dies between the
+record and the conclusion finishes the change when it restarts (docs/controller.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, Protocol, TypeVar
 
-from segctl.controller.audit import AuditLog
+from segctl.controller import crashpoint
+from segctl.controller.audit import AuditLog, BodySummary, rejection_detail
 from segctl.controller.gate import (
     ChangeResult,
     Compiler,
@@ -53,21 +63,38 @@ from segctl.controller.gate import (
     Verifier,
     flow_sort_key,
 )
-from segctl.controller.linkstate import LinkTuple, fabric_link_of, without_links
+from segctl.controller.intake import (
+    CostLimitExceeded,
+    CostLimits,
+    intent_document,
+    prepare_intent,
+    resolve_intent,
+)
+from segctl.controller.linkstate import LinkChange, LinkState, LinkTuple, fabric_link_of, fabric_ports
 from segctl.controller.metrics import ControllerMetrics
 from segctl.controller.plan import compile_tables, diff_summary, diff_tables, plan_change, sorted_tables
+from segctl.controller.queue import ChangeQueue, Priority, Turn
+from segctl.controller.scope import APPLY, ROLLBACK, ChangeKind, ChangeScope
 from segctl.controller.southbound import Southbound
-from segctl.controller.store import Store, content_hash
+from segctl.controller.store import Revision, Store
 from segctl.errors import IntentError, Problem, SwitchError
 from segctl.openflow.ofctl import Flow
-from segctl.topology.load import intent_from_document
-from segctl.topology.network import Network, resolve
-from segctl.topology.schema import Intent
+from segctl.topology.network import Network
 
-__all__ = ["ControllerService", "Offload", "intent_document", "run_inline"]
+__all__ = [
+    "ControllerService",
+    "Offload",
+    "diff_tables",
+    "intent_document",
+    "prepare_intent",
+    "resolve_intent",
+    "run_inline",
+]
 
 LOG = logging.getLogger("segctl.controller.service")
 SYSTEM = "system"
+#: The live verdict of a revision whose push and live proof have not been recorded yet.
+PENDING = "pending"
 
 T = TypeVar("T")
 
@@ -84,9 +111,44 @@ def run_inline(func: Callable[..., T], /, *args: Any) -> T:
     return func(*args)
 
 
-def intent_document(intent: Intent) -> dict[str, Any]:
-    """The normalized JSON document of an intent (what is stored, hashed and returned)."""
-    return intent.model_dump(mode="json", by_alias=True, exclude_none=True)
+@dataclass(frozen=True)
+class Origin:
+    """Who asked for a change and what: the audit's actor, the change's scope, the revision a
+    rollback restores, and the summary of the request body it came in (if any)."""
+
+    actor: str
+    scope: ChangeScope = APPLY
+    parent: int | None = None
+    body: BodySummary | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A change compiled: the declared network, the one compiled (links down left out), every
+    switch's desired tables, the diffs from the current ones, and the tables the gate proves."""
+
+    network: Network
+    effective: Network
+    desired: dict[str, SwitchTables]
+    diffs: tuple[SwitchDiff, ...]
+    tables: dict[str, list[Flow]]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The gate's proof of a plan, and whether the change may go ahead."""
+
+    verification: Verification
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What a push did: switches that took their diff, those not connected, those that refused."""
+
+    switches: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 class ControllerService:
@@ -103,6 +165,8 @@ class ControllerService:
         metrics: ControllerMetrics | None = None,
         lock: AbstractContextManager[Any] | None = None,
         offload: Offload = run_inline,
+        queue: ChangeQueue | None = None,
+        limits: CostLimits | None = None,
     ) -> None:
         self.store = store
         self.southbound = southbound
@@ -112,10 +176,12 @@ class ControllerService:
         self.metrics = metrics or ControllerMetrics()
         self._lock: AbstractContextManager[Any] = lock if lock is not None else threading.RLock()
         self._offload = offload
+        #: Who goes next (priorities, preemptible dry runs, bounded waits).
+        self.queue = queue or ChangeQueue()
+        self.limits = limits or CostLimits()
         self._declared: Network | None = None  # the current intent, resolved
         self._desired: dict[str, SwitchTables] = {}
-        self._down: set[LinkTuple] = set()
-        self._down_ports: set[tuple[str, int]] = set()  # fabric ports last reported down
+        self._links = LinkState()
         self._revision: int | None = None
         # switches that have not been given their tables since they (re)connected, or since
         # an intent was loaded or applied while they were away; no resync proves the fabric
@@ -126,17 +192,24 @@ class ControllerService:
 
     def load_current(self) -> ChangeResult | None:
         """Load the store's current revision (no push: switches sync when they connect)."""
-        with self._lock:
+        with self._turn(Priority.URGENT, SYSTEM, bounded=False):
             current = self.store.current()
             if current is None:
                 return None
-            network = self._resolve(self.store.revision_document(current.id), source=f"revision {current.id}")
+            document = self.store.revision_document(current.id)
+            network = self._offload(resolve_intent, document, f"revision {current.id}")
             self._declared = network
             self._desired = self._offload(compile_tables, self.compiler, self._effective(network))
             self._unsynced = {sw.name for sw in network.switches}
             self._revision = current.id
             self._update_rule_metrics()
             self.metrics.revision.set(current.id)
+            if current.live_verdict == PENDING:
+                LOG.warning(
+                    "revision %d was recorded but the controller stopped before its outcome: "
+                    "the switches get it when they connect, then it is proven live",
+                    current.id,
+                )
             return ChangeResult("unchanged", revision=current)
 
     @property
@@ -146,7 +219,7 @@ class ControllerService:
 
     @property
     def down_links(self) -> frozenset[LinkTuple]:
-        return frozenset(self._down)
+        return self._links.down
 
     def document(self) -> dict[str, Any]:
         """The current intent document; :class:`NotFound` when there is none yet."""
@@ -194,8 +267,9 @@ class ControllerService:
         desired = sorted(self.desired(name).flows, key=flow_sort_key)
         out: dict[str, Any] = {"switch": name, "desired": [format_flow(f) for f in desired]}
         if live and name in self.southbound.connected_switches():
-            with self._lock:
-                dumped = sorted(self.southbound.dump(name), key=flow_sort_key)
+            # No turn: a read never waits for a proof (the switch answers with what it holds,
+            # before or after a bundle, never half of one).
+            dumped = sorted(self.southbound.dump(name), key=flow_sort_key)
             out["live"] = [format_flow(f) for f in dumped]
             out["in_sync"] = set(dumped) == set(desired)
         return out
@@ -208,42 +282,57 @@ class ControllerService:
         *,
         actor: str,
         dry_run: bool = False,
-        kind: str = "apply",
+        scope: ChangeScope = APPLY,
         parent: int | None = None,
         source: str = "request body",
+        body: BodySummary | None = None,
     ) -> ChangeResult:
-        """Validate, compile, verify and (unless ``dry_run``) push and record an intent."""
-        with self._lock:
+        """Validate, compile, verify and (unless ``dry_run``) push and record an intent.
+
+        ``body`` summarizes the request the document came in, for the audit entry of a refusal.
+        """
+        origin = Origin(actor, scope, parent, body)
+        with self._turn(Priority.TRIAL if dry_run else Priority.CHANGE, actor) as turn:
             try:
-                network = self._resolve(document, source=source)
+                network, digest = self._offload(prepare_intent, document, source, self.limits, scope.tenant)
             except IntentError as exc:
-                self._reject(
-                    actor, kind, "invalid", {"problems": [p.to_json() for p in exc.problems]}, dry_run
-                )
+                self._reject_invalid(origin, exc, dry_run)
                 raise
-            normalized = intent_document(network.intent)
+            except CostLimitExceeded as exc:
+                if not dry_run:
+                    self._reject(origin, "cost", [{"message": str(exc)}], what="problems")
+                raise
+            turn.check()
             current = None if dry_run or self._revision is None else self.store.revision(self._revision)
-            if current is not None and content_hash(normalized) == current.sha256:
+            if current is not None and digest == current.sha256:
                 return ChangeResult("unchanged", revision=current)
-            return self._change(network, actor=actor, kind=kind, dry_run=dry_run, parent=parent)
+            return self._change(network, origin, dry_run=dry_run, turn=turn)
 
     def update_tenant(
-        self, name: str, tenant: Any, *, actor: str, dry_run: bool = False, allow_create: bool = False
+        self,
+        name: str,
+        tenant: Any,
+        *,
+        actor: str,
+        dry_run: bool = False,
+        allow_create: bool = False,
+        body: BodySummary | None = None,
     ) -> ChangeResult:
         """Replace one tenant's document; the fabric, other tenants and shared services stay."""
-        with self._lock:
+        scope = ChangeScope.of_tenant(name)
+        with self._turn(Priority.TRIAL if dry_run else Priority.CHANGE, actor):
             current = self.document()
+            problem = None
             if not isinstance(tenant, dict):
-                raise IntentError([Problem(f"tenants[{name}]", "a tenant is a JSON object")])
-            if tenant.get("name", name) != name:
-                raise IntentError(
-                    [
-                        Problem(
-                            f"tenants[{name}].name",
-                            f"the body names tenant {tenant.get('name')!r}, not {name}",
-                        )
-                    ]
+                problem = Problem(f"tenants[{name}]", "a tenant is a JSON object")
+            elif tenant.get("name", name) != name:
+                problem = Problem(
+                    f"tenants[{name}].name", f"the body names tenant {tenant.get('name')!r}, not {name}"
                 )
+            if problem is not None:
+                error = IntentError([problem])
+                self._reject_invalid(Origin(actor, scope, body=body), error, dry_run)
+                raise error
             tenant = {**tenant, "name": name}
             tenants = list(current.get("tenants", []))
             index = next((i for i, t in enumerate(tenants) if t.get("name") == name), None)
@@ -254,14 +343,14 @@ class ControllerService:
             else:
                 tenants[index] = tenant
             return self.apply(
-                {**current, "tenants": tenants}, actor=actor, dry_run=dry_run, kind=f"tenant:{name}"
+                {**current, "tenants": tenants}, actor=actor, dry_run=dry_run, scope=scope, body=body
             )
 
     def rollback(self, revision: int, *, actor: str, dry_run: bool = False) -> ChangeResult:
         """Apply an earlier revision's document again (a new revision with ``parent``)."""
         from segctl.controller.store import StoreError
 
-        with self._lock:
+        with self._turn(Priority.TRIAL if dry_run else Priority.CHANGE, actor):
             try:
                 document = self.store.revision_document(revision)
             except StoreError as exc:
@@ -270,27 +359,28 @@ class ControllerService:
                 document,
                 actor=actor,
                 dry_run=dry_run,
-                kind="rollback",
+                scope=ROLLBACK,
                 parent=revision,
                 source=f"revision {revision}",
             )
 
     def verify_live(self, *, actor: str) -> ChangeResult:
         """Dump every connected switch and verify what they hold now (records a report)."""
-        with self._lock:
+        with self._turn(Priority.TRIAL, actor) as turn:
             if self._declared is None:
                 raise NotFound("no intent has been applied yet")
-            live, verdict = self._verify_live()
+            live, verdict = self._verify_live(progress=turn.check)
             self.audit_log.append(
                 actor=actor, action="verify.live", object="fabric", detail={"verdict": verdict}
             )
+            self._settle_live(verdict)
             return ChangeResult("unchanged", live=live, live_verdict=verdict)
 
     # -- switch events (Hooks) ----------------------------------------------------------
 
     def on_switch_connected(self, switch: str) -> None:
         """A known switch (re)connected: replace all its rules and meters with the desired ones."""
-        with self._lock:
+        with self._turn(Priority.URGENT, SYSTEM, bounded=False):
             started = time.perf_counter()
             tables = self.desired(switch)
             try:
@@ -321,11 +411,14 @@ class ControllerService:
                 sw.name in connected and sw.name not in self._unsynced for sw in self._declared.switches
             ):
                 started = time.perf_counter()
-                _, detail["live_verdict"] = self._verify_live()
+                _, verdict = self._verify_live()
+                detail["live_verdict"] = verdict
                 detail["live_seconds"] = round(time.perf_counter() - started, 3)
             self.audit_log.append(
                 actor=SYSTEM, action="switch.resync", object=f"switch/{switch}", detail=detail
             )
+            if "live_verdict" in detail:
+                self._settle_live(verdict)
 
     def on_switch_disconnected(self, switch: str) -> None:
         self._unsynced.add(switch)
@@ -348,17 +441,10 @@ class ControllerService:
         have while the switch was away) are recompiled, verified and pushed together, as one
         change; the change made is returned (an empty list when no link changed).
         """
-        with self._lock:
+        with self._turn(Priority.URGENT, SYSTEM, bounded=False):
             if self._declared is None:
                 return []
-            fabric = sorted(
-                {
-                    p
-                    for a, a_port, b, b_port in self._declared.links
-                    for s, p in ((a, a_port), (b, b_port))
-                    if s == switch
-                }
-            )
+            fabric = fabric_ports(self._declared, switch)
             result = self._port_events(switch, [(port, ports.get(port, False)) for port in fabric])
             return [] if result is None else [result]
 
@@ -372,58 +458,47 @@ class ControllerService:
 
     def _port_events(self, switch: str, events: Sequence[tuple[int, bool]]) -> ChangeResult | None:
         """Apply port up/down events of one switch; recompile once if some fabric link changed."""
-        with self._lock:
+        with self._turn(Priority.URGENT, SYSTEM, bounded=False):
             if self._declared is None:
                 return None
-            changed: list[tuple[str, str]] = []  # (action, link name) per link that changed
-            for port, up in events:
-                link_change = self._port_event(switch, port, up)
-                if link_change is not None:
-                    changed.append(link_change)
+            changed = [c for port, up in events if (c := self._port_event(switch, port, up)) is not None]
             if not changed:
                 return None
-            kinds = {action for action, _ in changed}
-            kind = kinds.pop() if len(kinds) == 1 else "link.change"
+            kinds = {c.action for c in changed}
+            scope = ChangeScope(ChangeKind(kinds.pop()) if len(kinds) == 1 else ChangeKind.LINK_CHANGE)
             try:
-                result = self._change(self._declared, actor=SYSTEM, kind=kind, dry_run=False, record=False)
+                result = self._change(self._declared, Origin(SYSTEM, scope), dry_run=False, record=False)
             except VerificationFailed as exc:
                 # The link state is a fact; the old rules stay until a safe set exists.
-                for action, name in changed:
-                    LOG.error("%s: recomputed rules fail verification; keeping the current rules", name)
+                for change in changed:
+                    LOG.error(
+                        "%s: recomputed rules fail verification; keeping the current rules", change.name
+                    )
                     self.audit_log.append(
-                        actor=SYSTEM, action=f"{action}.rejected", object=name, detail={"error": str(exc)}
+                        actor=SYSTEM,
+                        action=f"{change.action}.rejected",
+                        object=change.name,
+                        detail={"error": str(exc)},
                     )
                 return None
-            for action, name in changed:
+            for change in changed:
                 self.audit_log.append(
                     actor=SYSTEM,
-                    action=action,
-                    object=name,
+                    action=change.action,
+                    object=change.name,
                     detail={"pushed": list(result.pushed), "live_verdict": result.live_verdict},
                 )
             return result
 
-    def _port_event(self, switch: str, port: int, up: bool) -> tuple[str, str] | None:
-        """Record one port's state; (``link.up``/``link.down``, link name) when its link changed."""
+    def _port_event(self, switch: str, port: int, up: bool) -> LinkChange | None:
+        """Record one port's state; the change of its link, if any (an edge port is only logged)."""
         assert self._declared is not None
         link = fabric_link_of(self._declared, switch, port)
         if link is None:
             obj = f"port/{switch}:{port}"
             self.audit_log.append(actor=SYSTEM, action="port.up" if up else "port.down", object=obj)
             return None
-        if up:
-            self._down_ports.discard((switch, port))
-        else:
-            self._down_ports.add((switch, port))
-        a, a_port, b, b_port = link
-        down = (a, a_port) in self._down_ports or (b, b_port) in self._down_ports
-        if down == (link in self._down):
-            return None  # the link did not change (the other end may still be down)
-        if down:
-            self._down.add(link)
-        else:
-            self._down.discard(link)
-        return ("link.up" if up else "link.down"), f"link/{link[0]}:{link[1]}-{link[2]}:{link[3]}"
+        return self._links.port_event(link, switch, port, up)
 
     def audit(self) -> None:
         """Periodic reconciliation of every connected switch (Hooks)."""
@@ -431,22 +506,34 @@ class ControllerService:
 
     def reconcile(self, switch: str | None = None, *, actor: str = SYSTEM) -> list[DriftReport]:
         """Compare live flows and meters with the desired ones; log and repair drift."""
-        with self._lock:
+        with self._turn(Priority.CHANGE, actor, bounded=actor != SYSTEM):
             connected = self.southbound.connected_switches()
             names = sorted(connected) if switch is None else [switch]
             return [self._reconcile_one(name, actor) for name in names]
 
-    # -- the pipeline -------------------------------------------------------------------
-
-    def _resolve(self, document: Any, *, source: str) -> Network:
-        return resolve(intent_from_document(document, source=source))
+    # -- a change: plan -> gate -> push -> record ---------------------------------------
 
     def _effective(self, network: Network) -> Network:
-        return without_links(network, self._down)
+        return self._links.effective(network)
 
-    def _verify(self, network: Network, tables: Mapping[str, Sequence[Flow]], stage: str) -> Verification:
+    @contextmanager
+    def _turn(self, priority: Priority, owner: str, *, bounded: bool = True) -> Iterator[Turn]:
+        """This caller's turn (:class:`~segctl.controller.queue.ChangeQueue`), then the lock."""
+        with self.queue.turn(priority, owner, bounded=bounded) as turn, self._lock:
+            yield turn
+
+    def _verify(
+        self,
+        network: Network,
+        tables: Mapping[str, Sequence[Flow]],
+        stage: str,
+        progress: Callable[[str], None] | None = None,
+    ) -> Verification:
+        """Prove ``tables`` (offloaded). ``progress`` (a preemptible turn's check) is handed to the
+        verifier, which calls it every few seconds; it raises to stop the proof."""
         started = time.perf_counter()
-        result = self._offload(self.verifier, network, tables)
+        verifier = self.verifier if progress is None else functools.partial(self.verifier, progress=progress)
+        result = self._offload(verifier, network, tables)
         seconds = time.perf_counter() - started
         self.metrics.verification_seconds.observe(seconds, stage=stage)
         self.metrics.verification_pass.set(1 if result.passed else 0, stage=stage)
@@ -455,77 +542,57 @@ class ControllerService:
     def _change(
         self,
         network: Network,
+        origin: Origin,
         *,
-        actor: str,
-        kind: str,
         dry_run: bool,
-        parent: int | None = None,
         record: bool = True,
+        turn: Turn | None = None,
     ) -> ChangeResult:
+        plan = self._plan(network)
+        crashpoint.reached("compiled")
+        # a dry run gives way to a change or a switch event, between steps and during its proof
+        progress = turn.check if turn is not None and turn.priority == Priority.TRIAL else None
+        if progress is not None:
+            progress("compiled")
+        gate = self._gate(plan, progress)
+        crashpoint.reached("gated")
+        if dry_run:
+            return ChangeResult("dry_run", plan.diffs, gate.verification)
+        if not gate.accepted:
+            self._refuse(plan, gate, origin)
+        revision = self._record(plan, gate, origin) if record else None
+        crashpoint.reached("recorded")
+        try:
+            pushed = self._push(plan.diffs)
+            crashpoint.reached("pushed")
+        finally:
+            self._adopt(plan)  # the store says so from _record on, whatever the push did
+        return self._conclude(plan, gate, pushed, origin, revision)
+
+    def _plan(self, network: Network) -> Plan:
+        """Compile ``network`` without the links that are down; diff it from the desired tables."""
         effective = self._effective(network)
         desired, diffs, tables = self._offload(plan_change, self.compiler, effective, dict(self._desired))
-        gate = self._verify(effective, tables, "gate")
-        accept = gate.passed or (bool(self._down) and gate.safe)
-        if dry_run:
-            return ChangeResult("dry_run", tuple(diffs), gate)
-        if not accept:
-            self.store.add_report(kind="gate", verdict=gate.verdict, body=gate.to_json(), revision=None)
-            self._reject(actor, kind, "verification", {"violations": [v.to_json() for v in gate.violations]})
-            raise VerificationFailed(gate, diffs)
-        pushed, pending, errors = self._push(diffs)
-        self._declared, self._desired = network, desired
-        connected = self.southbound.connected_switches()
-        self._unsynced = {sw.name for sw in network.switches if sw.name not in connected}
-        self._update_rule_metrics()
-        revision = None
-        if record:
-            revision = self.store.add_revision(
-                intent_document(network.intent),
-                author=actor,
-                kind=kind,
-                verdict=gate.verdict,
-                summary=diff_summary(diffs),
-                parent=parent,
-            )
-            self._revision = revision.id
-            self.metrics.revision.set(revision.id)
-        self.store.add_report(kind="gate", verdict=gate.verdict, body=gate.to_json(), revision=self._revision)
-        live, live_verdict = self._verify_live()
-        if errors:
-            live_verdict = "error"
-        if revision is not None:
-            self.store.set_live_verdict(revision.id, live_verdict)
-            revision = self.store.revision(revision.id)
-            self.audit_log.append(
-                actor=actor,
-                action=_action(kind),
-                object=f"tenant/{kind[7:]}" if kind.startswith("tenant:") else "intent",
-                detail={
-                    "kind": kind,
-                    "revision": revision.id,
-                    "sha256": revision.sha256,
-                    "parent": parent,
-                    "verdict": gate.verdict,
-                    "live_verdict": live_verdict,
-                },
-            )
-        for diff in diffs:
-            if diff.switch in pushed:
-                self.audit_log.append(
-                    actor=actor,
-                    action="switch.push",
-                    object=f"switch/{diff.switch}",
-                    detail={"add": len(diff.add), "remove": len(diff.remove), "revision": self._revision},
-                )
-        for name, error in errors.items():
-            self.audit_log.append(
-                actor=actor, action="switch.push_failed", object=f"switch/{name}", detail={"error": error}
-            )
-        return ChangeResult(
-            "applied", tuple(diffs), gate, live, live_verdict, revision, tuple(pushed), tuple(pending), errors
-        )
+        return Plan(network, effective, desired, tuple(diffs), tables)
 
-    def _push(self, diffs: Iterable[SwitchDiff]) -> tuple[list[str], list[str], dict[str, str]]:
+    def _gate(self, plan: Plan, progress: Callable[[str], None] | None = None) -> Gate:
+        """Prove the plan's tables. A change goes ahead when the proof passes, or when links are
+        down and only delivery fails (the safety properties hold)."""
+        verification = self._verify(plan.effective, plan.tables, "gate", progress)
+        return Gate(verification, verification.passed or (bool(self._links.down) and verification.safe))
+
+    def _refuse(self, plan: Plan, gate: Gate, origin: Origin) -> NoReturn:
+        """Record a gate that failed and raise :class:`VerificationFailed` (nothing was pushed)."""
+        verification = gate.verification
+        self.store.add_report(
+            kind="gate", verdict=verification.verdict, body=verification.to_json(), revision=None
+        )
+        violations = [v.to_json() for v in verification.violations]
+        self._reject(origin, "verification", violations, what="violations")
+        raise VerificationFailed(verification, plan.diffs)
+
+    def _push(self, diffs: Iterable[SwitchDiff]) -> Pushed:
+        """Each diff to its switch when it is connected (one atomic bundle each)."""
         connected = self.southbound.connected_switches()
         pushed: list[str] = []
         pending: list[str] = []
@@ -549,9 +616,142 @@ class ControllerService:
                 continue
             pushed.append(diff.switch)
             self.metrics.pushes.inc(switch=diff.switch, result="ok")
-        return pushed, pending, errors
+        return Pushed(tuple(pushed), tuple(pending), errors)
 
-    def _verify_live(self) -> tuple[Verification | None, str]:
+    def _adopt(self, plan: Plan) -> None:
+        """Make the plan's network and tables the current ones; switches it names that were
+        connected as strangers are taken on (resynced after this change)."""
+        named_before = self._switch_dpids()
+        self._declared, self._desired = plan.network, plan.desired
+        connected = self.southbound.connected_switches()
+        self._unsynced = {sw.name for sw in plan.network.switches if sw.name not in connected}
+        self._update_rule_metrics()
+        if self._switch_dpids() != named_before:
+            self.southbound.intent_switches_changed()
+
+    def _switch_dpids(self) -> frozenset[tuple[str, int]]:
+        return (
+            frozenset()
+            if self._declared is None
+            else frozenset((s.name, s.dpid) for s in self._declared.switches)
+        )
+
+    def _record(self, plan: Plan, gate: Gate, origin: Origin) -> Revision:
+        """Before anything is pushed, in one transaction: the revision (current from now on,
+        its live verdict ``pending``), its gate report and its audit entry. A controller that
+        dies after this finishes the change when it restarts (:meth:`load_current`); one that
+        dies before it never made the change."""
+        verification = gate.verification
+        with self.store.db.transaction():
+            if self._revision is not None and self.store.revision(self._revision).live_verdict == PENDING:
+                # left unfinished by a controller that died, never proven live: replaced now
+                self._record_live_verdict(self._revision, "superseded", actor=SYSTEM, recovered=True)
+            revision = self.store.add_revision(
+                intent_document(plan.network.intent),
+                author=origin.actor,
+                kind=str(origin.scope),
+                verdict=verification.verdict,
+                summary=diff_summary(plan.diffs),
+                parent=origin.parent,
+                live_verdict=PENDING,
+            )
+            self.store.add_report(
+                kind="gate", verdict=verification.verdict, body=verification.to_json(), revision=revision.id
+            )
+            self.audit_log.append(
+                actor=origin.actor,
+                action=origin.scope.action,
+                object=origin.scope.object,
+                detail={
+                    "kind": str(origin.scope),
+                    "revision": revision.id,
+                    "sha256": revision.sha256,
+                    "parent": origin.parent,
+                    "verdict": verification.verdict,
+                    "switches": [d.switch for d in plan.diffs],
+                },
+            )
+        self._revision = revision.id
+        self.metrics.revision.set(revision.id)
+        return revision
+
+    def _conclude(
+        self, plan: Plan, gate: Gate, pushed: Pushed, origin: Origin, revision: Revision | None
+    ) -> ChangeResult:
+        """After the push: prove what the switches hold now; record the outcome (the live
+        verdict, an ``intent.live`` entry, one entry per switch pushed or refused) in one
+        transaction. A link event (no revision) records its gate report here."""
+        verification = gate.verification
+        live, live_verdict = self._verify_live()
+        if pushed.errors:
+            live_verdict = "error"
+        crashpoint.reached("verified")
+        with self.store.db.transaction():
+            if revision is None:
+                self.store.add_report(
+                    kind="gate",
+                    verdict=verification.verdict,
+                    body=verification.to_json(),
+                    revision=self._revision,
+                )
+            else:
+                revision = self._record_live_verdict(revision.id, live_verdict, actor=origin.actor)
+            self._audit_push(plan.diffs, pushed, actor=origin.actor)
+        return ChangeResult(
+            "applied",
+            plan.diffs,
+            verification,
+            live,
+            live_verdict,
+            revision,
+            pushed.switches,
+            pushed.pending,
+            pushed.errors,
+        )
+
+    def _settle_live(self, verdict: str) -> None:
+        """After a live proof of the whole fabric (``pass`` or ``fail``): the current revision's
+        live verdict when it was not known yet: ``pending`` (a controller died before
+        recording it; the entry says ``recovered``), ``unknown`` or ``partial`` (applied
+        while switches were away)."""
+        if self._revision is None or verdict not in ("pass", "fail"):
+            return
+        current = self.store.revision(self._revision)
+        if current.live_verdict not in (PENDING, "unknown", "partial"):
+            return
+        recovered = current.live_verdict == PENDING
+        self._record_live_verdict(current.id, verdict, actor=SYSTEM, recovered=recovered)
+        if recovered:
+            LOG.warning("revision %d, left unfinished by a stopped controller: live %s", current.id, verdict)
+
+    def _record_live_verdict(
+        self, revision: int, verdict: str, *, actor: str, recovered: bool = False
+    ) -> Revision:
+        """A revision's live verdict and its ``intent.live`` entry (one transaction)."""
+        with self.store.db.transaction():
+            self.store.set_live_verdict(revision, verdict)
+            detail: dict[str, Any] = {"revision": revision, "live_verdict": verdict}
+            if recovered:
+                detail["recovered"] = True
+            self.audit_log.append(actor=actor, action="intent.live", object="intent", detail=detail)
+        return self.store.revision(revision)
+
+    def _audit_push(self, diffs: Sequence[SwitchDiff], pushed: Pushed, *, actor: str) -> None:
+        for diff in diffs:
+            if diff.switch in pushed.switches:
+                self.audit_log.append(
+                    actor=actor,
+                    action="switch.push",
+                    object=f"switch/{diff.switch}",
+                    detail={"add": len(diff.add), "remove": len(diff.remove), "revision": self._revision},
+                )
+        for name, error in pushed.errors.items():
+            self.audit_log.append(
+                actor=actor, action="switch.push_failed", object=f"switch/{name}", detail={"error": error}
+            )
+
+    # -- live proofs and drift ----------------------------------------------------------
+    def _verify_live(self, progress: Callable[[str], None] | None = None) -> tuple[Verification | None, str]:
         """Verify what the switches hold now; ``partial`` when some are not connected."""
         if self._declared is None:
             return None, "unknown"
@@ -569,7 +769,7 @@ class ControllerService:
         if not dumped:
             return None, "unknown"
         tables = self._offload(sorted_tables, dumped)  # new flow objects: their texts are formatted
-        live = self._verify(self._effective(self._declared), tables, "live")
+        live = self._verify(self._effective(self._declared), tables, "live", progress)
         verdict = "fail" if not live.passed else ("partial" if missing else "pass")
         body = {**live.to_json(), "switches_missing": missing}
         self.store.add_report(kind="live", verdict=verdict, body=body, revision=self._revision)
@@ -612,27 +812,16 @@ class ControllerService:
         self.audit_log.append(actor=actor, action="drift.repaired", object=f"switch/{switch}")
         return DriftReport(switch, extra, missing, meters_wrong, True)
 
-    def _reject(
-        self, actor: str, kind: str, reason: str, detail: dict[str, Any], dry_run: bool = False
-    ) -> None:
-        if dry_run:
-            return
+    def _reject_invalid(self, origin: Origin, error: IntentError, dry_run: bool) -> None:
+        if not dry_run:
+            self._reject(origin, "invalid", [p.to_json() for p in error.problems], what="problems")
+
+    def _reject(self, origin: Origin, reason: str, items: list[dict[str, Any]], *, what: str) -> None:
+        """One ``intent.rejected`` entry: a bounded summary, never the request body."""
         self.metrics.rejected.inc(reason=reason)
-        self.audit_log.append(
-            actor=actor,
-            action="intent.rejected",
-            object="intent",
-            detail={"kind": kind, "reason": reason, **detail},
-        )
+        detail = rejection_detail(str(origin.scope), reason, items, what=what, body=origin.body)
+        self.audit_log.append(actor=origin.actor, action="intent.rejected", object="intent", detail=detail)
 
     def _update_rule_metrics(self) -> None:
         for name, tables in self._desired.items():
             self.metrics.rules.set(len(tables.flows), switch=name)
-
-
-def _action(kind: str) -> str:
-    if kind == "rollback":
-        return "intent.rollback"
-    if kind.startswith("tenant:"):
-        return "tenant.update"
-    return "intent.apply"

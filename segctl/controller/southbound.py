@@ -48,6 +48,11 @@ class Southbound(Protocol):
         """Names of the switches that are connected now and known to the intent."""
         ...
 
+    def intent_switches_changed(self) -> None:
+        """A new intent is current: take on the connected switches it names now and did not
+        before (each is then resynced through ``on_switch_connected``, after this change)."""
+        ...
+
     def push(
         self,
         switch: str,

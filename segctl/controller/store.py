@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +43,7 @@ __all__ = [
 ]
 
 Clock = Callable[[], datetime]
+LOG = logging.getLogger("segctl.controller.store")
 
 
 class StoreError(SegctlError):
@@ -117,16 +121,33 @@ MIGRATIONS: tuple[str, ...] = (
         body TEXT NOT NULL
     );
     """,
+    # 3: tokens expire; the audit log is read by action and actor without a table scan, and
+    # refuses an entry over 16 KiB (the service keeps details under 8 KiB: a backstop).
+    """
+    ALTER TABLE tokens ADD COLUMN expires_at TEXT;
+    CREATE INDEX audit_by_action ON audit (action, seq);
+    CREATE INDEX audit_by_actor ON audit (actor, seq);
+    CREATE TRIGGER audit_detail_bounded BEFORE INSERT ON audit
+        WHEN length(CAST(NEW.detail AS BLOB)) > 16384
+        BEGIN SELECT RAISE(ABORT, 'an audit detail is at most 16 KiB'); END;
+    """,
 )
 
 
 class Database:
-    """One SQLite file, its schema, and a lock around its single connection."""
+    """One SQLite file, its schema, and a lock around its single connection.
+
+    A new file is created readable and writable by its owner only (0600; SQLite gives its
+    ``-wal`` and ``-shm`` files the same mode): it holds the audit log, every intent and the
+    token hashes. An existing file readable by others is opened with a warning.
+    """
 
     def __init__(self, path: str | Path, *, clock: Clock = utc_now) -> None:
         self.path = str(path)
         self.clock = clock
         self._lock = threading.RLock()
+        self._depth = 0  # open transactions (the outer one and its savepoints)
+        _create_private(self.path)
         try:
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
@@ -139,19 +160,44 @@ class Database:
 
     def now(self) -> str:
         """The clock's time as ISO 8601 text (UTC, microseconds)."""
-        return self.clock().astimezone(UTC).isoformat(timespec="microseconds")
+        return self.iso(self.clock())
+
+    @staticmethod
+    def iso(moment: datetime) -> str:
+        """``moment`` as the store writes times: ISO 8601, UTC, microseconds (so that text order
+        is time order)."""
+        return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``), committed on success, else rolled back."""
+        """A write transaction (``BEGIN IMMEDIATE``), committed on success, else rolled back.
+
+        Transactions nest: an inner one is a savepoint of the outer, so writes of several
+        objects (a revision, its report and its audit entry) commit together or not at all.
+        """
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            depth = self._depth
+            if depth == 0:
+                begin, commit, rollback = "BEGIN IMMEDIATE", ["COMMIT"], ["ROLLBACK"]
+            else:
+                name = f"s{depth}"
+                begin, commit, rollback = (
+                    f"SAVEPOINT {name}",
+                    [f"RELEASE {name}"],
+                    [f"ROLLBACK TO {name}", f"RELEASE {name}"],
+                )
+            self._conn.execute(begin)
+            self._depth = depth + 1
             try:
                 yield self._conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._depth = depth
+                for statement in rollback:
+                    self._conn.execute(statement)
                 raise
-            self._conn.execute("COMMIT")
+            self._depth = depth
+            for statement in commit:
+                self._conn.execute(statement)
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         """Run a read-only statement and return every row."""
@@ -190,6 +236,20 @@ class Database:
                     self._conn.execute("ROLLBACK")
                     raise
                 self._conn.execute("COMMIT")
+
+
+def _create_private(path: str) -> None:
+    """Create ``path`` with mode 0600 unless it exists (or is SQLite's in-memory database)."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        mode = os.stat(path).st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            LOG.warning("%s is readable by others (mode %o): chmod 600 it", path, stat.S_IMODE(mode))
+    except OSError:
+        return  # not creatable here: sqlite3 says why
 
 
 def _split_sql(script: str) -> list[str]:
@@ -297,15 +357,18 @@ class Store:
         verdict: str,
         summary: str = "",
         parent: int | None = None,
+        live_verdict: str = "unknown",
     ) -> Revision:
-        """Record an applied intent and make it current."""
+        """Record an applied intent and make it current (``live_verdict`` ``pending``: its push
+        and live proof are still to come)."""
         content = canonical_json(document)
         digest = hashlib.sha256(content.encode()).hexdigest()
         with self.db.transaction() as conn:
             cursor = conn.execute(
-                "INSERT INTO revisions (created_at, author, kind, sha256, content, verdict, summary, parent)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.db.now(), author, kind, digest, content, verdict, summary, parent),
+                "INSERT INTO revisions"
+                " (created_at, author, kind, sha256, content, verdict, live_verdict, summary, parent)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.db.now(), author, kind, digest, content, verdict, live_verdict, summary, parent),
             )
             rev_id = int(cursor.lastrowid or 0)
             conn.execute(

@@ -1,4 +1,5 @@
-"""A small PKI for OpenFlow over TLS: one CA, a controller certificate, switch certificates.
+"""A small PKI for OpenFlow and the REST API over TLS: one CA, a controller certificate
+(for ``localhost``, 127.0.0.1 and ::1), a switch certificate (also a REST client's).
 
 ``segctl controller run --key K --cert C --ca-cert CA`` makes the controller listen
 with TLS only and require switch certificates signed by ``CA``; the switches need
@@ -10,6 +11,7 @@ come from your own CA or ``ovs-pki``).
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +62,7 @@ def _issue(
     ca: bool,
     usage: x509.ObjectIdentifier | None,
     days: int,
+    names: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     builder = (
@@ -74,6 +77,8 @@ def _issue(
     )
     if usage is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -93,6 +98,12 @@ def make_pki(directory: str | Path, *, days: int = 30) -> Pki:
         ca=False,
         usage=ExtendedKeyUsageOID.SERVER_AUTH,
         days=days,
+        # clients that check the server's name (curl, Python's ssl) connect to these
+        names=[
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("::1")),
+        ],
     )
     sw = _issue(
         "segctl switch", sw_key, ca_name, ca_key, ca=False, usage=ExtendedKeyUsageOID.CLIENT_AUTH, days=days

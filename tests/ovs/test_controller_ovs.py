@@ -582,3 +582,33 @@ def test_port_states_are_read_when_switches_reconnect(lab_prefix: str, api_contr
         )
         assert [e["object"] for e in ctl.audit("link.down")] == [link]
         assert [e["object"] for e in ctl.audit("link.up")] == [link]
+
+
+def test_switches_connected_before_the_intent_names_them_are_taken_on(
+    lab_prefix: str, api_controller: ApiController
+) -> None:
+    """An empty store; the bridges connect first (unknown dpids: drop-all), then the intent
+    arrives. Each switch must get its rules and show as connected (it kept drop-all, showed
+    ``connected: false`` and 100 % loss until the bridge reconnected)."""
+    from segctl.controller.service import intent_document
+
+    ctl = api_controller
+    network = load_network(LEAF_SPINE)
+    want = desired_tables(network)
+    names = [s.name for s in network.switches]
+    only_drop = {Flow(0, 0, 0, (), parse_flows("priority=0,actions=drop")[0].actions)}
+    with Lab(lab_spec(network, lab_prefix)) as lab:
+        for name in names:
+            ovs.set_controller(lab.bridge(name), [f"tcp:127.0.0.1:{ctl.port}"])
+        wait_for(lambda: all(live_flows(lab, n) == only_drop for n in names), timeout=30, what="drop-all")
+        result = ctl.call("PUT", "/v1/intent", intent_document(network.intent))
+        assert result["status"] == "applied"
+        wait_for(lambda: tables_match(lab, want), timeout=60, what="every switch to be taken on")
+        switches = ctl.call("GET", "/v1/switches")["switches"]
+        assert all(s["connected"] for s in switches), switches
+        wait_for(
+            lambda: len(ctl.audit("switch.resync")) == len(names), timeout=30, what="one resync per switch"
+        )
+        assert ctl.call("POST", "/v1/verify")["live_verdict"] == "pass"
+        assert reachable(lab, "web1", "10.1.2.10")
+        assert "is in the intent now: taking it on" in ctl.log()

@@ -111,5 +111,3 @@ def test_mutation_is_caught_and_replays_in_ovs(
     assert cx.confirmed, "the concrete simulator must agree with the symbolic counterexample"
     assert cx.hops and cx.packet
     assert _replay(network, flows_dir, meters, lab_prefix, cx) == [cx.delivered_to]
-
-

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from segctl.controller.gate import SwitchTables, Verification, Violation
+from segctl.controller.gate import Progress, SwitchTables, Verification, Violation
 from segctl.controller.southbound import SwitchMeter
 from segctl.openflow.ofctl import Flow, Output, mac_text, parse_flow
 from segctl.topology.model import build_graph, next_hop_ports
@@ -51,7 +51,9 @@ def compile_tables(network: Network) -> dict[str, SwitchTables]:
     return {name: SwitchTables(frozenset(flows[name]), frozenset(meters[name])) for name in flows}
 
 
-def verify_tables(network: Network, tables: Mapping[str, Sequence[Flow]]) -> Verification:
+def verify_tables(
+    network: Network, tables: Mapping[str, Sequence[Flow]], *, progress: Progress | None = None
+) -> Verification:
     violations: list[Violation] = []
     edge = {(ep.switch, ep.port): ep for ep in network.endpoints}
     by_mac = {ep.mac: ep for ep in network.endpoints}

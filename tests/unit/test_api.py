@@ -261,7 +261,11 @@ def test_not_found_and_method_not_allowed(env: Env) -> None:
     assert env.call("GET", "/v1/tenants/nobody").status_code == 404
     assert env.call("GET", "/v1/switches/nosuch/flows").status_code == 404
     response = env.call("DELETE", "/v1/intent")
-    assert response.status_code == 405 and set(response.headers["Allow"].split(", ")) == {"GET", "PUT"}
+    assert response.status_code == 405 and set(response.headers["Allow"].split(", ")) == {
+        "GET",
+        "HEAD",
+        "PUT",
+    }
 
 
 def test_switch_flows_and_audit(env: Env) -> None:
@@ -294,3 +298,77 @@ def test_internal_error_has_no_traceback(tmp_path: Path) -> None:
     assert response.status_code == 500
     assert "Traceback" not in response.text and "secret detail" not in response.text
     assert env.service.store.current() is None
+
+
+def test_metrics_method_label_is_bounded(env: Env) -> None:
+    """Any method a client invents is counted as ``other``: 300 random methods, unauthenticated,
+    must not make 300 label values (it did: one series per method)."""
+    import random
+    import re
+
+    rng = random.Random(7)
+    for _ in range(300):
+        method = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(rng.randint(3, 12)))
+        assert env.call(method, "/v1/intent", None).status_code == 401
+    assert env.call("BREW", "/v1/intent").status_code == 405
+    text = env.call("GET", "/metrics", "auditor").text
+    methods = set(re.findall(r'segctl_api_requests_total\{method="([^"]*)"', text))
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"}, methods
+    assert 'segctl_api_requests_total{method="other",route="unmatched",status="401"} 300' in text
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/audit?x=%ff"),
+        ("GET", "/v1/audit?actor=%ff%fe"),
+        ("GET", "/v1/reports?kind=%ff"),
+        ("GET", "/v1/revisions?limit=%ff"),
+        ("GET", "/v1/revisions?%ff=1"),
+        ("POST", "/v1/reconcile?switch=%C3"),
+        ("PUT", "/v1/intent?dry_run=%ff"),
+        ("POST", "/v1/revisions/1/rollback?dry_run=%ff"),
+        ("GET", "/v1/tenants/%ff"),
+        ("PUT", "/v1/tenants/%ff%fe"),
+    ],
+)
+def test_query_and_path_that_are_not_utf8_are_400(env: Env, method: str, path: str) -> None:
+    """Percent-encoded bytes that are not UTF-8, in a query parameter or a path parameter: a 400
+    naming the parameter (they were 500s), and nothing changes."""
+    before = env.fingerprint()
+    response = env.call(method, path, body=LEAF_SPINE if method == "PUT" else None)
+    assert response.status_code == 400, response.text
+    message = response.json["error"]["message"]
+    assert "not UTF-8" in message and ("query parameter" in message or "path parameter name" in message)
+    assert env.fingerprint() == before
+
+
+def test_a_405_on_a_path_that_is_not_utf8_answers(env: Env) -> None:
+    response = env.call("POST", "/v1/tenants/%ff")
+    assert response.status_code == 405 and "\\xff" in response.json["error"]["message"]
+
+
+def test_a_utf8_tenant_name_in_the_path_is_decoded(env: Env) -> None:
+    response = env.call("GET", "/v1/tenants/caf%C3%A9")
+    assert response.status_code == 404 and response.json["error"]["message"] == "tenant café does not exist"
+
+
+def test_head_is_a_get_without_a_body(env: Env) -> None:
+    for path in ("/v1/intent", "/v1/revisions", "/metrics", "/v1/tenants/acme"):
+        get, head = env.call("GET", path, "admin"), env.call("HEAD", path, "admin")
+        assert head.status_code == 200 and head.body == b"", path
+        assert head.headers["Content-Type"] == get.headers["Content-Type"]
+        if path != "/metrics":  # the metrics count the GET itself
+            assert int(head.headers["Content-Length"]) == len(get.body)
+    assert env.call("HEAD", "/v1/intent", None).status_code == 401
+    assert env.call("HEAD", "/v1/tenants/globex", "acme-admin").status_code == 403
+    response = env.call("HEAD", "/v1/verify")
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+
+
+def test_too_large_names_a_public_type(env: Env) -> None:
+    from segctl.controller.api import MAX_BODY
+
+    response = env.call("PUT", "/v1/intent", body="x" * (MAX_BODY + 1))
+    assert response.status_code == 413
+    assert response.json["error"]["type"] == "PayloadTooLarge"

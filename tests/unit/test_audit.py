@@ -150,3 +150,31 @@ def test_cli_audit_verify_and_tokens(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["token", "create", "--store", str(path), "--role", "tenant-admin"]) == 2
     assert main(["token", "revoke", "--store", str(path), principal.token_id]) == 0
     assert main(["token", "revoke", "--store", str(path), principal.token_id]) == 2
+
+
+def test_the_hash_covers_the_stored_bytes(tmp_path: Path) -> None:
+    """A detail with a key twice reads differently to different parsers (Python: the last,
+    SQLite's json_extract: the first). Re-encoding what Python read made such a forgery hash
+    like the original; the chain hashes the stored text itself."""
+    path = tmp_path / "a.db"
+    log = AuditLog(Database(path))
+    log.append(
+        actor="admin", action="intent.apply", object="intent", detail={"revision": 1, "verdict": "pass"}
+    )
+    log.append(actor="admin", action="verify.live", object="fabric", detail={"verdict": "pass"})
+    log.db.close()
+    forged = '{"revision":1,"verdict":"FORGED","verdict":"pass"}'
+    _tamper(path, f"UPDATE audit SET detail = '{forged}' WHERE seq = 1")
+    conn = sqlite3.connect(path)
+    (read,) = conn.execute("SELECT json_extract(detail, '$.verdict') FROM audit WHERE seq = 1").fetchone()
+    conn.close()
+    assert read == "FORGED"
+    problems = verify_chain(path)
+    assert [p.seq for p in problems] == [1] and "edited" in problems[0].message
+
+
+def test_whitespace_or_key_order_in_a_stored_detail_is_an_edit(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    _log(path).db.close()
+    _tamper(path, """UPDATE audit SET detail = '{"rev": 2, "ok": true}' WHERE seq = 3""")
+    assert {p.seq for p in verify_chain(path)} == {3}

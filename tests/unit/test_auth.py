@@ -120,3 +120,40 @@ def test_authorize_matrix(
     else:
         with pytest.raises(PermissionDenied):
             authorize(principal, permission, tenant=tenant)
+
+
+def test_tokens_expire(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = [datetime(2030, 1, 1, tzinfo=UTC)]
+    tokens = TokenStore(Database(tmp_path / "t.db", clock=lambda: now[0]))
+    _, short = tokens.create("admin", ttl=timedelta(hours=1))
+    _, default = tokens.create("auditor")
+    _, forever = tokens.create("auditor", ttl=None)
+    listed = {t["role"] + str(t["expires_at"]) for t in tokens.list()}
+    assert "admin2030-01-01T01:00:00.000000+00:00" in listed and "auditorNone" in listed
+    now[0] += timedelta(minutes=59)
+    assert tokens.authenticate(f"Bearer {short}").role == "admin"
+    now[0] += timedelta(minutes=1)
+    with pytest.raises(AuthenticationError, match="expired at 2030-01-01T01:00:00"):
+        tokens.authenticate(f"Bearer {short}")
+    now[0] += timedelta(days=89)
+    assert tokens.authenticate(f"Bearer {default}").role == "auditor"
+    now[0] += timedelta(days=1)
+    with pytest.raises(AuthenticationError, match="expired"):
+        tokens.authenticate(f"Bearer {default}")
+    assert tokens.authenticate(f"Bearer {forever}").role == "auditor"
+    with pytest.raises(SegctlError, match="positive"):
+        tokens.create("admin", ttl=timedelta(0))
+
+
+def test_cli_token_ttl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from segctl.cli import main
+
+    store = str(tmp_path / "t.db")
+    assert main(["token", "create", "--store", store, "--role", "admin", "--ttl", "12h"]) == 0
+    assert "expires 20" in capsys.readouterr().out
+    assert main(["token", "create", "--store", store, "--role", "admin", "--ttl", "never"]) == 0
+    assert "never expires" in capsys.readouterr().out
+    assert main(["token", "create", "--store", store, "--role", "admin", "--ttl", "0d"]) == 2
+    assert "expected a positive" in capsys.readouterr().err

@@ -264,5 +264,3 @@ def test_vocabulary_parses_and_formats_back() -> None:
 
 
 # -------------------------------------------------------------------- real OVS
-
-

@@ -153,5 +153,3 @@ def test_controller_with_reason_is_refused_not_mistranslated() -> None:
 
 
 # ---------------------------------------------------------------------- real OVS
-
-

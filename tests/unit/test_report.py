@@ -169,5 +169,3 @@ def test_cli_exit_codes_and_report_files(
     (leaky / "ghost.flows").write_text("")
     assert main(["verify", str(EXAMPLE), "--flows", str(leaky)]) == 2
     assert "switches the intent does not have: ghost" in capsys.readouterr().err
-
-

@@ -95,5 +95,3 @@ def test_every_compiled_rule_parses_back_to_itself(example: str) -> None:
             flow = parse_flow(rule.to_ofctl())
             assert (flow.table, flow.priority, flow.cookie) == (rule.table, rule.priority, rule.cookie)
             assert [a for a in flow.actions] == list(rule.actions), rule.to_ofctl()
-
-

@@ -435,12 +435,12 @@ def test_compile_and_proofs_go_through_offload(tmp_path: Path, sb: MemorySouthbo
 
     svc = service(sb)
     svc.apply(LEAF_SPINE, actor="alice")
-    # compile+diff+sort, gate proof, sort of the dumped tables, live proof
-    assert calls == ["plan_change", "verify_tables", "sorted_tables", "verify_tables"]
+    # validate+resolve+hash, compile+diff+sort, gate proof, sort of the dumped tables, live proof
+    assert calls == ["prepare_intent", "plan_change", "verify_tables", "sorted_tables", "verify_tables"]
     assert_in_sync(svc, sb)
     calls.clear()
     assert service(MemorySouthbound()).load_current() is not None
-    assert calls == ["compile_tables"]
+    assert calls == ["resolve_intent", "compile_tables"]
 
 
 def test_in_os_thread_keeps_the_hub_running_and_reraises() -> None:

@@ -204,3 +204,86 @@ def test_controller_keep_reports_option(tmp_path: Path, capsys: pytest.CaptureFi
     factory = _ServiceFactory(intent=None, store=tmp_path / "s.db", keep_reports=7)
     service, _ = factory(Started(MemorySouthbound(), in_os_thread))
     assert service.store.keep_reports == 7
+
+
+def _old_store(path: Path) -> None:
+    """A store as segctl wrote it before migration 3 (its first two migrations, as they are
+    kept unchanged), with a token, a revision and an audit chain written the old way."""
+    from segctl.controller.audit import GENESIS_HASH, entry_hash
+    from segctl.controller.store import _split_sql
+
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+    for version, script in enumerate(MIGRATIONS[:2], start=1):
+        for statement in _split_sql(script):
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, '2024-01-01')", (version,))
+    import hashlib
+
+    conn.execute(
+        "INSERT INTO tokens (token_id, secret_sha256, role, tenant, name, created_at)"
+        " VALUES ('0badcafe', ?, 'admin', NULL, 'old', '2024-01-01T00:00:00.000000+00:00')",
+        (hashlib.sha256(b"s" * 43).hexdigest(),),
+    )
+    prev = GENESIS_HASH
+    for seq in (1, 2):
+        body = {"seq": seq, "time": f"2024-01-0{seq}T00:00:00.000000+00:00", "actor": "cli",
+                "action": "intent.apply", "object": "intent", "detail": {"revision": seq}}  # fmt: skip
+        digest = entry_hash(prev, body)
+        conn.execute(
+            "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                seq,
+                body["time"],
+                "cli",
+                "intent.apply",
+                "intent",
+                canonical_json(body["detail"]),
+                prev,
+                digest,
+            ),
+        )
+        prev = digest
+    conn.execute("INSERT INTO state VALUES ('audit_head', ?)", (f"2:{prev}",))
+    conn.commit()
+    conn.close()
+
+
+def test_a_store_of_the_old_schema_is_migrated(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from segctl.controller.audit import AuditLog, verify_chain
+    from segctl.controller.auth import TokenStore
+
+    path = tmp_path / "old.db"
+    _old_store(path)
+    assert verify_chain(path) == []
+    db = Database(path)
+    assert db.schema_version() == len(MIGRATIONS) == 3
+    tokens = TokenStore(db)
+    principal = tokens.authenticate("Bearer sgt_0badcafe_" + "s" * 43)  # an old token never expires
+    assert principal.name == "old" and tokens.list()[0]["expires_at"] is None
+    assert verify_chain(db) == []
+    log = AuditLog(db)
+    log.append(actor="admin", action="verify.live", object="fabric", detail={"verdict": "pass"})
+    assert verify_chain(db) == [] and log.head()[0] == 3
+    _, text = tokens.create("auditor", ttl=timedelta(seconds=-1) + timedelta(seconds=2))
+    assert tokens.authenticate(f"Bearer {text}").role == "auditor"
+    with pytest.raises(sqlite3.IntegrityError, match="at most 16 KiB"), db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO audit VALUES (9, 't', 'a', 'b', 'c', ?, 'p', 'h')", ('{"x":"' + "y" * 20000 + '"}',)
+        )
+    plan = db.query("EXPLAIN QUERY PLAN SELECT * FROM audit WHERE seq > 0 AND action = 'x' ORDER BY seq")
+    assert any("audit_by_action" in str(tuple(row)) for row in plan)
+
+
+def test_a_new_store_is_private(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    path = tmp_path / "new.db"
+    db = Database(path)
+    Store(db).add_report(kind="gate", verdict="pass", body={}, revision=None)  # the WAL exists now
+    for name in ("new.db", "new.db-wal", "new.db-shm"):
+        mode = stat.S_IMODE(os.stat(tmp_path / name).st_mode)
+        assert mode == 0o600, (name, oct(mode))
