@@ -96,8 +96,7 @@ def render_markdown(report: VerificationReport, *, endpoint_limit: int = ENDPOIN
         f"- Generated: {doc['generated']} (schema {doc['schema']} v{doc['schema_version']})",
         f"- Tables: {sum(report.flow_counts.values())} flows on {len(report.flow_counts)} switches "
         f"({', '.join(f'{k}: {v}' for k, v in report.flow_counts.items())})",
-        f"- Engine: BDD backend {doc['engine']['bdd_backend']}, {report.paths} symbolic paths, "
-        f"{report.seconds:.2f}s",
+        f"- Engine: {report.engine} (BDD backend {doc['engine']['bdd_backend']}), {report.seconds:.2f}s",
         "",
         "## Properties",
         "",

@@ -232,7 +232,7 @@ class WavefrontEngine:
         #: and whether a tag was handed to the reference engine (which reads whole tables).
         self.used_views: set[tuple[str, int, Key]] = set()
         self.delegated = False
-        self._used: dict[int, frozenset[int]] = {}  # per table: the concrete fields (slots) it reads
+        self._used: dict[tuple[str, int], frozenset[int]] = {}  # per table: the concrete fields (slots) it reads
         h = self.hs
         self._start = (h.eq("vlan_present", 1) | h.eq("vlan_vid", 0)) & h.eq("ct_state", 0)
         self._identity = _identity(h, tables)
@@ -280,9 +280,17 @@ class WavefrontEngine:
             old_index = self._index.get(sw, {})
             self._index_switch(sw, flows)
             tables_changed = {t for t in new.keys() | old.keys() if new.get(t) != old.get(t)}
+            reread = set()  # tables now reading other pipeline fields: their view keys mean other things
+            for number in tables_changed:
+                before = self._used.pop((sw, number), None)
+                after = _fields_read(self._index[sw][number]) if number in self._index[sw] else frozenset()
+                if before is not None and before != after:
+                    reread.add(number)
             for key in [k for k in self._views if k[0] == sw]:
                 _, number, view_key = key
-                if number in tables_changed and _signature(old_index.get(number), view_key) != _signature(
+                if number not in tables_changed:
+                    continue
+                if number in reread or _signature(old_index.get(number), view_key) != _signature(
                     self._index[sw].get(number), view_key
                 ):
                     changed.add(key)
@@ -429,9 +437,9 @@ class WavefrontEngine:
     def _view(self, switch: str, table: Table, number: int, key: Key) -> EffectView:
         """The effect view, cached under the pipeline values the table's rules read (a table
         that matches only metadata has one view per metadata value)."""
-        used = self._used.get(id(table))
+        used = self._used.get((switch, number))
         if used is None:
-            used = self._used[id(table)] = _fields_read(table)
+            used = self._used[(switch, number)] = _fields_read(table)
         key = tuple(v if i in used or (i == 0 and v == SYMBOLIC_PORT) else 0 for i, v in enumerate(key))
         self.used_views.add((switch, number, key))
         view = self._views.get((switch, number, key))

@@ -12,7 +12,8 @@ from segctl.flows.compiler import compile_network
 from segctl.openflow.ofctl import Flow, parse_flows
 from segctl.topology.network import Network, load_network
 from segctl.verifier.headerspace import HeaderSpace
-from segctl.verifier.properties import PROPERTIES, _range
+from segctl.verifier.properties import PROPERTIES
+from segctl.verifier.spaces import port_range as _range
 from segctl.verifier.report import VerificationReport
 from segctl.verifier.verify import verify
 

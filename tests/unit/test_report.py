@@ -36,7 +36,8 @@ def leaky(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, VerificationR
 def test_json_schema_is_versioned_and_complete(leaky: tuple[Path, VerificationReport]) -> None:
     _, report = leaky
     doc = json.loads(json.dumps(report.to_json()))
-    assert doc["schema"] == SCHEMA and doc["schema_version"] == SCHEMA_VERSION == 2
+    assert doc["schema"] == SCHEMA and doc["schema_version"] == SCHEMA_VERSION == 3
+    assert doc["engine"]["name"] == "wavefront" and "paths" not in doc["engine"] and doc["engine"]["work"]
     assert doc["ok"] is False and doc["summary"]["violations"] >= 1
     assert set(doc) >= {"generated", "network", "tables", "engine", "findings", "properties", "matrix"}
     iso = next(p for p in doc["properties"] if p["id"] == "isolation")

@@ -42,7 +42,7 @@ def test_report_json_carries_the_analysis(leaf_spine: VerificationReport) -> Non
     assert doc["analysis"]["graph"] == {"endpoints": 8, "edges": 17, "classes": 5}
     assert doc["analysis"]["cross_tenant_paths"] == []
     assert doc["analysis"]["blast_radius"][0] == {"endpoint": "acme/web1", "per_hop": [4, 1], "total": 5}
-    assert doc["schema_version"] == 2  # an added object: readers of version 2 are unaffected
+    assert doc["schema_version"] == 3  # an added object: readers of the matrix and properties are unaffected
 
 
 def test_a_clean_intent_says_none(leaf_spine: VerificationReport) -> None:
