@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from segctl.openflow.ofctl import Flow
 from segctl.topology.network import Network
 from segctl.verifier.expectations import Expectations
-from segctl.verifier.report import Part, VerificationReport, merge_parts, timestamp
+from segctl.verifier.report import Part, VerificationReport, merge_parts, part_of, timestamp
 from segctl.verifier.verify import prove_part
 from segctl.verifier.wavefront import WavefrontEngine
 
@@ -171,10 +171,15 @@ class IncrementalVerifier:
                 part = prove_part(network, tables, engine, sources, expectations=exp)
                 kept = self._kept[tenant.name] = _Kept(part, frozenset(engine.used_views), engine.delegated)
                 reproven += 1
+            elif kept is not None and sources and reindexed:
+                kept.part = _relined(network, tables, engine, kept.part)
             if kept is not None and sources:
                 parts.append(kept.part)
         for name in set(self._kept) - {t.name for t in network.tenants}:
             del self._kept[name]
+        findings = engine.findings()
+        for part in parts:
+            part.findings = findings
         report = merge_parts(network, tables, parts, start, reach=exp.reach)
         if reason:
             self._full_nodes = _nodes(engine)
@@ -201,6 +206,18 @@ class IncrementalVerifier:
         self.stats = replace(self.stats, mode="unchanged", reason="", reproven=0, reindexed=0, changed_views=0,
                              seconds=report.seconds)  # fmt: skip
         return report
+
+
+def _relined(network: Network, tables: Mapping[str, Sequence[Flow]], engine: WavefrontEngine, part: Part) -> Part:
+    """A kept part with its counterexamples built again from the current tables: its
+    violations are the same (no view it used changed) but flows may have other lines now,
+    and a trace names lines."""
+    if not any(r.violations for r in part.results):
+        return part
+    again = part_of(network, tables, engine.hs, part.results, part.findings, part.observed, engine=part.engine,
+                    work=part.work)  # fmt: skip
+    again.results = part.results
+    return again
 
 
 def _copy(report: VerificationReport, network: Network, seconds: float, generated: str) -> VerificationReport:

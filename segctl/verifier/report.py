@@ -392,6 +392,9 @@ class Part:
     findings: list[Finding]
     work: dict[str, int]
     engine: str
+    #: The violations as the engine found them (BDD spaces: only in the process that proved
+    #: the part; an incremental verifier rebuilds counterexamples from them when lines move).
+    results: Sequence[PropertyResult] = field(default=(), compare=False, repr=False)
 
 
 def part_of(

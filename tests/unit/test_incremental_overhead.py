@@ -2,17 +2,16 @@
 
 An unchanged call (same intent, same flows) runs nothing and returns the last report with a
 fresh time; a one-policy change computes the expectations of the changed tenant's sources
-only. Every report is compared with a fresh ``verify`` of the same inputs (JSON minus
-``generated`` and ``engine.seconds``), on intents with shared services and on tables with
-violations. No mocks: a subclass of the real verifier counts what it ran.
+only and proves its part again. Every report is compared with a fresh ``verify`` of the
+same inputs (JSON minus ``generated`` and ``engine``), on intents with shared services and
+on tables with violations. No mocks: the real engine's work counter says what it ran.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import pytest
 from support.mutations import MUTATIONS
@@ -25,7 +24,6 @@ from segctl.topology.load import load_intent_text
 from segctl.topology.network import Network, resolve
 from segctl.topology.synthetic import synthetic_intent
 from segctl.verifier.expectations import Expectations
-from segctl.verifier.headerspace import HeaderSpace
 from segctl.verifier.incremental import IncrementalVerifier, Stats
 from segctl.verifier.report import VerificationReport
 from segctl.verifier.verify import verify
@@ -54,36 +52,13 @@ VIOLATIONS = {
 }
 
 
-class CountingVerifier(IncrementalVerifier):
-    """The real verifier, counting its expensive steps (re-indexing, engine runs, checks)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: dict[str, int] = {"reindex": 0, "run": 0, "check": 0}
-
-    def _reindex(self, hs: HeaderSpace, tables: Mapping[str, Sequence[Flow]]) -> set[str]:
-        self.calls["reindex"] += 1
-        return super()._reindex(hs, tables)
-
-    def _run(self, *args: Any, **kwargs: Any) -> int:
-        self.calls["run"] += 1
-        return super()._run(*args, **kwargs)
-
-    def _verify(self, *args: Any, **kwargs: Any) -> VerificationReport:
-        check = self._checker.check
-
-        def counted(*a: Any, **k: Any) -> Any:
-            self.calls["check"] += 1
-            return check(*a, **k)
-
-        self._checker.check = counted  # type: ignore[method-assign]
-        try:
-            return super()._verify(*args, **kwargs)
-        finally:
-            if self._checker.check is counted:
-                del self._checker.check
+def _visits(v: IncrementalVerifier) -> int:
+    """Table visits its engine made so far (the real engine's own work counter)."""
+    engine = v._engine
+    return 0 if engine is None else engine.work()["table visits"]
 
 
+@cache
 def text_of(name: str) -> str:
     return (EXAMPLES / f"{name}.yaml").read_text()
 
@@ -117,22 +92,16 @@ def step(v: IncrementalVerifier, network: Network, tables: Tables) -> tuple[Veri
 @pytest.mark.parametrize("example", ["leaf-spine", "shared-dns", "two-tenants"])
 def test_unchanged_call_runs_nothing_and_equals_full(example: str) -> None:
     network, tables = state(example)
-    v = CountingVerifier()
+    v = IncrementalVerifier()
     first = v.verify(network, tables)
-    calls = dict(v.calls)
+    visits = _visits(v)
     # An equal network (resolved again) and equal flows (parsed again): other objects.
     again_network = resolve(load_intent_text(text_of(example), source=example))
     again_tables = parse(lines_of(again_network))
     report, stats = step(v, again_network, again_tables)
     assert stats.mode == "unchanged"
-    assert v.calls == calls  # nothing re-indexed, no engine run, no check
-    assert (stats.rerun_any, stats.rerun_new, stats.rerun_replies, stats.recomputed, stats.expected) == (
-        0,
-        0,
-        0,
-        0,
-        0,
-    )
+    assert _visits(v) == visits  # no table visited: nothing re-indexed, run or checked
+    assert (stats.reproven, stats.reindexed, stats.changed_views) == (0, 0, 0)
     assert report.network is again_network
     assert norm(report) == norm(first)
 
@@ -156,7 +125,7 @@ def test_unchanged_report_is_a_fresh_copy() -> None:
 def test_changed_flow_line_is_not_unchanged() -> None:
     """The same flows with another line number: the traces would show it, so no fast path."""
     network, tables = state("leaf-spine", mutation="drop_egress_guard")
-    v = CountingVerifier()
+    v = IncrementalVerifier()
     v.verify(network, tables)
     shifted = {sw: parse_flows("\n" + "\n".join(f.text for f in flows)) for sw, flows in tables.items()}
     report, stats = step(v, network, shifted)
@@ -184,27 +153,25 @@ def test_policy_change_recomputes_only_its_tenants_sources() -> None:
     old, new = resolve(intent), resolve(type(intent).model_validate(doc))
     changed_tenant = new.intent.tenants[1].name
     old_tables, new_tables = parse(lines_of(old)), parse(lines_of(new))
-    v = CountingVerifier()
+    v = IncrementalVerifier()
     v.verify(old, old_tables)
-    assert v.stats is not None and v.stats.expected == len(old.endpoints)  # full: every source
-    kept = v._checker.expectations
-    blocks = dict(v._checker._blocks)
-    assert kept is not None
+    kept = v._expectations
+    assert kept is not None and v.stats is not None and v.stats.reproven == v.stats.parts
+    parts = dict(v._kept)
     _, stats = step(v, new, new_tables)
     assert stats.mode == "incremental"
     mine = [ep.key for ep in new.endpoints if ep.tenant == changed_tenant]
-    assert stats.expected == len(mine) < len(new.endpoints)
-    exp = v._checker.expectations
+    exp = v._expectations
     assert exp is not None and exp.changed == frozenset(mine)
     others = [ep.key for ep in new.endpoints if ep.tenant != changed_tenant]
     assert all(exp.rows.get(k) is kept.rows.get(k) for k in others)  # reused, not rebuilt
-    assert stats.recomputed < stats.contributions
-    # The granted pairs of a source whose run N and row are unchanged are reused whole.
-    reused = [k for k in others if k in blocks and v._checker._blocks.get(k) is blocks[k]]
-    assert len(reused) >= len([k for k in others if k in blocks]) - stats.rerun_new > 0
+    # the parts of the other tenants that use none of its views are kept, the same objects
+    assert 1 <= stats.reproven < stats.parts
+    assert changed_tenant not in [name for name, k in v._kept.items() if k is parts.get(name)]
+    assert sum(1 for name, k in v._kept.items() if k is parts.get(name)) == stats.parts - stats.reproven
     # The same state again: the fast path.
     _, stats = step(v, new, new_tables)
-    assert stats.mode == "unchanged" and stats.expected == 0
+    assert stats.mode == "unchanged" and stats.reproven == 0
 
 
 @pytest.mark.parametrize("example", ["leaf-spine", "shared-dns"])
