@@ -193,7 +193,10 @@ def granted_pairs(
     for src in network.endpoints:
         row = exp.rows.get(src.key, {})
         if sources is None or src.key in sources:
-            out += [Pair(src, network.endpoint(*d), grants, index + i) for i, (d, grants) in enumerate(row.items())]
+            out += [
+                Pair(src, network.endpoint(*d), grants, index + i)
+                for i, (d, grants) in enumerate(row.items())
+            ]
         index += len(row)
     return out
 
@@ -263,7 +266,11 @@ def _allowed_new_tagged(inp: Inputs, dst: EndpointInfo, sources: Sequence[Endpoi
             classes.setdefault(grants, []).append(src)
         if src.segment == dst.segment:
             same_seg.append(src)
-            if src.ipv6 is not None and dst.ipv6 is not None and not net.segment(src.tenant, src.segment).strict:
+            if (
+                src.ipv6 is not None
+                and dst.ipv6 is not None
+                and not net.segment(src.tenant, src.segment).strict
+            ):
                 v6.append(src)
     to_dst = sp.ip("ip_dst", dst.ip)
     for grants, srcs in classes.items():
@@ -299,9 +306,7 @@ def conformance(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
             found.append(v)
         natted = inp.new.natted.get(dst.qualified, hs.false) & same & ~sp.tag_set(bad_sources)
         for src in inp.endpoints_of(natted):
-            message = (
-                f"{src.qualified} -> {dst.qualified}: IPv4 addresses are rewritten on the way (segctl does no NAT)"
-            )
+            message = f"{src.qualified} -> {dst.qualified}: IPv4 addresses are rewritten on the way (segctl does no NAT)"
             v = Violation(
                 "conformance", message, (src.switch, src.port), src.qualified, dst.qualified, "new",
                 inp.untag(natted, src), Target("delivered", dst.qualified),
@@ -335,7 +340,9 @@ def allowed_delivered(inp: Inputs) -> tuple[list[Violation], list[Violation], Ma
         missing = wanted & ~inp.delivered(inp.new, dst)
         for src in inp.endpoints_of(missing):
             p = by_index[index[(src.key, dst.key)]]
-            message = f"granted traffic {src.qualified} -> {dst.qualified} ({_pair_text(p)}) is not all delivered"
+            message = (
+                f"granted traffic {src.qualified} -> {dst.qualified} ({_pair_text(p)}) is not all delivered"
+            )
             delivered_v[(index[(src.key, dst.key)], 0)] = Violation(
                 "allowed-delivered", message, (src.switch, src.port), src.qualified, dst.qualified, "new",
                 inp.untag(missing, src), Target("missing", dst.qualified),
@@ -468,7 +475,9 @@ def spoof_guard(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
                 "spoof-guard", message, (src.switch, src.port), src.qualified, dst.qualified, "any",
                 inp.untag(bad, src), Target("delivered", dst.qualified),
             )  # fmt: skip
-    ordered = [replace(first[ep.key], order=(inp.position[ep.key],)) for ep in net.endpoints if ep.key in first]
+    ordered = [
+        replace(first[ep.key], order=(inp.position[ep.key],)) for ep in net.endpoints if ep.key in first
+    ]
     return ordered, {"edge ports": len(inp.injected), "deliveries": deliveries}
 
 
@@ -499,7 +508,9 @@ def loop_free(inp: Inputs) -> list[Violation]:
 # ---------------------------------------------------------------------------- 6. commit-safety
 
 
-def _grants_key(inp: Inputs, src: EndpointInfo, zone: int) -> tuple[tuple[tuple[Grant, ...], frozenset[object]], ...]:
+def _grants_key(
+    inp: Inputs, src: EndpointInfo, zone: int
+) -> tuple[tuple[tuple[Grant, ...], frozenset[object]], ...]:
     """What ``src`` may commit in ``zone``, as data: its stateful grants by the destination
     addresses they cover (destinations whose tenant, or whose source's tenant, owns ``zone``)."""
     net = inp.network

@@ -270,7 +270,12 @@ def _sim_hop_keys(hops: Sequence[SimHop], index: Mapping[_Key, Flow]) -> list[tu
     """The simulator's hops (which name a flow by its line) as (hop key, cookie)."""
     by_line = {k[:4]: k for k in index}
     return [
-        (by_line.get((h.switch, h.table, h.priority, h.line), (h.switch, h.table, h.priority, h.line, "", "")), h.cookie)
+        (
+            by_line.get(
+                (h.switch, h.table, h.priority, h.line), (h.switch, h.table, h.priority, h.line, "", "")
+            ),
+            h.cookie,
+        )
         for h in hops
     ]
 
@@ -332,7 +337,9 @@ def _prefer(hs: HeaderSpace, network: Network, violation: Violation, space: BDD)
     return space
 
 
-def _meets(results: Sequence[SimResult], target: Target, commit: tuple[str, int, int] | None) -> SimResult | None:
+def _meets(
+    results: Sequence[SimResult], target: Target, commit: tuple[str, int, int] | None
+) -> SimResult | None:
     """The first fate that shows ``target`` (None when none does)."""
     if target.kind == "missing":
         if any(r.kind == DELIVERED and r.endpoint == target.endpoint for r in results):
@@ -363,6 +370,7 @@ def _replay(
     """Simulate the packet with the conntrack states of the violation's run; in run ``any``,
     combinations of states (fewest non-new first) until one shows the target. Returns the
     fate shown and whether it shows the target."""
+
     def sim(ct_next: Sequence[int] = (), by_zone: Mapping[int, int] | None = None) -> list[SimResult]:
         return simulate(tables, topo.links, topo.edges, switch, packet, ct_next=ct_next, ct_by_zone=by_zone)
 
@@ -374,7 +382,9 @@ def _replay(
     tried = 1
     for length in range(1, _MAX_CT_LOOKUPS + 1):
         longest = 0
-        combos = sorted(itertools.product(CT_CHOICES, repeat=length), key=lambda c: sum(s != "trk,new" for s in c))
+        combos = sorted(
+            itertools.product(CT_CHOICES, repeat=length), key=lambda c: sum(s != "trk,new" for s in c)
+        )
         for combo in combos:
             if tried >= _MAX_CT_COMBOS:
                 return _shown(first, v.target), False

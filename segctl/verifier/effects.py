@@ -103,7 +103,9 @@ class _Spaces:
         self._bits: dict[str, dict[str, bool]] = {}  # per concrete field: its variables' values
         for name, value in zip(names, values, strict=True):
             width = FIELDS[name]
-            self._bits[name] = {var: bool(value >> (width - 1 - i) & 1) for i, var in enumerate(hs.field_vars(name))}
+            self._bits[name] = {
+                var: bool(value >> (width - 1 - i) & 1) for i, var in enumerate(hs.field_vars(name))
+            }
         self._assignment = {var: bit for bits in self._bits.values() for var, bit in bits.items()}
         self._values = dict(zip(names, values, strict=True))
 
@@ -243,7 +245,10 @@ def _family(hs: HeaderSpace, members: list[Effect]) -> Effect | None:
     if len(differ) != 1 or not isinstance(steps[differ[0]], SetFields):
         return None
     index = differ[0]
-    if any(isinstance(a, _WRITES) and not (isinstance(a, SetField) and a.field in _PIPELINE) for a in steps[:index]):
+    if any(
+        isinstance(a, _WRITES) and not (isinstance(a, SetField) and a.field in _PIPELINE)
+        for a in steps[:index]
+    ):
         return None
     runs = [dict(m.steps[index].writes) for m in members]  # type: ignore[union-attr]
     varying = frozenset(hs.canonical(n) for n in runs[0] if any(r[n] != runs[0][n] for r in runs))

@@ -195,7 +195,9 @@ class HeaderSpace:
         pipeline = [v for n in PIPELINE_FIELDS for v in _bits(n)]
         self._origin_cube = self._cube(live_rewritable + pipeline)
         self._ghost_cube = self._cube(_ghost(v) for v in live_rewritable)
-        self._ghost_to_live = {_ghost(v): v for v in live_rewritable}  # names: a rename (permute), not a compose
+        self._ghost_to_live = {
+            _ghost(v): v for v in live_rewritable
+        }  # names: a rename (permute), not a compose
         self._tag_cube = self._cube(_bits("tag"))
         self._tag_names = list(_bits("tag"))
         self._tag_vars = [self.bdd.var(v) for v in self._tag_names]

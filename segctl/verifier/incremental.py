@@ -184,7 +184,9 @@ class IncrementalVerifier:
         if reason:
             self._full_nodes = _nodes(engine)
         mode = "full" if reason else "incremental"
-        self.stats = Stats(mode, reason, len(parts), reproven, len(tables), reindexed, len(changed), report.seconds)
+        self.stats = Stats(
+            mode, reason, len(parts), reproven, len(tables), reindexed, len(changed), report.seconds
+        )
         self._last = (network, flows, report)
         return _copy(report, network, report.seconds, report.generated)
 
@@ -208,7 +210,9 @@ class IncrementalVerifier:
         return report
 
 
-def _relined(network: Network, tables: Mapping[str, Sequence[Flow]], engine: WavefrontEngine, part: Part) -> Part:
+def _relined(
+    network: Network, tables: Mapping[str, Sequence[Flow]], engine: WavefrontEngine, part: Part
+) -> Part:
     """A kept part with its counterexamples built again from the current tables: its
     violations are the same (no view it used changed) but flows may have other lines now,
     and a trace names lines."""

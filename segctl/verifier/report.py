@@ -367,8 +367,6 @@ def _kind(value: object) -> str:
     return _KINDS.get(type(value), type(value).__name__)
 
 
-
-
 @dataclass(frozen=True)
 class Found:
     """A violation as plain data: where it sorts in its property's list (the same in every
@@ -448,7 +446,14 @@ def merge_parts(
         examples = tuple(f.example for f in found[:MAX_COUNTEREXAMPLES] if f.example is not None)
         reports.append(
             PropertyReport(
-                prop.id, prop.title, prop.statement, prop.description, prop.space, counts, len(found), examples
+                prop.id,
+                prop.title,
+                prop.statement,
+                prop.description,
+                prop.space,
+                counts,
+                len(found),
+                examples,
             )
         )
     observed: dict[str, set[str]] = {}

@@ -224,7 +224,9 @@ def _table(
         _emit(run, "loop", switch, table, packet, hops, cts, detail="packet returns to this table")
         return
     if len(seen) > _MAX_DEPTH:
-        _emit(run, "truncated", switch, table, packet, hops, cts, detail=f"more than {_MAX_DEPTH} table visits")
+        _emit(
+            run, "truncated", switch, table, packet, hops, cts, detail=f"more than {_MAX_DEPTH} table visits"
+        )
         return
     seen = seen | {state}
     flow, cid = _lookup(run.tables.get(switch, {}).get(table, []), packet)
@@ -262,7 +264,16 @@ def _table(
             packet = replace(packet, nw_ttl=packet.nw_ttl - 1)
         elif isinstance(action, PushVlan):
             if packet.vlan_tci & 0x1000:
-                _emit(run, "unsupported", switch, table, packet, hops, cts, detail="push_vlan on a tagged packet")
+                _emit(
+                    run,
+                    "unsupported",
+                    switch,
+                    table,
+                    packet,
+                    hops,
+                    cts,
+                    detail="push_vlan on a tagged packet",
+                )
                 return
             packet = replace(packet, vlan_tci=0x1000)
         elif isinstance(action, PopVlan):
@@ -291,7 +302,17 @@ def _output(
     if port == IN_PORT:
         port = in_port
     elif port == in_port:
-        _emit(run, "dropped", switch, table, packet, hops, cts, port, detail="output to the ingress port needs IN_PORT")
+        _emit(
+            run,
+            "dropped",
+            switch,
+            table,
+            packet,
+            hops,
+            cts,
+            port,
+            detail="output to the ingress port needs IN_PORT",
+        )
         return
     if (switch, port) in run.links:
         peer, peer_port = run.links[(switch, port)]

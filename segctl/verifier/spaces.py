@@ -55,7 +55,9 @@ class Spaces:
     ``tags`` maps an endpoint key to its ingress number, for the tagged unions.
     """
 
-    def __init__(self, hs: HeaderSpace, network: Network, tags: Mapping[tuple[str, str], int] | None = None) -> None:
+    def __init__(
+        self, hs: HeaderSpace, network: Network, tags: Mapping[tuple[str, str], int] | None = None
+    ) -> None:
         self.hs = hs
         self.net = network
         self.tags = dict(tags or {})
@@ -176,7 +178,9 @@ class Spaces:
         """∪ over ``endpoints``: tag(ep) ∧ :meth:`bound` (ep)."""
         eps = tuple(endpoints)
         key = frozenset(ep.key for ep in eps)
-        return self._memo("bound", key, lambda: self.hs.union(self.hs.tag(self.tags[ep.key]) & self.bound(ep) for ep in eps))
+        return self._memo(
+            "bound", key, lambda: self.hs.union(self.hs.tag(self.tags[ep.key]) & self.bound(ep) for ep in eps)
+        )
 
     def src_ip_tagged(self, endpoints: Iterable[EndpointInfo]) -> BDD:
         """∪ over ``endpoints``: tag(ep) ∧ ``ip_src`` = ep's address."""
@@ -184,7 +188,9 @@ class Spaces:
         key = frozenset(ep.key for ep in eps)
         hs = self.hs
         return self._memo(
-            "src_ip", key, lambda: hs.union(hs.tag(self.tags[ep.key]) & self.ip("ip_src", ep.ip) for ep in eps)
+            "src_ip",
+            key,
+            lambda: hs.union(hs.tag(self.tags[ep.key]) & self.ip("ip_src", ep.ip) for ep in eps),
         )
 
     def dst_ip_tagged(self, endpoints: Iterable[EndpointInfo]) -> BDD:
@@ -193,7 +199,9 @@ class Spaces:
         key = frozenset(ep.key for ep in eps)
         hs = self.hs
         return self._memo(
-            "dst_ip", key, lambda: hs.union(hs.tag(self.tags[ep.key]) & self.ip("ip_dst", ep.ip) for ep in eps)
+            "dst_ip",
+            key,
+            lambda: hs.union(hs.tag(self.tags[ep.key]) & self.ip("ip_dst", ep.ip) for ep in eps),
         )
 
     def ip_set(self, field_name: str, addresses: Iterable[IPv4Address]) -> BDD:

@@ -126,6 +126,8 @@ def prove_part(
     for dst in network.endpoints:
         for src in inp.endpoints_of(inp.delivered(new_view, dst)):
             observed.setdefault(src.qualified, set()).add(dst.qualified)
-    part = part_of(network, tables, hs, results, engine.findings(), observed, engine=engine.name, work=engine.work())
+    part = part_of(
+        network, tables, hs, results, engine.findings(), observed, engine=engine.name, work=engine.work()
+    )
     part.results = results
     return part

@@ -106,6 +106,7 @@ class _At:
     key: tuple[int, ...]
     visited: dict[str, BDD]
 
+
 SwitchPort = tuple[str, int]
 #: Variable order, top first: pipeline, forwarding-relevant headers, then the source's identity.
 WAVEFRONT_ORDER: tuple[str, ...] = (
@@ -180,11 +181,7 @@ def _signature(table: Table | None, key: Key) -> object:
     port = None if key[0] == SYMBOLIC_PORT else key[0]
     rules = list(table._candidates(port, key[METADATA_SLOT]))  # noqa: SLF001
     clauses = [r for level in table.levels for cs in level.clauses.values() for rs in cs.values() for r in rs]
-    return tuple(
-        (f.priority, f.match, f.actions)
-        for r in (*rules, *clauses)
-        if _passes(f := r.flow, key)
-    )
+    return tuple((f.priority, f.match, f.actions) for r in (*rules, *clauses) if _passes(f := r.flow, key))
 
 
 def _passes(flow: Flow, key: Key) -> bool:
@@ -232,7 +229,9 @@ class WavefrontEngine:
         #: and whether a tag was handed to the reference engine (which reads whole tables).
         self.used_views: set[tuple[str, int, Key]] = set()
         self.delegated = False
-        self._used: dict[tuple[str, int], frozenset[int]] = {}  # per table: the concrete fields (slots) it reads
+        self._used: dict[
+            tuple[str, int], frozenset[int]
+        ] = {}  # per table: the concrete fields (slots) it reads
         h = self.hs
         self._start = (h.eq("vlan_present", 1) | h.eq("vlan_vid", 0)) & h.eq("ct_state", 0)
         self._identity = _identity(h, tables)
@@ -333,7 +332,9 @@ class WavefrontEngine:
             tags = in_zone.get(zone)
             return new if tags is None else (tags & est) | (~tags & new)
 
-        injections = [(r, req.ingress, req) for r, req in enumerate(requests) if req.ingress[0] in self._index]
+        injections = [
+            (r, req.ingress, req) for r, req in enumerate(requests) if req.ingress[0] in self._index
+        ]
         walk = _Walk(fresh, _Fold(hs, natted=False))
         self._walk(walk, injections)
         if walk.delegated:
@@ -386,7 +387,9 @@ class WavefrontEngine:
             if hs.is_empty(item.space):
                 continue
             visited = dict(item.visited)
-            visited[switch] = visited[switch] | hs.tag_part(item.space) if switch in visited else hs.tag_part(item.space)
+            visited[switch] = (
+                visited[switch] | hs.tag_part(item.space) if switch in visited else hs.tag_part(item.space)
+            )
 
             def goto(
                 next_table: int,
