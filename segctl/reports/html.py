@@ -444,7 +444,7 @@ def render_html(report: VerificationReport, *, endpoint_limit: int = ENDPOINT_MA
 {sum(p.violation_count for p in report.properties)} violation(s).
 {sum(report.flow_counts.values())} flows on {len(report.flow_counts)} switches ({flows}).</p>
 <p>Generated {escape(doc["generated"])} · schema {escape(doc["schema"])} v{doc["schema_version"]} ·
-{escape(report.engine)} engine · BDD backend {escape(doc["engine"]["bdd_backend"])} · {report.seconds:.2f}s</p>
+{escape(report.engine)} engine · BDD {escape(doc["engine"]["bdd_backend"])} · {report.seconds:.2f}s</p>
 </header><main>
 <section><h2>Properties</h2><table><tr><th>#</th><th>property</th><th>verdict</th><th>checked</th>
 <th>header space</th><th>counts</th></tr>{props}</table></section>

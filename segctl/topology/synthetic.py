@@ -16,8 +16,8 @@ one address plan (overlapping CIDRs on purpose: isolation never rests on address
 one shared service (DNS in a provider tenant ``shared`` consumed by every tenant).
 
 :func:`two_rack` is the dense case of the verifier's benchmark (many sources per rack, each
-reaching a whole rack). :func:`policy_pair` is the flow-economy case: one policy from a group of ``a`` endpoints
-on one edge switch to a group of ``b`` endpoints on another, over ``p`` TCP ports.
+reaching a whole rack). :func:`policy_pair` is the flow-economy case: one policy from a group
+of ``a`` endpoints on one edge switch to a group of ``b`` endpoints on another, over ``p`` TCP ports.
 
 Examples
 --------
@@ -295,7 +295,11 @@ def two_rack(n: int, *, tenants: int = 2, services: int = 5) -> Intent:
     if not (1 <= n <= 10_000 and 1 <= tenants <= 200 and 1 <= services <= 1000):
         raise ValueError("need 1 <= n <= 10000, 1 <= tenants <= 200, 1 <= services <= 1000")
     fabric = {
-        "switches": [{"name": "spine", "dpid": 1}, {"name": "rackA", "dpid": 2}, {"name": "rackB", "dpid": 3}],
+        "switches": [
+            {"name": "spine", "dpid": 1},
+            {"name": "rackA", "dpid": 2},
+            {"name": "rackB", "dpid": 3},
+        ],
         "links": ["rackA:1 <-> spine:1", "rackB:1 <-> spine:2"],
     }
     docs: list[dict[str, Any]] = []
@@ -317,7 +321,9 @@ def two_rack(n: int, *, tenants: int = 2, services: int = 5) -> Intent:
         docs.append(
             {
                 "name": f"t{t + 1}",
-                "segments": [{"name": "lan", "cidr": "10.0.0.0/16", "gateway": "10.0.255.254", "strict": True}],
+                "segments": [
+                    {"name": "lan", "cidr": "10.0.0.0/16", "gateway": "10.0.255.254", "strict": True}
+                ],
                 "endpoints": eps,
                 "groups": [{"name": "A", "labels": {"side": "a"}}, {"name": "B", "labels": {"side": "b"}}],
                 "policies": [
@@ -325,7 +331,9 @@ def two_rack(n: int, *, tenants: int = 2, services: int = 5) -> Intent:
                         "name": "a-to-b",
                         "from": {"group": "A"},
                         "to": {"group": "B"},
-                        "services": [{"proto": "tcp", "port": SERVICE_PORT_BASE + i} for i in range(services)],
+                        "services": [
+                            {"proto": "tcp", "port": SERVICE_PORT_BASE + i} for i in range(services)
+                        ],
                     }
                 ],
             }

@@ -306,7 +306,10 @@ def conformance(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
             found.append(v)
         natted = inp.new.natted.get(dst.qualified, hs.false) & same & ~sp.tag_set(bad_sources)
         for src in inp.endpoints_of(natted):
-            message = f"{src.qualified} -> {dst.qualified}: IPv4 addresses are rewritten on the way (segctl does no NAT)"
+            message = (
+                f"{src.qualified} -> {dst.qualified}: IPv4 addresses are rewritten on the way "
+                "(segctl does no NAT)"
+            )
             v = Violation(
                 "conformance", message, (src.switch, src.port), src.qualified, dst.qualified, "new",
                 inp.untag(natted, src), Target("delivered", dst.qualified),
@@ -327,7 +330,7 @@ def allowed_delivered(inp: Inputs) -> tuple[list[Violation], list[Violation], Ma
     """Property 3 (every granted pair's forward space and replies delivered) and property 5's
     black holes of the same spaces: (allowed-delivered, black holes, counts), each in pair
     order (forward before reply)."""
-    hs, net = inp.hs, inp.network
+    net = inp.network
     delivered_v: dict[tuple[int, int], Violation] = {}
     holes_v: dict[tuple[int, int], Violation] = {}
     index = {(p.src.key, p.dst.key): p.index for p in inp.pairs}
@@ -402,7 +405,10 @@ def _reply_checks(
         return out
 
     for p, part, r in each(missing):
-        message = f"replies {p.dst.qualified} -> {p.src.qualified} of a granted stateful connection are not all delivered"
+        message = (
+            f"replies {p.dst.qualified} -> {p.src.qualified} of a granted stateful connection "
+            "are not all delivered"
+        )
         delivered_v[(index[(p.src.key, p.dst.key)], 1)] = Violation(
             "allowed-delivered", message, (p.dst.switch, p.dst.port), p.dst.qualified, p.src.qualified, "est",
             part, Target("missing", p.src.qualified), inp.requests[r].zones,
@@ -423,7 +429,7 @@ def reply_requests(inp: Inputs) -> tuple[list[ReplyRequest], list[list[Pair]]]:
     """Run E's injections: per destination of granted pairs with a stateful grant, and per set
     of zones where run N commits some of such a pair's forward packets, one request holding
     the replies of all those pairs (each told apart by its destination address)."""
-    hs, net, sp = inp.hs, inp.network, inp.spaces
+    net, sp = inp.network, inp.spaces
     zones: dict[tuple[EndpointKey, EndpointKey], set[int]] = {}
     for (_, _, zone), committed in inp.new.sorted_commits():
         committers = inp.endpoints_of(committed)
@@ -534,7 +540,7 @@ def commit_safety(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
     oks: dict[object, BDD] = {}
     found: list[Violation] = []
     points = 0
-    for rank, ((switch, table, zone), committed) in enumerate(inp.new.sorted_commits()):
+    for (switch, table, zone), committed in inp.new.sorted_commits():
         committers = inp.endpoints_of(committed)
         points += len(committers)
         owners = inp.exp.owners.get(zone, frozenset())

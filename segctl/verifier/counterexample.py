@@ -350,9 +350,9 @@ def _meets(
             return r
         if target.kind == "hole" and target.disposition is not None and _same_end(r, target.disposition):
             return r
-        if target.kind == "commit" and commit in r.commits:
-            if target.endpoint is None or (r.kind == DELIVERED and r.endpoint == target.endpoint):
-                return r
+        delivered = target.endpoint is None or (r.kind == DELIVERED and r.endpoint == target.endpoint)
+        if target.kind == "commit" and commit in r.commits and delivered:
+            return r
     return None
 
 

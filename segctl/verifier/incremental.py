@@ -205,8 +205,9 @@ class IncrementalVerifier:
         assert self._last is not None and self.stats is not None
         say("same intent and tables as the last proof: its report stands")
         report = _copy(self._last[2], network, time.monotonic() - start, timestamp())
-        self.stats = replace(self.stats, mode="unchanged", reason="", reproven=0, reindexed=0, changed_views=0,
-                             seconds=report.seconds)  # fmt: skip
+        self.stats = replace(
+            self.stats, mode="unchanged", reason="", reproven=0, reindexed=0, changed_views=0, seconds=report.seconds
+        )
         return report
 
 
@@ -218,8 +219,9 @@ def _relined(
     and a trace names lines."""
     if not any(r.violations for r in part.results):
         return part
-    again = part_of(network, tables, engine.hs, part.results, part.findings, part.observed, engine=part.engine,
-                    work=part.work)  # fmt: skip
+    again = part_of(
+        network, tables, engine.hs, part.results, part.findings, part.observed, engine=part.engine, work=part.work
+    )
     again.results = part.results
     return again
 

@@ -179,7 +179,7 @@ def _signature(table: Table | None, key: Key) -> object:
     if table is None:
         return None
     port = None if key[0] == SYMBOLIC_PORT else key[0]
-    rules = list(table._candidates(port, key[METADATA_SLOT]))  # noqa: SLF001
+    rules = list(table._candidates(port, key[METADATA_SLOT]))
     clauses = [r for level in table.levels for cs in level.clauses.values() for rs in cs.values() for r in rs]
     return tuple((f.priority, f.match, f.actions) for r in (*rules, *clauses) if _passes(f := r.flow, key))
 

@@ -472,7 +472,8 @@ def test_long_proof_does_not_freeze_the_controller(lab_prefix: str, api_controll
     ctl = api_controller
     small = resolve(policy_pair(8, 4, 10))
     dense = json.dumps(two_rack(100).model_dump(mode="json", by_alias=True, exclude_none=True))
-    big = resolve(Intent.model_validate(json.loads(dense.replace("rackA", "leafA").replace("rackB", "leafB"))))
+    renamed = dense.replace("rackA", "leafA").replace("rackB", "leafB")
+    big = resolve(Intent.model_validate(json.loads(renamed)))
     names = [s.name for s in small.switches]
     assert [(s.name, s.dpid) for s in small.switches] == [(s.name, s.dpid) for s in big.switches]
     assert ctl.call("PUT", "/v1/intent", intent_document(small.intent))["status"] == "applied"

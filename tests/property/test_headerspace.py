@@ -7,7 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segctl.openflow.ofctl import LOCAL, parse_flow
-from segctl.verifier.headerspace import BACKEND, FIELDS, PACKET_FIELDS, PIPELINE_FIELDS, REWRITABLE, HeaderSpace
+from segctl.verifier.headerspace import (
+    BACKEND,
+    FIELDS,
+    PACKET_FIELDS,
+    PIPELINE_FIELDS,
+    REWRITABLE,
+    HeaderSpace,
+)
 
 HS = HeaderSpace()
 HEADER = [f for f in PACKET_FIELDS if f not in PIPELINE_FIELDS]

@@ -13,8 +13,8 @@ from segctl.openflow.ofctl import Flow, parse_flows
 from segctl.topology.network import Network, load_network
 from segctl.verifier.headerspace import HeaderSpace
 from segctl.verifier.properties import PROPERTIES
-from segctl.verifier.spaces import port_range as _range
 from segctl.verifier.report import VerificationReport
+from segctl.verifier.spaces import port_range as _range
 from segctl.verifier.verify import verify
 
 ROOT = Path(__file__).resolve().parents[2] / "examples"
