@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address
 
 from segctl.topology.analysis import Grant
 from segctl.topology.network import EndpointInfo, Network
@@ -516,12 +517,12 @@ def loop_free(inp: Inputs) -> list[Violation]:
 
 def _grants_key(
     inp: Inputs, src: EndpointInfo, zone: int
-) -> tuple[tuple[tuple[Grant, ...], frozenset[object]], ...]:
+) -> tuple[tuple[tuple[Grant, ...], frozenset[IPv4Address]], ...]:
     """What ``src`` may commit in ``zone``, as data: its stateful grants by the destination
     addresses they cover (destinations whose tenant, or whose source's tenant, owns ``zone``)."""
     net = inp.network
     src_zone = net.tenant(src.tenant).id
-    by_grants: dict[tuple[Grant, ...], set[object]] = {}
+    by_grants: dict[tuple[Grant, ...], set[IPv4Address]] = {}
     for d, grants in inp.exp.rows.get(src.key, {}).items():
         dst = net.endpoint(*d)
         if zone not in (src_zone, net.tenant(dst.tenant).id):
@@ -546,7 +547,7 @@ def commit_safety(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
         owners = inp.exp.owners.get(zone, frozenset())
         owner_ips = [net.endpoint(*k).ip for k in owners]
         repliers = sp.ip_set("ip_dst", owner_ips)
-        by_ok: dict[object, list[EndpointInfo]] = {}
+        by_ok: dict[tuple[tuple[tuple[Grant, ...], frozenset[IPv4Address]], ...], list[EndpointInfo]] = {}
         selves = []
         for src in committers:
             by_ok.setdefault(_grants_key(inp, src, zone), []).append(src)
@@ -556,7 +557,7 @@ def commit_safety(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
         for key, srcs in by_ok.items():
             ok = oks.get(key)
             if ok is None:
-                ok = oks[key] = hs.union(sp.grants(g) & sp.ip_set("ip_dst", ips) for g, ips in key)  # type: ignore[arg-type]
+                ok = oks[key] = hs.union(sp.grants(g) & sp.ip_set("ip_dst", ips) for g, ips in key)
             allowed |= ok & sp.tag_set(srcs)
         self_to = sp.dst_ip_tagged(selves)
         bad = committed & sp.bound_tagged(committers) & ~allowed & repliers & ~self_to

@@ -206,8 +206,9 @@ class IncrementalVerifier:
         say("same intent and tables as the last proof: its report stands")
         report = _copy(self._last[2], network, time.monotonic() - start, timestamp())
         self.stats = replace(
-            self.stats, mode="unchanged", reason="", reproven=0, reindexed=0, changed_views=0, seconds=report.seconds
-        )
+            self.stats, mode="unchanged", reason="", reproven=0, reindexed=0, changed_views=0,
+            seconds=report.seconds,
+        )  # fmt: skip
         return report
 
 
@@ -220,8 +221,9 @@ def _relined(
     if not any(r.violations for r in part.results):
         return part
     again = part_of(
-        network, tables, engine.hs, part.results, part.findings, part.observed, engine=part.engine, work=part.work
-    )
+        network, tables, engine.hs, part.results, part.findings, part.observed,
+        engine=part.engine, work=part.work,
+    )  # fmt: skip
     again.results = part.results
     return again
 

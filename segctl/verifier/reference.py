@@ -66,7 +66,7 @@ class _Fold:
     def restrict(self, keep: BDD) -> None:
         """Keep only the packets of what was folded so far inside ``keep``."""
         for table in (self.delivered, self.holes, self.commits):
-            for key, spaces in table.items():  # type: ignore[attr-defined]
+            for key, spaces in table.items():
                 table[key] = [s & keep for s in spaces]  # type: ignore[index]
 
     def view(self) -> RunView:
@@ -79,7 +79,7 @@ class _Fold:
             (self.holes, out.holes),
             (self.commits, out.commits),
         ):
-            for key, relations in table.items():  # type: ignore[attr-defined]
+            for key, relations in table.items():
                 origin = hs.sent(hs.union(relations))
                 if not hs.is_empty(origin):
                     into[key] = origin  # type: ignore[index]

@@ -152,7 +152,7 @@ class Spaces:
             else:
                 to = self._memo(
                     "mac_ip", frozenset(s.key for s in srcs),
-                    lambda srcs=srcs: hs.union(  # type: ignore[misc]
+                    lambda srcs=srcs: hs.union(
                         hs.oeq("eth_dst", mac_int(s.mac)) & self.ip("ip_dst", s.ip) for s in srcs
                     ),
                 )  # fmt: skip
