@@ -5,7 +5,7 @@ rule's match as a BDD, conjunction clauses, priority levels) and records structu
 :class:`Finding` objects (equal-priority overlaps, overlapping conjunctions).
 :meth:`Table.view` gives the table as packets with known concrete pipeline values (a
 :data:`Key`) see it: rule spaces cofactored by the key, rules that cannot match left out.
-See :mod:`segctl.verifier.symbolic` for the semantics and ``docs/verification.md`` §3.
+See :mod:`segctl.verifier.symbolic` for the semantics and ``docs/verification.md`` §5.
 """
 
 from __future__ import annotations
