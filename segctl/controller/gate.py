@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from segctl.controller.southbound import SwitchMeter
 from segctl.errors import SegctlError
+from segctl.verifier.properties import SAFETY
 
 if TYPE_CHECKING:
     from segctl.controller.store import Revision
@@ -42,12 +43,10 @@ __all__ = [
     "flow_sort_key",
 ]
 
-#: Properties whose violation lets a packet through that must not pass. These must hold
-#: at every step, also while links are down; the others (delivery, loops) may fail
-#: while the fabric is partitioned.
-SAFETY_PROPERTIES = frozenset(
-    {"isolation", "policy", "spoofing", "conformance", "spoof-guard", "commit-safety"}
-)  # the last three are the ids segctl.verifier.verify reports
+#: Properties whose violation lets a packet through that must not pass (the verifier's
+#: registry says which). These must hold at every step, also while links are down; the
+#: others (delivery, loops) may fail while the fabric is partitioned.
+SAFETY_PROPERTIES: frozenset[str] = SAFETY
 
 
 class NotFound(SegctlError):

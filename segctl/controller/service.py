@@ -25,8 +25,8 @@ re-entrant, never runs twice at once.
 
 The port → link state machine lives in :class:`~segctl.controller.linkstate.LinkState`.
 While fabric links are down, the network is compiled without them and the gate requires
-the safety properties only (isolation, policy, spoofing): delivery may fail across a
-partition.
+the safety properties only (``segctl.verifier.properties.SAFETY``: isolation,
+conformance, spoof-guard, commit-safety): delivery may fail across a partition.
 
 A change is small steps, each its own method: :meth:`ControllerService._plan` (compile
 and diff), :meth:`~ControllerService._gate` (prove; :meth:`~ControllerService._refuse`

@@ -113,3 +113,16 @@ def test_port_ranges_are_exact(a: int, b: int, x: int) -> None:
     lo, hi = min(a, b), max(a, b)
     space = _range(HS, "tp_dst", lo, hi, 16)
     assert (not HS.is_empty(space & HS.eq("tp_dst", x))) == (lo <= x <= hi)
+
+
+def test_the_gate_takes_its_safety_properties_from_the_registry() -> None:
+    """The gate's partition-time safety list is the registry's safety flags: every id it
+    names is a property the verifier reports, and every safety property is in it."""
+    from segctl.controller.gate import SAFETY_PROPERTIES
+    from segctl.verifier.properties import REGISTRY
+
+    ids = {p.id for p in REGISTRY}
+    assert ids >= SAFETY_PROPERTIES
+    assert {p.id for p in REGISTRY if p.safety} == SAFETY_PROPERTIES
+    assert {"isolation", "spoof-guard", "commit-safety"} <= SAFETY_PROPERTIES
+    assert not {"allowed-delivered", "loop-free"} & SAFETY_PROPERTIES
