@@ -81,7 +81,7 @@ def prove(
 
 def partitions(network: Network, count: int) -> list[frozenset[EndpointKey]]:
     """The sources split into at most ``count`` parts of whole tenants (a tenant's sources
-    share the most work), balanced by endpoints, largest tenants first."""
+    share the most work), balanced by endpoints, largest tenants first; never empty."""
     loads: list[tuple[int, list[EndpointKey]]] = [(0, []) for _ in range(max(1, count))]
     tenants = sorted(network.tenants, key=lambda t: (-len(network.tenant_endpoints(t.name)), t.name))
     for tenant in tenants:
@@ -90,7 +90,8 @@ def partitions(network: Network, count: int) -> list[frozenset[EndpointKey]]:
             continue
         i = min(range(len(loads)), key=lambda j: loads[j][0])
         loads[i] = (loads[i][0] + len(eps), loads[i][1] + eps)
-    return [frozenset(keys) for _, keys in loads if keys]
+    # With no sources at all, one empty part still carries the findings and every count.
+    return [frozenset(keys) for _, keys in loads if keys] or [frozenset()]
 
 
 def prove_part(
