@@ -360,7 +360,10 @@ class _Compiler:
                 if mine != [seg]:
                     rules += self._segment_routes(seg)
         rules += self.provider_routes(local)
-        # replies of shared services from local providers: find the consumer's tenant by zone
+        # replies of shared services from local providers: find the consumer's tenant by zone.
+        # Only replies (est+rpl in the provider's zone, where its side committed them): a new
+        # connection the provider may open to that consumer (it consumes a service of the
+        # consumer's tenant) takes the consumer route below, not the consumer-zone lookup.
         for z in local:
             consumers = self.consumers_of.get(z.key)
             if not consumers:
@@ -368,7 +371,7 @@ class _Compiler:
             gw = self.gw_mac[z.tenant]
             for ip, candidates in sorted(_by_ip(consumers.values(), self.tid).items()):
                 match = [_meta(self.tid[z.tenant], _TENANT_ORIGIN), ("dl_dst", gw), ("proto", "ip"),
-                         ("nw_src", str(z.ip)), ("nw_dst", ip)]  # fmt: skip
+                         ("nw_src", str(z.ip)), ("nw_dst", ip), ("ct_state", "+est+rpl+trk")]  # fmt: skip
                 first = self.tid[candidates[0].tenant]
                 rules.append(
                     Rule.make(t, PRIO_SPECIFIC, self.ep_cookie(t, z), match,

@@ -170,7 +170,7 @@ ROUTE = _t(
     40, "route",
     "distributed gateway: frames to the tenant gateway MAC are routed to the destination "
     "endpoint (MAC rewrite, TTL decrement, new context); other frames pass to forward",
-    "metadata dl_dst nw_src nw_dst nw_ttl conj_id",
+    "metadata ct_state dl_dst nw_src nw_dst nw_ttl conj_id",
     "set_field dec_ttl write_metadata goto_table ct conjunction drop",
     "drop",
 )  # fmt: skip
