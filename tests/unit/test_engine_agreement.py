@@ -197,3 +197,36 @@ def test_disagreement_message_names_the_difference() -> None:
     message = str(failure.value)
     assert "isolation: violations" in message and "differs: properties" in message
     assert '+     "src": "acme/nobody"' in message and '-     "src": ' in message
+
+
+MUTUAL_SHARED = """
+version: 1
+fabric: {switches: [{name: s1, dpid: 1}]}
+tenants:
+  - name: t2
+    segments: [{name: g1, cidr: 10.2.1.0/24, gateway: 10.2.1.1}]
+    endpoints: [{name: e1, segment: g1, mac: "02:00:00:82:01:01", ip: 10.2.1.11, attach: "s1:10"}]
+  - name: t3
+    segments: [{name: g1, cidr: 10.3.1.0/24, gateway: 10.3.1.1}]
+    endpoints: [{name: e1, segment: g1, mac: "02:00:00:83:01:01", ip: 10.3.1.11, attach: "s1:12"}]
+shared_services:
+  - {name: x0, provider: {tenant: t2, endpoints: [e1]}, consumers: [{tenant: t3}],
+     services: [{proto: tcp, port: 53}]}
+  - {name: x1, provider: {tenant: t3, endpoints: [e1]}, consumers: [{tenant: t2}],
+     services: [{proto: tcp, port: 9100}]}
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="compiler: a shared service's reply route catches the provider's own new connections to a "
+    "consumer that provides to it (repro: /work/scratch/agree_bugs/02)",
+)
+def test_mutual_shared_services_verify_clean() -> None:
+    """Two tenants each provide a service to the other: both engines agree, and the
+    compiled tables must deliver both services."""
+    network = resolve(load_intent_text(MUTUAL_SHARED))
+    ref, wave = reference_and_wavefront(network, parse_tables(compiled_lines(network)))
+    assert_same(ref, wave)
+    report = json.loads(ref)
+    assert report["ok"], [p["id"] for p in report["properties"] if not p["holds"]]
