@@ -3,7 +3,7 @@
 leaf-spine, hand-made loops, the synthetic fabrics the reference finishes in seconds;
 partitioned proofs merged and an incremental sequence equal the single proof.
 
-Random intents and random table edits: ``tests/property/test_engine_agreement.py``.
+Random intents and random table edits: ``tests/property/test_engine_agreement_random.py``.
 """
 
 from __future__ import annotations
@@ -217,11 +217,6 @@ shared_services:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compiler: a shared service's reply route catches the provider's own new connections to a "
-    "consumer that provides to it (repro: /work/scratch/agree_bugs/02)",
-)
 def test_mutual_shared_services_verify_clean() -> None:
     """Two tenants each provide a service to the other: both engines agree, and the
     compiled tables must deliver both services."""
