@@ -26,7 +26,7 @@ import hashlib
 import multiprocessing
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from functools import cache
@@ -152,16 +152,11 @@ def verify_local(
 
 
 def _report_progress(futures: Sequence[Future[Part]], parts: Sequence[Sources], say: Progress) -> None:
-    """Wait for every future, saying which part finished as each does."""
-    index = {id(f): i for i, f in enumerate(futures)}
-    pending: set[Future[Part]] = set(futures)
-    done = 0
-    while pending:
-        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-        for fut in sorted(finished, key=lambda f: index[id(f)]):
-            fut.result()  # a failed part raises here, at once
-            done += 1
-            say(_part_done(done, len(parts), parts[index[id(fut)]]))
+    """Wait for every future, saying which part finished as each does (a failed part raises)."""
+    index = {f: i for i, f in enumerate(futures)}
+    for done, fut in enumerate(as_completed(futures), start=1):
+        fut.result()
+        say(_part_done(done, len(parts), parts[index[fut]]))
 
 
 def _part_done(done: int, total: int, sources: Sources) -> str:

@@ -248,8 +248,12 @@ def test_a_cluster_without_workers_is_a_clean_error() -> None:
         empty.close()
 
 
-#: A lone worker process on 127.0.0.1 with no dashboard.
-WORKER_OPTIONS = ("--host", "127.0.0.1", "--no-dashboard", "--no-nanny", "--nthreads", "1")
+#: A lone worker process with every socket on 127.0.0.1 (with --no-dashboard alone its
+#: HTTP endpoint would listen on every interface).
+WORKER_OPTIONS = (
+    *("--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0"),
+    *("--no-nanny", "--nthreads", "1"),
+)
 
 
 def test_a_worker_with_other_verifier_code_is_refused(tmp_path: Path) -> None:
