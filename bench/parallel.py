@@ -23,7 +23,6 @@ loaded machine's wall figures cannot show. See docs/performance.md,
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -41,7 +40,13 @@ from segctl.flows.compiler import compile_network  # noqa: E402
 from segctl.openflow.ofctl import Flow, parse_flows  # noqa: E402
 from segctl.topology.network import Network, resolve  # noqa: E402
 from segctl.topology.synthetic import synthetic_intent  # noqa: E402
-from segctl.verifier.parallel import PARTS_PER_WORKER, prove_one, verify_cluster, verify_local  # noqa: E402
+from segctl.verifier.parallel import (  # noqa: E402
+    PARTS_PER_WORKER,
+    loopback_cluster,
+    prove_one,
+    verify_cluster,
+    verify_local,
+)
 from segctl.verifier.report import VerificationReport, merge_parts  # noqa: E402
 from segctl.verifier.verify import ENGINES, partitions  # noqa: E402
 
@@ -63,27 +68,11 @@ def _wall(fn: Callable[[], VerificationReport]) -> tuple[float, VerificationRepo
     return time.monotonic() - start, report
 
 
-def _local_cluster(workers: int) -> Any:
-    """A Dask cluster of ``workers`` single-threaded worker processes, all on 127.0.0.1,
-    no dashboard (the scheduler's health endpoint on a free port)."""
-    from distributed import LocalCluster
-
-    return LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-        silence_logs=logging.ERROR,
-    )
-
-
 def _on_cluster(
     network: Network, tables: Tables, workers: int, engine: str
 ) -> tuple[float, VerificationReport]:
     """The proof's wall seconds and report on a fresh local cluster (its start not counted)."""
-    cluster = _local_cluster(workers)
+    cluster = loopback_cluster(workers)
     try:
         return _wall(lambda: verify_cluster(network, tables, cluster.scheduler_address, engine=engine))
     finally:

@@ -46,6 +46,7 @@ __all__ = [
     "ClusterError",
     "ParallelError",
     "code_fingerprint",
+    "loopback_cluster",
     "prove_one",
     "verify_cluster",
     "verify_local",
@@ -207,6 +208,27 @@ def verify_cluster(
     finally:
         client.close()
     return merge_parts(network, tables, proven, started)
+
+
+def loopback_cluster(workers: int) -> Any:
+    """A Dask ``LocalCluster`` of ``workers`` single-threaded worker processes with every
+    socket on 127.0.0.1: no dashboard, and the scheduler's small HTTP server (health) on a
+    free port rather than 8787 (``--no-dashboard`` alone listens on every interface). For
+    tests and benchmarks; close it (``with`` or ``.close()``) when done."""
+    import logging
+
+    import distributed
+
+    dask: Any = distributed  # untyped
+    return dask.LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.ERROR,
+    )
 
 
 def _check_workers(client: Any, timeout: float) -> int:

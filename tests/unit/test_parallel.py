@@ -5,7 +5,6 @@ the same report as one process, on a local pool and on a real two-worker Dask cl
 from __future__ import annotations
 
 import json
-import logging
 import os
 import pickle
 import shutil
@@ -30,7 +29,7 @@ from segctl.openflow.tables import load_flow_dir
 from segctl.topology.network import Network, load_network, resolve
 from segctl.topology.synthetic import synthetic_intent
 from segctl.verifier import parallel
-from segctl.verifier.parallel import ClusterError, prove_one, verify_cluster, verify_local
+from segctl.verifier.parallel import ClusterError, loopback_cluster, prove_one, verify_cluster, verify_local
 from segctl.verifier.verify import ENGINES, partitions, verify
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,26 +145,10 @@ def test_bad_arguments_fail_before_any_process_starts() -> None:
 # ---------------------------------------------------------------------------- Dask cluster
 
 
-def local_cluster(workers: int) -> Any:
-    """A Dask cluster of ``workers`` worker processes, every socket on 127.0.0.1: no
-    dashboard, and the scheduler's small HTTP server (health) on a free port, not 8787."""
-    from distributed import LocalCluster
-
-    return LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-        silence_logs=logging.ERROR,
-    )
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     """A two-worker Dask cluster (processes) on 127.0.0.1, closed whatever happens."""
-    local = local_cluster(2)
+    local = loopback_cluster(2)
     try:
         yield local.scheduler_address
     finally:
@@ -240,7 +223,7 @@ def test_an_unreachable_cluster_is_a_clean_error_after_the_timeout(
 
 def test_a_cluster_without_workers_is_a_clean_error() -> None:
     network, texts = mutated_leaf_spine()
-    empty = local_cluster(0)
+    empty = loopback_cluster(0)
     try:
         with pytest.raises(ClusterError, match="no worker joined the scheduler within 1 s"):
             verify_cluster(network, tables_of(texts), empty.scheduler_address, timeout=1)
@@ -262,7 +245,7 @@ def test_a_worker_with_other_verifier_code_is_refused(tmp_path: Path) -> None:
     with (tmp_path / "segctl" / "verifier" / "checks.py").open("a") as f:
         f.write("\n# another version\n")
     network, texts = mutated_leaf_spine()
-    scheduler = local_cluster(0)
+    scheduler = loopback_cluster(0)
     worker: subprocess.Popen[bytes] | None = None
     try:
         worker = subprocess.Popen(
