@@ -220,14 +220,20 @@ def isolation(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
             if hs.is_empty(cross):
                 continue
             crossings += len(hs.tags(cross))
-            allowed = hs.false
+            # sources with the same grants share one tag set: a consumer tenant's n sources
+            # of a shared service cost one AND, not n ORs into a growing space
+            by_grants: dict[tuple[Grant, ...] | None, list[int]] = {}
             for src in inp.endpoints_of(cross):
                 if mode == "new":
-                    grants = exp.shared.get((src.key, dst.key), [])
+                    grants = exp.shared.get((src.key, dst.key))
                     if grants:
-                        allowed |= hs.tag(inp.tag_of[src.key]) & sp.grants(grants)
+                        by_grants.setdefault(tuple(grants), []).append(inp.tag_of[src.key])
                 elif (src.key, dst.key) in exp.shared or (dst.key, src.key) in exp.shared:
-                    allowed |= hs.tag(inp.tag_of[src.key]) & hs.oeq("eth_type", ETH_IP)
+                    by_grants.setdefault(None, []).append(inp.tag_of[src.key])
+            allowed = hs.union(
+                hs.tag_set(tags) & (hs.oeq("eth_type", ETH_IP) if key is None else sp.grants(key))
+                for key, tags in by_grants.items()
+            )
             bad = cross & ~allowed
             for src in inp.endpoints_of(bad):
                 if mode == "any" and (src.key, dst.key) in new_bad:
