@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from segctl.openflow.ofctl import Action, DecTtl, PopVlan, PushVlan, SetField
+from segctl.openflow.ofctl import IN_PORT, Action, DecTtl, Output, PopVlan, PushVlan, SetField
 from segctl.verifier.headerspace import BDD, CONCRETE_FIELDS, FIELDS, HeaderSpace, _port16
 from segctl.verifier.symtables import METADATA_SLOT, SLOT, Key, Rule, SetFields, Table
 
@@ -184,11 +184,22 @@ def effect_view(hs: HeaderSpace, table: Table, key: Key) -> EffectView:
     rest = ~covered
     if not hs.is_empty(rest):
         misses.append(rest)
-    effects = _families(hs, [Effect(steps, hs.union(parts[steps])) for steps in order])
+    effects = _families(hs, [e for steps in order for e in _merged(hs, steps, parts[steps], port)])
     view = EffectView(effects, hs.union(misses) if misses else None, len(candidates))
     if len(effects) >= _INDEX_FROM:
         _index(hs, view)
     return view
+
+
+def _merged(hs: HeaderSpace, steps: Steps, regions: list[BDD], port: int | None) -> list[Effect]:
+    """The rules' regions of one action list as one effect; but when the packets carry their
+    ``in_port`` (``port`` None) and the actions send to ``IN_PORT``, one effect per rule: an
+    ARP responder's rule pins a port and a destination MAC, and sending the union back out
+    would split it port by port with one AND over the whole space each (quadratic in the
+    edge ports), where each rule's region keeps the split where the MAC is (near the top)."""
+    if port is None and any(isinstance(a, Output) and a.port == IN_PORT for a in steps):
+        return [Effect(steps, region) for region in regions]
+    return [Effect(steps, hs.union(regions))]
 
 
 def _index(hs: HeaderSpace, view: EffectView) -> None:
