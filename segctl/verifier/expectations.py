@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from segctl.topology.analysis import EndpointKey, Grant, expected_reachability
 from segctl.topology.network import Network
@@ -42,6 +43,16 @@ class PairMap(Mapping[Pair, tuple[Grant, ...]]):
 
     def __getitem__(self, pair: Pair) -> tuple[Grant, ...]:
         return self._rows.get(pair[0], _EMPTY)[pair[1]]
+
+    def get(self, pair: Pair, default: Any = None) -> Any:  # one dict lookup each, not a KeyError
+        row = self._rows.get(pair[0])
+        return default if row is None else row.get(pair[1], default)
+
+    def __contains__(self, pair: object) -> bool:
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            return False
+        row = self._rows.get(pair[0])
+        return row is not None and pair[1] in row
 
     def __iter__(self) -> Iterator[Pair]:
         for s in self._sources:
