@@ -545,6 +545,7 @@ def commit_safety(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
     (its owners, not the source itself) and that no stateful grant of the source allows."""
     hs, net, sp = inp.hs, inp.network, inp.spaces
     oks: dict[object, BDD] = {}
+    keys: dict[tuple[EndpointKey, int], tuple[tuple[tuple[Grant, ...], frozenset[IPv4Address]], ...]] = {}
     found: list[Violation] = []
     points = 0
     for (switch, table, zone), committed in inp.new.sorted_commits():
@@ -556,7 +557,10 @@ def commit_safety(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
         by_ok: dict[tuple[tuple[tuple[Grant, ...], frozenset[IPv4Address]], ...], list[EndpointInfo]] = {}
         selves = []
         for src in committers:
-            by_ok.setdefault(_grants_key(inp, src, zone), []).append(src)
+            key = keys.get((src.key, zone))
+            if key is None:  # a zone's commit points (one per switch) share their sources' keys
+                key = keys[(src.key, zone)] = _grants_key(inp, src, zone)
+            by_ok.setdefault(key, []).append(src)
             if src.key in owners and owner_ips.count(src.ip) == 1:
                 selves.append(src)  # it does not answer itself: its own address is no replier
         allowed = hs.false
