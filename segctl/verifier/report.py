@@ -491,6 +491,8 @@ def _matrix(
     for s, d in reach:
         granted.setdefault(s, []).append(d)
     pairs: dict[tuple[str, str], MatrixCell] = {}
+    # per distinct grant tuple (few: one per policy shape), not per cell (tens of thousands)
+    kinds: dict[tuple[Grant, ...], tuple[str, bool]] = {}
     for src in network.endpoints:
         wrong = bad.get(src.qualified, set())
         seen = observed.get(src.qualified, set())
@@ -499,17 +501,22 @@ def _matrix(
         for name in names:
             dst = by_name[name]
             grants = reach.get((src.key, dst.key), ())
+            known = kinds.get(grants)
+            if known is None:
+                shares = any(g.kind == "shared-service" for g in grants)
+                known = kinds[grants] = (grant_symbol(grants), shares)
+            symbol, shared = known
             if name in wrong:
                 status = "violation"
             elif src.key == dst.key:
                 status = "self"
-            elif any(g.kind == "shared-service" for g in grants):
+            elif shared:
                 status = "shared"
             elif grants:
                 status = "allowed"
             else:
                 status = "denied"
-            cell = MatrixCell(grant_symbol(grants), name in seen, status)
+            cell = MatrixCell(symbol, name in seen, status)
             if cell != DEFAULT_CELL:
                 pairs[(src.qualified, name)] = cell
     return ReachabilityMatrix(tuple(by_name), DEFAULT_CELL, pairs)
