@@ -486,29 +486,34 @@ def _matrix(
     """Expected vs observed per ordered pair (``bad``: per source the destinations of its
     violations), keeping the cells that differ from :data:`DEFAULT_CELL` (a pair with no
     grant, no delivery and no violation)."""
-    by_name = {ep.qualified: ep for ep in network.endpoints}
-    granted: dict[EndpointKey, list[EndpointKey]] = {}
+    key_of = {ep.qualified: ep.key for ep in network.endpoints}
+    name_of = {key: name for name, key in key_of.items()}
+    granted: dict[EndpointKey, list[str]] = {}
     for s, d in reach:
-        granted.setdefault(s, []).append(d)
+        granted.setdefault(s, []).append(name_of[d])
     pairs: dict[tuple[str, str], MatrixCell] = {}
-    # per distinct grant tuple (few: one per policy shape), not per cell (tens of thousands)
-    kinds: dict[tuple[Grant, ...], tuple[str, bool]] = {}
-    for src in network.endpoints:
-        wrong = bad.get(src.qualified, set())
-        seen = observed.get(src.qualified, set())
-        names = {src.qualified, *seen, *(n for n in wrong if n is not None)}
-        names.update(network.endpoint(*d).qualified for d in granted.get(src.key, ()))
+    # A dense fabric has hundreds of thousands of cells but a handful of distinct grant
+    # tuples and cells: both are looked up, not recomputed or rebuilt, per cell. Grant
+    # tuples are keyed by identity; each entry holds its tuple, so no id is reused.
+    kinds: dict[int, tuple[tuple[Grant, ...], str, bool]] = {}
+    cells: dict[tuple[str, bool, str], MatrixCell] = {}
+    default = (DEFAULT_CELL.expected, DEFAULT_CELL.observed, DEFAULT_CELL.status)
+    for src_name, src_key in key_of.items():
+        wrong = bad.get(src_name, set())
+        seen = observed.get(src_name, set())
+        names = {src_name, *seen, *(n for n in wrong if n is not None)}
+        names.update(granted.get(src_key, ()))
         for name in names:
-            dst = by_name[name]
-            grants = reach.get((src.key, dst.key), ())
-            known = kinds.get(grants)
+            dst_key = key_of[name]
+            grants = reach.get((src_key, dst_key), ())
+            known = kinds.get(id(grants))
             if known is None:
                 shares = any(g.kind == "shared-service" for g in grants)
-                known = kinds[grants] = (grant_symbol(grants), shares)
-            symbol, shared = known
+                known = kinds[id(grants)] = (grants, grant_symbol(grants), shares)
+            _, symbol, shared = known
             if name in wrong:
                 status = "violation"
-            elif src.key == dst.key:
+            elif src_key == dst_key:
                 status = "self"
             elif shared:
                 status = "shared"
@@ -516,7 +521,10 @@ def _matrix(
                 status = "allowed"
             else:
                 status = "denied"
-            cell = MatrixCell(symbol, name in seen, status)
-            if cell != DEFAULT_CELL:
-                pairs[(src.qualified, name)] = cell
-    return ReachabilityMatrix(tuple(by_name), DEFAULT_CELL, pairs)
+            value = (symbol, name in seen, status)
+            if value != default:
+                cell = cells.get(value)
+                if cell is None:
+                    cell = cells[value] = MatrixCell(*value)
+                pairs[(src_name, name)] = cell
+    return ReachabilityMatrix(tuple(key_of), DEFAULT_CELL, pairs)
