@@ -471,7 +471,7 @@ def test_long_proof_does_not_freeze_the_controller(lab_prefix: str, api_controll
 
     ctl = api_controller
     small = resolve(policy_pair(8, 4, 10))
-    dense = json.dumps(two_rack(100).model_dump(mode="json", by_alias=True, exclude_none=True))
+    dense = json.dumps(two_rack(160).model_dump(mode="json", by_alias=True, exclude_none=True))
     renamed = dense.replace("rackA", "leafA").replace("rackB", "leafB")
     big = resolve(Intent.model_validate(json.loads(renamed)))
     names = [s.name for s in small.switches]
