@@ -460,7 +460,7 @@ def test_long_proof_does_not_freeze_the_controller(lab_prefix: str, api_controll
     """A change whose proof takes seconds: switches stay connected, the API keeps answering.
 
     The first intent is small (proof ~1 s); the change to the dense two-rack fabric with
-    401 endpoints (two tenants of 100 + 100, a shared DNS) is proven from scratch (~10 s on
+    641 endpoints (two tenants of 160 + 160, a shared DNS) is proven from scratch (~9 s on
     the reference machine). The bridges' inactivity probe is 2 s: a hub frozen by the
     proof for more than ~4 s makes OVS drop the connection.
     """
