@@ -95,15 +95,21 @@ class ReplyRequest:
         return self.sender & self.to
 
 
-def requests_union(hs: HeaderSpace, requests: Sequence[tuple[int, ReplyRequest]]) -> BDD:
-    """∪ over ``(tag, request)``: tag ∧ request space, grouped by shared factors (a few
-    operations per distinct ``to`` and ``sender``, not one per request)."""
-    groups: dict[tuple[BDD, BDD], list[int]] = {}
+def requests_union(
+    hs: HeaderSpace, requests: Sequence[tuple[int, ReplyRequest]], *, at_ingress: bool = False
+) -> BDD:
+    """∪ over ``(tag, request)``: tag ∧ request space (∧ ``in_port`` = its ingress port with
+    ``at_ingress``), grouped by shared factors: a few operations per distinct ``to`` and
+    sender, not one per request, and each ``to`` ANDed once, after the union of what tells
+    its requests apart (the repliers of one group answer the same sources)."""
+    groups: dict[tuple[BDD, BDD, int | None], list[int]] = {}
     for tag, req in requests:
-        groups.setdefault((req.sender, req.to), []).append(tag)
+        port = req.ingress[1] if at_ingress else None
+        groups.setdefault((req.sender, req.to, port), []).append(tag)
     by_to: dict[BDD, list[BDD]] = {}
-    for (sender, to), tags in groups.items():
-        by_to.setdefault(to, []).append(sender & hs.tag_set(tags))
+    for (sender, to, port), tags in groups.items():
+        where = sender if port is None else hs.eq("in_port", port) & sender
+        by_to.setdefault(to, []).append(where & hs.tag_set(tags))
     return hs.union(to & hs.union(senders) for to, senders in by_to.items())
 
 

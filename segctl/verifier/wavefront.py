@@ -64,7 +64,7 @@ from segctl.verifier.headerspace import (
     HeaderSpace,
     _port16,
 )
-from segctl.verifier.observe import ReplyRequest, RunView, reply_states
+from segctl.verifier.observe import ReplyRequest, RunView, reply_states, requests_union
 from segctl.verifier.reference import _Fold
 from segctl.verifier.symbolic import (
     CONTROLLER,
@@ -351,23 +351,14 @@ class WavefrontEngine:
             by_switch.setdefault(switch, {}).setdefault(port, []).append((tag, req))
         for switch, ports in sorted(by_switch.items()):
             parts = []
-            # requests that share their destinations (``to``: the repliers of one group answer
-            # the same sources) are ANDed with them once, after the union of what identifies
-            # each (port, tag, sender): one copy of ``to`` per switch, not one per replier
-            senders: dict[BDD, dict[tuple[int, BDD], list[int]]] = {}
+            requests: list[tuple[int, ReplyRequest]] = []
             for port, items in sorted(ports.items()):
                 plain = [t for t, r in items if r is None]
                 if plain:
                     parts.append(hs.eq("in_port", port) & hs.tag_set(plain))
-                for t, r in items:
-                    if r is not None:
-                        senders.setdefault(r.to, {}).setdefault((port, r.sender), []).append(t)
-            for to, by_sender in senders.items():
-                who = hs.union(
-                    hs.eq("in_port", port) & sender & hs.tag_set(tags)
-                    for (port, sender), tags in by_sender.items()
-                )
-                parts.append(to & who)
+                requests += [(t, r) for t, r in items if r is not None]
+            # one union per switch: a group's shared destinations are ANDed once, not per replier
+            parts.append(requests_union(hs, requests, at_ingress=True))
             space = hs.union(parts) & self._start & self._identity
             walk.waiting.setdefault(switch, {})[(0, _SYMBOLIC_KEY)] = _Pending(space, {})
         while walk.waiting:
