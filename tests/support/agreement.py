@@ -13,6 +13,7 @@ from segctl.flows.compiler import compile_network
 from segctl.openflow.ofctl import Flow
 from segctl.topology.network import Network
 from segctl.verifier.expectations import Expectations
+from segctl.verifier.incremental import IncrementalVerifier
 from segctl.verifier.report import VerificationReport, merge_parts
 from segctl.verifier.verify import ENGINES, make_engine, partitions, prove_part, verify
 from support.mutations import Flows
@@ -78,3 +79,13 @@ def partitioned(network: Network, tables: Tables, engine: str, count: int) -> st
         for sources in partitions(network, count)
     ]
     return doc(merge_parts(network, tables, parts, started, reach=exp.reach))
+
+
+def assert_steps_agree(inc: IncrementalVerifier, network: Network, tables: Tables, context: str) -> None:
+    """One step of an incremental sequence: a fresh reference proof, a fresh wavefront proof
+    and ``inc``'s call on the same tables write the same report."""
+    fresh = doc(verify(network, tables, engine="reference"))
+    assert_same(fresh, doc(verify(network, tables)), context=context)
+    assert_same(
+        fresh, doc(inc.verify(network, tables)), names=("full reference", "incremental"), context=context
+    )
