@@ -82,8 +82,9 @@ def prove(
 def partitions(network: Network, count: int) -> list[frozenset[EndpointKey]]:
     """The sources split into at most ``count`` parts of whole tenants (a tenant's sources
     share the most work), balanced by endpoints, largest tenants first; never empty."""
-    loads: list[tuple[int, list[EndpointKey]]] = [(0, []) for _ in range(max(1, count))]
     tenants = sorted(network.tenants, key=lambda t: (-len(network.tenant_endpoints(t.name)), t.name))
+    # more parts than tenants would stay empty: never build them (count comes from --jobs)
+    loads: list[tuple[int, list[EndpointKey]]] = [(0, []) for _ in range(max(1, min(count, len(tenants))))]
     for tenant in tenants:
         eps = [ep.key for ep in network.tenant_endpoints(tenant.name)]
         if not eps:

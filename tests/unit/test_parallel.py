@@ -319,3 +319,12 @@ def test_the_cli_spells_the_verifier_constants() -> None:
     """The parser does not import the verifier (it loads BDDs): its copies must agree."""
     assert verify_cli.ENGINES == ENGINES
     assert verify_cli.CLUSTER_TIMEOUT_S == parallel.CLUSTER_TIMEOUT_S
+
+
+def test_a_huge_part_count_is_one_part_per_tenant_at_most() -> None:
+    """``--jobs 99999999999999999999`` made ``partitions`` build that many empty parts (the
+    CLI hung); more parts than tenants are never built."""
+    network = load_network(LEAF_SPINE)
+    tenants = sum(1 for t in network.tenants if network.tenant_endpoints(t.name))
+    assert partitions(network, 10**20) == partitions(network, tenants)
+    assert len(partitions(network, 10**20)) == tenants
