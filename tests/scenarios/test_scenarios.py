@@ -152,6 +152,21 @@ def test_every_shipped_attacker_intent_forges_for_real() -> None:
         plan = plan_attack(net)
         assert plan.forged_mac != plan.attacker.mac and plan.foreign_sha != plan.attacker.mac
         assert plan.control is not None
+        # a forged ARP must never be what a real endpoint sends about itself
+        bindings = {(ep.mac, str(ep.ip)) for ep in net.endpoints}
+        assert (plan.foreign_sha, str(plan.attacker.ip)) not in bindings
+        assert (plan.attacker.mac, plan.claimed_ip) not in bindings
+
+
+def test_forged_arp_is_not_a_real_request_when_tenants_overlap() -> None:
+    """leaf-spine: acme/web1 and globex/gweb1 share 10.1.1.10. A request "sha gweb1's MAC,
+    spa 10.1.1.10" is what gweb1 sends itself when its neighbour entry for gweb2 expires:
+    CI once captured that real request and called the attack delivered."""
+    net = load_network(SCENARIOS["attacker"].intent)
+    plan = plan_attack(net)
+    assert plan.attacker.qualified == "acme/web1" and plan.foreign
+    assert plan.foreign_sha != net.endpoint("globex", "gweb1").mac
+    assert plan.foreign_sha == net.endpoint("globex", "gweb2").mac
 
 
 def test_scenario_on_an_intent_that_lacks_what_it_needs_exits_2(

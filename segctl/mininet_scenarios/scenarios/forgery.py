@@ -2,7 +2,11 @@
 
 Every forged value differs from the attacker's own binding (MAC, IPv4): tenants may
 reuse MACs and addresses, so "another endpoint's MAC" can equal the attacker's own, and
-a frame carrying it is not forged at all (the switch rightly delivers it). Frames aimed
+a frame carrying it is not forged at all (the switch rightly delivers it). No forged ARP
+pairs a MAC with an address the way a real endpoint does either: with overlapping
+addresses, a forged request "MAC of globex/gweb1, address of acme/web1" is byte for byte
+the request gweb1 itself sends when its neighbour entry expires, so its capture would
+say nothing about the attack. Frames aimed
 at another tenant go to an endpoint whose MAC and address the attacker's tenant does not
 also use, so nothing in the attacker's own tenant may legitimately receive them. The
 control frame, which proves the captures work, is one the intent allows.
@@ -103,8 +107,17 @@ def plan_attack(network: Network) -> AttackPlan:
     macs = [ep.mac for ep in sorted(others, key=lambda ep: ep.tenant == me.tenant) if ep.mac != me.mac]
     forged_mac = macs[0] if macs else _free_mac({ep.mac for ep in network.endpoints})
     forged_ip = next(ip for ip in _FORGED_IPS if IPv4Address(ip) != me.ip)
-    claims = [str(ep.ip) for ep in (target, *others) if ep.ip != me.ip]
-    foreign_macs = [ep.mac for ep in others if ep.tenant != me.tenant and ep.mac != me.mac]
+    bindings = {(ep.mac, ep.ip) for ep in network.endpoints}
+    claims = [str(ep.ip) for ep in (target, *others) if ep.ip != me.ip and (me.mac, ep.ip) not in bindings]
+    foreign_macs = [
+        ep.mac
+        for ep in others
+        if ep.tenant != me.tenant and ep.mac != me.mac and (ep.mac, me.ip) not in bindings
+    ]
+    if not foreign_macs and (forged_mac, me.ip) in bindings:
+        forged_mac_for_arp = _free_mac({ep.mac for ep in network.endpoints})
+    else:
+        forged_mac_for_arp = forged_mac
     skipped: list[tuple[str, str]] = []
     own_gw = network.tenant(me.tenant).gateway_mac
     victim_gw = network.tenant(victim.tenant).gateway_mac
@@ -132,7 +145,7 @@ def plan_attack(network: Network) -> AttackPlan:
         forged_mac=forged_mac,
         forged_ip=forged_ip,
         claimed_ip=claims[0] if claims else forged_ip,
-        foreign_sha=foreign_macs[0] if foreign_macs else forged_mac,
+        foreign_sha=foreign_macs[0] if foreign_macs else forged_mac_for_arp,
         victim_gateway_mac=victim_gw,
         control=_control(network, me),
         skipped=tuple(skipped),
