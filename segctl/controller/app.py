@@ -37,7 +37,7 @@ from segctl.controller.framework import (
     ofproto_v1_4,
     set_ev_cls,
 )
-from segctl.controller.southbound import SwitchMeter
+from segctl.controller.southbound import CountedFlow, SwitchMeter
 from segctl.errors import SwitchError
 from segctl.openflow.ofctl import Drop, Flow
 
@@ -323,9 +323,16 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
 
     def dump(self, switch: str) -> list[Flow]:
         """Every flow of ``switch`` (all tables), converted to parsed Flows."""
+        return wire.flows_from_dump(self._flow_stats(switch), where=switch)
+
+    def dump_counted(self, switch: str) -> list[CountedFlow]:
+        """Every flow of ``switch`` with its packet and byte counters."""
+        return [CountedFlow(*c) for c in wire.counted_flows_from_dump(self._flow_stats(switch), where=switch)]
+
+    def _flow_stats(self, switch: str) -> list[Any]:
         dp = self._datapath(switch)
         replies = self._send(dp, ofswitch.flow_stats_request(dp), what=f"dump flows of {switch}", multi=True)
-        return wire.flows_from_dump((stat for reply in replies for stat in reply.body), where=switch)
+        return [stat for reply in replies for stat in reply.body]
 
     def dump_meters(self, switch: str) -> list[SwitchMeter]:
         """The meters ``switch`` holds."""

@@ -5,7 +5,8 @@ OpenFlow's add semantics: a flow with the same (table, priority, match) as an ex
 one replaces it; a strict delete removes the flow with that key. A push either applies
 completely or not at all, like a committed bundle. Tests can tamper with a switch
 (:meth:`MemorySouthbound.tamper_add` / ``tamper_remove``) to model drift, wipe it to
-model a restart, and make the next push fail.
+model a restart, and make the next push fail, and set a flow's counters
+(:meth:`MemorySouthbound.count`) as if packets had matched it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from segctl.controller.southbound import SwitchMeter
+from segctl.controller.southbound import CountedFlow, SwitchMeter
 from segctl.errors import SwitchError
 from segctl.openflow.ofctl import FieldMatch, Flow
 
@@ -35,6 +36,7 @@ class MemorySwitch:
     flows: dict[FlowKey, Flow] = field(default_factory=dict)
     meters: dict[int, SwitchMeter] = field(default_factory=dict)
     pushes: list[tuple[int, int]] = field(default_factory=list)  # (removed, added) per push
+    counters: dict[FlowKey, tuple[int, int]] = field(default_factory=dict)  # (packets, bytes)
     resyncs: int = 0
 
 
@@ -72,6 +74,12 @@ class MemorySouthbound:
     def tamper_remove(self, name: str, flow: Flow) -> None:
         self.switches[name].flows.pop(flow_key(flow), None)
 
+    def count(self, name: str, flow: Flow, packets: int, nbytes: int) -> None:
+        """Add ``packets``/``nbytes`` to the counters of ``flow`` on switch ``name``."""
+        counters = self.switches[name].counters
+        have = counters.get(flow_key(flow), (0, 0))
+        counters[flow_key(flow)] = (have[0] + packets, have[1] + nbytes)
+
     def flows(self, name: str) -> set[Flow]:
         return set(self.switches[name].flows.values())
 
@@ -98,6 +106,7 @@ class MemorySouthbound:
             flows.pop(flow_key(flow), None)
         for flow in add:
             flows[flow_key(flow)] = flow
+            target.counters.pop(flow_key(flow), None)  # an add (re)starts a flow's counters
         target.flows = flows
         for meter in meters:
             target.meters[meter.meter_id] = meter
@@ -108,6 +117,7 @@ class MemorySouthbound:
     def resync(self, switch: str, flows: Sequence[Flow], meters: Sequence[SwitchMeter] = ()) -> None:
         target = self._target(switch)
         target.flows = {flow_key(f): f for f in flows}
+        target.counters.clear()
         target.meters = {m.meter_id: m for m in meters}
         target.resyncs += 1
 
@@ -115,6 +125,10 @@ class MemorySouthbound:
         if switch not in self._connected:
             raise SwitchError(f"switch {switch} is not connected")
         return list(self.switches[switch].flows.values())
+
+    def dump_counted(self, switch: str) -> list[CountedFlow]:
+        counters = self.switches[switch].counters
+        return [CountedFlow(f, *counters.get(flow_key(f), (0, 0))) for f in self.dump(switch)]
 
     def dump_meters(self, switch: str) -> list[SwitchMeter]:
         if switch not in self._connected:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
-__all__ = ["ControllerMetrics", "Counter", "Gauge", "Registry", "Summary", "format_value"]
+__all__ = ["ControllerMetrics", "Counter", "Gauge", "ObservedCounter", "Registry", "Summary", "format_value"]
 
 LabelKey = tuple[tuple[str, str], ...]
 _F = TypeVar("_F", bound="_Family")
@@ -100,6 +100,24 @@ class Gauge(_Family):
             self._values.pop(key, None)
 
 
+class ObservedCounter(_Family):
+    """A counter kept by someone else (a switch's flow counters), published whole.
+
+    Its values are replaced together by :meth:`publish`; like any counter read from a
+    device, a value may restart from zero when the device does (a rule re-added).
+    """
+
+    kind = "counter"
+
+    def publish(self, values: Mapping[LabelKey, float]) -> None:
+        """Replace every sample; keys are label tuples as :meth:`labels_key` makes them."""
+        with self._lock:
+            self._values = dict(values)
+
+    def labels_key(self, **labels: str) -> LabelKey:
+        return self._key(labels)
+
+
 class Summary(_Family):
     """Observations as ``_count`` and ``_sum`` (no quantiles)."""
 
@@ -140,6 +158,9 @@ class Registry:
 
     def gauge(self, name: str, help: str, labels: Sequence[str] = ()) -> Gauge:
         return self._add(Gauge(name, help, labels, self._lock))
+
+    def observed_counter(self, name: str, help: str, labels: Sequence[str] = ()) -> ObservedCounter:
+        return self._add(ObservedCounter(name, help, labels, self._lock))
 
     def summary(self, name: str, help: str, labels: Sequence[str] = ()) -> Summary:
         return self._add(Summary(name, help, labels, self._lock))
@@ -201,6 +222,17 @@ class ControllerMetrics:
             "segctl_api_requests_total",
             "REST API requests by route and status.",
             ("method", "route", "status"),
+        )
+
+        self.policy_packets = reg.observed_counter(
+            "segctl_policy_packets_total",
+            "Packets decided by each policy (policy_src rules' flow counters, read at each reconciliation).",
+            ("tenant", "policy", "verdict"),
+        )
+        self.policy_bytes = reg.observed_counter(
+            "segctl_policy_bytes_total",
+            "Bytes decided by each policy (policy_src rules' flow counters, read at each reconciliation).",
+            ("tenant", "policy", "verdict"),
         )
 
     def render(self) -> str:

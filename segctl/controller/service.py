@@ -73,6 +73,7 @@ from segctl.controller.intake import (
 from segctl.controller.linkstate import LinkChange, LinkState, LinkTuple, fabric_link_of, fabric_ports
 from segctl.controller.metrics import ControllerMetrics
 from segctl.controller.plan import compile_tables, diff_summary, diff_tables, plan_change, sorted_tables
+from segctl.controller.policy_counters import Counts, policy_counts, sum_counts
 from segctl.controller.queue import ChangeQueue, Priority, Turn
 from segctl.controller.scope import APPLY, ROLLBACK, ChangeKind, ChangeScope
 from segctl.controller.southbound import Southbound
@@ -181,6 +182,7 @@ class ControllerService:
         self.limits = limits or CostLimits()
         self._declared: Network | None = None  # the current intent, resolved
         self._desired: dict[str, SwitchTables] = {}
+        self._policy_counts: dict[str, Counts] = {}  # per switch, from its last reconciliation
         self._links = LinkState()
         self._revision: int | None = None
         # switches that have not been given their tables since they (re)connected, or since
@@ -778,10 +780,12 @@ class ControllerService:
     def _reconcile_one(self, switch: str, actor: str) -> DriftReport:
         want = self.desired(switch)
         try:
-            live_flows = set(self.southbound.dump(switch))
+            counted = self.southbound.dump_counted(switch)
             live_meters = set(self.southbound.dump_meters(switch))
         except SwitchError as exc:
             return DriftReport(switch, error=str(exc))
+        live_flows = {c.flow for c in counted}
+        self._publish_policy_counts(switch, policy_counts(self._declared, {switch: counted}))
         extra = tuple(sorted(live_flows - want.flows, key=flow_sort_key))
         missing = tuple(sorted(want.flows - live_flows, key=flow_sort_key))
         diff = diff_tables(switch, SwitchTables(frozenset(live_flows), frozenset(live_meters)), want)
@@ -821,6 +825,16 @@ class ControllerService:
         self.metrics.rejected.inc(reason=reason)
         detail = rejection_detail(str(origin.scope), reason, items, what=what, body=origin.body)
         self.audit_log.append(actor=origin.actor, action="intent.rejected", object="intent", detail=detail)
+
+    def _publish_policy_counts(self, switch: str, counts: Counts) -> None:
+        """Keep ``switch``'s counts and publish the sum over the intent's switches."""
+        self._policy_counts[switch] = counts
+        for name in set(self._policy_counts) - set(self._desired):
+            del self._policy_counts[name]
+        total = sum_counts(self._policy_counts.values())
+        m = self.metrics
+        m.policy_packets.publish({m.policy_packets.labels_key(**k._asdict()): v[0] for k, v in total.items()})
+        m.policy_bytes.publish({m.policy_bytes.labels_key(**k._asdict()): v[1] for k, v in total.items()})
 
     def _update_rule_metrics(self) -> None:
         for name, tables in self._desired.items():

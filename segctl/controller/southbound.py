@@ -18,12 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from segctl.openflow.ofctl import Flow
 
-__all__ = ["Southbound", "SwitchMeter"]
+__all__ = ["CountedFlow", "Southbound", "SwitchMeter"]
+
+
+class CountedFlow(NamedTuple):
+    """A flow of a dump with the switch's counters (packets and bytes it matched)."""
+
+    flow: Flow
+    packets: int
+    bytes: int
 
 
 @dataclass(frozen=True, order=True)
@@ -82,6 +90,10 @@ class Southbound(Protocol):
 
     def dump(self, switch: str) -> list[Flow]:
         """The flows ``switch`` holds now (all tables), as parsed Flows without stats."""
+        ...
+
+    def dump_counted(self, switch: str) -> list[CountedFlow]:
+        """Like :meth:`dump`, each flow with its packet and byte counters (one dump)."""
         ...
 
     def dump_meters(self, switch: str) -> list[SwitchMeter]:

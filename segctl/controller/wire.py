@@ -382,6 +382,22 @@ def flows_from_dump(stats: Iterable[object], *, where: str = "") -> list[Flow]:
     return flows
 
 
+_COUNTS = struct.Struct("!QQ")  # packet_count, byte_count: right after the cookie
+
+
+def counted_flows_from_dump(stats: Iterable[object], *, where: str = "") -> list[tuple[Flow, int, int]]:
+    """Like :func:`flows_from_dump`, each flow with the packet and byte counts of its entry."""
+    entries = list(stats)
+    counts = [
+        _COUNTS.unpack_from(stat.entry, 32)
+        if isinstance(stat, RawFlowStats)
+        else (int(getattr(stat, "packet_count", 0)), int(getattr(stat, "byte_count", 0)))
+        for stat in entries
+    ]
+    flows = flows_from_dump(entries, where=where)
+    return [(flow, packets, nbytes) for flow, (packets, nbytes) in zip(flows, counts, strict=True)]
+
+
 def stats_entry_bytes(flow: Flow) -> bytes:
     """The ``ofp_flow_stats`` entry a switch would report for ``flow`` (zero counters)."""
     body = flow_mod_bytes(flow)

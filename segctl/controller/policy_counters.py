@@ -1,0 +1,124 @@
+"""Per-policy packet and byte counts, read from the switches' own flow counters (pure).
+
+Every new connection is decided once, in the ``policy_src`` stage of the switch where
+its source endpoint sits; the rule that decided it carries the cookie of the intent
+object behind it (:mod:`segctl.openflow.cookies`). Summing the counters of those rules
+by cookie gives, per tenant, policy and verdict, the packets the policy decided:
+
+* ``allow`` rules: a policy (``tenant``, ``policy``), a shared service on its consumer's
+  side (``shared:NAME``), a non-strict segment (``intra-segment:SEGMENT``);
+* fabric-wide rules (``tenant=""``): ``default-deny`` (the stage's table-miss drop: a new
+  connection no grant allows), ``ct-invalid`` (conntrack said invalid: dropped) and
+  ``ct-established`` (packets of connections already allowed, passed by conntrack).
+
+A stateful grant's counter therefore counts connections' first packets (the rest pass as
+``ct-established``); a stateless grant counts every packet it lets through. The
+``policy_dst`` stage repeats the decision at the destination and is not counted, so no
+packet is counted twice. Conjunction clause rules only vote; their ``conj_id`` rule
+decides and carries the counts.
+
+>>> from segctl.openflow.ofctl import parse_flow
+>>> miss = parse_flow("table=30,priority=0,cookie=0x1e00000000000000,actions=drop")
+>>> policy_counts(None, {"leaf1": [(miss, 3, 180)]})
+{PolicyKey(tenant='', policy='default-deny', verdict='deny'): (3, 180)}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
+from segctl.flows.pipeline import POLICY_SRC
+from segctl.openflow.cookies import Kind, decode_cookie
+from segctl.openflow.ofctl import Conjunction, Ct, Drop, Flow, GotoTable
+from segctl.topology.network import Network
+
+__all__ = ["Counts", "PolicyKey", "policy_counts", "sum_counts"]
+
+#: ct_state bits of the fabric-wide rules, checked in this order.
+_CT_NAMES = ((0x10, "ct-invalid"), (0x02, "ct-established"), (0x04, "ct-related"))
+
+
+class PolicyKey(NamedTuple):
+    """The labels of one per-policy counter."""
+
+    tenant: str
+    policy: str
+    verdict: str  # allow or deny
+
+
+Counts = dict[PolicyKey, tuple[int, int]]
+
+
+def _verdict(flow: Flow) -> str:
+    passes = any(isinstance(a, GotoTable | Ct) for a in flow.actions)
+    return "allow" if passes and not any(isinstance(a, Drop) for a in flow.actions) else "deny"
+
+
+def _fabric_name(flow: Flow) -> str | None:
+    if flow.priority == 0:
+        return "default-deny"
+    state = flow.get("ct_state")
+    if state is None:
+        return None
+    for bit, name in _CT_NAMES:
+        if state.value & state.mask & bit:
+            return name
+    return None
+
+
+def _key(flow: Flow, network: Network | None) -> PolicyKey | None:
+    """Whose decision ``flow`` is, or None when it decides nothing we name."""
+    try:
+        _stage, kind, tenant_id, index = decode_cookie(flow.cookie)
+    except ValueError:
+        return None
+    verdict = _verdict(flow)
+    if kind in (Kind.PIPELINE, Kind.TENANT):
+        name = _fabric_name(flow)
+        return None if name is None else PolicyKey("", name, verdict)
+    if network is None:
+        return None
+    tenant = next((t.name for t in network.tenants if t.id == tenant_id), None)
+    try:
+        if kind is Kind.SHARED:
+            return PolicyKey(tenant or "", f"shared:{network.shared_services[index].name}", verdict)
+        if tenant is None:
+            return None
+        doc = network.tenant_doc(tenant)
+        if kind is Kind.POLICY:
+            return PolicyKey(tenant, doc.policies[index].name, verdict)
+        if kind is Kind.SEGMENT:
+            return PolicyKey(tenant, f"intra-segment:{doc.segments[index - 1].name}", verdict)
+    except IndexError:
+        return None  # a rule of another intent revision: its cookie names nothing now
+    return None
+
+
+def policy_counts(network: Network | None, dumps: Mapping[str, Iterable[tuple[Flow, int, int]]]) -> Counts:
+    """Packets and bytes per :class:`PolicyKey`, summed over the switches' ``policy_src`` rules.
+
+    ``dumps`` maps a switch to its flows with their (packets, bytes) counters, as
+    :meth:`~segctl.controller.southbound.Southbound.dump_counted` returns them.
+    """
+    out: Counts = {}
+    for counted in dumps.values():
+        for flow, packets, nbytes in counted:
+            if flow.table != POLICY_SRC.id or any(isinstance(a, Conjunction) for a in flow.actions):
+                continue
+            key = _key(flow, network)
+            if key is None:
+                continue
+            have = out.get(key, (0, 0))
+            out[key] = (have[0] + packets, have[1] + nbytes)
+    return out
+
+
+def sum_counts(parts: Iterable[Counts]) -> Counts:
+    """Several switches' (or dumps') counts added up."""
+    out: Counts = {}
+    for part in parts:
+        for key, (packets, nbytes) in part.items():
+            have = out.get(key, (0, 0))
+            out[key] = (have[0] + packets, have[1] + nbytes)
+    return out
