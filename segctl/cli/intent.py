@@ -171,49 +171,61 @@ def _selector_text(selector: Any) -> str:
     return str(selector.describe())
 
 
+def _tenant_document(network: Network, name: str) -> dict[str, Any]:
+    """One tenant of ``segctl show --output json``: its objects, resolved."""
+    from segctl.topology.schema import Selector
+
+    t = network.tenant(name)
+    doc = network.tenant_doc(name)
+    return {
+        "name": t.name,
+        "id": t.id,
+        "zone": t.id,
+        "gateway_mac": t.gateway_mac,
+        "segments": [
+            {
+                "name": s.name,
+                "index": s.index,
+                "cidr": str(s.cidr),
+                "cidr6": None if s.cidr6 is None else str(s.cidr6),
+                "gateway": None if s.gateway is None else str(s.gateway),
+                "vlan": s.vlan,
+                "strict": s.strict,
+            }
+            for s in network.segments
+            if s.tenant == t.name
+        ],
+        "groups": [
+            {"name": g.name, "members": [ep.name for ep in network.group_members(t.name, g.name)]}
+            for g in doc.groups
+        ],
+        "address_sets": [
+            {
+                "name": a.name,
+                "cidrs": [str(c) for c in a.cidrs or []],
+                "endpoints": list(a.endpoints or []),
+                "members": [ep.name for ep in network.select(t.name, Selector(address_set=a.name))],
+            }
+            for a in doc.address_sets
+        ],
+        "policies": [
+            {
+                "name": p.name,
+                "from": _selector_text(p.from_),
+                "to": _selector_text(p.to),
+                "services": [s.describe() for s in p.services],
+                "service_sets": list(p.service_sets),
+                "stateful": p.stateful,
+            }
+            for p in doc.policies
+        ],
+    }
+
+
 def show_document(network: Network, reach: Reachability, scope: Scope | None = None) -> dict[str, Any]:
     """The JSON form of ``segctl show``: every object (in ``scope``) resolved, plus the expected grants."""
     scope = scope or Scope()
-    tenants = []
-    for t in network.tenants:
-        if not scope.has(t.name):
-            continue
-        doc = network.tenant_doc(t.name)
-        tenants.append(
-            {
-                "name": t.name,
-                "id": t.id,
-                "zone": t.id,
-                "gateway_mac": t.gateway_mac,
-                "segments": [
-                    {
-                        "name": s.name,
-                        "index": s.index,
-                        "cidr": str(s.cidr),
-                        "cidr6": None if s.cidr6 is None else str(s.cidr6),
-                        "gateway": None if s.gateway is None else str(s.gateway),
-                        "vlan": s.vlan,
-                        "strict": s.strict,
-                    }
-                    for s in network.segments
-                    if s.tenant == t.name
-                ],
-                "groups": [
-                    {"name": g.name, "members": [ep.name for ep in network.group_members(t.name, g.name)]}
-                    for g in doc.groups
-                ],
-                "policies": [
-                    {
-                        "name": p.name,
-                        "from": _selector_text(p.from_),
-                        "to": _selector_text(p.to),
-                        "services": [s.describe() for s in p.services],
-                        "stateful": p.stateful,
-                    }
-                    for p in doc.policies
-                ],
-            }
-        )
+    tenants = [_tenant_document(network, t.name) for t in network.tenants if scope.has(t.name)]
     return {
         "switches": [{"name": s.name, "dpid": f"{s.dpid:#018x}"} for s in network.switches],
         "links": [f"{a}:{ap} <-> {b}:{bp}" for a, ap, b, bp in network.links],
@@ -233,6 +245,10 @@ def show_document(network: Network, reach: Reachability, scope: Scope | None = N
             for ep in network.endpoints
             if scope.has(ep.tenant)
         ],
+        "service_sets": [
+            {"name": s.name, "services": [svc.describe() for svc in s.services]}
+            for s in network.intent.service_sets
+        ],
         "shared_services": [
             {
                 "name": svc.name,
@@ -242,6 +258,7 @@ def show_document(network: Network, reach: Reachability, scope: Scope | None = N
                 },
                 "consumers": [{"tenant": c.tenant, "group": c.group} for c in svc.consumers],
                 "services": [s.describe() for s in svc.services],
+                "service_sets": list(svc.service_sets),
             }
             for svc in network.shared_services
             if scope.service(svc)
@@ -276,6 +293,8 @@ def show_text(
         _segment_section(network, scope),
         _endpoint_section(network, scope),
         _group_section(network, scope),
+        _address_set_section(network, scope),
+        _service_set_section(network),
         _policy_section(network, scope),
         _shared_section(network, scope),
     ):
@@ -381,6 +400,35 @@ def _group_section(network: Network, scope: Scope) -> Section:
             if scope.has(t.name)
             for g in network.tenant_doc(t.name).groups
         ],
+    )
+
+
+def _address_set_section(network: Network, scope: Scope) -> Section:
+    from segctl.topology.schema import Selector
+
+    return (
+        "Address sets",
+        ["TENANT", "SET", "CIDRS", "NAMED", "MEMBERS"],
+        [
+            [
+                t.name,
+                a.name,
+                ", ".join(str(c) for c in a.cidrs or []) or None,
+                ", ".join(a.endpoints or []) or None,
+                ", ".join(ep.name for ep in network.select(t.name, Selector(address_set=a.name))) or None,
+            ]
+            for t in network.tenants
+            if scope.has(t.name)
+            for a in network.tenant_doc(t.name).address_sets
+        ],
+    )
+
+
+def _service_set_section(network: Network) -> Section:
+    return (
+        "Service sets",
+        ["SET", "SERVICES"],
+        [[s.name, ", ".join(svc.describe() for svc in s.services)] for s in network.intent.service_sets],
     )
 
 

@@ -25,6 +25,7 @@ from segctl.errors import IntentError, Problem, SegctlError
 from segctl.topology.load import intent_from_document
 from segctl.topology.network import Network, resolve
 from segctl.topology.schema import Intent, Service
+from segctl.topology.sets import services_with_sets
 
 __all__ = [
     "MAX_SHAPE_PROBLEMS",
@@ -95,9 +96,14 @@ def _ports(services: Iterable[Service]) -> int:
 def intent_cost(intent: Intent, tenant: str | None = None) -> Cost:
     """What ``intent`` (or one of its tenants) asks of the compiler and the proof."""
     tenants = [t for t in intent.tenants if tenant is None or t.name == tenant]
-    ports = sum(_ports(p.services) for t in tenants for p in t.policies)
+    sets = intent.service_sets
+    ports = sum(
+        _ports(services_with_sets(p.services, p.service_sets, sets)) for t in tenants for p in t.policies
+    )
     if tenant is None:
-        ports += sum(_ports(s.services) for s in intent.shared_services)
+        ports += sum(
+            _ports(services_with_sets(s.services, s.service_sets, sets)) for s in intent.shared_services
+        )
     return Cost(
         endpoints=sum(len(t.endpoints) for t in tenants),
         policies=sum(len(t.policies) for t in tenants),

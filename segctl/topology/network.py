@@ -16,6 +16,7 @@ from typing import TypeVar
 from segctl.errors import IntentError, Problem
 from segctl.topology.load import load_checked
 from segctl.topology.schema import Intent, Policy, Selector, Service, SharedService, Tenant
+from segctl.topology.sets import expand_service_sets, in_address_set
 from segctl.topology.validate import VLAN_RANGE, check_intent
 
 __all__ = [
@@ -176,6 +177,9 @@ class Network:
             return [ep for ep in eps if ep.segment == selector.segment]
         if selector.group is not None:
             return self.group_members(tenant, selector.group)
+        if selector.address_set is not None:
+            aset = next(a for a in self.tenant_doc(tenant).address_sets if a.name == selector.address_set)
+            return [ep for ep in eps if in_address_set(aset, ep.name, ep.ip)]
         labels = selector.labels or {}
         return [ep for ep in eps if all(ep.label_dict().get(k) == v for k, v in labels.items())]
 
@@ -233,6 +237,7 @@ def default_gateway_mac(tenant_id: int) -> str:
 def resolve(intent: Intent) -> Network:
     """Check ``intent`` and decide its automatic values. Raises :class:`IntentError`."""
     check_intent(intent)
+    intent = expand_service_sets(intent)
     taken_ids = {t.id for t in intent.tenants if t.id is not None}
     free_ids = (i for i in range(1, 4096) if i not in taken_ids)
     tenants: list[TenantInfo] = []

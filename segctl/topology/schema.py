@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "AddressSet",
     "Endpoint",
     "Fabric",
     "Group",
@@ -36,6 +37,7 @@ __all__ = [
     "Segment",
     "Selector",
     "Service",
+    "ServiceSet",
     "SharedService",
     "SharedServiceConsumer",
     "SharedServiceProvider",
@@ -210,26 +212,31 @@ class Segment(_Strict):
     @field_validator("cidr", "cidr6", mode="before")
     @classmethod
     def _strict_cidr(cls, value: Any) -> Any:
-        if value is None:
-            return value
-        if not isinstance(value, str):
-            raise ValueError(f"{value!r} is not a CIDR (write it as text, e.g. 10.1.1.0/24)")
-        if "/" not in value:
-            raise ValueError(f"{value!r} is not a CIDR (expected address/prefix)")
-        try:
-            ip_network(value, strict=True)
-        except ValueError as exc:
-            if "host bits set" in str(exc):
-                # ip_network("10.1.1.5/24") raises; say what was probably meant.
-                meant = ip_network(value, strict=False)
-                raise ValueError(f"{value} has host bits set; did you mean {meant}?") from None
-            raise ValueError(f"{value!r} is not a valid CIDR") from None
-        return value
+        return _cidr_text(value)
 
     @field_validator("gateway", mode="before")
     @classmethod
     def _gateway_text(cls, value: Any) -> Any:
         return _address_text(value)
+
+
+def _cidr_text(value: Any) -> Any:
+    """A CIDR written as text with no host bits set (``10.1.1.0/24``), or None."""
+    if value is None:
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a CIDR (write it as text, e.g. 10.1.1.0/24)")
+    if "/" not in value:
+        raise ValueError(f"{value!r} is not a CIDR (expected address/prefix)")
+    try:
+        ip_network(value, strict=True)
+    except ValueError as exc:
+        if "host bits set" in str(exc):
+            # ip_network("10.1.1.5/24") raises; say what was probably meant.
+            meant = ip_network(value, strict=False)
+            raise ValueError(f"{value} has host bits set; did you mean {meant}?") from None
+        raise ValueError(f"{value!r} is not a valid CIDR") from None
+    return value
 
 
 def _address_text(value: Any) -> Any:
@@ -302,20 +309,25 @@ class Selector(_Strict):
     endpoints: Annotated[list[SelectorName], BeforeValidator(_not_empty), Field(min_length=1)] | None = None
     group: SelectorName | None = None
     segment: SelectorName | None = None
+    address_set: SelectorName | None = None
     labels: dict[str, str] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Selector:
-        kinds = ("endpoint", "endpoints", "group", "segment", "labels")
+        kinds = ("endpoint", "endpoints", "group", "segment", "address_set", "labels")
         given = [k for k in kinds if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("a selector names exactly one of endpoint, endpoints, group, segment, labels")
+            raise ValueError(
+                "a selector names exactly one of endpoint, endpoints, group, segment, address_set, labels"
+            )
         return self
 
     def names(self) -> list[tuple[str, str]]:
         """``(kind, name)`` of every object the selector names (``endpoints`` counts as endpoint)."""
         out = [("endpoint", n) for n in ([self.endpoint] if self.endpoint else []) + (self.endpoints or [])]
-        out += [(k, getattr(self, k)) for k in ("group", "segment") if getattr(self, k) is not None]
+        out += [
+            (k, getattr(self, k)) for k in ("group", "segment", "address_set") if getattr(self, k) is not None
+        ]
         return out
 
     def describe(self) -> str:
@@ -323,10 +335,10 @@ class Selector(_Strict):
             return "labels " + ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
         if self.endpoints is not None:
             return "endpoints " + ",".join(self.endpoints)
-        for kind in ("endpoint", "group", "segment"):
+        for kind in ("endpoint", "group", "segment", "address_set"):
             value = getattr(self, kind)
             if value is not None:
-                return f"{kind} {value}"
+                return f"{kind.replace('_', ' ')} {value}"
         return "nothing"
 
 
@@ -432,18 +444,51 @@ class Service(_Strict):
         return f"{self.proto}/" + ",".join(str(r) for r in self.ports)
 
 
+class ServiceSet(_Strict):
+    """A named list of services, reused by policies and shared services (``service_sets``)."""
+
+    name: Name
+    services: list[Service] = Field(min_length=1)
+
+
+def _services_given(owner: str, services: list[Service], sets: list[str]) -> None:
+    if not services and not sets:
+        raise ValueError(f"a {owner} allows at least one service: give services, service_sets or both")
+
+
+class AddressSet(_Strict):
+    """A named set of a tenant's endpoints: by name, by CIDR (the endpoints whose address
+    is inside), or both. Selectors name it as ``{address_set: NAME}``."""
+
+    name: Name
+    endpoints: list[Name] | None = None
+    cidrs: list[Annotated[IPv4Network, BeforeValidator(_cidr_text)]] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> AddressSet:
+        if not self.endpoints and not self.cidrs:
+            raise ValueError("an address set names endpoints, cidrs or both")
+        return self
+
+
 class Policy(_Strict):
     """An allow rule inside one tenant. Everything not allowed is denied."""
 
     name: Name
     from_: Selector = Field(validation_alias=AliasChoices("from", "from_"), serialization_alias="from")
     to: Selector
-    services: list[Service] = Field(min_length=1)
+    services: list[Service] = Field(default_factory=list)
+    service_sets: list[Name] = Field(default_factory=list)
     stateful: bool = True
+
+    @model_validator(mode="after")
+    def _some_service(self) -> Policy:
+        _services_given("policy", self.services, self.service_sets)
+        return self
 
 
 class Tenant(_Strict):
-    """An isolated tenant: its segments, endpoints, groups and policies."""
+    """An isolated tenant: its segments, endpoints, groups, address sets and policies."""
 
     name: Name
     id: int | None = Field(default=None, ge=1, le=4095)
@@ -451,6 +496,7 @@ class Tenant(_Strict):
     segments: list[Segment] = Field(default_factory=list)
     endpoints: list[Endpoint] = Field(default_factory=list)
     groups: list[Group] = Field(default_factory=list)
+    address_sets: list[AddressSet] = Field(default_factory=list)
     policies: list[Policy] = Field(default_factory=list)
 
 
@@ -481,7 +527,13 @@ class SharedService(_Strict):
     name: Name
     provider: SharedServiceProvider
     consumers: list[SharedServiceConsumer] = Field(min_length=1)
-    services: list[Service] = Field(min_length=1)
+    services: list[Service] = Field(default_factory=list)
+    service_sets: list[Name] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _some_service(self) -> SharedService:
+        _services_given("shared service", self.services, self.service_sets)
+        return self
 
 
 class Intent(_Strict):
@@ -489,5 +541,6 @@ class Intent(_Strict):
 
     version: Literal[1] = 1
     fabric: Fabric
+    service_sets: list[ServiceSet] = Field(default_factory=list)
     tenants: list[Tenant] = Field(default_factory=list)
     shared_services: list[SharedService] = Field(default_factory=list)

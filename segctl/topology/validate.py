@@ -13,6 +13,7 @@ from ipaddress import IPv4Network
 
 from segctl.errors import IntentError, Problem
 from segctl.topology.schema import Endpoint, Intent, Policy, Selector, Tenant
+from segctl.topology.sets import in_address_set
 
 __all__ = ["VLAN_RANGE", "check_intent", "validate_intent"]
 
@@ -33,6 +34,7 @@ def validate_intent(intent: Intent) -> list[Problem]:
     problems: list[Problem] = []
     problems += _check_fabric(intent)
     problems += _check_tenants(intent)
+    problems += _check_service_sets(intent)
     owners = _owners(intent)
     for tenant in intent.tenants:
         problems += _check_tenant(intent, tenant, owners)
@@ -70,6 +72,56 @@ def _check_fabric(intent: Intent) -> list[Problem]:
                 problems.append(Problem(where, f"port {end} is already used by {used[key]}"))
             else:
                 used[key] = f"fabric.links[{index}] ({link})"
+    return problems
+
+
+def _check_service_sets(intent: Intent) -> list[Problem]:
+    """Set names are unique; every ``service_sets`` entry names a set."""
+    problems = [
+        Problem(f"service_sets[{name}]", "duplicate service set name")
+        for name in sorted(_duplicates(s.name for s in intent.service_sets))
+    ]
+    known = {s.name for s in intent.service_sets}
+    users = [
+        *(
+            (f"tenants[{t.name}].policies[{p.name}]", p.service_sets)
+            for t in intent.tenants
+            for p in t.policies
+        ),
+        *((f"shared_services[{s.name}]", s.service_sets) for s in intent.shared_services),
+    ]
+    for where, names in users:
+        for name in names:
+            if name not in known:
+                problems.append(Problem(f"{where}.service_sets", f"unknown service set {name}"))
+        for name in sorted(_duplicates(names)):
+            problems.append(Problem(f"{where}.service_sets", f"{name} is listed twice"))
+    return problems
+
+
+def _check_address_sets(base: str, tenant: Tenant) -> list[Problem]:
+    """An address set names the tenant's endpoints; each CIDR meets one of its segments."""
+    problems = [
+        Problem(f"{base}.address_sets[{name}]", "duplicate name in address_sets")
+        for name in sorted(_duplicates(a.name for a in tenant.address_sets))
+    ]
+    endpoint_names = {ep.name for ep in tenant.endpoints}
+    for aset in tenant.address_sets:
+        where = f"{base}.address_sets[{aset.name}]"
+        for name in aset.endpoints or []:
+            if name not in endpoint_names:
+                problems.append(
+                    Problem(f"{where}.endpoints", f"unknown endpoint {name} in tenant {tenant.name}")
+                )
+        for cidr in aset.cidrs or []:
+            if not any(cidr.overlaps(seg.cidr) for seg in tenant.segments):
+                problems.append(
+                    Problem(
+                        f"{where}.cidrs",
+                        f"{cidr} meets none of tenant {tenant.name}'s segments: it would select nothing "
+                        "(an address set names the tenant's own endpoints)",
+                    )
+                )
     return problems
 
 
@@ -113,7 +165,13 @@ def _owners(intent: Intent) -> dict[tuple[str, str], list[str]]:
     """``(kind, name) -> tenants`` having an endpoint, group or segment of that name."""
     owners: dict[tuple[str, str], list[str]] = defaultdict(list)
     for t in intent.tenants:
-        for kind, items in (("endpoint", t.endpoints), ("group", t.groups), ("segment", t.segments)):
+        kinds = (
+            ("endpoint", t.endpoints),
+            ("group", t.groups),
+            ("segment", t.segments),
+            ("address_set", t.address_sets),
+        )
+        for kind, items in kinds:
             for item in items:
                 owners[(kind, item.name)].append(t.name)
     return owners
@@ -206,6 +264,7 @@ def _check_tenant(
         if tenant.gateway_mac is not None and ep.mac == tenant.gateway_mac:
             problems.append(Problem(f"{where}.mac", f"{ep.mac} is the tenant's gateway MAC"))
 
+    problems += _check_address_sets(base, tenant)
     problems += _check_references(base, tenant, owners, set(seg_by_name))
     return problems
 
@@ -222,7 +281,12 @@ def _check_references(
         for member in group.members or []:
             if member not in endpoint_names:
                 problems.append(Problem(f"{base}.groups[{group.name}].members", f"unknown endpoint {member}"))
-    known = {"endpoint": endpoint_names, "group": group_names, "segment": segments}
+    known = {
+        "endpoint": endpoint_names,
+        "group": group_names,
+        "segment": segments,
+        "address_set": {a.name for a in tenant.address_sets},
+    }
     for policy in tenant.policies:
         where = f"{base}.policies[{policy.name}]"
         found = [
@@ -289,6 +353,9 @@ def _selected(tenant: Tenant, selector: Selector) -> list[Endpoint]:
         return [ep for ep in tenant.endpoints if ep.segment == selector.segment]
     if selector.group is not None:
         return _group_endpoints(tenant, selector.group)
+    if selector.address_set is not None:
+        aset = next(a for a in tenant.address_sets if a.name == selector.address_set)
+        return [ep for ep in tenant.endpoints if in_address_set(aset, ep.name, ep.ip)]
     labels = selector.labels or {}
     return [ep for ep in tenant.endpoints if all(ep.labels.get(k) == v for k, v in labels.items())]
 
