@@ -33,7 +33,7 @@ from segctl.topology.schema import Intent
 pytestmark = pytest.mark.ovs
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ["two-tenants", "leaf-spine", "shared-dns", "reusable-sets"]
+EXAMPLES = ["two-tenants", "leaf-spine", "shared-dns"]
 MARK_PORT = 40404
 
 #: A third intent for what the examples lack: a stateless policy and IPv6.
