@@ -165,7 +165,7 @@ def service_matches(services: Iterable[Service]) -> tuple[Match, ...]:
         if svc.proto == "any":
             out[(("proto", "ip"),)] = None
         elif svc.proto == "icmp":
-            out[(("proto", "icmp"),)] = None
+            out[_icmp_match(svc)] = None
         elif svc.ports is None:
             out[(("proto", svc.proto),)] = None
         else:
@@ -175,6 +175,16 @@ def service_matches(services: Iterable[Service]) -> tuple[Match, ...]:
                     text = str(value) if mask == 0xFFFF else f"{value:#x}/{mask:#x}"
                     out[(("proto", svc.proto), (field, text))] = None
     return tuple(out)
+
+
+def _icmp_match(svc: Service) -> Match:
+    """``icmp``, or ``icmp,icmp_type=N[,icmp_code=M]`` for a service with a type (and code)."""
+    pairs = [("proto", "icmp")]
+    if svc.type is not None:
+        pairs.append(("icmp_type", str(svc.type)))
+    if svc.code is not None:
+        pairs.append(("icmp_code", str(svc.code)))
+    return tuple(pairs)
 
 
 def network_grants(network: Network) -> list[Grant]:
