@@ -448,7 +448,9 @@ class Service(_Strict):
         if self.code is not None and self.proto != "icmp":
             raise ValueError(f"code only applies to icmp, not {self.proto}")
         if self.code is not None and self.type is None:
-            raise ValueError(f"code {self.code} needs a type (an ICMP code only means something within its type)")
+            raise ValueError(
+                f"code {self.code} needs a type (an ICMP code only means something within its type)"
+            )
         return self
 
     def describe(self) -> str:
