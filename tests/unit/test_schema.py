@@ -168,8 +168,14 @@ BAD = [
     ("bad mac", lambda d: d["tenants"][0]["endpoints"][0].update(mac="02:00:00:00:00")),
     ("missing fabric", lambda d: d.pop("fabric")),
     ("empty port list", lambda d: d["tenants"][0]["policies"][0]["services"][0].update(ports=[])),
-    ("icmp type 256", lambda d: d["tenants"][0]["policies"][0].update(services=[{"proto": "icmp", "type": 256}])),
-    ("icmp code -1", lambda d: d["tenants"][0]["policies"][0].update(services=[{"proto": "icmp", "type": 3, "code": -1}])),
+    (
+        "icmp type 256",
+        lambda d: d["tenants"][0]["policies"][0].update(services=[{"proto": "icmp", "type": 256}]),
+    ),
+    (
+        "icmp code -1",
+        lambda d: d["tenants"][0]["policies"][0].update(services=[{"proto": "icmp", "type": 3, "code": -1}]),
+    ),
 ]
 
 
