@@ -159,7 +159,8 @@ def port_range_masks(lo: int, hi: int) -> list[tuple[int, int]]:
 
 
 def service_matches(services: Iterable[Service]) -> tuple[Match, ...]:
-    """The match pairs of each service (deduplicated, in first-seen order)."""
+    """The match pairs of each service (deduplicated, in first-seen order; an ICMP match that
+    another one covers, such as ``icmp,icmp_type=8`` next to ``icmp``, is left out)."""
     out: dict[Match, None] = {}
     for svc in services:
         if svc.proto == "any":
@@ -174,7 +175,7 @@ def service_matches(services: Iterable[Service]) -> tuple[Match, ...]:
                 for value, mask in port_range_masks(r.lo, r.hi):
                     text = str(value) if mask == 0xFFFF else f"{value:#x}/{mask:#x}"
                     out[(("proto", svc.proto), (field, text))] = None
-    return tuple(out)
+    return tuple(m for m in out if not (m[0] == ("proto", "icmp") and any(set(o) < set(m) for o in out)))
 
 
 def _icmp_match(svc: Service) -> Match:

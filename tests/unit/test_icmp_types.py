@@ -55,11 +55,13 @@ def test_describe_names_type_and_code() -> None:
 
 
 def test_service_clause_matches_type_and_code() -> None:
-    assert service_matches([_svc(type=3, code=4), _svc(type=8), _svc()]) == (
+    assert service_matches([_svc(type=3, code=4), _svc(type=8), _svc(type=8)]) == (
         (("proto", "icmp"), ("icmp_type", "3"), ("icmp_code", "4")),
         (("proto", "icmp"), ("icmp_type", "8")),
-        (("proto", "icmp"),),
     )
+    # covered matches would only add clause flows: all ICMP covers the types, a type its codes
+    assert service_matches([_svc(type=3, code=4), _svc(type=8), _svc()]) == ((("proto", "icmp"),),)
+    assert service_matches([_svc(type=3, code=4), _svc(type=3)]) == ((("proto", "icmp"), ("icmp_type", "3")),)
 
 
 def test_compiled_policy_rules_match_echo_request_only(net: Network) -> None:
