@@ -1,5 +1,6 @@
-"""ICMP type and code in services, end to end: compiled rules, live-probe expectations and
-predictions, the forgery scenario's control packet (issue 18, point 2).
+"""ICMP type and code in services, end to end: compiled rules, the verifier's service
+spaces, live-probe expectations and predictions, the forgery scenario's control packet
+(issue 18, point 2).
 
 Validation, the verifier, trace and ``diff --reachability`` have their tests next to
 theirs (test_validate, test_engine_agreement, test_trace_cli, test_diff_cli).
@@ -17,10 +18,12 @@ from segctl.mininet_scenarios.predict import load_predictor
 from segctl.mininet_scenarios.probes import expected_outcome, plan_probes
 from segctl.mininet_scenarios.scenarios.forgery import plan_attack
 from segctl.openflow.ofctl import parse_flows
-from segctl.topology.analysis import normalize_services
+from segctl.topology.analysis import ServiceMatch, normalize_services
 from segctl.topology.load import load_intent_text
 from segctl.topology.network import Network, load_network, resolve
 from segctl.topology.schema import Service
+from segctl.verifier.headerspace import HeaderSpace
+from segctl.verifier.spaces import Spaces
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "icmp-types.yaml"
 
@@ -107,3 +110,17 @@ def test_forgery_control_packet_carries_the_granted_query_type() -> None:
     )
     assert plan.control is not None
     assert (plan.control.proto, plan.control.icmp_type, plan.control.icmp_code) == ("icmp", 13, 0)
+
+
+def test_verifier_service_spaces_follow_type_code_and_reply_type() -> None:
+    """The verifier's own reading of a typed ICMP service: the type (and code) forward, the
+    query's reply type back, nothing back for a type that is not a query."""
+    hs = HeaderSpace()
+    sp = Spaces(hs, resolve(load_intent_text(EXAMPLE.read_text())))
+    icmp = hs.oeq("eth_type", 0x0800) & hs.oeq("ip_proto", 1)
+    echo, frag = ServiceMatch("icmp", None, 8), ServiceMatch("icmp", None, 3, 4)
+    assert sp.service(echo) == icmp & hs.oeq("icmp_type", 8)
+    assert sp.service(echo, reply=True) == icmp & hs.oeq("icmp_type", 0)
+    assert sp.service(frag) == icmp & hs.oeq("icmp_type", 3) & hs.oeq("icmp_code", 4)
+    assert sp.service(frag, reply=True) == hs.false
+    assert sp.service(ServiceMatch("icmp"), reply=True) == icmp
