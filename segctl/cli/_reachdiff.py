@@ -2,11 +2,11 @@
 
 Like Batfish's differential reachability: for every (source, destination) endpoint pair,
 the traffic the old and the new intent allow (:func:`segctl.topology.analysis.expected_reachability`)
-is compared per protocol and port range, in two kinds: **new connections** the source may
-open, and **replies** that come back (stateful grants only). Each difference is one
-:class:`Change`: opened or closed, the services, the grants behind it, whether it crosses
-tenants. Endpoints match by ``tenant/name``; an endpoint only one side has opens or
-closes everything it is granted.
+is compared per protocol and port range (ICMP: per type and code), in two kinds: **new
+connections** the source may open, and **replies** that come back (stateful grants only).
+Each difference is one :class:`Change`: opened or closed, the services, the grants behind
+it, whether it crosses tenants. Endpoints match by ``tenant/name``; an endpoint only one
+side has opens or closes everything it is granted.
 
 >>> from segctl.topology.analysis import Grant, ServiceMatch
 >>> a = Allowed.of([])
@@ -21,13 +21,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from segctl.topology.analysis import Grant, expected_reachability
+from segctl.topology.analysis import Grant, ServiceMatch, expected_reachability
 from segctl.topology.network import Network
 
 __all__ = ["Allowed", "Change", "reachability_changes"]
 
 Ranges = tuple[tuple[int, int], ...]
 ALL_PORTS: Ranges = ((0, 65535),)
+#: ICMP as ranges over ``type * 256 + code`` (so the port arithmetic applies): all of it.
+ALL_ICMP: Ranges = ((0, 0xFFFF),)
 
 
 def _merge(ranges: Iterable[tuple[int, int]]) -> Ranges:
@@ -57,6 +59,46 @@ def _minus(a: Ranges, b: Ranges) -> Ranges:
     return tuple(out)
 
 
+def _icmp_range(svc: ServiceMatch) -> tuple[int, int]:
+    """A service's ICMP as one range of ``type * 256 + code``."""
+    if svc.icmp_type is None:
+        return ALL_ICMP[0]
+    base = svc.icmp_type << 8
+    if svc.icmp_code is None:
+        return (base, base | 0xFF)
+    return (base | svc.icmp_code, base | svc.icmp_code)
+
+
+def _icmp_items(ranges: Ranges) -> list[str]:
+    """``type=8``, ``type=0-7``, ``type=3,code=4`` or ``type=3,code=0-3`` per piece of ``ranges``."""
+    out: list[str] = []
+    for lo, hi in ranges:
+        while lo <= hi:
+            icmp_type, code = divmod(lo, 256)
+            if code == 0 and hi >= lo + 0xFF:
+                last = (hi + 1) // 256 - 1
+                out.append(f"type={icmp_type}" + (f"-{last}" if last > icmp_type else ""))
+                lo = (last + 1) << 8
+            else:
+                end = min(hi, lo | 0xFF)
+                out.append(f"type={icmp_type},code={code}" + (f"-{end & 0xFF}" if end > lo else ""))
+                lo = end + 1
+    return out
+
+
+def _icmp_text(ranges: Ranges) -> list[str]:
+    """``["icmp"]``, ``["icmp/type=8", "icmp/type=3,code=4"]``, or ``["icmp except type=8"]``
+    when what is left out is the shorter list."""
+    if not ranges:
+        return []
+    if ranges == ALL_ICMP:
+        return ["icmp"]
+    items, missing = _icmp_items(ranges), _icmp_items(_minus(ALL_ICMP, ranges))
+    if len(missing) < len(items):
+        return ["icmp except " + ", ".join(missing)]
+    return [f"icmp/{item}" for item in items]
+
+
 def _ports_text(ranges: Ranges) -> str:
     if ranges == ALL_PORTS:
         return ""
@@ -65,11 +107,12 @@ def _ports_text(ranges: Ranges) -> str:
 
 @dataclass(frozen=True)
 class Allowed:
-    """What a pair allows: tcp and udp port ranges, icmp, and the other IPv4 protocols."""
+    """What a pair allows: tcp and udp port ranges, ICMP types and codes (:data:`ALL_ICMP`),
+    and the other IPv4 protocols."""
 
     tcp: Ranges = ()
     udp: Ranges = ()
-    icmp: bool = False
+    icmp: Ranges = ()
     other: bool = False
 
     @classmethod
@@ -77,7 +120,8 @@ class Allowed:
         """The union of ``grants`` (with ``replies``: of their stateful ones only)."""
         tcp: list[tuple[int, int]] = []
         udp: list[tuple[int, int]] = []
-        icmp = other = False
+        icmp: list[tuple[int, int]] = []
+        other = False
         for g in grants:
             if replies and not g.stateful:
                 continue
@@ -87,15 +131,16 @@ class Allowed:
                     tcp += ports if svc.proto == "tcp" else ALL_PORTS
                 if svc.proto in ("any", "udp"):
                     udp += ports if svc.proto == "udp" else ALL_PORTS
-                icmp = icmp or svc.proto in ("any", "icmp")
+                if svc.proto in ("any", "icmp"):
+                    icmp.append(_icmp_range(svc))
                 other = other or svc.proto == "any"
-        return cls(_merge(tcp), _merge(udp), icmp, other)
+        return cls(_merge(tcp), _merge(udp), _merge(icmp), other)
 
     def minus(self, other: Allowed) -> Allowed:
         return Allowed(
             _minus(self.tcp, other.tcp),
             _minus(self.udp, other.udp),
-            self.icmp and not other.icmp,
+            _minus(self.icmp, other.icmp),
             self.other and not other.other,
         )
 
@@ -103,11 +148,11 @@ class Allowed:
         return bool(self.tcp or self.udp or self.icmp or self.other)
 
     def describe(self) -> list[str]:
-        """``["tcp/80,443", "udp", "icmp", "other IPv4 protocols"]``; ``["any IPv4"]`` for all."""
-        if self.tcp == ALL_PORTS and self.udp == ALL_PORTS and self.icmp and self.other:
+        """``["tcp/80,443", "udp", "icmp/type=8", "other IPv4 protocols"]``; ``["any IPv4"]`` for all."""
+        if self.tcp == ALL_PORTS and self.udp == ALL_PORTS and self.icmp == ALL_ICMP and self.other:
             return ["any IPv4"]
         out = [f"{p}{_ports_text(r)}" for p, r in (("tcp", self.tcp), ("udp", self.udp)) if r]
-        out += ["icmp"] * self.icmp + ["other IPv4 protocols"] * self.other
+        out += _icmp_text(self.icmp) + ["other IPv4 protocols"] * self.other
         return out
 
 

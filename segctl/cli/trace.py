@@ -251,18 +251,22 @@ def _verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr
 
     if dst is None:
         return Verdict(False, f"denied: no endpoint has the address {addr}", ())
-    grants = allowed_grants(network, src, dst, svc.proto, svc.dport)
+    grants = allowed_grants(
+        network, src, dst, svc.proto, svc.dport, icmp_type=svc.icmp_type, icmp_code=svc.icmp_code
+    )
     named = "; ".join(f"{g.kind} {g.name}" for g in grants)
     if not reply:
         if grants:
             return Verdict(True, f"allowed by {named}", grants)
-        return Verdict(False, f"denied by the intent (no grant from {src.qualified} to {dst.qualified})", ())
+        why = f"no grant from {src.qualified} to {dst.qualified} allows {svc.describe()}"
+        return Verdict(False, f"denied by the intent ({why})", ())
     stateful = tuple(g for g in grants if g.stateful)
     if stateful:
         names = "; ".join(f"{g.kind} {g.name}" for g in stateful)
         return Verdict(True, f"allowed reply of a connection allowed by {names} (stateful)", stateful)
     # The reply as a new connection of its own (dst -> src, to the request's source port).
-    back = allowed_grants(network, dst, src, svc.proto, svc.sport)
+    answer = None if svc.icmp_type is None else ICMP_REPLY.get(svc.icmp_type, svc.icmp_type)
+    back = allowed_grants(network, dst, src, svc.proto, svc.sport, icmp_type=answer)
     if back:
         names = "; ".join(f"{g.kind} {g.name}" for g in back)
         return Verdict(

@@ -162,7 +162,7 @@ POLICY_SRC = _t(
     30, "policy_src",
     "policy at the source endpoint: +inv drops, established/related pass, new and allowed "
     "connections are committed (stateful) or passed (stateless); default drop",
-    "metadata ct_state nw_src nw_dst tcp_dst udp_dst conj_id",
+    "metadata ct_state nw_src nw_dst tcp_dst udp_dst icmp_type icmp_code conj_id",
     "ct conjunction goto_table drop",
     "drop",
 )  # fmt: skip
@@ -200,7 +200,7 @@ CT_DST = _t(
 POLICY_DST = _t(
     70, "policy_dst",
     "policy at the destination endpoint, same shape as policy_src",
-    "metadata ct_state nw_src nw_dst tcp_dst udp_dst conj_id",
+    "metadata ct_state nw_src nw_dst tcp_dst udp_dst icmp_type icmp_code conj_id",
     "ct conjunction goto_table drop",
     "drop",
 )  # fmt: skip

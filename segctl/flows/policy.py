@@ -159,13 +159,14 @@ def port_range_masks(lo: int, hi: int) -> list[tuple[int, int]]:
 
 
 def service_matches(services: Iterable[Service]) -> tuple[Match, ...]:
-    """The match pairs of each service (deduplicated, in first-seen order)."""
+    """The match pairs of each service (deduplicated, in first-seen order; an ICMP match that
+    another one covers, such as ``icmp,icmp_type=8`` next to ``icmp``, is left out)."""
     out: dict[Match, None] = {}
     for svc in services:
         if svc.proto == "any":
             out[(("proto", "ip"),)] = None
         elif svc.proto == "icmp":
-            out[(("proto", "icmp"),)] = None
+            out[_icmp_match(svc)] = None
         elif svc.ports is None:
             out[(("proto", svc.proto),)] = None
         else:
@@ -174,7 +175,17 @@ def service_matches(services: Iterable[Service]) -> tuple[Match, ...]:
                 for value, mask in port_range_masks(r.lo, r.hi):
                     text = str(value) if mask == 0xFFFF else f"{value:#x}/{mask:#x}"
                     out[(("proto", svc.proto), (field, text))] = None
-    return tuple(out)
+    return tuple(m for m in out if not (m[0] == ("proto", "icmp") and any(set(o) < set(m) for o in out)))
+
+
+def _icmp_match(svc: Service) -> Match:
+    """``icmp``, or ``icmp,icmp_type=N[,icmp_code=M]`` for a service with a type (and code)."""
+    pairs = [("proto", "icmp")]
+    if svc.type is not None:
+        pairs.append(("icmp_type", str(svc.type)))
+    if svc.code is not None:
+        pairs.append(("icmp_code", str(svc.code)))
+    return tuple(pairs)
 
 
 def network_grants(network: Network) -> list[Grant]:

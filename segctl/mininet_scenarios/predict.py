@@ -27,8 +27,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
-from segctl.mininet_scenarios.probes import Probe
+from segctl.mininet_scenarios.probes import ECHO_REQUEST, Probe
 from segctl.openflow.ofctl import Flow, mac_int
+from segctl.topology.analysis import ICMP_REPLY_TYPES
 from segctl.topology.network import EndpointInfo, Network, first_hop_mac
 
 __all__ = ["Predictor", "load_predictor", "probe_fields"]
@@ -77,7 +78,7 @@ def probe_fields(
     else:
         fields.update(eth_type=0x0800, ip_src=int(IPv4Address(a.ip)), ip_dst=int(IPv4Address(b.ip)))
         if probe.proto == "icmp":
-            fields["icmp_type"] = 0 if reply else 8
+            fields["icmp_type"] = ICMP_REPLY_TYPES[ECHO_REQUEST] if reply else ECHO_REQUEST
         else:
             sport, dport = _SRC_PORT, probe.port or 0
             fields.update(tp_src=dport if reply else sport, tp_dst=sport if reply else dport)

@@ -8,6 +8,11 @@ is :func:`~segctl.topology.analysis.reply_allowed` (IPv4) or
 :func:`~segctl.topology.analysis.ipv6_allowed` (IPv6): a stateless grant opens the
 forward direction only, and its probe is expected to fail.
 
+The ``icmp`` probe is a ping: an echo request (ICMP type 8) answered by an echo reply, so
+it is expected to succeed only where a stateful grant allows all ICMP or type 8. Grants of
+other ICMP types are not probed live (nothing on the hosts answers them the way a ping is
+answered); the verifier and ``segctl trace`` cover them.
+
 Ports come from the intent: the bounds of every tcp/udp range any policy or shared
 service names, plus one port per protocol that no service allows (the denied probe).
 A pair whose destination address also belongs to an endpoint of the source's own tenant
@@ -51,6 +56,8 @@ _AGENT = [sys.executable, "-m", "segctl.mininet_scenarios._agent"]
 #: Candidate ports for the "denied" probe: the first one no service of the intent allows.
 _DENIED_CANDIDATES = (9, 7, 1, 4444, 31337, 60000)
 _MAX_PORTS_PER_PROTO = 8
+#: The ICMP type of a ping: grants of other ICMP types do not make an ``icmp`` probe succeed.
+ECHO_REQUEST = 8
 
 
 @dataclass(frozen=True, order=True)
@@ -156,6 +163,8 @@ def expected_outcome(network: Network, probe: Probe) -> bool:
     src, dst = network.endpoint(*probe.src), network.endpoint(*probe.dst)
     if probe.proto == "icmp6":
         return ipv6_allowed(network, src, dst)
+    if probe.proto == "icmp":  # ping: an echo request; its reply passes as the connection's
+        return reply_allowed(network, src, dst, "icmp", icmp_type=ECHO_REQUEST)
     return reply_allowed(network, src, dst, probe.proto, probe.port)
 
 

@@ -45,6 +45,7 @@ from segctl.topology.schema import Service
 
 __all__ = [
     "GRANT_SYMBOLS",
+    "ICMP_REPLY_TYPES",
     "EndpointKey",
     "Grant",
     "GrantKind",
@@ -73,35 +74,85 @@ GRANT_SYMBOLS: dict[str, str] = {"intra-segment": "S", "policy": "P", "shared-se
 
 _PROTO_NUMBERS = {"1": "icmp", "6": "tcp", "17": "udp"}
 
+#: ICMP query types and the type of their reply (echo, timestamp, information): the
+#: replies a stateful grant of the query passes (the pairs OVS conntrack tracks).
+ICMP_REPLY_TYPES: dict[int, int] = {8: 0, 13: 14, 15: 16}
 
-@dataclass(frozen=True, order=True)
+
+@dataclass(frozen=True)
 class ServiceMatch:
-    """A normalized service: a protocol and inclusive destination port ranges.
+    """A normalized service: a protocol and inclusive destination port ranges, or an ICMP type.
 
     ``ports`` is sorted and merged (overlapping or adjacent ranges joined), or ``None``
-    for all ports. ``proto="any"`` is all IPv4; ``icmp`` is all ICMP.
+    for all ports. ``proto="any"`` is all IPv4; ``icmp`` is all ICMP unless ``icmp_type``
+    narrows it to one type (and ``icmp_code`` to one code of that type).
     """
 
     proto: Proto
     ports: tuple[tuple[int, int], ...] | None = None
+    icmp_type: int | None = None
+    icmp_code: int | None = None
 
-    def matches(self, proto: str, dst_port: int | None) -> bool:
-        """Does a packet of ``proto`` (normalized) to ``dst_port`` fall in this service?"""
+    def __lt__(self, other: ServiceMatch) -> bool:
+        return self._key() < other._key()
+
+    def _key(self) -> tuple[str, tuple[tuple[int, int], ...], int, int]:
+        every = -1  # no type/code (all of them) sorts first
+        icmp_type = every if self.icmp_type is None else self.icmp_type
+        return (self.proto, self.ports or (), icmp_type, every if self.icmp_code is None else self.icmp_code)
+
+    def matches(
+        self, proto: str, dst_port: int | None, *, icmp_type: int | None = None, icmp_code: int | None = None
+    ) -> bool:
+        """Does a packet of ``proto`` (normalized) to ``dst_port`` fall in this service?
+
+        An ICMP packet of unknown type (``icmp_type=None``) falls only in a service that
+        allows every ICMP type; likewise an unknown code against a service with a code.
+        """
         if self.proto == "any":
             return True
         if self.proto != proto:
+            return False
+        if self.icmp_type is not None and icmp_type != self.icmp_type:
+            return False
+        if self.icmp_code is not None and icmp_code != self.icmp_code:
             return False
         if self.ports is None:
             return True
         return dst_port is not None and any(lo <= dst_port <= hi for lo, hi in self.ports)
 
+    def covers(self, other: ServiceMatch) -> bool:
+        """Is every packet of ``other`` also in this service?"""
+        if self.proto == "any" or self == other:
+            return True
+        if self.proto != other.proto:
+            return False
+        if self.ports is not None:
+            return other.ports is not None and all(
+                any(lo <= o_lo and o_hi <= hi for lo, hi in self.ports) for o_lo, o_hi in other.ports
+            )
+        if self.icmp_type is None:
+            return True
+        return self.icmp_type == other.icmp_type and self.icmp_code is None
+
     def describe(self) -> str:
+        """``tcp/80,8000-8080``, ``icmp``, ``icmp/type=8`` or ``icmp/type=3,code=4``."""
+        if self.icmp_type is not None:
+            code = "" if self.icmp_code is None else f",code={self.icmp_code}"
+            return f"{self.proto}/type={self.icmp_type}{code}"
         if self.ports is None:
             return self.proto
         return f"{self.proto}/" + ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in self.ports)
 
     def to_json(self) -> dict[str, Any]:
-        return {"proto": self.proto, "ports": None if self.ports is None else [list(r) for r in self.ports]}
+        """``{"proto", "ports"}``, plus ``type`` (and ``code``) for one ICMP type."""
+        ports = None if self.ports is None else [list(r) for r in self.ports]
+        out: dict[str, Any] = {"proto": self.proto, "ports": ports}
+        if self.icmp_type is not None:
+            out["type"] = self.icmp_type
+            if self.icmp_code is not None:
+                out["code"] = self.icmp_code
+        return out
 
 
 @dataclass(frozen=True)
@@ -117,10 +168,14 @@ class Grant:
     services: tuple[ServiceMatch, ...]
     stateful: bool
 
-    def allows(self, proto: str, dst_port: int | None) -> bool:
-        """Does this grant allow a new packet of ``proto`` to ``dst_port``?"""
+    def allows(
+        self, proto: str, dst_port: int | None, *, icmp_type: int | None = None, icmp_code: int | None = None
+    ) -> bool:
+        """Does this grant allow a new packet of ``proto`` to ``dst_port`` (ICMP: of that type and code)?"""
         proto = normalize_proto(proto)
-        return any(s.matches(proto, dst_port) for s in self.services)
+        return any(
+            s.matches(proto, dst_port, icmp_type=icmp_type, icmp_code=icmp_code) for s in self.services
+        )
 
     def describe(self) -> str:
         services = ", ".join(s.describe() for s in self.services)
@@ -156,10 +211,18 @@ def _merge(ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     return tuple(merged)
 
 
-def normalize_services(services: Iterable[Service]) -> tuple[ServiceMatch, ...]:
-    """Turn intent services into sorted :class:`ServiceMatch` es, one per protocol.
+def _icmp_matches(services: Iterable[Service]) -> list[ServiceMatch]:
+    """The ICMP services, each type (and code) once, none covered by another."""
+    found = {ServiceMatch("icmp", None, s.type, s.code) for s in services}
+    return [m for m in found if not any(o != m and o.covers(m) for o in found)]
 
-    ``any`` absorbs everything; a protocol with no ports absorbs its port ranges.
+
+def normalize_services(services: Iterable[Service]) -> tuple[ServiceMatch, ...]:
+    """Turn intent services into sorted :class:`ServiceMatch` es, one per protocol (ICMP:
+    one per declared type, or type and code).
+
+    ``any`` absorbs everything; a protocol with no ports absorbs its port ranges; ``icmp``
+    without a type absorbs the typed ones, a type without a code its codes.
     """
     services = list(services)
     if any(s.proto == "any" for s in services):
@@ -169,7 +232,9 @@ def normalize_services(services: Iterable[Service]) -> tuple[ServiceMatch, ...]:
         mine = [s for s in services if s.proto == proto]
         if not mine:
             continue
-        if proto == "icmp" or any(s.ports is None for s in mine):
+        if proto == "icmp":
+            out += _icmp_matches(mine)
+        elif any(s.ports is None for s in mine):
             out.append(ServiceMatch(proto, None))
         else:
             out.append(ServiceMatch(proto, _merge((r.lo, r.hi) for s in mine for r in s.ports or [])))
@@ -253,16 +318,24 @@ def _sorted_grants(grants: list[Grant]) -> list[Grant]:
 
 
 def allowed_grants(
-    network: Network, src: EndpointInfo, dst: EndpointInfo, proto: str, dst_port: int | None = None
+    network: Network,
+    src: EndpointInfo,
+    dst: EndpointInfo,
+    proto: str,
+    dst_port: int | None = None,
+    *,
+    icmp_type: int | None = None,
+    icmp_code: int | None = None,
 ) -> tuple[Grant, ...]:
     """The grants that allow ``src`` to send a NEW IPv4 packet of ``proto`` to ``dst``.
 
     ``proto`` is ``tcp``, ``udp``, ``icmp`` or another IPv4 protocol number as a string;
     ``dst_port`` is the transport destination port for tcp/udp (``None`` matches only
-    services without ports). Empty when the packet is denied.
+    services without ports); ``icmp_type``/``icmp_code`` those of an ICMP packet (``None``
+    matches only services without a type/code). Empty when the packet is denied.
     """
     grants = pair_grants(network, src, dst)
-    return tuple(g for g in grants if g.allows(proto, dst_port))
+    return tuple(g for g in grants if g.allows(proto, dst_port, icmp_type=icmp_type, icmp_code=icmp_code))
 
 
 def pair_grants(network: Network, src: EndpointInfo, dst: EndpointInfo) -> tuple[Grant, ...]:
@@ -294,13 +367,20 @@ def pair_grants(network: Network, src: EndpointInfo, dst: EndpointInfo) -> tuple
 
 
 def reply_allowed(
-    network: Network, src: EndpointInfo, dst: EndpointInfo, proto: str, dst_port: int | None = None
+    network: Network,
+    src: EndpointInfo,
+    dst: EndpointInfo,
+    proto: str,
+    dst_port: int | None = None,
+    *,
+    icmp_type: int | None = None,
 ) -> bool:
-    """May ``dst`` reply to a connection ``src`` opened with ``proto``/``dst_port``?
+    """May ``dst`` reply to a connection ``src`` opened with ``proto``/``dst_port`` (ICMP: ``icmp_type``)?
 
     True when some *stateful* grant allows the connection (conntrack passes its replies).
     """
-    return any(g.stateful for g in allowed_grants(network, src, dst, proto, dst_port))
+    grants = allowed_grants(network, src, dst, proto, dst_port, icmp_type=icmp_type)
+    return any(g.stateful for g in grants)
 
 
 def ipv6_allowed(network: Network, src: EndpointInfo, dst: EndpointInfo) -> bool:

@@ -405,6 +405,18 @@ def _service_schema(schema: dict[str, Any]) -> None:
     properties = schema.setdefault("properties", {})
     properties["ports"] = dict(_PORTS_SCHEMA)
     properties["port"] = dict(_PORTS_SCHEMA)
+    # An ICMP code only means something within its type.
+    schema["dependentRequired"] = {"code": ["type"]}
+
+
+def _not_bool(value: Any) -> Any:
+    """YAML's ``yes``/``true`` is not ICMP type 1."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number (0-255)")
+    return value
+
+
+IcmpNumber = Annotated[int, Field(ge=0, le=255), BeforeValidator(_not_bool)]
 
 
 def _lower(value: Any) -> Any:
@@ -413,7 +425,7 @@ def _lower(value: Any) -> Any:
 
 
 class Service(_Strict):
-    """A protocol and optional destination ports: tcp/udp with ports, icmp, or any."""
+    """A protocol and optional destination ports (tcp/udp) or ICMP type and code (icmp), or any."""
 
     model_config = ConfigDict(json_schema_extra=_service_schema)
 
@@ -432,13 +444,32 @@ class Service(_Strict):
         default=None, validation_alias=AliasChoices("ports", "port")
     )
 
+    type: IcmpNumber | None = Field(default=None, description="ICMP type (icmp only), e.g. 8 echo request")
+    code: IcmpNumber | None = Field(default=None, description="ICMP code (icmp only, together with type)")
+
     @model_validator(mode="after")
     def _ports_need_transport(self) -> Service:
         if self.ports is not None and self.proto not in ("tcp", "udp"):
             raise ValueError(f"ports only apply to tcp or udp, not {self.proto}")
         return self
 
+    @model_validator(mode="after")
+    def _type_needs_icmp(self) -> Service:
+        if self.type is not None and self.proto != "icmp":
+            raise ValueError(f"type only applies to icmp, not {self.proto}")
+        if self.code is not None and self.proto != "icmp":
+            raise ValueError(f"code only applies to icmp, not {self.proto}")
+        if self.code is not None and self.type is None:
+            raise ValueError(
+                f"code {self.code} needs a type (an ICMP code only means something within its type)"
+            )
+        return self
+
     def describe(self) -> str:
+        """``tcp/80,443``, ``icmp``, ``icmp/type=8`` or ``icmp/type=3,code=4``."""
+        if self.type is not None:
+            code = "" if self.code is None else f",code={self.code}"
+            return f"{self.proto}/type={self.type}{code}"
         if self.ports is None:
             return self.proto
         return f"{self.proto}/" + ",".join(str(r) for r in self.ports)

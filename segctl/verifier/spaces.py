@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address
 
 from segctl.openflow.ofctl import mac_int
-from segctl.topology.analysis import Grant, ServiceMatch
+from segctl.topology.analysis import ICMP_REPLY_TYPES, Grant, ServiceMatch
 from segctl.topology.network import MIN_ROUTED_TTL, EndpointInfo, Network, first_hop_mac, routed
 from segctl.verifier.headerspace import BDD, HeaderSpace
 
@@ -88,7 +88,8 @@ class Spaces:
         return out
 
     def service(self, svc: ServiceMatch, *, reply: bool = False) -> BDD:
-        """IPv4 packets of a service; ``reply`` mirrors the ports (source port in range)."""
+        """IPv4 packets of a service; ``reply`` mirrors the ports (source port in range) and
+        turns an ICMP query type into its reply type (:meth:`icmp`)."""
         cached = self._services.get((svc, reply))
         if cached is not None:
             return cached
@@ -102,8 +103,23 @@ class Spaces:
                 for lo, hi in svc.ports:
                     ports |= port_range(hs, port_field, lo, hi, 16)
                 out &= ports
+            if svc.icmp_type is not None:
+                out &= self.icmp(svc, reply=reply)
         self._services[(svc, reply)] = out
         return out
+
+    def icmp(self, svc: ServiceMatch, *, reply: bool = False) -> BDD:
+        """The ICMP type (and code) of a typed service; its replies: the reply type of a query
+        (echo 8 -> 0, timestamp 13 -> 14, ...; any code), none for any other type (conntrack
+        passes no reply to an error or a message that is not a query)."""
+        hs = self.hs
+        if svc.icmp_type is None:
+            return hs.true
+        if reply:
+            answer = ICMP_REPLY_TYPES.get(svc.icmp_type)
+            return hs.false if answer is None else hs.oeq("icmp_type", answer)
+        out = hs.oeq("icmp_type", svc.icmp_type)
+        return out if svc.icmp_code is None else out & hs.oeq("icmp_code", svc.icmp_code)
 
     def grants(self, grants: Iterable[Grant], *, reply: bool = False) -> BDD:
         """The services of ``grants`` (replies: ports mirrored)."""

@@ -26,14 +26,16 @@ from segctl.testbed import lab as labmod
 from segctl.testbed import ovs, probes
 from segctl.testbed.intent_lab import lab_spec
 from segctl.testbed.lab import Lab, LabSpec
-from segctl.topology.analysis import allowed_grants, expected_reachability, ipv6_allowed
+from segctl.topology.analysis import Grant, allowed_grants, expected_reachability, ipv6_allowed
 from segctl.topology.network import EndpointInfo, Network, load_network, resolve
 from segctl.topology.schema import Intent
 
 pytestmark = pytest.mark.ovs
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ["two-tenants", "leaf-spine", "shared-dns"]
+EXAMPLES = ["two-tenants", "leaf-spine", "shared-dns", "icmp-types"]
+#: The ICMP type of a ping (echo request): what an ``icmp`` probe here sends.
+PING = 8
 MARK_PORT = 40404
 
 #: A third intent for what the examples lack: a stateless policy and IPv6.
@@ -103,13 +105,20 @@ def _services(f: Fabric, src: EndpointInfo, dst: EndpointInfo) -> list[tuple[str
     out: list[tuple[str, int]] = []
     for grant in expected_reachability(f.net)[(src.key, dst.key)]:
         for svc in grant.services:
-            if svc.proto in ("any", "icmp"):
-                out.append(("icmp", 0))
+            if svc.proto == "any" or (svc.proto == "icmp" and svc.icmp_type in (None, PING)):
+                out.append(("icmp", 0))  # a ping; other ICMP types: test_icmp_is_judged_by_type
             for proto in ("tcp", "udp") if svc.proto == "any" else (svc.proto,):
                 if proto == "icmp":
                     continue
                 out.append((proto, 7000 if svc.ports is None else svc.ports[0][0]))
     return sorted(set(out))
+
+
+def _grants(
+    net: Network, src: EndpointInfo, dst: EndpointInfo, proto: str, port: int | None
+) -> tuple[Grant, ...]:
+    """The grants for a probe of ours: ``icmp`` is a ping (echo request)."""
+    return allowed_grants(net, src, dst, proto, port, icmp_type=PING if proto == "icmp" else None)
 
 
 def _gateway_mac(f: Fabric, ep: EndpointInfo) -> str:
@@ -136,13 +145,19 @@ def _received(f: Fabric, dst: EndpointInfo, sends: list[tuple[EndpointInfo, byte
     return sum(marker in frame and Ether(frame).src != dst.mac for frame in sniffer.frames)
 
 
-def _one_way(f: Fabric, src: EndpointInfo, dst: EndpointInfo, proto: str, port: int) -> bool:
-    """Does one raw packet of ``proto``/``port`` from ``src`` arrive at ``dst``?"""
+def _one_way(
+    f: Fabric, src: EndpointInfo, dst: EndpointInfo, proto: str, port: int, *, icmp_type: int = PING
+) -> bool:
+    """Does one raw packet of ``proto``/``port`` (ICMP: of ``icmp_type``) from ``src`` arrive at ``dst``?"""
     marker = _marker()
     routed = (src.tenant, src.segment) != (dst.tenant, dst.segment)
     eth = Ether(src=src.mac, dst=_gateway_mac(f, src) if routed else dst.mac)
     ip = IP(src=str(src.ip), dst=str(dst.ip))
-    l4 = {"icmp": ICMP(), "tcp": TCP(sport=40001, dport=port, flags="S"), "udp": UDP(sport=40001, dport=port)}
+    l4 = {
+        "icmp": ICMP(type=icmp_type),
+        "tcp": TCP(sport=40001, dport=port, flags="S"),
+        "udp": UDP(sport=40001, dport=port),
+    }
     return _received(f, dst, [(src, bytes(eth / ip / l4[proto] / Raw(marker)))], marker) == 1
 
 
@@ -160,7 +175,7 @@ def test_allowed_pairs_reach_on_every_service(fabric: Fabric) -> None:
     for src_key, dst_key in reach:
         src, dst = fabric.net.endpoint(*src_key), fabric.net.endpoint(*dst_key)
         for proto, port in _services(fabric, src, dst):
-            stateful = any(g.stateful for g in allowed_grants(fabric.net, src, dst, proto, port or None))
+            stateful = any(g.stateful for g in _grants(fabric.net, src, dst, proto, port or None))
             # a stateless grant has no reply: check one-way delivery of a raw packet instead
             ok = (
                 _probe(fabric, src, dst, proto, port) if stateful else _one_way(fabric, src, dst, proto, port)
@@ -208,13 +223,32 @@ def test_cross_tenant_probes_fail(fabric: Fabric) -> None:
         for dst in net.endpoints:
             if dst.tenant == src.tenant or str(dst.ip) in reachable_ips:
                 continue
-            if allowed_grants(net, src, dst, "tcp", 7001) or allowed_grants(net, src, dst, "icmp"):
+            if allowed_grants(net, src, dst, "tcp", 7001) or _grants(net, src, dst, "icmp", None):
                 continue
             checked += 1
             assert not _probe(fabric, src, dst, "icmp", 0), f"{src.qualified} pinged {dst.qualified}"
             assert not _probe(fabric, src, dst, "tcp", 7001), f"{src.qualified} tcp {dst.qualified}"
     if len(net.tenants) > 1 and fabric.net.intent.shared_services:
         assert checked, "no cross-tenant pair was checked"
+
+
+def test_icmp_is_judged_by_type(fabric: Fabric) -> None:
+    """Where the intent allows ICMP echo requests but not timestamp requests (type 13), a raw
+    echo request arrives and a raw timestamp request does not."""
+    net = fabric.net
+    checked = 0
+    for src_key, dst_key in expected_reachability(net):
+        src, dst = net.endpoint(*src_key), net.endpoint(*dst_key)
+        echo = bool(allowed_grants(net, src, dst, "icmp", icmp_type=PING))
+        if not echo or allowed_grants(net, src, dst, "icmp", icmp_type=13):
+            continue
+        checked += 1
+        assert _one_way(fabric, src, dst, "icmp", 0), f"{src.qualified} -> {dst.qualified} echo request"
+        assert not _one_way(fabric, src, dst, "icmp", 0, icmp_type=13), (
+            f"{src.qualified} -> {dst.qualified} timestamp request delivered"
+        )
+    typed = any(s.type is not None for t in net.intent.tenants for p in t.policies for s in p.services)
+    assert checked or not typed, "typed ICMP services, but no pair to check"
 
 
 def test_stateful_replies_pass_reverse_connections_fail(fabric: Fabric) -> None:
@@ -250,7 +284,7 @@ def test_strict_segment_blocks_what_no_policy_allows(fabric: Fabric) -> None:
                 if src.key == dst.key:
                     continue
                 for proto, port in (("icmp", 0), ("tcp", 9999), ("udp", 9999)):
-                    if allowed_grants(net, src, dst, proto, port or None):
+                    if _grants(net, src, dst, proto, port or None):
                         continue
                     checked += 1
                     assert not _probe(fabric, src, dst, proto, port), (

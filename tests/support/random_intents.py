@@ -20,6 +20,11 @@ raw_services = st.one_of(
         st.lists(port_items, min_size=1, max_size=4),
     ),
     st.builds(lambda p: {"proto": p}, st.sampled_from(["tcp", "udp", "icmp", "any"])),
+    st.builds(
+        lambda t, c: {"proto": "icmp", "type": t} | ({} if c is None else {"code": c}),
+        st.sampled_from([0, 3, 8, 13]),
+        st.one_of(st.none(), st.integers(0, 1)),
+    ),
 )
 
 

@@ -247,12 +247,17 @@ def test_normalize_proto() -> None:
     ]
 
 
-def _raw_service_allows(service: dict[str, Any], proto: str, port: int | None) -> bool:
-    """Straight from the document: does one service allow this packet?"""
+def _raw_service_allows(
+    service: dict[str, Any], proto: str, port: int | None, icmp: tuple[int | None, int | None] = (None, None)
+) -> bool:
+    """Straight from the document: does one service allow this packet (ICMP: of type and code ``icmp``)?"""
     if service["proto"] == "any":
         return True
     if service["proto"] != proto:
         return False
+    for key, value in zip(("type", "code"), icmp, strict=True):
+        if key in service and service[key] != value:
+            return False
     ports = service.get("ports")
     if ports is None:
         return True
@@ -272,6 +277,8 @@ def _raw_service_allows(service: dict[str, Any], proto: str, port: int | None) -
 PROBES = [("icmp", None), ("47", None), ("tcp", None), ("udp", None)] + [
     (p, n) for p in ("tcp", "udp") for n in range(0, 52)
 ]
+#: ICMP (type, code) probes: unknown type, and the types and codes random services use (and more).
+ICMP_PROBES = [(None, None), *((t, c) for t in (0, 3, 8, 13, 14) for c in (None, 0, 1, 2))]
 
 
 @given(st.lists(raw_services, min_size=1, max_size=5))
@@ -282,6 +289,12 @@ def test_normalized_services_allow_exactly_what_the_raw_services_allow(
     for proto, port in PROBES:
         expected = any(_raw_service_allows(s, proto, port) for s in services)
         assert grant.allows(proto, port) == expected, (proto, port)
+    for icmp_type, icmp_code in ICMP_PROBES:
+        expected = any(_raw_service_allows(s, "icmp", None, (icmp_type, icmp_code)) for s in services)
+        assert grant.allows("icmp", None, icmp_type=icmp_type, icmp_code=icmp_code) == expected, (
+            icmp_type,
+            icmp_code,
+        )
     for match in grant.services:  # normalized form: sorted, merged, non-adjacent ranges
         if match.ports is not None:
             assert all(a[1] + 1 < b[0] for a, b in zip(match.ports, match.ports[1:], strict=False))
@@ -289,6 +302,7 @@ def test_normalized_services_allow_exactly_what_the_raw_services_allow(
 
 
 # --------------------------------------------------------------------------- random intents
+
 
 def _brute_force(
     doc: dict[str, Any],

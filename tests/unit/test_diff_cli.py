@@ -125,3 +125,39 @@ def test_port_range_arithmetic() -> None:
         "tcp/0-79,81-65535", "udp", "icmp", "other IPv4 protocols",
     ]  # fmt: skip
     assert not Allowed.of([tcp80], replies=True)  # stateless: no replies
+
+
+def test_icmp_narrowed_to_echo_request_is_a_closing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """web-to-app's ``icmp`` becomes ``icmp/type=8``: every other ICMP type closes, nothing opens."""
+
+    def echo_only(doc: dict[str, Any]) -> None:
+        _acme(doc)["policies"][0]["services"] = [{"proto": "tcp", "port": 8080}, {"proto": "icmp", "type": 8}]
+
+    new = _variant(tmp_path, "new", echo_only)
+    assert main(["diff", str(LEAF_SPINE), new, "--reachability"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"reachability {LEAF_SPINE} -> {new}: 0 opened, 4 closed"
+    assert "- acme/web1 -> acme/app1: icmp except type=8 with replies  (policy web-to-app)" in lines
+    assert main(["diff", new, str(LEAF_SPINE), "--reachability"]) == 0  # widening back opens them
+    assert "+ acme/web1 -> acme/app1: icmp except type=8 with replies" in capsys.readouterr().out
+
+
+def test_icmp_type_and_code_arithmetic() -> None:
+    def icmp(*services: ServiceMatch) -> Allowed:
+        return Allowed.of([Grant("policy", "p", services, True)])
+
+    every, echo = icmp(ServiceMatch("icmp")), icmp(ServiceMatch("icmp", None, 8))
+    frag = icmp(ServiceMatch("icmp", None, 3, 4))
+    assert echo.describe() == ["icmp/type=8"] and frag.describe() == ["icmp/type=3,code=4"]
+    assert every.minus(echo).describe() == ["icmp except type=8"]
+    assert not echo.minus(every)
+    unreachable = icmp(ServiceMatch("icmp", None, 3))
+    assert unreachable.minus(frag).describe() == ["icmp/type=3,code=0-3", "icmp/type=3,code=5-255"]
+    assert icmp(ServiceMatch("icmp", None, 0), ServiceMatch("icmp", None, 8)).minus(echo).describe() == [
+        "icmp/type=0"
+    ]
+    assert Allowed.of([Grant("policy", "q", (ServiceMatch("any", None),), True)]).minus(echo).describe() == [
+        "tcp", "udp", "icmp except type=8", "other IPv4 protocols",
+    ]  # fmt: skip

@@ -34,7 +34,7 @@ from segctl.verifier.incremental import IncrementalVerifier
 from segctl.verifier.verify import ENGINES, verify
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-EXAMPLE_NAMES = ["two-tenants", "shared-dns", "leaf-spine"]
+EXAMPLE_NAMES = ["two-tenants", "shared-dns", "leaf-spine", "icmp-types"]
 
 #: Hand-made edits of leaf-spine that make packets loop (the wavefront engine hands the
 #: looping sources to the reference engine): (switch, rule put first).
@@ -70,12 +70,30 @@ def mutated(name: str) -> tuple[Network, Flows]:
     return network, lines
 
 
+def icmp_widened(stateful: bool) -> tuple[Network, Flows]:
+    """icmp-types (its policies made stateless when not ``stateful``) with every policy
+    rule's ``icmp_type=8`` dropped by hand: the tables allow all ICMP, the intent echo only."""
+    text = (EXAMPLES / "icmp-types.yaml").read_text()
+    if not stateful:
+        text = text.replace(
+            "services: [{proto: icmp, type: 8}]",
+            "services: [{proto: icmp, type: 8}]\n        stateful: false",
+        )
+    network = resolve(load_intent_text(text))
+    lines = compiled_lines(network)
+    widened = [line.replace(",icmp_type=8", "") for line in lines["s1"]]
+    assert widened != lines["s1"], "no icmp_type=8 rule to widen"
+    return network, {"s1": widened}
+
+
 #: Cases of the partitioned proofs: name -> (network, lines).
 CASES: dict[str, Callable[[], tuple[Network, Flows]]] = {
     **{f"example-{n}": (lambda n=n: example(n)) for n in EXAMPLE_NAMES},
     **{m.__name__: (lambda n=m.__name__: mutated(n)) for m, _ in MUTATIONS},
     **{n: (lambda n=n: mutated(n)) for n in LOOPS},
     "two_rack-3": lambda: (lambda net: (net, compiled_lines(net)))(resolve(two_rack(3))),
+    "icmp-widened": lambda: icmp_widened(True),
+    "icmp-widened-stateless": lambda: icmp_widened(False),
 }
 
 
@@ -97,6 +115,18 @@ def test_example_agrees(name: str) -> None:
 def test_mutation_agrees(mutate: Callable[[Flows], None], prop: str) -> None:
     report = json.loads(single(mutate.__name__))
     assert not next(p for p in report["properties"] if p["id"] == prop)["holds"]
+
+
+@pytest.mark.parametrize("case", ["icmp-widened", "icmp-widened-stateless"])
+def test_icmp_widened_agrees(case: str) -> None:
+    """Both engines find the same ICMP types beyond echo request delivered."""
+    report = json.loads(single(case))
+    conformance = next(p for p in report["properties"] if p["id"] == "conformance")
+    assert not conformance["holds"]
+    assert all(
+        v["packet"]["icmp_type"] != "8" and v["replay"]["confirmed_by_simulator"]
+        for v in conformance["violations"]
+    )
 
 
 @pytest.mark.parametrize("name", list(LOOPS))

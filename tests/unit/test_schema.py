@@ -104,6 +104,9 @@ SHORT_FORMS = [
     ("dpid", "0x0000000000000101"),
     ("dpid", "00:00:00:00:00:00:01:01"),
     ("dpid", "257"),
+    ("icmp", {"type": 8}),
+    ("icmp", {"type": 3, "code": 4}),
+    ("icmp", {"type": 0, "code": 0}),
 ]
 
 
@@ -143,6 +146,8 @@ def _document_with(kind: str, value: Any) -> dict[str, Any]:
         d["fabric"]["links"] = [value]
     elif kind in ("ports", "port"):
         d["tenants"][0]["policies"][0]["services"] = [{"proto": "tcp", kind: value}]
+    elif kind == "icmp":
+        d["tenants"][0]["policies"][0]["services"] = [{"proto": "icmp", **value}]
     elif kind == "dpid":
         d["fabric"]["switches"][0]["dpid"] = value
     return d
@@ -163,6 +168,14 @@ BAD = [
     ("bad mac", lambda d: d["tenants"][0]["endpoints"][0].update(mac="02:00:00:00:00")),
     ("missing fabric", lambda d: d.pop("fabric")),
     ("empty port list", lambda d: d["tenants"][0]["policies"][0]["services"][0].update(ports=[])),
+    (
+        "icmp type 256",
+        lambda d: d["tenants"][0]["policies"][0].update(services=[{"proto": "icmp", "type": 256}]),
+    ),
+    (
+        "icmp code -1",
+        lambda d: d["tenants"][0]["policies"][0].update(services=[{"proto": "icmp", "type": 3, "code": -1}]),
+    ),
 ]
 
 

@@ -281,3 +281,50 @@ def test_address_in_the_senders_own_tenant_gets_a_note(
     ) in out
     code, out, _ = _trace(capsys, flows_dir, "--from", "acme/web1", "--to", "10.1.2.10", "--dport", "8080")
     assert code == 0 and "note:" not in out  # one owner: nothing to say
+
+
+ICMP_TYPES = Path(__file__).resolve().parents[2] / "examples" / "icmp-types.yaml"
+
+
+@pytest.fixture(scope="module")
+def icmp_flows(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("icmp-flows")
+    for name, prog in compile_network(load_network(ICMP_TYPES)).items():
+        (out / f"{name}.flows").write_text(prog.flows_text())
+    return out
+
+
+@pytest.mark.parametrize(
+    ("icmp_type", "verdict", "fate"),
+    [
+        ("8", "intent: allowed by policy monitor-ping", "=> delivered to ops/web1 (s1:2)"),
+        (
+            "13",
+            "intent: denied by the intent (no grant from ops/mon1 to ops/web1 allows icmp type 13 code 0)",
+            "=> dropped at s1 table 30 by policy_src default",
+        ),
+    ],
+)
+def test_intent_judges_by_icmp_type(
+    capsys: pytest.CaptureFixture[str], icmp_flows: Path, icmp_type: str, verdict: str, fate: str
+) -> None:
+    """mon1 may ping web1 (echo request, type 8) and nothing else of ICMP: the intent line and
+    the tables agree on both types."""
+    args = ["--from", "ops/mon1", "--to", "ops/web1", "--proto", "icmp", "--icmp-type", icmp_type]
+    code = main(["trace", str(ICMP_TYPES), "--flows", str(icmp_flows), *args])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert verdict in out.splitlines()
+    assert fate in out and "MISMATCH" not in out
+
+
+def test_echo_reply_of_a_typed_grant_passes_as_reply(
+    capsys: pytest.CaptureFixture[str], icmp_flows: Path
+) -> None:
+    args = ["--from", "ops/mon1", "--to", "ops/web1", "--proto", "icmp", "--reply"]
+    code = main(["trace", str(ICMP_TYPES), "--flows", str(icmp_flows), *args])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "icmp type 0 code 0" in out.splitlines()[0]
+    assert "intent: allowed reply of a connection allowed by policy monitor-ping (stateful)" in out
+    assert "=> delivered to ops/mon1 (s1:1)" in out

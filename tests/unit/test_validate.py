@@ -208,6 +208,21 @@ def test_invalid_cidr(cidr: str, message: str) -> None:
             ["services[0].port: an empty port list allows nothing; leave ports out to allow all"],
         ),
         ({"proto": "icmp", "port": 1}, ["services[0]: ports only apply to tcp or udp, not icmp"]),
+        ({"proto": "tcp", "type": 8}, ["services[0]: type only applies to icmp, not tcp"]),
+        ({"proto": "any", "type": 8, "code": 0}, ["services[0]: type only applies to icmp, not any"]),
+        (
+            {"proto": "icmp", "code": 4},
+            ["services[0]: code 4 needs a type (an ICMP code only means something within its type)"],
+        ),
+        (
+            {"proto": "icmp", "type": 256},
+            ["services[0].type: Input should be less than or equal to 255 (got 256)"],
+        ),
+        (
+            {"proto": "icmp", "type": 3, "code": -1},
+            ["services[0].code: Input should be greater than or equal to 0 (got -1)"],
+        ),
+        ({"proto": "icmp", "type": True}, ["services[0].type: True is not a number (0-255)"]),
         (
             {"proto": "sctp"},
             ["services[0].proto: Input should be 'tcp', 'udp', 'icmp' or 'any' (got 'sctp')"],

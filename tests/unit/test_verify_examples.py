@@ -15,7 +15,15 @@ from segctl.verifier.simulate import Packet
 from segctl.verifier.verify import verify
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
-SERVICES = [("tcp", 6, 8080), ("tcp", 6, 5432), ("udp", 17, 53), ("tcp", 6, 22), ("icmp", 1, None)]
+#: (proto, number, port, icmp type): ICMP as echo request (8) and timestamp request (13).
+SERVICES = [
+    ("tcp", 6, 8080, None),
+    ("tcp", 6, 5432, None),
+    ("udp", 17, 53, None),
+    ("tcp", 6, 22, None),
+    ("icmp", 1, None, 8),
+    ("icmp", 1, None, 13),
+]
 
 
 def _tables(network: Network) -> dict[str, list[Flow]]:
@@ -67,7 +75,7 @@ def test_concrete_packets_agree_with_analysis(example: tuple[Network, dict[str, 
             if src.key == dst.key:
                 continue
             eth_dst = first_hop_mac(network, src, dst)
-            for proto, number, port in SERVICES:
+            for proto, number, port, icmp_type in SERVICES:
                 packet = Packet(
                     in_port=src.port,
                     eth_src=mac_int(src.mac),
@@ -79,14 +87,15 @@ def test_concrete_packets_agree_with_analysis(example: tuple[Network, dict[str, 
                     nw_ttl=64,
                     tp_src=40000,
                     tp_dst=port or 0,
-                    icmp_type=8 if number == 1 else 0,
+                    icmp_type=icmp_type or 0,
                 )
                 fates = trace_packet(network, tables, src.switch, packet)
                 delivered = {r.endpoint for r, _ in fates if r.kind == "delivered"}
-                allowed = bool(allowed_grants(network, src, dst, proto, port))
+                allowed = bool(allowed_grants(network, src, dst, proto, port, icmp_type=icmp_type))
                 assert delivered == ({dst.qualified} if allowed else set()), (
                     src.qualified,
                     dst.qualified,
                     proto,
                     port,
+                    icmp_type,
                 )

@@ -117,7 +117,9 @@ def attacker(run: Run) -> None:
     if plan.control is not None:
         c = plan.control
         l4: Any = (
-            ICMP() if c.proto == "icmp" else (TCP if c.proto == "tcp" else UDP)(sport=40000, dport=c.port)
+            ICMP(type=c.icmp_type, code=c.icmp_code)
+            if c.proto == "icmp"
+            else (TCP if c.proto == "tcp" else UDP)(sport=40000, dport=c.port)
         )
         ip = IP(src=str(me.ip), dst=str(c.receiver.ip))
         control = bytes(Ether(src=me.mac, dst=c.eth_dst) / ip / l4 / (MARKER + b"control"))

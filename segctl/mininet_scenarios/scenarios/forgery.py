@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from segctl.topology.analysis import pair_grants
+from segctl.topology.analysis import ICMP_REPLY_TYPES, ServiceMatch, pair_grants
 from segctl.topology.network import EndpointInfo, Network
 
 __all__ = ["AttackPlan", "Control", "plan_attack"]
@@ -39,6 +39,8 @@ class Control:
     eth_dst: str
     proto: str  # udp, tcp or icmp
     port: int | None
+    icmp_type: int = 8  # icmp: an echo request unless the grant names another query type
+    icmp_code: int = 0
 
 
 @dataclass(frozen=True)
@@ -65,14 +67,21 @@ def _control(network: Network, me: EndpointInfo) -> Control | None:
     for ep in others:
         for grant in pair_grants(network, me, ep):
             for svc in grant.services:
-                if svc.proto in ("any", "icmp"):
-                    proto, port = ("udp", 9) if svc.proto == "any" else ("icmp", None)
-                else:
-                    proto, port = svc.proto, svc.ports[0][0] if svc.ports else 9
+                if svc.icmp_type is not None and svc.icmp_type not in ICMP_REPLY_TYPES:
+                    continue  # not a query: conntrack calls it invalid as a first packet
                 local = (ep.tenant, ep.segment) == (me.tenant, me.segment)
                 eth_dst = ep.mac if local else network.tenant(me.tenant).gateway_mac
-                return Control(ep, eth_dst, proto, port)
+                return Control(ep, eth_dst, *_control_service(svc))
     return None
+
+
+def _control_service(svc: ServiceMatch) -> tuple[str, int | None, int, int]:
+    """(proto, port, icmp type, icmp code) of a control packet on ``svc``."""
+    if svc.proto == "any":
+        return "udp", 9, 8, 0
+    if svc.proto == "icmp":
+        return "icmp", None, 8 if svc.icmp_type is None else svc.icmp_type, svc.icmp_code or 0
+    return svc.proto, svc.ports[0][0] if svc.ports else 9, 8, 0
 
 
 def _victim(network: Network, me: EndpointInfo) -> tuple[EndpointInfo, bool]:
