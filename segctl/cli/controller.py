@@ -95,6 +95,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "again in the background within S seconds, so the next change is verified incrementally "
         f"(0 disables; default {DEFAULT_WARM_AFTER_S:g})",
     )
+    run.add_argument(
+        "--policy-log",
+        type=Path,
+        metavar="FILE",
+        help="append one JSON line per logged decision (policies with log: true, logging.default_deny) "
+        "to FILE; read it with `segctl logs FILE`",
+    )
     run.add_argument("--key", type=Path, help="controller private key (OpenFlow over TLS)")
     run.add_argument("--cert", type=Path, help="controller certificate (OpenFlow over TLS)")
     run.add_argument("--ca-cert", type=Path, help="CA certificate that switch certificates must chain to")
@@ -265,7 +272,10 @@ def _run(args: argparse.Namespace) -> int:
         warm_after=args.warm_after,
         limits=limits_of_cost,
         queue_wait=args.queue_wait,
+        policy_log=args.policy_log,
     )
+    if args.policy_log is not None and args.policy_log.is_dir():
+        return _fail(f"--policy-log {args.policy_log}: is a directory")
     factory.check()  # a bad intent or store fails here (exit 2), before anything listens
     options = RunOptions(
         listen=listen, api=api, audit_interval=args.audit_interval, tls=tls, api_tls=api_tls, http=limits
@@ -307,8 +317,10 @@ class _ServiceFactory:
         warm_after: float = DEFAULT_WARM_AFTER_S,
         limits: Any = None,
         queue_wait: float = 60.0,
+        policy_log: Path | None = None,
     ) -> None:
         self.intent = intent
+        self.policy_log = policy_log
         self.store_path = store
         self.keep_reports = keep_reports
         self.warm_after = warm_after
@@ -330,6 +342,7 @@ class _ServiceFactory:
         from segctl.controller.audit import AuditLog
         from segctl.controller.framework import hub
         from segctl.controller.metrics import ControllerMetrics
+        from segctl.controller.policy_log import PolicyLogWriter
         from segctl.controller.proofs import remembering
         from segctl.controller.queue import ChangeQueue
         from segctl.controller.runner import GreenRLock
@@ -356,6 +369,7 @@ class _ServiceFactory:
             offload=started.offload,  # compile and prove in an OS thread: the hub keeps running
             queue=ChangeQueue(max_wait=self.queue_wait, new_event=hub.Event, current=hub.getcurrent),
             limits=self.limits,
+            policy_log=None if self.policy_log is None else PolicyLogWriter(self.policy_log),
         )
         self.service = service
         started.on_refused = lambda: metrics.api_connections_refused.inc()

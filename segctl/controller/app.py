@@ -77,6 +77,11 @@ class Hooks(Protocol):
         """Compare every connected switch with its desired rules and repair drift."""
         ...
 
+    def on_packet_in(self, switch: str, cookie: int, in_port: int | None, data: bytes) -> None:
+        """A known switch sent a packet (a logged decision); called on the event loop, so it
+        must not block."""
+        ...
+
 
 @dataclass
 class AppConfig:
@@ -257,6 +262,18 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
             port.config,
         )
         self._enqueue(f"port {name}:{port.port_no}", self.hooks.on_link_status, name, port.port_no, up)
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _on_packet_in(self, ev: Any) -> None:
+        msg = ev.msg
+        name = self._names.get(msg.datapath.id)
+        if name is None or self.hooks is None:
+            return
+        in_port = msg.match.get("in_port") if msg.match is not None else None
+        try:
+            self.hooks.on_packet_in(name, int(msg.cookie), in_port, bytes(msg.data or b""))
+        except Exception:  # a bad packet-in must never stop the event loop
+            LOG.exception("packet-in from %s not logged", name)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _on_error(self, ev: Any) -> None:

@@ -33,7 +33,7 @@ from segctl.openflow.cookies import Kind, decode_cookie
 from segctl.openflow.ofctl import Conjunction, Ct, Drop, Flow, GotoTable
 from segctl.topology.network import Network
 
-__all__ = ["Counts", "PolicyKey", "policy_counts", "sum_counts"]
+__all__ = ["Counts", "PolicyKey", "decision_of_cookie", "policy_counts", "sum_counts"]
 
 #: ct_state bits of the fabric-wide rules, checked in this order.
 _CT_NAMES = ((0x10, "ct-invalid"), (0x02, "ct-established"), (0x04, "ct-related"))
@@ -77,22 +77,43 @@ def _key(flow: Flow, network: Network | None) -> PolicyKey | None:
     if kind in (Kind.PIPELINE, Kind.TENANT):
         name = _fabric_name(flow)
         return None if name is None else PolicyKey("", name, verdict)
+    named = _grant_name(network, kind, tenant_id, index)
+    return None if named is None else PolicyKey(*named, verdict)
+
+
+def _grant_name(network: Network | None, kind: Kind, tenant_id: int, index: int) -> tuple[str, str] | None:
+    """(tenant, policy label) of the grant a cookie names, or None."""
     if network is None:
         return None
     tenant = next((t.name for t in network.tenants if t.id == tenant_id), None)
     try:
         if kind is Kind.SHARED:
-            return PolicyKey(tenant or "", f"shared:{network.shared_services[index].name}", verdict)
+            return tenant or "", f"shared:{network.shared_services[index].name}"
         if tenant is None:
             return None
         doc = network.tenant_doc(tenant)
         if kind is Kind.POLICY:
-            return PolicyKey(tenant, doc.policies[index].name, verdict)
+            return tenant, doc.policies[index].name
         if kind is Kind.SEGMENT:
-            return PolicyKey(tenant, f"intra-segment:{doc.segments[index - 1].name}", verdict)
+            return tenant, f"intra-segment:{doc.segments[index - 1].name}"
     except IndexError:
         return None  # a rule of another intent revision: its cookie names nothing now
     return None
+
+
+def decision_of_cookie(network: Network | None, cookie: int) -> PolicyKey | None:
+    """Which decision a logged packet's cookie stands for: a grant of ``policy_src``
+    (``allow``) or its table-miss (``default-deny``); None for anything else."""
+    try:
+        stage, kind, tenant_id, index = decode_cookie(cookie)
+    except ValueError:
+        return None
+    if stage != POLICY_SRC.id:
+        return None
+    if kind is Kind.PIPELINE:
+        return PolicyKey("", "default-deny", "deny")
+    named = _grant_name(network, kind, tenant_id, index)
+    return None if named is None else PolicyKey(*named, "allow")
 
 
 def policy_counts(network: Network | None, dumps: Mapping[str, Iterable[tuple[Flow, int, int]]]) -> Counts:

@@ -74,6 +74,7 @@ from segctl.controller.linkstate import LinkChange, LinkState, LinkTuple, fabric
 from segctl.controller.metrics import ControllerMetrics
 from segctl.controller.plan import compile_tables, diff_summary, diff_tables, plan_change, sorted_tables
 from segctl.controller.policy_counters import Counts, policy_counts, sum_counts
+from segctl.controller.policy_log import PolicyLogWriter, log_record
 from segctl.controller.queue import ChangeQueue, Priority, Turn
 from segctl.controller.scope import APPLY, ROLLBACK, ChangeKind, ChangeScope
 from segctl.controller.southbound import Southbound
@@ -168,8 +169,11 @@ class ControllerService:
         offload: Offload = run_inline,
         queue: ChangeQueue | None = None,
         limits: CostLimits | None = None,
+        policy_log: PolicyLogWriter | None = None,
     ) -> None:
         self.store = store
+        #: Where logged decisions go (``controller run --policy-log FILE``); None: not kept.
+        self.policy_log = policy_log
         self.southbound = southbound
         self.verifier = verifier
         self.audit_log = audit
@@ -430,6 +434,11 @@ class ControllerService:
     def on_link_status(self, switch: str, port: int, up: bool) -> None:
         """A port changed state; a fabric link going down or up moves paths (Hooks)."""
         self.link_status(switch, port, up)
+
+    def on_packet_in(self, switch: str, cookie: int, in_port: int | None, data: bytes) -> None:
+        """A logged decision (Hooks): one policy log line. Takes no lock (event loop)."""
+        if self.policy_log is not None:
+            self.policy_log.write(log_record(self._declared, switch, cookie, in_port, data, time.time()))
 
     def on_port_states(self, switch: str, ports: Mapping[int, bool]) -> None:
         """Every port of ``switch``, read when it (re)connected (Hooks): see :meth:`port_states`."""

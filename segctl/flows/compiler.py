@@ -29,10 +29,12 @@ from segctl.flows.meters import MeterSpec, endpoint_meter
 from segctl.flows.pipeline import (
     ARP,
     CLASSIFY,
+    CONTROLLER_METER,
     CT_DST,
     CT_SRC,
     EGRESS,
     FORWARD,
+    LOG_MAX_LEN,
     META_ORIGIN_MASK,
     META_SEGMENT_MASK,
     META_TENANT_MASK,
@@ -60,6 +62,7 @@ from segctl.openflow.ofctl import (
     IN_PORT,
     Action,
     Conjunction,
+    Controller,
     Ct,
     DecTtl,
     Drop,
@@ -134,6 +137,14 @@ class _Compiler:
             self.tenant_segments[seg.tenant].append(seg)
         self.grants = network_grants(network)
         self.grant_cache = GrantCache()
+        logging = network.intent.logging
+        self.log_default_deny = logging.default_deny
+        # one controller meter per switch caps what logging sends, whatever is logged there
+        self.log_meter = (
+            MeterSpec(CONTROLLER_METER, "pktps", logging.pps, logging.burst)
+            if logging.default_deny or any(g.log for g in self.grants)
+            else None
+        )
         # the grants with a local source or destination on each switch (the others emit nothing there)
         self.grants_at: dict[str, list[Grant]] = defaultdict(list)
         for grant in self.grants:
@@ -313,8 +324,10 @@ class _Compiler:
 
     def policy_stage(self, table: int, next_table: int, segments: list[SegmentInfo]) -> list[Rule]:
         pipe = make_cookie(table, Kind.PIPELINE, 0, 0)
+        logged = table == POLICY_SRC.id and self.log_default_deny
+        miss: list[Action] = [Controller(max_len=LOG_MAX_LEN)] if logged else [Drop()]
         rules = [
-            Rule.make(table, PRIO_DEFAULT, pipe, [], [Drop()]),
+            Rule.make(table, PRIO_DEFAULT, pipe, [], miss),
             Rule.make(table, PRIO_CT_INVALID, pipe, [("proto", "ip"), ("ct_state", "+inv+trk")], [Drop()]),
             Rule.make(table, PRIO_CT_ESTABLISHED, pipe, [("proto", "ip"), ("ct_state", "+est+trk")],
                       [GotoTable(next_table)]),
@@ -578,6 +591,8 @@ class _Compiler:
         ]
         for grant in self.grants_at.get(name, ()):
             rules += grant_rules(grant, name, lambda ep: self.seg(ep).index, cache=self.grant_cache)
+        if self.log_meter is not None:
+            meter_specs.append(self.log_meter)
         return SwitchProgram(name, dpid, _finish(name, rules), tuple(meter_specs))
 
 

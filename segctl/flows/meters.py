@@ -7,6 +7,8 @@ before flows that reference them are added (OVS rejects the flow with
 
 >>> MeterSpec(1, "pktps", 2000, 200).to_ofctl()
 'meter=1,pktps,burst,stats,bands=type=drop,rate=2000,burst_size=200'
+>>> MeterSpec(0xFFFFFFFE, "pktps", 100).to_ofctl()
+'meter=controller,pktps,stats,bands=type=drop,rate=100'
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Literal
 from segctl.topology.network import EndpointInfo
 
 __all__ = ["MeterSpec", "endpoint_meter", "meters_text"]
+
+_OFPM_CONTROLLER = 0xFFFFFFFE  # written "controller" by ovs-ofctl
 
 
 @dataclass(frozen=True, order=True)
@@ -32,7 +36,8 @@ class MeterSpec:
         """The ``add-meter`` argument of this meter."""
         burst_flag = ",burst" if self.burst is not None else ""
         band = f"type=drop,rate={self.rate}" + (f",burst_size={self.burst}" if self.burst is not None else "")
-        return f"meter={self.id},{self.unit}{burst_flag},stats,bands={band}"
+        name = "controller" if self.id == _OFPM_CONTROLLER else str(self.id)
+        return f"meter={name},{self.unit}{burst_flag},stats,bands={band}"
 
 
 def endpoint_meter(meter_id: int, ep: EndpointInfo) -> MeterSpec | None:

@@ -26,10 +26,12 @@ from segctl.errors import CompileError
 __all__ = [
     "ARP",
     "CLASSIFY",
+    "CONTROLLER_METER",
     "CT_DST",
     "CT_SRC",
     "EGRESS",
     "FORWARD",
+    "LOG_MAX_LEN",
     "MAX_SEGMENT_INDEX",
     "META_ORIGIN_MASK",
     "META_ORIGIN_SHIFT",
@@ -83,6 +85,12 @@ def metadata_value(tenant: int, segment: int = 0, origin: int = 0) -> int:
 # ------------------------------------------------------------------ priority bands
 #: Explicit table-miss rule of every table (drop, or goto for pass-through tables).
 PRIO_DEFAULT = 0
+
+#: OpenFlow's controller meter (OFPM_CONTROLLER): rate-limits every packet a switch sends
+#: to its controller; logged decisions are sent under it.
+CONTROLLER_METER = 0xFFFFFFFE
+#: Bytes of a logged packet sent to the controller (headers up to L4, with a VLAN tag).
+LOG_MAX_LEN = 128
 #: Generic pass-through of a stage (route: frames not sent to a gateway go on).
 PRIO_PASS = 10
 #: Generic rules of a stage (per tenant / per segment).
@@ -102,7 +110,8 @@ PRIO_CT_ESTABLISHED = 3900
 PRIO_INTRA_SEGMENT = 3500
 PRIO_POLICY_TOP = 3000
 PRIO_POLICY_BOTTOM = 1001
-#: Rules that send to the controller (none today; each must carry a meter).
+#: Rules that send to the controller carry a meter, except policy_src's logged decisions
+#: (capped by the switch's controller meter, :data:`CONTROLLER_METER`).
 PRIO_CONTROL = 5000
 
 
@@ -161,9 +170,10 @@ CT_SRC = _t(
 POLICY_SRC = _t(
     30, "policy_src",
     "policy at the source endpoint: +inv drops, established/related pass, new and allowed "
-    "connections are committed (stateful) or passed (stateless); default drop",
+    "connections are committed (stateful) or passed (stateless); default drop. Logged "
+    "decisions also send the packet's head to the controller (under the controller meter)",
     "metadata ct_state nw_src nw_dst tcp_dst udp_dst icmp_type icmp_code conj_id",
-    "ct conjunction goto_table drop",
+    "ct conjunction goto_table drop controller",
     "drop",
 )  # fmt: skip
 ROUTE = _t(

@@ -33,6 +33,7 @@ from dataclasses import field as _field
 from segctl.errors import CompileError
 from segctl.flows.pipeline import (
     EGRESS,
+    LOG_MAX_LEN,
     META_ORIGIN_MASK,
     META_SEGMENT_MASK,
     META_TENANT_MASK,
@@ -45,7 +46,7 @@ from segctl.flows.pipeline import (
 )
 from segctl.flows.rules import Rule
 from segctl.openflow.cookies import Kind, make_cookie
-from segctl.openflow.ofctl import Action, Conjunction, Ct, FieldMatch, GotoTable
+from segctl.openflow.ofctl import Action, Conjunction, Controller, Ct, FieldMatch, GotoTable
 from segctl.topology.network import EndpointInfo, Network
 from segctl.topology.schema import Service
 
@@ -97,6 +98,7 @@ class Grant:
     dst_tenant: int  # tenant id of the destinations (zone at the destination side)
     src_rank: int = 0  # position among the grants of its policy_src domain (0 = highest)
     dst_rank: int = 0  # position among the grants of its policy_dst domain
+    log: bool = False  # the source side's decision also goes to the controller (policy log)
 
     @property
     def origin(self) -> int:
@@ -206,6 +208,7 @@ def network_grants(network: Network) -> list[Grant]:
                     stateful=pol.stateful,
                     src_tenant=tenant.id,
                     dst_tenant=tenant.id,
+                    log=pol.log,
                 )
             )
     for index, svc in enumerate(network.shared_services):
@@ -228,6 +231,7 @@ def network_grants(network: Network) -> list[Grant]:
                     stateful=True,
                     src_tenant=tenant.id,
                     dst_tenant=provider_tenant,
+                    log=svc.log,
                 )
             )
     return rank_grants(grants, {t.id: t.name for t in network.tenants})
@@ -325,7 +329,9 @@ def grant_rules(
             for ep in local_src
         ]
         remote = _remote(cache, (POLICY_SRC.id, cid), grant.destinations, "nw_dst")
-        actions: list[Action] = [Ct(commit=True, zone=grant.src_tenant)] if grant.stateful else []
+        actions: list[Action] = [Controller(max_len=LOG_MAX_LEN)] if grant.log else []
+        if grant.stateful:
+            actions.append(Ct(commit=True, zone=grant.src_tenant))
         actions.append(GotoTable(ROUTE.id))
         level = (POLICY_SRC.id, PRIO_POLICY_TOP - grant.src_rank, cid, grant.src_domain)
         rules += _side(grant, level, local, remote, actions, cache)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 from segctl.errors import CompileError
-from segctl.flows.pipeline import table_by_id
+from segctl.flows.pipeline import POLICY_SRC, table_by_id
 from segctl.openflow.ofctl import (
     Action,
     Conjunction,
@@ -106,7 +106,9 @@ def _check_shape(
         raise CompileError(f"{where}: drop cannot be combined with other actions")
     if "conjunction" in kinds and kinds != {"conjunction"}:
         raise CompileError(f"{where}: conjunction flows may carry only conjunction actions")
-    if "controller" in kinds and "meter" not in kinds:
+    if "controller" in kinds and "meter" not in kinds and table != POLICY_SRC.id:
+        # policy_src's logged decisions forward too: a meter instruction would cap their
+        # traffic, so the switch's controller meter (CONTROLLER_METER) caps only the copies
         raise CompileError(f"{where}: a rule that sends to the controller must carry a meter")
     ranks = [_INSTRUCTION_RANK.get(type(a), 1) for a in actions]
     if ranks != sorted(ranks):

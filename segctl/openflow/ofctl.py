@@ -33,7 +33,7 @@ Malformed text raises :class:`FlowSyntaxError` with the line number.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TypeAlias
@@ -88,6 +88,7 @@ __all__ = [
     "mac_text",
     "parse_flow",
     "parse_flows",
+    "punts_to_controller",
 ]
 
 #: Fields that ``set_field`` may write (``vlan_vid`` is the 12-bit VID).
@@ -124,6 +125,20 @@ class Controller:
 
     max_len: int = 65535
     reason: str = ""
+
+
+def punts_to_controller(actions: Sequence[object]) -> bool:
+    """Does an action list hand the packet to the controller instead of forwarding it?
+
+    ``controller`` next to an ``output`` or ``goto_table`` sends a copy (a logged
+    decision) while the packet goes on; alone it is where the packet ends.
+
+    >>> punts_to_controller([Controller()]), punts_to_controller([Controller(128), GotoTable(40)])
+    (True, False)
+    """
+    return any(isinstance(a, Controller) for a in actions) and not any(
+        isinstance(a, Output | GotoTable) for a in actions
+    )
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ __all__ = [
     "Group",
     "Intent",
     "Link",
+    "Logging",
     "Policy",
     "PortRange",
     "RateLimit",
@@ -511,6 +512,7 @@ class Policy(_Strict):
     services: list[Service] = Field(default_factory=list)
     service_sets: list[Name] = Field(default_factory=list)
     stateful: bool = True
+    log: bool = False
 
     @model_validator(mode="after")
     def _some_service(self) -> Policy:
@@ -560,11 +562,21 @@ class SharedService(_Strict):
     consumers: list[SharedServiceConsumer] = Field(min_length=1)
     services: list[Service] = Field(default_factory=list)
     service_sets: list[Name] = Field(default_factory=list)
+    log: bool = False
 
     @model_validator(mode="after")
     def _some_service(self) -> SharedService:
         _services_given("shared service", self.services, self.service_sets)
         return self
+
+
+class Logging(_Strict):
+    """Where decisions are logged: policies and shared services say ``log: true``; this
+    adds the default deny and sets the per-switch rate of packets sent to the controller."""
+
+    default_deny: bool = False
+    pps: int = Field(default=100, ge=1, le=100_000)
+    burst: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
 class Intent(_Strict):
@@ -573,5 +585,6 @@ class Intent(_Strict):
     version: Literal[1] = 1
     fabric: Fabric
     service_sets: list[ServiceSet] = Field(default_factory=list)
+    logging: Logging = Field(default_factory=Logging)
     tenants: list[Tenant] = Field(default_factory=list)
     shared_services: list[SharedService] = Field(default_factory=list)

@@ -38,6 +38,7 @@ from segctl.openflow.ofctl import (
     PushVlan,
     SetField,
     WriteMetadata,
+    punts_to_controller,
 )
 
 __all__ = ["CT_EST", "CT_NEW", "CT_TRK", "Packet", "SimHop", "SimResult", "simulate"]
@@ -236,11 +237,12 @@ def _table(
     del cid
     hops = (*hops, SimHop(switch, table, flow.priority, flow.line, flow.cookie))
     forwarded = False
+    punts = punts_to_controller(flow.actions)
     for action in flow.actions:
         if isinstance(action, Output):
             forwarded = True
             _output(run, switch, table, action.port, packet, in_port, hops, seen, cts)
-        elif isinstance(action, Controller):
+        elif isinstance(action, Controller) and punts:
             forwarded = True
             _emit(run, "controller", switch, table, packet, hops, cts)
         elif isinstance(action, Drop):

@@ -77,6 +77,7 @@ from segctl.openflow.ofctl import (
     PushVlan,
     SetField,
     WriteMetadata,
+    punts_to_controller,
 )
 from segctl.verifier.headerspace import (
     BDD,
@@ -429,6 +430,7 @@ class Engine:
         hs = self.hs
         table = flow.table
         forwarded = False
+        punts = punts_to_controller(rule.steps)
         for action in rule.steps:
             if hs.is_empty(space):
                 return
@@ -436,9 +438,11 @@ class Engine:
                 case Output(port=port):
                     forwarded = True
                     self._output(switch, table, port, space, path, out)
-                case Controller():
+                case Controller() if punts:
                     forwarded = True
                     self._emit(out, path, space, Disposition(CONTROLLER, switch, table))
+                case Controller():
+                    pass  # a copy (a logged decision): the packet goes on with the other actions
                 case Drop():
                     forwarded = True
                     d = Disposition(DROPPED, switch, table, detail="drop action")

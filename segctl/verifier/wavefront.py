@@ -48,6 +48,7 @@ from segctl.openflow.ofctl import (
     PushVlan,
     SetField,
     WriteMetadata,
+    punts_to_controller,
 )
 from segctl.topology.network import Network
 from segctl.verifier.effects import SYMBOLIC_PORT, Effect, EffectView, effect_view
@@ -478,6 +479,7 @@ class WavefrontEngine:
         hs = self.hs
         switch, table, key = at.switch, at.table, at.key
         param = effect.param
+        punts = punts_to_controller(effect.steps)
         for i, action in enumerate(effect.steps):
             if hs.is_empty(space):
                 return
@@ -490,8 +492,10 @@ class WavefrontEngine:
             match action:
                 case Output(port=port):
                     self._output(walk, replace(at, key=key), port, space)
-                case Controller():
+                case Controller() if punts:
                     walk.fold.hole(Disposition(CONTROLLER, switch, table), space)
+                case Controller():
+                    pass  # a copy (a logged decision): the packet goes on with the other actions
                 case Drop():
                     pass
                 case GotoTable(table=t):

@@ -663,3 +663,65 @@ def test_policy_counters_count_real_packets(lab_prefix: str, api_controller: Api
         assert packets1[default_deny] - packets0[default_deny] >= 3
         app_to_db = ("acme", "app-to-db", "allow")
         assert packets1[app_to_db] == packets0[app_to_db]  # nobody opened app -> db
+
+
+def _log_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_policy_log_one_line_per_logged_packet_under_the_meter(
+    lab_prefix: str, controller_factory, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """web-to-app logs and the default deny logs, at most 20 packets/s per switch: five
+    single pings web1 -> app1 are five ``allow`` lines of acme/web-to-app (their replies and
+    app-to-db are not logged); three pings web1 -> db1 are three ``deny`` lines; a 2 s UDP
+    flood to db1 (every packet denied, so every packet reaches the logging rule) leaves at
+    most what the controller meter lets through."""
+    import yaml
+
+    doc = yaml.safe_load(LEAF_SPINE.read_text())
+    acme = next(t for t in doc["tenants"] if t["name"] == "acme")
+    next(p for p in acme["policies"] if p["name"] == "web-to-app")["log"] = True
+    doc["logging"] = {"default_deny": True, "pps": 20, "burst": 10}
+    intent = tmp_path / "logged.yaml"
+    intent.write_text(yaml.safe_dump(doc, sort_keys=False))
+    log = tmp_path / "policy.log"
+    network = load_network(intent)
+    want = desired_tables(network)
+    ctl = controller_factory(intent, audit_interval=1.0, extra=("--policy-log", str(log)))
+    with Lab(lab_spec(network, lab_prefix)) as lab:
+        ctl.connect(lab, [s.name for s in network.switches])
+        wait_for(lambda: tables_match(lab, want), timeout=60, what="every switch to hold its rules")
+        for _ in range(5):
+            assert probes.ping(ns(lab, "web1"), "10.1.2.10", count=1, timeout=1.0)
+        wait_for(lambda: len(_log_lines(log)) >= 5, timeout=10, what="five allow lines")
+        for _ in range(3):
+            assert not probes.ping(ns(lab, "web1"), "10.1.3.10", count=1, timeout=0.5)
+        time.sleep(1.0)
+        lines = _log_lines(log)
+        allowed = [r for r in lines if r["verdict"] == "allow"]
+        denied = [r for r in lines if r["verdict"] == "deny"]
+        assert [(r["tenant"], r["policy"]) for r in allowed] == [("acme", "web-to-app")] * 5, lines
+        assert all((r["src"], r["dst"], r["icmp_type"]) == ("10.1.1.10", "10.1.2.10", 8) for r in allowed)
+        assert all(r["switch"] == network.endpoint("acme", "web1").switch for r in lines)
+        db_denials = [r for r in denied if r["dst"] == "10.1.3.10" and r["proto"] == "icmp"]
+        assert len(db_denials) == 3 and all(r["policy"] == "default-deny" for r in db_denials), denied
+
+        before = len(lines)
+        flood = subprocess.run(
+            ["ip", "netns", "exec", ns(lab, "web1"), sys.executable, "-m", "segctl.mininet_scenarios._agent",
+             "flood", "10.1.3.10", "9", "2"],
+            capture_output=True, text=True, timeout=60, check=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+        sent = json.loads(flood.stdout.strip().splitlines()[-1])["sent"]
+        time.sleep(1.0)
+        flood_lines = [r for r in _log_lines(log)[before:] if r.get("dport") == 9]
+        print(f"flood: {sent} datagrams sent, {len(flood_lines)} logged")  # shown with -s
+        assert sent > 500, flood.stdout
+        bridge = lab.bridge(network.endpoint("acme", "web1").switch)
+        assert 0 < len(flood_lines) <= 20 * 4 + 10, (sent, len(flood_lines), ovs.dump_meters(bridge))
+        # the controller meter reads back equal to the desired one: the audits saw no drift
+        assert "drift on" not in ctl.log(), ctl.log()[-3000:]

@@ -41,6 +41,7 @@ def test_round_trip_through_real_ovs(example: str, lab_prefix: str, tmp_path: Pa
             assert set(dumped) == set(compiled), set(dumped) ^ set(compiled)
             if prog.meters:
                 meters = ovs.dump_meters(br)
-                for meter in prog.meters:
-                    assert f"meter={meter.id} {meter.unit}" in meters
+                for meter in prog.meters:  # the spec's own name: a number, or "controller"
+                    name_and_unit = meter.to_ofctl().split(",")[:2]
+                    assert f"{name_and_unit[0]} {name_and_unit[1]}" in meters
     assert not any(labmod.leftovers(lab_prefix).values())

@@ -22,6 +22,7 @@ from segctl.flows.pipeline import (
     CLASSIFY,
     EGRESS,
     FORWARD,
+    LOG_MAX_LEN,
     META_SEGMENT_SHIFT,
     POLICY_DST,
     POLICY_SRC,
@@ -34,6 +35,7 @@ from segctl.openflow.cookies import Kind, decode_cookie, describe_cookie
 from segctl.openflow.ofctl import (
     IN_PORT,
     Conjunction,
+    Controller,
     Ct,
     Drop,
     Meter,
@@ -102,11 +104,19 @@ def test_compile_twice_is_byte_identical_and_matches_golden(example: str) -> Non
 
 
 def test_every_table_ends_in_one_explicit_drop(compiled: tuple[Network, dict[str, SwitchProgram]]) -> None:
-    _, programs = compiled
+    """A drop, or with ``logging.default_deny`` policy_src's logged drop (a copy to the
+    controller and no forwarding action)."""
+    network, programs = compiled
+    logged_miss = (Controller(max_len=LOG_MAX_LEN),)
     for prog in programs.values():
         for table in TABLES:
             misses = [r for r in prog.rules if r.table == table.id and r.priority == 0]
-            assert len(misses) == 1 and misses[0].match == () and misses[0].actions == (Drop(),)
+            want = (
+                logged_miss
+                if table.id == POLICY_SRC.id and network.intent.logging.default_deny
+                else (Drop(),)
+            )
+            assert len(misses) == 1 and misses[0].match == () and misses[0].actions == want
 
 
 def test_edge_outputs_only_through_the_egress_guard(
