@@ -6,10 +6,10 @@ with the compiled flows.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
+from support.datapath import datapath_outputs, datapath_port
 
 from segctl.flows.compiler import compile_network
 from segctl.openflow.ofctl import parse_flows
@@ -36,22 +36,6 @@ NEW = ["trk,new", "trk,new"]  # the ct_src lookup, the ct_dst lookup
 REPLY = ["trk,est,rpl", "trk,est,rpl"]
 
 
-def _outputs(trace: str) -> list[int]:
-    """Datapath ports of the trace's last ``Datapath actions`` line."""
-    lines = [line for line in trace.splitlines() if line.startswith("Datapath actions:")]
-    assert lines, f"ofproto/trace gave no datapath actions:\n{trace}"
-    tokens = lines[-1].split(":", 1)[1].replace(" ", "").split(",")
-    return [int(t) for t in tokens if t.isdigit()]
-
-
-def _dp_port(name: str) -> int:
-    for line in ovs.run(["ovs-appctl", "dpif/show"]).splitlines():
-        m = re.match(r"\s+(\S+) \S+/(\d+):", line)
-        if m and m.group(1) == name:
-            return int(m.group(2))
-    raise AssertionError(f"{name} is not in dpif/show")
-
-
 def _icmp(network: Network, src: str, dst: str, icmp_type: int) -> str:
     s, d = network.endpoint("t", src), network.endpoint("t", dst)
     return (
@@ -73,10 +57,12 @@ def test_echo_request_delivered_timestamp_request_dropped(lab_prefix: str, tmp_p
         path = tmp_path / "s1.flows"
         path.write_text(flows)
         ovs.add_flows_bundle(bridge, path)
-        by_dp = {_dp_port(name): ofport for ofport, name in names.items()}
+        by_dp = {datapath_port(name): ofport for ofport, name in names.items()}
 
         def delivered(flow: str, ct_next: list[str]) -> list[int]:
-            return [by_dp.get(p, -p) for p in _outputs(ovs.ofproto_trace(bridge, flow, ct_next=ct_next))]
+            return [
+                by_dp.get(p, -p) for p in datapath_outputs(ovs.ofproto_trace(bridge, flow, ct_next=ct_next))
+            ]
 
         assert delivered(_icmp(network, "a", "b", 8), NEW) == [12]  # echo request
         assert delivered(_icmp(network, "a", "b", 13), NEW) == []  # timestamp request

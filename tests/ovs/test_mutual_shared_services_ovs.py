@@ -10,10 +10,10 @@ the connection and the replies are delivered, and the pre-fix rule drops the con
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
+from support.datapath import datapath_outputs, datapath_port
 
 from segctl.flows.compiler import compile_network
 from segctl.openflow.ofctl import parse_flows
@@ -48,22 +48,6 @@ def _network() -> Network:
     return resolve(load_intent_text(INTENT))
 
 
-def _outputs(trace: str) -> list[int]:
-    """Datapath ports of the trace's last ``Datapath actions`` line."""
-    lines = [line for line in trace.splitlines() if line.startswith("Datapath actions:")]
-    assert lines, f"ofproto/trace gave no datapath actions:\n{trace}"
-    tokens = lines[-1].split(":", 1)[1].replace(" ", "").split(",")
-    return [int(t) for t in tokens if t.isdigit()]
-
-
-def _dp_port(name: str) -> int:
-    for line in ovs.run(["ovs-appctl", "dpif/show"]).splitlines():
-        m = re.match(r"\s+(\S+) \S+/(\d+):", line)
-        if m and m.group(1) == name:
-            return int(m.group(2))
-    raise AssertionError(f"{name} is not in dpif/show")
-
-
 def _delivered(flows: str, lab_prefix: str, tmp_path: Path, flow: str, ct_next: list[str]) -> list[int]:
     """Load ``flows`` into a one-bridge lab with the two endpoints' ports; trace ``flow``
     (``{t2}``/``{t3}`` stand for the ports) and return where it leaves, as endpoint port numbers."""
@@ -75,9 +59,9 @@ def _delivered(flows: str, lab_prefix: str, tmp_path: Path, flow: str, ct_next: 
         path = tmp_path / "s1.flows"
         path.write_text(flows)
         ovs.add_flows_bundle(bridge, path)
-        by_dp = {_dp_port(name): ofport for ofport, name in names.items()}
+        by_dp = {datapath_port(name): ofport for ofport, name in names.items()}
         trace = ovs.ofproto_trace(bridge, flow, ct_next=ct_next)
-        return [by_dp.get(p, -p) for p in _outputs(trace)]
+        return [by_dp.get(p, -p) for p in datapath_outputs(trace)]
 
 
 def _packet(network: Network, src: str, dst: str, *, tp_src: int, tp_dst: int) -> str:
