@@ -216,6 +216,7 @@ def _tenant_document(network: Network, name: str) -> dict[str, Any]:
                 "services": [s.describe() for s in p.services],
                 "service_sets": list(p.service_sets),
                 "stateful": p.stateful,
+                "log": p.log,
             }
             for p in doc.policies
         ],
@@ -259,6 +260,7 @@ def show_document(network: Network, reach: Reachability, scope: Scope | None = N
                 "consumers": [{"tenant": c.tenant, "group": c.group} for c in svc.consumers],
                 "services": [s.describe() for s in svc.services],
                 "service_sets": list(svc.service_sets),
+                "log": svc.log,
             }
             for svc in network.shared_services
             if scope.service(svc)
@@ -301,12 +303,40 @@ def show_text(
         out.append(title)
         out.append(format_table(headers, rows, indent="  ") if rows else "  (none)")
         out.append("")
+    logging = logging_summary(network, scope)
+    if logging:
+        out += [logging, ""]
     out += matrix_lines(network, reach, _matrix_endpoints(network, reach, scope), fold=matrix)
     out.append("")
     out += _allowed_lines(reach)
     out.append("")
     out.append(analysis_text(network, scope))
     return "\n".join(out)
+
+
+def logged_grants(network: Network, scope: Scope | None = None) -> list[str]:
+    """``tenant/policy`` and ``shared:NAME`` of every grant with ``log: true`` (in ``scope``)."""
+    scope = scope or Scope()
+    names = [
+        f"{t.name}/{p.name}"
+        for t in network.tenants
+        if scope.has(t.name)
+        for p in network.policies(t.name)
+        if p.log
+    ]
+    names += [f"shared:{svc.name}" for svc in network.shared_services if svc.log and scope.service(svc)]
+    return names
+
+
+def logging_summary(network: Network, scope: Scope | None = None) -> str:
+    """One line on what is logged and at what rate, or "" when nothing is."""
+    logging = network.intent.logging
+    logged = logged_grants(network, scope)
+    if not logged and not logging.default_deny:
+        return ""
+    what = ", ".join(logged + (["the default deny"] if logging.default_deny else []))
+    burst = f" (burst {logging.burst})" if logging.burst is not None else ""
+    return f"Logging: {what}; at most {logging.pps} packets/s{burst} per switch to the controller"
 
 
 def _fabric_section(network: Network) -> Section:

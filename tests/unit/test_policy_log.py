@@ -235,3 +235,18 @@ def test_the_intent_refuses_bad_logging_settings() -> None:
         intent_from_document(d)
     text = str(err.value)
     assert "logging.pps" in text and "logging.colour" in text
+
+
+def test_show_says_what_is_logged(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", str(EXAMPLE)]) == 0
+    text = capsys.readouterr().out
+    assert (
+        "Logging: shop/api-to-db, the default deny; at most 50 packets/s per switch to the controller" in text
+    )
+    assert main(["show", str(EXAMPLE), "-o", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    shop = next(t for t in doc["tenants"] if t["name"] == "shop")
+    assert {p["name"]: p["log"] for p in shop["policies"]} == {"fe-to-api": False, "api-to-db": True}
+    assert [s["log"] for s in doc["shared_services"]] == [False]
+    assert main(["show", str(EXAMPLE.parent / "leaf-spine.yaml")]) == 0
+    assert "Logging:" not in capsys.readouterr().out
