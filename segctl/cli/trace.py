@@ -366,6 +366,16 @@ class Trace:
         return self.dst.qualified if self.reply and self.dst else self.src.qualified
 
     @property
+    def logged(self) -> tuple[TraceHop, ...]:
+        """The hops whose rule sent the packet (or a copy) to the controller: logged decisions."""
+        seen: dict[tuple[str, int, int, int], TraceHop] = {}
+        for _, hops in self.fates:
+            for hop in hops:
+                if any(a.lower().startswith("controller") for a in hop.actions.split(",")):
+                    seen.setdefault((hop.switch, hop.table, hop.priority, hop.line), hop)
+        return tuple(seen.values())
+
+    @property
     def receiver(self) -> str:
         return self.src.qualified if self.reply else (self.dst.qualified if self.dst else str(self.addr))
 
@@ -437,6 +447,9 @@ def trace_text(t: Trace) -> list[str]:
         f"{t.service.describe(reply=t.reply)}, eth_dst {t.eth_dst}{' (gateway)' if t.routed else ''}",
         f"intent: {t.verdict.text}",
     ]
+    if t.logged:
+        where = "; ".join(f"{h.switch} table {h.table} ({h.intent})" for h in t.logged)
+        lines.append(f"logged: sent to the controller at {where}")
     if t.reply:
         where = ", ".join(f"{sw} zone {zone}" for sw, zone in t.committed)
         lines.append(
@@ -485,6 +498,7 @@ def trace_json(t: Trace, notes: Sequence[str]) -> dict[str, Any]:
             "text": t.verdict.text,
             "grants": [g.to_json() for g in t.verdict.grants],
         },
+        "logged": [{"switch": h.switch, "table": h.table, "by": h.intent} for h in t.logged],
         "ct_states": list(t.ct_states),
         "committed": [{"switch": sw, "zone": zone} for sw, zone in t.committed],
         "fates": [

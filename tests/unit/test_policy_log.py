@@ -250,3 +250,32 @@ def test_show_says_what_is_logged(capsys: pytest.CaptureFixture[str]) -> None:
     assert [s["log"] for s in doc["shared_services"]] == [False]
     assert main(["show", str(EXAMPLE.parent / "leaf-spine.yaml")]) == 0
     assert "Logging:" not in capsys.readouterr().out
+
+
+def test_trace_says_where_a_decision_is_logged(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["trace", str(EXAMPLE), "--proto", "tcp", "--dport", "5432"]
+    assert main([*args, "--from", "shop/api1", "--to", "shop/pg1"]) == 0
+    out = capsys.readouterr().out
+    assert "logged: sent to the controller at s2 table 30 (policy shop/api-to-db)" in out
+    assert main([*args, "--from", "shop/fe1", "--to", "shop/pg1", "-o", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    traces = doc if isinstance(doc, list) else doc.get("traces", [doc])
+    assert traces[0]["logged"] == [{"switch": "s1", "table": 30, "by": "policy_src default"}]
+    assert (
+        main(
+            [
+                "trace",
+                str(EXAMPLE),
+                "--proto",
+                "tcp",
+                "--dport",
+                "80",
+                "--from",
+                "shop/fe1",
+                "--to",
+                "shop/api1",
+            ]
+        )
+        == 0
+    )
+    assert "logged:" not in capsys.readouterr().out  # fe-to-api is not logged
