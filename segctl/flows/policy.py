@@ -177,7 +177,11 @@ def service_matches(services: Iterable[Service]) -> tuple[Match, ...]:
                 for value, mask in port_range_masks(r.lo, r.hi):
                     text = str(value) if mask == 0xFFFF else f"{value:#x}/{mask:#x}"
                     out[(("proto", svc.proto), (field, text))] = None
-    return tuple(m for m in out if not (m[0] == ("proto", "icmp") and any(set(o) < set(m) for o in out)))
+    # an ICMP match's fields come in a fixed order (proto, type, code), so what covers it is
+    # one of its proper prefixes: a set lookup each (a hostile intent may list every type/code)
+    return tuple(
+        m for m in out if not (m[0] == ("proto", "icmp") and any(m[:k] in out for k in range(1, len(m))))
+    )
 
 
 def _icmp_match(svc: Service) -> Match:

@@ -214,7 +214,16 @@ def _merge(ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
 def _icmp_matches(services: Iterable[Service]) -> list[ServiceMatch]:
     """The ICMP services, each type (and code) once, none covered by another."""
     found = {ServiceMatch("icmp", None, s.type, s.code) for s in services}
-    return [m for m in found if not any(o != m and o.covers(m) for o in found)]
+    every = ServiceMatch("icmp")
+
+    def covered(m: ServiceMatch) -> bool:
+        """What :meth:`ServiceMatch.covers` a typed match is all ICMP, or its type without a
+        code: two set lookups per match (a hostile intent may list every type and code)."""
+        if m != every and every in found:
+            return True
+        return m.icmp_code is not None and ServiceMatch("icmp", None, m.icmp_type) in found
+
+    return [m for m in found if not covered(m)]
 
 
 def normalize_services(services: Iterable[Service]) -> tuple[ServiceMatch, ...]:

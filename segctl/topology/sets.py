@@ -39,11 +39,16 @@ def services_with_sets(
     Unknown set names are skipped: validation reports them before anything resolves.
     """
     by_name = {s.name: s for s in service_sets}
-    out: list[Service] = []
+    out: dict[tuple[object, ...], Service] = {}  # by what makes two services equal: linear, not n²
     for svc in [*services, *(svc for name in set_names if name in by_name for svc in by_name[name].services)]:
-        if svc not in out:
-            out.append(svc)
-    return out
+        out.setdefault(_service_key(svc), svc)
+    return list(out.values())
+
+
+def _service_key(svc: Service) -> tuple[object, ...]:
+    """The fields of a service, hashable (``Service`` itself is not)."""
+    ports = None if svc.ports is None else tuple((r.lo, r.hi) for r in svc.ports)
+    return (svc.proto, ports, svc.type, svc.code)
 
 
 def expand_service_sets(intent: Intent) -> Intent:
