@@ -16,11 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from segctl.flows.pipeline import CONTROLLER_METER
 from segctl.topology.network import EndpointInfo
 
 __all__ = ["MeterSpec", "endpoint_meter", "meters_text"]
-
-_OFPM_CONTROLLER = 0xFFFFFFFE  # written "controller" by ovs-ofctl
 
 
 @dataclass(frozen=True, order=True)
@@ -36,7 +35,7 @@ class MeterSpec:
         """The ``add-meter`` argument of this meter."""
         burst_flag = ",burst" if self.burst is not None else ""
         band = f"type=drop,rate={self.rate}" + (f",burst_size={self.burst}" if self.burst is not None else "")
-        name = "controller" if self.id == _OFPM_CONTROLLER else str(self.id)
+        name = "controller" if self.id == CONTROLLER_METER else str(self.id)  # as ovs-ofctl writes it
         return f"meter={name},{self.unit}{burst_flag},stats,bands={band}"
 
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.datapath import datapath_outputs, datapath_port
+from support.datapath import one_switch_tracer
 
 from segctl.flows.compiler import compile_network
 from segctl.openflow.ofctl import parse_flows
-from segctl.testbed import ovs
-from segctl.testbed.lab import Lab, LabSpec, SwitchSpec
 from segctl.topology.load import load_intent_text
 from segctl.topology.network import Network, resolve
 from segctl.verifier.verify import verify
@@ -49,21 +47,7 @@ def test_echo_request_delivered_timestamp_request_dropped(lab_prefix: str, tmp_p
     network = resolve(load_intent_text(INTENT))
     flows = compile_network(network)["s1"].flows_text()
     assert verify(network, {"s1": parse_flows(flows, source="s1")}).ok
-    with Lab(LabSpec(lab_prefix, [SwitchSpec("s1", 1)])) as lab:
-        bridge = lab.bridge("s1")
-        names = {10: f"{lab_prefix}p10", 12: f"{lab_prefix}p12"}
-        for ofport, name in names.items():
-            ovs.add_internal_port(bridge, name, ofport=ofport)
-        path = tmp_path / "s1.flows"
-        path.write_text(flows)
-        ovs.add_flows_bundle(bridge, path)
-        by_dp = {datapath_port(name): ofport for ofport, name in names.items()}
-
-        def delivered(flow: str, ct_next: list[str]) -> list[int]:
-            return [
-                by_dp.get(p, -p) for p in datapath_outputs(ovs.ofproto_trace(bridge, flow, ct_next=ct_next))
-            ]
-
+    with one_switch_tracer(lab_prefix, tmp_path, flows) as delivered:
         assert delivered(_icmp(network, "a", "b", 8), NEW) == [12]  # echo request
         assert delivered(_icmp(network, "a", "b", 13), NEW) == []  # timestamp request
         assert delivered(_icmp(network, "b", "a", 0), REPLY) == [10]  # echo reply, established

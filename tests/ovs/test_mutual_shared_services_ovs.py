@@ -13,12 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.datapath import datapath_outputs, datapath_port
+from support.datapath import one_switch_tracer
 
 from segctl.flows.compiler import compile_network
 from segctl.openflow.ofctl import parse_flows
-from segctl.testbed import ovs
-from segctl.testbed.lab import Lab, LabSpec, SwitchSpec
 from segctl.topology.load import load_intent_text
 from segctl.topology.network import Network, first_hop_mac, resolve
 from segctl.verifier.verify import verify
@@ -51,17 +49,8 @@ def _network() -> Network:
 def _delivered(flows: str, lab_prefix: str, tmp_path: Path, flow: str, ct_next: list[str]) -> list[int]:
     """Load ``flows`` into a one-bridge lab with the two endpoints' ports; trace ``flow``
     (``{t2}``/``{t3}`` stand for the ports) and return where it leaves, as endpoint port numbers."""
-    with Lab(LabSpec(lab_prefix, [SwitchSpec("s1", 1)])) as lab:
-        bridge = lab.bridge("s1")
-        names = {10: f"{lab_prefix}p10", 12: f"{lab_prefix}p12"}
-        for ofport, name in names.items():
-            ovs.add_internal_port(bridge, name, ofport=ofport)
-        path = tmp_path / "s1.flows"
-        path.write_text(flows)
-        ovs.add_flows_bundle(bridge, path)
-        by_dp = {datapath_port(name): ofport for ofport, name in names.items()}
-        trace = ovs.ofproto_trace(bridge, flow, ct_next=ct_next)
-        return [by_dp.get(p, -p) for p in datapath_outputs(trace)]
+    with one_switch_tracer(lab_prefix, tmp_path, flows) as trace:
+        return trace(flow, ct_next)
 
 
 def _packet(network: Network, src: str, dst: str, *, tp_src: int, tp_dst: int) -> str:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 from segctl.testbed import ovs
+from segctl.testbed.lab import Lab, LabSpec, SwitchSpec
 
-__all__ = ["datapath_outputs", "datapath_port"]
+__all__ = ["datapath_outputs", "datapath_port", "one_switch_tracer"]
+
+#: Traces ``flow`` with these conntrack states; returns the OpenFlow ports it leaves by.
+Tracer = Callable[[str, list[str]], list[int]]
 
 
 def datapath_outputs(trace: str) -> list[int]:
@@ -24,3 +31,27 @@ def datapath_port(name: str) -> int:
         if m and m.group(1) == name:
             return int(m.group(2))
     raise AssertionError(f"{name} is not in dpif/show")
+
+
+@contextmanager
+def one_switch_tracer(
+    lab_prefix: str, tmp_path: Path, flows: str, ports: Sequence[int] = (10, 12)
+) -> Iterator[Tracer]:
+    """A one-bridge lab (switch ``s1``) holding ``flows``, with an internal port per OpenFlow
+    port number in ``ports``; yields what traces a flow there (a port the lab did not make
+    comes back negated)."""
+    with Lab(LabSpec(lab_prefix, [SwitchSpec("s1", 1)])) as lab:
+        bridge = lab.bridge("s1")
+        names = {ofport: f"{lab_prefix}p{ofport}" for ofport in ports}
+        for ofport, name in names.items():
+            ovs.add_internal_port(bridge, name, ofport=ofport)
+        path = tmp_path / "s1.flows"
+        path.write_text(flows)
+        ovs.add_flows_bundle(bridge, path)
+        by_dp = {datapath_port(name): ofport for ofport, name in names.items()}
+
+        def trace(flow: str, ct_next: list[str]) -> list[int]:
+            out = datapath_outputs(ovs.ofproto_trace(bridge, flow, ct_next=ct_next))
+            return [by_dp.get(p, -p) for p in out]
+
+        yield trace
