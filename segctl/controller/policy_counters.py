@@ -128,10 +128,8 @@ def policy_counts(network: Network | None, dumps: Mapping[str, Iterable[tuple[Fl
             if flow.table != POLICY_SRC.id or any(isinstance(a, Conjunction) for a in flow.actions):
                 continue
             key = _key(flow, network)
-            if key is None:
-                continue
-            have = out.get(key, (0, 0))
-            out[key] = (have[0] + packets, have[1] + nbytes)
+            if key is not None:
+                _add(out, key, packets, nbytes)
     return out
 
 
@@ -140,6 +138,10 @@ def sum_counts(parts: Iterable[Counts]) -> Counts:
     out: Counts = {}
     for part in parts:
         for key, (packets, nbytes) in part.items():
-            have = out.get(key, (0, 0))
-            out[key] = (have[0] + packets, have[1] + nbytes)
+            _add(out, key, packets, nbytes)
     return out
+
+
+def _add(out: Counts, key: PolicyKey, packets: int, nbytes: int) -> None:
+    have = out.get(key, (0, 0))
+    out[key] = (have[0] + packets, have[1] + nbytes)
