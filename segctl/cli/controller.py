@@ -358,6 +358,9 @@ class _ServiceFactory:
             if self.warm_after > 0:
                 started.on_stop.append(_warm_when_cold(remembered, started.offload, self.warm_after))
             verifier = remembered
+        policy_log = None if self.policy_log is None else PolicyLogWriter(self.policy_log)
+        if policy_log is not None:
+            started.on_stop.append(policy_log.close)
         service = ControllerService(
             store,
             started.app,
@@ -369,7 +372,7 @@ class _ServiceFactory:
             offload=started.offload,  # compile and prove in an OS thread: the hub keeps running
             queue=ChangeQueue(max_wait=self.queue_wait, new_event=hub.Event, current=hub.getcurrent),
             limits=self.limits,
-            policy_log=None if self.policy_log is None else PolicyLogWriter(self.policy_log),
+            policy_log=policy_log,
         )
         self.service = service
         started.on_refused = lambda: metrics.api_connections_refused.inc()

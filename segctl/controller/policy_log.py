@@ -102,10 +102,14 @@ class PolicyLogWriter:
         self.written = 0
 
     def write(self, record: dict[str, Any]) -> bool:
+        """Append ``record``; False when it is too long or the writer is closed (a packet-in
+        that arrives while the controller stops)."""
         line = json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n"
         if len(line) > MAX_LINE:
             return False
         with self._lock:
+            if self._fd < 0:
+                return False
             os.write(self._fd, line.encode())
             self.written += 1
         return True

@@ -169,6 +169,8 @@ def test_writer_appends_json_lines(tmp_path: Path) -> None:
     assert writer.write({"a": 1}) and writer.write({"b": "x"})
     assert not writer.write({"huge": "x" * MAX_LINE})
     writer.close()
+    assert not writer.write({"late": 1})  # a packet-in while the controller stops: not written
+    writer.close()  # closing twice is harmless (the controller's stop hook may run after a test's)
     lines = (tmp_path / "sub" / "policy.log").read_text().splitlines()
     assert [json.loads(line) for line in lines] == [{"a": 1}, {"b": "x"}]
 
