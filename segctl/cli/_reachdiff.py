@@ -133,7 +133,7 @@ class Allowed:
                     udp += ports if svc.proto == "udp" else ALL_PORTS
                 if svc.proto in ("any", "icmp"):
                     icmp.append(_icmp_range(svc))
-                other = other or svc.proto == "any"
+                other = other or svc.proto in ("any", "other")
         return cls(_merge(tcp), _merge(udp), _merge(icmp), other)
 
     def minus(self, other: Allowed) -> Allowed:

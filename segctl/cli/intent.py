@@ -215,6 +215,8 @@ def _tenant_document(network: Network, name: str) -> dict[str, Any]:
                 "to": _selector_text(p.to),
                 "services": [s.describe() for s in p.services],
                 "service_sets": list(p.service_sets),
+                "action": p.action,
+                "priority": p.priority,
                 "stateful": p.stateful,
                 "log": p.log,
             }
@@ -225,6 +227,8 @@ def _tenant_document(network: Network, name: str) -> dict[str, Any]:
 
 def show_document(network: Network, reach: Reachability, scope: Scope | None = None) -> dict[str, Any]:
     """The JSON form of ``segctl show``: every object (in ``scope``) resolved, plus the expected grants."""
+    from segctl.cli._rules import guardrail_documents
+
     scope = scope or Scope()
     tenants = [_tenant_document(network, t.name) for t in network.tenants if scope.has(t.name)]
     return {
@@ -250,6 +254,7 @@ def show_document(network: Network, reach: Reachability, scope: Scope | None = N
             {"name": s.name, "services": [svc.describe() for svc in s.services]}
             for s in network.intent.service_sets
         ],
+        "guardrails": guardrail_documents(network),
         "shared_services": [
             {
                 "name": svc.name,
@@ -285,6 +290,8 @@ def show_text(
     """The readable form of ``segctl show``: one table per kind, the matrix (``matrix``:
     ``endpoints``, ``segments`` or ``auto``), the grants, then the intent analysis; only
     what is in ``scope``."""
+    from segctl.cli._rules import guardrail_section
+
     scope = scope or Scope()
     out: list[str] = (
         [f"Tenant {scope.tenant} (and what it shares with other tenants)", ""] if scope.tenant else []
@@ -297,6 +304,7 @@ def show_text(
         _group_section(network, scope),
         _address_set_section(network, scope),
         _service_set_section(network),
+        *([guardrail_section(network)] if network.guardrails else []),
         _policy_section(network, scope),
         _shared_section(network, scope),
     ):
@@ -315,7 +323,8 @@ def show_text(
 
 
 def logged_grants(network: Network, scope: Scope | None = None) -> list[str]:
-    """``tenant/policy`` and ``shared:NAME`` of every grant with ``log: true`` (in ``scope``)."""
+    """``guardrail:NAME``, ``tenant/policy`` and ``shared:NAME`` of every rule with ``log: true``
+    (guardrails whatever the ``scope``: they are everyone's)."""
     scope = scope or Scope()
     names = [
         f"{t.name}/{p.name}"
@@ -325,7 +334,7 @@ def logged_grants(network: Network, scope: Scope | None = None) -> list[str]:
         if p.log
     ]
     names += [f"shared:{svc.name}" for svc in network.shared_services if svc.log and scope.service(svc)]
-    return names
+    return [f"guardrail:{g.name}" for g in network.guardrails if g.log] + names
 
 
 def logging_summary(network: Network, scope: Scope | None = None) -> str:
@@ -463,23 +472,9 @@ def _service_set_section(network: Network) -> Section:
 
 
 def _policy_section(network: Network, scope: Scope) -> Section:
-    return (
-        "Policies",
-        ["TENANT", "POLICY", "FROM", "TO", "SERVICES", "STATEFUL"],
-        [
-            [
-                t.name,
-                p.name,
-                _selector_text(p.from_),
-                _selector_text(p.to),
-                ", ".join(s.describe() for s in p.services),
-                "yes" if p.stateful else "no",
-            ]
-            for t in network.tenants
-            if scope.has(t.name)
-            for p in network.policies(t.name)
-        ],
-    )
+    from segctl.cli._rules import policy_section
+
+    return policy_section(network, scope.has, _selector_text)
 
 
 def _shared_section(network: Network, scope: Scope) -> Section:
@@ -524,6 +519,8 @@ def matrix_lines(
     rows = [(ep, [grant_symbol(reach.get((ep.key, d.key), ())) for d in endpoints]) for ep in endpoints]
     out = ["Expected reachability (row may open connections to column)"]
     legend = "  legend: · denied   S same segment   P policy   X shared service"
+    if any(g.kind == "guardrail" for grants in reach.values() for g in grants):
+        legend += "   G guardrail"
     return out + _grid([ep.qualified for ep in endpoints], [row for _, row in rows], legend)
 
 

@@ -254,11 +254,13 @@ def _verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr
     grants = allowed_grants(
         network, src, dst, svc.proto, svc.dport, icmp_type=svc.icmp_type, icmp_code=svc.icmp_code
     )
-    named = "; ".join(f"{g.kind} {g.name}" for g in grants)
+    named = "; ".join(f"{g.kind} {g.name}" + _tier(network, g) for g in grants)
     if not reply:
         if grants:
             return Verdict(True, f"allowed by {named}", grants)
-        why = f"no grant from {src.qualified} to {dst.qualified} allows {svc.describe()}"
+        why = _denial(network, src, dst, svc) or (
+            f"no grant from {src.qualified} to {dst.qualified} allows {svc.describe()}"
+        )
         return Verdict(False, f"denied by the intent ({why})", ())
     stateful = tuple(g for g in grants if g.stateful)
     if stateful:
@@ -278,6 +280,26 @@ def _verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr
         False, f"denied: the intent allows no such connection from {src.qualified} to {dst.qualified}, "
         "so it has no reply", (),
     )  # fmt: skip
+
+
+def _tier(network: Network, grant: Grant) -> str:
+    """`` (guardrail tier)``/`` (tenant tier)`` under ordered rules, else nothing."""
+    from segctl.topology.ordered import is_ordered
+
+    if not is_ordered(network):
+        return ""
+    return " (guardrail tier)" if grant.kind == "guardrail" else " (tenant tier)"
+
+
+def _denial(network: Network, src: EndpointInfo, dst: EndpointInfo, svc: Service) -> str:
+    """Under ordered rules, the rule that denies a new packet (or the default deny); "" otherwise."""
+    from segctl.topology.ordered import is_ordered, packet_decision, packet_space
+
+    if not is_ordered(network):
+        return ""
+    space = packet_space(svc.proto, svc.dport, svc.icmp_type, svc.icmp_code)
+    decision = packet_decision(network, src, dst, space)
+    return f"{svc.describe()} from {src.qualified} to {dst.qualified}: {decision}"
 
 
 # ---------------------------------------------------------------------------- conntrack

@@ -5,8 +5,10 @@ its source endpoint sits; the rule that decided it carries the cookie of the int
 object behind it (:mod:`segctl.openflow.cookies`). Summing the counters of those rules
 by cookie gives, per tenant, policy and verdict, the packets the policy decided:
 
-* ``allow`` rules: a policy (``tenant``, ``policy``), a shared service on its consumer's
-  side (``shared:NAME``), a non-strict segment (``intra-segment:SEGMENT``);
+* grant rules: a policy (``tenant``, ``policy``; ``allow``, or ``deny`` for a deny
+  policy), a shared service on its consumer's side (``shared:NAME``), a non-strict
+  segment (``intra-segment:SEGMENT``), a guardrail (``guardrail:NAME``, tenant = the
+  source tenant; ``deny`` also for the drop that closes a ``pass``);
 * fabric-wide rules (``tenant=""``): ``default-deny`` (the stage's table-miss drop: a new
   connection no grant allows), ``ct-invalid`` (conntrack said invalid: dropped) and
   ``ct-established`` (packets of connections already allowed, passed by conntrack).
@@ -33,7 +35,7 @@ from segctl.openflow.cookies import Kind, decode_cookie
 from segctl.openflow.ofctl import Conjunction, Ct, Drop, Flow, GotoTable
 from segctl.topology.network import Network
 
-__all__ = ["Counts", "PolicyKey", "decision_of_cookie", "policy_counts", "sum_counts"]
+__all__ = ["Counts", "PolicyKey", "decision_of_cookie", "policy_counts", "sum_counts", "tier_of_cookie"]
 
 #: ct_state bits of the fabric-wide rules, checked in this order.
 _CT_NAMES = ((0x10, "ct-invalid"), (0x02, "ct-established"), (0x04, "ct-related"))
@@ -89,6 +91,8 @@ def _grant_name(network: Network | None, kind: Kind, tenant_id: int, index: int)
     try:
         if kind is Kind.SHARED:
             return tenant or "", f"shared:{network.shared_services[index].name}"
+        if kind is Kind.GUARDRAIL:
+            return tenant or "", f"guardrail:{network.guardrails[index].name}"
         if tenant is None:
             return None
         doc = network.tenant_doc(tenant)
@@ -113,7 +117,27 @@ def decision_of_cookie(network: Network | None, cookie: int) -> PolicyKey | None
     if kind is Kind.PIPELINE:
         return PolicyKey("", "default-deny", "deny")
     named = _grant_name(network, kind, tenant_id, index)
-    return None if named is None else PolicyKey(*named, "allow")
+    if named is None or network is None:
+        return None
+    return PolicyKey(*named, _intent_verdict(network, kind, named[0], index))
+
+
+def _intent_verdict(network: Network, kind: Kind, tenant: str, index: int) -> str:
+    """``allow``, or ``deny`` for a deny policy or guardrail (and a guardrail's ``pass``,
+    whose own rule is the drop that closes what it handed over)."""
+    if kind is Kind.POLICY:
+        return "deny" if network.tenant_doc(tenant).policies[index].action == "deny" else "allow"
+    if kind is Kind.GUARDRAIL:
+        return "allow" if network.guardrails[index].action == "allow" else "deny"
+    return "allow"
+
+
+def tier_of_cookie(cookie: int) -> str:
+    """``guardrail`` for a guardrail's rule, else ``tenant``."""
+    try:
+        return "guardrail" if decode_cookie(cookie)[1] is Kind.GUARDRAIL else "tenant"
+    except ValueError:
+        return "tenant"
 
 
 def policy_counts(network: Network | None, dumps: Mapping[str, Iterable[tuple[Flow, int, int]]]) -> Counts:

@@ -28,7 +28,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-from segctl.controller.policy_counters import decision_of_cookie
+from segctl.controller.policy_counters import decision_of_cookie, tier_of_cookie
 from segctl.topology.network import Network
 
 __all__ = ["MAX_LINE", "PolicyLogWriter", "log_record", "packet_facts"]
@@ -80,7 +80,7 @@ def log_record(
         "port": in_port,
         "tenant": tenant,
         "policy": policy,
-        "tier": "tenant",
+        "tier": tier_of_cookie(cookie),
         "verdict": verdict,
     }
     facts = packet_facts(data)

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from segctl.errors import CompileError
+from segctl.flows.guardrails import ordered_grants
 from segctl.flows.meters import MeterSpec, endpoint_meter
 from segctl.flows.pipeline import (
     ARP,
@@ -55,7 +56,7 @@ from segctl.flows.pipeline import (
     SHARED_REPLY,
     metadata_value,
 )
-from segctl.flows.policy import Grant, GrantCache, check_conjunctions, grant_rules, network_grants
+from segctl.flows.policy import Grant, GrantCache, check_conjunctions, grant_rules
 from segctl.flows.rules import Rule, rules_text
 from segctl.openflow.cookies import Kind, make_cookie
 from segctl.openflow.ofctl import (
@@ -135,7 +136,7 @@ class _Compiler:
         self.tenant_segments: dict[str, list[SegmentInfo]] = defaultdict(list)
         for seg in network.segments:
             self.tenant_segments[seg.tenant].append(seg)
-        self.grants = network_grants(network)
+        self.grants = ordered_grants(network)
         self.grant_cache = GrantCache()
         logging = network.intent.logging
         self.log_default_deny = logging.default_deny

@@ -48,6 +48,8 @@ __all__ = [
     "PRIO_DENY_SPECIFIC",
     "PRIO_ENDPOINT",
     "PRIO_GUARD",
+    "PRIO_GUARDRAIL_BOTTOM",
+    "PRIO_GUARDRAIL_TOP",
     "PRIO_INTRA_SEGMENT",
     "PRIO_PASS",
     "PRIO_POLICY_BOTTOM",
@@ -107,6 +109,11 @@ PRIO_RESPONDER = 2600
 #: then one priority per policy conjunction (PRIO_POLICY_TOP downwards).
 PRIO_CT_INVALID = 4000
 PRIO_CT_ESTABLISHED = 3900
+#: Guardrails (and the tenant rules a ``pass`` hands over to, copied under it): one
+#: priority per rule and context domain, from PRIO_GUARDRAIL_TOP downwards, above the
+#: intra-segment allow and every tenant policy.
+PRIO_GUARDRAIL_TOP = 3899
+PRIO_GUARDRAIL_BOTTOM = 3501
 PRIO_INTRA_SEGMENT = 3500
 PRIO_POLICY_TOP = 3000
 PRIO_POLICY_BOTTOM = 1001

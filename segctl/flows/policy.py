@@ -39,6 +39,8 @@ from segctl.flows.pipeline import (
     META_TENANT_MASK,
     POLICY_DST,
     POLICY_SRC,
+    PRIO_GUARDRAIL_BOTTOM,
+    PRIO_GUARDRAIL_TOP,
     PRIO_POLICY_BOTTOM,
     PRIO_POLICY_TOP,
     ROUTE,
@@ -46,9 +48,10 @@ from segctl.flows.pipeline import (
 )
 from segctl.flows.rules import Rule
 from segctl.openflow.cookies import Kind, make_cookie
-from segctl.openflow.ofctl import Action, Conjunction, Controller, Ct, FieldMatch, GotoTable
+from segctl.openflow.ofctl import Action, Conjunction, Controller, Ct, Drop, FieldMatch, GotoTable
 from segctl.topology.network import EndpointInfo, Network
-from segctl.topology.schema import Service
+from segctl.topology.ordered import ACTION_ORDER
+from segctl.topology.schema import DEFAULT_POLICY_PRIORITY, Service
 
 __all__ = [
     "CONJ_INDEX_BITS",
@@ -65,6 +68,7 @@ __all__ = [
     "port_range_masks",
     "rank_grants",
     "service_matches",
+    "tenant_grants",
 ]
 
 Match = tuple[tuple[str, str], ...]
@@ -96,9 +100,13 @@ class Grant:
     stateful: bool
     src_tenant: int  # tenant id of the sources (zone at the source side)
     dst_tenant: int  # tenant id of the destinations (zone at the destination side)
-    src_rank: int = 0  # position among the grants of its policy_src domain (0 = highest)
-    dst_rank: int = 0  # position among the grants of its policy_dst domain
+    src_rank: int = 0  # position among the grants of its band in its policy_src domain (0 = highest)
+    dst_rank: int = 0  # position among the grants of its band in its policy_dst domain
     log: bool = False  # the source side's decision also goes to the controller (policy log)
+    action: str = "allow"  # allow, or deny (a drop)
+    priority: int = DEFAULT_POLICY_PRIORITY  # the intent's priority (tenant band order)
+    band: str = "tenant"  # tenant, or guardrail (above the intra-segment allow)
+    conj: int = 0  # the conjunction id when not the cookie identity's (guardrail band)
 
     @property
     def origin(self) -> int:
@@ -115,7 +123,12 @@ class Grant:
 
     @property
     def conj_id(self) -> int:
-        return conj_id(self.cookie_kind, self.cookie_tenant, self.cookie_index)
+        return self.conj or conj_id(self.cookie_kind, self.cookie_tenant, self.cookie_index)
+
+    @property
+    def top(self) -> int:
+        """The highest priority of the grant's band."""
+        return PRIO_GUARDRAIL_TOP if self.band == "guardrail" else PRIO_POLICY_TOP
 
 
 def conj_id(kind: Kind, tenant: int, index: int) -> int:
@@ -195,8 +208,14 @@ def _icmp_match(svc: Service) -> Match:
 
 
 def network_grants(network: Network) -> list[Grant]:
-    """Every grant of the intent in document order (policies per tenant, then shared services
-    per consumer tenant), each side ranked within its domain (:func:`rank_grants`)."""
+    """Every grant of the tenant tier in document order (policies per tenant, then shared
+    services per consumer tenant), each side ranked within its domain (:func:`rank_grants`).
+    With guardrails, :func:`segctl.flows.guardrails.ordered_grants` adds their band."""
+    return rank_grants(tenant_grants(network), {t.id: t.name for t in network.tenants})
+
+
+def tenant_grants(network: Network) -> list[Grant]:
+    """The tenant tier's grants in document order, not yet ranked."""
     grants: list[Grant] = []
     for tenant in network.tenants:
         for index, pol in enumerate(network.policies(tenant.name)):
@@ -209,10 +228,12 @@ def network_grants(network: Network) -> list[Grant]:
                     sources=tuple(network.select(tenant.name, pol.from_)),
                     destinations=tuple(network.select(tenant.name, pol.to)),
                     services=service_matches(pol.services),
-                    stateful=pol.stateful,
+                    stateful=pol.stateful and pol.action == "allow",
                     src_tenant=tenant.id,
                     dst_tenant=tenant.id,
                     log=pol.log,
+                    action=pol.action,
+                    priority=pol.priority,
                 )
             )
     for index, svc in enumerate(network.shared_services):
@@ -238,35 +259,50 @@ def network_grants(network: Network) -> list[Grant]:
                     log=svc.log,
                 )
             )
-    return rank_grants(grants, {t.id: t.name for t in network.tenants})
+    return grants
+
+
+def _rank_key(grant: Grant, position: int) -> tuple[int, ...]:
+    """Guardrail band: the order given (evaluation order, copies under a pass in place);
+    tenant band: priority, deny before allow, stateful before stateless, document order."""
+    if grant.band == "guardrail":
+        return (0, position)
+    return (1, grant.priority, ACTION_ORDER[grant.action], not grant.stateful, position)
 
 
 def rank_grants(grants: Sequence[Grant], names: dict[int, str] | None = None) -> list[Grant]:
-    """``grants`` (document order) with ``src_rank``/``dst_rank`` set within their domains.
+    """``grants`` with ``src_rank``/``dst_rank`` set within their band and domain.
 
-    Within one domain, stateful grants rank above stateless ones, document order within
-    each class (the rule a global ranking used, restricted to the grants that compete).
-    Raises CompileError naming the domain when one holds more grants than the policy band
-    has priorities, or when a grant has no conjunction id (:func:`conj_id`).
+    Within one domain the guardrail band keeps the order given; the tenant band ranks by
+    priority (lower first), deny before allow at one priority, stateful before stateless
+    allows, document order within (with every allow at one priority, as before ordered
+    rules: stateful first). Raises CompileError naming the domain when one holds more
+    grants than its band has priorities, or when a grant has no conjunction id.
     """
-    band = PRIO_POLICY_TOP - PRIO_POLICY_BOTTOM + 1
+    bands = {
+        "tenant": PRIO_POLICY_TOP - PRIO_POLICY_BOTTOM + 1,
+        "guardrail": PRIO_GUARDRAIL_TOP - PRIO_GUARDRAIL_BOTTOM + 1,
+    }
     for g in grants:
-        conj_id(g.cookie_kind, g.cookie_tenant, g.cookie_index)  # range check, before any switch
-    order = sorted(range(len(grants)), key=lambda i: not grants[i].stateful)  # stable
-    src: dict[Domain, int] = defaultdict(int)
-    dst: dict[Domain, int] = defaultdict(int)
+        if not g.conj:
+            conj_id(g.cookie_kind, g.cookie_tenant, g.cookie_index)  # range check, before any switch
+    order = sorted(range(len(grants)), key=lambda i: _rank_key(grants[i], i))
+    src: dict[tuple[str, Domain], int] = defaultdict(int)
+    dst: dict[tuple[str, Domain], int] = defaultdict(int)
     ranks: dict[int, tuple[int, int]] = {}
     for i in order:
         g = grants[i]
-        ranks[i] = (src[g.src_domain], dst[g.dst_domain])
-        src[g.src_domain] += 1
-        dst[g.dst_domain] += 1
+        s_key, d_key = (g.band, g.src_domain), (g.band, g.dst_domain)
+        ranks[i] = (src[s_key], dst[d_key])
+        src[s_key] += 1
+        dst[d_key] += 1
     for side, counts in (("policy_src", src), ("policy_dst", dst)):
-        for domain, n in counts.items():
-            if n > band:
+        for (band, domain), n in counts.items():
+            if n > bands[band]:
+                what = "policy grants" if band == "tenant" else "guardrail rules"
                 raise CompileError(
-                    f"{n} policy grants in the {side} domain of {domain_name(domain, names)} exceed "
-                    f"the {band} priorities of the policy band"
+                    f"{n} {what} in the {side} domain of {domain_name(domain, names)} exceed "
+                    f"the {bands[band]} priorities of the {band} band"
                 )
     return [replace(g, src_rank=ranks[i][0], dst_rank=ranks[i][1]) for i, g in enumerate(grants)]
 
@@ -334,10 +370,13 @@ def grant_rules(
         ]
         remote = _remote(cache, (POLICY_SRC.id, cid), grant.destinations, "nw_dst")
         actions: list[Action] = [Controller(max_len=LOG_MAX_LEN)] if grant.log else []
-        if grant.stateful:
-            actions.append(Ct(commit=True, zone=grant.src_tenant))
-        actions.append(GotoTable(ROUTE.id))
-        level = (POLICY_SRC.id, PRIO_POLICY_TOP - grant.src_rank, cid, grant.src_domain)
+        if grant.action != "allow":
+            actions = actions or [Drop()]
+        else:
+            if grant.stateful:
+                actions.append(Ct(commit=True, zone=grant.src_tenant))
+            actions.append(GotoTable(ROUTE.id))
+        level = (POLICY_SRC.id, grant.top - grant.src_rank, cid, grant.src_domain)
         rules += _side(grant, level, local, remote, actions, cache)
     if local_dst:
         local = [
@@ -350,13 +389,16 @@ def grant_rules(
         ]
         remote = _remote(cache, (POLICY_DST.id, cid), grant.sources, "nw_src")
         actions = []
-        if grant.stateful:
+        if grant.action != "allow":
+            actions.append(Drop())
+        elif grant.stateful:
             actions.append(Ct(commit=True, zone=grant.dst_tenant))
             if grant.src_tenant != grant.dst_tenant:
                 # Also in the consumer's zone: shared_reply finds the consumer tenant by it.
                 actions.append(Ct(commit=True, zone=grant.src_tenant))
-        actions.append(GotoTable(EGRESS.id))
-        level = (POLICY_DST.id, PRIO_POLICY_TOP - grant.dst_rank, cid, grant.dst_domain)
+        if grant.action == "allow":
+            actions.append(GotoTable(EGRESS.id))
+        level = (POLICY_DST.id, grant.top - grant.dst_rank, cid, grant.dst_domain)
         rules += _side(grant, level, local, remote, actions, cache)
     return rules
 

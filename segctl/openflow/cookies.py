@@ -35,6 +35,7 @@ class Kind(IntEnum):
     SHARED = 4  # tenant: consumer tenant id; index: position in shared_services
     TENANT = 5  # tenant-wide rules (conntrack zone, gateway, TTL)
     FABRIC = 6  # index: fabric port number on the switch
+    GUARDRAIL = 7  # tenant: source tenant id; index: position in guardrails
 
 
 _STAGES = {0: "classify", 10: "arp", 20: "ct_src", 30: "policy_src", 40: "route", 45: "shared_reply",
@@ -68,6 +69,8 @@ def describe_cookie(cookie: int, network: Network) -> str:
             return f"{stage_name} default"
         if kind is Kind.FABRIC:
             return f"{stage_name} fabric port {index}"
+        if kind is Kind.GUARDRAIL:
+            return f"guardrail {network.guardrails[index].name}"
         if kind is Kind.SHARED:
             svc = network.shared_services[index]
             return f"shared-service {svc.name}" + (f" (consumer {tenant})" if tenant else "")

@@ -15,7 +15,16 @@ from typing import TypeVar
 
 from segctl.errors import IntentError, Problem
 from segctl.topology.load import load_checked
-from segctl.topology.schema import Intent, Policy, Selector, Service, SharedService, Tenant
+from segctl.topology.schema import (
+    Guardrail,
+    GuardrailPeer,
+    Intent,
+    Policy,
+    Selector,
+    Service,
+    SharedService,
+    Tenant,
+)
 from segctl.topology.sets import expand_service_sets, in_address_set
 from segctl.topology.validate import VLAN_RANGE, check_intent
 
@@ -153,6 +162,19 @@ class Network:
     @property
     def shared_services(self) -> list[SharedService]:
         return list(self.intent.shared_services)
+
+    @property
+    def guardrails(self) -> list[Guardrail]:
+        return list(self.intent.guardrails)
+
+    def peer_select(self, peer: GuardrailPeer) -> list[EndpointInfo]:
+        """The endpoints one side of a guardrail selects, in document order."""
+        eps = self.endpoints if peer.tenant is None else self.tenant_endpoints(peer.tenant)
+        return [
+            ep
+            for ep in eps
+            if peer.segment in (None, ep.segment) and (peer.cidr is None or ep.ip in peer.cidr)
+        ]
 
     def find_endpoint(self, ref: str) -> EndpointInfo:
         """Find ``tenant/name`` or a name unique across tenants; raise IntentError otherwise."""

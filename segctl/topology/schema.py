@@ -25,10 +25,13 @@ from pydantic import (
 )
 
 __all__ = [
+    "DEFAULT_POLICY_PRIORITY",
     "AddressSet",
     "Endpoint",
     "Fabric",
     "Group",
+    "Guardrail",
+    "GuardrailPeer",
     "Intent",
     "Link",
     "Logging",
@@ -503,14 +506,24 @@ class AddressSet(_Strict):
         return self
 
 
+#: Rule priorities: lower numbers are evaluated first (0 first, 999 last).
+Priority = Annotated[int, Field(ge=0, le=999), BeforeValidator(_not_bool)]
+#: Priority of a tenant policy that does not give one.
+DEFAULT_POLICY_PRIORITY = 500
+
+
 class Policy(_Strict):
-    """An allow rule inside one tenant. Everything not allowed is denied."""
+    """A rule inside one tenant: ``allow`` (the default) or ``deny``. Policies are evaluated
+    by ``priority`` (lower first; at one priority a deny beats an allow); a connection no
+    policy allows is denied."""
 
     name: Name
     from_: Selector = Field(validation_alias=AliasChoices("from", "from_"), serialization_alias="from")
     to: Selector
     services: list[Service] = Field(default_factory=list)
     service_sets: list[Name] = Field(default_factory=list)
+    action: Literal["allow", "deny"] = "allow"
+    priority: Priority = DEFAULT_POLICY_PRIORITY
     stateful: bool = True
     log: bool = False
 
@@ -570,6 +583,51 @@ class SharedService(_Strict):
         return self
 
 
+class GuardrailPeer(_Strict):
+    """The endpoints one side of a guardrail selects: every endpoint, narrowed by any of
+    ``tenant``, ``segment`` (by name, in every tenant that has one so named) and ``cidr``
+    (endpoints whose address is inside; addresses may repeat across tenants)."""
+
+    tenant: Name | None = None
+    segment: Name | None = None
+    cidr: Annotated[IPv4Network, BeforeValidator(_cidr_text)] | None = None
+
+    def describe(self) -> str:
+        parts = [
+            f"{k} {getattr(self, k)}" for k in ("tenant", "segment", "cidr") if getattr(self, k) is not None
+        ]
+        return ", ".join(parts) or "any endpoint"
+
+
+class Guardrail(_Strict):
+    """An admin-owned rule evaluated before every tenant policy (the guardrail tier).
+
+    ``deny`` drops, ``allow`` admits (inside one tenant only: a guardrail never opens
+    traffic between tenants), ``pass`` hands the connection over to the tenant tier.
+    Guardrails are evaluated by ``priority`` (lower first; at one priority deny, then
+    allow, then pass); ``scope: cross-segment`` limits one to pairs in different segments.
+    """
+
+    name: Name
+    priority: Priority
+    action: Literal["allow", "deny", "pass"]
+    from_: GuardrailPeer = Field(
+        default_factory=GuardrailPeer,
+        validation_alias=AliasChoices("from", "from_"),
+        serialization_alias="from",
+    )
+    to: GuardrailPeer = Field(default_factory=GuardrailPeer)
+    scope: Literal["any", "cross-segment"] = "any"
+    services: list[Service] = Field(default_factory=list)
+    service_sets: list[Name] = Field(default_factory=list)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _some_service(self) -> Guardrail:
+        _services_given("guardrail", self.services, self.service_sets)
+        return self
+
+
 class Logging(_Strict):
     """Where decisions are logged: policies and shared services say ``log: true``; this
     adds the default deny and sets the per-switch rate of packets sent to the controller."""
@@ -586,5 +644,6 @@ class Intent(_Strict):
     fabric: Fabric
     service_sets: list[ServiceSet] = Field(default_factory=list)
     logging: Logging = Field(default_factory=Logging)
+    guardrails: list[Guardrail] = Field(default_factory=list)
     tenants: list[Tenant] = Field(default_factory=list)
     shared_services: list[SharedService] = Field(default_factory=list)

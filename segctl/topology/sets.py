@@ -1,6 +1,6 @@
 """Reusable sets: service sets (intent-wide) and address sets (per tenant).
 
-A policy or shared service allows its own ``services`` plus those of the
+A policy, shared service or guardrail matches its own ``services`` plus those of the
 ``service_sets`` it names; :func:`expand_service_sets` writes that union into
 ``services`` once, when the intent is resolved, so the compiler, the verifier and the
 analysis read one list and never look sets up. An address set stands for the tenant's
@@ -52,7 +52,7 @@ def _service_key(svc: Service) -> tuple[object, ...]:
 
 
 def expand_service_sets(intent: Intent) -> Intent:
-    """``intent`` with every policy's and shared service's sets written into its services.
+    """``intent`` with every policy's, shared service's and guardrail's sets written into its services.
 
     The set names stay (``segctl show`` lists them); expanding twice changes nothing.
     """
@@ -74,4 +74,8 @@ def expand_service_sets(intent: Intent) -> Intent:
         s.model_copy(update={"services": services_with_sets(s.services, s.service_sets, sets)})
         for s in intent.shared_services
     ]
-    return intent.model_copy(update={"tenants": tenants, "shared_services": shared})
+    guardrails = [
+        g.model_copy(update={"services": services_with_sets(g.services, g.service_sets, sets)})
+        for g in intent.guardrails
+    ]
+    return intent.model_copy(update={"tenants": tenants, "shared_services": shared, "guardrails": guardrails})

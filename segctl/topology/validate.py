@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Network
 
 from segctl.errors import IntentError, Problem
-from segctl.topology.schema import Endpoint, Intent, Policy, Selector, Tenant
+from segctl.topology.schema import Endpoint, Guardrail, GuardrailPeer, Intent, Policy, Selector, Tenant
 from segctl.topology.sets import in_address_set
 
 __all__ = ["VLAN_RANGE", "check_intent", "validate_intent"]
@@ -39,8 +39,63 @@ def validate_intent(intent: Intent) -> list[Problem]:
     for tenant in intent.tenants:
         problems += _check_tenant(intent, tenant, owners)
     problems += _check_shared_services(intent)
+    problems += _check_guardrails(intent)
     problems += _check_vlans(intent)
     return problems
+
+
+def _check_guardrails(intent: Intent) -> list[Problem]:
+    """Guardrail names are unique; a peer names a tenant and a segment that exist (a segment
+    alone: some tenant has one so named; with a tenant: that tenant has it)."""
+    problems = [
+        Problem(f"guardrails[{name}]", "duplicate guardrail name")
+        for name in sorted(_duplicates(g.name for g in intent.guardrails))
+    ]
+    segments = {t.name: {s.name for s in t.segments} for t in intent.tenants}
+    every_segment = {name for names in segments.values() for name in names}
+    for rail in intent.guardrails:
+        for side, peer in (("from", rail.from_), ("to", rail.to)):
+            where = f"guardrails[{rail.name}].{side}"
+            if peer.tenant is not None and peer.tenant not in segments:
+                problems.append(Problem(where, f"unknown tenant {peer.tenant}"))
+            elif peer.segment is not None and peer.segment not in (
+                every_segment if peer.tenant is None else segments[peer.tenant]
+            ):
+                owner = "any tenant" if peer.tenant is None else f"tenant {peer.tenant}"
+                problems.append(Problem(where, f"unknown segment {peer.segment} (not in {owner})"))
+        if rail.action == "allow":
+            problems += _guardrail_gateways(intent, rail)
+    return problems
+
+
+def _peer_endpoints(intent: Intent, peer: GuardrailPeer) -> list[tuple[Tenant, Endpoint]]:
+    return [
+        (t, ep)
+        for t in intent.tenants
+        if peer.tenant in (None, t.name)
+        for ep in t.endpoints
+        if peer.segment in (None, ep.segment) and (peer.cidr is None or ep.ip in peer.cidr)
+    ]
+
+
+def _guardrail_gateways(intent: Intent, rail: Guardrail) -> list[Problem]:
+    """An allow between segments is routed, and so are its replies: both segments need a
+    gateway (as for a tenant policy), or the guardrail would verify yet carry nothing."""
+    sources, destinations = _peer_endpoints(intent, rail.from_), _peer_endpoints(intent, rail.to)
+    missing: dict[tuple[str, str], str] = {}
+    for tenant, src in sources:
+        gateways = {seg.name: seg.gateway for seg in tenant.segments}
+        for other, dst in destinations:
+            if other.name != tenant.name or src.segment == dst.segment:
+                continue
+            for seg, peer in ((src.segment, dst), (dst.segment, src)):
+                if gateways.get(seg, "") is None and (tenant.name, seg) not in missing:
+                    missing[(tenant.name, seg)] = (
+                        f"segment {tenant.name}/{seg} has no gateway, so the allow between it and "
+                        f"{peer.name} in segment {peer.segment} carries nothing (traffic between "
+                        f"segments is routed through the gateways); give it a gateway"
+                    )
+    return [Problem(f"guardrails[{rail.name}]", message) for message in missing.values()]
 
 
 def _duplicates(names: Iterable[str]) -> set[str]:
@@ -89,6 +144,7 @@ def _check_service_sets(intent: Intent) -> list[Problem]:
             for p in t.policies
         ),
         *((f"shared_services[{s.name}]", s.service_sets) for s in intent.shared_services),
+        *((f"guardrails[{g.name}]", g.service_sets) for g in intent.guardrails),
     ]
     for where, names in users:
         for name in names:

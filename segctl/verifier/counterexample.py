@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
+from segctl.errors import IntentError
 from segctl.openflow.cookies import describe_cookie
 from segctl.openflow.ofctl import Ct, Flow, mac_int, mac_text
 from segctl.topology.network import Network
+from segctl.topology.ordered import is_ordered, packet_decision, packet_space
 from segctl.verifier.checks import Target, Violation
 from segctl.verifier.headerspace import BDD, HeaderSpace
 from segctl.verifier.simulate import Packet, SimHop, SimResult, simulate
@@ -431,6 +433,7 @@ def build(
     simulator's, so the counterexample depends on the violation alone, not on the engine
     that found it."""
     pkt = hs.pick(_prefer(hs, network, violation, violation.space), ghost=True)
+    decided_by = _decided_by(network, violation, pkt)
     switch, port = violation.ingress
     index = _flow_index(tables)
     topo = Topology.from_network(network)
@@ -444,7 +447,7 @@ def build(
     disp = _disposition(result)
     return Counterexample(
         violation.property,
-        violation.message,
+        violation.message + (f"; the intent decides: {decided_by}" if decided_by else ""),
         violation.ingress,
         violation.src,
         violation.dst,
@@ -459,6 +462,22 @@ def build(
         confirmed,
         commit,
     )
+
+
+def _decided_by(network: Network, violation: Violation, pkt: Mapping[str, int]) -> str:
+    """Under ordered rules, the rule (and tier) of the intent that decides the violation's
+    IPv4 packet, in words; empty otherwise (without ordered rules the message says it all)."""
+    if violation.property not in ("isolation", "conformance") or pkt.get("eth_type") != 0x0800:
+        return ""
+    if not is_ordered(network) or violation.src is None or violation.dst is None:
+        return ""
+    try:
+        src, dst = network.find_endpoint(violation.src), network.find_endpoint(violation.dst)
+    except IntentError:
+        return ""
+    proto = {6: "tcp", 17: "udp", 1: "icmp"}.get(pkt.get("ip_proto", 0), "other")
+    space = packet_space(proto, pkt.get("tp_dst"), pkt.get("icmp_type"), pkt.get("icmp_code"))
+    return packet_decision(network, src, dst, space)
 
 
 def trace_packet(

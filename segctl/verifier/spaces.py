@@ -95,7 +95,10 @@ class Spaces:
             return cached
         hs = self.hs
         out = hs.oeq("eth_type", ETH_IP)
-        if svc.proto != "any":
+        if svc.proto == "other":  # every IPv4 protocol but tcp, udp and icmp
+            for number in _PROTO.values():
+                out &= ~hs.oeq("ip_proto", number)
+        elif svc.proto != "any":
             out &= hs.oeq("ip_proto", _PROTO[svc.proto])
             if svc.ports is not None:
                 port_field = "tp_src" if reply else "tp_dst"

@@ -156,7 +156,14 @@ def _fabric(draw: st.DrawFn) -> tuple[list[str], dict[str, Any]]:
 
 
 def _small_tenant(
-    draw: st.DrawFn, t: int, plan: int, reuse_macs: bool, switches: list[str], ports: Any, room: int
+    draw: st.DrawFn,
+    t: int,
+    plan: int,
+    reuse_macs: bool,
+    switches: list[str],
+    ports: Any,
+    room: int,
+    ordered: bool = False,
 ) -> dict[str, Any]:
     """Tenant ``t`` on address plan ``plan`` (10.plan.s.0/24, fdPP:s::/64): tenants of one plan
     share addresses, and with ``reuse_macs`` MACs too. At most ``room`` endpoints."""
@@ -213,6 +220,7 @@ def _small_tenant(
             "to": selector(),
             "services": draw(st.lists(raw_services, min_size=1, max_size=2)),
             "stateful": draw(st.booleans()),
+            **(_order(draw) if ordered else {}),
         }
         for i in range(draw(st.integers(0, 3)))
     ]
@@ -225,13 +233,54 @@ def _small_tenant(
     }
 
 
+def _order(draw: st.DrawFn) -> dict[str, Any]:
+    """A tenant policy's action and priority (few priorities, so ties happen)."""
+    return {
+        "action": draw(st.sampled_from(["allow", "allow", "deny"])),
+        "priority": draw(st.sampled_from([100, 500])),
+    }
+
+
+def _guardrails(draw: st.DrawFn, tenants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """0-3 guardrails over the tenants: peers by tenant, segment and/or CIDR, any action."""
+
+    def peer() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        tenant = draw(st.sampled_from([None, *tenants]))
+        if tenant is not None:
+            out["tenant"] = tenant["name"]
+        segments = tenant["segments"] if tenant is not None else tenants[0]["segments"]
+        if draw(st.booleans()):
+            seg = draw(st.sampled_from(segments))
+            out["segment"] = seg["name"]
+            if draw(st.booleans()):
+                out["cidr"] = seg["cidr"].replace(".0/24", ".0/28")
+        return out
+
+    rails = []
+    for i in range(draw(st.integers(0, 3))):
+        rail = {
+            "name": f"r{i}",
+            "priority": draw(st.sampled_from([1, 5, 5, 9])),
+            "action": draw(st.sampled_from(["allow", "deny", "pass"])),
+            "from": peer(),
+            "to": peer(),
+            "services": draw(st.lists(raw_services, min_size=1, max_size=2)),
+        }
+        if draw(st.booleans()):
+            rail["scope"] = "cross-segment"
+        rails.append(rail)
+    return rails
+
+
 @st.composite
-def small_intents(draw: st.DrawFn, max_endpoints: int = 8) -> dict[str, Any]:
+def small_intents(draw: st.DrawFn, max_endpoints: int = 8, ordered: bool = False) -> dict[str, Any]:
     """A small random *valid* intent for proofs (both engines finish in well under a second):
     1–3 switches (line, ring or parallel links), 1–3 tenants of which some may share an
     address plan (same CIDRs, IPs and possibly MACs), segments with or without gateway,
     IPv6 and strictness, up to ``max_endpoints`` endpoints in all, policies with protocols and
-    ports (stateful or not) and shared services between tenants of different plans."""
+    ports (stateful or not) and shared services between tenants of different plans. With
+    ``ordered``: deny policies, priorities and guardrails (allow, deny, pass) too."""
     switches, fabric = _fabric(draw)
     ports = iter(range(10, 10_000))
     n_tenants = draw(st.integers(1, 3))
@@ -240,7 +289,7 @@ def small_intents(draw: st.DrawFn, max_endpoints: int = 8) -> dict[str, Any]:
     room = max_endpoints
     for t, plan in enumerate(plans, 1):
         reuse = plan in plans[: t - 1] and draw(st.booleans())
-        tenants.append(_small_tenant(draw, t, plan, reuse, switches, ports, room))
+        tenants.append(_small_tenant(draw, t, plan, reuse, switches, ports, room, ordered))
         room -= len(tenants[-1]["endpoints"])
     # Shared services need gateways on both sides and disjoint address plans (no NAT).
     routed = [(t, p) for t, p in zip(tenants, plans, strict=True) if "gateway" in t["segments"][0]]
@@ -271,7 +320,10 @@ def small_intents(draw: st.DrawFn, max_endpoints: int = 8) -> dict[str, Any]:
                 "services": draw(st.lists(raw_services, min_size=1, max_size=2)),
             }
         )
-    return {"version": 1, "fabric": fabric, "tenants": tenants, "shared_services": shared}
+    doc = {"version": 1, "fabric": fabric, "tenants": tenants, "shared_services": shared}
+    if ordered:
+        doc["guardrails"] = _guardrails(draw, tenants)
+    return doc
 
 
 #: Kinds of :func:`intent_edits`.

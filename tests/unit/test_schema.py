@@ -80,7 +80,7 @@ def test_schema_is_json_with_draft_and_title() -> None:
     assert json.loads(text)["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert SCHEMA["title"] == "segctl intent"
     assert SCHEMA["additionalProperties"] is False
-    top = {"version", "fabric", "service_sets", "logging", "tenants", "shared_services"}
+    top = {"version", "fabric", "service_sets", "logging", "guardrails", "tenants", "shared_services"}
     assert set(SCHEMA["properties"]) == top
 
 

@@ -67,6 +67,8 @@ def _control(network: Network, me: EndpointInfo) -> Control | None:
     for ep in others:
         for grant in pair_grants(network, me, ep):
             for svc in grant.services:
+                if svc.proto == "other":
+                    continue  # what ordered rules leave of "any": no packet of ours to send
                 if svc.icmp_type is not None and svc.icmp_type not in ICMP_REPLY_TYPES:
                     continue  # not a query: conntrack calls it invalid as a first packet
                 local = (ep.tenant, ep.segment) == (me.tenant, me.segment)

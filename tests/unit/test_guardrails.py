@@ -1,0 +1,253 @@
+"""Guardrails and ordered rules: schema, the semantics (one decision per packet), the
+compiled band (deny, allow, pass hand-over) and the verifier agreeing with both."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from segctl.errors import IntentError
+from segctl.flows.compiler import compile_network
+from segctl.flows.guardrails import intersect_match, ordered_grants
+from segctl.openflow.ofctl import parse_flows
+from segctl.topology.analysis import ServiceMatch, allowed_grants, expected_reachability
+from segctl.topology.network import Network, resolve
+from segctl.topology.ordered import ServiceSpace, packet_decision, packet_space
+from segctl.topology.schema import Intent
+from segctl.verifier.report import VerificationReport
+from segctl.verifier.verify import verify
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "guardrails.yaml"
+
+
+def _doc() -> dict[str, Any]:
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+def _net(doc: dict[str, Any]) -> Network:
+    return resolve(Intent.model_validate(doc))
+
+
+def _ports(net: Network, src: str, dst: str, proto: str = "tcp") -> set[int]:
+    """The destination ports (of a few probes) the intent lets ``src`` open to ``dst``."""
+    a, b = net.find_endpoint(src), net.find_endpoint(dst)
+    return {p for p in (22, 53, 80, 5432, 8080) if allowed_grants(net, a, b, proto, p)}
+
+
+def _report(net: Network) -> VerificationReport:
+    tables = {n: parse_flows(p.flows_text(), source=n) for n, p in compile_network(net).items()}
+    return verify(net, tables)
+
+
+def _verdicts(net: Network) -> dict[str, bool]:
+    return {r.id: r.holds for r in _report(net).properties}
+
+
+# ------------------------------------------------------------------ schema and validation
+
+
+def test_guardrail_keys_validate_and_bad_references_name_their_place() -> None:
+    doc = _doc()
+    doc["guardrails"][0]["from"]["tenant"] = "nope"
+    doc["guardrails"][1]["to"] = {"segment": "nowhere"}
+    doc["guardrails"].append(dict(doc["guardrails"][2]))
+    with pytest.raises(IntentError) as err:
+        _net(doc)
+    text = str(err.value)
+    assert "guardrails[ops-ssh-to-tenant].from" in text and "unknown tenant nope" in text
+    assert "guardrails[no-ssh-across-segments].to" in text and "unknown segment nowhere" in text
+    assert "guardrails[web-never-db]" in text and "duplicate guardrail name" in text
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"action": "reject"}, "action"),
+        ({"priority": 1000}, "priority"),
+        ({"priority": True}, "priority"),
+        ({"scope": "sideways"}, "scope"),
+        ({"services": []}, "at least one service"),
+    ],
+)
+def test_guardrail_shape_errors(change: dict[str, Any], words: str) -> None:
+    doc = _doc()
+    doc["guardrails"][0].update(change)
+    with pytest.raises(Exception, match=words):
+        Intent.model_validate(doc)
+
+
+def test_policy_action_and_priority_default_to_allow_500() -> None:
+    net = _net(_doc())
+    pol = net.policies("corp")[0]
+    assert (pol.action, pol.priority) == ("allow", 500)
+    with pytest.raises(Exception, match="action"):
+        doc = _doc()
+        doc["tenants"][1]["policies"][0]["action"] = "pass"  # pass is a guardrail's
+        Intent.model_validate(doc)
+
+
+# ------------------------------------------------------------------ service space arithmetic
+
+
+def test_service_space_is_exact_set_arithmetic() -> None:
+    every = ServiceSpace.everything()
+    ssh = ServiceSpace.of([ServiceMatch("tcp", ((22, 22),))])
+    echo = ServiceSpace.of([ServiceMatch("icmp", None, 8)])
+    assert (every - ssh) | ssh == every
+    assert not ((every - ssh) & ssh)
+    assert [m.describe() for m in (ServiceSpace.of([ServiceMatch("icmp")]) - echo).matches()][:2] == [
+        "icmp/type=0",
+        "icmp/type=1",
+    ]
+    unreachable = ServiceSpace.of([ServiceMatch("icmp", None, 3)])
+    port = ServiceSpace.of([ServiceMatch("icmp", None, 3, 4)])
+    left = (unreachable - port).matches()
+    assert ServiceMatch("icmp", None, 3, 4) not in left and len(left) == 255
+    assert ServiceSpace.of(left) | port == unreachable
+    assert (
+        every - ServiceSpace.of([ServiceMatch("tcp"), ServiceMatch("udp"), ServiceMatch("icmp")])
+    ).matches() == (ServiceMatch("other"),)
+    assert ServiceMatch("other").matches("47", None) and not ServiceMatch("other").matches("tcp", 22)
+
+
+def test_intersect_match_of_masked_ports() -> None:
+    block = (("proto", "tcp"), ("tcp_dst", "0x1f40/0xfff0"))  # 8000-8015
+    assert intersect_match(block, (("proto", "tcp"), ("tcp_dst", "8020"))) is None
+    assert intersect_match(block, (("proto", "ip"),)) == block
+    assert (
+        intersect_match((("proto", "icmp"), ("icmp_type", "8")), (("proto", "icmp"), ("icmp_type", "0")))
+        is None
+    )
+
+
+# ------------------------------------------------------------------ the semantics
+
+
+def test_guardrails_narrow_and_widen_as_documented() -> None:
+    net = _net(_doc())
+    # no-ssh-across-segments (guardrail deny) takes 22 from web-to-backends
+    assert _ports(net, "corp/web1", "corp/app1") == {8080}
+    # web-never-db denies everything web-to-backends opened to db1
+    assert _ports(net, "corp/web1", "corp/db1") == set()
+    assert ("corp", "db1") not in {d for (s, d) in expected_reachability(net) if s == ("corp", "web1")}
+    # a deny policy at priority 100 beats app-to-db (priority 500) for db2 only
+    assert _ports(net, "corp/app1", "corp/db1") == {5432}
+    assert _ports(net, "corp/app1", "corp/db2") == set()
+    # ops: pass hands ssh to the tenant's ops-ssh, which the later deny never sees
+    assert _ports(net, "corp/ops1", "corp/web1") == {22}
+    # a guardrail allow admits what no tenant policy does (inside the tenant)
+    ops, web = net.find_endpoint("corp/ops1"), net.find_endpoint("corp/web1")
+    assert [g.kind for g in allowed_grants(net, ops, web, "icmp", icmp_type=8)] == ["guardrail"]
+    # a cross-tenant deny narrows the shared service
+    assert _ports(net, "lab/l1", "infra/dns1") == set() and _ports(net, "lab/l1", "infra/dns1", "udp") == {53}
+    assert _ports(net, "corp/web1", "infra/dns1") == {53}
+
+
+def test_deny_beats_allow_at_equal_priority_and_lower_priority_goes_first() -> None:
+    doc = _doc()
+    doc["guardrails"] = []
+    pols = doc["tenants"][1]["policies"]
+    pols[2]["priority"] = 500  # app-not-replica: same priority as app-to-db
+    net = _net(doc)
+    assert _ports(net, "corp/app1", "corp/db2") == {22}
+    pols[2]["priority"] = 501  # now after app-to-db: the allow decides first
+    net = _net(doc)
+    assert _ports(net, "corp/app1", "corp/db2") == {22, 5432}
+
+
+def test_a_guardrail_allow_never_crosses_tenants() -> None:
+    doc = _doc()
+    doc["guardrails"] = [
+        {"name": "open", "priority": 1, "action": "allow", "services": [{"proto": "any"}]},
+    ]
+    net = _net(doc)
+    reach = expected_reachability(net)
+    assert not [pair for pair in reach if pair[0][0] != pair[1][0] and pair[1][0] != "infra"]
+    assert _ports(net, "lab/l1", "infra/dns1", "udp") == {53}
+    assert _ports(net, "lab/l1", "infra/dns1") == {53}  # the shared service, not the guardrail
+    assert _verdicts(net) == dict.fromkeys(_verdicts(net), True)
+
+
+def test_packet_decision_names_rule_and_tier() -> None:
+    net = _net(_doc())
+    web, app, db2 = (net.find_endpoint(n) for n in ("corp/web1", "corp/app1", "corp/db2"))
+    assert packet_decision(net, web, app, packet_space("tcp", 22)) == (
+        "deny by guardrail no-ssh-across-segments (guardrail tier)"
+    )
+    assert (
+        packet_decision(net, app, db2, packet_space("tcp", 5432))
+        == "deny by policy app-not-replica (tenant tier)"
+    )
+    assert packet_decision(net, web, app, packet_space("udp", 9)).startswith("default deny")
+
+
+# ------------------------------------------------------------------ the compiled band
+
+
+def test_example_compiles_to_rules_the_verifier_proves() -> None:
+    net = _net(_doc())
+    assert all(_verdicts(net).values())
+
+
+def test_the_verifier_refuses_rules_compiled_without_the_guardrails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proof follows the ordered semantics: tenant-tier rules alone let denied traffic through."""
+    import segctl.flows.compiler as compiler
+    from segctl.flows.policy import network_grants
+
+    monkeypatch.setattr(compiler, "ordered_grants", network_grants)
+    net = _net(_doc())
+    report = _report(net)
+    failed = {r.id for r in report.properties if not r.holds}
+    assert {"isolation", "conformance", "allowed-delivered"} <= failed
+    texts = [v.message for r in report.properties for v in r.counterexamples]
+    assert any("the intent decides: deny by guardrail lab-dns-udp-only (guardrail tier)" in t for t in texts)
+
+
+def test_pass_without_a_later_overlap_compiles_to_nothing() -> None:
+    doc = _doc()
+    doc["guardrails"] = [g for g in doc["guardrails"] if g["name"] == "ops-ssh-to-tenant"]
+    net = _net(doc)
+    assert [g for g in ordered_grants(net) if g.band == "guardrail"] == []
+    with_later = _net(_doc())
+    names = [g.name for g in ordered_grants(with_later) if g.band == "guardrail"]
+    # handed over: ops-ssh narrowed to the pass, then the drop closing the pass
+    assert names[:2] == ["policy corp/ops-ssh", "guardrail ops-ssh-to-tenant"]
+
+
+def test_deny_rules_drop_and_logged_ones_go_to_the_controller() -> None:
+    net = _net(_doc())
+    flows = "".join(p.flows_text() for p in compile_network(net).values())
+    src_lines = [line for line in flows.splitlines() if "table=30," in line and "tcp_dst=5432" in line]
+    app_to_db2 = [line for line in src_lines if "nw_dst=10.20.3.11" in line and "nw_src=10.20.2.10" in line]
+    # the deny (priority 100) sits above app-to-db's allow (priority 500) in the tenant band
+    first, *rest = sorted(app_to_db2, key=lambda line: -int(line.split("priority=")[1].split(",")[0]))
+    assert first.endswith("actions=CONTROLLER:128") and rest and "ct(commit" in rest[0]
+    dst = [
+        line
+        for line in flows.splitlines()
+        if "table=70," in line and "nw_dst=10.20.3.11" in line and "tcp_dst=5432" in line
+    ]
+    first = max(dst, key=lambda line: int(line.split("priority=")[1].split(",")[0]))
+    assert first.endswith("actions=drop")
+
+
+@pytest.mark.parametrize("mutation", ["flip-actions", "reverse-priorities", "drop-scope"])
+def test_variants_still_verify(mutation: str) -> None:
+    """Other orders and actions of the same rules: compiler and analysis agree on each."""
+    doc = copy.deepcopy(_doc())
+    rails = doc["guardrails"]
+    if mutation == "flip-actions":
+        for g in rails:
+            g["action"] = {"deny": "allow", "allow": "pass", "pass": "deny"}[g["action"]]
+    elif mutation == "reverse-priorities":
+        for g in rails:
+            g["priority"] = 100 - g["priority"]
+    else:
+        for g in rails:
+            g.pop("scope", None)
+    net = _net(doc)
+    assert all(_verdicts(net).values()), mutation
