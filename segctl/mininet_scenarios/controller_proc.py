@@ -72,6 +72,8 @@ class ControllerProcess:
     start_timeout: float = 60.0
     of_port: int = 0
     api_port: int = 0
+    #: ``--policy-log`` file: one JSON line per logged decision (scenarios read it back)
+    policy_log: Path | None = None
     _proc: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
@@ -102,6 +104,7 @@ class ControllerProcess:
             f"127.0.0.1:{self.api_port}",
             "--audit-interval",
             f"{self.audit_interval:g}",
+            *(["--policy-log", str(self.policy_log)] if self.policy_log is not None else []),
         ]
 
     def start(self) -> None:

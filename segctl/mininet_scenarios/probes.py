@@ -13,8 +13,8 @@ it is expected to succeed only where a stateful grant allows all ICMP or type 8.
 other ICMP types are not probed live (nothing on the hosts answers them the way a ping is
 answered); the verifier and ``segctl trace`` cover them.
 
-Ports come from the intent: the bounds of every tcp/udp range any policy or shared
-service names, plus one port per protocol that no service allows (the denied probe).
+Ports come from the intent: the bounds of every tcp/udp range any policy, shared
+service or guardrail names, plus one port per protocol that no service allows (the denied probe).
 A pair whose destination address also belongs to an endpoint of the source's own tenant
 (or to the source) cannot be probed by address: the source's kernel would reach the
 other owner. Such pairs are listed in :attr:`ProbePlan.unaddressable`; the attacker
@@ -43,6 +43,7 @@ __all__ = [
     "ProbePlan",
     "ProbeResult",
     "Servers",
+    "addressable",
     "expected_outcome",
     "inject",
     "plan_probes",
@@ -108,6 +109,7 @@ class ProbePlan:
 def _service_ports(network: Network, proto: str) -> list[tuple[int, int]]:
     services = [s for t in network.intent.tenants for p in t.policies for s in p.services]
     services += [s for svc in network.intent.shared_services for s in svc.services]
+    services += [s for rail in network.intent.guardrails for s in rail.services]
     return [(r.lo, r.hi) for s in services if s.proto == proto for r in s.ports or []]
 
 
@@ -124,7 +126,7 @@ def probe_ports(network: Network) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def _addressable(network: Network, src: EndpointInfo, dst: EndpointInfo) -> bool:
+def addressable(network: Network, src: EndpointInfo, dst: EndpointInfo) -> bool:
     """Can ``src`` reach ``dst`` by its IPv4 address without hitting another owner?"""
     return not any(ep.ip == dst.ip for ep in network.tenant_endpoints(src.tenant) if ep.key != dst.key) and (
         src.ip != dst.ip
@@ -149,7 +151,7 @@ def plan_probes(
                 continue
             if src.ipv6 is not None and dst.ipv6 is not None and src.ipv6 != dst.ipv6:
                 probes.append(Probe(src.key, dst.key, "icmp6"))
-            if not _addressable(network, src, dst):
+            if not addressable(network, src, dst):
                 skipped.append((src.key, dst.key))
                 continue
             probes.append(Probe(src.key, dst.key, "icmp"))

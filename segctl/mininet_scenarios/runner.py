@@ -306,7 +306,9 @@ def run_scenario(
     controller: ctl.ControllerProcess | None = None
     try:
         if rules in ("auto", "controller"):
-            controller = ctl.ControllerProcess(intent, run_dir / "controller.log")
+            controller = ctl.ControllerProcess(
+                intent, run_dir / "controller.log", policy_log=run_dir / "policy.log"
+            )
             try:
                 controller.start()
                 result.rules_source = f"controller (pid {controller.pid}, 127.0.0.1:{controller.of_port})"

@@ -335,8 +335,9 @@ def _matrix(report: VerificationReport, limit: int = ENDPOINT_MATRIX_LIMIT) -> s
         rows.append(f'<tr><th style="color:{colours[tenant[name]]}">{escape(name)}</th>{"".join(cells)}</tr>')
     return (
         f'<p class="legend">{_legend()}</p><p class="muted">Rows send, columns receive. '
-        f"Letters: intent grants (S intra-segment, P policy, X shared service), under them the services "
-        f"the intent grants (any = all IPv4). Hover a cell for details.</p>" + _matrix_table(head, rows)
+        f"Letters: intent grants (G guardrail allow, S intra-segment, P policy, X shared service), "
+        f"under them the services the intent grants (any = all IPv4). Hover a cell for details.</p>"
+        + _matrix_table(head, rows)
     )
 
 

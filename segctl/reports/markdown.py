@@ -19,7 +19,7 @@ def _cell(text: str) -> str:
 def _endpoint_matrix(report: VerificationReport) -> list[str]:
     lines = [
         "Rows send, columns receive. A allowed, X shared service, · denied, **!** violation, — self.",
-        "The letters in brackets are the intent's grants (S intra-segment, P policy, X shared).",
+        "The letters in brackets are the intent's grants (G guardrail, S intra-segment, P policy, X shared).",
         "",
         "| from \\ to | " + " | ".join(report.endpoints) + " |",
         "|---" * (len(report.endpoints) + 1) + "|",

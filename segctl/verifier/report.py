@@ -94,7 +94,7 @@ class PropertyReport:
 class MatrixCell:
     """Expected (intent) and observed (tables, new IPv4) reachability of one ordered pair."""
 
-    expected: str  # grant letters: S intra-segment, P policy, X shared service, · none
+    expected: str  # grant letters: G guardrail, S intra-segment, P policy, X shared service, · none
     observed: bool  # some new IPv4 packet from src is delivered to dst
     status: str  # allowed | denied | shared | violation | self
 

@@ -251,3 +251,26 @@ def test_variants_still_verify(mutation: str) -> None:
             g.pop("scope", None)
     net = _net(doc)
     assert all(_verdicts(net).values()), mutation
+
+
+# ------------------------------------------------------------------ the Mininet scenario's choice
+
+
+def test_scenario_picks_a_logged_guardrail_denial_of_a_tenant_allowed_ping() -> None:
+    from segctl.mininet_scenarios.scenarios import SCENARIOS, intent_path
+    from segctl.mininet_scenarios.scenarios.guardrails import guardrail_logging_needs, logged_denial
+    from segctl.topology.network import load_network
+
+    net = load_network(SCENARIOS["guardrails"].intent)
+    src, dst, rail = logged_denial(net) or (None, None, None)
+    assert (src and src.qualified, dst and dst.qualified, rail and rail.name) == (
+        "bank/f1",
+        "bank/c1",
+        "front-never-core",
+    )
+    assert guardrail_logging_needs(net) == ""
+    assert "log: true" in guardrail_logging_needs(load_network(intent_path("leaf-spine.yaml")))
+    unlogged = _doc()
+    for g in unlogged["guardrails"]:
+        g["log"] = False
+    assert logged_denial(_net(unlogged)) is None

@@ -28,6 +28,7 @@ from segctl.mininet_scenarios.scenarios.actions import (
     link_failure_needs,
     switch_restart,
 )
+from segctl.mininet_scenarios.scenarios.guardrails import guardrail_logging, guardrail_logging_needs
 from segctl.topology.network import Network
 
 #: Why an intent cannot host an action ("" when it can).
@@ -87,6 +88,15 @@ _ALL = [
         "strict-segment",
         "A strict segment: stateful and stateless policies, IPv6 only in the open segment.",
         "strict-segment.yaml",
+    ),
+    Scenario(
+        "guardrails",
+        "Guardrails above the tenants' policies: a guardrail blocks what a tenant policy allows, "
+        "a pass hands ssh to a tenant policy, a deny policy beats an allow; a logged denial "
+        "writes one policy-log line per packet and its counter grows by the packets sent.",
+        "guardrails.yaml",
+        (guardrail_logging,),
+        (guardrail_logging_needs,),
     ),
     Scenario(
         "attacker",
