@@ -21,52 +21,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from segctl.topology.analysis import Grant, ServiceMatch, expected_reachability
+from segctl.topology.analysis import Grant, expected_reachability
+from segctl.topology.grants import Ranges, icmp_span, merge_ranges, minus_ranges
 from segctl.topology.network import Network
 
 __all__ = ["Allowed", "Change", "reachability_changes"]
 
-Ranges = tuple[tuple[int, int], ...]
 ALL_PORTS: Ranges = ((0, 65535),)
 #: ICMP as ranges over ``type * 256 + code`` (so the port arithmetic applies): all of it.
 ALL_ICMP: Ranges = ((0, 0xFFFF),)
-
-
-def _merge(ranges: Iterable[tuple[int, int]]) -> Ranges:
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if out and lo <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return tuple(out)
-
-
-def _minus(a: Ranges, b: Ranges) -> Ranges:
-    """The ports of ``a`` not in ``b`` (both merged)."""
-    out: list[tuple[int, int]] = []
-    for lo, hi in a:
-        for blo, bhi in b:
-            if bhi < lo or blo > hi:
-                continue
-            if blo > lo:
-                out.append((lo, blo - 1))
-            lo = bhi + 1
-            if lo > hi:
-                break
-        if lo <= hi:
-            out.append((lo, hi))
-    return tuple(out)
-
-
-def _icmp_range(svc: ServiceMatch) -> tuple[int, int]:
-    """A service's ICMP as one range of ``type * 256 + code``."""
-    if svc.icmp_type is None:
-        return ALL_ICMP[0]
-    base = svc.icmp_type << 8
-    if svc.icmp_code is None:
-        return (base, base | 0xFF)
-    return (base | svc.icmp_code, base | svc.icmp_code)
 
 
 def _icmp_items(ranges: Ranges) -> list[str]:
@@ -93,7 +56,7 @@ def _icmp_text(ranges: Ranges) -> list[str]:
         return []
     if ranges == ALL_ICMP:
         return ["icmp"]
-    items, missing = _icmp_items(ranges), _icmp_items(_minus(ALL_ICMP, ranges))
+    items, missing = _icmp_items(ranges), _icmp_items(minus_ranges(ALL_ICMP, ranges))
     if len(missing) < len(items):
         return ["icmp except " + ", ".join(missing)]
     return [f"icmp/{item}" for item in items]
@@ -132,15 +95,15 @@ class Allowed:
                 if svc.proto in ("any", "udp"):
                     udp += ports if svc.proto == "udp" else ALL_PORTS
                 if svc.proto in ("any", "icmp"):
-                    icmp.append(_icmp_range(svc))
+                    icmp.append(icmp_span(svc))
                 other = other or svc.proto in ("any", "other")
-        return cls(_merge(tcp), _merge(udp), _merge(icmp), other)
+        return cls(merge_ranges(tcp), merge_ranges(udp), merge_ranges(icmp), other)
 
     def minus(self, other: Allowed) -> Allowed:
         return Allowed(
-            _minus(self.tcp, other.tcp),
-            _minus(self.udp, other.udp),
-            _minus(self.icmp, other.icmp),
+            minus_ranges(self.tcp, other.tcp),
+            minus_ranges(self.udp, other.udp),
+            minus_ranges(self.icmp, other.icmp),
             self.other and not other.other,
         )
 

@@ -24,7 +24,12 @@ __all__ = [
     "Grant",
     "GrantKind",
     "Proto",
+    "Ranges",
     "ServiceMatch",
+    "icmp_span",
+    "intersect_ranges",
+    "merge_ranges",
+    "minus_ranges",
     "normalize_proto",
     "normalize_services",
 ]
@@ -172,14 +177,67 @@ def normalize_proto(proto: str) -> str:
     return _PROTO_NUMBERS.get(text, text)
 
 
-def _merge(ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-    merged: list[tuple[int, int]] = []
+Ranges = tuple[tuple[int, int], ...]
+
+
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> Ranges:
+    """Sorted, disjoint inclusive ranges covering ``ranges`` (overlapping or adjacent joined).
+
+    >>> merge_ranges([(5, 9), (1, 3), (4, 4), (20, 30)])
+    ((1, 9), (20, 30))
+    """
+    out: list[tuple[int, int]] = []
     for lo, hi in sorted(ranges):
-        if merged and lo <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
         else:
-            merged.append((lo, hi))
-    return tuple(merged)
+            out.append((lo, hi))
+    return tuple(out)
+
+
+def intersect_ranges(a: Ranges, b: Ranges) -> Ranges:
+    """What two sets of merged ranges have in common (merged)."""
+    out, i, j = [], 0, 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo <= hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return tuple(out)
+
+
+def minus_ranges(a: Ranges, b: Ranges) -> Ranges:
+    """``a`` without ``b`` (both merged).
+
+    >>> minus_ranges(((0, 65535),), ((22, 22),))
+    ((0, 21), (23, 65535))
+    """
+    out: list[tuple[int, int]] = []
+    for lo, hi in a:
+        for b_lo, b_hi in b:
+            if b_hi < lo or b_lo > hi:
+                continue
+            if b_lo > lo:
+                out.append((lo, b_lo - 1))
+            lo = b_hi + 1
+            if lo > hi:
+                break
+        if lo <= hi:
+            out.append((lo, hi))
+    return tuple(out)
+
+
+def icmp_span(svc: ServiceMatch) -> tuple[int, int]:
+    """An ICMP service as one range of ``type << 8 | code`` (all of ICMP: ``(0, 0xFFFF)``)."""
+    if svc.icmp_type is None:
+        return (0, 0xFFFF)
+    base = svc.icmp_type << 8
+    if svc.icmp_code is None:
+        return (base, base | 0xFF)
+    return (base | svc.icmp_code, base | svc.icmp_code)
 
 
 def _icmp_matches(services: Iterable[Service]) -> list[ServiceMatch]:
@@ -217,5 +275,5 @@ def normalize_services(services: Iterable[Service]) -> tuple[ServiceMatch, ...]:
         elif any(s.ports is None for s in mine):
             out.append(ServiceMatch(proto, None))
         else:
-            out.append(ServiceMatch(proto, _merge((r.lo, r.hi) for s in mine for r in s.ports or [])))
+            out.append(ServiceMatch(proto, merge_ranges((r.lo, r.hi) for s in mine for r in s.ports or [])))
     return tuple(sorted(out))

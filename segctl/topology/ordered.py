@@ -39,7 +39,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from segctl.topology.grants import ALL_IPV4, Grant, GrantKind, ServiceMatch, normalize_services
+from segctl.topology.grants import (
+    ALL_IPV4,
+    Grant,
+    GrantKind,
+    Ranges,
+    ServiceMatch,
+    icmp_span,
+    intersect_ranges,
+    merge_ranges,
+    minus_ranges,
+    normalize_services,
+)
 from segctl.topology.network import EndpointInfo, Network
 from segctl.topology.schema import Guardrail, Policy
 
@@ -59,7 +70,6 @@ __all__ = [
     "policy_order",
 ]
 
-Intervals = tuple[tuple[int, int], ...]
 Tier = Literal["guardrail", "tenant"]
 Action = Literal["allow", "deny", "pass"]
 
@@ -75,53 +85,14 @@ _FULL: dict[str, tuple[int, int]] = {
 }
 
 
-def _merge(ranges: Iterable[tuple[int, int]]) -> Intervals:
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if out and lo <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return tuple(out)
-
-
-def _intersect(a: Intervals, b: Intervals) -> Intervals:
-    out, i, j = [], 0, 0
-    while i < len(a) and j < len(b):
-        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if lo <= hi:
-            out.append((lo, hi))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return tuple(out)
-
-
-def _minus(a: Intervals, b: Intervals) -> Intervals:
-    out: list[tuple[int, int]] = []
-    for lo, hi in a:
-        for b_lo, b_hi in b:
-            if b_hi < lo or b_lo > hi:
-                continue
-            if b_lo > lo:
-                out.append((lo, b_lo - 1))
-            lo = b_hi + 1
-            if lo > hi:
-                break
-        if lo <= hi:
-            out.append((lo, hi))
-    return tuple(out)
-
-
 @dataclass(frozen=True)
 class ServiceSpace:
     """A set of IPv4 packets as services match them: per dimension, sorted disjoint intervals."""
 
-    parts: tuple[tuple[str, Intervals], ...]
+    parts: tuple[tuple[str, Ranges], ...]
 
     @classmethod
-    def _make(cls, parts: dict[str, Intervals]) -> ServiceSpace:
+    def _make(cls, parts: dict[str, Ranges]) -> ServiceSpace:
         return cls(tuple((k, parts[k]) for k in sorted(parts) if parts[k]))
 
     @classmethod
@@ -140,16 +111,14 @@ class ServiceSpace:
             if svc.proto == "any":
                 return cls.everything()
             if svc.proto == "icmp" and svc.icmp_type is not None:
-                base = svc.icmp_type << 8
-                span = (base, base | 0xFF) if svc.icmp_code is None else (base | svc.icmp_code,) * 2
-                parts.setdefault("icmp", []).append(span)
+                parts.setdefault("icmp", []).append(icmp_span(svc))
             elif svc.proto in ("tcp", "udp") and svc.ports is not None:
                 parts.setdefault(svc.proto, []).extend(svc.ports)
             else:
                 parts.setdefault(svc.proto, []).append(_FULL[svc.proto])
-        return cls._make({k: _merge(v) for k, v in parts.items()})
+        return cls._make({k: merge_ranges(v) for k, v in parts.items()})
 
-    def _dict(self) -> dict[str, Intervals]:
+    def _dict(self) -> dict[str, Ranges]:
         return dict(self.parts)
 
     def __bool__(self) -> bool:
@@ -157,15 +126,15 @@ class ServiceSpace:
 
     def __or__(self, other: ServiceSpace) -> ServiceSpace:
         a, b = self._dict(), other._dict()
-        return self._make({k: _merge(a.get(k, ()) + b.get(k, ())) for k in a.keys() | b.keys()})
+        return self._make({k: merge_ranges(a.get(k, ()) + b.get(k, ())) for k in a.keys() | b.keys()})
 
     def __and__(self, other: ServiceSpace) -> ServiceSpace:
         a, b = self._dict(), other._dict()
-        return self._make({k: _intersect(a[k], b[k]) for k in a.keys() & b.keys()})
+        return self._make({k: intersect_ranges(a[k], b[k]) for k in a.keys() & b.keys()})
 
     def __sub__(self, other: ServiceSpace) -> ServiceSpace:
         b = other._dict()
-        return self._make({k: _minus(v, b.get(k, ())) for k, v in self.parts})
+        return self._make({k: minus_ranges(v, b.get(k, ())) for k, v in self.parts})
 
     def matches(self) -> tuple[ServiceMatch, ...]:
         """The space as sorted service matches (``any`` when it is every IPv4 packet)."""
@@ -182,7 +151,7 @@ class ServiceSpace:
         return tuple(sorted(out))
 
 
-def _icmp_matches(spans: Intervals) -> list[ServiceMatch]:
+def _icmp_matches(spans: Ranges) -> list[ServiceMatch]:
     """ICMP intervals as whole types and single (type, code) matches."""
     out: list[ServiceMatch] = []
     for lo, hi in spans:

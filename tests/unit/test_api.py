@@ -130,6 +130,10 @@ def test_invalid_bodies_are_400_and_change_nothing(env: Env) -> None:
         == 400
     )
     assert env.call("PUT", "/v1/tenants/acme", "acme-admin", {**tenant, "name": "globex"}).status_code == 400
+    # nor guardrails: they are the admin's tier, above every tenant's policies
+    rails = [{"name": "open", "priority": 0, "action": "allow", "services": [{"proto": "any"}]}]
+    smuggled = {**tenant, "guardrails": rails}
+    assert env.call("PUT", "/v1/tenants/acme", "acme-admin", smuggled).status_code == 400
     assert env.call("PUT", "/v1/tenants/newco", "acme-admin", {"name": "newco"}).status_code == 403
     assert env.fingerprint()[0] == before[0] and env.fingerprint()[2] == before[2]
 

@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from segctl.cli import main
-from segctl.cli._reachdiff import Allowed, _minus
+from segctl.cli._reachdiff import Allowed
 from segctl.topology.analysis import Grant, ServiceMatch
+from segctl.topology.grants import minus_ranges as _minus
 
 ROOT = Path(__file__).resolve().parents[2]
 LEAF_SPINE = ROOT / "examples" / "leaf-spine.yaml"

@@ -70,7 +70,7 @@ def test_guardrail_keys_validate_and_bad_references_name_their_place() -> None:
         ({"priority": 1000}, "priority"),
         ({"priority": True}, "priority"),
         ({"scope": "sideways"}, "scope"),
-        ({"services": []}, "at least one service"),
+        ({"services": [], "service_sets": []}, "at least one service"),
     ],
 )
 def test_guardrail_shape_errors(change: dict[str, Any], words: str) -> None:
