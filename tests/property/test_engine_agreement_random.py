@@ -138,16 +138,27 @@ def test_mutated_examples_agree(name: str, data: st.DataObject) -> None:
 
 
 @agree(12)
-@given(small_intents(max_endpoints=6), st.data())
-def test_incremental_steps_equal_fresh_proofs(document: dict[str, Any], data: st.DataObject) -> None:
-    """Each step: an intent edit (tables compiled again) or a table edit of the current tables."""
-    network = network_of(document)
+@given(
+    st.booleans().flatmap(lambda o: st.tuples(st.just(o), small_intents(max_endpoints=6, ordered=o))),
+    st.data(),
+)
+def test_incremental_steps_equal_fresh_proofs(
+    drawn: tuple[bool, dict[str, Any]], data: st.DataObject
+) -> None:
+    """Each step: an intent edit (tables compiled again; with ordered rules also a guardrail's
+    action or priority, a policy's action) or a table edit of the current tables."""
+    ordered, document = drawn
+    try:
+        network = network_of(document)
+    except IntentError:
+        assume(False)
+        return
     lines = compiled_lines(network)
     inc = IncrementalVerifier()
     history: list[str] = []
     for step in range(data.draw(st.integers(2, 5))):
         if data.draw(st.booleans()):
-            edited, what = data.draw(intent_edits(document))
+            edited, what = data.draw(intent_edits(document, ordered))
             try:
                 candidate = resolve(Intent.model_validate(edited))
             except IntentError:

@@ -328,6 +328,8 @@ def small_intents(draw: st.DrawFn, max_endpoints: int = 8, ordered: bool = False
 
 #: Kinds of :func:`intent_edits`.
 INTENT_EDITS = ("port", "stateful", "add-policy", "remove-policy", "move-endpoint", "remove-shared")
+#: Kinds of :func:`intent_edits` ``(ordered=True)``: the above and the ordered rules' own.
+ORDERED_EDITS = (*INTENT_EDITS, "guardrail-action", "guardrail-priority", "policy-action")
 
 
 def _flip_port(draw: st.DrawFn, doc: dict[str, Any]) -> str | None:
@@ -405,13 +407,30 @@ def _edit(draw: st.DrawFn, doc: dict[str, Any], kind: str) -> str | None:
     if kind == "remove-shared" and doc.get("shared_services"):
         x = doc["shared_services"].pop(draw(st.integers(0, len(doc["shared_services"]) - 1)))
         return f"remove shared service {x['name']}"
+    rails = doc.get("guardrails") or []
+    if kind == "guardrail-action" and rails:
+        g = draw(st.sampled_from(rails))
+        g["action"] = draw(st.sampled_from([a for a in ("allow", "deny", "pass") if a != g["action"]]))
+        return f"guardrail {g['name']}: action {g['action']}"
+    if kind == "guardrail-priority" and rails:
+        g = draw(st.sampled_from(rails))
+        g["priority"] = draw(st.sampled_from([0, 5, 7, 20]))
+        return f"guardrail {g['name']}: priority {g['priority']}"
+    if kind == "policy-action" and with_policies:
+        t = draw(st.sampled_from(with_policies))
+        p = draw(st.sampled_from(t["policies"]))
+        p["action"] = "allow" if p.get("action") == "deny" else "deny"
+        return f"{t['name']}/{p['name']}: action {p['action']}"
     return None
 
 
 @st.composite
-def intent_edits(draw: st.DrawFn, doc: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """``doc`` (left unchanged) after one small edit of a kind in :data:`INTENT_EDITS`, and
-    what it did (None: the drawn kind did not apply; the copy is unchanged). The result may
-    be invalid (an endpoint moved onto a taken port): check it."""
+def intent_edits(
+    draw: st.DrawFn, doc: dict[str, Any], ordered: bool = False
+) -> tuple[dict[str, Any], str | None]:
+    """``doc`` (left unchanged) after one small edit of a kind in :data:`INTENT_EDITS` (with
+    ``ordered``: :data:`ORDERED_EDITS`), and what it did (None: the drawn kind did not apply;
+    the copy is unchanged). The result may be invalid (an endpoint moved onto a taken port,
+    a guardrail allow between segments without gateways): check it."""
     out = copy.deepcopy(doc)
-    return out, _edit(draw, out, draw(st.sampled_from(INTENT_EDITS)))
+    return out, _edit(draw, out, draw(st.sampled_from(ORDERED_EDITS if ordered else INTENT_EDITS)))
