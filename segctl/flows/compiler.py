@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from segctl.errors import CompileError
 from segctl.flows.guardrails import ordered_grants
@@ -598,17 +598,30 @@ class _Compiler:
 
 
 def _finish(switch: str, rules: list[Rule]) -> tuple[Rule, ...]:
-    """Deduplicate, refuse two different rules with one (table, priority, match), sort."""
+    """Deduplicate; merge conjunction clause flows that share (table, priority, match) into
+    one flow with every ``conjunction()`` action (a set used by grants of one priority);
+    refuse two other different rules with one (table, priority, match); sort."""
     by_key: dict[tuple[int, int, str], Rule] = {}  # the match text identifies the match (and hashes once)
     for rule in rules:
-        seen = by_key.setdefault((rule.table, rule.priority, rule.match_text()), rule)
-        if seen is not rule and seen != rule:
+        key = (rule.table, rule.priority, rule.match_text())
+        seen = by_key.setdefault(key, rule)
+        if seen is rule or seen == rule:
+            continue
+        if _clause_only(seen) and _clause_only(rule):
+            clauses: list[Conjunction] = [a for a in (*seen.actions, *rule.actions) if isinstance(a, Conjunction)]
+            merged = sorted(set(clauses), key=lambda a: (a.id, a.clause))
+            by_key[key] = replace(seen, actions=tuple(merged))
+        else:
             raise CompileError(
                 f"switch {switch}: two rules share table {rule.table} priority {rule.priority} match "
                 f"{rule.match_text()!r}: {seen.actions_text()} vs {rule.actions_text()}"
             )
     check_conjunctions(by_key.values(), switch=switch)
     return tuple(sorted(by_key.values(), key=_sort_key))
+
+
+def _clause_only(rule: Rule) -> bool:
+    return all(isinstance(a, Conjunction) for a in rule.actions)
 
 
 def _route_actions(gw_mac: str, dst: EndpointInfo, meta: int) -> list[Action]:

@@ -27,13 +27,22 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from segctl.errors import CompileError
-from segctl.flows.policy import CONJ_TENANT_SHIFT, Grant, Match, rank_grants, service_matches, tenant_grants
+from segctl.flows.policy import (
+    CONJ_TENANT_SHIFT,
+    Grant,
+    Match,
+    grants_overlap,
+    intersect_match,
+    rank_grants,
+    service_matches,
+    tenant_grants,
+)
 from segctl.openflow.cookies import Kind
 from segctl.topology.network import EndpointInfo, Network
 from segctl.topology.ordered import guardrail_order
 from segctl.topology.schema import Guardrail
 
-__all__ = ["guardrail_grants", "intersect_match", "ordered_grants"]
+__all__ = ["guardrail_grants", "ordered_grants"]
 
 _ANY: tuple[Match, ...] = ((("proto", "ip"),),)
 
@@ -146,13 +155,7 @@ def _same_domains(a: Grant, b: Grant) -> bool:
 
 def _overlap(a: Grant, b: Grant) -> bool:
     """May one packet match both grants (same domain, common endpoints on both sides, services)?"""
-    if not _same_domains(a, b):
-        return False
-    if not {ep.key for ep in a.sources} & {ep.key for ep in b.sources}:
-        return False
-    if not {ep.key for ep in a.destinations} & {ep.key for ep in b.destinations}:
-        return False
-    return any(intersect_match(x, y) is not None for x in a.services for y in b.services)
+    return _same_domains(a, b) and grants_overlap(a, b)
 
 
 def _handed_over(network: Network, rail: Grant, tenant: Sequence[Grant]) -> list[Grant]:
@@ -199,44 +202,3 @@ def _narrowed(rail: Grant, grant: Grant) -> list[Grant]:
             grant, sources=sources, destinations=destinations, services=services, band="guardrail", conj=0
         )
     ]
-
-
-def _value_mask(text: str, width: int) -> tuple[int, int]:
-    value, _, mask = text.partition("/")
-    return int(value, 0), int(mask, 0) if mask else (1 << width) - 1
-
-
-def intersect_match(a: Match, b: Match) -> Match | None:
-    """The packets both service matches take, as one match; ``None`` when they are disjoint.
-
-    >>> intersect_match((("proto", "ip"),), (("proto", "tcp"), ("tcp_dst", "22")))
-    (('proto', 'tcp'), ('tcp_dst', '22'))
-    >>> block = (("proto", "tcp"), ("tcp_dst", "0x1f40/0xfff0"))  # 8000-8015
-    >>> intersect_match(block, (("proto", "tcp"), ("tcp_dst", "8008")))
-    (('proto', 'tcp'), ('tcp_dst', '8008'))
-    >>> intersect_match(block, (("proto", "tcp"), ("tcp_dst", "8080"))) is None
-    True
-    >>> intersect_match((("proto", "tcp"),), (("proto", "udp"),)) is None
-    True
-    """
-    fields: dict[str, tuple[int, int]] = {}
-    proto = "ip"
-    for name, text in (*a, *b):
-        if name == "proto":
-            if text != "ip" and proto not in ("ip", text):
-                return None
-            proto = text if text != "ip" else proto
-            continue
-        width = 16 if name.endswith("_dst") else 8
-        value, mask = _value_mask(text, width)
-        if name in fields:
-            old_value, old_mask = fields[name]
-            if (old_value ^ value) & old_mask & mask:
-                return None
-            value, mask = (old_value & old_mask) | (value & mask), old_mask | mask
-        fields[name] = (value & mask, mask)
-    out = [("proto", proto)]
-    for name, (value, mask) in fields.items():
-        full = (1 << (16 if name.endswith("_dst") else 8)) - 1
-        out.append((name, str(value) if mask == full else f"{value:#x}/{mask:#x}"))
-    return tuple(out)

@@ -57,6 +57,7 @@ __all__ = [
     "CONJ_INDEX_BITS",
     "CONJ_SHARED_BIT",
     "CONJ_TENANT_SHIFT",
+    "PACK_LIMIT",
     "Domain",
     "Grant",
     "GrantCache",
@@ -64,6 +65,8 @@ __all__ = [
     "conj_id",
     "domain_name",
     "grant_rules",
+    "grants_overlap",
+    "intersect_match",
     "network_grants",
     "port_range_masks",
     "rank_grants",
@@ -270,14 +273,26 @@ def _rank_key(grant: Grant, position: int) -> tuple[int, ...]:
     return (1, grant.priority, ACTION_ORDER[grant.action], not grant.stateful, position)
 
 
+#: Grants per band and domain up to which priorities are packed (:func:`rank_grants`);
+#: beyond it (an adversarial intent) every grant gets its own priority, as before packing.
+PACK_LIMIT = 400
+
+
 def rank_grants(grants: Sequence[Grant], names: dict[int, str] | None = None) -> list[Grant]:
     """``grants`` with ``src_rank``/``dst_rank`` set within their band and domain.
 
-    Within one domain the guardrail band keeps the order given; the tenant band ranks by
-    priority (lower first), deny before allow at one priority, stateful before stateless
-    allows, document order within (with every allow at one priority, as before ordered
-    rules: stateful first). Raises CompileError naming the domain when one holds more
-    grants than its band has priorities, or when a grant has no conjunction id.
+    Precedence inside a domain: the guardrail band keeps the order given; the tenant band
+    orders by priority (lower first), deny before allow at one priority, stateful before
+    stateless allows, document order within. Ranks are **packed**: a grant ranks one below
+    the lowest-ranked earlier grant of its domain that it *overlaps* (some packet matches
+    both: common sources, common destinations and a common service), and at the top when it
+    overlaps none. So overlapping grants keep their precedence, and grants that can never
+    meet one packet share a priority, which lets them share clause flows (a set used by
+    several rules is compiled once per priority, not once per use: the compiler merges
+    equal clause flows into one flow with several ``conjunction()`` actions). Domains of
+    more than :data:`PACK_LIMIT` grants get one rank per grant. Raises CompileError naming
+    the domain when its ranks exceed the band's priorities, or when a grant has no
+    conjunction id.
     """
     bands = {
         "tenant": PRIO_POLICY_TOP - PRIO_POLICY_BOTTOM + 1,
@@ -287,24 +302,97 @@ def rank_grants(grants: Sequence[Grant], names: dict[int, str] | None = None) ->
         if not g.conj:
             conj_id(g.cookie_kind, g.cookie_tenant, g.cookie_index)  # range check, before any switch
     order = sorted(range(len(grants)), key=lambda i: _rank_key(grants[i], i))
-    src: dict[tuple[str, Domain], int] = defaultdict(int)
-    dst: dict[tuple[str, Domain], int] = defaultdict(int)
-    ranks: dict[int, tuple[int, int]] = {}
-    for i in order:
-        g = grants[i]
-        s_key, d_key = (g.band, g.src_domain), (g.band, g.dst_domain)
-        ranks[i] = (src[s_key], dst[d_key])
-        src[s_key] += 1
-        dst[d_key] += 1
-    for side, counts in (("policy_src", src), ("policy_dst", dst)):
-        for (band, domain), n in counts.items():
-            if n > bands[band]:
+    keys = [_endpoint_keys(g) for g in grants]
+    ranks: list[list[int]] = [[0, 0] for _ in grants]
+    for side in (0, 1):
+        members: dict[tuple[str, Domain], list[int]] = defaultdict(list)
+        for i in order:
+            g = grants[i]
+            members[(g.band, g.src_domain if side == 0 else g.dst_domain)].append(i)
+        for (band, domain), group in members.items():
+            packed = _packed(group, grants, keys)
+            for i, rank in packed.items():
+                ranks[i][side] = rank
+            depth = max(packed.values()) + 1
+            if depth > bands[band]:
                 what = "policy grants" if band == "tenant" else "guardrail rules"
                 raise CompileError(
-                    f"{n} {what} in the {side} domain of {domain_name(domain, names)} exceed "
-                    f"the {bands[band]} priorities of the {band} band"
+                    f"{len(group)} {what} need {depth} priorities in the "
+                    f"{'policy_src' if side == 0 else 'policy_dst'} domain of {domain_name(domain, names)}, "
+                    f"more than the {bands[band]} of the {band} band"
                 )
     return [replace(g, src_rank=ranks[i][0], dst_rank=ranks[i][1]) for i, g in enumerate(grants)]
+
+
+_Keys = tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]]
+
+
+def _endpoint_keys(grant: Grant) -> _Keys:
+    return frozenset(ep.key for ep in grant.sources), frozenset(ep.key for ep in grant.destinations)
+
+
+def grants_overlap(a: Grant, b: Grant, a_keys: _Keys | None = None, b_keys: _Keys | None = None) -> bool:
+    """May one packet match both grants: common sources, common destinations, a common service?"""
+    (sa, da), (sb, db) = a_keys or _endpoint_keys(a), b_keys or _endpoint_keys(b)
+    if sa.isdisjoint(sb) or da.isdisjoint(db):
+        return False
+    return any(intersect_match(x, y) is not None for x in a.services for y in b.services)
+
+
+def _packed(group: list[int], grants: Sequence[Grant], keys: list[_Keys]) -> dict[int, int]:
+    """Ranks of one domain's grants (precedence order): one below the lowest earlier grant it
+    overlaps; sequential past :data:`PACK_LIMIT`."""
+    if len(group) > PACK_LIMIT:
+        return {i: rank for rank, i in enumerate(group)}
+    ranks: dict[int, int] = {}
+    for i in group:
+        rank = 0
+        for j, other in ranks.items():
+            if other >= rank and grants_overlap(grants[i], grants[j], keys[i], keys[j]):
+                rank = other + 1
+        ranks[i] = rank
+    return ranks
+
+
+def _value_mask(text: str, width: int) -> tuple[int, int]:
+    value, _, mask = text.partition("/")
+    return int(value, 0), int(mask, 0) if mask else (1 << width) - 1
+
+
+def intersect_match(a: Match, b: Match) -> Match | None:
+    """The packets both service matches take, as one match; ``None`` when they are disjoint.
+
+    >>> intersect_match((("proto", "ip"),), (("proto", "tcp"), ("tcp_dst", "22")))
+    (('proto', 'tcp'), ('tcp_dst', '22'))
+    >>> block = (("proto", "tcp"), ("tcp_dst", "0x1f40/0xfff0"))  # 8000-8015
+    >>> intersect_match(block, (("proto", "tcp"), ("tcp_dst", "8008")))
+    (('proto', 'tcp'), ('tcp_dst', '8008'))
+    >>> intersect_match(block, (("proto", "tcp"), ("tcp_dst", "8080"))) is None
+    True
+    >>> intersect_match((("proto", "tcp"),), (("proto", "udp"),)) is None
+    True
+    """
+    fields: dict[str, tuple[int, int]] = {}
+    proto = "ip"
+    for name, text in (*a, *b):
+        if name == "proto":
+            if text != "ip" and proto not in ("ip", text):
+                return None
+            proto = text if text != "ip" else proto
+            continue
+        width = 16 if name.endswith("_dst") else 8
+        value, mask = _value_mask(text, width)
+        if name in fields:
+            old_value, old_mask = fields[name]
+            if (old_value ^ value) & old_mask & mask:
+                return None
+            value, mask = (old_value & old_mask) | (value & mask), old_mask | mask
+        fields[name] = (value & mask, mask)
+    out = [("proto", proto)]
+    for name, (value, mask) in fields.items():
+        full = (1 << (16 if name.endswith("_dst") else 8)) - 1
+        out.append((name, str(value) if mask == full else f"{value:#x}/{mask:#x}"))
+    return tuple(out)
 
 
 def _meta(value: int, mask: int) -> tuple[str, str]:

@@ -6,6 +6,7 @@ with ``SEGCTL_UPDATE_GOLDEN=1 pytest tests/unit/test_compiler.py`` and review th
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable
 from dataclasses import replace
@@ -217,17 +218,29 @@ def test_cookie_names_for_leaf_spine() -> None:
     assert describe_cookie(0xFF << 48, net).endswith("(unknown)")
 
 
-def test_stateful_grants_rank_above_stateless() -> None:
-    net = _network("edge-cases")
+def _dst_priorities(net: Network) -> dict[str, int]:
     s2 = compile_network(net)["s2"]
-    prio = {
+    return {
         describe_cookie(r.cookie, net): r.priority
         for r in s2.rules
         if r.table == POLICY_DST.id and r.priority > 3000 - 100
     }
-    assert prio["policy lab/b-to-s"] > prio["policy lab/a-to-s"]
-    stateless = [r for r in s2.rules if describe_cookie(r.cookie, net) == "policy lab/a-to-s"]
+
+
+def test_stateful_grants_rank_above_stateless_ones_they_overlap() -> None:
+    net = _network("edge-cases")
+    # a-to-s (stateless) and b-to-s (stateful) never meet one packet (a and b differ): one priority
+    prio = _dst_priorities(net)
+    assert prio["policy lab/b-to-s"] == prio["policy lab/a-to-s"] == 3000
+    stateless = [
+        r for r in compile_network(net)["s2"].rules if describe_cookie(r.cookie, net) == "policy lab/a-to-s"
+    ]
     assert stateless and not any(isinstance(a, Ct) for r in stateless for a in r.actions)
+    # from one source on one service they overlap: the stateful grant ranks above (its commit wins)
+    doc = copy.deepcopy(EDGE_CASES)
+    doc["tenants"][0]["policies"][1]["from"] = {"endpoint": "a"}
+    prio = _dst_priorities(resolve(Intent.model_validate(doc)))
+    assert prio["policy lab/b-to-s"] > prio["policy lab/a-to-s"]
 
 
 def test_the_independent_verifier_proves_every_property(
@@ -467,8 +480,9 @@ def _conjunction_layout(programs: dict[str, SwitchProgram]) -> dict[tuple[int, i
             if (table, cid) in domains:
                 by_level.setdefault((table, prio), []).extend(domains[(table, cid)])
         for level, doms in by_level.items():
-            assert len(doms) == len(set(doms)), f"two conjunctions of one domain at {level}"
-            if len(doms) > 1:
+            # conjunctions of one domain at one level never meet one packet: check_conjunctions
+            # refuses them otherwise, and the verifier's findings list any overlap
+            if len(set(doms)) > 1:
                 shared_levels.setdefault(level, set()).update(doms)
     return shared_levels
 
@@ -478,7 +492,7 @@ def test_compiled_conjunctions_are_unique_per_table_and_domain(
 ) -> None:
     """Each conjunction id sits at one priority of a table and in one context domain; every
     rule of the policy band matches its domain's TENANT and ORIGIN bits; conjunctions that
-    share a (table, priority) belong to different domains (so they never overlap)."""
+    share a (table, priority) belong to different domains or never meet one packet."""
     _conjunction_layout(compiled[1])
 
 
@@ -564,7 +578,10 @@ def test_policy_band_is_per_domain() -> None:
     programs = compile_network(intent([1500, 1500]))
     prios = {r.priority for r in programs["s1"].rules if r.table == POLICY_SRC.id and 0 < r.priority <= 3000}
     assert min(prios) == 3000 - 1499
-    with pytest.raises(CompileError, match="2001 policy grants in the policy_src domain of tenant t1 exceed"):
+    with pytest.raises(
+        CompileError,
+        match="2001 policy grants need 2001 priorities in the policy_src domain of tenant t1, more than",
+    ):
         compile_network(intent([3, 2001]))
     # conjunction ids hold 18 bits of cookie index: a shared service past that is refused too
     far = Grant("far", Kind.SHARED, 1, (1 << 18) - 1, (), (), (), True, 1, 2)
@@ -624,7 +641,8 @@ def test_compiler_plans_paths_on_the_topology_model() -> None:
 COMPILED_DIGESTS = GOLDEN / "compiled.sha256"
 _DIGEST_HEADER = (
     "# sha256 of every switch's flows and meters text (switch name, flows, meters in fabric order),\n"
-    "# recorded with the compiler before it planned paths on the topology model (FabricPaths).\n"
+    "# last moved when grant priorities were packed (rank_grants: grants that never meet one packet\n"
+    "# share a priority and their clause flows; before that, by path planning on the topology model).\n"
     "# Regenerate with SEGCTL_UPDATE_GOLDEN=1 pytest tests/unit/test_compiler.py and review why it moved.\n"
 )
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from support.intents import set_users
 
 from segctl.controller.intake import intent_cost
 from segctl.errors import IntentError
@@ -159,3 +160,24 @@ def test_an_address_set_of_another_tenant_is_refused_with_the_reason() -> None:
         "tenants[lab].policies[x].to.address_set: unknown address_set api in tenant lab (tenant shop has "
         "one: a policy stays inside its tenant; cross-tenant traffic is declared in shared_services)"
     ]
+
+
+def test_a_set_named_by_several_rules_is_compiled_once_per_priority() -> None:
+    """Rules that never meet one packet share a priority, so the set's clause flows are one
+    flow per member carrying every rule's conjunction(): flows grow by each rule's own sources,
+    not by the set again per use."""
+
+    def policy_src(users: int) -> list[str]:
+        net = resolve(intent_from_document(set_users(users)))
+        flows = compile_network(net)["s1"].flows_text()
+        assert verify(net, {"s1": parse_flows(flows, source="s1")}).ok
+        return [x for x in flows.splitlines() if x.startswith("table=30,") and "conjunction(" in x]
+
+    one, three = policy_src(1), policy_src(3)
+    members = [line for line in three if "nw_dst=10.7.0." in line]
+    assert len(members) == 8  # the set's 8 backends: once, not 3 times
+    assert all(line.count("conjunction(") == 3 for line in members)
+    services = [line for line in three if "tcp_dst=" in line]
+    assert len(services) == 3 and all(line.count("conjunction(") == 3 for line in services)
+    # each extra use adds its 4 sources (clause 1) and nothing for the set or the services
+    assert len(three) - len(one) == 2 * 4
