@@ -608,7 +608,8 @@ def _finish(switch: str, rules: list[Rule]) -> tuple[Rule, ...]:
         if seen is rule or seen == rule:
             continue
         if _clause_only(seen) and _clause_only(rule):
-            clauses: list[Conjunction] = [a for a in (*seen.actions, *rule.actions) if isinstance(a, Conjunction)]
+            both = (*seen.actions, *rule.actions)
+            clauses: list[Conjunction] = [a for a in both if isinstance(a, Conjunction)]
             merged = sorted(set(clauses), key=lambda a: (a.id, a.clause))
             by_key[key] = replace(seen, actions=tuple(merged))
         else:

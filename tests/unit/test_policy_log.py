@@ -52,10 +52,11 @@ def _logged(programs: Any) -> list[tuple[str, int, int, Kind]]:
 def test_a_logged_policy_copies_its_decision_and_nothing_else() -> None:
     programs = _programs(_doc())
     logged = _logged(programs)
-    # api-to-db decides once, on s2 (api1's switch); the default deny on both switches
+    # api-to-db decides once, on s2 (api1's switch); the default deny on both switches.
+    # api-to-db meets no other grant's packets, so its packed rank is the top (3000)
     src = POLICY_SRC.id
     assert sorted(logged) == [("s1", src, 0, Kind.PIPELINE), ("s2", src, 0, Kind.PIPELINE),
-                              ("s2", src, 2999, Kind.POLICY)]  # fmt: skip
+                              ("s2", src, 3000, Kind.POLICY)]  # fmt: skip
     for prog in programs.values():
         for r in prog.rules:
             if any(isinstance(a, Controller) for a in r.actions):
