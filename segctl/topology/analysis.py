@@ -196,11 +196,13 @@ def _ordered_reachability(network: Network, tenants: Container[str] | None) -> R
     for rail in network.guardrails:
         if rail.action != "allow":
             continue
-        dsts = network.peer_select(rail.to)
+        dsts: dict[str, list[EndpointInfo]] = {}
+        for dst in network.peer_select(rail.to):
+            dsts.setdefault(dst.tenant, []).append(dst)
         for src in network.peer_select(rail.from_):
             if tenants is not None and src.tenant not in tenants:
                 continue
-            for dst in dsts:
+            for dst in dsts.get(src.tenant, ()):  # an allow never crosses tenants
                 if guardrail_applies(rail, src, dst):
                     pairs.setdefault((src.key, dst.key), (src, dst))
     position = {ep.key: i for i, ep in enumerate(network.endpoints)}
