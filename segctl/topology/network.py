@@ -170,11 +170,15 @@ class Network:
     def peer_select(self, peer: GuardrailPeer) -> list[EndpointInfo]:
         """The endpoints one side of a guardrail selects, in document order."""
         eps = self.endpoints if peer.tenant is None else self.tenant_endpoints(peer.tenant)
-        return [
+        out = [
             ep
             for ep in eps
             if peer.segment in (None, ep.segment) and (peer.cidr is None or ep.ip in peer.cidr)
         ]
+        if peer.address_set is not None and peer.tenant is not None:
+            chosen = {ep.key for ep in self.select(peer.tenant, Selector(address_set=peer.address_set))}
+            out = [ep for ep in out if ep.key in chosen]
+        return out
 
     def find_endpoint(self, ref: str) -> EndpointInfo:
         """Find ``tenant/name`` or a name unique across tenants; raise IntentError otherwise."""

@@ -585,17 +585,18 @@ class SharedService(_Strict):
 
 class GuardrailPeer(_Strict):
     """The endpoints one side of a guardrail selects: every endpoint, narrowed by any of
-    ``tenant``, ``segment`` (by name, in every tenant that has one so named) and ``cidr``
-    (endpoints whose address is inside; addresses may repeat across tenants)."""
+    ``tenant``, ``segment`` (by name, in every tenant that has one so named), ``cidr``
+    (endpoints whose address is inside; addresses may repeat across tenants) and
+    ``address_set`` (one of ``tenant``'s address sets)."""
 
     tenant: Name | None = None
     segment: Name | None = None
     cidr: Annotated[IPv4Network, BeforeValidator(_cidr_text)] | None = None
+    address_set: Name | None = None  # one of ``tenant``'s address sets (needs ``tenant``)
 
     def describe(self) -> str:
-        parts = [
-            f"{k} {getattr(self, k)}" for k in ("tenant", "segment", "cidr") if getattr(self, k) is not None
-        ]
+        keys = ("tenant", "segment", "cidr", "address_set")
+        parts = [f"{k.replace('_', ' ')} {getattr(self, k)}" for k in keys if getattr(self, k) is not None]
         return ", ".join(parts) or "any endpoint"
 
 

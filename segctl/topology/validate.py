@@ -53,9 +53,20 @@ def _check_guardrails(intent: Intent) -> list[Problem]:
     ]
     segments = {t.name: {s.name for s in t.segments} for t in intent.tenants}
     every_segment = {name for names in segments.values() for name in names}
+    address_sets = {t.name: {a.name for a in t.address_sets} for t in intent.tenants}
     for rail in intent.guardrails:
         for side, peer in (("from", rail.from_), ("to", rail.to)):
             where = f"guardrails[{rail.name}].{side}"
+            if peer.address_set is not None and peer.tenant is None:
+                problems.append(
+                    Problem(where, f"address set {peer.address_set} needs a tenant (sets are per tenant)")
+                )
+            elif peer.address_set is not None and peer.address_set not in address_sets.get(
+                peer.tenant or "", ()
+            ):
+                problems.append(
+                    Problem(where, f"unknown address set {peer.address_set} of tenant {peer.tenant}")
+                )
             if peer.tenant is not None and peer.tenant not in segments:
                 problems.append(Problem(where, f"unknown tenant {peer.tenant}"))
             elif peer.segment is not None and peer.segment not in (
@@ -69,13 +80,19 @@ def _check_guardrails(intent: Intent) -> list[Problem]:
 
 
 def _peer_endpoints(intent: Intent, peer: GuardrailPeer) -> list[tuple[Tenant, Endpoint]]:
-    return [
-        (t, ep)
-        for t in intent.tenants
-        if peer.tenant in (None, t.name)
-        for ep in t.endpoints
-        if peer.segment in (None, ep.segment) and (peer.cidr is None or ep.ip in peer.cidr)
-    ]
+    """What a peer selects, before resolution (as ``Network.peer_select`` does after it)."""
+    out = []
+    for t in intent.tenants:
+        if peer.tenant not in (None, t.name):
+            continue
+        aset = next((a for a in t.address_sets if a.name == peer.address_set), None)
+        for ep in t.endpoints:
+            if peer.segment not in (None, ep.segment) or (peer.cidr is not None and ep.ip not in peer.cidr):
+                continue
+            if peer.address_set is not None and (aset is None or not in_address_set(aset, ep.name, ep.ip)):
+                continue
+            out.append((t, ep))
+    return out
 
 
 def _guardrail_gateways(intent: Intent, rail: Guardrail) -> list[Problem]:

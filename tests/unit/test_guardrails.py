@@ -63,6 +63,21 @@ def test_guardrail_keys_validate_and_bad_references_name_their_place() -> None:
     assert "guardrails[web-never-db]" in text and "duplicate guardrail name" in text
 
 
+def test_a_peer_may_name_an_address_set_of_its_tenant() -> None:
+    doc = _doc()
+    doc["guardrails"][3]["to"] = {"tenant": "corp", "address_set": "backends"}  # ops-may-ping: app1, db1
+    net = _net(doc)
+    ops = net.find_endpoint("corp/ops1")
+    pinged = {d.name for d in net.endpoints if allowed_grants(net, ops, d, "icmp", icmp_type=8)}
+    assert pinged == {"app1", "db1"}
+    doc["guardrails"][3]["to"] = {"address_set": "backends"}
+    doc["guardrails"][2]["from"] = {"tenant": "corp", "address_set": "nope"}
+    with pytest.raises(IntentError) as err:
+        _net(doc)
+    assert "guardrails[ops-may-ping].to: address set backends needs a tenant" in str(err.value)
+    assert "guardrails[web-never-db].from: unknown address set nope of tenant corp" in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("change", "words"),
     [
