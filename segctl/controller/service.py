@@ -193,6 +193,9 @@ class ControllerService:
         # an intent was loaded or applied while they were away; no resync proves the fabric
         # while one is left (it may be connected, its own resync queued behind this one)
         self._unsynced: set[str] = set()
+        # switches whose resync is waiting for its turn: the periodic audit leaves them to it
+        # (it would find their tables empty and call that drift, then repair it twice over)
+        self._connecting: set[str] = set()
 
     # -- state --------------------------------------------------------------------------
 
@@ -386,6 +389,13 @@ class ControllerService:
 
     def on_switch_connected(self, switch: str) -> None:
         """A known switch (re)connected: replace all its rules and meters with the desired ones."""
+        self._connecting.add(switch)
+        try:
+            self._resync(switch)
+        finally:
+            self._connecting.discard(switch)
+
+    def _resync(self, switch: str) -> None:
         with self._turn(Priority.URGENT, SYSTEM, bounded=False):
             started = time.perf_counter()
             tables = self.desired(switch)
@@ -516,10 +526,14 @@ class ControllerService:
         self.reconcile()
 
     def reconcile(self, switch: str | None = None, *, actor: str = SYSTEM) -> list[DriftReport]:
-        """Compare live flows and meters with the desired ones; log and repair drift."""
+        """Compare live flows and meters with the desired ones; log and repair drift. Without
+        ``switch``: every connected switch but those whose resync waits for its turn."""
         with self._turn(Priority.CHANGE, actor, bounded=actor != SYSTEM):
             connected = self.southbound.connected_switches()
-            names = sorted(connected) if switch is None else [switch]
+            if switch is not None:
+                names = [switch]
+            else:  # a switch whose resync is queued gets its tables from it, not from an audit
+                names = sorted(name for name in connected if name not in self._connecting)
             return [self._reconcile_one(name, actor) for name in names]
 
     # -- a change: plan -> gate -> push -> record ---------------------------------------

@@ -478,3 +478,39 @@ def test_in_os_thread_keeps_the_hub_running_and_reraises() -> None:
         hub.kill(thread)
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert len(ticks) >= 20 and max(gaps) < 0.2, (len(ticks), max(gaps))
+
+
+def test_the_audit_leaves_a_reconnecting_switch_to_its_resync(tmp_path: Path) -> None:
+    """A switch reconnects (empty tables) while the periodic audit holds the turn: its resync
+    waits behind the audit. The audit must not call the empty tables drift (and repair them,
+    before the resync replaces them again): it leaves the switch to the resync."""
+    import threading
+
+    class Reconnecting(MemorySouthbound):
+        armed = False
+        hook: threading.Thread | None = None
+
+        def connected_switches(self) -> list[str]:
+            if self.armed and self.hook is None:
+                self.connect("leaf2", wipe=True)  # the switch is back; the framework calls the hook
+                self.hook = threading.Thread(target=service.on_switch_connected, args=("leaf2",))
+                self.hook.start()
+                for _ in range(200):  # until the hook is waiting for its turn (or 1 s)
+                    if service.queue.waiting():
+                        break
+                    threading.Event().wait(0.005)
+            return super().connected_switches()
+
+    sb = Reconnecting(SWITCHES)
+    service = make_service(tmp_path / "c.db", sb)
+    service.apply(LEAF_SPINE, actor="alice")
+    sb.disconnect("leaf2")
+    service.on_switch_disconnected("leaf2")
+    sb.armed = True
+    reports = service.reconcile()  # the audit: leaf2 comes back during it
+    assert sb.hook is not None
+    sb.hook.join(timeout=30)
+    assert "leaf2" not in {r.switch for r in reports}
+    assert "drift.detected" not in actions(service)
+    assert actions(service).count("switch.resync") == 1
+    assert_in_sync(service, sb)
