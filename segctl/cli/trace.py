@@ -37,8 +37,11 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 _NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
-#: ICMP query types and the type of their reply (echo, timestamp, information, address mask).
-ICMP_REPLY = {8: 0, 13: 14, 15: 16, 17: 18}
+#: ICMP query types and the type of their reply: the pairs OVS conntrack tracks (echo,
+#: timestamp, information), as ``segctl.topology.grants.ICMP_REPLY_TYPES`` (the verifier's
+#: table; a unit test keeps them equal, this module imports no intent code at start-up).
+#: An address mask request (17) is not one of them: conntrack calls it invalid.
+ICMP_REPLY = {8: 0, 13: 14, 15: 16}
 DEFAULT_SPORT, DEFAULT_DPORT, DEFAULT_ICMP_TYPE = 40000, 80, 8
 #: The states a reply's ct() lookup returns where the request was / was not committed.
 CT_REPLY, CT_NEW = "trk,est,rpl", "trk,new"

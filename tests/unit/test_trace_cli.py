@@ -127,6 +127,10 @@ def test_states_set_by_hand_are_passed_and_not_judged(
             ["--from", "acme/web1", "--to", "acme/app1", "--reply", "--proto", "icmp", "--icmp-type", "3"],
             "3: not an icmp query, so it has no reply",
         ),
+        (  # address mask: OVS conntrack does not track it, nor does the verifier
+            ["--from", "acme/web1", "--to", "acme/app1", "--reply", "--proto", "icmp", "--icmp-type", "17"],
+            "17: not an icmp query, so it has no reply",
+        ),
         (["--from", "acme/web1", "--to", "10.1.2.99", "--reply"], "--reply needs an endpoint to reply"),
     ],
 )
@@ -328,3 +332,10 @@ def test_echo_reply_of_a_typed_grant_passes_as_reply(
     assert "icmp type 0 code 0" in out.splitlines()[0]
     assert "intent: allowed reply of a connection allowed by policy monitor-ping (stateful)" in out
     assert "=> delivered to ops/mon1 (s1:1)" in out
+
+
+def test_trace_reply_types_are_the_verifiers() -> None:
+    from segctl.cli.trace import ICMP_REPLY
+    from segctl.topology.grants import ICMP_REPLY_TYPES
+
+    assert ICMP_REPLY == ICMP_REPLY_TYPES
