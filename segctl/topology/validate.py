@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 
 from segctl.errors import IntentError, Problem
 from segctl.topology.schema import Endpoint, Guardrail, GuardrailPeer, Intent, Policy, Selector, Tenant
@@ -471,6 +471,8 @@ def _group_endpoints(tenant: Tenant, group_name: str) -> list[Endpoint]:
 def _check_shared_services(intent: Intent) -> list[Problem]:
     problems: list[Problem] = []
     tenants = {t.name: t for t in intent.tenants}
+    # (consumer tenant, segment) -> provider address -> (provider endpoint, shared service)
+    reached: dict[tuple[str, str], dict[IPv4Address, tuple[str, str]]] = defaultdict(dict)
     for name in sorted(_duplicates(s.name for s in intent.shared_services)):
         problems.append(Problem(f"shared_services[{name}]", "duplicate shared service name"))
     for svc in intent.shared_services:
@@ -533,6 +535,14 @@ def _check_shared_services(intent: Intent) -> list[Problem]:
             else:
                 consumer_segs = list(tenant.segments)
             for cseg in consumer_segs:
+                problems += _one_provider_per_address(
+                    where,
+                    f"{tenant.name}/{cseg.name}",
+                    reached[(tenant.name, cseg.name)],
+                    provider,
+                    provider_eps,
+                    svc.name,
+                )
                 if cseg.gateway is None:
                     problems.append(
                         Problem(
@@ -549,6 +559,31 @@ def _check_shared_services(intent: Intent) -> list[Problem]:
                                 f"segment {provider.name}/{pseg.name} ({pseg.cidr}); NAT is not supported",
                             )
                         )
+    return problems
+
+
+def _one_provider_per_address(
+    where: str,
+    consumer: str,
+    seen: dict[IPv4Address, tuple[str, str]],
+    provider: Tenant,
+    endpoints: list[Endpoint],
+    service: str,
+) -> list[Problem]:
+    """A consumer segment routes to a provider by its address: two providers it reaches (of
+    tenants that reuse addresses) may not share one, or its traffic could go to either."""
+    problems = []
+    for ep in endpoints:
+        name = f"{provider.name}/{ep.name}"
+        other = seen.setdefault(ep.ip, (name, service))
+        if other[0] != name:
+            problems.append(
+                Problem(
+                    where,
+                    f"consumer segment {consumer} would reach two providers at {ep.ip} ({other[0]} in shared "
+                    f"service {other[1]}, {name} in {service}); a consumer must reach each address once",
+                )
+            )
     return problems
 
 

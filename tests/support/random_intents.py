@@ -294,12 +294,20 @@ def small_intents(draw: st.DrawFn, max_endpoints: int = 8, ordered: bool = False
     # Shared services need gateways on both sides and disjoint address plans (no NAT).
     routed = [(t, p) for t, p in zip(tenants, plans, strict=True) if "gateway" in t["segments"][0]]
     shared = []
+    # a consumer reaches providers of one tenant per address plan (the addresses repeat)
+    provider_of: dict[tuple[str, int], str] = {}
     for i in range(draw(st.integers(0, 2))):
         providers = [(t, p) for t, p in routed if t["endpoints"] and any(q != p for _, q in routed)]
         if not providers:
             break
         provider, plan = draw(st.sampled_from(providers))
-        others = [t for t, q in routed if q != plan]
+        others = [
+            t
+            for t, q in routed
+            if q != plan and provider_of.get((t["name"], plan), provider["name"]) == provider["name"]
+        ]
+        if not others:
+            continue
         pnames = [ep["name"] for ep in provider["endpoints"]]
         chosen = (
             {"endpoints": draw(st.lists(st.sampled_from(pnames), min_size=1, unique=True))}
@@ -312,6 +320,8 @@ def small_intents(draw: st.DrawFn, max_endpoints: int = 8, ordered: bool = False
                 st.lists(st.sampled_from(others), min_size=1, max_size=2, unique_by=lambda c: c["name"])
             )
         ]
+        for c in consumers:
+            provider_of[(c["tenant"], plan)] = provider["name"]
         shared.append(
             {
                 "name": f"x{i}",
