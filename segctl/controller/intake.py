@@ -94,19 +94,22 @@ def _ports(services: Iterable[Service]) -> int:
 
 
 def intent_cost(intent: Intent, tenant: str | None = None) -> Cost:
-    """What ``intent`` (or one of its tenants) asks of the compiler and the proof."""
+    """What ``intent`` (or one of its tenants) asks of the compiler and the proof; guardrails
+    count as policies (and their ports as ports) of the whole intent."""
     tenants = [t for t in intent.tenants if tenant is None or t.name == tenant]
     sets = intent.service_sets
     ports = sum(
         _ports(services_with_sets(p.services, p.service_sets, sets)) for t in tenants for p in t.policies
     )
+    rails = intent.guardrails if tenant is None else []  # the admin's tier: whole-intent cost only
     if tenant is None:
         ports += sum(
             _ports(services_with_sets(s.services, s.service_sets, sets)) for s in intent.shared_services
         )
+        ports += sum(_ports(services_with_sets(g.services, g.service_sets, sets)) for g in rails)
     return Cost(
         endpoints=sum(len(t.endpoints) for t in tenants),
-        policies=sum(len(t.policies) for t in tenants),
+        policies=sum(len(t.policies) for t in tenants) + len(rails),
         ports=ports,
     )
 

@@ -289,3 +289,13 @@ def test_scenario_picks_a_logged_guardrail_denial_of_a_tenant_allowed_ping() -> 
     for g in unlogged["guardrails"]:
         g["log"] = False
     assert logged_denial(_net(unlogged)) is None
+
+
+def test_guardrails_count_in_the_controllers_cost_limits() -> None:
+    from segctl.controller.intake import intent_cost
+
+    doc = _doc()
+    with_rails, without = Intent.model_validate(doc), Intent.model_validate({**doc, "guardrails": []})
+    assert intent_cost(with_rails).policies == intent_cost(without).policies + 5
+    assert intent_cost(with_rails).ports > intent_cost(without).ports
+    assert intent_cost(with_rails, "corp") == intent_cost(without, "corp")  # a tenant's share: its own
