@@ -295,9 +295,23 @@ def pair_rules(network: Network, src: EndpointInfo, dst: EndpointInfo) -> tuple[
     return Decider(network).rules(src, dst)
 
 
+_KIND_RANK = {"guardrail": 0, "intra-segment": 1, "policy": 2, "shared-service": 3}
+
+
 def decide(rules: Sequence[RuleRef]) -> tuple[Grant, ...]:
     """The allows of ``rules`` (evaluation order) narrowed to what each decides; an allow that
-    decides nothing is left out. Guardrails decide one by one; the tenant tier by levels."""
+    decides nothing is left out. Guardrails decide one by one; the tenant tier by levels.
+
+    When every rule is an allow the order decides nothing: the grants add up, each with all
+    its services, listed by kind then document order (as an intent without ordered rules
+    lists them), so a pair's grants never depend on other pairs' rules."""
+    if all(rule.action == "allow" for rule in rules):
+        union: list[Grant] = []
+        for rule in sorted(rules, key=lambda r: (_KIND_RANK[r.kind], r.order[2])):
+            grant = Grant(rule.kind, rule.name, rule.services, rule.stateful)
+            if grant not in union:
+                union.append(grant)
+        return tuple(union)
     out: list[Grant] = []
     remaining, passed = ServiceSpace.everything(), ServiceSpace.nothing()
     tenant: list[RuleRef] = []

@@ -299,3 +299,22 @@ def test_guardrails_count_in_the_controllers_cost_limits() -> None:
     assert intent_cost(with_rails).policies == intent_cost(without).policies + 5
     assert intent_cost(with_rails).ports > intent_cost(without).ports
     assert intent_cost(with_rails, "corp") == intent_cost(without, "corp")  # a tenant's share: its own
+
+
+def test_a_pairs_grants_depend_only_on_its_own_rules() -> None:
+    """A deny policy in one tenant makes the intent ordered; the other tenants' pairs keep the
+    grants they had (an intra-segment pair with a policy inside it still lists both): the
+    incremental verifier re-proves only the changed tenant and must find the same rows."""
+    doc = _doc()
+    doc["guardrails"] = []
+    for t in doc["tenants"]:
+        t["policies"] = [p for p in t.get("policies", []) if p.get("action") != "deny"]
+    doc["tenants"][2]["policies"] = [
+        {"name": "lan", "from": {"segment": "lan"}, "to": {"segment": "lan"}, "services": [{"proto": "tcp"}]}
+    ]
+    plain = _net(doc)
+    doc["tenants"][1]["policies"][0]["action"] = "deny"
+    ordered = _net(doc)
+    lab = {k: v for k, v in expected_reachability(plain).items() if k[0][0] == "lab"}
+    assert lab == {k: v for k, v in expected_reachability(ordered).items() if k[0][0] == "lab"}
+    assert [g.kind for g in lab[(("lab", "l1"), ("lab", "l2"))]] == ["intra-segment", "policy"]
