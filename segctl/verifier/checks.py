@@ -228,7 +228,7 @@ def isolation(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
                     grants = exp.shared.get((src.key, dst.key))
                     if grants:
                         by_grants.setdefault(tuple(grants), []).append(inp.tag_of[src.key])
-                elif (src.key, dst.key) in exp.shared or (dst.key, src.key) in exp.shared:
+                elif (src.key, dst.key) in exp.declared or (dst.key, src.key) in exp.declared:
                     by_grants.setdefault(None, []).append(inp.tag_of[src.key])
             allowed = hs.union(
                 hs.tag_set(tags) & (hs.oeq("eth_type", ETH_IP) if key is None else sp.grants(key))

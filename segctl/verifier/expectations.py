@@ -64,19 +64,24 @@ class PairMap(Mapping[Pair, tuple[Grant, ...]]):
 
 
 def _tenant_docs(network: Network) -> dict[str, object]:
-    """Per tenant what its rows depend on besides the structure: its policies and groups."""
-    return {t.name: (t.policies, t.groups) for t in network.intent.tenants}
+    """Per tenant what its rows depend on besides the structure: its policies, groups and
+    address sets (which its selectors name)."""
+    return {t.name: (t.policies, t.groups, t.address_sets) for t in network.intent.tenants}
 
 
 def _shared_doc(network: Network) -> object:
-    """What the shared-service pairs depend on besides the structure: the shared services and
-    the groups of every tenant they name."""
+    """What the shared-service pairs depend on besides the structure: the shared services, the
+    groups of every tenant they name, and the guardrails (which decide before every tenant's
+    policies and narrow shared services: a change of theirs computes every row again)."""
     named = set()
     for svc in network.shared_services:
         named.add(svc.provider.tenant)
         named.update(c.tenant for c in svc.consumers)
     groups = tuple((t.name, t.groups) for t in network.intent.tenants if t.name in named)
-    return (tuple(network.shared_services), groups)
+    rails = network.intent.guardrails
+    in_rails = {p.tenant for g in rails for p in (g.from_, g.to) if p.address_set is not None}
+    sets = tuple((t.name, t.address_sets) for t in network.intent.tenants if t.name in in_rails)
+    return (tuple(network.shared_services), groups, tuple(rails), sets)
 
 
 @dataclass
@@ -98,6 +103,9 @@ class Expectations:
     changed: frozenset[EndpointKey]
     _docs: dict[str, object]
     _shared_doc: object
+    #: (consumer, provider) of every declared shared service, before guardrails narrow them
+    #: (what replies may cross in any conntrack state; equal to ``shared``'s pairs without them)
+    declared: frozenset[Pair] = frozenset()
 
     @classmethod
     def of(cls, network: Network, previous: Expectations | None = None) -> Expectations:
@@ -110,7 +118,7 @@ class Expectations:
             shared, shared_keys, owners, owners_key = _shared(network, rows)
             return cls(
                 PairMap(sources, rows), rows, shared, shared_keys, owners, owners_key,
-                frozenset(sources), docs, shared_doc,
+                frozenset(sources), docs, shared_doc, _declared(network, shared),
             )  # fmt: skip
         tenants = {name for name, doc in docs.items() if previous._docs.get(name) != doc}
         rows = dict(previous.rows)
@@ -123,8 +131,20 @@ class Expectations:
                     changed.add(ep.key)
         return cls(
             PairMap(sources, rows), rows, previous.shared, previous.shared_keys, previous.owners,
-            previous.owners_key, frozenset(changed), docs, shared_doc,
+            previous.owners_key, frozenset(changed), docs, shared_doc, previous.declared,
         )  # fmt: skip
+
+
+def _declared(network: Network, shared: Mapping[Pair, object]) -> frozenset[Pair]:
+    """The declared shared-service pairs: ``shared``'s own unless guardrails narrow them."""
+    if not network.intent.guardrails:
+        return frozenset(shared)
+    return frozenset(
+        (c.key, p.key)
+        for svc in network.shared_services
+        for c in network.shared_consumers(svc)
+        for p in network.shared_providers(svc)
+    )
 
 
 def _rows(reach: Mapping[Pair, tuple[Grant, ...]]) -> dict[EndpointKey, Row]:

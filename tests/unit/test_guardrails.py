@@ -318,3 +318,18 @@ def test_a_pairs_grants_depend_only_on_its_own_rules() -> None:
     lab = {k: v for k, v in expected_reachability(plain).items() if k[0][0] == "lab"}
     assert lab == {k: v for k, v in expected_reachability(ordered).items() if k[0][0] == "lab"}
     assert [g.kind for g in lab[(("lab", "l1"), ("lab", "l2"))]] == ["intra-segment", "policy"]
+
+
+def test_a_shared_service_a_guardrail_denies_whole_still_verifies() -> None:
+    """Found by the long agreement profile: a guardrail denying all of a shared service's
+    services for a pair left the compiled reply route for the declared pair; the isolation
+    check in any conntrack state now reads the declared pairs (no connection of theirs can be
+    committed: the new-connection check and commit safety hold that)."""
+    doc = _doc()
+    doc["guardrails"] = [
+        {"name": "no-dns", "priority": 1, "action": "deny", "from": {"tenant": "lab"},
+         "services": [{"proto": "udp", "port": 53}, {"proto": "tcp", "port": 53}]},
+    ]  # fmt: skip
+    net = _net(doc)
+    assert not [pair for pair in expected_reachability(net) if pair[0][0] == "lab" and pair[1][0] == "infra"]
+    assert all(_verdicts(net).values())
