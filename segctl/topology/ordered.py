@@ -208,10 +208,12 @@ def policy_order(policy: Policy, index: int) -> tuple[int, int, int]:
 
 
 def is_ordered(network: Network) -> bool:
-    """Does the intent use ordered rules (a guardrail or a deny policy)? Without them every
-    rule is an allow, and the relation is the union of the grants."""
+    """Does the intent use ordered rules: a guardrail, a deny policy, or a tenant whose
+    policies have more than one priority? Without them every rule is an allow of one level,
+    and the relation is the union of the grants."""
     return bool(network.intent.guardrails) or any(
-        p.action == "deny" for t in network.intent.tenants for p in t.policies
+        any(p.action == "deny" for p in t.policies) or len({p.priority for p in t.policies}) > 1
+        for t in network.intent.tenants
     )
 
 
@@ -302,10 +304,12 @@ def decide(rules: Sequence[RuleRef]) -> tuple[Grant, ...]:
     """The allows of ``rules`` (evaluation order) narrowed to what each decides; an allow that
     decides nothing is left out. Guardrails decide one by one; the tenant tier by levels.
 
-    When every rule is an allow the order decides nothing: the grants add up, each with all
-    its services, listed by kind then document order (as an intent without ordered rules
-    lists them), so a pair's grants never depend on other pairs' rules."""
-    if all(rule.action == "allow" for rule in rules):
+    When the rules are tenant-tier allows of one priority (and the intra-segment allow), the
+    order decides nothing: the grants add up, each with all its services, listed by kind
+    then document order (as an intent without ordered rules lists them), so a pair's grants
+    never depend on other pairs' rules."""
+    levels = {rule.order[0] for rule in rules if rule.kind == "policy"}
+    if len(levels) <= 1 and all(rule.action == "allow" and rule.tier == "tenant" for rule in rules):
         union: list[Grant] = []
         for rule in sorted(rules, key=lambda r: (_KIND_RANK[r.kind], r.order[2])):
             grant = Grant(rule.kind, rule.name, rule.services, rule.stateful)

@@ -333,3 +333,25 @@ def test_a_shared_service_a_guardrail_denies_whole_still_verifies() -> None:
     net = _net(doc)
     assert not [pair for pair in expected_reachability(net) if pair[0][0] == "lab" and pair[1][0] == "infra"]
     assert all(_verdicts(net).values())
+
+
+def test_the_first_priority_decides_replies_too() -> None:
+    """Found by the long agreement profile: a stateless allow at priority 100 and a stateful
+    allow at 500 of the same packets. The compiler puts the stateless one first (no commit),
+    so the intent means no replies; at one priority the allows add up (replies pass)."""
+    from segctl.topology.analysis import reply_allowed
+
+    doc = _doc()
+    doc["guardrails"] = []
+    doc["tenants"][1]["policies"] = [
+        {"name": "stateful", "from": {"segment": "web"}, "to": {"segment": "app"},
+         "services": [{"proto": "tcp", "port": 8080}]},
+        {"name": "stateless", "priority": 100, "stateful": False, "from": {"segment": "web"},
+         "to": {"segment": "app"}, "services": [{"proto": "tcp", "port": 8080}]},
+    ]  # fmt: skip
+    for priority, replies in ((100, False), (500, True)):
+        doc["tenants"][1]["policies"][1]["priority"] = priority
+        net = _net(doc)
+        web, app = net.find_endpoint("corp/web1"), net.find_endpoint("corp/app1")
+        assert reply_allowed(net, web, app, "tcp", 8080) is replies
+        assert all(_verdicts(net).values())
