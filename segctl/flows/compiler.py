@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from segctl.errors import CompileError
+from segctl.flows.conjunctions import check_conjunctions
 from segctl.flows.guardrails import ordered_grants
 from segctl.flows.meters import MeterSpec, endpoint_meter
 from segctl.flows.pipeline import (
@@ -56,7 +57,7 @@ from segctl.flows.pipeline import (
     SHARED_REPLY,
     metadata_value,
 )
-from segctl.flows.policy import Grant, GrantCache, check_conjunctions, grant_rules
+from segctl.flows.policy import Grant, GrantCache, grant_rules
 from segctl.flows.rules import Rule, rules_text
 from segctl.openflow.cookies import Kind, make_cookie
 from segctl.openflow.ofctl import (

@@ -19,6 +19,7 @@ from support.intents import EDGE_CASES
 
 from segctl.errors import CompileError
 from segctl.flows.compiler import SwitchProgram, compile_network
+from segctl.flows.conjunctions import check_conjunctions
 from segctl.flows.pipeline import (
     CLASSIFY,
     EGRESS,
@@ -30,7 +31,7 @@ from segctl.flows.pipeline import (
     ROUTE,
     TABLES,
 )
-from segctl.flows.policy import Grant, check_conjunctions, rank_grants
+from segctl.flows.policy import Grant, rank_grants
 from segctl.flows.rules import Rule
 from segctl.openflow.cookies import Kind, decode_cookie, describe_cookie
 from segctl.openflow.ofctl import (
