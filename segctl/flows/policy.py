@@ -51,6 +51,7 @@ from segctl.flows.pipeline import (
 from segctl.flows.rules import Rule
 from segctl.openflow.cookies import Kind, make_cookie
 from segctl.openflow.ofctl import Action, Conjunction, Controller, Ct, Drop, GotoTable
+from segctl.topology.grants import Ranges, intersect_ranges, merge_ranges
 from segctl.topology.network import EndpointInfo, Network
 from segctl.topology.ordered import ACTION_ORDER
 from segctl.topology.schema import DEFAULT_POLICY_PRIORITY, Service
@@ -59,7 +60,9 @@ __all__ = [
     "CONJ_INDEX_BITS",
     "CONJ_SHARED_BIT",
     "CONJ_TENANT_SHIFT",
+    "PACK_ENDPOINTS",
     "PACK_LIMIT",
+    "PACK_SERVICES",
     "Domain",
     "Grant",
     "GrantCache",
@@ -72,6 +75,7 @@ __all__ = [
     "port_range_masks",
     "rank_grants",
     "service_matches",
+    "service_spans",
     "tenant_grants",
 ]
 
@@ -325,32 +329,105 @@ def rank_grants(grants: Sequence[Grant], names: dict[int, str] | None = None) ->
     return [replace(g, src_rank=ranks[i][0], dst_rank=ranks[i][1]) for i, g in enumerate(grants)]
 
 
-_Keys = tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]]
+#: Per protocol (``tcp``, ``udp``: destination ports; ``icmp``: type << 8 | code) the merged
+#: ranges a grant's service matches take; ``None`` for every IPv4 packet.
+Spans = dict[str, Ranges] | None
+_Keys = tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]], Spans]
 
 
 def _endpoint_keys(grant: Grant) -> _Keys:
-    return frozenset(ep.key for ep in grant.sources), frozenset(ep.key for ep in grant.destinations)
+    return (
+        frozenset(ep.key for ep in grant.sources),
+        frozenset(ep.key for ep in grant.destinations),
+        service_spans(grant.services),
+    )
+
+
+def _span(name: str, text: str, width: int) -> tuple[int, int]:
+    value, mask = _value_mask(text, width)
+    full = (1 << width) - 1
+    low = ~mask & full
+    if low & (low + 1):  # not a prefix block: take the whole field (an over-approximation)
+        return (0, full)
+    return (value & mask, (value & mask) | low)
+
+
+def service_spans(services: Sequence[Match]) -> Spans:
+    """The ranges ``services`` take per protocol, merged (linear in the services), so two
+    grants' services meet iff some protocol's ranges do: no pairwise match comparison.
+
+    >>> block = (("proto", "tcp"), ("tcp_dst", "0x1f40/0xfff0"))
+    >>> service_spans((block, (("proto", "icmp"), ("icmp_type", "8"))))
+    {'tcp': ((8000, 8015),), 'icmp': ((2048, 2303),)}
+    """
+    out: dict[str, list[tuple[int, int]]] = {}
+    for match in services:
+        fields = dict(match)
+        proto = fields.get("proto", "ip")
+        if proto == "ip":
+            return None
+        if proto in ("tcp", "udp"):
+            port = fields.get(f"{proto}_dst")
+            out.setdefault(proto, []).append((0, 0xFFFF) if port is None else _span(proto, port, 16))
+        else:  # icmp: type << 8 | code
+            icmp_type, code = fields.get("icmp_type"), fields.get("icmp_code")
+            if icmp_type is None:
+                span = (0, 0xFFFF)
+            else:
+                base = int(icmp_type) << 8
+                span = (base, base | 0xFF) if code is None else (base | int(code), base | int(code))
+            out.setdefault(proto, []).append(span)
+    return {proto: merge_ranges(ranges) for proto, ranges in out.items()}
+
+
+def _spans_meet(a: Spans, b: Spans) -> bool:
+    if a is None or b is None:
+        return (a is None or bool(a)) and (b is None or bool(b))
+    return any(intersect_ranges(ranges, b[proto]) for proto, ranges in a.items() if proto in b)
 
 
 def grants_overlap(a: Grant, b: Grant, a_keys: _Keys | None = None, b_keys: _Keys | None = None) -> bool:
     """May one packet match both grants: common sources, common destinations, a common service?"""
-    (sa, da), (sb, db) = a_keys or _endpoint_keys(a), b_keys or _endpoint_keys(b)
+    (sa, da, va), (sb, db, vb) = a_keys or _endpoint_keys(a), b_keys or _endpoint_keys(b)
     if sa.isdisjoint(sb) or da.isdisjoint(db):
         return False
-    return any(intersect_match(x, y) is not None for x in a.services for y in b.services)
+    return _spans_meet(va, vb)
+
+
+#: A grant packs (shares a priority with grants it never meets) only when its conjunction
+#: is small enough for check_conjunctions to prove two at one priority disjoint cheaply
+#: (flow pairs of two clauses); a bigger one gets a priority of its own, as before packing.
+PACK_SERVICES, PACK_ENDPOINTS = 32, 512
+
+
+def _packable(grant: Grant) -> bool:
+    return (
+        len(grant.services) <= PACK_SERVICES
+        and len(grant.sources) <= PACK_ENDPOINTS
+        and len(grant.destinations) <= PACK_ENDPOINTS
+    )
 
 
 def _packed(group: list[int], grants: Sequence[Grant], keys: list[_Keys]) -> dict[int, int]:
     """Ranks of one domain's grants (precedence order): one below the lowest earlier grant it
-    overlaps; sequential past :data:`PACK_LIMIT`."""
+    overlaps; a big grant (:data:`PACK_SERVICES`) alone at the next free rank; sequential
+    past :data:`PACK_LIMIT`."""
     if len(group) > PACK_LIMIT:
         return {i: rank for rank, i in enumerate(group)}
     ranks: dict[int, int] = {}
+    alone: set[int] = set()  # ranks held by a big grant
     for i in group:
+        if not _packable(grants[i]):
+            rank = max(ranks.values(), default=-1) + 1
+            alone.add(rank)
+            ranks[i] = rank
+            continue
         rank = 0
         for j, other in ranks.items():
             if other >= rank and grants_overlap(grants[i], grants[j], keys[i], keys[j]):
                 rank = other + 1
+        while rank in alone:
+            rank += 1
         ranks[i] = rank
     return ranks
 
