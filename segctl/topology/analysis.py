@@ -105,7 +105,7 @@ def grant_sets(network: Network, tenants: Container[str] | None = None) -> list[
     Under ordered rules (guardrails or deny policies) a declared allow is no longer a
     product of its sources and destinations; the sets are then what the allows decide,
     per source: one set per (source, grant) with the destinations it reaches by it."""
-    if _ordered(network):
+    if is_ordered(network):
         return _decided_sets(network, tenants)
     return _declared_sets(network, tenants)
 
@@ -162,7 +162,7 @@ def expected_reachability(network: Network, tenants: Container[str] | None = Non
     With ``tenants``, only the pairs whose source belongs to one of them (exactly those
     pairs of the whole relation: a pair's grants never depend on other pairs).
     """
-    if _ordered(network):
+    if is_ordered(network):
         return _ordered_reachability(network, tenants)
     result: dict[tuple[EndpointKey, EndpointKey], list[Grant]] = {}
     for item in grant_sets(network, tenants):
@@ -179,15 +179,11 @@ def expected_reachability(network: Network, tenants: Container[str] | None = Non
     return {pair: tuple(_sorted_grants(grants)) for pair, grants in ordered}
 
 
-def _ordered(network: Network) -> bool:
-    return is_ordered(network)
-
-
 def _ordered_reachability(network: Network, tenants: Container[str] | None) -> Reachability:
     """:func:`expected_reachability` under ordered rules: the candidate pairs are those of
     the allows (grant sets and same-tenant guardrail allows); each pair's grants are what
     its allows decide (:func:`segctl.topology.ordered.decide`), pairs left with none dropped."""
-    decider = Decider(network)
+    decider = Decider.of(network)
     pairs: dict[tuple[EndpointKey, EndpointKey], tuple[EndpointInfo, EndpointInfo]] = {}
     for item in _declared_sets(network, tenants):
         for src in item.sources:
@@ -248,8 +244,8 @@ def pair_grants(network: Network, src: EndpointInfo, dst: EndpointInfo) -> tuple
     """
     if src.key == dst.key:
         return ()
-    if _ordered(network):
-        return Decider(network).grants(src, dst)
+    if is_ordered(network):
+        return Decider.of(network).grants(src, dst)
     grants: list[Grant] = []
     if src.tenant == dst.tenant and src.segment == dst.segment:
         seg = network.segment(src.tenant, src.segment)

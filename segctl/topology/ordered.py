@@ -35,6 +35,7 @@ services minus what earlier rules took — is again a list of services
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -66,7 +67,6 @@ __all__ = [
     "is_ordered",
     "packet_decision",
     "packet_space",
-    "pair_rules",
     "policy_order",
 ]
 
@@ -217,6 +217,10 @@ def is_ordered(network: Network) -> bool:
     )
 
 
+#: Deciders by network object (:meth:`Decider.of`).
+_DECIDERS: dict[int, Decider] = {}
+
+
 def guardrail_applies(rail: Guardrail, src: EndpointInfo, dst: EndpointInfo) -> bool:
     """Is (src, dst) a pair of ``rail``'s scope (both sides aside)? Cross-tenant allows never apply."""
     if rail.action == "allow" and src.tenant != dst.tenant:
@@ -225,7 +229,20 @@ def guardrail_applies(rail: Guardrail, src: EndpointInfo, dst: EndpointInfo) -> 
 
 
 class Decider:
-    """The rules of one intent, built once, and the decisions of pairs (cached by rule list)."""
+    """The rules of one intent, built once, and the decisions of pairs (cached by rule list).
+
+    :meth:`of` gives the one decider of a network object (a trace, a counterexample or a
+    scenario asking about one pair after another does not build the rules again)."""
+
+    @classmethod
+    def of(cls, network: Network) -> Decider:
+        """The decider of ``network``, remembered while the network object lives."""
+        key = id(network)
+        hit = _DECIDERS.get(key)
+        if hit is None:
+            hit = _DECIDERS[key] = cls(network)
+            weakref.finalize(network, _DECIDERS.pop, key, None)
+        return hit
 
     def __init__(self, network: Network) -> None:
         self.net = network
@@ -290,11 +307,6 @@ class Decider:
         if out is None:
             out = self._decided[rules] = decide(rules)
         return out
-
-
-def pair_rules(network: Network, src: EndpointInfo, dst: EndpointInfo) -> tuple[RuleRef, ...]:
-    """The rules that may decide connections from ``src`` to ``dst``, in evaluation order."""
-    return Decider(network).rules(src, dst)
 
 
 _KIND_RANK = {"guardrail": 0, "intra-segment": 1, "policy": 2, "shared-service": 3}
@@ -383,5 +395,5 @@ def packet_space(
 def packet_decision(network: Network, src: EndpointInfo, dst: EndpointInfo, packet: ServiceSpace) -> str:
     """Which rule decides a NEW packet from ``src`` to ``dst``, in words (``allow by policy
     web (tenant tier)``, ``deny by guardrail no-ssh (guardrail tier)``, ``default deny``)."""
-    rule = deciding_rule(Decider(network).rules(src, dst), packet)
+    rule = deciding_rule(Decider.of(network).rules(src, dst), packet)
     return "default deny (no rule matches)" if rule is None else rule.describe()

@@ -39,7 +39,7 @@ _COUNTERS = re.compile(r"\bn_packets=(\d+), n_bytes=(\d+)")
 def logged_denial(network: Network) -> tuple[EndpointInfo, EndpointInfo, Guardrail] | None:
     """The first pair (document order) whose ping a logged guardrail deny decides while the
     tenant tier alone would allow it, with that guardrail."""
-    decider = Decider(network)
+    decider = Decider.of(network)
     echo = packet_space("icmp", icmp_type=8, icmp_code=0)
     rails = {g.name: g for g in network.guardrails}
     for src in network.endpoints:
