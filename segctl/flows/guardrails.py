@@ -23,14 +23,18 @@ with the tenant bits 0, a range no policy (tenant >= 1) or shared service (bit 3
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from segctl.errors import CompileError
+from segctl.flows.pipeline import PRIO_GUARDRAIL_BOTTOM, PRIO_GUARDRAIL_TOP
 from segctl.flows.policy import (
     CONJ_TENANT_SHIFT,
+    PACK_LIMIT,
+    Domain,
     Grant,
     Match,
+    domain_name,
     grants_overlap,
     intersect_match,
     rank_grants,
@@ -54,22 +58,142 @@ def ordered_grants(network: Network) -> list[Grant]:
 
 
 def guardrail_grants(network: Network, tenant: Sequence[Grant]) -> list[Grant]:
-    """The guardrail band in evaluation order, with conjunction ids."""
-    base: list[Grant] = []
+    """The guardrail band in evaluation order, with conjunction ids.
+
+    The work is bounded before it is spent: a domain of the band holds at most
+    :data:`~segctl.flows.policy.PACK_LIMIT` rules (more can never be ranked in its
+    priorities), so the first guardrail whose rules, or whose pass copies of the tenant
+    tier, take a domain past it stops the build with a CompileError naming it; the overlap
+    test of a pass and the copies only look at grants of the pass's own domains.
+    """
     rails = sorted(enumerate(network.guardrails), key=lambda item: guardrail_order(item[1], item[0]))
+    budget = _DomainBudget({t.id: t.name for t in network.tenants})
+    base: list[Grant] = []
     for index, rail in rails:
-        base += _rail_grants(network, index, rail)
+        for grant in _rail_grants(network, index, rail):
+            budget.take(grant, rail.name, "rules")
+            base.append(grant)
+    later = _LaterIndex(base)
+    tiers = _TenantTier(network, tenant)
     out: list[Grant] = []
     for position, grant in enumerate(base):
         if grant.action != "pass":
             out.append(grant)
-        elif any(_overlap(grant, later) for later in base[position + 1 :]):
-            out += _handed_over(network, grant, tenant)
+        elif later.overlapped(position):
+            rail_name = grant.name.removeprefix("guardrail ")
+            for copy in tiers.handed_over(grant):
+                budget.take(copy, rail_name, "copies of the tenant rules it passes to")
+                out.append(copy)
     if len(out) >= (1 << CONJ_TENANT_SHIFT) - 1:
         raise CompileError(
             f"{len(out)} guardrail rules exceed the {(1 << CONJ_TENANT_SHIFT) - 2} conjunction ids"
         )
     return [replace(g, conj=i + 1) for i, g in enumerate(out)]
+
+
+class _DomainBudget:
+    """Counts the band's rules per (side, domain) and refuses the one past PACK_LIMIT."""
+
+    def __init__(self, names: dict[int, str]) -> None:
+        self._names = names
+        self._count: dict[tuple[int, Domain], int] = defaultdict(int)
+
+    def take(self, grant: Grant, rail: str, what: str) -> None:
+        for side, domain in ((0, grant.src_domain), (1, grant.dst_domain)):
+            self._count[(side, domain)] += 1
+            if self._count[(side, domain)] > PACK_LIMIT:
+                raise CompileError(
+                    f"guardrail {rail}: its {what} take the guardrail band past {PACK_LIMIT} rules "
+                    f"in the {'policy_src' if side == 0 else 'policy_dst'} domain of "
+                    f"{domain_name(domain, self._names)}; the band has "
+                    f"{PRIO_GUARDRAIL_TOP - PRIO_GUARDRAIL_BOTTOM + 1} priorities"
+                )
+
+
+class _LaterIndex:
+    """For each base grant, the later grants of its source or destination domain."""
+
+    def __init__(self, base: Sequence[Grant]) -> None:
+        self._base = base
+        self._by_src: dict[Domain, list[int]] = defaultdict(list)
+        self._by_dst: dict[Domain, list[int]] = defaultdict(list)
+        for i, g in enumerate(base):
+            self._by_src[g.src_domain].append(i)
+            self._by_dst[g.dst_domain].append(i)
+
+    def overlapped(self, position: int) -> bool:
+        """Does a later grant of the same domain overlap the one at ``position``?"""
+        grant = self._base[position]
+        later = {
+            i for i in (*self._by_src[grant.src_domain], *self._by_dst[grant.dst_domain]) if i > position
+        }
+        return any(grants_overlap(grant, self._base[i]) for i in sorted(later))
+
+
+class _TenantTier:
+    """The tenant tier, indexed for hand-over: grants by (source, destination) domain in
+    their order, non-strict segments by tenant id."""
+
+    def __init__(self, network: Network, tenant: Sequence[Grant]) -> None:
+        self._network = network
+        self._grants: dict[tuple[Domain, Domain], list[Grant]] = defaultdict(list)
+        for g in sorted(tenant, key=lambda g: (g.priority, g.action != "deny", not g.stateful)):
+            self._grants[(g.src_domain, g.dst_domain)].append(g)
+        ids = {t.name: t.id for t in network.tenants}
+        self._segments: dict[int, list[Grant]] = defaultdict(list)
+        for seg in network.segments:
+            if seg.strict:
+                continue
+            members = tuple(network.segment_endpoints(seg.tenant, seg.name))
+            tid = ids[seg.tenant]
+            grant = Grant(
+                name=f"intra-segment {seg.tenant}/{seg.name}", cookie_kind=Kind.SEGMENT,
+                cookie_tenant=tid, cookie_index=seg.index, sources=members, destinations=members,
+                services=_ANY, stateful=True, src_tenant=tid, dst_tenant=tid,
+            )  # fmt: skip
+            self._segments[tid].append(grant)
+
+    def handed_over(self, rail: Grant) -> Iterator[Grant]:
+        """The tenant tier narrowed to a pass (intra-segment allows, then the tenant rules in
+        their order), closed by a drop of the rest of the pass; lazily, so that a budget can
+        stop it."""
+        narrow = _Narrowing(rail)
+        if rail.src_tenant == rail.dst_tenant:
+            for members in self._segments[rail.src_tenant]:
+                yield from narrow(members)
+        for grant in self._grants[(rail.src_domain, rail.dst_domain)]:
+            yield from narrow(grant)
+        yield replace(rail, action="deny", log=self._network.intent.logging.default_deny)
+
+
+class _Narrowing:
+    """Grants restricted to the endpoints and services of one pass (none when disjoint)."""
+
+    def __init__(self, rail: Grant) -> None:
+        self._rail = rail
+        self._src = {ep.key for ep in rail.sources}
+        self._dst = {ep.key for ep in rail.destinations}
+
+    def __call__(self, grant: Grant) -> list[Grant]:
+        sources = tuple(ep for ep in grant.sources if ep.key in self._src)
+        destinations = tuple(ep for ep in grant.destinations if ep.key in self._dst)
+        if not sources or not destinations:
+            return []
+        services = tuple(
+            dict.fromkeys(
+                m
+                for x in self._rail.services
+                for y in grant.services
+                if (m := intersect_match(x, y)) is not None
+            )
+        )
+        if not services:
+            return []
+        return [
+            replace(
+                grant, sources=sources, destinations=destinations, services=services, band="guardrail", conj=0
+            )
+        ]
 
 
 def _rail_grants(network: Network, index: int, rail: Guardrail) -> list[Grant]:
@@ -147,58 +271,3 @@ def _shared_pairs(
         tuple(ep for ep in sources if ep.key in used_src),
         tuple(ep for ep in destinations if ep.key in used_dst),
     )
-
-
-def _same_domains(a: Grant, b: Grant) -> bool:
-    return a.src_domain == b.src_domain or a.dst_domain == b.dst_domain
-
-
-def _overlap(a: Grant, b: Grant) -> bool:
-    """May one packet match both grants (same domain, common endpoints on both sides, services)?"""
-    return _same_domains(a, b) and grants_overlap(a, b)
-
-
-def _handed_over(network: Network, rail: Grant, tenant: Sequence[Grant]) -> list[Grant]:
-    """The tenant tier narrowed to a pass (intra-segment allows, then the tenant rules in
-    their order), closed by a drop of the rest of the pass."""
-    out: list[Grant] = []
-    if rail.src_tenant == rail.dst_tenant:
-        tenant_name = next(t.name for t in network.tenants if t.id == rail.src_tenant)
-        for seg in network.segments:
-            if seg.tenant != tenant_name or seg.strict:
-                continue
-            members = Grant(
-                name=f"intra-segment {seg.tenant}/{seg.name}", cookie_kind=Kind.SEGMENT,
-                cookie_tenant=rail.src_tenant, cookie_index=seg.index,
-                sources=tuple(network.segment_endpoints(seg.tenant, seg.name)),
-                destinations=tuple(network.segment_endpoints(seg.tenant, seg.name)),
-                services=_ANY, stateful=True, src_tenant=rail.src_tenant, dst_tenant=rail.dst_tenant,
-            )  # fmt: skip
-            out += _narrowed(rail, members)
-    ordered = sorted(
-        (g for g in tenant if g.src_domain == rail.src_domain and g.dst_domain == rail.dst_domain),
-        key=lambda g: (g.priority, g.action != "deny", not g.stateful),
-    )
-    for grant in ordered:
-        out += _narrowed(rail, grant)
-    out.append(replace(rail, action="deny", log=network.intent.logging.default_deny))
-    return out
-
-
-def _narrowed(rail: Grant, grant: Grant) -> list[Grant]:
-    """``grant`` restricted to the endpoints and services of ``rail`` (none when disjoint)."""
-    src_keys, dst_keys = {ep.key for ep in rail.sources}, {ep.key for ep in rail.destinations}
-    sources = tuple(ep for ep in grant.sources if ep.key in src_keys)
-    destinations = tuple(ep for ep in grant.destinations if ep.key in dst_keys)
-    services = tuple(
-        dict.fromkeys(
-            m for x in rail.services for y in grant.services if (m := intersect_match(x, y)) is not None
-        )
-    )
-    if not sources or not destinations or not services:
-        return []
-    return [
-        replace(
-            grant, sources=sources, destinations=destinations, services=services, band="guardrail", conj=0
-        )
-    ]

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from segctl.errors import IntentError
+from segctl.errors import CompileError, IntentError
+from segctl.flows import guardrails as guardrails_module
 from segctl.flows.compiler import compile_network
 from segctl.flows.guardrails import intersect_match, ordered_grants
 from segctl.openflow.ofctl import parse_flows
@@ -172,6 +173,36 @@ def test_deny_beats_allow_at_equal_priority_and_lower_priority_goes_first() -> N
     pols[2]["priority"] = 501  # now after app-to-db: the allow decides first
     net = _net(doc)
     assert _ports(net, "corp/app1", "corp/db2") == {22, 5432}
+
+
+def test_pass_copies_past_the_band_stop_at_the_guardrail_that_overflows() -> None:
+    """Each pass overlapped by a later guardrail copies the tenant tier under it; the build
+    stops at the first guardrail whose copies take a domain past what the band can rank,
+    names it, and never narrows the remaining passes (hostile admin intents stay cheap)."""
+    doc = _doc()
+    passes = [{**doc["guardrails"][0], "name": f"pass-{i:03d}", "priority": 5} for i in range(300)]
+    doc["guardrails"] = passes + doc["guardrails"][1:]
+    net = _net(doc)
+    seen: list[str] = []
+    real = guardrails_module._Narrowing.__init__
+
+    def counting(self: Any, rail: Any) -> None:
+        seen.append(rail.name)
+        real(self, rail)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(guardrails_module._Narrowing, "__init__", counting)
+        with pytest.raises(CompileError) as caught:
+            ordered_grants(net)
+    message = str(caught.value)
+    assert message.startswith("guardrail pass-"), message
+    assert "copies of the tenant rules it passes to" in message
+    assert "policy_src domain of tenant corp" in message and "399 priorities" in message
+    stopped_at = message.split()[1].rstrip(":")
+    assert seen[-1] == f"guardrail {stopped_at}" and len(seen) < len(passes)
+    # the same passes under the limit compile: the budget refuses nothing it could rank
+    doc["guardrails"] = passes[:50] + doc["guardrails"][len(passes) :]
+    assert any(g.name == "guardrail pass-049" for g in ordered_grants(_net(doc)))
 
 
 def test_a_guardrail_allow_never_crosses_tenants() -> None:
