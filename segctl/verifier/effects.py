@@ -162,7 +162,7 @@ def effect_view(hs: HeaderSpace, table: Table, key: Key) -> EffectView:
     for level in table.levels:
         hard = by_level.get(level.priority, [])
         for r, space in hard:
-            region = space if hs.disjoint(space, covered) else space & ~covered
+            region = space & ~covered  # one operation (a disjointness test costs as much)
             covered |= space
             if not hs.is_empty(region):
                 take(r.steps, region)
@@ -173,9 +173,12 @@ def effect_view(hs: HeaderSpace, table: Table, key: Key) -> EffectView:
             if hs.is_empty(complete):
                 continue
             for r, space in relookup:
-                if r.conj_id not in (None, cid) or hs.disjoint(complete, space):
+                if r.conj_id not in (None, cid):
                     continue
-                take(r.steps, complete & space)
+                taken = complete & space
+                if hs.is_empty(taken):
+                    continue
+                take(r.steps, taken)
                 complete &= ~space
                 if hs.is_empty(complete):
                     break

@@ -57,6 +57,7 @@ except ImportError:  # pragma: no cover
     BACKEND = "autoref"
 
 __all__ = [
+    "ALL_NEW",
     "BACKEND",
     "CONCRETE_FIELDS",
     "CT_EST",
@@ -76,6 +77,10 @@ __all__ = [
 
 #: Bits of the ``tag`` label (ingress or granted-pair numbers in a combined relation).
 TAG_BITS = 24
+#: A label of the path, not of the packet: 1 while every ``ct()`` lookup on the packet's path
+#: said ``+trk+new`` (the scalable engine walks runs any and new at once and reads run new
+#: off it). No rule reads it, no packet shows it; :meth:`HeaderSpace.sent` drops it.
+ALL_NEW = "all_new"
 #: Bit widths, in the reference variable order (top of the BDD first).
 FIELDS: dict[str, int] = {
     "in_port": 16,
@@ -83,6 +88,7 @@ FIELDS: dict[str, int] = {
     **{f"reg{i}": 32 for i in range(8)},
     "ct_state": 6,
     "ct_zone": 16,
+    "all_new": 1,
     "eth_src": 48,
     "eth_dst": 48,
     "eth_type": 16,
@@ -110,9 +116,9 @@ PIPELINE_FIELDS = ("in_port", "metadata", *(f"reg{i}" for i in range(8)), "ct_st
 #: Pipeline fields that only constants ever write (the engine tracks them per path, outside the BDD).
 CONCRETE_FIELDS = tuple(f for f in PIPELINE_FIELDS if f != "ct_state")
 #: Fields carried by the packet on the wire.
-HEADER_FIELDS = tuple(f for f in FIELDS if f not in PIPELINE_FIELDS and f != "tag")
+HEADER_FIELDS = tuple(f for f in FIELDS if f not in PIPELINE_FIELDS and f not in ("tag", ALL_NEW))
 #: Every field of a packet with its pipeline state (what :meth:`HeaderSpace.pick` gives).
-PACKET_FIELDS = tuple(f for f in FIELDS if f != "tag")
+PACKET_FIELDS = tuple(f for f in FIELDS if f not in ("tag", ALL_NEW))
 #: The reference variable order (top first): :data:`FIELDS` in order, the tag at the bottom.
 REFERENCE_ORDER: tuple[str, ...] = tuple(FIELDS)
 #: Header fields that actions can rewrite: they carry a ghost copy of their injected value.
@@ -193,7 +199,7 @@ class HeaderSpace:
         self._origin_cache: dict[BDD, BDD] = {}
         live_rewritable = [v for n in REWRITABLE for v in _bits(n)]
         pipeline = [v for n in PIPELINE_FIELDS for v in _bits(n)]
-        self._origin_cube = self._cube(live_rewritable + pipeline)
+        self._origin_cube = self._cube(live_rewritable + pipeline + _bits(ALL_NEW))
         self._ghost_cube = self._cube(_ghost(v) for v in live_rewritable)
         self._ghost_to_live = {
             _ghost(v): v for v in live_rewritable
@@ -621,7 +627,8 @@ class HeaderSpace:
         return bool(space == self.false)
 
     def implies(self, a: BDD, b: BDD) -> bool:
-        """``a`` is a subset of ``b`` (CUDD's bddLeq: nothing is built)."""
+        """``a`` is a subset of ``b``. Costs one BDD operation (dd builds ``b | ~a``: it has no
+        bddLeq); when the intersection is needed anyway, build it and test :meth:`is_empty`."""
         return bool(a <= b)
 
     def tci(self, tci: int) -> BDD:
@@ -633,7 +640,8 @@ class HeaderSpace:
         return cached
 
     def disjoint(self, a: BDD, b: BDD) -> bool:
-        """``a & b`` is empty, decided without building it (``a`` implies ``~b``: CUDD's bddLeq)."""
+        """``a & b`` is empty (``a`` implies ``~b``; as costly as building ``a & b``, see
+        :meth:`implies`)."""
         return bool(a <= ~b)
 
     def fields_of(self, space: BDD) -> list[str]:

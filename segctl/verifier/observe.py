@@ -140,6 +140,10 @@ class Engine(Protocol):
         """Run ``any`` or ``new`` from ``ingresses`` (default: every one); tags stay the
         numbers of :meth:`ingresses`."""
 
+    def runs(self, ingresses: Sequence[SwitchPort] | None = None) -> tuple[RunView, RunView]:
+        """Runs ``any`` and ``new`` (in that order), as :meth:`run` would give them; an engine
+        may compute both in one walk."""
+
     def replies(self, requests: Sequence[ReplyRequest]) -> RunView:
         """Inject every request; tag ``i`` is ``requests[i]``."""
 

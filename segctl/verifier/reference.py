@@ -63,6 +63,21 @@ class _Fold:
         for c in commits:
             self.commit((c.switch, c.table, c.zone), c.relation & label)
 
+    def split(self, keep: BDD, *, natted: bool) -> _Fold:
+        """A new fold of what was folded so far inside ``keep`` (this one is unchanged)."""
+        out = _Fold(self.hs, natted)
+        out.outcomes = self.outcomes
+        for table, into in (
+            (self.delivered, out.delivered),
+            (self.holes, out.holes),
+            (self.commits, out.commits),
+        ):
+            for key, spaces in table.items():
+                whole = self.hs.union(spaces)
+                table[key] = [whole]  # type: ignore[index]
+                into[key] = [whole & keep]  # type: ignore[index]
+        return out
+
     def restrict(self, keep: BDD) -> None:
         """Keep only the packets of what was folded so far inside ``keep``."""
         for table in (self.delivered, self.holes, self.commits):
@@ -129,6 +144,9 @@ class ReferenceEngine:
                 fold.add(i, engine.inject(*port), engine.commits)
         self._count(len(chosen), fold)
         return fold.view()
+
+    def runs(self, ingresses: Sequence[SwitchPort] | None = None) -> tuple[RunView, RunView]:
+        return self.run("any", ingresses), self.run("new", ingresses)
 
     def replies(self, requests: Sequence[ReplyRequest]) -> RunView:
         fold = _Fold(self.hs, natted=False)

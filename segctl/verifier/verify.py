@@ -112,10 +112,8 @@ def prove_part(
     injected = [p for p in ingresses if sources is None or by_port[p].key in sources]
     spaces = Spaces(hs, network, {by_port[p].key: i for i, p in enumerate(ingresses)})
     exp = expectations if expectations is not None else Expectations.of(network)
-    say("symbolic reachability, every conntrack state")
-    any_view = engine.run("any", injected)
-    say("symbolic reachability, new connections")
-    new_view = engine.run("new", injected)
+    say("symbolic reachability, every conntrack state and new connections")
+    any_view, new_view = engine.runs(injected)
     inp = Inputs(hs, network, spaces, exp, ingresses, any_view, new_view, injected=injected)
     inp.pairs = granted_pairs(network, exp, sources)
     inp.requests, inp.request_pairs = reply_requests(inp)

@@ -53,6 +53,7 @@ from segctl.openflow.ofctl import (
 from segctl.topology.network import Network
 from segctl.verifier.effects import SYMBOLIC_PORT, Effect, EffectView, effect_view
 from segctl.verifier.headerspace import (
+    ALL_NEW,
     BDD,
     CT_EST,
     CT_INV,
@@ -111,7 +112,7 @@ class _At:
 SwitchPort = tuple[str, int]
 #: Variable order, top first: pipeline, forwarding-relevant headers, then the source's identity.
 WAVEFRONT_ORDER: tuple[str, ...] = (
-    "metadata", *(f"reg{i}" for i in range(8)), "ct_state", "ct_zone",
+    "metadata", *(f"reg{i}" for i in range(8)), "ct_state", "all_new", "ct_zone",
     "vlan_present", "vlan_vid", "eth_type", "eth_dst", "ip_proto", "ip_dst", "nw_ttl", "tp_src", "tp_dst",
     "icmp_type", "icmp_code", "arp_op", "arp_tha", "ipv6_dst", "nd_target", "nd_sll",
     "tag", "in_port", "eth_src", "ip_src", "arp_sha", "ipv6_src",
@@ -126,6 +127,8 @@ class _Walk:
 
     fresh: Callable[[int], BDD]  # zone -> ct_state space
     fold: _Fold
+    #: Keep ALL_NEW: 1 while every lookup on the path said +trk+new (runs any and new at once).
+    history: bool = False
     delegated: set[int] = field(default_factory=set)
     # next wave: switch -> (table, key) -> what waits there
     waiting: dict[str, dict[_Slot, _Pending]] = field(default_factory=dict)
@@ -303,22 +306,35 @@ class WavefrontEngine:
     # ------------------------------------------------------------------ runs
 
     def run(self, mode: str, ingresses: Sequence[SwitchPort] | None = None) -> RunView:
-        hs = self.hs
+        any_view, new_view = self.runs(ingresses)
         if mode == "any":
-            states = self._any_states
-        elif mode == "new":
-            states = hs.eq("ct_state", CT_TRK | CT_NEW)
-        else:
-            raise ValueError(f"unknown run {mode!r}")
+            return any_view
+        if mode == "new":
+            return new_view
+        raise ValueError(f"unknown run {mode!r}")
+
+    def runs(self, ingresses: Sequence[SwitchPort] | None = None) -> tuple[RunView, RunView]:
+        """Runs ``any`` and ``new`` in one walk. The ``ct()`` lookups answer as in run any,
+        and every packet carries :data:`ALL_NEW`, 1 until a lookup on its path says anything
+        but ``+trk+new``: the packets with it set are exactly run new's (every table sees the
+        same headers and ``ct_state`` as there), so run new is read off run any's relations
+        instead of walked again."""
+        hs = self.hs
         chosen = set(self._ports if ingresses is None else ingresses)
         injections: list[tuple[int, SwitchPort, ReplyRequest | None]] = [
             (i, port, None) for i, port in enumerate(self._ports) if port[0] in self._index and port in chosen
         ]
-        walk = _Walk(lambda _zone: states, _Fold(hs, natted=mode == "new"))
+        states = self._any_states
+        walk = _Walk(lambda _zone: states, _Fold(hs, natted=False), history=True)
         self._walk(walk, injections)
+        new_fold = walk.fold.split(hs.eq(ALL_NEW, 1), natted=True)
+        any_fold = walk.fold
         if walk.delegated:
-            self._delegate(walk, {t: (self._ports[t], None) for t in walk.delegated}, lambda _t: states)
-        return walk.fold.view()
+            chosen_tags = {t: (self._ports[t], None) for t in walk.delegated}
+            self._delegate(replace(walk, fold=any_fold), chosen_tags, lambda _t: states)
+            new_states = hs.eq("ct_state", CT_TRK | CT_NEW)
+            self._delegate(replace(walk, fold=new_fold), chosen_tags, lambda _t: new_states)
+        return any_fold.view(), new_fold.view()
 
     def replies(self, requests: Sequence[ReplyRequest]) -> RunView:
         hs = self.hs
@@ -361,6 +377,8 @@ class WavefrontEngine:
             # one union per switch: a group's shared destinations are ANDed once, not per replier
             parts.append(requests_union(hs, requests, at_ingress=True))
             space = hs.union(parts) & self._start & self._identity
+            if walk.history:
+                space &= hs.eq(ALL_NEW, 1)
             walk.waiting.setdefault(switch, {})[(0, _SYMBOLIC_KEY)] = _Pending(space, {})
         while walk.waiting:
             self._counts["waves"] += 1
@@ -466,9 +484,12 @@ class WavefrontEngine:
             return
         view = self._view(switch, tab, table, key)
         for effect in view.candidates(hs, space):
-            if hs.disjoint(space, effect.region):
+            # one AND, tested for emptiness: a separate disjointness test costs as much (dd's
+            # ``<=`` builds ``b | ~a``) and the AND was then built again for every effect taken
+            taken = space & effect.region
+            if hs.is_empty(taken):
                 continue
-            self._steps(walk, _At(switch, table, key, visited), space & effect.region, effect, goto)
+            self._steps(walk, _At(switch, table, key, visited), taken, effect, goto)
         if view.miss is not None:
             missed = space & view.miss
             if not hs.is_empty(missed):
@@ -534,6 +555,10 @@ class WavefrontEngine:
                         walk.fold.commit((switch, table, zone), space)
                     if ct_table is not None:
                         tracked = hs.forget(space, ["ct_state"]) & walk.fresh(zone)
+                        if walk.history:  # ALL_NEW stays 1 only where this lookup says new
+                            said_new = hs.eq("ct_state", CT_TRK | CT_NEW)
+                            other = tracked & ~said_new
+                            tracked = (tracked & said_new) | (hs.forget(other, [ALL_NEW]) & hs.eq(ALL_NEW, 0))
                         goto(ct_table, with_value(key, CT_ZONE_SLOT, zone), tracked)
                 case Meter() | Conjunction():
                     pass
