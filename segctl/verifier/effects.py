@@ -166,7 +166,7 @@ def effect_view(hs: HeaderSpace, table: Table, key: Key) -> EffectView:
             covered |= space
             if not hs.is_empty(region):
                 take(r.steps, region)
-        for cid, conj in level.conj:
+        for cid, conj in level.conj_candidates(key[METADATA_SLOT]):
             narrowed = spaces.narrow(conj)
             complete = narrowed & ~covered
             covered |= narrowed

@@ -153,6 +153,36 @@ class Level:
     clauses: dict[int, dict[int, list[Rule]]]  # conj id -> clause k -> rules
     n_clauses: dict[int, int]
     conj: list[tuple[int, BDD]] = field(default_factory=list)  # (conj id, completed space), by id
+    # ``conj`` bucketed by the metadata a clause of theirs pins (every rule of that clause
+    # matches the same value/mask): a view keyed by one tenant's context looks at that
+    # tenant's conjunctions only, not at every tenant's (built on first use).
+    _conj_wild: list[int] | None = None
+    _conj_by_meta: dict[int, dict[int, list[int]]] = field(default_factory=dict)
+
+    def conj_candidates(self, metadata: int) -> list[tuple[int, BDD]]:
+        """The conjunctions (``conj`` order) that may match packets with ``metadata``."""
+        if self._conj_wild is None:
+            self._conj_wild = []
+            for i, (cid, _) in enumerate(self.conj):
+                pinned = self._pinned_metadata(cid)
+                if pinned is None:
+                    self._conj_wild.append(i)
+                else:
+                    value, mask = pinned
+                    self._conj_by_meta.setdefault(mask, {}).setdefault(value & mask, []).append(i)
+        chosen = list(self._conj_wild)
+        for mask, by_value in self._conj_by_meta.items():
+            chosen += by_value.get(metadata & mask, ())
+        return [self.conj[i] for i in sorted(chosen)]
+
+    def _pinned_metadata(self, cid: int) -> tuple[int, int] | None:
+        for rules in self.clauses.get(cid, {}).values():
+            pins = {r.metadata for r in rules}
+            if len(pins) == 1:
+                pin = next(iter(pins))
+                if pin is not None:
+                    return pin
+        return None
 
 
 @dataclass
@@ -229,7 +259,7 @@ class Table:
             values = hs.pipeline_values(key)
             for lv in self.levels:
                 conj = []
-                for cid, c in lv.conj:
+                for cid, c in lv.conj_candidates(metadata):
                     if hs.disjoint(c, values):
                         continue
                     narrowed = hs.cofactor(c, key)

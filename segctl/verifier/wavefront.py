@@ -144,8 +144,10 @@ class _Pending:
 
     def merge(self, space: BDD, visited: Mapping[str, BDD]) -> None:
         self.space |= space
+        merged = dict(self.visited)  # a new dict: items of one switch visit share theirs
         for sw, tags in visited.items():
-            self.visited[sw] = self.visited[sw] | tags if sw in self.visited else tags
+            merged[sw] = merged[sw] | tags if sw in merged else tags
+        self.visited = merged
 
 
 #: Rewritable fields that only ARP packets have (every rule on them matches ``arp``).
@@ -391,12 +393,16 @@ class WavefrontEngine:
         values) once with everything that reached it (goto only goes forward; a ``ct()`` that
         recirculates to this table or an earlier one hands its tags to the reference)."""
         hs = self.hs
-        for item in pending.values():  # tags back at a switch they were at: loop candidates
+        for item in pending.values():  # what arrived: tags back at a switch they were at are loop candidates
+            tags = hs.tag_part(item.space)
             been = item.visited.get(switch)
             if been is not None:
-                again = hs.tag_part(item.space) & been
+                again = tags & been
                 if not hs.is_empty(again):
                     item.space &= ~self._give_up(walk, again)
+                    tags &= ~again
+            # the tags that entered: what the switch's later tables see is a part of them
+            item.visited = {**item.visited, switch: tags if been is None else been | tags}
         heap = list(pending)
         heapq.heapify(heap)
         done: set[_Slot] = set()
@@ -408,10 +414,7 @@ class WavefrontEngine:
             item = pending[(table, key)]
             if hs.is_empty(item.space):
                 continue
-            visited = dict(item.visited)
-            visited[switch] = (
-                visited[switch] | hs.tag_part(item.space) if switch in visited else hs.tag_part(item.space)
-            )
+            visited = item.visited  # never changed in place: a merge replaces its entries
 
             def goto(
                 next_table: int,
