@@ -273,8 +273,10 @@ class _Compiler:
             if seg.gateway is None:
                 continue
             gw_mac = self.gw_mac[ep.tenant]
-            match = [("in_port", str(ep.port)), ("proto", "arp"), ("arp_op", "1"),
-                     ("arp_tpa", str(seg.gateway))]  # fmt: skip
+            # the port's context too (table 0 wrote it): redundant for OVS, but a verifier
+            # then reads one tenant's responders per context, not every port's
+            match = [("in_port", str(ep.port)), _meta(self.ctx_value(seg.key), _CTX_MASK), ("proto", "arp"),
+                     ("arp_op", "1"), ("arp_tpa", str(seg.gateway))]  # fmt: skip
             reply: list[Action] = [
                 SetField("eth_dst", mac_int(ep.mac)),
                 SetField("eth_src", mac_int(gw_mac)),
@@ -545,10 +547,10 @@ class _Compiler:
                          ("arp_spa", str(seg.gateway)), ("arp_tpa", str(ep.ip)),
                          ("arp_sha", gw_mac)]  # fmt: skip
                 rules.append(Rule.make(t, PRIO_RESPONDER, cookie, reply, [Output(IN_PORT)]))
+            # with the endpoint's context: a frame for its MAC in another context is never
+            # output to it anyway, and a verifier reads one context's drops, not every port's
             rules.append(
-                Rule.make(
-                    t, PRIO_DENY_SPECIFIC, cookie, [("in_port", str(ep.port)), ("dl_dst", ep.mac)], [Drop()]
-                )
+                Rule.make(t, PRIO_DENY_SPECIFIC, cookie, [("in_port", str(ep.port)), *to_me], [Drop()])
             )
             rules.append(
                 Rule.make(t, PRIO_ENDPOINT, cookie, [*to_me, ("proto", "ip"), ("nw_dst", str(ep.ip))], out)
