@@ -36,7 +36,6 @@ Examples
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +43,7 @@ from typing import Any
 import networkx as nx
 
 from segctl.topology.analysis import EndpointKey, GrantSet, Reachability, expected_reachability, grant_sets
-from segctl.topology.network import EndpointInfo, Network
+from segctl.topology.network import EndpointInfo, Network, per_network
 
 __all__ = ["BlastRadius", "CrossTenantPath", "IntentAnalysis", "analyse", "connection_graph"]
 
@@ -341,9 +340,4 @@ def analyse(network: Network) -> IntentAnalysis:
     Remembered per network object while it lives, so a report's three renderings and the
     JSON compute it once.
     """
-    key = id(network)
-    hit = _CACHE.get(key)
-    if hit is None:
-        hit = _CACHE[key] = _analyse(network)
-        weakref.finalize(network, _CACHE.pop, key, None)
-    return hit
+    return per_network(_CACHE, network, _analyse)

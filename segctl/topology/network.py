@@ -7,6 +7,7 @@ downstream (topology graph, compiler, verifier, analysis) reads a :class:`Networ
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
@@ -37,6 +38,7 @@ __all__ = [
     "TenantInfo",
     "first_hop_mac",
     "load_network",
+    "per_network",
     "resolve",
     "routed",
 ]
@@ -45,6 +47,7 @@ __all__ = [
 MIN_ROUTED_TTL = 2
 
 K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -330,3 +333,14 @@ def load_network(path: str | Path) -> Network:
 
 def services_text(services: list[Service]) -> str:
     return ", ".join(s.describe() for s in services)
+
+
+def per_network(cache: dict[int, V], network: Network, build: Callable[[Network], V]) -> V:
+    """``build(network)`` once per network object, remembered in ``cache`` while the object
+    lives (what several renderings or pairs of one network ask again)."""
+    key = id(network)
+    hit = cache.get(key)
+    if hit is None:
+        hit = cache[key] = build(network)
+        weakref.finalize(network, cache.pop, key, None)
+    return hit

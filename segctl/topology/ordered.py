@@ -35,7 +35,6 @@ services minus what earlier rules took — is again a list of services
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -52,7 +51,7 @@ from segctl.topology.grants import (
     minus_ranges,
     normalize_services,
 )
-from segctl.topology.network import EndpointInfo, Network
+from segctl.topology.network import EndpointInfo, Network, per_network
 from segctl.topology.schema import Guardrail, Policy
 
 __all__ = [
@@ -237,12 +236,7 @@ class Decider:
     @classmethod
     def of(cls, network: Network) -> Decider:
         """The decider of ``network``, remembered while the network object lives."""
-        key = id(network)
-        hit = _DECIDERS.get(key)
-        if hit is None:
-            hit = _DECIDERS[key] = cls(network)
-            weakref.finalize(network, _DECIDERS.pop, key, None)
-        return hit
+        return per_network(_DECIDERS, network, cls)
 
     def __init__(self, network: Network) -> None:
         self.net = network
