@@ -14,6 +14,9 @@ three changes:
 * **Waves.** What a switch sends on a fabric link arrives at the peer in the next wave;
   arrivals at the same (switch, port) in one wave are one space. Packets of different
   ingresses and destinations thus share the fabric's tables.
+* **Runs any and new in one walk** (:meth:`WavefrontEngine.runs`): the packets carry
+  :data:`~segctl.verifier.headerspace.ALL_NEW`, cleared by a lookup that says anything but
+  ``+trk+new``; run new is run any's relations with it set.
 
 The BDD variable order (:data:`WAVEFRONT_ORDER`) puts what identifies the source (tag,
 ``eth_src``, ``ip_src``, ARP sender) at the bottom and what steers forwarding (destination,
