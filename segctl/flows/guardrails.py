@@ -69,10 +69,12 @@ def guardrail_grants(network: Network, tenant: Sequence[Grant]) -> list[Grant]:
     rails = sorted(enumerate(network.guardrails), key=lambda item: guardrail_order(item[1], item[0]))
     budget = _DomainBudget({t.id: t.name for t in network.tenants})
     base: list[Grant] = []
+    owners: list[str] = []  # the guardrail each base grant comes from
     for index, rail in rails:
         for grant in _rail_grants(network, index, rail):
             budget.take(grant, rail.name, "rules")
             base.append(grant)
+            owners.append(rail.name)
     later = _LaterIndex(base)
     tiers = _TenantTier(network, tenant)
     out: list[Grant] = []
@@ -80,9 +82,8 @@ def guardrail_grants(network: Network, tenant: Sequence[Grant]) -> list[Grant]:
         if grant.action != "pass":
             out.append(grant)
         elif later.overlapped(position):
-            rail_name = grant.name.removeprefix("guardrail ")
             for copy in tiers.handed_over(grant):
-                budget.take(copy, rail_name, "copies of the tenant rules it passes to")
+                budget.take(copy, owners[position], "copies of the tenant rules it passes to")
                 out.append(copy)
     if len(out) >= (1 << CONJ_TENANT_SHIFT) - 1:
         raise CompileError(

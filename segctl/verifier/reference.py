@@ -64,7 +64,8 @@ class _Fold:
             self.commit((c.switch, c.table, c.zone), c.relation & label)
 
     def split(self, keep: BDD, *, natted: bool) -> _Fold:
-        """A new fold of what was folded so far inside ``keep`` (this one is unchanged)."""
+        """A new fold of what was folded so far inside ``keep``; this one keeps the same
+        packets (each key's relations merged into their union, which both need)."""
         out = _Fold(self.hs, natted)
         out.outcomes = self.outcomes
         for table, into in (

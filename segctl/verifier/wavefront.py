@@ -248,6 +248,7 @@ class WavefrontEngine:
         for bit in (CT_NEW, CT_EST, CT_REL, CT_INV):
             onehot |= h.eq("ct_state", CT_TRK | bit, CT_TRK | CT_NEW | CT_EST | CT_REL | CT_INV)
         self._any_states = onehot
+        self._new_state = h.eq("ct_state", CT_TRK | CT_NEW)  # run new's answer, a new connection's
         self._counts = {"waves": 0, "table visits": 0, "views": 0, "delegated": 0}
 
     def ingresses(self) -> list[SwitchPort]:
@@ -337,8 +338,7 @@ class WavefrontEngine:
         if walk.delegated:
             chosen_tags = {t: (self._ports[t], None) for t in walk.delegated}
             self._delegate(replace(walk, fold=any_fold), chosen_tags, lambda _t: states)
-            new_states = hs.eq("ct_state", CT_TRK | CT_NEW)
-            self._delegate(replace(walk, fold=new_fold), chosen_tags, lambda _t: new_states)
+            self._delegate(replace(walk, fold=new_fold), chosen_tags, lambda _t: self._new_state)
         return any_fold.view(), new_fold.view()
 
     def replies(self, requests: Sequence[ReplyRequest]) -> RunView:
@@ -348,7 +348,7 @@ class WavefrontEngine:
             for z in req.zones:
                 zones.setdefault(z, []).append(r)
         in_zone = {z: hs.tag_set(tags) for z, tags in zones.items()}
-        est, new = hs.eq("ct_state", CT_TRK | CT_EST | CT_RPL), hs.eq("ct_state", CT_TRK | CT_NEW)
+        est, new = hs.eq("ct_state", CT_TRK | CT_EST | CT_RPL), self._new_state
 
         def fresh(zone: int) -> BDD:
             tags = in_zone.get(zone)
@@ -562,9 +562,8 @@ class WavefrontEngine:
                     if ct_table is not None:
                         tracked = hs.forget(space, ["ct_state"]) & walk.fresh(zone)
                         if walk.history:  # ALL_NEW stays 1 only where this lookup says new
-                            said_new = hs.eq("ct_state", CT_TRK | CT_NEW)
-                            other = tracked & ~said_new
-                            tracked = (tracked & said_new) | (hs.forget(other, [ALL_NEW]) & hs.eq(ALL_NEW, 0))
+                            said_new = self._new_state
+                            tracked = (tracked & said_new) | hs.set_field(tracked & ~said_new, ALL_NEW, 0)
                         goto(ct_table, with_value(key, CT_ZONE_SLOT, zone), tracked)
                 case Meter() | Conjunction():
                     pass
