@@ -77,6 +77,7 @@ from segctl.openflow.ofctl import (
     WriteMetadata,
     mac_int,
 )
+from segctl.topology.analysis import ROUTER_ONLY_ICMPV6
 from segctl.topology.model import FabricPaths, build_graph
 from segctl.topology.network import EndpointInfo, Network, SegmentInfo
 
@@ -249,6 +250,11 @@ class _Compiler:
             if ep.ipv6 is not None:
                 v6 = [*base, ("proto", "ipv6"), ("ipv6_src", str(ep.ipv6))]
                 rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, v6, [*pre, write, GotoTable(ARP.id)]))
+                # RA guard: whatever its addresses, a router-only ICMPv6 message from an
+                # endpoint port is dropped before anything else reads it
+                for icmp_type in ROUTER_ONLY_ICMPV6:
+                    guard = [("in_port", str(ep.port)), ("proto", "icmp6"), ("icmp_type", str(icmp_type))]
+                    rules.append(Rule.make(t, PRIO_SPECIFIC, cookie, guard, [Drop()]))
         for port, ctxs in sorted(self.admit.get(switch, {}).items()):
             for ctx in sorted(ctxs, key=lambda c: self.net.segment(*c).vlan):
                 seg = self.net.segment(*ctx)

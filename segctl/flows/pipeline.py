@@ -153,9 +153,9 @@ def _t(id_: int, name: str, purpose: str, match: str, actions: str, miss: str) -
 
 CLASSIFY = _t(
     0, "classify",
-    "spoof guard on edge ports (bound MAC/IP/ARP, untagged) and VLAN admission on fabric ports; "
-    "sets the tenant/segment context in metadata",
-    "in_port dl_src vlan_tci nw_src arp_sha arp_spa ipv6_src",
+    "spoof guard on edge ports (bound MAC/IP/ARP, untagged; RA guard) and VLAN admission on "
+    "fabric ports; sets the tenant/segment context in metadata",
+    "in_port dl_src vlan_tci nw_src arp_sha arp_spa ipv6_src icmp_type",
     "meter write_metadata pop_vlan goto_table drop",
     "drop",
 )  # fmt: skip

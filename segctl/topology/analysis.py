@@ -13,7 +13,8 @@ written straight from the semantics (``docs/intent.md``) with no cleverness:
 * Everything else is denied, including traffic from an endpoint to itself.
 
 IPv6 is delivered only inside a non-strict segment between endpoints that both declare
-``ipv6`` (see :func:`ipv6_allowed`); policies and shared services are IPv4 only.
+``ipv6`` (see :func:`ipv6_allowed`), except the ICMPv6 messages only a router may send
+(:data:`ROUTER_ONLY_ICMPV6`); policies and shared services are IPv4 only.
 
 Examples
 --------
@@ -36,8 +37,9 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from segctl.topology.network import EndpointInfo, Network
 
@@ -45,6 +47,7 @@ __all__ = [
     "ALL_IPV4",
     "GRANT_SYMBOLS",
     "ICMP_REPLY_TYPES",
+    "ROUTER_ONLY_ICMPV6",
     "EndpointKey",
     "Grant",
     "GrantKind",
@@ -284,8 +287,16 @@ def reply_allowed(
     return any(g.stateful for g in grants)
 
 
+#: ICMPv6 types only a router may send (RFC 4861): an endpoint never sends them, whatever
+#: the segment (RA guard). Router Solicitations (133) and Neighbour Discovery (135, 136)
+#: are endpoint messages and stay allowed.
+ROUTER_ONLY_ICMPV6: Mapping[int, str] = MappingProxyType({134: "router advertisement", 137: "redirect"})
+
+
 def ipv6_allowed(network: Network, src: EndpointInfo, dst: EndpointInfo) -> bool:
-    """IPv6 goes only between two different endpoints of one non-strict segment, both with ipv6."""
+    """IPv6 goes only between two different endpoints of one non-strict segment, both with
+    ipv6; never the :data:`ROUTER_ONLY_ICMPV6` messages (which this pair test does not see:
+    it answers for the rest of IPv6)."""
     if src.key == dst.key or src.tenant != dst.tenant or src.segment != dst.segment:
         return False
     if src.ipv6 is None or dst.ipv6 is None:

@@ -25,7 +25,7 @@ from segctl.topology.network import routed as is_routed
 from segctl.verifier.expectations import Expectations
 from segctl.verifier.headerspace import BDD, HeaderSpace
 from segctl.verifier.observe import CommitPoint, ReplyRequest, RunView, requests_union
-from segctl.verifier.spaces import ETH_ARP, ETH_IP, ETH_IP6, Spaces
+from segctl.verifier.spaces import ETH_ARP, ETH_IP, Spaces
 from segctl.verifier.symbolic import LOOP, TRUNCATED, Disposition
 
 __all__ = [
@@ -285,7 +285,7 @@ def _allowed_new_tagged(inp: Inputs, dst: EndpointInfo, sources: Sequence[Endpoi
     if same_seg:
         out |= sp.tag_set(same_seg) & hs.oeq("eth_type", ETH_ARP) & to_dst
     if v6:
-        out |= sp.tag_set(v6) & hs.oeq("eth_type", ETH_IP6)
+        out |= sp.tag_set(v6) & sp.endpoint_ipv6()
     return out
 
 

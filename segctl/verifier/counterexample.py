@@ -201,12 +201,15 @@ def ofproto_flow(pkt: Mapping[str, int], in_port: int) -> str:
         elif name == "icmp":
             parts += [f"icmp_type={pkt['icmp_type']}", f"icmp_code={pkt['icmp_code']}"]
     elif eth == 0x86DD:
-        parts += [
-            "ipv6",
-            f"ipv6_src={IPv6Address(pkt['ipv6_src'])}",
-            f"ipv6_dst={IPv6Address(pkt['ipv6_dst'])}",
-        ]
-        parts.append(f"nw_proto={proto}")
+        name = {6: "tcp6", 17: "udp6", 58: "icmp6"}.get(proto)
+        parts.append(name or f"ipv6,nw_proto={proto}")
+        parts += [f"ipv6_src={IPv6Address(pkt['ipv6_src'])}", f"ipv6_dst={IPv6Address(pkt['ipv6_dst'])}"]
+        if name in ("tcp6", "udp6"):
+            parts += [f"{name[:3]}_src={pkt['tp_src']}", f"{name[:3]}_dst={pkt['tp_dst']}"]
+        elif name == "icmp6":
+            parts += [f"icmpv6_type={pkt['icmp_type']}", f"icmpv6_code={pkt['icmp_code']}"]
+            if pkt["icmp_type"] in (135, 136):  # neighbour solicitation / advertisement
+                parts.append(f"nd_target={IPv6Address(pkt['nd_target'])}")
     else:
         parts.append(f"dl_type={eth:#06x}")
     return ",".join(parts)

@@ -21,7 +21,8 @@ at the edge port ``s`` is bound to; "origin" is the packet as injected):
 2. ``conformance`` (run new): a packet from ``s`` delivered to ``d`` of the same tenant is
    allowed by the intent: IPv4 from ``s``'s address to ``d``'s address on a service some
    grant allows; ARP between two endpoints of one segment with ``arp_tpa`` = ``d``'s
-   address; IPv6 when :func:`~segctl.topology.analysis.ipv6_allowed`; to ``s`` itself only
+   address; IPv6 when :func:`~segctl.topology.analysis.ipv6_allowed` but for the router-only
+   ICMPv6 messages (:data:`~segctl.topology.analysis.ROUTER_ONLY_ICMPV6`); to ``s`` itself only
    its ARP request for the gateway. Delivered IPv4 keeps its addresses (no NAT).
 3. ``allowed-delivered`` (runs new and replies): for every granted ``(s, d, service)`` the
    whole header space of such packets is delivered to ``d``: untagged IPv4 with ``s``'s

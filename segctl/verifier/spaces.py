@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address
 
 from segctl.openflow.ofctl import mac_int
-from segctl.topology.analysis import ICMP_REPLY_TYPES, Grant, ServiceMatch
+from segctl.topology.analysis import ICMP_REPLY_TYPES, ROUTER_ONLY_ICMPV6, Grant, ServiceMatch
 from segctl.topology.network import MIN_ROUTED_TTL, EndpointInfo, Network, first_hop_mac, routed
 from segctl.verifier.headerspace import BDD, HeaderSpace
 
@@ -23,6 +23,7 @@ __all__ = ["ETH_ARP", "ETH_IP", "ETH_IP6", "Spaces", "port_range", "same_address
 
 ETH_ARP, ETH_IP, ETH_IP6 = 0x0806, 0x0800, 0x86DD
 _PROTO = {"tcp": 6, "udp": 17, "icmp": 1}
+_ICMPV6 = 58
 
 
 def port_range(hs: HeaderSpace, name: str, lo: int, hi: int, width: int) -> BDD:
@@ -86,6 +87,15 @@ class Spaces:
         out &= hs.oeq("eth_src", mac) & hs.oeq("vlan_present", 0) & hs.oeq("vlan_vid", 0)
         self._bound[ep.key] = out
         return out
+
+    def endpoint_ipv6(self) -> BDD:
+        """IPv6 an endpoint may send to a peer: all of it but the router-only ICMPv6 messages
+        (:data:`~segctl.topology.analysis.ROUTER_ONLY_ICMPV6`)."""
+        hs = self.hs
+        router_only = hs.false
+        for icmp_type in ROUTER_ONLY_ICMPV6:
+            router_only |= hs.oeq("icmp_type", icmp_type)
+        return hs.oeq("eth_type", ETH_IP6) & ~(hs.oeq("ip_proto", _ICMPV6) & router_only)
 
     def service(self, svc: ServiceMatch, *, reply: bool = False) -> BDD:
         """IPv4 packets of a service; ``reply`` mirrors the ports (source port in range) and

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6ND_RA, ICMPv6ND_Redirect, IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 from support.intents import EDGE_CASES
@@ -439,3 +440,28 @@ def test_ipv6_only_inside_non_strict_segments(fabric: Fabric) -> None:
             assert got == ipv6_allowed(net, src, dst), f"{src.qualified} -> {dst.qualified} ipv6"
             if got:
                 assert probes.tcp_connect(fabric.ns(src), str(dst.ipv6), 7006, listen_ns=fabric.ns(dst))
+
+
+def test_router_advertisements_and_redirects_from_endpoints_drop(fabric: Fabric) -> None:
+    """RA guard: an endpoint's router advertisement or redirect never reaches a peer, even
+    one its IPv6 reaches (unicast, bound source addresses), nor the all-nodes group; an echo
+    request built the same way arrives (the captures work)."""
+    net = fabric.net
+    pairs = [(a, b) for a in net.endpoints for b in net.endpoints if ipv6_allowed(net, a, b)]
+    if not pairs:
+        pytest.skip("no IPv6 pair in this intent")
+    for src, dst in pairs:
+        echo, ra, redirect, all_nodes = (_marker() for _ in range(4))
+        unicast = Ether(src=src.mac, dst=dst.mac) / IPv6(src=str(src.ipv6), dst=str(dst.ipv6), hlim=255)
+        multicast = Ether(src=src.mac, dst="33:33:00:00:00:01") / IPv6(src=str(src.ipv6), dst="ff02::1")
+        sends = [
+            unicast / ICMPv6EchoRequest(data=echo),
+            unicast / ICMPv6ND_RA() / Raw(ra),
+            unicast / ICMPv6ND_Redirect(tgt=str(src.ipv6), dst=str(src.ipv6)) / Raw(redirect),
+            multicast / ICMPv6ND_RA() / Raw(all_nodes),
+        ]
+        with probes.Sniffer(fabric.ns(dst), fabric.lab.host_ifname, "icmp6", timeout=2.5) as sniffer:
+            for frame in sends:
+                probes.send_raw_frame(fabric.ns(src), fabric.lab.host_ifname, bytes(frame))
+        got = {m for m in (echo, ra, redirect, all_nodes) if any(m in fr for fr in sniffer.frames)}
+        assert got == {echo}, f"{src.qualified} -> {dst.qualified}"

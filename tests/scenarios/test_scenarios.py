@@ -21,6 +21,7 @@ from segctl.mininet_scenarios.runner import run_scenario
 from segctl.mininet_scenarios.scenarios import SCENARIOS, intent_path
 from segctl.mininet_scenarios.scenarios.actions import redundant_links
 from segctl.mininet_scenarios.scenarios.forgery import plan_attack
+from segctl.mininet_scenarios.scenarios.ipv6_guard import ipv6_attacks, ipv6_first_hop_needs, ipv6_pair
 from segctl.testbed import ovs
 from segctl.topology.network import load_network
 
@@ -156,6 +157,28 @@ def test_every_shipped_attacker_intent_forges_for_real() -> None:
         bindings = {(ep.mac, str(ep.ip)) for ep in net.endpoints}
         assert (plan.foreign_sha, str(plan.attacker.ip)) not in bindings
         assert (plan.attacker.mac, plan.claimed_ip) not in bindings
+
+
+def test_ipv6_attacks_forge_router_messages_and_sources_from_a_real_ipv6_pair() -> None:
+    from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6ND_RA, ICMPv6ND_Redirect, IPv6
+    from scapy.layers.l2 import Ether
+
+    net = load_network(STRICT)
+    me, peer = ipv6_pair(net) or (None, None)
+    assert me is not None and peer is not None
+    assert (me.qualified, peer.qualified) == ("lab/o1", "lab/o2")
+    frames, control = ipv6_attacks(net, me, peer)
+    parsed = {name: Ether(frame) for name, frame in frames.items()}
+    assert all(p.src == me.mac for p in parsed.values())
+    routers = [p for p in parsed.values() if ICMPv6ND_RA in p or ICMPv6ND_Redirect in p]
+    assert len(routers) == 4
+    sources = {p[IPv6].src for p in routers}
+    assert sources == {str(me.ipv6), "fe80::ff:fe14:101"}  # bound global, and the EUI-64 link-local
+    forged = parsed["forged IPv6 source"]
+    assert ICMPv6EchoRequest in forged and forged[IPv6].src not in {str(ep.ipv6) for ep in net.endpoints}
+    assert Ether(control)[IPv6].src == str(me.ipv6) and Ether(control)[IPv6].dst == str(peer.ipv6)
+    assert ipv6_first_hop_needs(net) == ""
+    assert "ipv6" in ipv6_first_hop_needs(load_network(LEAF_SPINE))
 
 
 def test_forged_arp_is_not_a_real_request_when_tenants_overlap() -> None:

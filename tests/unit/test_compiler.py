@@ -28,6 +28,7 @@ from segctl.flows.pipeline import (
     META_SEGMENT_SHIFT,
     POLICY_DST,
     POLICY_SRC,
+    PRIO_ENDPOINT,
     ROUTE,
     TABLES,
 )
@@ -48,6 +49,7 @@ from segctl.openflow.ofctl import (
     WriteMetadata,
     mac_int,
 )
+from segctl.topology.analysis import ROUTER_ONLY_ICMPV6
 from segctl.topology.model import build_graph, fabric_ports
 from segctl.topology.network import Network, load_network, resolve
 from segctl.topology.schema import Intent
@@ -164,6 +166,9 @@ def test_classify_binds_edge_ports_and_fabric_vlans(
         for rule in (r for r in prog.rules if r.table == CLASSIFY.id and r.priority > 0):
             m = _match(rule)
             port = int(m["in_port"])
+            if rule.actions == (Drop(),):  # the RA guard (test_ra_guard_...)
+                assert port in edge and edge[port].ipv6 is not None, rule.to_ofctl()
+                continue
             writes = [a for a in rule.actions if isinstance(a, WriteMetadata)]
             assert len(writes) == 1 and writes[0].mask == 0xFFFFFFFF
             if port in fabric:
@@ -183,6 +188,28 @@ def test_classify_binds_edge_ports_and_fabric_vlans(
             if ep.rate_pps or ep.rate_kbps:
                 meter = rule.actions[0]
                 assert isinstance(meter, Meter) and meter.id in {x.id for x in prog.meters}
+
+
+def test_ra_guard_drops_router_only_icmpv6_from_every_ipv6_endpoint_port(
+    compiled: tuple[Network, dict[str, SwitchProgram]],
+) -> None:
+    """Router advertisements and redirects from an endpoint port drop in table 0, above the
+    spoof guard's admission (whatever their addresses); ports without IPv6 need no guard."""
+    net, programs = compiled
+    for name, prog in programs.items():
+        guards: dict[int, set[int]] = {}
+        admit: dict[int, int] = {}
+        for rule in (r for r in prog.rules if r.table == CLASSIFY.id and r.priority > 0):
+            m = _match(rule)
+            if rule.actions == (Drop(),):
+                assert m["proto"] == "icmp6" and set(m) == {"in_port", "proto", "icmp_type"}
+                guards.setdefault(int(m["in_port"]), set()).add(int(m["icmp_type"]))
+                assert rule.priority > PRIO_ENDPOINT
+            elif m.get("proto") == "ipv6" and "ipv6_src" in m:  # an edge port's admission
+                admit[int(m["in_port"])] = rule.priority
+        with6 = {ep.port for ep in net.endpoints if ep.switch == name and ep.ipv6 is not None}
+        assert set(guards) == with6 == set(admit)
+        assert all(types == set(ROUTER_ONLY_ICMPV6) == {134, 137} for types in guards.values())
 
 
 def test_conntrack_zones_are_tenant_ids(compiled: tuple[Network, dict[str, SwitchProgram]]) -> None:

@@ -81,6 +81,25 @@ def test_spoof_guard_only(two: Network) -> None:
     assert cx.packet["ip_src"] != "10.0.0.11" and cx.disposition_kind == "delivered"
 
 
+@pytest.mark.parametrize("engine", ["wavefront", "reference"])
+def test_router_advertisements_between_endpoints_break_conformance(engine: str) -> None:
+    """Without the RA guard, an endpoint's router advertisement (or redirect) unicast to an
+    IPv6 peer of its non-strict segment is delivered: IPv6 there is allowed, but never the
+    router-only ICMPv6 messages, so the verifier shows one with its trace."""
+    network = load_network(ROOT.parent / "segctl" / "mininet_scenarios" / "intents" / "strict-segment.yaml")
+    texts = _texts(network)
+    assert _verify(network, texts).ok
+    texts["s1"] = [s for s in texts["s1"] if "icmp_type=134" not in s and "icmp_type=137" not in s]
+    tables = {n: parse_flows("\n".join(lines)) for n, lines in texts.items()}
+    report = verify(network, tables, engine=engine)
+    assert _failing(report) == {"conformance"}
+    found = report.property("conformance").counterexamples
+    assert {(cx.src, cx.delivered_to) for cx in found} == {("lab/o1", "lab/o2"), ("lab/o2", "lab/o1")}
+    for cx in found:
+        assert cx.packet["ip_proto"] == "58" and cx.packet["icmp_type"] in ("134", "137")
+        assert cx.confirmed and "icmp6" in cx.ofproto_flow and "icmpv6_type=13" in cx.ofproto_flow
+
+
 def test_commit_in_another_tenants_zone(two: Network) -> None:
     texts = _texts(two)
     texts["s1"] = [

@@ -29,6 +29,7 @@ from segctl.mininet_scenarios.scenarios.actions import (
     switch_restart,
 )
 from segctl.mininet_scenarios.scenarios.guardrails import guardrail_logging, guardrail_logging_needs
+from segctl.mininet_scenarios.scenarios.ipv6_guard import ipv6_first_hop, ipv6_first_hop_needs
 from segctl.topology.network import Network
 
 #: Why an intent cannot host an action ("" when it can).
@@ -86,8 +87,11 @@ _ALL = [
     Scenario("shared-dns", "A shared DNS service: the only cross-tenant traffic.", "shared-dns.yaml"),
     Scenario(
         "strict-segment",
-        "A strict segment: stateful and stateless policies, IPv6 only in the open segment.",
+        "A strict segment: stateful and stateless policies, IPv6 only in the open segment; "
+        "rogue router advertisements, a redirect and forged IPv6 sources are all dropped.",
         "strict-segment.yaml",
+        (ipv6_first_hop,),
+        (ipv6_first_hop_needs,),
     ),
     Scenario(
         "guardrails",
