@@ -247,9 +247,10 @@ class _Compiler:
             )  # fmt: skip
             arp = [*base, ("proto", "arp"), ("arp_spa", str(ep.ip)), ("arp_sha", ep.mac)]
             rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, arp, [*pre, write, GotoTable(ARP.id)]))
-            if ep.ipv6 is not None:
-                v6 = [*base, ("proto", "ipv6"), ("ipv6_src", str(ep.ipv6))]
+            for source in ep.ipv6_sources:  # global, then link-local
+                v6 = [*base, ("proto", "ipv6"), ("ipv6_src", str(source))]
                 rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, v6, [*pre, write, GotoTable(ARP.id)]))
+            if ep.ipv6 is not None:
                 # RA guard: whatever its addresses, a router-only ICMPv6 message from an
                 # endpoint port is dropped before anything else reads it
                 for icmp_type in ROUTER_ONLY_ICMPV6:
@@ -313,12 +314,11 @@ class _Compiler:
                     t, PRIO_ENDPOINT, cookie, [meta, ("proto", "arp"), ("arp_tpa", self.ip(dst))], unicast
                 )
             )
-            if dst.ipv6 is None or seg.strict:
-                continue
-            ns = [meta, ("proto", "icmp6"), ("icmp_type", "135"), ("nd_target", str(dst.ipv6))]
-            rules.append(Rule.make(t, PRIO_SPECIFIC, cookie, ns, unicast))
-            v6 = [meta, ("proto", "ipv6"), ("ipv6_dst", str(dst.ipv6))]
-            rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, v6, [GotoTable(FORWARD.id)]))
+            for address in () if seg.strict else dst.ipv6_sources:
+                ns = [meta, ("proto", "icmp6"), ("icmp_type", "135"), ("nd_target", str(address))]
+                rules.append(Rule.make(t, PRIO_SPECIFIC, cookie, ns, unicast))
+                v6 = [meta, ("proto", "ipv6"), ("ipv6_dst", str(address))]
+                rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, v6, [GotoTable(FORWARD.id)]))
         self._memo[("arp", *seg.key)] = rules
         return rules
 
@@ -564,10 +564,10 @@ class _Compiler:
             rules.append(
                 Rule.make(t, PRIO_ENDPOINT, cookie, [*to_me, ("proto", "arp"), ("arp_tpa", str(ep.ip))], out)
             )
-            if ep.ipv6 is not None and not seg.strict:
-                v6 = [*to_me, ("proto", "ipv6"), ("ipv6_dst", str(ep.ipv6))]
+            for address in () if seg.strict else ep.ipv6_sources:
+                v6 = [*to_me, ("proto", "ipv6"), ("ipv6_dst", str(address))]
                 rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, v6, out))
-                ns = [*to_me, ("proto", "icmp6"), ("icmp_type", "135"), ("nd_target", str(ep.ipv6))]
+                ns = [*to_me, ("proto", "icmp6"), ("icmp_type", "135"), ("nd_target", str(address))]
                 rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, ns, out))
         return rules
 

@@ -298,6 +298,8 @@ class MininetFabric:
         ep = h.endpoint
         if ep.ipv6 is not None and h.prefixlen6 is not None:
             tb_netns.add_address(h.netns, h.ifname, str(ep.ipv6), h.prefixlen6)
+            if ep.ipv6_link_local is not None:
+                tb_netns.set_link_local(h.netns, h.ifname, str(ep.ipv6_link_local))
         if h.gateway is not None:
             tb_netns.add_default_route(h.netns, str(h.gateway))
 

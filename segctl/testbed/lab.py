@@ -73,6 +73,7 @@ class HostSpec:
     ipv6: str | None = None
     gateway: str | None = None
     neighbours: tuple[tuple[str, str], ...] = ()  # static (ip, mac) entries
+    ipv6_link_local: str | None = None  # replaces the kernel's (no DAD)
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,8 @@ class Lab:
         if h.ipv6:
             addr6, _, plen6 = h.ipv6.partition("/")
             netns.add_address(ns, HOST_IFNAME, addr6, int(plen6 or 128))
+        if h.ipv6_link_local:
+            netns.set_link_local(ns, HOST_IFNAME, h.ipv6_link_local)
         if h.gateway:
             netns.add_default_route(ns, h.gateway)
         for ip, mac in h.neighbours:

@@ -14,6 +14,7 @@ peer moves into its namespace; the setting travels with the device).
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 
@@ -33,12 +34,14 @@ __all__ = [
     "list_links",
     "list_namespaces",
     "remove_namespace",
+    "set_link_local",
     "wait_until",
 ]
 
 #: Longest interface name Linux accepts (IFNAMSIZ - 1).
 IFNAMSIZ = 15
 _IFA_F_NODAD = 0x02
+_SCOPE_LINK = 253
 _TX_OFFLOADS = ("tx-checksum-ip-generic", "tx-checksum-ipv4", "tx-checksum-ipv6", "tx-checksum-sctp")
 
 
@@ -168,6 +171,18 @@ def add_address(namespace: str, ifname: str, address: str, prefixlen: int) -> No
             ns.addr("add", index=idx, address=address, prefixlen=prefixlen, flags=_IFA_F_NODAD)
         else:
             ns.addr("add", index=idx, address=address, prefixlen=prefixlen)
+
+
+def set_link_local(namespace: str, ifname: str, address: str) -> None:
+    """Make ``address`` the only link-local IPv6 address of ``ifname`` (no duplicate address
+    detection): the one the kernel derived when the link came up is replaced, so a host sends
+    from the address its intent declares, at once."""
+    with NetNS(namespace) as ns:
+        idx = _index(ns, ifname)
+        for entry in ns.get_addr(index=idx, family=socket.AF_INET6):
+            if entry["scope"] == _SCOPE_LINK:
+                ns.addr("del", index=idx, address=entry.get_attr("IFA_ADDRESS"), prefixlen=entry["prefixlen"])
+        ns.addr("add", index=idx, address=address, prefixlen=64, flags=_IFA_F_NODAD)
 
 
 def add_default_route(namespace: str, gateway: str) -> None:

@@ -99,6 +99,13 @@ class EndpointInfo:
     rate_pps: int | None = None
     rate_kbps: int | None = None
     rate_burst: int | None = None
+    #: Its link-local address (declared, or the EUI-64 one of its MAC); set when ``ipv6`` is.
+    ipv6_link_local: IPv6Address | None = None
+
+    @property
+    def ipv6_sources(self) -> tuple[IPv6Address, ...]:
+        """The IPv6 addresses bound to its port: global, then link-local (none without ipv6)."""
+        return tuple(a for a in (self.ipv6, self.ipv6_link_local) if a is not None)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -298,6 +305,7 @@ def resolve(intent: Intent) -> Network:
             rate_pps=ep.rate_limit.pps if ep.rate_limit else None,
             rate_kbps=ep.rate_limit.kbps if ep.rate_limit else None,
             rate_burst=ep.rate_limit.burst if ep.rate_limit else None,
+            ipv6_link_local=ep.link_local,
         )
         for t in intent.tenants
         for ep in t.endpoints

@@ -272,15 +272,37 @@ class Endpoint(_Strict):
     mac: MacAddress
     ip: IPv4Address
     ipv6: IPv6Address | None = None
+    #: The link-local source the endpoint also sends from; default: the EUI-64 address of
+    #: its MAC (what Linux derives by default). Only with ``ipv6``.
+    ipv6_link_local: IPv6Address | None = None
     attach: SwitchPort
 
-    @field_validator("ip", "ipv6", mode="before")
+    @field_validator("ip", "ipv6", "ipv6_link_local", mode="before")
     @classmethod
     def _ip_text(cls, value: Any) -> Any:
         return _address_text(value)
 
     labels: dict[Annotated[str, Field(min_length=1, max_length=63)], str] = Field(default_factory=dict)
     rate_limit: RateLimit | None = None
+
+    @property
+    def link_local(self) -> IPv6Address | None:
+        """The link-local address bound to the port: declared, or :func:`eui64_link_local` of
+        the MAC; ``None`` without ``ipv6``."""
+        if self.ipv6 is None:
+            return None
+        return self.ipv6_link_local or eui64_link_local(self.mac)
+
+
+def eui64_link_local(mac: str) -> IPv6Address:
+    """``fe80::/64`` with the modified EUI-64 interface identifier of ``mac`` (RFC 4291 app. A).
+
+    >>> eui64_link_local("02:00:00:14:01:01")
+    IPv6Address('fe80::ff:fe14:101')
+    """
+    octets = bytes.fromhex(mac.replace(":", ""))
+    ident = bytes([octets[0] ^ 0x02, *octets[1:3], 0xFF, 0xFE, *octets[3:]])
+    return IPv6Address(b"\xfe\x80" + bytes(6) + ident)
 
 
 class Group(_Strict):

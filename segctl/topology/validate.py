@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from segctl.errors import IntentError, Problem
 from segctl.topology.schema import Endpoint, Guardrail, GuardrailPeer, Intent, Policy, Selector, Tenant
@@ -20,6 +20,8 @@ __all__ = ["VLAN_RANGE", "check_intent", "validate_intent"]
 #: Fabric VLAN ids segctl may allocate to segments that do not pin one.
 VLAN_RANGE = range(2, 4095)
 MAX_TENANTS = 4095
+#: Where an endpoint's link-local address must be (what Linux uses on an Ethernet link).
+LINK_LOCAL = IPv6Network("fe80::/64")
 
 
 def check_intent(intent: Intent) -> None:
@@ -324,14 +326,16 @@ def _check_tenant(
             problems.append(Problem(f"{where}.mac", f"{ep.mac} is also the MAC of {macs[ep.mac]}"))
         else:
             macs[ep.mac] = ep.name
-        for addr in (ep.ip, ep.ipv6):
+        problems += _check_link_local(where, ep)
+        for field, addr in (("ip", ep.ip), ("ipv6", ep.ipv6), ("ipv6_link_local", ep.link_local)):
             if addr is None:
                 continue
             if str(addr) in ips:
-                field = "ip" if addr.version == 4 else "ipv6"
-                problems.append(
-                    Problem(f"{where}.{field}", f"{addr} is also the address of {ips[str(addr)]}")
-                )
+                what = str(addr)
+                if field == "ipv6_link_local" and ep.ipv6_link_local is None:
+                    field, what = "mac", f"its link-local address {addr} (from its MAC)"
+                owner = ips[str(addr)]
+                problems.append(Problem(f"{where}.{field}", f"{what} is also the address of {owner}"))
             else:
                 ips[str(addr)] = ep.name
         if tenant.gateway_mac is not None and ep.mac == tenant.gateway_mac:
@@ -340,6 +344,18 @@ def _check_tenant(
     problems += _check_address_sets(base, tenant)
     problems += _check_references(base, tenant, owners, set(seg_by_name))
     return problems
+
+
+def _check_link_local(where: str, ep: Endpoint) -> list[Problem]:
+    declared = ep.ipv6_link_local
+    if declared is None:
+        return []
+    if ep.ipv6 is None:
+        why = "needs ipv6 (IPv6 goes only between endpoints that declare one)"
+        return [Problem(f"{where}.ipv6_link_local", why)]
+    if declared not in LINK_LOCAL:
+        return [Problem(f"{where}.ipv6_link_local", f"{declared} is not a link-local address ({LINK_LOCAL})")]
+    return []
 
 
 def _check_references(

@@ -82,8 +82,11 @@ class Spaces:
         arp = hs.oeq("eth_type", ETH_ARP) & hs.oeq("arp_sha", mac) & self.ip("ip_src", ep.ip)
         ipv4 = hs.oeq("eth_type", ETH_IP) & self.ip("ip_src", ep.ip)
         out = arp | ipv4
-        if ep.ipv6 is not None:
-            out |= hs.oeq("eth_type", ETH_IP6) & hs.oeq("ipv6_src", int(IPv6Address(ep.ipv6)))
+        if ep.ipv6_sources:  # global and link-local
+            sources = hs.false
+            for address in ep.ipv6_sources:
+                sources |= hs.oeq("ipv6_src", int(IPv6Address(address)))
+            out |= hs.oeq("eth_type", ETH_IP6) & sources
         out &= hs.oeq("eth_src", mac) & hs.oeq("vlan_present", 0) & hs.oeq("vlan_vid", 0)
         self._bound[ep.key] = out
         return out

@@ -465,3 +465,28 @@ def test_router_advertisements_and_redirects_from_endpoints_drop(fabric: Fabric)
                 probes.send_raw_frame(fabric.ns(src), fabric.lab.host_ifname, bytes(frame))
         got = {m for m in (echo, ra, redirect, all_nodes) if any(m in fr for fr in sniffer.frames)}
         assert got == {echo}, f"{src.qualified} -> {dst.qualified}"
+
+
+def test_ipv6_link_local_sources_are_bound_like_global_ones(fabric: Fabric) -> None:
+    """Between IPv6 peers, pings to the link-local address (EUI-64 of the MAC, or the one the
+    intent declares) are answered; a frame from another link-local source drops while the
+    same frame from the bound one arrives."""
+    net = fabric.net
+    pairs = [(a, b) for a in net.endpoints for b in net.endpoints if ipv6_allowed(net, a, b)]
+    if not pairs:
+        pytest.skip("no IPv6 pair in this intent")
+    for src, dst in pairs:
+        target = f"{dst.ipv6_link_local}%{fabric.lab.host_ifname}"
+        assert probes.ping(fabric.ns(src), target, count=3, timeout=2), f"{src.qualified} -> {target}"
+        bound, forged = _marker(), _marker()
+        sends = [
+            Ether(src=src.mac, dst=dst.mac)
+            / IPv6(src=source, dst=str(dst.ipv6_link_local))
+            / ICMPv6EchoRequest(data=marker)
+            for source, marker in ((str(src.ipv6_link_local), bound), ("fe80::dead:beef", forged))
+        ]
+        with probes.Sniffer(fabric.ns(dst), fabric.lab.host_ifname, "icmp6", timeout=2.5) as sniffer:
+            for frame in sends:
+                probes.send_raw_frame(fabric.ns(src), fabric.lab.host_ifname, bytes(frame))
+        got = {m for m in (bound, forged) if any(m in fr for fr in sniffer.frames)}
+        assert got == {bound}, f"{src.qualified} -> {dst.qualified}"

@@ -174,8 +174,10 @@ def test_ipv6_attacks_forge_router_messages_and_sources_from_a_real_ipv6_pair() 
     assert len(routers) == 4
     sources = {p[IPv6].src for p in routers}
     assert sources == {str(me.ipv6), "fe80::ff:fe14:101"}  # bound global, and the EUI-64 link-local
-    forged = parsed["forged IPv6 source"]
-    assert ICMPv6EchoRequest in forged and forged[IPv6].src not in {str(ep.ipv6) for ep in net.endpoints}
+    bound = {str(a) for ep in net.endpoints for a in ep.ipv6_sources}
+    for name in ("forged IPv6 source", "forged link-local source"):
+        forged = parsed[name]
+        assert ICMPv6EchoRequest in forged and forged[IPv6].src not in bound
     assert Ether(control)[IPv6].src == str(me.ipv6) and Ether(control)[IPv6].dst == str(peer.ipv6)
     assert ipv6_first_hop_needs(net) == ""
     assert "ipv6" in ipv6_first_hop_needs(load_network(LEAF_SPINE))

@@ -20,7 +20,7 @@ EDGE_CASES: dict[str, Any] = {
                 {"name": "a", "segment": "lan", "mac": "02:00:00:05:00:0a", "ip": "10.5.0.10",
                  "ipv6": "fd05::a", "attach": "s1:1"},
                 {"name": "b", "segment": "lan", "mac": "02:00:00:05:00:0b", "ip": "10.5.0.11",
-                 "ipv6": "fd05::b", "attach": "s2:1"},
+                 "ipv6": "fd05::b", "ipv6_link_local": "fe80::b", "attach": "s2:1"},
                 {"name": "s", "segment": "srv", "mac": "02:00:00:06:00:0a", "ip": "10.6.0.10",
                  "attach": "s2:2"},
             ],

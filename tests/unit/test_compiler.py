@@ -149,8 +149,9 @@ def test_edge_outputs_only_through_the_egress_guard(
                 if action.port == IN_PORT:  # the gateway ARP responder, and nothing else
                     assert m["arp_sha"] == net.tenant(ep.tenant).gateway_mac and m["in_port"] == str(ep.port)
                 else:
+                    ipv6 = {str(a) for a in ep.ipv6_sources}  # global and link-local
                     assert str(ep.ip) in (m.get("nw_dst"), m.get("arp_tpa")) or (
-                        ep.ipv6 is not None and str(ep.ipv6) in (m.get("ipv6_dst"), m.get("nd_target"))
+                        m.get("ipv6_dst") in ipv6 or m.get("nd_target") in ipv6
                     ), rule.to_ofctl()
 
 
@@ -183,7 +184,7 @@ def test_classify_binds_edge_ports_and_fabric_vlans(
             assert writes[0].value == _ctx(net, ep.tenant, ep.segment)
             bound = {"ip": m.get("nw_src") == str(ep.ip),
                      "arp": m.get("arp_spa") == str(ep.ip) and m.get("arp_sha") == ep.mac,
-                     "ipv6": m.get("ipv6_src") == str(ep.ipv6)}  # fmt: skip
+                     "ipv6": m.get("ipv6_src") in {str(a) for a in ep.ipv6_sources}}  # fmt: skip
             assert bound[m["proto"]], rule.to_ofctl()
             if ep.rate_pps or ep.rate_kbps:
                 meter = rule.actions[0]
@@ -198,7 +199,7 @@ def test_ra_guard_drops_router_only_icmpv6_from_every_ipv6_endpoint_port(
     net, programs = compiled
     for name, prog in programs.items():
         guards: dict[int, set[int]] = {}
-        admit: dict[int, int] = {}
+        admit: dict[tuple[int, str], int] = {}
         for rule in (r for r in prog.rules if r.table == CLASSIFY.id and r.priority > 0):
             m = _match(rule)
             if rule.actions == (Drop(),):
@@ -206,10 +207,32 @@ def test_ra_guard_drops_router_only_icmpv6_from_every_ipv6_endpoint_port(
                 guards.setdefault(int(m["in_port"]), set()).add(int(m["icmp_type"]))
                 assert rule.priority > PRIO_ENDPOINT
             elif m.get("proto") == "ipv6" and "ipv6_src" in m:  # an edge port's admission
-                admit[int(m["in_port"])] = rule.priority
+                admit[(int(m["in_port"]), m["ipv6_src"])] = rule.priority
         with6 = {ep.port for ep in net.endpoints if ep.switch == name and ep.ipv6 is not None}
-        assert set(guards) == with6 == set(admit)
+        assert set(guards) == with6 == {port for port, _ in admit}
         assert all(types == set(ROUTER_ONLY_ICMPV6) == {134, 137} for types in guards.values())
+
+
+def test_ipv6_endpoints_are_bound_to_and_reached_at_their_global_and_link_local_addresses(
+    compiled: tuple[Network, dict[str, SwitchProgram]],
+) -> None:
+    """Both addresses of an IPv6 endpoint (the link-local one is EUI-64 of its MAC unless
+    declared) are admitted from its port, solicited and delivered to it; nothing else."""
+    net, programs = compiled
+    for ep in net.endpoints:
+        if ep.ipv6 is None:
+            assert ep.ipv6_link_local is None
+            continue
+        addresses = {str(ep.ipv6), str(ep.ipv6_link_local)}
+        assert str(ep.ipv6_link_local).startswith("fe80::") and len(addresses) == 2
+        rules = [_match(r) for r in programs[ep.switch].rules]
+        admitted = {m["ipv6_src"] for m in rules if m.get("ipv6_src") and m.get("in_port") == str(ep.port)}
+        assert admitted == addresses
+        if net.segment(ep.tenant, ep.segment).strict:
+            continue
+        delivered = {m["ipv6_dst"] for m in rules if m.get("ipv6_dst") and m.get("dl_dst") == ep.mac}
+        solicited = {m["nd_target"] for m in rules if m.get("nd_target") and m.get("dl_dst") == ep.mac}
+        assert delivered == solicited == addresses
 
 
 def test_conntrack_zones_are_tenant_ids(compiled: tuple[Network, dict[str, SwitchProgram]]) -> None:

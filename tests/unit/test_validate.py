@@ -256,6 +256,33 @@ def test_ip_outside_segment_names_place_and_reason() -> None:
     assert problems(d) == ["tenants[acme].endpoints[web1].ip: 10.1.9.4 is outside segment web (10.1.1.0/24)"]
 
 
+def test_link_local_addresses_are_link_local_unique_and_need_ipv6() -> None:
+    d = doc()
+    acme(d)["segments"][0]["cidr6"] = "fd01::/64"
+    web1, web2 = acme(d)["endpoints"][:2]
+    web1.update(ipv6="fd01::10", ipv6_link_local="fd01::99")
+    web2["ipv6_link_local"] = "fe80::1"
+    assert problems(d) == [
+        "tenants[acme].endpoints[web1].ipv6_link_local: fd01::99 is not a link-local address (fe80::/64)",
+        "tenants[acme].endpoints[web2].ipv6_link_local: needs ipv6 (IPv6 goes only between endpoints "
+        "that declare one)",
+    ]
+    # a declared address may not be one another endpoint derives from its MAC (EUI-64)
+    web2.update(ipv6="fd01::11", ipv6_link_local=None)
+    web1["ipv6_link_local"] = "fe80::ff:fe00:102"
+    assert web2["mac"] == "02:00:00:00:01:02"
+    assert problems(d) == [
+        "tenants[acme].endpoints[web2].mac: its link-local address fe80::ff:fe00:102 (from its MAC) "
+        "is also the address of web1"
+    ]
+    web1["ipv6_link_local"] = "fe80::10"
+    net = resolve(intent_from_document(d))
+    a, b = net.endpoint("acme", "web1"), net.endpoint("acme", "web2")
+    assert (str(a.ipv6_link_local), str(b.ipv6_link_local)) == ("fe80::10", "fe80::ff:fe00:102")
+    db1 = net.endpoint("acme", "db1")
+    assert db1.ipv6_link_local is None and db1.ipv6_sources == ()
+
+
 def test_ip_on_network_broadcast_or_gateway() -> None:
     d = doc()
     acme(d)["endpoints"][0]["ip"] = "10.1.1.255"

@@ -2,10 +2,12 @@
 
 An endpoint with IPv6 (the first one that may send IPv6 to a peer,
 :func:`~segctl.topology.analysis.ipv6_allowed`) sends crafted ICMPv6: router
-advertisements to the all-nodes group and unicast to its peer, a redirect, an RA from a
-link-local source and an echo request with a forged IPv6 source. None may arrive anywhere
-(RA guard and spoof guard, docs/pipeline.md table 0). An echo request from its bound
-address to the peer, which the intent allows, proves the captures work.
+advertisements to the all-nodes group and unicast to its peer, a redirect, an RA from its
+own link-local address, and echo requests from a forged global and a forged link-local
+source. None may arrive anywhere (RA guard and spoof guard, docs/pipeline.md table 0; the
+bound sources are the global address and ``EndpointInfo.ipv6_link_local``). An echo
+request from its bound address to the peer, which the intent allows, proves the captures
+work.
 """
 
 from __future__ import annotations
@@ -39,15 +41,6 @@ def ipv6_first_hop_needs(network: Network) -> str:
     return ""
 
 
-def _link_local(mac: str) -> str:
-    """The EUI-64 link-local address of ``mac`` (what the endpoint's kernel would use)."""
-    octets = [int(b, 16) for b in mac.split(":")]
-    octets[0] ^= 0x02
-    eui = [*octets[:3], 0xFF, 0xFE, *octets[3:]]
-    groups = [f"{eui[i] << 8 | eui[i + 1]:x}" for i in range(0, 8, 2)]
-    return "fe80::" + ":".join(groups)
-
-
 def _forged_ipv6(me: EndpointInfo, network: Network) -> str:
     """An address of ``me``'s prefix that no endpoint has."""
     taken = {ep.ipv6 for ep in network.endpoints}
@@ -76,11 +69,12 @@ def ipv6_attacks(network: Network, me: EndpointInfo, peer: EndpointInfo) -> tupl
         "ICMPv6 redirect (to an IPv6 peer)": v6(own, *to_peer)
         / ICMPv6ND_Redirect(tgt=own, dst=own)
         / (MARKER + b"redirect"),
-        "router advertisement from its link-local address": v6(_link_local(me.mac), *_ALL_NODES)
+        "router advertisement from its link-local address": v6(str(me.ipv6_link_local), *_ALL_NODES)
         / ICMPv6ND_RA()
         / (MARKER + b"ra-ll"),
         "forged IPv6 source": v6(_forged_ipv6(me, network), *to_peer)
         / ICMPv6EchoRequest(data=MARKER + b"src"),
+        "forged link-local source": v6("fe80::dead:beef", *to_peer) / ICMPv6EchoRequest(data=MARKER + b"ll"),
     }
     control = v6(own, *to_peer) / ICMPv6EchoRequest(data=MARKER + b"control")
     return {name: bytes(frame) for name, frame in attacks.items()}, bytes(control)
