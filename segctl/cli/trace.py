@@ -1,8 +1,9 @@
 """``segctl trace``: what the tables do with one packet, next to what the intent says.
 
-``segctl trace FILE --from EP --to EP|IP [--proto tcp|udp|icmp|any|N] [--sport N]
+``segctl trace FILE --from EP --to EP|IP [-6] [--proto tcp|udp|icmp|any|N] [--sport N]
 [--dport N] [--icmp-type N] [--icmp-code N] [--reply] [--ct STATE ...]`` simulates one
-IPv4 packet with the verifier's concrete simulator (:mod:`segctl.verifier.simulate`) and
+IPv4 packet (IPv6 with ``-6`` or an IPv6 ``--to``: ``icmp`` is then ICMPv6) with the
+verifier's concrete simulator (:mod:`segctl.verifier.simulate`) and
 names, at every hop, the intent object behind the rule (like ``ovn-trace``). Beside it,
 the intent's own verdict; when the two differ it prints a ``MISMATCH`` line and exits 1,
 so a script can ask "do the tables do what the intent says for this packet?".
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from ipaddress import IPv4Address, ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import TYPE_CHECKING, Any
 
 from segctl.cli._tables import add_source_options, load_tables
@@ -42,7 +43,11 @@ _NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
 #: table; a unit test keeps them equal, this module imports no intent code at start-up).
 #: An address mask request (17) is not one of them: conntrack calls it invalid.
 ICMP_REPLY = {8: 0, 13: 14, 15: 16}
-DEFAULT_SPORT, DEFAULT_DPORT, DEFAULT_ICMP_TYPE = 40000, 80, 8
+#: ICMPv6 echo request -> echo reply (IPv6 has no conntrack here: a reply is judged as a packet).
+ICMP6_REPLY = {128: 129}
+DEFAULT_SPORT, DEFAULT_DPORT, DEFAULT_ICMP_TYPE, DEFAULT_ICMP6_TYPE = 40000, 80, 8, 128
+ICMPV6 = 58
+Address = IPv4Address | IPv6Address
 #: The states a reply's ct() lookup returns where the request was / was not committed.
 CT_REPLY, CT_NEW = "trk,est,rpl", "trk,new"
 
@@ -58,7 +63,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("file", metavar="FILE", help="intent file (.yaml, .yml or .json)")
     p.add_argument("--from", dest="src", required=True, metavar="EP", help="source endpoint (tenant/name)")
-    p.add_argument("--to", dest="dst", required=True, metavar="EP|IP", help="destination endpoint or IPv4")
+    p.add_argument(
+        "--to", dest="dst", required=True, metavar="EP|IP", help="destination endpoint, IPv4 or IPv6 address"
+    )
+    p.add_argument(
+        "-6",
+        "--ipv6",
+        action="store_true",
+        help="trace IPv6 between the endpoints' global addresses (implied by an IPv6 --to); "
+        "icmp is then ICMPv6 (default type 128, echo request)",
+    )
     p.add_argument(
         "--proto",
         default="tcp",
@@ -94,12 +108,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 class Service:
     """What one traced packet carries, in the connection's (request) direction."""
 
-    proto: str  # tcp, udp, icmp or a decimal IP protocol number
+    proto: str  # tcp, udp, icmp (icmp6 under IPv6) or a decimal IP protocol number
     number: int
     sport: int | None = None
     dport: int | None = None
     icmp_type: int | None = None
     icmp_code: int | None = None
+    ipv6: bool = False
+
+    @property
+    def replies(self) -> dict[int, int]:
+        """Query ICMP type -> its reply type, in this packet's family."""
+        return ICMP6_REPLY if self.ipv6 else ICMP_REPLY
+
+    def reply_icmp_type(self) -> int | None:
+        if self.icmp_type is None:
+            return None
+        return self.replies.get(self.icmp_type, self.icmp_type)
 
     def describe(self, *, reply: bool = False) -> str:
         if self.sport is not None and self.dport is not None:
@@ -107,8 +132,8 @@ class Service:
                 return f"{self.proto}/{self.sport} (reply from port {self.dport})"
             return f"{self.proto}/{self.dport}"
         if self.icmp_type is not None:
-            kind = ICMP_REPLY.get(self.icmp_type, self.icmp_type) if reply else self.icmp_type
-            return f"icmp type {kind} code {self.icmp_code}"
+            kind = self.reply_icmp_type() if reply else self.icmp_type
+            return f"{self.proto} type {kind} code {self.icmp_code}"
         return f"ip proto {self.number}"
 
 
@@ -122,8 +147,9 @@ def _range(args: argparse.Namespace, name: str, top: int, what: str) -> None:
         raise _bad(f"--{name.replace('_', '-')}", f"{value}: not {what}")
 
 
-def services(args: argparse.Namespace) -> list[Service]:
-    """The packets ``--proto`` and its options ask for; options a protocol has no use for are errors."""
+def services(args: argparse.Namespace, *, ipv6: bool = False) -> list[Service]:
+    """The packets ``--proto`` and its options ask for; options a protocol has no use for are
+    errors. Under ``ipv6`` ``icmp`` (or ``icmp6``) is ICMPv6."""
     from segctl.topology.analysis import normalize_proto
 
     _range(args, "sport", 65535, "a port number")
@@ -131,6 +157,10 @@ def services(args: argparse.Namespace) -> list[Service]:
     _range(args, "icmp_type", 255, "an icmp type (0-255)")
     _range(args, "icmp_code", 255, "an icmp code (0-255)")
     proto = normalize_proto(args.proto)
+    if ipv6 and proto in ("icmp6", "icmpv6", "ipv6-icmp", str(ICMPV6)):
+        proto = "icmp"
+    elif proto in ("icmp6", "icmpv6", "ipv6-icmp"):
+        raise _bad("--proto", f"{args.proto} is IPv6: add -6 or give an IPv6 --to")
     if proto == "any":
         protos = ["tcp", "udp", "icmp"]
     elif proto in _NUMBERS or (proto.isdigit() and 0 <= int(proto) <= 255):
@@ -149,18 +179,21 @@ def services(args: argparse.Namespace) -> list[Service]:
         raise _bad(option, f"only applies to --proto icmp (or any), not {proto}")
     if args.reply and args.ct:
         raise _bad("--ct", "--reply sets the conntrack states from the request; leave --ct out")
-    icmp_type = DEFAULT_ICMP_TYPE if args.icmp_type is None else args.icmp_type
-    if args.reply and "icmp" in protos and icmp_type not in ICMP_REPLY:
+    default_type, queries = (DEFAULT_ICMP6_TYPE, ICMP6_REPLY) if ipv6 else (DEFAULT_ICMP_TYPE, ICMP_REPLY)
+    icmp_type = default_type if args.icmp_type is None else args.icmp_type
+    if args.reply and "icmp" in protos and icmp_type not in queries:
         raise _bad("--icmp-type", f"{icmp_type}: not an icmp query, so it has no reply to trace")
     out = []
     for p in protos:
         if p in ("tcp", "udp"):
             sport = DEFAULT_SPORT if args.sport is None else args.sport
-            out.append(Service(p, _NUMBERS[p], sport, DEFAULT_DPORT if args.dport is None else args.dport))
+            dport = DEFAULT_DPORT if args.dport is None else args.dport
+            out.append(Service(p, _NUMBERS[p], sport, dport, ipv6=ipv6))
         elif p == "icmp":
-            out.append(Service(p, 1, icmp_type=icmp_type, icmp_code=args.icmp_code or 0))
+            name, number = ("icmp6", ICMPV6) if ipv6 else ("icmp", 1)
+            out.append(Service(name, number, icmp_type=icmp_type, icmp_code=args.icmp_code or 0, ipv6=ipv6))
         else:
-            out.append(Service(p, int(p)))
+            out.append(Service(p, int(p), ipv6=ipv6))
     return out
 
 
@@ -168,17 +201,25 @@ def services(args: argparse.Namespace) -> list[Service]:
 
 
 def _destination(
-    network: Network, src: EndpointInfo, to: str
-) -> tuple[EndpointInfo | None, IPv4Address, list[str]]:
-    """The destination endpoint (if any), its address, and notes on how an address resolved."""
+    network: Network, src: EndpointInfo, to: str, *, ipv6: bool = False
+) -> tuple[EndpointInfo | None, Address, list[str]]:
+    """The destination endpoint (if any), its address, and notes on how an address resolved
+    (``ipv6``: an endpoint's global IPv6 address)."""
     try:
         addr = ip_address(to)
     except ValueError:
         dst = network.find_endpoint(to)
-        return dst, dst.ip, []
-    if not isinstance(addr, IPv4Address):
-        raise _bad("--to", f"{to}: only IPv4 destinations are traced")
-    owners = [ep for ep in network.endpoints if ep.ip == addr]
+        if not ipv6:
+            return dst, dst.ip, []
+        if dst.ipv6 is None:
+            raise _bad("--to", f"{dst.qualified} has no ipv6 address") from None
+        return dst, dst.ipv6, []
+    if ipv6 and isinstance(addr, IPv4Address):
+        raise _bad("--to", f"{to}: an IPv4 address, and -6 traces IPv6")
+    if isinstance(addr, IPv6Address):
+        owners = [ep for ep in network.endpoints if addr in ep.ipv6_sources]
+    else:
+        owners = [ep for ep in network.endpoints if ep.ip == addr]
     if not owners:
         return None, addr, [f"no endpoint has the address {addr}"]
     own = [ep for ep in owners if ep.tenant == src.tenant]
@@ -211,27 +252,42 @@ def _next_hop_mac(network: Network, sender: EndpointInfo, receiver: EndpointInfo
     return first_hop_mac(network, sender, receiver), routed(sender, receiver)
 
 
+def source_address(sender: EndpointInfo, toward: Address) -> Address:
+    """The address ``sender`` sends from toward ``toward``: its IPv4 address, or under IPv6
+    its link-local one toward a link-local address and its global one otherwise."""
+    if isinstance(toward, IPv4Address):
+        return sender.ip
+    if toward.is_link_local and sender.ipv6_link_local is not None:
+        return sender.ipv6_link_local
+    if sender.ipv6 is None:
+        raise _bad("--from", f"{sender.qualified} has no ipv6 address, so it sends no IPv6")
+    return sender.ipv6
+
+
 def _packet(
-    sender: EndpointInfo, eth_dst: str, ip_src: IPv4Address, ip_dst: IPv4Address, svc: Service, *,
+    sender: EndpointInfo, eth_dst: str, ip_src: Address, ip_dst: Address, svc: Service, *,
     ttl: int, reply: bool,
 ) -> Packet:  # fmt: skip
     from segctl.openflow.ofctl import mac_int
     from segctl.verifier.simulate import Packet
 
     sport, dport = (svc.dport, svc.sport) if reply else (svc.sport, svc.dport)
-    icmp_type = svc.icmp_type or 0
+    icmp_type = (svc.reply_icmp_type() if reply else svc.icmp_type) or 0
+    v6 = isinstance(ip_src, IPv6Address)
     return Packet(
         in_port=sender.port,
         eth_src=mac_int(sender.mac),
         eth_dst=mac_int(eth_dst),
-        eth_type=0x0800,
+        eth_type=0x86DD if v6 else 0x0800,
         ip_proto=svc.number,
-        ip_src=int(ip_src),
-        ip_dst=int(ip_dst),
+        ip_src=0 if v6 else int(ip_src),
+        ip_dst=0 if v6 else int(ip_dst),
+        ipv6_src=int(ip_src) if v6 else 0,
+        ipv6_dst=int(ip_dst) if v6 else 0,
         nw_ttl=ttl,
         tp_src=sport or 0,
         tp_dst=dport or 0,
-        icmp_type=ICMP_REPLY.get(icmp_type, icmp_type) if reply else icmp_type,
+        icmp_type=icmp_type,
         icmp_code=svc.icmp_code or 0,
     )
 
@@ -248,12 +304,15 @@ class Verdict:
     grants: tuple[Grant, ...]
 
 
-def _verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr: IPv4Address,
+def _verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr: Address,
              svc: Service, *, reply: bool) -> Verdict:  # fmt: skip
     from segctl.topology.analysis import allowed_grants
 
     if dst is None:
         return Verdict(False, f"denied: no endpoint has the address {addr}", ())
+    if svc.ipv6:
+        sender, receiver = (dst, src) if reply else (src, dst)
+        return _verdict6(network, sender, receiver, svc, reply=reply)
     grants = allowed_grants(
         network, src, dst, svc.proto, svc.dport, icmp_type=svc.icmp_type, icmp_code=svc.icmp_code
     )
@@ -283,6 +342,34 @@ def _verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr
         False, f"denied: the intent allows no such connection from {src.qualified} to {dst.qualified}, "
         "so it has no reply", (),
     )  # fmt: skip
+
+
+def _verdict6(
+    network: Network, sender: EndpointInfo, receiver: EndpointInfo, svc: Service, *, reply: bool
+) -> Verdict:
+    """The intent on one IPv6 packet: inside a non-strict segment between two endpoints with
+    ipv6, never a router-only ICMPv6 message (no conntrack: a reply is judged as a packet)."""
+    from segctl.topology.analysis import ROUTER_ONLY_ICMPV6, ipv6_allowed
+
+    icmp_type = svc.reply_icmp_type() if reply else svc.icmp_type
+    if svc.number == ICMPV6 and icmp_type is not None and icmp_type in ROUTER_ONLY_ICMPV6:
+        what = ROUTER_ONLY_ICMPV6[icmp_type]
+        return Verdict(False, f"denied: a {what} (ICMPv6 {icmp_type}) comes only from routers (RA guard)", ())
+    segment = network.segment(sender.tenant, sender.segment)
+    if ipv6_allowed(network, sender, receiver):
+        how = "reply " if reply else ""
+        where = f"{sender.tenant}/{segment.name}"
+        return Verdict(True, f"allowed {how}IPv6 inside segment {where} (not strict, both declare ipv6)", ())
+    if sender.key == receiver.key:
+        why = "to itself"
+    elif (sender.tenant, sender.segment) != (receiver.tenant, receiver.segment):
+        why = "IPv6 goes only inside one segment (it is neither routed nor shared)"
+    elif segment.strict:
+        why = f"segment {sender.tenant}/{segment.name} is strict, and policies are IPv4 only"
+    else:
+        missing = receiver if sender.ipv6 is not None else sender
+        why = f"{missing.qualified} declares no ipv6"
+    return Verdict(False, f"denied by the intent ({why})", ())
 
 
 def _tier(network: Network, grant: Grant) -> str:
@@ -374,7 +461,7 @@ class Trace:
 
     src: EndpointInfo
     dst: EndpointInfo | None
-    addr: IPv4Address
+    addr: Address
     service: Service
     reply: bool
     verdict: Verdict
@@ -385,6 +472,12 @@ class Trace:
     fates: tuple[tuple[SimResult, tuple[TraceHop, ...]], ...]
     #: False when --ct set states by hand: the intent's verdict is for new connections.
     judged: bool = True
+    #: The request's source address (``src.ip``, or under IPv6 its global or link-local one).
+    src_addr: Address | None = None
+
+    @property
+    def source(self) -> Address:
+        return self.src.ip if self.src_addr is None else self.src_addr
 
     @property
     def sender(self) -> str:
@@ -431,27 +524,28 @@ class Trace:
 
 def trace_one(
     network: Network, tables: Mapping[str, Sequence[Flow]], src: EndpointInfo, dst: EndpointInfo | None,
-    addr: IPv4Address, svc: Service, *, reply: bool, ct: Sequence[str] = (), ttl: int = 64,
+    addr: Address, svc: Service, *, reply: bool, ct: Sequence[str] = (), ttl: int = 64,
 ) -> Trace:  # fmt: skip
     """Trace the request (or, with ``reply``, the reply) of ``src`` -> ``dst`` for ``svc``."""
     from segctl.verifier.counterexample import trace_packet
 
     verdict = _verdict(network, src, dst, addr, svc, reply=reply)
     eth_dst, routed = _next_hop_mac(network, src, dst)
-    request = _packet(src, eth_dst, src.ip, addr, svc, ttl=ttl, reply=False)
+    src_addr = source_address(src, addr)
+    request = _packet(src, eth_dst, src_addr, addr, svc, ttl=ttl, reply=False)
     states, committed = list(ct), list[tuple[str, int]]()
     if reply:
         if dst is None:
             raise _bad("--to", f"--reply needs an endpoint to reply; no endpoint has the address {addr}")
         eth_dst, routed = _next_hop_mac(network, dst, src)
-        packet = _packet(dst, eth_dst, addr, src.ip, svc, ttl=ttl, reply=True)
+        packet = _packet(dst, eth_dst, addr, src_addr, svc, ttl=ttl, reply=True)
         states, committed = reply_states(network, tables, (src.switch, request), (dst.switch, packet))
         fates = trace_packet(network, tables, dst.switch, packet, states)
     else:
         fates = trace_packet(network, tables, src.switch, request, states)
     return Trace(
         src, dst, addr, svc, reply, verdict, eth_dst, routed, tuple(states), tuple(committed),
-        tuple((r, tuple(hops)) for r, hops in fates), judged=all(s == CT_NEW for s in ct),
+        tuple((r, tuple(hops)) for r, hops in fates), judged=all(s == CT_NEW for s in ct), src_addr=src_addr,
     )  # fmt: skip
 
 
@@ -465,7 +559,7 @@ def _fate_text(r: SimResult, hops: Sequence[TraceHop]) -> str:
 
 def trace_text(t: Trace) -> list[str]:
     """The readable form: packet, intent verdict, hops, fates, and MISMATCH or agreement."""
-    sender_ip, receiver_ip = (t.addr, t.src.ip) if t.reply else (t.src.ip, t.addr)
+    sender_ip, receiver_ip = (t.addr, t.source) if t.reply else (t.source, t.addr)
     head = "reply" if t.reply else "packet"
     lines = [
         f"{head} {t.sender} ({sender_ip}) -> {t.receiver} ({receiver_ip}) "
@@ -475,7 +569,9 @@ def trace_text(t: Trace) -> list[str]:
     if t.logged:
         where = "; ".join(f"{h.switch} table {h.table} ({h.intent})" for h in t.logged)
         lines.append(f"logged: sent to the controller at {where}")
-    if t.reply:
+    if t.reply and t.service.ipv6:
+        lines.append("conntrack: IPv6 is not tracked; the reply is judged as a packet of its own")
+    elif t.reply:
         where = ", ".join(f"{sw} zone {zone}" for sw, zone in t.committed)
         lines.append(
             "conntrack: "
@@ -498,7 +594,7 @@ def trace_text(t: Trace) -> list[str]:
 
 def trace_json(t: Trace, notes: Sequence[str]) -> dict[str, Any]:
     """The JSON form of one trace (``docs/cli.md``)."""
-    sender_ip, receiver_ip = (t.addr, t.src.ip) if t.reply else (t.src.ip, t.addr)
+    sender_ip, receiver_ip = (t.addr, t.source) if t.reply else (t.source, t.addr)
     svc = t.service
     sport, dport = (svc.dport, svc.sport) if t.reply else (svc.sport, svc.dport)
     first = next(iter(t.fates), None)
@@ -511,6 +607,7 @@ def trace_json(t: Trace, notes: Sequence[str]) -> dict[str, Any]:
             "receiver": t.receiver,
             "ip_src": str(sender_ip),
             "ip_dst": str(receiver_ip),
+            "family": 6 if svc.ipv6 else 4,
             "proto": svc.proto,
             "sport": sport,
             "dport": dport,
@@ -546,8 +643,9 @@ def trace_json(t: Trace, notes: Sequence[str]) -> dict[str, Any]:
 def _trace(args: argparse.Namespace) -> int:
     network, tables = load_tables(args)
     src = network.find_endpoint(args.src)
-    dst, addr, notes = _destination(network, src, args.dst)
-    wanted = services(args)
+    ipv6 = args.ipv6 or ":" in args.dst
+    dst, addr, notes = _destination(network, src, args.dst, ipv6=ipv6)
+    wanted = services(args, ipv6=ipv6)
     traces = [
         trace_one(network, tables, src, dst, addr, svc, reply=args.reply, ct=args.ct, ttl=args.ttl)
         for svc in wanted

@@ -32,7 +32,8 @@ at the edge port ``s`` is bound to; "origin" is the packet as injected):
 4. ``spoof-guard`` (run any): a packet delivered anywhere was sent with the source bound
    to its ingress port: untagged, ``eth_src`` the endpoint's MAC, and ARP with
    ``arp_sha``/``arp_spa`` bound, or IPv4 with ``ip_src`` bound, or IPv6 (endpoints with
-   ``ipv6`` only) with ``ipv6_src`` its global or link-local address. Every other ethertype must never be delivered.
+   ``ipv6`` only) with ``ipv6_src`` its global or link-local address. Every other ethertype
+   must never be delivered.
 5. ``loop-free`` (runs any, new, replies): no packet at all loops or exhausts the step
    budget; no part of the allowed spaces of property 3 is black-holed (table miss, no
    output, unconnected port, controller, unsupported).

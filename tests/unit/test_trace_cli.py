@@ -102,7 +102,7 @@ def test_states_set_by_hand_are_passed_and_not_judged(
         (["--from", "nobody", "--to", "acme/web1"], "endpoint nobody: no such endpoint"),
         (["--from", "acme/web1", "--to", "acme/app1", "--dport", "70000"], "70000: not a port number"),
         (["--from", "acme/web1", "--to", "acme/app1", "--proto", "sctpx"], "sctpx: not tcp, udp, icmp"),
-        (["--from", "acme/web1", "--to", "fe80::1"], "only IPv4 destinations"),
+        (["--from", "acme/web1", "--to", "fe80::1"], "--from: acme/web1 has no ipv6 address"),
         (
             ["--from", "acme/web1", "--to", "acme/app1", "--proto", "icmp", "--dport", "22"],
             "--dport: icmp has no ports; use --icmp-type/--icmp-code",
@@ -339,3 +339,62 @@ def test_trace_reply_types_are_the_verifiers() -> None:
     from segctl.topology.grants import ICMP_REPLY_TYPES
 
     assert ICMP_REPLY == ICMP_REPLY_TYPES
+
+
+# ---------------------------------------------------------------------------- IPv6
+
+STRICT = EXAMPLE.parents[1] / "segctl" / "mininet_scenarios" / "intents" / "strict-segment.yaml"
+
+
+def _trace6(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["trace", str(STRICT), "--from", "lab/o1", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_ipv6_echo_between_global_and_link_local_addresses(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _trace6(capsys, "--to", "lab/o2", "-6", "--proto", "icmp")
+    assert code == 0
+    assert out.startswith("packet lab/o1 (fd00:20:1::11) -> lab/o2 (fd00:20:1::12) icmp6 type 128 code 0")
+    assert "intent: allowed IPv6 inside segment lab/open" in out and "=> delivered to lab/o2 (s1:2)" in out
+    # a link-local --to: the sender's own link-local source (EUI-64 of its MAC), no -6 needed
+    code, out, _ = _trace6(capsys, "--to", "fe80::ff:fe14:102", "--proto", "icmp6", "-o", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["to"] == "lab/o2" and doc["packet"]["family"] == 6
+    assert doc["packet"]["ip_src"] == "fe80::ff:fe14:101" and doc["match"] is True
+    code, out, _ = _trace6(capsys, "--to", "lab/o2", "-6", "--proto", "icmp", "--reply")
+    assert code == 0 and "icmp6 type 129" in out and "IPv6 is not tracked" in out
+
+
+def test_ipv6_router_advertisement_is_denied_and_dropped_by_the_ra_guard(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = _trace6(capsys, "--to", "lab/o2", "-6", "--proto", "icmp", "--icmp-type", "134")
+    assert code == 0
+    assert "intent: denied: a router advertisement (ICMPv6 134) comes only from routers (RA guard)" in out
+    assert "=> dropped at s1 table 0 by spoof-guard lab/o1" in out
+
+
+def test_ipv6_outside_a_non_strict_segment_is_denied(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _trace6(capsys, "--to", "fd00:20:2::12", "--proto", "tcp", "--dport", "22")
+    assert code == 0 and "IPv6 goes only inside one segment" in out and "delivered" not in out
+    code = main(["trace", str(STRICT), "--from", "lab/k1", "--to", "lab/k2", "-6"])
+    out = capsys.readouterr().out
+    assert code == 0 and "segment lab/locked is strict, and policies are IPv4 only" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--to", "lab/k3", "-6"], "--to: lab/k3 has no ipv6 address"),
+        (["--to", "10.20.1.12", "-6"], "--to: 10.20.1.12: an IPv4 address, and -6 traces IPv6"),
+        (["--to", "lab/o2", "--proto", "icmp6"], "--proto: icmp6 is IPv6: add -6 or give an IPv6 --to"),
+        (
+            ["--to", "lab/o2", "-6", "--proto", "icmp", "--icmp-type", "134", "--reply"],
+            "134: not an icmp query",
+        ),
+    ],
+)
+def test_ipv6_bad_input_exits_2(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    code, _, err = _trace6(capsys, *args)
+    assert code == 2 and message in err and "Traceback" not in err
