@@ -1,4 +1,5 @@
-"""``segctl show``'s rule tables: guardrails (listed first) and tenant policies."""
+"""``segctl show``'s rule tables: guardrails (listed first), tenant policies, and where
+IPv6 goes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ if TYPE_CHECKING:
     from segctl.topology.network import Network
     from segctl.topology.schema import Guardrail
 
-__all__ = ["guardrail_documents", "guardrail_section", "policy_section"]
+__all__ = ["guardrail_documents", "guardrail_section", "ipv6_documents", "ipv6_lines", "policy_section"]
 
 Section = tuple[str, list[str], list[list[object]]]
 
@@ -81,3 +82,26 @@ def policy_section(network: Network, has_tenant: Any, selector_text: Any) -> Sec
                 [t.name, p.name, *order, selector_text(p.from_), selector_text(p.to), _services(p), stateful]
             )
     return ("Policies", headers, rows)
+
+
+def ipv6_documents(network: Network, has_tenant: Any) -> list[dict[str, Any]]:
+    """``show -o json``'s ``ipv6``: per non-strict segment, its endpoints with ipv6."""
+    from segctl.topology.analysis import ipv6_segments
+
+    return [
+        {"tenant": tenant, "segment": segment, "endpoints": [ep.name for ep in members]}
+        for tenant, segment, members in ipv6_segments(network)
+        if has_tenant(tenant)
+    ]
+
+
+def ipv6_lines(network: Network, has_tenant: Any) -> list[str]:
+    """Where IPv6 goes (docs/intent.md): between every two ipv6 endpoints of a non-strict
+    segment, never a router advertisement or redirect; nothing else."""
+    docs = ipv6_documents(network, has_tenant)
+    if not any(ep.ipv6 is not None for ep in network.endpoints):
+        return []
+    head = "IPv6 (between every two of these, both ways, no policy; never router advertisements or redirects)"
+    out = [head]
+    out += [f"  {d['tenant']}/{d['segment']}: {', '.join(d['endpoints'])}" for d in docs] or ["  (nowhere)"]
+    return out

@@ -227,7 +227,7 @@ def _tenant_document(network: Network, name: str) -> dict[str, Any]:
 
 def show_document(network: Network, reach: Reachability, scope: Scope | None = None) -> dict[str, Any]:
     """The JSON form of ``segctl show``: every object (in ``scope``) resolved, plus the expected grants."""
-    from segctl.cli._rules import guardrail_documents
+    from segctl.cli._rules import guardrail_documents, ipv6_documents
 
     scope = scope or Scope()
     tenants = [_tenant_document(network, t.name) for t in network.tenants if scope.has(t.name)]
@@ -243,6 +243,7 @@ def show_document(network: Network, reach: Reachability, scope: Scope | None = N
                 "mac": ep.mac,
                 "ip": str(ep.ip),
                 "ipv6": None if ep.ipv6 is None else str(ep.ipv6),
+                "ipv6_link_local": None if ep.ipv6_link_local is None else str(ep.ipv6_link_local),
                 "switch": ep.switch,
                 "port": ep.port,
                 "labels": ep.label_dict(),
@@ -278,6 +279,7 @@ def show_document(network: Network, reach: Reachability, scope: Scope | None = N
             }
             for (src, dst), grants in reach.items()
         ],
+        "ipv6": ipv6_documents(network, scope.has),
     }
 
 
@@ -290,7 +292,7 @@ def show_text(
     """The readable form of ``segctl show``: one table per kind, the matrix (``matrix``:
     ``endpoints``, ``segments`` or ``auto``), the grants, then the intent analysis; only
     what is in ``scope``."""
-    from segctl.cli._rules import guardrail_section
+    from segctl.cli._rules import guardrail_section, ipv6_lines
 
     scope = scope or Scope()
     out: list[str] = (
@@ -318,6 +320,8 @@ def show_text(
     out.append("")
     out += _allowed_lines(reach)
     out.append("")
+    ipv6 = ipv6_lines(network, scope.has)
+    out += [*ipv6, ""] if ipv6 else []
     out.append(analysis_text(network, scope))
     return "\n".join(out)
 

@@ -59,6 +59,7 @@ __all__ = [
     "grant_sets",
     "grant_symbol",
     "ipv6_allowed",
+    "ipv6_segments",
     "normalize_proto",
     "normalize_services",
     "pair_grants",
@@ -302,6 +303,20 @@ def ipv6_allowed(network: Network, src: EndpointInfo, dst: EndpointInfo) -> bool
     if src.ipv6 is None or dst.ipv6 is None:
         return False
     return not network.segment(src.tenant, src.segment).strict
+
+
+def ipv6_segments(network: Network) -> list[tuple[str, str, list[EndpointInfo]]]:
+    """(tenant, segment, endpoints) of every non-strict segment with two or more endpoints
+    that declare ipv6: IPv6 goes between every two of them (:func:`ipv6_allowed`), and
+    nowhere else."""
+    out = []
+    for seg in network.segments:
+        if seg.strict:
+            continue
+        members = [ep for ep in network.segment_endpoints(seg.tenant, seg.name) if ep.ipv6 is not None]
+        if len(members) >= 2:
+            out.append((seg.tenant, seg.name, members))
+    return out
 
 
 def grant_symbol(grants: Iterable[Grant]) -> str:

@@ -130,6 +130,25 @@ def test_show_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert analysis[-1].split() == ["infra/dns1", "-", "0"]
 
 
+def test_show_says_where_ipv6_goes_in_both_forms(capsys: pytest.CaptureFixture[str]) -> None:
+    """IPv6 has no grants: show lists the non-strict segments whose ipv6 endpoints exchange it,
+    and the link-local address bound to each (EUI-64 of the MAC unless declared)."""
+    intent = ROOT / "segctl" / "mininet_scenarios" / "intents" / "strict-segment.yaml"
+    assert main(["show", str(intent)]) == 0
+    out = capsys.readouterr().out
+    section = out[out.index("\nIPv6 (") + 1 :].splitlines()
+    assert section[0].startswith("IPv6 (between every two of these") and "router advertisements" in section[0]
+    assert section[1:3] == ["  lab/open: o1, o2", ""]  # not the strict segment locked, whose k1, k2 have ipv6
+    assert main(["show", str(intent), "-o", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ipv6"] == [{"tenant": "lab", "segment": "open", "endpoints": ["o1", "o2"]}]
+    local = {ep["name"]: ep["ipv6_link_local"] for ep in doc["endpoints"]}
+    assert local == {"o1": "fe80::ff:fe14:101", "o2": "fe80::ff:fe14:102", "k1": "fe80::ff:fe14:201",
+                     "k2": "fe80::ff:fe14:202", "k3": None}  # fmt: skip
+    assert main(["show", str(LEAF_SPINE)]) == 0
+    assert "\nIPv6 (" not in capsys.readouterr().out  # no endpoint declares ipv6: no section
+
+
 def test_show_lists_cross_tenant_paths(capsys: pytest.CaptureFixture[str]) -> None:
     """The shared-dns scenario intent: dns1 shares a segment with ntp1, a pivot for consumers."""
     intent = ROOT / "segctl" / "mininet_scenarios" / "intents" / "shared-dns.yaml"
@@ -162,6 +181,7 @@ def test_show_json_has_every_endpoint_and_the_grants(capsys: pytest.CaptureFixtu
         "mac": "02:00:00:01:01:0a",
         "ip": "10.1.1.10",
         "ipv6": None,
+        "ipv6_link_local": None,
         "switch": "leaf1",
         "port": 10,
         "labels": {"role": "web"},
