@@ -13,7 +13,7 @@ from collections import deque
 from html import escape
 
 from segctl.reports.analysis import ROWS_SHOWN, per_hop_text, summary
-from segctl.reports.matrix import ENDPOINT_MATRIX_LIMIT, segment_matrix
+from segctl.reports.matrix import ENDPOINT_MATRIX_LIMIT, ipv6_summary, segment_matrix
 from segctl.topology.analysis import expected_reachability
 from segctl.topology.exposure import IntentAnalysis, analyse
 from segctl.topology.network import Network
@@ -437,6 +437,7 @@ def render_html(report: VerificationReport, *, endpoint_limit: int = ENDPOINT_MA
         )
         findings = f"<section><h2>Table findings (not verdicts)</h2><ul>{items}</ul></section>"
     flows = ", ".join(f"{escape(k)}: {v}" for k, v in report.flow_counts.items())
+    ipv6 = f'<p class="muted">{escape(text)}</p>' if (text := ipv6_summary(report)) else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>segctl verification report</title>
 <style>{CSS}</style></head><body>
@@ -451,7 +452,7 @@ def render_html(report: VerificationReport, *, endpoint_limit: int = ENDPOINT_MA
 <th>header space</th><th>counts</th></tr>{props}</table></section>
 {findings}
 <section><h2>Topology</h2>{topology_svg(report.network)}</section>
-<section><h2>Reachability matrix</h2>{_matrix(report, endpoint_limit)}</section>
+<section><h2>Reachability matrix</h2>{_matrix(report, endpoint_limit)}{ipv6}</section>
 <section><h2>Intent analysis</h2>{_analysis(analyse(report.network))}</section>
 <section><h2>Violations</h2>{_counterexamples(report)}</section>
 </main></body></html>

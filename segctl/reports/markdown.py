@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from segctl.reports.analysis import ROWS_SHOWN, per_hop_text, summary
-from segctl.reports.matrix import ENDPOINT_MATRIX_LIMIT, segment_matrix
+from segctl.reports.matrix import ENDPOINT_MATRIX_LIMIT, ipv6_summary, segment_matrix
 from segctl.topology.exposure import IntentAnalysis, analyse
 from segctl.verifier.report import VerificationReport
 
@@ -118,6 +118,8 @@ def render_markdown(report: VerificationReport, *, endpoint_limit: int = ENDPOIN
     lines += ["", "## Reachability matrix", ""]
     big = len(report.endpoints) > endpoint_limit
     lines += _segment_matrix(report) if big else _endpoint_matrix(report)
+    ipv6 = ipv6_summary(report)
+    lines += ["", ipv6] if ipv6 else []
     lines += ["", "## Intent analysis", ""]
     lines += _analysis(analyse(report.network))
     lines += ["", "## Violations", ""]

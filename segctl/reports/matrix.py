@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from segctl.verifier.report import VerificationReport
 
-__all__ = ["ENDPOINT_MATRIX_LIMIT", "STATUS_ORDER", "SegmentCell", "segment_matrix"]
+__all__ = ["ENDPOINT_MATRIX_LIMIT", "STATUS_ORDER", "SegmentCell", "ipv6_summary", "segment_matrix"]
 
 #: Past this many endpoints the human-readable matrices are summarised per segment.
 ENDPOINT_MATRIX_LIMIT = 60
@@ -65,3 +65,23 @@ def segment_matrix(report: VerificationReport) -> tuple[list[str], list[list[Seg
         for cr, orow in zip(counts, observed, strict=True)
     ]
     return segments, cells
+
+
+def ipv6_summary(report: VerificationReport) -> str:
+    """One sentence on IPv6 under the matrix (whose letters are IPv4 grants); "" when no
+    endpoint declares ipv6."""
+    from segctl.topology.analysis import ipv6_segments
+
+    network = report.network
+    if not any(ep.ipv6 is not None for ep in network.endpoints):
+        return ""
+    where = "; ".join(
+        f"{tenant}/{segment} ({', '.join(ep.name for ep in members)})"
+        for tenant, segment, members in ipv6_segments(network)
+    )
+    return (
+        "IPv6 has no grants: it goes between every two IPv6 endpoints of "
+        + (where or "no segment (none is non-strict with two IPv6 endpoints)")
+        + ", never as a router advertisement or redirect. The properties check it: isolation and "
+        "spoof guard cover every ethertype, conformance allows IPv6 only there."
+    )

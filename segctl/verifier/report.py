@@ -92,10 +92,10 @@ class PropertyReport:
 
 @dataclass(frozen=True)
 class MatrixCell:
-    """Expected (intent) and observed (tables, new IPv4) reachability of one ordered pair."""
+    """Expected (intent) and observed (tables, new packets) reachability of one ordered pair."""
 
     expected: str  # grant letters: G guardrail, S intra-segment, P policy, X shared service, · none
-    observed: bool  # some new IPv4 packet from src is delivered to dst
+    observed: bool  # some packet from src, every lookup new, is delivered to dst (ARP included)
     status: str  # allowed | denied | shared | violation | self
 
 

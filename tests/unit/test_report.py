@@ -75,6 +75,22 @@ def test_markdown_and_html(leaky: tuple[Path, VerificationReport]) -> None:
         assert ep.qualified in html
 
 
+def test_reports_say_where_ipv6_goes_under_the_matrix(leaky: tuple[Path, VerificationReport]) -> None:
+    """The matrix letters are IPv4 grants; an intent with IPv6 gets one sentence on it (the
+    leaf-spine example declares no ipv6, so its reports have none)."""
+    from segctl.flows.compiler import compile_network
+    from segctl.openflow.ofctl import parse_flows
+
+    intents = EXAMPLE.parents[1] / "segctl" / "mininet_scenarios" / "intents"
+    network = load_network(intents / "strict-segment.yaml")
+    tables = {sw: parse_flows(p.flows_text()) for sw, p in compile_network(network).items()}
+    report = verify(network, tables)
+    sentence = "IPv6 has no grants: it goes between every two IPv6 endpoints of lab/open (o1, o2)"
+    assert sentence in render_markdown(report) and sentence in render_html(report)
+    _, plain = leaky
+    assert "IPv6" not in render_markdown(plain)
+
+
 def test_big_fabrics_get_the_matrix_per_segment(leaky: tuple[Path, VerificationReport]) -> None:
     """Past the endpoint limit the Markdown and HTML matrices have one cell per ordered pair of
     segments, counting the endpoint pairs per status; the violating pair's segments show it."""
