@@ -8,7 +8,9 @@ three changes:
 * **All ingresses together.** Every packet carries a *tag*, the number of its injection
   (a BDD field no rule reads and no action writes), so the packets of all the edge ports of
   a switch start as one space, and one table visit serves them all. At the ingress switch
-  ``in_port`` is each tag's own port (:class:`~segctl.verifier.effects.PortTags`).
+  ``in_port`` stays in the space, each tag bound to its own port (the injection in
+  :meth:`WavefrontEngine._walk`), and a view keeps rules' ``in_port`` terms
+  (:data:`~segctl.verifier.effects.SYMBOLIC_PORT`).
 * **Tables as functions.** A visit is one AND per distinct action list of the table
   (:func:`~segctl.verifier.effects.effect_view`), not one per rule.
 * **Waves.** What a switch sends on a fabric link arrives at the peer in the next wave;
