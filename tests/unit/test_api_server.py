@@ -16,8 +16,11 @@ from support.api_server import LEAF_SPINE, ApiServer, Poller, Reply, running
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using fork:DeprecationWarning")
 
-#: A concurrent GET /metrics must be answered within this while a hostile request is handled.
+#: A concurrent GET /metrics must be answered within this while a hostile request is handled
+#: (or within :data:`IDLE_FACTOR` times the slowest answer on an idle API, measured in the same
+#: run, when the machine is that loaded: a stopped event loop takes seconds either way).
 POLL_BOUND_S = 0.100
+IDLE_FACTOR = 5
 
 
 def alias_bomb(levels: int = 6) -> str:
@@ -67,6 +70,16 @@ HOSTILE: list[tuple[str, str, str, str]] = [
 ]
 
 
+@pytest.fixture(scope="module")
+def poll_bound(server: ApiServer) -> float:
+    """:data:`POLL_BOUND_S`, or more on a loaded machine: :data:`IDLE_FACTOR` times the slowest
+    ``GET /metrics`` answer while nothing else is sent (one second of polling)."""
+    with Poller(server, interval=0.01) as poll:
+        time.sleep(1.0)
+    assert not poll.failures, poll.failures[:5]
+    return max(POLL_BOUND_S, IDLE_FACTOR * poll.worst)
+
+
 def worst_poll_while(server: ApiServer, send: Callable[[], Reply], *, tries: int = 3) -> tuple[float, Reply]:
     """The slowest answer to GET /metrics, polled every 10 ms while ``send`` runs; the best of
     up to ``tries`` runs (this machine is shared: another process may take both CPUs for a
@@ -88,7 +101,7 @@ def worst_poll_while(server: ApiServer, send: Callable[[], Reply], *, tries: int
     ("role", "path", "body", "content_type"), HOSTILE, ids=[f"{len(h[2])}B-{h[3][12:]}" for h in HOSTILE]
 )
 def test_hostile_bodies_do_not_stop_the_event_loop(
-    server: ApiServer, role: str, path: str, body: str, content_type: str
+    server: ApiServer, poll_bound: float, role: str, path: str, body: str, content_type: str
 ) -> None:
     """Each hostile body is refused (4xx, within seconds) while a concurrent GET /metrics is
     answered within 100 ms all along; nothing changes. Before the bodies were parsed off the
@@ -99,7 +112,8 @@ def test_hostile_bodies_do_not_stop_the_event_loop(
     )
     assert 400 <= reply.status < 500, (body[:80], reply.status, reply.body[:300])
     assert reply.seconds < 10, reply.seconds
-    assert worst < POLL_BOUND_S, f"GET /metrics took {worst:.3f} s while this body was handled"
+    took = f"GET /metrics took {worst:.3f} s (bound {poll_bound:.3f} s)"
+    assert worst < poll_bound, f"{took} while this body was handled"
     assert _state(server) == before
 
 
