@@ -133,6 +133,14 @@ def addressable(network: Network, src: EndpointInfo, dst: EndpointInfo) -> bool:
     )
 
 
+def addressable6(src: EndpointInfo, dst: EndpointInfo, network: Network) -> bool:
+    """Can ``src`` reach ``dst`` by its IPv6 address without hitting another owner (its
+    own address, or one of its tenant's: tenants may reuse IPv6 addresses too)?"""
+    if src.ipv6 is None or dst.ipv6 is None or src.ipv6 == dst.ipv6:
+        return False
+    return not any(ep.ipv6 == dst.ipv6 for ep in network.tenant_endpoints(src.tenant) if ep.key != dst.key)
+
+
 def plan_probes(
     network: Network,
     *,
@@ -149,7 +157,7 @@ def plan_probes(
         for dst in dsts:
             if src.key == dst.key:
                 continue
-            if src.ipv6 is not None and dst.ipv6 is not None and src.ipv6 != dst.ipv6:
+            if addressable6(src, dst, network):
                 probes.append(Probe(src.key, dst.key, "icmp6"))
             if not addressable(network, src, dst):
                 skipped.append((src.key, dst.key))

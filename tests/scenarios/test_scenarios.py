@@ -109,6 +109,17 @@ def test_overlapping_addresses_are_not_probed_by_address() -> None:
     assert len(icmp) + len(plan.unaddressable) == n * (n - 1)
 
 
+def test_ipv6_probes_skip_addresses_the_senders_tenant_also_owns() -> None:
+    """dual-stack: globex reuses acme's IPv6 addresses; acme/web1 pinging g2's address would
+    reach acme/web2 (or itself for g1's), so no icmp6 probe goes to either."""
+    net = load_network(Path(__file__).resolve().parents[2] / "examples" / "dual-stack.yaml")
+    icmp6 = {(p.src, p.dst) for p in plan_probes(net).probes if p.proto == "icmp6"}
+    web1, web2 = net.endpoint("acme", "web1").key, net.endpoint("acme", "web2").key
+    g1, g2 = net.endpoint("globex", "g1").key, net.endpoint("globex", "g2").key
+    assert {(web1, web2), (web2, web1), (g1, g2), (g2, g1)} <= icmp6
+    assert not icmp6 & {(web1, g1), (web1, g2), (web2, g1), (g2, web1)}
+
+
 def test_expectations_follow_statefulness_and_ipv6_rules() -> None:
     net = load_network(STRICT)
     k1, k2, k3 = (net.endpoint("lab", n).key for n in ("k1", "k2", "k3"))
