@@ -23,14 +23,15 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import TYPE_CHECKING, Any
 
 from segctl.cli._tables import add_source_options, load_tables
+from segctl.cli._verdict import verdict as judge
 from segctl.cli.common import EXIT_OK, EXIT_VIOLATION, add_output_option, print_json
 from segctl.errors import IntentError, Problem
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from segctl.cli._verdict import Verdict
     from segctl.openflow.ofctl import Flow
-    from segctl.topology.analysis import Grant
     from segctl.topology.network import EndpointInfo, Network
     from segctl.verifier.counterexample import TraceHop
     from segctl.verifier.simulate import Packet, SimResult
@@ -292,106 +293,6 @@ def _packet(
     )
 
 
-# ---------------------------------------------------------------------------- the intent
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The intent's answer for one packet: does it pass, why, and whom it must reach."""
-
-    allowed: bool
-    text: str
-    grants: tuple[Grant, ...]
-
-
-def _verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr: Address,
-             svc: Service, *, reply: bool) -> Verdict:  # fmt: skip
-    from segctl.topology.analysis import allowed_grants
-
-    if dst is None:
-        return Verdict(False, f"denied: no endpoint has the address {addr}", ())
-    if svc.ipv6:
-        sender, receiver = (dst, src) if reply else (src, dst)
-        return _verdict6(network, sender, receiver, svc, reply=reply)
-    grants = allowed_grants(
-        network, src, dst, svc.proto, svc.dport, icmp_type=svc.icmp_type, icmp_code=svc.icmp_code
-    )
-    named = "; ".join(f"{g.kind} {g.name}" + _tier(network, g) for g in grants)
-    if not reply:
-        if grants:
-            return Verdict(True, f"allowed by {named}", grants)
-        why = _denial(network, src, dst, svc) or (
-            f"no grant from {src.qualified} to {dst.qualified} allows {svc.describe()}"
-        )
-        return Verdict(False, f"denied by the intent ({why})", ())
-    stateful = tuple(g for g in grants if g.stateful)
-    if stateful:
-        names = "; ".join(f"{g.kind} {g.name}" for g in stateful)
-        return Verdict(True, f"allowed reply of a connection allowed by {names} (stateful)", stateful)
-    # The reply as a new connection of its own (dst -> src, to the request's source port).
-    answer = None if svc.icmp_type is None else ICMP_REPLY.get(svc.icmp_type, svc.icmp_type)
-    back = allowed_grants(network, dst, src, svc.proto, svc.sport, icmp_type=answer)
-    if back:
-        names = "; ".join(f"{g.kind} {g.name}" for g in back)
-        return Verdict(
-            True, f"allowed as a new connection {dst.qualified} -> {src.qualified} by {names}", back
-        )
-    if grants:
-        return Verdict(False, f"denied: the connection is allowed by {named}, but stateless: no replies", ())
-    return Verdict(
-        False, f"denied: the intent allows no such connection from {src.qualified} to {dst.qualified}, "
-        "so it has no reply", (),
-    )  # fmt: skip
-
-
-def _verdict6(
-    network: Network, sender: EndpointInfo, receiver: EndpointInfo, svc: Service, *, reply: bool
-) -> Verdict:
-    """The intent on one IPv6 packet: inside a non-strict segment between two endpoints with
-    ipv6, never a router-only ICMPv6 message (no conntrack: a reply is judged as a packet)."""
-    from segctl.topology.analysis import ROUTER_ONLY_ICMPV6, ipv6_allowed
-
-    icmp_type = svc.reply_icmp_type() if reply else svc.icmp_type
-    if svc.number == ICMPV6 and icmp_type is not None and icmp_type in ROUTER_ONLY_ICMPV6:
-        what = ROUTER_ONLY_ICMPV6[icmp_type]
-        return Verdict(False, f"denied: a {what} (ICMPv6 {icmp_type}) comes only from routers (RA guard)", ())
-    segment = network.segment(sender.tenant, sender.segment)
-    if ipv6_allowed(network, sender, receiver):
-        how = "reply " if reply else ""
-        where = f"{sender.tenant}/{segment.name}"
-        return Verdict(True, f"allowed {how}IPv6 inside segment {where} (not strict, both declare ipv6)", ())
-    if sender.key == receiver.key:
-        why = "to itself"
-    elif (sender.tenant, sender.segment) != (receiver.tenant, receiver.segment):
-        why = "IPv6 goes only inside one segment (it is neither routed nor shared)"
-    elif segment.strict:
-        why = f"segment {sender.tenant}/{segment.name} is strict, and policies are IPv4 only"
-    else:
-        missing = receiver if sender.ipv6 is not None else sender
-        why = f"{missing.qualified} declares no ipv6"
-    return Verdict(False, f"denied by the intent ({why})", ())
-
-
-def _tier(network: Network, grant: Grant) -> str:
-    """`` (guardrail tier)``/`` (tenant tier)`` under ordered rules, else nothing."""
-    from segctl.topology.ordered import is_ordered
-
-    if not is_ordered(network):
-        return ""
-    return " (guardrail tier)" if grant.kind == "guardrail" else " (tenant tier)"
-
-
-def _denial(network: Network, src: EndpointInfo, dst: EndpointInfo, svc: Service) -> str:
-    """Under ordered rules, the rule that denies a new packet (or the default deny); "" otherwise."""
-    from segctl.topology.ordered import is_ordered, packet_decision, packet_space
-
-    if not is_ordered(network):
-        return ""
-    space = packet_space(svc.proto, svc.dport, svc.icmp_type, svc.icmp_code)
-    decision = packet_decision(network, src, dst, space)
-    return f"{svc.describe()} from {src.qualified} to {dst.qualified}: {decision}"
-
-
 # ---------------------------------------------------------------------------- conntrack
 
 
@@ -529,7 +430,7 @@ def trace_one(
     """Trace the request (or, with ``reply``, the reply) of ``src`` -> ``dst`` for ``svc``."""
     from segctl.verifier.counterexample import trace_packet
 
-    verdict = _verdict(network, src, dst, addr, svc, reply=reply)
+    verdict = judge(network, src, dst, addr, svc, reply=reply)
     eth_dst, routed = _next_hop_mac(network, src, dst)
     src_addr = source_address(src, addr)
     request = _packet(src, eth_dst, src_addr, addr, svc, ttl=ttl, reply=False)
