@@ -23,6 +23,7 @@ from scapy.packet import Raw
 from support.intents import EDGE_CASES
 
 from segctl.flows.compiler import compile_network
+from segctl.mininet_scenarios.probes import addressable6
 from segctl.testbed import lab as labmod
 from segctl.testbed import ovs, probes
 from segctl.testbed.intent_lab import lab_spec
@@ -429,30 +430,40 @@ def test_stateless_policies_grant_no_reply(fabric: Fabric) -> None:
                     )
 
 
+#: The fabrics whose intents have IPv6 pairs: the IPv6 tests run on these.
+IPV6_FABRICS = ["edge-cases", "dual-stack"]
+
+
+def _ipv6_pairs(net: Network) -> list[tuple[EndpointInfo, EndpointInfo]]:
+    pairs = [(a, b) for a in net.endpoints for b in net.endpoints if ipv6_allowed(net, a, b)]
+    assert pairs, "an IPv6 fabric without an IPv6 pair"
+    return pairs
+
+
+@pytest.mark.parametrize("fabric", IPV6_FABRICS, indirect=True)
 def test_ipv6_only_inside_non_strict_segments(fabric: Fabric) -> None:
     net = fabric.net
     with6 = [ep for ep in net.endpoints if ep.ipv6 is not None]
+    tried = 0
     for src in with6:
         for dst in with6:
-            if src.key == dst.key:
-                continue
-            if any(ep.ipv6 == dst.ipv6 and ep.tenant == src.tenant for ep in with6):
-                continue  # the address is also the sender's or its tenant's: not dst's by address
+            if src.key == dst.key or not addressable6(src, dst, net):
+                continue  # dst's address is also the sender's or its tenant's: not dst's by address
+            tried += ipv6_allowed(net, src, dst)
             got = probes.ping(fabric.ns(src), str(dst.ipv6), count=3, timeout=2)
             assert got == ipv6_allowed(net, src, dst), f"{src.qualified} -> {dst.qualified} ipv6"
             if got:
                 assert probes.tcp_connect(fabric.ns(src), str(dst.ipv6), 7006, listen_ns=fabric.ns(dst))
+    assert tried >= 2, "no allowed IPv6 pair was pinged"
 
 
+@pytest.mark.parametrize("fabric", IPV6_FABRICS, indirect=True)
 def test_router_advertisements_and_redirects_from_endpoints_drop(fabric: Fabric) -> None:
     """RA guard: an endpoint's router advertisement or redirect never reaches a peer, even
     one its IPv6 reaches (unicast, bound source addresses), nor the all-nodes group; an echo
     request built the same way arrives (the captures work)."""
     net = fabric.net
-    pairs = [(a, b) for a in net.endpoints for b in net.endpoints if ipv6_allowed(net, a, b)]
-    if not pairs:
-        pytest.skip("no IPv6 pair in this intent")
-    for src, dst in pairs:
+    for src, dst in _ipv6_pairs(net):
         echo, ra, redirect, all_nodes = (_marker() for _ in range(4))
         unicast = Ether(src=src.mac, dst=dst.mac) / IPv6(src=str(src.ipv6), dst=str(dst.ipv6), hlim=255)
         multicast = Ether(src=src.mac, dst="33:33:00:00:00:01") / IPv6(src=str(src.ipv6), dst="ff02::1")
@@ -469,15 +480,13 @@ def test_router_advertisements_and_redirects_from_endpoints_drop(fabric: Fabric)
         assert got == {echo}, f"{src.qualified} -> {dst.qualified}"
 
 
+@pytest.mark.parametrize("fabric", IPV6_FABRICS, indirect=True)
 def test_ipv6_link_local_sources_are_bound_like_global_ones(fabric: Fabric) -> None:
     """Between IPv6 peers, pings to the link-local address (EUI-64 of the MAC, or the one the
     intent declares) are answered; a frame from another link-local source drops while the
     same frame from the bound one arrives."""
     net = fabric.net
-    pairs = [(a, b) for a in net.endpoints for b in net.endpoints if ipv6_allowed(net, a, b)]
-    if not pairs:
-        pytest.skip("no IPv6 pair in this intent")
-    for src, dst in pairs:
+    for src, dst in _ipv6_pairs(net):
         target = f"{dst.ipv6_link_local}%{fabric.lab.host_ifname}"
         assert probes.ping(fabric.ns(src), target, count=3, timeout=2), f"{src.qualified} -> {target}"
         bound, forged = _marker(), _marker()
