@@ -98,9 +98,9 @@ def ipv6_documents(network: Network, has_tenant: Any) -> list[dict[str, Any]]:
 def ipv6_lines(network: Network, has_tenant: Any) -> list[str]:
     """Where IPv6 goes (docs/intent.md): between every two ipv6 endpoints of a non-strict
     segment, never a router advertisement or redirect; nothing else."""
-    docs = ipv6_documents(network, has_tenant)
     if not any(ep.ipv6 is not None for ep in network.endpoints):
         return []
+    docs = ipv6_documents(network, has_tenant)
     head = "IPv6 (between every two of these, both ways, no policy; never router advertisements or redirects)"
     out = [head]
     out += [f"  {d['tenant']}/{d['segment']}: {', '.join(d['endpoints'])}" for d in docs] or ["  (nowhere)"]

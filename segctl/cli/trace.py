@@ -26,6 +26,7 @@ from segctl.cli._tables import add_source_options, load_tables
 from segctl.cli._verdict import verdict as judge
 from segctl.cli.common import EXIT_OK, EXIT_VIOLATION, add_output_option, print_json
 from segctl.errors import IntentError, Problem
+from segctl.openflow.ofmatch import IP_PROTO_ICMPV6
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -47,7 +48,6 @@ ICMP_REPLY = {8: 0, 13: 14, 15: 16}
 #: ICMPv6 echo request -> echo reply (IPv6 has no conntrack here: a reply is judged as a packet).
 ICMP6_REPLY = {128: 129}
 DEFAULT_SPORT, DEFAULT_DPORT, DEFAULT_ICMP_TYPE, DEFAULT_ICMP6_TYPE = 40000, 80, 8, 128
-ICMPV6 = 58
 Address = IPv4Address | IPv6Address
 #: The states a reply's ct() lookup returns where the request was / was not committed.
 CT_REPLY, CT_NEW = "trk,est,rpl", "trk,new"
@@ -158,7 +158,7 @@ def services(args: argparse.Namespace, *, ipv6: bool = False) -> list[Service]:
     _range(args, "icmp_type", 255, "an icmp type (0-255)")
     _range(args, "icmp_code", 255, "an icmp code (0-255)")
     proto = normalize_proto(args.proto)
-    if ipv6 and proto in ("icmp6", "icmpv6", "ipv6-icmp", str(ICMPV6)):
+    if ipv6 and proto in ("icmp6", "icmpv6", "ipv6-icmp", str(IP_PROTO_ICMPV6)):
         proto = "icmp"
     elif proto in ("icmp6", "icmpv6", "ipv6-icmp"):
         raise _bad("--proto", f"{args.proto} is IPv6: add -6 or give an IPv6 --to")
@@ -191,7 +191,7 @@ def services(args: argparse.Namespace, *, ipv6: bool = False) -> list[Service]:
             dport = DEFAULT_DPORT if args.dport is None else args.dport
             out.append(Service(p, _NUMBERS[p], sport, dport, ipv6=ipv6))
         elif p == "icmp":
-            name, number = ("icmp6", ICMPV6) if ipv6 else ("icmp", 1)
+            name, number = ("icmp6", IP_PROTO_ICMPV6) if ipv6 else ("icmp", 1)
             out.append(Service(name, number, icmp_type=icmp_type, icmp_code=args.icmp_code or 0, ipv6=ipv6))
         else:
             out.append(Service(p, int(p), ipv6=ipv6))

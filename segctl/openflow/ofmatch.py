@@ -27,12 +27,14 @@ __all__ = [
     "ETH_IPV6",
     "FIELD_WIDTHS",
     "IN_PORT",
+    "IP_PROTO_ICMPV6",
     "LOCAL",
     "FieldMatch",
     "format_match",
     "format_value",
     "mac_int",
     "mac_text",
+    "shorthand",
 ]
 
 #: Reserved OpenFlow 1.3 port numbers (32-bit).
@@ -83,6 +85,8 @@ _DEC_FIELDS = {"in_port", "ip_proto", "nw_ttl", "icmp_type", "icmp_code", "icmpv
                "arp_op", "tcp_src", "tcp_dst", "udp_src", "udp_dst", "conj_id", "ct_zone"}  # fmt: skip
 
 ETH_IP, ETH_ARP, ETH_IPV6 = 0x0800, 0x0806, 0x86DD
+#: ICMPv6's IP protocol number (the ``icmp6`` shorthand's).
+IP_PROTO_ICMPV6 = 58
 _SHORTHANDS: dict[str, tuple[int, int | None]] = {
     "ip": (ETH_IP, None),
     "ipv4": (ETH_IP, None),
@@ -93,9 +97,17 @@ _SHORTHANDS: dict[str, tuple[int, int | None]] = {
     "icmp": (ETH_IP, 1),
     "tcp6": (ETH_IPV6, 6),
     "udp6": (ETH_IPV6, 17),
-    "icmp6": (ETH_IPV6, 58),
+    "icmp6": (ETH_IPV6, IP_PROTO_ICMPV6),
 }
 _SHORTHAND_BY_KEY = {v: k for k, v in _SHORTHANDS.items() if k != "ipv4"}
+
+
+def shorthand(eth_type: int, ip_proto: int | None = None) -> str | None:
+    """The ofctl shorthand of an ethertype and IP protocol (``(0x86dd, 58)`` → ``icmp6``), or
+    None when it has none."""
+    return _SHORTHAND_BY_KEY.get((eth_type, ip_proto))
+
+
 _SIMPLE_ALIASES = {
     "dl_src": "eth_src",
     "dl_dst": "eth_dst",

@@ -25,6 +25,7 @@ from typing import Any
 from segctl.errors import IntentError
 from segctl.openflow.cookies import describe_cookie
 from segctl.openflow.ofctl import Ct, Flow, mac_int, mac_text
+from segctl.openflow.ofmatch import shorthand
 from segctl.topology.network import Network
 from segctl.topology.ordered import is_ordered, packet_decision, packet_space
 from segctl.verifier.checks import Target, Violation
@@ -191,24 +192,22 @@ def ofproto_flow(pkt: Mapping[str, int], in_port: int) -> str:
             f"arp_sha={mac_text(pkt['arp_sha'])}",
             f"arp_tha={mac_text(pkt['arp_tha'])}",
         ]
-    elif eth == 0x0800:
-        name = {6: "tcp", 17: "udp", 1: "icmp"}.get(proto)
-        parts.append(name or f"ip,nw_proto={proto}")
-        parts += [f"nw_src={IPv4Address(pkt['ip_src'])}", f"nw_dst={IPv4Address(pkt['ip_dst'])}"]
-        parts.append(f"nw_ttl={pkt['nw_ttl']}")
-        if name in ("tcp", "udp"):
-            parts += [f"{name}_src={pkt['tp_src']}", f"{name}_dst={pkt['tp_dst']}"]
-        elif name == "icmp":
-            parts += [f"icmp_type={pkt['icmp_type']}", f"icmp_code={pkt['icmp_code']}"]
-    elif eth == 0x86DD:
-        name = {6: "tcp6", 17: "udp6", 58: "icmp6"}.get(proto)
-        parts.append(name or f"ipv6,nw_proto={proto}")
-        parts += [f"ipv6_src={IPv6Address(pkt['ipv6_src'])}", f"ipv6_dst={IPv6Address(pkt['ipv6_dst'])}"]
-        if name in ("tcp6", "udp6"):
-            parts += [f"{name[:3]}_src={pkt['tp_src']}", f"{name[:3]}_dst={pkt['tp_dst']}"]
-        elif name == "icmp6":
-            parts += [f"icmpv6_type={pkt['icmp_type']}", f"icmpv6_code={pkt['icmp_code']}"]
-            if pkt["icmp_type"] in (135, 136):  # neighbour solicitation / advertisement
+    elif eth in (0x0800, 0x86DD):
+        v6 = eth == 0x86DD
+        name = shorthand(eth, proto)
+        parts.append(name or f"{'ipv6' if v6 else 'ip'},nw_proto={proto}")
+        if v6:
+            parts += [f"ipv6_src={IPv6Address(pkt['ipv6_src'])}", f"ipv6_dst={IPv6Address(pkt['ipv6_dst'])}"]
+        else:
+            parts += [f"nw_src={IPv4Address(pkt['ip_src'])}", f"nw_dst={IPv4Address(pkt['ip_dst'])}"]
+            parts.append(f"nw_ttl={pkt['nw_ttl']}")
+        l4 = (name or "").removesuffix("6")  # tcp6 matches tcp_src/tcp_dst, icmp6 icmpv6_type
+        if l4 in ("tcp", "udp"):
+            parts += [f"{l4}_src={pkt['tp_src']}", f"{l4}_dst={pkt['tp_dst']}"]
+        elif l4 == "icmp":
+            icmp = "icmpv6" if v6 else "icmp"
+            parts += [f"{icmp}_type={pkt['icmp_type']}", f"{icmp}_code={pkt['icmp_code']}"]
+            if v6 and pkt["icmp_type"] in (135, 136):  # neighbour solicitation / advertisement
                 parts.append(f"nd_target={IPv6Address(pkt['nd_target'])}")
     else:
         parts.append(f"dl_type={eth:#06x}")

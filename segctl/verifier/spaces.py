@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address
 
 from segctl.openflow.ofctl import mac_int
+from segctl.openflow.ofmatch import IP_PROTO_ICMPV6
 from segctl.topology.analysis import ICMP_REPLY_TYPES, ROUTER_ONLY_ICMPV6, Grant, ServiceMatch
 from segctl.topology.network import MIN_ROUTED_TTL, EndpointInfo, Network, first_hop_mac, routed
 from segctl.verifier.headerspace import BDD, HeaderSpace
@@ -23,7 +24,6 @@ __all__ = ["ETH_ARP", "ETH_IP", "ETH_IP6", "Spaces", "port_range", "same_address
 
 ETH_ARP, ETH_IP, ETH_IP6 = 0x0806, 0x0800, 0x86DD
 _PROTO = {"tcp": 6, "udp": 17, "icmp": 1}
-_ICMPV6 = 58
 
 
 def port_range(hs: HeaderSpace, name: str, lo: int, hi: int, width: int) -> BDD:
@@ -93,12 +93,15 @@ class Spaces:
 
     def endpoint_ipv6(self) -> BDD:
         """IPv6 an endpoint may send to a peer: all of it but the router-only ICMPv6 messages
-        (:data:`~segctl.topology.analysis.ROUTER_ONLY_ICMPV6`)."""
+        (:data:`~segctl.topology.analysis.ROUTER_ONLY_ICMPV6`); built once, conformance asks
+        per destination."""
         hs = self.hs
-        router_only = hs.false
-        for icmp_type in ROUTER_ONLY_ICMPV6:
-            router_only |= hs.oeq("icmp_type", icmp_type)
-        return hs.oeq("eth_type", ETH_IP6) & ~(hs.oeq("ip_proto", _ICMPV6) & router_only)
+
+        def build() -> BDD:
+            router_only = hs.union(hs.oeq("icmp_type", t) for t in ROUTER_ONLY_ICMPV6)
+            return hs.oeq("eth_type", ETH_IP6) & ~(hs.oeq("ip_proto", IP_PROTO_ICMPV6) & router_only)
+
+        return self._memo("endpoint_ipv6", frozenset(), build)
 
     def service(self, svc: ServiceMatch, *, reply: bool = False) -> BDD:
         """IPv4 packets of a service; ``reply`` mirrors the ports (source port in range) and
