@@ -247,6 +247,10 @@ def _address_text(value: Any) -> Any:
     # pydantic takes 167837962 as 10.1.1.10; in an intent file an integer address is a mistake.
     if value is not None and not isinstance(value, str):
         raise ValueError(f"{value!r} is not an IP address (write it as text, e.g. 10.1.1.10)")
+    # Python takes "fe80::1%eth0" (a zone index); OpenFlow matches have no zone, so the
+    # rules would not load.
+    if isinstance(value, str) and "%" in value:
+        raise ValueError(f"{value}: an address with a zone index; write the address alone")
     return value
 
 

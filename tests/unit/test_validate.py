@@ -275,6 +275,11 @@ def test_link_local_addresses_are_link_local_unique_and_need_ipv6() -> None:
         "tenants[acme].endpoints[web2].mac: its link-local address fe80::ff:fe00:102 (from its MAC) "
         "is also the address of web1"
     ]
+    web1["ipv6_link_local"] = "fe80::10%eth0"  # a zone index: no OpenFlow match could hold it
+    assert problems(d) == [
+        "tenants[acme].endpoints[web1].ipv6_link_local: fe80::10%eth0: an address with a zone index; "
+        "write the address alone"
+    ]
     web1["ipv6_link_local"] = "fe80::10"
     net = resolve(intent_from_document(d))
     a, b = net.endpoint("acme", "web1"), net.endpoint("acme", "web2")
