@@ -85,23 +85,35 @@ def policy_section(network: Network, has_tenant: Any, selector_text: Any) -> Sec
 
 
 def ipv6_documents(network: Network, has_tenant: Any) -> list[dict[str, Any]]:
-    """``show -o json``'s ``ipv6``: per non-strict segment, its endpoints with ipv6."""
+    """``show -o json``'s ``ipv6``: per segment with two or more ipv6 endpoints, them and
+    whether the segment is strict (then only neighbour discovery and what policies allow)."""
     from segctl.topology.analysis import ipv6_segments
 
     return [
-        {"tenant": tenant, "segment": segment, "endpoints": [ep.name for ep in members]}
+        {
+            "tenant": tenant,
+            "segment": segment,
+            "strict": network.segment(tenant, segment).strict,
+            "endpoints": [ep.name for ep in members],
+        }
         for tenant, segment, members in ipv6_segments(network)
         if has_tenant(tenant)
     ]
 
 
 def ipv6_lines(network: Network, has_tenant: Any) -> list[str]:
-    """Where IPv6 goes (docs/intent.md): between every two ipv6 endpoints of a non-strict
-    segment, never a router advertisement or redirect; nothing else."""
+    """Where IPv6 goes (docs/intent.md): inside one segment between its ipv6 endpoints,
+    under their grants (every packet in a non-strict segment), never a router advertisement
+    or redirect; nothing else."""
     if not any(ep.ipv6 is not None for ep in network.endpoints):
         return []
     docs = ipv6_documents(network, has_tenant)
-    head = "IPv6 (between every two of these, both ways, no policy; never router advertisements or redirects)"
+    head = (
+        "IPv6 (inside one segment, through conntrack; neighbour discovery always; "
+        "never router advertisements or redirects)"
+    )
     out = [head]
-    out += [f"  {d['tenant']}/{d['segment']}: {', '.join(d['endpoints'])}" for d in docs] or ["  (nowhere)"]
-    return out
+    for d in docs:
+        what = "neighbour discovery and what policies allow (strict)" if d["strict"] else "every packet"
+        out.append(f"  {d['tenant']}/{d['segment']}: {', '.join(d['endpoints'])}: {what}")
+    return out if docs else [head, "  (nowhere)"]

@@ -1,8 +1,8 @@
 """``segctl trace``'s other column: what the intent says of one packet, and why.
 
-IPv4 packets are judged by their grants (under ordered rules, the rule that decides them);
-IPv6 by the IPv6 rule of docs/intent.md (inside a non-strict segment, never a router-only
-ICMPv6 message, no conntrack).
+A packet is judged by its grants (under ordered rules, the rule that decides them); IPv6
+first by where IPv6 goes at all (docs/intent.md: inside one segment, between endpoints that
+both declare ipv6; neighbour discovery always, never a router-only ICMPv6 message).
 """
 
 from __future__ import annotations
@@ -33,11 +33,21 @@ def verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr:
 
     if dst is None:
         return Verdict(False, f"denied: no endpoint has the address {addr}", ())
+    family = 6 if svc.ipv6 else 4
     if svc.ipv6:
         sender, receiver = (dst, src) if reply else (src, dst)
-        return _verdict6(network, sender, receiver, svc, reply=reply)
+        first = _ipv6_rule(network, sender, receiver, svc, reply=reply)
+        if first is not None:
+            return first
     grants = allowed_grants(
-        network, src, dst, svc.proto, svc.dport, icmp_type=svc.icmp_type, icmp_code=svc.icmp_code
+        network,
+        src,
+        dst,
+        svc.proto,
+        svc.dport,
+        icmp_type=svc.icmp_type,
+        icmp_code=svc.icmp_code,
+        family=family,
     )
     named = "; ".join(f"{g.kind} {g.name}" + _tier(network, g) for g in grants)
     if not reply:
@@ -53,7 +63,7 @@ def verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr:
         return Verdict(True, f"allowed reply of a connection allowed by {names} (stateful)", stateful)
     # The reply as a new connection of its own (dst -> src, to the request's source port).
     answer = svc.reply_icmp_type()
-    back = allowed_grants(network, dst, src, svc.proto, svc.sport, icmp_type=answer)
+    back = allowed_grants(network, dst, src, svc.proto, svc.sport, icmp_type=answer, family=family)
     if back:
         names = "; ".join(f"{g.kind} {g.name}" for g in back)
         return Verdict(
@@ -67,28 +77,27 @@ def verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr:
     )  # fmt: skip
 
 
-def _verdict6(
+def _ipv6_rule(
     network: Network, sender: EndpointInfo, receiver: EndpointInfo, svc: Service, *, reply: bool
-) -> Verdict:
-    """The intent on one IPv6 packet: inside a non-strict segment between two endpoints with
-    ipv6, never a router-only ICMPv6 message (no conntrack: a reply is judged as a packet)."""
-    from segctl.topology.analysis import ROUTER_ONLY_ICMPV6, ipv6_allowed
+) -> Verdict | None:
+    """What decides an IPv6 packet before its grants: the RA guard, neighbour discovery
+    (allowed inside a segment), and where IPv6 goes at all; None when the grants decide."""
+    from segctl.topology.analysis import NEIGHBOUR_DISCOVERY, ROUTER_ONLY_ICMPV6, ipv6_applies
 
     icmp_type = svc.reply_icmp_type() if reply else svc.icmp_type
     if svc.proto == "icmp6" and icmp_type is not None and icmp_type in ROUTER_ONLY_ICMPV6:
         what = ROUTER_ONLY_ICMPV6[icmp_type]
         return Verdict(False, f"denied: a {what} (ICMPv6 {icmp_type}) comes only from routers (RA guard)", ())
-    segment = network.segment(sender.tenant, sender.segment)
-    if ipv6_allowed(network, sender, receiver):
-        how = "reply " if reply else ""
-        where = f"{sender.tenant}/{segment.name}"
-        return Verdict(True, f"allowed {how}IPv6 inside segment {where} (not strict, both declare ipv6)", ())
+    if ipv6_applies(sender, receiver):
+        if svc.proto == "icmp6" and icmp_type in NEIGHBOUR_DISCOVERY:
+            where = f"{sender.tenant}/{sender.segment}"
+            what = NEIGHBOUR_DISCOVERY[icmp_type]
+            return Verdict(True, f"allowed: a {what} inside segment {where} (neighbour discovery)", ())
+        return None
     if sender.key == receiver.key:
         why = "to itself"
     elif (sender.tenant, sender.segment) != (receiver.tenant, receiver.segment):
         why = "IPv6 goes only inside one segment (it is neither routed nor shared)"
-    elif segment.strict:
-        why = f"segment {sender.tenant}/{segment.name} is strict, and policies are IPv4 only"
     else:
         missing = receiver if sender.ipv6 is not None else sender
         why = f"{missing.qualified} declares no ipv6"

@@ -45,7 +45,7 @@ _NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1}
 #: table; a unit test keeps them equal, this module imports no intent code at start-up).
 #: An address mask request (17) is not one of them: conntrack calls it invalid.
 ICMP_REPLY = {8: 0, 13: 14, 15: 16}
-#: ICMPv6 echo request -> echo reply (IPv6 has no conntrack here: a reply is judged as a packet).
+#: ICMPv6 echo request -> echo reply, as ``segctl.topology.grants.ICMPV6_REPLY_TYPES``.
 ICMP6_REPLY = {128: 129}
 DEFAULT_SPORT, DEFAULT_DPORT, DEFAULT_ICMP_TYPE, DEFAULT_ICMP6_TYPE = 40000, 80, 8, 128
 Address = IPv4Address | IPv6Address
@@ -290,6 +290,9 @@ def _packet(
         tp_dst=dport or 0,
         icmp_type=icmp_type,
         icmp_code=svc.icmp_code or 0,
+        # a neighbour solicitation asks for its destination's address (unicast, as a
+        # reachability check does)
+        nd_target=int(ip_dst) if v6 and svc.number == IP_PROTO_ICMPV6 and icmp_type == 135 else 0,
     )
 
 
@@ -470,9 +473,7 @@ def trace_text(t: Trace) -> list[str]:
     if t.logged:
         where = "; ".join(f"{h.switch} table {h.table} ({h.intent})" for h in t.logged)
         lines.append(f"logged: sent to the controller at {where}")
-    if t.reply and t.service.ipv6:
-        lines.append("conntrack: IPv6 is not tracked; the reply is judged as a packet of its own")
-    elif t.reply:
+    if t.reply:
         where = ", ".join(f"{sw} zone {zone}" for sw, zone in t.committed)
         lines.append(
             "conntrack: "

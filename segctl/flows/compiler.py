@@ -77,7 +77,7 @@ from segctl.openflow.ofctl import (
     WriteMetadata,
     mac_int,
 )
-from segctl.topology.analysis import ROUTER_ONLY_ICMPV6
+from segctl.topology.analysis import NEIGHBOUR_DISCOVERY, ROUTER_ONLY_ICMPV6
 from segctl.topology.model import FabricPaths, build_graph
 from segctl.topology.network import EndpointInfo, Network, SegmentInfo
 
@@ -135,6 +135,7 @@ class _Compiler:
         self._memo: dict[tuple[object, ...], list[Rule]] = {}
         self._ip: dict[tuple[str, str], str] = {ep.key: str(ep.ip) for ep in network.endpoints}
         self.has_ipv6 = {(ep.tenant, ep.segment) for ep in network.endpoints if ep.ipv6 is not None}
+        self.v6_tenants = {tenant for tenant, _ in self.has_ipv6}
         self.tenant_segments: dict[str, list[SegmentInfo]] = defaultdict(list)
         for seg in network.segments:
             self.tenant_segments[seg.tenant].append(seg)
@@ -297,10 +298,20 @@ class _Compiler:
             rules.append(Rule.make(t, PRIO_SPECIFIC, self.seg_cookie(t, seg), match, reply))
         for _, seg in sorted(segments.items(), key=lambda kv: kv[1].vlan):
             rules += self._segment_arp(seg)
+        if any(ep.ipv6 is not None for ep in local):
+            # neighbour discovery never goes through conntrack (it would be invalid there):
+            # for a peer it was made unicast above, any other drops; the rest of IPv6 goes
+            # through conntrack and policy
+            pipe = make_cookie(t, Kind.PIPELINE, 0, 0)
+            for icmp_type in NEIGHBOUR_DISCOVERY:
+                nd = [("proto", "icmp6"), ("icmp_type", str(icmp_type))]
+                rules.append(Rule.make(t, PRIO_GUARD, pipe, nd, [Drop()]))
+            rules.append(Rule.make(t, PRIO_PASS, pipe, [("proto", "ipv6")], [GotoTable(CT_SRC.id)]))
         return rules
 
     def _segment_arp(self, seg: SegmentInfo) -> list[Rule]:
-        """Unicast ARP (and ND) to each endpoint of the segment; the same on every switch (memoized)."""
+        """Unicast ARP (and neighbour discovery) to each endpoint of the segment; the same on
+        every switch (memoized)."""
         memo = self._memo.get(("arp", *seg.key))
         if memo is not None:
             return memo
@@ -314,22 +325,29 @@ class _Compiler:
                     t, PRIO_ENDPOINT, cookie, [meta, ("proto", "arp"), ("arp_tpa", self.ip(dst))], unicast
                 )
             )
-            for address in () if seg.strict else dst.ipv6_sources:
+            for address in dst.ipv6_sources:
                 ns = [meta, ("proto", "icmp6"), ("icmp_type", "135"), ("nd_target", str(address))]
                 rules.append(Rule.make(t, PRIO_SPECIFIC, cookie, ns, unicast))
-                v6 = [meta, ("proto", "ipv6"), ("ipv6_dst", str(address))]
-                rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, v6, [GotoTable(FORWARD.id)]))
+                na = [meta, ("proto", "icmp6"), ("icmp_type", "136"), ("ipv6_dst", str(address))]
+                rules.append(Rule.make(t, PRIO_SPECIFIC, cookie, na, [GotoTable(FORWARD.id)]))
         self._memo[("arp", *seg.key)] = rules
         return rules
 
     def ct_stage(self, table: int, next_table: int, tenants: list[str]) -> list[Rule]:
-        rules = [Rule.make(table, PRIO_DEFAULT, make_cookie(table, Kind.PIPELINE, 0, 0), [], [Drop()])]
+        pipe = make_cookie(table, Kind.PIPELINE, 0, 0)
+        rules = [Rule.make(table, PRIO_DEFAULT, pipe, [], [Drop()])]
         for tenant in tenants:
             tid = self.tid[tenant]
-            rules.append(
-                Rule.make(table, PRIO_GUARD, self.tenant_cookie(table, tenant),
-                          [_meta(tid, META_TENANT_MASK), ("proto", "ip")], [Ct(zone=tid, table=next_table)])
-            )  # fmt: skip
+            for proto in ("ip", "ipv6") if tenant in self.v6_tenants else ("ip",):
+                match = [_meta(tid, META_TENANT_MASK), ("proto", proto)]
+                cookie = self.tenant_cookie(table, tenant)
+                rules.append(Rule.make(table, PRIO_GUARD, cookie, match, [Ct(zone=tid, table=next_table)]))
+        if table == CT_DST.id and any(tenant in self.v6_tenants for tenant in tenants):
+            # neighbour discovery from a peer of the segment (table 10 made it unicast) is
+            # delivered without conntrack, which would call it invalid
+            for icmp_type in NEIGHBOUR_DISCOVERY:
+                nd = [("proto", "icmp6"), ("icmp_type", str(icmp_type))]
+                rules.append(Rule.make(table, PRIO_SPECIFIC, pipe, nd, [GotoTable(EGRESS.id)]))
         return rules
 
     def policy_stage(self, table: int, next_table: int, segments: list[SegmentInfo]) -> list[Rule]:
@@ -344,16 +362,32 @@ class _Compiler:
             Rule.make(table, PRIO_CT_ESTABLISHED, pipe, [("proto", "ip"), ("ct_state", "+rel+trk")],
                       [GotoTable(next_table)]),
         ]  # fmt: skip
+        if self.v6_tenants:
+            rules += [
+                Rule.make(table, r.priority, pipe, [("proto", "ipv6"), *r.match[1:]], r.actions)
+                for r in rules[1:]
+            ]
         for seg in segments:
             if seg.strict:
                 continue
             tid = self.tid[seg.tenant]
-            match = [_meta(self.ctx_value(seg.key), _CTX_MASK), ("proto", "ip"), ("nw_src", str(seg.cidr)),
-                     ("nw_dst", str(seg.cidr))]  # fmt: skip
-            rules.append(
-                Rule.make(table, PRIO_INTRA_SEGMENT, self.seg_cookie(table, seg), match,
-                          [Ct(commit=True, zone=tid), GotoTable(next_table)])
-            )  # fmt: skip
+            ctx = _meta(self.ctx_value(seg.key), _CTX_MASK)
+            commit = [Ct(commit=True, zone=tid), GotoTable(next_table)]
+            match = [ctx, ("proto", "ip"), ("nw_src", str(seg.cidr)), ("nw_dst", str(seg.cidr))]
+            rules.append(Rule.make(table, PRIO_INTRA_SEGMENT, self.seg_cookie(table, seg), match, commit))
+            if seg.key in self.has_ipv6 and seg.cidr6 is not None:
+                # IPv6 to the segment's prefix or to a member's link-local address (fe80::/64 is
+                # every segment's: the prefix would commit traffic for another segment's member)
+                targets = [str(seg.cidr6)] + [
+                    str(ep.ipv6_link_local)
+                    for ep in self.net.segment_endpoints(*seg.key)
+                    if ep.ipv6_link_local is not None
+                ]
+                for target in targets:
+                    v6 = [ctx, ("proto", "ipv6"), ("ipv6_dst", target)]
+                    rules.append(
+                        Rule.make(table, PRIO_INTRA_SEGMENT, self.seg_cookie(table, seg), v6, commit)
+                    )
         return rules
 
     def route(self, switch: str, local: list[EndpointInfo]) -> list[Rule]:
@@ -363,6 +397,8 @@ class _Compiler:
             Rule.make(t, PRIO_DEFAULT, pipe, [], [Drop()]),
             Rule.make(t, PRIO_PASS, pipe, [("proto", "ip")], [GotoTable(FORWARD.id)]),
         ]
+        if self.v6_tenants:  # IPv6 is never routed (yet): it passes, and a gateway MAC has no entry in 50
+            rules.append(Rule.make(t, PRIO_PASS, pipe, [("proto", "ipv6")], [GotoTable(FORWARD.id)]))
         tenants = sorted({ep.tenant for ep in local}, key=self.tid.__getitem__)
         local_segments = {(ep.tenant, ep.segment) for ep in local}
         for tenant in tenants:
@@ -531,9 +567,9 @@ class _Compiler:
             rules.append(
                 Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "arp")], [GotoTable(EGRESS.id)])
             )
-            if dst.ipv6 is not None and not self.seg(dst).strict:
+            if dst.ipv6 is not None:
                 rules.append(
-                    Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "ipv6")], [GotoTable(EGRESS.id)])
+                    Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "ipv6")], [GotoTable(CT_DST.id)])
                 )
         self._memo[("fwd", ctx, dst_key, port)] = rules
         return rules
@@ -564,7 +600,7 @@ class _Compiler:
             rules.append(
                 Rule.make(t, PRIO_ENDPOINT, cookie, [*to_me, ("proto", "arp"), ("arp_tpa", str(ep.ip))], out)
             )
-            for address in () if seg.strict else ep.ipv6_sources:
+            for address in ep.ipv6_sources:
                 v6 = [*to_me, ("proto", "ipv6"), ("ipv6_dst", str(address))]
                 rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, v6, out))
                 ns = [*to_me, ("proto", "icmp6"), ("icmp_type", "135"), ("nd_target", str(address))]

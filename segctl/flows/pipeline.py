@@ -162,14 +162,15 @@ CLASSIFY = _t(
 ARP = _t(
     10, "arp",
     "ARP/ND from edge ports: the gateway IP is answered with the tenant gateway MAC, other "
-    "requests and replies are made unicast to the owner inside the segment",
+    "requests and replies (neighbour solicitations and advertisements) are made unicast to "
+    "the owner inside the segment; other IPv6 goes to ct_src",
     "in_port metadata arp_op arp_tpa nd_target icmp_type ipv6_dst",
     "set_field goto_table drop",
     "drop",
 )  # fmt: skip
 CT_SRC = _t(
     20, "ct_src",
-    "IPv4 from edge ports enters conntrack in the source tenant's zone",
+    "IPv4 and IPv6 from edge ports enter conntrack in the source tenant's zone",
     "metadata",
     "ct drop",
     "drop",
@@ -179,7 +180,7 @@ POLICY_SRC = _t(
     "policy at the source endpoint: +inv drops, established/related pass, new and allowed "
     "connections are committed (stateful) or passed (stateless); default drop. Logged "
     "decisions also send the packet's head to the controller (under the controller meter)",
-    "metadata ct_state nw_src nw_dst tcp_dst udp_dst icmp_type icmp_code conj_id",
+    "metadata ct_state nw_src nw_dst tcp_dst udp_dst icmp_type icmp_code ipv6_src ipv6_dst conj_id",
     "ct conjunction goto_table drop controller",
     "drop",
 )  # fmt: skip
@@ -209,15 +210,16 @@ FORWARD = _t(
 )  # fmt: skip
 CT_DST = _t(
     60, "ct_dst",
-    "IPv4 for a local endpoint enters conntrack in the destination tenant's zone",
-    "metadata",
-    "ct drop",
+    "IPv4 and IPv6 for a local endpoint enter conntrack in the destination tenant's zone; "
+    "neighbour discovery from a segment peer goes straight to egress",
+    "metadata icmp_type",
+    "ct goto_table drop",
     "drop",
 )  # fmt: skip
 POLICY_DST = _t(
     70, "policy_dst",
     "policy at the destination endpoint, same shape as policy_src",
-    "metadata ct_state nw_src nw_dst tcp_dst udp_dst icmp_type icmp_code conj_id",
+    "metadata ct_state nw_src nw_dst tcp_dst udp_dst icmp_type icmp_code ipv6_src ipv6_dst conj_id",
     "ct conjunction goto_table drop",
     "drop",
 )  # fmt: skip

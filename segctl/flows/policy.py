@@ -31,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import field as _field
+from functools import cached_property
 
 from segctl.errors import CompileError
 from segctl.flows.pipeline import (
@@ -68,6 +69,7 @@ __all__ = [
     "GrantCache",
     "conj_id",
     "domain_name",
+    "family_match",
     "grant_rules",
     "grants_overlap",
     "intersect_match",
@@ -115,6 +117,18 @@ class Grant:
     priority: int = DEFAULT_POLICY_PRIORITY  # the intent's priority (tenant band order)
     band: str = "tenant"  # tenant, or guardrail (above the intra-segment allow)
     conj: int = 0  # the conjunction id when not the cookie identity's (guardrail band)
+
+    @cached_property
+    def ipv6_segments(self) -> frozenset[tuple[str, str]]:
+        """The segments where this grant carries IPv6 too: one tenant, a source and a
+        destination with ipv6 in the segment (:func:`segctl.topology.analysis.ipv6_applies`;
+        routed pairs carry IPv4 only). Empty for most grants: no IPv6 rule is emitted."""
+        if self.src_tenant != self.dst_tenant:
+            return frozenset()
+        sources = {(ep.tenant, ep.segment) for ep in self.sources if ep.ipv6 is not None}
+        return frozenset(
+            (ep.tenant, ep.segment) for ep in self.destinations if ep.ipv6 is not None
+        ) & frozenset(sources)
 
     @property
     def origin(self) -> int:
@@ -183,12 +197,16 @@ def port_range_masks(lo: int, hi: int) -> list[tuple[int, int]]:
 
 def service_matches(services: Iterable[Service]) -> tuple[Match, ...]:
     """The match pairs of each service (deduplicated, in first-seen order; an ICMP match that
-    another one covers, such as ``icmp,icmp_type=8`` next to ``icmp``, is left out)."""
+    another one covers, such as ``icmp,icmp_type=8`` next to ``icmp``, is left out).
+
+    The matches are family-neutral: ``ip`` (any), ``tcp`` and ``udp`` stand for both IPv4
+    and IPv6, ``icmp`` for ICMPv4 and ``icmp6`` for ICMPv6; :func:`family_match` turns one
+    into the OVS match of one family when a rule is emitted."""
     out: dict[Match, None] = {}
     for svc in services:
         if svc.proto == "any":
             out[(("proto", "ip"),)] = None
-        elif svc.proto == "icmp":
+        elif svc.proto in ("icmp", "icmp6"):
             out[_icmp_match(svc)] = None
         elif svc.ports is None:
             out[(("proto", svc.proto),)] = None
@@ -200,14 +218,37 @@ def service_matches(services: Iterable[Service]) -> tuple[Match, ...]:
                     out[(("proto", svc.proto), (field, text))] = None
     # an ICMP match's fields come in a fixed order (proto, type, code), so what covers it is
     # one of its proper prefixes: a set lookup each (a hostile intent may list every type/code)
-    return tuple(
-        m for m in out if not (m[0] == ("proto", "icmp") and any(m[:k] in out for k in range(1, len(m))))
-    )
+    return tuple(m for m in out if not (m[0][1] in _ICMP and any(m[:k] in out for k in range(1, len(m)))))
+
+
+_ICMP = ("icmp", "icmp6")
+#: A family-neutral service match's protocol in each family (None: not in that family).
+_FAMILY_PROTO: dict[int, dict[str, str | None]] = {
+    4: {"ip": "ip", "tcp": "tcp", "udp": "udp", "icmp": "icmp", "icmp6": None},
+    6: {"ip": "ipv6", "tcp": "tcp6", "udp": "udp6", "icmp": None, "icmp6": "icmp6"},
+}
+
+
+def family_match(match: Match, family: int) -> Match | None:
+    """A family-neutral service match (:func:`service_matches`) as the OVS match of one IP
+    family, or None when the service has no packet in it (``icmp`` in IPv6, ``icmp6`` in IPv4).
+
+    >>> family_match((("proto", "tcp"), ("tcp_dst", "22")), 6)
+    (('proto', 'tcp6'), ('tcp_dst', '22'))
+    >>> family_match((("proto", "icmp6"), ("icmp_type", "128")), 4) is None
+    True
+    """
+    fields = dict(match)
+    proto = _FAMILY_PROTO[family][fields.get("proto", "ip")]
+    if proto is None:
+        return None
+    return (("proto", proto), *((k, v) for k, v in match if k != "proto"))
 
 
 def _icmp_match(svc: Service) -> Match:
-    """``icmp``, or ``icmp,icmp_type=N[,icmp_code=M]`` for a service with a type (and code)."""
-    pairs = [("proto", "icmp")]
+    """``icmp``, or ``icmp,icmp_type=N[,icmp_code=M]`` for a service with a type (and code);
+    ``icmp6`` alike."""
+    pairs = [("proto", svc.proto)]
     if svc.type is not None:
         pairs.append(("icmp_type", str(svc.type)))
     if svc.code is not None:
@@ -329,8 +370,8 @@ def rank_grants(grants: Sequence[Grant], names: dict[int, str] | None = None) ->
     return [replace(g, src_rank=ranks[i][0], dst_rank=ranks[i][1]) for i, g in enumerate(grants)]
 
 
-#: Per protocol (``tcp``, ``udp``: destination ports; ``icmp``: type << 8 | code) the merged
-#: ranges a grant's service matches take; ``None`` for every IPv4 packet.
+#: Per protocol (``tcp``, ``udp``: destination ports; ``icmp``, ``icmp6``: type << 8 | code)
+#: the merged ranges a grant's service matches take; ``None`` for every IP packet.
 Spans = dict[str, Ranges] | None
 _Keys = tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]], Spans]
 
@@ -369,7 +410,7 @@ def service_spans(services: Sequence[Match]) -> Spans:
         if proto in ("tcp", "udp"):
             port = fields.get(f"{proto}_dst")
             out.setdefault(proto, []).append((0, 0xFFFF) if port is None else _span(proto, port, 16))
-        else:  # icmp: type << 8 | code
+        else:  # icmp, icmp6: type << 8 | code
             icmp_type, code = fields.get("icmp_type"), fields.get("icmp_code")
             if icmp_type is None:
                 span = (0, 0xFFFF)
@@ -478,11 +519,12 @@ def _meta(value: int, mask: int) -> tuple[str, str]:
 
 
 def _combine(*parts: Match) -> list[tuple[str, str]]:
-    """Union of match pairs; the most specific protocol shorthand wins (ip < tcp/udp/icmp)."""
+    """Union of match pairs; the most specific protocol shorthand wins (ip < tcp/udp/icmp,
+    ipv6 < tcp6/udp6/icmp6)."""
     out: dict[str, str] = {}
     for part in parts:
         for name, value in part:
-            if name == "proto" and out.get("proto", "ip") != "ip" and value == "ip":
+            if name == "proto" and out.get("proto", "ip") not in ("ip", "ipv6") and value in ("ip", "ipv6"):
                 continue
             out[name] = value
     return list(out.items())
@@ -526,15 +568,9 @@ def grant_rules(
     local_src = [ep for ep in grant.sources if ep.switch == switch]
     local_dst = [ep for ep in grant.destinations if ep.switch == switch]
     if local_src:
-        local = [
-            (
-                _meta(metadata_value(grant.src_tenant, segment_index(ep)), _CTX),
-                ("proto", "ip"),
-                ("nw_src", str(ep.ip)),
-            )
-            for ep in local_src
-        ]
-        remote = _remote(cache, (POLICY_SRC.id, cid), grant.destinations, "nw_dst")
+        tenant = grant.src_tenant
+        local = _local(grant, local_src, lambda ep: metadata_value(tenant, segment_index(ep)), "src")
+        remote = _remote(cache, (POLICY_SRC.id, cid), grant, grant.destinations, segment_index, "dst")
         actions: list[Action] = [Controller(max_len=LOG_MAX_LEN)] if grant.log else []
         if grant.action != "allow":
             actions = actions or [Drop()]
@@ -545,15 +581,9 @@ def grant_rules(
         level = (POLICY_SRC.id, grant.top - grant.src_rank, cid, grant.src_domain)
         rules += _side(grant, level, local, remote, actions, cache)
     if local_dst:
-        local = [
-            (
-                _meta(metadata_value(grant.dst_tenant, segment_index(ep), grant.origin), _CTX),
-                ("proto", "ip"),
-                ("nw_dst", str(ep.ip)),
-            )
-            for ep in local_dst
-        ]
-        remote = _remote(cache, (POLICY_DST.id, cid), grant.sources, "nw_src")
+        tenant, origin = grant.dst_tenant, grant.origin
+        local = _local(grant, local_dst, lambda ep: metadata_value(tenant, segment_index(ep), origin), "dst")
+        remote = _remote(cache, (POLICY_DST.id, cid), grant, grant.sources, segment_index, "src")
         actions = []
         if grant.action != "allow":
             actions.append(Drop())
@@ -569,11 +599,59 @@ def grant_rules(
     return rules
 
 
-def _remote(cache: GrantCache, key: tuple[int, int], eps: Sequence[EndpointInfo], name: str) -> list[Match]:
+def _local(
+    grant: Grant, eps: Sequence[EndpointInfo], context: Callable[[EndpointInfo], int], side: str
+) -> list[Match]:
+    """The local clause: per endpoint its full context with its IPv4 address, and with each
+    of its IPv6 addresses (global, link-local) where the grant carries IPv6."""
+    out: list[Match] = []
+    for ep in eps:
+        meta = _meta(context(ep), _CTX)
+        out.append((meta, ("proto", "ip"), (f"nw_{side}", str(ep.ip))))
+        if (ep.tenant, ep.segment) in grant.ipv6_segments:
+            out += [(meta, ("proto", "ipv6"), (f"ipv6_{side}", str(a))) for a in ep.ipv6_sources]
+    return out
+
+
+def _remote(
+    cache: GrantCache,
+    key: tuple[int, int],
+    grant: Grant,
+    eps: Sequence[EndpointInfo],
+    segment_index: Callable[[EndpointInfo], int],
+    side: str,
+) -> list[Match]:
+    """The remote clause (switch independent, built once per grant side): IPv4 addresses,
+    and IPv6 addresses where the grant carries IPv6, each of those with the remote
+    endpoint's own context, so that it meets only local endpoints of its segment (IPv6
+    goes only inside one segment; one tenant, ORIGIN 0)."""
     remote = cache.remote.get(key)
     if remote is None:
-        remote = cache.remote[key] = list(dict.fromkeys((("proto", "ip"), (name, str(ep.ip))) for ep in eps))
+        out: dict[Match, None] = dict.fromkeys((("proto", "ip"), (f"nw_{side}", str(ep.ip))) for ep in eps)
+        for ep in eps:
+            if (ep.tenant, ep.segment) in grant.ipv6_segments:
+                meta = _meta(metadata_value(grant.dst_tenant, segment_index(ep)), _CTX)
+                out.update(
+                    dict.fromkeys(
+                        (meta, ("proto", "ipv6"), (f"ipv6_{side}", str(a))) for a in ep.ipv6_sources
+                    )
+                )
+        remote = cache.remote[key] = list(out)
     return remote
+
+
+def _family(match: Match) -> int:
+    return 6 if ("proto", "ipv6") in match else 4
+
+
+def _direct(lm: Match, rm: Match, sm: Match) -> list[tuple[str, str]] | None:
+    """One direct flow of a local, a remote and a service match; None when they cannot meet
+    (two families, two segments of an IPv6 pair, a service without packets in the family)."""
+    family = _family(lm)
+    if _family(rm) != family or (family == 6 and lm[0] != rm[0]):
+        return None
+    service = family_match(sm, family)
+    return None if service is None else _combine(lm, rm, service)
 
 
 #: Where one side of a grant goes: (table, priority, conjunction id, domain).
@@ -594,22 +672,28 @@ def _side(
     n_l, n_r, n_s = len(local_u), len(remote_u), len(services)
     if n_l * n_r * n_s <= n_l + n_r + n_s + 1:
         return [
-            Rule.make(table, priority, cookie, _combine(lm, rm, sm), actions)
+            Rule.make(table, priority, cookie, match, actions)
             for lm in local_u
             for rm in remote_u
             for sm in services
+            if (match := _direct(lm, rm, sm)) is not None
         ]
     rules = [Rule.make(table, priority, cookie, m, [Conjunction(cid, 1, 3)]) for m in local_u]
     shared = cache.shared.get((table, cid))
     if shared is None:
         domain = _meta(metadata_value(tenant, 0, origin), _DOMAIN_MASK)
+        families = (4, 6) if grant.ipv6_segments else (4,)
+        in_family = list(
+            dict.fromkeys(m for sm in services for f in families if (m := family_match(sm, f)) is not None)
+        )
         shared = [
             Rule.make(table, priority, cookie, _combine((domain,), m), [Conjunction(cid, clause, 3)])
-            for clause, members in ((2, remote_u), (3, services))
+            for clause, members in ((2, remote_u), (3, in_family))
             for m in members
         ]
-        shared.append(
-            Rule.make(table, priority, cookie, [domain, ("proto", "ip"), ("conj_id", str(cid))], actions)
-        )
+        shared += [
+            Rule.make(table, priority, cookie, [domain, ("proto", proto), ("conj_id", str(cid))], actions)
+            for proto in ("ip", "ipv6")[: len(families)]
+        ]
         cache.shared[(table, cid)] = shared
     return rules + shared

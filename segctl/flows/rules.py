@@ -45,7 +45,7 @@ from segctl.openflow.ofctl import (
 __all__ = ["MATCH_ORDER", "PROTOCOLS", "Rule", "action_kind", "rules_text"]
 
 #: Protocol shorthands a rule may use as its ``proto`` match.
-PROTOCOLS = ("ip", "arp", "tcp", "udp", "icmp", "ipv6", "icmp6")
+PROTOCOLS = ("ip", "arp", "tcp", "udp", "icmp", "ipv6", "tcp6", "udp6", "icmp6")
 
 #: The canonical order of match fields in rule text (``proto`` prints as a bare word).
 MATCH_ORDER: tuple[str, ...] = (

@@ -93,7 +93,7 @@ def _one(item: dict[str, Any], timeout: float) -> dict[str, Any]:
                 "peer": "",
                 "error": "" if done.returncode == 0 else "no reply",
             }
-        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        kind = socket.SOCK_STREAM if proto in ("tcp", "tcp6") else socket.SOCK_DGRAM
         with socket.socket(family, kind) as sock:
             sock.settimeout(timeout)
             sock.connect((dst, int(port or 0)))

@@ -27,15 +27,15 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
-from segctl.mininet_scenarios.probes import ECHO_REQUEST, Probe
+from segctl.mininet_scenarios.probes import ECHO6_REQUEST, ECHO_REQUEST, IPV6_PROBES, Probe
 from segctl.openflow.ofctl import Flow, mac_int
-from segctl.topology.analysis import ICMP_REPLY_TYPES
+from segctl.topology.analysis import ICMP_REPLY_TYPES, ICMPV6_REPLY_TYPES
 from segctl.topology.network import EndpointInfo, Network, first_hop_mac
 
 __all__ = ["Predictor", "load_predictor", "probe_fields"]
 
 Predictor = Callable[[Probe], "bool | None"]
-_PROTO = {"icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58}
+_PROTO = {"icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58, "tcp6": 6, "udp6": 17}
 _SRC_PORT = 40000
 _CT_RPL = 0x08  # conntrack "reply direction" bit (ct_state=+rpl)
 
@@ -68,20 +68,19 @@ def probe_fields(
         "ip_proto": proto,
         "nw_ttl": 64,
     }
-    if probe.proto == "icmp6":
+    if probe.proto in IPV6_PROBES:
         fields.update(
-            eth_type=0x86DD,
-            ipv6_src=int(IPv6Address(str(a.ipv6))),
-            ipv6_dst=int(IPv6Address(str(b.ipv6))),
-            icmp_type=129 if reply else 128,
+            eth_type=0x86DD, ipv6_src=int(IPv6Address(str(a.ipv6))), ipv6_dst=int(IPv6Address(str(b.ipv6)))
         )
     else:
         fields.update(eth_type=0x0800, ip_src=int(IPv4Address(a.ip)), ip_dst=int(IPv4Address(b.ip)))
-        if probe.proto == "icmp":
-            fields["icmp_type"] = ICMP_REPLY_TYPES[ECHO_REQUEST] if reply else ECHO_REQUEST
-        else:
-            sport, dport = _SRC_PORT, probe.port or 0
-            fields.update(tp_src=dport if reply else sport, tp_dst=sport if reply else dport)
+    if probe.proto == "icmp":
+        fields["icmp_type"] = ICMP_REPLY_TYPES[ECHO_REQUEST] if reply else ECHO_REQUEST
+    elif probe.proto == "icmp6":
+        fields["icmp_type"] = ICMPV6_REPLY_TYPES[ECHO6_REQUEST] if reply else ECHO6_REQUEST
+    else:
+        sport, dport = _SRC_PORT, probe.port or 0
+        fields.update(tp_src=dport if reply else sport, tp_dst=sport if reply else dport)
     return fields
 
 

@@ -1,12 +1,13 @@
 """Live traffic probes between Mininet hosts, and the observed reachability matrix.
 
 A :class:`Probe` is one connection attempt ``src -> dst`` with ``icmp`` (ping),
-``tcp``/``udp`` to a port (echo), or ``icmp6``. It *succeeds* when the request reaches
-the destination and its reply comes back from that very host (the echo server appends
-its identity: tenants may share addresses). So the intent-level expectation of a probe
-is :func:`~segctl.topology.analysis.reply_allowed` (IPv4) or
-:func:`~segctl.topology.analysis.ipv6_allowed` (IPv6): a stateless grant opens the
-forward direction only, and its probe is expected to fail.
+``tcp``/``udp`` to a port (echo), or their IPv6 twins ``icmp6``, ``tcp6``, ``udp6``
+(between endpoints where IPv6 applies, to the destination's global address). It
+*succeeds* when the request reaches the destination and its reply comes back from that
+very host (the echo server appends its identity: tenants may share addresses). So the
+intent-level expectation of a probe is :func:`~segctl.topology.analysis.reply_allowed`
+(with ``family=6`` for the IPv6 ones): a stateless grant opens the forward direction
+only, and its probe is expected to fail.
 
 The ``icmp`` probe is a ping: an echo request (ICMP type 8) answered by an echo reply, so
 it is expected to succeed only where a stateful grant allows all ICMP or type 8. Grants of
@@ -35,10 +36,12 @@ from typing import Any, Literal
 
 from segctl.mininet_scenarios.network import MininetFabric
 from segctl.testbed.probes import ProbeError, Sniffer, send_raw_frame, spawn_in, stop_process, wait_ready
-from segctl.topology.analysis import ipv6_allowed, reply_allowed
+from segctl.topology.analysis import reply_allowed
 from segctl.topology.network import EndpointInfo, Network
 
 __all__ = [
+    "ECHO6_REQUEST",
+    "IPV6_PROBES",
     "Probe",
     "ProbePlan",
     "ProbeResult",
@@ -51,7 +54,11 @@ __all__ = [
     "run_probes",
 ]
 
-Proto = Literal["icmp", "tcp", "udp", "icmp6"]
+Proto = Literal["icmp", "tcp", "udp", "icmp6", "tcp6", "udp6"]
+#: The IPv6 probes (to the destination's global IPv6 address).
+IPV6_PROBES = ("icmp6", "tcp6", "udp6")
+#: ICMPv6 echo request: what an ``icmp6`` probe (ping -6) sends.
+ECHO6_REQUEST = 128
 EndpointKey = tuple[str, str]
 _AGENT = [sys.executable, "-m", "segctl.mininet_scenarios._agent"]
 #: Candidate ports for the "denied" probe: the first one no service of the intent allows.
@@ -147,7 +154,8 @@ def plan_probes(
     sources: Iterable[EndpointInfo] | None = None,
     destinations: Iterable[EndpointInfo] | None = None,
 ) -> ProbePlan:
-    """All-pairs probes (``src != dst``): icmp, every probe port, icmp6 where both have IPv6."""
+    """All-pairs probes (``src != dst``): icmp and every probe port, and the same over IPv6
+    where it applies (:func:`addressable6`)."""
     ports = probe_ports(network)
     srcs = list(network.endpoints if sources is None else sources)
     dsts = list(network.endpoints if destinations is None else destinations)
@@ -159,6 +167,8 @@ def plan_probes(
                 continue
             if addressable6(src, dst, network):
                 probes.append(Probe(src.key, dst.key, "icmp6"))
+                probes += [Probe(src.key, dst.key, "tcp6", p) for p in ports["tcp"]]
+                probes += [Probe(src.key, dst.key, "udp6", p) for p in ports["udp"]]
             if not addressable(network, src, dst):
                 skipped.append((src.key, dst.key))
                 continue
@@ -172,7 +182,9 @@ def expected_outcome(network: Network, probe: Probe) -> bool:
     """Should ``probe`` succeed according to the intent (request delivered and answered)?"""
     src, dst = network.endpoint(*probe.src), network.endpoint(*probe.dst)
     if probe.proto == "icmp6":
-        return ipv6_allowed(network, src, dst)
+        return reply_allowed(network, src, dst, "icmp6", icmp_type=ECHO6_REQUEST, family=6)
+    if probe.proto in IPV6_PROBES:
+        return reply_allowed(network, src, dst, probe.proto[:-1], probe.port, family=6)
     if probe.proto == "icmp":  # ping: an echo request; its reply passes as the connection's
         return reply_allowed(network, src, dst, "icmp", icmp_type=ECHO_REQUEST)
     return reply_allowed(network, src, dst, probe.proto, probe.port)
@@ -239,7 +251,7 @@ def run_probes(
             items = []
             for i, probe in enumerate(mine):
                 dst = network.endpoint(*probe.dst)
-                address = str(dst.ipv6) if probe.proto == "icmp6" else str(dst.ip)
+                address = str(dst.ipv6) if probe.proto in IPV6_PROBES else str(dst.ip)
                 items.append({"id": i, "proto": probe.proto, "dst": address, "port": probe.port})
             argv = [*_AGENT, "probe", f"{timeout:g}", json.dumps(items, separators=(",", ":"))]
             running.append((mine, spawn_in(fabric.netns(src), argv)))
@@ -259,7 +271,7 @@ def run_probes(
 def _judge(fabric: MininetFabric, probe: Probe, raw: Mapping[str, Any]) -> ProbeResult:
     """A reply from another host than the destination is not a success (and says so)."""
     peer = str(raw.get("peer", ""))
-    if raw.get("ok") and probe.proto in ("tcp", "udp"):
+    if raw.get("ok") and probe.proto in ("tcp", "udp", "tcp6", "udp6"):
         want = fabric.plan.host(probe.dst).node
         if peer != want:
             return ProbeResult(False, peer, f"answered by {peer}, not {want}")

@@ -68,20 +68,22 @@ def segment_matrix(report: VerificationReport) -> tuple[list[str], list[list[Seg
 
 
 def ipv6_summary(report: VerificationReport) -> str:
-    """One sentence on IPv6 under the matrix (whose letters are IPv4 grants); "" when no
-    endpoint declares ipv6."""
+    """One sentence on IPv6 under the matrix; "" when no endpoint declares ipv6."""
     from segctl.topology.analysis import ipv6_segments
 
     network = report.network
     if not any(ep.ipv6 is not None for ep in network.endpoints):
         return ""
     where = "; ".join(
-        f"{tenant}/{segment} ({', '.join(ep.name for ep in members)})"
+        f"{tenant}/{segment} ({', '.join(ep.name for ep in members)}"
+        + (", strict" if network.segment(tenant, segment).strict else "")
+        + ")"
         for tenant, segment, members in ipv6_segments(network)
     )
     return (
-        "IPv6 has no grants: it goes between every two IPv6 endpoints of "
-        + (where or "no segment (none is non-strict with two IPv6 endpoints)")
-        + ", never as a router advertisement or redirect. The properties check it: isolation and "
-        "spoof guard cover every ethertype, conformance allows IPv6 only there."
+        "IPv6 goes only inside one segment, between its IPv6 endpoints, under the same grants "
+        "as IPv4 (a letter holds for both families there; across segments and tenants for IPv4 "
+        "only): " + (where or "no segment has two IPv6 endpoints") + ". Neighbour discovery goes "
+        "between them always, router advertisements and redirects never. The properties check "
+        "both families."
     )

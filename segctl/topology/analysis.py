@@ -5,16 +5,19 @@ compiler implements it and the verifier checks the data plane against it, so it 
 written straight from the semantics (``docs/intent.md``) with no cleverness:
 
 * **intra-segment**: two different endpoints of one tenant in the same segment that is
-  not ``strict`` may exchange any IPv4 traffic, both directions.
+  not ``strict`` may exchange any IP traffic, both directions.
 * **policy**: ``from`` endpoints may open connections to ``to`` endpoints of the same
   tenant on the listed services; replies pass only when the policy is ``stateful``.
 * **shared-service**: consumer endpoints may open connections to the provider
   endpoints on the listed services; always stateful. The only cross-tenant grant.
 * Everything else is denied, including traffic from an endpoint to itself.
 
-IPv6 is delivered only inside a non-strict segment between endpoints that both declare
-``ipv6`` (see :func:`ipv6_allowed`), except the ICMPv6 messages only a router may send
-(:data:`ROUTER_ONLY_ICMPV6`); policies and shared services are IPv4 only.
+IPv6 goes only between two endpoints of one segment that both declare ``ipv6``
+(:func:`ipv6_applies`): neighbour discovery always (:data:`NEIGHBOUR_DISCOVERY`, as ARP),
+and what their grants allow, through conntrack as IPv4 (``tcp``/``udp``/``any`` cover both
+families, ``icmp6`` is ICMPv6); never the ICMPv6 messages only a router may send
+(:data:`ROUTER_ONLY_ICMPV6`). Between segments and tenants (routed: shared services
+among them) grants carry IPv4 only.
 
 Examples
 --------
@@ -44,9 +47,11 @@ from types import MappingProxyType
 from segctl.topology.network import EndpointInfo, Network
 
 __all__ = [
-    "ALL_IPV4",
+    "ALL_IP",
     "GRANT_SYMBOLS",
+    "ICMPV6_REPLY_TYPES",
     "ICMP_REPLY_TYPES",
+    "NEIGHBOUR_DISCOVERY",
     "ROUTER_ONLY_ICMPV6",
     "EndpointKey",
     "Grant",
@@ -58,7 +63,7 @@ __all__ = [
     "expected_reachability",
     "grant_sets",
     "grant_symbol",
-    "ipv6_allowed",
+    "ipv6_applies",
     "ipv6_segments",
     "normalize_proto",
     "normalize_services",
@@ -68,9 +73,10 @@ __all__ = [
 ]
 
 from segctl.topology.grants import (
-    ALL_IPV4,
+    ALL_IP,
     GRANT_SYMBOLS,
     ICMP_REPLY_TYPES,
+    ICMPV6_REPLY_TYPES,
     EndpointKey,
     Grant,
     GrantKind,
@@ -137,7 +143,7 @@ def _declared_sets(network: Network, tenants: Container[str] | None = None) -> l
         if seg.strict or (tenants is not None and seg.tenant not in tenants):
             continue
         members = tuple(network.segment_endpoints(seg.tenant, seg.name))
-        out.append(GrantSet(Grant("intra-segment", seg.name, ALL_IPV4, True), seg.tenant, members, members))
+        out.append(GrantSet(Grant("intra-segment", seg.name, ALL_IP, True), seg.tenant, members, members))
     for tenant in network.tenants:
         if tenants is not None and tenant.name not in tenants:
             continue
@@ -229,15 +235,25 @@ def allowed_grants(
     *,
     icmp_type: int | None = None,
     icmp_code: int | None = None,
+    family: int = 4,
 ) -> tuple[Grant, ...]:
-    """The grants that allow ``src`` to send a NEW IPv4 packet of ``proto`` to ``dst``.
+    """The grants that allow ``src`` to send a NEW packet of ``proto`` to ``dst``.
 
-    ``proto`` is ``tcp``, ``udp``, ``icmp`` or another IPv4 protocol number as a string;
-    ``dst_port`` is the transport destination port for tcp/udp (``None`` matches only
-    services without ports); ``icmp_type``/``icmp_code`` those of an ICMP packet (``None``
-    matches only services without a type/code). Empty when the packet is denied.
+    ``proto`` is ``tcp``, ``udp``, ``icmp``, ``icmp6`` or another protocol number as a
+    string; ``dst_port`` is the transport destination port for tcp/udp (``None`` matches
+    only services without ports); ``icmp_type``/``icmp_code`` those of an ICMP packet
+    (``None`` matches only services without a type/code). ``family`` 6 asks for an IPv6
+    packet: none unless :func:`ipv6_applies`, and never a router-only ICMPv6 message.
+    Empty when the packet is denied.
     """
+    if family == 6 and (
+        not ipv6_applies(src, dst) or (normalize_proto(proto) == "icmp6" and icmp_type in ROUTER_ONLY_ICMPV6)
+    ):
+        return ()
     grants = pair_grants(network, src, dst)
+    if normalize_proto(proto) == ("icmp" if family == 6 else "icmp6"):
+        # the other family's ICMP is one more protocol here: only "any" (or "other") covers it
+        return tuple(g for g in grants if any(s.proto in ("any", "other") for s in g.services))
     return tuple(g for g in grants if g.allows(proto, dst_port, icmp_type=icmp_type, icmp_code=icmp_code))
 
 
@@ -254,7 +270,7 @@ def pair_grants(network: Network, src: EndpointInfo, dst: EndpointInfo) -> tuple
     if src.tenant == dst.tenant and src.segment == dst.segment:
         seg = network.segment(src.tenant, src.segment)
         if not seg.strict:
-            grants.append(Grant("intra-segment", seg.name, ALL_IPV4, True))
+            grants.append(Grant("intra-segment", seg.name, ALL_IP, True))
     if src.tenant == dst.tenant:
         for policy in network.policies(src.tenant):
             if src in network.select(src.tenant, policy.from_) and dst in network.select(
@@ -279,12 +295,13 @@ def reply_allowed(
     dst_port: int | None = None,
     *,
     icmp_type: int | None = None,
+    family: int = 4,
 ) -> bool:
     """May ``dst`` reply to a connection ``src`` opened with ``proto``/``dst_port`` (ICMP: ``icmp_type``)?
 
     True when some *stateful* grant allows the connection (conntrack passes its replies).
     """
-    grants = allowed_grants(network, src, dst, proto, dst_port, icmp_type=icmp_type)
+    grants = allowed_grants(network, src, dst, proto, dst_port, icmp_type=icmp_type, family=family)
     return any(g.stateful for g in grants)
 
 
@@ -294,25 +311,34 @@ def reply_allowed(
 ROUTER_ONLY_ICMPV6: Mapping[int, str] = MappingProxyType({134: "router advertisement", 137: "redirect"})
 
 
-def ipv6_allowed(network: Network, src: EndpointInfo, dst: EndpointInfo) -> bool:
-    """IPv6 goes only between two different endpoints of one non-strict segment, both with
-    ipv6; never the :data:`ROUTER_ONLY_ICMPV6` messages (which this pair test does not see:
-    it answers for the rest of IPv6)."""
-    if src.key == dst.key or src.tenant != dst.tenant or src.segment != dst.segment:
-        return False
-    if src.ipv6 is None or dst.ipv6 is None:
-        return False
-    return not network.segment(src.tenant, src.segment).strict
+#: ICMPv6 neighbour discovery between endpoints (RFC 4861): solicitation 135 and
+#: advertisement 136. It goes between two IPv6 endpoints of one segment whatever their
+#: grants and whether the segment is strict (IPv6's ARP), and never through conntrack.
+NEIGHBOUR_DISCOVERY: Mapping[int, str] = MappingProxyType(
+    {135: "neighbour solicitation", 136: "neighbour advertisement"}
+)
+
+
+def ipv6_applies(src: EndpointInfo, dst: EndpointInfo) -> bool:
+    """May IPv6 go from ``src`` to ``dst`` at all: two different endpoints of one segment
+    (one tenant), both with ipv6? Then neighbour discovery goes between them and their
+    grants carry IPv6 as well as IPv4 (routing IPv6 between segments is not built: a grant
+    across segments or tenants carries IPv4 only)."""
+    return (
+        src.key != dst.key
+        and src.tenant == dst.tenant
+        and src.segment == dst.segment
+        and src.ipv6 is not None
+        and dst.ipv6 is not None
+    )
 
 
 def ipv6_segments(network: Network) -> list[tuple[str, str, list[EndpointInfo]]]:
-    """(tenant, segment, endpoints) of every non-strict segment with two or more endpoints
-    that declare ipv6: IPv6 goes between every two of them (:func:`ipv6_allowed`), and
-    nowhere else."""
+    """(tenant, segment, endpoints) of every segment with two or more endpoints that declare
+    ipv6: the only places IPv6 goes (:func:`ipv6_applies`). In a non-strict segment all of
+    it (the intra-segment grant); in a strict one neighbour discovery and what policies allow."""
     out = []
     for seg in network.segments:
-        if seg.strict:
-            continue
         members = [ep for ep in network.segment_endpoints(seg.tenant, seg.name) if ep.ipv6 is not None]
         if len(members) >= 2:
             out.append((seg.tenant, seg.name, members))

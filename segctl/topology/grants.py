@@ -17,8 +17,9 @@ from typing import Any, Literal
 from segctl.topology.schema import Service
 
 __all__ = [
-    "ALL_IPV4",
+    "ALL_IP",
     "GRANT_SYMBOLS",
+    "ICMPV6_REPLY_TYPES",
     "ICMP_REPLY_TYPES",
     "EndpointKey",
     "Grant",
@@ -35,9 +36,11 @@ __all__ = [
 ]
 
 GrantKind = Literal["intra-segment", "policy", "shared-service", "guardrail"]
-#: ``other``: every IPv4 protocol but TCP, UDP and ICMP (what is left of ``any`` after a
-#: rule took those; it never appears in an intent).
-Proto = Literal["tcp", "udp", "icmp", "any", "other"]
+#: ``tcp``, ``udp``, ``any`` and ``other`` cover both IP families (IPv6 where the pair may use
+#: it, :func:`segctl.topology.analysis.ipv6_applies`); ``icmp`` is ICMPv4, ``icmp6`` ICMPv6.
+#: ``other``: every protocol but TCP, UDP and the family's ICMP (what is left of ``any``
+#: after a rule took those; it never appears in an intent).
+Proto = Literal["tcp", "udp", "icmp", "icmp6", "any", "other"]
 EndpointKey = tuple[str, str]
 
 #: One letter per grant kind for the reachability matrix; ``·`` means denied.
@@ -45,11 +48,13 @@ GRANT_SYMBOLS: dict[str, str] = {
     "guardrail": "G", "intra-segment": "S", "policy": "P", "shared-service": "X", "": "·",
 }  # fmt: skip
 
-_PROTO_NUMBERS = {"1": "icmp", "6": "tcp", "17": "udp"}
+_PROTO_NUMBERS = {"1": "icmp", "6": "tcp", "17": "udp", "58": "icmp6"}
 
 #: ICMP query types and the type of their reply (echo, timestamp, information): the
 #: replies a stateful grant of the query passes (the pairs OVS conntrack tracks).
 ICMP_REPLY_TYPES: dict[int, int] = {8: 0, 13: 14, 15: 16}
+#: The same for ICMPv6: echo request 128 -> echo reply 129 (the query conntrack tracks).
+ICMPV6_REPLY_TYPES: dict[int, int] = {128: 129}
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,11 @@ class ServiceMatch:
     """A normalized service: a protocol and inclusive destination port ranges, or an ICMP type.
 
     ``ports`` is sorted and merged (overlapping or adjacent ranges joined), or ``None``
-    for all ports. ``proto="any"`` is all IPv4, ``other`` every IPv4 protocol but TCP, UDP
-    and ICMP (only ordered rules leave it, :mod:`segctl.topology.ordered`); ``icmp`` is all
-    ICMP unless ``icmp_type`` narrows it to one type (and ``icmp_code`` to one code of that type).
+    for all ports. ``proto="any"`` is all IP, ``other`` every protocol but TCP, UDP and the
+    family's ICMP (only ordered rules leave it, :mod:`segctl.topology.ordered`); ``icmp``
+    (ICMPv4) and ``icmp6`` (ICMPv6) are all of it unless ``icmp_type`` narrows it to one
+    type (and ``icmp_code`` to one code of that type). Which family a pair may use is
+    :func:`segctl.topology.analysis.ipv6_applies`'s question, not the service's.
     """
 
     proto: Proto
@@ -86,7 +93,7 @@ class ServiceMatch:
         if self.proto == "any":
             return True
         if self.proto == "other":
-            return proto not in ("tcp", "udp", "icmp")
+            return proto not in ("tcp", "udp", "icmp", "icmp6")
         if self.proto != proto:
             return False
         if self.icmp_type is not None and icmp_type != self.icmp_type:
@@ -167,12 +174,12 @@ class Grant:
         }
 
 
-ALL_IPV4 = (ServiceMatch("any", None),)
+ALL_IP = (ServiceMatch("any", None),)
 
 
 def normalize_proto(proto: str) -> str:
-    """``"TCP"``/``"6"`` → ``"tcp"``, ``"17"`` → ``"udp"``, ``"1"`` → ``"icmp"``; other
-    IPv4 protocol numbers stay as their decimal string."""
+    """``"TCP"``/``"6"`` → ``"tcp"``, ``"17"`` → ``"udp"``, ``"1"`` → ``"icmp"``, ``"58"``
+    → ``"icmp6"``; other protocol numbers stay as their decimal string."""
     text = str(proto).strip().lower()
     return _PROTO_NUMBERS.get(text, text)
 
@@ -240,17 +247,17 @@ def icmp_span(svc: ServiceMatch) -> tuple[int, int]:
     return (base | svc.icmp_code, base | svc.icmp_code)
 
 
-def _icmp_matches(services: Iterable[Service]) -> list[ServiceMatch]:
-    """The ICMP services, each type (and code) once, none covered by another."""
-    found = {ServiceMatch("icmp", None, s.type, s.code) for s in services}
-    every = ServiceMatch("icmp")
+def _icmp_matches(services: Iterable[Service], proto: Proto = "icmp") -> list[ServiceMatch]:
+    """The ICMP (``proto`` icmp or icmp6) services, each type (and code) once, none covered by another."""
+    found = {ServiceMatch(proto, None, s.type, s.code) for s in services}
+    every = ServiceMatch(proto)
 
     def covered(m: ServiceMatch) -> bool:
         """What :meth:`ServiceMatch.covers` a typed match is all ICMP, or its type without a
         code: two set lookups per match (a hostile intent may list every type and code)."""
         if m != every and every in found:
             return True
-        return m.icmp_code is not None and ServiceMatch("icmp", None, m.icmp_type) in found
+        return m.icmp_code is not None and ServiceMatch(proto, None, m.icmp_type) in found
 
     return [m for m in found if not covered(m)]
 
@@ -264,14 +271,14 @@ def normalize_services(services: Iterable[Service]) -> tuple[ServiceMatch, ...]:
     """
     services = list(services)
     if any(s.proto == "any" for s in services):
-        return ALL_IPV4
+        return ALL_IP
     out: list[ServiceMatch] = []
-    for proto in ("icmp", "tcp", "udp"):
+    for proto in ("icmp", "icmp6", "tcp", "udp"):
         mine = [s for s in services if s.proto == proto]
         if not mine:
             continue
-        if proto == "icmp":
-            out += _icmp_matches(mine)
+        if proto in ("icmp", "icmp6"):
+            out += _icmp_matches(mine, proto)
         elif any(s.ports is None for s in mine):
             out.append(ServiceMatch(proto, None))
         else:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from segctl.topology.grants import (
-    ALL_IPV4,
+    ALL_IP,
     Grant,
     GrantKind,
     Ranges,
@@ -75,18 +75,20 @@ Action = Literal["allow", "deny", "pass"]
 #: At one priority, deny is evaluated before allow, allow before pass.
 ACTION_ORDER: dict[str, int] = {"deny": 0, "allow": 1, "pass": 2}
 
-# the packet dimensions: tcp/udp destination port, icmp (type << 8 | code), other protocols
+# the packet dimensions: tcp/udp destination port, icmp and icmp6 (type << 8 | code), other
+# protocols; tcp, udp and other hold both families (which a pair may use is decided apart)
 _FULL: dict[str, tuple[int, int]] = {
     "tcp": (0, 0xFFFF),
     "udp": (0, 0xFFFF),
     "icmp": (0, 0xFFFF),
+    "icmp6": (0, 0xFFFF),
     "other": (0, 0),
 }
 
 
 @dataclass(frozen=True)
 class ServiceSpace:
-    """A set of IPv4 packets as services match them: per dimension, sorted disjoint intervals."""
+    """A set of IP packets as services match them: per dimension, sorted disjoint intervals."""
 
     parts: tuple[tuple[str, Ranges], ...]
 
@@ -109,8 +111,8 @@ class ServiceSpace:
         for svc in services:
             if svc.proto == "any":
                 return cls.everything()
-            if svc.proto == "icmp" and svc.icmp_type is not None:
-                parts.setdefault("icmp", []).append(icmp_span(svc))
+            if svc.proto in ("icmp", "icmp6") and svc.icmp_type is not None:
+                parts.setdefault(svc.proto, []).append(icmp_span(svc))
             elif svc.proto in ("tcp", "udp") and svc.ports is not None:
                 parts.setdefault(svc.proto, []).extend(svc.ports)
             else:
@@ -136,32 +138,32 @@ class ServiceSpace:
         return self._make({k: minus_ranges(v, b.get(k, ())) for k, v in self.parts})
 
     def matches(self) -> tuple[ServiceMatch, ...]:
-        """The space as sorted service matches (``any`` when it is every IPv4 packet)."""
+        """The space as sorted service matches (``any`` when it is every IP packet)."""
         if self == ServiceSpace.everything():
-            return ALL_IPV4
+            return ALL_IP
         out: list[ServiceMatch] = []
         for proto, spans in self.parts:
             if spans == (_FULL[proto],):
                 out.append(ServiceMatch(proto))  # type: ignore[arg-type]
-            elif proto == "icmp":
-                out += _icmp_matches(spans)
+            elif proto in ("icmp", "icmp6"):
+                out += _icmp_matches(spans, proto)
             else:
                 out.append(ServiceMatch(proto, spans))  # type: ignore[arg-type]
         return tuple(sorted(out))
 
 
-def _icmp_matches(spans: Ranges) -> list[ServiceMatch]:
-    """ICMP intervals as whole types and single (type, code) matches."""
+def _icmp_matches(spans: Ranges, proto: str = "icmp") -> list[ServiceMatch]:
+    """ICMP (``icmp`` or ``icmp6``) intervals as whole types and single (type, code) matches."""
     out: list[ServiceMatch] = []
     for lo, hi in spans:
         value = lo
         while value <= hi:
             icmp_type, code = value >> 8, value & 0xFF
             if code == 0 and (value | 0xFF) <= hi:
-                out.append(ServiceMatch("icmp", None, icmp_type))
+                out.append(ServiceMatch(proto, None, icmp_type))  # type: ignore[arg-type]
                 value += 0x100
             else:
-                out.append(ServiceMatch("icmp", None, icmp_type, code))
+                out.append(ServiceMatch(proto, None, icmp_type, code))  # type: ignore[arg-type]
                 value += 1
     return out
 
@@ -285,7 +287,7 @@ class Decider:
         if src.tenant == dst.tenant:
             seg = self.net.segment(src.tenant, src.segment)
             if src.segment == dst.segment and not seg.strict:
-                tier.append(RuleRef("tenant", "intra-segment", seg.name, "allow", (-1, 1, 0), ALL_IPV4, True))
+                tier.append(RuleRef("tenant", "intra-segment", seg.name, "allow", (-1, 1, 0), ALL_IP, True))
             tier += sorted(
                 (ref for ref, froms, tos in self.policies[src.tenant] if src.key in froms and dst.key in tos),
                 key=lambda r: r.order,
@@ -377,12 +379,12 @@ def deciding_rule(rules: Sequence[RuleRef], service: ServiceSpace) -> RuleRef | 
 def packet_space(
     proto: str, dst_port: int | None = None, icmp_type: int | None = None, icmp_code: int | None = None
 ) -> ServiceSpace:
-    """The space of one IPv4 packet (``proto`` normalized: tcp, udp, icmp or a number)."""
+    """The space of one packet (``proto`` normalized: tcp, udp, icmp, icmp6 or a number)."""
     if proto in ("tcp", "udp"):
         port = 0 if dst_port is None else dst_port
         return ServiceSpace.of([ServiceMatch(proto, ((port, port),))])  # type: ignore[arg-type]
-    if proto == "icmp":
-        return ServiceSpace.of([ServiceMatch("icmp", None, icmp_type or 0, icmp_code or 0)])
+    if proto in ("icmp", "icmp6"):
+        return ServiceSpace.of([ServiceMatch(proto, None, icmp_type or 0, icmp_code or 0)])  # type: ignore[arg-type]
     return ServiceSpace.of([ServiceMatch("other")])
 
 

@@ -455,18 +455,19 @@ def _lower(value: Any) -> Any:
 
 
 class Service(_Strict):
-    """A protocol and optional destination ports (tcp/udp) or ICMP type and code (icmp), or any."""
+    """A protocol and optional destination ports (tcp/udp) or ICMP type and code (icmp,
+    icmp6), or any. tcp, udp and any cover both IP families; icmp is ICMPv4 and icmp6 ICMPv6."""
 
     model_config = ConfigDict(json_schema_extra=_service_schema)
 
     proto: Annotated[
-        Literal["tcp", "udp", "icmp", "any"],
+        Literal["tcp", "udp", "icmp", "icmp6", "any"],
         BeforeValidator(_lower),
         WithJsonSchema(
             {
                 "type": "string",
-                "pattern": r"^\s*([tT][cC][pP]|[uU][dD][pP]|[iI][cC][mM][pP]|[aA][nN][yY])\s*$",
-                "description": "tcp, udp, icmp or any (case-insensitive)",
+                "pattern": r"^\s*([tT][cC][pP]|[uU][dD][pP]|[iI][cC][mM][pP]6?|[aA][nN][yY])\s*$",
+                "description": "tcp, udp, icmp, icmp6 or any (case-insensitive)",
             }
         ),
     ]
@@ -474,8 +475,10 @@ class Service(_Strict):
         default=None, validation_alias=AliasChoices("ports", "port")
     )
 
-    type: IcmpNumber | None = Field(default=None, description="ICMP type (icmp only), e.g. 8 echo request")
-    code: IcmpNumber | None = Field(default=None, description="ICMP code (icmp only, together with type)")
+    type: IcmpNumber | None = Field(
+        default=None, description="ICMP type (icmp or icmp6 only), e.g. 8 (icmp) or 128 (icmp6) echo request"
+    )
+    code: IcmpNumber | None = Field(default=None, description="ICMP code (icmp or icmp6, together with type)")
 
     @model_validator(mode="after")
     def _ports_need_transport(self) -> Service:
@@ -485,10 +488,10 @@ class Service(_Strict):
 
     @model_validator(mode="after")
     def _type_needs_icmp(self) -> Service:
-        if self.type is not None and self.proto != "icmp":
-            raise ValueError(f"type only applies to icmp, not {self.proto}")
-        if self.code is not None and self.proto != "icmp":
-            raise ValueError(f"code only applies to icmp, not {self.proto}")
+        if self.type is not None and self.proto not in ("icmp", "icmp6"):
+            raise ValueError(f"type only applies to icmp or icmp6, not {self.proto}")
+        if self.code is not None and self.proto not in ("icmp", "icmp6"):
+            raise ValueError(f"code only applies to icmp or icmp6, not {self.proto}")
         if self.code is not None and self.type is None:
             raise ValueError(
                 f"code {self.code} needs a type (an ICMP code only means something within its type)"

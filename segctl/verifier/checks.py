@@ -17,15 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
-from segctl.topology.analysis import Grant
+from segctl.topology.analysis import Grant, ipv6_applies
 from segctl.topology.network import EndpointInfo, Network
 from segctl.topology.network import routed as is_routed
 from segctl.verifier.expectations import Expectations
 from segctl.verifier.headerspace import BDD, HeaderSpace
 from segctl.verifier.observe import CommitPoint, ReplyRequest, RunView, requests_union
-from segctl.verifier.spaces import ETH_ARP, ETH_IP, Spaces
+from segctl.verifier.spaces import ETH_ARP, ETH_IP, ETH_IP6, Spaces
 from segctl.verifier.symbolic import LOOP, TRUNCATED, Disposition
 
 __all__ = [
@@ -166,13 +166,17 @@ class Inputs:
             classes: dict[tuple[object, ...], list[EndpointInfo]] = {}
             for p in self.pairs_to(dst):
                 routed = is_routed(p.src, dst)
-                classes.setdefault((p.grants, routed, p.src.tenant if routed else ""), []).append(p.src)
+                key = (p.grants, routed, p.src.tenant if routed else "", ipv6_applies(p.src, dst))
+                classes.setdefault(key, []).append(p.src)
             sp, hs = self.spaces, self.hs
             parts = [
-                sp.bound_tagged(srcs) & sp.first_hop(srcs[0], dst) & sp.grants(key[0])  # type: ignore[arg-type]
+                sp.bound_tagged(srcs)
+                & sp.first_hop(srcs[0], dst)
+                & sp.grants(key[0])  # type: ignore[arg-type]
+                & sp.to_address(dst, bool(key[3]))
                 for key, srcs in classes.items()
             ]
-            cached = self._forward[dst.key] = hs.union(parts) & sp.ip("ip_dst", dst.ip)
+            cached = self._forward[dst.key] = hs.union(parts)
         return cached
 
     def pairs_to(self, dst: EndpointInfo) -> list[Pair]:
@@ -230,8 +234,9 @@ def isolation(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
                         by_grants.setdefault(tuple(grants), []).append(inp.tag_of[src.key])
                 elif (src.key, dst.key) in exp.declared or (dst.key, src.key) in exp.declared:
                     by_grants.setdefault(None, []).append(inp.tag_of[src.key])
-            allowed = hs.union(
-                hs.tag_set(tags) & (hs.oeq("eth_type", ETH_IP) if key is None else sp.grants(key))
+            # across tenants only IPv4 (IPv6 goes only inside one segment)
+            allowed = hs.oeq("eth_type", ETH_IP) & hs.union(
+                hs.tag_set(tags) & (hs.true if key is None else sp.grants(key))
                 for key, tags in by_grants.items()
             )
             bad = cross & ~allowed
@@ -259,8 +264,8 @@ def isolation(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
 
 def _allowed_new_tagged(inp: Inputs, dst: EndpointInfo, sources: Sequence[EndpointInfo]) -> BDD:
     """∪ over ``sources`` (of ``dst``'s tenant): tag ∧ what may be delivered to ``dst`` as new."""
-    hs, sp, net, exp = inp.hs, inp.spaces, inp.network, inp.exp
-    classes: dict[tuple[Grant, ...], list[EndpointInfo]] = {}
+    hs, sp, exp = inp.hs, inp.spaces, inp.exp
+    classes: dict[tuple[tuple[Grant, ...], bool], list[EndpointInfo]] = {}
     same_seg: list[EndpointInfo] = []
     v6: list[EndpointInfo] = []
     out = hs.false
@@ -268,24 +273,21 @@ def _allowed_new_tagged(inp: Inputs, dst: EndpointInfo, sources: Sequence[Endpoi
         if src.key == dst.key:
             out |= hs.tag(inp.tag_of[src.key]) & sp.gateway_arp(src)
             continue
+        ipv6 = ipv6_applies(src, dst)
         grants = exp.rows.get(src.key, {}).get(dst.key, ())
         if grants:
-            classes.setdefault(grants, []).append(src)
+            classes.setdefault((grants, ipv6), []).append(src)
         if src.segment == dst.segment:
             same_seg.append(src)
-            if (
-                src.ipv6 is not None
-                and dst.ipv6 is not None
-                and not net.segment(src.tenant, src.segment).strict
-            ):
-                v6.append(src)
-    to_dst = sp.ip("ip_dst", dst.ip)
-    for grants, srcs in classes.items():
-        out |= sp.src_ip_tagged(srcs) & sp.grants(grants) & to_dst
+        if ipv6:
+            v6.append(src)
+    for (grants, ipv6), srcs in classes.items():
+        sent = sp.src_ip_tagged(srcs) | (sp.src_ip6_tagged(srcs) if ipv6 else hs.false)
+        out |= sent & sp.grants(grants) & sp.to_address(dst, ipv6)
     if same_seg:
-        out |= sp.tag_set(same_seg) & hs.oeq("eth_type", ETH_ARP) & to_dst
+        out |= sp.tag_set(same_seg) & hs.oeq("eth_type", ETH_ARP) & sp.ip("ip_dst", dst.ip)
     if v6:
-        out |= sp.tag_set(v6) & sp.endpoint_ipv6()
+        out |= sp.tag_set(v6) & sp.neighbour_discovery()
     return out
 
 
@@ -395,7 +397,7 @@ def _reply_checks(
         for p in pairs:
             receivers.setdefault(p.src.key, []).append(r)
     good = hs.union(
-        replies.delivered[e.qualified] & sp.ip("ip_dst", e.ip) & hs.tag_set(receivers[e.key])
+        replies.delivered[e.qualified] & sp.to_address(e, True) & hs.tag_set(receivers[e.key])
         for e in net.endpoints
         if e.key in receivers and e.qualified in replies.delivered
     )
@@ -406,7 +408,7 @@ def _reply_checks(
         for r in hs.tags(space):
             mine = hs.untag(space, r)
             for p in inp.request_pairs[r]:
-                part = mine & sp.ip("ip_dst", p.src.ip)
+                part = mine & sp.to_address(p.src, True)
                 if not hs.is_empty(part):
                     out.append((p, part, r))
         return out
@@ -521,22 +523,28 @@ def loop_free(inp: Inputs) -> list[Violation]:
 # ---------------------------------------------------------------------------- 6. commit-safety
 
 
-def _grants_key(
-    inp: Inputs, src: EndpointInfo, zone: int
-) -> tuple[tuple[tuple[Grant, ...], frozenset[IPv4Address]], ...]:
+#: What a source may commit in a zone: per tuple of stateful grants, the destination
+#: addresses they cover (IPv4, and IPv6 where the pair may use it).
+_CommitKey = tuple[tuple[tuple[Grant, ...], frozenset[IPv4Address], frozenset[IPv6Address]], ...]
+
+
+def _grants_key(inp: Inputs, src: EndpointInfo, zone: int) -> _CommitKey:
     """What ``src`` may commit in ``zone``, as data: its stateful grants by the destination
     addresses they cover (destinations whose tenant, or whose source's tenant, owns ``zone``)."""
     net = inp.network
     src_zone = net.tenant(src.tenant).id
-    by_grants: dict[tuple[Grant, ...], set[IPv4Address]] = {}
+    by_grants: dict[tuple[Grant, ...], tuple[set[IPv4Address], set[IPv6Address]]] = {}
     for d, grants in inp.exp.rows.get(src.key, {}).items():
         dst = net.endpoint(*d)
         if zone not in (src_zone, net.tenant(dst.tenant).id):
             continue
         stateful = tuple(g for g in grants if g.stateful)
         if stateful:
-            by_grants.setdefault(stateful, set()).add(dst.ip)
-    return tuple(sorted(((g, frozenset(ips)) for g, ips in by_grants.items()), key=repr))
+            v4, v6 = by_grants.setdefault(stateful, (set(), set()))
+            v4.add(dst.ip)
+            if ipv6_applies(src, dst):
+                v6.update(dst.ipv6_sources)
+    return tuple(sorted(((g, frozenset(v4), frozenset(v6)) for g, (v4, v6) in by_grants.items()), key=repr))
 
 
 def commit_safety(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
@@ -545,31 +553,46 @@ def commit_safety(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
     (its owners, not the source itself) and that no stateful grant of the source allows."""
     hs, net, sp = inp.hs, inp.network, inp.spaces
     oks: dict[object, BDD] = {}
-    keys: dict[tuple[EndpointKey, int], tuple[tuple[tuple[Grant, ...], frozenset[IPv4Address]], ...]] = {}
+    keys: dict[tuple[EndpointKey, int], _CommitKey] = {}
     found: list[Violation] = []
     points = 0
+    ipv4, ipv6 = hs.oeq("eth_type", ETH_IP), hs.oeq("eth_type", ETH_IP6)
     for (switch, table, zone), committed in inp.new.sorted_commits():
         committers = inp.endpoints_of(committed)
         points += len(committers)
-        owners = inp.exp.owners.get(zone, frozenset())
-        owner_ips = [net.endpoint(*k).ip for k in owners]
-        repliers = sp.ip_set("ip_dst", owner_ips)
-        by_ok: dict[tuple[tuple[tuple[Grant, ...], frozenset[IPv4Address]], ...], list[EndpointInfo]] = {}
+        owners = [net.endpoint(*k) for k in inp.exp.owners.get(zone, frozenset())]
+        owner_ips = [ep.ip for ep in owners]
+        owner_ip6s = [a for ep in owners for a in ep.ipv6_sources]
+        repliers = ipv4 & sp.ip_set("ip_dst", owner_ips)
+        if owner_ip6s:
+            repliers |= ipv6 & sp.ip6_set("ipv6_dst", owner_ip6s)
+        by_ok: dict[_CommitKey, list[EndpointInfo]] = {}
         selves = []
         for src in committers:
             key = keys.get((src.key, zone))
             if key is None:  # a zone's commit points (one per switch) share their sources' keys
                 key = keys[(src.key, zone)] = _grants_key(inp, src, zone)
             by_ok.setdefault(key, []).append(src)
-            if src.key in owners and owner_ips.count(src.ip) == 1:
-                selves.append(src)  # it does not answer itself: its own address is no replier
+            if any(o.key == src.key for o in owners):
+                selves.append(src)
         allowed = hs.false
         for key, srcs in by_ok.items():
             ok = oks.get(key)
             if ok is None:
-                ok = oks[key] = hs.union(sp.grants(g) & sp.ip_set("ip_dst", ips) for g, ips in key)
+                ok = oks[key] = hs.union(
+                    sp.grants(g) & ((ipv4 & sp.ip_set("ip_dst", v4)) | (ipv6 & sp.ip6_set("ipv6_dst", v6)))
+                    for g, v4, v6 in key
+                )
             allowed |= ok & sp.tag_set(srcs)
-        self_to = sp.dst_ip_tagged(selves)
+        # a source does not answer itself: its own address (when no other owner has it) is no replier
+        self_to = hs.union(
+            hs.tag(inp.tag_of[src.key])
+            & (
+                (ipv4 & sp.ip("ip_dst", src.ip) if owner_ips.count(src.ip) == 1 else hs.false)
+                | (ipv6 & sp.ip6_set("ipv6_dst", [a for a in src.ipv6_sources if owner_ip6s.count(a) == 1]))
+            )
+            for src in selves
+        )
         bad = committed & sp.bound_tagged(committers) & ~allowed & repliers & ~self_to
         for src in inp.endpoints_of(bad):
             mine = inp.untag(bad, src)

@@ -16,14 +16,24 @@ from ipaddress import IPv4Address, IPv6Address
 
 from segctl.openflow.ofctl import mac_int
 from segctl.openflow.ofmatch import IP_PROTO_ICMPV6
-from segctl.topology.analysis import ICMP_REPLY_TYPES, ROUTER_ONLY_ICMPV6, Grant, ServiceMatch
+from segctl.topology.analysis import (
+    ICMP_REPLY_TYPES,
+    ICMPV6_REPLY_TYPES,
+    NEIGHBOUR_DISCOVERY,
+    ROUTER_ONLY_ICMPV6,
+    Grant,
+    ServiceMatch,
+    ipv6_applies,
+)
 from segctl.topology.network import MIN_ROUTED_TTL, EndpointInfo, Network, first_hop_mac, routed
 from segctl.verifier.headerspace import BDD, HeaderSpace
 
 __all__ = ["ETH_ARP", "ETH_IP", "ETH_IP6", "Spaces", "port_range", "same_address"]
 
 ETH_ARP, ETH_IP, ETH_IP6 = 0x0806, 0x0800, 0x86DD
-_PROTO = {"tcp": 6, "udp": 17, "icmp": 1}
+_PROTO = {"tcp": 6, "udp": 17, "icmp": 1, "icmp6": IP_PROTO_ICMPV6}
+#: Per family: its ICMP protocol name (the other family's has no packet in it).
+_ICMP = {4: "icmp", 6: "icmp6"}
 
 
 def port_range(hs: HeaderSpace, name: str, lo: int, hi: int, width: int) -> BDD:
@@ -72,6 +82,29 @@ class Spaces:
     def ip(self, field_name: str, addr: IPv4Address) -> BDD:
         return self.hs.oeq(field_name, int(addr))
 
+    def to_address(self, ep: EndpointInfo, ipv6: bool) -> BDD:
+        """Packets addressed to ``ep``: IPv4 to its address, and with ``ipv6`` (the pair may
+        use IPv6, :func:`~segctl.topology.analysis.ipv6_applies`) IPv6 to its global or
+        link-local address."""
+        return self._address(ep, ipv6, "dst")
+
+    def from_address(self, ep: EndpointInfo, ipv6: bool) -> BDD:
+        """Packets from ``ep``'s addresses, as :meth:`to_address`."""
+        return self._address(ep, ipv6, "src")
+
+    def _address(self, ep: EndpointInfo, ipv6: bool, side: str) -> BDD:
+        hs = self.hs
+
+        def build() -> BDD:
+            out = hs.oeq("eth_type", ETH_IP) & self.ip(f"ip_{side}", ep.ip)
+            if ipv6 and ep.ipv6_sources:
+                out |= hs.oeq("eth_type", ETH_IP6) & hs.union(
+                    hs.oeq(f"ipv6_{side}", int(a)) for a in ep.ipv6_sources
+                )
+            return out
+
+        return self._memo(f"address_{side}", frozenset([(ep.key, ipv6)]), build)
+
     def bound(self, ep: EndpointInfo) -> BDD:
         """Everything ``ep`` may send: untagged, its MAC, ARP/IPv4(/IPv6) with its addresses."""
         cached = self._bound.get(ep.key)
@@ -91,29 +124,53 @@ class Spaces:
         self._bound[ep.key] = out
         return out
 
-    def endpoint_ipv6(self) -> BDD:
-        """IPv6 an endpoint may send to a peer: all of it but the router-only ICMPv6 messages
-        (:data:`~segctl.topology.analysis.ROUTER_ONLY_ICMPV6`); built once, conformance asks
-        per destination."""
+    def grant_ipv6(self) -> BDD:
+        """The IPv6 a grant may carry: all of it but the router-only ICMPv6 messages (RA guard,
+        :data:`~segctl.topology.analysis.ROUTER_ONLY_ICMPV6`) and neighbour discovery, which
+        goes outside conntrack and grants (:meth:`neighbour_discovery`). Built once."""
         hs = self.hs
 
         def build() -> BDD:
-            router_only = hs.union(hs.oeq("icmp_type", t) for t in ROUTER_ONLY_ICMPV6)
-            return hs.oeq("eth_type", ETH_IP6) & ~(hs.oeq("ip_proto", IP_PROTO_ICMPV6) & router_only)
+            types = hs.union(hs.oeq("icmp_type", t) for t in (*ROUTER_ONLY_ICMPV6, *NEIGHBOUR_DISCOVERY))
+            return hs.oeq("eth_type", ETH_IP6) & ~(hs.oeq("ip_proto", IP_PROTO_ICMPV6) & types)
 
-        return self._memo("endpoint_ipv6", frozenset(), build)
+        return self._memo("grant_ipv6", frozenset(), build)
+
+    def neighbour_discovery(self) -> BDD:
+        """Neighbour solicitations and advertisements
+        (:data:`~segctl.topology.analysis.NEIGHBOUR_DISCOVERY`), whatever their addresses."""
+        hs = self.hs
+        return self._memo(
+            "nd",
+            frozenset(),
+            lambda: (
+                hs.oeq("eth_type", ETH_IP6)
+                & hs.oeq("ip_proto", IP_PROTO_ICMPV6)
+                & hs.union(hs.oeq("icmp_type", t) for t in NEIGHBOUR_DISCOVERY)
+            ),
+        )
 
     def service(self, svc: ServiceMatch, *, reply: bool = False) -> BDD:
-        """IPv4 packets of a service; ``reply`` mirrors the ports (source port in range) and
-        turns an ICMP query type into its reply type (:meth:`icmp`)."""
+        """Packets of a service in both families (AND an address space such as
+        :meth:`to_address` to keep the families a pair may use): IPv4, and the IPv6 a
+        grant may carry (:meth:`grant_ipv6`); ``reply`` mirrors the ports (source port in
+        range) and turns an ICMP query type into its reply type (:meth:`icmp`)."""
         cached = self._services.get((svc, reply))
-        if cached is not None:
-            return cached
+        if cached is None:
+            cached = self._services[(svc, reply)] = self._in_family(svc, 4, reply) | self._in_family(
+                svc, 6, reply
+            )
+        return cached
+
+    def _in_family(self, svc: ServiceMatch, family: int, reply: bool) -> BDD:
         hs = self.hs
-        out = hs.oeq("eth_type", ETH_IP)
-        if svc.proto == "other":  # every IPv4 protocol but tcp, udp and icmp
-            for number in _PROTO.values():
-                out &= ~hs.oeq("ip_proto", number)
+        out = hs.oeq("eth_type", ETH_IP) if family == 4 else self.grant_ipv6()
+        icmp = _ICMP[family]
+        if svc.proto == "other":  # every protocol but tcp, udp and the family's icmp
+            for name in ("tcp", "udp", icmp):
+                out &= ~hs.oeq("ip_proto", _PROTO[name])
+        elif svc.proto in _ICMP.values() and svc.proto != icmp:
+            return hs.false
         elif svc.proto != "any":
             out &= hs.oeq("ip_proto", _PROTO[svc.proto])
             if svc.ports is not None:
@@ -124,18 +181,18 @@ class Spaces:
                 out &= ports
             if svc.icmp_type is not None:
                 out &= self.icmp(svc, reply=reply)
-        self._services[(svc, reply)] = out
         return out
 
     def icmp(self, svc: ServiceMatch, *, reply: bool = False) -> BDD:
         """The ICMP type (and code) of a typed service; its replies: the reply type of a query
-        (echo 8 -> 0, timestamp 13 -> 14, ...; any code), none for any other type (conntrack
-        passes no reply to an error or a message that is not a query)."""
+        (echo 8 -> 0, timestamp 13 -> 14, ...; ICMPv6 echo 128 -> 129; any code), none for
+        any other type (conntrack passes no reply to an error or a message that is not a query)."""
         hs = self.hs
         if svc.icmp_type is None:
             return hs.true
         if reply:
-            answer = ICMP_REPLY_TYPES.get(svc.icmp_type)
+            answers = ICMPV6_REPLY_TYPES if svc.proto == "icmp6" else ICMP_REPLY_TYPES
+            answer = answers.get(svc.icmp_type)
             return hs.false if answer is None else hs.oeq("icmp_type", answer)
         out = hs.oeq("icmp_type", svc.icmp_type)
         return out if svc.icmp_code is None else out & hs.oeq("icmp_code", svc.icmp_code)
@@ -164,7 +221,8 @@ class Spaces:
 
     def forward(self, src: EndpointInfo, dst: EndpointInfo, grants: Sequence[Grant]) -> BDD:
         """New packets ``src`` may send to ``dst`` (property 3's forward space)."""
-        return self.bound(src) & self.first_hop(src, dst) & self.ip("ip_dst", dst.ip) & self.grants(grants)
+        to = self.to_address(dst, ipv6_applies(src, dst))
+        return self.bound(src) & self.first_hop(src, dst) & to & self.grants(grants)
 
     def reply(self, src: EndpointInfo, dst: EndpointInfo, grants: Sequence[Grant]) -> BDD:
         """Replies ``dst`` sends back to ``src`` on ``src``'s stateful grants."""
@@ -182,13 +240,18 @@ class Spaces:
                 classes.setdefault((stateful, routed(dst, src)), []).append(src)
         parts = []
         for (grants, via_gateway), srcs in classes.items():
-            if via_gateway:
-                to = self.first_hop(dst, srcs[0]) & self.ip_set("ip_dst", [s.ip for s in srcs])
+            if via_gateway:  # IPv4 only: IPv6 is not routed
+                to = (
+                    self.first_hop(dst, srcs[0])
+                    & hs.oeq("eth_type", ETH_IP)
+                    & self.ip_set("ip_dst", [s.ip for s in srcs])
+                )
             else:
                 to = self._memo(
-                    "mac_ip", frozenset(s.key for s in srcs),
+                    "mac_ip", frozenset((s.key, ipv6_applies(dst, s)) for s in srcs),
                     lambda srcs=srcs: hs.union(
-                        hs.oeq("eth_dst", mac_int(s.mac)) & self.ip("ip_dst", s.ip) for s in srcs
+                        hs.oeq("eth_dst", mac_int(s.mac)) & self.to_address(s, ipv6_applies(dst, s))
+                        for s in srcs
                     ),
                 )  # fmt: skip
             parts.append(to & self.grants(grants, reply=True))
@@ -218,14 +281,31 @@ class Spaces:
         )
 
     def src_ip_tagged(self, endpoints: Iterable[EndpointInfo]) -> BDD:
-        """∪ over ``endpoints``: tag(ep) ∧ ``ip_src`` = ep's address."""
+        """∪ over ``endpoints``: tag(ep) ∧ IPv4 from ep's address."""
         eps = tuple(endpoints)
         key = frozenset(ep.key for ep in eps)
         hs = self.hs
         return self._memo(
             "src_ip",
             key,
-            lambda: hs.union(hs.tag(self.tags[ep.key]) & self.ip("ip_src", ep.ip) for ep in eps),
+            lambda: (
+                hs.oeq("eth_type", ETH_IP)
+                & hs.union(hs.tag(self.tags[ep.key]) & self.ip("ip_src", ep.ip) for ep in eps)
+            ),
+        )
+
+    def src_ip6_tagged(self, endpoints: Iterable[EndpointInfo]) -> BDD:
+        """∪ over ``endpoints``: tag(ep) ∧ IPv6 from its global or link-local address."""
+        eps = tuple(ep for ep in endpoints if ep.ipv6_sources)
+        key = frozenset(ep.key for ep in eps)
+        hs = self.hs
+        return self._memo(
+            "src_ip6",
+            key,
+            lambda: (
+                hs.union(hs.tag(self.tags[ep.key]) & self.from_address(ep, True) for ep in eps)
+                & hs.oeq("eth_type", ETH_IP6)
+            ),
         )
 
     def dst_ip_tagged(self, endpoints: Iterable[EndpointInfo]) -> BDD:
@@ -243,6 +323,13 @@ class Spaces:
         """``field`` is one of ``addresses``."""
         key = frozenset(addresses)
         return self._memo(field_name, key, lambda: self.hs.union(self.ip(field_name, a) for a in sorted(key)))
+
+    def ip6_set(self, field_name: str, addresses: Iterable[IPv6Address]) -> BDD:
+        """``field`` (``ipv6_src``/``ipv6_dst``) is one of ``addresses``."""
+        key = frozenset(addresses)
+        return self._memo(
+            field_name, key, lambda: self.hs.union(self.hs.oeq(field_name, int(a)) for a in sorted(key))
+        )
 
     def _memo(self, kind: str, key: frozenset[object], build: object) -> BDD:
         cached = self._sets.get((kind, key))

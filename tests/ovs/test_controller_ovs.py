@@ -672,7 +672,9 @@ def _log_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def test_policy_log_one_line_per_logged_packet_under_the_meter(
-    lab_prefix: str, controller_factory, tmp_path: Path  # type: ignore[no-untyped-def]
+    lab_prefix: str,
+    controller_factory,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     """web-to-app logs and the default deny logs, at most 20 packets/s per switch: five
     single pings web1 -> app1 are five ``allow`` lines of acme/web-to-app (their replies and

@@ -28,7 +28,14 @@ from segctl.testbed import lab as labmod
 from segctl.testbed import ovs, probes
 from segctl.testbed.intent_lab import lab_spec
 from segctl.testbed.lab import Lab, LabSpec
-from segctl.topology.analysis import Grant, allowed_grants, expected_reachability, ipv6_allowed
+from segctl.topology.analysis import (
+    Grant,
+    allowed_grants,
+    expected_reachability,
+    ipv6_applies,
+    ipv6_segments,
+    reply_allowed,
+)
 from segctl.topology.network import EndpointInfo, Network, load_network, resolve
 from segctl.topology.schema import Intent
 
@@ -435,26 +442,41 @@ IPV6_FABRICS = ["edge-cases", "dual-stack"]
 
 
 def _ipv6_pairs(net: Network) -> list[tuple[EndpointInfo, EndpointInfo]]:
-    pairs = [(a, b) for a in net.endpoints for b in net.endpoints if ipv6_allowed(net, a, b)]
+    """The pairs whose intent lets an ICMPv6 echo through (request and reply)."""
+    pairs = [(a, b) for a in net.endpoints for b in net.endpoints if _echo6(net, a, b)]
     assert pairs, "an IPv6 fabric without an IPv6 pair"
     return pairs
 
 
+def _echo6(net: Network, src: EndpointInfo, dst: EndpointInfo) -> bool:
+    return reply_allowed(net, src, dst, "icmp6", icmp_type=128, family=6)
+
+
 @pytest.mark.parametrize("fabric", IPV6_FABRICS, indirect=True)
-def test_ipv6_only_inside_non_strict_segments(fabric: Fabric) -> None:
+def test_ipv6_goes_inside_one_segment_under_its_grants(fabric: Fabric) -> None:
+    """Pings and TCP over IPv6 between every two IPv6 endpoints arrive exactly where the
+    intent's grants allow them with IPv6 (one segment; a strict segment's policies; replies
+    through conntrack), and nowhere else (across segments and tenants)."""
     net = fabric.net
     with6 = [ep for ep in net.endpoints if ep.ipv6 is not None]
-    tried = 0
+    ports = (5432, 7006)  # dual-stack's strict-segment policy port, and one only non-strict segments pass
+    tried = strict = 0
     for src in with6:
         for dst in with6:
             if src.key == dst.key or not addressable6(src, dst, net):
                 continue  # dst's address is also the sender's or its tenant's: not dst's by address
-            tried += ipv6_allowed(net, src, dst)
+            want = _echo6(net, src, dst)
+            tried += want
             got = probes.ping(fabric.ns(src), str(dst.ipv6), count=3, timeout=2)
-            assert got == ipv6_allowed(net, src, dst), f"{src.qualified} -> {dst.qualified} ipv6"
-            if got:
-                assert probes.tcp_connect(fabric.ns(src), str(dst.ipv6), 7006, listen_ns=fabric.ns(dst))
+            assert got == want, f"{src.qualified} -> {dst.qualified} ping -6"
+            for port in ports if ipv6_applies(src, dst) else ():  # elsewhere the pings show it
+                want = reply_allowed(net, src, dst, "tcp", port, family=6)
+                strict += want and net.segment(src.tenant, src.segment).strict
+                got = probes.tcp_connect(fabric.ns(src), str(dst.ipv6), port, listen_ns=fabric.ns(dst))
+                assert got == want, f"{src.qualified} -> {dst.qualified} tcp6/{port}"
     assert tried >= 2, "no allowed IPv6 pair was pinged"
+    if any(net.segment(t, sg).strict for t, sg, _ in ipv6_segments(net)):
+        assert strict, "no IPv6 policy of a strict segment was tried"
 
 
 @pytest.mark.parametrize("fabric", IPV6_FABRICS, indirect=True)

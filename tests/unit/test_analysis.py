@@ -22,7 +22,7 @@ from segctl.topology.analysis import (
     allowed_grants,
     expected_reachability,
     grant_symbol,
-    ipv6_allowed,
+    ipv6_applies,
     normalize_proto,
     normalize_services,
     pair_grants,
@@ -199,17 +199,34 @@ def test_policy_inside_non_strict_segment_adds_a_second_grant() -> None:
     assert grant_symbol(expected_reachability(net)[(a.key, b.key)]) == "SP"
 
 
-def test_ipv6_only_inside_non_strict_segment_between_ipv6_endpoints() -> None:
+def test_ipv6_goes_between_ipv6_endpoints_of_one_segment_under_their_grants() -> None:
     net = _small()
     a, b, c = (net.endpoint("t", n) for n in "abc")
-    assert ipv6_allowed(net, a, b) and ipv6_allowed(net, b, a)
-    assert not ipv6_allowed(net, a, a)
-    assert not ipv6_allowed(net, a, c)  # c has no ipv6
+    assert ipv6_applies(a, b) and ipv6_applies(b, a)
+    assert not ipv6_applies(a, a)
+    assert not ipv6_applies(a, c)  # c has no ipv6
+    # non-strict: the intra-segment grant carries every IPv6 packet but router-only ones
+    assert [g.kind for g in allowed_grants(net, a, b, "udp", 53, family=6)] == ["intra-segment"]
+    assert allowed_grants(net, a, b, "icmp6", icmp_type=134, family=6) == ()
+    assert allowed_grants(net, a, c, "udp", 53, family=6) == ()
+    assert [g.kind for g in allowed_grants(net, a, c, "udp", 53)] == ["intra-segment"]
     strict = _small(
-        {"name": "p", "from": {"endpoint": "a"}, "to": {"endpoint": "b"}, "services": [{"proto": "any"}]},
+        {
+            "name": "p",
+            "from": {"endpoint": "a"},
+            "to": {"endpoint": "b"},
+            "services": [{"proto": "tcp", "port": 22}, {"proto": "icmp6", "type": 128}],
+        },
         strict=True,
     )
-    assert not ipv6_allowed(strict, strict.endpoint("t", "a"), strict.endpoint("t", "b"))
+    a, b = strict.endpoint("t", "a"), strict.endpoint("t", "b")
+    assert ipv6_applies(a, b)  # strict or not: neighbour discovery, and grants carry IPv6
+    assert [g.name for g in allowed_grants(strict, a, b, "tcp", 22, family=6)] == ["p"]
+    assert [g.name for g in allowed_grants(strict, a, b, "icmp6", icmp_type=128, family=6)] == ["p"]
+    assert allowed_grants(strict, a, b, "icmp", icmp_type=8, family=6) == ()  # icmp is ICMPv4
+    assert allowed_grants(strict, a, b, "icmp6", icmp_type=128) == ()  # and icmp6 ICMPv6
+    assert reply_allowed(strict, a, b, "icmp6", icmp_type=128, family=6)
+    assert allowed_grants(strict, b, a, "tcp", 22, family=6) == ()
 
 
 # --------------------------------------------------------------------------- services

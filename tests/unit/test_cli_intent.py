@@ -131,17 +131,25 @@ def test_show_text(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_show_says_where_ipv6_goes_in_both_forms(capsys: pytest.CaptureFixture[str]) -> None:
-    """IPv6 has no grants: show lists the non-strict segments whose ipv6 endpoints exchange it,
-    and the link-local address bound to each (EUI-64 of the MAC unless declared)."""
+    """Show lists the segments whose ipv6 endpoints exchange IPv6 (all of it, or in a strict
+    segment what policies allow), and the link-local address bound to each endpoint (EUI-64
+    of the MAC unless declared)."""
     intent = ROOT / "segctl" / "mininet_scenarios" / "intents" / "strict-segment.yaml"
     assert main(["show", str(intent)]) == 0
     out = capsys.readouterr().out
     section = out[out.index("\nIPv6 (") + 1 :].splitlines()
-    assert section[0].startswith("IPv6 (between every two of these") and "router advertisements" in section[0]
-    assert section[1:3] == ["  lab/open: o1, o2", ""]  # not the strict segment locked, whose k1, k2 have ipv6
+    assert section[0].startswith("IPv6 (inside one segment, through conntrack") and "router adv" in section[0]
+    assert section[1:4] == [
+        "  lab/open: o1, o2: every packet",
+        "  lab/locked: k1, k2: neighbour discovery and what policies allow (strict)",
+        "",
+    ]  # k3 has no ipv6
     assert main(["show", str(intent), "-o", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["ipv6"] == [{"tenant": "lab", "segment": "open", "endpoints": ["o1", "o2"]}]
+    assert doc["ipv6"] == [
+        {"tenant": "lab", "segment": "open", "strict": False, "endpoints": ["o1", "o2"]},
+        {"tenant": "lab", "segment": "locked", "strict": True, "endpoints": ["k1", "k2"]},
+    ]
     local = {ep["name"]: ep["ipv6_link_local"] for ep in doc["endpoints"]}
     assert local == {"o1": "fe80::ff:fe14:101", "o2": "fe80::ff:fe14:102", "k1": "fe80::ff:fe14:201",
                      "k2": "fe80::ff:fe14:202", "k3": None}  # fmt: skip

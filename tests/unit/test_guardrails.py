@@ -126,8 +126,14 @@ def test_service_space_is_exact_set_arithmetic() -> None:
     assert ServiceSpace.of(left) | port == unreachable
     assert (
         every - ServiceSpace.of([ServiceMatch("tcp"), ServiceMatch("udp"), ServiceMatch("icmp")])
+    ).matches() == (ServiceMatch("icmp6"), ServiceMatch("other"))
+    assert (
+        every - ServiceSpace.of([ServiceMatch(p) for p in ("tcp", "udp", "icmp", "icmp6")])  # type: ignore[arg-type]
     ).matches() == (ServiceMatch("other"),)
     assert ServiceMatch("other").matches("47", None) and not ServiceMatch("other").matches("tcp", 22)
+    assert not ServiceMatch("other").matches("icmp6", None)
+    echo6 = ServiceSpace.of([ServiceMatch("icmp6", None, 128)])
+    assert not (echo6 & echo) and (echo6 | echo) - echo == echo6  # ICMPv6 types are not ICMP's
 
 
 def test_intersect_match_of_masked_ports() -> None:

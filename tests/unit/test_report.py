@@ -76,8 +76,8 @@ def test_markdown_and_html(leaky: tuple[Path, VerificationReport]) -> None:
 
 
 def test_reports_say_where_ipv6_goes_under_the_matrix(leaky: tuple[Path, VerificationReport]) -> None:
-    """The matrix letters are IPv4 grants; an intent with IPv6 gets one sentence on it (the
-    leaf-spine example declares no ipv6, so its reports have none)."""
+    """An intent with IPv6 gets one sentence on where it goes (the leaf-spine example declares
+    no ipv6, so its reports have none)."""
     from segctl.flows.compiler import compile_network
     from segctl.openflow.ofctl import parse_flows
 
@@ -85,7 +85,11 @@ def test_reports_say_where_ipv6_goes_under_the_matrix(leaky: tuple[Path, Verific
     network = load_network(intents / "strict-segment.yaml")
     tables = {sw: parse_flows(p.flows_text()) for sw, p in compile_network(network).items()}
     report = verify(network, tables)
-    sentence = "IPv6 has no grants: it goes between every two IPv6 endpoints of lab/open (o1, o2)"
+    sentence = (
+        "IPv6 goes only inside one segment, between its IPv6 endpoints, under the same grants as "
+        "IPv4 (a letter holds for both families there; across segments and tenants for IPv4 only): "
+        "lab/open (o1, o2); lab/locked (k1, k2, strict)."
+    )
     assert sentence in render_markdown(report) and sentence in render_html(report)
     _, plain = leaky
     assert "IPv6" not in render_markdown(plain)

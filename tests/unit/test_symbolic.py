@@ -267,5 +267,3 @@ def test_topology_from_network_and_speed(example: str) -> None:
         delivered = {o.disposition.endpoint for o in outs if o.disposition.kind == DELIVERED}
         local = {ep.qualified for ep in network.endpoints if ep.switch == sw and ep.port != port}
         assert delivered == local
-
-

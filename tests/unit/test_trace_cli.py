@@ -356,14 +356,16 @@ def test_ipv6_echo_between_global_and_link_local_addresses(capsys: pytest.Captur
     code, out, _ = _trace6(capsys, "--to", "lab/o2", "-6", "--proto", "icmp")
     assert code == 0
     assert out.startswith("packet lab/o1 (fd00:20:1::11) -> lab/o2 (fd00:20:1::12) icmp6 type 128 code 0")
-    assert "intent: allowed IPv6 inside segment lab/open" in out and "=> delivered to lab/o2 (s1:2)" in out
+    assert "intent: allowed by intra-segment open" in out and "=> delivered to lab/o2 (s1:2)" in out
     # a link-local --to: the sender's own link-local source (EUI-64 of its MAC), no -6 needed
     code, out, _ = _trace6(capsys, "--to", "fe80::ff:fe14:102", "--proto", "icmp6", "-o", "json")
     doc = json.loads(out)
     assert code == 0 and doc["to"] == "lab/o2" and doc["packet"]["family"] == 6
     assert doc["packet"]["ip_src"] == "fe80::ff:fe14:101" and doc["match"] is True
     code, out, _ = _trace6(capsys, "--to", "lab/o2", "-6", "--proto", "icmp", "--reply")
-    assert code == 0 and "icmp6 type 129" in out and "IPv6 is not tracked" in out
+    assert code == 0 and "icmp6 type 129" in out and "[ct -> trk,est,rpl]" in out
+    assert "intent: allowed reply of a connection allowed by intra-segment open (stateful)" in out
+    assert "conntrack: the request was committed on s1 zone 1" in out and "=> delivered to lab/o1" in out
 
 
 def test_ipv6_router_advertisement_is_denied_and_dropped_by_the_ra_guard(
@@ -375,12 +377,24 @@ def test_ipv6_router_advertisement_is_denied_and_dropped_by_the_ra_guard(
     assert "=> dropped at s1 table 0 by spoof-guard lab/o1" in out
 
 
-def test_ipv6_outside_a_non_strict_segment_is_denied(capsys: pytest.CaptureFixture[str]) -> None:
+def test_ipv6_goes_inside_one_segment_under_its_grants(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _trace6(capsys, "--to", "fd00:20:2::12", "--proto", "tcp", "--dport", "22")
     assert code == 0 and "IPv6 goes only inside one segment" in out and "delivered" not in out
-    code = main(["trace", str(STRICT), "--from", "lab/k1", "--to", "lab/k2", "-6"])
+    k1 = ["trace", str(STRICT), "--from", "lab/k1", "--to", "lab/k2", "-6"]
+    assert main([*k1, "--proto", "tcp", "--dport", "22"]) == 0  # strict: the policy's tcp/22, over IPv6 too
     out = capsys.readouterr().out
-    assert code == 0 and "segment lab/locked is strict, and policies are IPv4 only" in out
+    assert "intent: allowed by policy k1-to-k2" in out and "=> delivered to lab/k2 (s1:4)" in out
+    assert main([*k1, "--proto", "tcp", "--dport", "22", "--reply"]) == 0
+    out = capsys.readouterr().out
+    assert "allowed reply of a connection allowed by policy k1-to-k2 (stateful)" in out
+    assert "=> delivered to lab/k1 (s1:3)" in out
+    assert main([*k1, "--proto", "icmp"]) == 0  # the policy's icmp is ICMPv4: no ICMPv6 echo
+    out = capsys.readouterr().out
+    assert "denied by the intent (no grant from lab/k1 to lab/k2 allows icmp6 type 128 code 0)" in out
+    assert "delivered" not in out
+    assert main([*k1, "--proto", "icmp", "--icmp-type", "135"]) == 0  # neighbour discovery: always
+    out = capsys.readouterr().out
+    assert "allowed: a neighbour solicitation inside segment lab/locked (neighbour discovery)" in out
 
 
 @pytest.mark.parametrize(

@@ -208,8 +208,11 @@ def test_invalid_cidr(cidr: str, message: str) -> None:
             ["services[0].port: an empty port list allows nothing; leave ports out to allow all"],
         ),
         ({"proto": "icmp", "port": 1}, ["services[0]: ports only apply to tcp or udp, not icmp"]),
-        ({"proto": "tcp", "type": 8}, ["services[0]: type only applies to icmp, not tcp"]),
-        ({"proto": "any", "type": 8, "code": 0}, ["services[0]: type only applies to icmp, not any"]),
+        ({"proto": "tcp", "type": 8}, ["services[0]: type only applies to icmp or icmp6, not tcp"]),
+        (
+            {"proto": "any", "type": 8, "code": 0},
+            ["services[0]: type only applies to icmp or icmp6, not any"],
+        ),
         (
             {"proto": "icmp", "code": 4},
             ["services[0]: code 4 needs a type (an ICMP code only means something within its type)"],
@@ -225,7 +228,7 @@ def test_invalid_cidr(cidr: str, message: str) -> None:
         ({"proto": "icmp", "type": True}, ["services[0].type: True is not a number (0-255)"]),
         (
             {"proto": "sctp"},
-            ["services[0].proto: Input should be 'tcp', 'udp', 'icmp' or 'any' (got 'sctp')"],
+            ["services[0].proto: Input should be 'tcp', 'udp', 'icmp', 'icmp6' or 'any' (got 'sctp')"],
         ),
     ],
 )

@@ -1,7 +1,7 @@
 """IPv6 first-hop attacks: rogue router advertisements, redirects and forged sources.
 
-An endpoint with IPv6 (the first one that may send IPv6 to a peer,
-:func:`~segctl.topology.analysis.ipv6_segments`) sends crafted ICMPv6: router
+An endpoint with IPv6 (the first one that may send an ICMPv6 echo request to a peer of
+its segment, :func:`ipv6_pair`) sends crafted ICMPv6: router
 advertisements to the all-nodes group and unicast to its peer, a redirect, an RA from its
 own link-local address, and echo requests from a forged global and a forged link-local
 source. None may arrive anywhere (RA guard and spoof guard, docs/pipeline.md table 0; the
@@ -16,7 +16,7 @@ from typing import Any
 
 from segctl.mininet_scenarios.probes import inject
 from segctl.mininet_scenarios.runner import Run
-from segctl.topology.analysis import ipv6_segments
+from segctl.topology.analysis import allowed_grants, ipv6_segments
 from segctl.topology.network import EndpointInfo, Network
 
 __all__ = ["ipv6_attacks", "ipv6_first_hop", "ipv6_first_hop_needs", "ipv6_pair"]
@@ -26,20 +26,24 @@ _ALL_NODES = ("33:33:00:00:00:01", "ff02::1")
 
 
 def ipv6_pair(network: Network) -> tuple[EndpointInfo, EndpointInfo] | None:
-    """The first (attacker, peer) pair in document order that IPv6 may go between: the first
-    two IPv6 endpoints of the segment whose first one comes first."""
+    """The first (attacker, peer) pair in document order of two IPv6 endpoints of one segment
+    where the intent allows an ICMPv6 echo request (the control frame)."""
     position = {ep.key: i for i, ep in enumerate(network.endpoints)}
-    segments = ipv6_segments(network)
-    if not segments:
-        return None
-    _, _, members = min(segments, key=lambda s: position[s[2][0].key])
-    return members[0], members[1]
+    members = sorted(
+        (ep for _, _, eps in ipv6_segments(network) for ep in eps),
+        key=lambda ep: position[ep.key],
+    )
+    for me in members:
+        for peer in members:
+            if allowed_grants(network, me, peer, "icmp6", icmp_type=128, family=6):
+                return me, peer
+    return None
 
 
 def ipv6_first_hop_needs(network: Network) -> str:
     """Why the IPv6 attacks cannot run on ``network`` ("" when they can)."""
     if ipv6_pair(network) is None:
-        return "no two endpoints may exchange IPv6 (a non-strict segment with two ipv6 endpoints)"
+        return "no endpoint may send an ICMPv6 echo request to another (two ipv6 endpoints of one segment)"
     return ""
 
 
