@@ -278,12 +278,14 @@ def policy_pair(a: int, b: int, p: int, *, policies: int = 1) -> Intent:
     return Intent.model_validate({"version": 1, "fabric": fabric, "tenants": [tenant]})
 
 
-def two_rack(n: int, *, tenants: int = 2, services: int = 5) -> Intent:
+def two_rack(n: int, *, tenants: int = 2, services: int = 5, ipv6: bool = False) -> Intent:
     """The dense two-rack case: one spine, two racks (leaves); ``tenants`` tenants with the
     same addresses, each with one strict segment where group ``A`` (``n`` endpoints on rack A)
     reaches group ``B`` (``n`` endpoints on rack B) over ``services`` TCP ports, and a shared
     DNS on the spine consumed by every tenant. ``tenants·2n + 1`` endpoints: n = 20, 40, 80,
-    160 give 81, 161, 321, 641.
+    160 give 81, 161, 321, 641. With ``ipv6`` every rack endpoint also has an IPv6 address
+    (``fd00::/64``, reused across tenants like the IPv4 ones): the segment's policy then
+    carries both families (dual stack).
 
     Every source reaches a whole rack of destinations, so the granted pairs grow with the
     square of the endpoints: what a verifier that works per (source, destination) pays for.
@@ -314,6 +316,7 @@ def two_rack(n: int, *, tenants: int = 2, services: int = 5) -> Intent:
                         "segment": "lan",
                         "mac": _endpoint_mac(t + 1, index),
                         "ip": _host_ip(0, index),
+                        **({"ipv6": f"fd00::{index + 1:x}"} if ipv6 else {}),
                         "attach": {"switch": leaf, "port": HOST_PORT_BASE + t * n + i},
                         "labels": {"side": side},
                     }
@@ -322,7 +325,13 @@ def two_rack(n: int, *, tenants: int = 2, services: int = 5) -> Intent:
             {
                 "name": f"t{t + 1}",
                 "segments": [
-                    {"name": "lan", "cidr": "10.0.0.0/16", "gateway": "10.0.255.254", "strict": True}
+                    {
+                        "name": "lan",
+                        "cidr": "10.0.0.0/16",
+                        "gateway": "10.0.255.254",
+                        "strict": True,
+                        **({"cidr6": "fd00::/64"} if ipv6 else {}),
+                    }
                 ],
                 "endpoints": eps,
                 "groups": [{"name": "A", "labels": {"side": "a"}}, {"name": "B", "labels": {"side": "b"}}],

@@ -172,7 +172,7 @@ class Inputs:
             parts = [
                 sp.bound_tagged(srcs)
                 & sp.first_hop(srcs[0], dst)
-                & sp.grants(key[0])  # type: ignore[arg-type]
+                & sp.grants(key[0], ipv6=bool(key[3]))  # type: ignore[arg-type]
                 & sp.to_address(dst, bool(key[3]))
                 for key, srcs in classes.items()
             ]
@@ -236,7 +236,7 @@ def isolation(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
                     by_grants.setdefault(None, []).append(inp.tag_of[src.key])
             # across tenants only IPv4 (IPv6 goes only inside one segment)
             allowed = hs.oeq("eth_type", ETH_IP) & hs.union(
-                hs.tag_set(tags) & (hs.true if key is None else sp.grants(key))
+                hs.tag_set(tags) & (hs.true if key is None else sp.grants(key, ipv6=False))
                 for key, tags in by_grants.items()
             )
             bad = cross & ~allowed
@@ -283,7 +283,7 @@ def _allowed_new_tagged(inp: Inputs, dst: EndpointInfo, sources: Sequence[Endpoi
             v6.append(src)
     for (grants, ipv6), srcs in classes.items():
         sent = sp.src_ip_tagged(srcs) | (sp.src_ip6_tagged(srcs) if ipv6 else hs.false)
-        out |= sent & sp.grants(grants) & sp.to_address(dst, ipv6)
+        out |= sent & sp.grants(grants, ipv6=ipv6) & sp.to_address(dst, ipv6)
     if same_seg:
         out |= sp.tag_set(same_seg) & hs.oeq("eth_type", ETH_ARP) & sp.ip("ip_dst", dst.ip)
     if v6:
@@ -560,39 +560,36 @@ def commit_safety(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
     for (switch, table, zone), committed in inp.new.sorted_commits():
         committers = inp.endpoints_of(committed)
         points += len(committers)
-        owners = [net.endpoint(*k) for k in inp.exp.owners.get(zone, frozenset())]
+        owner_keys = inp.exp.owners.get(zone, frozenset())
+        owners = [net.endpoint(*k) for k in owner_keys]
         owner_ips = [ep.ip for ep in owners]
         owner_ip6s = [a for ep in owners for a in ep.ipv6_sources]
         repliers = ipv4 & sp.ip_set("ip_dst", owner_ips)
         if owner_ip6s:
             repliers |= ipv6 & sp.ip6_set("ipv6_dst", owner_ip6s)
         by_ok: dict[_CommitKey, list[EndpointInfo]] = {}
-        selves = []
+        selves, selves6 = [], []
         for src in committers:
             key = keys.get((src.key, zone))
             if key is None:  # a zone's commit points (one per switch) share their sources' keys
                 key = keys[(src.key, zone)] = _grants_key(inp, src, zone)
             by_ok.setdefault(key, []).append(src)
-            if any(o.key == src.key for o in owners):
-                selves.append(src)
+            if src.key in owner_keys:  # it does not answer itself: its own address is no replier
+                if owner_ips.count(src.ip) == 1:
+                    selves.append(src)
+                if src.ipv6_sources and all(owner_ip6s.count(a) == 1 for a in src.ipv6_sources):
+                    selves6.append(src)
         allowed = hs.false
         for key, srcs in by_ok.items():
             ok = oks.get(key)
             if ok is None:
                 ok = oks[key] = hs.union(
-                    sp.grants(g) & ((ipv4 & sp.ip_set("ip_dst", v4)) | (ipv6 & sp.ip6_set("ipv6_dst", v6)))
+                    sp.grants(g, ipv6=bool(v6))
+                    & ((ipv4 & sp.ip_set("ip_dst", v4)) | (ipv6 & sp.ip6_set("ipv6_dst", v6)))
                     for g, v4, v6 in key
                 )
             allowed |= ok & sp.tag_set(srcs)
-        # a source does not answer itself: its own address (when no other owner has it) is no replier
-        self_to = hs.union(
-            hs.tag(inp.tag_of[src.key])
-            & (
-                (ipv4 & sp.ip("ip_dst", src.ip) if owner_ips.count(src.ip) == 1 else hs.false)
-                | (ipv6 & sp.ip6_set("ipv6_dst", [a for a in src.ipv6_sources if owner_ip6s.count(a) == 1]))
-            )
-            for src in selves
-        )
+        self_to = (ipv4 & sp.dst_ip_tagged(selves)) | sp.dst_ip6_tagged(selves6)
         bad = committed & sp.bound_tagged(committers) & ~allowed & repliers & ~self_to
         for src in inp.endpoints_of(bad):
             mine = inp.untag(bad, src)

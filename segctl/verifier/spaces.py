@@ -150,16 +150,19 @@ class Spaces:
             ),
         )
 
-    def service(self, svc: ServiceMatch, *, reply: bool = False) -> BDD:
-        """Packets of a service in both families (AND an address space such as
-        :meth:`to_address` to keep the families a pair may use): IPv4, and the IPv6 a
-        grant may carry (:meth:`grant_ipv6`); ``reply`` mirrors the ports (source port in
-        range) and turns an ICMP query type into its reply type (:meth:`icmp`)."""
-        cached = self._services.get((svc, reply))
+    def service(self, svc: ServiceMatch, *, ipv6: bool, reply: bool = False) -> BDD:
+        """Packets of a service: IPv4, and with ``ipv6`` (the pair may use it,
+        :func:`~segctl.topology.analysis.ipv6_applies`) the IPv6 a grant may carry
+        (:meth:`grant_ipv6`); ``reply`` mirrors the ports (source port in range) and turns an
+        ICMP query type into its reply type (:meth:`icmp`). IPv4-only pairs get IPv4-only
+        spaces: a smaller BDD for every operation the proof does with them."""
+        key = (svc, reply, ipv6)
+        cached = self._services.get(key)
         if cached is None:
-            cached = self._services[(svc, reply)] = self._in_family(svc, 4, reply) | self._in_family(
-                svc, 6, reply
-            )
+            cached = self._in_family(svc, 4, reply)
+            if ipv6:
+                cached |= self._in_family(svc, 6, reply)
+            self._services[key] = cached
         return cached
 
     def _in_family(self, svc: ServiceMatch, family: int, reply: bool) -> BDD:
@@ -197,15 +200,16 @@ class Spaces:
         out = hs.oeq("icmp_type", svc.icmp_type)
         return out if svc.icmp_code is None else out & hs.oeq("icmp_code", svc.icmp_code)
 
-    def grants(self, grants: Iterable[Grant], *, reply: bool = False) -> BDD:
-        """The services of ``grants`` (replies: ports mirrored)."""
-        key = (tuple(grants), reply)
+    def grants(self, grants: Iterable[Grant], *, ipv6: bool, reply: bool = False) -> BDD:
+        """The services of ``grants`` (replies: ports mirrored; ``ipv6``: in IPv6 too, see
+        :meth:`service`)."""
+        key = (tuple(grants), reply, ipv6)
         cached = self._grants.get(key)
         if cached is None:
             out = self.hs.false
             for g in key[0]:
                 for svc in g.services:
-                    out |= self.service(svc, reply=reply)
+                    out |= self.service(svc, reply=reply, ipv6=ipv6)
             cached = self._grants[key] = out
         return cached
 
@@ -221,8 +225,13 @@ class Spaces:
 
     def forward(self, src: EndpointInfo, dst: EndpointInfo, grants: Sequence[Grant]) -> BDD:
         """New packets ``src`` may send to ``dst`` (property 3's forward space)."""
-        to = self.to_address(dst, ipv6_applies(src, dst))
-        return self.bound(src) & self.first_hop(src, dst) & to & self.grants(grants)
+        ipv6 = ipv6_applies(src, dst)
+        return (
+            self.bound(src)
+            & self.first_hop(src, dst)
+            & self.to_address(dst, ipv6)
+            & self.grants(grants, ipv6=ipv6)
+        )
 
     def reply(self, src: EndpointInfo, dst: EndpointInfo, grants: Sequence[Grant]) -> BDD:
         """Replies ``dst`` sends back to ``src`` on ``src``'s stateful grants."""
@@ -233,13 +242,13 @@ class Spaces:
         that source's stateful grants (each source's carry its address as destination; AND
         :meth:`bound` of ``dst`` for the replies themselves)."""
         hs = self.hs
-        classes: dict[tuple[tuple[Grant, ...], bool], list[EndpointInfo]] = {}
+        classes: dict[tuple[tuple[Grant, ...], bool, bool], list[EndpointInfo]] = {}
         for src, grants in sources:
             stateful = tuple(g for g in grants if g.stateful)
             if stateful:
-                classes.setdefault((stateful, routed(dst, src)), []).append(src)
+                classes.setdefault((stateful, routed(dst, src), ipv6_applies(dst, src)), []).append(src)
         parts = []
-        for (grants, via_gateway), srcs in classes.items():
+        for (grants, via_gateway, ipv6), srcs in classes.items():
             if via_gateway:  # IPv4 only: IPv6 is not routed
                 to = (
                     self.first_hop(dst, srcs[0])
@@ -248,13 +257,12 @@ class Spaces:
                 )
             else:
                 to = self._memo(
-                    "mac_ip", frozenset((s.key, ipv6_applies(dst, s)) for s in srcs),
-                    lambda srcs=srcs: hs.union(
-                        hs.oeq("eth_dst", mac_int(s.mac)) & self.to_address(s, ipv6_applies(dst, s))
-                        for s in srcs
+                    "mac_ip", frozenset((s.key, ipv6) for s in srcs),
+                    lambda srcs=srcs, ipv6=ipv6: hs.union(
+                        hs.oeq("eth_dst", mac_int(s.mac)) & self.to_address(s, ipv6) for s in srcs
                     ),
                 )  # fmt: skip
-            parts.append(to & self.grants(grants, reply=True))
+            parts.append(to & self.grants(grants, reply=True, ipv6=ipv6))
         return hs.union(parts)
 
     def gateway_arp(self, ep: EndpointInfo) -> BDD:
@@ -317,6 +325,20 @@ class Spaces:
             "dst_ip",
             key,
             lambda: hs.union(hs.tag(self.tags[ep.key]) & self.ip("ip_dst", ep.ip) for ep in eps),
+        )
+
+    def dst_ip6_tagged(self, endpoints: Iterable[EndpointInfo]) -> BDD:
+        """∪ over ``endpoints``: tag(ep) ∧ IPv6 to its global or link-local address."""
+        eps = tuple(ep for ep in endpoints if ep.ipv6_sources)
+        key = frozenset(ep.key for ep in eps)
+        hs = self.hs
+        return self._memo(
+            "dst_ip6",
+            key,
+            lambda: (
+                hs.union(hs.tag(self.tags[ep.key]) & self.to_address(ep, True) for ep in eps)
+                & hs.oeq("eth_type", ETH_IP6)
+            ),
         )
 
     def ip_set(self, field_name: str, addresses: Iterable[IPv4Address]) -> BDD:

@@ -390,3 +390,29 @@ def test_the_first_priority_decides_replies_too() -> None:
         web, app = net.find_endpoint("corp/web1"), net.find_endpoint("corp/app1")
         assert reply_allowed(net, web, app, "tcp", 8080) is replies
         assert all(_verdicts(net).values())
+
+
+def test_guardrails_decide_ipv6_inside_a_segment() -> None:
+    """Where IPv6 goes (one segment, both ends with ipv6) a guardrail deny takes it exactly
+    as IPv4, above the intra-segment allow: the compiled tables carry its IPv6 drop, the
+    proof holds, IPv6 tcp/22 is denied and tcp/80 passes."""
+    seg = {"name": "lan", "cidr": "10.0.0.0/24", "cidr6": "fd00::/64", "gateway": "10.0.0.1"}
+    eps = [
+        {"name": n, "segment": "lan", "mac": f"02:00:00:00:00:0{i}", "ip": f"10.0.0.1{i}",
+         "ipv6": f"fd00::{i}", "attach": f"s1:{i}"}
+        for i, n in enumerate(["a", "b"], start=1)
+    ]  # fmt: skip
+    rail = {"name": "no-ssh", "priority": 5, "action": "deny", "services": [{"proto": "tcp", "port": 22}]}
+    net = _net(
+        {
+            "fabric": {"switches": [{"name": "s1", "dpid": 1}]},
+            "tenants": [{"name": "t", "segments": [seg], "endpoints": eps}],
+            "guardrails": [rail],
+        }
+    )
+    a, b = net.endpoint("t", "a"), net.endpoint("t", "b")
+    assert allowed_grants(net, a, b, "tcp", 22, family=6) == allowed_grants(net, a, b, "tcp", 22) == ()
+    assert [g.kind for g in allowed_grants(net, a, b, "tcp", 80, family=6)] == ["intra-segment"]
+    text = compile_network(net)["s1"].flows_text()
+    assert "tcp6" in text and "tcp_dst=22" in text
+    assert _report(net).ok

@@ -119,8 +119,17 @@ def test_verifier_service_spaces_follow_type_code_and_reply_type() -> None:
     sp = Spaces(hs, resolve(load_intent_text(EXAMPLE.read_text())))
     icmp = hs.oeq("eth_type", 0x0800) & hs.oeq("ip_proto", 1)
     echo, frag = ServiceMatch("icmp", None, 8), ServiceMatch("icmp", None, 3, 4)
-    assert sp.service(echo) == icmp & hs.oeq("icmp_type", 8)
-    assert sp.service(echo, reply=True) == icmp & hs.oeq("icmp_type", 0)
-    assert sp.service(frag) == icmp & hs.oeq("icmp_type", 3) & hs.oeq("icmp_code", 4)
-    assert sp.service(frag, reply=True) == hs.false
-    assert sp.service(ServiceMatch("icmp"), reply=True) == icmp
+    for ipv6 in (False, True):  # icmp is ICMPv4: nothing in IPv6 even where IPv6 applies
+        assert sp.service(echo, ipv6=ipv6) == icmp & hs.oeq("icmp_type", 8)
+        assert sp.service(echo, reply=True, ipv6=ipv6) == icmp & hs.oeq("icmp_type", 0)
+        assert sp.service(frag, ipv6=ipv6) == icmp & hs.oeq("icmp_type", 3) & hs.oeq("icmp_code", 4)
+        assert sp.service(frag, reply=True, ipv6=ipv6) == hs.false
+        assert sp.service(ServiceMatch("icmp"), reply=True, ipv6=ipv6) == icmp
+    icmp6 = hs.oeq("eth_type", 0x86DD) & hs.oeq("ip_proto", 58)
+    echo6 = ServiceMatch("icmp6", None, 128)
+    assert sp.service(echo6, ipv6=False) == hs.false
+    assert sp.service(echo6, ipv6=True) == icmp6 & hs.oeq("icmp_type", 128)
+    assert sp.service(echo6, reply=True, ipv6=True) == icmp6 & hs.oeq("icmp_type", 129)
+    # all of ICMPv6 but what a grant never carries: router-only messages and neighbour discovery
+    every6 = sp.service(ServiceMatch("icmp6"), ipv6=True)
+    assert every6 == icmp6 & ~hs.union(hs.oeq("icmp_type", t) for t in (134, 137, 135, 136))

@@ -147,3 +147,61 @@ def test_the_gate_takes_its_safety_properties_from_the_registry() -> None:
     assert {p.id for p in REGISTRY if p.safety} == SAFETY_PROPERTIES
     assert {"isolation", "spoof-guard", "commit-safety"} <= SAFETY_PROPERTIES
     assert not {"allowed-delivered", "loop-free"} & SAFETY_PROPERTIES
+
+
+# ---------------------------------------------------------------------------- IPv6 under policy
+
+DUAL = ROOT / "dual-stack.yaml"
+
+
+@pytest.fixture(scope="module")
+def dual() -> Network:
+    return load_network(DUAL)
+
+
+@pytest.mark.parametrize("engine", ["wavefront", "reference"])
+def test_a_strict_segment_ipv6_policy_not_compiled_is_not_delivered(dual: Network, engine: str) -> None:
+    """db-replica (strict segment db) allows tcp/5432 from db2 to db1 in both families: with
+    its IPv6 service clause gone, property 3 shows the IPv6 connection that no longer
+    arrives (the IPv4 one still does)."""
+    texts = _texts(dual)
+    assert _verify(dual, texts).ok
+    texts["s1"] = [s for s in texts["s1"] if not (s.startswith("table=30,") and "tcp6" in s)]
+    tables = {n: parse_flows("\n".join(lines)) for n, lines in texts.items()}
+    report = verify(dual, tables, engine=engine)
+    assert _failing(report) == {"allowed-delivered"}
+    (cx,) = report.property("allowed-delivered").counterexamples
+    assert (cx.src, cx.delivered_to) == ("acme/db2", None) and cx.packet["eth_type"] == "0x86dd"
+    assert cx.packet["ipv6_dst"] in ("fd00:1:2::11", "fe80::ff:fe0a:201") and cx.packet["tp_dst"] == "5432"
+
+
+def test_intra_segment_ipv6_committing_all_link_local_breaks_commit_safety(dual: Network) -> None:
+    """The intra-segment rule commits IPv6 to its members' link-local addresses, not to
+    fe80::/64: with the prefix, web1's packets to db1's link-local address (strict segment
+    db, no grant) are committed in acme's zone, where db1 could answer."""
+    texts = _texts(dual)
+    member = "ipv6_dst=fe80::ff:fe0a:101,"
+    rule = next(s for s in texts["s1"] if s.startswith("table=30,priority=3500") and member in s)
+    texts["s1"].append(rule.replace(member, "ipv6_dst=fe80::/64,"))
+    report = _verify(dual, texts)
+    assert _failing(report) == {"commit-safety"}
+    cx = report.property("commit-safety").counterexamples[0]
+    assert cx.src == "acme/web1" and cx.packet["ipv6_dst"] == "fe80::ff:fe0a:201"
+
+
+def test_ipv6_across_segments_breaks_conformance(dual: Network) -> None:
+    """IPv6 goes only inside one segment: the policy web-to-db (tcp/5432) crosses segments,
+    so it carries IPv4 only, and switches that deliver web1's tcp6/5432 to db1 (s1 sends it
+    in db's fabric VLAN, s2's policy_dst passes it) fail conformance."""
+    texts = _texts(dual)
+    texts["s1"].append(
+        "table=0,priority=2000,in_port=1,tcp6,tcp_dst=5432,"
+        "actions=push_vlan:0x8100,set_field:4197->vlan_vid,output:10"
+    )
+    texts["s2"].append(
+        "table=70,priority=3999,tcp6,metadata=0x2001/0xffffffff,tcp_dst=5432,actions=goto_table:80"
+    )
+    report = _verify(dual, texts)
+    assert "conformance" in _failing(report)
+    found = {(cx.src, cx.delivered_to) for cx in report.property("conformance").counterexamples}
+    assert found == {("acme/web1", "acme/db1")}
