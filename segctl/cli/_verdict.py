@@ -89,7 +89,7 @@ def _ipv6_rule(
         what = ROUTER_ONLY_ICMPV6[icmp_type]
         return Verdict(False, f"denied: a {what} (ICMPv6 {icmp_type}) comes only from routers (RA guard)", ())
     if ipv6_applies(sender, receiver):
-        if svc.proto == "icmp6" and icmp_type in NEIGHBOUR_DISCOVERY:
+        if svc.proto == "icmp6" and icmp_type is not None and icmp_type in NEIGHBOUR_DISCOVERY:
             where = f"{sender.tenant}/{sender.segment}"
             what = NEIGHBOUR_DISCOVERY[icmp_type]
             return Verdict(True, f"allowed: a {what} inside segment {where} (neighbour discovery)", ())

@@ -372,7 +372,7 @@ class _Compiler:
                 continue
             tid = self.tid[seg.tenant]
             ctx = _meta(self.ctx_value(seg.key), _CTX_MASK)
-            commit = [Ct(commit=True, zone=tid), GotoTable(next_table)]
+            commit: list[Action] = [Ct(commit=True, zone=tid), GotoTable(next_table)]
             match = [ctx, ("proto", "ip"), ("nw_src", str(seg.cidr)), ("nw_dst", str(seg.cidr))]
             rules.append(Rule.make(table, PRIO_INTRA_SEGMENT, self.seg_cookie(table, seg), match, commit))
             if seg.key in self.has_ipv6 and seg.cidr6 is not None:

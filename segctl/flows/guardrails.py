@@ -33,14 +33,12 @@ from segctl.flows.policy import (
     PACK_LIMIT,
     Domain,
     Grant,
-    Match,
     domain_name,
     grants_overlap,
-    intersect_match,
     rank_grants,
-    service_matches,
     tenant_grants,
 )
+from segctl.flows.services import Match, intersect_match, service_matches
 from segctl.openflow.cookies import Kind
 from segctl.topology.network import EndpointInfo, Network
 from segctl.topology.ordered import guardrail_order

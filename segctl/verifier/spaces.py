@@ -73,8 +73,8 @@ class Spaces:
         self.net = network
         self.tags = dict(tags or {})
         self._bound: dict[tuple[str, str], BDD] = {}
-        self._services: dict[tuple[ServiceMatch, bool], BDD] = {}
-        self._grants: dict[tuple[tuple[Grant, ...], bool], BDD] = {}
+        self._services: dict[tuple[ServiceMatch, bool, bool], BDD] = {}
+        self._grants: dict[tuple[tuple[Grant, ...], bool, bool], BDD] = {}
         self._sets: dict[tuple[str, frozenset[object]], BDD] = {}
 
     # ------------------------------------------------------------------ one endpoint

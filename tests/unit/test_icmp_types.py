@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from segctl.flows.compiler import compile_network
-from segctl.flows.policy import service_matches
+from segctl.flows.services import service_matches
 from segctl.mininet_scenarios.predict import load_predictor
 from segctl.mininet_scenarios.probes import expected_outcome, plan_probes
 from segctl.mininet_scenarios.scenarios.forgery import plan_attack

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from segctl.errors import CompileError
 from segctl.flows.compiler import compile_network
 from segctl.flows.pipeline import CLASSIFY, EGRESS, POLICY_SRC, TABLES, table_by_id
-from segctl.flows.policy import port_range_masks
 from segctl.flows.rules import Rule
+from segctl.flows.services import port_range_masks
 from segctl.openflow.ofctl import (
     Conjunction,
     Controller,
