@@ -81,6 +81,9 @@ from segctl.topology.analysis import NEIGHBOUR_DISCOVERY, ROUTER_ONLY_ICMPV6
 from segctl.topology.model import FabricPaths, build_graph
 from segctl.topology.network import EndpointInfo, Network, SegmentInfo
 
+#: The solicited-node multicast prefix (RFC 4291): where a neighbour solicitation goes.
+SOLICITED_NODES = "ff02::1:ff00:0/104"
+
 __all__ = ["SwitchProgram", "compile_network"]
 
 _UNTAGGED = ("vlan_tci", "0x0000/0x1fff")
@@ -603,7 +606,10 @@ class _Compiler:
             for address in ep.ipv6_sources:
                 v6 = [*to_me, ("proto", "ipv6"), ("ipv6_dst", str(address))]
                 rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, v6, out))
-                ns = [*to_me, ("proto", "icmp6"), ("icmp_type", "135"), ("nd_target", str(address))]
+                # a solicitation to its solicited-node group (a unicast one, to the address, is
+                # the rule above: the two never overlap, so the table's rules stay disjoint)
+                ns = [*to_me, ("proto", "icmp6"), ("icmp_type", "135"), ("ipv6_dst", SOLICITED_NODES),
+                      ("nd_target", str(address))]  # fmt: skip
                 rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, ns, out))
         return rules
 
