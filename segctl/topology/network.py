@@ -26,7 +26,7 @@ from segctl.topology.schema import (
     SharedService,
     Tenant,
 )
-from segctl.topology.sets import expand_service_sets, in_address_set
+from segctl.topology.sets import address_in, expand_service_sets, in_address_set
 from segctl.topology.validate import VLAN_RANGE, check_intent
 
 __all__ = [
@@ -183,7 +183,8 @@ class Network:
         out = [
             ep
             for ep in eps
-            if peer.segment in (None, ep.segment) and (peer.cidr is None or ep.ip in peer.cidr)
+            if peer.segment in (None, ep.segment)
+            and (peer.cidr is None or address_in(peer.cidr, ep.ip, ep.ipv6))
         ]
         if peer.address_set is not None and peer.tenant is not None:
             chosen = {ep.key for ep in self.select(peer.tenant, Selector(address_set=peer.address_set))}
@@ -215,7 +216,7 @@ class Network:
             return self.group_members(tenant, selector.group)
         if selector.address_set is not None:
             aset = next(a for a in self.tenant_doc(tenant).address_sets if a.name == selector.address_set)
-            return [ep for ep in eps if in_address_set(aset, ep.name, ep.ip)]
+            return [ep for ep in eps if in_address_set(aset, ep.name, ep.ip, ep.ipv6)]
         labels = selector.labels or {}
         return [ep for ep in eps if all(ep.label_dict().get(k) == v for k, v in labels.items())]
 

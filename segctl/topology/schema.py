@@ -526,7 +526,7 @@ class AddressSet(_Strict):
 
     name: Name
     endpoints: list[Name] | None = None
-    cidrs: list[Annotated[IPv4Network, BeforeValidator(_cidr_text)]] | None = None
+    cidrs: list[Annotated[IPv4Network | IPv6Network, BeforeValidator(_cidr_text)]] | None = None
 
     @model_validator(mode="after")
     def _something(self) -> AddressSet:
@@ -615,12 +615,13 @@ class SharedService(_Strict):
 class GuardrailPeer(_Strict):
     """The endpoints one side of a guardrail selects: every endpoint, narrowed by any of
     ``tenant``, ``segment`` (by name, in every tenant that has one so named), ``cidr``
-    (endpoints whose address is inside; addresses may repeat across tenants) and
+    (endpoints whose address is inside: IPv4, or the global IPv6 address for an IPv6
+    prefix; addresses may repeat across tenants) and
     ``address_set`` (one of ``tenant``'s address sets)."""
 
     tenant: Name | None = None
     segment: Name | None = None
-    cidr: Annotated[IPv4Network, BeforeValidator(_cidr_text)] | None = None
+    cidr: Annotated[IPv4Network | IPv6Network, BeforeValidator(_cidr_text)] | None = None
     address_set: Name | None = None  # one of ``tenant``'s address sets (needs ``tenant``)
 
     def describe(self) -> str:

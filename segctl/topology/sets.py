@@ -4,31 +4,47 @@ A policy, shared service or guardrail matches its own ``services`` plus those of
 ``service_sets`` it names; :func:`expand_service_sets` writes that union into
 ``services`` once, when the intent is resolved, so the compiler, the verifier and the
 analysis read one list and never look sets up. An address set stands for the tenant's
-endpoints it names and those whose IPv4 address lies in one of its CIDRs
-(:func:`in_address_set`); ``Network.select`` and validation share that rule.
+endpoints it names and those with an address in one of its CIDRs: an IPv4 prefix takes
+the endpoints whose ``ip`` is inside, an IPv6 prefix those whose ``ipv6`` is
+(:func:`in_address_set`, :func:`address_in`); ``Network.select``, guardrail peers and
+validation share that rule.
 
 >>> from segctl.topology.schema import AddressSet
->>> from ipaddress import IPv4Address
->>> frontends = AddressSet(name="fe", endpoints=["lb1"], cidrs=["10.1.1.0/25"])
+>>> from ipaddress import IPv4Address, IPv6Address
+>>> frontends = AddressSet(name="fe", endpoints=["lb1"], cidrs=["10.1.1.0/25", "fd00:1::/64"])
 >>> in_address_set(frontends, "web1", IPv4Address("10.1.1.10"))
 True
 >>> in_address_set(frontends, "db1", IPv4Address("10.1.3.10"))
 False
+>>> in_address_set(frontends, "db1", IPv4Address("10.1.3.10"), IPv6Address("fd00:1::10"))
+True
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from segctl.topology.schema import AddressSet, Intent, Service, ServiceSet
 
-__all__ = ["expand_service_sets", "in_address_set", "services_with_sets"]
+__all__ = ["address_in", "expand_service_sets", "in_address_set", "services_with_sets"]
 
 
-def in_address_set(address_set: AddressSet, name: str, ip: IPv4Address) -> bool:
-    """Does ``address_set`` hold the endpoint called ``name`` with address ``ip``?"""
-    return name in (address_set.endpoints or []) or any(ip in cidr for cidr in address_set.cidrs or [])
+def address_in(cidr: IPv4Network | IPv6Network, ip: IPv4Address, ipv6: IPv6Address | None) -> bool:
+    """Is an endpoint with addresses ``ip`` (and ``ipv6``) inside ``cidr``: its IPv4 address
+    for an IPv4 prefix, its global IPv6 address for an IPv6 one?"""
+    if isinstance(cidr, IPv6Network):
+        return ipv6 is not None and ipv6 in cidr
+    return ip in cidr
+
+
+def in_address_set(
+    address_set: AddressSet, name: str, ip: IPv4Address, ipv6: IPv6Address | None = None
+) -> bool:
+    """Does ``address_set`` hold the endpoint called ``name`` with address ``ip`` (and ``ipv6``)?"""
+    return name in (address_set.endpoints or []) or any(
+        address_in(cidr, ip, ipv6) for cidr in address_set.cidrs or []
+    )
 
 
 def services_with_sets(

@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from segctl.errors import IntentError, Problem
 from segctl.topology.schema import Endpoint, Guardrail, GuardrailPeer, Intent, Policy, Selector, Tenant
-from segctl.topology.sets import in_address_set
+from segctl.topology.sets import address_in, in_address_set
 
 __all__ = ["VLAN_RANGE", "check_intent", "validate_intent"]
 
@@ -89,9 +89,13 @@ def _peer_endpoints(intent: Intent, peer: GuardrailPeer) -> list[tuple[Tenant, E
             continue
         aset = next((a for a in t.address_sets if a.name == peer.address_set), None)
         for ep in t.endpoints:
-            if peer.segment not in (None, ep.segment) or (peer.cidr is not None and ep.ip not in peer.cidr):
+            if peer.segment not in (None, ep.segment) or (
+                peer.cidr is not None and not address_in(peer.cidr, ep.ip, ep.ipv6)
+            ):
                 continue
-            if peer.address_set is not None and (aset is None or not in_address_set(aset, ep.name, ep.ip)):
+            if peer.address_set is not None and (
+                aset is None or not in_address_set(aset, ep.name, ep.ip, ep.ipv6)
+            ):
                 continue
             out.append((t, ep))
     return out
@@ -189,7 +193,8 @@ def _check_address_sets(base: str, tenant: Tenant) -> list[Problem]:
                     Problem(f"{where}.endpoints", f"unknown endpoint {name} in tenant {tenant.name}")
                 )
         for cidr in aset.cidrs or []:
-            if not any(cidr.overlaps(seg.cidr) for seg in tenant.segments):
+            prefixes = [seg.cidr6 if cidr.version == 6 else seg.cidr for seg in tenant.segments]
+            if not any(p is not None and cidr.overlaps(p) for p in prefixes):
                 problems.append(
                     Problem(
                         f"{where}.cidrs",
@@ -444,7 +449,7 @@ def _selected(tenant: Tenant, selector: Selector) -> list[Endpoint]:
         return _group_endpoints(tenant, selector.group)
     if selector.address_set is not None:
         aset = next(a for a in tenant.address_sets if a.name == selector.address_set)
-        return [ep for ep in tenant.endpoints if in_address_set(aset, ep.name, ep.ip)]
+        return [ep for ep in tenant.endpoints if in_address_set(aset, ep.name, ep.ip, ep.ipv6)]
     labels = selector.labels or {}
     return [ep for ep in tenant.endpoints if all(ep.labels.get(k) == v for k, v in labels.items())]
 

@@ -181,3 +181,30 @@ def test_a_set_named_by_several_rules_is_compiled_once_per_priority() -> None:
     assert len(services) == 3 and all(line.count("conjunction(") == 3 for line in services)
     # each extra use adds its 4 sources (clause 1) and nothing for the set or the services
     assert len(three) - len(one) == 2 * 4
+
+
+DUAL = EXAMPLE.parent / "dual-stack.yaml"
+
+
+def test_ipv6_prefixes_select_endpoints_by_their_ipv6_address() -> None:
+    """An address set's IPv6 prefix takes the endpoints whose global ipv6 is inside, as a
+    guardrail peer's ``cidr`` does; one that meets no segment's cidr6 is refused."""
+    d = dict(yaml.safe_load(DUAL.read_text()))
+    acme = next(t for t in d["tenants"] if t["name"] == "acme")
+    acme["address_sets"] = [{"name": "db6", "cidrs": ["fd00:1:2::/64"]}]
+    acme["policies"][1]["from"] = {"address_set": "db6"}  # db-replica: db1 and db2 now
+    d["guardrails"] = [
+        {"name": "no-db-ssh", "priority": 1, "action": "deny", "to": {"cidr": "fd00:1:2::/64"},
+         "services": [{"proto": "tcp", "port": 22}]},
+    ]  # fmt: skip
+    net = resolve(intent_from_document(d))
+    chosen = [ep.name for ep in net.select("acme", net.tenant_doc("acme").policies[1].from_)]
+    assert chosen == ["db1", "db2"]
+    assert [ep.qualified for ep in net.peer_select(net.guardrails[0].to)] == ["acme/db1", "acme/db2"]
+    tables = {sw: parse_flows(p.flows_text()) for sw, p in compile_network(net).items()}
+    assert verify(net, tables).ok
+    acme["address_sets"].append({"name": "nowhere", "cidrs": ["fd00:9::/64"]})
+    assert _problems(d) == [
+        "tenants[acme].address_sets[nowhere].cidrs: fd00:9::/64 meets none of tenant acme's segments: "
+        "it would select nothing (an address set names the tenant's own endpoints)"
+    ]
