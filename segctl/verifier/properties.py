@@ -15,20 +15,24 @@ What each property quantifies over (a packet is *from* endpoint ``s`` when it is
 at the edge port ``s`` is bound to; "origin" is the packet as injected):
 
 1. ``isolation`` (runs any and new): a packet from ``s`` delivered to ``d`` of another
-   tenant must be IPv4 between a declared shared-service pair (``s`` consumer and ``d``
-   provider, or the reverse for replies), in every conntrack state; and, when every lookup
-   says new, only ``consumer -> provider`` on the shared service's services.
+   tenant must be IPv4 (IPv6 never crosses tenants) between a declared shared-service
+   pair (``s`` consumer and ``d`` provider, or the reverse for replies), in every
+   conntrack state; and, when every lookup says new, only ``consumer -> provider`` on the
+   shared service's services.
 2. ``conformance`` (run new): a packet from ``s`` delivered to ``d`` of the same tenant is
    allowed by the intent: IPv4 from ``s``'s address to ``d``'s address on a service some
-   grant allows; ARP between two endpoints of one segment with ``arp_tpa`` = ``d``'s
-   address; IPv6 when :func:`~segctl.topology.analysis.ipv6_allowed` but for the router-only
-   ICMPv6 messages (:data:`~segctl.topology.analysis.ROUTER_ONLY_ICMPV6`); to ``s`` itself only
-   its ARP request for the gateway. Delivered IPv4 keeps its addresses (no NAT).
+   grant allows, and IPv6 the same way where :func:`~segctl.topology.analysis.ipv6_applies`
+   (one segment, both with ipv6; either address of each; never the router-only ICMPv6
+   messages, :data:`~segctl.topology.analysis.ROUTER_ONLY_ICMPV6`); ARP between two
+   endpoints of one segment with ``arp_tpa`` = ``d``'s address, and IPv6 neighbour
+   discovery between two IPv6 endpoints of one segment; to ``s`` itself only its ARP
+   request for the gateway. Delivered IPv4 keeps its addresses (no NAT).
 3. ``allowed-delivered`` (runs new and replies): for every granted ``(s, d, service)`` the
    whole header space of such packets is delivered to ``d``: untagged IPv4 with ``s``'s
    bound MAC and address, ``d``'s address, ``d``'s MAC (same segment) or the gateway MAC of
    ``s``'s tenant (routed; TTL >= 2), any source port, any other field; and for stateful
-   grants the replies (``d -> s``, ports mirrored, ct est+rpl) are delivered to ``s``.
+   grants the replies (``d -> s``, ports mirrored, ct est+rpl) are delivered to ``s``; the
+   same in IPv6 where it applies (``d``'s global or link-local address).
 4. ``spoof-guard`` (run any): a packet delivered anywhere was sent with the source bound
    to its ingress port: untagged, ``eth_src`` the endpoint's MAC, and ARP with
    ``arp_sha``/``arp_spa`` bound, or IPv4 with ``ip_src`` bound, or IPv6 (endpoints with
@@ -39,7 +43,8 @@ at the edge port ``s`` is bound to; "origin" is the packet as injected):
    output, unconnected port, controller, unsupported).
 6. ``commit-safety`` (run new): every ``ct(commit)`` in zone ``z`` of a packet from ``s``
    commits only packets that a *stateful* grant ``s -> d`` allows, with ``d``'s address
-   as destination and ``z`` the zone of ``s``'s or ``d``'s tenant; or packets to an
+   (IPv4, or IPv6 where it applies) as destination and ``z`` the zone of ``s``'s or
+   ``d``'s tenant; or packets to an
    address that no endpoint able to answer in zone ``z`` owns (no reply can ever use the
    entry). Together with 2 this closes the loop for established traffic: "est" can only
    come from a committed, allowed connection.
