@@ -282,7 +282,7 @@ def _allowed_new_tagged(inp: Inputs, dst: EndpointInfo, sources: Sequence[Endpoi
         if ipv6:
             v6.append(src)
     for (grants, ipv6), srcs in classes.items():
-        sent = sp.src_ip_tagged(srcs) | (sp.src_ip6_tagged(srcs) if ipv6 else hs.false)
+        sent = sp.src_ip_tagged(srcs) | (sp.ip6_tagged(srcs, "src") if ipv6 else hs.false)
         out |= sent & sp.grants(grants, ipv6=ipv6) & sp.to_address(dst, ipv6)
     if same_seg:
         out |= sp.tag_set(same_seg) & hs.oeq("eth_type", ETH_ARP) & sp.ip("ip_dst", dst.ip)
@@ -589,7 +589,7 @@ def commit_safety(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
                     for g, v4, v6 in key
                 )
             allowed |= ok & sp.tag_set(srcs)
-        self_to = (ipv4 & sp.dst_ip_tagged(selves)) | sp.dst_ip6_tagged(selves6)
+        self_to = (ipv4 & sp.dst_ip_tagged(selves)) | sp.ip6_tagged(selves6, "dst")
         bad = committed & sp.bound_tagged(committers) & ~allowed & repliers & ~self_to
         for src in inp.endpoints_of(bad):
             mine = inp.untag(bad, src)

@@ -88,10 +88,6 @@ class Spaces:
         link-local address."""
         return self._address(ep, ipv6, "dst")
 
-    def from_address(self, ep: EndpointInfo, ipv6: bool) -> BDD:
-        """Packets from ``ep``'s addresses, as :meth:`to_address`."""
-        return self._address(ep, ipv6, "src")
-
     def _address(self, ep: EndpointInfo, ipv6: bool, side: str) -> BDD:
         hs = self.hs
 
@@ -302,16 +298,17 @@ class Spaces:
             ),
         )
 
-    def src_ip6_tagged(self, endpoints: Iterable[EndpointInfo]) -> BDD:
-        """∪ over ``endpoints``: tag(ep) ∧ IPv6 from its global or link-local address."""
+    def ip6_tagged(self, endpoints: Iterable[EndpointInfo], side: str) -> BDD:
+        """∪ over ``endpoints``: tag(ep) ∧ IPv6 from (``side`` ``src``) or to (``dst``) its
+        global or link-local address."""
         eps = tuple(ep for ep in endpoints if ep.ipv6_sources)
         key = frozenset(ep.key for ep in eps)
         hs = self.hs
         return self._memo(
-            "src_ip6",
+            f"{side}_ip6",
             key,
             lambda: (
-                hs.union(hs.tag(self.tags[ep.key]) & self.from_address(ep, True) for ep in eps)
+                hs.union(hs.tag(self.tags[ep.key]) & self._address(ep, True, side) for ep in eps)
                 & hs.oeq("eth_type", ETH_IP6)
             ),
         )
@@ -325,20 +322,6 @@ class Spaces:
             "dst_ip",
             key,
             lambda: hs.union(hs.tag(self.tags[ep.key]) & self.ip("ip_dst", ep.ip) for ep in eps),
-        )
-
-    def dst_ip6_tagged(self, endpoints: Iterable[EndpointInfo]) -> BDD:
-        """∪ over ``endpoints``: tag(ep) ∧ IPv6 to its global or link-local address."""
-        eps = tuple(ep for ep in endpoints if ep.ipv6_sources)
-        key = frozenset(ep.key for ep in eps)
-        hs = self.hs
-        return self._memo(
-            "dst_ip6",
-            key,
-            lambda: (
-                hs.union(hs.tag(self.tags[ep.key]) & self.to_address(ep, True) for ep in eps)
-                & hs.oeq("eth_type", ETH_IP6)
-            ),
         )
 
     def ip_set(self, field_name: str, addresses: Iterable[IPv4Address]) -> BDD:
