@@ -8,7 +8,11 @@ and ``S`` the service matches::
     min(|L|·|R|·|S|, |L| + |R| + |S| + 1) flows
 
 direct flows when the product is that small, else one OVS ``conjunction`` (three clause
-sets plus one ``conj_id`` flow).
+sets plus one ``conj_id`` flow). Where a grant carries IPv6 (a source and a destination
+with ipv6 in one segment, :attr:`Grant.ipv6_segments`) its clauses hold both families: an
+IPv6 remote address matches the remote endpoint's own context, so it meets only local
+endpoints of its segment, and services take their IPv6 form
+(:func:`segctl.flows.services.family_match`).
 
 **Priorities are ranked per context domain.** Every rule of one side of a grant matches
 the metadata TENANT and ORIGIN bits of that side exactly: ``policy_src`` the source
@@ -120,8 +124,10 @@ class Grant:
             return frozenset()
         sources = {(ep.tenant, ep.segment) for ep in self.sources if ep.ipv6 is not None}
         return frozenset(
-            (ep.tenant, ep.segment) for ep in self.destinations if ep.ipv6 is not None
-        ) & frozenset(sources)
+            (ep.tenant, ep.segment)
+            for ep in self.destinations
+            if ep.ipv6 is not None and (ep.tenant, ep.segment) in sources
+        )
 
     @property
     def origin(self) -> int:
