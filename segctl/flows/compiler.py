@@ -357,19 +357,16 @@ class _Compiler:
         pipe = make_cookie(table, Kind.PIPELINE, 0, 0)
         logged = table == POLICY_SRC.id and self.log_default_deny
         miss: list[Action] = [Controller(max_len=LOG_MAX_LEN)] if logged else [Drop()]
-        rules = [
-            Rule.make(table, PRIO_DEFAULT, pipe, [], miss),
-            Rule.make(table, PRIO_CT_INVALID, pipe, [("proto", "ip"), ("ct_state", "+inv+trk")], [Drop()]),
-            Rule.make(table, PRIO_CT_ESTABLISHED, pipe, [("proto", "ip"), ("ct_state", "+est+trk")],
-                      [GotoTable(next_table)]),
-            Rule.make(table, PRIO_CT_ESTABLISHED, pipe, [("proto", "ip"), ("ct_state", "+rel+trk")],
-                      [GotoTable(next_table)]),
-        ]  # fmt: skip
-        if self.v6_tenants:
+        rules = [Rule.make(table, PRIO_DEFAULT, pipe, [], miss)]
+        for proto in ("ip", "ipv6") if self.v6_tenants else ("ip",):
+            state = [("proto", proto)]
             rules += [
-                Rule.make(table, r.priority, pipe, [("proto", "ipv6"), *r.match[1:]], r.actions)
-                for r in rules[1:]
-            ]
+                Rule.make(table, PRIO_CT_INVALID, pipe, [*state, ("ct_state", "+inv+trk")], [Drop()]),
+                Rule.make(table, PRIO_CT_ESTABLISHED, pipe, [*state, ("ct_state", "+est+trk")],
+                          [GotoTable(next_table)]),
+                Rule.make(table, PRIO_CT_ESTABLISHED, pipe, [*state, ("ct_state", "+rel+trk")],
+                          [GotoTable(next_table)]),
+            ]  # fmt: skip
         for seg in segments:
             if seg.strict:
                 continue
