@@ -128,8 +128,15 @@ def test_expectations_follow_statefulness_and_ipv6_rules() -> None:
     assert not expected_outcome(net, Probe(k2, k1, "tcp", 22))  # reverse connections denied
     assert not expected_outcome(net, Probe(k3, k2, "udp", 514))  # stateless: no reply
     assert expected_outcome(net, Probe(o1, o2, "icmp6"))
-    assert not expected_outcome(net, Probe(k1, k2, "icmp6"))  # strict segment: no IPv6
+    assert expected_outcome(net, Probe(o1, o2, "udp6", 514))  # non-strict: all of IPv6
+    assert not expected_outcome(net, Probe(k1, k2, "icmp6"))  # k1-to-k2's icmp is ICMPv4
+    assert expected_outcome(net, Probe(k1, k2, "tcp6", 22))  # its tcp/22 carries IPv6 too
+    assert not expected_outcome(net, Probe(k2, k1, "tcp6", 22))
+    assert expected_outcome(net, Probe(o1, k2, "tcp", 443))
+    assert not expected_outcome(net, Probe(o1, k2, "tcp6", 443))  # across segments: IPv4 only
     assert not expected_outcome(net, Probe(o1, k2, "tcp", 9))
+    planned = {(p.src, p.dst, p.proto, p.port) for p in plan_probes(net).probes}
+    assert {(k1, k2, "tcp6", 22), (o1, k2, "tcp6", 443), (o1, o2, "udp6", 514)} <= planned
 
 
 def test_scenario_list_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
