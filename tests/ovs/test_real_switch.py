@@ -110,14 +110,15 @@ def _probe(f: Fabric, src: EndpointInfo, dst: EndpointInfo, proto: str, port: in
 
 
 def _services(f: Fabric, src: EndpointInfo, dst: EndpointInfo) -> list[tuple[str, int]]:
-    """(proto, port) probes covering every allowed service of the pair."""
+    """(proto, port) IPv4 probes covering every allowed service of the pair (ICMPv6 and IPv6
+    in general: the IPv6 tests below)."""
     out: list[tuple[str, int]] = []
     for grant in expected_reachability(f.net)[(src.key, dst.key)]:
         for svc in grant.services:
             if svc.proto == "any" or (svc.proto == "icmp" and svc.icmp_type in (None, PING)):
                 out.append(("icmp", 0))  # a ping; other ICMP types: test_icmp_is_judged_by_type
             for proto in ("tcp", "udp") if svc.proto == "any" else (svc.proto,):
-                if proto == "icmp":
+                if proto in ("icmp", "icmp6"):
                     continue
                 out.append((proto, 7000 if svc.ports is None else svc.ports[0][0]))
     return sorted(set(out))
@@ -256,7 +257,12 @@ def test_icmp_is_judged_by_type(fabric: Fabric) -> None:
         assert not _one_way(fabric, src, dst, "icmp", 0, icmp_type=13), (
             f"{src.qualified} -> {dst.qualified} timestamp request delivered"
         )
-    typed = any(s.type is not None for t in net.intent.tenants for p in t.policies for s in p.services)
+    typed = any(
+        s.proto == "icmp" and s.type is not None
+        for t in net.intent.tenants
+        for p in t.policies
+        for s in p.services
+    )  # ICMPv4: the IPv6 tests cover icmp6
     assert checked or not typed, "typed ICMP services, but no pair to check"
 
 
