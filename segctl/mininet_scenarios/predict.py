@@ -29,13 +29,14 @@ from typing import Any
 
 from segctl.mininet_scenarios.probes import ECHO6_REQUEST, ECHO_REQUEST, IPV6_PROBES, Probe
 from segctl.openflow.ofctl import Flow, mac_int
+from segctl.openflow.ofmatch import IP_PROTO_ICMPV6
 from segctl.topology.analysis import ICMP_REPLY_TYPES, ICMPV6_REPLY_TYPES
 from segctl.topology.network import EndpointInfo, Network, first_hop_mac
 
 __all__ = ["Predictor", "load_predictor", "probe_fields"]
 
 Predictor = Callable[[Probe], "bool | None"]
-_PROTO = {"icmp": 1, "tcp": 6, "udp": 17, "icmp6": 58, "tcp6": 6, "udp6": 17}
+_PROTO = {"icmp": 1, "tcp": 6, "udp": 17, "icmp6": IP_PROTO_ICMPV6, "tcp6": 6, "udp6": 17}
 _SRC_PORT = 40000
 _CT_RPL = 0x08  # conntrack "reply direction" bit (ct_state=+rpl)
 

@@ -15,6 +15,7 @@ order, dispositions and commit points sorted.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address
@@ -564,6 +565,8 @@ def commit_safety(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
         owners = [net.endpoint(*k) for k in owner_keys]
         owner_ips = [ep.ip for ep in owners]
         owner_ip6s = [a for ep in owners for a in ep.ipv6_sources]
+        # addresses only one owner has (a source's own address, if so, is no replier)
+        unique = {a for a, n in Counter([*owner_ips, *owner_ip6s]).items() if n == 1}
         repliers = ipv4 & sp.ip_set("ip_dst", owner_ips)
         if owner_ip6s:
             repliers |= ipv6 & sp.ip6_set("ipv6_dst", owner_ip6s)
@@ -575,9 +578,9 @@ def commit_safety(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
                 key = keys[(src.key, zone)] = _grants_key(inp, src, zone)
             by_ok.setdefault(key, []).append(src)
             if src.key in owner_keys:  # it does not answer itself: its own address is no replier
-                if owner_ips.count(src.ip) == 1:
+                if src.ip in unique:
                     selves.append(src)
-                if src.ipv6_sources and all(owner_ip6s.count(a) == 1 for a in src.ipv6_sources):
+                if src.ipv6_sources and all(a in unique for a in src.ipv6_sources):
                     selves6.append(src)
         allowed = hs.false
         for key, srcs in by_ok.items():

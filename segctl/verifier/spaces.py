@@ -94,9 +94,7 @@ class Spaces:
         def build() -> BDD:
             out = hs.oeq("eth_type", ETH_IP) & self.ip(f"ip_{side}", ep.ip)
             if ipv6 and ep.ipv6_sources:
-                out |= hs.oeq("eth_type", ETH_IP6) & hs.union(
-                    hs.oeq(f"ipv6_{side}", int(a)) for a in ep.ipv6_sources
-                )
+                out |= hs.oeq("eth_type", ETH_IP6) & self.ip6_set(f"ipv6_{side}", ep.ipv6_sources)
             return out
 
         return self._memo(f"address_{side}", frozenset([(ep.key, ipv6)]), build)
@@ -308,7 +306,9 @@ class Spaces:
             f"{side}_ip6",
             key,
             lambda: (
-                hs.union(hs.tag(self.tags[ep.key]) & self._address(ep, True, side) for ep in eps)
+                hs.union(
+                    hs.tag(self.tags[ep.key]) & self.ip6_set(f"ipv6_{side}", ep.ipv6_sources) for ep in eps
+                )
                 & hs.oeq("eth_type", ETH_IP6)
             ),
         )

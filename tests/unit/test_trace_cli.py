@@ -335,10 +335,11 @@ def test_echo_reply_of_a_typed_grant_passes_as_reply(
 
 
 def test_trace_reply_types_are_the_verifiers() -> None:
-    from segctl.cli.trace import ICMP_REPLY
-    from segctl.topology.grants import ICMP_REPLY_TYPES
+    from segctl.cli.trace import ICMP6_REPLY, ICMP_REPLY
+    from segctl.topology.grants import ICMP_REPLY_TYPES, ICMPV6_REPLY_TYPES
 
     assert ICMP_REPLY == ICMP_REPLY_TYPES
+    assert ICMP6_REPLY == ICMPV6_REPLY_TYPES
 
 
 # ---------------------------------------------------------------------------- IPv6
