@@ -232,6 +232,8 @@ def _cidr_text(value: Any) -> Any:
         raise ValueError(f"{value!r} is not a CIDR (write it as text, e.g. 10.1.1.0/24)")
     if "/" not in value:
         raise ValueError(f"{value!r} is not a CIDR (expected address/prefix)")
+    if "%" in value:  # Python takes "fe80::%eth0/64"; a match has no zone
+        raise ValueError(f"{value}: a prefix with a zone index; write the prefix alone")
     try:
         ip_network(value, strict=True)
     except ValueError as exc:

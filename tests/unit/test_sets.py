@@ -208,3 +208,11 @@ def test_ipv6_prefixes_select_endpoints_by_their_ipv6_address() -> None:
         "tenants[acme].address_sets[nowhere].cidrs: fd00:9::/64 meets none of tenant acme's segments: "
         "it would select nothing (an address set names the tenant's own endpoints)"
     ]
+    # a zone index (Python's parser takes it; no match can hold it), in a set and a peer
+    acme["address_sets"][-1]["cidrs"] = ["fe80::%eth0/64"]
+    d["guardrails"][0]["to"] = {"cidr": "fd00:1:2::%2/64"}
+    assert _problems(d) == [
+        "guardrails[no-db-ssh].to.cidr: fd00:1:2::%2/64: a prefix with a zone index; write the prefix alone",
+        "tenants[acme].address_sets[nowhere].cidrs[0]: fe80::%eth0/64: a prefix with a zone index; "
+        "write the prefix alone",
+    ]
