@@ -674,12 +674,12 @@ def test_compiler_plans_paths_on_the_topology_model() -> None:
     and each one is a step down networkx's own shortest-path distance."""
     import networkx as nx
 
-    from segctl.flows.compiler import _Compiler
+    from segctl.flows.plan import CompilePlan
     from segctl.topology.model import next_hop_ports, switch_graph
     from segctl.topology.synthetic import synthetic_intent
 
     for net in (_network("leaf-spine"), resolve(synthetic_intent(k=4, tenants=2, endpoints=8))):
-        graph, compiler = build_graph(net), _Compiler(net)
+        graph, compiler = build_graph(net), CompilePlan(net)
         plain = nx.Graph(switch_graph(graph))
         for sw in net.switches:
             hops = compiler.hops(sw.name)

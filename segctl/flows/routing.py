@@ -1,0 +1,240 @@
+"""The distributed gateway and forwarding: host routes and shared-service routes (table 40),
+replies of shared services found by zone (table 45), forwarding per context (table 50).
+
+Each stage is a function of the :class:`~segctl.flows.plan.CompilePlan` that returns rules;
+:mod:`segctl.flows.compiler` assembles them.
+"""
+
+from __future__ import annotations
+
+from segctl.flows.pipeline import (
+    CT_DST,
+    EGRESS,
+    FORWARD,
+    META_WRITE_MASK,
+    PRIO_DEFAULT,
+    PRIO_DENY_SPECIFIC,
+    PRIO_ENDPOINT,
+    PRIO_GUARD,
+    PRIO_PASS,
+    PRIO_SPECIFIC,
+    ROUTE,
+    SHARED_REPLY,
+)
+from segctl.flows.plan import (
+    CTX_MASK,
+    TENANT_ORIGIN_MASK,
+    CompilePlan,
+    Ctx,
+    by_ip,
+    meta_match,
+    route_actions,
+)
+from segctl.flows.rules import Rule
+from segctl.openflow.cookies import Kind, make_cookie
+from segctl.openflow.ofctl import (
+    Action,
+    Conjunction,
+    Ct,
+    DecTtl,
+    Drop,
+    GotoTable,
+    Output,
+    PushVlan,
+    SetField,
+    WriteMetadata,
+    mac_int,
+)
+from segctl.topology.network import EndpointInfo, SegmentInfo
+
+__all__ = ["forward_stage", "provider_routes", "route_stage", "shared_reply_stage"]
+
+
+def route_stage(plan: CompilePlan, switch: str, local: list[EndpointInfo]) -> list[Rule]:
+    """Table 40: the distributed gateway's host routes for the local endpoints' tenants, routes
+    to consumed providers, and shared-service replies sent to find their consumer's zone."""
+    t = ROUTE.id
+    pipe = make_cookie(t, Kind.PIPELINE, 0, 0)
+    rules = [
+        Rule.make(t, PRIO_DEFAULT, pipe, [], [Drop()]),
+        Rule.make(t, PRIO_PASS, pipe, [("proto", "ip")], [GotoTable(FORWARD.id)]),
+    ]
+    if plan.v6_tenants:  # IPv6 is never routed (yet): it passes, and a gateway MAC has no entry in 50
+        rules.append(Rule.make(t, PRIO_PASS, pipe, [("proto", "ipv6")], [GotoTable(FORWARD.id)]))
+    tenants = sorted({ep.tenant for ep in local}, key=plan.tid.__getitem__)
+    local_segments = {(ep.tenant, ep.segment) for ep in local}
+    for tenant in tenants:
+        tid, gw = plan.tid[tenant], plan.gw_mac[tenant]
+        cookie = plan.tenant_cookie(t, tenant)
+        to_gw = [meta_match(tid, TENANT_ORIGIN_MASK), ("dl_dst", gw), ("proto", "ip")]
+        rules.append(Rule.make(t, PRIO_GUARD, cookie, to_gw, [Drop()]))  # unknown destination
+        for ttl in ("0", "1"):
+            rules.append(Rule.make(t, PRIO_DENY_SPECIFIC, cookie, [*to_gw, ("nw_ttl", ttl)], [Drop()]))
+        mine = [seg for seg in plan.tenant_segments[tenant] if seg.key in local_segments]
+        for seg in mine:
+            hairpin = [meta_match(plan.ctx_value(seg.key), CTX_MASK), ("dl_dst", gw), ("proto", "ip"),
+                       ("nw_dst", str(seg.cidr))]  # fmt: skip
+            rules.append(Rule.make(t, PRIO_DENY_SPECIFIC, plan.seg_cookie(t, seg), hairpin, [Drop()]))
+        for seg in plan.tenant_segments[tenant]:
+            # Only local endpoints reach this table, and the hairpin drop above stops those of
+            # ``seg`` itself: routes into a segment that holds every local endpoint carry nothing.
+            if mine != [seg]:
+                rules += _segment_routes(plan, seg)
+    rules += provider_routes(plan, local)
+    # replies of shared services from local providers: find the consumer's tenant by zone.
+    # Only replies (est+rpl in the provider's zone, where its side committed them): a new
+    # connection the provider may open to that consumer (it consumes a service of the
+    # consumer's tenant) takes the consumer route below, not the consumer-zone lookup.
+    for z in local:
+        consumers = plan.consumers_of.get(z.key)
+        if not consumers:
+            continue
+        gw = plan.gw_mac[z.tenant]
+        for ip, candidates in sorted(by_ip(consumers.values(), plan.tid).items()):
+            match = [meta_match(plan.tid[z.tenant], TENANT_ORIGIN_MASK), ("dl_dst", gw), ("proto", "ip"),
+                     ("nw_src", str(z.ip)), ("nw_dst", ip), ("ct_state", "+est+rpl+trk")]  # fmt: skip
+            first = plan.tid[candidates[0].tenant]
+            rules.append(
+                Rule.make(t, PRIO_SPECIFIC, plan.ep_cookie(t, z), match,
+                          [Ct(zone=first, table=SHARED_REPLY.id)])
+            )  # fmt: skip
+    return rules
+
+
+def _segment_routes(plan: CompilePlan, seg: SegmentInfo) -> list[Rule]:
+    """Host routes of the tenant's gateway into ``seg``: the same on every switch (memoized)."""
+    memo = plan.memo.get(("route", *seg.key))
+    if memo is not None:
+        return memo
+    t, tid, gw = ROUTE.id, plan.tid[seg.tenant], plan.gw_mac[seg.tenant]
+    to_gw = [meta_match(tid, TENANT_ORIGIN_MASK), ("dl_dst", gw), ("proto", "ip")]
+    meta = plan.ctx_value(seg.key)
+    rules = [
+        Rule.make(t, PRIO_ENDPOINT, plan.ep_cookie(t, dst), [*to_gw, ("nw_dst", plan.ip(dst))],
+                  route_actions(gw, dst, meta))
+        for dst in plan.net.segment_endpoints(*seg.key)
+    ]  # fmt: skip
+    plan.memo[("route", *seg.key)] = rules
+    return rules
+
+
+def provider_routes(plan: CompilePlan, local: list[EndpointInfo]) -> list[Rule]:
+    """Host routes from local declared consumers to the providers they consume (table 40).
+
+    Only a consumer's own context and address reach a provider, in any conntrack state
+    (a non-consumer of a consumer tenant finds no route). Direct flows (consumer ×
+    provider) when that is cheapest, else one conjunction per provider: clause 1 the
+    consumer (context, gateway MAC, ``nw_src``; one flow carrying a clause for each
+    provider it consumes), clause 2 the provider address, and a ``conj_id`` flow with
+    the route actions. The conjunctions share one priority and are disjoint by clause 2.
+    """
+    t = ROUTE.id
+    pairs = [(c, z) for c in local for z in plan.consumes.get(c.key, {}).values()]
+    if not pairs:
+        return []
+
+    def key(e: EndpointInfo) -> tuple[int, str]:
+        return (plan.tid[e.tenant], e.name)
+
+    providers = sorted({z.key: z for _, z in pairs}.values(), key=key)
+    consumers = sorted({c.key: c for c, _ in pairs}.values(), key=key)
+
+    def source(c: EndpointInfo) -> list[tuple[str, str]]:
+        return [meta_match(plan.ctx_value((c.tenant, c.segment)), CTX_MASK),
+                ("dl_dst", plan.gw_mac[c.tenant]), ("proto", "ip"), ("nw_src", str(c.ip))]  # fmt: skip
+
+    def actions(z: EndpointInfo) -> list[Action]:
+        return [SetField("eth_src", mac_int(plan.gw_mac[z.tenant])), SetField("eth_dst", mac_int(z.mac)),
+                DecTtl(), GotoTable(FORWARD.id)]  # fmt: skip
+
+    if len(pairs) <= len(consumers) + 2 * len(providers):
+        return [
+            Rule.make(t, PRIO_ENDPOINT, plan.ep_cookie(t, z), [*source(c), ("nw_dst", str(z.ip))],
+                      actions(z))
+            for c, z in sorted(pairs, key=lambda p: (key(p[1]), key(p[0])))
+        ]  # fmt: skip
+    rules: list[Rule] = []
+    for c in consumers:
+        clauses = sorted(plan.provider_conj[z] for z in plan.consumes[c.key])
+        rules.append(
+            Rule.make(t, PRIO_ENDPOINT, plan.ep_cookie(t, c), source(c),
+                      [Conjunction(n, 1, 2) for n in clauses])
+        )  # fmt: skip
+    for z in providers:
+        n, cookie = plan.provider_conj[z.key], plan.ep_cookie(t, z)
+        rules.append(
+            Rule.make(
+                t, PRIO_ENDPOINT, cookie, [("proto", "ip"), ("nw_dst", str(z.ip))], [Conjunction(n, 2, 2)]
+            )
+        )
+        rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, [("proto", "ip"), ("conj_id", str(n))], actions(z)))
+    return rules
+
+
+def shared_reply_stage(plan: CompilePlan, local: list[EndpointInfo]) -> list[Rule]:
+    """Table 45: a local provider's reply routed to the consumer whose zone holds it, trying
+    the tenants that share the consumer's address one zone after another."""
+    t = SHARED_REPLY.id
+    rules = [Rule.make(t, PRIO_DEFAULT, make_cookie(t, Kind.PIPELINE, 0, 0), [], [Drop()])]
+    for z in local:
+        consumers = plan.consumers_of.get(z.key)
+        if not consumers:
+            continue
+        for ip, candidates in sorted(by_ip(consumers.values(), plan.tid).items()):
+            for i, c in enumerate(candidates):
+                zone = plan.tid[c.tenant]
+                base = [("proto", "ip"), ("ct_zone", str(zone)), ("nw_src", str(z.ip)), ("nw_dst", ip)]
+                actions = route_actions(plan.gw_mac[c.tenant], c, plan.ctx_value((c.tenant, c.segment)))
+                est = [*base, ("ct_state", "+est+rpl+trk")]
+                rules.append(Rule.make(t, PRIO_SPECIFIC, plan.ep_cookie(t, c), est, actions))
+                if i + 1 < len(candidates):
+                    nxt = plan.tid[candidates[i + 1].tenant]
+                    rules.append(
+                        Rule.make(t, PRIO_ENDPOINT, plan.ep_cookie(t, c), base,
+                                  [Ct(zone=nxt, table=SHARED_REPLY.id)])
+                    )  # fmt: skip
+    return rules
+
+
+def forward_stage(plan: CompilePlan, switch: str) -> list[Rule]:
+    """Table 50: each context's destinations on ``switch``, delivered locally (through
+    conntrack) or tagged and sent toward them."""
+    t = FORWARD.id
+    rules = [Rule.make(t, PRIO_DEFAULT, make_cookie(t, Kind.PIPELINE, 0, 0), [], [Drop()])]
+    for (ctx, dst_key), port in sorted(plan.forward.get(switch, {}).items()):
+        rules += _forward_rules(plan, ctx, dst_key, port)
+    return rules
+
+
+def _forward_rules(plan: CompilePlan, ctx: Ctx, dst_key: tuple[str, str], port: int) -> list[Rule]:
+    """Forwarding of context ``ctx`` to one destination out of ``port`` (0: local); memoized."""
+    memo = plan.memo.get(("fwd", ctx, dst_key, port))
+    if memo is not None:
+        return memo
+    t = FORWARD.id
+    dst = plan.net.endpoint(*dst_key)
+    cookie = plan.ep_cookie(t, dst)
+    match = [meta_match(plan.ctx_value(ctx), CTX_MASK), ("dl_dst", dst.mac)]
+    shared = dst.tenant != ctx[0]
+    if shared:
+        match.append(("dl_src", plan.gw_mac[dst.tenant]))
+    rules: list[Rule] = []
+    if port:
+        vlan = plan.net.segment(*ctx).vlan
+        out: list[Action] = [PushVlan(), SetField("vlan_vid", vlan), Output(port)]
+        rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, match, out))
+    elif shared:
+        origin = plan.tid[ctx[0]]
+        write = WriteMetadata(plan.ctx_value((dst.tenant, dst.segment), origin), META_WRITE_MASK)
+        rules.append(
+            Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "ip")], [write, GotoTable(CT_DST.id)])
+        )
+    else:
+        rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "ip")], [GotoTable(CT_DST.id)]))
+        rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "arp")], [GotoTable(EGRESS.id)]))
+        if dst.ipv6 is not None:
+            rules.append(
+                Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "ipv6")], [GotoTable(CT_DST.id)])
+            )
+    plan.memo[("fwd", ctx, dst_key, port)] = rules
+    return rules
