@@ -85,35 +85,45 @@ def policy_section(network: Network, has_tenant: Any, selector_text: Any) -> Sec
 
 
 def ipv6_documents(network: Network, has_tenant: Any) -> list[dict[str, Any]]:
-    """``show -o json``'s ``ipv6``: per segment with two or more ipv6 endpoints, them and
-    whether the segment is strict (then only neighbour discovery and what policies allow)."""
+    """``show -o json``'s ``ipv6``: per segment where IPv6 goes, its ipv6 endpoints, whether
+    it is strict (then only neighbour discovery and what policies allow inside it) and its
+    ``gateway6`` (null: not routed)."""
     from segctl.topology.analysis import ipv6_segments
 
-    return [
-        {
-            "tenant": tenant,
-            "segment": segment,
-            "strict": network.segment(tenant, segment).strict,
-            "endpoints": [ep.name for ep in members],
-        }
-        for tenant, segment, members in ipv6_segments(network)
-        if has_tenant(tenant)
-    ]
+    out = []
+    for tenant, segment, members in ipv6_segments(network):
+        if not has_tenant(tenant):
+            continue
+        seg = network.segment(tenant, segment)
+        out.append(
+            {
+                "tenant": tenant,
+                "segment": segment,
+                "strict": seg.strict,
+                "gateway6": str(seg.gateway6) if seg.gateway6 is not None else None,
+                "endpoints": [ep.name for ep in members],
+            }
+        )
+    return out
 
 
 def ipv6_lines(network: Network, has_tenant: Any) -> list[str]:
-    """Where IPv6 goes (docs/intent.md): inside one segment between its ipv6 endpoints,
-    under their grants (every packet in a non-strict segment), never a router advertisement
-    or redirect; nothing else."""
+    """Where IPv6 goes (docs/intent.md): inside a segment between its ipv6 endpoints, under
+    their grants (every packet in a non-strict segment), routed under policies between the
+    segments of a tenant with a ``gateway6``, never a router advertisement or redirect."""
     if not any(ep.ipv6 is not None for ep in network.endpoints):
         return []
     docs = ipv6_documents(network, has_tenant)
     head = (
-        "IPv6 (inside one segment, through conntrack; neighbour discovery always; "
-        "never router advertisements or redirects)"
+        "IPv6 (inside a segment, and routed between segments with a gateway6, through conntrack; "
+        "neighbour discovery inside a segment; never router advertisements or redirects)"
     )
     out = [head]
     for d in docs:
         what = "neighbour discovery and what policies allow (strict)" if d["strict"] else "every packet"
+        if len(d["endpoints"]) < 2:
+            what = "no peer in the segment"
+        if d["gateway6"] is not None:
+            what += f"; routed through gateway6 {d['gateway6']} under policies"
         out.append(f"  {d['tenant']}/{d['segment']}: {', '.join(d['endpoints'])}: {what}")
     return out if docs else [head, "  (nowhere)"]

@@ -90,14 +90,23 @@ def _ipv6_rule(
         return Verdict(False, f"denied: a {what} (ICMPv6 {icmp_type}) comes only from routers (RA guard)", ())
     if ipv6_applies(sender, receiver):
         if svc.proto == "icmp6" and icmp_type is not None and icmp_type in NEIGHBOUR_DISCOVERY:
-            where = f"{sender.tenant}/{sender.segment}"
             what = NEIGHBOUR_DISCOVERY[icmp_type]
+            if sender.segment != receiver.segment:
+                why = f"a {what} goes only inside one segment (the gateway answers for gateway6)"
+                return Verdict(False, f"denied by the intent ({why})", ())
+            where = f"{sender.tenant}/{sender.segment}"
             return Verdict(True, f"allowed: a {what} inside segment {where} (neighbour discovery)", ())
         return None
     if sender.key == receiver.key:
         why = "to itself"
-    elif (sender.tenant, sender.segment) != (receiver.tenant, receiver.segment):
-        why = "IPv6 goes only inside one segment (it is neither routed nor shared)"
+    elif sender.tenant != receiver.tenant:
+        why = "IPv6 is not shared across tenants: shared services carry IPv4"
+    elif sender.segment != receiver.segment and sender.ipv6 is not None and receiver.ipv6 is not None:
+        lacking = [ep.segment for ep in (sender, receiver) if ep.ipv6_gateway is None]
+        why = (
+            f"IPv6 is routed only between segments with a gateway6; segment "
+            f"{sender.tenant}/{lacking[0]} has none"
+        )
     else:
         missing = receiver if sender.ipv6 is not None else sender
         why = f"{missing.qualified} declares no ipv6"

@@ -50,7 +50,7 @@ from segctl.topology.network import EndpointInfo, SegmentInfo
 #: The solicited-node multicast prefix (RFC 4291): where a neighbour solicitation goes.
 SOLICITED_NODES = "ff02::1:ff00:0/104"
 
-__all__ = ["SOLICITED_NODES", "arp_stage", "classify_stage", "egress_stage"]
+__all__ = ["NA_FLAGS", "ND_OPTION_TLL", "SOLICITED_NODES", "arp_stage", "classify_stage", "egress_stage"]
 
 
 def classify_stage(
@@ -120,6 +120,8 @@ def arp_stage(plan: CompilePlan, local: list[EndpointInfo]) -> list[Rule]:
             GotoTable(EGRESS.id),
         ]
         rules.append(Rule.make(t, PRIO_SPECIFIC, plan.seg_cookie(t, seg), match, reply))
+    for ep in local:
+        rules += _gateway_na(plan, ep)
     for _, seg in sorted(segments.items(), key=lambda kv: kv[1].vlan):
         rules += _segment_arp(plan, seg)
     if any(ep.ipv6 is not None for ep in local):
@@ -131,6 +133,40 @@ def arp_stage(plan: CompilePlan, local: list[EndpointInfo]) -> list[Rule]:
             nd = [("proto", "icmp6"), ("icmp_type", str(icmp_type))]
             rules.append(Rule.make(t, PRIO_GUARD, pipe, nd, [Drop()]))
         rules.append(Rule.make(t, PRIO_PASS, pipe, [("proto", "ipv6")], [GotoTable(CT_SRC.id)]))
+    return rules
+
+
+#: The flags of the gateway's neighbour advertisement: router, solicited, override (RFC 4861).
+NA_FLAGS = 0xE0000000
+#: The ND option an advertisement carries: the target link-layer address.
+ND_OPTION_TLL = 2
+
+
+def _gateway_na(plan: CompilePlan, ep: EndpointInfo) -> list[Rule]:
+    """The gateway answers ``ep``'s neighbour solicitation for its segment's ``gateway6``:
+    the solicitation, from either of ``ep``'s addresses, turned into the advertisement (the
+    gateway MAC as target link-layer address) and sent back out of ``ep``'s port (table 80)."""
+    gw6 = ep.ipv6_gateway
+    if gw6 is None:
+        return []
+    seg = plan.seg(ep)
+    gw_mac = mac_int(plan.gw_mac[ep.tenant])
+    rules = []
+    for source in ep.ipv6_sources:
+        match = [("in_port", str(ep.port)), meta_match(plan.ctx_value(seg.key), CTX_MASK), ("proto", "icmp6"),
+                 ("icmp_type", "135"), ("ipv6_src", str(source)), ("nd_target", str(gw6))]  # fmt: skip
+        advert: list[Action] = [
+            SetField("eth_dst", mac_int(ep.mac)),
+            SetField("eth_src", gw_mac),
+            SetField("ipv6_src", int(gw6)),
+            SetField("ipv6_dst", int(source)),
+            SetField("icmpv6_type", 136),
+            SetField("nd_reserved", NA_FLAGS),
+            SetField("nd_options_type", ND_OPTION_TLL),
+            SetField("nd_tll", gw_mac),
+            GotoTable(EGRESS.id),
+        ]
+        rules.append(Rule.make(ARP.id, PRIO_SPECIFIC, plan.seg_cookie(ARP.id, seg), match, advert))
     return rules
 
 
@@ -174,6 +210,11 @@ def egress_stage(plan: CompilePlan, local: list[EndpointInfo]) -> list[Rule]:
                      ("arp_spa", str(seg.gateway)), ("arp_tpa", str(ep.ip)),
                      ("arp_sha", gw_mac)]  # fmt: skip
             rules.append(Rule.make(t, PRIO_RESPONDER, cookie, reply, [Output(IN_PORT)]))
+        if ep.ipv6_gateway is not None:
+            for address in ep.ipv6_sources:  # the gateway's advertisement (table 10), back out
+                advert = [("in_port", str(ep.port)), *to_me, ("proto", "icmp6"), ("icmp_type", "136"),
+                          ("ipv6_src", str(ep.ipv6_gateway)), ("ipv6_dst", str(address))]  # fmt: skip
+                rules.append(Rule.make(t, PRIO_RESPONDER, cookie, advert, [Output(IN_PORT)]))
         # with the endpoint's context: a frame for its MAC in another context is never
         # output to it anyway, and a verifier reads one context's drops, not every port's
         rules.append(Rule.make(t, PRIO_DENY_SPECIFIC, cookie, [("in_port", str(ep.port)), *to_me], [Drop()]))

@@ -161,10 +161,11 @@ CLASSIFY = _t(
 )  # fmt: skip
 ARP = _t(
     10, "arp",
-    "ARP/ND from edge ports: the gateway IP is answered with the tenant gateway MAC, other "
-    "requests and replies (neighbour solicitations and advertisements) are made unicast to "
-    "the owner inside the segment; other IPv6 goes to ct_src",
-    "in_port metadata arp_op arp_tpa nd_target icmp_type ipv6_dst",
+    "ARP/ND from edge ports: the gateway IP (and gateway6, by a neighbour advertisement) is "
+    "answered with the tenant gateway MAC, other requests and replies (neighbour solicitations "
+    "and advertisements) are made unicast to the owner inside the segment; other IPv6 goes to "
+    "ct_src",
+    "in_port metadata arp_op arp_tpa nd_target icmp_type ipv6_src ipv6_dst",
     "set_field goto_table drop",
     "drop",
 )  # fmt: skip
@@ -187,8 +188,9 @@ POLICY_SRC = _t(
 ROUTE = _t(
     40, "route",
     "distributed gateway: frames to the tenant gateway MAC are routed to the destination "
-    "endpoint (MAC rewrite, TTL decrement, new context); other frames pass to forward",
-    "metadata ct_state dl_dst nw_src nw_dst nw_ttl conj_id",
+    "endpoint (MAC rewrite, TTL or hop limit decrement, new context); other frames pass to "
+    "forward",
+    "metadata ct_state dl_dst nw_src nw_dst nw_ttl ipv6_src ipv6_dst conj_id",
     "set_field dec_ttl write_metadata goto_table ct conjunction drop",
     "drop",
 )  # fmt: skip
@@ -227,7 +229,7 @@ EGRESS = _t(
     80, "egress",
     "egress guard: output to an edge port only when the context is the endpoint's tenant and "
     "segment and the frame is addressed to it (MAC and IP / ARP target); self traffic drops",
-    "in_port metadata dl_dst nw_dst arp_op arp_sha arp_spa arp_tpa ipv6_dst nd_target icmp_type",
+    "in_port metadata dl_dst nw_dst arp_op arp_sha arp_spa arp_tpa ipv6_src ipv6_dst nd_target icmp_type",
     "output drop",
     "drop",
 )  # fmt: skip

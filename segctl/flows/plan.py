@@ -43,6 +43,7 @@ from segctl.topology.network import EndpointInfo, Network, SegmentInfo
 
 __all__ = [
     "CTX_MASK",
+    "LINK_LOCAL",
     "SEG_MASK",
     "TENANT_ORIGIN_MASK",
     "UNTAGGED",
@@ -61,6 +62,8 @@ CTX_MASK = META_TENANT_MASK | META_SEGMENT_MASK | META_ORIGIN_MASK
 SEG_MASK = META_TENANT_MASK | META_SEGMENT_MASK
 #: Metadata bits of tenant and origin tenant (a tenant's own frames, not a consumer's).
 TENANT_ORIGIN_MASK = META_TENANT_MASK | META_ORIGIN_MASK
+#: Link-local unicast addresses (RFC 4291): a router never forwards them.
+LINK_LOCAL = "fe80::/10"
 #: A forwarding context: (tenant, segment).
 Ctx = tuple[str, str]
 
@@ -91,6 +94,11 @@ class CompilePlan:
         self._ip: dict[tuple[str, str], str] = {ep.key: str(ep.ip) for ep in network.endpoints}
         self.has_ipv6 = {(ep.tenant, ep.segment) for ep in network.endpoints if ep.ipv6 is not None}
         self.v6_tenants = {tenant for tenant, _ in self.has_ipv6}
+        # segments whose IPv6 the gateway routes (a gateway6 and IPv6 endpoints), per tenant
+        self.routed6: dict[str, list[SegmentInfo]] = defaultdict(list)
+        for seg in network.segments:
+            if seg.gateway6 is not None and seg.key in self.has_ipv6:
+                self.routed6[seg.tenant].append(seg)
         self.tenant_segments: dict[str, list[SegmentInfo]] = defaultdict(list)
         for seg in network.segments:
             self.tenant_segments[seg.tenant].append(seg)

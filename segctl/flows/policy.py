@@ -9,10 +9,11 @@ and ``S`` the service matches::
 
 direct flows when the product is that small, else one OVS ``conjunction`` (three clause
 sets plus one ``conj_id`` flow). Where a grant carries IPv6 (a source and a destination
-with ipv6 in one segment, :attr:`Grant.ipv6_segments`) its clauses hold both families: an
-IPv6 remote address matches the remote endpoint's own context, so it meets only local
-endpoints of its segment, and services take their IPv6 form
-(:func:`segctl.flows.services.family_match`).
+with ipv6 in one segment, or in two segments with a ``gateway6`` each,
+:attr:`Grant.ipv6_segments`) its clauses hold both families: a routed IPv6 remote address
+(global, in a segment with ``gateway6``) matches as it is, any other the remote endpoint's
+own context, so it meets only local endpoints of its segment; services take their IPv6
+form (:func:`segctl.flows.services.family_match`).
 
 **Priorities are ranked per context domain.** Every rule of one side of a grant matches
 the metadata TENANT and ORIGIN bits of that side exactly: ``policy_src`` the source
@@ -117,16 +118,23 @@ class Grant:
 
     @cached_property
     def ipv6_segments(self) -> frozenset[tuple[str, str]]:
-        """The segments where this grant carries IPv6 too: one tenant, a source and a
-        destination with ipv6 in the segment (:func:`segctl.topology.analysis.ipv6_applies`;
-        routed pairs carry IPv4 only). Empty for most grants: no IPv6 rule is emitted."""
+        """The segments whose endpoints this grant gives IPv6 too: one tenant, and a source
+        and a destination with ipv6 in one segment, or in two segments with a ``gateway6``
+        each (:func:`segctl.topology.analysis.ipv6_applies`). Empty for most grants: no IPv6
+        rule is emitted."""
         if self.src_tenant != self.dst_tenant:
             return frozenset()
-        sources = {(ep.tenant, ep.segment) for ep in self.sources if ep.ipv6 is not None}
+
+        def segments(eps: tuple[EndpointInfo, ...]) -> dict[tuple[str, str], bool]:
+            return {(ep.tenant, ep.segment): ep.ipv6_gateway is not None for ep in eps if ep.ipv6 is not None}
+
+        sources, destinations = segments(self.sources), segments(self.destinations)
+        routed = any(sources.values()) and any(destinations.values())
         return frozenset(
-            (ep.tenant, ep.segment)
-            for ep in self.destinations
-            if ep.ipv6 is not None and (ep.tenant, ep.segment) in sources
+            seg
+            for side, other in ((sources, destinations), (destinations, sources))
+            for seg, has_gateway in side.items()
+            if seg in other or (routed and has_gateway)
         )
 
     @property
@@ -457,20 +465,20 @@ def _remote(
     side: str,
 ) -> list[Match]:
     """The remote clause (switch independent, built once per grant side): IPv4 addresses,
-    and IPv6 addresses where the grant carries IPv6, each of those with the remote
-    endpoint's own context, so that it meets only local endpoints of its segment (IPv6
-    goes only inside one segment; one tenant, ORIGIN 0)."""
+    and IPv6 addresses where the grant carries IPv6: a routed one (the global address of an
+    endpoint in a segment with ``gateway6``) as it is, any other with the remote endpoint's
+    own context, so that it meets only local endpoints of its segment (one tenant, ORIGIN 0;
+    the gateway drops IPv6 from a segment without ``gateway6``)."""
     remote = cache.remote.get(key)
     if remote is None:
         out: dict[Match, None] = dict.fromkeys((("proto", "ip"), (f"nw_{side}", str(ep.ip))) for ep in eps)
         for ep in eps:
             if (ep.tenant, ep.segment) in grant.ipv6_segments:
                 meta = _meta(metadata_value(grant.dst_tenant, segment_index(ep)), _CTX)
-                out.update(
-                    dict.fromkeys(
-                        (meta, ("proto", "ipv6"), (f"ipv6_{side}", str(a))) for a in ep.ipv6_sources
-                    )
-                )
+                for address in ep.ipv6_sources:
+                    field = (f"ipv6_{side}", str(address))
+                    routed = address == ep.ipv6 and ep.ipv6_gateway is not None
+                    out[(("proto", "ipv6"), field) if routed else (meta, ("proto", "ipv6"), field)] = None
         remote = cache.remote[key] = list(out)
     return remote
 
@@ -483,7 +491,7 @@ def _direct(lm: Match, rm: Match, sm: Match) -> list[tuple[str, str]] | None:
     """One direct flow of a local, a remote and a service match; None when they cannot meet
     (two families, two segments of an IPv6 pair, a service without packets in the family)."""
     family = _family(lm)
-    if _family(rm) != family or (family == 6 and lm[0] != rm[0]):
+    if _family(rm) != family or (family == 6 and rm[0][0] == "metadata" and lm[0] != rm[0]):
         return None
     service = family_match(sm, family)
     return None if service is None else _combine(lm, rm, service)

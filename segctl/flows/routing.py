@@ -23,6 +23,7 @@ from segctl.flows.pipeline import (
 )
 from segctl.flows.plan import (
     CTX_MASK,
+    LINK_LOCAL,
     TENANT_ORIGIN_MASK,
     CompilePlan,
     Ctx,
@@ -59,7 +60,7 @@ def route_stage(plan: CompilePlan, switch: str, local: list[EndpointInfo]) -> li
         Rule.make(t, PRIO_DEFAULT, pipe, [], [Drop()]),
         Rule.make(t, PRIO_PASS, pipe, [("proto", "ip")], [GotoTable(FORWARD.id)]),
     ]
-    if plan.v6_tenants:  # IPv6 is never routed (yet): it passes, and a gateway MAC has no entry in 50
+    if plan.v6_tenants:  # IPv6 inside a segment passes (routed IPv6 meets the rules below first)
         rules.append(Rule.make(t, PRIO_PASS, pipe, [("proto", "ipv6")], [GotoTable(FORWARD.id)]))
     tenants = sorted({ep.tenant for ep in local}, key=plan.tid.__getitem__)
     local_segments = {(ep.tenant, ep.segment) for ep in local}
@@ -80,6 +81,8 @@ def route_stage(plan: CompilePlan, switch: str, local: list[EndpointInfo]) -> li
             # ``seg`` itself: routes into a segment that holds every local endpoint carry nothing.
             if mine != [seg]:
                 rules += _segment_routes(plan, seg)
+    for tenant in tenants:
+        rules += _ipv6_routes(plan, tenant, local_segments)
     rules += provider_routes(plan, local)
     # replies of shared services from local providers: find the consumer's tenant by zone.
     # Only replies (est+rpl in the provider's zone, where its side committed them): a new
@@ -115,6 +118,59 @@ def _segment_routes(plan: CompilePlan, seg: SegmentInfo) -> list[Rule]:
         for dst in plan.net.segment_endpoints(*seg.key)
     ]  # fmt: skip
     plan.memo[("route", *seg.key)] = rules
+    return rules
+
+
+def _ipv6_routes(plan: CompilePlan, tenant: str, local_segments: set[Ctx]) -> list[Rule]:
+    """The gateway's IPv6 routes for a tenant with segments that have a ``gateway6``: what it
+    does not route drops (an unknown destination, hop limit 0 or 1, a packet for the sender's
+    own segment, a packet from a segment without ``gateway6`` or from a link-local
+    address), host routes to the global
+    address of every IPv6 endpoint of a routed segment."""
+    routed = plan.routed6.get(tenant)
+    if not routed:
+        return []
+    t, tid, gw = ROUTE.id, plan.tid[tenant], plan.gw_mac[tenant]
+    cookie = plan.tenant_cookie(t, tenant)
+    to_gw = [meta_match(tid, TENANT_ORIGIN_MASK), ("dl_dst", gw), ("proto", "ipv6")]
+    rules = [Rule.make(t, PRIO_GUARD, cookie, to_gw, [Drop()])]
+    for hop_limit in ("0", "1"):
+        rules.append(Rule.make(t, PRIO_DENY_SPECIFIC, cookie, [*to_gw, ("nw_ttl", hop_limit)], [Drop()]))
+    # a router never forwards a link-local source (RFC 4291): only global addresses are routed
+    rules.append(Rule.make(t, PRIO_DENY_SPECIFIC, cookie, [*to_gw, ("ipv6_src", LINK_LOCAL)], [Drop()]))
+    senders = []
+    for seg in plan.tenant_segments[tenant]:
+        if seg.key not in local_segments:
+            continue
+        here = [meta_match(plan.ctx_value(seg.key), CTX_MASK), ("dl_dst", gw), ("proto", "ipv6")]
+        if seg in routed:
+            senders.append(seg)
+            hairpin = [*here, ("ipv6_dst", str(seg.cidr6))]
+            rules.append(Rule.make(t, PRIO_DENY_SPECIFIC, plan.seg_cookie(t, seg), hairpin, [Drop()]))
+        else:
+            rules.append(Rule.make(t, PRIO_DENY_SPECIFIC, plan.seg_cookie(t, seg), here, [Drop()]))
+    for seg in routed:
+        if senders and senders != [seg]:  # routes into the only local sender's segment carry nothing
+            rules += _segment_routes6(plan, seg)
+    return rules
+
+
+def _segment_routes6(plan: CompilePlan, seg: SegmentInfo) -> list[Rule]:
+    """Host routes of the tenant's gateway to the global IPv6 address of each endpoint of
+    ``seg``: the same on every switch (memoized)."""
+    memo = plan.memo.get(("route6", *seg.key))
+    if memo is not None:
+        return memo
+    t, tid, gw = ROUTE.id, plan.tid[seg.tenant], plan.gw_mac[seg.tenant]
+    to_gw = [meta_match(tid, TENANT_ORIGIN_MASK), ("dl_dst", gw), ("proto", "ipv6")]
+    meta = plan.ctx_value(seg.key)
+    rules = [
+        Rule.make(t, PRIO_ENDPOINT, plan.ep_cookie(t, dst), [*to_gw, ("ipv6_dst", str(dst.ipv6))],
+                  route_actions(gw, dst, meta))
+        for dst in plan.net.segment_endpoints(*seg.key)
+        if dst.ipv6 is not None
+    ]  # fmt: skip
+    plan.memo[("route6", *seg.key)] = rules
     return rules
 
 

@@ -20,6 +20,7 @@ from segctl.flows.pipeline import (
 )
 from segctl.flows.plan import (
     CTX_MASK,
+    LINK_LOCAL,
     CompilePlan,
     meta_match,
 )
@@ -90,7 +91,15 @@ def policy_stage(plan: CompilePlan, table: int, next_table: int, segments: list[
                 for ep in plan.net.segment_endpoints(*seg.key)
                 if ep.ipv6_link_local is not None
             ]
-            for target in targets:
-                v6 = [ctx, ("proto", "ipv6"), ("ipv6_dst", target)]
-                rules.append(Rule.make(table, PRIO_INTRA_SEGMENT, plan.seg_cookie(table, seg), v6, commit))
+            # from anywhere in a segment the gateway routes no IPv6 into; else from the
+            # segment's prefix or a link-local address (never routed): not a routed packet
+            sources: list[tuple[str, str] | None] = (
+                [None] if seg.gateway6 is None else [("ipv6_src", str(seg.cidr6)), ("ipv6_src", LINK_LOCAL)]
+            )
+            for source in sources:
+                for target in targets:
+                    v6 = [ctx, ("proto", "ipv6"), *([source] if source else []), ("ipv6_dst", target)]
+                    rules.append(
+                        Rule.make(table, PRIO_INTRA_SEGMENT, plan.seg_cookie(table, seg), v6, commit)
+                    )
     return rules

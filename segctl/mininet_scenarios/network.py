@@ -6,7 +6,7 @@ and a run prefix; :class:`MininetFabric` builds it and removes it exactly:
 * one ``OVSSwitch(datapath='user', failMode='secure', protocols='OpenFlow13,OpenFlow14')``
   per fabric switch, with the intent's datapath id;
 * one Mininet ``Host`` per endpoint, with the endpoint's MAC, IPv4 (and IPv6), and a
-  default route to its segment gateway, attached to the intent's OpenFlow port number
+  default route to its segment gateway (and gateway6), attached to the intent's OpenFlow port number
   (``addLink(host, switch, port2=N)``);
 * one veth link per fabric link, with the intent's port numbers at both ends;
 * a ``RemoteController`` at the given address (or none: flows are pushed another way).
@@ -26,7 +26,7 @@ import re
 import secrets
 import signal
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from types import TracebackType
 from typing import Any
 
@@ -84,6 +84,8 @@ class HostPlan:
     prefixlen: int
     gateway: IPv4Address | None
     prefixlen6: int | None
+    #: The segment's gateway6 when the endpoint has IPv6 (its IPv6 default route).
+    gateway6: IPv6Address | None = None
 
     @property
     def netns(self) -> str:
@@ -152,6 +154,7 @@ def plan(network: Network, prefix: str) -> FabricPlan:
                 node=f"{prefix}h{i}",
                 prefixlen=seg.cidr.prefixlen,
                 gateway=seg.gateway,
+                gateway6=ep.ipv6_gateway,
                 prefixlen6=seg.cidr6.prefixlen if seg.cidr6 is not None and ep.ipv6 is not None else None,
             )
         )
@@ -302,6 +305,8 @@ class MininetFabric:
                 tb_netns.set_link_local(h.netns, h.ifname, str(ep.ipv6_link_local))
         if h.gateway is not None:
             tb_netns.add_default_route(h.netns, str(h.gateway))
+        if h.gateway6 is not None:
+            tb_netns.add_default_route(h.netns, str(h.gateway6))
 
     def _check_ports(self) -> None:
         for sw in self.plan.switches:

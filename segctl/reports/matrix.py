@@ -77,13 +77,15 @@ def ipv6_summary(report: VerificationReport) -> str:
     where = "; ".join(
         f"{tenant}/{segment} ({', '.join(ep.name for ep in members)}"
         + (", strict" if network.segment(tenant, segment).strict else "")
+        + (", routed" if network.segment(tenant, segment).gateway6 is not None else "")
         + ")"
         for tenant, segment, members in ipv6_segments(network)
     )
     return (
-        "IPv6 goes only inside one segment, between its IPv6 endpoints, under the same grants "
-        "as IPv4 (a letter holds for both families there; across segments and tenants for IPv4 "
-        "only): " + (where or "no segment has two IPv6 endpoints") + ". Neighbour discovery goes "
-        "between them always, router advertisements and redirects never. The properties check "
-        "both families."
+        "IPv6 goes between the IPv6 endpoints of one segment, and between segments of one tenant "
+        "that both have a gateway6 (routed, global addresses), under the same grants as IPv4 (a "
+        "letter holds for both families there; elsewhere, across tenants included, for IPv4 "
+        "only): " + (where or "nowhere") + ". Neighbour discovery goes inside a segment always "
+        "(the gateway answers for its gateway6), router advertisements and redirects never. The "
+        "properties check both families."
     )

@@ -44,6 +44,7 @@ def lab_spec(
                 ipv6=f"{ep.ipv6}/{seg.cidr6.prefixlen}" if ep.ipv6 and seg.cidr6 else None,
                 ipv6_link_local=str(ep.ipv6_link_local) if ep.ipv6_link_local else None,
                 gateway=str(seg.gateway) if seg.gateway else None,
+                gateway6=str(ep.ipv6_gateway) if ep.ipv6_gateway else None,
             )
         )
     return LabSpec(

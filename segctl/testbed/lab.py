@@ -74,6 +74,7 @@ class HostSpec:
     gateway: str | None = None
     neighbours: tuple[tuple[str, str], ...] = ()  # static (ip, mac) entries
     ipv6_link_local: str | None = None  # replaces the kernel's (no DAD)
+    gateway6: str | None = None  # the IPv6 default route
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,8 @@ class Lab:
             netns.set_link_local(ns, HOST_IFNAME, h.ipv6_link_local)
         if h.gateway:
             netns.add_default_route(ns, h.gateway)
+        if h.gateway6:
+            netns.add_default_route(ns, h.gateway6)
         for ip, mac in h.neighbours:
             netns.add_neighbour(ns, HOST_IFNAME, ip, mac)
         ovs.add_port(self._bridges[h.switch], self._veths[h.name], ofport=h.port)

@@ -12,12 +12,13 @@ written straight from the semantics (``docs/intent.md``) with no cleverness:
   endpoints on the listed services; always stateful. The only cross-tenant grant.
 * Everything else is denied, including traffic from an endpoint to itself.
 
-IPv6 goes only between two endpoints of one segment that both declare ``ipv6``
-(:func:`ipv6_applies`): neighbour discovery always (:data:`NEIGHBOUR_DISCOVERY`, as ARP),
-and what their grants allow, through conntrack as IPv4 (``tcp``/``udp``/``any`` cover both
-families, ``icmp6`` is ICMPv6); never the ICMPv6 messages only a router may send
-(:data:`ROUTER_ONLY_ICMPV6`). Between segments and tenants (routed: shared services
-among them) grants carry IPv4 only.
+IPv6 goes only between two endpoints of one tenant that both declare ``ipv6``, in one
+segment or in two segments with a ``gateway6`` each (routed, global addresses only)
+(:func:`ipv6_applies`): neighbour discovery between segment peers always
+(:data:`NEIGHBOUR_DISCOVERY`, as ARP), and what their grants allow, through conntrack as
+IPv4 (``tcp``/``udp``/``any`` cover both families, ``icmp6`` is ICMPv6); never the ICMPv6
+messages only a router may send (:data:`ROUTER_ONLY_ICMPV6`). Across tenants (shared
+services) grants carry IPv4 only.
 
 Examples
 --------
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
+from ipaddress import IPv6Address
 from types import MappingProxyType
 
 from segctl.topology.network import EndpointInfo, Network
@@ -52,6 +54,7 @@ __all__ = [
     "ICMPV6_REPLY_TYPES",
     "ICMP_REPLY_TYPES",
     "NEIGHBOUR_DISCOVERY",
+    "NEIGHBOUR_SOLICITATION",
     "ROUTER_ONLY_ICMPV6",
     "EndpointKey",
     "Grant",
@@ -63,7 +66,9 @@ __all__ = [
     "expected_reachability",
     "grant_sets",
     "grant_symbol",
+    "ipv6_addresses",
     "ipv6_applies",
+    "ipv6_routed",
     "ipv6_segments",
     "normalize_proto",
     "normalize_services",
@@ -317,31 +322,56 @@ ROUTER_ONLY_ICMPV6: Mapping[int, str] = MappingProxyType({134: "router advertise
 NEIGHBOUR_DISCOVERY: Mapping[int, str] = MappingProxyType(
     {135: "neighbour solicitation", 136: "neighbour advertisement"}
 )
+#: The ICMPv6 type of a neighbour solicitation (the gateway answers one for its ``gateway6``).
+NEIGHBOUR_SOLICITATION = 135
 
 
 def ipv6_applies(src: EndpointInfo, dst: EndpointInfo) -> bool:
-    """May IPv6 go from ``src`` to ``dst`` at all: two different endpoints of one segment
-    (one tenant), both with ipv6? Then neighbour discovery goes between them and their
-    grants carry IPv6 as well as IPv4 (routing IPv6 between segments is not built: a grant
-    across segments or tenants carries IPv4 only)."""
+    """May IPv6 go from ``src`` to ``dst`` at all: two different endpoints of one tenant,
+    both with ipv6, in one segment or routed (both segments have a ``gateway6``)? Then their
+    grants carry IPv6 as well as IPv4 (across tenants, shared services carry IPv4 only)."""
     return (
         src.key != dst.key
         and src.tenant == dst.tenant
-        and src.segment == dst.segment
         and src.ipv6 is not None
         and dst.ipv6 is not None
+        and (src.segment == dst.segment or (src.ipv6_gateway is not None and dst.ipv6_gateway is not None))
     )
 
 
+def ipv6_routed(src: EndpointInfo, dst: EndpointInfo) -> bool:
+    """Does IPv6 from ``src`` to ``dst`` go through the gateway (:func:`ipv6_applies` across
+    two segments)? Then only global addresses: a link-local one is never routed."""
+    return src.segment != dst.segment and ipv6_applies(src, dst)
+
+
+def ipv6_addresses(ep: EndpointInfo, routed6: bool) -> tuple[IPv6Address, ...]:
+    """``ep``'s IPv6 addresses a peer may use: global and link-local in its segment, the
+    global one only when routed (:func:`ipv6_routed`)."""
+    if routed6:
+        return () if ep.ipv6 is None else (ep.ipv6,)
+    return ep.ipv6_sources
+
+
 def ipv6_segments(network: Network) -> list[tuple[str, str, list[EndpointInfo]]]:
-    """(tenant, segment, endpoints) of every segment with two or more endpoints that declare
-    ipv6: the only places IPv6 goes (:func:`ipv6_applies`). In a non-strict segment all of
-    it (the intra-segment grant); in a strict one neighbour discovery and what policies allow."""
+    """(tenant, segment, endpoints with ipv6) of every segment where IPv6 goes
+    (:func:`ipv6_applies`): two or more IPv6 endpoints, or a ``gateway6`` and another
+    segment of the tenant with one and an IPv6 endpoint (routed). In a non-strict segment
+    all of it between its members (the intra-segment grant); in a strict one neighbour
+    discovery and what policies allow; routed, what policies allow."""
+    members = {
+        seg.key: [ep for ep in network.segment_endpoints(seg.tenant, seg.name) if ep.ipv6 is not None]
+        for seg in network.segments
+    }
+    routed: dict[str, int] = {}
+    for seg in network.segments:
+        if seg.gateway6 is not None and members[seg.key]:
+            routed[seg.tenant] = routed.get(seg.tenant, 0) + 1
     out = []
     for seg in network.segments:
-        members = [ep for ep in network.segment_endpoints(seg.tenant, seg.name) if ep.ipv6 is not None]
-        if len(members) >= 2:
-            out.append((seg.tenant, seg.name, members))
+        eps = members[seg.key]
+        if len(eps) >= 2 or (eps and seg.gateway6 is not None and routed.get(seg.tenant, 0) >= 2):
+            out.append((seg.tenant, seg.name, eps))
     return out
 
 

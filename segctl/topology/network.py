@@ -77,6 +77,8 @@ class SegmentInfo:
     gateway: IPv4Address | None
     strict: bool
     vlan: int
+    #: The distributed gateway's IPv6 address: IPv6 is routed to and from the segment.
+    gateway6: IPv6Address | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -101,6 +103,8 @@ class EndpointInfo:
     rate_burst: int | None = None
     #: Its link-local address (declared, or the EUI-64 one of its MAC); set when ``ipv6`` is.
     ipv6_link_local: IPv6Address | None = None
+    #: Its segment's ``gateway6`` when it has ``ipv6`` too: its IPv6 is routed through it.
+    ipv6_gateway: IPv6Address | None = None
 
     @property
     def ipv6_sources(self) -> tuple[IPv6Address, ...]:
@@ -290,8 +294,11 @@ def resolve(intent: Intent) -> Network:
     for t in intent.tenants:
         for index, s in enumerate(t.segments, start=1):
             vlan = s.vlan if s.vlan is not None else next(free_vlans)
-            segments.append(SegmentInfo(t.name, s.name, index, s.cidr, s.cidr6, s.gateway, s.strict, vlan))
+            segments.append(
+                SegmentInfo(t.name, s.name, index, s.cidr, s.cidr6, s.gateway, s.strict, vlan, s.gateway6)
+            )
 
+    gateway6 = {seg.key: seg.gateway6 for seg in segments}
     endpoints = [
         EndpointInfo(
             tenant=t.name,
@@ -307,6 +314,7 @@ def resolve(intent: Intent) -> Network:
             rate_kbps=ep.rate_limit.kbps if ep.rate_limit else None,
             rate_burst=ep.rate_limit.burst if ep.rate_limit else None,
             ipv6_link_local=ep.link_local,
+            ipv6_gateway=gateway6[(t.name, ep.segment)] if ep.ipv6 is not None else None,
         )
         for t in intent.tenants
         for ep in t.endpoints

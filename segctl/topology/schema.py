@@ -210,6 +210,9 @@ class Segment(_Strict):
     cidr: IPv4Network
     cidr6: IPv6Network | None = None
     gateway: IPv4Address | None = None
+    #: The distributed gateway's IPv6 address (in ``cidr6``): IPv6 is routed to and from the
+    #: segment's endpoints through it.
+    gateway6: IPv6Address | None = None
     strict: bool = False
     vlan: int | None = Field(default=None, ge=2, le=4094)
 
@@ -218,7 +221,7 @@ class Segment(_Strict):
     def _strict_cidr(cls, value: Any) -> Any:
         return _cidr_text(value)
 
-    @field_validator("gateway", mode="before")
+    @field_validator("gateway", "gateway6", mode="before")
     @classmethod
     def _gateway_text(cls, value: Any) -> Any:
         return _address_text(value)

@@ -12,7 +12,16 @@ from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from segctl.errors import IntentError, Problem
-from segctl.topology.schema import Endpoint, Guardrail, GuardrailPeer, Intent, Policy, Selector, Tenant
+from segctl.topology.schema import (
+    Endpoint,
+    Guardrail,
+    GuardrailPeer,
+    Intent,
+    Policy,
+    Segment,
+    Selector,
+    Tenant,
+)
 from segctl.topology.sets import address_in, in_address_set
 
 __all__ = ["VLAN_RANGE", "check_intent", "validate_intent"]
@@ -293,6 +302,7 @@ def _check_tenant(
                 problems.append(
                     Problem(f"{where}.gateway", f"{seg.gateway} is the network or broadcast address")
                 )
+        problems += _check_gateway6(where, seg)
 
     seg_by_name = {s.name: s for s in segments}
     macs: dict[str, str] = {}
@@ -316,6 +326,10 @@ def _check_tenant(
                 )
             if ep_seg.gateway is not None and ep.ip == ep_seg.gateway:
                 problems.append(Problem(f"{where}.ip", f"{ep.ip} is the gateway of segment {ep_seg.name}"))
+            if ep.ipv6 is not None and ep.ipv6 == ep_seg.gateway6:
+                problems.append(
+                    Problem(f"{where}.ipv6", f"{ep.ipv6} is the gateway6 of segment {ep_seg.name}")
+                )
             if ep.ipv6 is not None:
                 if ep_seg.cidr6 is None:
                     problems.append(
@@ -452,6 +466,23 @@ def _selected(tenant: Tenant, selector: Selector) -> list[Endpoint]:
         return [ep for ep in tenant.endpoints if in_address_set(aset, ep.name, ep.ip, ep.ipv6)]
     labels = selector.labels or {}
     return [ep for ep in tenant.endpoints if all(ep.labels.get(k) == v for k, v in labels.items())]
+
+
+def _check_gateway6(where: str, seg: Segment) -> list[Problem]:
+    """A segment's ``gateway6``: in its ``cidr6``, not the subnet-router anycast address (the
+    prefix itself, every router's), global (a link-local address is no route target)."""
+    gw6 = seg.gateway6
+    if gw6 is None:
+        return []
+    if seg.cidr6 is None:
+        return [Problem(f"{where}.gateway6", f"{gw6} needs the segment's cidr6")]
+    if gw6.is_link_local:
+        return [Problem(f"{where}.gateway6", f"{gw6} is link-local: a gateway6 is a global address")]
+    if gw6 not in seg.cidr6:
+        return [Problem(f"{where}.gateway6", f"{gw6} is outside {seg.cidr6}")]
+    if seg.cidr6.prefixlen < 127 and gw6 == seg.cidr6.network_address:
+        return [Problem(f"{where}.gateway6", f"{gw6} is the subnet-router anycast address of {seg.cidr6}")]
+    return []
 
 
 def _check_gateways(where: str, tenant: Tenant, policy: Policy) -> list[Problem]:

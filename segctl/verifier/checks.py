@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address
 
-from segctl.topology.analysis import Grant, ipv6_applies
+from segctl.topology.analysis import Grant, ipv6_addresses, ipv6_applies, ipv6_routed
 from segctl.topology.network import EndpointInfo, Network
 from segctl.topology.network import routed as is_routed
 from segctl.verifier.expectations import Expectations
@@ -164,19 +164,23 @@ class Inputs:
         sources with the same grants and first hop)."""
         cached = self._forward.get(dst.key)
         if cached is None:
-            classes: dict[tuple[object, ...], list[EndpointInfo]] = {}
+            classes: dict[tuple[tuple[Grant, ...], bool, str, bool], list[EndpointInfo]] = {}
             for p in self.pairs_to(dst):
                 routed = is_routed(p.src, dst)
                 key = (p.grants, routed, p.src.tenant if routed else "", ipv6_applies(p.src, dst))
                 classes.setdefault(key, []).append(p.src)
             sp, hs = self.spaces, self.hs
-            parts = [
-                sp.bound_tagged(srcs)
-                & sp.first_hop(srcs[0], dst)
-                & sp.grants(key[0], ipv6=bool(key[3]))  # type: ignore[arg-type]
-                & sp.to_address(dst, bool(key[3]))
-                for key, srcs in classes.items()
-            ]
+            parts = []
+            for (grants, routed, _, ipv6), srcs in classes.items():
+                routed6 = routed and ipv6  # routed IPv6: global addresses only
+                source = sp.not_link_local_from(srcs) if routed6 else hs.true
+                parts.append(
+                    sp.bound_tagged(srcs)
+                    & source
+                    & sp.first_hop(srcs[0], dst)
+                    & sp.grants(grants, ipv6=ipv6)
+                    & sp.to_address(dst, ipv6, routed6=routed6)
+                )
             cached = self._forward[dst.key] = hs.union(parts)
         return cached
 
@@ -266,25 +270,25 @@ def isolation(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
 def _allowed_new_tagged(inp: Inputs, dst: EndpointInfo, sources: Sequence[EndpointInfo]) -> BDD:
     """∪ over ``sources`` (of ``dst``'s tenant): tag ∧ what may be delivered to ``dst`` as new."""
     hs, sp, exp = inp.hs, inp.spaces, inp.exp
-    classes: dict[tuple[tuple[Grant, ...], bool], list[EndpointInfo]] = {}
+    classes: dict[tuple[tuple[Grant, ...], bool, bool], list[EndpointInfo]] = {}
     same_seg: list[EndpointInfo] = []
-    v6: list[EndpointInfo] = []
+    v6: list[EndpointInfo] = []  # neighbour discovery: IPv6 peers of one segment
     out = hs.false
     for src in sources:
         if src.key == dst.key:
             out |= hs.tag(inp.tag_of[src.key]) & sp.gateway_arp(src)
             continue
-        ipv6 = ipv6_applies(src, dst)
+        ipv6, routed6 = ipv6_applies(src, dst), ipv6_routed(src, dst)
         grants = exp.rows.get(src.key, {}).get(dst.key, ())
         if grants:
-            classes.setdefault((grants, ipv6), []).append(src)
+            classes.setdefault((grants, ipv6, routed6), []).append(src)
         if src.segment == dst.segment:
             same_seg.append(src)
-        if ipv6:
-            v6.append(src)
-    for (grants, ipv6), srcs in classes.items():
-        sent = sp.src_ip_tagged(srcs) | (sp.ip6_tagged(srcs, "src") if ipv6 else hs.false)
-        out |= sent & sp.grants(grants, ipv6=ipv6) & sp.to_address(dst, ipv6)
+            if ipv6:
+                v6.append(src)
+    for (grants, ipv6, routed6), srcs in classes.items():
+        sent = sp.src_ip_tagged(srcs) | (sp.ip6_tagged(srcs, "src", routed6=routed6) if ipv6 else hs.false)
+        out |= sent & sp.grants(grants, ipv6=ipv6) & sp.to_address(dst, ipv6, routed6=routed6)
     if same_seg:
         out |= sp.tag_set(same_seg) & hs.oeq("eth_type", ETH_ARP) & sp.ip("ip_dst", dst.ip)
     if v6:
@@ -544,7 +548,7 @@ def _grants_key(inp: Inputs, src: EndpointInfo, zone: int) -> _CommitKey:
             v4, v6 = by_grants.setdefault(stateful, (set(), set()))
             v4.add(dst.ip)
             if ipv6_applies(src, dst):
-                v6.update(dst.ipv6_sources)
+                v6.update(ipv6_addresses(dst, ipv6_routed(src, dst)))
     return tuple(sorted(((g, frozenset(v4), frozenset(v6)) for g, (v4, v6) in by_grants.items()), key=repr))
 
 

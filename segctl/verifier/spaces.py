@@ -20,10 +20,13 @@ from segctl.topology.analysis import (
     ICMP_REPLY_TYPES,
     ICMPV6_REPLY_TYPES,
     NEIGHBOUR_DISCOVERY,
+    NEIGHBOUR_SOLICITATION,
     ROUTER_ONLY_ICMPV6,
     Grant,
     ServiceMatch,
+    ipv6_addresses,
     ipv6_applies,
+    ipv6_routed,
 )
 from segctl.topology.network import MIN_ROUTED_TTL, EndpointInfo, Network, first_hop_mac, routed
 from segctl.verifier.headerspace import BDD, HeaderSpace
@@ -82,22 +85,32 @@ class Spaces:
     def ip(self, field_name: str, addr: IPv4Address) -> BDD:
         return self.hs.oeq(field_name, int(addr))
 
-    def to_address(self, ep: EndpointInfo, ipv6: bool) -> BDD:
+    def to_address(self, ep: EndpointInfo, ipv6: bool, *, routed6: bool = False) -> BDD:
         """Packets addressed to ``ep``: IPv4 to its address, and with ``ipv6`` (the pair may
         use IPv6, :func:`~segctl.topology.analysis.ipv6_applies`) IPv6 to its global or
-        link-local address."""
-        return self._address(ep, ipv6, "dst")
+        link-local address (``routed6``, :func:`~segctl.topology.analysis.ipv6_routed`: to
+        its global address only)."""
+        return self._address(ep, ipv6, "dst", routed6)
 
-    def _address(self, ep: EndpointInfo, ipv6: bool, side: str) -> BDD:
+    def _address(self, ep: EndpointInfo, ipv6: bool, side: str, routed6: bool) -> BDD:
         hs = self.hs
 
         def build() -> BDD:
             out = hs.oeq("eth_type", ETH_IP) & self.ip(f"ip_{side}", ep.ip)
-            if ipv6 and ep.ipv6_sources:
-                out |= hs.oeq("eth_type", ETH_IP6) & self.ip6_set(f"ipv6_{side}", ep.ipv6_sources)
+            addresses = ipv6_addresses(ep, routed6)
+            if ipv6 and addresses:
+                out |= hs.oeq("eth_type", ETH_IP6) & self.ip6_set(f"ipv6_{side}", addresses)
             return out
 
-        return self._memo(f"address_{side}", frozenset([(ep.key, ipv6)]), build)
+        return self._memo(f"address_{side}", frozenset([(ep.key, ipv6, routed6)]), build)
+
+    def not_link_local_from(self, endpoints: Iterable[EndpointInfo]) -> BDD:
+        """Every packet but IPv6 from the link-local address of one of ``endpoints`` (what the
+        gateway never routes)."""
+        addresses = [ep.ipv6_link_local for ep in endpoints if ep.ipv6_link_local is not None]
+        if not addresses:
+            return self.hs.true
+        return ~(self.hs.oeq("eth_type", ETH_IP6) & self.ip6_set("ipv6_src", addresses))
 
     def bound(self, ep: EndpointInfo) -> BDD:
         """Everything ``ep`` may send: untagged, its MAC, ARP/IPv4(/IPv6) with its addresses."""
@@ -219,11 +232,13 @@ class Spaces:
 
     def forward(self, src: EndpointInfo, dst: EndpointInfo, grants: Sequence[Grant]) -> BDD:
         """New packets ``src`` may send to ``dst`` (property 3's forward space)."""
-        ipv6 = ipv6_applies(src, dst)
+        ipv6, routed6 = ipv6_applies(src, dst), ipv6_routed(src, dst)
+        source = self.not_link_local_from([src]) if routed6 else self.hs.true
         return (
             self.bound(src)
+            & source
             & self.first_hop(src, dst)
-            & self.to_address(dst, ipv6)
+            & self.to_address(dst, ipv6, routed6=routed6)
             & self.grants(grants, ipv6=ipv6)
         )
 
@@ -243,12 +258,12 @@ class Spaces:
                 classes.setdefault((stateful, routed(dst, src), ipv6_applies(dst, src)), []).append(src)
         parts = []
         for (grants, via_gateway, ipv6), srcs in classes.items():
-            if via_gateway:  # IPv4 only: IPv6 is not routed
-                to = (
-                    self.first_hop(dst, srcs[0])
-                    & hs.oeq("eth_type", ETH_IP)
-                    & self.ip_set("ip_dst", [s.ip for s in srcs])
-                )
+            if via_gateway:  # routed IPv6 (ipv6_routed) goes to global addresses only
+                to = hs.oeq("eth_type", ETH_IP) & self.ip_set("ip_dst", [s.ip for s in srcs])
+                if ipv6:
+                    global6 = [s.ipv6 for s in srcs if s.ipv6 is not None]
+                    to |= hs.oeq("eth_type", ETH_IP6) & self.ip6_set("ipv6_dst", global6)
+                to &= self.first_hop(dst, srcs[0]) & self.not_link_local_from([dst])
             else:
                 to = self._memo(
                     "mac_ip", frozenset((s.key, ipv6) for s in srcs),
@@ -260,12 +275,21 @@ class Spaces:
         return hs.union(parts)
 
     def gateway_arp(self, ep: EndpointInfo) -> BDD:
-        """What ``ep`` may deliver to itself: its ARP request for its segment's gateway."""
+        """What ``ep`` may deliver to itself: its ARP request for its segment's gateway, and its
+        neighbour solicitation for the segment's ``gateway6`` (each answered by the gateway)."""
         seg = self.net.segment(ep.tenant, ep.segment)
-        if seg.gateway is None:
-            return self.hs.false
         hs = self.hs
-        return hs.oeq("eth_type", ETH_ARP) & hs.oeq("arp_op", 1) & self.ip("ip_dst", seg.gateway)
+        out = hs.false
+        if seg.gateway is not None:
+            out |= hs.oeq("eth_type", ETH_ARP) & hs.oeq("arp_op", 1) & self.ip("ip_dst", seg.gateway)
+        if ep.ipv6_gateway is not None:
+            out |= (
+                hs.oeq("eth_type", ETH_IP6)
+                & hs.oeq("ip_proto", IP_PROTO_ICMPV6)
+                & hs.oeq("icmp_type", NEIGHBOUR_SOLICITATION)
+                & hs.oeq("nd_target", int(ep.ipv6_gateway))
+            )
+        return out
 
     # ------------------------------------------------------------------ tagged unions
 
@@ -296,18 +320,19 @@ class Spaces:
             ),
         )
 
-    def ip6_tagged(self, endpoints: Iterable[EndpointInfo], side: str) -> BDD:
+    def ip6_tagged(self, endpoints: Iterable[EndpointInfo], side: str, *, routed6: bool = False) -> BDD:
         """∪ over ``endpoints``: tag(ep) ∧ IPv6 from (``side`` ``src``) or to (``dst``) its
-        global or link-local address."""
+        global or link-local address (``routed6``: its global address only)."""
         eps = tuple(ep for ep in endpoints if ep.ipv6_sources)
         key = frozenset(ep.key for ep in eps)
         hs = self.hs
         return self._memo(
-            f"{side}_ip6",
+            f"{side}_ip6_{routed6}",
             key,
             lambda: (
                 hs.union(
-                    hs.tag(self.tags[ep.key]) & self.ip6_set(f"ipv6_{side}", ep.ipv6_sources) for ep in eps
+                    hs.tag(self.tags[ep.key]) & self.ip6_set(f"ipv6_{side}", ipv6_addresses(ep, routed6))
+                    for ep in eps
                 )
                 & hs.oeq("eth_type", ETH_IP6)
             ),

@@ -59,3 +59,45 @@ def set_users(users: int) -> dict[str, Any]:
             "policies": policies,
         }],
     }  # fmt: skip
+
+
+#: IPv6 routed by the distributed gateway: two segments with a gateway6 (front, and back,
+#: strict), one without (legacy: its IPv6 stays inside it), on two switches.
+ROUTED6: dict[str, Any] = {
+    "fabric": {
+        "switches": [{"name": "s1", "dpid": 11}, {"name": "s2", "dpid": 12}],
+        "links": ["s1:20 <-> s2:20"],
+    },
+    "tenants": [
+        {
+            "name": "net6",
+            "segments": [
+                {"name": "front", "cidr": "10.7.1.0/24", "cidr6": "fd07:1::/64", "gateway": "10.7.1.1",
+                 "gateway6": "fd07:1::1"},
+                {"name": "back", "cidr": "10.7.2.0/24", "cidr6": "fd07:2::/64", "gateway": "10.7.2.1",
+                 "gateway6": "fd07:2::1", "strict": True},
+                {"name": "legacy", "cidr": "10.7.3.0/24", "cidr6": "fd07:3::/64", "gateway": "10.7.3.1"},
+            ],
+            "endpoints": [
+                {"name": "f1", "segment": "front", "mac": "02:00:00:07:01:01", "ip": "10.7.1.11",
+                 "ipv6": "fd07:1::11", "attach": "s1:1"},
+                {"name": "f2", "segment": "front", "mac": "02:00:00:07:01:02", "ip": "10.7.1.12",
+                 "ipv6": "fd07:1::12", "ipv6_link_local": "fe80::12", "attach": "s2:1"},
+                {"name": "k1", "segment": "back", "mac": "02:00:00:07:02:01", "ip": "10.7.2.11",
+                 "ipv6": "fd07:2::11", "attach": "s2:2"},
+                {"name": "k2", "segment": "back", "mac": "02:00:00:07:02:02", "ip": "10.7.2.12",
+                 "ipv6": "fd07:2::12", "attach": "s1:2"},
+                {"name": "l1", "segment": "legacy", "mac": "02:00:00:07:03:01", "ip": "10.7.3.11",
+                 "ipv6": "fd07:3::11", "attach": "s1:3"},
+            ],
+            "policies": [
+                {"name": "front-to-back", "from": {"segment": "front"}, "to": {"segment": "back"},
+                 "services": [{"proto": "tcp", "port": 8080}, {"proto": "icmp6", "type": 128}]},
+                {"name": "legacy-to-back", "from": {"endpoint": "l1"}, "to": {"endpoint": "k1"},
+                 "services": [{"proto": "tcp", "port": 8080}]},
+                {"name": "back-to-front", "from": {"endpoint": "k2"}, "to": {"endpoint": "f1"},
+                 "services": [{"proto": "udp", "port": 5353}], "stateful": False},
+            ],
+        }
+    ],
+}  # fmt: skip
