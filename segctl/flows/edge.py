@@ -144,8 +144,12 @@ ND_OPTION_TLL = 2
 
 def _gateway_na(plan: CompilePlan, ep: EndpointInfo) -> list[Rule]:
     """The gateway answers ``ep``'s neighbour solicitation for its segment's ``gateway6``:
-    the solicitation, from either of ``ep``'s addresses, turned into the advertisement (the
-    gateway MAC as target link-layer address) and sent back out of ``ep``'s port (table 80)."""
+    the solicitation, from either of ``ep``'s addresses, turned into the advertisement here,
+    its target link-layer address (the gateway MAC) written by table 80, which sends it back
+    out of ``ep``'s port. Two stages because OVS checks a ``set_field``'s prerequisites
+    against the rule's match: ``nd_tll`` needs an advertisement (type 136), and writing
+    ``nd_sll`` with the option type instead leaves the host's MAC in the option (the
+    datapath writes a link-layer address by the option's type before it changes)."""
     gw6 = ep.ipv6_gateway
     if gw6 is None:
         return []
@@ -163,8 +167,7 @@ def _gateway_na(plan: CompilePlan, ep: EndpointInfo) -> list[Rule]:
             SetField("icmpv6_type", 136),
             SetField("nd_reserved", NA_FLAGS),
             SetField("nd_options_type", ND_OPTION_TLL),
-            SetField("nd_tll", gw_mac),
-            GotoTable(EGRESS.id),
+            GotoTable(EGRESS.id),  # which writes nd_tll: see egress_stage
         ]
         rules.append(Rule.make(ARP.id, PRIO_SPECIFIC, plan.seg_cookie(ARP.id, seg), match, advert))
     return rules
@@ -211,10 +214,11 @@ def egress_stage(plan: CompilePlan, local: list[EndpointInfo]) -> list[Rule]:
                      ("arp_sha", gw_mac)]  # fmt: skip
             rules.append(Rule.make(t, PRIO_RESPONDER, cookie, reply, [Output(IN_PORT)]))
         if ep.ipv6_gateway is not None:
+            tll: list[Action] = [SetField("nd_tll", mac_int(plan.gw_mac[ep.tenant])), Output(IN_PORT)]
             for address in ep.ipv6_sources:  # the gateway's advertisement (table 10), back out
                 advert = [("in_port", str(ep.port)), *to_me, ("proto", "icmp6"), ("icmp_type", "136"),
                           ("ipv6_src", str(ep.ipv6_gateway)), ("ipv6_dst", str(address))]  # fmt: skip
-                rules.append(Rule.make(t, PRIO_RESPONDER, cookie, advert, [Output(IN_PORT)]))
+                rules.append(Rule.make(t, PRIO_RESPONDER, cookie, advert, tll))
         # with the endpoint's context: a frame for its MAC in another context is never
         # output to it anyway, and a verifier reads one context's drops, not every port's
         rules.append(Rule.make(t, PRIO_DENY_SPECIFIC, cookie, [("in_port", str(ep.port)), *to_me], [Drop()]))

@@ -228,9 +228,10 @@ POLICY_DST = _t(
 EGRESS = _t(
     80, "egress",
     "egress guard: output to an edge port only when the context is the endpoint's tenant and "
-    "segment and the frame is addressed to it (MAC and IP / ARP target); self traffic drops",
+    "segment and the frame is addressed to it (MAC and IP / ARP target); self traffic drops, "
+    "but the gateway's ARP reply and neighbour advertisement (its nd_tll written here) go back",
     "in_port metadata dl_dst nw_dst arp_op arp_sha arp_spa arp_tpa ipv6_src ipv6_dst nd_target icmp_type",
-    "output drop",
+    "set_field output drop",
     "drop",
 )  # fmt: skip
 

@@ -22,17 +22,20 @@ at the edge port ``s`` is bound to; "origin" is the packet as injected):
 2. ``conformance`` (run new): a packet from ``s`` delivered to ``d`` of the same tenant is
    allowed by the intent: IPv4 from ``s``'s address to ``d``'s address on a service some
    grant allows, and IPv6 the same way where :func:`~segctl.topology.analysis.ipv6_applies`
-   (one segment, both with ipv6; either address of each; never the router-only ICMPv6
-   messages, :data:`~segctl.topology.analysis.ROUTER_ONLY_ICMPV6`); ARP between two
-   endpoints of one segment with ``arp_tpa`` = ``d``'s address, and IPv6 neighbour
-   discovery between two IPv6 endpoints of one segment; to ``s`` itself only its ARP
-   request for the gateway. Delivered IPv4 keeps its addresses (no NAT).
+   (both with ipv6: one segment, either address of each; or routed between segments
+   with a ``gateway6``, global addresses only; never the router-only ICMPv6 messages,
+   :data:`~segctl.topology.analysis.ROUTER_ONLY_ICMPV6`); ARP between two endpoints of one
+   segment with ``arp_tpa`` = ``d``'s address, and IPv6 neighbour discovery between two
+   IPv6 endpoints of one segment; to ``s`` itself only its ARP request for the gateway and
+   its neighbour solicitation for the ``gateway6`` (answered by the gateway). Delivered
+   IPv4 keeps its addresses (no NAT).
 3. ``allowed-delivered`` (runs new and replies): for every granted ``(s, d, service)`` the
    whole header space of such packets is delivered to ``d``: untagged IPv4 with ``s``'s
    bound MAC and address, ``d``'s address, ``d``'s MAC (same segment) or the gateway MAC of
    ``s``'s tenant (routed; TTL >= 2), any source port, any other field; and for stateful
    grants the replies (``d -> s``, ports mirrored, ct est+rpl) are delivered to ``s``; the
-   same in IPv6 where it applies (``d``'s global or link-local address).
+   same in IPv6 where it applies (``d``'s global or link-local address; routed: the global
+   addresses, from ``s``'s global address).
 4. ``spoof-guard`` (run any): a packet delivered anywhere was sent with the source bound
    to its ingress port: untagged, ``eth_src`` the endpoint's MAC, and ARP with
    ``arp_sha``/``arp_spa`` bound, or IPv4 with ``ip_src`` bound, or IPv6 (endpoints with

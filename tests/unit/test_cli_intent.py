@@ -138,7 +138,8 @@ def test_show_says_where_ipv6_goes_in_both_forms(capsys: pytest.CaptureFixture[s
     assert main(["show", str(intent)]) == 0
     out = capsys.readouterr().out
     section = out[out.index("\nIPv6 (") + 1 :].splitlines()
-    assert section[0].startswith("IPv6 (inside one segment, through conntrack") and "router adv" in section[0]
+    assert section[0].startswith("IPv6 (inside a segment, and routed between segments with a gateway6")
+    assert "router adv" in section[0]
     assert section[1:4] == [
         "  lab/open: o1, o2: every packet",
         "  lab/locked: k1, k2: neighbour discovery and what policies allow (strict)",
@@ -147,8 +148,8 @@ def test_show_says_where_ipv6_goes_in_both_forms(capsys: pytest.CaptureFixture[s
     assert main(["show", str(intent), "-o", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["ipv6"] == [
-        {"tenant": "lab", "segment": "open", "strict": False, "endpoints": ["o1", "o2"]},
-        {"tenant": "lab", "segment": "locked", "strict": True, "endpoints": ["k1", "k2"]},
+        {"tenant": "lab", "segment": "open", "strict": False, "gateway6": None, "endpoints": ["o1", "o2"]},
+        {"tenant": "lab", "segment": "locked", "strict": True, "gateway6": None, "endpoints": ["k1", "k2"]},
     ]
     local = {ep["name"]: ep["ipv6_link_local"] for ep in doc["endpoints"]}
     assert local == {"o1": "fe80::ff:fe14:101", "o2": "fe80::ff:fe14:102", "k1": "fe80::ff:fe14:201",

@@ -189,17 +189,17 @@ def test_intra_segment_ipv6_committing_all_link_local_breaks_commit_safety(dual:
     assert cx.src == "acme/web1" and cx.packet["ipv6_dst"] == "fe80::ff:fe0a:201"
 
 
-def test_ipv6_across_segments_breaks_conformance(dual: Network) -> None:
-    """IPv6 goes only inside one segment: the policy web-to-db (tcp/5432) crosses segments,
-    so it carries IPv4 only, and switches that deliver web1's tcp6/5432 to db1 (s1 sends it
-    in db's fabric VLAN, s2's policy_dst passes it) fail conformance."""
+def test_ipv6_across_segments_beyond_the_grants_breaks_conformance(dual: Network) -> None:
+    """Routed IPv6 carries what the grants allow: web-to-db is tcp/5432, so switches that
+    deliver web1's tcp6/22 to db1 (s1 sends it in db's fabric VLAN, s2's policy_dst passes
+    it) fail conformance."""
     texts = _texts(dual)
     texts["s1"].append(
-        "table=0,priority=2000,in_port=1,tcp6,tcp_dst=5432,"
+        "table=0,priority=2000,in_port=1,tcp6,tcp_dst=22,"
         "actions=push_vlan:0x8100,set_field:4197->vlan_vid,output:10"
     )
     texts["s2"].append(
-        "table=70,priority=3999,tcp6,metadata=0x2001/0xffffffff,tcp_dst=5432,actions=goto_table:80"
+        "table=70,priority=3999,tcp6,metadata=0x2001/0xffffffff,tcp_dst=22,actions=goto_table:80"
     )
     report = _verify(dual, texts)
     assert "conformance" in _failing(report)
