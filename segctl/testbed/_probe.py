@@ -2,7 +2,7 @@
 
 ``python -m segctl.testbed._probe serve tcp|udp PORT [--v6]``: echo server, prints
 ``ready`` once bound. ``connect tcp|udp HOST PORT TIMEOUT``: send a token, exit 0
-only if the same token comes back. ``send IFACE HEX``: write one raw frame.
+only if the same token comes back. ``send IFACE HEX [HEX ...]``: write raw frames, in order.
 ``sniff IFACE BPF TIMEOUT COUNT``: print ``ready`` then one hex line per frame.
 """
 
@@ -56,11 +56,12 @@ def connect(proto: str, host: str, port: int, timeout: float) -> int:
         return 1
 
 
-def send(iface: str, frame_hex: str) -> int:
-    """Write one raw Ethernet frame on ``iface``."""
+def send(iface: str, frames_hex: list[str]) -> int:
+    """Write raw Ethernet frames on ``iface``, in order."""
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
         sock.bind((iface, 0))
-        sock.send(bytes.fromhex(frame_hex))
+        for frame_hex in frames_hex:
+            sock.send(bytes.fromhex(frame_hex))
     return 0
 
 
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("timeout", type=float)
     p = sub.add_parser("send")
     p.add_argument("iface")
-    p.add_argument("frame_hex")
+    p.add_argument("frames_hex", nargs="+")
     p = sub.add_parser("sniff")
     p.add_argument("iface")
     p.add_argument("bpf")
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "connect":
         return connect(a.proto, a.host, a.port, a.timeout)
     if a.cmd == "send":
-        return send(a.iface, a.frame_hex)
+        return send(a.iface, a.frames_hex)
     return sniff(a.iface, a.bpf, a.timeout, a.count)
 
 

@@ -6,14 +6,21 @@ MAC/IP (default route via its segment gateway). Meters and flows are loaded exac
 ``segctl compile --out`` writes them (``add-meter`` lines, then ``--bundle add-flows``).
 The allowed pairs come from the intent-level analysis; everything else must fail.
 Every bridge, namespace and process is removed even when a test fails.
+
+Probes of one test run as batches (``probes.run_probes``: a bounded number in flight, each
+with its full timeout) and raw frames go out to several captures at once (one marker per
+pair or destination), so a test waits about one timeout per batch, not one per pair; every
+pair is still checked and judged on its own.
 """
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
@@ -46,6 +53,8 @@ EXAMPLES = ["two-tenants", "leaf-spine", "shared-dns", "icmp-types", "dual-stack
 #: The ICMP type of a ping (echo request): what an ``icmp`` probe here sends.
 PING = 8
 MARK_PORT = 40404
+#: Destinations captured on at once by ``_captures`` (each capture is a scapy process).
+CAPTURES_AT_ONCE = 6
 
 #: A third intent for what the examples lack: a stateless policy and IPv6.
 
@@ -101,12 +110,25 @@ def fabric(
 # ------------------------------------------------------------------ helpers
 
 
-def _probe(f: Fabric, src: EndpointInfo, dst: EndpointInfo, proto: str, port: int) -> bool:
+#: One IPv4 probe of ours: source, destination, ``icmp`` (a ping), ``tcp`` or ``udp``, port.
+Case = tuple[EndpointInfo, EndpointInfo, str, int]
+
+
+def _probe_of(f: Fabric, src: EndpointInfo, dst: EndpointInfo, proto: str, port: int) -> probes.Probe:
+    """Two pings, or a TCP/UDP echo exchange with a server in ``dst``'s namespace."""
     if proto == "icmp":
-        return probes.ping(f.ns(src), str(dst.ip), count=2, timeout=1)
-    if proto == "tcp":
-        return probes.tcp_connect(f.ns(src), str(dst.ip), port, listen_ns=f.ns(dst), timeout=1.5)
-    return probes.udp_exchange(f.ns(src), str(dst.ip), port, listen_ns=f.ns(dst), timeout=1.5)
+        return probes.Probe(f.ns(src), str(dst.ip), "icmp", count=2, timeout=1)
+    kind: Literal["tcp", "udp"] = "tcp" if proto == "tcp" else "udp"
+    return probes.Probe(f.ns(src), str(dst.ip), kind, port, listen_ns=f.ns(dst), timeout=1.5)
+
+
+def _probes(f: Fabric, cases: list[Case]) -> list[bool]:
+    """The outcome of each probe of ``cases``, in order; they run as one batch."""
+    return probes.run_probes([_probe_of(f, *case) for case in cases])
+
+
+def _probe(f: Fabric, src: EndpointInfo, dst: EndpointInfo, proto: str, port: int) -> bool:
+    return _probes(f, [(src, dst, proto, port)])[0]
 
 
 def _services(f: Fabric, src: EndpointInfo, dst: EndpointInfo) -> list[tuple[str, int]]:
@@ -146,6 +168,33 @@ def _frame(f: Fabric, src: EndpointInfo, dst: EndpointInfo, marker: bytes, *, ro
     )
 
 
+def _captures(
+    f: Fabric, sends: list[tuple[EndpointInfo, EndpointInfo, bytes]], bpf: str = ""
+) -> dict[tuple[str, str], list[bytes]]:
+    """Send each ``(src, dst, frame)`` from ``src`` in order; return what each ``dst`` captured
+    (``bpf``) meanwhile. ``CAPTURES_AT_ONCE`` destinations are captured at a time; consecutive
+    frames of one source go out from one process."""
+    dsts = list({dst.key: dst for _, dst, _ in sends}.values())
+    got: dict[tuple[str, str], list[bytes]] = {}
+    for i in range(0, len(dsts), CAPTURES_AT_ONCE):
+        chunk = dsts[i : i + CAPTURES_AT_ONCE]
+        keys = {dst.key for dst in chunk}
+        mine = [(src, frame) for src, dst, frame in sends if dst.key in keys]
+        captures = [(f.ns(dst), f.lab.host_ifname, bpf) for dst in chunk]
+        with probes.sniffing(captures) as frames:
+            for _, group in itertools.groupby(mine, key=lambda sent: sent[0].key):
+                batch = list(group)
+                probes.send_raw_frames(f.ns(batch[0][0]), f.lab.host_ifname, [fr for _, fr in batch])
+        got.update({dst.key: captured for dst, captured in zip(chunk, frames, strict=True)})
+    return got
+
+
+def _arrived(frames: list[bytes], dst: EndpointInfo, marker: bytes) -> int:
+    """How many of ``frames`` carry ``marker`` and were not sent by ``dst`` itself (an ICMP
+    error quotes the marker): what arrived, not what ``dst`` sends back."""
+    return sum(marker in frame and Ether(frame).src != dst.mac for frame in frames)
+
+
 def _received(f: Fabric, dst: EndpointInfo, sends: list[tuple[EndpointInfo, bytes]], marker: bytes) -> int:
     """Send raw frames, count the frames carrying ``marker`` that ``dst`` receives."""
     with probes.Sniffer(f.ns(dst), f.lab.host_ifname, "", timeout=2.5) as sniffer:
@@ -155,11 +204,10 @@ def _received(f: Fabric, dst: EndpointInfo, sends: list[tuple[EndpointInfo, byte
     return sum(marker in frame and Ether(frame).src != dst.mac for frame in sniffer.frames)
 
 
-def _one_way(
-    f: Fabric, src: EndpointInfo, dst: EndpointInfo, proto: str, port: int, *, icmp_type: int = PING
-) -> bool:
-    """Does one raw packet of ``proto``/``port`` (ICMP: of ``icmp_type``) from ``src`` arrive at ``dst``?"""
-    marker = _marker()
+def _one_way_frame(
+    f: Fabric, src: EndpointInfo, dst: EndpointInfo, proto: str, port: int, marker: bytes, icmp_type: int
+) -> bytes:
+    """One raw packet of ``proto``/``port`` (ICMP: of ``icmp_type``) from ``src`` to ``dst``."""
     routed = (src.tenant, src.segment) != (dst.tenant, dst.segment)
     eth = Ether(src=src.mac, dst=_gateway_mac(f, src) if routed else dst.mac)
     ip = IP(src=str(src.ip), dst=str(dst.ip))
@@ -168,7 +216,21 @@ def _one_way(
         "tcp": TCP(sport=40001, dport=port, flags="S"),
         "udp": UDP(sport=40001, dport=port),
     }
-    return _received(f, dst, [(src, bytes(eth / ip / l4[proto] / Raw(marker)))], marker) == 1
+    return bytes(eth / ip / l4[proto] / Raw(marker))
+
+
+def _one_way_all(f: Fabric, cases: list[tuple[EndpointInfo, EndpointInfo, str, int, int]]) -> list[bool]:
+    """For each ``(src, dst, proto, port, icmp_type)``: does its one raw packet arrive at ``dst``
+    (exactly once)? Each packet carries its own marker; they go out as one batch."""
+    markers = [_marker() for _ in cases]
+    sends = [
+        (src, dst, _one_way_frame(f, src, dst, proto, port, marker, icmp_type))
+        for (src, dst, proto, port, icmp_type), marker in zip(cases, markers, strict=True)
+    ]
+    got = _captures(f, sends)
+    return [
+        _arrived(got[dst.key], dst, marker) == 1 for (_, dst, *_), marker in zip(cases, markers, strict=True)
+    ]
 
 
 def _marker() -> bytes:
@@ -179,45 +241,59 @@ def _marker() -> bytes:
 
 
 def test_allowed_pairs_reach_on_every_service(fabric: Fabric) -> None:
-    failures = []
     reach = expected_reachability(fabric.net)
     assert reach, "an example without allowed pairs proves nothing"
+    cases: list[tuple[Case, bool]] = []
     for src_key, dst_key in reach:
         src, dst = fabric.net.endpoint(*src_key), fabric.net.endpoint(*dst_key)
         for proto, port in _services(fabric, src, dst):
             stateful = any(g.stateful for g in _grants(fabric.net, src, dst, proto, port or None))
-            # a stateless grant has no reply: check one-way delivery of a raw packet instead
-            ok = (
-                _probe(fabric, src, dst, proto, port) if stateful else _one_way(fabric, src, dst, proto, port)
-            )
-            if not ok:
-                failures.append(f"{src.qualified} -> {dst.qualified} {proto}/{port}")
+            cases.append(((src, dst, proto, port), stateful))
+    # a stateless grant has no reply: check one-way delivery of a raw packet instead
+    probed = iter(_probes(fabric, [case for case, stateful in cases if stateful]))
+    sent = iter(_one_way_all(fabric, [(*case, PING) for case, stateful in cases if not stateful]))
+    failures = [
+        f"{src.qualified} -> {dst.qualified} {proto}/{port}"
+        for (src, dst, proto, port), stateful in cases
+        if not next(probed if stateful else sent)
+    ]
     assert not failures, f"allowed traffic blocked: {failures}"
 
 
 def test_denied_pairs_receive_nothing(fabric: Fabric) -> None:
-    """Every pair without a grant (cross-tenant included): raw UDP, on-link and routed, never arrives."""
+    """Every pair without a grant (cross-tenant included): raw UDP, on-link and routed, never arrives.
+
+    One marker per destination; every source's denied frames go out first, then each
+    destination's positive control (its own marker), all while the destinations capture."""
     reach = expected_reachability(fabric.net)
-    leaks = []
-    for dst in fabric.net.endpoints:
-        marker = _marker()
-        sends = []
-        for src in fabric.net.endpoints:
-            if src.key == dst.key or allowed_grants(fabric.net, src, dst, "udp", MARK_PORT):
-                continue
-            for routed in (False, True):
-                sends.append((src, bytes(_frame(fabric, src, dst, marker, routed=routed))))
-        if sends and _received(fabric, dst, sends, marker):
-            leaks.append(dst.qualified)
+    endpoints = fabric.net.endpoints
+    markers = {dst.key: _marker() for dst in endpoints}
+    denied = [
+        (src, dst, bytes(_frame(fabric, src, dst, markers[dst.key], routed=routed)))
+        for src in endpoints  # grouped by source: one sender process each
+        for dst in endpoints
+        if src.key != dst.key and not allowed_grants(fabric.net, src, dst, "udp", MARK_PORT)
+        for routed in (False, True)
+    ]
+    controls: dict[tuple[str, str], tuple[EndpointInfo, bytes]] = {}
+    for dst in endpoints:
         # positive control: an allowed (or self-addressed, impossible) sender does get through
-        allowed = [s for s in fabric.net.endpoints if (s.key, dst.key) in reach and
+        allowed = [s for s in endpoints if (s.key, dst.key) in reach and
                    allowed_grants(fabric.net, s, dst, "udp", MARK_PORT)]  # fmt: skip
         if allowed:
             src = allowed[0]
             same_segment = (src.tenant, src.segment) == (dst.tenant, dst.segment)
-            ok_marker = _marker()
-            frame = bytes(_frame(fabric, src, dst, ok_marker, routed=not same_segment))
-            assert _received(fabric, dst, [(src, frame)], ok_marker) == 1, f"control {src.qualified}"
+            controls[dst.key] = (src, _marker())
+            frame = _frame(fabric, src, dst, controls[dst.key][1], routed=not same_segment)
+            denied.append((src, dst, bytes(frame)))
+    got = _captures(fabric, denied)
+    leaks = []
+    for dst in endpoints:
+        if _arrived(got.get(dst.key, []), dst, markers[dst.key]):
+            leaks.append(dst.qualified)
+        if dst.key in controls:
+            src, ok_marker = controls[dst.key]
+            assert _arrived(got[dst.key], dst, ok_marker) == 1, f"control {src.qualified}"
     assert not leaks, f"denied traffic delivered to {leaks}"
 
 
@@ -225,7 +301,7 @@ def test_cross_tenant_probes_fail(fabric: Fabric) -> None:
     """Cross-tenant pairs without a shared service: ping/tcp/udp to the other's address fail
     (checked where that address is not also one the source may legitimately reach)."""
     net = fabric.net
-    checked = 0
+    pairs = []
     for src in net.endpoints:
         reachable_ips = {str(src.ip)} | {
             str(net.endpoint(*d).ip) for (s, d) in expected_reachability(net) if s == src.key
@@ -235,28 +311,35 @@ def test_cross_tenant_probes_fail(fabric: Fabric) -> None:
                 continue
             if allowed_grants(net, src, dst, "tcp", 7001) or _grants(net, src, dst, "icmp", None):
                 continue
-            checked += 1
-            assert not _probe(fabric, src, dst, "icmp", 0), f"{src.qualified} pinged {dst.qualified}"
-            assert not _probe(fabric, src, dst, "tcp", 7001), f"{src.qualified} tcp {dst.qualified}"
+            pairs.append((src, dst))
+    got = iter(
+        _probes(
+            fabric, [(s, d, proto, port) for s, d in pairs for proto, port in (("icmp", 0), ("tcp", 7001))]
+        )
+    )
+    for src, dst in pairs:
+        assert not next(got), f"{src.qualified} pinged {dst.qualified}"
+        assert not next(got), f"{src.qualified} tcp {dst.qualified}"
     if len(net.tenants) > 1 and fabric.net.intent.shared_services:
-        assert checked, "no cross-tenant pair was checked"
+        assert pairs, "no cross-tenant pair was checked"
 
 
 def test_icmp_is_judged_by_type(fabric: Fabric) -> None:
     """Where the intent allows ICMP echo requests but not timestamp requests (type 13), a raw
     echo request arrives and a raw timestamp request does not."""
     net = fabric.net
-    checked = 0
+    pairs = []
     for src_key, dst_key in expected_reachability(net):
         src, dst = net.endpoint(*src_key), net.endpoint(*dst_key)
         echo = bool(allowed_grants(net, src, dst, "icmp", icmp_type=PING))
         if not echo or allowed_grants(net, src, dst, "icmp", icmp_type=13):
             continue
-        checked += 1
-        assert _one_way(fabric, src, dst, "icmp", 0), f"{src.qualified} -> {dst.qualified} echo request"
-        assert not _one_way(fabric, src, dst, "icmp", 0, icmp_type=13), (
-            f"{src.qualified} -> {dst.qualified} timestamp request delivered"
-        )
+        pairs.append((src, dst))
+    checked = len(pairs)
+    got = iter(_one_way_all(fabric, [(s, d, "icmp", 0, t) for s, d in pairs for t in (PING, 13)]))
+    for src, dst in pairs:
+        assert next(got), f"{src.qualified} -> {dst.qualified} echo request"
+        assert not next(got), f"{src.qualified} -> {dst.qualified} timestamp request delivered"
     typed = any(
         s.proto == "icmp" and s.type is not None
         for t in net.intent.tenants
@@ -267,8 +350,11 @@ def test_icmp_is_judged_by_type(fabric: Fabric) -> None:
 
 
 def test_stateful_replies_pass_reverse_connections_fail(fabric: Fabric) -> None:
+    """Every stateful grant's exchange works (its reply passes only through conntrack), and
+    the reverse connection, where no grant allows it, fails: all forward probes as one batch,
+    then all reverse ones."""
     net = fabric.net
-    seen = 0
+    cases: list[Case] = []
     for (src_key, dst_key), grants in expected_reachability(net).items():
         if any(g.kind == "intra-segment" for g in grants):
             continue
@@ -276,20 +362,23 @@ def test_stateful_replies_pass_reverse_connections_fail(fabric: Fabric) -> None:
         for proto, port in _services(fabric, src, dst):
             if proto == "icmp" or not any(g.stateful for g in grants):
                 continue
-            seen += 1
-            # the exchange needs the reply: it passes only through conntrack
-            assert _probe(fabric, src, dst, proto, port), f"{src.qualified}->{dst.qualified} {proto}/{port}"
-            if not allowed_grants(net, dst, src, proto, port):
-                assert not _probe(fabric, dst, src, proto, port), (
-                    f"reverse {dst.qualified}->{src.qualified} {proto}/{port} opened"
-                )
+            cases.append((src, dst, proto, port))
+    seen = len(cases)
+    forward_ok = _probes(fabric, cases)
+    reverse = [(dst, src, proto, port) for src, dst, proto, port in cases
+               if not allowed_grants(net, dst, src, proto, port)]  # fmt: skip
+    reverse_ok = iter(_probes(fabric, reverse))
+    for (src, dst, proto, port), ok in zip(cases, forward_ok, strict=True):
+        assert ok, f"{src.qualified}->{dst.qualified} {proto}/{port}"
+        if not allowed_grants(net, dst, src, proto, port):
+            assert not next(reverse_ok), f"reverse {dst.qualified}->{src.qualified} {proto}/{port} opened"
     if net.intent.shared_services or any(net.policies(t.name) for t in net.tenants):
         assert seen
 
 
 def test_strict_segment_blocks_what_no_policy_allows(fabric: Fabric) -> None:
     net = fabric.net
-    checked = 0
+    cases: list[tuple[Case, str]] = []
     for seg in net.segments:
         if not seg.strict:
             continue
@@ -301,10 +390,12 @@ def test_strict_segment_blocks_what_no_policy_allows(fabric: Fabric) -> None:
                 for proto, port in (("icmp", 0), ("tcp", 9999), ("udp", 9999)):
                     if _grants(net, src, dst, proto, port or None):
                         continue
-                    checked += 1
-                    assert not _probe(fabric, src, dst, proto, port), (
-                        f"{src.qualified} -> {dst.qualified} {proto}/{port} in strict {seg.name}"
-                    )
+                    cases.append(((src, dst, proto, port), seg.name))
+    checked = len(cases)
+    for ((src, dst, proto, port), seg_name), ok in zip(
+        cases, _probes(fabric, [case for case, _ in cases]), strict=True
+    ):
+        assert not ok, f"{src.qualified} -> {dst.qualified} {proto}/{port} in strict {seg_name}"
     if any(s.strict for s in net.segments):
         assert checked
 
@@ -331,9 +422,7 @@ def test_spoofed_and_tagged_frames_are_dropped(fabric: Fabric) -> None:
             / Raw(marker)
         )
 
-    control = _marker()
-    assert _received(fabric, dst, [(src, bytes(udp(control)))], control) == 1, "positive control failed"
-    marker = _marker()
+    control, marker = _marker(), _marker()
     forged_mac = "02:de:ad:be:ef:01"
     frames = [
         udp(marker, mac=forged_mac),  # forged source MAC
@@ -348,7 +437,11 @@ def test_spoofed_and_tagged_frames_are_dropped(fabric: Fabric) -> None:
         frames.append(
             Ether(src=src.mac, dst=dst.mac) / Dot1Q(vlan=vid) / Dot1Q(vlan=vid) / base[IP]
         )  # double tagged
-    assert _received(fabric, dst, [(src, bytes(fr)) for fr in frames], marker) == 0
+    # one capture: the control first, then the forged frames
+    sends = [(src, dst, bytes(fr)) for fr in [udp(control), *frames]]
+    got = _captures(fabric, sends)[dst.key]
+    assert _arrived(got, dst, control) == 1, "positive control failed"
+    assert _arrived(got, dst, marker) == 0
 
 
 def test_forged_arp_is_dropped(fabric: Fabric) -> None:
@@ -467,19 +560,23 @@ def test_ipv6_goes_inside_one_segment_under_its_grants(fabric: Fabric) -> None:
     with6 = [ep for ep in net.endpoints if ep.ipv6 is not None]
     ports = (5432, 7006)  # dual-stack's strict-segment policy port, and one only non-strict segments pass
     tried = strict = 0
+    cases: list[tuple[probes.Probe, bool, str]] = []  # probe, expected outcome, failure message
     for src in with6:
         for dst in with6:
             if src.key == dst.key or not addressable6(src, dst, net):
                 continue  # dst's address is also the sender's or its tenant's: not dst's by address
             want = _echo6(net, src, dst)
             tried += want
-            got = probes.ping(fabric.ns(src), str(dst.ipv6), count=3, timeout=2)
-            assert got == want, f"{src.qualified} -> {dst.qualified} ping -6"
+            ping6 = probes.Probe(fabric.ns(src), str(dst.ipv6), "icmp", count=3, timeout=2)
+            cases.append((ping6, want, f"{src.qualified} -> {dst.qualified} ping -6"))
             for port in ports if ipv6_applies(src, dst) else ():  # elsewhere the pings show it
                 want = reply_allowed(net, src, dst, "tcp", port, family=6)
                 strict += want and net.segment(src.tenant, src.segment).strict
-                got = probes.tcp_connect(fabric.ns(src), str(dst.ipv6), port, listen_ns=fabric.ns(dst))
-                assert got == want, f"{src.qualified} -> {dst.qualified} tcp6/{port}"
+                tcp6 = probes.Probe(fabric.ns(src), str(dst.ipv6), "tcp", port, listen_ns=fabric.ns(dst))
+                cases.append((tcp6, want, f"{src.qualified} -> {dst.qualified} tcp6/{port}"))
+    outcomes = probes.run_probes([probe for probe, _, _ in cases])
+    for (_, want, message), got in zip(cases, outcomes, strict=True):
+        assert got == want, message
     assert tried >= 2, "no allowed IPv6 pair was pinged"
     if any(net.segment(t, sg).strict for t, sg, _ in ipv6_segments(net)):
         assert strict, "no IPv6 policy of a strict segment was tried"
@@ -491,21 +588,23 @@ def test_router_advertisements_and_redirects_from_endpoints_drop(fabric: Fabric)
     one its IPv6 reaches (unicast, bound source addresses), nor the all-nodes group; an echo
     request built the same way arrives (the captures work)."""
     net = fabric.net
-    for src, dst in _ipv6_pairs(net):
+    pairs, markers, sends = _ipv6_pairs(net), [], []
+    for src, dst in pairs:
         echo, ra, redirect, all_nodes = (_marker() for _ in range(4))
+        markers.append((echo, ra, redirect, all_nodes))
         unicast = Ether(src=src.mac, dst=dst.mac) / IPv6(src=str(src.ipv6), dst=str(dst.ipv6), hlim=255)
         multicast = Ether(src=src.mac, dst="33:33:00:00:00:01") / IPv6(src=str(src.ipv6), dst="ff02::1")
-        sends = [
+        for frame in (
             unicast / ICMPv6EchoRequest(data=echo),
             unicast / ICMPv6ND_RA() / Raw(ra),
             unicast / ICMPv6ND_Redirect(tgt=str(src.ipv6), dst=str(src.ipv6)) / Raw(redirect),
             multicast / ICMPv6ND_RA() / Raw(all_nodes),
-        ]
-        with probes.Sniffer(fabric.ns(dst), fabric.lab.host_ifname, "icmp6", timeout=2.5) as sniffer:
-            for frame in sends:
-                probes.send_raw_frame(fabric.ns(src), fabric.lab.host_ifname, bytes(frame))
-        got = {m for m in (echo, ra, redirect, all_nodes) if any(m in fr for fr in sniffer.frames)}
-        assert got == {echo}, f"{src.qualified} -> {dst.qualified}"
+        ):
+            sends.append((src, dst, bytes(frame)))
+    captured = _captures(fabric, sends, "icmp6")  # every pair's own markers, one capture per dst
+    for (src, dst), mine in zip(pairs, markers, strict=True):
+        got = {m for m in mine if any(m in fr for fr in captured[dst.key])}
+        assert got == {mine[0]}, f"{src.qualified} -> {dst.qualified}"
 
 
 @pytest.mark.parametrize("fabric", IPV6_FABRICS, indirect=True)
@@ -514,18 +613,26 @@ def test_ipv6_link_local_sources_are_bound_like_global_ones(fabric: Fabric) -> N
     intent declares) are answered; a frame from another link-local source drops while the
     same frame from the bound one arrives."""
     net = fabric.net
-    for src, dst in _ipv6_pairs(net):
-        target = f"{dst.ipv6_link_local}%{fabric.lab.host_ifname}"
-        assert probes.ping(fabric.ns(src), target, count=3, timeout=2), f"{src.qualified} -> {target}"
+    pairs = _ipv6_pairs(net)
+    targets = [f"{dst.ipv6_link_local}%{fabric.lab.host_ifname}" for _, dst in pairs]
+    pings = [
+        probes.Probe(fabric.ns(src), t, "icmp", count=3, timeout=2)
+        for (src, _), t in zip(pairs, targets, strict=True)
+    ]
+    pinged = probes.run_probes(pings)
+    markers, sends = [], []
+    for src, dst in pairs:
         bound, forged = _marker(), _marker()
-        sends = [
-            Ether(src=src.mac, dst=dst.mac)
-            / IPv6(src=source, dst=str(dst.ipv6_link_local))
-            / ICMPv6EchoRequest(data=marker)
-            for source, marker in ((str(src.ipv6_link_local), bound), ("fe80::dead:beef", forged))
-        ]
-        with probes.Sniffer(fabric.ns(dst), fabric.lab.host_ifname, "icmp6", timeout=2.5) as sniffer:
-            for frame in sends:
-                probes.send_raw_frame(fabric.ns(src), fabric.lab.host_ifname, bytes(frame))
-        got = {m for m in (bound, forged) if any(m in fr for fr in sniffer.frames)}
+        markers.append((bound, forged))
+        for source, marker in ((str(src.ipv6_link_local), bound), ("fe80::dead:beef", forged)):
+            frame = (
+                Ether(src=src.mac, dst=dst.mac)
+                / IPv6(src=source, dst=str(dst.ipv6_link_local))
+                / ICMPv6EchoRequest(data=marker)
+            )
+            sends.append((src, dst, bytes(frame)))
+    captured = _captures(fabric, sends, "icmp6")  # every pair's own markers, one capture per dst
+    for (src, dst), target, ok, (bound, forged) in zip(pairs, targets, pinged, markers, strict=True):
+        assert ok, f"{src.qualified} -> {target}"
+        got = {m for m in (bound, forged) if any(m in fr for fr in captured[dst.key])}
         assert got == {bound}, f"{src.qualified} -> {dst.qualified}"

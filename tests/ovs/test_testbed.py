@@ -106,6 +106,29 @@ def test_forged_frame_reaches_sniffer(lab_prefix: str) -> None:
         assert Ether(sniffer.frames[0])[ARP].psrc == "10.0.0.99"
 
 
+def test_batched_probes_and_captures(lab_prefix: str) -> None:
+    """run_probes judges each probe as if alone (answered, unanswered, no server); sniffing
+    captures on two hosts at once while send_raw_frames writes several frames."""
+    with Lab(two_switch_spec(lab_prefix)) as lab:
+        h1, h2 = lab.namespace("h1"), lab.namespace("h2")
+        forward_flows(lab)
+        batch = [
+            probes.Probe(h1, "10.0.0.2", "icmp"),
+            probes.Probe(h1, "10.0.0.2", "tcp", 8080, listen_ns=h2),
+            probes.Probe(h2, "10.0.0.1", "udp", 5353, listen_ns=h1),
+            probes.Probe(h1, "fd00::2", "tcp", 8080, listen_ns=h2),  # other family: a later round
+            probes.Probe(h1, "10.0.0.2", "tcp", 8081, timeout=1),  # nobody listens
+            probes.Probe(h1, "10.0.0.77", "icmp", timeout=0.5),  # nobody has the address
+        ]
+        assert probes.run_probes(batch, in_flight=3) == [True, True, True, True, False, False]
+        frames = [bytes(Ether(src=H1_MAC, dst=H2_MAC) / ARP(psrc=f"10.0.0.{i}")) for i in (97, 98, 99)]
+        with probes.sniffing([(h2, "eth0", "arp"), (h1, "eth0", "arp")], settle=1.0) as got:
+            probes.send_raw_frames(h1, "eth0", frames)
+        ips = ["10.0.0.97", "10.0.0.98", "10.0.0.99"]
+        forged = [[Ether(fr)[ARP].psrc for fr in capture if Ether(fr)[ARP].psrc in ips] for capture in got]
+        assert forged == [ips, ips]  # h1 captures what it sends
+
+
 def test_bundle_file_meters_and_controller(lab_prefix: str, tmp_path: object) -> None:
     spec = LabSpec(lab_prefix, [SwitchSpec("s1", 1)])
     with Lab(spec) as lab:
