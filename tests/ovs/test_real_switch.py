@@ -19,17 +19,28 @@ import itertools
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Literal
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6ND_RA, ICMPv6ND_Redirect, IPv6
+from scapy.layers.inet6 import (
+    ICMPv6EchoRequest,
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
+    ICMPv6ND_RA,
+    ICMPv6ND_Redirect,
+    ICMPv6NDOptDstLLAddr,
+    ICMPv6NDOptSrcLLAddr,
+    IPv6,
+)
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
-from support.intents import EDGE_CASES
+from support.intents import EDGE_CASES, ROUTED6
 
 from segctl.flows.compiler import compile_network
+from segctl.flows.edge import SOLICITED_NODES
 from segctl.mininet_scenarios.probes import addressable6
 from segctl.testbed import lab as labmod
 from segctl.testbed import ovs, probes
@@ -74,6 +85,8 @@ class Fabric:
 def _network(name: str) -> Network:
     if name == "edge-cases":
         return resolve(Intent.model_validate(EDGE_CASES))
+    if name == "routed6":
+        return resolve(Intent.model_validate(ROUTED6))
     return load_network(ROOT / "examples" / f"{name}.yaml")
 
 
@@ -536,13 +549,20 @@ def test_stateless_policies_grant_no_reply(fabric: Fabric) -> None:
                     )
 
 
-#: The fabrics whose intents have IPv6 pairs: the IPv6 tests run on these.
-IPV6_FABRICS = ["edge-cases", "dual-stack"]
+#: The fabrics whose intents have IPv6 pairs: the IPv6 tests run on these (routed6 only
+#: here: its IPv6 is routed between segments with a gateway6, IPv4 as the others show).
+IPV6_FABRICS = ["edge-cases", "dual-stack", "routed6"]
 
 
 def _ipv6_pairs(net: Network) -> list[tuple[EndpointInfo, EndpointInfo]]:
-    """The pairs whose intent lets an ICMPv6 echo through (request and reply)."""
-    pairs = [(a, b) for a in net.endpoints for b in net.endpoints if _echo6(net, a, b)]
+    """The pairs of one segment whose intent lets an ICMPv6 echo through (request and reply):
+    they reach each other directly, by MAC and by link-local address."""
+    pairs = [
+        (a, b)
+        for a in net.endpoints
+        for b in net.endpoints
+        if (a.tenant, a.segment) == (b.tenant, b.segment) and _echo6(net, a, b)
+    ]
     assert pairs, "an IPv6 fabric without an IPv6 pair"
     return pairs
 
@@ -552,13 +572,17 @@ def _echo6(net: Network, src: EndpointInfo, dst: EndpointInfo) -> bool:
 
 
 @pytest.mark.parametrize("fabric", IPV6_FABRICS, indirect=True)
-def test_ipv6_goes_inside_one_segment_under_its_grants(fabric: Fabric) -> None:
+def test_ipv6_goes_where_its_grants_say(fabric: Fabric) -> None:
     """Pings and TCP over IPv6 between every two IPv6 endpoints arrive exactly where the
-    intent's grants allow them with IPv6 (one segment; a strict segment's policies; replies
-    through conntrack), and nowhere else (across segments and tenants)."""
+    intent's grants allow them with IPv6 (one segment; a strict segment's policies; routed
+    between segments with a gateway6, the hosts resolving the gateway by neighbour
+    discovery; replies through conntrack), and nowhere else (across tenants, from or to a
+    segment without gateway6)."""
     net = fabric.net
     with6 = [ep for ep in net.endpoints if ep.ipv6 is not None]
-    ports = (5432, 7006)  # dual-stack's strict-segment policy port, and one only non-strict segments pass
+    # dual-stack's policy port (strict segment, and routed web -> db), routed6's, and one
+    # only non-strict segments pass
+    ports = (5432, 8080, 7006)
     tried = strict = 0
     cases: list[tuple[probes.Probe, bool, str]] = []  # probe, expected outcome, failure message
     for src in with6:
@@ -636,3 +660,46 @@ def test_ipv6_link_local_sources_are_bound_like_global_ones(fabric: Fabric) -> N
         assert ok, f"{src.qualified} -> {target}"
         got = {m for m in (bound, forged) if any(m in fr for fr in captured[dst.key])}
         assert got == {bound}, f"{src.qualified} -> {dst.qualified}"
+
+
+def _solicitation(ep: EndpointInfo, source: str, target: IPv6Address) -> bytes:
+    """``ep``'s neighbour solicitation for ``target`` from ``source``, to its solicited-node
+    group, with ``ep``'s MAC as source link-layer address (what Linux sends)."""
+    group = IPv6Address(int(IPv6Address(SOLICITED_NODES.split("/")[0])) | int(target) & 0xFFFFFF)
+    mac = "33:33:" + ":".join(f"{b:02x}" for b in group.packed[-4:])
+    frame = (
+        Ether(src=ep.mac, dst=mac)
+        / IPv6(src=source, dst=str(group), hlim=255)
+        / ICMPv6ND_NS(tgt=str(target))
+        / ICMPv6NDOptSrcLLAddr(lladdr=ep.mac)
+    )
+    return bytes(frame)
+
+
+@pytest.mark.parametrize("fabric", ["dual-stack", "routed6"], indirect=True)
+def test_the_gateway_answers_neighbour_solicitations_for_gateway6(fabric: Fabric) -> None:
+    """Every endpoint of a segment with a gateway6 that solicits it (from its global and its
+    link-local address) gets the gateway's advertisement back on its own port: router,
+    solicited and override flags, the gateway MAC as target link-layer address, a valid
+    checksum."""
+    net = fabric.net
+    asked = [
+        (ep, str(source)) for ep in net.endpoints if ep.ipv6_gateway is not None for source in ep.ipv6_sources
+    ]
+    assert asked, "no segment with a gateway6"
+    sends = [(ep, ep, _solicitation(ep, source, ep.ipv6_gateway)) for ep, source in asked]  # type: ignore[arg-type]
+    captured = _captures(fabric, sends, "icmp6")
+    for ep, source in asked:
+        gw_mac = net.tenant(ep.tenant).gateway_mac
+        adverts = [Ether(fr) for fr in captured[ep.key]]
+        adverts = [p for p in adverts if ICMPv6ND_NA in p and p[IPv6].dst == source]
+        assert adverts, f"{ep.qualified} from {source}: no advertisement for {ep.ipv6_gateway}"
+        na = adverts[0]
+        assert (na[Ether].src, na[Ether].dst) == (gw_mac, ep.mac)
+        assert (na[IPv6].src, na[ICMPv6ND_NA].tgt) == (str(ep.ipv6_gateway), str(ep.ipv6_gateway))
+        assert (na[ICMPv6ND_NA].R, na[ICMPv6ND_NA].S, na[ICMPv6ND_NA].O) == (1, 1, 1)
+        assert na[ICMPv6NDOptDstLLAddr].lladdr == gw_mac
+        sent = na[ICMPv6ND_NA].cksum
+        fresh = Ether(bytes(na))
+        del fresh[ICMPv6ND_NA].cksum
+        assert Ether(bytes(fresh))[ICMPv6ND_NA].cksum == sent, "advertisement checksum"

@@ -35,7 +35,8 @@ def ipv6_pair(network: Network) -> tuple[EndpointInfo, EndpointInfo] | None:
     )
     for me in members:
         for peer in members:
-            if allowed_grants(network, me, peer, "icmp6", icmp_type=128, family=6):
+            same_segment = (me.tenant, me.segment) == (peer.tenant, peer.segment)
+            if same_segment and allowed_grants(network, me, peer, "icmp6", icmp_type=128, family=6):
                 return me, peer
     return None
 
