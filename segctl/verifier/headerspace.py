@@ -56,6 +56,7 @@ from segctl.verifier.fields import (
     CONCRETE_FIELDS,
     FIELDS,
     HEADER_FIELDS,
+    OPTIONAL_FIELDS,
     PACKET_FIELDS,
     PIPELINE_FIELDS,
     REFERENCE_ORDER,
@@ -67,6 +68,7 @@ from segctl.verifier.fields import (
     _show,
     _variables,
     canonical,
+    optional_for,
     rewritable_for,
     written_fields,
 )
@@ -93,12 +95,14 @@ __all__ = [
     "CT_TRK",
     "FIELDS",
     "HEADER_FIELDS",
+    "OPTIONAL_FIELDS",
     "PACKET_FIELDS",
     "PIPELINE_FIELDS",
     "REFERENCE_ORDER",
     "TAG_BITS",
     "HeaderSpace",
     "canonical",
+    "optional_for",
     "rewritable_for",
     "written_fields",
 ]
@@ -114,14 +118,18 @@ class HeaderSpace:
     """The BDD manager and the operations on header spaces (see the module docstring)."""
 
     def __init__(
-        self, order: Sequence[str] = REFERENCE_ORDER, rewritable: Iterable[str] = BASE_REWRITABLE
+        self,
+        order: Sequence[str] = REFERENCE_ORDER,
+        rewritable: Iterable[str] = BASE_REWRITABLE,
+        optional: Iterable[str] = (),
     ) -> None:
         """A manager whose variables follow ``order`` (field names of :data:`FIELDS` and
         ``"tag"``, top of the BDD first; every name once). Every operation means the same
         whatever the order; :meth:`pick` too (the least packet in :data:`REFERENCE_ORDER`).
-        ``rewritable``: the header fields whose origin is tracked (a ghost copy each; an
-        engine passes :func:`~segctl.verifier.fields.rewritable_for` its tables); a field
-        not among them must never be written."""
+        ``rewritable``: the header fields whose origin is tracked (a ghost copy each); a field
+        not among them must never be written. ``optional``: the :data:`OPTIONAL_FIELDS`
+        declared (besides the rewritable ones); the others are absent (pick reads 0, no
+        space may constrain them). :meth:`for_tables` chooses both for a proof's tables."""
         if sorted(order) != sorted(REFERENCE_ORDER):
             raise ValueError("a variable order names every field of FIELDS and 'tag' exactly once")
         chosen = {canonical(n) for n in rewritable}
@@ -133,14 +141,17 @@ class HeaderSpace:
         self.rewritable: tuple[str, ...] = tuple(f for f in FIELDS if f in chosen)
         self._rewritable = frozenset(self.rewritable)
         self._untracked = frozenset(HEADER_FIELDS) - self._rewritable
-        self.order = tuple(order)
+        self._absent = frozenset(OPTIONAL_FIELDS) - chosen - set(optional)
+        #: The fields of the manager, top first (``order`` without the absent optional ones).
+        self.order = tuple(f for f in order if f not in self._absent)
         self.bdd = _backend.BDD()
-        self.bdd.declare(*_variables(order, self._rewritable))
+        self.bdd.declare(*_variables(self.order, self._rewritable))
         self.bdd.configure(reordering=False)
         self.true: BDD = self.bdd.true
         self.false: BDD = self.bdd.false
-        self._reference = self.order == REFERENCE_ORDER
-        self._pick_order = _variables(REFERENCE_ORDER, self._rewritable)
+        reference = tuple(f for f in REFERENCE_ORDER if f not in self._absent)
+        self._reference = self.order == reference
+        self._pick_order = _variables(reference, self._rewritable)
         self._match_cache: dict[tuple[FieldMatch, ...], BDD] = {}
         self._eq_cache: dict[tuple[str, int, int | None, bool], BDD] = {}
         # Quantification cubes, built once: dd's exist() builds a cube from names per call.
@@ -162,7 +173,7 @@ class HeaderSpace:
         self._tag_vars = [self.bdd.var(v) for v in self._tag_names]
         self._tag_cache: dict[int, BDD] = {}
         self._identity_cache: dict[str, BDD] = {}
-        self._all_vars = _variables(order, self._rewritable)
+        self._all_vars = _variables(self.order, self._rewritable)
         self._others_cache: dict[str, BDD] = {}
         self._only_cache: dict[frozenset[str], BDD] = {}
         self._untagged_cube = self._cube(v for v in self._all_vars if not v.startswith("tag_"))
@@ -173,6 +184,15 @@ class HeaderSpace:
         self._concrete_cube = self._cube(v for n in CONCRETE_FIELDS for v in _bits(n))
         self._values_cache: dict[tuple[int, ...], BDD] = {}
         self._tci_cache: dict[int, BDD] = {}
+
+    @classmethod
+    def for_tables(
+        cls, tables: Mapping[str, Sequence[Flow]], order: Sequence[str] = REFERENCE_ORDER
+    ) -> HeaderSpace:
+        """A manager for a proof over ``tables``: it tracks the origin of what they write
+        (:func:`~segctl.verifier.fields.rewritable_for`) and declares the optional fields
+        they use, nothing more (tables without IPv6 rewrites get the manager they always had)."""
+        return cls(order, rewritable_for(tables), optional_for(tables))
 
     # ------------------------------------------------------------------ building
 
@@ -185,6 +205,8 @@ class HeaderSpace:
         return cached
 
     def _eq(self, name: str, value: int, mask: int | None, ghost: bool) -> BDD:
+        if name in self._absent:
+            raise ValueError(f"{name} is not in this manager (build it with HeaderSpace.for_tables)")
         width = FIELDS[name]
         full = (1 << width) - 1
         mask = full if mask is None else mask
@@ -239,8 +261,9 @@ class HeaderSpace:
         return cached
 
     def tracks(self, tables: Mapping[str, Sequence[Flow]]) -> bool:
-        """Whether this manager tracks the origin of every header field ``tables`` write."""
-        return written_fields(tables) <= self._rewritable
+        """Whether this manager tracks the origin of every header field ``tables`` write and
+        declares every optional field they use."""
+        return written_fields(tables) <= self._rewritable and self._absent.isdisjoint(optional_for(tables))
 
     def identity(self) -> BDD:
         """ghost == live for every rewritable field."""
@@ -273,7 +296,8 @@ class HeaderSpace:
         key = tuple(names)
         cube = self._forget_cache.get(key)
         if cube is None:
-            cube = self._forget_cache[key] = self._cube(v for n in key for v in _bits(n))
+            cube = self._cube(v for n in key if n not in self._absent for v in _bits(n))
+            self._forget_cache[key] = cube
         return self._exist(cube, space)
 
     def set_field(self, space: BDD, name: str, value: int) -> BDD:
@@ -415,7 +439,7 @@ class HeaderSpace:
         """
         out = space
         for name, value in packet.items():
-            if name not in FIELDS or (ghost and name in PIPELINE_FIELDS):
+            if name not in FIELDS or name in self._absent or (ghost and name in PIPELINE_FIELDS):
                 continue
             out &= self.eq(name, value, ghost=ghost and name in self._rewritable)
         return out

@@ -200,7 +200,7 @@ class IncrementalVerifier:
         if _structure(network) != self._structure:
             return "endpoints, tenants, segments, switches or links changed"
         if not self._engine.fits(tables):
-            return "the tables rewrite header fields the BDD manager does not track that way"
+            return "the tables write or match header fields the BDD manager does not track"
         limit = max(self.max_nodes, int(self.growth * self._full_nodes))
         if _nodes(self._engine) > limit:
             return f"BDD manager over {limit:,} nodes"

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from segctl.openflow.ofctl import Flow
 from segctl.topology.network import Network
-from segctl.verifier.headerspace import BDD, CT_NEW, CT_TRK, HeaderSpace, rewritable_for
+from segctl.verifier.headerspace import BDD, CT_NEW, CT_TRK, HeaderSpace
 from segctl.verifier.observe import BLACK_HOLES, CommitPoint, ReplyRequest, RunView, reply_states
 from segctl.verifier.spaces import ETH_IP, same_address
 from segctl.verifier.symbolic import DELIVERED, CommitEvent, Disposition, Engine, Outcome, Topology
@@ -116,7 +116,7 @@ class ReferenceEngine:
     def __init__(
         self, network: Network, tables: Mapping[str, Sequence[Flow]], *, hs: HeaderSpace | None = None
     ) -> None:
-        self.hs = hs or HeaderSpace(rewritable=rewritable_for(tables))
+        self.hs = hs or HeaderSpace.for_tables(tables)
         topology = Topology.from_network(network)
         self._engine = Engine(tables, topology, hs=self.hs)
         self._ports = sorted(topology.edges)  # every endpoint's port (injected when its switch has tables)

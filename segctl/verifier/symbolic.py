@@ -88,7 +88,6 @@ from segctl.verifier.headerspace import (
     CT_TRK,
     FIELDS,
     HeaderSpace,
-    rewritable_for,
 )
 from segctl.verifier.symtables import (
     CT_ZONE_SLOT,
@@ -275,7 +274,7 @@ class Engine:
         ``tables``); their findings are then the caller's. ``record_spaces``: :attr:`visits`
         also keeps the union of the spaces that entered each view (an OR per repeated visit;
         :mod:`segctl.verifier.incremental` uses it to tell which changed rules a path can meet)."""
-        self.hs = hs or HeaderSpace(rewritable=rewritable_for(tables))
+        self.hs = hs or HeaderSpace.for_tables(tables)
         if not self.hs.tracks(tables):
             raise ValueError("the header space does not track every field the tables write")
         self.topology = topology

@@ -69,7 +69,6 @@ from segctl.verifier.headerspace import (
     CT_TRK,
     FIELDS,
     HeaderSpace,
-    rewritable_for,
 )
 from segctl.verifier.observe import ReplyRequest, RunView, reply_states, requests_union
 from segctl.verifier.reference import _Fold
@@ -237,7 +236,7 @@ class WavefrontEngine:
     def __init__(
         self, network: Network, tables: Mapping[str, Sequence[Flow]], *, hs: HeaderSpace | None = None
     ) -> None:
-        self.hs = hs or HeaderSpace(WAVEFRONT_ORDER, rewritable_for(tables))
+        self.hs = hs or HeaderSpace.for_tables(tables, WAVEFRONT_ORDER)
         if not self.hs.tracks(tables):
             raise ValueError("the header space does not track every field the tables write")
         self.topology = Topology.from_network(network)

@@ -37,13 +37,13 @@ def test_eq_pick_round_trip(name: str, data: st.DataObject) -> None:
     width = FIELDS[name]
     value = data.draw(st.integers(0, (1 << width) - 1))
     mask = data.draw(st.integers(0, (1 << width) - 1))
-    space = HS.eq(name, value, mask)
-    packet = HS.pick(space)
+    space = HS6.eq(name, value, mask)
+    packet = HS6.pick(space)
     assert packet[name] & mask == value & mask
     assert set(packet) == set(PACKET_FIELDS)
-    assert HS.is_empty(space & ~HS.eq(name, packet[name]) & HS.eq(name, packet[name]))
+    assert HS6.is_empty(space & ~HS6.eq(name, packet[name]) & HS6.eq(name, packet[name]))
     # A value outside the field is an empty space, never a silent truncation.
-    assert HS.is_empty(HS.eq(name, 1 << width))
+    assert HS6.is_empty(HS6.eq(name, 1 << width))
 
 
 def test_match_maps_aliases_and_masks() -> None:
@@ -99,6 +99,12 @@ def test_rewritable_fields_are_the_managers() -> None:
         HS.set_fields(HS.true, [("eth_src", 1), ("nd_tll", 2)])
     with pytest.raises(ValueError, match="not header fields"):
         HeaderSpace(rewritable=["metadata"])
+    # the NA-only fields are declared only when asked for (or rewritable): 88 variables less
+    assert "nd_reserved_0" not in HS.bdd.vars and HS.pick(HS.true)["nd_reserved"] == 0
+    with pytest.raises(ValueError, match="not in this manager"):
+        HS.eq("nd_options_type", 2)
+    assert HS.forget(HS.eq("eth_type", 0x86DD), ["nd_tll", "eth_type"]) == HS.true
+    assert "nd_options_type_7" in HeaderSpace(optional=["nd_options_type"]).bdd.vars
 
 
 @settings(max_examples=100, deadline=None)
