@@ -61,7 +61,6 @@ from segctl.verifier.fields import (
     PIPELINE_FIELDS,
     REFERENCE_ORDER,
     TAG_BITS,
-    _assignment,
     _bits,
     _ghost,
     _port16,
@@ -72,6 +71,7 @@ from segctl.verifier.fields import (
     rewritable_for,
     written_fields,
 )
+from segctl.verifier.tags import TagOps
 
 try:  # pragma: no cover - which backend depends on the wheel
     from dd import cudd as _backend
@@ -114,7 +114,7 @@ BDD = Any  # a dd Function; dd ships no type stubs
 _ORIGIN_CACHE_MAX = 200_000
 
 
-class HeaderSpace:
+class HeaderSpace(TagOps):
     """The BDD manager and the operations on header spaces (see the module docstring)."""
 
     def __init__(
@@ -494,7 +494,7 @@ class HeaderSpace:
                 space = self.bdd.let({var: True}, space)
         return out
 
-    # ------------------------------------------------------------------ tags
+    # ------------------------------------------------------------------ fields, sets, tests (tags: TagOps)
 
     def canonical(self, name: str) -> str:
         """A field's name in this model (``arp_spa`` is ``ip_src``, ``tcp_dst`` is ``tp_dst``...)."""
@@ -513,38 +513,6 @@ class HeaderSpace:
         """The BDD variables of a field (live bits), most significant first."""
         return list(_bits(name))
 
-    def tag_part(self, space: BDD) -> BDD:
-        """The tags of ``space`` as a space over the tag alone (every other field dropped)."""
-        return self._exist(self._untagged_cube, space)
-
-    def tag(self, value: int) -> BDD:
-        """Packets carrying ``tag == value`` (a label that no rule reads and no action writes:
-        which ingress, or which request, a packet of a combined relation belongs to)."""
-        cached = self._tag_cache.get(value)
-        if cached is None:
-            if value >> FIELDS["tag"] or value < 0:
-                raise ValueError(f"tag {value} does not fit {FIELDS['tag']} bits")
-            cached = self._tag_cache[value] = self._tag_tree([value], 0)
-        return cached
-
-    def tag_set(self, values: Iterable[int]) -> BDD:
-        """Packets whose tag is one of ``values``."""
-        vals = sorted(set(values))
-        if vals and (vals[0] < 0 or vals[-1] >> FIELDS["tag"]):
-            raise ValueError(f"a tag does not fit {FIELDS['tag']} bits")
-        return self._tag_tree(vals, 0) if vals else self.false
-
-    def _tag_tree(self, vals: Sequence[int], bit: int) -> BDD:
-        """The set of sorted ``vals`` (equal above ``bit``), bit by bit from the top."""
-        width = FIELDS["tag"]
-        if bit == width or len(vals) == 1 << (width - bit):
-            return self.true
-        shift = width - 1 - bit
-        split = next((i for i, v in enumerate(vals) if v >> shift & 1), len(vals))
-        low = self._tag_tree(vals[:split], bit + 1) if split else self.false
-        high = self._tag_tree(vals[split:], bit + 1) if split < len(vals) else self.false
-        return self.bdd.ite(self._tag_vars[bit], high, low)
-
     def union(self, spaces: Iterable[BDD]) -> BDD:
         """The union of ``spaces``, ORed pairwise (balanced: n log n, not n²)."""
         items = list(spaces)
@@ -554,32 +522,6 @@ class HeaderSpace:
             pairs = range(0, len(items) - 1, 2)
             items = [items[i] | items[i + 1] for i in pairs] + ([items[-1]] if len(items) % 2 else [])
         return items[0]
-
-    def tags(self, space: BDD) -> list[int]:
-        """The tags some packet of ``space`` carries, ascending."""
-        projected = self.tag_part(space)
-        out: list[int] = []
-        if projected != self.false:
-            self._walk_tags(projected, False, 0, 0, out)
-        return out
-
-    def _walk_tags(self, node: BDD, negated: bool, bit: int, value: int, out: list[int]) -> None:
-        """Every tag of a tag-only BDD (``node`` xor ``negated``), depth first, 0 before 1."""
-        f = ~node if negated else node
-        if f == self.false:
-            return
-        width = FIELDS["tag"]
-        if f == self.true or bit == width:
-            rest = width - bit
-            out.extend(value << rest | x for x in range(1 << rest))
-            return
-        if node.var != self._tag_names[bit]:  # this bit is free here
-            self._walk_tags(node, negated, bit + 1, value << 1, out)
-            self._walk_tags(node, negated, bit + 1, value << 1 | 1, out)
-            return
-        flip = negated ^ node.negated
-        self._walk_tags(node.low, flip, bit + 1, value << 1, out)
-        self._walk_tags(node.high, flip, bit + 1, value << 1 | 1, out)
 
     def values(self, space: BDD, name: str, limit: int) -> list[int] | None:
         """The values field ``name`` (live bits) takes in ``space``, ascending; None when more
@@ -602,14 +544,6 @@ class HeaderSpace:
                 value = value << 1 | int(bool(assignment[var]))
             out.append(value)
         return sorted(out)
-
-    def untag(self, space: BDD, value: int) -> BDD:
-        """The packets of ``space`` tagged ``value``, with the tag dropped."""
-        return self.bdd.let(_assignment("tag", value), space)
-
-    def untagged(self, space: BDD) -> BDD:
-        """``space`` with the tag dropped (every tag's packets together)."""
-        return self._exist(self._tag_cube, space)
 
     def is_empty(self, space: BDD) -> bool:
         return bool(space == self.false)
