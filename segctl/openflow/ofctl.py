@@ -57,6 +57,7 @@ from segctl.openflow.ofmatch import (
     mac_int,
     mac_text,
     normalize_match,
+    set_field_prerequisite,
 )
 
 __all__ = [
@@ -91,7 +92,10 @@ __all__ = [
     "punts_to_controller",
 ]
 
-#: Fields that ``set_field`` may write (``vlan_vid`` is the 12-bit VID).
+#: Fields that ``set_field`` may write (``vlan_vid`` is the 12-bit VID). A flow that sets
+#: one must match its prerequisites (:func:`~segctl.openflow.ofmatch.set_field_prerequisite`:
+#: ``arp`` for ``arp_*``, ``ipv6`` for ``ipv6_*``, ``icmp``/``icmp6`` for the ICMP type and
+#: code, an ND type for ``nd_*``), as OVS requires.
 SET_FIELDS: dict[str, int] = {
     "eth_src": 48,
     "eth_dst": 48,
@@ -101,8 +105,21 @@ SET_FIELDS: dict[str, int] = {
     "arp_spa": 32,
     "arp_tha": 48,
     "arp_tpa": 32,
+    "ipv6_src": 128,
+    "ipv6_dst": 128,
+    "icmp_type": 8,
+    "icmp_code": 8,
+    "icmpv6_type": 8,
+    "icmpv6_code": 8,
+    "nd_target": 128,
+    "nd_sll": 48,
+    "nd_tll": 48,
+    "nd_reserved": 32,
+    "nd_options_type": 8,
     **{f"reg{i}": 32 for i in range(8)},
 }
+#: ``set_field`` targets with a prerequisite on the flow's match.
+_SET_PREREQUISITES = frozenset(n for n in SET_FIELDS if n[:3] in ("arp", "ipv", "icm", "nd_"))
 
 _STAT_KEYS = {"duration", "n_packets", "n_bytes", "idle_timeout", "hard_timeout", "idle_age", "hard_age",
               "importance", "packet_count", "byte_count"}  # fmt: skip
@@ -337,6 +354,11 @@ def _parse(text: str, line: int) -> Flow:
             has_vlan = bool(term.mask & term.value & 0x1000)
             break
     actions = _parse_actions(actions_text.strip(), has_vlan)
+    for action in actions:
+        if isinstance(action, SetField) and action.field in _SET_PREREQUISITES:
+            need = set_field_prerequisite(action.field, match)
+            if need is not None:
+                raise ValueError(f"set_field {action.field} needs a match on {need} (prerequisites not met)")
     return Flow(table, priority, cookie, match, actions, line=line, text=text)
 
 

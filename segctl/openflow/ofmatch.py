@@ -34,6 +34,7 @@ __all__ = [
     "format_value",
     "mac_int",
     "mac_text",
+    "set_field_prerequisite",
     "shorthand",
 ]
 
@@ -76,13 +77,17 @@ FIELD_WIDTHS: dict[str, int] = {
     "ipv6_dst": 128,
     "nd_target": 128,
     "nd_sll": 48,
+    "nd_tll": 48,
+    "nd_reserved": 32,
+    "nd_options_type": 8,
 }
 _FIELD_ORDER = {name: i for i, name in enumerate(FIELD_WIDTHS)}
-_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "nd_sll"}
+_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "nd_sll", "nd_tll"}
 _IP4_FIELDS = {"ip_src", "ip_dst", "arp_spa", "arp_tpa"}
 _IP6_FIELDS = {"ipv6_src", "ipv6_dst", "nd_target"}
 _DEC_FIELDS = {"in_port", "ip_proto", "nw_ttl", "icmp_type", "icmp_code", "icmpv6_type", "icmpv6_code",
-               "arp_op", "tcp_src", "tcp_dst", "udp_src", "udp_dst", "conj_id", "ct_zone"}  # fmt: skip
+               "arp_op", "tcp_src", "tcp_dst", "udp_src", "udp_dst", "conj_id", "ct_zone", "nd_reserved",
+               "nd_options_type"}  # fmt: skip
 
 ETH_IP, ETH_ARP, ETH_IPV6 = 0x0800, 0x0806, 0x86DD
 #: ICMPv6's IP protocol number (the ``icmp6`` shorthand's).
@@ -119,7 +124,7 @@ _SIMPLE_ALIASES = {
 }
 #: Fields OVS matches exactly only (a mask is an error, as in ``ovs-ofctl``).
 _EXACT_FIELDS = {"in_port", "conj_id", "ct_zone", "eth_type", "ip_proto", "nw_ttl", "icmp_type", "icmp_code",
-                 "icmpv6_type", "icmpv6_code", "arp_op"}  # fmt: skip
+                 "icmpv6_type", "icmpv6_code", "arp_op", "nd_reserved", "nd_options_type"}  # fmt: skip
 _PLAIN_FIELDS = {"ct_state", "ct_zone", "metadata", "conj_id", "in_port", "eth_src", "eth_dst"} | {
     f"reg{i}" for i in range(8)
 }
@@ -299,6 +304,11 @@ def normalize_match(raw: list[tuple[str, str | None]]) -> tuple[FieldMatch, ...]
         if value is None or key in ("dl_type", "eth_type", "nw_proto", "ip_proto"):
             continue
         _put(terms, _context_term(key, value, eth, proto))
+    if proto == IP_PROTO_ICMPV6 and eth == ETH_IPV6:
+        values = {name: t.value for name, t in terms.items()}
+        for name in _ND_TYPES.keys() & terms.keys():
+            if not _is_nd(values, _ND_TYPES[name]):
+                raise ValueError(f"{name} needs {_nd_text(name)} (prerequisites not met)")
     return tuple([terms[name] for name in sorted(terms, key=_FIELD_ORDER.__getitem__) if terms[name].mask])
 
 
@@ -369,8 +379,8 @@ def _field_name(key: str, eth: int | None, proto: int | None) -> str:
         if eth != ETH_IPV6:
             raise ValueError(f"{key} needs ipv6 (prerequisites not met)")
         return key
-    if key in ("nd_target", "nd_sll"):
-        if eth != ETH_IPV6 or proto != 58:
+    if key in _ND_TYPES:
+        if eth != ETH_IPV6 or proto != IP_PROTO_ICMPV6:
             raise ValueError(f"{key} needs icmp6 (prerequisites not met)")
         return key
     name = _SIMPLE_ALIASES.get(key, key)
@@ -385,6 +395,55 @@ def _field_name(key: str, eth: int | None, proto: int | None) -> str:
     ) or _REG_RE.fullmatch(name):
         return name
     raise _Unsupported(f"match field {key!r}")
+
+
+#: The ICMPv6 types a flow must match to match or set each neighbour-discovery field: ND
+#: (solicitation or advertisement, code 0), ND solicit (``nd_sll``), ND advert (``nd_tll``);
+#: ``ovs-fields(7)``. OVS drops such a match term without them (and refuses such a
+#: ``set_field``); the parser refuses both, as it refuses ``tp_dst`` without ``tcp``/``udp``.
+_ND_TYPES: dict[str, tuple[int, ...]] = {
+    "nd_target": (135, 136),
+    "nd_sll": (135,),
+    "nd_tll": (136,),
+    "nd_reserved": (135, 136),
+    "nd_options_type": (135, 136),
+}
+
+
+def _is_nd(values: dict[str, int], types: tuple[int, ...]) -> bool:
+    """OVS's ``is_nd``: ICMPv6 of one of ``types`` and code 0, read off the match's values (a
+    field not matched reads 0, as in OVS's check)."""
+    return values.get("icmpv6_type") in types and values.get("icmpv6_code", 0) == 0
+
+
+def _nd_text(name: str) -> str:
+    return f"icmp6 with icmp_type={' or '.join(map(str, _ND_TYPES[name]))} and icmp_code=0"
+
+
+def set_field_prerequisite(name: str, match: Iterable[FieldMatch]) -> str | None:
+    """What ``match`` lacks for ``set_field:…->name`` (None: nothing). OVS checks an action's
+    prerequisites against the flow's *match*, not against the packet as earlier actions left
+    it, and refuses the flow (``OFPBAC_MATCH_INCONSISTENT``): ``set_field:136->icmpv6_type``
+    does not make ``nd_tll`` settable on a flow matching ``icmp_type=135``.
+
+    >>> m = normalize_match([("icmp6", None), ("icmp_type", "135")])
+    >>> set_field_prerequisite("nd_target", m), set_field_prerequisite("nd_tll", m)
+    (None, 'icmp6 with icmp_type=136 and icmp_code=0')
+    """
+    values = {t.field: t.value for t in match}
+    eth, proto = values.get("eth_type"), values.get("ip_proto")
+    if name.startswith("arp_"):
+        return None if eth == ETH_ARP else "arp"
+    if name in ("ipv6_src", "ipv6_dst"):
+        return None if eth == ETH_IPV6 else "ipv6"
+    if name in ("icmp_type", "icmp_code"):
+        return None if (eth, proto) == (ETH_IP, 1) else "icmp"
+    if name in ("icmpv6_type", "icmpv6_code"):
+        return None if (eth, proto) == (ETH_IPV6, IP_PROTO_ICMPV6) else "icmp6"
+    if name in _ND_TYPES:
+        ok = (eth, proto) == (ETH_IPV6, IP_PROTO_ICMPV6) and _is_nd(values, _ND_TYPES[name])
+        return None if ok else _nd_text(name)
+    return None
 
 
 def _vlan(key: str, text: str) -> tuple[int, int]:

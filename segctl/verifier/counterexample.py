@@ -240,6 +240,9 @@ def sim_packet(pkt: Mapping[str, int], in_port: int) -> Packet:
         ipv6_dst=pkt["ipv6_dst"],
         nd_target=pkt["nd_target"],
         nd_sll=pkt["nd_sll"],
+        nd_tll=pkt["nd_tll"],
+        nd_reserved=pkt["nd_reserved"],
+        nd_options_type=pkt["nd_options_type"],
     )
 
 
@@ -422,6 +425,7 @@ def _header(p: Packet) -> dict[str, int]:
         "nw_ttl": p.nw_ttl, "tp_src": p.tp_src, "tp_dst": p.tp_dst, "icmp_type": p.icmp_type,
         "icmp_code": p.icmp_code, "arp_op": p.arp_op, "arp_sha": p.arp_sha, "arp_tha": p.arp_tha,
         "ipv6_src": p.ipv6_src, "ipv6_dst": p.ipv6_dst, "nd_target": p.nd_target, "nd_sll": p.nd_sll,
+        "nd_tll": p.nd_tll, "nd_reserved": p.nd_reserved, "nd_options_type": p.nd_options_type,
     }  # fmt: skip
 
 

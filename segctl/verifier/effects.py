@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from segctl.openflow.ofctl import IN_PORT, Action, DecTtl, Output, PopVlan, PushVlan, SetField
-from segctl.verifier.headerspace import BDD, CONCRETE_FIELDS, FIELDS, HeaderSpace, _port16
+from segctl.verifier.fields import _port16
+from segctl.verifier.headerspace import BDD, CONCRETE_FIELDS, FIELDS, HeaderSpace
 from segctl.verifier.symtables import METADATA_SLOT, SLOT, Key, Rule, SetFields, Table
 
 _PIPELINE = frozenset(SLOT)

@@ -10,7 +10,8 @@ Variable order (:data:`FIELDS`, top to bottom): the per-switch pipeline fields f
 16), then the packet headers (``eth_src``, ``eth_dst``, ``eth_type``, ``vlan_present``,
 ``vlan_vid``, ``ip_proto``, ``ip_src``, ``ip_dst``, ``nw_ttl``, ``tp_src``, ``tp_dst``,
 ``icmp_type``, ``icmp_code``, ``arp_op``, ``arp_sha``, ``arp_tha``, ``ipv6_src``,
-``ipv6_dst``, ``nd_target``, ``nd_sll``).
+``ipv6_dst``, ``nd_target``, ``nd_sll``, ``nd_tll``, ``nd_reserved``, ``nd_options_type``);
+the table, the aliases and the order helpers live in :mod:`segctl.verifier.fields`.
 
 Unifications (sound because a packet is only one of ARP, IPv4, IPv6, and every OVS match
 on these fields carries its protocol prerequisite): ``arp_spa``/``arp_tpa`` share the bits
@@ -21,8 +22,10 @@ TCI is ``vlan_present`` (the CFI/present bit) and ``vlan_vid``; PCP is not model
 (``snat``/``dnat`` are always 0: segctl does no NAT). ``conj_id`` is not a packet field:
 the engine resolves conjunctions itself.
 
-Origin tracking: the packet fields that actions may rewrite (:data:`REWRITABLE`) have a
-ghost copy (``o.<field>``) interleaved bit by bit with the live bits. An injected space
+Origin tracking: the packet fields that actions may rewrite (``HeaderSpace.rewritable``,
+chosen per manager: :data:`BASE_REWRITABLE` plus what the proof's tables ``set_field``,
+:func:`~segctl.verifier.fields.rewritable_for`) have a ghost copy (``o.<field>``)
+interleaved bit by bit with the live bits. An injected space
 starts with ghost == live, so the BDD at any point of a path is a relation between the
 packet as it was injected (ghost) and as it is now (live): :meth:`HeaderSpace.origin`
 and :meth:`HeaderSpace.final` project it.
@@ -45,7 +48,30 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from segctl.openflow.ofctl import IN_PORT, LOCAL, FieldMatch
+from segctl.openflow.ofctl import FieldMatch, Flow
+from segctl.verifier.fields import (
+    _ALIASES,
+    ALL_NEW,
+    BASE_REWRITABLE,
+    CONCRETE_FIELDS,
+    FIELDS,
+    HEADER_FIELDS,
+    OPTIONAL_FIELDS,
+    PACKET_FIELDS,
+    PIPELINE_FIELDS,
+    REFERENCE_ORDER,
+    TAG_BITS,
+    _bits,
+    _ghost,
+    _port16,
+    _show,
+    _variables,
+    canonical,
+    optional_for,
+    rewritable_for,
+    written_fields,
+)
+from segctl.verifier.tags import TagOps
 
 try:  # pragma: no cover - which backend depends on the wheel
     from dd import cudd as _backend
@@ -59,6 +85,7 @@ except ImportError:  # pragma: no cover
 __all__ = [
     "ALL_NEW",
     "BACKEND",
+    "BASE_REWRITABLE",
     "CONCRETE_FIELDS",
     "CT_EST",
     "CT_INV",
@@ -68,126 +95,63 @@ __all__ = [
     "CT_TRK",
     "FIELDS",
     "HEADER_FIELDS",
+    "OPTIONAL_FIELDS",
+    "PACKET_FIELDS",
     "PIPELINE_FIELDS",
     "REFERENCE_ORDER",
-    "REWRITABLE",
     "TAG_BITS",
     "HeaderSpace",
+    "canonical",
+    "optional_for",
+    "rewritable_for",
+    "written_fields",
 ]
 
-#: Bits of the ``tag`` label (ingress or granted-pair numbers in a combined relation).
-TAG_BITS = 24
-#: A label of the path, not of the packet: 1 while every ``ct()`` lookup on the packet's path
-#: said ``+trk+new`` (the scalable engine walks runs any and new at once and reads run new
-#: off it). No rule reads it, no packet shows it; :meth:`HeaderSpace.sent` drops it.
-ALL_NEW = "all_new"
-#: Bit widths, in the reference variable order (top of the BDD first).
-FIELDS: dict[str, int] = {
-    "in_port": 16,
-    "metadata": 64,
-    **{f"reg{i}": 32 for i in range(8)},
-    "ct_state": 6,
-    "ct_zone": 16,
-    "all_new": 1,
-    "eth_src": 48,
-    "eth_dst": 48,
-    "eth_type": 16,
-    "vlan_present": 1,
-    "vlan_vid": 12,
-    "ip_proto": 8,
-    "ip_src": 32,
-    "ip_dst": 32,
-    "nw_ttl": 8,
-    "tp_src": 16,
-    "tp_dst": 16,
-    "icmp_type": 8,
-    "icmp_code": 8,
-    "arp_op": 16,
-    "arp_sha": 48,
-    "arp_tha": 48,
-    "ipv6_src": 128,
-    "ipv6_dst": 128,
-    "nd_target": 128,
-    "nd_sll": 48,
-    "tag": TAG_BITS,
-}
-#: Fields that live only inside one switch's pipeline (reset when a packet enters a switch).
-PIPELINE_FIELDS = ("in_port", "metadata", *(f"reg{i}" for i in range(8)), "ct_state", "ct_zone")
-#: Pipeline fields that only constants ever write (the engine tracks them per path, outside the BDD).
-CONCRETE_FIELDS = tuple(f for f in PIPELINE_FIELDS if f != "ct_state")
-#: Fields carried by the packet on the wire.
-HEADER_FIELDS = tuple(f for f in FIELDS if f not in PIPELINE_FIELDS and f not in ("tag", ALL_NEW))
-#: Every field of a packet with its pipeline state (what :meth:`HeaderSpace.pick` gives).
-PACKET_FIELDS = tuple(f for f in FIELDS if f not in ("tag", ALL_NEW))
-#: The reference variable order (top first): :data:`FIELDS` in order, the tag at the bottom.
-REFERENCE_ORDER: tuple[str, ...] = tuple(FIELDS)
-#: Header fields that actions can rewrite: they carry a ghost copy of their injected value.
-REWRITABLE = ("eth_src", "eth_dst", "vlan_present", "vlan_vid", "ip_src", "ip_dst", "nw_ttl", "arp_op",
-              "arp_sha", "arp_tha")  # fmt: skip
-
 CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
-
-_ALIASES = {
-    "arp_spa": "ip_src",
-    "arp_tpa": "ip_dst",
-    "tcp_src": "tp_src",
-    "udp_src": "tp_src",
-    "tcp_dst": "tp_dst",
-    "udp_dst": "tp_dst",
-    "icmpv6_type": "icmp_type",
-    "icmpv6_code": "icmp_code",
-}
 
 BDD = Any  # a dd Function; dd ships no type stubs
 #: Entries kept by :meth:`HeaderSpace.origin`'s cache before it starts over (bounds memory).
 _ORIGIN_CACHE_MAX = 200_000
 
 
-_BITS: dict[str, list[str]] = {name: [f"{name}_{i}" for i in range(width)] for name, width in FIELDS.items()}
-
-
-def _bits(name: str) -> list[str]:
-    """The variable names of a field, MSB first (shared list: do not mutate)."""
-    return _BITS[name]
-
-
-def _ghost(var: str) -> str:
-    return f"o.{var}"
-
-
-def _variables(order: Sequence[str]) -> list[str]:
-    """The BDD variables of a field order, each rewritable field's ghost bit right after its live bit."""
-    out: list[str] = []
-    for name in order:
-        for var in _bits(name):
-            out.append(var)
-            if name in REWRITABLE:
-                out.append(_ghost(var))
-    return out
-
-
-def _assignment(name: str, value: int) -> dict[str, bool]:
-    width = FIELDS[name]
-    return {var: bool(value >> (width - 1 - i) & 1) for i, var in enumerate(_bits(name))}
-
-
-class HeaderSpace:
+class HeaderSpace(TagOps):
     """The BDD manager and the operations on header spaces (see the module docstring)."""
 
-    def __init__(self, order: Sequence[str] = REFERENCE_ORDER) -> None:
+    def __init__(
+        self,
+        order: Sequence[str] = REFERENCE_ORDER,
+        rewritable: Iterable[str] = BASE_REWRITABLE,
+        optional: Iterable[str] = (),
+    ) -> None:
         """A manager whose variables follow ``order`` (field names of :data:`FIELDS` and
         ``"tag"``, top of the BDD first; every name once). Every operation means the same
-        whatever the order; :meth:`pick` too (the least packet in :data:`REFERENCE_ORDER`)."""
+        whatever the order; :meth:`pick` too (the least packet in :data:`REFERENCE_ORDER`).
+        ``rewritable``: the header fields whose origin is tracked (a ghost copy each); a field
+        not among them must never be written. ``optional``: the :data:`OPTIONAL_FIELDS`
+        declared (besides the rewritable ones); the others are absent (pick reads 0, no
+        space may constrain them). :meth:`for_tables` chooses both for a proof's tables."""
         if sorted(order) != sorted(REFERENCE_ORDER):
             raise ValueError("a variable order names every field of FIELDS and 'tag' exactly once")
-        self.order = tuple(order)
+        chosen = {canonical(n) for n in rewritable}
+        if not chosen <= set(HEADER_FIELDS):
+            raise ValueError(
+                f"not header fields, cannot be rewritable: {sorted(chosen - set(HEADER_FIELDS))}"
+            )
+        #: The fields whose origin this manager tracks, in :data:`FIELDS` order.
+        self.rewritable: tuple[str, ...] = tuple(f for f in FIELDS if f in chosen)
+        self._rewritable = frozenset(self.rewritable)
+        self._untracked = frozenset(HEADER_FIELDS) - self._rewritable
+        self._absent = frozenset(OPTIONAL_FIELDS) - chosen - set(optional)
+        #: The fields of the manager, top first (``order`` without the absent optional ones).
+        self.order = tuple(f for f in order if f not in self._absent)
         self.bdd = _backend.BDD()
-        self.bdd.declare(*_variables(order))
+        self.bdd.declare(*_variables(self.order, self._rewritable))
         self.bdd.configure(reordering=False)
         self.true: BDD = self.bdd.true
         self.false: BDD = self.bdd.false
-        self._reference = self.order == REFERENCE_ORDER
-        self._pick_order = _variables(REFERENCE_ORDER)
+        reference = tuple(f for f in REFERENCE_ORDER if f not in self._absent)
+        self._reference = self.order == reference
+        self._pick_order = _variables(reference, self._rewritable)
         self._match_cache: dict[tuple[FieldMatch, ...], BDD] = {}
         self._eq_cache: dict[tuple[str, int, int | None, bool], BDD] = {}
         # Quantification cubes, built once: dd's exist() builds a cube from names per call.
@@ -197,7 +161,7 @@ class HeaderSpace:
         self._ttl_subst: dict[str, BDD] | None = None
         self._injected_cache: dict[int, BDD] = {}
         self._origin_cache: dict[BDD, BDD] = {}
-        live_rewritable = [v for n in REWRITABLE for v in _bits(n)]
+        live_rewritable = [v for n in self.rewritable for v in _bits(n)]
         pipeline = [v for n in PIPELINE_FIELDS for v in _bits(n)]
         self._origin_cube = self._cube(live_rewritable + pipeline + _bits(ALL_NEW))
         self._ghost_cube = self._cube(_ghost(v) for v in live_rewritable)
@@ -209,10 +173,10 @@ class HeaderSpace:
         self._tag_vars = [self.bdd.var(v) for v in self._tag_names]
         self._tag_cache: dict[int, BDD] = {}
         self._identity_cache: dict[str, BDD] = {}
-        self._all_vars = _variables(order)
+        self._all_vars = _variables(self.order, self._rewritable)
         self._others_cache: dict[str, BDD] = {}
         self._only_cache: dict[frozenset[str], BDD] = {}
-        self._untagged_cube = self._cube(v for v in _variables(order) if not v.startswith("tag_"))
+        self._untagged_cube = self._cube(v for v in self._all_vars if not v.startswith("tag_"))
         self._pipeline_zero = self.true
         for name in PIPELINE_FIELDS[1:]:
             self._pipeline_zero &= self.eq(name, 0)
@@ -220,6 +184,15 @@ class HeaderSpace:
         self._concrete_cube = self._cube(v for n in CONCRETE_FIELDS for v in _bits(n))
         self._values_cache: dict[tuple[int, ...], BDD] = {}
         self._tci_cache: dict[int, BDD] = {}
+
+    @classmethod
+    def for_tables(
+        cls, tables: Mapping[str, Sequence[Flow]], order: Sequence[str] = REFERENCE_ORDER
+    ) -> HeaderSpace:
+        """A manager for a proof over ``tables``: it tracks the origin of what they write
+        (:func:`~segctl.verifier.fields.rewritable_for`) and declares the optional fields
+        they use, nothing more (tables without IPv6 rewrites get the manager they always had)."""
+        return cls(order, rewritable_for(tables), optional_for(tables))
 
     # ------------------------------------------------------------------ building
 
@@ -232,6 +205,8 @@ class HeaderSpace:
         return cached
 
     def _eq(self, name: str, value: int, mask: int | None, ghost: bool) -> BDD:
+        if name in self._absent:
+            raise ValueError(f"{name} is not in this manager (build it with HeaderSpace.for_tables)")
         width = FIELDS[name]
         full = (1 << width) - 1
         mask = full if mask is None else mask
@@ -285,6 +260,11 @@ class HeaderSpace:
             cached = self._injected_cache[in_port] = out & self._pipeline_zero & self._identity
         return cached
 
+    def tracks(self, tables: Mapping[str, Sequence[Flow]]) -> bool:
+        """Whether this manager tracks the origin of every header field ``tables`` write and
+        declares every optional field they use."""
+        return written_fields(tables) <= self._rewritable and self._absent.isdisjoint(optional_for(tables))
+
     def identity(self) -> BDD:
         """ghost == live for every rewritable field."""
         return self._identity
@@ -292,7 +272,7 @@ class HeaderSpace:
     def _build_identity(self) -> BDD:
         out = self.true
         # Bottom of the order first: each AND then only adds nodes on top (linear, not quadratic).
-        for name in reversed([n for n in self.order if n in REWRITABLE]):
+        for name in reversed([n for n in self.order if n in self._rewritable]):
             for var in reversed(_bits(name)):
                 out &= self.bdd.apply("equiv", self.bdd.var(var), self.bdd.var(_ghost(var)))
         return out
@@ -316,12 +296,17 @@ class HeaderSpace:
         key = tuple(names)
         cube = self._forget_cache.get(key)
         if cube is None:
-            cube = self._forget_cache[key] = self._cube(v for n in key for v in _bits(n))
+            cube = self._cube(v for n in key if n not in self._absent for v in _bits(n))
+            self._forget_cache[key] = cube
         return self._exist(cube, space)
 
     def set_field(self, space: BDD, name: str, value: int) -> BDD:
         """Write ``value`` into field ``name`` (a :data:`FIELDS` name or an ofctl alias)."""
         name = _ALIASES.get(name, name)
+        if name in self._untracked:
+            raise ValueError(
+                f"{name} is written but its origin is not tracked: build the manager with it rewritable"
+            )
         return self.forget(space, [name]) & self.eq(name, value)
 
     def set_fields(self, space: BDD, writes: Sequence[tuple[str, int]]) -> BDD:
@@ -331,6 +316,9 @@ class HeaderSpace:
         does not fit its field empties the space).
         """
         last = {_ALIASES.get(name, name): value for name, value in writes}
+        if not self._untracked.isdisjoint(last):
+            untracked = sorted(self._untracked & last.keys())
+            raise ValueError(f"{untracked} written but not tracked: build the manager with them rewritable")
         value_space = self.true
         for name, value in writes:
             if self.is_empty(self.eq(_ALIASES.get(name, name), value)):
@@ -437,7 +425,7 @@ class HeaderSpace:
     def oeq(self, name: str, value: int, mask: int | None = None) -> BDD:
         """:meth:`eq` in origin naming (see :meth:`sent`)."""
         name = _ALIASES.get(name, name)
-        return self.eq(name, value, mask, ghost=name in REWRITABLE)
+        return self.eq(name, value, mask, ghost=name in self._rewritable)
 
     def final(self, space: BDD) -> BDD:
         """The packets as they are now (ghost bits dropped)."""
@@ -451,9 +439,9 @@ class HeaderSpace:
         """
         out = space
         for name, value in packet.items():
-            if name not in FIELDS or (ghost and name in PIPELINE_FIELDS):
+            if name not in FIELDS or name in self._absent or (ghost and name in PIPELINE_FIELDS):
                 continue
-            out &= self.eq(name, value, ghost=ghost and name in REWRITABLE)
+            out &= self.eq(name, value, ghost=ghost and name in self._rewritable)
         return out
 
     # ------------------------------------------------------------------ reading
@@ -473,7 +461,7 @@ class HeaderSpace:
         for name in PACKET_FIELDS:
             value = 0
             for var in _bits(name):
-                key = _ghost(var) if ghost and name in REWRITABLE else var
+                key = _ghost(var) if ghost and name in self._rewritable else var
                 value = value << 1 | int(bool(assignment.get(key, False)))
             out[name] = value
         return out
@@ -506,7 +494,7 @@ class HeaderSpace:
                 space = self.bdd.let({var: True}, space)
         return out
 
-    # ------------------------------------------------------------------ tags
+    # ------------------------------------------------------------------ fields, sets, tests (tags: TagOps)
 
     def canonical(self, name: str) -> str:
         """A field's name in this model (``arp_spa`` is ``ip_src``, ``tcp_dst`` is ``tp_dst``...)."""
@@ -525,38 +513,6 @@ class HeaderSpace:
         """The BDD variables of a field (live bits), most significant first."""
         return list(_bits(name))
 
-    def tag_part(self, space: BDD) -> BDD:
-        """The tags of ``space`` as a space over the tag alone (every other field dropped)."""
-        return self._exist(self._untagged_cube, space)
-
-    def tag(self, value: int) -> BDD:
-        """Packets carrying ``tag == value`` (a label that no rule reads and no action writes:
-        which ingress, or which request, a packet of a combined relation belongs to)."""
-        cached = self._tag_cache.get(value)
-        if cached is None:
-            if value >> FIELDS["tag"] or value < 0:
-                raise ValueError(f"tag {value} does not fit {FIELDS['tag']} bits")
-            cached = self._tag_cache[value] = self._tag_tree([value], 0)
-        return cached
-
-    def tag_set(self, values: Iterable[int]) -> BDD:
-        """Packets whose tag is one of ``values``."""
-        vals = sorted(set(values))
-        if vals and (vals[0] < 0 or vals[-1] >> FIELDS["tag"]):
-            raise ValueError(f"a tag does not fit {FIELDS['tag']} bits")
-        return self._tag_tree(vals, 0) if vals else self.false
-
-    def _tag_tree(self, vals: Sequence[int], bit: int) -> BDD:
-        """The set of sorted ``vals`` (equal above ``bit``), bit by bit from the top."""
-        width = FIELDS["tag"]
-        if bit == width or len(vals) == 1 << (width - bit):
-            return self.true
-        shift = width - 1 - bit
-        split = next((i for i, v in enumerate(vals) if v >> shift & 1), len(vals))
-        low = self._tag_tree(vals[:split], bit + 1) if split else self.false
-        high = self._tag_tree(vals[split:], bit + 1) if split < len(vals) else self.false
-        return self.bdd.ite(self._tag_vars[bit], high, low)
-
     def union(self, spaces: Iterable[BDD]) -> BDD:
         """The union of ``spaces``, ORed pairwise (balanced: n log n, not n²)."""
         items = list(spaces)
@@ -566,32 +522,6 @@ class HeaderSpace:
             pairs = range(0, len(items) - 1, 2)
             items = [items[i] | items[i + 1] for i in pairs] + ([items[-1]] if len(items) % 2 else [])
         return items[0]
-
-    def tags(self, space: BDD) -> list[int]:
-        """The tags some packet of ``space`` carries, ascending."""
-        projected = self.tag_part(space)
-        out: list[int] = []
-        if projected != self.false:
-            self._walk_tags(projected, False, 0, 0, out)
-        return out
-
-    def _walk_tags(self, node: BDD, negated: bool, bit: int, value: int, out: list[int]) -> None:
-        """Every tag of a tag-only BDD (``node`` xor ``negated``), depth first, 0 before 1."""
-        f = ~node if negated else node
-        if f == self.false:
-            return
-        width = FIELDS["tag"]
-        if f == self.true or bit == width:
-            rest = width - bit
-            out.extend(value << rest | x for x in range(1 << rest))
-            return
-        if node.var != self._tag_names[bit]:  # this bit is free here
-            self._walk_tags(node, negated, bit + 1, value << 1, out)
-            self._walk_tags(node, negated, bit + 1, value << 1 | 1, out)
-            return
-        flip = negated ^ node.negated
-        self._walk_tags(node.low, flip, bit + 1, value << 1, out)
-        self._walk_tags(node.high, flip, bit + 1, value << 1 | 1, out)
 
     def values(self, space: BDD, name: str, limit: int) -> list[int] | None:
         """The values field ``name`` (live bits) takes in ``space``, ascending; None when more
@@ -614,14 +544,6 @@ class HeaderSpace:
                 value = value << 1 | int(bool(assignment[var]))
             out.append(value)
         return sorted(out)
-
-    def untag(self, space: BDD, value: int) -> BDD:
-        """The packets of ``space`` tagged ``value``, with the tag dropped."""
-        return self.bdd.let(_assignment("tag", value), space)
-
-    def untagged(self, space: BDD) -> BDD:
-        """``space`` with the tag dropped (every tag's packets together)."""
-        return self._exist(self._tag_cube, space)
 
     def is_empty(self, space: BDD) -> bool:
         return bool(space == self.false)
@@ -666,25 +588,3 @@ class HeaderSpace:
             else:
                 parts.append(f"{name}∈{{{int(count)} values}}")
         return ",".join(parts)
-
-
-def _port16(port: int) -> int | None:
-    """OpenFlow 1.3 32-bit port numbers in the model's 16 bits (reserved ports keep their low byte)."""
-    if port <= 0xFF00:
-        return port
-    if port >= 0xFFFFFF00:
-        return 0xFF00 | (port & 0xFF)
-    return None
-
-
-def _show(name: str, value: int) -> str:
-    if name in ("eth_src", "eth_dst", "arp_sha", "arp_tha", "nd_sll"):
-        return ":".join(f"{(value >> s) & 0xFF:02x}" for s in range(40, -8, -8))
-    if name in ("ip_src", "ip_dst"):
-        return ".".join(str((value >> s) & 0xFF) for s in (24, 16, 8, 0))
-    return str(value) if value < 1024 else hex(value)
-
-
-#: Reserved ports in the model's 16-bit ``in_port``.
-IN_PORT16 = _port16(IN_PORT)
-LOCAL16 = _port16(LOCAL)

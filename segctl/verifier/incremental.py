@@ -134,7 +134,7 @@ class IncrementalVerifier:
         flows = _flows_of(tables)
         if self._last is not None and self._last[1] == flows and network == self._last[0]:
             return self._again(network, start, say)
-        reason = self._start_over_reason(network)
+        reason = self._start_over_reason(network, tables)
         changed: set[tuple[str, int, tuple[int, ...]]] = set()
         reindexed = 0
         if reason:
@@ -194,11 +194,13 @@ class IncrementalVerifier:
         self._last = (network, flows, report)
         return _copy(report, network, report.seconds, report.generated)
 
-    def _start_over_reason(self, network: Network) -> str:
+    def _start_over_reason(self, network: Network, tables: Mapping[str, Sequence[Flow]]) -> str:
         if self._engine is None:
             return "first call"
         if _structure(network) != self._structure:
             return "endpoints, tenants, segments, switches or links changed"
+        if not self._engine.fits(tables):
+            return "the tables write or match header fields the BDD manager does not track"
         limit = max(self.max_nodes, int(self.growth * self._full_nodes))
         if _nodes(self._engine) > limit:
             return f"BDD manager over {limit:,} nodes"

@@ -116,7 +116,7 @@ class ReferenceEngine:
     def __init__(
         self, network: Network, tables: Mapping[str, Sequence[Flow]], *, hs: HeaderSpace | None = None
     ) -> None:
-        self.hs = hs or HeaderSpace()
+        self.hs = hs or HeaderSpace.for_tables(tables)
         topology = Topology.from_network(network)
         self._engine = Engine(tables, topology, hs=self.hs)
         self._ports = sorted(topology.edges)  # every endpoint's port (injected when its switch has tables)

@@ -47,6 +47,10 @@ CT_NEW, CT_EST, CT_TRK = 0x01, 0x02, 0x20
 _MAX_DEPTH = 64
 
 
+#: ``set_field`` names that write another :class:`Packet` attribute (ICMPv6 shares ICMP's).
+_PUT_ALIASES = {"icmpv6_type": "icmp_type", "icmpv6_code": "icmp_code"}
+
+
 @dataclass(frozen=True)
 class Packet:
     """Every field of one packet plus the pipeline state (``vlan_tci`` has the 0x1000 present bit)."""
@@ -77,6 +81,9 @@ class Packet:
     ipv6_dst: int = 0
     nd_target: int = 0
     nd_sll: int = 0
+    nd_tll: int = 0
+    nd_reserved: int = 0
+    nd_options_type: int = 0
 
     def get(self, name: str) -> int:
         """The value of an ofctl match field (``tcp_dst`` reads ``tp_dst`` ...)."""
@@ -90,6 +97,8 @@ class Packet:
         return value
 
     def put(self, name: str, value: int) -> Packet:
+        """The packet with ofctl field ``name`` set (``icmpv6_type`` writes ``icmp_type`` ...)."""
+        name = _PUT_ALIASES.get(name, name)
         if name.startswith("reg"):
             regs = list(self.regs)
             regs[int(name[3:])] = value

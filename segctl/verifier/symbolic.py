@@ -274,7 +274,9 @@ class Engine:
         ``tables``); their findings are then the caller's. ``record_spaces``: :attr:`visits`
         also keeps the union of the spaces that entered each view (an OR per repeated visit;
         :mod:`segctl.verifier.incremental` uses it to tell which changed rules a path can meet)."""
-        self.hs = hs or HeaderSpace()
+        self.hs = hs or HeaderSpace.for_tables(tables)
+        if not self.hs.tracks(tables):
+            raise ValueError("the header space does not track every field the tables write")
         self.topology = topology
         self.findings: list[Finding] = []
         if index is None:

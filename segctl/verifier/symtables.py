@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from segctl.openflow.ofctl import Action, Conjunction, Flow, SetField
-from segctl.verifier.headerspace import BDD, CONCRETE_FIELDS, HeaderSpace, _port16
+from segctl.verifier.fields import _port16
+from segctl.verifier.headerspace import BDD, CONCRETE_FIELDS, HeaderSpace
 
 __all__ = [
     "CT_ZONE_SLOT",

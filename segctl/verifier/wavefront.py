@@ -57,6 +57,7 @@ from segctl.openflow.ofctl import (
 )
 from segctl.topology.network import Network
 from segctl.verifier.effects import SYMBOLIC_PORT, Effect, EffectView, effect_view
+from segctl.verifier.fields import _port16
 from segctl.verifier.headerspace import (
     ALL_NEW,
     BDD,
@@ -67,9 +68,7 @@ from segctl.verifier.headerspace import (
     CT_RPL,
     CT_TRK,
     FIELDS,
-    REWRITABLE,
     HeaderSpace,
-    _port16,
 )
 from segctl.verifier.observe import ReplyRequest, RunView, reply_states, requests_union
 from segctl.verifier.reference import _Fold
@@ -119,8 +118,8 @@ SwitchPort = tuple[str, int]
 WAVEFRONT_ORDER: tuple[str, ...] = (
     "metadata", *(f"reg{i}" for i in range(8)), "ct_state", "all_new", "ct_zone",
     "vlan_present", "vlan_vid", "eth_type", "eth_dst", "ip_proto", "ip_dst", "nw_ttl", "tp_src", "tp_dst",
-    "icmp_type", "icmp_code", "arp_op", "arp_tha", "ipv6_dst", "nd_target", "nd_sll",
-    "tag", "in_port", "eth_src", "ip_src", "arp_sha", "ipv6_src",
+    "icmp_type", "icmp_code", "arp_op", "arp_tha", "ipv6_dst", "nd_target", "nd_sll", "nd_tll", "nd_reserved",
+    "nd_options_type", "tag", "in_port", "eth_src", "ip_src", "arp_sha", "ipv6_src",
 )  # fmt: skip
 _SYMBOLIC_KEY: Key = (SYMBOLIC_PORT, *(0,) * (len(entry_key(0)) - 1))
 
@@ -155,33 +154,43 @@ class _Pending:
         self.visited = merged
 
 
-#: Rewritable fields that only ARP packets have (every rule on them matches ``arp``).
-_ARP_ONLY = ("arp_op", "arp_sha", "arp_tha")
-_ETH_ARP = 0x0806
+#: Rewritable fields that only packets of one ethertype have (every rule on them matches it:
+#: the parser requires ``arp``, ``ipv6`` or ``icmp6`` of a match or ``set_field`` on them).
+_ETHERTYPE_ONLY: dict[int, tuple[str, ...]] = {
+    0x0806: ("arp_op", "arp_sha", "arp_tha"),
+    0x86DD: ("ipv6_src", "ipv6_dst", "nd_target", "nd_sll", "nd_tll", "nd_reserved", "nd_options_type"),
+}
 
 
 def _identity(hs: HeaderSpace, tables: Mapping[str, Sequence[Flow]]) -> BDD:
-    """ghost == live for every rewritable field, but for the ARP-only ones on other packets:
-    no rule reads or writes them there (each such rule matches ``arp``), so their ghost and
-    live bits are left free and the packets sent are the same (the origin of a free field is
-    free either way), without a 336-node identity chain under every non-ARP packet. When some
-    rule touches them without matching ARP, the identity is kept for every packet."""
-    arp = hs.eq("eth_type", _ETH_ARP)
+    """ghost == live for every rewritable field, but for those only ARP (or only IPv6) packets
+    have, on other packets: no rule reads or writes them there (each such rule matches the
+    ethertype), so their ghost and live bits are left free and the packets sent are the same
+    (the origin of a free field is free either way), without a 336-node identity chain (ARP)
+    or a 1,000-node one (IPv6 rewrites) under every other packet. When some rule touches them
+    without matching the ethertype, the identity is kept for every packet."""
+    groups = {eth: [n for n in names if n in hs.rewritable] for eth, names in _ETHERTYPE_ONLY.items()}
+    kind_of = {n: eth for eth, names in groups.items() for n in names}
     for flows in tables.values():
         for f in flows:
-            eth = f.get("eth_type")
-            on_arp = eth is not None and eth.value == _ETH_ARP
-            touches = any(t.field in _ARP_ONLY for t in f.match) or any(
-                isinstance(a, SetField) and hs.canonical(a.field) in _ARP_ONLY for a in f.actions
-            )
-            if touches and not on_arp:
-                return hs.identity()
-    out = hs.true
-    for name in REWRITABLE:
-        if name not in _ARP_ONLY:
-            out &= hs.ghost_copy(hs.true, [name])
-    arp_identity = hs.ghost_copy(hs.true, _ARP_ONLY)
-    return out & ((arp & arp_identity) | ~arp)
+            term = f.get("eth_type")
+            eth = None if term is None else term.value
+            touched = [t.field for t in f.match] + [
+                hs.canonical(a.field) for a in f.actions if isinstance(a, SetField)
+            ]
+            for name in touched:
+                kind = kind_of.get(name)
+                if kind is not None and kind != eth:  # touched on other packets: kept everywhere
+                    groups[kind] = []
+                    kind_of = {n: k for n, k in kind_of.items() if k != kind}
+    grouped = {n for names in groups.values() for n in names}
+    out = hs.ghost_copy(hs.true, [n for n in hs.rewritable if n not in grouped])
+    for eth, names in groups.items():
+        if not names:
+            continue
+        on = hs.eq("eth_type", eth)
+        out &= (on & hs.ghost_copy(hs.true, names)) | ~on
+    return out
 
 
 def _signature(table: Table | None, key: Key) -> object:
@@ -227,7 +236,9 @@ class WavefrontEngine:
     def __init__(
         self, network: Network, tables: Mapping[str, Sequence[Flow]], *, hs: HeaderSpace | None = None
     ) -> None:
-        self.hs = hs or HeaderSpace(WAVEFRONT_ORDER)
+        self.hs = hs or HeaderSpace.for_tables(tables, WAVEFRONT_ORDER)
+        if not self.hs.tracks(tables):
+            raise ValueError("the header space does not track every field the tables write")
         self.topology = Topology.from_network(network)
         self._findings_by: dict[str, list[Finding]] = {}
         self._index: dict[str, dict[int, Table]] = {}
@@ -272,6 +283,11 @@ class WavefrontEngine:
         for f in flows:
             per.setdefault(f.table, []).append(f)
         self._flows[switch] = {t: tuple(fs) for t, fs in per.items()}
+
+    def fits(self, tables: Mapping[str, Sequence[Flow]]) -> bool:
+        """Whether :meth:`update` can take ``tables``: the manager tracks the origin of every
+        field they write, and the ghost identity injected packets get is the same."""
+        return self.hs.tracks(tables) and _identity(self.hs, tables) == self._identity
 
     def update(self, tables: Mapping[str, Sequence[Flow]]) -> set[tuple[str, int, Key]]:
         """Take new flow tables for the same switches: re-index the switches whose flows

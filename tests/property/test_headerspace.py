@@ -12,11 +12,13 @@ from segctl.verifier.headerspace import (
     FIELDS,
     PACKET_FIELDS,
     PIPELINE_FIELDS,
-    REWRITABLE,
     HeaderSpace,
 )
 
 HS = HeaderSpace()
+#: A manager for tables that also rewrite IPv6 and neighbour-discovery headers (an NA responder).
+HS6 = HeaderSpace(rewritable=[*HS.rewritable, "ipv6_src", "ipv6_dst", "icmpv6_type", "nd_tll", "nd_reserved",
+                              "nd_options_type", "nd_target", "nd_sll"])  # fmt: skip
 HEADER = [f for f in PACKET_FIELDS if f not in PIPELINE_FIELDS]
 
 
@@ -35,13 +37,13 @@ def test_eq_pick_round_trip(name: str, data: st.DataObject) -> None:
     width = FIELDS[name]
     value = data.draw(st.integers(0, (1 << width) - 1))
     mask = data.draw(st.integers(0, (1 << width) - 1))
-    space = HS.eq(name, value, mask)
-    packet = HS.pick(space)
+    space = HS6.eq(name, value, mask)
+    packet = HS6.pick(space)
     assert packet[name] & mask == value & mask
     assert set(packet) == set(PACKET_FIELDS)
-    assert HS.is_empty(space & ~HS.eq(name, packet[name]) & HS.eq(name, packet[name]))
+    assert HS6.is_empty(space & ~HS6.eq(name, packet[name]) & HS6.eq(name, packet[name]))
     # A value outside the field is an empty space, never a silent truncation.
-    assert HS.is_empty(HS.eq(name, 1 << width))
+    assert HS6.is_empty(HS6.eq(name, 1 << width))
 
 
 def test_match_maps_aliases_and_masks() -> None:
@@ -70,20 +72,39 @@ def test_special_fields() -> None:
         HS.match(parse_flow("conj_id=3,actions=drop").match)
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.sampled_from([*REWRITABLE, "reg3", "metadata"]), st.data())
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from([*HS6.rewritable, "reg3", "metadata"]), st.data())
 def test_set_field_keeps_origin(name: str, data: st.DataObject) -> None:
     width = FIELDS[name]
     before = data.draw(st.integers(0, (1 << width) - 1))
     after = data.draw(st.integers(0, (1 << width) - 1))
-    space = HS.identity() & HS.eq(name, before) & HS.eq("eth_type", 0x0800)
-    rewritten = HS.set_field(space, name, after)
-    origin, now = HS.pick_pair(rewritten)
+    space = HS6.identity() & HS6.eq(name, before) & HS6.eq("eth_type", 0x86DD)
+    rewritten = HS6.set_field(space, name, after)
+    origin, now = HS6.pick_pair(rewritten)
     assert now[name] == after
-    if name in REWRITABLE:
+    if name in HS6.rewritable:
         assert origin[name] == before
-        assert HS.origin(rewritten) == HS.origin(space)
-    assert HS.final(rewritten) == HS.final(HS.forget(space, [name]) & HS.eq(name, after))
+        assert HS6.origin(rewritten) == HS6.origin(space)
+    assert HS6.final(rewritten) == HS6.final(HS6.forget(space, [name]) & HS6.eq(name, after))
+
+
+def test_rewritable_fields_are_the_managers() -> None:
+    assert "ipv6_src" not in HS.rewritable and "o.ipv6_src_0" not in HS.bdd.vars
+    assert "ipv6_src" in HS6.rewritable and "icmp_type" in HS6.rewritable  # icmpv6_type is icmp_type
+    order = sorted(HS6.bdd.vars, key=HS6.bdd.level_of_var)
+    assert order.index("nd_tll_47") + 1 == order.index("o.nd_tll_47")  # ghost interleaved
+    with pytest.raises(ValueError, match="not tracked"):
+        HS.set_field(HS.true, "ipv6_dst", 1)  # its origin would be lost
+    with pytest.raises(ValueError, match="not tracked"):
+        HS.set_fields(HS.true, [("eth_src", 1), ("nd_tll", 2)])
+    with pytest.raises(ValueError, match="not header fields"):
+        HeaderSpace(rewritable=["metadata"])
+    # the NA-only fields are declared only when asked for (or rewritable): 88 variables less
+    assert "nd_reserved_0" not in HS.bdd.vars and HS.pick(HS.true)["nd_reserved"] == 0
+    with pytest.raises(ValueError, match="not in this manager"):
+        HS.eq("nd_options_type", 2)
+    assert HS.forget(HS.eq("eth_type", 0x86DD), ["nd_tll", "eth_type"]) == HS.true
+    assert "nd_options_type_7" in HeaderSpace(optional=["nd_options_type"]).bdd.vars
 
 
 @settings(max_examples=100, deadline=None)

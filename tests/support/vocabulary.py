@@ -53,6 +53,10 @@ table=10,priority=130,ip,nw_src=10.0.0.11,actions=conjunction(7,2/2)
 table=10,priority=130,conj_id=7,ip,actions=dec_ttl,mod_dl_src:02:5e:00:00:00:05,mod_dl_dst:02:00:00:00:01:02,output:3
 table=10,priority=120,ipv6,ipv6_src=fe80::1,ipv6_dst=2001:db8::/64,actions=output:4
 table=10,priority=120,icmp6,icmp_type=135,nd_target=2001:db8::1,nd_sll=02:00:00:00:01:01,actions=output:5
+table=10,priority=119,icmp6,icmp_type=135,ipv6_src=2001:db8::11,nd_target=2001:db8::1,actions=set_field:02:00:00:00:01:11->eth_dst,set_field:02:5e:00:00:00:01->eth_src,set_field:2001:db8::1->ipv6_src,set_field:2001:db8::11->ipv6_dst,set_field:136->icmpv6_type,set_field:0xe0000000->nd_reserved,set_field:2->nd_options_type,IN_PORT
+table=10,priority=118,icmp6,icmpv6_type=136,nd_tll=02:00:00:00:01:01,nd_reserved=3758096384,nd_options_type=2,actions=set_field:02:5e:00:00:00:01->nd_tll,set_field:2001:db8::1->nd_target,set_field:0->icmpv6_code,output:5
+table=10,priority=117,icmp6,icmp_type=135,nd_sll=02:00:00:00:01:00/ff:ff:ff:ff:ff:00,actions=set_field:02:5e:00:00:00:01->nd_sll,output:5
+table=10,priority=116,icmp,icmp_type=8,actions=set_field:0->icmp_type,set_field:0->icmp_code,IN_PORT
 table=10,priority=110,reg0=0x5,reg3=0x10/0xf0,ip,actions=set_field:0x7->reg1,output:6
 table=10,priority=100,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=drop
 table=10,priority=99,dl_dst=02:00:00:00:01:02,actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:7

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 
 import pytest
@@ -151,6 +152,21 @@ def test_unsupported_is_an_error_naming_line_and_token(line: str, token: str) ->
         "actions=set_field:100->vlan_vid",
         "conj_id=0x1/0x1,actions=drop",
         "ip,actions=goto_table:1,goto_table:2",
+        # OVS's prerequisites of neighbour discovery and of set_field (ovs-ofctl refuses the
+        # set_field ones with OFPBAC_MATCH_INCONSISTENT and drops the match ones)
+        "icmp6,nd_target=fd00::1,actions=drop",  # ND: icmp_type 135 or 136
+        "icmp6,icmp_type=135,icmp_code=1,nd_reserved=5,actions=drop",  # ND: code 0
+        "icmp6,icmp_type=135,nd_tll=02:00:00:00:00:01,actions=drop",  # nd_tll: an advertisement
+        "icmp6,icmp_type=136,nd_sll=02:00:00:00:00:01,actions=drop",  # nd_sll: a solicitation
+        "icmp6,icmp_type=136,nd_reserved=0xe0000000/0xe0000000,actions=drop",  # not maskable
+        "icmp6,icmp_type=136,nd_options_type=256,actions=drop",
+        "icmp6,icmp_type=135,actions=set_field:2->nd_options_type,set_field:02:5e:00:00:00:01->nd_tll,IN_PORT",
+        "icmp6,icmp_type=128,actions=set_field:0->nd_reserved,IN_PORT",
+        "icmp6,icmp_type=135,actions=set_field:136->icmp_type,IN_PORT",  # ICMPv4's field
+        "ipv6,actions=set_field:136->icmpv6_type,IN_PORT",
+        "ip,actions=set_field:fd00::1->ipv6_src,IN_PORT",
+        "ip,actions=set_field:2->arp_op,IN_PORT",
+        "icmp6,icmp_type=135,actions=set_field:0x100->nd_options_type,IN_PORT",
     ],
 )
 def test_malformed_is_a_syntax_error_with_line(line: str) -> None:
@@ -176,6 +192,18 @@ def _terms() -> st.SearchStrategy[dict[str, tuple[int, int]]]:
     return st.fixed_dictionaries(
         {}, optional={**common, "conj_id": exact("conj_id"), "ct_zone": exact("ct_zone")}
     )
+
+
+def _settable(proto: str, icmp6_type: int | None) -> list[str]:
+    """Header fields a flow of ``proto`` (and ICMPv6 type) may ``set_field`` (OVS's prerequisites)."""
+    out = {"arp": ["arp_sha", "arp_tpa", "arp_op"], "icmp": ["icmp_type", "icmp_code"]}.get(proto, [])
+    if proto in ("ipv6", "icmp6"):
+        out += ["ipv6_src", "ipv6_dst"]
+    if proto == "icmp6":
+        out += ["icmpv6_type", "icmpv6_code"]
+    if icmp6_type in (135, 136):
+        out += ["nd_target", "nd_reserved", "nd_options_type", "nd_sll" if icmp6_type == 135 else "nd_tll"]
+    return out or ["eth_src"]
 
 
 @st.composite
@@ -206,6 +234,12 @@ def flows(draw: st.DrawFn) -> Flow:
     if proto == "arp":
         terms["arp_op"] = (draw(st.integers(1, 2)), 0xFFFF)
         terms["arp_tpa"] = (draw(st.integers(0, 2**32 - 1)), 0xFFFFFFFF)
+    icmp6_type = draw(st.sampled_from([None, 128, 135, 136])) if proto == "icmp6" else None
+    if icmp6_type is not None:
+        terms["icmpv6_type"] = (icmp6_type, 0xFF)
+        if icmp6_type == 136 and draw(st.booleans()):
+            terms["nd_tll"] = (draw(st.integers(0, 2**48 - 1)), (1 << 48) - 1)
+            terms["nd_options_type"] = (2, 0xFF)
     if draw(st.booleans()):
         terms["ct_state"] = draw(st.sampled_from([(0x21, 0x21), (0x22, 0x33), (0, 0x20), (0x30, 0x30)]))
     if draw(st.booleans()):
@@ -222,8 +256,9 @@ def flows(draw: st.DrawFn) -> Flow:
         st.just(DecTtl()),
         st.just(PopVlan()),
         st.tuples(st.just(PushVlan()), st.builds(SetField, st.just("vlan_vid"), st.integers(0, 4095))),
-        st.builds(SetField, st.sampled_from(["eth_src", "eth_dst", "arp_sha"]), st.integers(0, 2**48 - 1)),
-        st.builds(SetField, st.sampled_from(["reg1", "arp_tpa", "arp_op"]), st.integers(0, 0xFFFF)),
+        st.builds(SetField, st.sampled_from(["eth_src", "eth_dst"]), st.integers(0, 2**48 - 1)),
+        st.builds(SetField, st.just("reg1"), st.integers(0, 0xFFFF)),
+        st.builds(SetField, st.sampled_from(_settable(proto, icmp6_type)), st.integers(0, 0xFF)),
         st.builds(Ct, st.booleans(), st.integers(0, 0xFFFF), st.one_of(st.none(), st.integers(0, 254))),
         st.builds(Conjunction, st.integers(0, 2**32 - 1), st.just(1), st.integers(2, 8)),
     )
@@ -255,6 +290,56 @@ def test_format_then_parse_is_identity(flow: Flow) -> None:
     text = format_flow(flow)
     assert parse_flow(text) == flow, text
     assert format_flow(parse_flow(text)) == text
+
+
+#: A gateway's neighbour-advertisement responder rule (add-flows text) and how
+#: ``ovs-ofctl -O OpenFlow13`` 3.1 prints it back (``parse-flow``; ``dump-flows`` prints the
+#: same match and actions): ``icmp_type`` for the ICMPv6 match, ``set_field:…->icmpv6_type``,
+#: ``nd_reserved`` in decimal.
+NA_RESPONDER = (
+    "table=10,priority=200,in_port=1,metadata=0x1001/0xffffffff,icmp6,icmp_type=135,ipv6_src=fd00:1:1::11,"
+    "nd_target=fd00:1:1::1,actions=set_field:02:00:00:00:01:11->eth_dst,set_field:02:5e:00:00:00:01->eth_src,"
+    "set_field:fd00:1:1::1->ipv6_src,set_field:fd00:1:1::11->ipv6_dst,set_field:136->icmpv6_type,"
+    "set_field:0xe0000000->nd_reserved,set_field:2->nd_options_type,goto_table:80"
+)
+NA_RESPONDER_DUMP = (
+    " cookie=0x0, duration=3.101s, table=10, n_packets=0, n_bytes=0, priority=200,icmp6,"
+    "metadata=0x1001/0xffffffff,in_port=1,ipv6_src=fd00:1:1::11,icmp_type=135,nd_target=fd00:1:1::1 "
+    "actions=set_field:02:00:00:00:01:11->eth_dst,"
+    "set_field:02:5e:00:00:00:01->eth_src,set_field:fd00:1:1::1->ipv6_src,set_field:fd00:1:1::11->ipv6_dst,"
+    "set_field:136->icmpv6_type,set_field:3758096384->nd_reserved,set_field:2->nd_options_type,goto_table:80"
+)
+NA_ADVERT_DUMP = (
+    "table=3, priority=7,icmp6,icmp_type=136,nd_tll=02:5e:00:00:00:01,nd_reserved=3758096384,"
+    "nd_options_type=2 "
+    "actions=set_field:02:5e:00:00:00:09->nd_tll,set_field:0->nd_options_type,set_field:fd00::9->nd_target,"
+    "set_field:0->icmpv6_code,output:1"
+)
+
+
+def test_neighbour_advertisement_fields_round_trip() -> None:
+    flow = parse_flow(NA_RESPONDER)
+    assert parse_flow(NA_RESPONDER_DUMP) == flow
+    assert parse_flow(format_flow(flow)) == flow
+    v6 = int(ipaddress.IPv6Address("fd00:1:1::1"))
+    assert flow.actions[2:] == (
+        SetField("ipv6_src", v6),
+        SetField("ipv6_dst", v6 + 0x10),
+        SetField("icmpv6_type", 136),
+        SetField("nd_reserved", 0xE0000000),
+        SetField("nd_options_type", 2),
+        GotoTable(80),
+    )
+    assert "set_field:3758096384->nd_reserved" in format_flow(flow)  # decimal, as OVS prints it
+    advert = parse_flow(NA_ADVERT_DUMP)
+    assert [(t.field, t.value) for t in advert.match][-3:] == [
+        ("nd_tll", 0x025E00000001),
+        ("nd_reserved", 0xE0000000),
+        ("nd_options_type", 2),
+    ]
+    assert advert.actions[0] == SetField("nd_tll", 0x025E00000009)
+    assert parse_flow(format_flow(advert)) == advert
+    assert "nd_tll=02:5e:00:00:00:01,nd_reserved=3758096384,nd_options_type=2" in format_flow(advert)
 
 
 def test_vocabulary_parses_and_formats_back() -> None:
