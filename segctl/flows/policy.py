@@ -472,13 +472,17 @@ def _remote(
     remote = cache.remote.get(key)
     if remote is None:
         out: dict[Match, None] = dict.fromkeys((("proto", "ip"), (f"nw_{side}", str(ep.ip))) for ep in eps)
+        # the local side's segments: an address with a context meets only those
+        local = {(e.tenant, e.segment) for e in (grant.sources if side == "dst" else grant.destinations)}
         for ep in eps:
             if (ep.tenant, ep.segment) in grant.ipv6_segments:
                 meta = _meta(metadata_value(grant.dst_tenant, segment_index(ep)), _CTX)
                 for address in ep.ipv6_sources:
                     field = (f"ipv6_{side}", str(address))
-                    routed = address == ep.ipv6 and ep.ipv6_gateway is not None
-                    out[(("proto", "ipv6"), field) if routed else (meta, ("proto", "ipv6"), field)] = None
+                    if address == ep.ipv6 and ep.ipv6_gateway is not None:  # routed
+                        out[(("proto", "ipv6"), field)] = None
+                    elif (ep.tenant, ep.segment) in local:
+                        out[(meta, ("proto", "ipv6"), field)] = None
         remote = cache.remote[key] = list(out)
     return remote
 

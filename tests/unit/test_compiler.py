@@ -146,8 +146,13 @@ def test_edge_outputs_only_through_the_egress_guard(
                 value, mask = (int(x, 16) for x in m["metadata"].split("/"))
                 assert value == _ctx(net, ep.tenant, ep.segment) and mask == 0xFFFFF
                 assert m["dl_dst"] == ep.mac
-                if action.port == IN_PORT:  # the gateway ARP responder, and nothing else
-                    assert m["arp_sha"] == net.tenant(ep.tenant).gateway_mac and m["in_port"] == str(ep.port)
+                if action.port == IN_PORT:  # the gateway's ARP and ND responders, and nothing else
+                    assert m["in_port"] == str(ep.port)
+                    if "arp_sha" in m:
+                        assert m["arp_sha"] == net.tenant(ep.tenant).gateway_mac
+                    else:  # its advertisement for gateway6, to one of the endpoint's addresses
+                        assert (m["icmp_type"], m["ipv6_src"]) == ("136", str(ep.ipv6_gateway))
+                        assert m["ipv6_dst"] in {str(a) for a in ep.ipv6_sources}
                 else:
                     ipv6 = {str(a) for a in ep.ipv6_sources}  # global and link-local
                     assert str(ep.ip) in (m.get("nw_dst"), m.get("arp_tpa")) or (
@@ -227,7 +232,11 @@ def test_ipv6_endpoints_are_bound_to_and_reached_at_their_global_and_link_local_
         addresses = {str(ep.ipv6), str(ep.ipv6_link_local)}
         assert str(ep.ipv6_link_local).startswith("fe80::") and len(addresses) == 2
         rules = [_match(r) for r in programs[ep.switch].rules]
-        admitted = {m["ipv6_src"] for m in rules if m.get("ipv6_src") and m.get("in_port") == str(ep.port)}
+        admitted = {
+            m["ipv6_src"]
+            for m in rules
+            if m.get("ipv6_src") and m.get("in_port") == str(ep.port) and m.get("icmp_type") != "136"
+        }  # (136: the gateway's advertisement back to the port, from gateway6)
         assert admitted == addresses
         to_me = [m for m in rules if m.get("dl_dst") == ep.mac and m.get("ipv6_dst")]
         delivered = {m["ipv6_dst"] for m in to_me if not m.get("nd_target")}

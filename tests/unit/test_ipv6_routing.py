@@ -178,7 +178,7 @@ def test_an_advertisement_sent_to_another_port_breaks_conformance(net: Network, 
     port instead (s1 port 2), k2 receives f1's solicitation turned into an advertisement."""
     texts = _texts(net)
     texts["s1"] = [
-        r.replace("actions=IN_PORT", "actions=output:2")
+        r.replace("->nd_tll,IN_PORT", "->nd_tll,output:2")
         if r.startswith("table=80,") and "in_port=1," in r and "icmp_type=136" in r
         else r
         for r in texts["s1"]

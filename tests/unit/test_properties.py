@@ -161,18 +161,21 @@ def dual() -> Network:
 
 @pytest.mark.parametrize("engine", ["wavefront", "reference"])
 def test_a_strict_segment_ipv6_policy_not_compiled_is_not_delivered(dual: Network, engine: str) -> None:
-    """db-replica (strict segment db) allows tcp/5432 from db2 to db1 in both families: with
-    its IPv6 service clause gone, property 3 shows the IPv6 connection that no longer
-    arrives (the IPv4 one still does)."""
+    """db-replica (strict segment db) allows tcp/5432 from db2 to db1 in both families, and
+    web-to-db from web1 routed: with s1's IPv6 service clauses gone, property 3 shows the
+    IPv6 connections that no longer arrive, from both (the IPv4 ones still do)."""
     texts = _texts(dual)
     assert _verify(dual, texts).ok
     texts["s1"] = [s for s in texts["s1"] if not (s.startswith("table=30,") and "tcp6" in s)]
     tables = {n: parse_flows("\n".join(lines)) for n, lines in texts.items()}
     report = verify(dual, tables, engine=engine)
     assert _failing(report) == {"allowed-delivered"}
-    (cx,) = report.property("allowed-delivered").counterexamples
-    assert (cx.src, cx.delivered_to) == ("acme/db2", None) and cx.packet["eth_type"] == "0x86dd"
-    assert cx.packet["ipv6_dst"] in ("fd00:1:2::11", "fe80::ff:fe0a:201") and cx.packet["tp_dst"] == "5432"
+    cxs = {cx.src: cx for cx in report.property("allowed-delivered").counterexamples}
+    assert sorted(cxs) == ["acme/db2", "acme/web1"]
+    for cx in cxs.values():
+        assert cx.delivered_to is None and cx.packet["eth_type"] == "0x86dd" and cx.packet["tp_dst"] == "5432"
+    assert cxs["acme/db2"].packet["ipv6_dst"] in ("fd00:1:2::11", "fe80::ff:fe0a:201")
+    assert cxs["acme/web1"].packet["ipv6_dst"] == "fd00:1:2::11"  # routed: the global address only
 
 
 def test_intra_segment_ipv6_committing_all_link_local_breaks_commit_safety(dual: Network) -> None:
