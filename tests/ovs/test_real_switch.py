@@ -595,7 +595,9 @@ def test_ipv6_goes_where_its_grants_say(fabric: Fabric) -> None:
             cases.append((ping6, want, f"{src.qualified} -> {dst.qualified} ping -6"))
             for port in ports if ipv6_applies(src, dst) else ():  # elsewhere the pings show it
                 want = reply_allowed(net, src, dst, "tcp", port, family=6)
-                strict += want and net.segment(src.tenant, src.segment).strict
+                strict += want and (
+                    net.segment(src.tenant, src.segment).strict or net.segment(dst.tenant, dst.segment).strict
+                )
                 tcp6 = probes.Probe(fabric.ns(src), str(dst.ipv6), "tcp", port, listen_ns=fabric.ns(dst))
                 cases.append((tcp6, want, f"{src.qualified} -> {dst.qualified} tcp6/{port}"))
     outcomes = probes.run_probes([probe for probe, _, _ in cases])
