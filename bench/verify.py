@@ -96,8 +96,8 @@ SCHEMA_VERSION = 1
 # ------------------------------------------------------------------ cases and workers
 
 
-def dense(n: int, ipv6: bool = False) -> Case:
-    return {"kind": "dense", "n": n, "ipv6": ipv6}
+def dense(n: int, ipv6: bool = False, routed: bool = False) -> Case:
+    return {"kind": "dense", "n": n, "ipv6": ipv6, "routed": routed}
 
 
 def fat(k: int, tenants: int, endpoints: int) -> Case:
@@ -106,13 +106,17 @@ def fat(k: int, tenants: int, endpoints: int) -> Case:
 
 def case_name(case: Case) -> str:
     if case["kind"] == "dense":
-        return f"two-rack n={case['n']}" + (" dual-stack" if case.get("ipv6") else "")
+        return (
+            f"two-rack n={case['n']}"
+            + (" dual-stack" if case.get("ipv6") else "")
+            + (" routed" if case.get("routed") else "")
+        )
     return f"k={case['k']} T={case['tenants']} N={case['endpoints']}"
 
 
 def case_intent(case: Case) -> Intent:
     if case["kind"] == "dense":
-        return two_rack(int(case["n"]), ipv6=bool(case.get("ipv6")))
+        return two_rack(int(case["n"]), ipv6=bool(case.get("ipv6")), routed=bool(case.get("routed")))
     return synthetic_intent(k=int(case["k"]), tenants=int(case["tenants"]), endpoints=int(case["endpoints"]))
 
 
@@ -312,6 +316,7 @@ class Run:
     limits: Limits
     started: float
     ipv6: bool = False  # dense cases dual stack (--ipv6)
+    routed: bool = False  # dense cases across two segments (--routed)
 
     def say(self, text: str) -> None:
         print(f"[bench {time.monotonic() - self.started:7.1f} s] {text}", file=sys.stderr, flush=True)
@@ -340,7 +345,7 @@ def dense_curve(run: Run, sizes: Sequence[int]) -> list[Result]:
     rows: list[Result] = []
     over: str | None = None
     for n in sizes:
-        case = dense(n, run.ipv6)
+        case = dense(n, run.ipv6, run.routed)
         wavefront = run.proof(case, "wavefront")
         endpoints = int(wavefront.get("endpoints", 4 * n + 1))
         points = [(r["endpoints"], r["reference"]["proof_s"]) for r in rows if "proof_s" in r["reference"]]
@@ -431,7 +436,8 @@ def machine() -> Result:
 
 def collect(args: argparse.Namespace) -> Result:
     """Every measurement of the run as one JSON document."""
-    run = Run(args.reference_budget, Limits(args.cpu_limit, args.memory_limit), time.monotonic(), args.ipv6)
+    limits = Limits(args.cpu_limit, args.memory_limit)
+    run = Run(args.reference_budget, limits, time.monotonic(), args.ipv6, args.routed)
     sizes = QUICK_SIZES if args.quick and not args.sizes else (args.sizes or DENSE_SIZES)
     fats = [fat(*c) for c in (QUICK_FAT if args.quick else FAT_CASES)]
     extra = [fat(*c) for c, on in ((BIG, args.big), (HUGE, args.huge)) if on]
@@ -442,6 +448,7 @@ def collect(args: argparse.Namespace) -> Result:
         "cpu_limit_s": args.cpu_limit,
         "memory_limit_gib": args.memory_limit,
         "ipv6": args.ipv6,
+        "routed": args.routed,
     }
     doc["dense"] = dense_curve(run, sizes)
     doc["growth"] = {
@@ -706,6 +713,11 @@ def main(argv: list[str] | None = None) -> int:
         "--ipv6",
         action="store_true",
         help="dense cases dual stack: every endpoint has an IPv6 address, the policy carries both families",
+    )
+    parser.add_argument(
+        "--routed",
+        action="store_true",
+        help="dense cases across two segments with gateways: the policy is routed (IPv6 too with --ipv6)",
     )
     parser.add_argument("--big", action="store_true", help=f"add fat-tree {case_name(fat(*BIG))}")
     parser.add_argument("--huge", action="store_true", help=f"add fat-tree {case_name(fat(*HUGE))} (hours?)")

@@ -278,14 +278,18 @@ def policy_pair(a: int, b: int, p: int, *, policies: int = 1) -> Intent:
     return Intent.model_validate({"version": 1, "fabric": fabric, "tenants": [tenant]})
 
 
-def two_rack(n: int, *, tenants: int = 2, services: int = 5, ipv6: bool = False) -> Intent:
+def two_rack(
+    n: int, *, tenants: int = 2, services: int = 5, ipv6: bool = False, routed: bool = False
+) -> Intent:
     """The dense two-rack case: one spine, two racks (leaves); ``tenants`` tenants with the
     same addresses, each with one strict segment where group ``A`` (``n`` endpoints on rack A)
     reaches group ``B`` (``n`` endpoints on rack B) over ``services`` TCP ports, and a shared
     DNS on the spine consumed by every tenant. ``tenants·2n + 1`` endpoints: n = 20, 40, 80,
     160 give 81, 161, 321, 641. With ``ipv6`` every rack endpoint also has an IPv6 address
     (``fd00::/64``, reused across tenants like the IPv4 ones): the segment's policy then
-    carries both families (dual stack).
+    carries both families (dual stack). With ``routed`` rack B's endpoints are in a second
+    strict segment (``10.1.0.0/16``, ``fd01::/64``) and both segments have a ``gateway`` and a
+    ``gateway6``: the policy is routed, in both families with ``ipv6``.
 
     Every source reaches a whole rack of destinations, so the granted pairs grow with the
     square of the endpoints: what a verifier that works per (source, destination) pays for.
@@ -304,49 +308,7 @@ def two_rack(n: int, *, tenants: int = 2, services: int = 5, ipv6: bool = False)
         ],
         "links": ["rackA:1 <-> spine:1", "rackB:1 <-> spine:2"],
     }
-    docs: list[dict[str, Any]] = []
-    for t in range(tenants):
-        eps = []
-        for side, leaf in (("a", "rackA"), ("b", "rackB")):
-            for i in range(n):
-                index = i if side == "a" else n + i
-                eps.append(
-                    {
-                        "name": f"{side}{i}",
-                        "segment": "lan",
-                        "mac": _endpoint_mac(t + 1, index),
-                        "ip": _host_ip(0, index),
-                        **({"ipv6": f"fd00::{index + 1:x}"} if ipv6 else {}),
-                        "attach": {"switch": leaf, "port": HOST_PORT_BASE + t * n + i},
-                        "labels": {"side": side},
-                    }
-                )
-        docs.append(
-            {
-                "name": f"t{t + 1}",
-                "segments": [
-                    {
-                        "name": "lan",
-                        "cidr": "10.0.0.0/16",
-                        "gateway": "10.0.255.254",
-                        "strict": True,
-                        **({"cidr6": "fd00::/64"} if ipv6 else {}),
-                    }
-                ],
-                "endpoints": eps,
-                "groups": [{"name": "A", "labels": {"side": "a"}}, {"name": "B", "labels": {"side": "b"}}],
-                "policies": [
-                    {
-                        "name": "a-to-b",
-                        "from": {"group": "A"},
-                        "to": {"group": "B"},
-                        "services": [
-                            {"proto": "tcp", "port": SERVICE_PORT_BASE + i} for i in range(services)
-                        ],
-                    }
-                ],
-            }
-        )
+    docs = [_two_rack_tenant(t, n, services, ipv6, routed) for t in range(tenants)]
     dns = {
         "name": "dns",
         "segment": "svc",
@@ -375,6 +337,50 @@ def two_rack(n: int, *, tenants: int = 2, services: int = 5, ipv6: bool = False)
         ],
     }
     return Intent.model_validate(doc)
+
+
+def _two_rack_tenant(t: int, n: int, services: int, ipv6: bool, routed: bool) -> dict[str, Any]:
+    """Tenant ``t + 1`` of :func:`two_rack`: its racks' endpoints, segment(s) and policy."""
+    eps = []
+    for side, leaf in (("a", "rackA"), ("b", "rackB")):
+        second = routed and side == "b"
+        for i in range(n):
+            index = i if side == "a" else n + i
+            eps.append(
+                {
+                    "name": f"{side}{i}",
+                    "segment": "lanb" if second else "lan",
+                    "mac": _endpoint_mac(t + 1, index),
+                    "ip": _host_ip(1 if second else 0, index),
+                    **({"ipv6": f"fd0{int(second)}::{index + 1:x}"} if ipv6 else {}),
+                    "attach": {"switch": leaf, "port": HOST_PORT_BASE + t * n + i},
+                    "labels": {"side": side},
+                }
+            )
+    return {
+        "name": f"t{t + 1}",
+        "segments": [
+            {
+                "name": name,
+                "cidr": f"10.{s}.0.0/16",
+                "gateway": f"10.{s}.255.254",
+                "strict": True,
+                **({"cidr6": f"fd0{s}::/64"} if ipv6 else {}),
+                **({"gateway6": f"fd0{s}::ffff"} if ipv6 and routed else {}),
+            }
+            for s, name in enumerate(["lan", "lanb"] if routed else ["lan"])
+        ],
+        "endpoints": eps,
+        "groups": [{"name": "A", "labels": {"side": "a"}}, {"name": "B", "labels": {"side": "b"}}],
+        "policies": [
+            {
+                "name": "a-to-b",
+                "from": {"group": "A"},
+                "to": {"group": "B"},
+                "services": [{"proto": "tcp", "port": SERVICE_PORT_BASE + i} for i in range(services)],
+            }
+        ],
+    }
 
 
 def _check_k(k: int) -> None:
