@@ -17,6 +17,7 @@ is :meth:`segctl.controller.app.SegctlApp._send`. ``dp`` is an os-ken ``Datapath
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import itertools
 from collections.abc import Iterable, Sequence
@@ -78,6 +79,11 @@ OFCTL_ERRORS: tuple[type[BaseException], ...] = (
     ofctl_exception.UnexpectedMultiReply,
 )
 
+#: OVS's neighbour-advertisement fields os-ken has no name for: OXM class 0x1000 (Ericsson),
+#: fields 1 and 2, as os-ken names an unknown OXM (``field_<class << 7 | field>``), and
+#: their value sizes. OVS writes the advertisement's flags and option type with them.
+EXTENSION_OXM = {"nd_reserved": ("field_524289", 4), "nd_options_type": ("field_524290", 1)}
+
 #: segctl field name -> os-ken OXM/NXM field name.
 _OXM_NAME = {
     "ip_src": "ipv4_src",
@@ -86,11 +92,13 @@ _OXM_NAME = {
     "icmp_code": "icmpv4_code",
     "nd_target": "ipv6_nd_target",
     "nd_sll": "ipv6_nd_sll",
+    "nd_tll": "ipv6_nd_tll",
     "vlan_tci": "vlan_vid",
+    **{field: name for field, (name, _) in EXTENSION_OXM.items()},
 }
 _FIELD_NAME = {v: k for k, v in _OXM_NAME.items()}
 OXM_NAME = _OXM_NAME  # for segctl.controller.wire
-_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "nd_sll"}
+_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "nd_sll", "nd_tll"}
 _IP4_FIELDS = {"ip_src", "ip_dst", "arp_spa", "arp_tpa"}
 _IP6_FIELDS = {"ipv6_src", "ipv6_dst", "nd_target"}
 _OFPVID_PRESENT = 0x1000
@@ -108,6 +116,8 @@ full_mask = _full  # for segctl.controller.wire
 
 
 def _to_oxm_value(name: str, value: int) -> Any:
+    if name in EXTENSION_OXM:  # os-ken takes an unknown field's value as base64 text
+        return base64.b64encode(value.to_bytes(EXTENSION_OXM[name][1], "big")).decode("ascii")
     if name in _MAC_FIELDS:
         return mac_text(value)
     if name in _IP4_FIELDS:
@@ -120,6 +130,8 @@ def _to_oxm_value(name: str, value: int) -> Any:
 def _from_oxm_value(name: str, value: Any) -> int:
     if isinstance(value, int):
         return value
+    if name in EXTENSION_OXM and isinstance(value, str):
+        return int.from_bytes(base64.b64decode(value), "big")
     if name in _MAC_FIELDS:
         return mac_int(str(value))
     if name in _IP4_FIELDS or name in _IP6_FIELDS:

@@ -105,9 +105,16 @@ class Mod(NamedTuple):
 # ------------------------------------------------------------------------------ fields
 
 
+_EXTENSION_SIZE = {name: size for name, size in ofswitch.EXTENSION_OXM.values()}
+
+
 @cache
 def _oxm_layout(name: str, masked: bool) -> tuple[bytes, int]:
     """The TLV header (OXM, NXM or experimenter) and value size of an os-ken field."""
+    if name in _EXTENSION_SIZE:  # a 32-bit OXM header os-ken has no table entry for
+        size = _EXTENSION_SIZE[name]
+        num = int(name.split("_")[1])
+        return struct.pack("!I", num << 9 | masked << 8 | size * (2 if masked else 1)), size
     num = _OFP.oxm_from_user_header(name)
     size = next(f.type.size for f in _OFP.oxm_types if f.name == name)
     buf = bytearray()

@@ -31,6 +31,8 @@ table=3,priority=6,ipv6,ipv6_src=fe80::/64,ipv6_dst=fe80::1,actions=drop
 table=3,priority=5,icmp6,icmpv6_type=135,icmpv6_code=0,nd_target=fe80::1,actions=drop
 table=3,priority=4,icmp6,icmpv6_type=136,nd_target=fe80::2,actions=drop
 table=3,priority=3,icmp6,icmpv6_type=135,nd_sll=02:00:00:00:00:01,actions=drop
+table=3,priority=2,icmp6,icmpv6_type=135,ipv6_src=fe80::11,nd_target=2001:db8::1,actions=set_field:2001:db8::1->ipv6_src,set_field:fe80::11->ipv6_dst,set_field:136->icmpv6_type,set_field:3758096384->nd_reserved,set_field:2->nd_options_type,goto_table:4
+table=4,priority=2,icmp6,icmpv6_type=136,nd_tll=02:00:00:00:01:01,nd_reserved=3758096384,nd_options_type=2,actions=set_field:02:5e:00:00:00:01->nd_tll,IN_PORT
 table=3,priority=0,actions=drop
 """
 

@@ -161,3 +161,24 @@ def test_raw_flow_stats_decode_to_the_same_flows() -> None:
     assert wire.flows_from_dump(oskens) == flows
     decoded = wire.flows_from_dump(raw)
     assert [f.text for f in decoded] == [ofswitch.flow_from_stats(s, ofp=dp.ofproto).text for s in oskens]
+
+
+def test_the_gateway_advertisement_fields_are_the_ones_ovs_reads() -> None:
+    """nd_reserved and nd_options_type have no os-ken name: they go out as OVS's OXM class
+    0x1000 fields 1 and 2 (32 and 8 bits), the bytes ``ovs-ofctl`` writes for
+    ``set_field:...->nd_reserved`` / ``->nd_options_type``; nd_tll as the standard
+    IPV6_ND_TLL. Each survives a dump (the stats entry decoded back to the same flow)."""
+    flow = parse_flow(
+        "table=10,priority=1500,icmp6,icmp_type=135,nd_target=fd00:1:1::1,actions="
+        "set_field:136->icmpv6_type,set_field:3758096384->nd_reserved,set_field:2->nd_options_type,"
+        "goto_table:80"
+    )
+    body = wire.flow_mod_bytes(flow)
+    assert bytes.fromhex("10000204e0000000") in body
+    assert bytes.fromhex("1000040102") in body
+    assert wire.flows_from_dump([wire.RawFlowStats(wire.stats_entry_bytes(flow))]) == [flow]
+    tll = parse_flow(
+        "table=80,priority=2600,icmp6,icmp_type=136,actions=set_field:02:5e:00:00:00:01->nd_tll,IN_PORT"
+    )
+    assert bytes.fromhex("80004206025e00000001") in wire.flow_mod_bytes(tll)
+    assert wire.flows_from_dump([wire.RawFlowStats(wire.stats_entry_bytes(tll))]) == [tll]
