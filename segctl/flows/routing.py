@@ -104,21 +104,33 @@ def route_stage(plan: CompilePlan, switch: str, local: list[EndpointInfo]) -> li
     return rules
 
 
-def _segment_routes(plan: CompilePlan, seg: SegmentInfo) -> list[Rule]:
-    """Host routes of the tenant's gateway into ``seg``: the same on every switch (memoized)."""
-    memo = plan.memo.get(("route", *seg.key))
+def _segment_routes(plan: CompilePlan, seg: SegmentInfo, family: int = 4) -> list[Rule]:
+    """Host routes of the tenant's gateway into ``seg``, to each endpoint's IPv4 address, or
+    (``family`` 6) to the global IPv6 address of each endpoint that has one: the same on
+    every switch (memoized)."""
+    key = ("route" if family == 4 else "route6", *seg.key)
+    memo = plan.memo.get(key)
     if memo is not None:
         return memo
     t, tid, gw = ROUTE.id, plan.tid[seg.tenant], plan.gw_mac[seg.tenant]
-    to_gw = [meta_match(tid, TENANT_ORIGIN_MASK), ("dl_dst", gw), ("proto", "ip")]
+    proto, field = ("ip", "nw_dst") if family == 4 else ("ipv6", "ipv6_dst")
+    to_gw = [meta_match(tid, TENANT_ORIGIN_MASK), ("dl_dst", gw), ("proto", proto)]
     meta = plan.ctx_value(seg.key)
     rules = [
-        Rule.make(t, PRIO_ENDPOINT, plan.ep_cookie(t, dst), [*to_gw, ("nw_dst", plan.ip(dst))],
+        Rule.make(t, PRIO_ENDPOINT, plan.ep_cookie(t, dst), [*to_gw, (field, address)],
                   route_actions(gw, dst, meta))
         for dst in plan.net.segment_endpoints(*seg.key)
+        if (address := _route_address(plan, dst, family)) is not None
     ]  # fmt: skip
-    plan.memo[("route", *seg.key)] = rules
+    plan.memo[key] = rules
     return rules
+
+
+def _route_address(plan: CompilePlan, dst: EndpointInfo, family: int) -> str | None:
+    """The address a host route to ``dst`` matches: IPv4, or the global IPv6 one (None: none)."""
+    if family == 4:
+        return plan.ip(dst)
+    return None if dst.ipv6 is None else str(dst.ipv6)
 
 
 def _ipv6_routes(plan: CompilePlan, tenant: str, local_segments: set[Ctx]) -> list[Rule]:
@@ -151,26 +163,7 @@ def _ipv6_routes(plan: CompilePlan, tenant: str, local_segments: set[Ctx]) -> li
             rules.append(Rule.make(t, PRIO_DENY_SPECIFIC, plan.seg_cookie(t, seg), here, [Drop()]))
     for seg in routed:
         if senders and senders != [seg]:  # routes into the only local sender's segment carry nothing
-            rules += _segment_routes6(plan, seg)
-    return rules
-
-
-def _segment_routes6(plan: CompilePlan, seg: SegmentInfo) -> list[Rule]:
-    """Host routes of the tenant's gateway to the global IPv6 address of each endpoint of
-    ``seg``: the same on every switch (memoized)."""
-    memo = plan.memo.get(("route6", *seg.key))
-    if memo is not None:
-        return memo
-    t, tid, gw = ROUTE.id, plan.tid[seg.tenant], plan.gw_mac[seg.tenant]
-    to_gw = [meta_match(tid, TENANT_ORIGIN_MASK), ("dl_dst", gw), ("proto", "ipv6")]
-    meta = plan.ctx_value(seg.key)
-    rules = [
-        Rule.make(t, PRIO_ENDPOINT, plan.ep_cookie(t, dst), [*to_gw, ("ipv6_dst", str(dst.ipv6))],
-                  route_actions(gw, dst, meta))
-        for dst in plan.net.segment_endpoints(*seg.key)
-        if dst.ipv6 is not None
-    ]  # fmt: skip
-    plan.memo[("route6", *seg.key)] = rules
+            rules += _segment_routes(plan, seg, 6)
     return rules
 
 
