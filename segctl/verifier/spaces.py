@@ -26,7 +26,6 @@ from segctl.topology.analysis import (
     ServiceMatch,
     ipv6_addresses,
     ipv6_applies,
-    ipv6_routed,
 )
 from segctl.topology.network import MIN_ROUTED_TTL, EndpointInfo, Network, first_hop_mac, routed
 from segctl.verifier.headerspace import BDD, HeaderSpace
@@ -229,22 +228,6 @@ class Spaces:
             for ttl in range(MIN_ROUTED_TTL):
                 out &= ~hs.oeq("nw_ttl", ttl)
         return out
-
-    def forward(self, src: EndpointInfo, dst: EndpointInfo, grants: Sequence[Grant]) -> BDD:
-        """New packets ``src`` may send to ``dst`` (property 3's forward space)."""
-        ipv6, routed6 = ipv6_applies(src, dst), ipv6_routed(src, dst)
-        source = self.not_link_local_from([src]) if routed6 else self.hs.true
-        return (
-            self.bound(src)
-            & source
-            & self.first_hop(src, dst)
-            & self.to_address(dst, ipv6, routed6=routed6)
-            & self.grants(grants, ipv6=ipv6)
-        )
-
-    def reply(self, src: EndpointInfo, dst: EndpointInfo, grants: Sequence[Grant]) -> BDD:
-        """Replies ``dst`` sends back to ``src`` on ``src``'s stateful grants."""
-        return self.bound(dst) & self.replies_to(dst, [(src, grants)])
 
     def replies_to(self, dst: EndpointInfo, sources: Sequence[tuple[EndpointInfo, Sequence[Grant]]]) -> BDD:
         """The destination side of the replies ``dst`` sends back to each of ``sources`` on
