@@ -9,6 +9,7 @@ traceback. The os-ken runner serves :class:`ApiApp` with ``hub.WSGIServer``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import urllib.parse
@@ -144,10 +145,11 @@ def _error_body(exc: SegctlError) -> dict[str, Any]:
     return {"error": body}
 
 
-def _json_response(status: int, body: Any) -> webob.Response:
-    response = webob.Response(status=status, content_type="application/json", charset="utf-8")
-    response.text = json.dumps(body, indent=2, sort_keys=True, default=str) + "\n"
-    return response
+def encode_json(body: Any) -> bytes:
+    """The response text of ``body``: a JSON value, or a call without arguments that builds one
+    (so that building it, e.g. a result's ``to_json``, runs where the encoding runs)."""
+    value = body() if callable(body) else body
+    return (json.dumps(value, indent=2, sort_keys=True, default=str) + "\n").encode()
 
 
 def _printable(text: str, limit: int = 40) -> str:
@@ -262,7 +264,8 @@ class ApiApp:
         self.tokens = tokens
         self.metrics = metrics or service.metrics
         self.limits = limits or BodyLimits()
-        #: Runs the parsing of a body (CPU, pure) without stopping the event loop.
+        #: Runs CPU-heavy pure work (parsing a body, encoding a response) without stopping
+        #: the event loop.
         self.offload = offload
         self.mapper = routes.Mapper(explicit=True)
         self.paths = routes.Mapper(explicit=True)
@@ -297,7 +300,7 @@ class ApiApp:
             response = handler(request, principal, **params)
         except SegctlError as exc:
             status = next(code for cls, code in ERROR_STATUS if isinstance(exc, cls))
-            response = _json_response(status, _error_body(exc))
+            response = self._json(status, functools.partial(_error_body, exc))
             if status == 401:
                 response.www_authenticate = ("Bearer", {"realm": "segctl"})
             if isinstance(exc, Busy):
@@ -305,8 +308,17 @@ class ApiApp:
         except Exception:  # a bug: logged with its traceback, never sent to the client
             LOG.exception("internal error on %s %s", request.method, _path_text(request))
             message = "internal error; see the controller log"
-            response = _json_response(500, {"error": {"type": "InternalError", "message": message}})
+            response = self._json(500, {"error": {"type": "InternalError", "message": message}})
         return self._count(request, route_name, response)
+
+    def _json(self, status: int, body: Any) -> webob.Response:
+        """A JSON response; ``body`` (or the call that builds it, see :func:`encode_json`) is
+        encoded by ``offload``: a change's result with two verification reports of a dense
+        fabric is tens of MB, seconds of CPU that must not stop the event loop. What it reads
+        must not change meanwhile (results and reports are frozen; others are fresh values)."""
+        response = webob.Response(status=status, content_type="application/json", charset="utf-8")
+        response.body = self.offload(encode_json, body)
+        return response
 
     def _match(self, request: webob.Request) -> dict[str, Any] | None:
         """The route of the request; HEAD is served by the GET route (without a body)."""
@@ -324,7 +336,7 @@ class ApiApp:
             raise NotFound(f"no such endpoint: {path}")
         allowed = self.methods[known[1].routepath]
         message = f"{_printable(request.method)} is not allowed on {path}; use {', '.join(allowed)}"
-        response = _json_response(405, {"error": {"type": "MethodNotAllowed", "message": message}})
+        response = self._json(405, {"error": {"type": "MethodNotAllowed", "message": message}})
         response.allow = allowed
         return response
 
@@ -344,7 +356,7 @@ class ApiApp:
 
     def get_intent(self, request: webob.Request, principal: Principal) -> webob.Response:
         revision = self.service.store.current()
-        return _json_response(
+        return self._json(
             200, {"revision": revision and revision.to_json(), "intent": self.service.document()}
         )
 
@@ -352,10 +364,10 @@ class ApiApp:
         dry_run = _flag(request, "dry_run")
         document, body = self._document(request)
         result = self.service.apply(document, actor=principal.actor, dry_run=dry_run, body=body)
-        return _json_response(200, result.to_json())
+        return self._json(200, result.to_json)
 
     def get_tenant(self, request: webob.Request, principal: Principal, name: str) -> webob.Response:
-        return _json_response(200, {"tenant": self.service.tenant_document(name)})
+        return self._json(200, {"tenant": self.service.tenant_document(name)})
 
     def put_tenant(self, request: webob.Request, principal: Principal, name: str) -> webob.Response:
         dry_run = _flag(request, "dry_run")
@@ -368,10 +380,10 @@ class ApiApp:
             allow_create=principal.role == "admin",
             body=body,
         )
-        return _json_response(200, result.to_json())
+        return self._json(200, result.to_json)
 
     def post_verify(self, request: webob.Request, principal: Principal) -> webob.Response:
-        return _json_response(200, self.service.verify_live(actor=principal.actor).to_json())
+        return self._json(200, self.service.verify_live(actor=principal.actor).to_json)
 
     def get_report(self, request: webob.Request, principal: Principal) -> webob.Response:
         kind = request.GET.get("kind", "live")
@@ -380,7 +392,7 @@ class ApiApp:
         report = self.service.store.latest_report(kind=kind)
         if report is None:
             raise NotFound(f"no {kind} verification report yet")
-        return _json_response(200, report)
+        return self._json(200, report)
 
     def get_reports(self, request: webob.Request, principal: Principal) -> webob.Response:
         kind = request.GET.get("kind")
@@ -390,33 +402,33 @@ class ApiApp:
         limit = _int_param(request, "limit", 100, lo=1, hi=1000)
         before = _optional_int_param(request, "before")
         reports = self.service.store.reports(kind=kind, revision=revision, limit=limit, before=before)
-        return _json_response(200, {"reports": reports})
+        return self._json(200, {"reports": reports})
 
     def get_report_by_id(self, request: webob.Request, principal: Principal, id: str) -> webob.Response:
         try:
             report = self.service.store.report(_path_id(id, "report"))
         except StoreError as exc:
             raise NotFound(str(exc)) from None
-        return _json_response(200, report)
+        return self._json(200, report)
 
     def get_switches(self, request: webob.Request, principal: Principal) -> webob.Response:
-        return _json_response(200, {"switches": self.service.switches()})
+        return self._json(200, {"switches": self.service.switches()})
 
     def get_switch_flows(self, request: webob.Request, principal: Principal, name: str) -> webob.Response:
-        return _json_response(200, self.service.switch_flows(name))
+        return self._json(200, self.service.switch_flows(name))
 
     def post_reconcile(self, request: webob.Request, principal: Principal) -> webob.Response:
         switch = request.GET.get("switch")
         if switch is not None and switch not in self.service.southbound.connected_switches():
             raise NotFound(f"switch {switch} is not connected")
         reports = self.service.reconcile(switch, actor=principal.actor)
-        return _json_response(200, {"switches": [r.to_json() for r in reports]})
+        return self._json(200, lambda: {"switches": [r.to_json() for r in reports]})
 
     def get_revisions(self, request: webob.Request, principal: Principal) -> webob.Response:
         limit = _int_param(request, "limit", 100, lo=1)
         revisions = self.service.store.revisions(limit=limit, before=_optional_int_param(request, "before"))
         current = self.service.store.current()
-        return _json_response(
+        return self._json(
             200, {"current": current and current.id, "revisions": [r.to_json() for r in revisions]}
         )
 
@@ -424,7 +436,7 @@ class ApiApp:
         revision = _path_id(id, "revision")
         dry_run = _flag(request, "dry_run")
         result = self.service.rollback(revision, actor=principal.actor, dry_run=dry_run)
-        return _json_response(200, result.to_json())
+        return self._json(200, result.to_json)
 
     def get_audit(self, request: webob.Request, principal: Principal) -> webob.Response:
         from segctl.controller.audit import verify_chain
@@ -442,7 +454,7 @@ class ApiApp:
         }
         if _flag(request, "verify"):
             body["chain_problems"] = [p.to_json() for p in verify_chain(log.db)]
-        return _json_response(200, body)
+        return self._json(200, body)
 
     def get_metrics(self, request: webob.Request, principal: Principal) -> webob.Response:
         self.metrics.connected.set(len(self.service.southbound.connected_switches()))

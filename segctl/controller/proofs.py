@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -128,6 +129,9 @@ class RememberingVerifier:
         self._lock = threading.Lock()  # the wrapped verifier is not re-entrant
         self._cold: _Inputs | None = None  # read back, not proven by the wrapped verifier
         self._proven = ""  # the inputs the wrapped verifier last proved
+        #: The newest proof, kept in memory too: reading a dense fabric's report back from the
+        #: store (tens of MB of JSON) costs a second of CPU in one call holding the GIL.
+        self._last: tuple[str, Verification] | None = None
         self._cancel = threading.Event()
         self._idle = threading.Event()  # no warm-up is running
         self._idle.set()
@@ -136,17 +140,12 @@ class RememberingVerifier:
         self, network: Network, tables: Mapping[str, Sequence[Flow]], *, progress: Progress | None = None
     ) -> Verification:
         inputs = proof_inputs(network, tables)
-        body = self._store.proof(inputs)
-        if body is not None:
-            try:
-                result = Verification.from_json(body, reused=True)
-            except (KeyError, TypeError, ValueError) as exc:
-                LOG.warning("stored proof %s does not read back (%s): proving again", inputs[:12], exc)
-            else:
-                self._metrics.proofs_read_back.inc()
-                if inputs != self._proven:
-                    self._set_cold((inputs, network, tables))
-                return result
+        result = self._remembered(inputs)
+        if result is not None:
+            self._metrics.proofs_read_back.inc()
+            if inputs != self._proven:
+                self._set_cold((inputs, network, tables))
+            return result
         with self._lock:
             self._set_cold(None)
             self._proven = ""
@@ -156,7 +155,24 @@ class RememberingVerifier:
                 result = self._verifier(network, tables, progress=progress)
             self._proven = inputs
         self._store.add_proof(inputs, result.verdict, result.to_json(), keep=self._keep)
+        self._last = (inputs, result)
         return result
+
+    def _remembered(self, inputs: str) -> Verification | None:
+        """The proof of ``inputs`` from memory (the newest one: the live proof right after a
+        push asks for its gate's) or from the store; None when there is none or it does not
+        read back."""
+        last = self._last
+        if last is not None and last[0] == inputs:
+            return replace(last[1], reused=True)
+        body = self._store.proof(inputs)
+        if body is None:
+            return None
+        try:
+            return Verification.from_json(body, reused=True)
+        except (KeyError, TypeError, ValueError) as exc:
+            LOG.warning("stored proof %s does not read back (%s): proving again", inputs[:12], exc)
+            return None
 
     @property
     def needs_warm_up(self) -> bool:

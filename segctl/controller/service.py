@@ -78,7 +78,7 @@ from segctl.controller.policy_log import PolicyLogWriter, log_record
 from segctl.controller.queue import ChangeQueue, Priority, Turn
 from segctl.controller.scope import APPLY, ROLLBACK, ChangeKind, ChangeScope
 from segctl.controller.southbound import Southbound
-from segctl.controller.store import Revision, Store
+from segctl.controller.store import Revision, Store, canonical_json_in_pieces
 from segctl.errors import IntentError, Problem, SwitchError
 from segctl.openflow.ofctl import Flow
 from segctl.topology.network import Network
@@ -106,6 +106,10 @@ class Offload(Protocol):
     raises its exception; the caller waits, but its event loop need not."""
 
     def __call__(self, func: Callable[..., T], /, *args: Any) -> T: ...
+
+
+def _report_json(verification: Verification, extra: Mapping[str, Any]) -> str:
+    return canonical_json_in_pieces({**verification.to_json(), **extra})
 
 
 def run_inline(func: Callable[..., T], /, *args: Any) -> T:
@@ -610,7 +614,7 @@ class ControllerService:
         """Record a gate that failed and raise :class:`VerificationFailed` (nothing was pushed)."""
         verification = gate.verification
         self.store.add_report(
-            kind="gate", verdict=verification.verdict, body=verification.to_json(), revision=None
+            kind="gate", verdict=verification.verdict, body=self._report_text(verification), revision=None
         )
         violations = [v.to_json() for v in verification.violations]
         self._reject(origin, "verification", violations, what="violations")
@@ -681,7 +685,10 @@ class ControllerService:
                 live_verdict=PENDING,
             )
             self.store.add_report(
-                kind="gate", verdict=verification.verdict, body=verification.to_json(), revision=revision.id
+                kind="gate",
+                verdict=verification.verdict,
+                body=self._report_text(verification),
+                revision=revision.id,
             )
             self.audit_log.append(
                 actor=origin.actor,
@@ -716,7 +723,7 @@ class ControllerService:
                 self.store.add_report(
                     kind="gate",
                     verdict=verification.verdict,
-                    body=verification.to_json(),
+                    body=self._report_text(verification),
                     revision=self._revision,
                 )
             else:
@@ -796,9 +803,14 @@ class ControllerService:
         tables = self._offload(sorted_tables, dumped)  # new flow objects: their texts are formatted
         live = self._verify(self._effective(self._declared), tables, "live", progress)
         verdict = "fail" if not live.passed else ("partial" if missing else "pass")
-        body = {**live.to_json(), "switches_missing": missing}
+        body = self._report_text(live, switches_missing=missing)
         self.store.add_report(kind="live", verdict=verdict, body=body, revision=self._revision)
         return live, verdict
+
+    def _report_text(self, verification: Verification, **extra: Any) -> str:
+        """The stored text of a verification report (with ``extra`` keys), encoded by the
+        offload: the report of a dense fabric is tens of MB."""
+        return self._offload(_report_json, verification, extra)
 
     def _reconcile_one(self, switch: str, actor: str) -> DriftReport:
         want = self.desired(switch)

@@ -20,7 +20,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +38,7 @@ __all__ = [
     "Store",
     "StoreError",
     "canonical_json",
+    "canonical_json_in_pieces",
     "content_hash",
     "utc_now",
 ]
@@ -58,6 +59,36 @@ def utc_now() -> datetime:
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no whitespace: equal documents give equal text."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+#: Items of a list encoded per call by :func:`canonical_json_in_pieces`.
+PIECE_ITEMS = 2_000
+
+
+def canonical_json_in_pieces(value: Any, *, depth: int = 4) -> str:
+    """:func:`canonical_json` of ``value``, the same text, made by many short calls.
+
+    The C encoder holds the GIL for a whole call: one call over a dense fabric's report (tens
+    of MB) keeps the controller's event loop waiting for most of a second. Here objects (down
+    to ``depth`` levels) are encoded key by key and long lists :data:`PIECE_ITEMS` items at a
+    time, so the GIL changes hands between pieces.
+    """
+    return "".join(_pieces(value, depth))
+
+
+def _pieces(value: Any, depth: int) -> Iterator[str]:
+    if depth > 0 and isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+        for i, key in enumerate(sorted(value)):
+            yield ("{" if i == 0 else ",") + canonical_json(key) + ":"
+            yield from _pieces(value[key], depth - 1)
+        yield "}"
+    elif depth > 0 and isinstance(value, list | tuple) and len(value) > PIECE_ITEMS:
+        for start in range(0, len(value), PIECE_ITEMS):
+            text = canonical_json(list(value[start : start + PIECE_ITEMS]))
+            yield ("[" if start == 0 else ",") + text[1:-1]
+        yield "]"
+    else:
+        yield canonical_json(value)
 
 
 def content_hash(document: Any) -> str:
@@ -418,13 +449,18 @@ class Store:
         current = self.current()
         return None if current is None else self.revision_document(current.id)
 
-    def add_report(self, *, kind: str, verdict: str, body: dict[str, Any], revision: int | None) -> int:
+    def add_report(
+        self, *, kind: str, verdict: str, body: Mapping[str, Any] | str, revision: int | None
+    ) -> int:
         """Keep a verification report (``kind``: gate, live, audit); the reports of that kind
-        older than the newest :attr:`keep_reports` are deleted in the same transaction."""
+        older than the newest :attr:`keep_reports` are deleted in the same transaction.
+        ``body`` is the report, or its :func:`canonical_json` already encoded (a controller
+        encodes a big report off its event loop)."""
+        text = body if isinstance(body, str) else canonical_json(body)
         with self.db.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO reports (created_at, revision, kind, verdict, body) VALUES (?, ?, ?, ?, ?)",
-                (self.db.now(), revision, kind, verdict, canonical_json(body)),
+                (self.db.now(), revision, kind, verdict, text),
             )
             conn.execute(
                 "DELETE FROM reports WHERE kind = ? AND id NOT IN "
@@ -449,7 +485,7 @@ class Store:
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO proofs (inputs, created_at, verdict, body) VALUES (?, ?, ?, ?)",
-                (inputs, self.db.now(), verdict, canonical_json(body)),
+                (inputs, self.db.now(), verdict, canonical_json_in_pieces(body)),
             )
             conn.execute(
                 "DELETE FROM proofs WHERE inputs NOT IN "

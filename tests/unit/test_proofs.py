@@ -126,16 +126,34 @@ def test_a_stored_proof_that_does_not_read_back_is_proven_again(tmp_path: Path) 
     counting = Counting()
     db = Database(tmp_path / "c.db")
     store = Store(db)
-    verify = remembering(counting, store)
-    verify(network, tables)
+    remembering(counting, store)(network, tables)
     inputs = proof_inputs(network, tables)
     for body in ('{"verdict": "pass"}', "not json", '{"verdict": "maybe", "violations": [], "report": {}}'):
         with db.transaction() as conn:
             conn.execute("UPDATE proofs SET body = ? WHERE inputs = ?", (body, inputs))
-        result = verify(network, tables)
+        result = remembering(counting, store)(network, tables)  # a restarted controller
         assert not result.reused and result.passed
     assert counting.calls == 4
-    assert verify(network, tables).reused  # the good proof was stored again
+    assert remembering(counting, store)(network, tables).reused  # the good proof was stored again
+
+
+def test_the_newest_proof_is_reused_from_memory(tmp_path: Path) -> None:
+    """The live proof right after a push has its gate's inputs: it is answered from memory,
+    without reading the stored report back (a dense fabric's is tens of MB of JSON)."""
+    network = load_network(EXAMPLE)
+    tables = _tables(network)
+    counting = Counting()
+    db = Database(tmp_path / "c.db")
+    verify = remembering(counting, Store(db))
+    proven = verify(network, tables)
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM proofs")
+    again = verify(network, tables)
+    assert counting.calls == 1 and again.reused and not proven.reused
+    assert again.report == proven.report and again.passed == proven.passed
+    down = without_links(network, [network.links[0]])
+    verify(down, tables)  # only the newest is kept in memory
+    assert not verify(network, tables).reused and counting.calls == 3
 
 
 @pytest.mark.parametrize("keep", [1, 3])

@@ -400,8 +400,8 @@ def test_real_compiler_through_the_service(tmp_path: Path, sb: MemorySouthbound)
 
 
 def test_compile_and_proofs_go_through_offload(tmp_path: Path, sb: MemorySouthbound) -> None:
-    """Every compile and every proof is handed to ``offload`` (the controller's OS thread),
-    with the service lock held."""
+    """Every compile, every proof and the encoding of every stored report are handed to
+    ``offload`` (the controller's OS thread), with the service lock held."""
 
     class Lock:
         depth = 0
@@ -435,8 +435,17 @@ def test_compile_and_proofs_go_through_offload(tmp_path: Path, sb: MemorySouthbo
 
     svc = service(sb)
     svc.apply(LEAF_SPINE, actor="alice")
-    # validate+resolve+hash, compile+diff+sort, gate proof, sort of the dumped tables, live proof
-    assert calls == ["prepare_intent", "plan_change", "verify_tables", "sorted_tables", "verify_tables"]
+    # validate+resolve+hash, compile+diff+sort, gate proof and its stored report, sort of the
+    # dumped tables, live proof and its stored report
+    assert calls == [
+        "prepare_intent",
+        "plan_change",
+        "verify_tables",
+        "_report_json",
+        "sorted_tables",
+        "verify_tables",
+        "_report_json",
+    ]
     assert_in_sync(svc, sb)
     calls.clear()
     assert service(MemorySouthbound()).load_current() is not None
