@@ -8,8 +8,8 @@ between tenants are valid: isolation never rests on IP addresses.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
-from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network
 
 from segctl.errors import IntentError, Problem
 from segctl.topology.schema import (
@@ -23,6 +23,7 @@ from segctl.topology.schema import (
     Tenant,
 )
 from segctl.topology.sets import address_in, in_address_set
+from segctl.topology.validate_shared import check_shared_services, duplicates, group_endpoints
 
 __all__ = ["VLAN_RANGE", "check_intent", "validate_intent"]
 
@@ -49,7 +50,7 @@ def validate_intent(intent: Intent) -> list[Problem]:
     owners = _owners(intent)
     for tenant in intent.tenants:
         problems += _check_tenant(intent, tenant, owners)
-    problems += _check_shared_services(intent)
+    problems += check_shared_services(intent)
     problems += _check_guardrails(intent)
     problems += _check_vlans(intent)
     return problems
@@ -60,7 +61,7 @@ def _check_guardrails(intent: Intent) -> list[Problem]:
     alone: some tenant has one so named; with a tenant: that tenant has it)."""
     problems = [
         Problem(f"guardrails[{name}]", "duplicate guardrail name")
-        for name in sorted(_duplicates(g.name for g in intent.guardrails))
+        for name in sorted(duplicates(g.name for g in intent.guardrails))
     ]
     segments = {t.name: {s.name for s in t.segments} for t in intent.tenants}
     every_segment = {name for names in segments.values() for name in names}
@@ -130,14 +131,10 @@ def _guardrail_gateways(intent: Intent, rail: Guardrail) -> list[Problem]:
     return [Problem(f"guardrails[{rail.name}]", message) for message in missing.values()]
 
 
-def _duplicates(names: Iterable[str]) -> set[str]:
-    return {name for name, count in Counter(names).items() if count > 1}
-
-
 def _check_fabric(intent: Intent) -> list[Problem]:
     problems: list[Problem] = []
     switches = {s.name for s in intent.fabric.switches}
-    for name in sorted(_duplicates(s.name for s in intent.fabric.switches)):
+    for name in sorted(duplicates(s.name for s in intent.fabric.switches)):
         problems.append(Problem(f"fabric.switches[{name}]", "duplicate switch name"))
     dpids = Counter(s.dpid for s in intent.fabric.switches)
     for sw in intent.fabric.switches:
@@ -166,7 +163,7 @@ def _check_service_sets(intent: Intent) -> list[Problem]:
     """Set names are unique; every ``service_sets`` entry names a set."""
     problems = [
         Problem(f"service_sets[{name}]", "duplicate service set name")
-        for name in sorted(_duplicates(s.name for s in intent.service_sets))
+        for name in sorted(duplicates(s.name for s in intent.service_sets))
     ]
     known = {s.name for s in intent.service_sets}
     users = [
@@ -182,7 +179,7 @@ def _check_service_sets(intent: Intent) -> list[Problem]:
         for name in names:
             if name not in known:
                 problems.append(Problem(f"{where}.service_sets", f"unknown service set {name}"))
-        for name in sorted(_duplicates(names)):
+        for name in sorted(duplicates(names)):
             problems.append(Problem(f"{where}.service_sets", f"{name} is listed twice"))
     return problems
 
@@ -191,7 +188,7 @@ def _check_address_sets(base: str, tenant: Tenant) -> list[Problem]:
     """An address set names the tenant's endpoints; each CIDR meets one of its segments."""
     problems = [
         Problem(f"{base}.address_sets[{name}]", "duplicate name in address_sets")
-        for name in sorted(_duplicates(a.name for a in tenant.address_sets))
+        for name in sorted(duplicates(a.name for a in tenant.address_sets))
     ]
     endpoint_names = {ep.name for ep in tenant.endpoints}
     for aset in tenant.address_sets:
@@ -216,7 +213,7 @@ def _check_address_sets(base: str, tenant: Tenant) -> list[Problem]:
 
 def _check_tenants(intent: Intent) -> list[Problem]:
     problems: list[Problem] = []
-    for name in sorted(_duplicates(t.name for t in intent.tenants)):
+    for name in sorted(duplicates(t.name for t in intent.tenants)):
         problems.append(Problem(f"tenants[{name}]", "duplicate tenant name"))
     ids = Counter(t.id for t in intent.tenants if t.id is not None)
     for tenant in intent.tenants:
@@ -277,7 +274,7 @@ def _check_tenant(
         ("groups", tenant.groups),
         ("policies", tenant.policies),
     ):
-        for name in sorted(_duplicates(item.name for item in items)):
+        for name in sorted(duplicates(item.name for item in items)):
             problems.append(Problem(f"{base}.{kind}[{name}]", f"duplicate name in {kind}"))
 
     segments = tenant.segments
@@ -447,7 +444,7 @@ def _check_selector(
                     ),
                 )
             )
-    for name in sorted(_duplicates(selector.endpoints or [])):
+    for name in sorted(duplicates(selector.endpoints or [])):
         problems.append(Problem(f"{where}.endpoints", f"{name} is listed twice"))
     return problems
 
@@ -460,7 +457,7 @@ def _selected(tenant: Tenant, selector: Selector) -> list[Endpoint]:
     if selector.segment is not None:
         return [ep for ep in tenant.endpoints if ep.segment == selector.segment]
     if selector.group is not None:
-        return _group_endpoints(tenant, selector.group)
+        return group_endpoints(tenant, selector.group)
     if selector.address_set is not None:
         aset = next(a for a in tenant.address_sets if a.name == selector.address_set)
         return [ep for ep in tenant.endpoints if in_address_set(aset, ep.name, ep.ip, ep.ipv6)]
@@ -508,135 +505,6 @@ def _check_gateways(where: str, tenant: Tenant, policy: Policy) -> list[Problem]
                     f"give segment {dst.segment} a gateway"
                 )
     return [Problem(where, message) for message in missing.values()]
-
-
-def _group_endpoints(tenant: Tenant, group_name: str) -> list[Endpoint]:
-    for group in tenant.groups:
-        if group.name == group_name:
-            if group.members is not None:
-                return [ep for ep in tenant.endpoints if ep.name in group.members]
-            labels = group.labels or {}
-            return [ep for ep in tenant.endpoints if all(ep.labels.get(k) == v for k, v in labels.items())]
-    return []
-
-
-def _check_shared_services(intent: Intent) -> list[Problem]:
-    problems: list[Problem] = []
-    tenants = {t.name: t for t in intent.tenants}
-    # (consumer tenant, segment) -> provider address -> (provider endpoint, shared service)
-    reached: dict[tuple[str, str], dict[IPv4Address, tuple[str, str]]] = defaultdict(dict)
-    for name in sorted(_duplicates(s.name for s in intent.shared_services)):
-        problems.append(Problem(f"shared_services[{name}]", "duplicate shared service name"))
-    for svc in intent.shared_services:
-        base = f"shared_services[{svc.name}]"
-        provider = tenants.get(svc.provider.tenant)
-        if provider is None:
-            problems.append(Problem(f"{base}.provider.tenant", f"unknown tenant {svc.provider.tenant}"))
-            continue
-        provider_eps: list[Endpoint] = []
-        if svc.provider.endpoints is not None:
-            known = {ep.name: ep for ep in provider.endpoints}
-            for name in svc.provider.endpoints:
-                if name not in known:
-                    problems.append(
-                        Problem(
-                            f"{base}.provider.endpoints", f"unknown endpoint {name} in tenant {provider.name}"
-                        )
-                    )
-                else:
-                    provider_eps.append(known[name])
-        elif svc.provider.group not in {g.name for g in provider.groups}:
-            problems.append(
-                Problem(
-                    f"{base}.provider.group", f"unknown group {svc.provider.group} in tenant {provider.name}"
-                )
-            )
-        else:
-            provider_eps = _group_endpoints(provider, svc.provider.group or "")
-        provider_segs = {s.name: s for s in provider.segments}
-        provider_nets = {
-            ep.segment: provider_segs[ep.segment] for ep in provider_eps if ep.segment in provider_segs
-        }
-        for seg in provider_nets.values():
-            if seg.gateway is None:
-                problems.append(
-                    Problem(
-                        f"{base}.provider",
-                        f"provider segment {provider.name}/{seg.name} has no gateway to route through",
-                    )
-                )
-        for index, consumer in enumerate(svc.consumers):
-            where = f"{base}.consumers[{index}]"
-            tenant = tenants.get(consumer.tenant)
-            if tenant is None:
-                problems.append(Problem(f"{where}.tenant", f"unknown tenant {consumer.tenant}"))
-                continue
-            if tenant.name == provider.name:
-                problems.append(
-                    Problem(f"{where}.tenant", "the provider's own tenant is not a consumer; use a policy")
-                )
-                continue
-            if consumer.group is not None:
-                if consumer.group not in {g.name for g in tenant.groups}:
-                    problems.append(
-                        Problem(f"{where}.group", f"unknown group {consumer.group} in tenant {tenant.name}")
-                    )
-                    continue
-                seg_names = {ep.segment for ep in _group_endpoints(tenant, consumer.group)}
-                consumer_segs = [s for s in tenant.segments if s.name in seg_names]
-            else:
-                consumer_segs = list(tenant.segments)
-            for cseg in consumer_segs:
-                problems += _one_provider_per_address(
-                    where,
-                    f"{tenant.name}/{cseg.name}",
-                    reached[(tenant.name, cseg.name)],
-                    provider,
-                    provider_eps,
-                    svc.name,
-                )
-                if cseg.gateway is None:
-                    problems.append(
-                        Problem(
-                            where,
-                            f"consumer segment {tenant.name}/{cseg.name} has no gateway to route through",
-                        )
-                    )
-                for pseg in provider_nets.values():
-                    if cseg.cidr.overlaps(pseg.cidr):
-                        problems.append(
-                            Problem(
-                                where,
-                                f"consumer segment {tenant.name}/{cseg.name} ({cseg.cidr}) overlaps provider "
-                                f"segment {provider.name}/{pseg.name} ({pseg.cidr}); NAT is not supported",
-                            )
-                        )
-    return problems
-
-
-def _one_provider_per_address(
-    where: str,
-    consumer: str,
-    seen: dict[IPv4Address, tuple[str, str]],
-    provider: Tenant,
-    endpoints: list[Endpoint],
-    service: str,
-) -> list[Problem]:
-    """A consumer segment routes to a provider by its address: two providers it reaches (of
-    tenants that reuse addresses) may not share one, or its traffic could go to either."""
-    problems = []
-    for ep in endpoints:
-        name = f"{provider.name}/{ep.name}"
-        other = seen.setdefault(ep.ip, (name, service))
-        if other[0] != name:
-            problems.append(
-                Problem(
-                    where,
-                    f"consumer segment {consumer} would reach two providers at {ep.ip} ({other[0]} in shared "
-                    f"service {other[1]}, {name} in {service}); a consumer must reach each address once",
-                )
-            )
-    return problems
 
 
 def _check_vlans(intent: Intent) -> list[Problem]:
