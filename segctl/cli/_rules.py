@@ -109,8 +109,9 @@ def ipv6_documents(network: Network, has_tenant: Any) -> list[dict[str, Any]]:
 
 def ipv6_lines(network: Network, has_tenant: Any) -> list[str]:
     """Where IPv6 goes (docs/intent.md): inside a segment between its ipv6 endpoints, under
-    their grants (every packet in a non-strict segment), routed under policies between the
-    segments of a tenant with a ``gateway6``, never a router advertisement or redirect."""
+    their grants (every packet in a non-strict segment), routed under policies and shared
+    services between segments with a ``gateway6``, never a router advertisement or
+    redirect."""
     if not any(ep.ipv6 is not None for ep in network.endpoints):
         return []
     docs = ipv6_documents(network, has_tenant)
@@ -124,6 +125,6 @@ def ipv6_lines(network: Network, has_tenant: Any) -> list[str]:
         if len(d["endpoints"]) < 2:
             what = "no peer in the segment"
         if d["gateway6"] is not None:
-            what += f"; routed through gateway6 {d['gateway6']} under policies"
+            what += f"; routed through gateway6 {d['gateway6']} under policies and shared services"
         out.append(f"  {d['tenant']}/{d['segment']}: {', '.join(d['endpoints'])}: {what}")
     return out if docs else [head, "  (nowhere)"]

@@ -91,7 +91,7 @@ def _ipv6_rule(
     if ipv6_applies(sender, receiver):
         if svc.proto == "icmp6" and icmp_type is not None and icmp_type in NEIGHBOUR_DISCOVERY:
             what = NEIGHBOUR_DISCOVERY[icmp_type]
-            if sender.segment != receiver.segment:
+            if (sender.tenant, sender.segment) != (receiver.tenant, receiver.segment):
                 why = f"a {what} goes only inside one segment (the gateway answers for gateway6)"
                 return Verdict(False, f"denied by the intent ({why})", ())
             where = f"{sender.tenant}/{sender.segment}"
@@ -99,17 +99,15 @@ def _ipv6_rule(
         return None
     if sender.key == receiver.key:
         why = "to itself"
-    elif sender.tenant != receiver.tenant:
-        why = "IPv6 is not shared across tenants: shared services carry IPv4"
-    elif sender.segment != receiver.segment and sender.ipv6 is not None and receiver.ipv6 is not None:
-        lacking = [ep.segment for ep in (sender, receiver) if ep.ipv6_gateway is None]
-        why = (
-            f"IPv6 is routed only between segments with a gateway6; segment "
-            f"{sender.tenant}/{lacking[0]} has none"
-        )
-    else:
+    elif sender.ipv6 is None or receiver.ipv6 is None:
         missing = receiver if sender.ipv6 is not None else sender
         why = f"{missing.qualified} declares no ipv6"
+    else:  # two segments (of one tenant or two), one without a gateway6
+        lacking = next(ep for ep in (sender, receiver) if ep.ipv6_gateway is None)
+        why = (
+            f"IPv6 is routed only between segments with a gateway6; segment "
+            f"{lacking.tenant}/{lacking.segment} has none"
+        )
     return Verdict(False, f"denied by the intent ({why})", ())
 
 

@@ -197,8 +197,8 @@ ROUTE = _t(
 SHARED_REPLY = _t(
     45, "shared_reply",
     "replies of shared services: find the consumer tenant whose zone holds the connection "
-    "(consumer address spaces may overlap) and route the reply to it",
-    "ct_zone ct_state nw_src nw_dst",
+    "(consumer address spaces may overlap) and route the reply to it, IPv4 or IPv6",
+    "ct_zone ct_state nw_src nw_dst ipv6_src ipv6_dst",
     "set_field dec_ttl write_metadata goto_table ct drop",
     "drop",
 )  # fmt: skip

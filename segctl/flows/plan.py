@@ -209,9 +209,12 @@ def route_actions(gw_mac: str, dst: EndpointInfo, meta: int) -> list[Action]:
     ]
 
 
-def by_ip(eps: Iterable[EndpointInfo], tid: dict[str, int]) -> dict[str, list[EndpointInfo]]:
-    """``eps`` by IPv4 address (text), each list in tenant id then name order."""
+def by_ip(eps: Iterable[EndpointInfo], tid: dict[str, int], family: int = 4) -> dict[str, list[EndpointInfo]]:
+    """``eps`` by IPv4 address (text), or (``family`` 6) by global IPv6 address (those without
+    one left out), each list in tenant id then name order."""
     out: dict[str, list[EndpointInfo]] = defaultdict(list)
     for ep in eps:
-        out[str(ep.ip)].append(ep)
+        address = ep.ip if family == 4 else ep.ipv6
+        if address is not None:
+            out[str(address)].append(ep)
     return {ip: sorted(v, key=lambda e: (tid[e.tenant], e.name)) for ip, v in out.items()}

@@ -118,12 +118,10 @@ class Grant:
 
     @cached_property
     def ipv6_segments(self) -> frozenset[tuple[str, str]]:
-        """The segments whose endpoints this grant gives IPv6 too: one tenant, and a source
-        and a destination with ipv6 in one segment, or in two segments with a ``gateway6``
-        each (:func:`segctl.topology.analysis.ipv6_applies`). Empty for most grants: no IPv6
-        rule is emitted."""
-        if self.src_tenant != self.dst_tenant:
-            return frozenset()
+        """The segments whose endpoints this grant gives IPv6 too: a source and a destination
+        with ipv6 in one segment, or in two segments with a ``gateway6`` each (across tenants,
+        a shared service, only the latter) (:func:`segctl.topology.analysis.ipv6_applies`).
+        Empty for most grants: no IPv6 rule is emitted."""
 
         def segments(eps: tuple[EndpointInfo, ...]) -> dict[tuple[str, str], bool]:
             return {(ep.tenant, ep.segment): ep.ipv6_gateway is not None for ep in eps if ep.ipv6 is not None}
@@ -446,13 +444,17 @@ def _local(
     grant: Grant, eps: Sequence[EndpointInfo], context: Callable[[EndpointInfo], int], side: str
 ) -> list[Match]:
     """The local clause: per endpoint its full context with its IPv4 address, and with each
-    of its IPv6 addresses (global, link-local) where the grant carries IPv6."""
+    of its IPv6 addresses where the grant carries IPv6: global and link-local when the other
+    side has an endpoint in its segment, else (routed only) the global one."""
+    others = grant.destinations if side == "src" else grant.sources
+    on_link = {(e.tenant, e.segment) for e in others}
     out: list[Match] = []
     for ep in eps:
         meta = _meta(context(ep), _CTX)
         out.append((meta, ("proto", "ip"), (f"nw_{side}", str(ep.ip))))
         if (ep.tenant, ep.segment) in grant.ipv6_segments:
-            out += [(meta, ("proto", "ipv6"), (f"ipv6_{side}", str(a))) for a in ep.ipv6_sources]
+            addresses = ep.ipv6_sources if (ep.tenant, ep.segment) in on_link else (ep.ipv6,)
+            out += [(meta, ("proto", "ipv6"), (f"ipv6_{side}", str(a))) for a in addresses]
     return out
 
 

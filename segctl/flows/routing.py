@@ -1,11 +1,15 @@
 """The distributed gateway and forwarding: host routes and shared-service routes (table 40),
 replies of shared services found by zone (table 45), forwarding per context (table 50).
+Shared services go in IPv4, and in IPv6 between global addresses where both segments have a
+``gateway6``.
 
 Each stage is a function of the :class:`~segctl.flows.plan.CompilePlan` that returns rules;
 :mod:`segctl.flows.compiler` assembles them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from segctl.flows.pipeline import (
     CT_DST,
@@ -46,6 +50,7 @@ from segctl.openflow.ofctl import (
     WriteMetadata,
     mac_int,
 )
+from segctl.topology.analysis import ipv6_applies
 from segctl.topology.network import EndpointInfo, SegmentInfo
 
 __all__ = ["forward_stage", "provider_routes", "route_stage", "shared_reply_stage"]
@@ -84,6 +89,7 @@ def route_stage(plan: CompilePlan, switch: str, local: list[EndpointInfo]) -> li
     for tenant in tenants:
         rules += _ipv6_routes(plan, tenant, local_segments)
     rules += provider_routes(plan, local)
+    rules += provider_routes(plan, local, 6)
     # replies of shared services from local providers: find the consumer's tenant by zone.
     # Only replies (est+rpl in the provider's zone, where its side committed them): a new
     # connection the provider may open to that consumer (it consumes a service of the
@@ -93,15 +99,34 @@ def route_stage(plan: CompilePlan, switch: str, local: list[EndpointInfo]) -> li
         if not consumers:
             continue
         gw = plan.gw_mac[z.tenant]
-        for ip, candidates in sorted(by_ip(consumers.values(), plan.tid).items()):
-            match = [meta_match(plan.tid[z.tenant], TENANT_ORIGIN_MASK), ("dl_dst", gw), ("proto", "ip"),
-                     ("nw_src", str(z.ip)), ("nw_dst", ip), ("ct_state", "+est+rpl+trk")]  # fmt: skip
-            first = plan.tid[candidates[0].tenant]
-            rules.append(
-                Rule.make(t, PRIO_SPECIFIC, plan.ep_cookie(t, z), match,
-                          [Ct(zone=first, table=SHARED_REPLY.id)])
-            )  # fmt: skip
+        for family in (4, 6):
+            proto, src, dst = _FAMILY_FIELDS[family]
+            for ip, candidates in sorted(
+                by_ip(_routed_to(consumers.values(), z, family), plan.tid, family).items()
+            ):
+                match = [meta_match(plan.tid[z.tenant], TENANT_ORIGIN_MASK), ("dl_dst", gw), ("proto", proto),
+                         (src, _address(z, family)), (dst, ip), ("ct_state", "+est+rpl+trk")]  # fmt: skip
+                first = plan.tid[candidates[0].tenant]
+                rules.append(
+                    Rule.make(t, PRIO_SPECIFIC, plan.ep_cookie(t, z), match,
+                              [Ct(zone=first, table=SHARED_REPLY.id)])
+                )  # fmt: skip
     return rules
+
+
+#: Per IP family: the ``proto`` shorthand and the source and destination address fields.
+_FAMILY_FIELDS = {4: ("ip", "nw_src", "nw_dst"), 6: ("ipv6", "ipv6_src", "ipv6_dst")}
+
+
+def _address(ep: EndpointInfo, family: int) -> str:
+    """``ep``'s IPv4 address, or its global IPv6 one (the routed one)."""
+    return str(ep.ip if family == 4 else ep.ipv6)
+
+
+def _routed_to(consumers: Iterable[EndpointInfo], provider: EndpointInfo, family: int) -> list[EndpointInfo]:
+    """The consumers that reach ``provider`` in ``family``: all in IPv4; in IPv6 those where
+    IPv6 goes (:func:`~segctl.topology.analysis.ipv6_applies`: both segments routed)."""
+    return [c for c in consumers if family == 4 or ipv6_applies(c, provider)]
 
 
 def _segment_routes(plan: CompilePlan, seg: SegmentInfo, family: int = 4) -> list[Rule]:
@@ -167,20 +192,27 @@ def _ipv6_routes(plan: CompilePlan, tenant: str, local_segments: set[Ctx]) -> li
     return rules
 
 
-def provider_routes(plan: CompilePlan, local: list[EndpointInfo]) -> list[Rule]:
-    """Host routes from local declared consumers to the providers they consume (table 40).
+def provider_routes(plan: CompilePlan, local: list[EndpointInfo], family: int = 4) -> list[Rule]:
+    """Host routes from local declared consumers to the providers they consume (table 40),
+    in IPv4, or (``family`` 6) in IPv6 between global addresses where IPv6 goes (both
+    segments have a ``gateway6``).
 
     Only a consumer's own context and address reach a provider, in any conntrack state
     (a non-consumer of a consumer tenant finds no route). Direct flows (consumer ×
     provider) when that is cheapest, else one conjunction per provider: clause 1 the
-    consumer (context, gateway MAC, ``nw_src``; one flow carrying a clause for each
+    consumer (context, gateway MAC, source address; one flow carrying a clause for each
     provider it consumes), clause 2 the provider address, and a ``conj_id`` flow with
-    the route actions. The conjunctions share one priority and are disjoint by clause 2.
+    the route actions. The conjunctions share one priority and are disjoint by clause 2;
+    IPv6's ids follow IPv4's.
     """
     t = ROUTE.id
-    pairs = [(c, z) for c in local for z in plan.consumes.get(c.key, {}).values()]
+    pairs = [
+        (c, z) for c in local for z in _routed_from(plan.consumes.get(c.key, {}).values(), c, family)
+    ]  # fmt: skip
     if not pairs:
         return []
+    proto, src, dst = _FAMILY_FIELDS[family]
+    offset = 0 if family == 4 else len(plan.provider_conj)
 
     def key(e: EndpointInfo) -> tuple[int, str]:
         return (plan.tid[e.tenant], e.name)
@@ -190,7 +222,7 @@ def provider_routes(plan: CompilePlan, local: list[EndpointInfo]) -> list[Rule]:
 
     def source(c: EndpointInfo) -> list[tuple[str, str]]:
         return [meta_match(plan.ctx_value((c.tenant, c.segment)), CTX_MASK),
-                ("dl_dst", plan.gw_mac[c.tenant]), ("proto", "ip"), ("nw_src", str(c.ip))]  # fmt: skip
+                ("dl_dst", plan.gw_mac[c.tenant]), ("proto", proto), (src, _address(c, family))]  # fmt: skip
 
     def actions(z: EndpointInfo) -> list[Action]:
         return [SetField("eth_src", mac_int(plan.gw_mac[z.tenant])), SetField("eth_dst", mac_int(z.mac)),
@@ -198,26 +230,38 @@ def provider_routes(plan: CompilePlan, local: list[EndpointInfo]) -> list[Rule]:
 
     if len(pairs) <= len(consumers) + 2 * len(providers):
         return [
-            Rule.make(t, PRIO_ENDPOINT, plan.ep_cookie(t, z), [*source(c), ("nw_dst", str(z.ip))],
+            Rule.make(t, PRIO_ENDPOINT, plan.ep_cookie(t, z), [*source(c), (dst, _address(z, family))],
                       actions(z))
             for c, z in sorted(pairs, key=lambda p: (key(p[1]), key(p[0])))
         ]  # fmt: skip
     rules: list[Rule] = []
     for c in consumers:
-        clauses = sorted(plan.provider_conj[z] for z in plan.consumes[c.key])
+        reached = _routed_from(plan.consumes[c.key].values(), c, family)
+        clauses = sorted(offset + plan.provider_conj[z.key] for z in reached)
         rules.append(
             Rule.make(t, PRIO_ENDPOINT, plan.ep_cookie(t, c), source(c),
                       [Conjunction(n, 1, 2) for n in clauses])
         )  # fmt: skip
     for z in providers:
-        n, cookie = plan.provider_conj[z.key], plan.ep_cookie(t, z)
+        n, cookie = offset + plan.provider_conj[z.key], plan.ep_cookie(t, z)
         rules.append(
             Rule.make(
-                t, PRIO_ENDPOINT, cookie, [("proto", "ip"), ("nw_dst", str(z.ip))], [Conjunction(n, 2, 2)]
+                t,
+                PRIO_ENDPOINT,
+                cookie,
+                [("proto", proto), (dst, _address(z, family))],
+                [Conjunction(n, 2, 2)],
             )
         )
-        rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, [("proto", "ip"), ("conj_id", str(n))], actions(z)))
+        rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, [("proto", proto), ("conj_id", str(n))], actions(z)))
     return rules
+
+
+def _routed_from(
+    providers: Iterable[EndpointInfo], consumer: EndpointInfo, family: int
+) -> list[EndpointInfo]:
+    """The providers ``consumer`` reaches in ``family`` (see :func:`_routed_to`)."""
+    return [z for z in providers if family == 4 or ipv6_applies(consumer, z)]
 
 
 def shared_reply_stage(plan: CompilePlan, local: list[EndpointInfo]) -> list[Rule]:
@@ -225,14 +269,17 @@ def shared_reply_stage(plan: CompilePlan, local: list[EndpointInfo]) -> list[Rul
     the tenants that share the consumer's address one zone after another."""
     t = SHARED_REPLY.id
     rules = [Rule.make(t, PRIO_DEFAULT, make_cookie(t, Kind.PIPELINE, 0, 0), [], [Drop()])]
-    for z in local:
+    for z, family in ((z, family) for z in local for family in (4, 6)):
         consumers = plan.consumers_of.get(z.key)
         if not consumers:
             continue
-        for ip, candidates in sorted(by_ip(consumers.values(), plan.tid).items()):
+        proto, src, dst = _FAMILY_FIELDS[family]
+        for ip, candidates in sorted(
+            by_ip(_routed_to(consumers.values(), z, family), plan.tid, family).items()
+        ):
             for i, c in enumerate(candidates):
                 zone = plan.tid[c.tenant]
-                base = [("proto", "ip"), ("ct_zone", str(zone)), ("nw_src", str(z.ip)), ("nw_dst", ip)]
+                base = [("proto", proto), ("ct_zone", str(zone)), (src, _address(z, family)), (dst, ip)]
                 actions = route_actions(plan.gw_mac[c.tenant], c, plan.ctx_value((c.tenant, c.segment)))
                 est = [*base, ("ct_state", "+est+rpl+trk")]
                 rules.append(Rule.make(t, PRIO_SPECIFIC, plan.ep_cookie(t, c), est, actions))
@@ -275,9 +322,13 @@ def _forward_rules(plan: CompilePlan, ctx: Ctx, dst_key: tuple[str, str], port: 
     elif shared:
         origin = plan.tid[ctx[0]]
         write = WriteMetadata(plan.ctx_value((dst.tenant, dst.segment), origin), META_WRITE_MASK)
-        rules.append(
-            Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "ip")], [write, GotoTable(CT_DST.id)])
-        )
+        protos = ["ip"]
+        if dst.ipv6_gateway is not None and plan.net.segment(*ctx).gateway6 is not None:
+            protos.append("ipv6")  # routed IPv6 of the consumer's segment (both have a gateway6)
+        for proto in protos:
+            rules.append(
+                Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", proto)], [write, GotoTable(CT_DST.id)])
+            )
     else:
         rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "ip")], [GotoTable(CT_DST.id)]))
         rules.append(Rule.make(t, PRIO_ENDPOINT, cookie, [*match, ("proto", "arp")], [GotoTable(EGRESS.id)]))

@@ -82,9 +82,9 @@ def ipv6_summary(report: VerificationReport) -> str:
         for tenant, segment, members in ipv6_segments(network)
     )
     return (
-        "IPv6 goes between the IPv6 endpoints of one segment, and between segments of one tenant "
-        "that both have a gateway6 (routed, global addresses), under the same grants as IPv4 (a "
-        "letter holds for both families there; elsewhere, across tenants included, for IPv4 "
+        "IPv6 goes between the IPv6 endpoints of one segment, and between segments that both "
+        "have a gateway6 (routed, global addresses; across tenants a shared service), under the "
+        "same grants as IPv4 (a letter holds for both families there; elsewhere for IPv4 "
         "only): " + (where or "nowhere") + ". Neighbour discovery goes inside a segment always "
         "(the gateway answers for its gateway6), router advertisements and redirects never. The "
         "properties check both families."

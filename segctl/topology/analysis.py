@@ -12,13 +12,13 @@ written straight from the semantics (``docs/intent.md``) with no cleverness:
   endpoints on the listed services; always stateful. The only cross-tenant grant.
 * Everything else is denied, including traffic from an endpoint to itself.
 
-IPv6 goes only between two endpoints of one tenant that both declare ``ipv6``, in one
-segment or in two segments with a ``gateway6`` each (routed, global addresses only)
-(:func:`ipv6_applies`): neighbour discovery between segment peers always
-(:data:`NEIGHBOUR_DISCOVERY`, as ARP), and what their grants allow, through conntrack as
-IPv4 (``tcp``/``udp``/``any`` cover both families, ``icmp6`` is ICMPv6); never the ICMPv6
-messages only a router may send (:data:`ROUTER_ONLY_ICMPV6`). Across tenants (shared
-services) grants carry IPv4 only.
+IPv6 goes only between two endpoints that both declare ``ipv6``, of one tenant in one
+segment, or in two segments with a ``gateway6`` each (routed, global addresses only; across
+tenants that is a shared service's consumer and provider) (:func:`ipv6_applies`):
+neighbour discovery between segment peers always (:data:`NEIGHBOUR_DISCOVERY`, as ARP),
+and what their grants allow, through conntrack as IPv4 (``tcp``/``udp``/``any`` cover
+both families, ``icmp6`` is ICMPv6); never the ICMPv6 messages only a router may send
+(:data:`ROUTER_ONLY_ICMPV6`).
 
 Examples
 --------
@@ -327,22 +327,22 @@ NEIGHBOUR_SOLICITATION = 135
 
 
 def ipv6_applies(src: EndpointInfo, dst: EndpointInfo) -> bool:
-    """May IPv6 go from ``src`` to ``dst`` at all: two different endpoints of one tenant,
-    both with ipv6, in one segment or routed (both segments have a ``gateway6``)? Then their
-    grants carry IPv6 as well as IPv4 (across tenants, shared services carry IPv4 only)."""
-    return (
-        src.key != dst.key
-        and src.tenant == dst.tenant
-        and src.ipv6 is not None
-        and dst.ipv6 is not None
-        and (src.segment == dst.segment or (src.ipv6_gateway is not None and dst.ipv6_gateway is not None))
-    )
+    """May IPv6 go from ``src`` to ``dst`` at all: two different endpoints, both with ipv6,
+    of one tenant in one segment, or routed (both segments have a ``gateway6``; across
+    tenants only a shared service grants anything)? Then their grants carry IPv6 as well as
+    IPv4."""
+    if src.key == dst.key or src.ipv6 is None or dst.ipv6 is None:
+        return False
+    if src.tenant == dst.tenant and src.segment == dst.segment:
+        return True
+    return src.ipv6_gateway is not None and dst.ipv6_gateway is not None
 
 
 def ipv6_routed(src: EndpointInfo, dst: EndpointInfo) -> bool:
     """Does IPv6 from ``src`` to ``dst`` go through the gateway (:func:`ipv6_applies` across
-    two segments)? Then only global addresses: a link-local one is never routed."""
-    return src.segment != dst.segment and ipv6_applies(src, dst)
+    two segments, of one tenant or two)? Then only global addresses: a link-local one is
+    never routed."""
+    return (src.tenant, src.segment) != (dst.tenant, dst.segment) and ipv6_applies(src, dst)
 
 
 def ipv6_addresses(ep: EndpointInfo, routed6: bool) -> tuple[IPv6Address, ...]:
@@ -355,10 +355,11 @@ def ipv6_addresses(ep: EndpointInfo, routed6: bool) -> tuple[IPv6Address, ...]:
 
 def ipv6_segments(network: Network) -> list[tuple[str, str, list[EndpointInfo]]]:
     """(tenant, segment, endpoints with ipv6) of every segment where IPv6 goes
-    (:func:`ipv6_applies`): two or more IPv6 endpoints, or a ``gateway6`` and another
-    segment of the tenant with one and an IPv6 endpoint (routed). In a non-strict segment
-    all of it between its members (the intra-segment grant); in a strict one neighbour
-    discovery and what policies allow; routed, what policies allow."""
+    (:func:`ipv6_applies`): two or more IPv6 endpoints, or a ``gateway6`` and a routed peer
+    (another segment of the tenant with one and an IPv6 endpoint, or a shared service's
+    consumer or provider in such a segment). In a non-strict segment all of it between its
+    members (the intra-segment grant); in a strict one neighbour discovery and what
+    policies allow; routed, what policies and shared services allow."""
     members = {
         seg.key: [ep for ep in network.segment_endpoints(seg.tenant, seg.name) if ep.ipv6 is not None]
         for seg in network.segments
@@ -367,11 +368,28 @@ def ipv6_segments(network: Network) -> list[tuple[str, str, list[EndpointInfo]]]
     for seg in network.segments:
         if seg.gateway6 is not None and members[seg.key]:
             routed[seg.tenant] = routed.get(seg.tenant, 0) + 1
+    shared = _shared_ipv6_segments(network)
     out = []
     for seg in network.segments:
         eps = members[seg.key]
-        if len(eps) >= 2 or (eps and seg.gateway6 is not None and routed.get(seg.tenant, 0) >= 2):
+        routes = seg.gateway6 is not None and (routed.get(seg.tenant, 0) >= 2 or seg.key in shared)
+        if len(eps) >= 2 or (eps and routes):
             out.append((seg.tenant, seg.name, eps))
+    return out
+
+
+def _shared_ipv6_segments(network: Network) -> set[tuple[str, str]]:
+    """The segments of a shared service's consumers and providers that reach each other in
+    IPv6 (both segments have a ``gateway6``)."""
+    out: set[tuple[str, str]] = set()
+    for svc in network.shared_services:
+        providers = [z for z in network.shared_providers(svc) if z.ipv6_gateway is not None and z.ipv6]
+        if not providers:
+            continue
+        for c in network.shared_consumers(svc):
+            if c.ipv6_gateway is not None and c.ipv6 is not None:
+                out.add((c.tenant, c.segment))
+                out.update((z.tenant, z.segment) for z in providers)
     return out
 
 

@@ -231,18 +231,20 @@ def isolation(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
             crossings += len(hs.tags(cross))
             # sources with the same grants share one tag set: a consumer tenant's n sources
             # of a shared service cost one AND, not n ORs into a growing space
-            by_grants: dict[tuple[Grant, ...] | None, list[int]] = {}
+            by_grants: dict[tuple[tuple[Grant, ...] | None, bool], list[EndpointInfo]] = {}
             for src in inp.endpoints_of(cross):
                 if mode == "new":
                     grants = exp.shared.get((src.key, dst.key))
                     if grants:
-                        by_grants.setdefault(tuple(grants), []).append(inp.tag_of[src.key])
+                        by_grants.setdefault((tuple(grants), ipv6_applies(src, dst)), []).append(src)
                 elif (src.key, dst.key) in exp.declared or (dst.key, src.key) in exp.declared:
-                    by_grants.setdefault(None, []).append(inp.tag_of[src.key])
-            # across tenants only IPv4 (IPv6 goes only inside one segment)
-            allowed = hs.oeq("eth_type", ETH_IP) & hs.union(
-                hs.tag_set(tags) & (hs.true if key is None else sp.grants(key, ipv6=False))
-                for key, tags in by_grants.items()
+                    by_grants.setdefault((None, ipv6_applies(src, dst)), []).append(src)
+            # across tenants IPv4, and IPv6 where both segments route it (never link-local)
+            allowed = hs.union(
+                sp.tag_set(srcs)
+                & (hs.true if grants is None else sp.grants(grants, ipv6=ipv6))
+                & _cross_tenant_families(inp, srcs, ipv6)
+                for (grants, ipv6), srcs in by_grants.items()
             )
             bad = cross & ~allowed
             for src in inp.endpoints_of(bad):
@@ -262,6 +264,16 @@ def isolation(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
                 )  # fmt: skip
                 found.append(v)
     return found, {"cross-tenant deliveries": crossings}
+
+
+def _cross_tenant_families(inp: Inputs, sources: Sequence[EndpointInfo], ipv6: bool) -> BDD:
+    """What may cross tenants from ``sources``: IPv4, and with ``ipv6`` (a shared service's
+    routed pair, :func:`~segctl.topology.analysis.ipv6_applies`) IPv6 from a global address."""
+    hs = inp.hs
+    ipv4 = hs.oeq("eth_type", ETH_IP)
+    if not ipv6:
+        return ipv4
+    return ipv4 | (hs.oeq("eth_type", ETH_IP6) & inp.spaces.not_link_local_from(sources))
 
 
 # ---------------------------------------------------------------------------- 2. conformance
