@@ -37,7 +37,7 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
-from support.intents import EDGE_CASES, ROUTED6
+from support.intents import EDGE_CASES, ROUTED6, SHARED6
 
 from segctl.flows.compiler import compile_network
 from segctl.flows.edge import SOLICITED_NODES
@@ -87,6 +87,8 @@ def _network(name: str) -> Network:
         return resolve(Intent.model_validate(EDGE_CASES))
     if name == "routed6":
         return resolve(Intent.model_validate(ROUTED6))
+    if name == "shared6":
+        return resolve(Intent.model_validate(SHARED6))
     return load_network(ROOT / "examples" / f"{name}.yaml")
 
 
@@ -549,9 +551,10 @@ def test_stateless_policies_grant_no_reply(fabric: Fabric) -> None:
                     )
 
 
-#: The fabrics whose intents have IPv6 pairs: the IPv6 tests run on these (routed6 only
-#: here: its IPv6 is routed between segments with a gateway6, IPv4 as the others show).
-IPV6_FABRICS = ["edge-cases", "dual-stack", "routed6"]
+#: The fabrics whose intents have IPv6 pairs: the IPv6 tests run on these (routed6 and
+#: shared6 only here: IPv6 routed between segments with a gateway6, in one tenant and to
+#: shared services across tenants; IPv4 as the others show).
+IPV6_FABRICS = ["edge-cases", "dual-stack", "routed6", "shared6"]
 
 
 def _ipv6_pairs(net: Network) -> list[tuple[EndpointInfo, EndpointInfo]]:
@@ -576,14 +579,15 @@ def test_ipv6_goes_where_its_grants_say(fabric: Fabric) -> None:
     """Pings and TCP over IPv6 between every two IPv6 endpoints arrive exactly where the
     intent's grants allow them with IPv6 (one segment; a strict segment's policies; routed
     between segments with a gateway6, the hosts resolving the gateway by neighbour
-    discovery; replies through conntrack), and nowhere else (across tenants, from or to a
-    segment without gateway6)."""
+    discovery; a shared service's consumers to its provider, replies found by zone where
+    two consumer tenants share an address; replies through conntrack), and nowhere else
+    (across tenants outside a shared service, from or to a segment without gateway6)."""
     net = fabric.net
     with6 = [ep for ep in net.endpoints if ep.ipv6 is not None]
-    # dual-stack's policy port (strict segment, and routed web -> db), routed6's, and one
-    # only non-strict segments pass
-    ports = (5432, 8080, 7006)
-    tried = strict = 0
+    # dual-stack's policy port (strict segment, and routed web -> db), routed6's, shared6's
+    # DNS (a shared service across tenants), and one only non-strict segments pass
+    ports = (5432, 8080, 53, 7006)
+    tried = strict = crossed = 0
     cases: list[tuple[probes.Probe, bool, str]] = []  # probe, expected outcome, failure message
     for src in with6:
         for dst in with6:
@@ -591,6 +595,7 @@ def test_ipv6_goes_where_its_grants_say(fabric: Fabric) -> None:
                 continue  # dst's address is also the sender's or its tenant's: not dst's by address
             want = _echo6(net, src, dst)
             tried += want
+            crossed += want and src.tenant != dst.tenant
             ping6 = probes.Probe(fabric.ns(src), str(dst.ipv6), "icmp", count=3, timeout=2)
             cases.append((ping6, want, f"{src.qualified} -> {dst.qualified} ping -6"))
             for port in ports if ipv6_applies(src, dst) else ():  # elsewhere the pings show it
@@ -604,6 +609,11 @@ def test_ipv6_goes_where_its_grants_say(fabric: Fabric) -> None:
     for (_, want, message), got in zip(cases, outcomes, strict=True):
         assert got == want, message
     assert tried >= 2, "no allowed IPv6 pair was pinged"
+    shared6 = any(
+        ipv6_applies(c, z) for svc in net.shared_services
+        for z in net.shared_providers(svc) for c in net.shared_consumers(svc)
+    )  # fmt: skip
+    assert crossed or not shared6, "no shared service was pinged over IPv6"
     if any(net.segment(t, sg).strict for t, sg, _ in ipv6_segments(net)):
         assert strict, "no IPv6 policy of a strict segment was tried"
 

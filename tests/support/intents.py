@@ -101,3 +101,73 @@ ROUTED6: dict[str, Any] = {
         }
     ],
 }  # fmt: skip
+
+
+#: Shared services in IPv6: red and blue (which reuse each other's IPv4 and IPv6 addresses)
+#: consume infra's DNS and red its NTP, between segments with a gateway6 (both families);
+#: green's segment has no gateway6, so its DNS stays IPv4.
+SHARED6: dict[str, Any] = {
+    "fabric": {
+        "switches": [{"name": "s1", "dpid": 21}, {"name": "s2", "dpid": 22}],
+        "links": ["s1:20 <-> s2:20"],
+    },
+    "tenants": [
+        {
+            "name": "infra",
+            "segments": [
+                {"name": "svc", "cidr": "10.9.0.0/24", "cidr6": "fd09::/64", "gateway": "10.9.0.1",
+                 "gateway6": "fd09::1"},
+            ],
+            "endpoints": [
+                {"name": "dns1", "segment": "svc", "mac": "02:00:00:09:00:35", "ip": "10.9.0.53",
+                 "ipv6": "fd09::53", "attach": "s1:1"},
+                {"name": "ntp1", "segment": "svc", "mac": "02:00:00:09:00:7b", "ip": "10.9.0.123",
+                 "ipv6": "fd09::7b", "attach": "s2:1"},
+            ],
+        },
+        {
+            "name": "red",
+            "segments": [
+                {"name": "app", "cidr": "10.1.1.0/24", "cidr6": "fd01:1::/64", "gateway": "10.1.1.1",
+                 "gateway6": "fd01:1::1"},
+            ],
+            "endpoints": [
+                {"name": "r1", "segment": "app", "mac": "02:00:00:01:01:0b", "ip": "10.1.1.11",
+                 "ipv6": "fd01:1::11", "attach": "s1:2"},
+                {"name": "r2", "segment": "app", "mac": "02:00:00:01:01:0c", "ip": "10.1.1.12",
+                 "ipv6": "fd01:1::12", "ipv6_link_local": "fe80::12", "attach": "s2:2"},
+            ],
+        },
+        {
+            "name": "blue",
+            "segments": [
+                {"name": "app", "cidr": "10.1.1.0/24", "cidr6": "fd01:1::/64", "gateway": "10.1.1.1",
+                 "gateway6": "fd01:1::1"},
+            ],
+            "endpoints": [
+                {"name": "b1", "segment": "app", "mac": "02:00:00:02:01:0b", "ip": "10.1.1.11",
+                 "ipv6": "fd01:1::11", "attach": "s2:3"},
+            ],
+        },
+        {
+            "name": "green",
+            "segments": [
+                {"name": "lan", "cidr": "10.3.1.0/24", "cidr6": "fd03:1::/64", "gateway": "10.3.1.1"},
+            ],
+            "endpoints": [
+                {"name": "g1", "segment": "lan", "mac": "02:00:00:03:01:0b", "ip": "10.3.1.11",
+                 "ipv6": "fd03:1::11", "attach": "s1:3"},
+                {"name": "g2", "segment": "lan", "mac": "02:00:00:03:01:0c", "ip": "10.3.1.12",
+                 "ipv6": "fd03:1::12", "attach": "s2:4"},
+            ],
+        },
+    ],
+    "shared_services": [
+        {"name": "dns", "provider": {"tenant": "infra", "endpoints": ["dns1"]},
+         "consumers": [{"tenant": "red"}, {"tenant": "blue"}, {"tenant": "green"}],
+         "services": [{"proto": "udp", "port": 53}, {"proto": "tcp", "port": 53},
+                      {"proto": "icmp6", "type": 128}]},
+        {"name": "ntp", "provider": {"tenant": "infra", "endpoints": ["ntp1"]},
+         "consumers": [{"tenant": "red"}], "services": [{"proto": "udp", "port": 123}]},
+    ],
+}  # fmt: skip

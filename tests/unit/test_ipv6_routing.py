@@ -4,46 +4,19 @@ host routes, and the properties over routed pairs (both engines)."""
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import pytest
 from support.intents import ROUTED6
+from support.proving import ENGINES, compiled_texts, failing, intent_problems, prove_texts
 
-from segctl.errors import IntentError
-from segctl.flows.compiler import compile_network
-from segctl.openflow.ofctl import parse_flows
 from segctl.topology.analysis import allowed_grants, ipv6_addresses, ipv6_applies, ipv6_routed
 from segctl.topology.load import intent_from_document
 from segctl.topology.network import Network, resolve
-from segctl.verifier.report import VerificationReport
-from segctl.verifier.verify import verify
-
-ENGINES = ["wavefront", "reference"]
 
 
 @pytest.fixture(scope="module")
 def net() -> Network:
     return resolve(intent_from_document(copy.deepcopy(ROUTED6)))
-
-
-def _texts(network: Network) -> dict[str, list[str]]:
-    return {n: p.flows_text().splitlines() for n, p in compile_network(network).items()}
-
-
-def _verify(network: Network, texts: dict[str, list[str]], engine: str = "wavefront") -> VerificationReport:
-    return verify(network, {n: parse_flows("\n".join(lines)) for n, lines in texts.items()}, engine=engine)
-
-
-def _failing(report: VerificationReport) -> set[str]:
-    return {p.id for p in report.properties if not p.holds}
-
-
-def _problems(doc: dict[str, Any]) -> list[str]:
-    try:
-        resolve(intent_from_document(doc))
-    except IntentError as exc:
-        return [f"{p.location}: {p.message}" for p in exc.problems]
-    return []
 
 
 # ---------------------------------------------------------------------------- intent
@@ -55,7 +28,7 @@ def test_gateway6_is_validated() -> None:
     front["gateway6"] = "fd07:9::1"
     back["gateway6"] = "fd07:2::"
     legacy["gateway6"] = "fe80::1"
-    assert _problems(doc) == [
+    assert intent_problems(doc) == [
         "tenants[net6].segments[back].gateway6: fd07:2:: is the subnet-router anycast address of fd07:2::/64",
         "tenants[net6].segments[front].gateway6: fd07:9::1 is outside fd07:1::/64",
         "tenants[net6].segments[legacy].gateway6: fe80::1 is link-local: a gateway6 is a global address",
@@ -65,7 +38,7 @@ def test_gateway6_is_validated() -> None:
     doc["tenants"][0]["segments"][2]["gateway6"] = "fd07:3::1"
     doc["tenants"][0]["endpoints"][4].pop("ipv6")
     doc["tenants"][0]["endpoints"][0]["ipv6"] = "fd07:1::1"  # f1 takes front's gateway6
-    assert _problems(doc) == [
+    assert intent_problems(doc) == [
         "tenants[net6].endpoints[f1].ipv6: fd07:1::1 is the gateway6 of segment front",
         "tenants[net6].segments[legacy].gateway6: fd07:3::1 needs the segment's cidr6",
     ]
@@ -91,7 +64,7 @@ def test_the_gateway_answers_a_solicitation_for_gateway6(net: Network) -> None:
     """Table 10 turns f2's solicitation for fd07:1::1 (from either of its addresses) into the
     gateway's advertisement; table 80 writes the target link-layer address (OVS refuses
     ``nd_tll`` in a rule matching a solicitation) and sends it back out of f2's port."""
-    s2 = _texts(net)["s2"]
+    s2 = compiled_texts(net)["s2"]
     gw_mac = net.tenant("net6").gateway_mac
     for source in ("fd07:1::12", "fe80::12"):
         (na,) = [
@@ -119,7 +92,7 @@ def test_the_gateway_answers_a_solicitation_for_gateway6(net: Network) -> None:
 
 
 def test_routes_drops_and_no_route_from_a_segment_without_gateway6(net: Network) -> None:
-    s1 = [r for r in _texts(net)["s1"] if r.startswith("table=40,") and "ipv6" in r]
+    s1 = [r for r in compiled_texts(net)["s1"] if r.startswith("table=40,") and "ipv6" in r]
     routes = [r for r in s1 if "dec_ttl" in r]
     assert sorted(r.split("ipv6_dst=")[1].split(",")[0] for r in routes) == [
         "fd07:1::11", "fd07:1::12", "fd07:2::11", "fd07:2::12",
@@ -138,19 +111,19 @@ def test_routes_drops_and_no_route_from_a_segment_without_gateway6(net: Network)
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_routed_ipv6_is_proved(net: Network, engine: str) -> None:
-    report = _verify(net, _texts(net), engine)
+    report = prove_texts(net, compiled_texts(net), engine)
     assert report.ok, [cx.message for p in report.properties for cx in p.counterexamples]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_missing_ipv6_host_route_is_not_delivered(net: Network, engine: str) -> None:
-    texts = _texts(net)
+    texts = compiled_texts(net)
     for name in texts:
         texts[name] = [
             r for r in texts[name] if not (r.startswith("table=40,") and "ipv6_dst=fd07:2::11," in r)
         ]
-    report = _verify(net, texts, engine)
-    assert _failing(report) == {"allowed-delivered"}
+    report = prove_texts(net, texts, engine)
+    assert failing(report) == {"allowed-delivered"}
     found = {(cx.src, cx.dst) for cx in report.property("allowed-delivered").counterexamples}
     assert found == {("net6/f1", "net6/k1"), ("net6/f2", "net6/k1")}
 
@@ -161,13 +134,13 @@ def test_an_intra_segment_commit_that_takes_routed_packets_breaks_commit_safety(
 ) -> None:
     """front's intra-segment IPv6 commit matches its own sources: without that, k2's
     stateless udp/5353 to f1, routed in, would be committed (f1 could then answer)."""
-    texts = _texts(net)
+    texts = compiled_texts(net)
     texts["s1"] = [
         r.replace("ipv6_src=fd07:1::/64,", "") if r.startswith("table=70,priority=3500") else r
         for r in texts["s1"]
     ]
-    report = _verify(net, texts, engine)
-    assert _failing(report) == {"commit-safety"}
+    report = prove_texts(net, texts, engine)
+    assert failing(report) == {"commit-safety"}
     cx = report.property("commit-safety").counterexamples[0]
     assert (cx.src, cx.packet["ipv6_dst"], cx.packet["tp_dst"]) == ("net6/k2", "fd07:1::11", "5353")
 
@@ -176,15 +149,15 @@ def test_an_intra_segment_commit_that_takes_routed_packets_breaks_commit_safety(
 def test_an_advertisement_sent_to_another_port_breaks_conformance(net: Network, engine: str) -> None:
     """The gateway's advertisement goes back to the soliciting port only: sent out of k2's
     port instead (s1 port 2), k2 receives f1's solicitation turned into an advertisement."""
-    texts = _texts(net)
+    texts = compiled_texts(net)
     texts["s1"] = [
         r.replace("->nd_tll,IN_PORT", "->nd_tll,output:2")
         if r.startswith("table=80,") and "in_port=1," in r and "icmp_type=136" in r
         else r
         for r in texts["s1"]
     ]
-    report = _verify(net, texts, engine)
-    assert "conformance" in _failing(report)
+    report = prove_texts(net, texts, engine)
+    assert "conformance" in failing(report)
     found = {(cx.src, cx.delivered_to) for cx in report.property("conformance").counterexamples}
     assert ("net6/f1", "net6/k2") in found
 
@@ -210,5 +183,5 @@ def test_guardrails_and_deny_policies_decide_routed_ipv6(engine: str) -> None:
     assert allowed_grants(net, f2, k2, "icmp6", icmp_type=128, family=6) == ()
     echo = allowed_grants(net, f1, k2, "icmp6", icmp_type=128, family=6)
     assert [g.name for g in echo] == ["front-to-back"]
-    report = _verify(net, _texts(net), engine)
+    report = prove_texts(net, compiled_texts(net), engine)
     assert report.ok, [cx.message for p in report.properties for cx in p.counterexamples]

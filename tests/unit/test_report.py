@@ -86,9 +86,9 @@ def test_reports_say_where_ipv6_goes_under_the_matrix(leaky: tuple[Path, Verific
     tables = {sw: parse_flows(p.flows_text()) for sw, p in compile_network(network).items()}
     report = verify(network, tables)
     sentence = (
-        "IPv6 goes between the IPv6 endpoints of one segment, and between segments of one tenant "
-        "that both have a gateway6 (routed, global addresses), under the same grants as IPv4 (a "
-        "letter holds for both families there; elsewhere, across tenants included, for IPv4 "
+        "IPv6 goes between the IPv6 endpoints of one segment, and between segments that both "
+        "have a gateway6 (routed, global addresses; across tenants a shared service), under the "
+        "same grants as IPv4 (a letter holds for both families there; elsewhere for IPv4 "
         "only): lab/open (o1, o2); lab/locked (k1, k2, strict)."
     )
     assert sentence in render_markdown(report) and sentence in render_html(report)

@@ -128,3 +128,24 @@ def test_policy_pair(a: int, b: int, p: int) -> None:
 def test_bad_arguments(kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         synthetic_intent(**kwargs)
+
+
+def test_two_rack_shared6_makes_the_dns_dual_stack_and_both_engines_agree() -> None:
+    """``shared6`` (the bench's ``--shared6``): the DNS behind a gateway6, reached over IPv6 by
+    every rack endpoint of both tenants (which share their addresses)."""
+    from segctl.flows.compiler import compile_network
+    from segctl.openflow.ofctl import parse_flows
+    from segctl.topology.analysis import allowed_grants
+    from segctl.topology.synthetic import two_rack
+    from segctl.verifier.verify import verify
+
+    with pytest.raises(ValueError, match="shared6 needs ipv6 and routed"):
+        two_rack(2, ipv6=True, shared6=True)
+    net = resolve(two_rack(2, ipv6=True, routed=True, shared6=True))
+    dns = next(ep for ep in net.endpoints if ep.name == "dns")
+    assert str(dns.ipv6) == "fd16::10" and dns.ipv6_gateway is not None
+    racks = [ep for ep in net.endpoints if ep.key != dns.key]
+    assert all(allowed_grants(net, ep, dns, "udp", 53, family=6) for ep in racks)
+    tables = {n: parse_flows(p.flows_text()) for n, p in compile_network(net).items()}
+    for engine in ("wavefront", "reference"):
+        assert verify(net, tables, engine=engine).ok, engine
