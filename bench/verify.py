@@ -96,8 +96,8 @@ SCHEMA_VERSION = 1
 # ------------------------------------------------------------------ cases and workers
 
 
-def dense(n: int, ipv6: bool = False, routed: bool = False) -> Case:
-    return {"kind": "dense", "n": n, "ipv6": ipv6, "routed": routed}
+def dense(n: int, ipv6: bool = False, routed: bool = False, shared6: bool = False) -> Case:
+    return {"kind": "dense", "n": n, "ipv6": ipv6, "routed": routed, "shared6": shared6}
 
 
 def fat(k: int, tenants: int, endpoints: int) -> Case:
@@ -110,13 +110,19 @@ def case_name(case: Case) -> str:
             f"two-rack n={case['n']}"
             + (" dual-stack" if case.get("ipv6") else "")
             + (" routed" if case.get("routed") else "")
+            + (" shared6" if case.get("shared6") else "")
         )
     return f"k={case['k']} T={case['tenants']} N={case['endpoints']}"
 
 
 def case_intent(case: Case) -> Intent:
     if case["kind"] == "dense":
-        return two_rack(int(case["n"]), ipv6=bool(case.get("ipv6")), routed=bool(case.get("routed")))
+        return two_rack(
+            int(case["n"]),
+            ipv6=bool(case.get("ipv6")),
+            routed=bool(case.get("routed")),
+            shared6=bool(case.get("shared6")),
+        )
     return synthetic_intent(k=int(case["k"]), tenants=int(case["tenants"]), endpoints=int(case["endpoints"]))
 
 
@@ -317,6 +323,7 @@ class Run:
     started: float
     ipv6: bool = False  # dense cases dual stack (--ipv6)
     routed: bool = False  # dense cases across two segments (--routed)
+    shared6: bool = False  # the shared DNS dual stack too (--shared6)
 
     def say(self, text: str) -> None:
         print(f"[bench {time.monotonic() - self.started:7.1f} s] {text}", file=sys.stderr, flush=True)
@@ -345,7 +352,7 @@ def dense_curve(run: Run, sizes: Sequence[int]) -> list[Result]:
     rows: list[Result] = []
     over: str | None = None
     for n in sizes:
-        case = dense(n, run.ipv6, run.routed)
+        case = dense(n, run.ipv6, run.routed, run.shared6)
         wavefront = run.proof(case, "wavefront")
         endpoints = int(wavefront.get("endpoints", 4 * n + 1))
         points = [(r["endpoints"], r["reference"]["proof_s"]) for r in rows if "proof_s" in r["reference"]]
@@ -437,7 +444,7 @@ def machine() -> Result:
 def collect(args: argparse.Namespace) -> Result:
     """Every measurement of the run as one JSON document."""
     limits = Limits(args.cpu_limit, args.memory_limit)
-    run = Run(args.reference_budget, limits, time.monotonic(), args.ipv6, args.routed)
+    run = Run(args.reference_budget, limits, time.monotonic(), args.ipv6, args.routed, args.shared6)
     sizes = QUICK_SIZES if args.quick and not args.sizes else (args.sizes or DENSE_SIZES)
     fats = [fat(*c) for c in (QUICK_FAT if args.quick else FAT_CASES)]
     extra = [fat(*c) for c, on in ((BIG, args.big), (HUGE, args.huge)) if on]
@@ -449,6 +456,7 @@ def collect(args: argparse.Namespace) -> Result:
         "memory_limit_gib": args.memory_limit,
         "ipv6": args.ipv6,
         "routed": args.routed,
+        "shared6": args.shared6,
     }
     doc["dense"] = dense_curve(run, sizes)
     doc["growth"] = {
@@ -719,6 +727,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="dense cases across two segments with gateways: the policy is routed (IPv6 too with --ipv6)",
     )
+    parser.add_argument(
+        "--shared6",
+        action="store_true",
+        help="with --ipv6 --routed: the shared DNS is dual stack too (the shared service carries IPv6)",
+    )
     parser.add_argument("--big", action="store_true", help=f"add fat-tree {case_name(fat(*BIG))}")
     parser.add_argument("--huge", action="store_true", help=f"add fat-tree {case_name(fat(*HUGE))} (hours?)")
     parser.add_argument(
@@ -733,6 +746,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", choices=("table", "markdown", "json"), default="table")
     parser.add_argument("--worker", nargs=3, metavar=("KIND", "PARAMS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.shared6 and not (args.ipv6 and args.routed):
+        parser.error("--shared6 needs --ipv6 and --routed (consumer segments with a gateway6)")
     if args.worker:
         kind, params, out = args.worker
         return _worker(kind, json.loads(params), Path(out))

@@ -279,7 +279,13 @@ def policy_pair(a: int, b: int, p: int, *, policies: int = 1) -> Intent:
 
 
 def two_rack(
-    n: int, *, tenants: int = 2, services: int = 5, ipv6: bool = False, routed: bool = False
+    n: int,
+    *,
+    tenants: int = 2,
+    services: int = 5,
+    ipv6: bool = False,
+    routed: bool = False,
+    shared6: bool = False,
 ) -> Intent:
     """The dense two-rack case: one spine, two racks (leaves); ``tenants`` tenants with the
     same addresses, each with one strict segment where group ``A`` (``n`` endpoints on rack A)
@@ -289,7 +295,9 @@ def two_rack(
     (``fd00::/64``, reused across tenants like the IPv4 ones): the segment's policy then
     carries both families (dual stack). With ``routed`` rack B's endpoints are in a second
     strict segment (``10.1.0.0/16``, ``fd01::/64``) and both segments have a ``gateway`` and a
-    ``gateway6``: the policy is routed, in both families with ``ipv6``.
+    ``gateway6``: the policy is routed, in both families with ``ipv6``. With ``shared6`` (and
+    ``ipv6`` and ``routed``) the DNS is dual stack behind a ``gateway6`` too: the shared
+    service carries IPv6 to every consumer, whose tenants share their addresses.
 
     Every source reaches a whole rack of destinations, so the granted pairs grow with the
     square of the endpoints: what a verifier that works per (source, destination) pays for.
@@ -316,13 +324,13 @@ def two_rack(
         "ip": "172.16.0.10",
         "attach": {"switch": "spine", "port": HOST_PORT_BASE},
     }
-    docs.append(
-        {
-            "name": PROVIDER_TENANT,
-            "segments": [{"name": "svc", "cidr": "172.16.0.0/24", "gateway": "172.16.0.1"}],
-            "endpoints": [dns],
-        }
-    )
+    svc: dict[str, Any] = {"name": "svc", "cidr": "172.16.0.0/24", "gateway": "172.16.0.1"}
+    if shared6:
+        if not (ipv6 and routed):
+            raise ValueError("two_rack: shared6 needs ipv6 and routed (consumer segments with a gateway6)")
+        svc.update(cidr6="fd16::/64", gateway6="fd16::1")
+        dns["ipv6"] = "fd16::10"
+    docs.append({"name": PROVIDER_TENANT, "segments": [svc], "endpoints": [dns]})
     doc: dict[str, Any] = {
         "version": 1,
         "fabric": fabric,
