@@ -188,3 +188,40 @@ def test_show_lists_the_segments_a_shared_service_routes_ipv6_to(net: Network) -
     doc = copy.deepcopy(SHARED6)
     doc["shared_services"] = []
     assert ("blue", "app") not in {(t, s) for t, s, _ in ipv6_segments(resolve(intent_from_document(doc)))}
+
+
+def _many_providers() -> Network:
+    """SHARED6 with red's consumers on s1 reaching three providers each: enough pairs that
+    table 40 routes them by conjunction (one per provider) instead of direct flows."""
+    doc = copy.deepcopy(SHARED6)
+    infra, red = doc["tenants"][0], doc["tenants"][1]
+    infra["endpoints"].append(
+        {"name": "ldap1", "segment": "svc", "mac": "02:00:00:09:01:85", "ip": "10.9.0.89",
+         "ipv6": "fd09::389", "attach": "s2:9"}
+    )  # fmt: skip
+    for i in (3, 4, 5):
+        red["endpoints"].append(
+            {"name": f"r{i}", "segment": "app", "mac": f"02:00:00:01:01:1{i}", "ip": f"10.1.1.2{i}",
+             "ipv6": f"fd01:1::2{i}", "attach": f"s1:{i + 2}"}
+        )  # fmt: skip
+    doc["shared_services"][1]["provider"] = {"tenant": "infra", "endpoints": ["ntp1", "ldap1", "dns1"]}
+    return resolve(intent_from_document(doc))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ipv6_provider_routes_by_conjunction_are_proved(engine: str) -> None:
+    network = _many_providers()
+    texts = compiled_texts(network)
+    conj6 = [r for r in texts["s1"] if r.startswith("table=40,") and ",ipv6," in r and "conj" in r]
+    # 4 consumers (one flow each), 3 providers (a clause and a conj_id flow each); IPv6's ids
+    # follow IPv4's (providers in shared-service order dns1, ntp1, ldap1: 1..3, IPv6 4..6)
+    assert len(conj6) == 4 + 2 * 3, conj6
+    assert {r.split("conj_id=")[1].split(",")[0] for r in conj6 if "conj_id=" in r} == {"4", "5", "6"}
+    assert prove_texts(network, texts, engine).ok
+    texts["s1"] = [
+        r for r in texts["s1"] if not (r.startswith("table=40,") and ",ipv6," in r and "conj_id=5," in r)
+    ]
+    report = prove_texts(network, texts, engine)
+    assert failing(report) == {"allowed-delivered"}
+    lost = {(cx.src, cx.dst) for cx in report.property("allowed-delivered").counterexamples}
+    assert lost == {(f"red/r{i}", "infra/ntp1") for i in (1, 3, 4, 5)}  # conjunction 5: ntp1
