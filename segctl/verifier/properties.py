@@ -66,13 +66,12 @@ from segctl.verifier.checks import (
     Checked,
     Inputs,
     Violation,
-    allowed_delivered,
     commit_safety,
     conformance,
     isolation,
-    loop_free,
     spoof_guard,
 )
+from segctl.verifier.delivery import allowed_delivered, loop_free
 
 __all__ = ["PROPERTIES", "REGISTRY", "SAFETY", "Property", "PropertyResult", "check_all"]
 

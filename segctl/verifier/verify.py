@@ -25,7 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 from segctl.openflow.ofctl import Flow
 from segctl.topology.network import Network
-from segctl.verifier.checks import Inputs, granted_pairs, reply_requests
+from segctl.verifier.checks import Inputs, granted_pairs
+from segctl.verifier.delivery import reply_requests
 from segctl.verifier.expectations import Expectations
 from segctl.verifier.observe import Engine
 from segctl.verifier.properties import check_all
