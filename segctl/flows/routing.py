@@ -102,7 +102,7 @@ def route_stage(plan: CompilePlan, switch: str, local: list[EndpointInfo]) -> li
         for family in (4, 6):
             proto, src, dst = _FAMILY_FIELDS[family]
             for ip, candidates in sorted(
-                by_ip(_routed_to(consumers.values(), z, family), plan.tid, family).items()
+                by_ip(_peers_in(consumers.values(), z, family), plan.tid, family).items()
             ):
                 match = [meta_match(plan.tid[z.tenant], TENANT_ORIGIN_MASK), ("dl_dst", gw), ("proto", proto),
                          (src, _address(z, family)), (dst, ip), ("ct_state", "+est+rpl+trk")]  # fmt: skip
@@ -123,10 +123,11 @@ def _address(ep: EndpointInfo, family: int) -> str:
     return str(ep.ip if family == 4 else ep.ipv6)
 
 
-def _routed_to(consumers: Iterable[EndpointInfo], provider: EndpointInfo, family: int) -> list[EndpointInfo]:
-    """The consumers that reach ``provider`` in ``family``: all in IPv4; in IPv6 those where
-    IPv6 goes (:func:`~segctl.topology.analysis.ipv6_applies`: both segments routed)."""
-    return [c for c in consumers if family == 4 or ipv6_applies(c, provider)]
+def _peers_in(peers: Iterable[EndpointInfo], ep: EndpointInfo, family: int) -> list[EndpointInfo]:
+    """The shared-service peers (consumers of a provider ``ep``, or providers of a consumer)
+    that ``ep`` reaches in ``family``: all in IPv4; in IPv6 those where IPv6 goes
+    (:func:`~segctl.topology.analysis.ipv6_applies`, symmetric: both segments routed)."""
+    return [p for p in peers if family == 4 or ipv6_applies(ep, p)]
 
 
 def _segment_routes(plan: CompilePlan, seg: SegmentInfo, family: int = 4) -> list[Rule]:
@@ -207,7 +208,7 @@ def provider_routes(plan: CompilePlan, local: list[EndpointInfo], family: int = 
     """
     t = ROUTE.id
     pairs = [
-        (c, z) for c in local for z in _routed_from(plan.consumes.get(c.key, {}).values(), c, family)
+        (c, z) for c in local for z in _peers_in(plan.consumes.get(c.key, {}).values(), c, family)
     ]  # fmt: skip
     if not pairs:
         return []
@@ -236,7 +237,7 @@ def provider_routes(plan: CompilePlan, local: list[EndpointInfo], family: int = 
         ]  # fmt: skip
     rules: list[Rule] = []
     for c in consumers:
-        reached = _routed_from(plan.consumes[c.key].values(), c, family)
+        reached = _peers_in(plan.consumes[c.key].values(), c, family)
         clauses = sorted(offset + plan.provider_conj[z.key] for z in reached)
         rules.append(
             Rule.make(t, PRIO_ENDPOINT, plan.ep_cookie(t, c), source(c),
@@ -257,13 +258,6 @@ def provider_routes(plan: CompilePlan, local: list[EndpointInfo], family: int = 
     return rules
 
 
-def _routed_from(
-    providers: Iterable[EndpointInfo], consumer: EndpointInfo, family: int
-) -> list[EndpointInfo]:
-    """The providers ``consumer`` reaches in ``family`` (see :func:`_routed_to`)."""
-    return [z for z in providers if family == 4 or ipv6_applies(consumer, z)]
-
-
 def shared_reply_stage(plan: CompilePlan, local: list[EndpointInfo]) -> list[Rule]:
     """Table 45: a local provider's reply routed to the consumer whose zone holds it, trying
     the tenants that share the consumer's address one zone after another."""
@@ -275,7 +269,7 @@ def shared_reply_stage(plan: CompilePlan, local: list[EndpointInfo]) -> list[Rul
             continue
         proto, src, dst = _FAMILY_FIELDS[family]
         for ip, candidates in sorted(
-            by_ip(_routed_to(consumers.values(), z, family), plan.tid, family).items()
+            by_ip(_peers_in(consumers.values(), z, family), plan.tid, family).items()
         ):
             for i, c in enumerate(candidates):
                 zone = plan.tid[c.tenant]

@@ -383,13 +383,15 @@ def _shared_ipv6_segments(network: Network) -> set[tuple[str, str]]:
     IPv6 (both segments have a ``gateway6``)."""
     out: set[tuple[str, str]] = set()
     for svc in network.shared_services:
-        providers = [z for z in network.shared_providers(svc) if z.ipv6_gateway is not None and z.ipv6]
-        if not providers:
-            continue
-        for c in network.shared_consumers(svc):
-            if c.ipv6_gateway is not None and c.ipv6 is not None:
-                out.add((c.tenant, c.segment))
-                out.update((z.tenant, z.segment) for z in providers)
+        # ipv6_gateway is set only on an endpoint with ipv6 in a segment with a gateway6
+        providers = {
+            (z.tenant, z.segment) for z in network.shared_providers(svc) if z.ipv6_gateway is not None
+        }
+        consumers = {
+            (c.tenant, c.segment) for c in network.shared_consumers(svc) if c.ipv6_gateway is not None
+        }
+        if providers and consumers:
+            out |= providers | consumers
     return out
 
 
