@@ -38,6 +38,7 @@ from segctl.openflow.ofctl import (
     Flow,
     GotoTable,
     Meter,
+    Nat,
     Output,
     PopVlan,
     PushVlan,
@@ -225,14 +226,14 @@ def _action(dp: Any, action: Action) -> Any:
             return parser.OFPActionPushVlan(ethertype)
         case PopVlan():
             return parser.OFPActionPopVlan()
-        case Ct(commit=commit, zone=zone, table=table):
+        case Ct(commit=commit, zone=zone, table=table, nat=nat):
             return parser.NXActionCT(
                 flags=nicira_ext.NX_CT_F_COMMIT if commit else 0,
                 zone_src="",
                 zone_ofs_nbits=zone,
                 recirc_table=nicira_ext.NX_CT_RECIRC_NONE if table is None else table,
                 alg=0,
-                actions=[],
+                actions=[] if nat is None else [_nat_action(parser, nat)],
             )
         case Conjunction(id=conj_id, clause=clause, n_clauses=n):
             return parser.NXActionConjunction(clause - 1, n, conj_id)
@@ -240,6 +241,48 @@ def _action(dp: Any, action: Action) -> Any:
 
 
 ofp_action = _action  # for segctl.controller.wire (one os-ken action object)
+
+#: ``nx_nat_flags`` of OVS's NXAST_NAT (os-ken names the action, not its flags).
+_NAT_SRC, _NAT_DST = 1 << 0, 1 << 1
+_NAT_FLAG_BITS = {"persistent": 1 << 2, "hash": 1 << 3, "random": 1 << 4}
+
+
+def _nat_action(parser: Any, nat: Nat) -> Any:
+    """The NXActionNAT inside an NXActionCT (an address minimum is sent alone when it is the
+    maximum, as ``ovs-ofctl`` does; ports always go as a pair)."""
+    flags = sum(_NAT_FLAG_BITS[f] for f in nat.flags)
+    if nat.kind is None:
+        return parser.NXActionNAT(flags)
+    flags |= _NAT_SRC if nat.kind == "src" else _NAT_DST
+    address = ipaddress.IPv4Address if nat.family == 4 else ipaddress.IPv6Address
+    prefix = "range_ipv4" if nat.family == 4 else "range_ipv6"
+    kwargs: dict[str, Any] = {f"{prefix}_min": str(address(nat.low))}
+    if nat.high != nat.low:
+        kwargs[f"{prefix}_max"] = str(address(nat.high))
+    if nat.port_low is not None:  # OVS refuses a port minimum without its maximum
+        kwargs["range_proto_min"] = nat.port_low
+        kwargs["range_proto_max"] = nat.port_low if nat.port_high is None else nat.port_high
+    return parser.NXActionNAT(flags, **kwargs)
+
+
+def _nat_from(action: Any, where: str) -> Nat:
+    """The :class:`Nat` of a dumped NXActionNAT."""
+    flags = action.flags
+    names = tuple(f for f, bit in _NAT_FLAG_BITS.items() if flags & bit)
+    kind = "src" if flags & _NAT_SRC else "dst" if flags & _NAT_DST else None
+    if (flags & _NAT_SRC and flags & _NAT_DST) or (kind is None and names):
+        raise UnsupportedFlowError(f"{where}: nat flags {flags:#x} are not modelled")
+    if kind is None:
+        return Nat()
+    v4 = action.range_ipv4_min or action.range_ipv4_max
+    low_text = (action.range_ipv4_min if v4 else action.range_ipv6_min) or ""
+    high_text = (action.range_ipv4_max if v4 else action.range_ipv6_max) or low_text
+    if not low_text:
+        raise UnsupportedFlowError(f"{where}: nat({kind}) without an address range is not modelled")
+    low, high = int(ipaddress.ip_address(low_text)), int(ipaddress.ip_address(high_text))
+    plow = action.range_proto_min
+    phigh = action.range_proto_max if action.range_proto_max is not None else plow
+    return Nat(kind, 4 if v4 else 6, low, high, plow, phigh if plow is not None else None, names)
 
 
 def flow_mod(dp: Any, flow: Flow, *, delete: bool = False) -> Any:
@@ -344,9 +387,15 @@ def _action_from(action: Any, ofp: Any, where: str) -> Action:
         return PushVlan(action.ethertype)
     if kind == "OFPActionPopVlan":
         return PopVlan()
-    if kind == "NXActionCT" and not action.zone_src and not action.actions and not action.alg:
+    nested = list(getattr(action, "actions", None) or [])
+    if kind == "NXActionCT" and not action.zone_src and not action.alg and len(nested) <= 1:
         table = None if action.recirc_table == nicira_ext.NX_CT_RECIRC_NONE else action.recirc_table
-        return Ct(bool(action.flags & nicira_ext.NX_CT_F_COMMIT), action.zone_ofs_nbits, table)
+        nat = None
+        if nested:
+            if type(nested[0]).__name__ != "NXActionNAT":
+                raise UnsupportedFlowError(f"{where}: action {action} is not modelled")
+            nat = _nat_from(nested[0], where)
+        return Ct(bool(action.flags & nicira_ext.NX_CT_F_COMMIT), action.zone_ofs_nbits, table, nat)
     if kind == "NXActionConjunction":
         return Conjunction(action.id, action.clause + 1, action.n_clauses)
     raise UnsupportedFlowError(f"{where}: action {action} is not modelled")

@@ -76,6 +76,7 @@ __all__ = [
     "Flow",
     "GotoTable",
     "Meter",
+    "Nat",
     "Output",
     "PopVlan",
     "PushVlan",
@@ -84,6 +85,7 @@ __all__ = [
     "format_action",
     "format_flow",
     "format_match",
+    "format_nat",
     "format_value",
     "mac_int",
     "mac_text",
@@ -200,12 +202,35 @@ class PopVlan:
 
 
 @dataclass(frozen=True)
+class Nat:
+    """The ``nat(...)`` of a ``ct()`` action (ovs-actions(7)).
+
+    ``kind`` ``"src"`` or ``"dst"`` with an address range (``low``..``high``, IPv4 or IPv6,
+    as integers of ``family``) and an optional port range sets up a translation when the
+    ``ct()`` commits a new connection; plain ``nat`` (``kind`` None) only applies the
+    translation an existing connection already has (forward packets translated, replies
+    translated back). ``flags``: ``random``, ``hash``, ``persistent`` (port selection;
+    they do not change which packets are translated).
+    """
+
+    kind: str | None = None
+    family: int = 4
+    low: int = 0
+    high: int = 0
+    port_low: int | None = None
+    port_high: int | None = None
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Ct:
-    """Send through conntrack in ``zone``; ``table`` recirculates the packet there."""
+    """Send through conntrack in ``zone``; ``table`` recirculates the packet there;
+    ``nat`` translates addresses (see :class:`Nat`)."""
 
     commit: bool = False
     zone: int = 0
     table: int | None = None
+    nat: Nat | None = None
 
 
 @dataclass(frozen=True)
@@ -359,7 +384,18 @@ def _parse(text: str, line: int) -> Flow:
             need = set_field_prerequisite(action.field, match)
             if need is not None:
                 raise ValueError(f"set_field {action.field} needs a match on {need} (prerequisites not met)")
+        if isinstance(action, Ct) and action.nat is not None:
+            _check_nat_prerequisite(action.nat, match)
     return Flow(table, priority, cookie, match, actions, line=line, text=text)
+
+
+def _check_nat_prerequisite(nat: Nat, match: Sequence[FieldMatch]) -> None:
+    """OVS refuses ``ct(nat)`` unless the match pins IPv4 or IPv6 (of the range's family)."""
+    eth_type = next((t.value for t in match if t.field == "eth_type"), None)
+    families = {0x0800: 4, 0x86DD: 6}
+    if eth_type not in families or (nat.kind is not None and families[eth_type] != nat.family):
+        need = "ipv6" if nat.kind is not None and nat.family == 6 else "ip" if nat.kind else "ip or ipv6"
+        raise ValueError(f"ct(nat) needs a match on {need} (prerequisites not met)")
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
@@ -510,10 +546,14 @@ def _parse_action(token: str, has_vlan: bool) -> list[Action]:
 
 
 def _parse_ct(token: str, body: str) -> Ct:
-    commit, zone, table = False, 0, None
-    for part in filter(None, (p.strip() for p in body.split(","))):
+    commit, zone, table, nat = False, 0, None, None
+    for part in filter(None, (p.strip() for p in _split_actions(body))):
         key, eq, val = part.partition("=")
-        if key == "commit" and not eq:
+        if part == "nat" or part.startswith("nat("):
+            if nat is not None:
+                raise ValueError(f"two nat options in {token!r}")
+            nat = _parse_nat(token, part[4:-1] if part.endswith(")") and part != "nat" else "")
+        elif key == "commit" and not eq:
             commit = True
         elif key == "zone" and eq and _CT_ZONE.fullmatch(val):
             zone = _int(val)
@@ -523,7 +563,68 @@ def _parse_ct(token: str, body: str) -> Ct:
             table = _int(val)
         else:
             raise _Unsupported(f"ct option {part!r} in {token!r}")
-    return Ct(commit, zone, table)
+    if nat is not None and nat.kind is not None and not commit:
+        # OVS: "Flow actions may not specify NAT without commit" for src/dst translations.
+        raise ValueError(f"nat(src=...) or nat(dst=...) needs commit in {token!r}")
+    return Ct(commit, zone, table, nat)
+
+
+_NAT_FLAGS = ("persistent", "hash", "random")  # the order OVS prints them
+_NAT_RANGE = re.compile(
+    r"(?P<low>\[[0-9a-fA-F:.]+\]|[0-9.]+)(?:-(?P<high>\[[0-9a-fA-F:.]+\]|[0-9.]+))?"
+    r"(?::(?P<plow>\d+)(?:-(?P<phigh>\d+))?)?"
+)
+
+
+def _parse_nat(token: str, body: str) -> Nat:
+    """``nat`` or ``nat(src|dst=A[-B][:P[-Q]][,flags])``; IPv6 addresses in brackets when a
+    port range follows (OVS prints them bare otherwise; both forms parse)."""
+    if not body:
+        return Nat()
+    kind, flags, found = None, set(), None
+    for part in (p.strip() for p in body.split(",")):
+        key, eq, val = part.partition("=")
+        if key in ("src", "dst") and eq and kind is None:
+            if val.count(":") > 1 and "[" not in val:  # IPv6 without ports: OVS prints no brackets
+                val = "-".join(f"[{a}]" for a in val.split("-"))
+            kind, found = key, _NAT_RANGE.fullmatch(val)
+            if found is None:
+                raise ValueError(f"bad nat address range {val!r} in {token!r}")
+        elif part in _NAT_FLAGS and not eq:
+            flags.add(part)
+        else:
+            raise ValueError(f"bad nat option {part!r} in {token!r}")
+    if kind is None or found is None:
+        raise ValueError(f"nat flags without src= or dst= in {token!r}")
+    if {"hash", "random"} <= flags:
+        raise ValueError(f"nat takes one of hash and random in {token!r}")
+    low_text, high_text = found.group("low"), found.group("high") or found.group("low")
+    family = 6 if low_text.startswith("[") else 4
+    if high_text.startswith("[") != (family == 6):
+        raise ValueError(f"nat address range mixes IPv4 and IPv6 in {token!r}")
+    field = "ipv6_src" if family == 6 else "ip_src"
+    low, high = (_parse_value(field, t.strip("[]"))[0] for t in (low_text, high_text))
+    plow = None if found.group("plow") is None else int(found.group("plow"))
+    phigh = plow if found.group("phigh") is None else int(found.group("phigh"))
+    if low > high or (plow is not None and (phigh is None or not 0 < plow <= phigh <= 0xFFFF)):
+        raise ValueError(f"bad nat range in {token!r}")
+    return Nat(kind, family, low, high, plow, phigh, tuple(f for f in _NAT_FLAGS if f in flags))
+
+
+def format_nat(nat: Nat) -> str:
+    """The ``nat(...)`` text of ``nat``, as ``ovs-ofctl`` prints it."""
+    if nat.kind is None:
+        return "nat"
+    field = "ipv6_src" if nat.family == 6 else "ip_src"
+
+    def address(value: int) -> str:  # OVS brackets IPv6 addresses only before a port range
+        text = format_value(field, value, _full(field))
+        return f"[{text}]" if nat.family == 6 and nat.port_low is not None else text
+
+    text = address(nat.low) + ("" if nat.high == nat.low else "-" + address(nat.high))
+    if nat.port_low is not None:
+        text += f":{nat.port_low}" + ("" if nat.port_high == nat.port_low else f"-{nat.port_high}")
+    return f"nat({nat.kind}={text}{''.join(',' + f for f in nat.flags)})"
 
 
 # ---------------------------------------------------------------------------- format
@@ -552,11 +653,12 @@ def format_action(action: Action) -> str:
             return f"push_vlan:{e:#06x}"
         case PopVlan():
             return "pop_vlan"
-        case Ct(commit=c, zone=z, table=t):
+        case Ct(commit=c, zone=z, table=t, nat=n):
             parts = (
                 (["commit"] if c else [])
                 + ([f"table={t}"] if t is not None else [])
                 + ([f"zone={z}"] if z else [])
+                + ([format_nat(n)] if n is not None else [])
             )
             return f"ct({','.join(parts)})"
         case Conjunction(id=i, clause=k, n_clauses=n):

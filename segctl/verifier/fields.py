@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from segctl.openflow.ofctl import IN_PORT, LOCAL, Flow, SetField
+from segctl.openflow.ofctl import IN_PORT, LOCAL, Ct, Flow, SetField
 
 __all__ = [
     "ALL_NEW",
@@ -138,6 +138,12 @@ def _usage(tables: Mapping[str, Sequence[Flow]]) -> tuple[frozenset[str], frozen
                 for a in flow.actions
                 if isinstance(a, SetField) and a.field not in _NOT_HEADERS
             )
+            for action in flow.actions:
+                if isinstance(action, Ct) and action.nat is not None:
+                    # conntrack NAT rewrites both addresses (forward and reply) and the ports
+                    v6 = action.nat.kind is not None and action.nat.family == 6
+                    written.update(("ipv6_src", "ipv6_dst") if v6 else ("ip_src", "ip_dst"))
+                    written.update(("tp_src", "tp_dst"))
     return frozenset(written), frozenset(optional | (written & _OPTIONAL))
 
 
@@ -154,7 +160,8 @@ def optional_for(tables: Mapping[str, Sequence[Flow]]) -> frozenset[str]:
 
 def rewritable_for(tables: Mapping[str, Sequence[Flow]], extra: Iterable[str] = ()) -> tuple[str, ...]:
     """The fields a manager for ``tables`` tracks the origin of: :data:`BASE_REWRITABLE` and
-    what the tables (or ``extra``) write, in :data:`FIELDS` order."""
+    what the tables (or ``extra``) write (``set_field``, and conntrack NAT: addresses and
+    transport ports), in :data:`FIELDS` order."""
     chosen = {*BASE_REWRITABLE, *written_fields(tables), *(canonical(n) for n in extra)}
     return tuple(f for f in FIELDS if f in chosen)
 

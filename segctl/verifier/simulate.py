@@ -33,6 +33,7 @@ from segctl.openflow.ofctl import (
     Flow,
     GotoTable,
     Meter,
+    Nat,
     Output,
     PopVlan,
     PushVlan,
@@ -43,7 +44,7 @@ from segctl.openflow.ofctl import (
 
 __all__ = ["CT_EST", "CT_NEW", "CT_TRK", "Packet", "SimHop", "SimResult", "simulate"]
 
-CT_NEW, CT_EST, CT_TRK = 0x01, 0x02, 0x20
+CT_NEW, CT_EST, CT_REL, CT_RPL, CT_TRK = 0x01, 0x02, 0x04, 0x08, 0x20
 _MAX_DEPTH = 64
 
 
@@ -143,6 +144,9 @@ class _Run:
     results: list[SimResult]
     commits: list[tuple[str, int, int]]
     ct_by_zone: Mapping[int, int] = field(default_factory=dict)
+    #: zone -> the translations commits into it set up (None: a commit without one), in
+    #: table order: what an existing connection's forward packets get (the first one).
+    nat_by_zone: Mapping[int, list[Nat | None]] = field(default_factory=dict)
 
 
 def simulate(
@@ -168,7 +172,8 @@ def simulate(
         for f in flows:
             per.setdefault(f.table, []).append(f)
         by_switch[sw] = {t: sorted(fs, key=lambda f: -f.priority) for t, fs in per.items()}
-    run = _Run(links, edges, by_switch, list(ct_next), ct_default, [], [], dict(ct_by_zone or {}))
+    nat = _nat_by_zone(tables)
+    run = _Run(links, edges, by_switch, list(ct_next), ct_default, [], [], dict(ct_by_zone or {}), nat)
     _table(run, switch, 0, packet, packet.in_port, (), frozenset(), ())
     return [replace(r, commits=tuple(run.commits)) for r in run.results]
 
@@ -299,11 +304,54 @@ def _table(
                 else:
                     state_bits = run.ct_by_zone.get(action.zone, run.ct_default)
                 tracked = replace(packet, ct_state=state_bits, ct_zone=action.zone)
+                if action.nat is not None:
+                    tracked = _nat(run, action, tracked)
                 _table(run, switch, action.table, tracked, in_port, hops, seen, (*cts, state_bits))
         elif isinstance(action, (Meter, Conjunction)):
             continue
     if not forwarded:
         _emit(run, "dropped", switch, table, packet, hops, cts, detail="no output")
+
+
+def _nat_by_zone(tables: Mapping[str, Sequence[Flow]]) -> dict[int, list[Nat | None]]:
+    out: dict[int, list[Nat | None]] = {}
+    for _switch, flows in sorted(tables.items()):
+        for flow in flows:
+            for a in flow.actions:
+                if isinstance(a, Ct) and a.commit:
+                    kept = a.nat if a.nat is not None and a.nat.kind is not None else None
+                    if kept not in out.setdefault(a.zone, []):
+                        out[a.zone].append(kept)
+    return out
+
+
+def _nat(run: _Run, action: Ct, packet: Packet) -> Packet:
+    """Conntrack NAT on one packet after its lookup (``ct_state`` set): a new connection that
+    ``action`` commits with a range takes the range's first address (and keeps its port when
+    the range allows it, else the range's first port); a forward packet of an existing one
+    takes the first translation committed in its zone; a reply keeps its addresses (the
+    connection's original ones are not known here). Concrete choices inside what the
+    symbolic model (:mod:`segctl.verifier.nat`) allows."""
+    assert action.nat is not None
+    state = packet.ct_state
+    if state & CT_NEW:
+        chosen = action.nat if action.commit and action.nat.kind is not None else None
+    elif state & (CT_EST | CT_REL) and not state & CT_RPL:
+        found = run.nat_by_zone.get(action.zone, [])
+        chosen = found[0] if found else None
+    else:
+        return packet
+    if chosen is None or packet.eth_type != (0x0800 if chosen.family == 4 else 0x86DD):
+        return packet
+    assert chosen.kind is not None
+    address = ("ip_" if chosen.family == 4 else "ipv6_") + chosen.kind
+    packet = replace(packet, **{address: chosen.low})  # type: ignore[arg-type]
+    if chosen.port_low is not None and packet.ip_proto in (6, 17):
+        port = "tp_" + chosen.kind
+        high = chosen.port_high if chosen.port_high is not None else chosen.port_low
+        if not chosen.port_low <= getattr(packet, port) <= high:
+            packet = replace(packet, **{port: chosen.port_low})  # type: ignore[arg-type]
+    return packet
 
 
 def _output(

@@ -89,6 +89,7 @@ from segctl.verifier.headerspace import (
     FIELDS,
     HeaderSpace,
 )
+from segctl.verifier.nat import NatModel, translate
 from segctl.verifier.symtables import (
     CT_ZONE_SLOT,
     METADATA_SLOT,
@@ -267,6 +268,7 @@ class Engine:
         ct_states: BDD | None = None,
         index: Mapping[str, Mapping[int, Table]] | None = None,
         record_spaces: bool = False,
+        nat: NatModel | None = None,
     ) -> None:
         """``ct_states`` (a BDD over ``ct_state``) narrows what a ``ct(table=…)`` may return;
         the default is ``+trk`` with exactly one of ``new``/``est``/``rel``/``inv``. ``index``:
@@ -282,6 +284,8 @@ class Engine:
         if index is None:
             index = {sw: index_tables(self.hs, sw, flows, self.findings) for sw, flows in tables.items()}
         self._tables = index
+        #: What conntrack NAT may translate (``nat``: the caller's, for tables it indexed).
+        self._nat = NatModel.for_tables(tables) if nat is None else nat
         #: Every table view the last :meth:`inject` visited and (``record_spaces``) the union of
         #: the spaces that entered it: its outcomes depend on these views' rules meeting them.
         self.visits: dict[ViewKey, BDD | None] = {}
@@ -484,7 +488,7 @@ class Engine:
                     popped = hs.set_fields(space & tagged, (("vlan_present", 0), ("vlan_vid", 0)))
                     space = popped | (space & ~tagged)
                     path = replace(path, tci=0)
-                case Ct(commit=commit, zone=zone, table=ct_table):
+                case Ct(commit=commit, zone=zone, table=ct_table) as ct:
                     if commit:
                         pipeline = hs.pipeline_values(path.key)
                         commit_event = CommitEvent(
@@ -495,6 +499,7 @@ class Engine:
                         forwarded = True
                         key = with_value(path.key, CT_ZONE_SLOT, zone)
                         tracked = hs.forget(space, ["ct_state"]) & self._fresh(key)
+                        tracked = translate(hs, tracked, ct, self._nat)
                         self._table(switch, ct_table, tracked, replace(path, key=key), out)
                 case Meter() | Conjunction():
                     pass

@@ -70,6 +70,7 @@ from segctl.verifier.headerspace import (
     FIELDS,
     HeaderSpace,
 )
+from segctl.verifier.nat import NatModel, translate
 from segctl.verifier.observe import ReplyRequest, RunView, reply_states, requests_union
 from segctl.verifier.reference import _Fold
 from segctl.verifier.symbolic import (
@@ -243,8 +244,10 @@ class WavefrontEngine:
         self._findings_by: dict[str, list[Finding]] = {}
         self._index: dict[str, dict[int, Table]] = {}
         self._flows: dict[str, dict[int, tuple[Flow, ...]]] = {}
+        self._nat_parts: dict[str, NatModel] = {}
         for sw, flows in tables.items():
             self._index_switch(sw, flows)
+        self._nat = NatModel.merge(self._nat_parts.values())
         self._ports = sorted(self.topology.edges)
         self._views: dict[tuple[str, int, Key], EffectView] = {}
         #: The views used since the last :meth:`record` (switch, table, pipeline values read),
@@ -279,6 +282,7 @@ class WavefrontEngine:
         found: list[Finding] = []
         self._index[switch] = index_tables(self.hs, switch, flows, found)
         self._findings_by[switch] = found
+        self._nat_parts[switch] = NatModel.of_switch(switch, flows)
         per: dict[int, list[Flow]] = {}
         for f in flows:
             per.setdefault(f.table, []).append(f)
@@ -286,8 +290,13 @@ class WavefrontEngine:
 
     def fits(self, tables: Mapping[str, Sequence[Flow]]) -> bool:
         """Whether :meth:`update` can take ``tables``: the manager tracks the origin of every
-        field they write, and the ghost identity injected packets get is the same."""
-        return self.hs.tracks(tables) and _identity(self.hs, tables) == self._identity
+        field they write, the ghost identity injected packets get is the same, and so is what
+        conntrack NAT may have translated each zone's connections with (the walk, not the
+        cached views, applies it)."""
+        if not (self.hs.tracks(tables) and _identity(self.hs, tables) == self._identity):
+            return False
+        parts = {**self._nat_parts, **{sw: NatModel.of_switch(sw, flows) for sw, flows in tables.items()}}
+        return NatModel.merge(parts.values()) == self._nat
 
     def update(self, tables: Mapping[str, Sequence[Flow]]) -> set[tuple[str, int, Key]]:
         """Take new flow tables for the same switches: re-index the switches whose flows
@@ -322,6 +331,7 @@ class WavefrontEngine:
                 ):
                     changed.add(key)
                     del self._views[key]
+        self._nat = NatModel.merge(self._nat_parts.values())
         return changed
 
     def work(self) -> dict[str, int]:
@@ -477,7 +487,9 @@ class WavefrontEngine:
         manager over the same indexed tables (``states``: a tag's ``ct()`` answers)."""
         walk.fold.restrict(~self.hs.tag_set(chosen))
         for tag, (port, space) in sorted(chosen.items()):
-            engine = Engine({}, self.topology, hs=self.hs, index=self._index, ct_states=states(tag))
+            engine = Engine(
+                {}, self.topology, hs=self.hs, index=self._index, ct_states=states(tag), nat=self._nat
+            )
             engine.commits = []
             walk.fold.add(tag, engine.inject(port[0], port[1], space), engine.commits)
 
@@ -574,7 +586,7 @@ class WavefrontEngine:
                     tagged = hs.eq("vlan_present", 1)
                     popped = hs.set_fields(space & tagged, (("vlan_present", 0), ("vlan_vid", 0)))
                     space = popped | (space & ~tagged)
-                case Ct(commit=commit, zone=zone, table=ct_table):
+                case Ct(commit=commit, zone=zone, table=ct_table) as ct:
                     if commit:
                         walk.fold.commit((switch, table, zone), space)
                     if ct_table is not None:
@@ -582,6 +594,7 @@ class WavefrontEngine:
                         if walk.history:  # ALL_NEW stays 1 only where this lookup says new
                             said_new = self._new_state
                             tracked = (tracked & said_new) | hs.set_field(tracked & ~said_new, ALL_NEW, 0)
+                        tracked = translate(hs, tracked, ct, self._nat)
                         goto(ct_table, with_value(key, CT_ZONE_SLOT, zone), tracked)
                 case Meter() | Conjunction():
                     pass

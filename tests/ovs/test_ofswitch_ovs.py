@@ -75,10 +75,15 @@ def test_real_ovs_round_trip_through_the_app(lab_prefix: str, tmp_path: Path) ->
         stderr=subprocess.PIPE,
         text=True,
     )
+    failure: AssertionError | None = None
     try:
         with Lab(LabSpec(lab_prefix, [SwitchSpec("s1", dpid)])) as lab:
             ovs.set_controller(lab.bridge("s1"), [f"tcp:127.0.0.1:{port}"])
-            _wait_for(out.exists, 20, "the app to push and dump")
+            try:
+                _wait_for(out.exists, 20, "the app to push and dump")
+            except AssertionError as exc:
+                failure = exc
+                raise
             _wait_for(lambda: out.stat().st_size > 0, 5, "the dump file")
             dumped = json.loads(out.read_text())
             want = set(parse_flows(VOCABULARY))
@@ -92,4 +97,6 @@ def test_real_ovs_round_trip_through_the_app(lab_prefix: str, tmp_path: Path) ->
         except subprocess.TimeoutExpired:
             proc.kill()
             _, err = proc.communicate()
+        if failure is not None:
+            failure.args = (f"{failure}\napp log:\n{err[-3000:]}",)
     assert proc.returncode == 0, err[-3000:]

@@ -1,4 +1,4 @@
-"""Six ways to open a leak in the compiled leaf-spine flows (each names the property that must catch it)."""
+"""Seven ways to open a leak in the compiled leaf-spine flows (each names the property that must catch it)."""
 
 from __future__ import annotations
 
@@ -71,6 +71,18 @@ def commit_without_policy(flows: Flows) -> None:
     flows["leaf2"].insert(0, f"table=70,priority=3600,{match},actions=ct(commit,zone=1),goto_table:80")
 
 
+def snat_intra_segment(flows: Flows) -> None:
+    """acme's intra-web commit on leaf1 translates the source to 10.1.1.99 (conntrack NAT)."""
+    _edit(
+        flows,
+        "leaf1",
+        lambda s: s.startswith("table=30,priority=3500,") and "metadata=0x1001/" in s,
+        lambda s: s.replace(
+            "actions=ct(commit,zone=1),goto_table:40", "actions=ct(commit,zone=1,table=40,nat(src=10.1.1.99))"
+        ),
+    )
+
+
 MUTATIONS = [
     (drop_egress_guard, "isolation"),
     (drop_spoof_guard, "spoof-guard"),
@@ -78,4 +90,5 @@ MUTATIONS = [
     (change_metadata, "isolation"),
     (foreign_output, "isolation"),
     (commit_without_policy, "commit-safety"),
+    (snat_intra_segment, "conformance"),
 ]

@@ -3,7 +3,8 @@
 :func:`mutated_flows` takes the compiled lines of a network (``switch -> lines``, the shape
 :mod:`support.mutations` edits) and applies 1..n edits of the kinds in :data:`EDIT_KINDS`:
 delete a flow, change a priority, an output port, a ``set_field`` value, a metadata tag or a
-VLAN (written or matched), a ``goto_table``, a ``ct`` action or ``ct_state``/``ct_zone``
+VLAN (written or matched), a ``goto_table``, a ``ct`` action (commit, zone, table, or a
+conntrack ``nat``) or ``ct_state``/``ct_zone``
 match, drop or add one action, add a copy of a flow with a wider match, or one of the named
 mutations of :data:`support.mutations.MUTATIONS` where it applies. Every edit keeps the
 tables parseable (an edit whose line does not parse is not made) and is described in
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from segctl.openflow.ofctl import Flow, FlowSyntaxError, UnsupportedFlowError, parse_flows
 from segctl.topology.network import Network
+from segctl.verifier.nat import NatModel
 from support.mutations import MUTATIONS, Flows
 
 __all__ = ["EDIT_KINDS", "Context", "mutated_flows", "parse_tables"]
@@ -158,8 +160,14 @@ def _ct(draw: st.DrawFn, ctx: Context, sw: str, line: str) -> str | None:
 
     def change(m: re.Match[str]) -> str:
         opts = [o for o in m.group(1).split(",") if o]
-        what = draw(st.sampled_from(["commit", "zone", "table"]))
-        if what == "commit":
+        what = draw(st.sampled_from(["commit", "zone", "table", "nat"]))
+        if what == "nat":  # conntrack NAT (kept only where OVS takes it: ip match, table=)
+            if "commit" in opts and draw(st.booleans()):
+                side = draw(st.sampled_from(["src", "dst"]))
+                opts.append(f"nat({side}={draw(st.sampled_from(ctx.ips))})")
+            else:
+                opts.append("nat")
+        elif what == "commit":
             opts = [o for o in opts if o != "commit"] if "commit" in opts else ["commit", *opts]
         elif what == "zone":
             opts = [o for o in opts if not o.startswith("zone=")] + [
@@ -238,8 +246,9 @@ def _widened(draw: st.DrawFn, line: str) -> str | None:
 
 
 def _parses(line: str) -> bool:
+    """The line parses and the verifier models it (``nat`` needs ``table=``)."""
     try:
-        parse_flows(line)
+        NatModel.of_switch("s", parse_flows(line))
     except (FlowSyntaxError, UnsupportedFlowError):
         return False
     return True

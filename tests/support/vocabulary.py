@@ -17,6 +17,10 @@ table=2,priority=40,ct_state=+trk+new,tcp,tp_dst=80,actions=ct(commit,zone=5),go
 table=2,priority=39,ct_state=+trk+new,udp,udp_src=53,udp_dst=1024/0xfc00,actions=ct(commit,zone=65535),goto_table:3
 table=2,priority=38,ct_state=+trk+new,tcp,tcp_src=1000,actions=ct(commit),goto_table:3
 table=2,priority=30,ct_state=+trk+est,ip,actions=goto_table:3
+table=1,priority=37,ip,nw_dst=203.0.113.0/24,actions=ct(commit,zone=7,nat(src=198.51.100.7:1024-65535),table=2)
+table=1,priority=36,ip,nw_dst=198.51.100.7,actions=ct(zone=7,nat,table=2)
+table=1,priority=35,tcp,nw_dst=198.51.100.8,actions=ct(commit,zone=7,nat(dst=10.0.0.2:80,persistent,random),table=2)
+table=1,priority=34,ipv6,ipv6_dst=2001:db8::/64,actions=ct(commit,zone=7,nat(src=[2001:db8:1::1]-[2001:db8:1::4],hash),table=2)
 table=2,priority=20,ct_state=+inv+trk,actions=drop
 table=2,priority=19,ct_zone=5,ct_state=+trk+rel,actions=goto_table:3
 table=2,priority=10,ip,ip_dst=10.0.0.2,actions=conjunction(7,1/2)
@@ -50,6 +54,10 @@ table=10,priority=180,arp,arp_tha=02:00:00:00:01:02,actions=output:2
 table=10,priority=150,tcp,nw_dst=10.0.0.0/24,tcp_dst=0x1f90/0xfff0,actions=ct(commit,zone=5,table=30)
 table=10,priority=150,udp,udp_src=53,udp_dst=1000,actions=ct(zone=5,table=30)
 table=10,priority=140,icmp,icmp_type=8,icmp_code=0,nw_ttl=64,actions=ct(table=30,zone=5)
+table=10,priority=139,ip,nw_dst=203.0.113.0/24,actions=ct(commit,table=30,zone=7,nat(src=198.51.100.7-198.51.100.9:1024-65535))
+table=10,priority=138,ip,nw_dst=198.51.100.7,actions=ct(table=30,zone=7,nat)
+table=10,priority=137,tcp,nw_dst=198.51.100.8,actions=ct(commit,zone=7,nat(dst=10.0.0.2:80,persistent,random),table=30)
+table=10,priority=136,ipv6,ipv6_dst=2001:db8::/64,actions=ct(commit,table=30,zone=7,nat(src=[2001:db8:1::1]-[2001:db8:1::4],hash))
 table=10,priority=130,tcp,tp_dst=22,actions=conjunction(7,1/2)
 table=10,priority=130,ip,nw_src=10.0.0.11,actions=conjunction(7,2/2)
 table=10,priority=130,conj_id=7,ip,actions=dec_ttl,mod_dl_src:02:5e:00:00:00:05,mod_dl_dst:02:00:00:00:01:02,output:3

@@ -24,6 +24,7 @@ from segctl.openflow.ofctl import (
     Flow,
     GotoTable,
     Meter,
+    Nat,
     Output,
     PopVlan,
     PushVlan,
@@ -121,7 +122,6 @@ def test_dump_lines_with_stats_and_headers() -> None:
         ("actions=resubmit(,3)", "resubmit"),
         ("actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]", "move"),
         ("actions=load:0x1->NXM_NX_REG2[0..7]", "load"),
-        ("ip,actions=ct(commit,nat)", "nat"),
         ("ip,actions=ct(commit,exec(set_field:1->ct_mark))", "exec"),
         ("actions=set_field:0x1/0xff->reg2", "set_field"),
         ("actions=set_field:10.0.0.1->ip_src", "ip_src"),
@@ -141,6 +141,15 @@ def test_unsupported_is_an_error_naming_line_and_token(line: str, token: str) ->
     "line",
     [
         "priority=1,ip",  # no actions
+        "ip,actions=ct(commit,nat(src=10.0.0.1,frobnicate),table=1)",
+        "ip,actions=ct(zone=1,nat(src=10.0.0.1),table=1)",  # a range needs commit (OVS)
+        "actions=ct(zone=1,nat,table=1)",  # nat needs ip or ipv6 in the match (OVS)
+        "ip,actions=ct(commit,nat(src=[fd00::1]),table=1)",  # family of the match
+        "ip,actions=ct(commit,nat(src=10.0.0.9-10.0.0.1),table=1)",
+        "ip,actions=ct(commit,nat(src=10.0.0.1,hash,random),table=1)",
+        "ip,actions=ct(commit,nat(src=10.0.0.1:0),table=1)",
+        "ip,actions=ct(commit,nat,nat,table=1)",
+        "ip,actions=ct(commit,nat(random),table=1)",
         "tp_dst=80,actions=drop",  # prerequisites
         "ip,nw_src=10.0.0.300,actions=drop",
         "dl_src=02:00:00:00:00,actions=drop",
@@ -340,6 +349,23 @@ def test_neighbour_advertisement_fields_round_trip() -> None:
     assert advert.actions[0] == SetField("nd_tll", 0x025E00000009)
     assert parse_flow(format_flow(advert)) == advert
     assert "nd_tll=02:5e:00:00:00:01,nd_reserved=3758096384,nd_options_type=2" in format_flow(advert)
+
+
+def test_ct_nat_forms() -> None:
+    """``nat`` inside ``ct()``: ranges of either family, ports, flags in the order OVS prints them."""
+    snat = parse_flow("ip,actions=ct(commit,zone=7,nat(src=198.51.100.7-198.51.100.9:1024-65535),table=3)")
+    assert snat.actions == (Ct(True, 7, 3, Nat("src", 4, 0xC6336407, 0xC6336409, 1024, 65535)),)
+    assert parse_flow("ip,actions=ct(zone=7,nat,table=3)").actions == (Ct(False, 7, 3, Nat()),)
+    dnat = parse_flow("tcp,actions=ct(commit,nat(dst=10.0.0.2:80,random,persistent),table=3)")
+    assert dnat.actions[0].nat == Nat("dst", 4, 0x0A000002, 0x0A000002, 80, 80, ("persistent", "random"))
+    v6 = parse_flow("ipv6,actions=ct(commit,nat(src=2001:db8::1),table=3)").actions[0].nat
+    assert (v6.family, v6.low, v6.port_low) == (6, int(ipaddress.IPv6Address("2001:db8::1")), None)
+    for flow in (snat, dnat):
+        assert parse_flow(format_flow(flow)) == flow
+    assert "nat(dst=10.0.0.2:80,persistent,random)" in format_flow(dnat)
+    assert format_flow(snat).endswith(
+        "ct(commit,table=3,zone=7,nat(src=198.51.100.7-198.51.100.9:1024-65535))"
+    )
 
 
 def test_vocabulary_parses_and_formats_back() -> None:

@@ -1,0 +1,192 @@
+"""Conntrack NAT (``ct(...,nat...)``) as header-space relations, shared by both engines.
+
+OVS semantics (ovs-actions(7)): a ``ct()`` with ``nat(src=...)`` or ``nat(dst=...)`` that
+commits a **new** connection sets up that translation and applies it; any ``ct()`` with
+``nat`` (plain or with a range) applies the translation an **existing** connection already
+has: forward packets as at setup, replies reversed. A ``ct()`` without ``nat`` translates
+nothing. The translated packet is what the recirculated table sees.
+
+The model, after a lookup has set ``ct_state`` on the space (:func:`translate`):
+
+* ``+new`` and the action commits with a range: the address field becomes any address of
+  the range; for TCP and UDP the port on that side becomes any port of the range, or any
+  port when none is given for a source translation (conntrack may pick another source
+  port), and stays as it is for a destination translation without ports.
+* ``+est``/``+rel`` without ``+rpl`` (a forward packet of an existing connection): any of
+  the translations committed in that zone anywhere in the tables (:class:`NatModel`), or
+  none where some commit there has no range.
+* ``+rpl`` (a reply): the reverse of those: the destination (after a source translation)
+  or the source (after a destination translation) becomes any value — the connection's
+  original address, which the lookup alone does not know; replies of one zone are thus
+  over-approximated, never missed.
+* ``+inv``: untouched.
+
+Refused as unsupported (an :class:`~segctl.errors.UnsupportedFlowError` naming the flow):
+``nat`` in a ``ct()`` without ``table`` (whether the actions after it see the translated
+packet is not modelled), and a match on ``ct_state`` ``snat``/``dnat`` in tables that
+translate (the header space keeps those bits 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from segctl.errors import UnsupportedFlowError
+from segctl.openflow.ofctl import Ct, Flow, Nat, format_action, format_flow
+from segctl.verifier.headerspace import BDD, CT_EST, CT_NEW, CT_REL, CT_RPL, HeaderSpace
+
+__all__ = ["NatModel", "translate"]
+
+_TCP_UDP = (6, 17)
+_ADDRESS = {(4, "src"): "ip_src", (4, "dst"): "ip_dst", (6, "src"): "ipv6_src", (6, "dst"): "ipv6_dst"}
+_ETH_TYPE = {4: 0x0800, 6: 0x86DD}
+_WIDTH = {4: 32, 6: 128}
+
+
+@dataclass(frozen=True)
+class NatModel:
+    """What an existing connection of each zone may have been translated with.
+
+    ``bindings[zone]``: the ranges of every ``ct(commit,nat(src|dst=...))`` into that zone,
+    and ``None`` where some commit into it sets up no translation. ``uses_nat``: some
+    ``ct()`` has ``nat`` (else :func:`translate` is never asked). ``state_match``: the first
+    flow matching ``ct_state`` ``snat``/``dnat`` (refused once anything translates).
+    Built per switch (:meth:`of_switch`) and merged (:meth:`merge`), so that an engine that
+    re-indexes one switch rebuilds one part.
+    """
+
+    bindings: Mapping[int, frozenset[Nat | None]]
+    uses_nat: bool = False
+    state_match: str | None = None
+
+    @classmethod
+    def of_switch(cls, switch: str, flows: Sequence[Flow]) -> NatModel:
+        """One switch's part; raises :class:`UnsupportedFlowError` on ``nat`` without ``table``."""
+        commits: dict[int, set[Nat | None]] = {}
+        uses_nat, state_match = False, None
+        seen: set[int] = set()
+        for flow in flows:
+            if state_match is None and any(t.field == "ct_state" and t.mask & 0xC0 for t in flow.match):
+                state_match = f"{switch}: {flow.text or format_flow(flow)}"
+            if id(flow.actions) in seen:  # the parser shares equal action tuples
+                continue
+            seen.add(id(flow.actions))
+            for action in flow.actions:
+                if not isinstance(action, Ct):
+                    continue
+                if action.nat is not None:
+                    uses_nat = True
+                    if action.table is None:
+                        raise UnsupportedFlowError(
+                            f"{switch}: {format_action(action)} without table= is not modelled "
+                            f"(whether the actions after it see the translated packet): "
+                            f"{flow.text or format_flow(flow)}"
+                        )
+                if action.commit:
+                    kept = action.nat if action.nat is not None and action.nat.kind else None
+                    commits.setdefault(action.zone, set()).add(kept)
+        return cls({z: frozenset(b) for z, b in commits.items()}, uses_nat, state_match)
+
+    @classmethod
+    def merge(cls, parts: Iterable[NatModel]) -> NatModel:
+        """The model of several switches; raises :class:`UnsupportedFlowError` when they
+        translate and some rule matches ``ct_state`` ``snat``/``dnat``."""
+        bindings: dict[int, frozenset[Nat | None]] = {}
+        uses_nat, state_match = False, None
+        for part in parts:
+            uses_nat |= part.uses_nat
+            state_match = state_match or part.state_match
+            for zone, found in part.bindings.items():
+                bindings[zone] = bindings.get(zone, frozenset()) | found
+        if uses_nat and state_match is not None:
+            raise UnsupportedFlowError(
+                "a match on ct_state snat/dnat is not modelled in tables that translate "
+                f"addresses: {state_match}"
+            )
+        return cls(bindings if uses_nat else {}, uses_nat, state_match)
+
+    @classmethod
+    def for_tables(cls, tables: Mapping[str, Sequence[Flow]]) -> NatModel:
+        """The model of every switch of ``tables``."""
+        return cls.merge(cls.of_switch(sw, flows) for sw, flows in sorted(tables.items()))
+
+
+def translate(hs: HeaderSpace, tracked: BDD, action: Ct, model: NatModel) -> BDD:
+    """``tracked`` (its ``ct_state`` set by the lookup of ``action``) as the table
+    ``action.table`` sees it: translated as the module docstring says."""
+    if action.nat is None or not model.uses_nat or hs.is_empty(tracked):
+        return tracked
+    state = "ct_state"
+    new = tracked & hs.eq(state, CT_NEW, CT_NEW)
+    existing = tracked & ~hs.eq(state, 0, CT_EST | CT_REL)
+    forward = existing & hs.eq(state, 0, CT_RPL)
+    reply = existing & hs.eq(state, CT_RPL, CT_RPL)
+    rest = tracked & ~new & ~existing
+    out = rest
+    if action.commit and action.nat.kind is not None:
+        out |= _apply(hs, new, action.nat)
+    else:
+        out |= new
+    bindings = sorted(model.bindings.get(action.zone, frozenset()), key=_binding_key)
+    if not bindings:
+        return out | forward | reply
+    for binding in bindings:
+        out |= forward if binding is None else _apply(hs, forward, binding)
+        out |= reply if binding is None else _reverse(hs, reply, binding)
+    return out
+
+
+def _binding_key(binding: Nat | None) -> tuple[int, str, int, int, int, int]:
+    if binding is None:
+        return (0, "", 0, 0, 0, 0)
+    return (1, binding.kind or "", binding.family, binding.low, binding.high, binding.port_low or 0)
+
+
+def _apply(hs: HeaderSpace, space: BDD, nat: Nat) -> BDD:
+    """``space``'s packets of ``nat``'s family translated by ``nat``; the others untouched."""
+    assert nat.kind is not None
+    family = hs.eq("eth_type", _ETH_TYPE[nat.family])
+    hit, untouched = space & family, space & ~family
+    if hs.is_empty(hit):
+        return untouched
+    address = _ADDRESS[(nat.family, nat.kind)]
+    out = hs.forget(hit, [address]) & _range(hs, address, nat.low, nat.high, _WIDTH[nat.family])
+    port = "tp_src" if nat.kind == "src" else "tp_dst"
+    if nat.port_low is not None or nat.kind == "src":
+        ported = out & _tcp_udp(hs)
+        low, high = (0, 0xFFFF) if nat.port_low is None else (nat.port_low, nat.port_high or nat.port_low)
+        out = (out & ~_tcp_udp(hs)) | (hs.forget(ported, [port]) & _range(hs, port, low, high, 16))
+    return out | untouched
+
+
+def _reverse(hs: HeaderSpace, space: BDD, nat: Nat) -> BDD:
+    """Replies of connections ``nat`` translated: the other side's address and port become
+    the original ones, which the model does not know (any value)."""
+    assert nat.kind is not None
+    family = hs.eq("eth_type", _ETH_TYPE[nat.family])
+    hit, untouched = space & family, space & ~family
+    if hs.is_empty(hit):
+        return untouched
+    side = "dst" if nat.kind == "src" else "src"
+    out = hs.forget(hit, [_ADDRESS[(nat.family, side)]])
+    ported = out & _tcp_udp(hs)
+    out = (out & ~_tcp_udp(hs)) | hs.forget(ported, ["tp_" + side])
+    return out | untouched
+
+
+def _tcp_udp(hs: HeaderSpace) -> BDD:
+    return hs.eq("ip_proto", _TCP_UDP[0]) | hs.eq("ip_proto", _TCP_UDP[1])
+
+
+def _range(hs: HeaderSpace, name: str, low: int, high: int, width: int) -> BDD:
+    """``low <= name <= high`` as a union of prefixes (at most 2·width of them)."""
+    out = hs.false
+    while low <= high:
+        size = (low & -low).bit_length() - 1 if low else width
+        while size > 0 and low + (1 << size) - 1 > high:
+            size -= 1
+        mask = ((1 << width) - 1) ^ ((1 << size) - 1)
+        out |= hs.eq(name, low, mask)
+        low += 1 << size
+    return out
