@@ -19,7 +19,8 @@ of ``ip_src``/``ip_dst`` (as in OVS, which maps them to ``nw_src``/``nw_dst``);
 ``tcp_*``/``udp_*`` share ``tp_src``/``tp_dst``; ``icmpv6_*`` share ``icmp_*``. The VLAN
 TCI is ``vlan_present`` (the CFI/present bit) and ``vlan_vid``; PCP is not modelled.
 ``ct_state`` holds ``new est rel rpl inv trk`` at the OVS bit positions 0x01..0x20
-(``snat``/``dnat`` are always 0: segctl does no NAT). ``conj_id`` is not a packet field:
+(``snat``/``dnat`` are always 0: :mod:`segctl.verifier.nat` refuses matches on them where
+tables translate). ``conj_id`` is not a packet field:
 the engine resolves conjunctions itself.
 
 Origin tracking: the packet fields that actions may rewrite (``HeaderSpace.rewritable``,
@@ -240,7 +241,7 @@ class HeaderSpace(TagOps):
             return out & self.eq("vlan_vid", value & 0xFFF, mask & 0xFFF)
         if name == "ct_state":
             if value & mask & 0xC0:
-                return self.false  # snat/dnat never set
+                return self.false  # snat/dnat never set (nat.py refuses such matches beside NAT)
             return self.eq("ct_state", value & 0x3F, mask & 0x3F)
         if name == "in_port":
             port = _port16(value)
