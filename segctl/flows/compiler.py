@@ -22,6 +22,15 @@ from dataclasses import dataclass, replace
 from segctl.errors import CompileError
 from segctl.flows.conjunctions import check_conjunctions
 from segctl.flows.edge import arp_stage, classify_stage, egress_stage
+from segctl.flows.external import (
+    external_classify,
+    external_forward,
+    external_routes,
+    nat_in_stage,
+    nat_out_stage,
+    uplink_in_stage,
+    uplink_out_stage,
+)
 from segctl.flows.meters import MeterSpec, endpoint_meter
 from segctl.flows.pipeline import (
     CT_DST,
@@ -83,12 +92,19 @@ def _switch_program(plan: CompilePlan, name: str, dpid: int) -> SwitchProgram:
     )
     rules = [
         *classify_stage(plan, name, local, meters),
+        *external_classify(plan.externals, name),
         *arp_stage(plan, local),
         *ct_stage(plan, CT_SRC.id, POLICY_SRC.id, tenants),
         *policy_stage(plan, POLICY_SRC.id, ROUTE.id, segments),
         *route_stage(plan, name, local),
+        *external_routes(plan.externals, tenants, plan.gw_mac),
         *shared_reply_stage(plan, local),
+        *nat_in_stage(plan.externals, name, plan.ep_cookie),
+        *uplink_in_stage(plan.externals, name, plan.net, plan.ep_cookie),
         *forward_stage(plan, name),
+        *external_forward(plan.externals, name),
+        *nat_out_stage(plan.externals, name, plan.ep_cookie),
+        *uplink_out_stage(plan.externals, name),
         *ct_stage(plan, CT_DST.id, POLICY_DST.id, dst_tenants),
         *policy_stage(plan, POLICY_DST.id, EGRESS.id, segments),
         *egress_stage(plan, local),

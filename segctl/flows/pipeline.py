@@ -39,6 +39,8 @@ __all__ = [
     "META_SEGMENT_SHIFT",
     "META_TENANT_MASK",
     "META_WRITE_MASK",
+    "NAT_IN",
+    "NAT_OUT",
     "POLICY_DST",
     "POLICY_SRC",
     "PRIO_CONTROL",
@@ -47,6 +49,7 @@ __all__ = [
     "PRIO_DEFAULT",
     "PRIO_DENY_SPECIFIC",
     "PRIO_ENDPOINT",
+    "PRIO_EXTERNAL_ROUTE",
     "PRIO_GUARD",
     "PRIO_GUARDRAIL_BOTTOM",
     "PRIO_GUARDRAIL_TOP",
@@ -59,6 +62,8 @@ __all__ = [
     "ROUTE",
     "SHARED_REPLY",
     "TABLES",
+    "UPLINK_IN",
+    "UPLINK_OUT",
     "Table",
     "metadata_value",
     "table_by_id",
@@ -97,6 +102,9 @@ LOG_MAX_LEN = 128
 PRIO_PASS = 10
 #: Generic rules of a stage (per tenant / per segment).
 PRIO_GUARD = 100
+#: Routes to an external network: PRIO_EXTERNAL_ROUTE + prefix length (longest prefix
+#: first), between the gateway's unknown-destination drop and the host routes.
+PRIO_EXTERNAL_ROUTE = 200
 #: Per-endpoint rules (spoof guard, ARP delivery, forwarding, egress delivery).
 PRIO_ENDPOINT = 1000
 #: Specific exceptions above per-endpoint rules (gateway ARP reply, routes).
@@ -153,9 +161,10 @@ def _t(id_: int, name: str, purpose: str, match: str, actions: str, miss: str) -
 
 CLASSIFY = _t(
     0, "classify",
-    "spoof guard on edge ports (bound MAC/IP/ARP, untagged; RA guard) and VLAN admission on "
-    "fabric ports; sets the tenant/segment context in metadata",
-    "in_port dl_src vlan_tci nw_src arp_sha arp_spa ipv6_src icmp_type",
+    "spoof guard on edge ports (bound MAC/IP/ARP, untagged; RA guard), VLAN admission on "
+    "fabric ports, the uplink of an external network (IPv4 and ARP to its public range); "
+    "sets the tenant/segment context in metadata",
+    "in_port dl_src vlan_tci nw_src nw_dst arp_op arp_sha arp_spa arp_tpa ipv6_src icmp_type",
     "meter write_metadata pop_vlan goto_table drop",
     "drop",
 )  # fmt: skip
@@ -202,12 +211,45 @@ SHARED_REPLY = _t(
     "set_field dec_ttl write_metadata goto_table ct drop",
     "drop",
 )  # fmt: skip
+NAT_IN = _t(
+    46, "nat_in",
+    "from an uplink: the router's ARP for a public address answered; a floating IP "
+    "translated to its endpoint (DNAT committed in the tenant's NAT zone), an SNAT address "
+    "looked up with nat (a reply is translated back)",
+    "metadata nw_dst arp_op arp_sha arp_tpa",
+    "ct set_field output drop",
+    "drop",
+)  # fmt: skip
+UPLINK_IN = _t(
+    47, "uplink_in",
+    "from an uplink, after NAT: a destination that is now a tenant's endpoint (by NAT zone) "
+    "is routed to its context",
+    "metadata ct_zone ct_state nw_dst",
+    "set_field dec_ttl write_metadata goto_table drop",
+    "drop",
+)  # fmt: skip
 FORWARD = _t(
     50, "forward",
     "per context and destination MAC: local delivery (to ct_dst or egress) or push the "
-    "segment VLAN and output on the shortest path's fabric port",
+    "segment VLAN and output on the shortest path's fabric port; a transit context toward its "
+    "uplink (nat_out at the uplink's switch)",
     "metadata dl_src dl_dst",
     "push_vlan set_field output write_metadata goto_table drop",
+    "drop",
+)  # fmt: skip
+NAT_OUT = _t(
+    52, "nat_out",
+    "toward an uplink: the source becomes the endpoint's floating IP or the tenant's SNAT "
+    "address (conntrack NAT in the tenant's NAT zone)",
+    "metadata nw_src",
+    "ct drop",
+    "drop",
+)  # fmt: skip
+UPLINK_OUT = _t(
+    53, "uplink_out",
+    "translated packets (public source, tracked) leave to the upstream router",
+    "metadata ct_state nw_src",
+    "set_field output drop",
     "drop",
 )  # fmt: skip
 CT_DST = _t(
@@ -237,7 +279,8 @@ EGRESS = _t(
 
 #: Every table, in pipeline order.
 TABLES: tuple[Table, ...] = (
-    CLASSIFY, ARP, CT_SRC, POLICY_SRC, ROUTE, SHARED_REPLY, FORWARD, CT_DST, POLICY_DST, EGRESS,
+    CLASSIFY, ARP, CT_SRC, POLICY_SRC, ROUTE, SHARED_REPLY, NAT_IN, UPLINK_IN, FORWARD, NAT_OUT, UPLINK_OUT,
+    CT_DST, POLICY_DST, EGRESS,
 )  # fmt: skip
 _BY_ID = {t.id: t for t in TABLES}
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
+from segctl.flows.external import plan_externals
 from segctl.flows.guardrails import ordered_grants
 from segctl.flows.meters import MeterSpec
 from segctl.flows.pipeline import (
@@ -119,6 +120,7 @@ class CompilePlan:
                 self.grants_at[sw].append(grant)
         for seg in network.segments:
             metadata_value(self.tid[seg.tenant], seg.index)  # range check, raises CompileError
+        self.externals = plan_externals(network, self.paths)
         self._plan_contexts()
 
     # ---------------------------------------------------------------- helpers
@@ -176,6 +178,10 @@ class CompilePlan:
             senders[seg.key] |= tenant_switches[seg.tenant]
         for ctx, consumed in self.shared_dst.items():
             senders[ctx] |= {z.switch for z in consumed.values()}
+        for ext in self.externals:  # what comes in from an uplink is routed there to its endpoint
+            for eps in ext.inbound.values():
+                for ep in eps:
+                    senders[(ep.tenant, ep.segment)].add(ext.ext.switch)
         # forward[switch][(ctx, dst key)] = output port (0 = local); vlans[switch][port] = contexts
         self.forward: dict[str, dict[tuple[Ctx, tuple[str, str]], int]] = defaultdict(dict)
         self.admit: dict[str, dict[int, set[Ctx]]] = defaultdict(lambda: defaultdict(set))

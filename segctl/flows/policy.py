@@ -115,6 +115,10 @@ class Grant:
     priority: int = DEFAULT_POLICY_PRIORITY  # the intent's priority (tenant band order)
     band: str = "tenant"  # tenant, or guardrail (above the intra-segment allow)
     conj: int = 0  # the conjunction id when not the cookie identity's (guardrail band)
+    #: A policy with an external peer: which side is outside ("src" or "dst"; that side's
+    #: endpoints are empty) and its addresses, as disjoint prefixes.
+    outside_side: str = ""
+    outside: tuple[str, ...] = ()
 
     @cached_property
     def ipv6_segments(self) -> frozenset[tuple[str, str]]:
@@ -196,6 +200,8 @@ def tenant_grants(network: Network) -> list[Grant]:
     grants: list[Grant] = []
     for tenant in network.tenants:
         for index, pol in enumerate(network.policies(tenant.name)):
+            peer = pol.to if pol.to.external is not None else pol.from_
+            side = "" if peer.external is None else ("dst" if peer is pol.to else "src")
             grants.append(
                 Grant(
                     name=f"policy {tenant.name}/{pol.name}",
@@ -211,6 +217,8 @@ def tenant_grants(network: Network) -> list[Grant]:
                     log=pol.log,
                     action=pol.action,
                     priority=pol.priority,
+                    outside_side=side,
+                    outside=tuple(str(p) for p in peer.outside) if side else (),
                 )
             )
     for index, svc in enumerate(network.shared_services):
@@ -301,18 +309,28 @@ def rank_grants(grants: Sequence[Grant], names: dict[int, str] | None = None) ->
 _Keys = tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]], Spans]
 
 
+#: The endpoint keys of an external peer: it meets every side (an outside prefix may hold a
+#: provider's address; ranking such grants apart is always correct, sharing is not).
+_ANY_PEER = frozenset({("", "*")})
+
+
 def _endpoint_keys(grant: Grant) -> _Keys:
     return (
-        frozenset(ep.key for ep in grant.sources),
-        frozenset(ep.key for ep in grant.destinations),
+        _ANY_PEER if grant.outside_side == "src" else frozenset(ep.key for ep in grant.sources),
+        _ANY_PEER if grant.outside_side == "dst" else frozenset(ep.key for ep in grant.destinations),
         service_spans(grant.services),
     )
 
 
+def _meet(a: frozenset[tuple[str, str]], b: frozenset[tuple[str, str]]) -> bool:
+    return a is _ANY_PEER or b is _ANY_PEER or not a.isdisjoint(b)
+
+
 def grants_overlap(a: Grant, b: Grant, a_keys: _Keys | None = None, b_keys: _Keys | None = None) -> bool:
-    """May one packet match both grants: common sources, common destinations, a common service?"""
+    """May one packet match both grants: common sources, common destinations (an external
+    peer meets any), a common service?"""
     (sa, da, va), (sb, db, vb) = a_keys or _endpoint_keys(a), b_keys or _endpoint_keys(b)
-    if sa.isdisjoint(sb) or da.isdisjoint(db):
+    if not _meet(sa, sb) or not _meet(da, db):
         return False
     return spans_meet(va, vb)
 
@@ -472,6 +490,8 @@ def _remote(
     own context, so that it meets only local endpoints of its segment (one tenant, ORIGIN 0;
     the gateway drops IPv6 from a segment without ``gateway6``)."""
     remote = cache.remote.get(key)
+    if remote is None and grant.outside_side == side:  # an external peer: its prefixes
+        remote = cache.remote[key] = [(("proto", "ip"), (f"nw_{side}", prefix)) for prefix in grant.outside]
     if remote is None:
         out: dict[Match, None] = dict.fromkeys((("proto", "ip"), (f"nw_{side}", str(ep.ip))) for ep in eps)
         # the local side's segments: an address with a context meets only those

@@ -36,10 +36,12 @@ class Kind(IntEnum):
     TENANT = 5  # tenant-wide rules (conntrack zone, gateway, TTL)
     FABRIC = 6  # index: fabric port number on the switch
     GUARDRAIL = 7  # tenant: source tenant id; index: position in guardrails
+    EXTERNAL = 8  # tenant: the tenant using it (0: the network's own rules); index: external index (1-based)
 
 
 _STAGES = {0: "classify", 10: "arp", 20: "ct_src", 30: "policy_src", 40: "route", 45: "shared_reply",
-           50: "forward", 60: "ct_dst", 70: "policy_dst", 80: "egress"}  # fmt: skip
+           46: "nat_in", 47: "uplink_in", 50: "forward", 52: "nat_out", 53: "uplink_out", 60: "ct_dst",
+           70: "policy_dst", 80: "egress"}  # fmt: skip
 _ENDPOINT_LABELS = {0: "spoof-guard", 10: "arp", 40: "route", 45: "shared-reply", 50: "forward",
                     80: "egress-guard"}  # fmt: skip
 
@@ -71,6 +73,9 @@ def describe_cookie(cookie: int, network: Network) -> str:
             return f"{stage_name} fabric port {index}"
         if kind is Kind.GUARDRAIL:
             return f"guardrail {network.guardrails[index].name}"
+        if kind is Kind.EXTERNAL:
+            ext = network.externals[index - 1].name
+            return f"{stage_name} external {ext}" + (f" (tenant {tenant})" if tenant else "")
         if kind is Kind.SHARED:
             svc = network.shared_services[index]
             return f"shared-service {svc.name}" + (f" (consumer {tenant})" if tenant else "")

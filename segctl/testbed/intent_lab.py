@@ -23,7 +23,8 @@ def lab_spec(
     host_names: Mapping[tuple[str, str], str] | None = None,
     hosts: bool = True,
 ) -> LabSpec:
-    """The :class:`LabSpec` of ``network``: its switches, fabric links and endpoints.
+    """The :class:`LabSpec` of ``network``: its switches, fabric links and endpoints, and
+    for each external network a host ``x<index>`` on its uplink with the router's MAC and IP.
 
     Hosts are named after their endpoints unless ``host_names`` maps endpoint keys
     ``(tenant, name)`` to other names (endpoint names are unique per tenant only).
@@ -47,6 +48,10 @@ def lab_spec(
                 gateway6=str(ep.ipv6_gateway) if ep.ipv6_gateway else None,
             )
         )
+    for ext in network.externals if hosts else ():
+        # the upstream router of each external network, the "internet" behind its uplink
+        specs.append(HostSpec(f"x{ext.index}", ext.router_mac, f"{ext.router_ip}/{ext.cidr.prefixlen}",
+                              ext.switch, ext.port))  # fmt: skip
     return LabSpec(
         prefix,
         [SwitchSpec(s.name, s.dpid) for s in network.switches],

@@ -28,6 +28,8 @@ __all__ = [
     "DEFAULT_POLICY_PRIORITY",
     "AddressSet",
     "Endpoint",
+    "External",
+    "ExternalRouter",
     "Fabric",
     "Group",
     "Guardrail",
@@ -196,11 +198,41 @@ class Link(_Strict):
         return f"{self.a} <-> {self.b}"
 
 
+class ExternalRouter(_Strict):
+    """The upstream router on an external network's link: where traffic to the outside goes."""
+
+    ip: IPv4Address
+    mac: MacAddress
+
+    @field_validator("ip", mode="before")
+    @classmethod
+    def _ip_text(cls, value: Any) -> Any:
+        return _address_text(value)
+
+
+class External(_Strict):
+    """An external network (the internet, a provider network) reached through an uplink
+    port. ``cidr`` is the public range on the uplink link: tenants' ``snat`` addresses and
+    endpoints' ``floating_ip`` come from it; ``mac`` is the fabric's own MAC on the link."""
+
+    name: Name
+    attach: list[SwitchPort] = Field(min_length=1)
+    router: ExternalRouter
+    cidr: IPv4Network
+    mac: MacAddress | None = None
+
+    @field_validator("cidr", mode="before")
+    @classmethod
+    def _strict_cidr(cls, value: Any) -> Any:
+        return _cidr_text(value)
+
+
 class Fabric(_Strict):
-    """The switches and the links between them."""
+    """The switches, the links between them and the external networks they reach."""
 
     switches: list[Switch] = Field(min_length=1)
     links: list[Link] = Field(default_factory=list)
+    externals: list[External] = Field(default_factory=list)
 
 
 class Segment(_Strict):
@@ -285,8 +317,12 @@ class Endpoint(_Strict):
     #: its MAC (what Linux derives by default). Only with ``ipv6``.
     ipv6_link_local: IPv6Address | None = None
     attach: SwitchPort
+    #: A public address of an external network's ``cidr``, translated 1:1 to ``ip``: the
+    #: endpoint's own source to the outside, and where the outside may reach it (policies
+    #: with a ``from: {external: ...}`` peer say on what).
+    floating_ip: IPv4Address | None = None
 
-    @field_validator("ip", "ipv6", "ipv6_link_local", mode="before")
+    @field_validator("ip", "ipv6", "ipv6_link_local", "floating_ip", mode="before")
     @classmethod
     def _ip_text(cls, value: Any) -> Any:
         return _address_text(value)
@@ -346,16 +382,32 @@ class Selector(_Strict):
     segment: SelectorName | None = None
     address_set: SelectorName | None = None
     labels: dict[str, str] | None = None
+    #: An external network (``fabric.externals``): the peer is the outside, narrowed to
+    #: ``cidr`` (default: every IPv4 address) minus ``except``.
+    external: Name | None = None
+    cidr: Annotated[IPv4Network, BeforeValidator(_cidr_text)] | None = None
+    except_: list[Annotated[IPv4Network, BeforeValidator(_cidr_text)]] | None = Field(
+        default=None, validation_alias=AliasChoices("except", "except_"), serialization_alias="except"
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Selector:
-        kinds = ("endpoint", "endpoints", "group", "segment", "address_set", "labels")
+        kinds = ("endpoint", "endpoints", "group", "segment", "address_set", "labels", "external")
         given = [k for k in kinds if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                "a selector names exactly one of endpoint, endpoints, group, segment, address_set, labels"
+                "a selector names exactly one of endpoint, endpoints, group, segment, address_set, labels, "
+                "external"
             )
+        if self.external is None and (self.cidr is not None or self.except_ is not None):
+            raise ValueError("cidr and except narrow an external peer: they need external")
         return self
+
+    @property
+    def outside(self) -> list[IPv4Network]:
+        """An external peer's addresses: ``cidr`` (default 0.0.0.0/0) minus ``except``, as
+        the fewest disjoint prefixes, sorted (empty when ``except`` covers it all)."""
+        return external_prefixes(self.cidr, self.except_ or [])
 
     def names(self) -> list[tuple[str, str]]:
         """``(kind, name)`` of every object the selector names (``endpoints`` counts as endpoint)."""
@@ -366,6 +418,9 @@ class Selector(_Strict):
         return out
 
     def describe(self) -> str:
+        if self.external is not None:
+            text = f"external {self.external} {self.cidr or ANY_IPV4}"
+            return text + (" except " + ",".join(map(str, self.except_)) if self.except_ else "")
         if self.labels is not None:
             return "labels " + ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
         if self.endpoints is not None:
@@ -375,6 +430,26 @@ class Selector(_Strict):
             if value is not None:
                 return f"{kind.replace('_', ' ')} {value}"
         return "nothing"
+
+
+ANY_IPV4 = IPv4Network("0.0.0.0/0")
+
+
+def external_prefixes(cidr: IPv4Network | None, excluded: list[IPv4Network]) -> list[IPv4Network]:
+    """``cidr`` (default every IPv4 address) minus ``excluded``: the fewest disjoint prefixes.
+
+    >>> [str(n) for n in external_prefixes(None, [IPv4Network("0.0.0.0/1")])]
+    ['128.0.0.0/1']
+    """
+    parts = [cidr or ANY_IPV4]
+    for cut in excluded:
+        kept: list[IPv4Network] = []
+        for part in parts:
+            if part.subnet_of(cut):
+                continue
+            kept.extend(part.address_exclude(cut) if cut.subnet_of(part) else [part])
+        parts = kept
+    return sorted(parts)
 
 
 class PortRange(_Strict):
@@ -578,6 +653,9 @@ class Tenant(_Strict):
     groups: list[Group] = Field(default_factory=list)
     address_sets: list[AddressSet] = Field(default_factory=list)
     policies: list[Policy] = Field(default_factory=list)
+    #: Per external network (by name), the public address the tenant's endpoints without a
+    #: ``floating_ip`` share as their source to the outside (conntrack source NAT).
+    snat: dict[Name, Annotated[IPv4Address, BeforeValidator(_address_text)]] = Field(default_factory=dict)
 
 
 class SharedServiceProvider(_Strict):
