@@ -32,6 +32,7 @@ from segctl.topology.validate import VLAN_RANGE, check_intent
 __all__ = [
     "MIN_ROUTED_TTL",
     "EndpointInfo",
+    "ExternalInfo",
     "Network",
     "SegmentInfo",
     "SwitchInfo",
@@ -63,6 +64,32 @@ class TenantInfo:
     name: str
     id: int
     gateway_mac: str
+    #: (external network, public address) the tenant's endpoints without a floating IP
+    #: share as their source there (``snat`` of the intent), in the externals' order.
+    snat: tuple[tuple[str, IPv4Address], ...] = ()
+
+    def snat_address(self, external: str) -> IPv4Address | None:
+        return dict(self.snat).get(external)
+
+
+@dataclass(frozen=True)
+class ExternalInfo:
+    """An external network: its uplink port, the upstream router, the public range on the
+    link and the fabric's MAC there; ``index`` is 1-based in document order."""
+
+    name: str
+    index: int
+    switch: str
+    port: int
+    router_ip: IPv4Address
+    router_mac: str
+    cidr: IPv4Network
+    mac: str
+
+    @property
+    def qualified(self) -> str:
+        """Its name where an endpoint's ``tenant/name`` would stand (views, reports)."""
+        return f"external/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -105,6 +132,9 @@ class EndpointInfo:
     ipv6_link_local: IPv6Address | None = None
     #: Its segment's ``gateway6`` when it has ``ipv6`` too: its IPv6 is routed through it.
     ipv6_gateway: IPv6Address | None = None
+    #: Its public 1:1 address and the external network whose range holds it.
+    floating_ip: IPv4Address | None = None
+    floating_external: str | None = None
 
     @property
     def ipv6_sources(self) -> tuple[IPv6Address, ...]:
@@ -133,6 +163,7 @@ class Network:
     tenants: tuple[TenantInfo, ...]
     segments: tuple[SegmentInfo, ...]
     endpoints: tuple[EndpointInfo, ...]
+    externals: tuple[ExternalInfo, ...] = ()
     _tenant_by_name: dict[str, TenantInfo] = field(repr=False, compare=False, default_factory=dict)
     _segment_by_key: dict[tuple[str, str], SegmentInfo] = field(
         repr=False, compare=False, default_factory=dict
@@ -156,6 +187,9 @@ class Network:
 
     def endpoint(self, tenant: str, name: str) -> EndpointInfo:
         return self._endpoint_by_key[(tenant, name)]
+
+    def external(self, name: str) -> ExternalInfo:
+        return next(x for x in self.externals if x.name == name)
 
     def tenant_doc(self, name: str) -> Tenant:
         return next(t for t in self.intent.tenants if t.name == name)
@@ -208,7 +242,10 @@ class Network:
         raise IntentError([Problem("", f"endpoint {ref}: {reason}")])
 
     def select(self, tenant: str, selector: Selector) -> list[EndpointInfo]:
-        """The endpoints of ``tenant`` that a policy selector picks, in document order."""
+        """The endpoints of ``tenant`` that a policy selector picks, in document order (none
+        for an external peer: it is outside the fabric)."""
+        if selector.external is not None:
+            return []
         eps = self.tenant_endpoints(tenant)
         if selector.endpoint is not None:
             return [ep for ep in eps if ep.name == selector.endpoint]
@@ -275,6 +312,18 @@ def default_gateway_mac(tenant_id: int) -> str:
     return f"02:5e:00:00:{(tenant_id >> 8) & 0xFF:02x}:{tenant_id & 0xFF:02x}"
 
 
+def default_external_mac(index: int) -> str:
+    """The fabric's MAC on the uplink of the ``index``-th external network: ``02:5e:ff:00:II:II``."""
+    return f"02:5e:ff:00:{(index >> 8) & 0xFF:02x}:{index & 0xFF:02x}"
+
+
+def _holder(externals: tuple[ExternalInfo, ...], address: IPv4Address | None) -> str | None:
+    """The external network whose public range holds ``address`` (validation makes it one)."""
+    if address is None:
+        return None
+    return next((x.name for x in externals if address in x.cidr), None)
+
+
 def resolve(intent: Intent) -> Network:
     """Check ``intent`` and decide its automatic values. Raises :class:`IntentError`."""
     check_intent(intent)
@@ -284,7 +333,15 @@ def resolve(intent: Intent) -> Network:
     tenants: list[TenantInfo] = []
     for t in intent.tenants:
         tid = t.id if t.id is not None else next(free_ids)
-        tenants.append(TenantInfo(t.name, tid, t.gateway_mac or default_gateway_mac(tid)))
+        snat = tuple((x.name, t.snat[x.name]) for x in intent.fabric.externals if x.name in t.snat)
+        tenants.append(TenantInfo(t.name, tid, t.gateway_mac or default_gateway_mac(tid), snat))
+    externals = tuple(
+        ExternalInfo(
+            x.name, i, x.attach[0].switch, x.attach[0].port, x.router.ip, x.router.mac, x.cidr,
+            x.mac or default_external_mac(i),
+        )
+        for i, x in enumerate(intent.fabric.externals, start=1)
+    )  # fmt: skip
 
     taken_vlans = {s.vlan for t in intent.tenants for s in t.segments if s.vlan is not None}
     # Auto ids start at 100 so small hand-picked ids stay free; then wrap to the low ones.
@@ -315,6 +372,8 @@ def resolve(intent: Intent) -> Network:
             rate_burst=ep.rate_limit.burst if ep.rate_limit else None,
             ipv6_link_local=ep.link_local,
             ipv6_gateway=gateway6[(t.name, ep.segment)] if ep.ipv6 is not None else None,
+            floating_ip=ep.floating_ip,
+            floating_external=_holder(externals, ep.floating_ip),
         )
         for t in intent.tenants
         for ep in t.endpoints
@@ -326,6 +385,7 @@ def resolve(intent: Intent) -> Network:
         tenants=tuple(tenants),
         segments=tuple(segments),
         endpoints=tuple(endpoints),
+        externals=externals,
         _tenant_by_name={t.name: t for t in tenants},
         _segment_by_key={s.key: s for s in segments},
         _endpoint_by_key={e.key: e for e in endpoints},

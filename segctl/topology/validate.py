@@ -23,7 +23,8 @@ from segctl.topology.schema import (
     Tenant,
 )
 from segctl.topology.sets import address_in, in_address_set
-from segctl.topology.validate_shared import check_shared_services, duplicates, group_endpoints
+from segctl.topology.validate_external import check_externals
+from segctl.topology.validate_shared import check_shared_services, duplicates, selected_endpoints
 
 __all__ = ["VLAN_RANGE", "check_intent", "validate_intent"]
 
@@ -51,6 +52,7 @@ def validate_intent(intent: Intent) -> list[Problem]:
     for tenant in intent.tenants:
         problems += _check_tenant(intent, tenant, owners)
     problems += check_shared_services(intent)
+    problems += check_externals(intent)
     problems += _check_guardrails(intent)
     problems += _check_vlans(intent)
     return problems
@@ -449,22 +451,6 @@ def _check_selector(
     return problems
 
 
-def _selected(tenant: Tenant, selector: Selector) -> list[Endpoint]:
-    """The endpoints a (valid) selector picks; the same rule as ``Network.select``."""
-    if selector.endpoint is not None or selector.endpoints is not None:
-        names = {selector.endpoint} if selector.endpoint is not None else set(selector.endpoints or [])
-        return [ep for ep in tenant.endpoints if ep.name in names]
-    if selector.segment is not None:
-        return [ep for ep in tenant.endpoints if ep.segment == selector.segment]
-    if selector.group is not None:
-        return group_endpoints(tenant, selector.group)
-    if selector.address_set is not None:
-        aset = next(a for a in tenant.address_sets if a.name == selector.address_set)
-        return [ep for ep in tenant.endpoints if in_address_set(aset, ep.name, ep.ip, ep.ipv6)]
-    labels = selector.labels or {}
-    return [ep for ep in tenant.endpoints if all(ep.labels.get(k) == v for k, v in labels.items())]
-
-
 def _check_gateway6(where: str, seg: Segment) -> list[Problem]:
     """A segment's ``gateway6``: in its ``cidr6``, not the subnet-router anycast address (the
     prefix itself, every router's), global (a link-local address is no route target)."""
@@ -488,8 +474,8 @@ def _check_gateways(where: str, tenant: Tenant, policy: Policy) -> list[Problem]
     hosts' ARP for their route, so the policy would verify yet carry nothing."""
     gateway = {seg.name: seg.gateway for seg in tenant.segments}
     missing: dict[str, str] = {}
-    for src in _selected(tenant, policy.from_):
-        for dst in _selected(tenant, policy.to):
+    for src in selected_endpoints(tenant, policy.from_):
+        for dst in selected_endpoints(tenant, policy.to):
             if src.segment == dst.segment or src.segment not in gateway or dst.segment not in gateway:
                 continue
             if gateway[src.segment] is None and src.segment not in missing:

@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv6Address
 
 from segctl.errors import Problem
-from segctl.topology.schema import Endpoint, Intent, Segment, Tenant
+from segctl.topology.schema import Endpoint, Intent, Segment, Selector, Tenant
+from segctl.topology.sets import in_address_set
 
-__all__ = ["check_shared_services", "duplicates", "group_endpoints"]
+__all__ = ["check_shared_services", "duplicates", "group_endpoints", "selected_endpoints"]
 
 #: (consumer tenant, segment) -> a provider address it reaches -> (provider endpoint, service)
 _Reached = dict[tuple[str, str], dict[IPv4Address | IPv6Address, tuple[str, str]]]
@@ -38,6 +39,25 @@ def group_endpoints(tenant: Tenant, group_name: str) -> list[Endpoint]:
             labels = group.labels or {}
             return [ep for ep in tenant.endpoints if all(ep.labels.get(k) == v for k, v in labels.items())]
     return []
+
+
+def selected_endpoints(tenant: Tenant, selector: Selector) -> list[Endpoint]:
+    """The endpoints a (valid) policy selector picks, before resolution: the rule of
+    ``Network.select`` (none for an external peer: it is outside the fabric)."""
+    if selector.external is not None:
+        return []
+    if selector.endpoint is not None or selector.endpoints is not None:
+        names = {selector.endpoint} if selector.endpoint is not None else set(selector.endpoints or [])
+        return [ep for ep in tenant.endpoints if ep.name in names]
+    if selector.segment is not None:
+        return [ep for ep in tenant.endpoints if ep.segment == selector.segment]
+    if selector.group is not None:
+        return group_endpoints(tenant, selector.group)
+    if selector.address_set is not None:
+        aset = next(a for a in tenant.address_sets if a.name == selector.address_set)
+        return [ep for ep in tenant.endpoints if in_address_set(aset, ep.name, ep.ip, ep.ipv6)]
+    labels = selector.labels or {}
+    return [ep for ep in tenant.endpoints if all(ep.labels.get(k) == v for k, v in labels.items())]
 
 
 def check_shared_services(intent: Intent) -> list[Problem]:
