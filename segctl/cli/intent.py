@@ -173,6 +173,7 @@ def _selector_text(selector: Any) -> str:
 
 def _tenant_document(network: Network, name: str) -> dict[str, Any]:
     """One tenant of ``segctl show --output json``: its objects, resolved."""
+    from segctl.cli._external import snat_document
     from segctl.topology.schema import Selector
 
     t = network.tenant(name)
@@ -182,6 +183,7 @@ def _tenant_document(network: Network, name: str) -> dict[str, Any]:
         "id": t.id,
         "zone": t.id,
         "gateway_mac": t.gateway_mac,
+        **snat_document(network, t),
         "segments": [
             {
                 "name": s.name,
@@ -227,13 +229,16 @@ def _tenant_document(network: Network, name: str) -> dict[str, Any]:
 
 def show_document(network: Network, reach: Reachability, scope: Scope | None = None) -> dict[str, Any]:
     """The JSON form of ``segctl show``: every object (in ``scope``) resolved, plus the expected grants."""
+    from segctl.cli._external import external_documents, external_grant_documents, floating_document
     from segctl.cli._rules import guardrail_documents, ipv6_documents
 
     scope = scope or Scope()
     tenants = [_tenant_document(network, t.name) for t in network.tenants if scope.has(t.name)]
+    external = bool(network.externals)  # the keys below only then: the output without stays as it was
     return {
         "switches": [{"name": s.name, "dpid": f"{s.dpid:#018x}"} for s in network.switches],
         "links": [f"{a}:{ap} <-> {b}:{bp}" for a, ap, b, bp in network.links],
+        **({"externals": external_documents(network)} if external else {}),
         "tenants": tenants,
         "endpoints": [
             {
@@ -242,6 +247,7 @@ def show_document(network: Network, reach: Reachability, scope: Scope | None = N
                 "segment": ep.segment,
                 "mac": ep.mac,
                 "ip": str(ep.ip),
+                **floating_document(network, ep),
                 "ipv6": None if ep.ipv6 is None else str(ep.ipv6),
                 "ipv6_link_local": None if ep.ipv6_link_local is None else str(ep.ipv6_link_local),
                 "switch": ep.switch,
@@ -279,6 +285,7 @@ def show_document(network: Network, reach: Reachability, scope: Scope | None = N
             }
             for (src, dst), grants in reach.items()
         ],
+        **({"external_reachability": external_grant_documents(network, scope.has)} if external else {}),
         "ipv6": ipv6_documents(network, scope.has),
     }
 
@@ -292,6 +299,7 @@ def show_text(
     """The readable form of ``segctl show``: one table per kind, the matrix (``matrix``:
     ``endpoints``, ``segments`` or ``auto``), the grants, then the intent analysis; only
     what is in ``scope``."""
+    from segctl.cli._external import external_grant_lines, external_section
     from segctl.cli._rules import guardrail_section, ipv6_lines
 
     scope = scope or Scope()
@@ -300,6 +308,7 @@ def show_text(
     )
     for title, headers, rows in (
         _fabric_section(network),
+        *([external_section(network)] if network.externals else []),
         _tenant_section(network, scope),
         _segment_section(network, scope),
         _endpoint_section(network, scope),
@@ -318,7 +327,7 @@ def show_text(
         out += [logging, ""]
     out += matrix_lines(network, reach, _matrix_endpoints(network, reach, scope), fold=matrix)
     out.append("")
-    out += _allowed_lines(reach)
+    out += _allowed_lines(reach, external_grant_lines(network, scope.has))
     out.append("")
     ipv6 = ipv6_lines(network, scope.has)
     out += [*ipv6, ""] if ipv6 else []
@@ -368,14 +377,18 @@ def _fabric_section(network: Network) -> Section:
 
 
 def _tenant_section(network: Network, scope: Scope) -> Section:
+    from segctl.cli._external import snat_text
+
+    external = bool(network.externals)  # a SNAT column only then
     return (
         "Tenants",
-        ["TENANT", "ID/ZONE", "GATEWAY MAC", "SEGMENTS", "ENDPOINTS"],
+        ["TENANT", "ID/ZONE", "GATEWAY MAC", *(["SNAT"] if external else []), "SEGMENTS", "ENDPOINTS"],
         [
             [
                 t.name,
                 t.id,
                 t.gateway_mac,
+                *([snat_text(t)] if external else []),
                 sum(1 for s in network.segments if s.tenant == t.name),
                 len(network.tenant_endpoints(t.name)),
             ]
@@ -407,9 +420,22 @@ def _segment_section(network: Network, scope: Scope) -> Section:
 
 
 def _endpoint_section(network: Network, scope: Scope) -> Section:
+    from segctl.cli._external import floating_text
+
+    external = bool(network.externals)  # a FLOATING IP column only then
     return (
         "Endpoints",
-        ["#", "ENDPOINT", "SEGMENT", "MAC", "IP", "IPV6", "ATTACH", "LABELS"],
+        [
+            "#",
+            "ENDPOINT",
+            "SEGMENT",
+            "MAC",
+            "IP",
+            *(["FLOATING IP"] if external else []),
+            "IPV6",
+            "ATTACH",
+            "LABELS",
+        ],
         [
             [
                 i,
@@ -417,6 +443,7 @@ def _endpoint_section(network: Network, scope: Scope) -> Section:
                 ep.segment,
                 ep.mac,
                 ep.ip,
+                *([floating_text(ep)] if external else []),
                 ep.ipv6,
                 f"{ep.switch}:{ep.port}",
                 ",".join(f"{k}={v}" for k, v in ep.labels) or None,
@@ -573,14 +600,15 @@ def _segment_matrix_lines(reach: Reachability, endpoints: list[EndpointInfo]) ->
     return [head, *_grid(segments, rows, legend)]
 
 
-def _allowed_lines(reach: Reachability) -> list[str]:
+def _allowed_lines(reach: Reachability, external: list[str]) -> list[str]:
+    """Between endpoints, then (``external``) to and from the outside."""
     out = ["Allowed (source -> destination: grants)"]
-    if not reach:
+    if not reach and not external:
         out.append("  (nothing is allowed)")
     for (src, dst), grants in reach.items():
         why = "; ".join(g.describe() for g in grants)
         out.append(f"  {src[0]}/{src[1]} -> {dst[0]}/{dst[1]}: {why}")
-    return out
+    return out + external
 
 
 # ---------------------------------------------------------------- show: intent analysis

@@ -1,0 +1,196 @@
+"""``segctl show``'s external networks: the uplinks, each tenant's ``snat`` addresses, each
+endpoint's floating IP and the grants to and from the outside (docs/intent.md, "External
+networks"). Shown only when the intent has external networks: the output of an intent
+without them is unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from segctl.topology.grants import Grant
+    from segctl.topology.network import EndpointInfo, Network, TenantInfo
+    from segctl.topology.schema import Policy, Selector
+
+__all__ = [
+    "ExternalGrant",
+    "external_documents",
+    "external_grant_documents",
+    "external_grant_lines",
+    "external_grants",
+    "external_section",
+    "floating_document",
+    "floating_text",
+    "snat_document",
+    "snat_text",
+]
+
+Section = tuple[str, list[str], list[list[object]]]
+HasTenant = Callable[[str], bool]
+
+
+def external_section(network: Network) -> Section:
+    """The external networks: uplink, upstream router, public range, the fabric's MAC there."""
+    return (
+        "External networks",
+        ["EXTERNAL", "UPLINK", "ROUTER IP", "ROUTER MAC", "CIDR", "FABRIC MAC"],
+        [
+            [x.name, f"{x.switch}:{x.port}", x.router_ip, x.router_mac, x.cidr, x.mac]
+            for x in network.externals
+        ],
+    )
+
+
+def external_documents(network: Network) -> list[dict[str, Any]]:
+    """``show -o json``'s ``externals``."""
+    return [
+        {
+            "name": x.name,
+            "index": x.index,
+            "switch": x.switch,
+            "port": x.port,
+            "router_ip": str(x.router_ip),
+            "router_mac": x.router_mac,
+            "cidr": str(x.cidr),
+            "mac": x.mac,
+        }
+        for x in network.externals
+    ]
+
+
+def snat_text(tenant: TenantInfo) -> str | None:
+    """``198.51.100.10 on internet`` per external network the tenant has a snat address on."""
+    return ", ".join(f"{address} on {name}" for name, address in tenant.snat) or None
+
+
+def floating_text(ep: EndpointInfo) -> str | None:
+    return None if ep.floating_ip is None else f"{ep.floating_ip} on {ep.floating_external}"
+
+
+def snat_document(network: Network, tenant: TenantInfo) -> dict[str, Any]:
+    """A tenant's ``snat`` in ``show -o json`` (nothing for an intent without external networks)."""
+    return {"snat": {name: str(address) for name, address in tenant.snat}} if network.externals else {}
+
+
+def floating_document(network: Network, ep: EndpointInfo) -> dict[str, Any]:
+    """An endpoint's floating IP in ``show -o json`` (nothing without external networks)."""
+    if not network.externals:
+        return {}
+    address = None if ep.floating_ip is None else str(ep.floating_ip)
+    return {"floating_ip": address, "floating_external": ep.floating_external}
+
+
+@dataclass(frozen=True)
+class ExternalGrant:
+    """What one endpoint may open to an external peer (``egress``) or the peer to it, and
+    the allow policies that say so; ``narrowed_by`` names the deny policies evaluated
+    before them that drop some of it."""
+
+    egress: bool
+    endpoint: EndpointInfo
+    external: str
+    peer: Selector
+    grants: tuple[Grant, ...]
+    narrowed_by: tuple[str, ...]
+
+
+def external_grants(network: Network, has_tenant: HasTenant) -> list[ExternalGrant]:
+    """Every endpoint's grants to and from the outside: egress first, then ingress, each in
+    endpoint order, one per (endpoint, peer) with its allow policies in document order."""
+    found: dict[
+        tuple[bool, tuple[str, str], str], tuple[EndpointInfo, Selector, list[Policy], list[str]]
+    ] = {}
+    for tenant in network.tenants:
+        policies = network.policies(tenant.name) if has_tenant(tenant.name) else []
+        for policy in policies:
+            egress = policy.to.external is not None
+            if policy.action != "allow" or not (egress or policy.from_.external is not None):
+                continue
+            peer, inside = (policy.to, policy.from_) if egress else (policy.from_, policy.to)
+            for ep in network.select(tenant.name, inside):
+                _, _, allows, denies = found.setdefault((egress, ep.key, peer.describe()), (ep, peer, [], []))
+                allows.append(policy)
+                denies += [d for d in _denies(network, tenant.name, policy, ep, policies) if d not in denies]
+    position = {ep.key: i for i, ep in enumerate(network.endpoints)}
+    grants = [
+        ExternalGrant(egress, ep, peer.external or "", peer, tuple(map(_grant, allows)), tuple(denies))
+        for (egress, _, _), (ep, peer, allows, denies) in found.items()
+    ]
+    return sorted(grants, key=lambda g: (not g.egress, position[g.endpoint.key]))
+
+
+def _grant(policy: Policy) -> Grant:
+    from segctl.topology.grants import Grant, normalize_services
+
+    return Grant("policy", policy.name, normalize_services(policy.services), policy.stateful)
+
+
+def _denies(
+    network: Network, tenant: str, allow: Policy, ep: EndpointInfo, policies: list[Policy]
+) -> list[str]:
+    """The deny policies evaluated before ``allow`` (a lower priority, or the same: a deny
+    first) on the same external peer and endpoint, whose addresses meet its own."""
+    egress = allow.to.external is not None
+    peer = allow.to if egress else allow.from_
+    out = []
+    for deny in policies:
+        other, inside = (deny.to, deny.from_) if egress else (deny.from_, deny.to)
+        if (
+            deny.action == "deny"
+            and deny.priority <= allow.priority
+            and other.external == peer.external
+            and any(a.overlaps(b) for a in other.outside for b in peer.outside)
+            and ep in network.select(tenant, inside)
+        ):
+            out.append(deny.name)
+    return out
+
+
+def _why(grant: ExternalGrant) -> str:
+    why = "; ".join(g.describe() for g in grant.grants)
+    if grant.narrowed_by:
+        why += f" (narrowed by deny policy {', '.join(grant.narrowed_by)})"
+    return why
+
+
+def external_grant_lines(network: Network, has_tenant: HasTenant) -> list[str]:
+    """The allowed list's lines to and from the outside."""
+    out = []
+    for grant in external_grants(network, has_tenant):
+        ep = grant.endpoint
+        if grant.egress:
+            out.append(f"  {ep.qualified} -> {grant.peer.describe()}: {_why(grant)}")
+        else:
+            where = f"{ep.qualified} (floating {ep.floating_ip})"
+            out.append(f"  {grant.peer.describe()} -> {where}: {_why(grant)}")
+    return out
+
+
+def external_grant_documents(network: Network, has_tenant: HasTenant) -> list[dict[str, Any]]:
+    """``show -o json``'s ``external_reachability``: per endpoint and external peer, the
+    direction, the peer's prefixes, the public address the outside sees and the grants."""
+    from segctl.topology.schema import ANY_IPV4
+
+    out = []
+    for grant in external_grants(network, has_tenant):
+        ep, peer = grant.endpoint, grant.peer
+        tenant = network.tenant(ep.tenant)
+        floating = ep.floating_ip if ep.floating_external == grant.external else None
+        address = floating or (tenant.snat_address(grant.external) if grant.egress else None)
+        out.append(
+            {
+                "direction": "egress" if grant.egress else "ingress",
+                "endpoint": ep.qualified,
+                "external": grant.external,
+                "peer": peer.describe(),
+                "cidr": str(peer.cidr or ANY_IPV4),
+                "except": [str(n) for n in peer.except_ or []],
+                "prefixes": [str(n) for n in peer.outside],
+                "public_address": None if address is None else str(address),
+                "grants": [g.to_json() for g in grant.grants],
+                "narrowed_by": list(grant.narrowed_by),
+            }
+        )
+    return out
