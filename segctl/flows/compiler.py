@@ -102,7 +102,7 @@ def _switch_program(plan: CompilePlan, name: str, dpid: int) -> SwitchProgram:
         *nat_in_stage(plan.externals, name, plan.ep_cookie),
         *uplink_in_stage(plan.externals, name, plan.net, plan.ep_cookie),
         *forward_stage(plan, name),
-        *external_forward(plan.externals, name),
+        *external_forward(plan.externals, name, plan.net),
         *nat_out_stage(plan.externals, name, plan.ep_cookie),
         *uplink_out_stage(plan.externals, name),
         *ct_stage(plan, CT_DST.id, POLICY_DST.id, dst_tenants),

@@ -26,6 +26,7 @@ from ipaddress import IPv4Network, collapse_addresses
 
 from segctl.flows.pipeline import (
     CLASSIFY,
+    CT_DST,
     FORWARD,
     META_SEGMENT_MASK,
     META_SEGMENT_SHIFT,
@@ -37,6 +38,7 @@ from segctl.flows.pipeline import (
     PRIO_EXTERNAL_ROUTE,
     PRIO_GUARD,
     PRIO_RESPONDER,
+    PRIO_SPECIFIC,
     ROUTE,
     UPLINK_IN,
     UPLINK_OUT,
@@ -61,9 +63,11 @@ from segctl.openflow.ofctl import (
 )
 from segctl.topology.model import FabricPaths
 from segctl.topology.network import EndpointInfo, ExternalInfo, Network
+from segctl.topology.validate_external import OUTSIDE_ORIGIN
 
 __all__ = [
     "NAT_ZONE_BASE",
+    "OUTSIDE",
     "ExternalPlan",
     "external_classify",
     "external_forward",
@@ -81,6 +85,9 @@ __all__ = [
 #: are the ids themselves, 1..4095): the NAT entry of a connection never meets its policy
 #: entry, even when the endpoint sits on the uplink's switch.
 NAT_ZONE_BASE = 0x1000
+#: The ORIGIN of what comes from the outside, at its endpoint (a tenant id no tenant has:
+#: validation keeps it free when externals exist).
+OUTSIDE = OUTSIDE_ORIGIN
 _CTX = 0xFFFF_FFFF  # the whole context (tenant, segment, origin)
 _UNTAGGED = ("vlan_tci", "0x0000/0x1fff")
 
@@ -161,10 +168,10 @@ def plan_externals(network: Network, paths: FabricPaths) -> list[ExternalPlan]:
             t.name: int(address) for t in network.tenants if (address := t.snat_address(ext.name)) is not None
         }
         plan.users = [t.name for t in network.tenants if t.name in inbound or t.name in plan.snat]
-        for tenant in plan.users:
-            plan.vlan[tenant] = next(free)
-            plan.routes[tenant] = list(collapse_addresses(routes.get(tenant, [])))
-            plan.inbound[tenant] = sorted(inbound.get(tenant, {}).values(), key=lambda e: e.key)
+        for user in plan.users:
+            plan.vlan[user] = next(free)
+            plan.routes[user] = list(collapse_addresses(routes.get(user, [])))
+            plan.inbound[user] = sorted(inbound.get(user, {}).values(), key=lambda e: e.key)
         _plan_transit(plan, network, paths)
         plans.append(plan)
     return plans
@@ -234,11 +241,25 @@ def external_routes(plans: list[ExternalPlan], tenants: list[str], gw_mac: dict[
     return rules
 
 
-def external_forward(plans: list[ExternalPlan], switch: str) -> list[Rule]:
+def external_forward(plans: list[ExternalPlan], switch: str, network: Network) -> list[Rule]:
     """Table 50: a transit context toward its uplink: tagged out of the next hop's port, or
-    (at the uplink's switch) on to ``nat_out``."""
+    (at the uplink's switch) on to ``nat_out``; and what comes from the outside (source MAC
+    the external network's) for a local endpoint: its context gets ORIGIN :data:`OUTSIDE`,
+    so only the tenant's ingress policies (that domain) may take it, never the
+    intra-segment allow or a policy between endpoints, whatever source address it claims."""
     t = FORWARD.id
     rules: list[Rule] = []
+    for plan in plans:
+        for tenant in plan.users:
+            for ep in (e for e in plan.inbound[tenant] if e.switch == switch):
+                seg = network.segment(ep.tenant, ep.segment).index
+                tid = plan.tid[tenant]
+                match = [("metadata", f"{metadata_value(tid, seg):#x}/{_CTX:#x}"), ("dl_dst", ep.mac),
+                         ("dl_src", plan.ext.mac), ("proto", "ip")]  # fmt: skip
+                write = WriteMetadata(metadata_value(tid, seg, OUTSIDE), META_WRITE_MASK)
+                rules.append(
+                    Rule.make(t, PRIO_SPECIFIC, plan.cookie(t, tenant), match, [write, GotoTable(CT_DST.id)])
+                )
     for plan in plans:
         for tenant, port in sorted(plan.forward.get(switch, {}).items(), key=lambda kv: plan.tid[kv[0]]):
             match = [("metadata", f"{plan.transit(tenant):#x}/{_CTX:#x}"), ("dl_dst", plan.ext.router_mac)]
@@ -256,24 +277,24 @@ EpCookie = Callable[[int, EndpointInfo], int]
 
 
 def nat_out_stage(plans: list[ExternalPlan], switch: str, ep_cookie: EpCookie) -> list[Rule]:
-    """Table 52 (the uplink's switch): the source becomes the endpoint's floating IP, else
-    the tenant's SNAT address, committed in the tenant's NAT zone (a reply of a connection
-    the outside opened to a floating IP is translated back by the same lookup)."""
+    """Table 52 (the uplink's switch): per endpoint that may leave, its source becomes its
+    floating IP, else its tenant's SNAT address, committed in the tenant's NAT zone (a reply
+    of a connection the outside opened to a floating IP is translated back by the same
+    lookup). One rule per endpoint, never a tenant-wide one: each translation's commit then
+    names the one source it serves (what the verifier's NAT model reads, docs/verification.md §2a)."""
     t = NAT_OUT.id
     rules = [Rule.make(t, PRIO_DEFAULT, make_cookie(t, Kind.PIPELINE, 0, 0), [], [Drop()])]
     for plan in (p for p in plans if p.ext.switch == switch):
         for tenant in plan.users:
             ctx = ("metadata", f"{plan.transit(tenant):#x}/{_CTX:#x}")
             zone = nat_zone(plan.tid[tenant])
-            for ep in plan.floating.get(tenant, []):
-                assert ep.floating_ip is not None
-                nat = Ct(True, zone, UPLINK_OUT.id, _single("src", int(ep.floating_ip)))
-                rules.append(Rule.make(t, PRIO_ENDPOINT, ep_cookie(t, ep), [ctx, ("proto", "ip"),
-                                       ("nw_src", str(ep.ip))], [nat]))  # fmt: skip
-            snat = _snat(plan, tenant)
-            if snat is not None:
-                nat = Ct(True, zone, UPLINK_OUT.id, _single("src", snat))
-                rules.append(Rule.make(t, PRIO_GUARD, plan.cookie(t, tenant), [ctx, ("proto", "ip")], [nat]))
+            for ep in plan.inbound[tenant]:
+                public = _public(plan, ep)
+                if public is None:
+                    continue  # no floating IP and no SNAT address: it never leaves
+                nat = Ct(True, zone, UPLINK_OUT.id, _single("src", public))
+                match = [ctx, ("proto", "ip"), ("nw_src", str(ep.ip))]
+                rules.append(Rule.make(t, PRIO_ENDPOINT, ep_cookie(t, ep), match, [nat]))
     return rules
 
 
@@ -287,7 +308,7 @@ def uplink_out_stage(plans: list[ExternalPlan], switch: str) -> list[Rule]:
         seg = transit_segment(ext) << META_SEGMENT_SHIFT
         match = [("metadata", f"{seg:#x}/{META_SEGMENT_MASK:#x}"), ("ct_state", "+trk-inv"), ("proto", "ip"),
                  ("nw_src", str(ext.cidr))]  # fmt: skip
-        out = [
+        out: list[Action] = [
             SetField("eth_src", mac_int(ext.mac)),
             SetField("eth_dst", mac_int(ext.router_mac)),
             Output(ext.port),
@@ -330,7 +351,9 @@ def uplink_in_stage(
 ) -> list[Rule]:
     """Table 47 (the uplink's switch): a packet whose destination is now a tenant's
     endpoint (found by the NAT zone: tenants share private addresses) is routed to that
-    endpoint's context like the gateway routes (MACs, TTL), on to forwarding."""
+    endpoint's context like the gateway routes (TTL, destination MAC), its source MAC the
+    external network's: the endpoint's switch knows by it that the packet comes from the
+    outside (:func:`external_forward`)."""
     t = UPLINK_IN.id
     rules = [Rule.make(t, PRIO_DEFAULT, make_cookie(t, Kind.PIPELINE, 0, 0), [], [Drop()])]
     for plan in (p for p in plans if p.ext.switch == switch):
@@ -342,8 +365,8 @@ def uplink_in_stage(
                 seg = network.segment(ep.tenant, ep.segment)
                 match = [ctx, ("ct_zone", str(zone)), ("ct_state", "+trk-inv"), ("proto", "ip"),
                          ("nw_dst", str(ep.ip))]  # fmt: skip
-                route = [
-                    SetField("eth_src", mac_int(info.gateway_mac)),
+                route: list[Action] = [
+                    SetField("eth_src", mac_int(plan.ext.mac)),  # from the outside: see external_forward
                     SetField("eth_dst", mac_int(ep.mac)),
                     DecTtl(),
                     WriteMetadata(metadata_value(info.id, seg.index), META_WRITE_MASK),
@@ -358,6 +381,14 @@ def uplink_in_stage(
 
 def _snat(plan: ExternalPlan, tenant: str) -> int | None:
     return plan.snat.get(tenant)
+
+
+def _public(plan: ExternalPlan, ep: EndpointInfo) -> int | None:
+    """The source ``ep`` leaves ``plan``'s network with: its floating IP there, else its
+    tenant's SNAT address there (None: neither)."""
+    if ep.floating_ip is not None and ep.floating_external == plan.ext.name:
+        return int(ep.floating_ip)
+    return plan.snat.get(ep.tenant)
 
 
 def _single(kind: str, address: int) -> Nat:

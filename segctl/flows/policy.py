@@ -39,6 +39,7 @@ from dataclasses import field as _field
 from functools import cached_property
 
 from segctl.errors import CompileError
+from segctl.flows.external import OUTSIDE
 from segctl.flows.pipeline import (
     EGRESS,
     LOG_MAX_LEN,
@@ -212,7 +213,7 @@ def tenant_grants(network: Network) -> list[Grant]:
                     destinations=tuple(network.select(tenant.name, pol.to)),
                     services=service_matches(pol.services),
                     stateful=pol.stateful and pol.action == "allow",
-                    src_tenant=tenant.id,
+                    src_tenant=OUTSIDE if side == "src" else tenant.id,  # the outside's origin
                     dst_tenant=tenant.id,
                     log=pol.log,
                     action=pol.action,
@@ -448,7 +449,7 @@ def grant_rules(
             actions.append(Drop())
         elif grant.stateful:
             actions.append(Ct(commit=True, zone=grant.dst_tenant))
-            if grant.src_tenant != grant.dst_tenant:
+            if grant.src_tenant != grant.dst_tenant and not grant.outside_side:
                 # Also in the consumer's zone: shared_reply finds the consumer tenant by it.
                 actions.append(Ct(commit=True, zone=grant.src_tenant))
         if grant.action == "allow":

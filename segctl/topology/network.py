@@ -89,7 +89,7 @@ class ExternalInfo:
     @property
     def qualified(self) -> str:
         """Its name where an endpoint's ``tenant/name`` would stand (views, reports)."""
-        return f"external/{self.name}"
+        return f"external:{self.name}"
 
 
 @dataclass(frozen=True)

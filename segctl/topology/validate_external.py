@@ -21,7 +21,8 @@ The rules, each problem naming its place:
   IP there on every source; an ``allow`` from the outside reaches only endpoints with a
   floating IP there; both need the gateway of the inside endpoints' segments (the
   outside is routed). A ``deny`` needs neither;
-* with external networks a tenant has at most :data:`MAX_SEGMENTS_WITH_EXTERNALS` segments.
+* with external networks a tenant has at most :data:`MAX_SEGMENTS_WITH_EXTERNALS` segments,
+  and no tenant has id :data:`OUTSIDE_ORIGIN` (4095, the outside's mark in the pipeline).
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ from segctl.errors import Problem
 from segctl.topology.schema import ANY_IPV4, Endpoint, External, Intent, Policy, Selector, Tenant
 from segctl.topology.validate_shared import duplicates, selected_endpoints
 
-__all__ = ["MAX_EXTERNALS", "MAX_SEGMENTS_WITH_EXTERNALS", "check_externals"]
+__all__ = ["MAX_EXTERNALS", "MAX_SEGMENTS_WITH_EXTERNALS", "OUTSIDE_ORIGIN", "check_externals"]
 
 #: The pipeline has one external transit context per external network, 16 in all...
 MAX_EXTERNALS = 16
+#: The tenant id the pipeline marks the outside's packets with (their context's ORIGIN).
+OUTSIDE_ORIGIN = 0xFFF
 #: ...taken from the 255 segment contexts of each tenant.
 MAX_SEGMENTS_WITH_EXTERNALS = 255 - MAX_EXTERNALS
 
@@ -58,6 +61,14 @@ def check_externals(intent: Intent) -> list[Problem]:
                     f"{len(tenant.segments)} segments: with external networks a tenant has at most "
                     f"{MAX_SEGMENTS_WITH_EXTERNALS} (the pipeline reserves {MAX_EXTERNALS} of its 255 "
                     "segment contexts for external transit)",
+                )
+            )
+        if externals and tenant.id == OUTSIDE_ORIGIN:
+            problems.append(
+                Problem(
+                    f"tenants[{tenant.name}].id",
+                    f"tenant id {OUTSIDE_ORIGIN} is reserved when the fabric has external networks: the "
+                    "pipeline marks what comes from the outside with it; give the tenant another id",
                 )
             )
     return problems

@@ -131,7 +131,10 @@ class Inputs:
 
     def __post_init__(self) -> None:
         by_port = {(ep.switch, ep.port): ep for ep in self.network.endpoints}
-        self.sources: list[EndpointInfo] = [by_port[p] for p in self.ingresses]
+        # the endpoints' ingresses come first; the uplinks' (tags after them) are the outside's
+        self.sources: list[EndpointInfo] = [by_port[p] for p in self.ingresses if p in by_port]
+        self.outside_tags = self.hs.tag_set(range(len(self.sources), len(self.ingresses)))
+        self._endpoint_tags = ~self.outside_tags if len(self.sources) < len(self.ingresses) else None
         self.tag_of = {ep.key: i for i, ep in enumerate(self.sources)}
         if not self.injected:
             self.injected = list(self.ingresses)
@@ -152,11 +155,15 @@ class Inputs:
 
     def endpoints_of(self, space: BDD) -> list[EndpointInfo]:
         """The sources some packet of a tagged relation came from, in endpoint order."""
-        tags = sorted(self.hs.tags(space), key=self._position.__getitem__)
+        count = len(self.sources)  # the uplinks' tags follow: not endpoints
+        tags = sorted((t for t in self.hs.tags(space) if t < count), key=self._position.__getitem__)
         return [self.sources[t] for t in tags]
 
     def delivered(self, view: RunView, dst: EndpointInfo) -> BDD:
-        return view.delivered.get(dst.qualified, self.hs.false)
+        """What endpoints delivered to ``dst`` (the outside's packets are the exposure
+        property's, :mod:`segctl.verifier.outside`)."""
+        got = view.delivered.get(dst.qualified, self.hs.false)
+        return got if self._endpoint_tags is None else got & self._endpoint_tags
 
     def forward_tagged(self, dst: EndpointInfo) -> BDD:
         """∪ over the sources granted to ``dst``: tag ∧ forward space (built per class of

@@ -325,7 +325,7 @@ def _prefer(hs: HeaderSpace, network: Network, violation: Violation, space: BDD)
     tcp = ipv4 & hs.oeq("ip_proto", 6)
     ttl = hs.oeq("nw_ttl", 64)
     toward = hs.true
-    if violation.dst:
+    if violation.dst and "/" in violation.dst:  # an endpoint (an uplink is external:NAME)
         tenant, _, name = violation.dst.partition("/")
         dst = network.endpoint(tenant, name)
         toward = hs.oeq("ip_dst", int(dst.ip)) & hs.oeq("eth_dst", mac_int(dst.mac))

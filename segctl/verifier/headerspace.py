@@ -428,6 +428,14 @@ class HeaderSpace(TagOps):
         name = _ALIASES.get(name, name)
         return self.eq(name, value, mask, ghost=name in self._rewritable)
 
+    def sent_keeping(self, relation: BDD, names: Iterable[str]) -> BDD:
+        """:meth:`sent`, but the live bits of ``names`` (rewritable fields) stay: the packets as
+        sent, each with those fields as they are now (``ip_src`` after NAT, say)."""
+        keep = {v for n in names for v in _bits(n)}
+        live = [v for n in self.rewritable for v in _bits(n) if v not in keep]
+        pipeline = [v for n in PIPELINE_FIELDS for v in _bits(n)]
+        return self._exist(self._cube(live + pipeline + _bits(ALL_NEW)), relation)
+
     def final(self, space: BDD) -> BDD:
         """The packets as they are now (ghost bits dropped)."""
         return self._exist(self._ghost_cube, space)

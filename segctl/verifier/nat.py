@@ -12,13 +12,17 @@ The model, after a lookup has set ``ct_state`` on the space (:func:`translate`):
   the range; for TCP and UDP the port on that side becomes any port of the range, or any
   port when none is given for a source translation (conntrack may pick another source
   port), and stays as it is for a destination translation without ports.
-* ``+est``/``+rel`` without ``+rpl`` (a forward packet of an existing connection): any of
-  the translations committed in that zone anywhere in the tables (:class:`NatModel`), or
-  none where some commit there has no range.
-* ``+rpl`` (a reply): the reverse of those: the destination (after a source translation)
-  or the source (after a destination translation) becomes any value — the connection's
-  original address, which the lookup alone does not know; replies of one zone are thus
-  over-approximated, never missed.
+* ``+est``/``+rel`` without ``+rpl`` (a forward packet of an existing connection): each
+  translation committed into that zone anywhere in the tables (:class:`Binding`) applies to
+  the packets whose replaced side is still what the committing rule matched (a source
+  translation committed by ``nw_src=10.0.1.10,...`` applies to packets from 10.0.1.10);
+  a commit into the zone without a range leaves its connections untranslated.
+* ``+rpl`` (a reply): reversed, per binding: a reply addressed to the translated range
+  (its destination after a source translation, its source after a destination one) gets
+  the original address back — what the committing rule matched, any address where the
+  rule did not pin it — and any port on that side where the translation may have moved
+  it. Over-approximated, never missed: a translated-back address the rule left open is
+  every address.
 * ``+inv``: untouched.
 
 Refused as unsupported (an :class:`~segctl.errors.UnsupportedFlowError` naming the flow):
@@ -33,10 +37,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from segctl.errors import UnsupportedFlowError
-from segctl.openflow.ofctl import Ct, Flow, Nat, format_action, format_flow
+from segctl.openflow.ofctl import Ct, Flow, Nat, SetField, format_action, format_flow
+from segctl.verifier.fields import canonical
 from segctl.verifier.headerspace import BDD, CT_EST, CT_NEW, CT_REL, CT_RPL, HeaderSpace
 
-__all__ = ["NatModel", "translate"]
+__all__ = ["Binding", "NatModel", "translate"]
 
 _TCP_UDP = (6, 17)
 _ADDRESS = {(4, "src"): "ip_src", (4, "dst"): "ip_dst", (6, "src"): "ipv6_src", (6, "dst"): "ipv6_dst"}
@@ -45,33 +50,53 @@ _WIDTH = {4: 32, 6: 128}
 
 
 @dataclass(frozen=True)
+class Binding:
+    """A translation a commit sets up (``nat``; None: none) and what the side it replaces was
+    in the committed packets: the committing rule's match on that address (``ip_src`` for a
+    source translation, ``ip_dst`` for a destination one) as ``(value, mask)``, mask 0 when
+    it does not pin it. A forward packet of such a connection still has that original side;
+    a reply of it is addressed to the translated range, and gets the original back."""
+
+    nat: Nat | None
+    original: tuple[int, int] = (0, 0)
+
+
+def _binding(flow: Flow, action: Ct) -> Binding:
+    nat = action.nat
+    if nat is None or nat.kind is None:
+        return Binding(None)
+    field = _ADDRESS[(nat.family, nat.kind)]
+    before = flow.actions[: flow.actions.index(action)]
+    if any(isinstance(a, SetField) and canonical(a.field) == field for a in before):
+        return Binding(nat)  # rewritten before the commit: the rule's match no longer says
+    term = next((t for t in flow.match if canonical(t.field) == field), None)
+    return Binding(nat, (term.value, term.mask) if term is not None else (0, 0))
+
+
+@dataclass(frozen=True)
 class NatModel:
     """What an existing connection of each zone may have been translated with.
 
-    ``bindings[zone]``: the ranges of every ``ct(commit,nat(src|dst=...))`` into that zone,
-    and ``None`` where some commit into it sets up no translation. ``uses_nat``: some
+    ``bindings[zone]``: the :class:`Binding` of every ``ct(commit,nat(src|dst=...))`` into
+    that zone, and ``Binding(None)`` where some commit into it sets up no translation. ``uses_nat``: some
     ``ct()`` has ``nat`` (else :func:`translate` is never asked). ``state_match``: the first
     flow matching ``ct_state`` ``snat``/``dnat`` (refused once anything translates).
     Built per switch (:meth:`of_switch`) and merged (:meth:`merge`), so that an engine that
     re-indexes one switch rebuilds one part.
     """
 
-    bindings: Mapping[int, frozenset[Nat | None]]
+    bindings: Mapping[int, frozenset[Binding]]
     uses_nat: bool = False
     state_match: str | None = None
 
     @classmethod
     def of_switch(cls, switch: str, flows: Sequence[Flow]) -> NatModel:
         """One switch's part; raises :class:`UnsupportedFlowError` on ``nat`` without ``table``."""
-        commits: dict[int, set[Nat | None]] = {}
+        commits: dict[int, set[Binding]] = {}
         uses_nat, state_match = False, None
-        seen: set[int] = set()
         for flow in flows:
             if state_match is None and any(t.field == "ct_state" and t.mask & 0xC0 for t in flow.match):
                 state_match = f"{switch}: {flow.text or format_flow(flow)}"
-            if id(flow.actions) in seen:  # the parser shares equal action tuples
-                continue
-            seen.add(id(flow.actions))
             for action in flow.actions:
                 if not isinstance(action, Ct):
                     continue
@@ -84,15 +109,14 @@ class NatModel:
                             f"{flow.text or format_flow(flow)}"
                         )
                 if action.commit:
-                    kept = action.nat if action.nat is not None and action.nat.kind else None
-                    commits.setdefault(action.zone, set()).add(kept)
+                    commits.setdefault(action.zone, set()).add(_binding(flow, action))
         return cls({z: frozenset(b) for z, b in commits.items()}, uses_nat, state_match)
 
     @classmethod
     def merge(cls, parts: Iterable[NatModel]) -> NatModel:
         """The model of several switches; raises :class:`UnsupportedFlowError` when they
         translate and some rule matches ``ct_state`` ``snat``/``dnat``."""
-        bindings: dict[int, frozenset[Nat | None]] = {}
+        bindings: dict[int, frozenset[Binding]] = {}
         uses_nat, state_match = False, None
         for part in parts:
             uses_nat |= part.uses_nat
@@ -122,8 +146,7 @@ def translate(hs: HeaderSpace, tracked: BDD, action: Ct, model: NatModel) -> BDD
     existing = tracked & ~hs.eq(state, 0, CT_EST | CT_REL)
     forward = existing & hs.eq(state, 0, CT_RPL)
     reply = existing & hs.eq(state, CT_RPL, CT_RPL)
-    rest = tracked & ~new & ~existing
-    out = rest
+    out = tracked & ~new & ~existing
     if action.commit and action.nat.kind is not None:
         out |= _apply(hs, new, action.nat)
     else:
@@ -132,15 +155,26 @@ def translate(hs: HeaderSpace, tracked: BDD, action: Ct, model: NatModel) -> BDD
     if not bindings:
         return out | forward | reply
     for binding in bindings:
-        out |= forward if binding is None else _apply(hs, forward, binding)
-        out |= reply if binding is None else _reverse(hs, reply, binding)
+        if binding.nat is None:
+            out |= forward | reply
+            continue
+        out |= _apply(hs, forward & _original(hs, binding), binding.nat)
+        out |= _reverse(hs, reply, binding)
     return out
 
 
-def _binding_key(binding: Nat | None) -> tuple[int, str, int, int, int, int]:
-    if binding is None:
-        return (0, "", 0, 0, 0, 0)
-    return (1, binding.kind or "", binding.family, binding.low, binding.high, binding.port_low or 0)
+def _binding_key(binding: Binding) -> tuple[int, str, int, int, int, int, tuple[int, int]]:
+    nat = binding.nat
+    if nat is None:
+        return (0, "", 0, 0, 0, 0, (0, 0))
+    return (1, nat.kind or "", nat.family, nat.low, nat.high, nat.port_low or 0, binding.original)
+
+
+def _original(hs: HeaderSpace, binding: Binding) -> BDD:
+    """The packets whose translated side is still the original one (forward packets)."""
+    assert binding.nat is not None and binding.nat.kind is not None
+    value, mask = binding.original
+    return hs.eq(_ADDRESS[(binding.nat.family, binding.nat.kind)], value, mask) if mask else hs.true
 
 
 def _apply(hs: HeaderSpace, space: BDD, nat: Nat) -> BDD:
@@ -160,19 +194,26 @@ def _apply(hs: HeaderSpace, space: BDD, nat: Nat) -> BDD:
     return out | untouched
 
 
-def _reverse(hs: HeaderSpace, space: BDD, nat: Nat) -> BDD:
-    """Replies of connections ``nat`` translated: the other side's address and port become
-    the original ones, which the model does not know (any value)."""
-    assert nat.kind is not None
+def _reverse(hs: HeaderSpace, space: BDD, binding: Binding) -> BDD:
+    """Replies of connections ``binding`` translated: those addressed to its range (the
+    translated side, seen from the other end) get the original address back — the
+    committing rule's match on it, any address where it did not pin one — and, for TCP and
+    UDP, any port on that side where the translation may have changed it. Replies of the
+    zone's other connections are the other bindings' business."""
+    nat = binding.nat
+    assert nat is not None and nat.kind is not None
     family = hs.eq("eth_type", _ETH_TYPE[nat.family])
-    hit, untouched = space & family, space & ~family
+    side = "dst" if nat.kind == "src" else "src"  # where the translated address is in a reply
+    address = _ADDRESS[(nat.family, side)]
+    hit = space & family & _range(hs, address, nat.low, nat.high, _WIDTH[nat.family])
     if hs.is_empty(hit):
-        return untouched
-    side = "dst" if nat.kind == "src" else "src"
-    out = hs.forget(hit, [_ADDRESS[(nat.family, side)]])
-    ported = out & _tcp_udp(hs)
-    out = (out & ~_tcp_udp(hs)) | hs.forget(ported, ["tp_" + side])
-    return out | untouched
+        return hs.false
+    value, mask = binding.original
+    out = hs.forget(hit, [address]) & (hs.eq(address, value, mask) if mask else hs.true)
+    if nat.port_low is not None or nat.kind == "src":
+        ported = out & _tcp_udp(hs)
+        out = (out & ~_tcp_udp(hs)) | hs.forget(ported, ["tp_" + side])
+    return out
 
 
 def _tcp_udp(hs: HeaderSpace) -> BDD:

@@ -60,12 +60,15 @@ class RunView:
     ``delivered``: endpoint (``tenant/name``) → tagged origins delivered to it.
     ``natted``: endpoint → tagged origins of delivered IPv4 whose source or destination
     address was rewritten on the way (filled in run ``new``).
+    ``exits``: uplink (``external/NAME``) → tagged origins delivered there, each with its
+    ``ip_src`` as it leaves (live bits: what NAT made of it).
     ``holes``: black-hole disposition (:data:`BLACK_HOLES`) → tagged origins ending there.
     ``commits``: commit point → tagged origins committed there.
     """
 
     delivered: dict[str, BDD] = field(default_factory=dict)
     natted: dict[str, BDD] = field(default_factory=dict)
+    exits: dict[str, BDD] = field(default_factory=dict)
     holes: dict[Disposition, BDD] = field(default_factory=dict)
     commits: dict[CommitPoint, BDD] = field(default_factory=dict)
 

@@ -62,6 +62,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from segctl.topology.network import Network
 from segctl.verifier.checks import (
     Checked,
     Inputs,
@@ -72,8 +73,18 @@ from segctl.verifier.checks import (
     spoof_guard,
 )
 from segctl.verifier.delivery import allowed_delivered, loop_free
+from segctl.verifier.outside import egress, exposure, external_delivered
 
-__all__ = ["PROPERTIES", "REGISTRY", "SAFETY", "Property", "PropertyResult", "check_all"]
+__all__ = [
+    "OUTSIDE",
+    "PROPERTIES",
+    "REGISTRY",
+    "SAFETY",
+    "Property",
+    "PropertyResult",
+    "check_all",
+    "registry_for",
+]
 
 #: A check: the inputs and the results already computed this call (by id) -> violations, counts.
 Check = Callable[[Inputs, Mapping[str, "Partial"]], "Partial"]
@@ -148,6 +159,21 @@ def _commits(inp: Inputs, _done: Mapping[str, Partial]) -> Partial:
     return Partial(tuple(found), counts)
 
 
+def _egress(inp: Inputs, _done: Mapping[str, Partial]) -> Partial:
+    found, counts = egress(inp)
+    return Partial(tuple(found), counts)
+
+
+def _exposure(inp: Inputs, _done: Mapping[str, Partial]) -> Partial:
+    found, counts = exposure(inp)
+    return Partial(tuple(found), counts)
+
+
+def _external_delivered(inp: Inputs, _done: Mapping[str, Partial]) -> Partial:
+    found, counts = external_delivered(inp)
+    return Partial(tuple(found), counts)
+
+
 #: Every property, in report order.
 REGISTRY: tuple[Property, ...] = (
     Property(
@@ -214,10 +240,54 @@ REGISTRY: tuple[Property, ...] = (
         ("new.commits", "new.delivered", "grants", "zone owners"),
     ),
 )
+#: The properties of external networks (:mod:`segctl.verifier.outside`), checked after the
+#: six when the intent has ``fabric.externals``.
+OUTSIDE: tuple[Property, ...] = (
+    Property(
+        "egress",
+        "Egress is granted and translated",
+        "What leaves through an uplink is what a policy toward that network allows, with the sender's "
+        "floating IP or its tenant's SNAT address as source.",
+        True,
+        "every packet of every edge port delivered to an uplink (new connections; and in every "
+        "conntrack state, its source as it leaves)",
+        "all headers, the source after NAT",
+        _egress,
+        ("new.delivered", "new.exits", "any.exits", "external policies"),
+    ),
+    Property(
+        "exposure",
+        "External exposure",
+        "What the outside can open to an endpoint is IPv4 to its floating IP on what an ingress policy "
+        "grants.",
+        True,
+        "every packet injected at every uplink, delivered to an endpoint with every lookup new",
+        "all headers from the outside, ct_state=+trk+new at every lookup",
+        _exposure,
+        ("new.delivered", "external policies", "floating IPs"),
+    ),
+    Property(
+        "external-delivered",
+        "Granted external traffic gets through",
+        "Every granted egress leaves through its uplink, every granted ingress reaches its endpoint.",
+        False,
+        "for every external policy: its sources' packets to the whole outside peer on every granted "
+        "service; the router's packets to the floating IP",
+        "granted services × outside prefixes",
+        _external_delivered,
+        ("new.delivered", "external policies"),
+    ),
+)
 #: (id, title, statement) of every property, in report order.
-PROPERTIES: tuple[tuple[str, str, str], ...] = tuple((p.id, p.title, p.statement) for p in REGISTRY)
+PROPERTIES: tuple[tuple[str, str, str], ...] = tuple((p.id, p.title, p.statement) for p in REGISTRY + OUTSIDE)
 #: The properties whose violation lets something forbidden through.
-SAFETY: frozenset[str] = frozenset(p.id for p in REGISTRY if p.safety)
+SAFETY: frozenset[str] = frozenset(p.id for p in REGISTRY + OUTSIDE if p.safety)
+
+
+def registry_for(network: Network) -> tuple[Property, ...]:
+    """The properties a proof of ``network`` checks: the six, and those of external networks
+    when it has some (a report without externals is what it was before they existed)."""
+    return REGISTRY + OUTSIDE if network.externals else REGISTRY
 
 
 def check_all(inp: Inputs, properties: Sequence[Property] = REGISTRY) -> list[PropertyResult]:

@@ -32,9 +32,10 @@ class _Fold:
     Spaces given to :meth:`deliver`, :meth:`hole` and :meth:`commit` are relations already
     tagged (the scalable engine's); :meth:`add` tags a reference injection's outcomes."""
 
-    def __init__(self, hs: HeaderSpace, natted: bool) -> None:
+    def __init__(self, hs: HeaderSpace, natted: bool, exits: frozenset[str] = frozenset()) -> None:
         self.hs = hs
         self._natted = natted
+        self._exits = exits  # delivery names (uplinks) whose final source the view keeps
         self._keep_ip = same_address(hs, "ip_src") & same_address(hs, "ip_dst")
         self.delivered: dict[str, list[BDD]] = {}
         self.holes: dict[Disposition, list[BDD]] = {}
@@ -66,7 +67,7 @@ class _Fold:
     def split(self, keep: BDD, *, natted: bool) -> _Fold:
         """A new fold of what was folded so far inside ``keep``; this one keeps the same
         packets (each key's relations merged into their union, which both need)."""
-        out = _Fold(self.hs, natted)
+        out = _Fold(self.hs, natted, self._exits)
         out.outcomes = self.outcomes
         for table, into in (
             (self.delivered, out.delivered),
@@ -99,6 +100,8 @@ class _Fold:
                 origin = hs.sent(hs.union(relations))
                 if not hs.is_empty(origin):
                     into[key] = origin  # type: ignore[index]
+        for name in self._exits & self.delivered.keys():
+            out.exits[name] = hs.sent_keeping(hs.union(self.delivered[name]), ("ip_src",))
         if self._natted:
             ipv4 = hs.eq("eth_type", ETH_IP) & ~self._keep_ip
             for endpoint, relations in self.delivered.items():
@@ -119,8 +122,10 @@ class ReferenceEngine:
         self.hs = hs or HeaderSpace.for_tables(tables)
         topology = Topology.from_network(network)
         self._engine = Engine(tables, topology, hs=self.hs)
-        self._ports = sorted(topology.edges)  # every endpoint's port (injected when its switch has tables)
+        # endpoints' ports, then uplinks' (each injected when its switch has tables)
+        self._ports = topology.ingress_ports()
         self._injected = set(self._engine.edge_ports())
+        self._exits = frozenset(topology.uplinks.values())
         self._engines: dict[frozenset[int], Engine] = {}
         self._counts = {"injections": 0, "outcomes": 0}
 
@@ -137,7 +142,7 @@ class ReferenceEngine:
             engine = engine.with_ct_states(hs.eq("ct_state", CT_TRK | CT_NEW))
         elif mode != "any":
             raise ValueError(f"unknown run {mode!r}")
-        fold = _Fold(hs, natted=mode == "new")
+        fold = _Fold(hs, natted=mode == "new", exits=self._exits)
         chosen = set(self._ports if ingresses is None else ingresses) & self._injected
         for i, port in enumerate(self._ports):
             if port in chosen:
@@ -150,7 +155,7 @@ class ReferenceEngine:
         return self.run("any", ingresses), self.run("new", ingresses)
 
     def replies(self, requests: Sequence[ReplyRequest]) -> RunView:
-        fold = _Fold(self.hs, natted=False)
+        fold = _Fold(self.hs, natted=False, exits=self._exits)
         for i, req in enumerate(requests):
             engine = self._reply_engine(req.zones)
             engine.commits = []

@@ -427,11 +427,11 @@ def merge_parts(
     reach: Mapping[tuple[EndpointKey, EndpointKey], tuple[Grant, ...]] | None = None,
 ) -> VerificationReport:
     """The report of a proof made of ``parts`` (any split of the sources gives the same one)."""
-    from segctl.verifier.properties import REGISTRY
+    from segctl.verifier.properties import registry_for
 
     reports = []
     bad: dict[str, set[str | None]] = {}
-    for prop in REGISTRY:
+    for prop in registry_for(network):
         counts: dict[str, int] = {}
         found: list[Found] = []
         for part in parts:
@@ -501,7 +501,8 @@ def _matrix(
     for src_name, src_key in key_of.items():
         wrong = bad.get(src_name, set())
         seen = observed.get(src_name, set())
-        names = {src_name, *seen, *(n for n in wrong if n is not None)}
+        # endpoints only: the outside (external:NAME) has no row or column of its own yet
+        names = {src_name, *seen, *(n for n in wrong if n is not None and n in key_of)}
         names.update(granted.get(src_key, ()))
         for name in names:
             dst_key = key_of[name]

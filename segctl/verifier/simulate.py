@@ -144,9 +144,9 @@ class _Run:
     results: list[SimResult]
     commits: list[tuple[str, int, int]]
     ct_by_zone: Mapping[int, int] = field(default_factory=dict)
-    #: zone -> the translations commits into it set up (None: a commit without one), in
-    #: table order: what an existing connection's forward packets get (the first one).
-    nat_by_zone: Mapping[int, list[Nat | None]] = field(default_factory=dict)
+    #: zone -> the translations commits into it set up, with the committing rule's match on
+    #: the replaced address (None: a commit without one), in table order.
+    nat_by_zone: Mapping[int, list[tuple[Nat, int, int] | None]] = field(default_factory=dict)
 
 
 def simulate(
@@ -313,15 +313,23 @@ def _table(
         _emit(run, "dropped", switch, table, packet, hops, cts, detail="no output")
 
 
-def _nat_by_zone(tables: Mapping[str, Sequence[Flow]]) -> dict[int, list[Nat | None]]:
-    out: dict[int, list[Nat | None]] = {}
+def _nat_by_zone(tables: Mapping[str, Sequence[Flow]]) -> dict[int, list[tuple[Nat, int, int] | None]]:
+    """Per zone, every translation its commits set up, with the committing rule's match on
+    the replaced address (value, mask; 0, 0 when it has none), in table order; None for a
+    commit without one."""
+    out: dict[int, list[tuple[Nat, int, int] | None]] = {}
     for _switch, flows in sorted(tables.items()):
         for flow in flows:
             for a in flow.actions:
-                if isinstance(a, Ct) and a.commit:
-                    kept = a.nat if a.nat is not None and a.nat.kind is not None else None
-                    if kept not in out.setdefault(a.zone, []):
-                        out[a.zone].append(kept)
+                if not isinstance(a, Ct) or not a.commit:
+                    continue
+                entry: tuple[Nat, int, int] | None = None
+                if a.nat is not None and a.nat.kind is not None:
+                    name = ("ip_" if a.nat.family == 4 else "ipv6_") + a.nat.kind
+                    term = next((t for t in flow.match if t.field == name), None)
+                    entry = (a.nat, term.value, term.mask) if term is not None else (a.nat, 0, 0)
+                if entry not in out.setdefault(a.zone, []):
+                    out[a.zone].append(entry)
     return out
 
 
@@ -329,28 +337,48 @@ def _nat(run: _Run, action: Ct, packet: Packet) -> Packet:
     """Conntrack NAT on one packet after its lookup (``ct_state`` set): a new connection that
     ``action`` commits with a range takes the range's first address (and keeps its port when
     the range allows it, else the range's first port); a forward packet of an existing one
-    takes the first translation committed in its zone; a reply keeps its addresses (the
-    connection's original ones are not known here). Concrete choices inside what the
-    symbolic model (:mod:`segctl.verifier.nat`) allows."""
+    takes the first translation committed into its zone whose committing rule matched its
+    replaced side; a reply addressed to a translation's range gets the committing rule's
+    exact original address back (it keeps its address where that rule left it open).
+    Concrete choices inside what the symbolic model (:mod:`segctl.verifier.nat`) allows."""
     assert action.nat is not None
     state = packet.ct_state
+    found = run.nat_by_zone.get(action.zone, [])
     if state & CT_NEW:
-        chosen = action.nat if action.commit and action.nat.kind is not None else None
-    elif state & (CT_EST | CT_REL) and not state & CT_RPL:
-        found = run.nat_by_zone.get(action.zone, [])
-        chosen = found[0] if found else None
-    else:
+        if not action.commit or action.nat.kind is None:
+            return packet
+        return _translated(packet, action.nat)
+    if not state & (CT_EST | CT_REL):
         return packet
-    if chosen is None or packet.eth_type != (0x0800 if chosen.family == 4 else 0x86DD):
+    for entry in found:
+        if entry is None:
+            return packet
+        nat, value, mask = entry
+        if packet.eth_type != (0x0800 if nat.family == 4 else 0x86DD):
+            continue
+        prefix = "ip_" if nat.family == 4 else "ipv6_"
+        if not state & CT_RPL:
+            if packet.get(prefix + str(nat.kind)) & mask == value:
+                return _translated(packet, nat)
+            continue
+        side = prefix + ("dst" if nat.kind == "src" else "src")
+        if nat.low <= packet.get(side) <= nat.high:
+            full = (1 << (32 if nat.family == 4 else 128)) - 1
+            return replace(packet, **{side: value}) if mask == full else packet  # type: ignore[arg-type]
+    return packet
+
+
+def _translated(packet: Packet, nat: Nat) -> Packet:
+    if packet.eth_type != (0x0800 if nat.family == 4 else 0x86DD):
         return packet
-    assert chosen.kind is not None
-    address = ("ip_" if chosen.family == 4 else "ipv6_") + chosen.kind
-    packet = replace(packet, **{address: chosen.low})  # type: ignore[arg-type]
-    if chosen.port_low is not None and packet.ip_proto in (6, 17):
-        port = "tp_" + chosen.kind
-        high = chosen.port_high if chosen.port_high is not None else chosen.port_low
-        if not chosen.port_low <= getattr(packet, port) <= high:
-            packet = replace(packet, **{port: chosen.port_low})  # type: ignore[arg-type]
+    assert nat.kind is not None
+    address = ("ip_" if nat.family == 4 else "ipv6_") + nat.kind
+    packet = replace(packet, **{address: nat.low})  # type: ignore[arg-type]
+    if nat.port_low is not None and packet.ip_proto in (6, 17):
+        port = "tp_" + nat.kind
+        high = nat.port_high if nat.port_high is not None else nat.port_low
+        if not nat.port_low <= getattr(packet, port) <= high:
+            packet = replace(packet, **{port: nat.port_low})  # type: ignore[arg-type]
     return packet
 
 

@@ -152,6 +152,9 @@ class Topology:
 
     links: Mapping[SwitchPort, SwitchPort]
     edges: Mapping[SwitchPort, str]
+    #: The uplinks of external networks (also in ``edges``, named ``external/NAME``): packets
+    #: leave the fabric there, and the outside's packets come in.
+    uplinks: Mapping[SwitchPort, str] = field(default_factory=dict)
 
     @classmethod
     def from_network(cls, network: Network) -> Topology:
@@ -160,7 +163,13 @@ class Topology:
             links[(a, a_port)] = (b, b_port)
             links[(b, b_port)] = (a, a_port)
         edges = {(ep.switch, ep.port): ep.qualified for ep in network.endpoints}
-        return cls(links=links, edges=edges)
+        uplinks = {(x.switch, x.port): x.qualified for x in network.externals}
+        return cls(links=links, edges={**edges, **uplinks}, uplinks=uplinks)
+
+    def ingress_ports(self) -> list[SwitchPort]:
+        """Every injected port: the endpoints' in sorted order, then the uplinks' (so an
+        endpoint's tag is the same with or without external networks)."""
+        return sorted(p for p in self.edges if p not in self.uplinks) + sorted(self.uplinks)
 
 
 @dataclass(frozen=True)
@@ -316,7 +325,7 @@ class Engine:
 
     def edge_ports(self) -> list[SwitchPort]:
         """Edge ports of switches that have tables, sorted."""
-        return sorted(p for p in self.topology.edges if p[0] in self._tables)
+        return [p for p in self.topology.ingress_ports() if p[0] in self._tables]
 
     def inject(self, switch: str, port: int, space: BDD | None = None) -> list[Outcome]:
         """Push ``space`` (default: every packet) in at ``switch``:``port``; return its outcomes."""

@@ -29,7 +29,7 @@ from segctl.verifier.checks import Inputs, granted_pairs
 from segctl.verifier.delivery import reply_requests
 from segctl.verifier.expectations import Expectations
 from segctl.verifier.observe import Engine
-from segctl.verifier.properties import check_all
+from segctl.verifier.properties import check_all, registry_for
 from segctl.verifier.reference import ReferenceEngine
 from segctl.verifier.report import Part, VerificationReport, merge_parts, part_of
 from segctl.verifier.spaces import Spaces
@@ -110,8 +110,13 @@ def prove_part(
     hs = engine.hs
     ingresses = list(engine.ingresses())
     by_port = {(ep.switch, ep.port): ep for ep in network.endpoints}
-    injected = [p for p in ingresses if sources is None or by_port[p].key in sources]
-    spaces = Spaces(hs, network, {by_port[p].key: i for i, p in enumerate(ingresses)})
+    # the outside comes in at the uplinks with the whole proof or its first part
+    outside = sources is None or (bool(network.endpoints) and network.endpoints[0].key in sources)
+    injected = [
+        p for p in ingresses if (p in by_port and (sources is None or by_port[p].key in sources)) or
+        (p not in by_port and outside)
+    ]  # fmt: skip
+    spaces = Spaces(hs, network, {by_port[p].key: i for i, p in enumerate(ingresses) if p in by_port})
     exp = expectations if expectations is not None else Expectations.of(network)
     say("symbolic reachability, every conntrack state and new connections")
     any_view, new_view = engine.runs(injected)
@@ -121,7 +126,7 @@ def prove_part(
     say(f"replies of {sum(map(len, inp.request_pairs)):,} stateful grants")
     inp.replies = engine.replies(inp.requests)
     say("checking properties")
-    results = check_all(inp)
+    results = check_all(inp, registry_for(network))
     say("building counterexamples")
     observed: dict[str, set[str]] = {}
     for dst in network.endpoints:

@@ -248,7 +248,7 @@ class WavefrontEngine:
         for sw, flows in tables.items():
             self._index_switch(sw, flows)
         self._nat = NatModel.merge(self._nat_parts.values())
-        self._ports = sorted(self.topology.edges)
+        self._ports = self.topology.ingress_ports()
         self._views: dict[tuple[str, int, Key], EffectView] = {}
         #: The views used since the last :meth:`record` (switch, table, pipeline values read),
         #: and whether a tag was handed to the reference engine (which reads whole tables).
@@ -359,7 +359,8 @@ class WavefrontEngine:
             (i, port, None) for i, port in enumerate(self._ports) if port[0] in self._index and port in chosen
         ]
         states = self._any_states
-        walk = _Walk(lambda _zone: states, _Fold(hs, natted=False), history=True)
+        exits = frozenset(self.topology.uplinks.values())
+        walk = _Walk(lambda _zone: states, _Fold(hs, natted=False, exits=exits), history=True)
         self._walk(walk, injections)
         new_fold = walk.fold.split(hs.eq(ALL_NEW, 1), natted=True)
         any_fold = walk.fold
@@ -385,7 +386,7 @@ class WavefrontEngine:
         injections = [
             (r, req.ingress, req) for r, req in enumerate(requests) if req.ingress[0] in self._index
         ]
-        walk = _Walk(fresh, _Fold(hs, natted=False))
+        walk = _Walk(fresh, _Fold(hs, natted=False, exits=frozenset(self.topology.uplinks.values())))
         self._walk(walk, injections)
         if walk.delegated:
             chosen = {t: (requests[t].ingress, requests[t].space) for t in walk.delegated}

@@ -18,7 +18,7 @@ from segctl.topology.load import load_intent_text
 from segctl.topology.network import Network, resolve
 from segctl.verifier.fields import rewritable_for
 from segctl.verifier.headerspace import CT_EST, CT_NEW, CT_RPL, CT_TRK, HeaderSpace
-from segctl.verifier.nat import NatModel
+from segctl.verifier.nat import Binding, NatModel
 from segctl.verifier.simulate import Packet, simulate
 from segctl.verifier.symbolic import DELIVERED, Engine, Topology
 
@@ -63,16 +63,30 @@ def test_outside_cannot_open_a_connection_to_the_public_address() -> None:
     assert not engine.run([("s1", 2)]).delivered()
 
 
-def test_replies_are_translated_back_to_a_private_destination() -> None:
+def test_replies_are_translated_back_to_the_committed_source() -> None:
+    """A reply to the public address gets back the source the committing rule matched."""
     engine = _engine(CT_TRK | CT_EST | CT_RPL)
     hs = engine.hs
     back = engine.run([("s1", 2)]).delivered()
     assert [o.disposition.endpoint for o in back] == ["t/in1"]
     relation = back[0].relation
     assert hs.implies(hs.sent(relation), hs.oeq("ip_dst", _ip(PUBLIC)))
-    # The lookup alone does not know the connection's original source: any destination.
-    assert not hs.is_empty(hs.final(relation) & hs.eq("ip_dst", _ip(INSIDE)))
-    assert not hs.is_empty(hs.final(relation) & hs.eq("ip_dst", _ip("10.9.0.77")))
+    assert hs.implies(hs.final(relation), hs.eq("ip_dst", _ip(INSIDE)))
+
+
+def test_an_open_committing_rule_restores_any_address() -> None:
+    """Where the committing rule does not pin the source, a reply may go anywhere: the model
+    over-approximates rather than guess."""
+    loose = SNAT.replace(f",nw_src={INSIDE}", "")
+    network = _case()[0]
+    tables = {"s1": parse_flows(loose, source="s1")}
+    hs = HeaderSpace.for_tables(tables)
+    states = hs.eq("ct_state", CT_TRK | CT_EST | CT_RPL)
+    back = (
+        Engine(tables, Topology.from_network(network), hs=hs, ct_states=states).run([("s1", 2)]).delivered()
+    )
+    final = hs.final(hs.union(o.relation for o in back))
+    assert not hs.is_empty(final & hs.eq("ip_dst", _ip("10.9.0.77")))
 
 
 def test_simulator_translates_the_first_packet() -> None:
@@ -118,8 +132,9 @@ def test_what_the_model_refuses(text: str, words: str) -> None:
 def test_bindings_per_zone() -> None:
     model = NatModel.for_tables(_case()[1])
     [binding] = model.bindings[9]
-    assert binding is not None and (binding.kind, binding.low) == ("src", _ip(PUBLIC))
+    assert binding.nat is not None and (binding.nat.kind, binding.nat.low) == ("src", _ip(PUBLIC))
+    assert binding.original == (_ip(INSIDE), 0xFFFFFFFF)  # the committing rule's nw_src
     plain = NatModel.for_tables(
         {"s1": parse_flows("ip,actions=ct(commit,zone=3,table=1)\nip,actions=ct(zone=3,nat,table=1)")}
     )
-    assert plain.bindings == {3: frozenset({None})}  # a commit without translation: identity
+    assert plain.bindings == {3: frozenset({Binding(None)})}  # a commit without translation

@@ -178,6 +178,22 @@ def test_at_most_sixteen_external_networks() -> None:
     assert problems(d) == []
 
 
+def test_tenant_id_4095_is_reserved_with_externals() -> None:
+    d = doc()
+    d["tenants"][0]["id"] = 4095
+    assert problems(d) == [
+        "tenants[acme].id: tenant id 4095 is reserved when the fabric has external networks: the pipeline "
+        "marks what comes from the outside with it; give the tenant another id"
+    ]
+    del d["fabric"]["externals"]
+    for tenant in d["tenants"]:
+        tenant.pop("snat", None)
+        tenant["policies"] = [p for p in tenant.get("policies", []) if "external" not in str(p)]
+        for ep in tenant["endpoints"]:
+            ep.pop("floating_ip", None)
+    assert problems(d) == []  # without external networks the id is a tenant's like any other
+
+
 def test_one_uplink_port_only() -> None:
     d = doc()
     internet(d)["attach"] = ["s2:48", "s1:48"]

@@ -1,0 +1,290 @@
+"""The properties of external networks, on the engine's views (checked only when the
+intent has ``fabric.externals``; :func:`segctl.verifier.properties.registry_for`):
+
+7. ``egress`` (runs new and any): what leaves through an uplink was sent by an endpoint
+   (its bound MAC and address, to its tenant's gateway, TTL >= 2) to an outside address and
+   service one of its tenant's policies toward that external network allows (deny policies
+   and priorities as the tenant tier orders them), and it leaves with the sender's public
+   source: its floating IP on that network, else its tenant's SNAT address there (never a
+   private address, never another tenant's).
+8. ``exposure`` (run new): what the outside can open to an endpoint, entering at an uplink,
+   is IPv4 to the endpoint's floating IP from an outside address and on a service that an
+   ingress policy (``from: {external: ...}``) of its tenant grants it.
+9. ``external-delivered`` (run new): every granted egress (from each source, to the whole
+   outside peer, every granted service) leaves through the uplink, and every granted ingress
+   (the router's packets to the floating IP) reaches its endpoint.
+
+The outside is an open world: the verifier injects every packet at an uplink and takes
+whatever leaves through one as gone. Replies coming back in are conntrack's (run any
+delivers them; their shape is property 7's business on the way out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+from segctl.openflow.ofctl import mac_int
+from segctl.topology.grants import ServiceMatch, normalize_services
+from segctl.topology.network import MIN_ROUTED_TTL, EndpointInfo, ExternalInfo, Network
+from segctl.verifier.checks import Inputs, Target, Violation
+from segctl.verifier.headerspace import BDD, HeaderSpace
+from segctl.verifier.spaces import ETH_IP
+
+__all__ = ["ExternalGrant", "egress", "exposure", "external_delivered", "external_grants"]
+
+
+@dataclass(frozen=True)
+class ExternalGrant:
+    """A policy with an external peer: ``direction`` ``out`` (endpoints to the outside) or
+    ``in``; ``endpoints`` its tenant side; ``outside`` the peer's prefixes."""
+
+    name: str
+    tenant: str
+    external: str
+    direction: str
+    endpoints: tuple[EndpointInfo, ...]
+    outside: tuple[IPv4Network, ...]
+    services: tuple[ServiceMatch, ...]
+    allow: bool
+    rank: tuple[int, int, int]  # tenant-tier precedence: priority, deny first, document order
+
+
+def external_grants(network: Network) -> list[ExternalGrant]:
+    """Every policy with an external peer, in tenant-tier precedence within each tenant."""
+    out = []
+    for tenant in network.tenants:
+        for index, pol in enumerate(network.policies(tenant.name)):
+            peer = pol.to if pol.to.external is not None else pol.from_
+            if peer.external is None:
+                continue
+            direction = "out" if peer is pol.to else "in"
+            side = pol.from_ if direction == "out" else pol.to
+            priority = pol.priority
+            out.append(
+                ExternalGrant(
+                    f"policy {tenant.name}/{pol.name}", tenant.name, peer.external, direction,
+                    tuple(network.select(tenant.name, side)), tuple(peer.outside),
+                    normalize_services(pol.services), pol.action == "allow",
+                    (priority, 0 if pol.action == "deny" else 1, index),
+                )
+            )  # fmt: skip
+    return sorted(out, key=lambda g: (g.tenant, g.rank))
+
+
+def _prefixes(hs: HeaderSpace, name: str, prefixes: Iterable[IPv4Network]) -> BDD:
+    return hs.union(hs.oeq(name, int(p.network_address), int(p.netmask)) for p in prefixes)
+
+
+def _ordered(grants: Iterable[ExternalGrant], space: Mapping[ExternalGrant, BDD], hs: HeaderSpace) -> BDD:
+    """What ``grants`` (one tenant's, precedence order) allow together: each allow minus the
+    denies before it."""
+    allowed, blocked = hs.false, hs.false
+    for g in grants:
+        if g.allow:
+            allowed |= space[g] & ~blocked
+        else:
+            blocked |= space[g]
+    return allowed
+
+
+def _services(inp: Inputs, services: Iterable[ServiceMatch]) -> BDD:
+    return inp.hs.union(inp.spaces.service(s, ipv6=False) for s in services)
+
+
+def _routed(inp: Inputs, tenant: str) -> BDD:
+    """IPv4 a tenant's endpoint sends through its gateway: to the gateway MAC, TTL >= 2."""
+    hs = inp.hs
+    out = hs.oeq("eth_type", ETH_IP) & hs.oeq("eth_dst", mac_int(inp.network.tenant(tenant).gateway_mac))
+    for ttl in range(MIN_ROUTED_TTL):
+        out &= ~hs.oeq("nw_ttl", ttl)
+    return out
+
+
+def _egress_allowed(inp: Inputs, ext: ExternalInfo, grants: list[ExternalGrant]) -> BDD:
+    """Tagged: per source, what it may send out to ``ext`` (as sent)."""
+    hs, sp = inp.hs, inp.spaces
+    mine = [g for g in grants if g.external == ext.name and g.direction == "out"]
+    parts = []
+    for tenant in sorted({g.tenant for g in mine}):
+        ordered = [g for g in mine if g.tenant == tenant]
+        space = {
+            g: sp.bound_tagged(g.endpoints) & _prefixes(hs, "ip_dst", g.outside) & _services(inp, g.services)
+            for g in ordered
+        }
+        parts.append(_ordered(ordered, space, hs) & _routed(inp, tenant))
+    return hs.union(parts)
+
+
+def _public_source(inp: Inputs, ext: ExternalInfo, sources: Iterable[EndpointInfo]) -> BDD:
+    """Tagged, live ``ip_src``: the address each source may leave ``ext`` with."""
+    hs = inp.hs
+    parts = []
+    for ep in sources:
+        address = ep.floating_ip if ep.floating_external == ext.name else None
+        address = address or inp.network.tenant(ep.tenant).snat_address(ext.name)
+        if address is not None:
+            parts.append(hs.tag(inp.tag_of[ep.key]) & hs.eq("ip_src", int(address)))
+    return hs.union(parts)
+
+
+def _uplink_tag(inp: Inputs, ext: ExternalInfo) -> int | None:
+    port = (ext.switch, ext.port)
+    return inp.ingresses.index(port) if port in inp.ingresses else None
+
+
+def egress(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
+    """Property 7."""
+    hs, net = inp.hs, inp.network
+    grants = external_grants(net)
+    found: list[Violation] = []
+    sent = 0
+    for ext in net.externals:
+        allowed = _egress_allowed(inp, ext, grants)
+        seen: set[tuple[str, str]] = set()
+        for mode, view in (("new", inp.new), ("any", inp.any)):
+            left = view.delivered.get(ext.qualified, hs.false) & ~inp.outside_tags
+            if hs.is_empty(left):
+                continue
+            sources = inp.endpoints_of(left)
+            sent += len(sources) if mode == "new" else 0
+            bad = left & ~allowed if mode == "new" else hs.false
+            for src in inp.endpoints_of(bad):
+                seen.add(("granted", src.qualified))
+                message = f"{src.qualified} sends to external {ext.name} traffic no policy allows"
+                found.append(_violation("egress", message, inp, src, ext, mode, inp.untag(bad, src), 0))
+            exits = view.exits.get(ext.qualified, hs.false) & ~inp.outside_tags
+            leak = hs.sent(exits & ~_public_source(inp, ext, sources)) & ~bad
+            for src in inp.endpoints_of(leak):
+                if ("leak", src.qualified) in seen:
+                    continue
+                seen.add(("leak", src.qualified))
+                space = inp.untag(leak, src)
+                address = IPv4Address(hs.pick(hs.untag(exits & ~_public_source(inp, ext, [src]),
+                                                       inp.tag_of[src.key]))["ip_src"])  # fmt: skip
+                message = (
+                    f"{src.qualified} leaves through external {ext.name} with source {address}, not its "
+                    "floating IP or its tenant's SNAT address"
+                )
+                found.append(_violation("egress", message, inp, src, ext, mode, space, 1))
+    return found, {"external networks": len(net.externals), "sources seen leaving": sent}
+
+
+def exposure(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
+    """Property 8."""
+    hs, net = inp.hs, inp.network
+    grants = external_grants(net)
+    found: list[Violation] = []
+    reached = 0
+    for ext in net.externals:
+        tag = _uplink_tag(inp, ext)
+        if tag is None:
+            continue
+        label = hs.tag(tag)
+        for dst in net.endpoints:
+            got = inp.new.delivered.get(dst.qualified, hs.false) & label
+            if hs.is_empty(got):
+                continue
+            reached += 1
+            bad = hs.untag(got & ~_ingress_allowed(inp, ext, dst, grants), tag)
+            if hs.is_empty(bad):
+                continue
+            message = (
+                f"the outside ({ext.name}) can open connections to {dst.qualified} that no policy grants"
+            )
+            found.append(
+                Violation(
+                    "exposure", message, (ext.switch, ext.port), ext.qualified, dst.qualified, "new", bad,
+                    Target("delivered", dst.qualified), order=(2, ext.index, inp.position[dst.key]),
+                )
+            )  # fmt: skip
+    return found, {"external networks": len(net.externals), "endpoints reached from outside": reached}
+
+
+def _ingress_allowed(inp: Inputs, ext: ExternalInfo, dst: EndpointInfo, grants: list[ExternalGrant]) -> BDD:
+    """Untagged: what the outside may send ``dst`` through ``ext`` (as sent)."""
+    hs = inp.hs
+    if dst.floating_ip is None or dst.floating_external != ext.name:
+        return hs.false
+    mine = [
+        g for g in grants
+        if g.tenant == dst.tenant and g.external == ext.name and g.direction == "in" and dst in g.endpoints
+    ]  # fmt: skip
+    space = {g: _prefixes(hs, "ip_src", g.outside) & _services(inp, g.services) for g in mine}
+    to_floating = hs.oeq("eth_type", ETH_IP) & hs.oeq("ip_dst", int(dst.floating_ip))
+    return _ordered(mine, space, hs) & to_floating
+
+
+def external_delivered(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
+    """Property 9."""
+    hs, net = inp.hs, inp.network
+    grants = external_grants(net)
+    found: list[Violation] = []
+    checked = 0
+    injected = {p for p in inp.injected}
+    for ext in net.externals:
+        allowed = _egress_allowed(inp, ext, grants)
+        left: BDD = inp.new.delivered.get(ext.qualified, hs.false)
+        sources = [
+            ep for g in grants if g.external == ext.name and g.direction == "out" for ep in g.endpoints
+        ]
+        for src in dict.fromkeys(sources):
+            if (src.switch, src.port) not in injected:
+                continue
+            checked += 1
+            mine = hs.tag(inp.tag_of[src.key])
+            missing = hs.untag((allowed & mine) & ~left, inp.tag_of[src.key])
+            if not hs.is_empty(missing):
+                message = f"granted traffic {src.qualified} -> external {ext.name} does not all leave"
+                found.append(
+                    Violation(
+                        "external-delivered", message, (src.switch, src.port), src.qualified, ext.qualified,
+                        "new", missing, Target("missing", ext.qualified),
+                        order=(0, inp.position[src.key], ext.index),
+                    )
+                )  # fmt: skip
+        tag = _uplink_tag(inp, ext)
+        if tag is None or (ext.switch, ext.port) not in injected:
+            continue
+        router = (
+            hs.oeq("eth_src", mac_int(ext.router_mac)) & hs.oeq("eth_dst", mac_int(ext.mac))
+            & hs.oeq("vlan_present", 0) & hs.oeq("vlan_vid", 0)
+        )  # fmt: skip
+        for ttl in range(MIN_ROUTED_TTL):
+            router &= ~hs.oeq("nw_ttl", ttl)
+        for dst in net.endpoints:
+            expected = _ingress_allowed(inp, ext, dst, grants) & router
+            if hs.is_empty(expected):
+                continue
+            checked += 1
+            got = hs.untag(inp.new.delivered.get(dst.qualified, hs.false) & hs.tag(tag), tag)
+            missing = expected & ~got
+            if not hs.is_empty(missing):
+                message = (
+                    f"granted traffic from the outside ({ext.name}) to {dst.qualified} does not all arrive"
+                )
+                found.append(
+                    Violation(
+                        "external-delivered", message, (ext.switch, ext.port), ext.qualified, dst.qualified,
+                        "new", missing, Target("missing", dst.qualified),
+                        order=(1, ext.index, inp.position[dst.key]),
+                    )
+                )  # fmt: skip
+    return found, {"granted directions": checked}
+
+
+def _violation(
+    prop: str,
+    message: str,
+    inp: Inputs,
+    src: EndpointInfo,
+    ext: ExternalInfo,
+    mode: str,
+    space: BDD,
+    kind: int,
+) -> Violation:
+    return Violation(
+        prop, message, (src.switch, src.port), src.qualified, ext.qualified, mode, space,
+        Target("delivered", ext.qualified), order=(kind, inp.position[src.key], ext.index),
+    )  # fmt: skip
