@@ -96,8 +96,10 @@ SCHEMA_VERSION = 1
 # ------------------------------------------------------------------ cases and workers
 
 
-def dense(n: int, ipv6: bool = False, routed: bool = False, shared6: bool = False) -> Case:
-    return {"kind": "dense", "n": n, "ipv6": ipv6, "routed": routed, "shared6": shared6}
+def dense(
+    n: int, ipv6: bool = False, routed: bool = False, shared6: bool = False, external: bool = False
+) -> Case:
+    return {"kind": "dense", "n": n, "ipv6": ipv6, "routed": routed, "shared6": shared6, "external": external}
 
 
 def fat(k: int, tenants: int, endpoints: int) -> Case:
@@ -111,6 +113,7 @@ def case_name(case: Case) -> str:
             + (" dual-stack" if case.get("ipv6") else "")
             + (" routed" if case.get("routed") else "")
             + (" shared6" if case.get("shared6") else "")
+            + (" external" if case.get("external") else "")
         )
     return f"k={case['k']} T={case['tenants']} N={case['endpoints']}"
 
@@ -122,6 +125,7 @@ def case_intent(case: Case) -> Intent:
             ipv6=bool(case.get("ipv6")),
             routed=bool(case.get("routed")),
             shared6=bool(case.get("shared6")),
+            external=bool(case.get("external")),
         )
     return synthetic_intent(k=int(case["k"]), tenants=int(case["tenants"]), endpoints=int(case["endpoints"]))
 
@@ -324,6 +328,7 @@ class Run:
     ipv6: bool = False  # dense cases dual stack (--ipv6)
     routed: bool = False  # dense cases across two segments (--routed)
     shared6: bool = False  # the shared DNS dual stack too (--shared6)
+    external: bool = False  # an uplink with SNAT, a floating IP and external policies (--external)
 
     def say(self, text: str) -> None:
         print(f"[bench {time.monotonic() - self.started:7.1f} s] {text}", file=sys.stderr, flush=True)
@@ -352,7 +357,7 @@ def dense_curve(run: Run, sizes: Sequence[int]) -> list[Result]:
     rows: list[Result] = []
     over: str | None = None
     for n in sizes:
-        case = dense(n, run.ipv6, run.routed, run.shared6)
+        case = dense(n, run.ipv6, run.routed, run.shared6, run.external)
         wavefront = run.proof(case, "wavefront")
         endpoints = int(wavefront.get("endpoints", 4 * n + 1))
         points = [(r["endpoints"], r["reference"]["proof_s"]) for r in rows if "proof_s" in r["reference"]]
@@ -444,7 +449,9 @@ def machine() -> Result:
 def collect(args: argparse.Namespace) -> Result:
     """Every measurement of the run as one JSON document."""
     limits = Limits(args.cpu_limit, args.memory_limit)
-    run = Run(args.reference_budget, limits, time.monotonic(), args.ipv6, args.routed, args.shared6)
+    run = Run(
+        args.reference_budget, limits, time.monotonic(), args.ipv6, args.routed, args.shared6, args.external
+    )
     sizes = QUICK_SIZES if args.quick and not args.sizes else (args.sizes or DENSE_SIZES)
     fats = [fat(*c) for c in (QUICK_FAT if args.quick else FAT_CASES)]
     extra = [fat(*c) for c, on in ((BIG, args.big), (HUGE, args.huge)) if on]
@@ -457,6 +464,7 @@ def collect(args: argparse.Namespace) -> Result:
         "ipv6": args.ipv6,
         "routed": args.routed,
         "shared6": args.shared6,
+        "external": args.external,
     }
     doc["dense"] = dense_curve(run, sizes)
     doc["growth"] = {
@@ -731,6 +739,12 @@ def main(argv: list[str] | None = None) -> int:
         "--shared6",
         action="store_true",
         help="with --ipv6 --routed: the shared DNS is dual stack too (the shared service carries IPv6)",
+    )
+    parser.add_argument(
+        "--external",
+        action="store_true",
+        help="dense cases with an external network: SNAT per tenant, a floating IP, egress and "
+        "ingress policies",
     )
     parser.add_argument("--big", action="store_true", help=f"add fat-tree {case_name(fat(*BIG))}")
     parser.add_argument("--huge", action="store_true", help=f"add fat-tree {case_name(fat(*HUGE))} (hours?)")

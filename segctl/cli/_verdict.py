@@ -25,6 +25,8 @@ class Verdict:
     allowed: bool
     text: str
     grants: tuple[Grant, ...]
+    #: Where an allowed packet must arrive when it is not an endpoint (``external:NAME``).
+    receiver: str | None = None
 
 
 def verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr: Address,
@@ -32,7 +34,8 @@ def verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr:
     from segctl.topology.analysis import allowed_grants
 
     if dst is None:
-        return Verdict(False, f"denied: no endpoint has the address {addr}", ())
+        outside = _outside(network, src, addr, svc) if not reply and not svc.ipv6 else None
+        return outside or Verdict(False, f"denied: no endpoint has the address {addr}", ())
     family = 6 if svc.ipv6 else 4
     if svc.ipv6:
         sender, receiver = (dst, src) if reply else (src, dst)
@@ -75,6 +78,27 @@ def verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr:
         False, f"denied: the intent allows no such connection from {src.qualified} to {dst.qualified}, "
         "so it has no reply", (),
     )  # fmt: skip
+
+
+def _outside(network: Network, src: EndpointInfo, addr: Address, svc: Service) -> Verdict | None:
+    """The verdict of the first policy of ``src``'s tenant toward an external network (in
+    the tenant tier's order) whose peer holds ``addr`` and whose services take the packet."""
+    from segctl.topology.outside import external_grants, public_source
+
+    for g in external_grants(network):
+        if g.tenant != src.tenant or g.direction != "out" or src not in g.endpoints:
+            continue
+        if not any(addr in p for p in g.outside):
+            continue
+        if not any(s.matches(svc.proto, svc.dport, icmp_type=svc.icmp_type, icmp_code=svc.icmp_code)
+                   for s in g.services):  # fmt: skip
+            continue
+        if not g.allow:
+            return Verdict(False, f"denied by the intent ({g.name}, deny, toward external {g.external})", ())
+        public = public_source(network, src, g.external)
+        text = f"allowed by {g.name} toward external {g.external}, leaving with source {public}"
+        return Verdict(True, text, (), receiver=f"external:{g.external}")
+    return None
 
 
 def _ipv6_rule(

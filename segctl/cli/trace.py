@@ -399,6 +399,8 @@ class Trace:
 
     @property
     def receiver(self) -> str:
+        if self.verdict.receiver is not None:
+            return self.verdict.receiver
         return self.src.qualified if self.reply else (self.dst.qualified if self.dst else str(self.addr))
 
     @property

@@ -147,7 +147,9 @@ def _cached_action(action: Action) -> bytes:
     buf = bytearray()
     msg = ofswitch.ofp_action(_DP, action)
     msg.serialize(buf, 0)
-    return bytes(buf)
+    # OpenFlow actions are 8-byte multiples; os-ken pads a ct() with a nested nat() only
+    # when it serializes the enclosing instruction, not the action alone
+    return bytes(buf) + b"\0" * (-len(buf) % 8)
 
 
 def _action_bytes(action: Action) -> bytes:

@@ -283,7 +283,7 @@ def nat_out_stage(plans: list[ExternalPlan], switch: str, ep_cookie: EpCookie) -
     lookup). One rule per endpoint, never a tenant-wide one: each translation's commit then
     names the one source it serves (what the verifier's NAT model reads, docs/verification.md §2a)."""
     t = NAT_OUT.id
-    rules = [Rule.make(t, PRIO_DEFAULT, make_cookie(t, Kind.PIPELINE, 0, 0), [], [Drop()])]
+    rules = _table_miss(t, plans, switch)
     for plan in (p for p in plans if p.ext.switch == switch):
         for tenant in plan.users:
             ctx = ("metadata", f"{plan.transit(tenant):#x}/{_CTX:#x}")
@@ -302,7 +302,7 @@ def uplink_out_stage(plans: list[ExternalPlan], switch: str) -> list[Rule]:
     """Table 53: translated packets (a public source, a tracked connection) leave to the
     router; anything else drops (the uplink's own egress guard)."""
     t = UPLINK_OUT.id
-    rules = [Rule.make(t, PRIO_DEFAULT, make_cookie(t, Kind.PIPELINE, 0, 0), [], [Drop()])]
+    rules = _table_miss(t, plans, switch)
     for plan in (p for p in plans if p.ext.switch == switch):
         ext = plan.ext
         seg = transit_segment(ext) << META_SEGMENT_SHIFT
@@ -322,7 +322,7 @@ def nat_in_stage(plans: list[ExternalPlan], switch: str, ep_cookie: EpCookie) ->
     floating IP translated to its endpoint (DNAT committed in the tenant's NAT zone); an
     SNAT address looked up with ``nat`` (a reply is translated back, nothing else is)."""
     t = NAT_IN.id
-    rules = [Rule.make(t, PRIO_DEFAULT, make_cookie(t, Kind.PIPELINE, 0, 0), [], [Drop()])]
+    rules = _table_miss(t, plans, switch)
     for plan in (p for p in plans if p.ext.switch == switch):
         ext = plan.ext
         ctx = ("metadata", f"{plan.uplink_context:#x}/{_CTX:#x}")
@@ -355,7 +355,7 @@ def uplink_in_stage(
     external network's: the endpoint's switch knows by it that the packet comes from the
     outside (:func:`external_forward`)."""
     t = UPLINK_IN.id
-    rules = [Rule.make(t, PRIO_DEFAULT, make_cookie(t, Kind.PIPELINE, 0, 0), [], [Drop()])]
+    rules = _table_miss(t, plans, switch)
     for plan in (p for p in plans if p.ext.switch == switch):
         ctx = ("metadata", f"{plan.uplink_context:#x}/{_CTX:#x}")
         for tenant in plan.users:
@@ -377,6 +377,14 @@ def uplink_in_stage(
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def _table_miss(table: int, plans: list[ExternalPlan], switch: str) -> list[Rule]:
+    """The explicit drop of an uplink table, on a switch that has an uplink (the tables are
+    empty elsewhere, and a fabric without external networks compiles as it always did)."""
+    if not any(p.ext.switch == switch for p in plans):
+        return []
+    return [Rule.make(table, PRIO_DEFAULT, make_cookie(table, Kind.PIPELINE, 0, 0), [], [Drop()])]
 
 
 def _snat(plan: ExternalPlan, tenant: str) -> int | None:

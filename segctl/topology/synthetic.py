@@ -286,6 +286,7 @@ def two_rack(
     ipv6: bool = False,
     routed: bool = False,
     shared6: bool = False,
+    external: bool = False,
 ) -> Intent:
     """The dense two-rack case: one spine, two racks (leaves); ``tenants`` tenants with the
     same addresses, each with one strict segment where group ``A`` (``n`` endpoints on rack A)
@@ -297,7 +298,11 @@ def two_rack(
     strict segment (``10.1.0.0/16``, ``fd01::/64``) and both segments have a ``gateway`` and a
     ``gateway6``: the policy is routed, in both families with ``ipv6``. With ``shared6`` (and
     ``ipv6`` and ``routed``) the DNS is dual stack behind a ``gateway6`` too: the shared
-    service carries IPv6 to every consumer, whose tenants share their addresses.
+    service carries IPv6 to every consumer, whose tenants share their addresses. With
+    ``external`` the spine has an uplink to an external network: each tenant leaves through
+    its own SNAT address, group ``A`` may open TCP 443 to every outside address but
+    ``10.0.0.0/8`` and ``172.16.0.0/12``, and endpoint ``b0`` has a floating IP open on TCP 80
+    (at most 90 tenants).
 
     Every source reaches a whole rack of destinations, so the granted pairs grow with the
     square of the endpoints: what a verifier that works per (source, destination) pays for.
@@ -317,6 +322,8 @@ def two_rack(
         "links": ["rackA:1 <-> spine:1", "rackB:1 <-> spine:2"],
     }
     docs = [_two_rack_tenant(t, n, services, ipv6, routed) for t in range(tenants)]
+    if external:
+        _add_external(fabric, docs, n)
     dns = {
         "name": "dns",
         "segment": "svc",
@@ -345,6 +352,35 @@ def two_rack(
         ],
     }
     return Intent.model_validate(doc)
+
+
+def _add_external(fabric: dict[str, Any], docs: list[dict[str, Any]], n: int) -> None:
+    """:func:`two_rack`'s uplink on the spine, each tenant's SNAT address, egress policy and
+    (the first 90 tenants) floating IP on ``b0`` with its ingress policy."""
+    if len(docs) > 90:
+        raise ValueError("two_rack: external takes at most 90 tenants (one /24 of public addresses)")
+    router = {"ip": "198.51.100.1", "mac": "02:00:5e:00:01:01"}
+    fabric["externals"] = [
+        {"name": "internet", "attach": ["spine:3"], "cidr": "198.51.100.0/24", "router": router}
+    ]
+    outside = {"external": "internet", "except": ["10.0.0.0/8", "172.16.0.0/12"]}
+    for t, tenant in enumerate(docs):
+        tenant["snat"] = {"internet": f"198.51.100.{2 + t}"}
+        tenant["endpoints"][n]["floating_ip"] = f"198.51.100.{160 + t}"  # b0
+        tenant["policies"] += [
+            {
+                "name": "out",
+                "from": {"group": "A"},
+                "to": outside,
+                "services": [{"proto": "tcp", "port": 443}],
+            },
+            {
+                "name": "in",
+                "from": outside,
+                "to": {"endpoint": "b0"},
+                "services": [{"proto": "tcp", "port": 80}],
+            },
+        ]
 
 
 def _two_rack_tenant(t: int, n: int, services: int, ipv6: bool, routed: bool) -> dict[str, Any]:

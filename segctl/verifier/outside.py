@@ -22,55 +22,17 @@ delivers them; their shape is property 7's business on the way out).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from segctl.openflow.ofctl import mac_int
-from segctl.topology.grants import ServiceMatch, normalize_services
-from segctl.topology.network import MIN_ROUTED_TTL, EndpointInfo, ExternalInfo, Network
+from segctl.topology.grants import ServiceMatch
+from segctl.topology.network import MIN_ROUTED_TTL, EndpointInfo, ExternalInfo
+from segctl.topology.outside import ExternalGrant, external_grants, public_source
 from segctl.verifier.checks import Inputs, Target, Violation
 from segctl.verifier.headerspace import BDD, HeaderSpace
 from segctl.verifier.spaces import ETH_IP
 
 __all__ = ["ExternalGrant", "egress", "exposure", "external_delivered", "external_grants"]
-
-
-@dataclass(frozen=True)
-class ExternalGrant:
-    """A policy with an external peer: ``direction`` ``out`` (endpoints to the outside) or
-    ``in``; ``endpoints`` its tenant side; ``outside`` the peer's prefixes."""
-
-    name: str
-    tenant: str
-    external: str
-    direction: str
-    endpoints: tuple[EndpointInfo, ...]
-    outside: tuple[IPv4Network, ...]
-    services: tuple[ServiceMatch, ...]
-    allow: bool
-    rank: tuple[int, int, int]  # tenant-tier precedence: priority, deny first, document order
-
-
-def external_grants(network: Network) -> list[ExternalGrant]:
-    """Every policy with an external peer, in tenant-tier precedence within each tenant."""
-    out = []
-    for tenant in network.tenants:
-        for index, pol in enumerate(network.policies(tenant.name)):
-            peer = pol.to if pol.to.external is not None else pol.from_
-            if peer.external is None:
-                continue
-            direction = "out" if peer is pol.to else "in"
-            side = pol.from_ if direction == "out" else pol.to
-            priority = pol.priority
-            out.append(
-                ExternalGrant(
-                    f"policy {tenant.name}/{pol.name}", tenant.name, peer.external, direction,
-                    tuple(network.select(tenant.name, side)), tuple(peer.outside),
-                    normalize_services(pol.services), pol.action == "allow",
-                    (priority, 0 if pol.action == "deny" else 1, index),
-                )
-            )  # fmt: skip
-    return sorted(out, key=lambda g: (g.tenant, g.rank))
 
 
 def _prefixes(hs: HeaderSpace, name: str, prefixes: Iterable[IPv4Network]) -> BDD:
@@ -122,8 +84,7 @@ def _public_source(inp: Inputs, ext: ExternalInfo, sources: Iterable[EndpointInf
     hs = inp.hs
     parts = []
     for ep in sources:
-        address = ep.floating_ip if ep.floating_external == ext.name else None
-        address = address or inp.network.tenant(ep.tenant).snat_address(ext.name)
+        address = public_source(inp.network, ep, ext.name)
         if address is not None:
             parts.append(hs.tag(inp.tag_of[ep.key]) & hs.eq("ip_src", int(address)))
     return hs.union(parts)

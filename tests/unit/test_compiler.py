@@ -20,18 +20,24 @@ from support.intents import EDGE_CASES
 from segctl.errors import CompileError
 from segctl.flows.compiler import SwitchProgram, compile_network
 from segctl.flows.conjunctions import check_conjunctions
+from segctl.flows.external import NAT_ZONE_BASE
 from segctl.flows.pipeline import (
     CLASSIFY,
     EGRESS,
     FORWARD,
     LOG_MAX_LEN,
     META_SEGMENT_SHIFT,
+    NAT_IN,
+    NAT_OUT,
     POLICY_DST,
     POLICY_SRC,
     PRIO_ENDPOINT,
     ROUTE,
     TABLES,
+    UPLINK_IN,
+    UPLINK_OUT,
 )
+from segctl.flows.plan import CompilePlan
 from segctl.flows.policy import Grant, rank_grants
 from segctl.flows.rules import Rule
 from segctl.openflow.cookies import Kind, decode_cookie, describe_cookie
@@ -112,8 +118,14 @@ def test_every_table_ends_in_one_explicit_drop(compiled: tuple[Network, dict[str
     controller and no forwarding action)."""
     network, programs = compiled
     logged_miss = (Controller(max_len=LOG_MAX_LEN),)
-    for prog in programs.values():
+    uplink_tables = {NAT_IN.id, UPLINK_IN.id, NAT_OUT.id, UPLINK_OUT.id}
+    uplinks = {x.switch for x in network.externals}
+    for name, prog in programs.items():
         for table in TABLES:
+            if table.id in uplink_tables and name not in uplinks:
+                # the external networks' tables are used, and so have rules, on an uplink's switch only
+                assert not [r for r in prog.rules if r.table == table.id]
+                continue
             misses = [r for r in prog.rules if r.table == table.id and r.priority == 0]
             want = (
                 logged_miss
@@ -128,9 +140,11 @@ def test_edge_outputs_only_through_the_egress_guard(
 ) -> None:
     net, programs = compiled
     graph = build_graph(net)
+    transit = {p.vlan[t] for p in CompilePlan(net).externals for t in p.users}
     for name, prog in programs.items():
         fabric = set(fabric_ports(graph, name))
         edge = {ep.port: ep for ep in net.endpoints if ep.switch == name}
+        uplinks = {x.port: x for x in net.externals if x.switch == name}
         for rule in prog.rules:
             m = _match(rule)
             for action in rule.actions:
@@ -139,7 +153,14 @@ def test_edge_outputs_only_through_the_egress_guard(
                 if action.port in fabric:
                     assert rule.table == FORWARD.id
                     assert isinstance(rule.actions[0], PushVlan) and isinstance(rule.actions[1], SetField)
-                    assert rule.actions[1].value in {s.vlan for s in net.segments}
+                    assert rule.actions[1].value in {s.vlan for s in net.segments} | transit
+                    continue
+                if action.port in uplinks or (action.port == IN_PORT and int(m.get("in_port", 0)) in uplinks):
+                    # to the router: translated packets (53), or ARP replies to it (46)
+                    assert rule.table in (UPLINK_OUT.id, NAT_IN.id), rule.to_ofctl()
+                    continue
+                if action.port == IN_PORT and rule.table == NAT_IN.id:
+                    assert m["arp_op"] == "1" and m["arp_sha"] == uplinks[min(uplinks)].router_mac
                     continue
                 assert rule.table == EGRESS.id, rule.to_ofctl()
                 ep = edge[int(m["in_port"])] if action.port == IN_PORT else edge[action.port]
@@ -166,12 +187,25 @@ def test_classify_binds_edge_ports_and_fabric_vlans(
     net, programs = compiled
     graph = build_graph(net)
     by_vlan = {s.vlan: s for s in net.segments}
+    plans = CompilePlan(net).externals
+    transit = {p.vlan[t]: p.transit(t) for p in plans for t in p.users}
     for name, prog in programs.items():
         fabric = set(fabric_ports(graph, name))
         edge = {ep.port: ep for ep in net.endpoints if ep.switch == name}
+        uplinks = {p.ext.port: p for p in plans if p.ext.switch == name}
         for rule in (r for r in prog.rules if r.table == CLASSIFY.id and r.priority > 0):
             m = _match(rule)
             port = int(m["in_port"])
+            if port in uplinks:  # the outside: IPv4 or ARP requests to the public range only
+                plan = uplinks[port]
+                assert m["vlan_tci"] == "0x0000/0x1fff"
+                assert m.get("nw_dst", m.get("arp_tpa")) == str(plan.ext.cidr), rule.to_ofctl()
+                assert rule.actions[0] == WriteMetadata(plan.uplink_context, 0xFFFFFFFF)
+                continue
+            if port in fabric and int(m["vlan_tci"].split("/")[0], 16) & 0xFFF in transit:
+                vid = int(m["vlan_tci"].split("/")[0], 16) & 0xFFF
+                assert m["proto"] == "ip" and rule.actions[1] == WriteMetadata(transit[vid], 0xFFFFFFFF)
+                continue
             if rule.actions == (Drop(),):  # the RA guard (test_ra_guard_...)
                 assert port in edge and edge[port].ipv6 is not None, rule.to_ofctl()
                 continue
@@ -246,13 +280,17 @@ def test_ipv6_endpoints_are_bound_to_and_reached_at_their_global_and_link_local_
 
 
 def test_conntrack_zones_are_tenant_ids(compiled: tuple[Network, dict[str, SwitchProgram]]) -> None:
+    """A tenant's zone is its id; its NAT zone (uplink tables only) is ``0x1000 | id``."""
     net, programs = compiled
     ids = {t.id for t in net.tenants}
     for prog in programs.values():
         for rule in prog.rules:
             for action in rule.actions:
                 if isinstance(action, Ct):
-                    assert action.zone in ids, rule.to_ofctl()
+                    if rule.table in (NAT_IN.id, NAT_OUT.id):
+                        assert action.zone in {NAT_ZONE_BASE | i for i in ids}, rule.to_ofctl()
+                        continue
+                    assert action.zone in ids and action.nat is None, rule.to_ofctl()
 
 
 def test_every_cookie_names_an_intent_object(compiled: tuple[Network, dict[str, SwitchProgram]]) -> None:
@@ -668,7 +706,8 @@ def test_docs_pipeline_matches_the_code() -> None:
     from segctl.flows import pipeline
 
     text = (ROOT / "docs" / "pipeline.md").read_text()
-    rows = re.findall(r"^\| (\d+) \| (\w+) \|", text, flags=re.MULTILINE)
+    tables = text[text.index("## Tables") : text.index("### Priority bands")]
+    rows = re.findall(r"^\| (\d+) \| (\w+) \|", tables, flags=re.MULTILINE)
     assert [(int(n), name) for n, name in rows] == [(t.id, t.name) for t in TABLES]
     for name, value in re.findall(r"`(PRIO_[A-Z_]+)=(\d+)`", text):
         assert getattr(pipeline, name) == int(value), name

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.mutations import MUTATIONS
+from support.mutations import MUTATIONS, snat_intra_segment
 from support.reports import norm
 
 from segctl.flows.compiler import compile_network
@@ -156,9 +156,13 @@ def test_mutation_appears_then_disappears(mutate: Callable[[dict[str, list[str]]
     full_runs = v.stats.parts
     report, stats = check_step(v, network, parse_lines(mutated))
     assert not report.property(prop).holds
-    # a mutated rule may now match every tenant's packets (drop_egress_guard drops its metadata
-    # match): every part that used a view it changed is proven again, at most all of them
-    assert 0 < reran(stats) <= full_runs and stats.changed_views > 0, stats
+    if mutate is snat_intra_segment:
+        # NAT writes ports the kept manager does not track: the verifier starts over (§10)
+        assert stats.mode == "full" and "does not track" in stats.reason, stats
+    else:
+        # a mutated rule may now match every tenant's packets (drop_egress_guard drops its
+        # metadata match): every part that used a view it changed is proven again, at most all
+        assert 0 < reran(stats) <= full_runs and stats.changed_views > 0, stats
     # the same mutated flows with every line number shifted: traces must show the new lines
     report, stats = check_step(v, network, parse_lines(mutated, "NXST_FLOW reply (xid=0x4):"))
     assert not report.property(prop).holds

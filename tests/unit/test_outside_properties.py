@@ -135,3 +135,26 @@ def test_reports_without_externals_are_unchanged() -> None:
     """An intent without external networks checks the six properties it always had."""
     network = load_network(EXAMPLE.parent / "two-tenants.yaml")
     assert registry_for(network) == REGISTRY
+
+
+@pytest.mark.parametrize(
+    ("args", "verdict", "fate"),
+    [
+        (["--from", "acme/app1", "--to", "8.8.8.8", "--dport", "443"],
+         "allowed by policy acme/updates toward external internet, leaving with source 198.51.100.10",
+         "delivered to external:internet (edge2:48)"),
+        (["--from", "globex/gweb1", "--to", "203.0.113.7", "--dport", "80"],
+         "allowed by policy globex/out toward external internet, leaving with source 198.51.100.11",
+         "delivered to external:internet (edge2:48)"),
+        (["--from", "acme/app1", "--to", "8.8.8.8", "--dport", "80"],
+         "denied: no endpoint has the address 8.8.8.8", "dropped at edge1 table 30"),
+    ],
+)  # fmt: skip
+def test_trace_to_the_outside(
+    args: list[str], verdict: str, fate: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from segctl.cli import main
+
+    assert main(["trace", str(EXAMPLE), *args]) == 0
+    out = capsys.readouterr().out
+    assert f"intent: {verdict}" in out and fate in out and "ok: the tables agree with the intent" in out
