@@ -26,6 +26,7 @@ class ExternalGrant:
     services: tuple[ServiceMatch, ...]
     allow: bool
     rank: tuple[int, int, int]  # tenant-tier precedence: priority, deny first, document order
+    stateful: bool = True
 
 
 def external_grants(network: Network) -> list[ExternalGrant]:
@@ -44,7 +45,7 @@ def external_grants(network: Network) -> list[ExternalGrant]:
                     f"policy {tenant.name}/{pol.name}", tenant.name, peer.external, direction,
                     tuple(network.select(tenant.name, side)), tuple(peer.outside),
                     normalize_services(pol.services), pol.action == "allow",
-                    (priority, 0 if pol.action == "deny" else 1, index),
+                    (priority, 0 if pol.action == "deny" else 1, index), pol.stateful,
                 )
             )  # fmt: skip
     return sorted(out, key=lambda g: (g.tenant, g.rank))

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address
+from typing import Any
 
 from segctl.topology.analysis import Grant, ipv6_addresses, ipv6_applies, ipv6_routed
 from segctl.topology.network import EndpointInfo, Network
@@ -125,6 +126,10 @@ class Inputs:
     requests: list[ReplyRequest] = field(default_factory=list)
     request_pairs: list[list[Pair]] = field(default_factory=list)  # per request, its pairs
     replies: RunView | None = None
+    #: Run E's injections at the uplinks (:func:`segctl.verifier.outside.outside_reply_requests`),
+    #: tagged after ``requests``: tag ``outside_offset + i`` is ``outside_requests[i]``.
+    outside_requests: list[Any] = field(default_factory=list)
+    outside_offset: int = 0
     #: The ingresses this proof (or partition of one) injects; None: every one.
     injected: Sequence[SwitchPort] = ()
     _forward: dict[EndpointKey, BDD] = field(default_factory=dict)

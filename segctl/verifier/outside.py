@@ -22,6 +22,7 @@ delivers them; their shape is property 7's business on the way out).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from segctl.openflow.ofctl import mac_int
@@ -30,6 +31,7 @@ from segctl.topology.network import MIN_ROUTED_TTL, EndpointInfo, ExternalInfo
 from segctl.topology.outside import ExternalGrant, external_grants, public_source
 from segctl.verifier.checks import Inputs, Target, Violation
 from segctl.verifier.headerspace import BDD, HeaderSpace
+from segctl.verifier.observe import ReplyRequest
 from segctl.verifier.spaces import ETH_IP
 
 __all__ = ["ExternalGrant", "egress", "exposure", "external_delivered", "external_grants"]
@@ -208,12 +210,7 @@ def external_delivered(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]
         tag = _uplink_tag(inp, ext)
         if tag is None or (ext.switch, ext.port) not in injected:
             continue
-        router = (
-            hs.oeq("eth_src", mac_int(ext.router_mac)) & hs.oeq("eth_dst", mac_int(ext.mac))
-            & hs.oeq("vlan_present", 0) & hs.oeq("vlan_vid", 0)
-        )  # fmt: skip
-        for ttl in range(MIN_ROUTED_TTL):
-            router &= ~hs.oeq("nw_ttl", ttl)
+        router = _from_router(inp, ext)
         for dst in net.endpoints:
             expected = _ingress_allowed(inp, ext, dst, grants) & router
             if hs.is_empty(expected):
@@ -232,7 +229,87 @@ def external_delivered(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]
                         order=(1, ext.index, inp.position[dst.key]),
                     )
                 )  # fmt: skip
+    replies = inp.replies
+    for r, item in enumerate(inp.outside_requests):
+        if replies is None:
+            break
+        checked += 1
+        tag = inp.outside_offset + r
+        got = hs.untag(replies.delivered.get(item.src.qualified, hs.false) & hs.tag(tag), tag)
+        missing = item.request.space & ~got
+        if not hs.is_empty(missing):
+            message = (
+                f"replies from the outside ({item.external.name}) to {item.src.qualified}'s granted "
+                "connections are not all delivered"
+            )
+            found.append(
+                Violation(
+                    "external-delivered", message, (item.external.switch, item.external.port),
+                    item.external.qualified, item.src.qualified, "est", missing,
+                    Target("missing", item.src.qualified), item.request.zones,
+                    order=(2, inp.position[item.src.key], item.external.index),
+                )
+            )  # fmt: skip
     return found, {"granted directions": checked}
+
+
+@dataclass(frozen=True)
+class OutsideReplies:
+    """Run E's injection at an uplink: the outside's replies to ``src``'s granted egress."""
+
+    request: ReplyRequest
+    src: EndpointInfo
+    external: ExternalInfo
+
+
+def outside_reply_requests(inp: Inputs) -> list[OutsideReplies]:
+    """Per source of a stateful egress grant (injected in this proof), the replies the outside
+    sends back: from the peer's addresses, on the grant's services mirrored, to the public
+    source the sender leaves with, from the router; lookups in the zones where run N
+    committed the source's packets say est+rpl (its tenant zone at the source, its NAT zone
+    at the uplink)."""
+    hs, net, sp = inp.hs, inp.network, inp.spaces
+    injected = set(inp.injected)
+    out: list[OutsideReplies] = []
+    commits = inp.new.sorted_commits()
+    for ext in net.externals:
+        if (ext.switch, ext.port) not in injected:
+            continue
+        replies: dict[EndpointInfo, BDD] = {}
+        for g in external_grants(net):
+            if g.external != ext.name or g.direction != "out" or not g.allow or not g.stateful:
+                continue
+            back = _prefixes(hs, "ip_src", g.outside) & hs.union(
+                sp.service(s, ipv6=False, reply=True) for s in g.services
+            )
+            for ep in g.endpoints:
+                if (ep.switch, ep.port) in injected:
+                    replies[ep] = replies.get(ep, hs.false) | back
+        for ep, back in replies.items():
+            public = public_source(net, ep, ext.name)
+            if public is None:
+                continue
+            label = hs.tag(inp.tag_of[ep.key])
+            zones = frozenset(z for (_, _, z), committed in commits if not hs.is_empty(committed & label))
+            to = back & hs.oeq("eth_type", ETH_IP) & hs.oeq("ip_dst", int(public))
+            out.append(
+                OutsideReplies(
+                    ReplyRequest((ext.switch, ext.port), _from_router(inp, ext), to, zones), ep, ext
+                )
+            )
+    return out
+
+
+def _from_router(inp: Inputs, ext: ExternalInfo) -> BDD:
+    """What the upstream router sends in: its MAC to the fabric's, untagged, TTL >= 2."""
+    hs = inp.hs
+    out = (
+        hs.oeq("eth_src", mac_int(ext.router_mac)) & hs.oeq("eth_dst", mac_int(ext.mac))
+        & hs.oeq("vlan_present", 0) & hs.oeq("vlan_vid", 0)
+    )  # fmt: skip
+    for ttl in range(MIN_ROUTED_TTL):
+        out &= ~hs.oeq("nw_ttl", ttl)
+    return out
 
 
 def _violation(

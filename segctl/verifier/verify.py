@@ -29,6 +29,7 @@ from segctl.verifier.checks import Inputs, granted_pairs
 from segctl.verifier.delivery import reply_requests
 from segctl.verifier.expectations import Expectations
 from segctl.verifier.observe import Engine
+from segctl.verifier.outside import outside_reply_requests
 from segctl.verifier.properties import check_all, registry_for
 from segctl.verifier.reference import ReferenceEngine
 from segctl.verifier.report import Part, VerificationReport, merge_parts, part_of
@@ -124,7 +125,9 @@ def prove_part(
     inp.pairs = granted_pairs(network, exp, sources)
     inp.requests, inp.request_pairs = reply_requests(inp)
     say(f"replies of {sum(map(len, inp.request_pairs)):,} stateful grants")
-    inp.replies = engine.replies(inp.requests)
+    inp.outside_requests = outside_reply_requests(inp) if network.externals else []
+    inp.outside_offset = len(inp.requests)
+    inp.replies = engine.replies([*inp.requests, *(o.request for o in inp.outside_requests)])
     say("checking properties")
     results = check_all(inp, registry_for(network))
     say("building counterexamples")

@@ -87,6 +87,11 @@ def route_missing(flows: Flows) -> None:
     _edit(flows, "edge1", r"table=40,.*metadata=0x2/0xfff00fff,nw_dst=203\.0\.113\.0/24", lambda s: None)
 
 
+def replies_not_routed_in(flows: Flows) -> None:
+    """The uplink's switch no longer routes what comes back for acme/app1 (10.0.2.10)."""
+    _edit(flows, "edge2", r"table=47,.*ct_zone=4097,nw_dst=10\.0\.2\.10,", lambda s: None)
+
+
 @pytest.mark.parametrize(
     ("mutate", "prop", "words"),
     [
@@ -100,6 +105,7 @@ def route_missing(flows: Flows) -> None:
         (ingress_port_widened, "exposure", "the outside (internet) can open connections to acme/web1"),
         (outside_not_marked, "exposure", "the outside (internet) can open connections to acme/web1"),
         (route_missing, "external-delivered", "granted traffic globex/gweb1 -> external internet"),
+        (replies_not_routed_in, "external-delivered", "replies from the outside (internet) to acme/app1's"),
     ],
     ids=lambda v: v.__name__ if callable(v) else None,
 )
