@@ -128,14 +128,15 @@ class PropertyResult:
         return not self.violations
 
 
-def _isolation(inp: Inputs, _done: Mapping[str, Partial]) -> Partial:
-    found, counts = isolation(inp)
-    return Partial(tuple(found), counts)
+def _alone(check: Callable[[Inputs], tuple[Sequence[Violation], Mapping[str, int]]]) -> Check:
+    """A property whose check reads the inputs only (not other properties' results)."""
 
+    def run(inp: Inputs, _done: Mapping[str, Partial]) -> Partial:
+        found, counts = check(inp)
+        return Partial(tuple(found), counts)
 
-def _conformance(inp: Inputs, _done: Mapping[str, Partial]) -> Partial:
-    found, counts = conformance(inp)
-    return Partial(tuple(found), counts)
+    run.__name__ = f"_{check.__name__}"
+    return run
 
 
 def _allowed_delivered(inp: Inputs, _done: Mapping[str, Partial]) -> Partial:
@@ -143,35 +144,10 @@ def _allowed_delivered(inp: Inputs, _done: Mapping[str, Partial]) -> Partial:
     return Partial(tuple(delivered), counts, {"holes": tuple(holes)})
 
 
-def _spoof(inp: Inputs, _done: Mapping[str, Partial]) -> Partial:
-    found, counts = spoof_guard(inp)
-    return Partial(tuple(found), counts)
-
-
 def _loops(inp: Inputs, done: Mapping[str, Partial]) -> Partial:
     holes = (done["allowed-delivered"].extra or {}).get("holes", ())
     counts = {"edge ports": len(inp.injected), "granted pairs": len(inp.pairs)}
     return Partial((*loop_free(inp), *holes), counts)
-
-
-def _commits(inp: Inputs, _done: Mapping[str, Partial]) -> Partial:
-    found, counts = commit_safety(inp)
-    return Partial(tuple(found), counts)
-
-
-def _egress(inp: Inputs, _done: Mapping[str, Partial]) -> Partial:
-    found, counts = egress(inp)
-    return Partial(tuple(found), counts)
-
-
-def _exposure(inp: Inputs, _done: Mapping[str, Partial]) -> Partial:
-    found, counts = exposure(inp)
-    return Partial(tuple(found), counts)
-
-
-def _external_delivered(inp: Inputs, _done: Mapping[str, Partial]) -> Partial:
-    found, counts = external_delivered(inp)
-    return Partial(tuple(found), counts)
 
 
 #: Every property, in report order.
@@ -184,7 +160,7 @@ REGISTRY: tuple[Property, ...] = (
         "every packet delivered across tenants, injected at every edge port, in every conntrack "
         "state (and again with every lookup new)",
         "all headers × all ct states",
-        _isolation,
+        _alone(isolation),
         ("any.delivered", "new.delivered", "shared services"),
     ),
     Property(
@@ -194,7 +170,7 @@ REGISTRY: tuple[Property, ...] = (
         True,
         "every packet delivered inside a tenant when every conntrack lookup says new",
         "all headers, ct_state=+trk+new at every lookup",
-        _conformance,
+        _alone(conformance),
         ("new.delivered", "new.natted", "grants"),
     ),
     Property(
@@ -216,7 +192,7 @@ REGISTRY: tuple[Property, ...] = (
         True,
         "every delivered packet of every edge port, in every conntrack state",
         "all headers × all ct states",
-        _spoof,
+        _alone(spoof_guard),
         ("any.delivered",),
     ),
     Property(
@@ -236,7 +212,7 @@ REGISTRY: tuple[Property, ...] = (
         True,
         "every ct(commit) met by a new packet of every edge port",
         "committed packets × zones",
-        _commits,
+        _alone(commit_safety),
         ("new.commits", "new.delivered", "grants", "zone owners"),
     ),
 )
@@ -252,7 +228,7 @@ OUTSIDE: tuple[Property, ...] = (
         "every packet of every edge port delivered to an uplink (new connections; and in every "
         "conntrack state, its source as it leaves)",
         "all headers, the source after NAT",
-        _egress,
+        _alone(egress),
         ("new.delivered", "new.exits", "any.exits", "external policies"),
     ),
     Property(
@@ -263,7 +239,7 @@ OUTSIDE: tuple[Property, ...] = (
         True,
         "every packet injected at every uplink, delivered to an endpoint with every lookup new",
         "all headers from the outside, ct_state=+trk+new at every lookup",
-        _exposure,
+        _alone(exposure),
         ("new.delivered", "external policies", "floating IPs"),
     ),
     Property(
@@ -274,7 +250,7 @@ OUTSIDE: tuple[Property, ...] = (
         "for every external policy: its sources' packets to the whole outside peer on every granted "
         "service; the router's packets to the floating IP",
         "granted services × outside prefixes",
-        _external_delivered,
+        _alone(external_delivered),
         ("new.delivered", "external policies"),
     ),
 )

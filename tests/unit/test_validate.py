@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 import yaml
+from support.problems import problems
 
 from segctl.errors import IntentError, Problem
 from segctl.topology.load import check_file, intent_from_document, load_checked, load_intent_text
 from segctl.topology.network import load_network, resolve
-from segctl.topology.validate import VLAN_RANGE, validate_intent
+from segctl.topology.validate import VLAN_RANGE
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -94,15 +95,6 @@ def doc() -> dict[str, Any]:
 
 def acme(d: dict[str, Any]) -> dict[str, Any]:
     return d["tenants"][0]
-
-
-def problems(d: dict[str, Any]) -> list[str]:
-    """``location: message`` for every problem: shape problems, or else semantic ones."""
-    try:
-        intent = intent_from_document(d)
-    except IntentError as exc:
-        return [f"{p.location}: {p.message}" for p in exc.problems]
-    return sorted(f"{p.location}: {p.message}" for p in validate_intent(intent))
 
 
 def test_base_document_is_valid() -> None:

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.problems import problems
 
-from segctl.errors import IntentError
 from segctl.topology.load import check_file, intent_from_document
 from segctl.topology.network import ExternalInfo, load_network, resolve
-from segctl.topology.validate import validate_intent
 from segctl.topology.validate_external import MAX_EXTERNALS, MAX_SEGMENTS_WITH_EXTERNALS
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -101,15 +100,6 @@ def acme(d: dict[str, Any]) -> dict[str, Any]:
 
 def policy(d: dict[str, Any], name: str) -> dict[str, Any]:
     return next(p for t in d["tenants"] for p in t["policies"] if p["name"] == name)
-
-
-def problems(d: dict[str, Any]) -> list[str]:
-    """``location: message`` for every problem: shape problems, or else semantic ones."""
-    try:
-        intent = intent_from_document(d)
-    except IntentError as exc:
-        return [f"{p.location}: {p.message}" for p in exc.problems]
-    return sorted(f"{p.location}: {p.message}" for p in validate_intent(intent))
 
 
 def test_base_document_is_valid_and_resolves() -> None:
