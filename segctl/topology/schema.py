@@ -60,6 +60,8 @@ SELECTOR_NAME_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,31}/)?[A-Za-z0-9][A-Za-z
 SelectorName = Annotated[str, Field(pattern=SELECTOR_NAME_PATTERN)]
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 MAX_OF_PORT = 0xFF00  # OFPP_MAX: higher numbers are reserved ports
+#: The most prefixes one external peer's ``except`` may list.
+MAX_EXCEPT = 64
 
 
 class _Strict(BaseModel):
@@ -386,8 +388,13 @@ class Selector(_Strict):
     #: ``cidr`` (default: every IPv4 address) minus ``except``.
     external: Name | None = None
     cidr: Annotated[IPv4Network, BeforeValidator(_cidr_text)] | None = None
+    #: At most :data:`MAX_EXCEPT` prefixes: cidr minus except is split into disjoint prefixes
+    #: (up to 32 per excluded one), each a flow (and 3,000 of them took minutes to validate).
     except_: list[Annotated[IPv4Network, BeforeValidator(_cidr_text)]] | None = Field(
-        default=None, validation_alias=AliasChoices("except", "except_"), serialization_alias="except"
+        default=None,
+        max_length=MAX_EXCEPT,
+        validation_alias=AliasChoices("except", "except_"),
+        serialization_alias="except",
     )
 
     @model_validator(mode="after")

@@ -549,3 +549,17 @@ def test_problems_carry_the_line_of_their_place(tmp_path: Path) -> None:
         f"{path}:{line}: tenants[globex].snat.internet: 198.51.100.10 is also the snat address of tenant "
         "acme: each tenant needs its own (replies find their tenant by it)"
     ]
+
+
+def test_an_except_list_is_bounded() -> None:
+    """3,000 excluded prefixes took minutes to validate (each splits the peer in up to 32):
+    more than MAX_EXCEPT is refused by the schema, naming the place."""
+    from segctl.topology.schema import MAX_EXCEPT
+
+    d = doc()
+    peer = policy(d, "updates")["to"]
+    peer["except"] = ["10.0.0.0/8"] + [f"1.{i // 256}.{i % 256}.7/32" for i in range(MAX_EXCEPT)]
+    [problem] = problems(d)
+    assert problem.startswith("tenants[acme].policies[updates].to.except: List should have at most 64 items")
+    peer["except"].pop()
+    assert problems(d) == []
