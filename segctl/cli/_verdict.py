@@ -83,22 +83,21 @@ def verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr:
 def _outside(network: Network, src: EndpointInfo, addr: Address, svc: Service) -> Verdict | None:
     """The verdict of the first policy of ``src``'s tenant toward an external network (in
     the tenant tier's order) whose peer holds ``addr`` and whose services take the packet."""
-    from segctl.topology.outside import external_grants, public_source
+    from ipaddress import IPv4Address
 
-    for g in external_grants(network):
-        if g.tenant != src.tenant or g.direction != "out" or src not in g.endpoints:
-            continue
-        if not any(addr in p for p in g.outside):
-            continue
-        if not any(s.matches(svc.proto, svc.dport, icmp_type=svc.icmp_type, icmp_code=svc.icmp_code)
-                   for s in g.services):  # fmt: skip
-            continue
-        if not g.allow:
-            return Verdict(False, f"denied by the intent ({g.name}, deny, toward external {g.external})", ())
-        public = public_source(network, src, g.external)
-        text = f"allowed by {g.name} toward external {g.external}, leaving with source {public}"
-        return Verdict(True, text, (), receiver=f"external:{g.external}")
-    return None
+    from segctl.topology.outside import external_decision, public_source
+
+    if not isinstance(addr, IPv4Address):
+        return None
+    g = external_decision(network, src, "out", addr, svc.proto, svc.dport,
+                          icmp_type=svc.icmp_type, icmp_code=svc.icmp_code)  # fmt: skip
+    if g is None:
+        return None
+    if not g.allow:
+        return Verdict(False, f"denied by the intent ({g.name}, deny, toward external {g.external})", ())
+    public = public_source(network, src, g.external)
+    text = f"allowed by {g.name} toward external {g.external}, leaving with source {public}"
+    return Verdict(True, text, (), receiver=f"external:{g.external}")
 
 
 def _ipv6_rule(

@@ -1,13 +1,16 @@
 """Probe agent run *inside* a host namespace by :mod:`segctl.mininet_scenarios.probes`.
 
-``python -m segctl.mininet_scenarios._agent serve IDENTITY --tcp 80,443 --udp 53 [--v6]``:
-echo server on every listed port at once; each reply is the request followed by
-``|IDENTITY`` so the prober knows *which* host answered (tenants may share addresses).
-Prints ``ready`` once every socket is bound.
+``python -m segctl.mininet_scenarios._agent serve IDENTITY --tcp 80,443 --udp 53 [--v6]
+[--tell-source]``: echo server on every listed port at once; each reply is the request
+followed by ``|IDENTITY`` so the prober knows *which* host answered (tenants may share
+addresses); with ``--tell-source``, ``|IDENTITY@ADDRESS``, the source address the server
+saw (the outside tells which public address a connection came from). Prints ``ready``
+once every socket is bound.
 
 ``python -m segctl.mininet_scenarios._agent probe TIMEOUT JSON`` takes a JSON list of
-``{"id", "proto", "dst", "port"}``, runs them all concurrently and prints one
-JSON object ``{id: {"ok": bool, "peer": str, "error": str}}``. ``icmp`` uses ``ping``.
+``{"id", "proto", "dst", "port"[, "src"]}``, runs them all concurrently and prints one
+JSON object ``{id: {"ok": bool, "peer": str, "error": str}}``. ``icmp`` uses ``ping``;
+``src`` binds the probe to that local address.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def _ports(text: str) -> list[int]:
     return [int(p) for p in text.split(",") if p.strip()]
 
 
-def serve(identity: str, tcp: list[int], udp: list[int], v6: bool) -> int:
+def serve(identity: str, tcp: list[int], udp: list[int], v6: bool, tell_source: bool = False) -> int:
     """Echo on every port until killed."""
     sel = selectors.DefaultSelector()
     families = [socket.AF_INET, *([socket.AF_INET6] if v6 else [])]
@@ -53,6 +56,10 @@ def serve(identity: str, tcp: list[int], udp: list[int], v6: bool) -> int:
             s.bind((host, port))
             sel.register(s, selectors.EVENT_READ, "udp")
     suffix = _SEP + identity.encode()
+
+    def told(peer: Any) -> bytes:
+        return suffix + (b"@" + str(peer[0]).encode() if tell_source else b"")
+
     print("ready", flush=True)
     while True:
         for key, _ in sel.select():
@@ -60,10 +67,10 @@ def serve(identity: str, tcp: list[int], udp: list[int], v6: bool) -> int:
             if key.data == "udp":
                 with contextlib.suppress(OSError):
                     data, peer = sock.recvfrom(4096)
-                    sock.sendto(data + suffix, peer)
+                    sock.sendto(data + told(peer), peer)
             else:
-                conn, _ = sock.accept()
-                threading.Thread(target=_echo_tcp, args=(conn, suffix), daemon=True).start()
+                conn, peer = sock.accept()
+                threading.Thread(target=_echo_tcp, args=(conn, told(peer)), daemon=True).start()
 
 
 def _echo_tcp(conn: socket.socket, suffix: bytes) -> None:
@@ -79,7 +86,7 @@ def _echo_tcp(conn: socket.socket, suffix: bytes) -> None:
 
 
 def _one(item: dict[str, Any], timeout: float) -> dict[str, Any]:
-    proto, dst, port = item["proto"], item["dst"], item.get("port")
+    proto, dst, port, src = item["proto"], item["dst"], item.get("port"), item.get("src")
     token = f"segctl-{item['id']}".encode()
     family = socket.AF_INET6 if ":" in dst else socket.AF_INET
     try:
@@ -87,6 +94,8 @@ def _one(item: dict[str, Any], timeout: float) -> dict[str, Any]:
             argv = ["ping", "-n", "-q", "-c", "1", "-W", f"{timeout:g}", dst]
             if family == socket.AF_INET6:
                 argv.insert(1, "-6")
+            if src:
+                argv[1:1] = ["-I", str(src)]
             done = subprocess.run(argv, capture_output=True, timeout=timeout + 5, check=False)
             return {
                 "ok": done.returncode == 0,
@@ -96,6 +105,8 @@ def _one(item: dict[str, Any], timeout: float) -> dict[str, Any]:
         kind = socket.SOCK_STREAM if proto in ("tcp", "tcp6") else socket.SOCK_DGRAM
         with socket.socket(family, kind) as sock:
             sock.settimeout(timeout)
+            if src:
+                sock.bind((str(src), 0))
             sock.connect((dst, int(port or 0)))
             sock.send(token)
             reply = sock.recv(4096)
@@ -157,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tcp", type=_ports, default=[])
     p.add_argument("--udp", type=_ports, default=[])
     p.add_argument("--v6", action="store_true")
+    p.add_argument("--tell-source", action="store_true")
     p = sub.add_parser("probe")
     p.add_argument("timeout", type=float)
     p.add_argument("probes")
@@ -175,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "flood":
         return flood(a.dst, a.port, a.seconds)
     if a.cmd == "serve":
-        return serve(a.identity, a.tcp, a.udp, a.v6)
+        return serve(a.identity, a.tcp, a.udp, a.v6, a.tell_source)
     return probe(a.timeout, a.probes)
 
 

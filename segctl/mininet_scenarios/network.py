@@ -9,6 +9,9 @@ and a run prefix; :class:`MininetFabric` builds it and removes it exactly:
   default route to its segment gateway (and gateway6), attached to the intent's OpenFlow port number
   (``addLink(host, switch, port2=N)``);
 * one veth link per fabric link, with the intent's port numbers at both ends;
+* per external network, its upstream router as a host ``<prefix>x<i>`` on the uplink (the
+  router's MAC and IP) that also holds an outside server address
+  (:func:`~segctl.topology.outside.outside_server`): the "internet" the probes reach;
 * a ``RemoteController`` at the given address (or none: flows are pushed another way).
 
 Names: switch ``<prefix>s<i>`` (also the OVS bridge name), its ports ``<bridge>p<port>``,
@@ -36,7 +39,8 @@ from pyroute2.ethtool import Ethtool
 
 from segctl.testbed import netns as tb_netns
 from segctl.testbed import ovs
-from segctl.topology.network import EndpointInfo, Network
+from segctl.topology.network import EndpointInfo, ExternalInfo, Network
+from segctl.topology.outside import outside_server
 
 __all__ = [
     "PREFIX_PATTERN",
@@ -44,6 +48,7 @@ __all__ = [
     "HostPlan",
     "LinkPlan",
     "MininetFabric",
+    "OutsidePlan",
     "SwitchPlan",
     "cleanup",
     "leftovers",
@@ -97,6 +102,33 @@ class HostPlan:
 
 
 @dataclass(frozen=True)
+class OutsidePlan:
+    """An external network's upstream router as a host on its uplink, with one outside
+    server address: probes name it by :attr:`key`, ``("external:NAME", server)``."""
+
+    external: ExternalInfo
+    node: str
+    server: IPv4Address
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.external.qualified, str(self.server))
+
+    @property
+    def netns(self) -> str:
+        return self.node
+
+    @property
+    def ifname(self) -> str:
+        return f"{self.node}{HOST_IFNAME_SUFFIX}"
+
+
+def is_outside(key: tuple[str, str]) -> bool:
+    """Is ``key`` an outside host's (``external:NAME``), not an endpoint's?"""
+    return key[0].startswith("external:")
+
+
+@dataclass(frozen=True)
 class LinkPlan:
     """A fabric link ``a:a_port <-> b:b_port`` (intent switch names)."""
 
@@ -117,6 +149,7 @@ class FabricPlan:
     switches: tuple[SwitchPlan, ...]
     hosts: tuple[HostPlan, ...]
     links: tuple[LinkPlan, ...]
+    outsides: tuple[OutsidePlan, ...] = ()
 
     def switch(self, name: str) -> SwitchPlan:
         """The plan of intent switch ``name``."""
@@ -132,6 +165,19 @@ class FabricPlan:
             if h.endpoint.key == key:
                 return h
         raise KeyError(f"no endpoint {key[0]}/{key[1]} in the intent")
+
+    def outside(self, key: tuple[str, str]) -> OutsidePlan:
+        """The plan of an outside host by its key."""
+        for o in self.outsides:
+            if o.key == key:
+                return o
+        raise KeyError(f"no outside host {'/'.join(key)}")
+
+    def node(self, key: EndpointInfo | tuple[str, str]) -> HostPlan | OutsidePlan:
+        """The host plan of an endpoint or of an outside host."""
+        if isinstance(key, tuple) and is_outside(key):
+            return self.outside(key)
+        return self.host(key)
 
     def bridges(self) -> dict[str, str]:
         """Intent switch name -> OVS bridge name."""
@@ -159,9 +205,12 @@ def plan(network: Network, prefix: str) -> FabricPlan:
             )
         )
     links = tuple(LinkPlan(a, ap, b, bp) for a, ap, b, bp in network.links)
-    result = FabricPlan(prefix, switches, tuple(hosts), links)
+    outsides = tuple(
+        OutsidePlan(ext, f"{prefix}x{ext.index}", outside_server(network, ext)) for ext in network.externals
+    )
+    result = FabricPlan(prefix, switches, tuple(hosts), links, outsides)
     names = [*(sw.port_name(p) for sw in switches for p in _ports(result, sw.name))]
-    names += [sw.node for sw in switches] + [h.ifname for h in hosts]
+    names += [sw.node for sw in switches] + [h.ifname for h in hosts] + [o.ifname for o in outsides]
     too_long = [n for n in names if len(n) > tb_netns.IFNAMSIZ]
     if too_long:
         raise ValueError(f"interface names longer than {tb_netns.IFNAMSIZ} chars: {too_long}")
@@ -170,6 +219,7 @@ def plan(network: Network, prefix: str) -> FabricPlan:
 
 def _ports(fabric: FabricPlan, switch: str) -> list[int]:
     ports = [h.endpoint.port for h in fabric.hosts if h.endpoint.switch == switch]
+    ports += [o.external.port for o in fabric.outsides if o.external.switch == switch]
     for link in fabric.links:
         if link.a == switch:
             ports.append(link.a_port)
@@ -285,9 +335,19 @@ class MininetFabric:
                 intfName1=h.ifname,
                 intfName2=p.switch(ep.switch).port_name(ep.port),
             )
+        for o in p.outsides:
+            ext = o.external
+            router = f"{ext.router_ip}/{ext.cidr.prefixlen}"
+            host = net.addHost(o.node, cls=Host, ip=router, mac=ext.router_mac)
+            net.addLink(host, nodes[ext.switch], port2=ext.port, intfName1=o.ifname,
+                        intfName2=p.switch(ext.switch).port_name(ext.port))  # fmt: skip
         net.build()
         for h in p.hosts:
             self._configure_host(h)
+        for o in p.outsides:
+            pr_netns.attach(o.netns, self.net.get(o.node).pid)
+            _tx_offload_off_in(o.netns, o.ifname)
+            tb_netns.add_address(o.netns, o.ifname, str(o.server), 32)
         for sw in p.switches:
             for port in _ports(p, sw.name):
                 _tx_offload_off(sw.port_name(port))
@@ -336,12 +396,12 @@ class MininetFabric:
         return self.plan.switch(switch).node
 
     def netns(self, ep: EndpointInfo | tuple[str, str]) -> str:
-        """Named namespace of an endpoint's host."""
-        return self.plan.host(ep).netns
+        """Named namespace of an endpoint's host (or of an outside host, by its key)."""
+        return self.plan.node(ep).netns
 
     def ifname(self, ep: EndpointInfo | tuple[str, str]) -> str:
-        """Interface name of an endpoint inside its namespace."""
-        return self.plan.host(ep).ifname
+        """Interface name of an endpoint (or an outside host) inside its namespace."""
+        return self.plan.node(ep).ifname
 
     def host_pid(self, ep: EndpointInfo | tuple[str, str]) -> int:
         return int(self.net.get(self.plan.host(ep).node).pid)

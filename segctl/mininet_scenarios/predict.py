@@ -16,6 +16,13 @@ Replies of a shared service whose consumers in several tenants share the client'
 address walk several conntrack zones; the simulator takes one state per ``ct()`` call,
 so those probes are reported as *not predicted* (never counted as agreeing).
 
+A probe to or from the outside (external networks) enters or leaves at the uplink: the
+request from the endpoint goes to its tenant's gateway MAC and must leave the uplink; its
+reply comes in from the upstream router's MAC to the external network's MAC, addressed to
+the source the request left with, and must reach the endpoint (the simulator is told
+which connection it answers, ``nat_original``: tenants share one SNAT address). From the
+outside, the request goes to the endpoint's public address, the reply back to the uplink.
+
 When the simulator is not importable, :func:`load_predictor` returns ``None`` with the
 reason, and the run reports the predicted matrix as unavailable (never as agreeing).
 """
@@ -27,11 +34,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
+from segctl.mininet_scenarios.network import is_outside
 from segctl.mininet_scenarios.probes import ECHO6_REQUEST, ECHO_REQUEST, IPV6_PROBES, Probe
 from segctl.openflow.ofctl import Flow, mac_int
 from segctl.openflow.ofmatch import IP_PROTO_ICMPV6
 from segctl.topology.analysis import ICMP_REPLY_TYPES, ICMPV6_REPLY_TYPES
-from segctl.topology.network import EndpointInfo, Network, first_hop_mac
+from segctl.topology.network import EndpointInfo, ExternalInfo, Network, first_hop_mac
+from segctl.topology.outside import public_source
 
 __all__ = ["Predictor", "load_predictor", "probe_fields"]
 
@@ -85,6 +94,32 @@ def probe_fields(
     return fields
 
 
+def _outside_fields(
+    network: Network, ep: EndpointInfo, ext: ExternalInfo, server: int, public: int, probe: Probe,
+    *, inbound: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """A packet between ``ep`` and the outside server: ``inbound`` from the uplink (the
+    router's MAC to the external network's, addressed to ``public``), else from ``ep`` to its
+    gateway MAC."""
+    proto = _PROTO[probe.proto]
+    fields: dict[str, Any] = {"ip_proto": proto, "nw_ttl": 64, "eth_type": 0x0800}
+    if inbound:
+        fields.update(in_port=ext.port, eth_src=mac_int(ext.router_mac), eth_dst=mac_int(ext.mac),
+                      ip_src=server, ip_dst=public)  # fmt: skip
+    else:
+        gateway = network.tenant(ep.tenant).gateway_mac
+        fields.update(in_port=ep.port, eth_src=mac_int(ep.mac), eth_dst=mac_int(gateway),
+                      ip_src=int(IPv4Address(ep.ip)), ip_dst=server)  # fmt: skip
+    # the request goes toward the outside when it is outbound from the endpoint
+    request = (not inbound) == (probe.src == ep.key)
+    if probe.proto == "icmp":
+        fields["icmp_type"] = ECHO_REQUEST if request else ICMP_REPLY_TYPES[ECHO_REQUEST]
+    else:
+        sport, dport = _SRC_PORT, probe.port or 0
+        fields.update(tp_src=sport if request else dport, tp_dst=dport if request else sport)
+    return fields
+
+
 def load_predictor(
     network: Network,
     tables: Mapping[str, Sequence[Flow]],
@@ -106,6 +141,7 @@ def load_predictor(
         links[(a, ap)] = (b, bp)
         links[(b, bp)] = (a, ap)
     edges = {(ep.switch, ep.port): ep.qualified for ep in network.endpoints}
+    edges.update({(ext.switch, ext.port): ext.qualified for ext in network.externals})
 
     def send(ep: EndpointInfo, packet: Any, ct_default: int) -> tuple[bool, bool, str]:
         results = sim.simulate(tables, links, edges, ep.switch, packet, ct_default=ct_default)
@@ -113,10 +149,43 @@ def load_predictor(
         committed = any(r.commits for r in results)
         return bool(delivered), committed, ",".join(sorted(e for e in delivered if e))
 
+    def outside(probe: Probe) -> bool:
+        outbound = is_outside(probe.dst)
+        key, ep_key = (probe.dst, probe.src) if outbound else (probe.src, probe.dst)
+        ep = network.endpoint(*ep_key)
+        ext = network.external(key[0].partition(":")[2])
+        server = int(IPv4Address(key[1]))
+        public = public_source(network, ep, ext.name)
+        if public is None:
+            return False
+        new = sim.CT_TRK | sim.CT_NEW
+        est = sim.CT_TRK | sim.CT_EST | _CT_RPL
+
+        def go(inbound: bool, state: int, original: int | None, to: int) -> tuple[list[Any], str]:
+            fields = _outside_fields(network, ep, ext, server, to, probe, inbound=inbound)
+            start = ext.switch if inbound else ep.switch
+            results = sim.simulate(tables, links, edges, start, sim.Packet(**fields), ct_default=state,
+                                   nat_original=original)  # fmt: skip
+            where = {r.endpoint for r in results if r.kind == "delivered" and r.endpoint}
+            return results, ",".join(sorted(where))
+
+        first, where = go(not outbound, new, None, int(public))
+        if where != (ext.qualified if outbound else ep.qualified):
+            return False
+        committed = any(r.commits for r in first)
+        # the reply answers the connection: to the source it left with (as translated), or
+        # from the endpoint whose floating IP the outside opened
+        left = next(r.packet.ip_src for r in first if r.kind == "delivered")
+        original = int(IPv4Address(ep.ip)) if outbound else int(public)
+        _, back = go(outbound, est if committed else new, original, left if outbound else int(public))
+        return back == (ep.qualified if outbound else ext.qualified)
+
     def packet(src: EndpointInfo, dst: EndpointInfo, probe: Probe, *, reply: bool) -> Any:
         return sim.Packet(**probe_fields(network, src, dst, probe, reply=reply))
 
     def predict(probe: Probe) -> bool | None:
+        if is_outside(probe.src) or is_outside(probe.dst):
+            return outside(probe)
         src, dst = network.endpoint(*probe.src), network.endpoint(*probe.dst)
         if _zone_ambiguous_reply(network, src, dst):
             return None

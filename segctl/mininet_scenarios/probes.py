@@ -21,6 +21,15 @@ A pair whose destination address also belongs to an endpoint of the source's own
 other owner. Such pairs are listed in :attr:`ProbePlan.unaddressable`; the attacker
 scenario covers them with crafted frames.
 
+With external networks, the upstream router's host of each (:class:`~segctl.mininet_scenarios.
+network.OutsidePlan`, key ``("external:NAME", server address)``) takes part: every endpoint
+probes the outside server (expected: the first egress policy of its tenant that takes the
+packet allows it, statefully: :func:`~segctl.topology.outside.external_decision`), and
+the outside probes each endpoint at its public address there, from the server address
+(its floating IP, expected as the ingress policies say; or its tenant's SNAT address,
+expected never to let anything in). The outside's echo server also tells the source
+address it saw (:attr:`ProbeResult.seen`): the public source the endpoint left with.
+
 Probes run in parallel: one echo server per host (all ports), one prober per source
 host (all its probes concurrently), so a full matrix takes about one timeout.
 """
@@ -32,12 +41,14 @@ import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from typing import Any, Literal
 
-from segctl.mininet_scenarios.network import MininetFabric
+from segctl.mininet_scenarios.network import MininetFabric, is_outside
 from segctl.testbed.probes import ProbeError, Sniffer, send_raw_frame, spawn_in, stop_process, wait_ready
 from segctl.topology.analysis import reply_allowed
 from segctl.topology.network import EndpointInfo, Network
+from segctl.topology.outside import external_decision, outside_server, public_source
 
 __all__ = [
     "ECHO6_REQUEST",
@@ -49,7 +60,9 @@ __all__ = [
     "addressable",
     "expected_outcome",
     "inject",
+    "outside_keys",
     "plan_probes",
+    "probe_address",
     "probe_ports",
     "run_probes",
 ]
@@ -101,6 +114,8 @@ class ProbeResult:
     ok: bool
     peer: str = ""
     error: str = ""
+    #: the source address the outside's server saw (its probes only)
+    seen: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,6 +163,36 @@ def addressable6(src: EndpointInfo, dst: EndpointInfo, network: Network) -> bool
     return not any(ep.ipv6 == dst.ipv6 for ep in network.tenant_endpoints(src.tenant) if ep.key != dst.key)
 
 
+def outside_keys(network: Network) -> list[EndpointKey]:
+    """The probe key of each external network's outside host: ``("external:NAME", server)``."""
+    return [(ext.qualified, str(outside_server(network, ext))) for ext in network.externals]
+
+
+def _external(key: EndpointKey) -> str:
+    return key[0].partition(":")[2]
+
+
+def _outside_probes(network: Network, ports: Mapping[str, tuple[int, ...]]) -> list[Probe]:
+    """Every endpoint to each outside server, and each outside server to every endpoint
+    with a public address there (floating IP or its tenant's SNAT address)."""
+    out: list[Probe] = []
+
+    def each(src: EndpointKey, dst: EndpointKey) -> list[Probe]:
+        return [
+            Probe(src, dst, "icmp"),
+            *(Probe(src, dst, "tcp", p) for p in ports["tcp"]),
+            *(Probe(src, dst, "udp", p) for p in ports["udp"]),
+        ]
+
+    for key in outside_keys(network):
+        for ep in network.endpoints:
+            out += each(ep.key, key)
+        for ep in network.endpoints:
+            if public_source(network, ep, _external(key)) is not None:
+                out += each(key, ep.key)
+    return out
+
+
 def plan_probes(
     network: Network,
     *,
@@ -155,7 +200,8 @@ def plan_probes(
     destinations: Iterable[EndpointInfo] | None = None,
 ) -> ProbePlan:
     """All-pairs probes (``src != dst``): icmp and every probe port, and the same over IPv6
-    where it applies (:func:`addressable6`)."""
+    where it applies (:func:`addressable6`); with external networks, the outside probes too
+    (only for the full plan, without ``sources`` or ``destinations``)."""
     ports = probe_ports(network)
     srcs = list(network.endpoints if sources is None else sources)
     dsts = list(network.endpoints if destinations is None else destinations)
@@ -175,11 +221,39 @@ def plan_probes(
             probes.append(Probe(src.key, dst.key, "icmp"))
             probes += [Probe(src.key, dst.key, "tcp", p) for p in ports["tcp"]]
             probes += [Probe(src.key, dst.key, "udp", p) for p in ports["udp"]]
+    if sources is None and destinations is None:
+        probes += _outside_probes(network, ports)
     return ProbePlan(tuple(probes), ports["tcp"], ports["udp"], tuple(skipped))
+
+
+def probe_address(network: Network, probe: Probe) -> str:
+    """The address ``probe`` is sent to: the outside server, an endpoint's public address
+    (from the outside), or the endpoint's own address."""
+    if is_outside(probe.dst):
+        return probe.dst[1]
+    dst = network.endpoint(*probe.dst)
+    if is_outside(probe.src):
+        return str(public_source(network, dst, _external(probe.src)))
+    return str(dst.ipv6) if probe.proto in IPV6_PROBES else str(dst.ip)
+
+
+def _expected_outside(network: Network, probe: Probe) -> bool:
+    """A probe to or from the outside: the deciding external policy allows it, statefully
+    (its reply passes as the connection's); from the outside only to a floating IP."""
+    outbound = is_outside(probe.dst)
+    outside, ep_key = (probe.dst, probe.src) if outbound else (probe.src, probe.dst)
+    ep = network.endpoint(*ep_key)
+    decision = external_decision(
+        network, ep, "out" if outbound else "in", IPv4Address(outside[1]), probe.proto, probe.port,
+        external=_external(outside), icmp_type=ECHO_REQUEST if probe.proto == "icmp" else None,
+    )  # fmt: skip
+    return decision is not None and decision.allow and decision.stateful
 
 
 def expected_outcome(network: Network, probe: Probe) -> bool:
     """Should ``probe`` succeed according to the intent (request delivered and answered)?"""
+    if is_outside(probe.src) or is_outside(probe.dst):
+        return _expected_outside(network, probe)
     src, dst = network.endpoint(*probe.src), network.endpoint(*probe.dst)
     if probe.proto == "icmp6":
         return reply_allowed(network, src, dst, "icmp6", icmp_type=ECHO6_REQUEST, family=6)
@@ -220,6 +294,10 @@ class Servers:
                     *(["--v6"] if ep.ipv6 is not None else []),
                 ]
                 self._procs.append(spawn_in(self.fabric.netns(ep), argv))
+            for o in self.fabric.plan.outsides if not self.hosts else ():
+                argv = [*_AGENT, "serve", o.node, "--tcp", ",".join(map(str, self.tcp_ports)),
+                        "--udp", ",".join(map(str, self.udp_ports)), "--tell-source"]  # fmt: skip
+                self._procs.append(spawn_in(o.netns, argv))
             for proc in self._procs:
                 wait_ready(proc, 15.0, "echo server")
         except BaseException:
@@ -250,9 +328,11 @@ def run_probes(
         for src, mine in by_src.items():
             items = []
             for i, probe in enumerate(mine):
-                dst = network.endpoint(*probe.dst)
-                address = str(dst.ipv6) if probe.proto in IPV6_PROBES else str(dst.ip)
-                items.append({"id": i, "proto": probe.proto, "dst": address, "port": probe.port})
+                address = probe_address(network, probe)
+                item = {"id": i, "proto": probe.proto, "dst": address, "port": probe.port}
+                if is_outside(src):
+                    item["src"] = src[1]  # from the server address, not the router's
+                items.append(item)
             argv = [*_AGENT, "probe", f"{timeout:g}", json.dumps(items, separators=(",", ":"))]
             running.append((mine, spawn_in(fabric.netns(src), argv)))
         for mine, proc in running:
@@ -270,12 +350,12 @@ def run_probes(
 
 def _judge(fabric: MininetFabric, probe: Probe, raw: Mapping[str, Any]) -> ProbeResult:
     """A reply from another host than the destination is not a success (and says so)."""
-    peer = str(raw.get("peer", ""))
+    peer, _, seen = str(raw.get("peer", "")).partition("@")
     if raw.get("ok") and probe.proto in ("tcp", "udp", "tcp6", "udp6"):
-        want = fabric.plan.host(probe.dst).node
+        want = fabric.plan.node(probe.dst).node
         if peer != want:
-            return ProbeResult(False, peer, f"answered by {peer}, not {want}")
-    return ProbeResult(bool(raw.get("ok")), peer, str(raw.get("error", "")))
+            return ProbeResult(False, peer, f"answered by {peer}, not {want}", seen)
+    return ProbeResult(bool(raw.get("ok")), peer, str(raw.get("error", "")), seen)
 
 
 # ---------------------------------------------------------------------- crafted frames

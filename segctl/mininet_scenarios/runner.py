@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from segctl.controller.linkstate import without_links
 from segctl.errors import SegctlError
 from segctl.mininet_scenarios import controller_proc as ctl
-from segctl.mininet_scenarios.network import MininetFabric, new_prefix, plan
+from segctl.mininet_scenarios.network import MininetFabric, is_outside, new_prefix, plan
 from segctl.mininet_scenarios.predict import load_predictor
 from segctl.mininet_scenarios.probes import (
     Probe,
@@ -45,6 +45,7 @@ from segctl.mininet_scenarios.probes import (
 )
 from segctl.testbed import ovs
 from segctl.topology.network import Network, load_network
+from segctl.topology.outside import public_source
 
 if TYPE_CHECKING:
     from segctl.verifier.report import VerificationReport
@@ -73,6 +74,8 @@ class ProbeRow:
     expected: bool
     predicted: bool | None
     error: str = ""
+    #: the source address the outside saw (probes to the outside only)
+    seen: str = ""
 
     @property
     def agree(self) -> bool:
@@ -86,6 +89,7 @@ class ProbeRow:
             "predicted": self.predicted,
             "agree": self.agree,
             "error": self.error,
+            **({"seen_as": self.seen} if self.seen else {}),
         }
 
 
@@ -233,12 +237,34 @@ class Run:
                 expected_outcome(self.network, p),
                 None if predictor is None else predictor(p),
                 observed[p].error,
+                observed[p].seen,
             )
             for p in chosen
         )
         phase = MatrixPhase(name, rows, why, time.monotonic() - start)
         self.result.phases.append(phase)
+        self._check_public_sources(name, rows)
         return phase
+
+    def _check_public_sources(self, name: str, rows: tuple[ProbeRow, ...]) -> None:
+        """Every connection that reached the outside came from the sender's public source
+        (its floating IP there, else its tenant's SNAT address): never a private address."""
+        out = [r for r in rows if is_outside(r.probe.dst) and r.observed and r.probe.proto in ("tcp", "udp")]
+        if not out:
+            return
+        wrong = []
+        for r in out:
+            ep = self.network.endpoint(*r.probe.src)
+            want = public_source(self.network, ep, r.probe.dst[0].partition(":")[2])
+            if r.seen != str(want):
+                wrong.append(f"{r.probe.describe()} seen from {r.seen or '?'}, not {want}")
+        self.check(
+            f"{name}: the outside saw each connection from its public source",
+            not wrong,
+            "; ".join(wrong[:5])
+            if wrong
+            else f"{len(out)} connections, each from its floating IP or SNAT address",
+        )
 
 
 Action = Callable[[Run], None]
@@ -325,6 +351,8 @@ def run_scenario(
         address = controller.address if controller is not None else None
         with MininetFabric(fabric_plan, controller=address) as fabric:
             sizes = f"{len(fabric_plan.switches)} switches, {len(fabric_plan.hosts)} hosts"
+            if fabric_plan.outsides:
+                sizes += f", {len(fabric_plan.outsides)} outside"
             log(f"mininet up: {sizes} (prefix {prefix})")
             if controller is None:
                 ctl.push_static(network, fabric_plan.bridges())

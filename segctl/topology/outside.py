@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from segctl.topology.grants import ServiceMatch, normalize_services
-from segctl.topology.network import EndpointInfo, Network
+from segctl.topology.network import EndpointInfo, ExternalInfo, Network
 
-__all__ = ["ExternalGrant", "external_grants", "public_source"]
+#: Outside server addresses tried first (documentation and benchmarking ranges).
+_SERVER_CANDIDATES = tuple(IPv4Address(a) for a in ("203.0.113.5", "192.0.2.5", "198.18.0.5"))
+
+__all__ = ["ExternalGrant", "external_decision", "external_grants", "outside_server", "public_source"]
 
 
 @dataclass(frozen=True)
@@ -57,3 +60,53 @@ def public_source(network: Network, ep: EndpointInfo, external: str) -> IPv4Addr
     if ep.floating_ip is not None and ep.floating_external == external:
         return ep.floating_ip
     return network.tenant(ep.tenant).snat_address(external)
+
+
+def external_decision(
+    network: Network,
+    ep: EndpointInfo,
+    direction: str,
+    address: IPv4Address,
+    proto: str,
+    port: int | None = None,
+    *,
+    external: str | None = None,
+    icmp_type: int | None = None,
+    icmp_code: int | None = None,
+) -> ExternalGrant | None:
+    """The policy that decides one IPv4 packet between ``ep`` and the outside: ``direction``
+    ``out`` (``ep`` sends to ``address``) or ``in`` (``address`` sends to ``ep``'s floating
+    IP); the first grant of ``ep``'s tenant, in tenant-tier precedence, whose peer holds
+    ``address`` and whose services take the packet (``allow`` says which way it decides).
+    None when no policy takes it, or for ``in`` when ``ep`` has no floating IP there: the
+    outside reaches nothing else. ``external`` restricts it to one external network."""
+    for g in external_grants(network):
+        if g.tenant != ep.tenant or g.direction != direction or ep not in g.endpoints:
+            continue
+        if external is not None and g.external != external:
+            continue
+        if direction == "in" and (ep.floating_ip is None or ep.floating_external != g.external):
+            continue
+        if not any(address in p for p in g.outside):
+            continue
+        if any(s.matches(proto, port, icmp_type=icmp_type, icmp_code=icmp_code) for s in g.services):
+            return g
+    return None
+
+
+def outside_server(network: Network, ext: ExternalInfo) -> IPv4Address:
+    """An address behind ``ext`` that the most allowing egress policies toward it reach (an
+    outside "server" for live probes): the documentation ranges first, then the 6th address
+    of each granted prefix of length 8 or more; never on the uplink's own link or inside a
+    tenant's segment. The first candidate when no policy reaches any."""
+    grants = [
+        g for g in external_grants(network) if g.external == ext.name and g.direction == "out" and g.allow
+    ]
+    candidates = list(_SERVER_CANDIDATES)
+    candidates += [
+        p.network_address + 5 for g in grants for p in g.outside if p.prefixlen >= 8 and p.num_addresses > 6
+    ]
+    segments = [seg.cidr for seg in network.segments]
+    usable = [a for a in candidates if a not in ext.cidr and not any(a in c for c in segments)]
+    scored = [(sum(any(a in p for p in g.outside) for g in grants), -i, a) for i, a in enumerate(usable)]
+    return max(scored)[2] if scored else candidates[0]

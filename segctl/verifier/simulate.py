@@ -147,6 +147,7 @@ class _Run:
     #: zone -> the translations commits into it set up, with the committing rule's match on
     #: the replaced address (None: a commit without one), in table order.
     nat_by_zone: Mapping[int, list[tuple[Nat, int, int] | None]] = field(default_factory=dict)
+    nat_original: int | None = None
 
 
 def simulate(
@@ -159,12 +160,16 @@ def simulate(
     ct_next: Sequence[int] = (),
     ct_default: int = CT_TRK | CT_NEW,
     ct_by_zone: Mapping[int, int] | None = None,
+    nat_original: int | None = None,
 ) -> list[SimResult]:
     """Send ``packet`` (its ``in_port`` set) into ``switch`` table 0; return every fate.
 
     ``links`` maps a fabric (switch, port) to its peer, ``edges`` an edge (switch, port)
     to its endpoint. Each recirculating ``ct(table=…)`` takes the next state of ``ct_next``,
-    then the state ``ct_by_zone`` gives its zone, then ``ct_default``.
+    then the state ``ct_by_zone`` gives its zone, then ``ct_default``. ``nat_original``
+    names the connection a reply belongs to: the address its translation replaced (a
+    reply then takes the binding whose committing rule matched that address, and gets it
+    back), where several bindings share a translated address (tenant SNAT).
     """
     by_switch: dict[str, dict[int, list[Flow]]] = {}
     for sw, flows in tables.items():
@@ -173,7 +178,8 @@ def simulate(
             per.setdefault(f.table, []).append(f)
         by_switch[sw] = {t: sorted(fs, key=lambda f: -f.priority) for t, fs in per.items()}
     nat = _nat_by_zone(tables)
-    run = _Run(links, edges, by_switch, list(ct_next), ct_default, [], [], dict(ct_by_zone or {}), nat)
+    run = _Run(links, edges, by_switch, list(ct_next), ct_default, [], [], dict(ct_by_zone or {}), nat,
+               nat_original)  # fmt: skip
     _table(run, switch, 0, packet, packet.in_port, (), frozenset(), ())
     return [replace(r, commits=tuple(run.commits)) for r in run.results]
 
@@ -363,6 +369,11 @@ def _nat(run: _Run, action: Ct, packet: Packet) -> Packet:
             continue
         side = prefix + ("dst" if nat.kind == "src" else "src")
         if nat.low <= packet.get(side) <= nat.high:
+            original = run.nat_original
+            if original is not None:
+                if original & mask != value:
+                    continue  # another connection's binding
+                return replace(packet, **{side: original})  # type: ignore[arg-type]
             full = (1 << (32 if nat.family == 4 else 128)) - 1
             return replace(packet, **{side: value}) if mask == full else packet  # type: ignore[arg-type]
     return packet

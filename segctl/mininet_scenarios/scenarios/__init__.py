@@ -103,6 +103,13 @@ _ALL = [
         (guardrail_logging_needs,),
     ),
     Scenario(
+        "internet",
+        "An internet host behind an uplink: two tenants with the same private addresses both get "
+        "out, each behind its own SNAT address (the outside sees only public sources), a floating "
+        "IP opens granted ports only, and nothing else gets in.",
+        "internet.yaml",
+    ),
+    Scenario(
         "attacker",
         "A compromised endpoint forges MAC, IP and ARP, sends VLAN-tagged and double-tagged "
         "frames, and aims at another tenant's gateway and endpoints: all dropped.",
