@@ -363,14 +363,15 @@ def _judge(fabric: MininetFabric, probe: Probe, raw: Mapping[str, Any]) -> Probe
 
 def inject(
     fabric: MininetFabric,
-    sender: EndpointInfo,
+    sender: EndpointInfo | EndpointKey,
     frames: Sequence[bytes],
     watchers: Sequence[EndpointInfo],
     *,
     bpf: str = "",
     timeout: float | None = None,
 ) -> dict[EndpointKey, list[bytes]]:
-    """Send raw ``frames`` from ``sender``'s interface; return what each watcher captured.
+    """Send raw ``frames`` from ``sender``'s interface (an endpoint, or an outside host by
+    its key); return what each watcher captured.
 
     Each watcher captures with ``bpf`` on its interface while the frames are sent. The
     sniffers start one after the other (each waits until scapy is ready) and one sender

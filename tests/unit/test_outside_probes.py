@@ -140,3 +140,30 @@ def test_tables_that_leak_a_private_source_are_predicted_to_fail(net: Network, t
     assert predictor is not None
     assert predictor(Probe(("globex", "gweb1"), OUTSIDE, "tcp", 80)) is False
     assert predictor(Probe(("acme", "app1"), OUTSIDE, "tcp", 443)) is True
+
+
+def test_outside_attacks_aim_at_the_floating_ip_endpoint(net: Network) -> None:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    from segctl.mininet_scenarios.scenarios.outside import floating_target, outside_attack_frames
+
+    target, port = floating_target(net) or (None, 0)
+    assert target is not None and (target.key, port) == (("acme", "web1"), 80)
+    frames, control = outside_attack_frames(net, mn.plan(net, "mnabc").outsides[0], target, port)
+    parsed = {name: Ether(raw) for name, raw in frames.items()}
+    ext = net.external("internet")
+    assert all((f.src, f.dst) == (ext.router_mac, ext.mac) for f in parsed.values())
+    dst = {name: (f[IP].src, f[IP].dst, f[TCP].dport, f[Dot1Q].vlan if Dot1Q in f else None)
+           for name, f in parsed.items()}  # fmt: skip
+    assert sorted(dst.values(), key=str) == sorted(
+        [
+            ("203.0.113.5", "10.0.1.10", 80, None),  # the private address
+            ("10.0.1.2", "198.51.100.20", 22, None),  # spoofed into web1's segment, closed port
+            ("203.0.113.5", "198.51.100.20", 80, 100),  # the segment's VLAN
+            ("203.0.113.5", "198.51.100.20", 80, 4094),  # a transit VLAN
+            ("203.0.113.5", "198.51.100.10", 80, None),  # acme's SNAT address
+        ],
+        key=str,
+    )
+    assert (Ether(control)[IP].dst, Ether(control)[TCP].dport) == ("198.51.100.20", 80)

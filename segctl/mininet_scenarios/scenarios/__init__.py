@@ -30,6 +30,7 @@ from segctl.mininet_scenarios.scenarios.actions import (
 )
 from segctl.mininet_scenarios.scenarios.guardrails import guardrail_logging, guardrail_logging_needs
 from segctl.mininet_scenarios.scenarios.ipv6_guard import ipv6_first_hop, ipv6_first_hop_needs
+from segctl.mininet_scenarios.scenarios.outside import outside_attacks, outside_attacks_needs
 from segctl.topology.network import Network
 
 #: Why an intent cannot host an action ("" when it can).
@@ -106,8 +107,11 @@ _ALL = [
         "internet",
         "An internet host behind an uplink: two tenants with the same private addresses both get "
         "out, each behind its own SNAT address (the outside sees only public sources), a floating "
-        "IP opens granted ports only, and nothing else gets in.",
+        "IP opens granted ports only, and nothing else gets in: frames from the outside to a "
+        "private address, from a spoofed inside source, VLAN-tagged or to an SNAT address are dropped.",
         "internet.yaml",
+        (outside_attacks,),
+        (outside_attacks_needs,),
     ),
     Scenario(
         "attacker",
