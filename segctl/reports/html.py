@@ -13,7 +13,13 @@ from collections import deque
 from html import escape
 
 from segctl.reports.analysis import ROWS_SHOWN, per_hop_text, summary
-from segctl.reports.matrix import ENDPOINT_MATRIX_LIMIT, ipv6_summary, segment_matrix
+from segctl.reports.matrix import (
+    ENDPOINT_MATRIX_LIMIT,
+    ipv6_summary,
+    outside_label,
+    outside_table,
+    segment_matrix,
+)
 from segctl.topology.analysis import expected_reachability
 from segctl.topology.exposure import IntentAnalysis, analyse
 from segctl.topology.network import Network
@@ -49,7 +55,7 @@ table{border-collapse:collapse;font-size:13px}
 th,td{border:1px solid #dde2ea;padding:5px 8px;text-align:left;vertical-align:top}
 th{background:#eef1f6}
 .ok{color:#1e7d45;font-weight:600} .bad{color:#b3261e;font-weight:600}
-.matrix td{text-align:center;min-width:64px;font-weight:600}
+.matrix td,.outside td{text-align:center;min-width:64px;font-weight:600}
 .matrix th.rot{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap}
 .s-allowed{background:#cdebd6;color:#145c31} .s-denied{background:#f1f2f4;color:#9aa1ad}
 .s-shared{background:#cfe0f7;color:#164a8a} .s-violation{background:#b3261e;color:#fff}
@@ -341,6 +347,41 @@ def _matrix(report: VerificationReport, limit: int = ENDPOINT_MATRIX_LIMIT) -> s
     )
 
 
+def _outside(report: VerificationReport) -> str:
+    """The outside's table under the matrix (external networks only)."""
+    externals, rows, hidden = outside_table(report)
+    if not externals:
+        return ""
+    head = "".join(f"<th>to {escape(x)}</th><th>from {escape(x)}</th>" for x in externals)
+    body = []
+    for cells in rows:
+        tds = []
+        for c in cells:
+            for way, arrow in (
+                (c.egress, f"{c.endpoint} → {c.external}"),
+                (c.ingress, f"{c.external} → {c.endpoint}"),
+            ):
+                tip = f"{arrow}: {_STATUS_TEXT[way.status]}; policies: {', '.join(way.policies) or 'none'}; "
+                tip += "tables deliver new packets" if way.observed else "tables deliver no new packet"
+                tds.append(
+                    f'<td class="s-{way.status}" title="{escape(tip)}">{escape(outside_label(way))}</td>'
+                )
+        public = ", ".join(dict.fromkeys(c.public or "—" for c in cells))
+        head_cells = f"<th>{escape(cells[0].endpoint)}</th><td class='mono'>{escape(public)}</td>"
+        body.append(f"<tr>{head_cells}{''.join(tds)}</tr>")
+    note = (
+        f'<p class="muted">{hidden} other endpoint(s): nothing granted or delivered either way.</p>'
+        if hidden
+        else ""
+    )
+    return (
+        "<h3>The outside</h3><p class='muted'>Per endpoint and external network, both ways: the services "
+        "the intent grants (· none, ! a violation) and whether the tables deliver new packets; public: the "
+        "source it leaves with (floating IP, else its tenant's SNAT address).</p>"
+        f"<table class='outside'><tr><th>endpoint</th><th>public</th>{head}</tr>{''.join(body)}</table>{note}"
+    )
+
+
 def _counterexamples(report: VerificationReport) -> str:
     out = []
     for p in report.properties:
@@ -452,7 +493,7 @@ def render_html(report: VerificationReport, *, endpoint_limit: int = ENDPOINT_MA
 <th>header space</th><th>counts</th></tr>{props}</table></section>
 {findings}
 <section><h2>Topology</h2>{topology_svg(report.network)}</section>
-<section><h2>Reachability matrix</h2>{_matrix(report, endpoint_limit)}{ipv6}</section>
+<section><h2>Reachability matrix</h2>{_matrix(report, endpoint_limit)}{ipv6}{_outside(report)}</section>
 <section><h2>Intent analysis</h2>{_analysis(analyse(report.network))}</section>
 <section><h2>Violations</h2>{_counterexamples(report)}</section>
 </main></body></html>

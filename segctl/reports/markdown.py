@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from segctl.reports.analysis import ROWS_SHOWN, per_hop_text, summary
-from segctl.reports.matrix import ENDPOINT_MATRIX_LIMIT, ipv6_summary, segment_matrix
+from segctl.reports.matrix import (
+    ENDPOINT_MATRIX_LIMIT,
+    ipv6_summary,
+    outside_label,
+    outside_table,
+    segment_matrix,
+)
 from segctl.topology.exposure import IntentAnalysis, analyse
 from segctl.verifier.report import VerificationReport
 
@@ -29,6 +35,31 @@ def _endpoint_matrix(report: VerificationReport) -> list[str]:
             f"{_STATUS[c.status]} ({c.expected})" if c.expected != "·" else _STATUS[c.status] for c in row
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _outside(report: VerificationReport) -> list[str]:
+    """The outside's table (external networks only)."""
+    externals, rows, hidden = outside_table(report)
+    if not externals:
+        return []
+    head = " | ".join(f"to {x} | from {x}" for x in externals)
+    lines = [
+        "", "### The outside", "",
+        "Per endpoint and external network, both ways: the services the intent grants (· none, "
+        "**!** a violation) and whether the tables deliver new packets; the public address is "
+        "the source it leaves with (floating IP, else its tenant's SNAT address).", "",
+        f"| endpoint | public | {head} |", "|---" * (2 + 2 * len(externals)) + "|",
+    ]  # fmt: skip
+    for cells in rows:
+        ways = " | ".join(
+            f"{_cell(outside_label(c.egress))} | {_cell(outside_label(c.ingress))}" for c in cells
+        )
+        lines.append(
+            f"| {cells[0].endpoint} | {', '.join(dict.fromkeys(c.public or '—' for c in cells))} | {ways} |"
+        )
+    if hidden:
+        lines += ["", f"{hidden} other endpoint(s): nothing granted or delivered either way."]
     return lines
 
 
@@ -118,6 +149,7 @@ def render_markdown(report: VerificationReport, *, endpoint_limit: int = ENDPOIN
     lines += ["", "## Reachability matrix", ""]
     big = len(report.endpoints) > endpoint_limit
     lines += _segment_matrix(report) if big else _endpoint_matrix(report)
+    lines += _outside(report)
     ipv6 = ipv6_summary(report)
     lines += ["", ipv6] if ipv6 else []
     lines += ["", "## Intent analysis", ""]

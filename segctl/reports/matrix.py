@@ -16,9 +16,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from segctl.verifier.outside_matrix import OutsideCell, OutsideWay
 from segctl.verifier.report import VerificationReport
 
-__all__ = ["ENDPOINT_MATRIX_LIMIT", "STATUS_ORDER", "SegmentCell", "ipv6_summary", "segment_matrix"]
+__all__ = [
+    "ENDPOINT_MATRIX_LIMIT",
+    "STATUS_ORDER",
+    "SegmentCell",
+    "ipv6_summary",
+    "outside_label",
+    "outside_table",
+    "segment_matrix",
+]
 
 #: Past this many endpoints the human-readable matrices are summarised per segment.
 ENDPOINT_MATRIX_LIMIT = 60
@@ -88,4 +97,31 @@ def ipv6_summary(report: VerificationReport) -> str:
         "only): " + (where or "nowhere") + ". Neighbour discovery goes inside a segment always "
         "(the gateway answers for its gateway6), router advertisements and redirects never. The "
         "properties check both families."
+    )
+
+
+def outside_table(report: VerificationReport) -> tuple[list[str], list[list[OutsideCell]], int]:
+    """The outside's table: external networks (columns, each out and in), one row per
+    endpoint that some way is granted, delivered or violated (its cells in column order), and
+    how many endpoints are left out (denied and not delivered both ways everywhere)."""
+    externals = list(dict.fromkeys(c.external for c in report.outside))
+    rows: dict[str, list[OutsideCell]] = {}
+    for cell in report.outside:
+        rows.setdefault(cell.endpoint, []).append(cell)
+
+    def shown(way: OutsideWay) -> bool:
+        return way.status != "denied" or way.observed
+
+    kept = [cells for cells in rows.values() if any(shown(c.egress) or shown(c.ingress) for c in cells)]
+    return externals, kept, len(rows) - len(kept)
+
+
+def outside_label(way: OutsideWay) -> str:
+    """A cell's text: its services (``·`` none, ``!`` first on a violation), then whether the
+    tables deliver new packets that way."""
+    mark = {"allowed": way.services, "denied": "·", "violation": f"! {way.services}".strip()}[way.status]
+    return (
+        mark
+        + (" (delivered)" if way.observed and way.status != "denied" else "")
+        + (" (delivered, not granted)" if way.observed and way.status == "denied" else "")
     )

@@ -22,6 +22,7 @@ from segctl.topology.exposure import analyse
 from segctl.topology.network import Network
 from segctl.verifier.counterexample import Counterexample, build
 from segctl.verifier.headerspace import BACKEND, HeaderSpace
+from segctl.verifier.outside_matrix import OutsideCell, outside_cells
 from segctl.verifier.properties import PropertyResult
 from segctl.verifier.symtables import Finding
 
@@ -118,6 +119,8 @@ class VerificationReport:
     engine: str = "wavefront"
     work: Mapping[str, int] = field(default_factory=dict)
     generated: str = field(default_factory=timestamp)
+    #: per external network and endpoint, both ways (empty without external networks)
+    outside: list[OutsideCell] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -185,6 +188,7 @@ class VerificationReport:
             ],
             "properties": [p.to_json() for p in self.properties],
             "matrix": self.cells.to_json(),
+            **({"outside": [c.to_json() for c in self.outside]} if self.outside else {}),
             "analysis": analysis_json(net),
         }
 
@@ -474,6 +478,7 @@ def merge_parts(
         seconds=time.monotonic() - started,
         engine=parts[0].engine if parts else "",
         work=work,
+        outside=outside_cells(network, observed, bad),
     )
 
 
@@ -501,8 +506,12 @@ def _matrix(
     for src_name, src_key in key_of.items():
         wrong = bad.get(src_name, set())
         seen = observed.get(src_name, set())
-        # endpoints only: the outside (external:NAME) has no row or column of its own yet
-        names = {src_name, *seen, *(n for n in wrong if n is not None and n in key_of)}
+        # endpoints only: the outside (external:NAME) is in outside_cells
+        names = {
+            src_name,
+            *(n for n in seen if n in key_of),
+            *(n for n in wrong if n is not None and n in key_of),
+        }
         names.update(granted.get(src_key, ()))
         for name in names:
             dst_key = key_of[name]

@@ -28,7 +28,7 @@ from segctl.topology.network import Network
 from segctl.verifier.checks import Inputs, granted_pairs
 from segctl.verifier.delivery import reply_requests
 from segctl.verifier.expectations import Expectations
-from segctl.verifier.observe import Engine
+from segctl.verifier.observe import Engine, RunView
 from segctl.verifier.outside import outside_reply_requests
 from segctl.verifier.properties import check_all, registry_for
 from segctl.verifier.reference import ReferenceEngine
@@ -135,8 +135,25 @@ def prove_part(
     for dst in network.endpoints:
         for src in inp.endpoints_of(inp.delivered(new_view, dst)):
             observed.setdefault(src.qualified, set()).add(dst.qualified)
+    _observe_outside(inp, new_view, observed)
     part = part_of(
         network, tables, hs, results, engine.findings(), observed, engine=engine.name, work=engine.work()
     )
     part.results = results
     return part
+
+
+def _observe_outside(inp: Inputs, view: RunView, observed: dict[str, set[str]]) -> None:
+    """Add the outside to ``observed``: endpoints whose new packets leave an uplink, and
+    endpoints the outside's new packets reach (``external:NAME`` as sender)."""
+    hs = inp.hs
+    for ext in inp.network.externals:
+        for src in inp.endpoints_of(view.delivered.get(ext.qualified, hs.false)):
+            observed.setdefault(src.qualified, set()).add(ext.qualified)
+        port = (ext.switch, ext.port)
+        if port not in inp.injected:
+            continue
+        tag = hs.tag(inp.ingresses.index(port))
+        for dst in inp.network.endpoints:
+            if view.delivered.get(dst.qualified, hs.false) & tag != hs.false:
+                observed.setdefault(ext.qualified, set()).add(dst.qualified)

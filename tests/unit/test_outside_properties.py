@@ -15,8 +15,11 @@ from support.agreement import compiled_lines, reference_and_wavefront
 from support.mutations import Flows
 from support.random_tables import parse_tables
 
+from segctl.reports.html import render_html
+from segctl.reports.markdown import render_markdown
 from segctl.topology.network import Network, load_network
 from segctl.verifier.properties import OUTSIDE, REGISTRY, registry_for
+from segctl.verifier.report import VerificationReport
 from segctl.verifier.verify import verify
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "internet.yaml"
@@ -164,3 +167,57 @@ def test_trace_to_the_outside(
     assert main(["trace", str(EXAMPLE), *args]) == 0
     out = capsys.readouterr().out
     assert f"intent: {verdict}" in out and fate in out and "ok: the tables agree with the intent" in out
+
+
+def _ways(report: VerificationReport) -> dict[str, tuple[str, bool, str, bool]]:
+    return {c.endpoint: (c.egress.status, c.egress.observed, c.ingress.status, c.ingress.observed)
+            for c in report.outside}  # fmt: skip
+
+
+def test_the_outside_cells_say_what_is_granted_and_delivered() -> None:
+    report = verify(_network(), parse_tables(_flows()))
+    assert _ways(report) == {
+        "acme/web1": ("denied", False, "allowed", True),
+        "acme/app1": ("allowed", True, "denied", False),
+        "acme/app2": ("allowed", True, "denied", False),
+        "globex/gweb1": ("allowed", True, "denied", False),
+        "globex/gweb2": ("allowed", True, "denied", False),
+    }
+    web1 = next(c for c in report.outside if c.endpoint == "acme/web1")
+    assert (web1.public, web1.ingress.policies, web1.ingress.services) == (
+        "198.51.100.20", ("acme/public-web",), "tcp/80,443",
+    )  # fmt: skip
+    doc = report.to_json()
+    assert doc["outside"][0]["ingress"] == {"policies": ["acme/public-web"], "services": "tcp/80,443",
+                                            "observed": True, "status": "allowed"}  # fmt: skip
+    markdown, page = render_markdown(report), render_html(report)
+    assert (
+        "### The outside" in markdown
+        and "| acme/web1 | 198.51.100.20 | · | tcp/80,443 (delivered) |" in markdown
+    )
+    assert "<h3>The outside</h3>" in page and "from external:internet" in page
+
+
+@pytest.mark.parametrize(
+    ("mutate", "endpoint", "way"),
+    [
+        # the replies of its connections (packets from the outside) do not come back either
+        (untranslated, "acme/app1", ("violation", True, "violation", False)),
+        (route_missing, "globex/gweb1", ("violation", False, "violation", False)),
+        (ingress_port_widened, "acme/web1", ("denied", False, "violation", True)),
+    ],
+    ids=lambda v: v.__name__ if callable(v) else None,
+)
+def test_the_outside_cells_show_violations(
+    mutate: Callable[[Flows], None], endpoint: str, way: tuple[str, bool, str, bool]
+) -> None:
+    flows = _flows()
+    mutate(flows)
+    assert _ways(verify(_network(), parse_tables(flows)))[endpoint] == way
+
+
+def test_reports_without_externals_have_no_outside_section() -> None:
+    network = load_network(EXAMPLE.parent / "two-tenants.yaml")
+    report = verify(network, parse_tables({sw: list(ls) for sw, ls in compiled_lines(network).items()}))
+    assert report.outside == [] and "outside" not in report.to_json()
+    assert "The outside" not in render_markdown(report) and "The outside" not in render_html(report)

@@ -56,7 +56,8 @@ CHECK = """
     scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
     cells: cells.length, withServices: cells.filter(td => td.querySelector('.svc')).length,
     labels: labels.map(t => t.textContent), overlaps: overlaps, wideTraces: wide,
-    traces: document.querySelectorAll('table.trace').length}));
+    traces: document.querySelectorAll('table.trace').length,
+    outside: document.querySelectorAll('table.outside td').length}));
 })();
 """
 
@@ -95,6 +96,10 @@ def _judge(page: dict[str, Any], network: Any) -> None:
     assert sorted(page["labels"]) == sorted(ep.qualified for ep in network.endpoints)
     assert page["overlaps"] == [], "endpoint labels overlap in the topology"
     assert page["wideTraces"] == 0, "a trace table is wider than its box"
+    if network.externals:  # the outside's table: a public address and both ways per network
+        assert page["outside"] > 0 and page["outside"] % (1 + 2 * len(network.externals)) == 0
+    else:
+        assert page["outside"] == 0
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
