@@ -315,3 +315,22 @@ def test_guardrails_scenario_runs_on_the_example(
     names = {c["name"]: c["passed"] for c in doc["checks"]}
     assert names.get("guardrail web-never-db: one policy-log line per denied packet"), (names, out)
     assert code == 0 and all(names.values()), (names, out)
+
+
+@pytest.mark.ovs
+def test_baseline_on_the_dual_stack_example(
+    tmp_path: Path, ovs_available: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """examples/dual-stack.yaml (IPv6 inside and routed, a shared DNS in both families, acme's
+    web segment out to the internet behind its SNAT address): the matrix with both families and
+    the outside agrees three ways, and the outside sees only the SNAT address."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "dual-stack.yaml"
+    code = main(["scenario", "run", "baseline", "--intent", str(example), "--report", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    rows = doc["phases"][0]["rows"]
+    assert any(r["proto"] == "tcp6" and r["observed"] for r in rows), "IPv6 probes ran and passed"
+    outside = [r for r in rows if r["dst"].startswith("external:") and r["observed"]]
+    assert {r.get("seen_as") for r in outside if r["proto"] == "tcp"} == {"198.51.100.10"}, outside
+    names = {c["name"]: c["passed"] for c in doc["checks"]}
+    assert code == 0 and all(names.values()), (names, out)
