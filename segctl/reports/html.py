@@ -163,6 +163,12 @@ def topology_svg(network: Network, *, width: int = 1100) -> str:
     pos, eps, height = layout(network, width=width)
     colours = tenant_colours(network)
     parts = [""]  # the <svg> tag, written once the legend's height is known
+    if network.externals:  # a band on top for the external networks, over their uplinks
+        band = 80
+        pos = {k: (x, y + band) for k, (x, y) in pos.items()}
+        eps = {k: (x, y + band) for k, (x, y) in eps.items()}
+        height += band
+        parts += _externals_svg(network, pos)
     for a, ap, b, bp in network.links:
         (x1, y1), (x2, y2) = pos[a], pos[b]
         parts.append(
@@ -204,6 +210,30 @@ def topology_svg(network: Network, *, width: int = 1100) -> str:
         f'viewBox="0 0 {width} {total}" font-family="Helvetica,Arial,sans-serif" font-size="12">'
     )
     return f'<div class="picture">{"".join(parts)}</div>'
+
+
+def _externals_svg(network: Network, pos: dict[str, tuple[float, float]]) -> list[str]:
+    """Each external network as a rounded box in the top band, linked to its uplink switch."""
+    out = []
+    per_switch: dict[str, int] = {}
+    for ext in network.externals:
+        i = per_switch[ext.switch] = per_switch.get(ext.switch, -1) + 1
+        sx, sy = pos[ext.switch]
+        x, y = sx + i * 150, 34
+        tip = (
+            f"external network {ext.name}: {ext.cidr}, router {ext.router_ip}, uplink {ext.switch}:{ext.port}"
+        )
+        out.append(
+            f'<line x1="{sx:.0f}" y1="{sy:.0f}" x2="{x:.0f}" y2="{y:.0f}" stroke="#5b6b86" stroke-width="2" '
+            f'stroke-dasharray="6 3"><title>{escape(tip)}</title></line>'
+            f'<rect class="external" x="{x - 64:.0f}" y="{y - 18:.0f}" width="128" height="36" rx="18" '
+            f'fill="#e8eef8" stroke="#5b6b86"><title>{escape(tip)}</title></rect>'
+            f'<text x="{x:.0f}" y="{y - 2:.0f}" text-anchor="middle" font-weight="bold" fill="#2b3445">'
+            f"{escape(ext.name)}</text>"
+            f'<text x="{x:.0f}" y="{y + 12:.0f}" text-anchor="middle" font-size="10" fill="#5b6b86">'
+            f"{escape(str(ext.cidr))}</text>"
+        )
+    return out
 
 
 def _tenant_bars(

@@ -196,6 +196,7 @@ def test_the_outside_cells_say_what_is_granted_and_delivered() -> None:
         and "| acme/web1 | 198.51.100.20 | · | tcp/80,443 (delivered) |" in markdown
     )
     assert "<h3>The outside</h3>" in page and "from external:internet" in page
+    assert page.count('class="external"') == 1 and ">internet</text>" in page  # in the topology picture
 
 
 @pytest.mark.parametrize(
@@ -221,3 +222,4 @@ def test_reports_without_externals_have_no_outside_section() -> None:
     report = verify(network, parse_tables({sw: list(ls) for sw, ls in compiled_lines(network).items()}))
     assert report.outside == [] and "outside" not in report.to_json()
     assert "The outside" not in render_markdown(report) and "The outside" not in render_html(report)
+    assert 'class="external"' not in render_html(report)
