@@ -47,6 +47,7 @@ _TCP_UDP = (6, 17)
 _ADDRESS = {(4, "src"): "ip_src", (4, "dst"): "ip_dst", (6, "src"): "ipv6_src", (6, "dst"): "ipv6_dst"}
 _ETH_TYPE = {4: 0x0800, 6: 0x86DD}
 _WIDTH = {4: 32, 6: 128}
+_ANY_PORT = (0, 0xFFFF)
 
 
 @dataclass(frozen=True)
@@ -186,12 +187,8 @@ def _apply(hs: HeaderSpace, space: BDD, nat: Nat) -> BDD:
         return untouched
     address = _ADDRESS[(nat.family, nat.kind)]
     out = hs.forget(hit, [address]) & _range(hs, address, nat.low, nat.high, _WIDTH[nat.family])
-    port = "tp_src" if nat.kind == "src" else "tp_dst"
-    if nat.port_low is not None or nat.kind == "src":
-        ported = out & _tcp_udp(hs)
-        low, high = (0, 0xFFFF) if nat.port_low is None else (nat.port_low, nat.port_high or nat.port_low)
-        out = (out & ~_tcp_udp(hs)) | (hs.forget(ported, [port]) & _range(hs, port, low, high, 16))
-    return out | untouched
+    ports = _ANY_PORT if nat.port_low is None else (nat.port_low, nat.port_high or nat.port_low)
+    return _ports(hs, out, nat, nat.kind, ports) | untouched
 
 
 def _reverse(hs: HeaderSpace, space: BDD, binding: Binding) -> BDD:
@@ -210,10 +207,19 @@ def _reverse(hs: HeaderSpace, space: BDD, binding: Binding) -> BDD:
         return hs.false
     value, mask = binding.original
     out = hs.forget(hit, [address]) & (hs.eq(address, value, mask) if mask else hs.true)
-    if nat.port_low is not None or nat.kind == "src":
-        ported = out & _tcp_udp(hs)
-        out = (out & ~_tcp_udp(hs)) | hs.forget(ported, ["tp_" + side])
-    return out
+    return _ports(hs, out, nat, side, _ANY_PORT)
+
+
+def _ports(hs: HeaderSpace, space: BDD, nat: Nat, side: str, ports: tuple[int, int]) -> BDD:
+    """``space`` whose TCP and UDP packets get any port of ``ports`` (inclusive) on ``side``
+    (``src``/``dst``), where ``nat`` may move that port: it gives a port range, or it
+    translates the source (conntrack may pick another source port); other packets, and all
+    of them when ``nat`` keeps the ports, untouched."""
+    if nat.port_low is None and nat.kind != "src":
+        return space
+    port = "tp_" + side
+    moved = hs.forget(space & _tcp_udp(hs), [port]) & _range(hs, port, *ports, 16)
+    return (space & ~_tcp_udp(hs)) | moved
 
 
 def _tcp_udp(hs: HeaderSpace) -> BDD:
