@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from segctl.topology.grants import Grant
     from segctl.topology.network import EndpointInfo, Network, TenantInfo
+    from segctl.topology.outside import ExternalGrant
     from segctl.topology.schema import Policy, Selector
 
 __all__ = [
-    "ExternalGrant",
+    "ExternalReach",
     "external_documents",
     "external_grant_documents",
     "external_grant_lines",
-    "external_grants",
+    "external_reach",
     "external_section",
     "floating_document",
     "floating_text",
@@ -83,7 +84,7 @@ def floating_document(network: Network, ep: EndpointInfo) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class ExternalGrant:
+class ExternalReach:
     """What one endpoint may open to an external peer (``egress``) or the peer to it, and
     the allow policies that say so; ``narrowed_by`` names the deny policies evaluated
     before them that drop some of it."""
@@ -96,59 +97,67 @@ class ExternalGrant:
     narrowed_by: tuple[str, ...]
 
 
-def external_grants(network: Network, has_tenant: HasTenant) -> list[ExternalGrant]:
-    """Every endpoint's grants to and from the outside: egress first, then ingress, each in
-    endpoint order, one per (endpoint, peer) with its allow policies in document order."""
-    found: dict[
-        tuple[bool, tuple[str, str], str], tuple[EndpointInfo, Selector, list[Policy], list[str]]
-    ] = {}
-    for tenant in network.tenants:
-        policies = network.policies(tenant.name) if has_tenant(tenant.name) else []
-        for policy in policies:
-            egress = policy.to.external is not None
-            if policy.action != "allow" or not (egress or policy.from_.external is not None):
-                continue
-            peer, inside = (policy.to, policy.from_) if egress else (policy.from_, policy.to)
-            for ep in network.select(tenant.name, inside):
-                _, _, allows, denies = found.setdefault((egress, ep.key, peer.describe()), (ep, peer, [], []))
-                allows.append(policy)
-                denies += [d for d in _denies(network, tenant.name, policy, ep, policies) if d not in denies]
+def external_reach(network: Network, has_tenant: HasTenant) -> list[ExternalReach]:
+    """Every endpoint's grants to and from the outside (the intent's external grants,
+    :func:`~segctl.topology.outside.external_grants`, per endpoint): egress first, then
+    ingress, each in endpoint order, one per (endpoint, peer) with its allow policies in
+    document order."""
+    from segctl.topology.outside import external_grants
+
+    # each tenant's in document order: the order allows are merged in and denies named
+    grants = sorted(
+        (g for g in external_grants(network) if has_tenant(g.tenant)), key=lambda g: (g.tenant, g.rank[2])
+    )
+    found: dict[tuple[bool, tuple[str, str], str], tuple[EndpointInfo, Selector, list[Grant], list[str]]] = {}
+    for allow in (g for g in grants if g.allow):
+        peer = _peer(allow)
+        for ep in allow.endpoints:
+            key = (allow.direction == "out", ep.key, peer.describe())
+            _, _, allows, denies = found.setdefault(key, (ep, peer, [], []))
+            allows.append(_grant(allow))
+            denies += [n for n in _denies(grants, allow, ep) if n not in denies]
     position = {ep.key: i for i, ep in enumerate(network.endpoints)}
-    grants = [
-        ExternalGrant(egress, ep, peer.external or "", peer, tuple(map(_grant, allows)), tuple(denies))
+    reach = [
+        ExternalReach(egress, ep, peer.external or "", peer, tuple(allows), tuple(denies))
         for (egress, _, _), (ep, peer, allows, denies) in found.items()
     ]
-    return sorted(grants, key=lambda g: (not g.egress, position[g.endpoint.key]))
+    return sorted(reach, key=lambda r: (not r.egress, position[r.endpoint.key]))
 
 
-def _grant(policy: Policy) -> Grant:
-    from segctl.topology.grants import Grant, normalize_services
-
-    return Grant("policy", policy.name, normalize_services(policy.services), policy.stateful)
-
-
-def _denies(
-    network: Network, tenant: str, allow: Policy, ep: EndpointInfo, policies: list[Policy]
-) -> list[str]:
-    """The deny policies evaluated before ``allow`` (a lower priority, or the same: a deny
-    first) on the same external peer and endpoint, whose addresses meet its own."""
-    egress = allow.to.external is not None
-    peer = allow.to if egress else allow.from_
-    out = []
-    for deny in policies:
-        other, inside = (deny.to, deny.from_) if egress else (deny.from_, deny.to)
-        if (
-            deny.action == "deny"
-            and deny.priority <= allow.priority
-            and other.external == peer.external
-            and any(a.overlaps(b) for a in other.outside for b in peer.outside)
-            and ep in network.select(tenant, inside)
-        ):
-            out.append(deny.name)
-    return out
+def _policy(grant: ExternalGrant) -> Policy:
+    if grant.policy is None:
+        raise ValueError(f"{grant.name}: an external grant without its policy")
+    return grant.policy
 
 
-def _why(grant: ExternalGrant) -> str:
+def _peer(grant: ExternalGrant) -> Selector:
+    """The external side of the grant's policy, as written."""
+    policy = _policy(grant)
+    return policy.to if grant.direction == "out" else policy.from_
+
+
+def _grant(allow: ExternalGrant) -> Grant:
+    from segctl.topology.grants import Grant
+
+    return Grant("policy", _policy(allow).name, allow.services, allow.stateful)
+
+
+def _denies(grants: list[ExternalGrant], allow: ExternalGrant, ep: EndpointInfo) -> list[str]:
+    """The deny policies evaluated before ``allow`` (the tenant tier's order: a lower
+    priority, or the same: a deny first) on the same external network, direction and
+    endpoint, whose addresses meet its own."""
+    return [
+        _policy(deny).name
+        for deny in grants
+        if not deny.allow
+        and (deny.tenant, deny.external, deny.direction) == (allow.tenant, allow.external, allow.direction)
+        and deny.rank < allow.rank
+        and any(a.overlaps(b) for a in deny.outside for b in allow.outside)
+        and ep in deny.endpoints
+    ]
+
+
+def _why(grant: ExternalReach) -> str:
     why = "; ".join(g.describe() for g in grant.grants)
     if grant.narrowed_by:
         why += f" (narrowed by deny policy {', '.join(grant.narrowed_by)})"
@@ -158,7 +167,7 @@ def _why(grant: ExternalGrant) -> str:
 def external_grant_lines(network: Network, has_tenant: HasTenant) -> list[str]:
     """The allowed list's lines to and from the outside."""
     out = []
-    for grant in external_grants(network, has_tenant):
+    for grant in external_reach(network, has_tenant):
         ep = grant.endpoint
         if grant.egress:
             out.append(f"  {ep.qualified} -> {grant.peer.describe()}: {_why(grant)}")
@@ -171,14 +180,14 @@ def external_grant_lines(network: Network, has_tenant: HasTenant) -> list[str]:
 def external_grant_documents(network: Network, has_tenant: HasTenant) -> list[dict[str, Any]]:
     """``show -o json``'s ``external_reachability``: per endpoint and external peer, the
     direction, the peer's prefixes, the public address the outside sees and the grants."""
+    from segctl.topology.outside import public_source
     from segctl.topology.schema import ANY_IPV4
 
     out = []
-    for grant in external_grants(network, has_tenant):
+    for grant in external_reach(network, has_tenant):
         ep, peer = grant.endpoint, grant.peer
-        tenant = network.tenant(ep.tenant)
         floating = ep.floating_ip if ep.floating_external == grant.external else None
-        address = floating or (tenant.snat_address(grant.external) if grant.egress else None)
+        address = public_source(network, ep, grant.external) if grant.egress else floating
         out.append(
             {
                 "direction": "egress" if grant.egress else "ingress",

@@ -103,7 +103,7 @@ def _switch_program(plan: CompilePlan, name: str, dpid: int) -> SwitchProgram:
         *uplink_in_stage(plan.externals, name, plan.net, plan.ep_cookie),
         *forward_stage(plan, name),
         *external_forward(plan.externals, name, plan.net),
-        *nat_out_stage(plan.externals, name, plan.ep_cookie),
+        *nat_out_stage(plan.externals, name, plan.net, plan.ep_cookie),
         *uplink_out_stage(plan.externals, name),
         *ct_stage(plan, CT_DST.id, POLICY_DST.id, dst_tenants),
         *policy_stage(plan, POLICY_DST.id, EGRESS.id, segments),

@@ -63,6 +63,7 @@ from segctl.openflow.ofctl import (
 )
 from segctl.topology.model import FabricPaths
 from segctl.topology.network import EndpointInfo, ExternalInfo, Network
+from segctl.topology.outside import external_grants, public_source
 from segctl.topology.validate_external import OUTSIDE_ORIGIN
 
 __all__ = [
@@ -143,27 +144,24 @@ class ExternalPlan:
 
 def plan_externals(network: Network, paths: FabricPaths) -> list[ExternalPlan]:
     """One :class:`ExternalPlan` per external network (transit VLANs are taken from the top
-    of the VLAN range down, skipping the segments')."""
+    of the VLAN range down, skipping the segments'), from the intent's external grants
+    (:func:`~segctl.topology.outside.external_grants`, allow and deny alike)."""
     taken = {seg.vlan for seg in network.segments}
     free = (v for v in range(4094, 1, -1) if v not in taken)
     tid = {t.name: t.id for t in network.tenants}
+    grants = external_grants(network)
     plans = []
     for ext in network.externals:
         plan = ExternalPlan(ext, tid=tid)
         routes: dict[str, list[IPv4Network]] = defaultdict(list)
         inbound: dict[str, dict[tuple[str, str], EndpointInfo]] = defaultdict(dict)
-        for tenant in network.tenants:
-            for pol in network.policies(tenant.name):
-                if pol.to.external == ext.name:
-                    routes[tenant.name] += pol.to.outside
-                    inbound[tenant.name].update((ep.key, ep) for ep in network.select(tenant.name, pol.from_))
-                elif pol.from_.external == ext.name:
-                    routes[tenant.name] += pol.from_.outside
-                    inbound[tenant.name].update((ep.key, ep) for ep in network.select(tenant.name, pol.to))
-            for ep in network.tenant_endpoints(tenant.name):
-                if ep.floating_external == ext.name:
-                    plan.floating.setdefault(tenant.name, []).append(ep)
-                    inbound[tenant.name][ep.key] = ep
+        for g in (g for g in grants if g.external == ext.name):
+            routes[g.tenant] += g.outside
+            inbound[g.tenant].update((ep.key, ep) for ep in g.endpoints)
+        for ep in network.endpoints:
+            if ep.floating_external == ext.name:
+                plan.floating.setdefault(ep.tenant, []).append(ep)
+                inbound[ep.tenant][ep.key] = ep
         plan.snat = {
             t.name: int(address) for t in network.tenants if (address := t.snat_address(ext.name)) is not None
         }
@@ -276,7 +274,9 @@ def external_forward(plans: list[ExternalPlan], switch: str, network: Network) -
 EpCookie = Callable[[int, EndpointInfo], int]
 
 
-def nat_out_stage(plans: list[ExternalPlan], switch: str, ep_cookie: EpCookie) -> list[Rule]:
+def nat_out_stage(
+    plans: list[ExternalPlan], switch: str, network: Network, ep_cookie: EpCookie
+) -> list[Rule]:
     """Table 52 (the uplink's switch): per endpoint that may leave, its source becomes its
     floating IP, else its tenant's SNAT address, committed in the tenant's NAT zone (a reply
     of a connection the outside opened to a floating IP is translated back by the same
@@ -289,10 +289,10 @@ def nat_out_stage(plans: list[ExternalPlan], switch: str, ep_cookie: EpCookie) -
             ctx = ("metadata", f"{plan.transit(tenant):#x}/{_CTX:#x}")
             zone = nat_zone(plan.tid[tenant])
             for ep in plan.inbound[tenant]:
-                public = _public(plan, ep)
+                public = public_source(network, ep, plan.ext.name)
                 if public is None:
                     continue  # no floating IP and no SNAT address: it never leaves
-                nat = Ct(True, zone, UPLINK_OUT.id, _single("src", public))
+                nat = Ct(True, zone, UPLINK_OUT.id, _single("src", int(public)))
                 match = [ctx, ("proto", "ip"), ("nw_src", str(ep.ip))]
                 rules.append(Rule.make(t, PRIO_ENDPOINT, ep_cookie(t, ep), match, [nat]))
     return rules
@@ -389,14 +389,6 @@ def _table_miss(table: int, plans: list[ExternalPlan], switch: str) -> list[Rule
 
 def _snat(plan: ExternalPlan, tenant: str) -> int | None:
     return plan.snat.get(tenant)
-
-
-def _public(plan: ExternalPlan, ep: EndpointInfo) -> int | None:
-    """The source ``ep`` leaves ``plan``'s network with: its floating IP there, else its
-    tenant's SNAT address there (None: neither)."""
-    if ep.floating_ip is not None and ep.floating_external == plan.ext.name:
-        return int(ep.floating_ip)
-    return plan.snat.get(ep.tenant)
 
 
 def _single(kind: str, address: int) -> Nat:

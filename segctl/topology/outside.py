@@ -1,13 +1,15 @@
-"""The intent's policies toward and from external networks, in the tenant tier's order
-(the one reading the verifier's properties and ``segctl trace``'s verdict share)."""
+"""The intent's policies toward and from external networks, in the tenant tier's order: the
+one model the compiler's routes and NAT, the verifier's properties, ``segctl trace``'s
+verdict and ``segctl show``'s external grants are built on."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from segctl.topology.grants import ServiceMatch, normalize_services
 from segctl.topology.network import EndpointInfo, ExternalInfo, Network
+from segctl.topology.schema import Policy
 
 #: Outside server addresses tried first (documentation and benchmarking ranges).
 _SERVER_CANDIDATES = tuple(IPv4Address(a) for a in ("203.0.113.5", "192.0.2.5", "198.18.0.5"))
@@ -18,7 +20,8 @@ __all__ = ["ExternalGrant", "external_decision", "external_grants", "outside_ser
 @dataclass(frozen=True)
 class ExternalGrant:
     """A policy with an external peer: ``direction`` ``out`` (endpoints to the outside) or
-    ``in``; ``endpoints`` its tenant side; ``outside`` the peer's prefixes."""
+    ``in``; ``endpoints`` its tenant side; ``outside`` the peer's prefixes; ``policy`` the
+    intent's policy itself (set by :func:`external_grants`; not compared)."""
 
     name: str
     tenant: str
@@ -30,6 +33,7 @@ class ExternalGrant:
     allow: bool
     rank: tuple[int, int, int]  # tenant-tier precedence: priority, deny first, document order
     stateful: bool = True
+    policy: Policy | None = field(default=None, compare=False, repr=False)
 
 
 def external_grants(network: Network) -> list[ExternalGrant]:
@@ -48,7 +52,7 @@ def external_grants(network: Network) -> list[ExternalGrant]:
                     f"policy {tenant.name}/{pol.name}", tenant.name, peer.external, direction,
                     tuple(network.select(tenant.name, side)), tuple(peer.outside),
                     normalize_services(pol.services), pol.action == "allow",
-                    (priority, 0 if pol.action == "deny" else 1, index), pol.stateful,
+                    (priority, 0 if pol.action == "deny" else 1, index), pol.stateful, pol,
                 )
             )  # fmt: skip
     return sorted(out, key=lambda g: (g.tenant, g.rank))

@@ -9,7 +9,7 @@ model every other part of segctl works from.
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network, summarize_address_range
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -443,20 +443,25 @@ ANY_IPV4 = IPv4Network("0.0.0.0/0")
 
 
 def external_prefixes(cidr: IPv4Network | None, excluded: list[IPv4Network]) -> list[IPv4Network]:
-    """``cidr`` (default every IPv4 address) minus ``excluded``: the fewest disjoint prefixes.
+    """``cidr`` (default every IPv4 address) minus ``excluded``: the fewest disjoint prefixes,
+    sorted (one sweep over the cuts in address order; each gap between them is summarized).
 
     >>> [str(n) for n in external_prefixes(None, [IPv4Network("0.0.0.0/1")])]
     ['128.0.0.0/1']
     """
-    parts = [cidr or ANY_IPV4]
-    for cut in excluded:
-        kept: list[IPv4Network] = []
-        for part in parts:
-            if part.subnet_of(cut):
-                continue
-            kept.extend(part.address_exclude(cut) if cut.subnet_of(part) else [part])
-        parts = kept
-    return sorted(parts)
+    whole = cidr or ANY_IPV4
+    free, last = int(whole.network_address), int(whole.broadcast_address)  # free: first address left
+    out: list[IPv4Network] = []
+    for cut in sorted(excluded):
+        if free > last:
+            break
+        low = int(cut.network_address)
+        if low > free:
+            out += summarize_address_range(IPv4Address(free), IPv4Address(min(low - 1, last)))
+        free = max(free, int(cut.broadcast_address) + 1)
+    if free <= last:
+        out += summarize_address_range(IPv4Address(free), IPv4Address(last))
+    return out
 
 
 class PortRange(_Strict):

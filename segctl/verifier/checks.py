@@ -20,12 +20,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from segctl.topology.analysis import Grant, ipv6_addresses, ipv6_applies, ipv6_routed
 from segctl.topology.network import EndpointInfo, Network
 from segctl.topology.network import routed as is_routed
+from segctl.topology.outside import ExternalGrant, external_grants
 from segctl.verifier.expectations import Expectations
 from segctl.verifier.headerspace import BDD, HeaderSpace
 from segctl.verifier.observe import CommitPoint, ReplyRequest, RunView
@@ -132,6 +134,9 @@ class Inputs:
     outside_offset: int = 0
     #: The ingresses this proof (or partition of one) injects; None: every one.
     injected: Sequence[SwitchPort] = ()
+    #: Per external network (name): what its sources may send out, tagged; built once per
+    #: proof by :func:`segctl.verifier.outside.egress_allowed` (properties 7 and 9 read it).
+    egress_allowed: dict[str, BDD] = field(default_factory=dict)
     _forward: dict[EndpointKey, BDD] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -146,6 +151,12 @@ class Inputs:
         self.position = {ep.key: i for i, ep in enumerate(self.network.endpoints)}
         self._position = [self.position[ep.key] for ep in self.sources]  # tag -> endpoint order
         self._tenant_tags: dict[str, BDD] = {}
+
+    @cached_property
+    def outside_grants(self) -> list[ExternalGrant]:
+        """The intent's policies toward and from external networks (:func:`external_grants`),
+        once per proof."""
+        return external_grants(self.network)
 
     def tenant_tags(self, tenant: str) -> BDD:
         """Packets tagged with the ingress of an endpoint of ``tenant``."""

@@ -47,6 +47,7 @@ _TCP_UDP = (6, 17)
 _ADDRESS = {(4, "src"): "ip_src", (4, "dst"): "ip_dst", (6, "src"): "ipv6_src", (6, "dst"): "ipv6_dst"}
 _ETH_TYPE = {4: 0x0800, 6: 0x86DD}
 _WIDTH = {4: 32, 6: 128}
+_ANY_PORT = (0, 0xFFFF)
 
 
 @dataclass(frozen=True)
@@ -151,15 +152,21 @@ def translate(hs: HeaderSpace, tracked: BDD, action: Ct, model: NatModel) -> BDD
         out |= _apply(hs, new, action.nat)
     else:
         out |= new
-    bindings = sorted(model.bindings.get(action.zone, frozenset()), key=_binding_key)
-    if not bindings:
+    # One step per translation of the zone, for all its bindings at once: translating (and
+    # reversing) is distributive over a union, so a union of originals gives what one step
+    # per binding (one per endpoint behind an SNAT address) would, at a fraction of the cost.
+    by_nat: dict[Nat | None, list[tuple[int, int]]] = {}
+    for binding in sorted(model.bindings.get(action.zone, frozenset()), key=_binding_key):
+        by_nat.setdefault(binding.nat, []).append(binding.original)
+    if not by_nat:
         return out | forward | reply
-    for binding in bindings:
-        if binding.nat is None:
+    for nat, originals in by_nat.items():
+        if nat is None:
             out |= forward | reply
             continue
-        out |= _apply(hs, forward & _original(hs, binding), binding.nat)
-        out |= _reverse(hs, reply, binding)
+        assert nat.kind is not None
+        out |= _apply(hs, forward & _originals(hs, nat, nat.kind, originals), nat)
+        out |= _reverse(hs, reply, nat, originals)
     return out
 
 
@@ -170,11 +177,11 @@ def _binding_key(binding: Binding) -> tuple[int, str, int, int, int, int, tuple[
     return (1, nat.kind or "", nat.family, nat.low, nat.high, nat.port_low or 0, binding.original)
 
 
-def _original(hs: HeaderSpace, binding: Binding) -> BDD:
-    """The packets whose translated side is still the original one (forward packets)."""
-    assert binding.nat is not None and binding.nat.kind is not None
-    value, mask = binding.original
-    return hs.eq(_ADDRESS[(binding.nat.family, binding.nat.kind)], value, mask) if mask else hs.true
+def _originals(hs: HeaderSpace, nat: Nat, side: str, originals: Iterable[tuple[int, int]]) -> BDD:
+    """The packets whose ``side`` (``src``/``dst``) address is one of ``originals``, what the
+    rules that committed ``nat`` matched on the side it replaces (``mask`` 0: any address)."""
+    field = _ADDRESS[(nat.family, side)]
+    return hs.union(hs.eq(field, value, mask) if mask else hs.true for value, mask in originals)
 
 
 def _apply(hs: HeaderSpace, space: BDD, nat: Nat) -> BDD:
@@ -186,34 +193,37 @@ def _apply(hs: HeaderSpace, space: BDD, nat: Nat) -> BDD:
         return untouched
     address = _ADDRESS[(nat.family, nat.kind)]
     out = hs.forget(hit, [address]) & _range(hs, address, nat.low, nat.high, _WIDTH[nat.family])
-    port = "tp_src" if nat.kind == "src" else "tp_dst"
-    if nat.port_low is not None or nat.kind == "src":
-        ported = out & _tcp_udp(hs)
-        low, high = (0, 0xFFFF) if nat.port_low is None else (nat.port_low, nat.port_high or nat.port_low)
-        out = (out & ~_tcp_udp(hs)) | (hs.forget(ported, [port]) & _range(hs, port, low, high, 16))
-    return out | untouched
+    ports = _ANY_PORT if nat.port_low is None else (nat.port_low, nat.port_high or nat.port_low)
+    return _ports(hs, out, nat, nat.kind, ports) | untouched
 
 
-def _reverse(hs: HeaderSpace, space: BDD, binding: Binding) -> BDD:
-    """Replies of connections ``binding`` translated: those addressed to its range (the
-    translated side, seen from the other end) get the original address back — the
-    committing rule's match on it, any address where it did not pin one — and, for TCP and
-    UDP, any port on that side where the translation may have changed it. Replies of the
-    zone's other connections are the other bindings' business."""
-    nat = binding.nat
-    assert nat is not None and nat.kind is not None
+def _reverse(hs: HeaderSpace, space: BDD, nat: Nat, originals: Iterable[tuple[int, int]]) -> BDD:
+    """Replies of connections ``nat`` translated (its bindings' ``originals``): those
+    addressed to its range (the translated side, seen from the other end) get an original
+    address back — a committing rule's match on it, any address where one did not pin it —
+    and, for TCP and UDP, any port on that side where the translation may have changed it.
+    Replies of the zone's other connections are the other translations' business."""
+    assert nat.kind is not None
     family = hs.eq("eth_type", _ETH_TYPE[nat.family])
     side = "dst" if nat.kind == "src" else "src"  # where the translated address is in a reply
     address = _ADDRESS[(nat.family, side)]
     hit = space & family & _range(hs, address, nat.low, nat.high, _WIDTH[nat.family])
     if hs.is_empty(hit):
         return hs.false
-    value, mask = binding.original
-    out = hs.forget(hit, [address]) & (hs.eq(address, value, mask) if mask else hs.true)
-    if nat.port_low is not None or nat.kind == "src":
-        ported = out & _tcp_udp(hs)
-        out = (out & ~_tcp_udp(hs)) | hs.forget(ported, ["tp_" + side])
-    return out
+    out = hs.forget(hit, [address]) & _originals(hs, nat, side, originals)
+    return _ports(hs, out, nat, side, _ANY_PORT)
+
+
+def _ports(hs: HeaderSpace, space: BDD, nat: Nat, side: str, ports: tuple[int, int]) -> BDD:
+    """``space`` whose TCP and UDP packets get any port of ``ports`` (inclusive) on ``side``
+    (``src``/``dst``), where ``nat`` may move that port: it gives a port range, or it
+    translates the source (conntrack may pick another source port); other packets, and all
+    of them when ``nat`` keeps the ports, untouched."""
+    if nat.port_low is None and nat.kind != "src":
+        return space
+    port = "tp_" + side
+    moved = hs.forget(space & _tcp_udp(hs), [port]) & _range(hs, port, *ports, 16)
+    return (space & ~_tcp_udp(hs)) | moved
 
 
 def _tcp_udp(hs: HeaderSpace) -> BDD:

@@ -28,13 +28,13 @@ from ipaddress import IPv4Address, IPv4Network
 from segctl.openflow.ofctl import mac_int
 from segctl.topology.grants import ServiceMatch
 from segctl.topology.network import MIN_ROUTED_TTL, EndpointInfo, ExternalInfo
-from segctl.topology.outside import ExternalGrant, external_grants, public_source
+from segctl.topology.outside import ExternalGrant, public_source
 from segctl.verifier.checks import Inputs, Target, Violation
 from segctl.verifier.headerspace import BDD, HeaderSpace
 from segctl.verifier.observe import ReplyRequest
 from segctl.verifier.spaces import ETH_IP
 
-__all__ = ["ExternalGrant", "egress", "exposure", "external_delivered", "external_grants"]
+__all__ = ["ExternalGrant", "egress", "egress_allowed", "exposure", "external_delivered"]
 
 
 def _prefixes(hs: HeaderSpace, name: str, prefixes: Iterable[IPv4Network]) -> BDD:
@@ -57,19 +57,33 @@ def _services(inp: Inputs, services: Iterable[ServiceMatch]) -> BDD:
     return inp.hs.union(inp.spaces.service(s, ipv6=False) for s in services)
 
 
-def _routed(inp: Inputs, tenant: str) -> BDD:
-    """IPv4 a tenant's endpoint sends through its gateway: to the gateway MAC, TTL >= 2."""
-    hs = inp.hs
-    out = hs.oeq("eth_type", ETH_IP) & hs.oeq("eth_dst", mac_int(inp.network.tenant(tenant).gateway_mac))
+def _routable(hs: HeaderSpace) -> BDD:
+    """A TTL a router forwards (at least :data:`MIN_ROUTED_TTL`: one decrement leaves it alive)."""
+    out = hs.true
     for ttl in range(MIN_ROUTED_TTL):
         out &= ~hs.oeq("nw_ttl", ttl)
     return out
 
 
-def _egress_allowed(inp: Inputs, ext: ExternalInfo, grants: list[ExternalGrant]) -> BDD:
-    """Tagged: per source, what it may send out to ``ext`` (as sent)."""
+def _routed(inp: Inputs, tenant: str) -> BDD:
+    """IPv4 a tenant's endpoint sends through its gateway: to the gateway MAC, TTL >= 2."""
+    hs = inp.hs
+    gateway = hs.oeq("eth_dst", mac_int(inp.network.tenant(tenant).gateway_mac))
+    return hs.oeq("eth_type", ETH_IP) & gateway & _routable(hs)
+
+
+def egress_allowed(inp: Inputs, ext: ExternalInfo) -> BDD:
+    """Tagged: per source, what it may send out to ``ext`` (as sent); built once per proof
+    (:attr:`Inputs.egress_allowed`)."""
+    cached = inp.egress_allowed.get(ext.name)
+    if cached is None:
+        cached = inp.egress_allowed[ext.name] = _egress_allowed(inp, ext)
+    return cached
+
+
+def _egress_allowed(inp: Inputs, ext: ExternalInfo) -> BDD:
     hs, sp = inp.hs, inp.spaces
-    mine = [g for g in grants if g.external == ext.name and g.direction == "out"]
+    mine = [g for g in inp.outside_grants if g.external == ext.name and g.direction == "out"]
     parts = []
     for tenant in sorted({g.tenant for g in mine}):
         ordered = [g for g in mine if g.tenant == tenant]
@@ -100,11 +114,10 @@ def _uplink_tag(inp: Inputs, ext: ExternalInfo) -> int | None:
 def egress(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
     """Property 7."""
     hs, net = inp.hs, inp.network
-    grants = external_grants(net)
     found: list[Violation] = []
     sent = 0
     for ext in net.externals:
-        allowed = _egress_allowed(inp, ext, grants)
+        allowed = egress_allowed(inp, ext)
         seen: set[tuple[str, str]] = set()
         for mode, view in (("new", inp.new), ("any", inp.any)):
             left = view.delivered.get(ext.qualified, hs.false) & ~inp.outside_tags
@@ -137,7 +150,6 @@ def egress(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
 def exposure(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
     """Property 8."""
     hs, net = inp.hs, inp.network
-    grants = external_grants(net)
     found: list[Violation] = []
     reached = 0
     for ext in net.externals:
@@ -150,7 +162,7 @@ def exposure(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
             if hs.is_empty(got):
                 continue
             reached += 1
-            bad = hs.untag(got & ~_ingress_allowed(inp, ext, dst, grants), tag)
+            bad = hs.untag(got & ~_ingress_allowed(inp, ext, dst), tag)
             if hs.is_empty(bad):
                 continue
             message = (
@@ -165,13 +177,13 @@ def exposure(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
     return found, {"external networks": len(net.externals), "endpoints reached from outside": reached}
 
 
-def _ingress_allowed(inp: Inputs, ext: ExternalInfo, dst: EndpointInfo, grants: list[ExternalGrant]) -> BDD:
+def _ingress_allowed(inp: Inputs, ext: ExternalInfo, dst: EndpointInfo) -> BDD:
     """Untagged: what the outside may send ``dst`` through ``ext`` (as sent)."""
     hs = inp.hs
     if dst.floating_ip is None or dst.floating_external != ext.name:
         return hs.false
     mine = [
-        g for g in grants
+        g for g in inp.outside_grants
         if g.tenant == dst.tenant and g.external == ext.name and g.direction == "in" and dst in g.endpoints
     ]  # fmt: skip
     space = {g: _prefixes(hs, "ip_src", g.outside) & _services(inp, g.services) for g in mine}
@@ -182,17 +194,14 @@ def _ingress_allowed(inp: Inputs, ext: ExternalInfo, dst: EndpointInfo, grants: 
 def external_delivered(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
     """Property 9."""
     hs, net = inp.hs, inp.network
-    grants = external_grants(net)
     found: list[Violation] = []
     checked = 0
     injected = {p for p in inp.injected}
     for ext in net.externals:
-        allowed = _egress_allowed(inp, ext, grants)
+        allowed = egress_allowed(inp, ext)
         left: BDD = inp.new.delivered.get(ext.qualified, hs.false)
-        sources = [
-            ep for g in grants if g.external == ext.name and g.direction == "out" for ep in g.endpoints
-        ]
-        for src in dict.fromkeys(sources):
+        senders = (g for g in inp.outside_grants if g.external == ext.name and g.direction == "out")
+        for src in dict.fromkeys(ep for g in senders for ep in g.endpoints):
             if (src.switch, src.port) not in injected:
                 continue
             checked += 1
@@ -212,7 +221,7 @@ def external_delivered(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]
             continue
         router = _from_router(inp, ext)
         for dst in net.endpoints:
-            expected = _ingress_allowed(inp, ext, dst, grants) & router
+            expected = _ingress_allowed(inp, ext, dst) & router
             if hs.is_empty(expected):
                 continue
             checked += 1
@@ -276,7 +285,7 @@ def outside_reply_requests(inp: Inputs) -> list[OutsideReplies]:
         if (ext.switch, ext.port) not in injected:
             continue
         replies: dict[EndpointInfo, BDD] = {}
-        for g in external_grants(net):
+        for g in inp.outside_grants:
             if g.external != ext.name or g.direction != "out" or not g.allow or not g.stateful:
                 continue
             back = _prefixes(hs, "ip_src", g.outside) & hs.union(
@@ -303,13 +312,10 @@ def outside_reply_requests(inp: Inputs) -> list[OutsideReplies]:
 def _from_router(inp: Inputs, ext: ExternalInfo) -> BDD:
     """What the upstream router sends in: its MAC to the fabric's, untagged, TTL >= 2."""
     hs = inp.hs
-    out = (
+    return (
         hs.oeq("eth_src", mac_int(ext.router_mac)) & hs.oeq("eth_dst", mac_int(ext.mac))
-        & hs.oeq("vlan_present", 0) & hs.oeq("vlan_vid", 0)
+        & hs.oeq("vlan_present", 0) & hs.oeq("vlan_vid", 0) & _routable(hs)
     )  # fmt: skip
-    for ttl in range(MIN_ROUTED_TTL):
-        out &= ~hs.oeq("nw_ttl", ttl)
-    return out
 
 
 def _violation(
