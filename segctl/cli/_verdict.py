@@ -34,7 +34,7 @@ def verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr:
     from segctl.topology.analysis import allowed_grants
 
     if dst is None:
-        outside = _outside(network, src, addr, svc) if not reply and not svc.ipv6 else None
+        outside = _outside(network, src, addr, svc) if not reply else None
         return outside or Verdict(False, f"denied: no endpoint has the address {addr}", ())
     family = 6 if svc.ipv6 else 4
     if svc.ipv6:
@@ -83,19 +83,19 @@ def verdict(network: Network, src: EndpointInfo, dst: EndpointInfo | None, addr:
 def _outside(network: Network, src: EndpointInfo, addr: Address, svc: Service) -> Verdict | None:
     """The verdict of the first policy of ``src``'s tenant toward an external network (in
     the tenant tier's order) whose peer holds ``addr`` and whose services take the packet."""
-    from ipaddress import IPv4Address
+    from segctl.topology.outside import external_decision, public_source, public_source6
 
-    from segctl.topology.outside import external_decision, public_source
-
-    if not isinstance(addr, IPv4Address):
-        return None
     g = external_decision(network, src, "out", addr, svc.proto, svc.dport,
                           icmp_type=svc.icmp_type, icmp_code=svc.icmp_code)  # fmt: skip
     if g is None:
         return None
     if not g.allow:
         return Verdict(False, f"denied by the intent ({g.name}, deny, toward external {g.external})", ())
-    public = public_source(network, src, g.external)
+    public = (
+        public_source6(network, src, g.external)
+        if addr.version == 6
+        else public_source(network, src, g.external)
+    )
     text = f"allowed by {g.name} toward external {g.external}, leaving with source {public}"
     return Verdict(True, text, (), receiver=f"external:{g.external}")
 

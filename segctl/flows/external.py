@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network, collapse_addresses
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, collapse_addresses
 
 from segctl.flows.pipeline import (
     CLASSIFY,
@@ -63,7 +63,7 @@ from segctl.openflow.ofctl import (
 )
 from segctl.topology.model import FabricPaths
 from segctl.topology.network import EndpointInfo, ExternalInfo, Network
-from segctl.topology.outside import external_grants, public_source
+from segctl.topology.outside import external_grants, public_source, public_source6
 from segctl.topology.validate_external import OUTSIDE_ORIGIN
 
 __all__ = [
@@ -112,17 +112,20 @@ class ExternalPlan:
     each user's transit VLAN; ``routes``: the prefixes a user's gateway routes there
     (its external policies' peers, both directions, merged); ``inbound``: the endpoints
     ``uplink_in`` routes to (sources of egress policies, destinations of ingress ones,
-    floating-IP holders); ``forward[switch][tenant]``: the port toward the uplink (0 at the
-    uplink's switch); ``admit[switch][port]``: the tenants whose transit VLAN a fabric port
-    takes.
+    floating-IP holders), ``inbound6`` those of IPv6 policies; ``forward[switch][tenant]``:
+    the port toward the uplink (0 at the uplink's switch); ``admit[switch][port]``: the
+    tenants whose transit VLAN a fabric port takes.
     """
 
     ext: ExternalInfo
     users: list[str] = field(default_factory=list)
     tid: dict[str, int] = field(default_factory=dict)
     vlan: dict[str, int] = field(default_factory=dict)
-    routes: dict[str, list[IPv4Network]] = field(default_factory=dict)
+    routes: dict[str, list[IPv4Network | IPv6Network]] = field(default_factory=dict)
     inbound: dict[str, list[EndpointInfo]] = field(default_factory=dict)
+    #: per user, the endpoints that exchange IPv6 with the outside (their own global
+    #: addresses, routed: :func:`~segctl.topology.outside.public_source6`)
+    inbound6: dict[str, list[EndpointInfo]] = field(default_factory=dict)
     floating: dict[str, list[EndpointInfo]] = field(default_factory=dict)
     snat: dict[str, int] = field(default_factory=dict)
     forward: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
@@ -153,11 +156,16 @@ def plan_externals(network: Network, paths: FabricPaths) -> list[ExternalPlan]:
     plans = []
     for ext in network.externals:
         plan = ExternalPlan(ext, tid=tid)
-        routes: dict[str, list[IPv4Network]] = defaultdict(list)
+        routes: dict[str, list[IPv4Network | IPv6Network]] = defaultdict(list)
         inbound: dict[str, dict[tuple[str, str], EndpointInfo]] = defaultdict(dict)
+        inbound6: dict[str, dict[tuple[str, str], EndpointInfo]] = defaultdict(dict)
         for g in (g for g in grants if g.external == ext.name):
             routes[g.tenant] += g.outside
-            inbound[g.tenant].update((ep.key, ep) for ep in g.endpoints)
+            if g.family == 6:
+                routed = [ep for ep in g.endpoints if public_source6(network, ep, ext.name) is not None]
+                inbound6[g.tenant].update((ep.key, ep) for ep in routed)
+            else:
+                inbound[g.tenant].update((ep.key, ep) for ep in g.endpoints)
         for ep in network.endpoints:
             if ep.floating_external == ext.name:
                 plan.floating.setdefault(ep.tenant, []).append(ep)
@@ -165,11 +173,20 @@ def plan_externals(network: Network, paths: FabricPaths) -> list[ExternalPlan]:
         plan.snat = {
             t.name: int(address) for t in network.tenants if (address := t.snat_address(ext.name)) is not None
         }
-        plan.users = [t.name for t in network.tenants if t.name in inbound or t.name in plan.snat]
+        plan.users = [
+            t.name
+            for t in network.tenants
+            if {t.name} & (inbound.keys() | inbound6.keys() | plan.snat.keys())
+        ]
         for user in plan.users:
             plan.vlan[user] = next(free)
-            plan.routes[user] = list(collapse_addresses(routes.get(user, [])))
+            mine = routes.get(user, [])
+            plan.routes[user] = [
+                *collapse_addresses(p for p in mine if isinstance(p, IPv4Network)),
+                *collapse_addresses(p for p in mine if isinstance(p, IPv6Network)),
+            ]
             plan.inbound[user] = sorted(inbound.get(user, {}).values(), key=lambda e: e.key)
+            plan.inbound6[user] = sorted(inbound6.get(user, {}).values(), key=lambda e: e.key)
         _plan_transit(plan, network, paths)
         plans.append(plan)
     return plans
@@ -208,14 +225,33 @@ def external_classify(plans: list[ExternalPlan], switch: str) -> list[Rule]:
                                    ("nw_dst", str(ext.cidr))], [write, GotoTable(NAT_IN.id)]))  # fmt: skip
             arp = [*base, ("proto", "arp"), ("arp_op", "1"), ("arp_tpa", str(ext.cidr))]
             rules.append(Rule.make(t, PRIO_ENDPOINT, plan.cookie(t), arp, [write, GotoTable(NAT_IN.id)]))
+            for ep in (e for user in plan.users for e in plan.inbound6[user]):
+                # IPv6 to an endpoint's own global address, and the router's solicitation for it
+                to_ep = [*base, ("proto", "ipv6"), ("ipv6_dst", str(ep.ipv6))]
+                ns = [*base, ("proto", "icmp6"), ("icmp_type", "135"), ("nd_target", str(ep.ipv6))]
+                rules.append(
+                    Rule.make(
+                        t, PRIO_ENDPOINT, plan.cookie(t, ep.tenant), to_ep, [write, GotoTable(NAT_IN.id)]
+                    )
+                )
+                rules.append(
+                    Rule.make(t, PRIO_SPECIFIC, plan.cookie(t, ep.tenant), ns, [write, GotoTable(NAT_IN.id)])
+                )
         for port, tenants in sorted(plan.admit.get(switch, {}).items()):
             for tenant in sorted(tenants, key=plan.tid.__getitem__):
-                match = [("in_port", str(port)), ("vlan_tci", f"{0x1000 | plan.vlan[tenant]:#06x}/0x1fff"),
-                         ("proto", "ip")]  # fmt: skip
-                write = WriteMetadata(plan.transit(tenant), META_WRITE_MASK)
-                rules.append(Rule.make(t, PRIO_ENDPOINT, plan.cookie(t, tenant), match,
-                                       [PopVlan(), write, GotoTable(FORWARD.id)]))  # fmt: skip
+                tag = ("vlan_tci", f"{0x1000 | plan.vlan[tenant]:#06x}/0x1fff")
+                for proto in _families(plan, tenant):
+                    match = [("in_port", str(port)), tag, ("proto", proto)]
+                    write = WriteMetadata(plan.transit(tenant), META_WRITE_MASK)
+                    rules.append(Rule.make(t, PRIO_ENDPOINT, plan.cookie(t, tenant), match,
+                                           [PopVlan(), write, GotoTable(FORWARD.id)]))  # fmt: skip
     return rules
+
+
+def _families(plan: ExternalPlan, tenant: str) -> tuple[str, ...]:
+    """The protocols a user's transit context carries: IPv4, and IPv6 where it has IPv6
+    policies with the outside."""
+    return ("ip", "ipv6") if plan.inbound6.get(tenant) else ("ip",)
 
 
 def external_routes(plans: list[ExternalPlan], tenants: list[str], gw_mac: dict[str, str]) -> list[Rule]:
@@ -233,7 +269,10 @@ def external_routes(plans: list[ExternalPlan], tenants: list[str], gw_mac: dict[
                 GotoTable(FORWARD.id),
             ]
             for prefix in plan.routes[tenant]:
-                match = [tenant_only, ("dl_dst", gw_mac[tenant]), ("proto", "ip"), ("nw_dst", str(prefix))]
+                family = ("proto", "ipv6"), ("ipv6_dst", str(prefix))
+                if prefix.version == 4:
+                    family = ("proto", "ip"), ("nw_dst", str(prefix))
+                match = [tenant_only, ("dl_dst", gw_mac[tenant]), *family]
                 priority = PRIO_EXTERNAL_ROUTE + prefix.prefixlen
                 rules.append(Rule.make(t, priority, plan.cookie(t, tenant), match, actions))
     return rules
@@ -249,11 +288,12 @@ def external_forward(plans: list[ExternalPlan], switch: str, network: Network) -
     rules: list[Rule] = []
     for plan in plans:
         for tenant in plan.users:
-            for ep in (e for e in plan.inbound[tenant] if e.switch == switch):
+            marked = [(e, "ip") for e in plan.inbound[tenant]] + [(e, "ipv6") for e in plan.inbound6[tenant]]
+            for ep, proto in ((e, p) for e, p in marked if e.switch == switch):
                 seg = network.segment(ep.tenant, ep.segment).index
                 tid = plan.tid[tenant]
                 match = [("metadata", f"{metadata_value(tid, seg):#x}/{_CTX:#x}"), ("dl_dst", ep.mac),
-                         ("dl_src", plan.ext.mac), ("proto", "ip")]  # fmt: skip
+                         ("dl_src", plan.ext.mac), ("proto", proto)]  # fmt: skip
                 write = WriteMetadata(metadata_value(tid, seg, OUTSIDE), META_WRITE_MASK)
                 rules.append(
                     Rule.make(t, PRIO_SPECIFIC, plan.cookie(t, tenant), match, [write, GotoTable(CT_DST.id)])
@@ -266,7 +306,10 @@ def external_forward(plans: list[ExternalPlan], switch: str, network: Network) -
                 if port
                 else [GotoTable(NAT_OUT.id)]
             )
-            rules.append(Rule.make(t, PRIO_ENDPOINT, plan.cookie(t, tenant), [*match, ("proto", "ip")], out))
+            for proto in _families(plan, tenant):
+                rules.append(
+                    Rule.make(t, PRIO_ENDPOINT, plan.cookie(t, tenant), [*match, ("proto", proto)], out)
+                )
     return rules
 
 
@@ -295,6 +338,11 @@ def nat_out_stage(
                 nat = Ct(True, zone, UPLINK_OUT.id, _single("src", int(public)))
                 match = [ctx, ("proto", "ip"), ("nw_src", str(ep.ip))]
                 rules.append(Rule.make(t, PRIO_ENDPOINT, ep_cookie(t, ep), match, [nat]))
+            for ep in plan.inbound6[tenant]:  # IPv6 leaves from its own address: tracked only
+                match = [ctx, ("proto", "ipv6"), ("ipv6_src", str(ep.ipv6))]
+                rules.append(
+                    Rule.make(t, PRIO_ENDPOINT, ep_cookie(t, ep), match, [Ct(True, zone, UPLINK_OUT.id)])
+                )
     return rules
 
 
@@ -314,6 +362,9 @@ def uplink_out_stage(plans: list[ExternalPlan], switch: str) -> list[Rule]:
             Output(ext.port),
         ]
         rules.append(Rule.make(t, PRIO_ENDPOINT, plan.cookie(t), match, out))
+        for ep in (e for user in plan.users for e in plan.inbound6[user]):  # its own global address
+            v6 = [match[0], match[1], ("proto", "ipv6"), ("ipv6_src", str(ep.ipv6))]
+            rules.append(Rule.make(t, PRIO_ENDPOINT, plan.cookie(t, ep.tenant), v6, out))
     return rules
 
 
@@ -326,6 +377,13 @@ def nat_in_stage(plans: list[ExternalPlan], switch: str, ep_cookie: EpCookie) ->
     for plan in (p for p in plans if p.ext.switch == switch):
         ext = plan.ext
         ctx = ("metadata", f"{plan.uplink_context:#x}/{_CTX:#x}")
+        if any(plan.inbound6.values()):
+            # neighbour discovery from the outside never enters the fabric (it would pass the
+            # endpoints' conntrack and policies, as ND inside a segment does): the fabric
+            # answers the router's solicitations itself (the responders above these)
+            for nd_type in _NEIGHBOUR_DISCOVERY:
+                nd = [ctx, ("proto", "icmp6"), ("icmp_type", str(nd_type))]
+                rules.append(Rule.make(t, PRIO_SPECIFIC, plan.cookie(t), nd, [Drop()]))
         for tenant in plan.users:
             zone = nat_zone(plan.tid[tenant])
             snat = _snat(plan, tenant)
@@ -343,6 +401,14 @@ def nat_in_stage(plans: list[ExternalPlan], switch: str, ep_cookie: EpCookie) ->
                 public.append((int(ep.floating_ip), ep_cookie(t, ep)))
             for address, cookie in public:
                 rules.append(Rule.make(t, PRIO_RESPONDER, cookie, *_arp_reply(ext, ctx, address)))
+            for ep in plan.inbound6[tenant]:
+                assert ep.ipv6 is not None
+                lookup = Ct(False, zone, UPLINK_IN.id)
+                rules.append(Rule.make(t, PRIO_ENDPOINT, ep_cookie(t, ep), [ctx, ("proto", "ipv6"),
+                                       ("ipv6_dst", str(ep.ipv6))], [lookup]))  # fmt: skip
+                rules.append(
+                    Rule.make(t, PRIO_RESPONDER, ep_cookie(t, ep), *_neighbour_advert(ext, ctx, int(ep.ipv6)))
+                )
     return rules
 
 
@@ -373,6 +439,21 @@ def uplink_in_stage(
                     GotoTable(FORWARD.id),
                 ]
                 rules.append(Rule.make(t, PRIO_ENDPOINT, ep_cookie(t, ep), match, route))
+            for ep in plan.inbound6[tenant]:
+                seg = network.segment(ep.tenant, ep.segment)
+                match = [ctx, ("ct_zone", str(zone)), ("ct_state", "+trk-inv"), ("proto", "ipv6"),
+                         ("ipv6_dst", str(ep.ipv6))]  # fmt: skip
+                route = [
+                    SetField("eth_src", mac_int(plan.ext.mac)),
+                    SetField("eth_dst", mac_int(ep.mac)),
+                    DecTtl(),
+                    WriteMetadata(metadata_value(info.id, seg.index), META_WRITE_MASK),
+                    GotoTable(FORWARD.id),
+                ]
+                rules.append(Rule.make(t, PRIO_ENDPOINT, ep_cookie(t, ep), match, route))
+                advert = [ctx, ("proto", "icmp6"), ("icmp_type", "136"), ("nd_target", str(ep.ipv6))]
+                tll: list[Action] = [SetField("nd_tll", mac_int(plan.ext.mac)), Output(IN_PORT)]
+                rules.append(Rule.make(t, PRIO_RESPONDER, ep_cookie(t, ep), advert, tll))
     return rules
 
 
@@ -397,6 +478,38 @@ def _single(kind: str, address: int) -> Nat:
 
 def _text(address: int) -> str:
     return f"{address >> 24}.{address >> 16 & 0xFF}.{address >> 8 & 0xFF}.{address & 0xFF}"
+
+
+#: The all-nodes group (RFC 4291) and its MAC: where the fabric's neighbour advertisements go.
+_ALL_NODES, _ALL_NODES_MAC = 0xFF02 << 112 | 1, "33:33:00:00:00:01"
+#: ICMPv6 router solicitation/advertisement, neighbour solicitation/advertisement, redirect.
+_NEIGHBOUR_DISCOVERY = (133, 134, 135, 136, 137)
+#: Override only: an unsolicited-form advertisement (to a group, solicited must be 0).
+_NA_OVERRIDE = 0x20000000
+_ND_OPTION_TLL = 2
+
+
+def _neighbour_advert(
+    ext: ExternalInfo, ctx: tuple[str, str], address: int
+) -> tuple[list[tuple[str, str]], list[Action]]:  # fmt: skip
+    """The router's solicitation for an endpoint's global ``address`` turned into the fabric's
+    advertisement of it (first stage; :func:`uplink_in_stage` writes the link-layer address
+    and sends it back out). It goes to all nodes with override set and solicited clear: the
+    solicitation's source is not known to a rule (no field copy here), and a node takes such
+    an advertisement for an incomplete entry (RFC 4861 7.2.5)."""
+    match = [ctx, ("proto", "icmp6"), ("icmp_type", "135"), ("dl_src", ext.router_mac),
+             ("nd_target", str(IPv6Address(address)))]  # fmt: skip
+    actions: list[Action] = [
+        SetField("eth_dst", mac_int(_ALL_NODES_MAC)),
+        SetField("eth_src", mac_int(ext.mac)),
+        SetField("ipv6_src", address),
+        SetField("ipv6_dst", _ALL_NODES),
+        SetField("icmpv6_type", 136),
+        SetField("nd_reserved", _NA_OVERRIDE),
+        SetField("nd_options_type", _ND_OPTION_TLL),
+        GotoTable(UPLINK_IN.id),
+    ]
+    return match, actions
 
 
 def _arp_reply(

@@ -162,9 +162,11 @@ def _t(id_: int, name: str, purpose: str, match: str, actions: str, miss: str) -
 CLASSIFY = _t(
     0, "classify",
     "spoof guard on edge ports (bound MAC/IP/ARP, untagged; RA guard), VLAN admission on "
-    "fabric ports, the uplink of an external network (IPv4 and ARP to its public range); "
-    "sets the tenant/segment context in metadata",
-    "in_port dl_src vlan_tci nw_src nw_dst arp_op arp_sha arp_spa arp_tpa ipv6_src icmp_type",
+    "fabric ports, the uplink of an external network (IPv4 and ARP to its public range, IPv6 "
+    "and neighbour solicitations to endpoints reached over IPv6); sets the tenant/segment "
+    "context in metadata",
+    "in_port dl_src vlan_tci nw_src nw_dst arp_op arp_sha arp_spa arp_tpa ipv6_src ipv6_dst icmp_type "
+    "nd_target",
     "meter write_metadata pop_vlan goto_table drop",
     "drop",
 )  # fmt: skip
@@ -215,17 +217,19 @@ NAT_IN = _t(
     46, "nat_in",
     "from an uplink: the router's ARP for a public address answered; a floating IP "
     "translated to its endpoint (DNAT committed in the tenant's NAT zone), an SNAT address "
-    "looked up with nat (a reply is translated back)",
-    "metadata nw_dst arp_op arp_sha arp_tpa",
-    "ct set_field output drop",
+    "looked up with nat (a reply is translated back); IPv6 to an endpoint looked up in its "
+    "tenant's NAT zone, the router's solicitation for it turned into an advertisement",
+    "metadata nw_dst arp_op arp_sha arp_tpa ipv6_dst dl_src icmp_type nd_target",
+    "ct set_field output goto_table drop",
     "drop",
 )  # fmt: skip
 UPLINK_IN = _t(
     47, "uplink_in",
     "from an uplink, after NAT: a destination that is now a tenant's endpoint (by NAT zone) "
-    "is routed to its context",
-    "metadata ct_zone ct_state nw_dst",
-    "set_field dec_ttl write_metadata goto_table drop",
+    "is routed to its context (IPv6 by its own address); the fabric's advertisements get "
+    "their link-layer address and go back out",
+    "metadata ct_zone ct_state nw_dst ipv6_dst icmp_type nd_target",
+    "set_field dec_ttl write_metadata goto_table output drop",
     "drop",
 )  # fmt: skip
 FORWARD = _t(
@@ -240,15 +244,16 @@ FORWARD = _t(
 NAT_OUT = _t(
     52, "nat_out",
     "toward an uplink: the source becomes the endpoint's floating IP or the tenant's SNAT "
-    "address (conntrack NAT in the tenant's NAT zone)",
-    "metadata nw_src",
+    "address (conntrack NAT in the tenant's NAT zone); IPv6 keeps its own source (tracked)",
+    "metadata nw_src ipv6_src",
     "ct drop",
     "drop",
 )  # fmt: skip
 UPLINK_OUT = _t(
     53, "uplink_out",
-    "translated packets (public source, tracked) leave to the upstream router",
-    "metadata ct_state nw_src",
+    "translated packets (public source, tracked) leave to the upstream router; IPv6 from "
+    "an endpoint's own global address",
+    "metadata ct_state nw_src ipv6_src",
     "set_field output drop",
     "drop",
 )  # fmt: skip

@@ -128,6 +128,12 @@ class Grant:
         a shared service, only the latter) (:func:`segctl.topology.analysis.ipv6_applies`).
         Empty for most grants: no IPv6 rule is emitted."""
 
+        if self.outside_side:  # an external peer: IPv6 when its prefixes are, to routed endpoints
+            if not any(":" in prefix for prefix in self.outside):
+                return frozenset()
+            inside = self.destinations if self.outside_side == "src" else self.sources
+            return frozenset((ep.tenant, ep.segment) for ep in inside if ep.ipv6 and ep.ipv6_gateway)
+
         def segments(eps: tuple[EndpointInfo, ...]) -> dict[tuple[str, str], bool]:
             return {(ep.tenant, ep.segment): ep.ipv6_gateway is not None for ep in eps if ep.ipv6 is not None}
 
@@ -492,7 +498,12 @@ def _remote(
     the gateway drops IPv6 from a segment without ``gateway6``)."""
     remote = cache.remote.get(key)
     if remote is None and grant.outside_side == side:  # an external peer: its prefixes
-        remote = cache.remote[key] = [(("proto", "ip"), (f"nw_{side}", prefix)) for prefix in grant.outside]
+        remote = cache.remote[key] = [
+            (("proto", "ipv6"), (f"ipv6_{side}", prefix))
+            if ":" in prefix
+            else (("proto", "ip"), (f"nw_{side}", prefix))
+            for prefix in grant.outside
+        ]
     if remote is None:
         out: dict[Match, None] = dict.fromkeys((("proto", "ip"), (f"nw_{side}", str(ep.ip))) for ep in eps)
         # the local side's segments: an address with a context meets only those

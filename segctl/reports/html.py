@@ -17,6 +17,7 @@ from segctl.reports.matrix import (
     ENDPOINT_MATRIX_LIMIT,
     ipv6_summary,
     outside_label,
+    outside_public,
     outside_table,
     segment_matrix,
 )
@@ -396,7 +397,7 @@ def _outside(report: VerificationReport) -> str:
                 tds.append(
                     f'<td class="s-{way.status}" title="{escape(tip)}">{escape(outside_label(way))}</td>'
                 )
-        public = ", ".join(dict.fromkeys(c.public or "—" for c in cells))
+        public = outside_public(cells)
         head_cells = f"<th>{escape(cells[0].endpoint)}</th><td class='mono'>{escape(public)}</td>"
         body.append(f"<tr>{head_cells}{''.join(tds)}</tr>")
     note = (
@@ -407,7 +408,8 @@ def _outside(report: VerificationReport) -> str:
     return (
         "<h3>The outside</h3><p class='muted'>Per endpoint and external network, both ways: the services "
         "the intent grants (· none, ! a violation) and whether the tables deliver new packets; public: the "
-        "source it leaves with (floating IP, else its tenant's SNAT address).</p>"
+        "source it leaves with (floating IP, else its tenant's SNAT address; over IPv6 its own "
+        "global address).</p>"
         f"<table class='outside'><tr><th>endpoint</th><th>public</th>{head}</tr>{''.join(body)}</table>{note}"
     )
 

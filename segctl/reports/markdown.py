@@ -7,6 +7,7 @@ from segctl.reports.matrix import (
     ENDPOINT_MATRIX_LIMIT,
     ipv6_summary,
     outside_label,
+    outside_public,
     outside_table,
     segment_matrix,
 )
@@ -48,16 +49,15 @@ def _outside(report: VerificationReport) -> list[str]:
         "", "### The outside", "",
         "Per endpoint and external network, both ways: the services the intent grants (· none, "
         "**!** a violation) and whether the tables deliver new packets; the public address is "
-        "the source it leaves with (floating IP, else its tenant's SNAT address).", "",
+        "the source it leaves with (floating IP, else its tenant's SNAT address; over IPv6 its "
+        "own global address).", "",
         f"| endpoint | public | {head} |", "|---" * (2 + 2 * len(externals)) + "|",
     ]  # fmt: skip
     for cells in rows:
         ways = " | ".join(
             f"{_cell(outside_label(c.egress))} | {_cell(outside_label(c.ingress))}" for c in cells
         )
-        lines.append(
-            f"| {cells[0].endpoint} | {', '.join(dict.fromkeys(c.public or '—' for c in cells))} | {ways} |"
-        )
+        lines.append(f"| {cells[0].endpoint} | {outside_public(cells)} | {ways} |")
     if hidden:
         lines += ["", f"{hidden} other endpoint(s): nothing granted or delivered either way."]
     return lines

@@ -25,6 +25,7 @@ __all__ = [
     "SegmentCell",
     "ipv6_summary",
     "outside_label",
+    "outside_public",
     "outside_table",
     "segment_matrix",
 ]
@@ -125,3 +126,9 @@ def outside_label(way: OutsideWay) -> str:
         + (" (delivered)" if way.observed and way.status != "denied" else "")
         + (" (delivered, not granted)" if way.observed and way.status == "denied" else "")
     )
+
+
+def outside_public(cells: list[OutsideCell]) -> str:
+    """An endpoint's public addresses over its external networks (``—`` none)."""
+    found = [a for c in cells for a in (c.public, c.public6) if a]
+    return ", ".join(dict.fromkeys(found)) or "—"

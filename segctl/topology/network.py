@@ -85,6 +85,9 @@ class ExternalInfo:
     router_mac: str
     cidr: IPv4Network
     mac: str
+    #: IPv6 on the link (both or neither): the router's address and the link's prefix.
+    router_ip6: IPv6Address | None = None
+    cidr6: IPv6Network | None = None
 
     @property
     def qualified(self) -> str:
@@ -338,7 +341,7 @@ def resolve(intent: Intent) -> Network:
     externals = tuple(
         ExternalInfo(
             x.name, i, x.attach[0].switch, x.attach[0].port, x.router.ip, x.router.mac, x.cidr,
-            x.mac or default_external_mac(i),
+            x.mac or default_external_mac(i), x.router.ip6, x.cidr6,
         )
         for i, x in enumerate(intent.fabric.externals, start=1)
     )  # fmt: skip

@@ -5,7 +5,7 @@ verdict and ``segctl show``'s external grants are built on."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from segctl.topology.grants import ServiceMatch, normalize_services
 from segctl.topology.network import EndpointInfo, ExternalInfo, Network
@@ -14,26 +14,35 @@ from segctl.topology.schema import Policy
 #: Outside server addresses tried first (documentation and benchmarking ranges).
 _SERVER_CANDIDATES = tuple(IPv4Address(a) for a in ("203.0.113.5", "192.0.2.5", "198.18.0.5"))
 
-__all__ = ["ExternalGrant", "external_decision", "external_grants", "outside_server", "public_source"]
+__all__ = [
+    "ExternalGrant",
+    "external_decision",
+    "external_grants",
+    "outside_server",
+    "public_source",
+    "public_source6",
+]
 
 
 @dataclass(frozen=True)
 class ExternalGrant:
     """A policy with an external peer: ``direction`` ``out`` (endpoints to the outside) or
-    ``in``; ``endpoints`` its tenant side; ``outside`` the peer's prefixes; ``policy`` the
-    intent's policy itself (set by :func:`external_grants`; not compared)."""
+    ``in``; ``endpoints`` its tenant side; ``outside`` the peer's prefixes (one family:
+    :attr:`family`); ``policy`` the intent's policy itself (set by :func:`external_grants`;
+    not compared)."""
 
     name: str
     tenant: str
     external: str
     direction: str
     endpoints: tuple[EndpointInfo, ...]
-    outside: tuple[IPv4Network, ...]
+    outside: tuple[IPv4Network | IPv6Network, ...]
     services: tuple[ServiceMatch, ...]
     allow: bool
     rank: tuple[int, int, int]  # tenant-tier precedence: priority, deny first, document order
     stateful: bool = True
     policy: Policy | None = field(default=None, compare=False, repr=False)
+    family: int = 4
 
 
 def external_grants(network: Network) -> list[ExternalGrant]:
@@ -52,7 +61,7 @@ def external_grants(network: Network) -> list[ExternalGrant]:
                     f"policy {tenant.name}/{pol.name}", tenant.name, peer.external, direction,
                     tuple(network.select(tenant.name, side)), tuple(peer.outside),
                     normalize_services(pol.services), pol.action == "allow",
-                    (priority, 0 if pol.action == "deny" else 1, index), pol.stateful, pol,
+                    (priority, 0 if pol.action == "deny" else 1, index), pol.stateful, pol, peer.family,
                 )
             )  # fmt: skip
     return sorted(out, key=lambda g: (g.tenant, g.rank))
@@ -66,11 +75,20 @@ def public_source(network: Network, ep: EndpointInfo, external: str) -> IPv4Addr
     return network.tenant(ep.tenant).snat_address(external)
 
 
+def public_source6(network: Network, ep: EndpointInfo, external: str) -> IPv6Address | None:
+    """The IPv6 source ``ep`` leaves ``external`` with: its own global address, untranslated,
+    when it has one routed by its segment's ``gateway6`` and the external network has IPv6
+    (None otherwise: no IPv6 way out there)."""
+    if ep.ipv6 is None or ep.ipv6_gateway is None or network.external(external).cidr6 is None:
+        return None
+    return ep.ipv6
+
+
 def external_decision(
     network: Network,
     ep: EndpointInfo,
     direction: str,
-    address: IPv4Address,
+    address: IPv4Address | IPv6Address,
     proto: str,
     port: int | None = None,
     *,
@@ -78,18 +96,22 @@ def external_decision(
     icmp_type: int | None = None,
     icmp_code: int | None = None,
 ) -> ExternalGrant | None:
-    """The policy that decides one IPv4 packet between ``ep`` and the outside: ``direction``
+    """The policy that decides one packet between ``ep`` and the outside: ``direction``
     ``out`` (``ep`` sends to ``address``) or ``in`` (``address`` sends to ``ep``'s floating
-    IP); the first grant of ``ep``'s tenant, in tenant-tier precedence, whose peer holds
-    ``address`` and whose services take the packet (``allow`` says which way it decides).
-    None when no policy takes it, or for ``in`` when ``ep`` has no floating IP there: the
-    outside reaches nothing else. ``external`` restricts it to one external network."""
+    IP, or over IPv6 to its own global address); the first grant of ``ep``'s tenant, in
+    tenant-tier precedence, whose peer holds ``address`` and whose services take the packet
+    (``allow`` says which way it decides). None when no policy takes it, or when ``ep`` has no
+    public address of that family there (IPv4: a floating IP for ``in``; IPv6:
+    :func:`public_source6`): the outside reaches nothing else. ``external`` restricts it to
+    one external network."""
     for g in external_grants(network):
         if g.tenant != ep.tenant or g.direction != direction or ep not in g.endpoints:
             continue
         if external is not None and g.external != external:
             continue
-        if direction == "in" and (ep.floating_ip is None or ep.floating_external != g.external):
+        if address.version == 6 and public_source6(network, ep, g.external) is None:
+            continue
+        if direction == "in" and address.version == 4 and ep.floating_external != g.external:
             continue
         if not any(address in p for p in g.outside):
             continue
@@ -108,7 +130,10 @@ def outside_server(network: Network, ext: ExternalInfo) -> IPv4Address:
     ]
     candidates = list(_SERVER_CANDIDATES)
     candidates += [
-        p.network_address + 5 for g in grants for p in g.outside if p.prefixlen >= 8 and p.num_addresses > 6
+        p.network_address + 5
+        for g in grants
+        for p in g.outside
+        if isinstance(p, IPv4Network) and p.prefixlen >= 8 and p.num_addresses > 6
     ]
     segments = [seg.cidr for seg in network.segments]
     usable = [a for a in candidates if a not in ext.cidr and not any(a in c for c in segments)]

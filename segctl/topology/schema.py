@@ -9,6 +9,7 @@ model every other part of segctl works from.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network, summarize_address_range
 from typing import Annotated, Any, Literal
 
@@ -204,9 +205,12 @@ class ExternalRouter(_Strict):
     """The upstream router on an external network's link: where traffic to the outside goes."""
 
     ip: IPv4Address
+    #: Its IPv6 address on the link (in the external network's ``cidr6``): IPv6 to the
+    #: outside goes to it, from the endpoints' own global addresses (no translation).
+    ip6: IPv6Address | None = None
     mac: MacAddress
 
-    @field_validator("ip", mode="before")
+    @field_validator("ip", "ip6", mode="before")
     @classmethod
     def _ip_text(cls, value: Any) -> Any:
         return _address_text(value)
@@ -221,9 +225,11 @@ class External(_Strict):
     attach: list[SwitchPort] = Field(min_length=1)
     router: ExternalRouter
     cidr: IPv4Network
+    #: The IPv6 prefix of the uplink link (with ``router.ip6``): IPv6 goes out routed.
+    cidr6: IPv6Network | None = None
     mac: MacAddress | None = None
 
-    @field_validator("cidr", mode="before")
+    @field_validator("cidr", "cidr6", mode="before")
     @classmethod
     def _strict_cidr(cls, value: Any) -> Any:
         return _cidr_text(value)
@@ -385,12 +391,13 @@ class Selector(_Strict):
     address_set: SelectorName | None = None
     labels: dict[str, str] | None = None
     #: An external network (``fabric.externals``): the peer is the outside, narrowed to
-    #: ``cidr`` (default: every IPv4 address) minus ``except``.
+    #: ``cidr`` (default: every IPv4 address; an IPv6 prefix makes an IPv6 peer) minus
+    #: ``except`` (prefixes of the same family).
     external: Name | None = None
-    cidr: Annotated[IPv4Network, BeforeValidator(_cidr_text)] | None = None
+    cidr: Annotated[IPv4Network | IPv6Network, BeforeValidator(_cidr_text)] | None = None
     #: At most :data:`MAX_EXCEPT` prefixes: cidr minus except is split into disjoint prefixes
     #: (up to 32 per excluded one), each a flow (and 3,000 of them took minutes to validate).
-    except_: list[Annotated[IPv4Network, BeforeValidator(_cidr_text)]] | None = Field(
+    except_: list[Annotated[IPv4Network | IPv6Network, BeforeValidator(_cidr_text)]] | None = Field(
         default=None,
         max_length=MAX_EXCEPT,
         validation_alias=AliasChoices("except", "except_"),
@@ -408,10 +415,18 @@ class Selector(_Strict):
             )
         if self.external is None and (self.cidr is not None or self.except_ is not None):
             raise ValueError("cidr and except narrow an external peer: they need external")
+        other = [str(p) for p in self.except_ or [] if p.version != self.family]
+        if other:
+            raise ValueError(f"except {', '.join(other)}: not of the peer's family (IPv{self.family})")
         return self
 
     @property
-    def outside(self) -> list[IPv4Network]:
+    def family(self) -> int:
+        """An external peer's family: 6 when its ``cidr`` is an IPv6 prefix, else 4."""
+        return 6 if self.cidr is not None and self.cidr.version == 6 else 4
+
+    @property
+    def outside(self) -> list[IPv4Network | IPv6Network]:
         """An external peer's addresses: ``cidr`` (default 0.0.0.0/0) minus ``except``, as
         the fewest disjoint prefixes, sorted (empty when ``except`` covers it all)."""
         return external_prefixes(self.cidr, self.except_ or [])
@@ -442,25 +457,31 @@ class Selector(_Strict):
 ANY_IPV4 = IPv4Network("0.0.0.0/0")
 
 
-def external_prefixes(cidr: IPv4Network | None, excluded: list[IPv4Network]) -> list[IPv4Network]:
-    """``cidr`` (default every IPv4 address) minus ``excluded``: the fewest disjoint prefixes,
-    sorted (one sweep over the cuts in address order; each gap between them is summarized).
+def external_prefixes(
+    cidr: IPv4Network | IPv6Network | None, excluded: Sequence[IPv4Network | IPv6Network]
+) -> list[IPv4Network | IPv6Network]:
+    """``cidr`` (default every IPv4 address) minus ``excluded`` (of its family): the fewest
+    disjoint prefixes, sorted (one sweep over the cuts in address order; each gap between
+    them is summarized).
 
     >>> [str(n) for n in external_prefixes(None, [IPv4Network("0.0.0.0/1")])]
     ['128.0.0.0/1']
+    >>> [str(n) for n in external_prefixes(IPv6Network("2000::/3"), [IPv6Network("2001:db8::/32")])][:2]
+    ['2000::/16', '2001::/21']
     """
     whole = cidr or ANY_IPV4
+    address = IPv6Address if whole.version == 6 else IPv4Address
     free, last = int(whole.network_address), int(whole.broadcast_address)  # free: first address left
-    out: list[IPv4Network] = []
-    for cut in sorted(excluded):
+    out: list[IPv4Network | IPv6Network] = []
+    for cut in sorted(c for c in excluded if c.version == whole.version):
         if free > last:
             break
         low = int(cut.network_address)
         if low > free:
-            out += summarize_address_range(IPv4Address(free), IPv4Address(min(low - 1, last)))
+            out += summarize_address_range(address(free), address(min(low - 1, last)))
         free = max(free, int(cut.broadcast_address) + 1)
     if free <= last:
-        out += summarize_address_range(IPv4Address(free), IPv4Address(last))
+        out += summarize_address_range(address(free), address(last))
     return out
 
 

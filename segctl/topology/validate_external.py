@@ -28,7 +28,7 @@ The rules, each problem naming its place:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from segctl.errors import Problem
 from segctl.topology.schema import ANY_IPV4, Endpoint, External, Intent, Policy, Selector, Tenant
@@ -53,7 +53,7 @@ def check_externals(intent: Intent) -> list[Problem]:
     problems += _check_snat(intent, externals) + _check_floating_ips(intent, externals)
     for tenant in intent.tenants:
         for policy in tenant.policies:
-            problems += _check_policy(tenant, policy, externals)
+            problems += _check_policy(tenant, policy, externals, intent.tenants)
         if externals and len(tenant.segments) > MAX_SEGMENTS_WITH_EXTERNALS:
             problems.append(
                 Problem(
@@ -138,6 +138,7 @@ def _check_external_addresses(intent: Intent) -> list[Problem]:
                     f"{where}.mac", f"{x.mac} is also {owner}: the fabric needs its own MAC on the uplink"
                 )
             )
+        problems += _check_external_ipv6(intent, x)
         for tenant in intent.tenants:
             for seg in tenant.segments:
                 if x.cidr.overlaps(seg.cidr):
@@ -148,6 +149,40 @@ def _check_external_addresses(intent: Intent) -> list[Problem]:
                             "range of an external network is outside every tenant",
                         )
                     )
+    return problems
+
+
+def _check_external_ipv6(intent: Intent, x: External) -> list[Problem]:
+    """``router.ip6`` and ``cidr6`` together; the router's address inside the link's prefix;
+    the prefix outside every tenant's ``cidr6``."""
+    where = f"fabric.externals[{x.name}]"
+    if (x.router.ip6 is None) != (x.cidr6 is None):
+        given, missing = ("router.ip6", "cidr6") if x.cidr6 is None else ("cidr6", "router.ip6")
+        return [
+            Problem(
+                f"{where}.{missing}", f"{given} is given: IPv6 on the uplink needs both router.ip6 and cidr6"
+            )
+        ]
+    if x.router.ip6 is None or x.cidr6 is None:
+        return []
+    problems = []
+    ip6, cidr6 = x.router.ip6, x.cidr6
+    if ip6 not in cidr6:
+        problems.append(Problem(f"{where}.router.ip6", f"{ip6} is outside the network's cidr6 {cidr6}"))
+    elif ip6 == cidr6.network_address and cidr6.prefixlen < 127:
+        problems.append(
+            Problem(f"{where}.router.ip6", f"{ip6} is the subnet-router anycast address of {cidr6}")
+        )
+    for tenant in intent.tenants:
+        for seg in tenant.segments:
+            if seg.cidr6 is not None and cidr6.overlaps(seg.cidr6):
+                problems.append(
+                    Problem(
+                        f"{where}.cidr6",
+                        f"{cidr6} overlaps segment {tenant.name}/{seg.name} ({seg.cidr6}): the uplink's link "
+                        "is outside every tenant",
+                    )
+                )
     return problems
 
 
@@ -227,7 +262,9 @@ def _check_floating_ips(intent: Intent, externals: dict[str, External]) -> list[
     return problems
 
 
-def _check_policy(tenant: Tenant, policy: Policy, externals: dict[str, External]) -> list[Problem]:
+def _check_policy(
+    tenant: Tenant, policy: Policy, externals: dict[str, External], tenants: list[Tenant]
+) -> list[Problem]:
     """A policy with an external peer: the peer itself, then (an allow) the way in or out."""
     where = f"tenants[{tenant.name}].policies[{policy.name}]"
     sides = [(side, sel) for side, sel in (("from", policy.from_), ("to", policy.to)) if sel.external]
@@ -240,10 +277,15 @@ def _check_policy(tenant: Tenant, policy: Policy, externals: dict[str, External]
     x = externals.get(peer.external or "")
     if x is None:
         return [Problem(f"{where}.{side}.external", _unknown(peer.external or "", externals))]
+    if peer.family == 6 and x.cidr6 is None:
+        why = f"{peer.cidr} is IPv6, and external network {x.name} has no IPv6 (give it router.ip6 and cidr6)"
+        return [Problem(f"{where}.{side}.cidr", why)]
     problems = _check_peer(f"{where}.{side}", tenant, peer)
     inside = _picked(tenant, policy.to if side == "from" else policy.from_)
     if problems or policy.action != "allow" or inside is None:
         return problems
+    if peer.family == 6:
+        return _check_ipv6_way(where, tenant, inside, x, tenants)
     lacking = [ep for ep in inside if ep.floating_ip is None or ep.floating_ip not in x.cidr]
     if side == "to" and x.name not in tenant.snat and lacking:
         problems.append(
@@ -266,14 +308,49 @@ def _check_policy(tenant: Tenant, policy: Policy, externals: dict[str, External]
     return problems + _check_gateways(where, tenant, inside, x.name)
 
 
+def _check_ipv6_way(
+    where: str, tenant: Tenant, inside: list[Endpoint], x: External, tenants: list[Tenant]
+) -> list[Problem]:
+    """An IPv6 allow with the outside: each inside endpoint has a global address routed by its
+    segment's ``gateway6`` (it leaves, and is reached, untranslated), and those segments'
+    ``cidr6`` belong to no other tenant (the outside's packets are routed by destination)."""
+    segments = {seg.name: seg for seg in tenant.segments}
+    lacking = [ep for ep in inside if ep.ipv6 is None or segments[ep.segment].gateway6 is None]
+    problems = []
+    if lacking:
+        problems.append(
+            Problem(
+                where,
+                f"{_names(lacking)} {_have(lacking)} no routed IPv6 address: IPv6 with external network "
+                f"{x.name} goes from and to an endpoint's own global address, routed by its segment's "
+                f"gateway6; give {_them(lacking)} an ipv6 in a segment with a gateway6",
+            )
+        )
+    used = {ep.segment for ep in inside if ep not in lacking}
+    for name in sorted(used):
+        cidr6 = segments[name].cidr6
+        for other in tenants:
+            for seg in other.segments if other.name != tenant.name else ():
+                if cidr6 is not None and seg.cidr6 is not None and cidr6.overlaps(seg.cidr6):
+                    problems.append(
+                        Problem(
+                            where,
+                            f"segment {name} ({cidr6}) overlaps segment {other.name}/{seg.name} "
+                            f"({seg.cidr6}): IPv6 from external network {x.name} is routed by destination, "
+                            "so a tenant reaching it over IPv6 needs prefixes of its own",
+                        )
+                    )
+    return problems
+
+
 def _check_peer(where: str, tenant: Tenant, peer: Selector) -> list[Problem]:
     """``except`` inside ``cidr``; the rest not empty and outside the tenant's segments."""
-    cidr = peer.cidr or ANY_IPV4
+    cidr: IPv4Network | IPv6Network = peer.cidr or ANY_IPV4
     problems = []
     for i, cut in enumerate(peer.except_ or []):
         if not cut.overlaps(cidr):
             problems.append(Problem(f"{where}.except[{i}]", f"{cut} is outside {cidr}: it excludes nothing"))
-        elif not cut.subnet_of(cidr):
+        elif not cut.subnet_of(cidr):  # type: ignore[arg-type]  # one family: the schema says so
             problems.append(
                 Problem(f"{where}.except[{i}]", f"{cut} is wider than {cidr}: give a prefix inside it")
             )
@@ -282,16 +359,17 @@ def _check_peer(where: str, tenant: Tenant, peer: Selector) -> list[Problem]:
     if not peer.outside:
         return [Problem(where, f"except covers all of {cidr}: the peer has no address left")]
     for seg in tenant.segments:
-        if any(prefix.overlaps(seg.cidr) for prefix in peer.outside):
+        own = seg.cidr6 if peer.family == 6 else seg.cidr
+        if own is not None and any(prefix.overlaps(own) for prefix in peer.outside):
             fix = (
-                f"add {seg.cidr} to except"
-                if seg.cidr.subnet_of(cidr)
-                else f"narrow cidr to leave out {seg.cidr}"
+                f"add {own} to except"
+                if own.subnet_of(cidr)  # type: ignore[arg-type]  # one family
+                else f"narrow cidr to leave out {own}"
             )
             problems.append(
                 Problem(
                     where,
-                    f"{peer.describe()} includes segment {seg.name} ({seg.cidr}) of tenant {tenant.name}: "
+                    f"{peer.describe()} includes segment {seg.name} ({own}) of tenant {tenant.name}: "
                     f"{fix} (an external peer is outside the tenant)",
                 )
             )

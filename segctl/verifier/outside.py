@@ -6,10 +6,11 @@ intent has ``fabric.externals``; :func:`segctl.verifier.properties.registry_for`
    service one of its tenant's policies toward that external network allows (deny policies
    and priorities as the tenant tier orders them), and it leaves with the sender's public
    source: its floating IP on that network, else its tenant's SNAT address there (never a
-   private address, never another tenant's).
+   private address, never another tenant's); IPv6 with the sender's own global address.
 8. ``exposure`` (run new): what the outside can open to an endpoint, entering at an uplink,
-   is IPv4 to the endpoint's floating IP from an outside address and on a service that an
-   ingress policy (``from: {external: ...}``) of its tenant grants it.
+   is IPv4 to the endpoint's floating IP, or IPv6 to its own routed global address, from an
+   outside address and on a service that an ingress policy (``from: {external: ...}``) of
+   its tenant grants it.
 9. ``external-delivered`` (run new): every granted egress (from each source, to the whole
    outside peer, every granted service) leaves through the uplink, and every granted ingress
    (the router's packets to the floating IP) reaches its endpoint.
@@ -23,22 +24,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from segctl.openflow.ofctl import mac_int
-from segctl.topology.grants import ServiceMatch
 from segctl.topology.network import MIN_ROUTED_TTL, EndpointInfo, ExternalInfo
-from segctl.topology.outside import ExternalGrant, public_source
+from segctl.topology.outside import ExternalGrant, public_source, public_source6
 from segctl.verifier.checks import Inputs, Target, Violation
 from segctl.verifier.headerspace import BDD, HeaderSpace
 from segctl.verifier.observe import ReplyRequest
-from segctl.verifier.spaces import ETH_IP
+from segctl.verifier.spaces import ETH_IP, ETH_IP6
 
 __all__ = ["ExternalGrant", "egress", "egress_allowed", "exposure", "external_delivered"]
 
 
-def _prefixes(hs: HeaderSpace, name: str, prefixes: Iterable[IPv4Network]) -> BDD:
-    return hs.union(hs.oeq(name, int(p.network_address), int(p.netmask)) for p in prefixes)
+def _prefixes(hs: HeaderSpace, side: str, prefixes: Iterable[IPv4Network | IPv6Network]) -> BDD:
+    """``ip_SIDE`` / ``ipv6_SIDE`` (by each prefix's family) in one of ``prefixes``."""
+    return hs.union(
+        hs.oeq(("ipv6_" if p.version == 6 else "ip_") + side, int(p.network_address), int(p.netmask))
+        for p in prefixes
+    )
+
+
+def _peer(inp: Inputs, g: ExternalGrant, side: str, *, reply: bool = False) -> BDD:
+    """A grant's outside side (its prefixes as ``side``) and services, in its family."""
+    if g.family == 6:
+        services = inp.hs.union(inp.spaces.service(s, ipv6=True, reply=reply) for s in g.services)
+        return _prefixes(inp.hs, side, g.outside) & services & inp.hs.oeq("eth_type", ETH_IP6)
+    services = inp.hs.union(inp.spaces.service(s, ipv6=False, reply=reply) for s in g.services)
+    return _prefixes(inp.hs, side, g.outside) & services
 
 
 def _ordered(grants: Iterable[ExternalGrant], space: Mapping[ExternalGrant, BDD], hs: HeaderSpace) -> BDD:
@@ -53,10 +66,6 @@ def _ordered(grants: Iterable[ExternalGrant], space: Mapping[ExternalGrant, BDD]
     return allowed
 
 
-def _services(inp: Inputs, services: Iterable[ServiceMatch]) -> BDD:
-    return inp.hs.union(inp.spaces.service(s, ipv6=False) for s in services)
-
-
 def _routable(hs: HeaderSpace) -> BDD:
     """A TTL a router forwards (at least :data:`MIN_ROUTED_TTL`: one decrement leaves it alive)."""
     out = hs.true
@@ -66,10 +75,25 @@ def _routable(hs: HeaderSpace) -> BDD:
 
 
 def _routed(inp: Inputs, tenant: str) -> BDD:
-    """IPv4 a tenant's endpoint sends through its gateway: to the gateway MAC, TTL >= 2."""
+    """What a tenant's endpoint sends through its gateway: to the gateway MAC, TTL (hop
+    limit) >= 2; IPv4, or IPv6 (the grants say from which source)."""
     hs = inp.hs
     gateway = hs.oeq("eth_dst", mac_int(inp.network.tenant(tenant).gateway_mac))
-    return hs.oeq("eth_type", ETH_IP) & gateway & _routable(hs)
+    return (hs.oeq("eth_type", ETH_IP) | hs.oeq("eth_type", ETH_IP6)) & gateway & _routable(hs)
+
+
+def _senders(inp: Inputs, g: ExternalGrant, ext: ExternalInfo) -> BDD:
+    """Tagged: what a grant's endpoints send as themselves (IPv6: from their routed global
+    address only; an endpoint without one has no IPv6 way out)."""
+    sp, hs = inp.spaces, inp.hs
+    if g.family == 4:
+        return sp.bound_tagged(g.endpoints)
+    parts = []
+    for ep in g.endpoints:
+        own = public_source6(inp.network, ep, ext.name)
+        if own is not None:
+            parts.append(hs.tag(inp.tag_of[ep.key]) & sp.bound(ep) & hs.oeq("ipv6_src", int(own)))
+    return hs.union(parts)
 
 
 def egress_allowed(inp: Inputs, ext: ExternalInfo) -> BDD:
@@ -82,27 +106,32 @@ def egress_allowed(inp: Inputs, ext: ExternalInfo) -> BDD:
 
 
 def _egress_allowed(inp: Inputs, ext: ExternalInfo) -> BDD:
-    hs, sp = inp.hs, inp.spaces
+    hs = inp.hs
     mine = [g for g in inp.outside_grants if g.external == ext.name and g.direction == "out"]
     parts = []
     for tenant in sorted({g.tenant for g in mine}):
         ordered = [g for g in mine if g.tenant == tenant]
-        space = {
-            g: sp.bound_tagged(g.endpoints) & _prefixes(hs, "ip_dst", g.outside) & _services(inp, g.services)
-            for g in ordered
-        }
+        space = {g: _senders(inp, g, ext) & _peer(inp, g, "dst") for g in ordered}
         parts.append(_ordered(ordered, space, hs) & _routed(inp, tenant))
     return hs.union(parts)
 
 
 def _public_source(inp: Inputs, ext: ExternalInfo, sources: Iterable[EndpointInfo]) -> BDD:
-    """Tagged, live ``ip_src``: the address each source may leave ``ext`` with."""
+    """Tagged, live source: the address each source may leave ``ext`` with (IPv4: its
+    floating IP or SNAT address; IPv6: its own global address)."""
     hs = inp.hs
     parts = []
     for ep in sources:
         address = public_source(inp.network, ep, ext.name)
         if address is not None:
-            parts.append(hs.tag(inp.tag_of[ep.key]) & hs.eq("ip_src", int(address)))
+            parts.append(
+                hs.tag(inp.tag_of[ep.key]) & hs.oeq("eth_type", ETH_IP) & hs.eq("ip_src", int(address))
+            )
+        own = public_source6(inp.network, ep, ext.name)
+        if own is not None:
+            parts.append(
+                hs.tag(inp.tag_of[ep.key]) & hs.oeq("eth_type", ETH_IP6) & hs.eq("ipv6_src", int(own))
+            )
     return hs.union(parts)
 
 
@@ -137,8 +166,12 @@ def egress(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
                     continue
                 seen.add(("leak", src.qualified))
                 space = inp.untag(leak, src)
-                address = IPv4Address(hs.pick(hs.untag(exits & ~_public_source(inp, ext, [src]),
-                                                       inp.tag_of[src.key]))["ip_src"])  # fmt: skip
+                packet = hs.pick(hs.untag(exits & ~_public_source(inp, ext, [src]), inp.tag_of[src.key]))
+                address: IPv4Address | IPv6Address = (
+                    IPv6Address(packet["ipv6_src"])
+                    if packet.get("eth_type") == ETH_IP6
+                    else IPv4Address(packet["ip_src"])
+                )
                 message = (
                     f"{src.qualified} leaves through external {ext.name} with source {address}, not its "
                     "floating IP or its tenant's SNAT address"
@@ -178,17 +211,21 @@ def exposure(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
 
 
 def _ingress_allowed(inp: Inputs, ext: ExternalInfo, dst: EndpointInfo) -> BDD:
-    """Untagged: what the outside may send ``dst`` through ``ext`` (as sent)."""
+    """Untagged: what the outside may send ``dst`` through ``ext`` (as sent): IPv4 to its
+    floating IP there, IPv6 to its own routed global address."""
     hs = inp.hs
-    if dst.floating_ip is None or dst.floating_external != ext.name:
-        return hs.false
+    to: dict[int, BDD] = {4: hs.false, 6: hs.false}
+    if dst.floating_ip is not None and dst.floating_external == ext.name:
+        to[4] = hs.oeq("eth_type", ETH_IP) & hs.oeq("ip_dst", int(dst.floating_ip))
+    own = public_source6(inp.network, dst, ext.name)
+    if own is not None:
+        to[6] = hs.oeq("eth_type", ETH_IP6) & hs.oeq("ipv6_dst", int(own))
     mine = [
         g for g in inp.outside_grants
         if g.tenant == dst.tenant and g.external == ext.name and g.direction == "in" and dst in g.endpoints
     ]  # fmt: skip
-    space = {g: _prefixes(hs, "ip_src", g.outside) & _services(inp, g.services) for g in mine}
-    to_floating = hs.oeq("eth_type", ETH_IP) & hs.oeq("ip_dst", int(dst.floating_ip))
-    return _ordered(mine, space, hs) & to_floating
+    space = {g: _peer(inp, g, "src") & to[g.family] for g in mine}
+    return _ordered(mine, space, hs)
 
 
 def external_delivered(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
@@ -277,7 +314,7 @@ def outside_reply_requests(inp: Inputs) -> list[OutsideReplies]:
     source the sender leaves with, from the router; lookups in the zones where run N
     committed the source's packets say est+rpl (its tenant zone at the source, its NAT zone
     at the uplink)."""
-    hs, net, sp = inp.hs, inp.network, inp.spaces
+    hs, net = inp.hs, inp.network
     injected = set(inp.injected)
     out: list[OutsideReplies] = []
     commits = inp.new.sorted_commits()
@@ -288,19 +325,21 @@ def outside_reply_requests(inp: Inputs) -> list[OutsideReplies]:
         for g in inp.outside_grants:
             if g.external != ext.name or g.direction != "out" or not g.allow or not g.stateful:
                 continue
-            back = _prefixes(hs, "ip_src", g.outside) & hs.union(
-                sp.service(s, ipv6=False, reply=True) for s in g.services
-            )
+            back = _peer(inp, g, "src", reply=True)
             for ep in g.endpoints:
                 if (ep.switch, ep.port) in injected:
                     replies[ep] = replies.get(ep, hs.false) | back
         for ep, back in replies.items():
-            public = public_source(net, ep, ext.name)
-            if public is None:
+            public, own = public_source(net, ep, ext.name), public_source6(net, ep, ext.name)
+            to = hs.false
+            if public is not None:
+                to |= back & hs.oeq("eth_type", ETH_IP) & hs.oeq("ip_dst", int(public))
+            if own is not None:
+                to |= back & hs.oeq("eth_type", ETH_IP6) & hs.oeq("ipv6_dst", int(own))
+            if hs.is_empty(to):
                 continue
             label = hs.tag(inp.tag_of[ep.key])
             zones = frozenset(z for (_, _, z), committed in commits if not hs.is_empty(committed & label))
-            to = back & hs.oeq("eth_type", ETH_IP) & hs.oeq("ip_dst", int(public))
             out.append(
                 OutsideReplies(
                     ReplyRequest((ext.switch, ext.port), _from_router(inp, ext), to, zones), ep, ext

@@ -101,7 +101,7 @@ class _Fold:
                 if not hs.is_empty(origin):
                     into[key] = origin  # type: ignore[index]
         for name in self._exits & self.delivered.keys():
-            out.exits[name] = hs.sent_keeping(hs.union(self.delivered[name]), ("ip_src",))
+            out.exits[name] = hs.sent_keeping(hs.union(self.delivered[name]), ("ip_src", "ipv6_src"))
         if self._natted:
             ipv4 = hs.eq("eth_type", ETH_IP) & ~self._keep_ip
             for endpoint, relations in self.delivered.items():

@@ -162,6 +162,11 @@ def test_edge_outputs_only_through_the_egress_guard(
                 if action.port == IN_PORT and rule.table == NAT_IN.id:
                     assert m["arp_op"] == "1" and m["arp_sha"] == uplinks[min(uplinks)].router_mac
                     continue
+                if action.port == IN_PORT and rule.table == UPLINK_IN.id:
+                    # the fabric's neighbour advertisement, back to the router (46 made it of
+                    # the router's solicitation)
+                    assert m["icmp_type"] == "136" and int(m["metadata"].split("/")[0], 16) == 0xFF000
+                    continue
                 assert rule.table == EGRESS.id, rule.to_ofctl()
                 ep = edge[int(m["in_port"])] if action.port == IN_PORT else edge[action.port]
                 value, mask = (int(x, 16) for x in m["metadata"].split("/"))
@@ -196,15 +201,19 @@ def test_classify_binds_edge_ports_and_fabric_vlans(
         for rule in (r for r in prog.rules if r.table == CLASSIFY.id and r.priority > 0):
             m = _match(rule)
             port = int(m["in_port"])
-            if port in uplinks:  # the outside: IPv4 or ARP requests to the public range only
-                plan = uplinks[port]
+            if port in uplinks:  # the outside: IPv4 or ARP requests to the public range only,
+                plan = uplinks[port]  # IPv6 and solicitations to endpoints reached over IPv6
                 assert m["vlan_tci"] == "0x0000/0x1fff"
-                assert m.get("nw_dst", m.get("arp_tpa")) == str(plan.ext.cidr), rule.to_ofctl()
+                routed6 = {str(ep.ipv6) for eps in plan.inbound6.values() for ep in eps}
+                if m["proto"] in ("ipv6", "icmp6"):
+                    assert m.get("ipv6_dst", m.get("nd_target")) in routed6, rule.to_ofctl()
+                else:
+                    assert m.get("nw_dst", m.get("arp_tpa")) == str(plan.ext.cidr), rule.to_ofctl()
                 assert rule.actions[0] == WriteMetadata(plan.uplink_context, 0xFFFFFFFF)
                 continue
             if port in fabric and int(m["vlan_tci"].split("/")[0], 16) & 0xFFF in transit:
                 vid = int(m["vlan_tci"].split("/")[0], 16) & 0xFFF
-                assert m["proto"] == "ip" and rule.actions[1] == WriteMetadata(transit[vid], 0xFFFFFFFF)
+                assert m["proto"] in ("ip", "ipv6") and rule.actions[1] == WriteMetadata(transit[vid], 0xFFFFFFFF)
                 continue
             if rule.actions == (Drop(),):  # the RA guard (test_ra_guard_...)
                 assert port in edge and edge[port].ipv6 is not None, rule.to_ofctl()
