@@ -213,7 +213,8 @@ def test_classify_binds_edge_ports_and_fabric_vlans(
                 continue
             if port in fabric and int(m["vlan_tci"].split("/")[0], 16) & 0xFFF in transit:
                 vid = int(m["vlan_tci"].split("/")[0], 16) & 0xFFF
-                assert m["proto"] in ("ip", "ipv6") and rule.actions[1] == WriteMetadata(transit[vid], 0xFFFFFFFF)
+                assert m["proto"] in ("ip", "ipv6")
+                assert rule.actions[1] == WriteMetadata(transit[vid], 0xFFFFFFFF)
                 continue
             if rule.actions == (Drop(),):  # the RA guard (test_ra_guard_...)
                 assert port in edge and edge[port].ipv6 is not None, rule.to_ofctl()
