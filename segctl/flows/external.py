@@ -126,6 +126,9 @@ class ExternalPlan:
     #: per user, the endpoints that exchange IPv6 with the outside (their own global
     #: addresses, routed: :func:`~segctl.topology.outside.public_source6`)
     inbound6: dict[str, list[EndpointInfo]] = field(default_factory=dict)
+    #: the endpoints an IPv6 ingress policy opens to the outside (their connections are
+    #: committed in the NAT zone as they come in, so the replies going out are tracked)
+    opened6: set[tuple[str, str]] = field(default_factory=set)
     floating: dict[str, list[EndpointInfo]] = field(default_factory=dict)
     snat: dict[str, int] = field(default_factory=dict)
     forward: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
@@ -164,6 +167,8 @@ def plan_externals(network: Network, paths: FabricPaths) -> list[ExternalPlan]:
             if g.family == 6:
                 routed = [ep for ep in g.endpoints if public_source6(network, ep, ext.name) is not None]
                 inbound6[g.tenant].update((ep.key, ep) for ep in routed)
+                if g.direction == "in":
+                    plan.opened6.update(ep.key for ep in routed)
             else:
                 inbound[g.tenant].update((ep.key, ep) for ep in g.endpoints)
         for ep in network.endpoints:
@@ -403,7 +408,9 @@ def nat_in_stage(plans: list[ExternalPlan], switch: str, ep_cookie: EpCookie) ->
                 rules.append(Rule.make(t, PRIO_RESPONDER, cookie, *_arp_reply(ext, ctx, address)))
             for ep in plan.inbound6[tenant]:
                 assert ep.ipv6 is not None
-                lookup = Ct(False, zone, UPLINK_IN.id)
+                # a connection the outside opens is committed here (its reply's lookup on the
+                # way out must find it); an endpoint only reached by replies just looks up
+                lookup = Ct(ep.key in plan.opened6, zone, UPLINK_IN.id)
                 rules.append(Rule.make(t, PRIO_ENDPOINT, ep_cookie(t, ep), [ctx, ("proto", "ipv6"),
                                        ("ipv6_dst", str(ep.ipv6))], [lookup]))  # fmt: skip
                 rules.append(

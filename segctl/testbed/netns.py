@@ -26,6 +26,7 @@ __all__ = [
     "add_address",
     "add_default_route",
     "add_neighbour",
+    "add_route",
     "create_namespace",
     "create_veth",
     "delete_link",
@@ -190,6 +191,12 @@ def add_default_route(namespace: str, gateway: str) -> None:
     with NetNS(namespace) as ns:
         dst = "::/0" if ":" in gateway else "0.0.0.0/0"
         ns.route("add", dst=dst, gateway=gateway)
+
+
+def add_route(namespace: str, prefix: str, ifname: str) -> None:
+    """Add an on-link route to ``prefix`` (IPv4 or IPv6) out of ``ifname``."""
+    with NetNS(namespace) as ns:
+        ns.route("add", dst=prefix, oif=_index(ns, ifname))
 
 
 def add_neighbour(namespace: str, ifname: str, ip: str, mac: str) -> None:

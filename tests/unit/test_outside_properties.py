@@ -223,3 +223,90 @@ def test_reports_without_externals_have_no_outside_section() -> None:
     assert report.outside == [] and "outside" not in report.to_json()
     assert "The outside" not in render_markdown(report) and "The outside" not in render_html(report)
     assert 'class="external"' not in render_html(report)
+
+
+# ----------------------------------------------------------- IPv6 with the outside (dual-stack)
+
+DUAL = EXAMPLE.parent / "dual-stack.yaml"
+
+
+@cache
+def _dual() -> Network:
+    return load_network(DUAL)
+
+
+def _dual_flows() -> Flows:
+    return {sw: list(lines) for sw, lines in compiled_lines(_dual()).items()}
+
+
+def v6_egress_widened(flows: Flows) -> None:
+    """db2's IPv6 egress grant (TCP 443) takes every TCP port."""
+    _edit(
+        flows,
+        "s1",
+        r"table=30,.*tcp6,.*tcp_dst=443,actions=conjunction\(262148",
+        lambda s: s.replace(",tcp_dst=443", ""),
+    )
+
+
+def v6_route_missing(flows: Flows) -> None:
+    """acme's gateway on s1 has no IPv6 route to the outside."""
+    _edit(flows, "s1", r"table=40,priority=232,.*ipv6_dst=2001:db8::/32", lambda s: None)
+
+
+def v6_solicitations_pass(flows: Flows) -> None:
+    """The uplink no longer drops the outside's neighbour solicitations: one to an endpoint's
+    address passes conntrack and policy, as neighbour discovery inside a segment does."""
+    _edit(flows, "s2", r"table=46,priority=1500,.*icmp_type=135,actions=drop", lambda s: None)
+
+
+def v6_ingress_widened(flows: Flows) -> None:
+    """db1's IPv6 ingress grant (ICMPv6 echo from 2001:db8::/32) takes it from anywhere."""
+    _edit(
+        flows,
+        "s2",
+        r"table=70,.*icmp_type=128,ipv6_src=2001:db8::/32,",
+        lambda s: s.replace(",ipv6_src=2001:db8::/32", ""),
+    )
+
+
+@pytest.mark.parametrize(
+    ("mutate", "prop", "words"),
+    [
+        (v6_egress_widened, "egress", "acme/db2 sends to external internet traffic no policy allows"),
+        (v6_route_missing, "external-delivered", "granted traffic acme/db2 -> external internet"),
+        (v6_solicitations_pass, "exposure", "the outside (internet) can open connections to acme/db1"),
+        (v6_ingress_widened, "exposure", "the outside (internet) can open connections to acme/db1"),
+    ],
+    ids=lambda v: v.__name__ if callable(v) else None,
+)
+def test_each_ipv6_edit_is_caught(mutate: Callable[[Flows], None], prop: str, words: str) -> None:
+    assert verify(_dual(), parse_tables(_dual_flows())).ok
+    flows = _dual_flows()
+    mutate(flows)
+    report = verify(_dual(), parse_tables(flows))
+    failing = report.property(prop)
+    messages = [cx.message for cx in failing.counterexamples]
+    assert not failing.holds and any(words in m for m in messages), messages
+    delivered = [cx for cx in failing.counterexamples if cx.disposition_kind == "delivered"]
+    assert all(cx.confirmed for cx in delivered), "the simulator agrees with each delivered counterexample"
+
+
+def test_both_engines_agree_with_ipv6_outside() -> None:
+    reference, wavefront = reference_and_wavefront(_dual(), parse_tables(_dual_flows()))
+    assert reference == wavefront
+    flows = _dual_flows()
+    v6_solicitations_pass(flows)
+    reference, wavefront = reference_and_wavefront(_dual(), parse_tables(flows))
+    assert reference == wavefront
+
+
+def test_the_outside_cells_show_ipv6() -> None:
+    report = verify(_dual(), parse_tables(_dual_flows()))
+    cells = {c.endpoint: c for c in report.outside}
+    assert (cells["acme/db2"].public6, cells["acme/db2"].egress.services) == ("fd00:1:2::12", "tcp/443")
+    assert (cells["acme/db1"].ingress.services, cells["acme/db1"].ingress.observed) == (
+        "icmp6/type=128",
+        True,
+    )
+    assert cells["acme/web1"].public6 == ""  # no IPv6 policy with the outside

@@ -563,3 +563,124 @@ def test_an_except_list_is_bounded() -> None:
     assert problem.startswith("tenants[acme].policies[updates].to.except: List should have at most 64 items")
     peer["except"].pop()
     assert problems(d) == []
+
+
+# --------------------------------------------------------------------- IPv6 toward the outside
+
+
+def ipv6(d: dict[str, Any]) -> dict[str, Any]:
+    """The base with IPv6: on the uplink, in acme/app (routed, fd00:2::/64) and globex/web
+    (fd00:1::/64, not routed), and acme's app segment out over IPv6 on TCP 443."""
+    internet(d)["router"]["ip6"] = "2001:db8:ff::1"
+    internet(d)["cidr6"] = "2001:db8:ff::/64"
+    app = acme(d)["segments"][1]
+    app.update(cidr6="fd00:2::/64", gateway6="fd00:2::1")
+    acme(d)["endpoints"][1]["ipv6"] = "fd00:2::10"
+    acme(d)["endpoints"][2]["ipv6"] = "fd00:2::11"
+    d["tenants"][1]["segments"][0]["cidr6"] = "fd00:1::/64"
+    acme(d)["policies"].append(
+        {"name": "updates6", "from": {"segment": "app"}, "to": {"external": "internet", "cidr": "2000::/3"},
+         "services": [{"proto": "tcp", "port": 443}]}
+    )  # fmt: skip
+    return d
+
+
+def test_an_ipv6_document_is_valid_and_resolves() -> None:
+    d = ipv6(doc())
+    assert problems(d) == []
+    net = resolve(intent_from_document(d))
+    ext = net.external("internet")
+    assert (str(ext.router_ip6), str(ext.cidr6)) == ("2001:db8:ff::1", "2001:db8:ff::/64")
+    from segctl.topology.outside import external_grants, public_source6
+
+    (grant,) = [g for g in external_grants(net) if g.name == "policy acme/updates6"]
+    assert grant.family == 6 and [str(p) for p in grant.outside] == ["2000::/3"]
+    assert str(public_source6(net, net.endpoint("acme", "app1"), "internet")) == "fd00:2::10"
+    assert public_source6(net, net.endpoint("acme", "web1"), "internet") is None  # no ipv6
+
+
+@pytest.mark.parametrize(
+    ("field", "missing"), [("ip6", "cidr6"), ("cidr6", "router.ip6")], ids=["no-cidr6", "no-router-ip6"]
+)
+def test_ipv6_on_the_uplink_needs_both_fields(field: str, missing: str) -> None:
+    d = ipv6(doc())
+    if field == "ip6":
+        del internet(d)["cidr6"]
+    else:
+        del internet(d)["router"]["ip6"]
+    given = "router.ip6" if field == "ip6" else "cidr6"
+    want = f"{given} is given: IPv6 on the uplink needs both router.ip6 and cidr6"
+    assert f"fabric.externals[internet].{missing}: {want}" in problems(d)
+
+
+@pytest.mark.parametrize(
+    ("ip6", "message"),
+    [
+        ("2001:db8:fe::1", "2001:db8:fe::1 is outside the network's cidr6 2001:db8:ff::/64"),
+        ("2001:db8:ff::", "2001:db8:ff:: is the subnet-router anycast address of 2001:db8:ff::/64"),
+    ],
+)
+def test_the_router_ipv6_address_is_on_the_link(ip6: str, message: str) -> None:
+    d = ipv6(doc())
+    internet(d)["router"]["ip6"] = ip6
+    assert problems(d) == [f"fabric.externals[internet].router.ip6: {message}"]
+
+
+def test_the_uplink_ipv6_prefix_is_outside_every_tenant() -> None:
+    d = ipv6(doc())
+    internet(d)["cidr6"], internet(d)["router"]["ip6"] = "fd00::/16", "fd00:ff::1"
+    want = "fd00::/16 overlaps segment acme/app (fd00:2::/64): the uplink's link is outside every tenant"
+    assert f"fabric.externals[internet].cidr6: {want}" in problems(d)
+
+
+def test_an_ipv6_peer_needs_ipv6_on_the_uplink() -> None:
+    d = ipv6(doc())
+    del internet(d)["cidr6"], internet(d)["router"]["ip6"]
+    assert problems(d) == [
+        "tenants[acme].policies[updates6].to.cidr: 2000::/3 is IPv6, and external network internet has no "
+        "IPv6 (give it router.ip6 and cidr6)"
+    ]
+
+
+def test_except_is_of_the_peers_family() -> None:
+    d = ipv6(doc())
+    policy(d, "updates6")["to"]["except"] = ["10.0.0.0/8"]
+    assert problems(d) == [
+        "tenants[acme].policies[updates6].to: except 10.0.0.0/8: not of the peer's family (IPv6)"
+    ]
+
+
+def test_an_ipv6_peer_stays_outside_the_tenants_prefixes() -> None:
+    d = ipv6(doc())
+    policy(d, "updates6")["to"]["cidr"] = "fd00::/8"
+    assert problems(d) == [
+        "tenants[acme].policies[updates6].to: external internet fd00::/8 includes segment app "
+        "(fd00:2::/64) of tenant acme: add fd00:2::/64 to except (an external peer is outside the tenant)"
+    ]
+
+
+def test_ipv6_with_the_outside_needs_routed_endpoints() -> None:
+    d = ipv6(doc())
+    del acme(d)["segments"][1]["gateway6"]
+    assert problems(d) == [
+        "tenants[acme].policies[updates6]: app1, app2 have no routed IPv6 address: IPv6 with external "
+        "network internet goes from and to an endpoint's own global address, routed by its segment's "
+        "gateway6; give each an ipv6 in a segment with a gateway6"
+    ]
+
+
+def test_ipv6_with_the_outside_needs_prefixes_of_the_tenants_own() -> None:
+    d = ipv6(doc())
+    d["tenants"][1]["segments"][0]["cidr6"] = "fd00:2::/64"  # globex reuses acme/app's prefix
+    assert problems(d) == [
+        "tenants[acme].policies[updates6]: segment app (fd00:2::/64) overlaps segment globex/web "
+        "(fd00:2::/64): IPv6 from external network internet is routed by destination, so a tenant "
+        "reaching it over IPv6 needs prefixes of its own"
+    ]
+
+
+def test_a_deny_toward_the_outside_over_ipv6_needs_nothing_more() -> None:
+    d = ipv6(doc())
+    del acme(d)["segments"][1]["gateway6"]
+    policy(d, "updates6")["action"] = "deny"
+    assert problems(d) == []
