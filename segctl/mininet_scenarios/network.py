@@ -29,7 +29,7 @@ import re
 import secrets
 import signal
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from types import TracebackType
 from typing import Any
 
@@ -40,7 +40,7 @@ from pyroute2.ethtool import Ethtool
 from segctl.testbed import netns as tb_netns
 from segctl.testbed import ovs
 from segctl.topology.network import EndpointInfo, ExternalInfo, Network
-from segctl.topology.outside import outside_server
+from segctl.topology.outside import external_grants, outside_server, outside_server6, public_source6
 
 __all__ = [
     "PREFIX_PATTERN",
@@ -109,6 +109,10 @@ class OutsidePlan:
     external: ExternalInfo
     node: str
     server: IPv4Address
+    #: its IPv6 server address, when the external network has IPv6 (probes of that family)
+    server6: IPv6Address | None = None
+    #: the tenants' prefixes it routes on the link (the fabric answers for their endpoints)
+    routes6: tuple[IPv6Network, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -206,7 +210,14 @@ def plan(network: Network, prefix: str) -> FabricPlan:
         )
     links = tuple(LinkPlan(a, ap, b, bp) for a, ap, b, bp in network.links)
     outsides = tuple(
-        OutsidePlan(ext, f"{prefix}x{ext.index}", outside_server(network, ext)) for ext in network.externals
+        OutsidePlan(
+            ext,
+            f"{prefix}x{ext.index}",
+            outside_server(network, ext),
+            outside_server6(network, ext),
+            _routes6(network, ext),
+        )
+        for ext in network.externals
     )
     result = FabricPlan(prefix, switches, tuple(hosts), links, outsides)
     names = [*(sw.port_name(p) for sw in switches for p in _ports(result, sw.name))]
@@ -215,6 +226,19 @@ def plan(network: Network, prefix: str) -> FabricPlan:
     if too_long:
         raise ValueError(f"interface names longer than {tb_netns.IFNAMSIZ} chars: {too_long}")
     return result
+
+
+def _routes6(network: Network, ext: ExternalInfo) -> tuple[IPv6Network, ...]:
+    """The prefixes of the segments whose endpoints exchange IPv6 with ``ext`` (on-link for
+    the upstream router: the fabric answers its solicitations for those endpoints)."""
+    out: dict[IPv6Network, None] = {}
+    for g in external_grants(network):
+        if g.external == ext.name and g.family == 6:
+            for ep in g.endpoints:
+                cidr6 = network.segment(ep.tenant, ep.segment).cidr6
+                if cidr6 is not None and public_source6(network, ep, ext.name) is not None:
+                    out[cidr6] = None
+    return tuple(out)
 
 
 def _ports(fabric: FabricPlan, switch: str) -> list[int]:
@@ -348,6 +372,12 @@ class MininetFabric:
             pr_netns.attach(o.netns, self.net.get(o.node).pid)
             _tx_offload_off_in(o.netns, o.ifname)
             tb_netns.add_address(o.netns, o.ifname, str(o.server), 32)
+            ext = o.external
+            if ext.router_ip6 is not None and ext.cidr6 is not None and o.server6 is not None:
+                tb_netns.add_address(o.netns, o.ifname, str(ext.router_ip6), ext.cidr6.prefixlen)
+                tb_netns.add_address(o.netns, o.ifname, str(o.server6), 128)
+                for prefix in o.routes6:
+                    tb_netns.add_route(o.netns, str(prefix), o.ifname)
         for sw in p.switches:
             for port in _ports(p, sw.name):
                 _tx_offload_off(sw.port_name(port))

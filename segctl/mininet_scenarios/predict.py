@@ -31,16 +31,16 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Collection, Mapping, Sequence
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from segctl.mininet_scenarios.network import is_outside
-from segctl.mininet_scenarios.probes import ECHO6_REQUEST, ECHO_REQUEST, IPV6_PROBES, Probe
+from segctl.mininet_scenarios.probes import ECHO6_REQUEST, ECHO_REQUEST, IPV6_PROBES, Probe, outside_address
 from segctl.openflow.ofctl import Flow, mac_int
 from segctl.openflow.ofmatch import IP_PROTO_ICMPV6
 from segctl.topology.analysis import ICMP_REPLY_TYPES, ICMPV6_REPLY_TYPES
 from segctl.topology.network import EndpointInfo, ExternalInfo, Network, first_hop_mac
-from segctl.topology.outside import public_source
+from segctl.topology.outside import public_source, public_source6
 
 __all__ = ["Predictor", "load_predictor", "probe_fields"]
 
@@ -102,18 +102,23 @@ def _outside_fields(
     router's MAC to the external network's, addressed to ``public``), else from ``ep`` to its
     gateway MAC."""
     proto = _PROTO[probe.proto]
-    fields: dict[str, Any] = {"ip_proto": proto, "nw_ttl": 64, "eth_type": 0x0800}
+    v6 = probe.proto in IPV6_PROBES
+    fields: dict[str, Any] = {"ip_proto": proto, "nw_ttl": 64, "eth_type": 0x86DD if v6 else 0x0800}
+    src, dst = ("ipv6_src", "ipv6_dst") if v6 else ("ip_src", "ip_dst")
     if inbound:
         fields.update(in_port=ext.port, eth_src=mac_int(ext.router_mac), eth_dst=mac_int(ext.mac),
-                      ip_src=server, ip_dst=public)  # fmt: skip
+                      **{src: server, dst: public})  # fmt: skip
     else:
         gateway = network.tenant(ep.tenant).gateway_mac
+        own = int(IPv6Address(str(ep.ipv6))) if v6 else int(IPv4Address(ep.ip))
         fields.update(in_port=ep.port, eth_src=mac_int(ep.mac), eth_dst=mac_int(gateway),
-                      ip_src=int(IPv4Address(ep.ip)), ip_dst=server)  # fmt: skip
+                      **{src: own, dst: server})  # fmt: skip
     # the request goes toward the outside when it is outbound from the endpoint
     request = (not inbound) == (probe.src == ep.key)
     if probe.proto == "icmp":
         fields["icmp_type"] = ECHO_REQUEST if request else ICMP_REPLY_TYPES[ECHO_REQUEST]
+    elif probe.proto == "icmp6":
+        fields["icmp_type"] = ECHO6_REQUEST if request else ICMPV6_REPLY_TYPES[ECHO6_REQUEST]
     else:
         sport, dport = _SRC_PORT, probe.port or 0
         fields.update(tp_src=sport if request else dport, tp_dst=dport if request else sport)
@@ -154,10 +159,12 @@ def load_predictor(
         key, ep_key = (probe.dst, probe.src) if outbound else (probe.src, probe.dst)
         ep = network.endpoint(*ep_key)
         ext = network.external(key[0].partition(":")[2])
-        server = int(IPv4Address(key[1]))
-        public = public_source(network, ep, ext.name)
-        if public is None:
+        v6 = probe.proto in IPV6_PROBES
+        server = int(ip_address(outside_address(network, key, v6)))
+        address = public_source6(network, ep, ext.name) if v6 else public_source(network, ep, ext.name)
+        if address is None:
             return False
+        public = int(address)
         new = sim.CT_TRK | sim.CT_NEW
         est = sim.CT_TRK | sim.CT_EST | _CT_RPL
 
@@ -169,15 +176,17 @@ def load_predictor(
             where = {r.endpoint for r in results if r.kind == "delivered" and r.endpoint}
             return results, ",".join(sorted(where))
 
-        first, where = go(not outbound, new, None, int(public))
+        first, where = go(not outbound, new, None, public)
         if where != (ext.qualified if outbound else ep.qualified):
             return False
         committed = any(r.commits for r in first)
         # the reply answers the connection: to the source it left with (as translated), or
         # from the endpoint whose floating IP the outside opened
-        left = next(r.packet.ip_src for r in first if r.kind == "delivered")
-        original = int(IPv4Address(ep.ip)) if outbound else int(public)
-        _, back = go(outbound, est if committed else new, original, left if outbound else int(public))
+        sent = next(r.packet for r in first if r.kind == "delivered")
+        left = sent.ipv6_src if v6 else sent.ip_src
+        # the address a translation replaced (IPv6 is not translated: nothing to find)
+        original = None if v6 else (int(IPv4Address(ep.ip)) if outbound else public)
+        _, back = go(outbound, est if committed else new, original, left if outbound else public)
         return back == (ep.qualified if outbound else ext.qualified)
 
     def packet(src: EndpointInfo, dst: EndpointInfo, probe: Probe, *, reply: bool) -> Any:

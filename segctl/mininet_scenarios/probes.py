@@ -41,14 +41,20 @@ import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import ip_address
 from typing import Any, Literal
 
 from segctl.mininet_scenarios.network import MininetFabric, is_outside
 from segctl.testbed.probes import ProbeError, Sniffer, send_raw_frame, spawn_in, stop_process, wait_ready
 from segctl.topology.analysis import reply_allowed
 from segctl.topology.network import EndpointInfo, Network
-from segctl.topology.outside import external_decision, outside_server, public_source
+from segctl.topology.outside import (
+    external_decision,
+    outside_server,
+    outside_server6,
+    public_source,
+    public_source6,
+)
 
 __all__ = [
     "ECHO6_REQUEST",
@@ -184,12 +190,25 @@ def _outside_probes(network: Network, ports: Mapping[str, tuple[int, ...]]) -> l
             *(Probe(src, dst, "udp", p) for p in ports["udp"]),
         ]
 
+    def each6(src: EndpointKey, dst: EndpointKey) -> list[Probe]:
+        return [
+            Probe(src, dst, "icmp6"),
+            *(Probe(src, dst, "tcp6", p) for p in ports["tcp"]),
+            *(Probe(src, dst, "udp6", p) for p in ports["udp"]),
+        ]
+
     for key in outside_keys(network):
+        name = _external(key)
+        v6 = outside_server6(network, network.external(name)) is not None
         for ep in network.endpoints:
             out += each(ep.key, key)
+            if v6 and public_source6(network, ep, name) is not None:
+                out += each6(ep.key, key)
         for ep in network.endpoints:
-            if public_source(network, ep, _external(key)) is not None:
+            if public_source(network, ep, name) is not None:
                 out += each(key, ep.key)
+            if v6 and public_source6(network, ep, name) is not None:
+                out += each6(key, ep.key)
     return out
 
 
@@ -229,12 +248,19 @@ def plan_probes(
 def probe_address(network: Network, probe: Probe) -> str:
     """The address ``probe`` is sent to: the outside server, an endpoint's public address
     (from the outside), or the endpoint's own address."""
+    v6 = probe.proto in IPV6_PROBES
     if is_outside(probe.dst):
-        return probe.dst[1]
+        return outside_address(network, probe.dst, v6)
     dst = network.endpoint(*probe.dst)
     if is_outside(probe.src):
-        return str(public_source(network, dst, _external(probe.src)))
-    return str(dst.ipv6) if probe.proto in IPV6_PROBES else str(dst.ip)
+        name = _external(probe.src)
+        return str(public_source6(network, dst, name) if v6 else public_source(network, dst, name))
+    return str(dst.ipv6) if v6 else str(dst.ip)
+
+
+def outside_address(network: Network, key: EndpointKey, v6: bool) -> str:
+    """The outside host's server address of a family (``key[1]`` is the IPv4 one)."""
+    return str(outside_server6(network, network.external(_external(key)))) if v6 else key[1]
 
 
 def _expected_outside(network: Network, probe: Probe) -> bool:
@@ -243,9 +269,13 @@ def _expected_outside(network: Network, probe: Probe) -> bool:
     outbound = is_outside(probe.dst)
     outside, ep_key = (probe.dst, probe.src) if outbound else (probe.src, probe.dst)
     ep = network.endpoint(*ep_key)
+    v6 = probe.proto in IPV6_PROBES
+    address = ip_address(outside_address(network, outside, v6))
+    proto = "icmp6" if probe.proto == "icmp6" else probe.proto.removesuffix("6")
+    icmp = {"icmp": ECHO_REQUEST, "icmp6": ECHO6_REQUEST}.get(probe.proto)
     decision = external_decision(
-        network, ep, "out" if outbound else "in", IPv4Address(outside[1]), probe.proto, probe.port,
-        external=_external(outside), icmp_type=ECHO_REQUEST if probe.proto == "icmp" else None,
+        network, ep, "out" if outbound else "in", address, proto, probe.port,
+        external=_external(outside), icmp_type=icmp,
     )  # fmt: skip
     return decision is not None and decision.allow and decision.stateful
 
@@ -296,7 +326,8 @@ class Servers:
                 self._procs.append(spawn_in(self.fabric.netns(ep), argv))
             for o in self.fabric.plan.outsides if not self.hosts else ():
                 argv = [*_AGENT, "serve", o.node, "--tcp", ",".join(map(str, self.tcp_ports)),
-                        "--udp", ",".join(map(str, self.udp_ports)), "--tell-source"]  # fmt: skip
+                        "--udp", ",".join(map(str, self.udp_ports)), "--tell-source",
+                        *(["--v6"] if o.server6 is not None else [])]  # fmt: skip
                 self._procs.append(spawn_in(o.netns, argv))
             for proc in self._procs:
                 wait_ready(proc, 15.0, "echo server")
@@ -330,8 +361,8 @@ def run_probes(
             for i, probe in enumerate(mine):
                 address = probe_address(network, probe)
                 item = {"id": i, "proto": probe.proto, "dst": address, "port": probe.port}
-                if is_outside(src):
-                    item["src"] = src[1]  # from the server address, not the router's
+                if is_outside(src):  # from the server address, not the router's
+                    item["src"] = outside_address(network, src, probe.proto in IPV6_PROBES)
                 items.append(item)
             argv = [*_AGENT, "probe", f"{timeout:g}", json.dumps(items, separators=(",", ":"))]
             running.append((mine, spawn_in(fabric.netns(src), argv)))

@@ -45,7 +45,7 @@ from segctl.mininet_scenarios.probes import (
 )
 from segctl.testbed import ovs
 from segctl.topology.network import Network, load_network
-from segctl.topology.outside import public_source
+from segctl.topology.outside import public_source, public_source6
 
 if TYPE_CHECKING:
     from segctl.verifier.report import VerificationReport
@@ -249,13 +249,15 @@ class Run:
     def _check_public_sources(self, name: str, rows: tuple[ProbeRow, ...]) -> None:
         """Every connection that reached the outside came from the sender's public source
         (its floating IP there, else its tenant's SNAT address): never a private address."""
-        out = [r for r in rows if is_outside(r.probe.dst) and r.observed and r.probe.proto in ("tcp", "udp")]
+        out = [r for r in rows if is_outside(r.probe.dst) and r.observed and r.probe.proto in _TOLD]
         if not out:
             return
         wrong = []
         for r in out:
-            ep = self.network.endpoint(*r.probe.src)
-            want = public_source(self.network, ep, r.probe.dst[0].partition(":")[2])
+            ep, external = self.network.endpoint(*r.probe.src), r.probe.dst[0].partition(":")[2]
+            v6 = r.probe.proto.endswith("6")
+            source = public_source6 if v6 else public_source
+            want = source(self.network, ep, external)
             if r.seen != str(want):
                 wrong.append(f"{r.probe.describe()} seen from {r.seen or '?'}, not {want}")
         self.check(
@@ -263,11 +265,13 @@ class Run:
             not wrong,
             "; ".join(wrong[:5])
             if wrong
-            else f"{len(out)} connections, each from its floating IP or SNAT address",
+            else f"{len(out)} connections, each from its floating IP, SNAT or own IPv6 address",
         )
 
 
 Action = Callable[[Run], None]
+#: The probes whose server tells the source it saw.
+_TOLD = ("tcp", "udp", "tcp6", "udp6")
 
 
 def ensure_ovs() -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "external_decision",
     "external_grants",
     "outside_server",
+    "outside_server6",
     "public_source",
     "public_source6",
 ]
@@ -137,5 +138,27 @@ def outside_server(network: Network, ext: ExternalInfo) -> IPv4Address:
     ]
     segments = [seg.cidr for seg in network.segments]
     usable = [a for a in candidates if a not in ext.cidr and not any(a in c for c in segments)]
+    scored = [(sum(any(a in p for p in g.outside) for g in grants), -i, a) for i, a in enumerate(usable)]
+    return max(scored)[2] if scored else candidates[0]
+
+
+#: IPv6 outside server addresses tried first (the documentation range).
+_SERVER6_CANDIDATES = tuple(IPv6Address(a) for a in ("2001:db8:5::5", "2001:db8:a0::5", "3fff::5"))
+
+
+def outside_server6(network: Network, ext: ExternalInfo) -> IPv6Address | None:
+    """:func:`outside_server` for IPv6 (None when ``ext`` has no IPv6): an address that the
+    most allowing IPv6 egress policies toward it reach, documentation range first, then the
+    6th address of each granted prefix; never on the uplink's link or in a tenant's prefix."""
+    if ext.cidr6 is None:
+        return None
+    grants = [
+        g for g in external_grants(network)
+        if g.external == ext.name and g.direction == "out" and g.allow and g.family == 6
+    ]  # fmt: skip
+    candidates = list(_SERVER6_CANDIDATES)
+    candidates += [p.network_address + 5 for g in grants for p in g.outside if isinstance(p, IPv6Network)]
+    taken = [ext.cidr6, *(seg.cidr6 for seg in network.segments if seg.cidr6 is not None)]
+    usable = [a for a in candidates if not any(a in c for c in taken)]
     scored = [(sum(any(a in p for p in g.outside) for g in grants), -i, a) for i, a in enumerate(usable)]
     return max(scored)[2] if scored else candidates[0]

@@ -134,6 +134,11 @@ class SimResult:
     ct_path: tuple[int, ...] = ()  # the state each ct() lookup on this fate's path returned, in order
 
 
+#: A commit without a translation, of one family (its rule pins ``eth_type``) or of any (0).
+_Plain = int
+_NatEntry = tuple[Nat, int, int] | _Plain
+
+
 @dataclass
 class _Run:
     links: Mapping[tuple[str, int], tuple[str, int]]
@@ -146,7 +151,7 @@ class _Run:
     ct_by_zone: Mapping[int, int] = field(default_factory=dict)
     #: zone -> the translations commits into it set up, with the committing rule's match on
     #: the replaced address (None: a commit without one), in table order.
-    nat_by_zone: Mapping[int, list[tuple[Nat, int, int] | None]] = field(default_factory=dict)
+    nat_by_zone: Mapping[int, list[_NatEntry]] = field(default_factory=dict)
     nat_original: int | None = None
 
 
@@ -319,17 +324,17 @@ def _table(
         _emit(run, "dropped", switch, table, packet, hops, cts, detail="no output")
 
 
-def _nat_by_zone(tables: Mapping[str, Sequence[Flow]]) -> dict[int, list[tuple[Nat, int, int] | None]]:
+def _nat_by_zone(tables: Mapping[str, Sequence[Flow]]) -> dict[int, list[_NatEntry]]:
     """Per zone, every translation its commits set up, with the committing rule's match on
-    the replaced address (value, mask; 0, 0 when it has none), in table order; None for a
-    commit without one."""
-    out: dict[int, list[tuple[Nat, int, int] | None]] = {}
+    the replaced address (value, mask; 0, 0 when it has none), in table order; for a commit
+    without one, the ``eth_type`` its rule pins (0: none)."""
+    out: dict[int, list[_NatEntry]] = {}
     for _switch, flows in sorted(tables.items()):
         for flow in flows:
             for a in flow.actions:
                 if not isinstance(a, Ct) or not a.commit:
                     continue
-                entry: tuple[Nat, int, int] | None = None
+                entry: _NatEntry = next((t.value for t in flow.match if t.field == "eth_type"), 0)
                 if a.nat is not None and a.nat.kind is not None:
                     name = ("ip_" if a.nat.family == 4 else "ipv6_") + a.nat.kind
                     term = next((t for t in flow.match if t.field == name), None)
@@ -357,8 +362,10 @@ def _nat(run: _Run, action: Ct, packet: Packet) -> Packet:
     if not state & (CT_EST | CT_REL):
         return packet
     for entry in found:
-        if entry is None:
-            return packet
+        if isinstance(entry, int):  # a connection committed untranslated, of its family
+            if entry in (0, packet.eth_type):
+                return packet
+            continue
         nat, value, mask = entry
         if packet.eth_type != (0x0800 if nat.family == 4 else 0x86DD):
             continue

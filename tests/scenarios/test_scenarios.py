@@ -322,8 +322,9 @@ def test_baseline_on_the_dual_stack_example(
     tmp_path: Path, ovs_available: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """examples/dual-stack.yaml (IPv6 inside and routed, a shared DNS in both families, acme's
-    web segment out to the internet behind its SNAT address): the matrix with both families and
-    the outside agrees three ways, and the outside sees only the SNAT address."""
+    web segment out to the internet behind its SNAT address, acme/db over IPv6 with the outside):
+    the matrix with both families and the outside agrees three ways; the outside sees the SNAT
+    address over IPv4 and db2's own address over IPv6."""
     example = Path(__file__).resolve().parents[2] / "examples" / "dual-stack.yaml"
     code = main(["scenario", "run", "baseline", "--intent", str(example), "--report", str(tmp_path / "r")])
     out = capsys.readouterr().out
@@ -332,5 +333,11 @@ def test_baseline_on_the_dual_stack_example(
     assert any(r["proto"] == "tcp6" and r["observed"] for r in rows), "IPv6 probes ran and passed"
     outside = [r for r in rows if r["dst"].startswith("external:") and r["observed"]]
     assert {r.get("seen_as") for r in outside if r["proto"] == "tcp"} == {"198.51.100.10"}, outside
+    # over IPv6: db2 leaves from its own address (untranslated), the outside pings db1
+    assert {(r["src"], r.get("seen_as")) for r in outside if r["proto"] == "tcp6"} == {
+        ("acme/db2", "fd00:1:2::12")
+    }
+    inbound6 = {(r["dst"], r["proto"]) for r in rows if r["src"].startswith("external:") and r["observed"]}
+    assert ("acme/db1", "icmp6") in inbound6 and not any(p == "tcp6" for _, p in inbound6)
     names = {c["name"]: c["passed"] for c in doc["checks"]}
     assert code == 0 and all(names.values()), (names, out)

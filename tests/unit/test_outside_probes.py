@@ -167,3 +167,33 @@ def test_outside_attacks_aim_at_the_floating_ip_endpoint(net: Network) -> None:
         key=str,
     )
     assert (Ether(control)[IP].dst, Ether(control)[TCP].dport) == ("198.51.100.20", 80)
+
+
+def test_ipv6_outside_probes_on_the_dual_stack_example() -> None:
+    """With IPv6 on the uplink the outside host has an IPv6 server too: routed endpoints probe it
+    over tcp6/udp6/icmp6 and it probes them at their own global addresses; expectations follow
+    the IPv6 external policies and the simulator predicts every one of them on the tables."""
+    dual = load_network(SCENARIOS["internet"].intent.parents[3] / "examples" / "dual-stack.yaml")
+    plan = mn.plan(dual, "mnabc")
+    (outside,) = plan.outsides
+    assert (str(outside.server6), [str(p) for p in outside.routes6]) == ("2001:db8:5::5", ["fd00:1:2::/64"])
+    probes = [
+        p
+        for p in plan_probes(dual).probes
+        if p.proto.endswith("6") and (mn.is_outside(p.src) or mn.is_outside(p.dst))
+    ]
+    granted = {(("/".join(p.src)), "/".join(p.dst), p.service) for p in probes if expected_outcome(dual, p)}
+    out = "external:internet/203.0.113.5"
+    assert granted == {("acme/db2", out, "tcp6/443"), (out, "acme/db1", "icmp6")}
+    by_key = {(p.src, p.dst, p.service): p for p in probes}
+    key = ("external:internet", "203.0.113.5")
+    assert probe_address(dual, by_key[("acme", "db2"), key, "tcp6/443"]) == "2001:db8:5::5"
+    assert probe_address(dual, by_key[key, ("acme", "db1"), "icmp6"]) == "fd00:1:2::11"
+    tables = {n: parse_flows(p.flows_text(), source=n) for n, p in compile_network(dual).items()}
+    predictor, why = load_predictor(dual, tables)
+    assert predictor is not None, why
+    # every outside probe, both families: an untranslated IPv6 commit in the NAT zone must not
+    # hide the SNAT binding an IPv4 reply is translated back by
+    both = [p for p in plan_probes(dual).probes if mn.is_outside(p.src) or mn.is_outside(p.dst)]
+    wrong = [p.describe() for p in both if predictor(p) != expected_outcome(dual, p)]
+    assert not wrong, wrong
