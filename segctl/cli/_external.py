@@ -33,15 +33,17 @@ HasTenant = Callable[[str], bool]
 
 
 def external_section(network: Network) -> Section:
-    """The external networks: uplink, upstream router, public range, the fabric's MAC there."""
-    return (
-        "External networks",
-        ["EXTERNAL", "UPLINK", "ROUTER IP", "ROUTER MAC", "CIDR", "FABRIC MAC"],
-        [
-            [x.name, f"{x.switch}:{x.port}", x.router_ip, x.router_mac, x.cidr, x.mac]
-            for x in network.externals
-        ],
-    )
+    """The external networks: uplink, upstream router, public range, the fabric's MAC there
+    (and the router's IPv6 address and the link's prefix, when one has IPv6)."""
+    head = ["EXTERNAL", "UPLINK", "ROUTER IP", "ROUTER MAC", "CIDR", "FABRIC MAC"]
+    rows: list[list[object]] = [
+        [x.name, f"{x.switch}:{x.port}", x.router_ip, x.router_mac, x.cidr, x.mac] for x in network.externals
+    ]
+    if any(x.cidr6 is not None for x in network.externals):
+        head += ["ROUTER IP6", "CIDR6"]
+        for row, x in zip(rows, network.externals, strict=True):
+            row += [x.router_ip6 or "-", x.cidr6 or "-"]
+    return ("External networks", head, rows)
 
 
 def external_documents(network: Network) -> list[dict[str, Any]]:
@@ -56,6 +58,7 @@ def external_documents(network: Network) -> list[dict[str, Any]]:
             "router_mac": x.router_mac,
             "cidr": str(x.cidr),
             "mac": x.mac,
+            **({"router_ip6": str(x.router_ip6), "cidr6": str(x.cidr6)} if x.cidr6 is not None else {}),
         }
         for x in network.externals
     ]
@@ -172,22 +175,24 @@ def external_grant_lines(network: Network, has_tenant: HasTenant) -> list[str]:
         if grant.egress:
             out.append(f"  {ep.qualified} -> {grant.peer.describe()}: {_why(grant)}")
         else:
-            where = f"{ep.qualified} (floating {ep.floating_ip})"
-            out.append(f"  {grant.peer.describe()} -> {where}: {_why(grant)}")
+            at = f"own address {ep.ipv6}" if grant.peer.family == 6 else f"floating {ep.floating_ip}"
+            out.append(f"  {grant.peer.describe()} -> {ep.qualified} ({at}): {_why(grant)}")
     return out
 
 
 def external_grant_documents(network: Network, has_tenant: HasTenant) -> list[dict[str, Any]]:
     """``show -o json``'s ``external_reachability``: per endpoint and external peer, the
     direction, the peer's prefixes, the public address the outside sees and the grants."""
-    from segctl.topology.outside import public_source
+    from segctl.topology.outside import public_source, public_source6
     from segctl.topology.schema import ANY_IPV4
 
     out = []
     for grant in external_reach(network, has_tenant):
         ep, peer = grant.endpoint, grant.peer
         floating = ep.floating_ip if ep.floating_external == grant.external else None
-        address = public_source(network, ep, grant.external) if grant.egress else floating
+        address: object = public_source(network, ep, grant.external) if grant.egress else floating
+        if peer.family == 6:  # its own global address, both ways
+            address = public_source6(network, ep, grant.external)
         out.append(
             {
                 "direction": "egress" if grant.egress else "ingress",
