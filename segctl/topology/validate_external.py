@@ -14,6 +14,8 @@ The rules, each problem naming its place:
   its network, broadcast or router address, and no other tenant's;
 * a ``floating_ip`` is inside exactly one external network's ``cidr``, not its network,
   broadcast or router address, no tenant's ``snat`` address, no other endpoint's;
+* a tenant's policy peers with two different external networks share no address (its
+  gateway routes an outside address toward one of them);
 * a policy peer ``{external, cidr, except}`` names an external network, on one side only;
   each ``except`` prefix lies inside ``cidr``; what is left is not empty and overlaps
   none of the tenant's segments (an external grant never matches internal traffic);
@@ -54,6 +56,7 @@ def check_externals(intent: Intent) -> list[Problem]:
     for tenant in intent.tenants:
         for policy in tenant.policies:
             problems += _check_policy(tenant, policy, externals, intent.tenants)
+        problems += _check_one_way_out(tenant, externals)
         if externals and len(tenant.segments) > MAX_SEGMENTS_WITH_EXTERNALS:
             problems.append(
                 Problem(
@@ -340,6 +343,33 @@ def _check_ipv6_way(
                             "so a tenant reaching it over IPv6 needs prefixes of its own",
                         )
                     )
+    return problems
+
+
+def _check_one_way_out(tenant: Tenant, externals: dict[str, External]) -> list[Problem]:
+    """A tenant's gateway routes an outside address toward one external network: the peers of
+    its policies with two different external networks (either direction: replies are routed
+    too) share no address."""
+    seen: list[tuple[str, str, Policy, list[IPv4Network | IPv6Network]]] = []
+    problems = []
+    for policy in tenant.policies:
+        side, peer = ("to", policy.to) if policy.to.external else ("from", policy.from_)
+        if peer.external not in externals or (policy.from_.external and policy.to.external):
+            continue
+        mine = peer.outside
+        for name, other_side, other, prefixes in seen:
+            if name != peer.external and any(a.overlaps(b) for a in mine for b in prefixes):
+                other_peer = other.to if other_side == "to" else other.from_
+                problems.append(
+                    Problem(
+                        f"tenants[{tenant.name}].policies[{policy.name}].{side}",
+                        f"{peer.describe()} shares addresses with policy {other.name} "
+                        f"({other_peer.describe()}): tenant {tenant.name} routes an outside address toward "
+                        "one external network; narrow one of them with except",
+                    )
+                )
+                break
+        seen.append((peer.external or "", side, policy, mine))
     return problems
 
 

@@ -478,6 +478,8 @@ def test_floating_ips_are_a_way_out_without_snat() -> None:
          "router": {"ip": "203.0.113.1", "mac": ROUTER_MAC}}
     )  # fmt: skip
     policy(d, "updates")["to"]["external"] = "transit"  # web1's floating IP is on internet
+    # (public-web's peer, the whole internet, would share addresses with updates' on transit)
+    acme(d)["policies"] = [p for p in acme(d)["policies"] if p["name"] != "public-web"]
     assert problems(d) == [
         f"{UPDATES}: web1 has no way out to external network transit: give tenant acme a snat address "
         "there (snat: {transit: ADDRESS}) or it a floating_ip in 203.0.113.0/24"
@@ -683,4 +685,27 @@ def test_a_deny_toward_the_outside_over_ipv6_needs_nothing_more() -> None:
     d = ipv6(doc())
     del acme(d)["segments"][1]["gateway6"]
     policy(d, "updates6")["action"] = "deny"
+    assert problems(d) == []
+
+
+def test_a_tenant_routes_an_outside_address_toward_one_external_network() -> None:
+    """A second external network whose peer overlaps another's in one tenant: the gateway's
+    longest prefix would send part of the first policy's traffic to the second network."""
+    d = doc()
+    d["fabric"]["externals"].append(
+        {"name": "partner", "attach": ["s1:48"], "router": {"ip": "192.0.2.1", "mac": "02:00:5e:00:02:01"},
+         "cidr": "192.0.2.0/24"}
+    )  # fmt: skip
+    acme(d)["snat"]["partner"] = "192.0.2.10"
+    acme(d)["policies"].append(
+        {"name": "to-partner", "from": {"segment": "app"},
+         "to": {"external": "partner", "cidr": "203.0.113.0/24"}, "services": [{"proto": "tcp", "port": 22}]}
+    )  # fmt: skip
+    assert problems(d) == [
+        "tenants[acme].policies[to-partner].to: external partner 203.0.113.0/24 shares addresses with "
+        "policy updates (external internet 0.0.0.0/0 except 10.0.0.0/8,192.168.0.0/16): tenant acme routes "
+        "an outside address toward one external network; narrow one of them with except"
+    ]
+    policy(d, "updates")["to"]["except"].append("203.0.113.0/24")
+    policy(d, "public-web")["from"]["except"].append("203.0.113.0/24")
     assert problems(d) == []
