@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+from support.compiled_lab import CompiledLab, compiled_lab
 
-from segctl.flows.compiler import compile_network
-from segctl.testbed import Lab, ovs, probes
-from segctl.testbed import lab as labmod
-from segctl.testbed.intent_lab import lab_spec
+from segctl.testbed import probes
 from segctl.testbed.netns import add_address
-from segctl.topology.network import Network, load_network
+from segctl.topology.network import load_network
 
 pytestmark = pytest.mark.ovs
 
@@ -27,40 +24,11 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "internet.yaml"
 SERVER = "203.0.113.5"  # an outside server, on the internet host
 
 
-@dataclass
-class Fabric:
-    net: Network
-    lab: Lab
-    hosts: dict[tuple[str, str], str]
-
-    def ns(self, tenant: str, name: str) -> str:
-        return self.lab.namespace(self.hosts[(tenant, name)])
-
-    @property
-    def internet(self) -> str:
-        return self.lab.namespace("x1")
-
-
 @pytest.fixture(scope="module")
-def fabric(ovs_available: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fabric]:
-    net = load_network(EXAMPLE)
-    prefix = labmod.new_prefix()
-    hosts = {ep.key: f"h{i}" for i, ep in enumerate(net.endpoints)}
-    out = tmp_path_factory.mktemp("internet")
-    try:
-        with Lab(lab_spec(net, prefix, host_names=hosts)) as lab:
-            for name, prog in compile_network(net).items():
-                (out / f"{name}.flows").write_text(prog.flows_text())
-                for line in prog.meters_text().splitlines():
-                    ovs.add_meter(lab.bridge(name), line)
-                ovs.add_flows_bundle(lab.bridge(name), out / f"{name}.flows")
-            add_address(lab.namespace("x1"), lab.host_ifname, SERVER, 32)
-            yield Fabric(net, lab, hosts)
-    finally:
-        left = labmod.leftovers(prefix)
-        if any(left.values()):
-            labmod.cleanup(prefix)
-            pytest.fail(f"lab {prefix} left behind {left}")
+def fabric(ovs_available: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CompiledLab]:
+    with compiled_lab(load_network(EXAMPLE), tmp_path_factory.mktemp("internet")) as lab:
+        add_address(lab.outside(), lab.lab.host_ifname, SERVER, 32)
+        yield lab
 
 
 def _sources(frames: list[bytes]) -> set[str]:
@@ -71,11 +39,11 @@ def _sources(frames: list[bytes]) -> set[str]:
     }
 
 
-def _tcp_seen(f: Fabric, tenant: str, name: str, port: int) -> tuple[bool, set[str]]:
+def _tcp_seen(f: CompiledLab, tenant: str, name: str, port: int) -> tuple[bool, set[str]]:
     """Connect from an endpoint to the outside server; (echoed, sources the server saw)."""
-    capture = [(f.internet, f.lab.host_ifname, f"tcp and dst port {port}")]
+    capture = [(f.outside(), f.lab.host_ifname, f"tcp and dst port {port}")]
     with probes.sniffing(capture, settle=0.5) as frames:
-        ok = probes.tcp_connect(f.ns(tenant, name), SERVER, port, listen_ns=f.internet)
+        ok = probes.tcp_connect(f.ns((tenant, name)), SERVER, port, listen_ns=f.outside())
     return ok, _sources(frames[0])
 
 
@@ -88,7 +56,7 @@ def _tcp_seen(f: Fabric, tenant: str, name: str, port: int) -> tuple[bool, set[s
     ],
 )
 def test_egress_leaves_with_the_tenant_snat_address(
-    fabric: Fabric, tenant: str, name: str, port: int, source: str
+    fabric: CompiledLab, tenant: str, name: str, port: int, source: str
 ) -> None:
     ok, seen = _tcp_seen(fabric, tenant, name, port)
     assert ok, f"{tenant}/{name} -> {SERVER}:{port} through SNAT"
@@ -99,25 +67,25 @@ def test_egress_leaves_with_the_tenant_snat_address(
     ("tenant", "name", "port"),
     [("acme", "app1", 80), ("globex", "gweb1", 443), ("acme", "web1", 443)],
 )
-def test_egress_not_granted_is_dropped(fabric: Fabric, tenant: str, name: str, port: int) -> None:
+def test_egress_not_granted_is_dropped(fabric: CompiledLab, tenant: str, name: str, port: int) -> None:
     ok, seen = _tcp_seen(fabric, tenant, name, port)
     assert not ok and not seen, f"{tenant}/{name} -> {SERVER}:{port} must not leave ({seen})"
 
 
-def test_ping_out_is_granted(fabric: Fabric) -> None:
-    assert probes.ping(fabric.ns("acme", "app1"), SERVER, count=2)
-    assert not probes.ping(fabric.ns("globex", "gweb2"), SERVER, count=1)
+def test_ping_out_is_granted(fabric: CompiledLab) -> None:
+    assert probes.ping(fabric.ns(("acme", "app1")), SERVER, count=2)
+    assert not probes.ping(fabric.ns(("globex", "gweb2")), SERVER, count=1)
 
 
-def test_floating_ip_ingress_on_granted_ports_only(fabric: Fabric) -> None:
-    web1 = fabric.ns("acme", "web1")
+def test_floating_ip_ingress_on_granted_ports_only(fabric: CompiledLab) -> None:
+    web1 = fabric.ns(("acme", "web1"))
     for port in (80, 443):
-        assert probes.tcp_connect(fabric.internet, "198.51.100.20", port, listen_ns=web1), port
-    assert not probes.tcp_connect(fabric.internet, "198.51.100.20", 22, listen_ns=web1)
+        assert probes.tcp_connect(fabric.outside(), "198.51.100.20", port, listen_ns=web1), port
+    assert not probes.tcp_connect(fabric.outside(), "198.51.100.20", 22, listen_ns=web1)
 
 
-def test_nothing_else_gets_in(fabric: Fabric) -> None:
-    app2 = fabric.ns("acme", "app2")
-    assert not probes.tcp_connect(fabric.internet, "198.51.100.10", 443, listen_ns=app2)  # an SNAT address
-    assert not probes.tcp_connect(fabric.internet, "10.0.2.11", 443, listen_ns=app2)  # a private one
-    assert not probes.ping(fabric.internet, "198.51.100.20", count=1)  # the floating IP, ICMP not granted
+def test_nothing_else_gets_in(fabric: CompiledLab) -> None:
+    app2 = fabric.ns(("acme", "app2"))
+    assert not probes.tcp_connect(fabric.outside(), "198.51.100.10", 443, listen_ns=app2)  # an SNAT address
+    assert not probes.tcp_connect(fabric.outside(), "10.0.2.11", 443, listen_ns=app2)  # a private one
+    assert not probes.ping(fabric.outside(), "198.51.100.20", count=1)  # the floating IP, ICMP not granted

@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Literal
@@ -37,15 +36,12 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
+from support.compiled_lab import CompiledLab, compiled_lab
 from support.intents import EDGE_CASES, ROUTED6, SHARED6
 
-from segctl.flows.compiler import compile_network
 from segctl.flows.edge import SOLICITED_NODES
 from segctl.mininet_scenarios.probes import addressable6
-from segctl.testbed import lab as labmod
-from segctl.testbed import ovs, probes
-from segctl.testbed.intent_lab import lab_spec
-from segctl.testbed.lab import Lab, LabSpec
+from segctl.testbed import probes
 from segctl.topology.analysis import (
     Grant,
     allowed_grants,
@@ -70,16 +66,8 @@ CAPTURES_AT_ONCE = 6
 #: A third intent for what the examples lack: a stateless policy and IPv6.
 
 
-@dataclass
-class Fabric:
-    """A built lab with the intent's rules loaded."""
-
-    net: Network
-    lab: Lab
-    hosts: dict[tuple[str, str], str]  # endpoint key -> host name in the lab
-
-    def ns(self, ep: EndpointInfo) -> str:
-        return self.lab.namespace(self.hosts[ep.key])
+#: A built lab with the intent's rules loaded.
+Fabric = CompiledLab
 
 
 def _network(name: str) -> Network:
@@ -92,34 +80,12 @@ def _network(name: str) -> Network:
     return load_network(ROOT / "examples" / f"{name}.yaml")
 
 
-def _spec(net: Network, prefix: str) -> tuple[LabSpec, dict[tuple[str, str], str]]:
-    # Endpoint names are unique per tenant only: hosts get h0, h1, ...
-    hosts = {ep.key: f"h{i}" for i, ep in enumerate(net.endpoints)}
-    return lab_spec(net, prefix, host_names=hosts), hosts
-
-
 @pytest.fixture(scope="module", params=[*EXAMPLES, "edge-cases"])
 def fabric(
     request: pytest.FixtureRequest, ovs_available: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Fabric]:
-    net = _network(request.param)
-    prefix = labmod.new_prefix()
-    spec, hosts = _spec(net, prefix)
-    out = tmp_path_factory.mktemp(request.param)
-    try:
-        with Lab(spec) as lab:
-            for name, prog in compile_network(net).items():
-                (out / f"{name}.flows").write_text(prog.flows_text())
-                (out / f"{name}.meters").write_text(prog.meters_text())
-                for line in (out / f"{name}.meters").read_text().splitlines():
-                    ovs.add_meter(lab.bridge(name), line)
-                ovs.add_flows_bundle(lab.bridge(name), out / f"{name}.flows")
-            yield Fabric(net, lab, hosts)
-    finally:
-        left = labmod.leftovers(prefix)
-        if any(left.values()):
-            labmod.cleanup(prefix)
-            pytest.fail(f"lab {prefix} left behind {left}")
+    with compiled_lab(_network(request.param), tmp_path_factory.mktemp(request.param)) as lab:
+        yield lab
 
 
 # ------------------------------------------------------------------ helpers
