@@ -281,31 +281,42 @@ def external_delivered(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]
             break
         checked += 1
         tag = inp.outside_offset + r
-        got = hs.untag(replies.delivered.get(item.src.qualified, hs.false) & hs.tag(tag), tag)
+        receiver = item.external.qualified if item.outbound else item.src.qualified
+        got = hs.untag(replies.delivered.get(receiver, hs.false) & hs.tag(tag), tag)
         missing = item.request.space & ~got
-        if not hs.is_empty(missing):
+        if hs.is_empty(missing):
+            continue
+        if item.outbound:
+            message = (
+                f"replies of {item.src.qualified} to the connections the outside ({item.external.name}) "
+                "may open to it do not all leave"
+            )
+            ingress, sender = (item.src.switch, item.src.port), item.src.qualified
+        else:
             message = (
                 f"replies from the outside ({item.external.name}) to {item.src.qualified}'s granted "
                 "connections are not all delivered"
             )
-            found.append(
-                Violation(
-                    "external-delivered", message, (item.external.switch, item.external.port),
-                    item.external.qualified, item.src.qualified, "est", missing,
-                    Target("missing", item.src.qualified), item.request.zones,
-                    order=(2, inp.position[item.src.key], item.external.index),
-                )
-            )  # fmt: skip
+            ingress, sender = (item.external.switch, item.external.port), item.external.qualified
+        found.append(
+            Violation(
+                "external-delivered", message, ingress, sender, receiver, "est", missing,
+                Target("missing", receiver), item.request.zones,
+                order=(3 if item.outbound else 2, inp.position[item.src.key], item.external.index),
+            )
+        )  # fmt: skip
     return found, {"granted directions": checked}
 
 
 @dataclass(frozen=True)
 class OutsideReplies:
-    """Run E's injection at an uplink: the outside's replies to ``src``'s granted egress."""
+    """Run E's injection: at an uplink, the outside's replies to ``src``'s granted egress; or
+    (``outbound``) at ``src``, its replies to the connections the outside may open to it."""
 
     request: ReplyRequest
     src: EndpointInfo
     external: ExternalInfo
+    outbound: bool = False
 
 
 def outside_reply_requests(inp: Inputs) -> list[OutsideReplies]:
@@ -345,6 +356,52 @@ def outside_reply_requests(inp: Inputs) -> list[OutsideReplies]:
                     ReplyRequest((ext.switch, ext.port), _from_router(inp, ext), to, zones), ep, ext
                 )
             )
+        out += _ingress_replies(inp, ext, commits)
+    return out
+
+
+def _ingress_replies(
+    inp: Inputs, ext: ExternalInfo, commits: list[tuple[tuple[str, int, int], BDD]]
+) -> list[OutsideReplies]:
+    """Per endpoint a stateful ingress grant opens (injected in this proof), its replies to
+    the outside: from its bound addresses through its gateway, to the peer's addresses on the
+    grant's services mirrored; lookups say est+rpl in the zones where run N committed the
+    outside's packets to its public address (its floating IP, or its own IPv6 address)."""
+    hs, net = inp.hs, inp.network
+    injected = set(inp.injected)
+    uplink = _uplink_tag(inp, ext)
+    if uplink is None:
+        return []
+    from_outside = hs.tag(uplink)
+    out = []
+    for dst in net.endpoints:
+        if (dst.switch, dst.port) not in injected:
+            continue
+        mine = [
+            g for g in inp.outside_grants
+            if (g.tenant, g.external, g.direction) == (dst.tenant, ext.name, "in") and dst in g.endpoints
+            and g.allow and g.stateful
+        ]  # fmt: skip
+        to = hs.false
+        addressed = hs.false
+        if dst.floating_ip is not None and dst.floating_external == ext.name:
+            to |= hs.union(_peer(inp, g, "dst", reply=True) for g in mine if g.family == 4)
+            addressed |= hs.oeq("eth_type", ETH_IP) & hs.oeq("ip_dst", int(dst.floating_ip))
+        own = public_source6(net, dst, ext.name)
+        if own is not None:
+            to |= hs.union(_peer(inp, g, "dst", reply=True) for g in mine if g.family == 6)
+            addressed |= hs.oeq("eth_type", ETH_IP6) & hs.oeq("ipv6_dst", int(own))
+        if hs.is_empty(to):
+            continue
+        zones = frozenset(
+            z for (_, _, z), committed in commits if not hs.is_empty(committed & from_outside & addressed)
+        )
+        sender = inp.spaces.bound(dst) & _routed(inp, dst.tenant)
+        if own is not None:  # its IPv6 replies are from its own global address
+            sender &= ~hs.oeq("eth_type", ETH_IP6) | hs.oeq("ipv6_src", int(own))
+        out.append(
+            OutsideReplies(ReplyRequest((dst.switch, dst.port), sender, to, zones), dst, ext, outbound=True)
+        )
     return out
 
 

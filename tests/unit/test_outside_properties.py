@@ -90,6 +90,12 @@ def route_missing(flows: Flows) -> None:
     _edit(flows, "edge1", r"table=40,.*metadata=0x2/0xfff00fff,nw_dst=203\.0\.113\.0/24", lambda s: None)
 
 
+def floating_replies_untranslated(flows: Flows) -> None:
+    """web1's rule in nat_out is gone: its replies to the connections the outside opens to its
+    floating IP are not translated back and the uplink's guard drops them."""
+    _edit(flows, "edge2", r"table=52,.*metadata=0xff001/.*nw_src=10\.0\.1\.10,", lambda s: None)
+
+
 def replies_not_routed_in(flows: Flows) -> None:
     """The uplink's switch no longer routes what comes back for acme/app1 (10.0.2.10)."""
     _edit(flows, "edge2", r"table=47,.*ct_zone=4097,nw_dst=10\.0\.2\.10,", lambda s: None)
@@ -109,6 +115,11 @@ def replies_not_routed_in(flows: Flows) -> None:
         (outside_not_marked, "exposure", "the outside (internet) can open connections to acme/web1"),
         (route_missing, "external-delivered", "granted traffic globex/gweb1 -> external internet"),
         (replies_not_routed_in, "external-delivered", "replies from the outside (internet) to acme/app1's"),
+        (
+            floating_replies_untranslated,
+            "external-delivered",
+            "replies of acme/web1 to the connections the outside (internet) may open to it do not all leave",
+        ),
     ],
     ids=lambda v: v.__name__ if callable(v) else None,
 )
@@ -260,6 +271,11 @@ def v6_solicitations_pass(flows: Flows) -> None:
     _edit(flows, "s2", r"table=46,priority=1500,.*icmp_type=135,actions=drop", lambda s: None)
 
 
+def v6_replies_stay_in(flows: Flows) -> None:
+    """db1's IPv6 rule in nat_out is gone: its echo replies to the outside never leave."""
+    _edit(flows, "s2", r"table=52,.*ipv6_src=fd00:1:2::11,", lambda s: None)
+
+
 def v6_ingress_widened(flows: Flows) -> None:
     """db1's IPv6 ingress grant (ICMPv6 echo from 2001:db8::/32) takes it from anywhere."""
     _edit(
@@ -277,6 +293,7 @@ def v6_ingress_widened(flows: Flows) -> None:
         (v6_route_missing, "external-delivered", "granted traffic acme/db2 -> external internet"),
         (v6_solicitations_pass, "exposure", "the outside (internet) can open connections to acme/db1"),
         (v6_ingress_widened, "exposure", "the outside (internet) can open connections to acme/db1"),
+        (v6_replies_stay_in, "external-delivered", "replies of acme/db1 to the connections the outside"),
     ],
     ids=lambda v: v.__name__ if callable(v) else None,
 )
