@@ -50,6 +50,8 @@ CASES = (
 )
 #: Endpoints of the adversarial single-tenant cases.
 CHAIN_CASES = (250, 500, 1000)
+
+
 def chain_intent(endpoints: int) -> Intent:
     """One tenant on a k=8 fat-tree whose endpoint ``i`` has a policy to endpoint ``i + 1``:
     no two endpoints share their grants, so every endpoint is a class of its own."""
