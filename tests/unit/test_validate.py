@@ -583,6 +583,38 @@ def test_unknown_references(mutate: Any, expected: str) -> None:
     assert problems(d) == [expected]
 
 
+def test_a_provider_endpoint_listed_twice_is_refused() -> None:
+    d = doc()
+    d["shared_services"][0]["provider"]["endpoints"] = ["dns1", "dns1"]
+    assert problems(d) == ["shared_services[dns].provider.endpoints: dns1 is listed twice"]
+
+
+def test_a_consumer_listed_twice_is_refused() -> None:
+    d = doc()
+    consumers = d["shared_services"][0]["consumers"]
+    consumers += [
+        {"tenant": "acme", "group": "webs"},
+        {"tenant": "acme"},
+        {"tenant": "acme", "group": "webs"},
+    ]
+    assert problems(d) == [
+        "shared_services[dns].consumers[1]: tenant acme is already a consumer as a whole "
+        "(consumers[0]); its group webs adds nothing",
+        "shared_services[dns].consumers[2]: tenant acme is listed twice (also consumers[0])",
+        "shared_services[dns].consumers[3]: tenant acme group webs is listed twice (also consumers[1])",
+    ]
+
+
+def test_two_groups_of_one_consumer_tenant_are_valid() -> None:
+    d = doc()
+    acme(d)["groups"].append({"name": "dbs", "members": ["db1"]})
+    d["shared_services"][0]["consumers"] = [
+        {"tenant": "acme", "group": "webs"},
+        {"tenant": "acme", "group": "dbs"},
+    ]
+    assert problems(d) == []
+
+
 def test_provider_and_consumer_address_spaces_must_not_overlap() -> None:
     d = doc()
     d["tenants"][1]["segments"][0].update(cidr="10.1.0.0/16", gateway="10.1.0.1")
