@@ -70,16 +70,16 @@ def check_shared_services(intent: Intent) -> list[Problem]:
         problems.append(Problem(f"shared_services[{name}]", "duplicate shared service name"))
     for svc in intent.shared_services:
         base = f"shared_services[{svc.name}]"
+        for name in sorted(duplicates(svc.provider.endpoints or [])):
+            problems.append(Problem(f"{base}.provider.endpoints", f"{name} is listed twice"))
+        repeated = _repeated_consumers(base, svc.consumers)
+        problems += repeated.values()
         provider = tenants.get(svc.provider.tenant)
         if provider is None:
             problems.append(Problem(f"{base}.provider.tenant", f"unknown tenant {svc.provider.tenant}"))
             continue
         provider_eps, found = _provider_endpoints(base, provider, svc.provider.endpoints, svc.provider.group)
         problems += found
-        for name in sorted(duplicates(svc.provider.endpoints or [])):
-            problems.append(Problem(f"{base}.provider.endpoints", f"{name} is listed twice"))
-        repeated = _repeated_consumers(base, svc.consumers)
-        problems += repeated.values()
         provider_segs = {s.name: s for s in provider.segments}
         provider_nets = {
             ep.segment: provider_segs[ep.segment] for ep in provider_eps if ep.segment in provider_segs

@@ -587,6 +587,13 @@ def test_a_provider_endpoint_listed_twice_is_refused() -> None:
     d = doc()
     d["shared_services"][0]["provider"]["endpoints"] = ["dns1", "dns1"]
     assert problems(d) == ["shared_services[dns].provider.endpoints: dns1 is listed twice"]
+    d["shared_services"][0]["provider"]["tenant"] = "nope"  # reported with an unknown provider tenant too
+    d["shared_services"][0]["consumers"].append({"tenant": "acme"})
+    assert problems(d) == [
+        "shared_services[dns].consumers[1]: tenant acme is listed twice (also consumers[0])",
+        "shared_services[dns].provider.endpoints: dns1 is listed twice",
+        "shared_services[dns].provider.tenant: unknown tenant nope",
+    ]
 
 
 def test_a_consumer_listed_twice_is_refused() -> None:
