@@ -38,7 +38,7 @@ from segctl.controller.body import (
     RequestTimeout,
     parse_body,
 )
-from segctl.controller.gate import NotFound, VerificationFailed
+from segctl.controller.gate import NotFound, VerificationFailed, diffs_json
 from segctl.controller.intake import CostLimitExceeded
 from segctl.controller.metrics import ControllerMetrics
 from segctl.controller.queue import Busy, TooManyWaiting
@@ -139,9 +139,9 @@ def _error_body(exc: SegctlError) -> dict[str, Any]:
             shown = "\n".join(clip(str(p)) for p in problems[:MAX_LISTED_IN_MESSAGE])
             more = len(problems) - MAX_LISTED_IN_MESSAGE
             body["message"] = shown + (f"\n... and {more:,} more problems" if more > 0 else "")
-    if isinstance(exc, VerificationFailed):
-        body["verification"] = exc.verification.to_json()
-        body["diff"] = [d.to_json() for d in exc.diffs]
+    if isinstance(exc, VerificationFailed):  # a summary, like a change's answer (gate.ChangeResult)
+        body["verification"] = exc.verification.summary_json(exc.report_id)
+        body["diff"] = diffs_json(exc.diffs)
     return {"error": body}
 
 
@@ -313,9 +313,9 @@ class ApiApp:
 
     def _json(self, status: int, body: Any) -> webob.Response:
         """A JSON response; ``body`` (or the call that builds it, see :func:`encode_json`) is
-        encoded by ``offload``: a change's result with two verification reports of a dense
-        fabric is tens of MB, seconds of CPU that must not stop the event loop. What it reads
-        must not change meanwhile (results and reports are frozen; others are fresh values)."""
+        encoded by ``offload``: a stored verification report of a dense fabric is tens of MB,
+        seconds of CPU that must not stop the event loop. What it reads must not change
+        meanwhile (results and reports are frozen; others are fresh values)."""
         response = webob.Response(status=status, content_type="application/json", charset="utf-8")
         response.body = self.offload(encode_json, body)
         return response

@@ -6,7 +6,9 @@ small ones and the real ones are wired in one place (:func:`default_compiler`,
 :func:`default_verifier`). A missing verifier is an error, never a passing verdict.
 
 Results (:class:`SwitchDiff`, :class:`ChangeResult`, :class:`DriftReport`) are frozen
-and have ``to_json``; the API and CLI only format them.
+and have ``to_json``; the API and CLI only format them. A change's answer is a summary
+whose size does not grow with the fabric (:meth:`Verification.summary_json`,
+:func:`diffs_json`): the reports it summarizes are stored and fetched by id.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from segctl.topology.network import Network
 
 __all__ = [
+    "MAX_LISTED_DIFF",
+    "MAX_LISTED_VIOLATIONS",
     "SAFETY_PROPERTIES",
     "ChangeResult",
     "Compiler",
@@ -40,6 +44,7 @@ __all__ = [
     "Violation",
     "default_compiler",
     "default_verifier",
+    "diffs_json",
     "flow_sort_key",
 ]
 
@@ -47,6 +52,12 @@ __all__ = [
 #: registry says which). These must hold at every step, also while links are down; the
 #: others (delivery, loops) may fail while the fabric is partitioned.
 SAFETY_PROPERTIES: frozenset[str] = SAFETY
+#: Violations a change's answer lists per verification (``violation_count`` has them all, the
+#: stored report every counterexample the verifier kept).
+MAX_LISTED_VIOLATIONS = 10
+#: Flows and meters a change's answer lists, over all its switches; a bigger change is
+#: answered with each switch's counts only (its tables: ``GET /v1/switches/{name}/flows``).
+MAX_LISTED_DIFF = 1000
 
 
 class NotFound(SegctlError):
@@ -132,6 +143,26 @@ class Verification:
             "report": dict(self.report),
         }
 
+    def summary_json(self, report_id: int | None) -> dict[str, Any]:
+        """The verdict without the report: the first :data:`MAX_LISTED_VIOLATIONS` violations,
+        each property's verdict and count, and ``report_id``, the stored report (None when
+        none was kept). Its size does not grow with the fabric, unlike the report's matrix."""
+        properties = self.report.get("properties")
+        return {
+            "verdict": self.verdict,
+            "safe": self.safe,
+            "seconds": round(self.seconds, 6),
+            "reused": self.reused,
+            "violation_count": len(self.violations),
+            "violations": [v.to_json() for v in self.violations[:MAX_LISTED_VIOLATIONS]],
+            "properties": [
+                {key: p.get(key) for key in ("id", "holds", "violation_count")}
+                for p in (properties if isinstance(properties, list) else [])
+                if isinstance(p, Mapping)
+            ],
+            "report_id": report_id,
+        }
+
     @classmethod
     def from_json(cls, doc: Mapping[str, Any], *, reused: bool = True) -> Verification:
         """The verification :meth:`to_json` wrote (raises KeyError/TypeError/ValueError when it
@@ -162,11 +193,15 @@ class Verifier(Protocol):
 
 
 class VerificationFailed(SegctlError):
-    """The verifier rejected the compiled rules; nothing was pushed (HTTP 422)."""
+    """The verifier rejected the compiled rules; nothing was pushed (HTTP 422). ``report_id``
+    is the stored gate report of the failed proof."""
 
-    def __init__(self, verification: Verification, diffs: Sequence[SwitchDiff] = ()) -> None:
+    def __init__(
+        self, verification: Verification, diffs: Sequence[SwitchDiff] = (), report_id: int | None = None
+    ) -> None:
         self.verification = verification
         self.diffs = tuple(diffs)
+        self.report_id = report_id
         names = sorted({v.property for v in verification.violations})
         super().__init__(f"verification failed ({', '.join(names) or 'no detail'}); nothing was pushed")
 
@@ -201,6 +236,29 @@ class SwitchDiff:
         }
 
 
+def diffs_json(diffs: Sequence[SwitchDiff]) -> list[dict[str, Any]]:
+    """Each switch's diff as counts (``add_count``...), with the lists (``add``, ``remove`` in
+    ovs-ofctl form, ``set_meters``, ``remove_meters``) when all of them hold at most
+    :data:`MAX_LISTED_DIFF` items together; otherwise the lists are None."""
+    listed = sum(len(d.add) + len(d.remove) + len(d.set_meters) + len(d.remove_meters) for d in diffs)
+    out = []
+    for d in diffs:
+        counts = {
+            "switch": d.switch,
+            "add_count": len(d.add),
+            "remove_count": len(d.remove),
+            "set_meters_count": len(d.set_meters),
+            "remove_meters_count": len(d.remove_meters),
+        }
+        lists: dict[str, Any] = (
+            {k: v for k, v in d.to_json().items() if k != "switch"}
+            if listed <= MAX_LISTED_DIFF
+            else dict.fromkeys(("add", "remove", "set_meters", "remove_meters"))
+        )
+        out.append({**counts, **lists})
+    return out
+
+
 @dataclass(frozen=True)
 class ChangeResult:
     """The outcome of an intent change, rollback or link event.
@@ -208,7 +266,9 @@ class ChangeResult:
     ``status``: ``applied`` (pushed), ``dry_run`` (nothing pushed), ``unchanged`` (same
     content as the current revision). ``pushed`` lists switches that took the change,
     ``pending`` those not connected (they get everything when they connect), ``errors``
-    those that refused it (reconciliation retries them).
+    those that refused it (reconciliation retries them). ``gate_report`` and ``live_report``
+    are the ids of the stored reports of ``verification`` and ``live`` (None when not kept:
+    a dry run's).
     """
 
     status: Literal["applied", "dry_run", "unchanged"]
@@ -220,14 +280,20 @@ class ChangeResult:
     pushed: tuple[str, ...] = ()
     pending: tuple[str, ...] = ()
     errors: Mapping[str, str] = field(default_factory=dict)
+    gate_report: int | None = None
+    live_report: int | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The answer to the change: bounded whatever the fabric's size (the reports are
+        summarized, the diff listed only when small; see :func:`diffs_json`)."""
         return {
             "status": self.status,
             "revision": None if self.revision is None else self.revision.to_json(),
-            "diff": [d.to_json() for d in self.diffs],
-            "verification": None if self.verification is None else self.verification.to_json(),
-            "live_verification": None if self.live is None else self.live.to_json(),
+            "diff": diffs_json(self.diffs),
+            "verification": (
+                None if self.verification is None else self.verification.summary_json(self.gate_report)
+            ),
+            "live_verification": None if self.live is None else self.live.summary_json(self.live_report),
             "live_verdict": self.live_verdict,
             "pushed": list(self.pushed),
             "pending": list(self.pending),

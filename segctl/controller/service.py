@@ -382,12 +382,12 @@ class ControllerService:
         with self._turn(Priority.TRIAL, actor) as turn:
             if self._declared is None:
                 raise NotFound("no intent has been applied yet")
-            live, verdict = self._verify_live(progress=turn.check)
+            live, verdict, report = self._verify_live(progress=turn.check)
             self.audit_log.append(
                 actor=actor, action="verify.live", object="fabric", detail={"verdict": verdict}
             )
             self._settle_live(verdict)
-            return ChangeResult("unchanged", live=live, live_verdict=verdict)
+            return ChangeResult("unchanged", live=live, live_verdict=verdict, live_report=report)
 
     # -- switch events (Hooks) ----------------------------------------------------------
 
@@ -431,7 +431,7 @@ class ControllerService:
                 sw.name in connected and sw.name not in self._unsynced for sw in self._declared.switches
             ):
                 started = time.perf_counter()
-                _, verdict = self._verify_live()
+                _, verdict, _ = self._verify_live()
                 detail["live_verdict"] = verdict
                 detail["live_seconds"] = round(time.perf_counter() - started, 3)
             self.audit_log.append(
@@ -589,14 +589,14 @@ class ControllerService:
             return ChangeResult("dry_run", plan.diffs, gate.verification)
         if not gate.accepted:
             self._refuse(plan, gate, origin)
-        revision = self._record(plan, gate, origin) if record else None
+        revision, gate_report = self._record(plan, gate, origin) if record else (None, None)
         crashpoint.reached("recorded")
         try:
             pushed = self._push(plan.diffs)
             crashpoint.reached("pushed")
         finally:
             self._adopt(plan)  # the store says so from _record on, whatever the push did
-        return self._conclude(plan, gate, pushed, origin, revision)
+        return self._conclude(plan, gate, pushed, origin, revision, gate_report)
 
     def _plan(self, network: Network) -> Plan:
         """Compile ``network`` without the links that are down; diff it from the desired tables."""
@@ -613,12 +613,12 @@ class ControllerService:
     def _refuse(self, plan: Plan, gate: Gate, origin: Origin) -> NoReturn:
         """Record a gate that failed and raise :class:`VerificationFailed` (nothing was pushed)."""
         verification = gate.verification
-        self.store.add_report(
+        report = self.store.add_report(
             kind="gate", verdict=verification.verdict, body=self._report_text(verification), revision=None
         )
         violations = [v.to_json() for v in verification.violations]
         self._reject(origin, "verification", violations, what="violations")
-        raise VerificationFailed(verification, plan.diffs)
+        raise VerificationFailed(verification, plan.diffs, report)
 
     def _push(self, diffs: Iterable[SwitchDiff]) -> Pushed:
         """Each diff to its switch when it is connected (one atomic bundle each)."""
@@ -665,11 +665,11 @@ class ControllerService:
             else frozenset((s.name, s.dpid) for s in self._declared.switches)
         )
 
-    def _record(self, plan: Plan, gate: Gate, origin: Origin) -> Revision:
+    def _record(self, plan: Plan, gate: Gate, origin: Origin) -> tuple[Revision, int]:
         """Before anything is pushed, in one transaction: the revision (current from now on,
-        its live verdict ``pending``), its gate report and its audit entry. A controller that
-        dies after this finishes the change when it restarts (:meth:`load_current`); one that
-        dies before it never made the change."""
+        its live verdict ``pending``), its gate report and its audit entry; returns the
+        revision and the report's id. A controller that dies after this finishes the change
+        when it restarts (:meth:`load_current`); one that dies before it never made the change."""
         verification = gate.verification
         with self.store.db.transaction():
             if self._revision is not None and self.store.revision(self._revision).live_verdict == PENDING:
@@ -684,7 +684,7 @@ class ControllerService:
                 parent=origin.parent,
                 live_verdict=PENDING,
             )
-            self.store.add_report(
+            report = self.store.add_report(
                 kind="gate",
                 verdict=verification.verdict,
                 body=self._report_text(verification),
@@ -705,22 +705,28 @@ class ControllerService:
             )
         self._revision = revision.id
         self.metrics.revision.set(revision.id)
-        return revision
+        return revision, report
 
     def _conclude(
-        self, plan: Plan, gate: Gate, pushed: Pushed, origin: Origin, revision: Revision | None
+        self,
+        plan: Plan,
+        gate: Gate,
+        pushed: Pushed,
+        origin: Origin,
+        revision: Revision | None,
+        gate_report: int | None,
     ) -> ChangeResult:
         """After the push: prove what the switches hold now; record the outcome (the live
         verdict, an ``intent.live`` entry, one entry per switch pushed or refused) in one
         transaction. A link event (no revision) records its gate report here."""
         verification = gate.verification
-        live, live_verdict = self._verify_live()
+        live, live_verdict, live_report = self._verify_live()
         if pushed.errors:
             live_verdict = "error"
         crashpoint.reached("verified")
         with self.store.db.transaction():
             if revision is None:
-                self.store.add_report(
+                gate_report = self.store.add_report(
                     kind="gate",
                     verdict=verification.verdict,
                     body=self._report_text(verification),
@@ -739,6 +745,8 @@ class ControllerService:
             pushed.switches,
             pushed.pending,
             pushed.errors,
+            gate_report,
+            live_report,
         )
 
     def _settle_live(self, verdict: str) -> None:
@@ -783,10 +791,13 @@ class ControllerService:
             )
 
     # -- live proofs and drift ----------------------------------------------------------
-    def _verify_live(self, progress: Callable[[str], None] | None = None) -> tuple[Verification | None, str]:
-        """Verify what the switches hold now; ``partial`` when some are not connected."""
+    def _verify_live(
+        self, progress: Callable[[str], None] | None = None
+    ) -> tuple[Verification | None, str, int | None]:
+        """Verify what the switches hold now; ``partial`` when some are not connected. Returns
+        the proof, its verdict and the id of its stored report (None when there was no proof)."""
         if self._declared is None:
-            return None, "unknown"
+            return None, "unknown", None
         connected = self.southbound.connected_switches()
         dumped: dict[str, list[Flow]] = {}
         missing: list[str] = []
@@ -799,13 +810,13 @@ class ControllerService:
             except SwitchError:
                 missing.append(sw.name)
         if not dumped:
-            return None, "unknown"
+            return None, "unknown", None
         tables = self._offload(sorted_tables, dumped)  # new flow objects: their texts are formatted
         live = self._verify(self._effective(self._declared), tables, "live", progress)
         verdict = "fail" if not live.passed else ("partial" if missing else "pass")
         body = self._report_text(live, switches_missing=missing)
-        self.store.add_report(kind="live", verdict=verdict, body=body, revision=self._revision)
-        return live, verdict
+        report = self.store.add_report(kind="live", verdict=verdict, body=body, revision=self._revision)
+        return live, verdict, report
 
     def _report_text(self, verification: Verification, **extra: Any) -> str:
         """The stored text of a verification report (with ``extra`` keys), encoded by the

@@ -18,12 +18,12 @@ from segctl.topology.schema import (
     GuardrailPeer,
     Intent,
     Policy,
-    Segment,
     Selector,
     Tenant,
 )
 from segctl.topology.sets import address_in, in_address_set
 from segctl.topology.validate_external import check_externals
+from segctl.topology.validate_segment import check_segment
 from segctl.topology.validate_shared import check_shared_services, duplicates, selected_endpoints
 
 __all__ = ["VLAN_RANGE", "check_intent", "validate_intent"]
@@ -291,17 +291,7 @@ def _check_tenant(
                 problems.append(
                     Problem(f"{where}.cidr6", f"{seg.cidr6} overlaps segment {other.name} ({other.cidr6})")
                 )
-        if seg.gateway is not None:
-            if seg.gateway not in seg.cidr:
-                problems.append(Problem(f"{where}.gateway", f"{seg.gateway} is outside {seg.cidr}"))
-            elif seg.cidr.prefixlen < 31 and seg.gateway in (
-                seg.cidr.network_address,
-                seg.cidr.broadcast_address,
-            ):
-                problems.append(
-                    Problem(f"{where}.gateway", f"{seg.gateway} is the network or broadcast address")
-                )
-        problems += _check_gateway6(where, seg)
+        problems += check_segment(where, seg)
 
     seg_by_name = {s.name: s for s in segments}
     macs: dict[str, str] = {}
@@ -449,23 +439,6 @@ def _check_selector(
     for name in sorted(duplicates(selector.endpoints or [])):
         problems.append(Problem(f"{where}.endpoints", f"{name} is listed twice"))
     return problems
-
-
-def _check_gateway6(where: str, seg: Segment) -> list[Problem]:
-    """A segment's ``gateway6``: in its ``cidr6``, not the subnet-router anycast address (the
-    prefix itself, every router's), global (a link-local address is no route target)."""
-    gw6 = seg.gateway6
-    if gw6 is None:
-        return []
-    if seg.cidr6 is None:
-        return [Problem(f"{where}.gateway6", f"{gw6} needs the segment's cidr6")]
-    if gw6.is_link_local:
-        return [Problem(f"{where}.gateway6", f"{gw6} is link-local: a gateway6 is a global address")]
-    if gw6 not in seg.cidr6:
-        return [Problem(f"{where}.gateway6", f"{gw6} is outside {seg.cidr6}")]
-    if seg.cidr6.prefixlen < 127 and gw6 == seg.cidr6.network_address:
-        return [Problem(f"{where}.gateway6", f"{gw6} is the subnet-router anycast address of {seg.cidr6}")]
-    return []
 
 
 def _check_gateways(where: str, tenant: Tenant, policy: Policy) -> list[Problem]:

@@ -1,5 +1,6 @@
-"""Validation of shared services: providers and consumers exist, every segment on the way
-is routed, and a consumer reaches each provider address once, in both families.
+"""Validation of shared services: providers and consumers exist, each is listed once (a
+group of a tenant that consumes as a whole counts as listed again), every segment on the
+way is routed, and a consumer reaches each provider address once, in both families.
 
 A shared service is routed by address, without NAT: a consumer segment may not overlap a
 provider segment, and one consumer segment may not reach two providers (of tenants that
@@ -15,7 +16,7 @@ from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv6Address
 
 from segctl.errors import Problem
-from segctl.topology.schema import Endpoint, Intent, Segment, Selector, Tenant
+from segctl.topology.schema import Endpoint, Intent, Segment, Selector, SharedServiceConsumer, Tenant
 from segctl.topology.sets import in_address_set
 
 __all__ = ["check_shared_services", "duplicates", "group_endpoints", "selected_endpoints"]
@@ -69,6 +70,10 @@ def check_shared_services(intent: Intent) -> list[Problem]:
         problems.append(Problem(f"shared_services[{name}]", "duplicate shared service name"))
     for svc in intent.shared_services:
         base = f"shared_services[{svc.name}]"
+        for name in sorted(duplicates(svc.provider.endpoints or [])):
+            problems.append(Problem(f"{base}.provider.endpoints", f"{name} is listed twice"))
+        repeated = _repeated_consumers(base, svc.consumers)
+        problems += repeated.values()
         provider = tenants.get(svc.provider.tenant)
         if provider is None:
             problems.append(Problem(f"{base}.provider.tenant", f"unknown tenant {svc.provider.tenant}"))
@@ -89,6 +94,8 @@ def check_shared_services(intent: Intent) -> list[Problem]:
                 )
         for index, consumer in enumerate(svc.consumers):
             where = f"{base}.consumers[{index}]"
+            if index in repeated:
+                continue
             tenant = tenants.get(consumer.tenant)
             if tenant is None:
                 problems.append(Problem(f"{where}.tenant", f"unknown tenant {consumer.tenant}"))
@@ -114,6 +121,31 @@ def check_shared_services(intent: Intent) -> list[Problem]:
                     where, tenant, cseg, provider, provider_eps, provider_nets, svc.name, seen
                 )
     return problems
+
+
+def _repeated_consumers(base: str, consumers: list[SharedServiceConsumer]) -> dict[int, Problem]:
+    """Consumers (by index) that add nothing: the same tenant (and group) listed again, or a
+    group of a tenant that is also a consumer as a whole (a narrowing that does not narrow)."""
+    first: dict[tuple[str, str | None], int] = {}
+    for index, consumer in enumerate(consumers):
+        first.setdefault((consumer.tenant, consumer.group), index)
+    repeated: dict[int, Problem] = {}
+    for index, consumer in enumerate(consumers):
+        where = f"{base}.consumers[{index}]"
+        earlier = first[(consumer.tenant, consumer.group)]
+        whole = first.get((consumer.tenant, None))
+        if earlier != index:
+            what = f"tenant {consumer.tenant}" + (
+                "" if consumer.group is None else f" group {consumer.group}"
+            )
+            repeated[index] = Problem(where, f"{what} is listed twice (also consumers[{earlier}])")
+        elif consumer.group is not None and whole is not None:
+            repeated[index] = Problem(
+                where,
+                f"tenant {consumer.tenant} is already a consumer as a whole (consumers[{whole}]); "
+                f"its group {consumer.group} adds nothing",
+            )
+    return repeated
 
 
 def _provider_endpoints(

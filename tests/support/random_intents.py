@@ -112,16 +112,20 @@ def intents(draw: st.DrawFn, max_shared: int = 2) -> dict[str, Any]:
             if not pnames:
                 continue
             others = [t for t in tenants if t is not provider]
+            # a consumer (tenant, group) at most once, and no group of a tenant consuming as a whole
+            drawn = draw(
+                st.lists(
+                    st.tuples(st.sampled_from(others), st.sampled_from([None, "by-label", "by-name"])),
+                    min_size=1,
+                    max_size=3,
+                    unique_by=lambda c: (c[0]["name"], c[1]),
+                )
+            )
+            whole = {c["name"] for c, group in drawn if group is None}
             consumers = [
-                {
-                    "tenant": c["name"],
-                    **(
-                        {"group": draw(st.sampled_from(["by-label", "by-name"]))}
-                        if draw(st.booleans())
-                        else {}
-                    ),
-                }
-                for c in draw(st.lists(st.sampled_from(others), min_size=1, max_size=3))
+                {"tenant": c["name"], **({"group": group} if group is not None else {})}
+                for c, group in drawn
+                if group is None or c["name"] not in whole
             ]
             shared.append(
                 {

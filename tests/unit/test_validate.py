@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,116 @@ def test_invalid_cidr(cidr: str, message: str) -> None:
     d = doc()
     acme(d)["segments"][0]["cidr"] = cidr
     assert problems(d) == [f"tenants[acme].segments[web].cidr: {message}"]
+
+
+V6_RULE = "a segment's cidr6 is a global unicast (2000::/3) or unique local (fc00::/7) prefix"
+V4_RULE = "a segment's cidr is routable unicast address space"
+
+
+def lab(segment: dict[str, Any]) -> dict[str, Any]:
+    """The base document plus tenant ``lab`` with one segment ``s`` (no endpoints)."""
+    d = doc()
+    d["tenants"].append({"name": "lab", "segments": [{"name": "s", **segment}]})
+    return d
+
+
+@pytest.mark.parametrize(
+    ("cidr", "message"),
+    [
+        ("0.0.0.0/0", "0.0.0.0/0 is wider than /8: a segment is one L2 domain (use a /8 or a longer prefix)"),
+        (
+            "10.0.0.0/7",
+            "10.0.0.0/7 is wider than /8: a segment is one L2 domain (use a /8 or a longer prefix)",
+        ),
+        ("0.0.0.0/8", f"0.0.0.0/8 is 'this network' (0.0.0.0/8): {V4_RULE}"),
+        ("127.0.0.0/8", f"127.0.0.0/8 is loopback (127.0.0.0/8): {V4_RULE}"),
+        ("127.0.0.0/24", f"127.0.0.0/24 is loopback (127.0.0.0/8): {V4_RULE}"),
+        ("169.254.1.0/24", f"169.254.1.0/24 is link-local (169.254.0.0/16): {V4_RULE}"),
+        ("169.0.0.0/8", f"169.0.0.0/8 includes link-local 169.254.0.0/16: {V4_RULE}"),
+        ("224.0.0.0/4", f"224.0.0.0/4 is multicast (224.0.0.0/4): {V4_RULE}"),
+        ("239.1.1.0/24", f"239.1.1.0/24 is multicast (224.0.0.0/4): {V4_RULE}"),
+        ("240.0.0.0/8", f"240.0.0.0/8 is reserved (240.0.0.0/4): {V4_RULE}"),
+        ("255.255.255.255/32", f"255.255.255.255/32 is reserved (240.0.0.0/4): {V4_RULE}"),
+    ],
+)
+def test_a_segment_cidr_is_routable_unicast_space(cidr: str, message: str) -> None:
+    assert problems(lab({"cidr": cidr})) == [f"tenants[lab].segments[s].cidr: {message}"]
+
+
+@pytest.mark.parametrize(
+    "cidr", ["10.0.0.0/8", "100.64.0.0/10", "192.0.2.0/24", "203.0.113.8/29", "10.9.9.0/31", "10.9.9.9/32"]
+)
+def test_unicast_segment_cidrs_from_a_slash_8_to_a_host_are_valid(cidr: str) -> None:
+    assert problems(lab({"cidr": cidr})) == []
+
+
+@pytest.mark.parametrize(
+    ("cidr6", "why"),
+    [
+        ("::/0", "is wider than /48: a segment is one link (use a /48 or a longer prefix, usually a /64)"),
+        (
+            "2000::/3",
+            "is wider than /48: a segment is one link (use a /48 or a longer prefix, usually a /64)",
+        ),
+        (
+            "fd00::/8",
+            "is wider than /48: a segment is one link (use a /48 or a longer prefix, usually a /64)",
+        ),
+        ("ff00::/8", f"is multicast (ff00::/8): {V6_RULE}"),
+        ("ff02::/64", f"is multicast (ff00::/8): {V6_RULE}"),
+        ("fe80::/64", f"is link-local (fe80::/10): {V6_RULE}"),
+        ("fec0::/64", f"is site-local, deprecated (fec0::/10): {V6_RULE}"),
+        ("::1/128", f"is the loopback address (::1/128): {V6_RULE}"),
+        ("::/128", f"is the unspecified address (::/128): {V6_RULE}"),
+        ("::ffff:0:0/96", f"is IPv4-mapped (::ffff:0:0/96): {V6_RULE}"),
+        ("::ffff:10.1.1.0/120", f"is IPv4-mapped (::ffff:0:0/96): {V6_RULE}"),
+        ("100::/64", f"is reserved (neither 2000::/3 nor fc00::/7): {V6_RULE}"),
+    ],
+)
+def test_a_segment_cidr6_is_a_global_or_unique_local_prefix(cidr6: str, why: str) -> None:
+    # (the text of an IPv4-mapped prefix depends on the Python version: print it as it does)
+    assert problems(lab({"cidr": "10.0.0.0/24", "cidr6": cidr6})) == [
+        f"tenants[lab].segments[s].cidr6: {ip_network(cidr6)} {why}"
+    ]
+
+
+@pytest.mark.parametrize(
+    "cidr6", ["2001:db8::/48", "2001:db8:1:2::/64", "fd00:1::/64", "fd00::/127", "fd00::9/128"]
+)
+def test_global_and_unique_local_cidr6_from_a_slash_48_to_a_host_are_valid(cidr6: str) -> None:
+    assert problems(lab({"cidr": "10.0.0.0/24", "cidr6": cidr6})) == []
+
+
+@pytest.mark.parametrize(
+    ("gateway6", "why"),
+    [
+        ("ff02::1", "multicast"),
+        ("::1", "the loopback address"),
+        ("::", "the unspecified address"),
+        ("::ffff:10.0.0.1", "IPv4-mapped"),
+        ("fe80::1", "link-local"),
+        ("fec0::1", "site-local, deprecated"),
+    ],
+)
+def test_gateway6_is_a_global_unicast_address(gateway6: str, why: str) -> None:
+    d = lab({"cidr": "10.0.0.0/24", "cidr6": "fd00::/64", "gateway6": gateway6})
+    assert problems(d) == [
+        f"tenants[lab].segments[s].gateway6: {ip_address(gateway6)} is {why}: a gateway6 is a global address"
+    ]
+
+
+def test_gateway6_inside_a_nonsensical_cidr6_is_refused_too() -> None:
+    d = lab({"cidr": "10.0.0.0/24", "cidr6": "::/0", "gateway6": "::1"})
+    assert problems(d) == [
+        "tenants[lab].segments[s].cidr6: ::/0 is wider than /48: a segment is one link "
+        "(use a /48 or a longer prefix, usually a /64)",
+        "tenants[lab].segments[s].gateway6: ::1 is the loopback address: a gateway6 is a global address",
+    ]
+    d = lab({"cidr": "10.0.0.0/24", "cidr6": "ff00::/8", "gateway6": "ff02::1"})
+    assert problems(d) == [
+        f"tenants[lab].segments[s].cidr6: ff00::/8 is multicast (ff00::/8): {V6_RULE}",
+        "tenants[lab].segments[s].gateway6: ff02::1 is multicast: a gateway6 is a global address",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -470,6 +581,45 @@ def test_unknown_references(mutate: Any, expected: str) -> None:
     d = doc()
     mutate(d)
     assert problems(d) == [expected]
+
+
+def test_a_provider_endpoint_listed_twice_is_refused() -> None:
+    d = doc()
+    d["shared_services"][0]["provider"]["endpoints"] = ["dns1", "dns1"]
+    assert problems(d) == ["shared_services[dns].provider.endpoints: dns1 is listed twice"]
+    d["shared_services"][0]["provider"]["tenant"] = "nope"  # reported with an unknown provider tenant too
+    d["shared_services"][0]["consumers"].append({"tenant": "acme"})
+    assert problems(d) == [
+        "shared_services[dns].consumers[1]: tenant acme is listed twice (also consumers[0])",
+        "shared_services[dns].provider.endpoints: dns1 is listed twice",
+        "shared_services[dns].provider.tenant: unknown tenant nope",
+    ]
+
+
+def test_a_consumer_listed_twice_is_refused() -> None:
+    d = doc()
+    consumers = d["shared_services"][0]["consumers"]
+    consumers += [
+        {"tenant": "acme", "group": "webs"},
+        {"tenant": "acme"},
+        {"tenant": "acme", "group": "webs"},
+    ]
+    assert problems(d) == [
+        "shared_services[dns].consumers[1]: tenant acme is already a consumer as a whole "
+        "(consumers[0]); its group webs adds nothing",
+        "shared_services[dns].consumers[2]: tenant acme is listed twice (also consumers[0])",
+        "shared_services[dns].consumers[3]: tenant acme group webs is listed twice (also consumers[1])",
+    ]
+
+
+def test_two_groups_of_one_consumer_tenant_are_valid() -> None:
+    d = doc()
+    acme(d)["groups"].append({"name": "dbs", "members": ["db1"]})
+    d["shared_services"][0]["consumers"] = [
+        {"tenant": "acme", "group": "webs"},
+        {"tenant": "acme", "group": "dbs"},
+    ]
+    assert problems(d) == []
 
 
 def test_provider_and_consumer_address_spaces_must_not_overlap() -> None:
