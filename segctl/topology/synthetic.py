@@ -302,7 +302,9 @@ def two_rack(
     ``external`` the spine has an uplink to an external network: each tenant leaves through
     its own SNAT address, group ``A`` may open TCP 443 to every outside address but
     ``10.0.0.0/8`` and ``172.16.0.0/12``, and endpoint ``b0`` has a floating IP open on TCP 80
-    (at most 90 tenants).
+    (at most 90 tenants); with ``ipv6`` and ``routed`` too, the uplink has IPv6, each tenant's
+    prefixes become its own (``fdTT:S::/64``: the outside routes to them) and the same two
+    policies exist over IPv6 toward ``2001:db8::/32``.
 
     Every source reaches a whole rack of destinations, so the granted pairs grow with the
     square of the endpoints: what a verifier that works per (source, destination) pays for.
@@ -323,7 +325,7 @@ def two_rack(
     }
     docs = [_two_rack_tenant(t, n, services, ipv6, routed) for t in range(tenants)]
     if external:
-        _add_external(fabric, docs, n)
+        _add_external(fabric, docs, n, ipv6=ipv6 and routed)
     dns = {
         "name": "dns",
         "segment": "svc",
@@ -354,15 +356,36 @@ def two_rack(
     return Intent.model_validate(doc)
 
 
-def _add_external(fabric: dict[str, Any], docs: list[dict[str, Any]], n: int) -> None:
+def _add_external(fabric: dict[str, Any], docs: list[dict[str, Any]], n: int, *, ipv6: bool = False) -> None:
     """:func:`two_rack`'s uplink on the spine, each tenant's SNAT address, egress policy and
-    (the first 90 tenants) floating IP on ``b0`` with its ingress policy."""
+    (the first 90 tenants) floating IP on ``b0`` with its ingress policy; with ``ipv6`` (routed
+    dual stack) the same over IPv6 from each tenant's own prefixes."""
     if len(docs) > 90:
         raise ValueError("two_rack: external takes at most 90 tenants (one /24 of public addresses)")
-    router = {"ip": "198.51.100.1", "mac": "02:00:5e:00:01:01"}
+    router: dict[str, Any] = {"ip": "198.51.100.1", "mac": "02:00:5e:00:01:01"}
     fabric["externals"] = [
         {"name": "internet", "attach": ["spine:3"], "cidr": "198.51.100.0/24", "router": router}
     ]
+    if ipv6:
+        router["ip6"] = "2001:db8:ff::1"
+        fabric["externals"][0]["cidr6"] = "2001:db8:ff::/64"
+        for t, tenant in enumerate(docs):
+            _own_prefixes(tenant, t)
+            outside6 = {"external": "internet", "cidr": "2001:db8::/32", "except": ["2001:db8:ff::/64"]}
+            tenant["policies"] += [
+                {
+                    "name": "out6",
+                    "from": {"group": "A"},
+                    "to": outside6,
+                    "services": [{"proto": "tcp", "port": 443}],
+                },
+                {
+                    "name": "in6",
+                    "from": outside6,
+                    "to": {"endpoint": "b0"},
+                    "services": [{"proto": "tcp", "port": 80}],
+                },
+            ]
     outside = {"external": "internet", "except": ["10.0.0.0/8", "172.16.0.0/12"]}
     for t, tenant in enumerate(docs):
         tenant["snat"] = {"internet": f"198.51.100.{2 + t}"}
@@ -381,6 +404,19 @@ def _add_external(fabric: dict[str, Any], docs: list[dict[str, Any]], n: int) ->
                 "services": [{"proto": "tcp", "port": 80}],
             },
         ]
+
+
+def _own_prefixes(tenant: dict[str, Any], t: int) -> None:
+    """Tenant ``t``'s IPv6 prefixes made its own: ``fd0S::`` becomes ``fdTT:S::`` (TT = t + 1)."""
+    for s in (0, 1):
+        old, new = f"fd0{s}::", f"fd{t + 1:02x}:{s}::"
+        for seg in tenant["segments"]:
+            for key in ("cidr6", "gateway6"):
+                if isinstance(seg.get(key), str) and seg[key].startswith(old):
+                    seg[key] = new + seg[key][len(old) :]
+        for ep in tenant["endpoints"]:
+            if isinstance(ep.get("ipv6"), str) and ep["ipv6"].startswith(old):
+                ep["ipv6"] = new + ep["ipv6"][len(old) :]
 
 
 def _two_rack_tenant(t: int, n: int, services: int, ipv6: bool, routed: bool) -> dict[str, Any]:
