@@ -329,6 +329,8 @@ def outside_reply_requests(inp: Inputs) -> list[OutsideReplies]:
     injected = set(inp.injected)
     out: list[OutsideReplies] = []
     commits = inp.new.sorted_commits()
+    # the sources each commit holds, read once (not one conjunction per source and commit)
+    committed_tags = [(z, set(hs.tags(committed))) for (_, _, z), committed in commits]
     for ext in net.externals:
         if (ext.switch, ext.port) not in injected:
             continue
@@ -349,8 +351,8 @@ def outside_reply_requests(inp: Inputs) -> list[OutsideReplies]:
                 to |= back & hs.oeq("eth_type", ETH_IP6) & hs.oeq("ipv6_dst", int(own))
             if hs.is_empty(to):
                 continue
-            label = hs.tag(inp.tag_of[ep.key])
-            zones = frozenset(z for (_, _, z), committed in commits if not hs.is_empty(committed & label))
+            tag = inp.tag_of[ep.key]
+            zones = frozenset(z for z, tags in committed_tags if tag in tags)
             out.append(
                 OutsideReplies(
                     ReplyRequest((ext.switch, ext.port), _from_router(inp, ext), to, zones), ep, ext
