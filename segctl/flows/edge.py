@@ -14,6 +14,7 @@ from segctl.flows.pipeline import (
     EGRESS,
     FORWARD,
     META_WRITE_MASK,
+    ND_OPTION_TLL,
     PRIO_DEFAULT,
     PRIO_DENY_SPECIFIC,
     PRIO_ENDPOINT,
@@ -138,8 +139,6 @@ def arp_stage(plan: CompilePlan, local: list[EndpointInfo]) -> list[Rule]:
 
 #: The flags of the gateway's neighbour advertisement: router, solicited, override (RFC 4861).
 NA_FLAGS = 0xE0000000
-#: The ND option an advertisement carries: the target link-layer address.
-ND_OPTION_TLL = 2
 
 
 def _gateway_na(plan: CompilePlan, ep: EndpointInfo) -> list[Rule]:

@@ -33,6 +33,7 @@ from segctl.flows.pipeline import (
     META_WRITE_MASK,
     NAT_IN,
     NAT_OUT,
+    ND_OPTION_TLL,
     PRIO_DEFAULT,
     PRIO_ENDPOINT,
     PRIO_EXTERNAL_ROUTE,
@@ -493,7 +494,6 @@ _ALL_NODES, _ALL_NODES_MAC = 0xFF02 << 112 | 1, "33:33:00:00:00:01"
 _NEIGHBOUR_DISCOVERY = (133, 134, 135, 136, 137)
 #: Override only: an unsolicited-form advertisement (to a group, solicited must be 0).
 _NA_OVERRIDE = 0x20000000
-_ND_OPTION_TLL = 2
 
 
 def _neighbour_advert(
@@ -513,7 +513,7 @@ def _neighbour_advert(
         SetField("ipv6_dst", _ALL_NODES),
         SetField("icmpv6_type", 136),
         SetField("nd_reserved", _NA_OVERRIDE),
-        SetField("nd_options_type", _ND_OPTION_TLL),
+        SetField("nd_options_type", ND_OPTION_TLL),
         GotoTable(UPLINK_IN.id),
     ]
     return match, actions

@@ -41,6 +41,7 @@ __all__ = [
     "META_WRITE_MASK",
     "NAT_IN",
     "NAT_OUT",
+    "ND_OPTION_TLL",
     "POLICY_DST",
     "POLICY_SRC",
     "PRIO_CONTROL",
@@ -91,6 +92,9 @@ def metadata_value(tenant: int, segment: int = 0, origin: int = 0) -> int:
 
 # ------------------------------------------------------------------ priority bands
 #: Explicit table-miss rule of every table (drop, or goto for pass-through tables).
+#: The ND option an advertisement carries: the target link-layer address (the gateway's
+#: advertisements in a segment and the fabric's on an uplink).
+ND_OPTION_TLL = 2
 PRIO_DEFAULT = 0
 
 #: OpenFlow's controller meter (OFPM_CONTROLLER): rate-limits every packet a switch sends

@@ -80,17 +80,10 @@ class SwitchPlan:
         return f"{self.node}p{port}"
 
 
-@dataclass(frozen=True)
-class HostPlan:
-    """An endpoint as a Mininet host: node name (= named netns), interface, addresses."""
+class _Host:
+    """A Mininet host's names: its node is also its named namespace."""
 
-    endpoint: EndpointInfo
     node: str
-    prefixlen: int
-    gateway: IPv4Address | None
-    prefixlen6: int | None
-    #: The segment's gateway6 when the endpoint has IPv6 (its IPv6 default route).
-    gateway6: IPv6Address | None = None
 
     @property
     def netns(self) -> str:
@@ -102,7 +95,20 @@ class HostPlan:
 
 
 @dataclass(frozen=True)
-class OutsidePlan:
+class HostPlan(_Host):
+    """An endpoint as a Mininet host: node name (= named netns), interface, addresses."""
+
+    endpoint: EndpointInfo
+    node: str
+    prefixlen: int
+    gateway: IPv4Address | None
+    prefixlen6: int | None
+    #: The segment's gateway6 when the endpoint has IPv6 (its IPv6 default route).
+    gateway6: IPv6Address | None = None
+
+
+@dataclass(frozen=True)
+class OutsidePlan(_Host):
     """An external network's upstream router as a host on its uplink, with one outside
     server address: probes name it by :attr:`key`, ``("external:NAME", server)``."""
 
@@ -117,14 +123,6 @@ class OutsidePlan:
     @property
     def key(self) -> tuple[str, str]:
         return (self.external.qualified, str(self.server))
-
-    @property
-    def netns(self) -> str:
-        return self.node
-
-    @property
-    def ifname(self) -> str:
-        return f"{self.node}{HOST_IFNAME_SUFFIX}"
 
 
 def is_outside(key: tuple[str, str]) -> bool:

@@ -183,18 +183,13 @@ def _outside_probes(network: Network, ports: Mapping[str, tuple[int, ...]]) -> l
     with a public address there (floating IP or its tenant's SNAT address)."""
     out: list[Probe] = []
 
-    def each(src: EndpointKey, dst: EndpointKey) -> list[Probe]:
+    def each(src: EndpointKey, dst: EndpointKey, v6: bool = False) -> list[Probe]:
+        names: tuple[Proto, Proto, Proto] = ("icmp6", "tcp6", "udp6") if v6 else ("icmp", "tcp", "udp")
+        icmp, tcp, udp = names
         return [
-            Probe(src, dst, "icmp"),
-            *(Probe(src, dst, "tcp", p) for p in ports["tcp"]),
-            *(Probe(src, dst, "udp", p) for p in ports["udp"]),
-        ]
-
-    def each6(src: EndpointKey, dst: EndpointKey) -> list[Probe]:
-        return [
-            Probe(src, dst, "icmp6"),
-            *(Probe(src, dst, "tcp6", p) for p in ports["tcp"]),
-            *(Probe(src, dst, "udp6", p) for p in ports["udp"]),
+            Probe(src, dst, icmp),
+            *(Probe(src, dst, tcp, p) for p in ports["tcp"]),
+            *(Probe(src, dst, udp, p) for p in ports["udp"]),
         ]
 
     for key in outside_keys(network):
@@ -203,12 +198,12 @@ def _outside_probes(network: Network, ports: Mapping[str, tuple[int, ...]]) -> l
         for ep in network.endpoints:
             out += each(ep.key, key)
             if v6 and public_source6(network, ep, name) is not None:
-                out += each6(ep.key, key)
+                out += each(ep.key, key, v6=True)
         for ep in network.endpoints:
             if public_source(network, ep, name) is not None:
                 out += each(key, ep.key)
             if v6 and public_source6(network, ep, name) is not None:
-                out += each6(key, ep.key)
+                out += each(key, ep.key, v6=True)
     return out
 
 

@@ -4,12 +4,17 @@ verdict and ``segctl show``'s external grants are built on."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import TypeVar
 
 from segctl.topology.grants import ServiceMatch, normalize_services
 from segctl.topology.network import EndpointInfo, ExternalInfo, Network
 from segctl.topology.schema import Policy
+
+Address = TypeVar("Address", IPv4Address, IPv6Address)
+Prefix = IPv4Network | IPv6Network
 
 #: Outside server addresses tried first (documentation and benchmarking ranges).
 _SERVER_CANDIDATES = tuple(IPv4Address(a) for a in ("203.0.113.5", "192.0.2.5", "198.18.0.5"))
@@ -126,9 +131,7 @@ def outside_server(network: Network, ext: ExternalInfo) -> IPv4Address:
     outside "server" for live probes): the documentation ranges first, then the 6th address
     of each granted prefix of length 8 or more; never on the uplink's own link or inside a
     tenant's segment. The first candidate when no policy reaches any."""
-    grants = [
-        g for g in external_grants(network) if g.external == ext.name and g.direction == "out" and g.allow
-    ]
+    grants = _egress_toward(network, ext, 4)
     candidates = list(_SERVER_CANDIDATES)
     candidates += [
         p.network_address + 5
@@ -136,8 +139,21 @@ def outside_server(network: Network, ext: ExternalInfo) -> IPv4Address:
         for p in g.outside
         if isinstance(p, IPv4Network) and p.prefixlen >= 8 and p.num_addresses > 6
     ]
-    segments = [seg.cidr for seg in network.segments]
-    usable = [a for a in candidates if a not in ext.cidr and not any(a in c for c in segments)]
+    return _most_reached(candidates, grants, [ext.cidr, *(seg.cidr for seg in network.segments)])
+
+
+def _egress_toward(network: Network, ext: ExternalInfo, family: int) -> list[ExternalGrant]:
+    """The allowing egress grants of one family toward ``ext``."""
+    return [
+        g for g in external_grants(network)
+        if g.external == ext.name and g.direction == "out" and g.allow and g.family == family
+    ]  # fmt: skip
+
+
+def _most_reached(candidates: list[Address], grants: list[ExternalGrant], taken: Sequence[Prefix]) -> Address:
+    """The first of ``candidates`` outside ``taken`` that the most ``grants`` reach (the first
+    candidate when none is usable)."""
+    usable = [a for a in candidates if not any(a in c for c in taken)]
     scored = [(sum(any(a in p for p in g.outside) for g in grants), -i, a) for i, a in enumerate(usable)]
     return max(scored)[2] if scored else candidates[0]
 
@@ -152,13 +168,8 @@ def outside_server6(network: Network, ext: ExternalInfo) -> IPv6Address | None:
     6th address of each granted prefix; never on the uplink's link or in a tenant's prefix."""
     if ext.cidr6 is None:
         return None
-    grants = [
-        g for g in external_grants(network)
-        if g.external == ext.name and g.direction == "out" and g.allow and g.family == 6
-    ]  # fmt: skip
+    grants = _egress_toward(network, ext, 6)
     candidates = list(_SERVER6_CANDIDATES)
     candidates += [p.network_address + 5 for g in grants for p in g.outside if isinstance(p, IPv6Network)]
     taken = [ext.cidr6, *(seg.cidr6 for seg in network.segments if seg.cidr6 is not None)]
-    usable = [a for a in candidates if not any(a in c for c in taken)]
-    scored = [(sum(any(a in p for p in g.outside) for g in grants), -i, a) for i, a in enumerate(usable)]
-    return max(scored)[2] if scored else candidates[0]
+    return _most_reached(candidates, grants, taken)

@@ -372,38 +372,30 @@ def _add_external(fabric: dict[str, Any], docs: list[dict[str, Any]], n: int, *,
         for t, tenant in enumerate(docs):
             _own_prefixes(tenant, t)
             outside6 = {"external": "internet", "cidr": "2001:db8::/32", "except": ["2001:db8:ff::/64"]}
-            tenant["policies"] += [
-                {
-                    "name": "out6",
-                    "from": {"group": "A"},
-                    "to": outside6,
-                    "services": [{"proto": "tcp", "port": 443}],
-                },
-                {
-                    "name": "in6",
-                    "from": outside6,
-                    "to": {"endpoint": "b0"},
-                    "services": [{"proto": "tcp", "port": 80}],
-                },
-            ]
+            tenant["policies"] += _out_and_in(outside6, "6")
     outside = {"external": "internet", "except": ["10.0.0.0/8", "172.16.0.0/12"]}
     for t, tenant in enumerate(docs):
         tenant["snat"] = {"internet": f"198.51.100.{2 + t}"}
         tenant["endpoints"][n]["floating_ip"] = f"198.51.100.{160 + t}"  # b0
-        tenant["policies"] += [
-            {
-                "name": "out",
-                "from": {"group": "A"},
-                "to": outside,
-                "services": [{"proto": "tcp", "port": 443}],
-            },
-            {
-                "name": "in",
-                "from": outside,
-                "to": {"endpoint": "b0"},
-                "services": [{"proto": "tcp", "port": 80}],
-            },
-        ]
+        tenant["policies"] += _out_and_in(outside, "")
+
+
+def _out_and_in(outside: dict[str, Any], suffix: str) -> list[dict[str, Any]]:
+    """Group ``A`` out to ``outside`` on TCP 443, and ``outside`` in to ``b0`` on TCP 80."""
+    return [
+        {
+            "name": f"out{suffix}",
+            "from": {"group": "A"},
+            "to": outside,
+            "services": [{"proto": "tcp", "port": 443}],
+        },
+        {
+            "name": f"in{suffix}",
+            "from": outside,
+            "to": {"endpoint": "b0"},
+            "services": [{"proto": "tcp", "port": 80}],
+        },
+    ]
 
 
 def _own_prefixes(tenant: dict[str, Any], t: int) -> None:
