@@ -14,6 +14,8 @@ The rules, each problem naming its place:
   its network, broadcast or router address, and no other tenant's;
 * a ``floating_ip`` is inside exactly one external network's ``cidr``, not its network,
   broadcast or router address, no tenant's ``snat`` address, no other endpoint's;
+* an IPv6 peer leaves out the link-local prefix ``fe80::/10`` (the tenant's endpoints have
+  addresses there);
 * a tenant's policy peers with two different external networks share no address (its
   gateway routes an outside address toward one of them);
 * a policy peer ``{external, cidr, except}`` names an external network, on one side only;
@@ -38,6 +40,8 @@ from segctl.topology.validate_shared import duplicates, selected_endpoints
 
 __all__ = ["MAX_EXTERNALS", "MAX_SEGMENTS_WITH_EXTERNALS", "OUTSIDE_ORIGIN", "check_externals"]
 
+#: IPv6 link-local addresses: every IPv6 endpoint has one, so no external peer holds them.
+LINK_LOCAL6 = IPv6Network("fe80::/10")
 #: The pipeline has one external transit context per external network, 16 in all...
 MAX_EXTERNALS = 16
 #: The tenant id the pipeline marks the outside's packets with (their context's ORIGIN).
@@ -403,6 +407,18 @@ def _check_peer(where: str, tenant: Tenant, peer: Selector) -> list[Problem]:
                     f"{fix} (an external peer is outside the tenant)",
                 )
             )
+    if peer.family == 6 and any(prefix.overlaps(LINK_LOCAL6) for prefix in peer.outside):
+        # every IPv6 endpoint has a link-local address there: the gateway would route a
+        # packet for a neighbour's link-local address out of the uplink
+        inside = isinstance(cidr, IPv6Network) and LINK_LOCAL6.subnet_of(cidr)
+        fix = f"add {LINK_LOCAL6} to except" if inside else f"narrow cidr to leave out {LINK_LOCAL6}"
+        problems.append(
+            Problem(
+                where,
+                f"{peer.describe()} includes the link-local prefix {LINK_LOCAL6}, where the tenant's "
+                f"endpoints have addresses too: {fix} (an external peer is outside the tenant)",
+            )
+        )
     return problems
 
 

@@ -709,3 +709,18 @@ def test_a_tenant_routes_an_outside_address_toward_one_external_network() -> Non
     policy(d, "updates")["to"]["except"].append("203.0.113.0/24")
     policy(d, "public-web")["from"]["except"].append("203.0.113.0/24")
     assert problems(d) == []
+
+
+def test_an_ipv6_peer_leaves_out_the_link_local_prefix() -> None:
+    """::/0 holds every endpoint's link-local address: the gateway would route a packet for a
+    neighbour's link-local address out of the uplink (the verifier's egress property caught
+    exactly that on a peer of ::/0 before this rule)."""
+    d = ipv6(doc())
+    policy(d, "updates6")["to"].update({"cidr": "::/0", "except": ["fd00::/8"]})
+    assert problems(d) == [
+        "tenants[acme].policies[updates6].to: external internet ::/0 except fd00::/8 includes the link-local "
+        "prefix fe80::/10, where the tenant's endpoints have addresses too: add fe80::/10 to except (an "
+        "external peer is outside the tenant)"
+    ]
+    policy(d, "updates6")["to"]["except"].append("fe80::/10")
+    assert problems(d) == []
