@@ -8,8 +8,8 @@ downstream (topology graph, compiler, verifier, analysis) reads a :class:`Networ
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 from typing import TypeVar
@@ -74,8 +74,10 @@ class TenantInfo:
 
 @dataclass(frozen=True)
 class ExternalInfo:
-    """An external network: its uplink port, the upstream router, the public range on the
-    link and the fabric's MAC there; ``index`` is 1-based in document order."""
+    """An external network: its active uplink port (``switch``, ``port``), the upstream
+    router, the public range on the link and the fabric's MAC there; ``index`` is 1-based
+    in document order. ``attach`` is every declared uplink port in order (redundancy:
+    active/standby, the first one that is up is active, see :func:`with_uplinks_down`)."""
 
     name: str
     index: int
@@ -88,11 +90,18 @@ class ExternalInfo:
     #: IPv6 on the link (both or neither): the router's address and the link's prefix.
     router_ip6: IPv6Address | None = None
     cidr6: IPv6Network | None = None
+    attach: tuple[tuple[str, int], ...] = ()
 
     @property
     def qualified(self) -> str:
         """Its name where an endpoint's ``tenant/name`` would stand (views, reports)."""
         return f"external:{self.name}"
+
+    @property
+    def standby(self) -> tuple[tuple[str, int], ...]:
+        """The declared uplink ports other than the active one: they get no rules, so the
+        fabric neither admits nor sends anything there."""
+        return tuple(p for p in self.attach if p != (self.switch, self.port))
 
 
 @dataclass(frozen=True)
@@ -327,6 +336,21 @@ def _holder(externals: tuple[ExternalInfo, ...], address: IPv4Address | None) ->
     return next((x.name for x in externals if address in x.cidr), None)
 
 
+def with_uplinks_down(network: Network, down: Iterable[tuple[str, int]]) -> Network:
+    """``network`` with each external network's active uplink moved to its first declared
+    port not in ``down`` (``switch``, ``port``); when all are down, the first stays active
+    (nothing passes anyway, and the rules stay where they were declared)."""
+    gone = set(down)
+    externals = []
+    for x in network.externals:
+        ports = x.attach or ((x.switch, x.port),)
+        switch, port = next((p for p in ports if p not in gone), ports[0])
+        externals.append(x if (switch, port) == (x.switch, x.port) else replace(x, switch=switch, port=port))
+    if all(a is b for a, b in zip(externals, network.externals, strict=True)):
+        return network
+    return replace(network, externals=tuple(externals))
+
+
 def resolve(intent: Intent) -> Network:
     """Check ``intent`` and decide its automatic values. Raises :class:`IntentError`."""
     check_intent(intent)
@@ -342,6 +366,7 @@ def resolve(intent: Intent) -> Network:
         ExternalInfo(
             x.name, i, x.attach[0].switch, x.attach[0].port, x.router.ip, x.router.mac, x.cidr,
             x.mac or default_external_mac(i), x.router.ip6, x.cidr6,
+            tuple((a.switch, a.port) for a in x.attach),
         )
         for i, x in enumerate(intent.fabric.externals, start=1)
     )  # fmt: skip

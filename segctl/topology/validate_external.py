@@ -3,9 +3,10 @@ endpoints' ``floating_ip`` and policies with an ``external`` peer (IPv4 only).
 
 The rules, each problem naming its place:
 
-* an external network has a unique name; at most :data:`MAX_EXTERNALS` of them; one
-  ``attach`` port (redundant uplinks are not supported yet) on a known switch, not an
-  endpoint's, a fabric link's or another external network's port;
+* an external network has a unique name; at most :data:`MAX_EXTERNALS` of them; one to
+  :data:`MAX_UPLINKS` distinct ``attach`` ports (the first that is up is active, the others
+  standby), each on a known switch and not an endpoint's, a fabric link's or another
+  external network's port;
 * ``router.ip`` is inside ``cidr``, not its network or broadcast address; the fabric
   ``mac`` (when given) is none of the router's, a given tenant ``gateway_mac`` or an
   endpoint's MAC (the schema makes every MAC unicast); ``cidr`` overlaps no tenant
@@ -38,10 +39,12 @@ from segctl.errors import Problem
 from segctl.topology.schema import ANY_IPV4, Endpoint, External, Intent, Policy, Selector, Tenant
 from segctl.topology.validate_shared import duplicates, selected_endpoints
 
-__all__ = ["MAX_EXTERNALS", "MAX_SEGMENTS_WITH_EXTERNALS", "OUTSIDE_ORIGIN", "check_externals"]
+__all__ = ["MAX_EXTERNALS", "MAX_SEGMENTS_WITH_EXTERNALS", "MAX_UPLINKS", "OUTSIDE_ORIGIN", "check_externals"]
 
 #: IPv6 link-local addresses: every IPv6 endpoint has one, so no external peer holds them.
 LINK_LOCAL6 = IPv6Network("fe80::/10")
+#: Uplink ports per external network: one active, the others standby.
+MAX_UPLINKS = 4
 #: The pipeline has one external transit context per external network, 16 in all...
 MAX_EXTERNALS = 16
 #: The tenant id the pipeline marks the outside's packets with (their context's ORIGIN).
@@ -105,22 +108,23 @@ def _check_uplinks(intent: Intent) -> list[Problem]:
     uplinks: dict[tuple[str, int], str] = {}
     for x in fabric.externals:
         where = f"fabric.externals[{x.name}].attach"
-        problems += [
-            Problem(f"{where}[{i}]", f"{extra}: redundant uplinks are not supported yet; give one port")
-            for i, extra in enumerate(x.attach[1:], start=1)
-        ]
-        port = x.attach[0]
-        key, reason = (port.switch, port.port), None
-        if port.switch not in switches:
-            reason = f"unknown switch {port.switch}"
-        elif key in link_ports:
-            reason = f"port {port} is a fabric (inter-switch) port"
-        elif key in bound:
-            reason = f"port {port} is already bound to {bound[key]}"
-        elif key in uplinks:
-            reason = f"port {port} is already the uplink of external network {uplinks[key]}"
-        uplinks.setdefault(key, x.name)
-        problems += [Problem(f"{where}[0]", reason)] if reason else []
+        if len(x.attach) > MAX_UPLINKS:
+            many = f"{len(x.attach)} uplink ports: at most {MAX_UPLINKS} (one active, the rest standby)"
+            problems.append(Problem(where, many))
+        for i, port in enumerate(x.attach):
+            key, reason = (port.switch, port.port), None
+            if port.switch not in switches:
+                reason = f"unknown switch {port.switch}"
+            elif key in link_ports:
+                reason = f"port {port} is a fabric (inter-switch) port"
+            elif key in bound:
+                reason = f"port {port} is already bound to {bound[key]}"
+            elif uplinks.get(key) == x.name:
+                reason = f"port {port} is listed twice"
+            elif key in uplinks:
+                reason = f"port {port} is already the uplink of external network {uplinks[key]}"
+            uplinks.setdefault(key, x.name)
+            problems += [Problem(f"{where}[{i}]", reason)] if reason else []
     return problems
 
 

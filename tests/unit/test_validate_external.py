@@ -126,8 +126,10 @@ def test_the_example_is_valid_and_resolves() -> None:
             router_mac=ROUTER_MAC,
             cidr=IPv4Network("198.51.100.0/24"),
             mac="02:5e:ff:00:00:01",
+            attach=(("edge2", 48), ("edge1", 48)),
         ),
     )
+    assert net.externals[0].standby == (("edge1", 48),)
     assert net.external("internet") is net.externals[0]
     assert net.tenant("acme").snat == (("internet", IPv4Address("198.51.100.10")),)
     assert net.tenant("globex").snat_address("internet") == IPv4Address("198.51.100.11")
@@ -184,11 +186,16 @@ def test_tenant_id_4095_is_reserved_with_externals() -> None:
     assert problems(d) == []  # without external networks the id is a tenant's like any other
 
 
-def test_one_uplink_port_only() -> None:
+def test_redundant_uplink_ports_are_distinct_free_edge_ports() -> None:
     d = doc()
     internet(d)["attach"] = ["s2:48", "s1:48"]
+    assert problems(d) == []
+    internet(d)["attach"] = ["s2:48", "s1:48", "s2:48", "s1:10", "s9:1"]
     assert problems(d) == [
-        "fabric.externals[internet].attach[1]: s1:48: redundant uplinks are not supported yet; give one port"
+        "fabric.externals[internet].attach: 5 uplink ports: at most 4 (one active, the rest standby)",
+        "fabric.externals[internet].attach[2]: port s2:48 is listed twice",
+        "fabric.externals[internet].attach[3]: port s1:10 is already bound to acme/web1",
+        "fabric.externals[internet].attach[4]: unknown switch s9",
     ]
 
 
