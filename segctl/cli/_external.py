@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from segctl.topology.grants import Grant
-    from segctl.topology.network import EndpointInfo, Network, TenantInfo
+    from segctl.topology.network import EndpointInfo, ExternalInfo, Network, TenantInfo
     from segctl.topology.outside import ExternalGrant
     from segctl.topology.schema import Policy, Selector
 
@@ -26,6 +26,7 @@ __all__ = [
     "floating_text",
     "snat_document",
     "snat_text",
+    "uplink_text",
 ]
 
 Section = tuple[str, list[str], list[list[object]]]
@@ -33,11 +34,12 @@ HasTenant = Callable[[str], bool]
 
 
 def external_section(network: Network) -> Section:
-    """The external networks: uplink, upstream router, public range, the fabric's MAC there
-    (and the router's IPv6 address and the link's prefix, when one has IPv6)."""
+    """The external networks: uplink (and standby uplinks), upstream router, public range,
+    the fabric's MAC there (and the router's IPv6 address and the link's prefix, when one
+    has IPv6)."""
     head = ["EXTERNAL", "UPLINK", "ROUTER IP", "ROUTER MAC", "CIDR", "FABRIC MAC"]
     rows: list[list[object]] = [
-        [x.name, f"{x.switch}:{x.port}", x.router_ip, x.router_mac, x.cidr, x.mac] for x in network.externals
+        [x.name, uplink_text(x), x.router_ip, x.router_mac, x.cidr, x.mac] for x in network.externals
     ]
     if any(x.cidr6 is not None for x in network.externals):
         head += ["ROUTER IP6", "CIDR6"]
@@ -54,6 +56,7 @@ def external_documents(network: Network) -> list[dict[str, Any]]:
             "index": x.index,
             "switch": x.switch,
             "port": x.port,
+            "standby": [f"{switch}:{port}" for switch, port in x.standby],
             "router_ip": str(x.router_ip),
             "router_mac": x.router_mac,
             "cidr": str(x.cidr),
@@ -62,6 +65,12 @@ def external_documents(network: Network) -> list[dict[str, Any]]:
         }
         for x in network.externals
     ]
+
+
+def uplink_text(x: ExternalInfo) -> str:
+    """The active uplink, then each standby one: ``edge2:48 (standby edge1:48)``."""
+    standby = ", ".join(f"{switch}:{port}" for switch, port in x.standby)
+    return f"{x.switch}:{x.port}" + (f" (standby {standby})" if standby else "")
 
 
 def snat_text(tenant: TenantInfo) -> str | None:

@@ -214,7 +214,8 @@ def topology_svg(network: Network, *, width: int = 1100) -> str:
 
 
 def _externals_svg(network: Network, pos: dict[str, tuple[float, float]]) -> list[str]:
-    """Each external network as a rounded box in the top band, linked to its uplink switch."""
+    """Each external network as a rounded box in the top band, linked to its uplink switch
+    (and, thin and grey, to the switches of its standby uplinks)."""
     out = []
     per_switch: dict[str, int] = {}
     for ext in network.externals:
@@ -224,6 +225,14 @@ def _externals_svg(network: Network, pos: dict[str, tuple[float, float]]) -> lis
         tip = (
             f"external network {ext.name}: {ext.cidr}, router {ext.router_ip}, uplink {ext.switch}:{ext.port}"
         )
+        for switch, port in ext.standby:  # drawn first, under the box: thin and grey
+            bx, by = pos[switch]
+            out.append(
+                f'<line class="standby" x1="{bx:.0f}" y1="{by:.0f}" x2="{x:.0f}" y2="{y:.0f}" '
+                f'stroke="#a8b0bf" stroke-width="1" stroke-dasharray="2 4"><title>{escape(ext.name)}: '
+                f"standby uplink {escape(switch)}:{port} (no rules until the active one goes down)"
+                "</title></line>"
+            )
         out.append(
             f'<line x1="{sx:.0f}" y1="{sy:.0f}" x2="{x:.0f}" y2="{y:.0f}" stroke="#5b6b86" stroke-width="2" '
             f'stroke-dasharray="6 3"><title>{escape(tip)}</title></line>'

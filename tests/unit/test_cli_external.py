@@ -43,7 +43,8 @@ def test_show_text_lists_externals_snat_floating_ips_and_external_grants(
     assert _section(out, "External networks") == [
         "External networks",
         "EXTERNAL UPLINK ROUTER IP ROUTER MAC CIDR FABRIC MAC",
-        "internet edge2:48 198.51.100.1 02:00:5e:00:01:01 198.51.100.0/24 02:5e:ff:00:00:01",
+        "internet edge2:48 (standby edge1:48) 198.51.100.1 02:00:5e:00:01:01 198.51.100.0/24 "
+        "02:5e:ff:00:00:01",
     ]
     assert _section(out, "Tenants")[1:] == [
         "TENANT ID/ZONE GATEWAY MAC SNAT SEGMENTS ENDPOINTS",
@@ -78,6 +79,7 @@ def test_show_json_lists_externals_snat_floating_ips_and_external_grants(
             "index": 1,
             "switch": "edge2",
             "port": 48,
+            "standby": ["edge1:48"],
             "router_ip": "198.51.100.1",
             "router_mac": "02:00:5e:00:01:01",
             "cidr": "198.51.100.0/24",
