@@ -17,7 +17,6 @@ from segctl.reports.matrix import (
     ENDPOINT_MATRIX_LIMIT,
     ipv6_summary,
     outside_label,
-    outside_public,
     outside_table,
     segment_matrix,
 )
@@ -387,27 +386,26 @@ def _matrix(report: VerificationReport, limit: int = ENDPOINT_MATRIX_LIMIT) -> s
     )
 
 
-def _outside(report: VerificationReport) -> str:
+def _outside(report: VerificationReport, limit: int) -> str:
     """The outside's table under the matrix (external networks only)."""
-    externals, rows, hidden = outside_table(report)
+    externals, rows, hidden = outside_table(report, limit)
     if not externals:
         return ""
     head = "".join(f"<th>to {escape(x)}</th><th>from {escape(x)}</th>" for x in externals)
     body = []
-    for cells in rows:
+    for row in rows:
         tds = []
-        for c in cells:
+        for c in row.cells:
             for way, arrow in (
-                (c.egress, f"{c.endpoint} → {c.external}"),
-                (c.ingress, f"{c.external} → {c.endpoint}"),
+                (c.egress, f"{row.name} → {c.external}"),
+                (c.ingress, f"{c.external} → {row.name}"),
             ):
                 tip = f"{arrow}: {_STATUS_TEXT[way.status]}; policies: {', '.join(way.policies) or 'none'}; "
                 tip += "tables deliver new packets" if way.observed else "tables deliver no new packet"
                 tds.append(
                     f'<td class="s-{way.status}" title="{escape(tip)}">{escape(outside_label(way))}</td>'
                 )
-        public = outside_public(cells)
-        head_cells = f"<th>{escape(cells[0].endpoint)}</th><td class='mono'>{escape(public)}</td>"
+        head_cells = f"<th>{escape(row.name)}</th><td class='mono'>{escape(row.public)}</td>"
         body.append(f"<tr>{head_cells}{''.join(tds)}</tr>")
     note = (
         f'<p class="muted">{hidden} other endpoint(s): nothing granted or delivered either way.</p>'
@@ -415,7 +413,8 @@ def _outside(report: VerificationReport) -> str:
         else ""
     )
     return (
-        "<h3>The outside</h3><p class='muted'>Per endpoint and external network, both ways: the services "
+        "<h3>The outside</h3><p class='muted'>Per endpoint (on big fabrics, the endpoints of a segment "
+        "that read alike share a row) and external network, both ways: the services "
         "the intent grants (· none, ! a violation) and whether the tables deliver new packets; public: the "
         "source it leaves with (floating IP, else its tenant's SNAT address; over IPv6 its own "
         "global address).</p>"
@@ -520,6 +519,7 @@ def render_html(report: VerificationReport, *, endpoint_limit: int = ENDPOINT_MA
         findings = f"<section><h2>Table findings (not verdicts)</h2><ul>{items}</ul></section>"
     flows = ", ".join(f"{escape(k)}: {v}" for k, v in report.flow_counts.items())
     ipv6 = f'<p class="muted">{escape(text)}</p>' if (text := ipv6_summary(report)) else ""
+    outside = _outside(report, endpoint_limit)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>segctl verification report</title>
 <style>{CSS}</style></head><body>
@@ -534,7 +534,7 @@ def render_html(report: VerificationReport, *, endpoint_limit: int = ENDPOINT_MA
 <th>header space</th><th>counts</th></tr>{props}</table></section>
 {findings}
 <section><h2>Topology</h2>{topology_svg(report.network)}</section>
-<section><h2>Reachability matrix</h2>{_matrix(report, endpoint_limit)}{ipv6}{_outside(report)}</section>
+<section><h2>Reachability matrix</h2>{_matrix(report, endpoint_limit)}{ipv6}{outside}</section>
 <section><h2>Intent analysis</h2>{_analysis(analyse(report.network))}</section>
 <section><h2>Violations</h2>{_counterexamples(report)}</section>
 </main></body></html>

@@ -7,7 +7,6 @@ from segctl.reports.matrix import (
     ENDPOINT_MATRIX_LIMIT,
     ipv6_summary,
     outside_label,
-    outside_public,
     outside_table,
     segment_matrix,
 )
@@ -39,25 +38,26 @@ def _endpoint_matrix(report: VerificationReport) -> list[str]:
     return lines
 
 
-def _outside(report: VerificationReport) -> list[str]:
+def _outside(report: VerificationReport, limit: int) -> list[str]:
     """The outside's table (external networks only)."""
-    externals, rows, hidden = outside_table(report)
+    externals, rows, hidden = outside_table(report, limit)
     if not externals:
         return []
     head = " | ".join(f"to {x} | from {x}" for x in externals)
     lines = [
         "", "### The outside", "",
-        "Per endpoint and external network, both ways: the services the intent grants (· none, "
+        "Per endpoint (on big fabrics, the endpoints of a segment that read alike share a row) and "
+        "external network, both ways: the services the intent grants (· none, "
         "**!** a violation) and whether the tables deliver new packets; the public address is "
         "the source it leaves with (floating IP, else its tenant's SNAT address; over IPv6 its "
         "own global address).", "",
         f"| endpoint | public | {head} |", "|---" * (2 + 2 * len(externals)) + "|",
     ]  # fmt: skip
-    for cells in rows:
+    for row in rows:
         ways = " | ".join(
-            f"{_cell(outside_label(c.egress))} | {_cell(outside_label(c.ingress))}" for c in cells
+            f"{_cell(outside_label(c.egress))} | {_cell(outside_label(c.ingress))}" for c in row.cells
         )
-        lines.append(f"| {cells[0].endpoint} | {outside_public(cells)} | {ways} |")
+        lines.append(f"| {row.name} | {row.public} | {ways} |")
     if hidden:
         lines += ["", f"{hidden} other endpoint(s): nothing granted or delivered either way."]
     return lines
@@ -149,7 +149,7 @@ def render_markdown(report: VerificationReport, *, endpoint_limit: int = ENDPOIN
     lines += ["", "## Reachability matrix", ""]
     big = len(report.endpoints) > endpoint_limit
     lines += _segment_matrix(report) if big else _endpoint_matrix(report)
-    lines += _outside(report)
+    lines += _outside(report, endpoint_limit)
     ipv6 = ipv6_summary(report)
     lines += ["", ipv6] if ipv6 else []
     lines += ["", "## Intent analysis", ""]

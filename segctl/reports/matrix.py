@@ -4,7 +4,8 @@
 one cell per pair stops being readable (and, at 2,000 endpoints, weighs hundreds of MB)
 long before that, so past :data:`ENDPOINT_MATRIX_LIMIT` endpoints the Markdown and HTML
 reports show one cell per ordered pair of segments (``tenant/segment``): the number of
-endpoint pairs in each status, the worst status as its colour.
+endpoint pairs in each status, the worst status as its colour. The outside's table (external
+networks) likewise gives the endpoints of a segment whose cells read the same one row.
 
 >>> cell = SegmentCell({"allowed": 3, "denied": 1}, observed=3)
 >>> cell.status, cell.pairs, cell.summary()
@@ -22,6 +23,7 @@ from segctl.verifier.report import VerificationReport
 __all__ = [
     "ENDPOINT_MATRIX_LIMIT",
     "STATUS_ORDER",
+    "OutsideRow",
     "SegmentCell",
     "ipv6_summary",
     "outside_label",
@@ -101,20 +103,60 @@ def ipv6_summary(report: VerificationReport) -> str:
     )
 
 
-def outside_table(report: VerificationReport) -> tuple[list[str], list[list[OutsideCell]], int]:
+@dataclass(frozen=True)
+class OutsideRow:
+    """A row of the outside's table: one endpoint, or (big fabrics) the ``count`` endpoints
+    of one segment whose cells read the same; ``cells`` in column order."""
+
+    name: str
+    public: str
+    cells: tuple[OutsideCell, ...]
+    count: int = 1
+
+
+def outside_table(
+    report: VerificationReport, limit: int = ENDPOINT_MATRIX_LIMIT
+) -> tuple[list[str], list[OutsideRow], int]:
     """The outside's table: external networks (columns, each out and in), one row per
-    endpoint that some way is granted, delivered or violated (its cells in column order), and
-    how many endpoints are left out (denied and not delivered both ways everywhere)."""
+    endpoint that some way is granted, delivered or violated, and how many endpoints are
+    left out (denied and not delivered both ways everywhere).
+
+    Past ``limit`` rows, the endpoints of one segment whose cells are the same (policies,
+    services, delivery, status) share one row ``tenant/segment (N endpoints)``; an
+    endpoint with a violation keeps its own row, first."""
     externals = list(dict.fromkeys(c.external for c in report.outside))
-    rows: dict[str, list[OutsideCell]] = {}
+    by_endpoint: dict[str, list[OutsideCell]] = {}
     for cell in report.outside:
-        rows.setdefault(cell.endpoint, []).append(cell)
+        by_endpoint.setdefault(cell.endpoint, []).append(cell)
 
     def shown(way: OutsideWay) -> bool:
         return way.status != "denied" or way.observed
 
-    kept = [cells for cells in rows.values() if any(shown(c.egress) or shown(c.ingress) for c in cells)]
-    return externals, kept, len(rows) - len(kept)
+    kept = [
+        OutsideRow(name, outside_public(cells), tuple(cells))
+        for name, cells in by_endpoint.items()
+        if any(shown(c.egress) or shown(c.ingress) for c in cells)
+    ]
+    hidden = len(by_endpoint) - len(kept)
+    if len(kept) <= limit:
+        return externals, kept, hidden
+    segment_of = {ep.qualified: f"{ep.tenant}/{ep.segment}" for ep in report.network.endpoints}
+    bad = [row for row in kept if any("violation" in (c.egress.status, c.ingress.status) for c in row.cells)]
+    groups: dict[tuple[object, ...], list[OutsideRow]] = {}
+    for row in kept:
+        if row not in bad:
+            key = (segment_of[row.name], tuple((c.egress, c.ingress) for c in row.cells))
+            groups.setdefault(key, []).append(row)
+    summary = [_group_row(str(key[0]), rows) for key, rows in groups.items()]
+    return externals, bad + summary, hidden
+
+
+def _group_row(segment: str, rows: list[OutsideRow]) -> OutsideRow:
+    if len(rows) == 1:
+        return rows[0]
+    publics = {row.public for row in rows}
+    public = publics.pop() if len(publics) == 1 else f"{len(rows)} addresses"
+    return OutsideRow(f"{segment} ({len(rows)} endpoints)", public, rows[0].cells, len(rows))
 
 
 def outside_label(way: OutsideWay) -> str:
