@@ -2,8 +2,10 @@
 
 A verdict of the verifier is a function of its inputs alone: the resolved intent (its
 normalized document, in which the links that are down are already left out, see
-:func:`~segctl.controller.linkstate.without_links`), the flow tables of every switch in the
-order given (the report names flows by their line), and the verifier's own code.
+:func:`~segctl.controller.linkstate.without_links`, and the active uplink of each external
+network that failed over to a standby, which the document does not show), the flow tables
+of every switch in the order given (the report names flows by their line), and the
+verifier's own code.
 :func:`proof_inputs` hashes all three; :func:`remembering` wraps a
 :class:`~segctl.controller.gate.Verifier` so that a proof whose inputs are in the store is
 read back instead of computed again, marked ``reused``.
@@ -90,6 +92,9 @@ def proof_inputs(
     digest = hashlib.sha256()
     digest.update((fingerprint if fingerprint is not None else verifier_fingerprint()).encode())
     digest.update(content_hash(intent_document(network.intent)).encode())  # what the store hashes
+    for ext in network.externals:  # an uplink failover moves the active port, not the document
+        if ext.attach and (ext.switch, ext.port) != ext.attach[0]:
+            digest.update(f"\0uplink {ext.name} {ext.switch}:{ext.port}\n".encode())
     for switch in sorted(tables):
         digest.update(f"\0switch {switch}\n".encode())
         for f in tables[switch]:

@@ -22,7 +22,9 @@ class ChangeKind(StrEnum):
     TENANT = "tenant"  # one tenant's document replaced
     LINK_DOWN = "link.down"  # fabric links went down (not a revision)
     LINK_UP = "link.up"  # fabric links came back (not a revision)
-    LINK_CHANGE = "link.change"  # links went down and others came back in one change
+    UPLINK_FAILOVER = "uplink.failover"  # external networks' active uplinks went down (not a revision)
+    UPLINK_RESTORED = "uplink.restored"  # preferred uplinks came back (not a revision)
+    LINK_CHANGE = "link.change"  # several of the above in one change (links down and others up, ...)
 
 
 _TENANT_PREFIX = "tenant:"

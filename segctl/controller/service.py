@@ -26,7 +26,10 @@ re-entrant, never runs twice at once.
 The port → link state machine lives in :class:`~segctl.controller.linkstate.LinkState`.
 While fabric links are down, the network is compiled without them and the gate requires
 the safety properties only (``segctl.verifier.properties.SAFETY``: isolation,
-conformance, spoof-guard, commit-safety): delivery may fail across a partition.
+conformance, spoof-guard, commit-safety): delivery may fail across a partition. It also
+keeps the uplink ports that are down: an external network is compiled, proven and
+compared live on its first declared uplink that is up (failover), its standby ports get
+no rules.
 
 A change is small steps, each its own method: :meth:`ControllerService._plan` (compile
 and diff), :meth:`~ControllerService._gate` (prove; :meth:`~ControllerService._refuse`
@@ -70,7 +73,16 @@ from segctl.controller.intake import (
     prepare_intent,
     resolve_intent,
 )
-from segctl.controller.linkstate import LinkChange, LinkState, LinkTuple, fabric_link_of, fabric_ports
+from segctl.controller.linkstate import (
+    LinkChange,
+    LinkState,
+    LinkTuple,
+    UplinkChange,
+    active_uplinks,
+    fabric_link_of,
+    fabric_ports,
+    uplink_ports,
+)
 from segctl.controller.metrics import ControllerMetrics
 from segctl.controller.plan import compile_tables, diff_summary, diff_tables, plan_change, sorted_tables
 from segctl.controller.policy_counters import Counts, policy_counts, sum_counts
@@ -459,34 +471,59 @@ class ControllerService:
         self.port_states(switch, ports)
 
     def port_states(self, switch: str, ports: Mapping[int, bool]) -> list[ChangeResult]:
-        """Feed the state of each declared fabric port of ``switch`` to the link state.
+        """Feed the state of each declared fabric port and uplink port of ``switch`` to the
+        link state.
 
-        ``ports`` maps every port the switch has to up/down; a declared fabric port missing
-        from it is down. Edge ports are not looked at. The links that changed (several may
-        have while the switch was away) are recompiled, verified and pushed together, as one
-        change; the change made is returned (an empty list when no link changed).
+        ``ports`` maps every port the switch has to up/down; a declared fabric or uplink port
+        missing from it is down. Other edge ports are not looked at. The links and active
+        uplinks that changed (several may have while the switch was away) are recompiled,
+        verified and pushed together, as one change; the change made is returned (an empty
+        list when nothing changed). An uplink port whose state changed without moving an
+        active uplink (a standby) is logged ``port.up``/``port.down``.
         """
         with self._turn(Priority.URGENT, SYSTEM, bounded=False):
             if self._declared is None:
                 return []
             fabric = fabric_ports(self._declared, switch)
-            result = self._port_events(switch, [(port, ports.get(port, False)) for port in fabric])
+            uplinks = sorted(p for s, p in uplink_ports(self._declared) if s == switch)
+            events = [(port, ports.get(port, False)) for port in [*fabric, *uplinks]]
+            result = self._port_events(switch, events)
             return [] if result is None else [result]
 
     def link_status(self, switch: str, port: int, up: bool) -> ChangeResult | None:
         """Like :meth:`on_link_status`, returning the change (None for edge ports or no-ops).
 
         The link is down while either end is down; "up" from one end while the other is
-        still down changes nothing.
+        still down changes nothing. A declared uplink port moves its external network's
+        active uplink when it is the active one going down, or an earlier declared one (or
+        any, after all were down) coming up; a standby port changes nothing but the log.
         """
         return self._port_events(switch, [(port, up)])
 
     def _port_events(self, switch: str, events: Sequence[tuple[int, bool]]) -> ChangeResult | None:
-        """Apply port up/down events of one switch; recompile once if some fabric link changed."""
+        """Apply port up/down events of one switch; recompile once if some fabric link or
+        some external network's active uplink changed. Edge port events that move no
+        uplink are logged ``port.up``/``port.down``: each one of a plain edge port, and of
+        a declared uplink port only those that changed its recorded state (a standby)."""
         with self._turn(Priority.URGENT, SYSTEM, bounded=False):
             if self._declared is None:
                 return None
-            changed = [c for port, up in events if (c := self._port_event(switch, port, up)) is not None]
+            declared = self._declared
+            changed: list[LinkChange | UplinkChange] = []
+            edge: list[tuple[int, bool]] = []
+            for port, up in events:
+                link = fabric_link_of(declared, switch, port)
+                if link is None:
+                    edge.append((port, up))
+                elif (link_change := self._links.port_event(link, switch, port, up)) is not None:
+                    changed.append(link_change)
+            moved, flipped = self._links.edge_events(declared, switch, edge)
+            causes = {move.port for move in moved}
+            uplinks = uplink_ports(declared)
+            for port, up in edge:
+                if (switch, port) not in uplinks or (port in flipped and (switch, port) not in causes):
+                    self._audit_port(switch, port, up)
+            changed.extend(moved)
             if not changed:
                 return None
             kinds = {c.action for c in changed}
@@ -497,33 +534,49 @@ class ControllerService:
                 # The link state is a fact; the old rules stay until a safe set exists.
                 for change in changed:
                     LOG.error(
-                        "%s: recomputed rules fail verification; keeping the current rules", change.name
+                        "%s: %s: recomputed rules fail verification; keeping the current rules",
+                        change.name,
+                        change.action,
                     )
                     self.audit_log.append(
                         actor=SYSTEM,
                         action=f"{change.action}.rejected",
                         object=change.name,
-                        detail={"error": str(exc)},
+                        detail={**change.detail, "error": str(exc)},
                     )
                 return None
             for change in changed:
+                if isinstance(change, UplinkChange):
+                    LOG.warning(
+                        "%s: %s, active uplink now %s", change.name, change.action, change.detail["active"]
+                    )
                 self.audit_log.append(
                     actor=SYSTEM,
                     action=change.action,
                     object=change.name,
-                    detail={"pushed": list(result.pushed), "live_verdict": result.live_verdict},
+                    detail={
+                        **change.detail,
+                        "pushed": list(result.pushed),
+                        "live_verdict": result.live_verdict,
+                    },
                 )
             return result
 
-    def _port_event(self, switch: str, port: int, up: bool) -> LinkChange | None:
-        """Record one port's state; the change of its link, if any (an edge port is only logged)."""
+    def _audit_port(self, switch: str, port: int, up: bool) -> None:
+        """A ``port.up``/``port.down`` entry for an edge port; a declared uplink port's names
+        its external network and the active uplink (a standby, or every uplink down)."""
         assert self._declared is not None
-        link = fabric_link_of(self._declared, switch, port)
-        if link is None:
-            obj = f"port/{switch}:{port}"
-            self.audit_log.append(actor=SYSTEM, action="port.up" if up else "port.down", object=obj)
-            return None
-        return self._links.port_event(link, switch, port, up)
+        external = uplink_ports(self._declared).get((switch, port))
+        detail: dict[str, Any] | None = None
+        if external is not None:
+            active = active_uplinks(self._effective(self._declared))[external]
+            detail = {"uplink": external, "active": f"{active[0]}:{active[1]}"}
+        self.audit_log.append(
+            actor=SYSTEM,
+            action="port.up" if up else "port.down",
+            object=f"port/{switch}:{port}",
+            detail=detail,
+        )
 
     def audit(self) -> None:
         """Periodic reconciliation of every connected switch (Hooks)."""
@@ -543,6 +596,9 @@ class ControllerService:
     # -- a change: plan -> gate -> push -> record ---------------------------------------
 
     def _effective(self, network: Network) -> Network:
+        """``network`` as the fabric is now: without the links that are down, each external
+        network on its first declared uplink that is up. Everything compiled, proven or
+        compared with the switches (gate, live proofs, load) uses this, never the declared one."""
         return self._links.effective(network)
 
     @contextmanager

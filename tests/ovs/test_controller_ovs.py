@@ -34,6 +34,7 @@ from segctl.topology.network import Network, load_network
 REPO = Path(__file__).resolve().parents[2]
 LEAF_SPINE = REPO / "examples" / "leaf-spine.yaml"
 TWO_TENANTS = REPO / "examples" / "two-tenants.yaml"
+INTERNET = REPO / "examples" / "internet.yaml"
 
 # os-ken (imported in-process by other tests) loads eventlet, which warns on every fork;
 # our subprocesses fork+exec at once.
@@ -346,6 +347,48 @@ def test_fabric_link_failure_reroutes_and_isolation_holds(lab_prefix: str, contr
         ovs.add_port(leaf1, patch, ofport=1, type_="patch", options={"peer": peer})
         wait_for(lambda: tables_match(lab, want), timeout=30, what="the preferred paths to return")
         assert reachable(lab, "web1", "10.1.2.10")
+
+
+def test_uplink_failover_moves_the_uplink_rules_to_the_standby(lab_prefix: str, controller_factory) -> None:  # type: ignore[no-untyped-def]
+    """examples/internet.yaml: the uplink edge2:48 goes away (its port is deleted), the
+    controller recompiles for the standby edge1:48, where a second "internet" host (the
+    same router address) answers; when the port returns the rules go back to edge2."""
+    import dataclasses
+
+    from segctl.testbed.netns import add_address
+    from segctl.topology.network import with_uplinks_down
+
+    network = load_network(INTERNET)
+    ext = network.external("internet")
+    want = desired_tables(network)
+    failed_over = desired_tables(with_uplinks_down(network, [(ext.switch, ext.port)]))
+    assert want != failed_over
+    spec = lab_spec(network, lab_prefix)
+    router = next(h for h in spec.hosts if h.name == f"x{ext.index}")
+    standby = dataclasses.replace(router, name="xs", switch="edge1", port=48)
+    server = "203.0.113.5"  # an outside server, behind both uplinks
+    ctl = controller_factory(INTERNET)
+    with Lab(dataclasses.replace(spec, hosts=[*spec.hosts, standby])) as lab:
+        for host in (router.name, standby.name):
+            add_address(lab.namespace(host), lab.host_ifname, server, 32)
+        ctl.connect(lab, [s.name for s in network.switches])
+        wait_for(lambda: tables_match(lab, want), timeout=60, what="the initial push")
+        app1 = lab.namespace("app1")
+        assert probes.ping(app1, server, count=2), "app1 does not get out through edge2:48"
+        edge2, uplink = lab.bridge("edge2"), lab.host_port(router.name)
+        ovs.run(["ovs-vsctl", "del-port", edge2, uplink])
+        wait_for(
+            lambda: tables_match(lab, failed_over),
+            timeout=30,
+            what=f"the failover to edge1:48\n{ctl.log()[-3000:]}",
+        )
+        assert probes.ping(app1, server, count=2), "app1 does not get out through the standby"
+        assert not probes.ping(lab.namespace("gweb2"), server, count=1), "the failover opened a way out"
+        ovs.add_port(edge2, uplink, ofport=48)
+        wait_for(lambda: tables_match(lab, want), timeout=30, what="the uplink to return to edge2:48")
+        assert probes.ping(app1, server, count=2), "app1 does not get out through edge2:48 again"
+    log = ctl.log()
+    assert "uplink/internet/edge2:48: uplink.failover, active uplink now edge1:48" in log, log[-3000:]
 
 
 def test_openflow_over_tls(lab_prefix: str, controller_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
