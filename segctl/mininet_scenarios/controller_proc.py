@@ -256,9 +256,14 @@ def rules_match(desired: Mapping[str, frozenset[Flow]], live: Mapping[str, list[
 
 
 def wait_for_rules(
-    desired: Mapping[str, frozenset[Flow]], bridges: Mapping[str, str], *, timeout: float = 60.0
+    desired: Mapping[str, frozenset[Flow]],
+    bridges: Mapping[str, str],
+    *,
+    timeout: float = 60.0,
+    max_delay: float = 1.0,
 ) -> float:
-    """Poll until every switch holds exactly its desired flows; return the seconds waited."""
+    """Poll until every switch holds exactly its desired flows; return the seconds waited
+    (polls back off from 0.1 s to ``max_delay``: the precision of the returned time)."""
     start = time.monotonic()
     delay = 0.1
     while True:
@@ -270,7 +275,7 @@ def wait_for_rules(
                 f"switches {', '.join(differing)} did not get their rules within {timeout:g} s"
             )
         time.sleep(delay)
-        delay = min(delay * 1.5, 1.0)
+        delay = min(delay * 1.5, max_delay)
 
 
 def wait_reinstalled(bridges: Mapping[str, str], *, since: float, timeout: float = 30.0) -> float:

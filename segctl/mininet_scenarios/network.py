@@ -9,9 +9,11 @@ and a run prefix; :class:`MininetFabric` builds it and removes it exactly:
   default route to its segment gateway (and gateway6), attached to the intent's OpenFlow port number
   (``addLink(host, switch, port2=N)``);
 * one veth link per fabric link, with the intent's port numbers at both ends;
-* per external network, its upstream router as a host ``<prefix>x<i>`` on the uplink (the
-  router's MAC and IP) that also holds an outside server address
-  (:func:`~segctl.topology.outside.outside_server`): the "internet" the probes reach;
+* per external network, its upstream router as a host ``<prefix>x<i>`` attached to *every*
+  declared uplink port (``<node>-eth<k>``, one per port, enslaved to one Linux bridge
+  ``<node>-br`` that carries the router's MAC and IP and an outside server address,
+  :func:`~segctl.topology.outside.outside_server`): one router, reachable over whichever
+  uplink is live (active/standby), the "internet" the probes reach;
 * a ``RemoteController`` at the given address (or none: flows are pushed another way).
 
 Names: switch ``<prefix>s<i>`` (also the OVS bridge name), its ports ``<bridge>p<port>``,
@@ -30,10 +32,11 @@ import secrets
 import signal
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pyroute2 import IPRoute, NetlinkError
+from pyroute2 import IPRoute, NetlinkError, NetNS
 from pyroute2 import netns as pr_netns
 from pyroute2.ethtool import Ethtool
 
@@ -59,6 +62,8 @@ __all__ = [
 #: Run prefixes made by :func:`new_prefix`: ``mn`` + 3 hex digits.
 PREFIX_PATTERN = re.compile(r"mn[0-9a-f]{3}")
 HOST_IFNAME_SUFFIX = "-eth0"
+#: The outside host's bridge over its uplinks (inside its namespace); its addresses live there.
+OUTSIDE_BRIDGE_SUFFIX = "-br"
 _TX_OFFLOADS = ("tx-checksum-ip-generic", "tx-checksum-ipv4", "tx-checksum-ipv6", "tx-checksum-sctp")
 
 
@@ -123,6 +128,20 @@ class OutsidePlan(_Host):
     @property
     def key(self) -> tuple[str, str]:
         return (self.external.qualified, str(self.server))
+
+    @property
+    def ifname(self) -> str:
+        """The router's bridge inside its namespace (its addresses; probes and frames use it)."""
+        return f"{self.node}{OUTSIDE_BRIDGE_SUFFIX}"
+
+    @property
+    def uplinks(self) -> tuple[tuple[str, int], ...]:
+        """Every declared uplink port ``(switch, port)``, in declared order (the first is active)."""
+        return self.external.attach or ((self.external.switch, self.external.port),)
+
+    def uplink_ifname(self, uplink: tuple[str, int]) -> str:
+        """The router's end of the link to ``uplink`` (a port of its bridge)."""
+        return f"{self.node}-eth{self.uplinks.index(uplink)}"
 
 
 def is_outside(key: tuple[str, str]) -> bool:
@@ -220,6 +239,7 @@ def plan(network: Network, prefix: str) -> FabricPlan:
     result = FabricPlan(prefix, switches, tuple(hosts), links, outsides)
     names = [*(sw.port_name(p) for sw in switches for p in _ports(result, sw.name))]
     names += [sw.node for sw in switches] + [h.ifname for h in hosts] + [o.ifname for o in outsides]
+    names += [o.uplink_ifname(u) for o in outsides for u in o.uplinks]
     too_long = [n for n in names if len(n) > tb_netns.IFNAMSIZ]
     if too_long:
         raise ValueError(f"interface names longer than {tb_netns.IFNAMSIZ} chars: {too_long}")
@@ -241,7 +261,7 @@ def _routes6(network: Network, ext: ExternalInfo) -> tuple[IPv6Network, ...]:
 
 def _ports(fabric: FabricPlan, switch: str) -> list[int]:
     ports = [h.endpoint.port for h in fabric.hosts if h.endpoint.switch == switch]
-    ports += [o.external.port for o in fabric.outsides if o.external.switch == switch]
+    ports += [port for o in fabric.outsides for sw, port in o.uplinks if sw == switch]
     for link in fabric.links:
         if link.a == switch:
             ports.append(link.a_port)
@@ -282,6 +302,37 @@ def _tx_offload_off_in(namespace: str, ifname: str) -> None:
         _tx_offload_off(ifname)
     finally:
         pr_netns.popns()
+
+
+def _router_bridge(namespace: str, name: str, mac: str, members: list[str]) -> None:
+    """A Linux bridge ``name`` in ``namespace`` over ``members`` (the router's uplink ends),
+    with the router's ``mac``: the router's addresses answer over whichever uplink is live.
+
+    No STP (a port forwards as soon as it has carrier) and no MAC learning on the members:
+    what the router sends is flooded to every uplink, and the fabric admits it on the
+    active one only (standby ports have no rules). A learning bridge would keep sending to
+    the port it last heard the fabric on, i.e. to the old active uplink after a failback
+    (still up, now standby), until the fabric happened to send on the new one. No multicast
+    snooping (solicitations for the bridge's own addresses must not depend on MLD state), no
+    IPv6 on the members (they would solicit from their own random MACs), TX checksum
+    offload off everywhere.
+    """
+    pr_netns.pushns(namespace)
+    try:
+        for member in members:
+            Path(f"/proc/sys/net/ipv6/conf/{member}/disable_ipv6").write_text("1")
+            _tx_offload_off(member)
+    finally:
+        pr_netns.popns()
+    with NetNS(namespace) as ns:
+        ns.link("add", ifname=name, kind="bridge", br_stp_state=0, br_mcast_snooping=0, address=mac)
+        bridge = ns.link_lookup(ifname=name)[0]
+        for member in members:
+            index = ns.link_lookup(ifname=member)[0]
+            ns.link("set", index=index, master=bridge, state="up")
+            ns.brport("set", index=index, learning=0)
+        ns.link("set", index=bridge, state="up")
+    _tx_offload_off_in(namespace, name)
 
 
 class MininetFabric:
@@ -358,24 +409,16 @@ class MininetFabric:
                 intfName2=p.switch(ep.switch).port_name(ep.port),
             )
         for o in p.outsides:
-            ext = o.external
-            router = f"{ext.router_ip}/{ext.cidr.prefixlen}"
-            host = net.addHost(o.node, cls=Host, ip=router, mac=ext.router_mac)
-            net.addLink(host, nodes[ext.switch], port2=ext.port, intfName1=o.ifname,
-                        intfName2=p.switch(ext.switch).port_name(ext.port))  # fmt: skip
+            # no address on the links themselves: the router's addresses go on its bridge
+            host = net.addHost(o.node, cls=Host, ip=None)
+            for switch, port in o.uplinks:
+                net.addLink(host, nodes[switch], port2=port, intfName1=o.uplink_ifname((switch, port)),
+                            intfName2=p.switch(switch).port_name(port))  # fmt: skip
         net.build()
         for h in p.hosts:
             self._configure_host(h)
         for o in p.outsides:
-            pr_netns.attach(o.netns, self.net.get(o.node).pid)
-            _tx_offload_off_in(o.netns, o.ifname)
-            tb_netns.add_address(o.netns, o.ifname, str(o.server), 32)
-            ext = o.external
-            if ext.router_ip6 is not None and ext.cidr6 is not None and o.server6 is not None:
-                tb_netns.add_address(o.netns, o.ifname, str(ext.router_ip6), ext.cidr6.prefixlen)
-                tb_netns.add_address(o.netns, o.ifname, str(o.server6), 128)
-                for prefix in o.routes6:
-                    tb_netns.add_route(o.netns, str(prefix), o.ifname)
+            self._configure_outside(o)
         for sw in p.switches:
             for port in _ports(p, sw.name):
                 _tx_offload_off(sw.port_name(port))
@@ -395,6 +438,19 @@ class MininetFabric:
             tb_netns.add_default_route(h.netns, str(h.gateway))
         if h.gateway6 is not None:
             tb_netns.add_default_route(h.netns, str(h.gateway6))
+
+    def _configure_outside(self, o: OutsidePlan) -> None:
+        """The router's bridge over its uplinks, with its addresses and the outside server's."""
+        pr_netns.attach(o.netns, self.net.get(o.node).pid)
+        ext = o.external
+        _router_bridge(o.netns, o.ifname, ext.router_mac, [o.uplink_ifname(u) for u in o.uplinks])
+        tb_netns.add_address(o.netns, o.ifname, str(ext.router_ip), ext.cidr.prefixlen)
+        tb_netns.add_address(o.netns, o.ifname, str(o.server), 32)
+        if ext.router_ip6 is not None and ext.cidr6 is not None and o.server6 is not None:
+            tb_netns.add_address(o.netns, o.ifname, str(ext.router_ip6), ext.cidr6.prefixlen)
+            tb_netns.add_address(o.netns, o.ifname, str(o.server6), 128)
+            for prefix in o.routes6:
+                tb_netns.add_route(o.netns, str(prefix), o.ifname)
 
     def _check_ports(self) -> None:
         for sw in self.plan.switches:
@@ -447,6 +503,20 @@ class MininetFabric:
                 if not idx:
                     raise LookupError(f"link {link}: no interface {name}")
                 ipr.link("set", index=idx[0], state="up" if up else "down")
+
+    def set_uplink(self, outside: OutsidePlan, uplink: tuple[str, int], *, up: bool) -> None:
+        """Bring one uplink of an outside host down or up: the switch's port (OVS sees the port
+        state change) and the router's end of that link (its bridge port)."""
+        switch, port = uplink
+        state = "up" if up else "down"
+        name = self.plan.switch(switch).port_name(port)
+        with IPRoute() as ipr:
+            idx = ipr.link_lookup(ifname=name)
+            if not idx:
+                raise LookupError(f"uplink {switch}:{port}: no interface {name}")
+            ipr.link("set", index=idx[0], state=state)
+        with NetNS(outside.netns) as ns:
+            ns.link("set", index=ns.link_lookup(ifname=outside.uplink_ifname(uplink))[0], state=state)
 
     def restart_switch(self, switch: str) -> None:
         """Restart a switch's OpenFlow state: drop its connection and every flow and meter,

@@ -44,7 +44,8 @@ from segctl.mininet_scenarios.probes import (
     run_probes,
 )
 from segctl.testbed import ovs
-from segctl.topology.network import Network, load_network
+from segctl.testbed.probes import ProbeError
+from segctl.topology.network import Network, load_network, with_uplinks_down
 from segctl.topology.outside import public_source, public_source6
 
 if TYPE_CHECKING:
@@ -193,9 +194,16 @@ class Run:
     result: RunResult
     probe_timeout: float = 1.5
     down_links: set[tuple[str, int, str, int]] = field(default_factory=set)
+    #: uplink ports ``(switch, port)`` of external networks the scenario took down
+    down_uplinks: set[tuple[str, int]] = field(default_factory=set)
 
     def bridges(self) -> dict[str, str]:
         return self.fabric.plan.bridges()
+
+    def effective(self) -> Network:
+        """The network the switches should implement now: the intent without
+        :attr:`down_links`, each external network on its first uplink not in :attr:`down_uplinks`."""
+        return with_uplinks_down(without_links(self.network, self.down_links), self.down_uplinks)
 
     def check(self, name: str, passed: bool, detail: str = "") -> Check:
         """Record a judged claim."""
@@ -203,15 +211,15 @@ class Run:
         self.result.checks.append(c)
         return c
 
-    def wait_rules(self, *, timeout: float = 60.0) -> float:
+    def wait_rules(self, *, timeout: float = 60.0, max_delay: float = 1.0) -> float:
         """Wait until every switch holds exactly the tables compiled for the current link
-        state (the intent without :attr:`down_links`); return the seconds waited.
+        state (:meth:`effective`); return the seconds waited (polled at most ``max_delay`` apart).
 
         This is the convergence a fault waits for: every affected switch has its new
         rules, not just the first one the controller pushed to.
         """
-        effective = without_links(self.network, self.down_links)
-        return ctl.wait_for_rules(ctl.desired_flows(effective), self.bridges(), timeout=timeout)
+        desired = ctl.desired_flows(self.effective())
+        return ctl.wait_for_rules(desired, self.bridges(), timeout=timeout, max_delay=max_delay)
 
     def matrix(self, name: str, probes: tuple[Probe, ...] | None = None) -> MatrixPhase:
         """Dump the tables, probe, dump again; predict from the first dump, compare with
@@ -229,7 +237,8 @@ class Run:
             if changed
             else "predicted from the tables dumped before the probes, equal to the ones dumped after",
         )
-        predictor, why = load_predictor(self.network, live, down=self.down_links)
+        # the simulator walks the live topology: the active uplink is where traffic leaves
+        predictor, why = load_predictor(self.effective(), live, down=self.down_links)
         rows = tuple(
             ProbeRow(
                 p,
@@ -374,7 +383,7 @@ def run_scenario(
             result.verification, result.verification_report = _live_verification(
                 network, fabric_plan.bridges()
             )
-    except (SegctlError, ovs.OvsError, TimeoutError, OSError) as exc:
+    except (SegctlError, ovs.OvsError, ProbeError, TimeoutError, OSError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         if controller is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ from segctl.mininet_scenarios.probes import Probe, expected_outcome, plan_probes
 from segctl.mininet_scenarios.report import write_reports
 from segctl.mininet_scenarios.runner import run_scenario
 from segctl.mininet_scenarios.scenarios import SCENARIOS, intent_path
-from segctl.mininet_scenarios.scenarios.actions import redundant_links
+from segctl.mininet_scenarios.scenarios.actions import redundant_links, uplink_failure_needs
 from segctl.mininet_scenarios.scenarios.forgery import plan_attack
 from segctl.mininet_scenarios.scenarios.ipv6_guard import ipv6_attacks, ipv6_first_hop_needs, ipv6_pair
 from segctl.testbed import ovs
@@ -27,6 +28,7 @@ from segctl.topology.network import load_network
 
 LEAF_SPINE = intent_path("leaf-spine.yaml")
 STRICT = intent_path("strict-segment.yaml")
+INTERNET = intent_path("internet.yaml")
 
 #: An intent no scenario ships: two tenants on two switches reusing each other's MACs and
 #: addresses (valid: isolation never rests on them), a routed policy, a single fabric link.
@@ -76,6 +78,20 @@ def test_plan_pins_intent_ports_dpids_and_unique_short_names() -> None:
         assert host.endpoint == ep and host.netns.startswith("mnabc")
         assert host.gateway == net.segment(ep.tenant, ep.segment).gateway
     assert len({h.node for h in plan.hosts}) == len(net.endpoints)
+
+
+def test_plan_attaches_the_upstream_router_to_every_declared_uplink() -> None:
+    """internet.yaml: the router host has one link per uplink port (edge2:48 active, edge1:48
+    standby), both ports of its bridge, whose name carries the run prefix like every other."""
+    net = load_network(INTERNET)
+    plan = mn.plan(net, "mnabc")
+    (outside,) = plan.outsides
+    assert outside.uplinks == (("edge2", 48), ("edge1", 48))
+    assert [outside.uplink_ifname(u) for u in outside.uplinks] == ["mnabcx1-eth0", "mnabcx1-eth1"]
+    assert outside.ifname == "mnabcx1-br"  # the router's addresses, probes and frames
+    assert 48 in mn._ports(plan, "edge1") and 48 in mn._ports(plan, "edge2")
+    assert uplink_failure_needs(net) == ""
+    assert "standby uplink" in uplink_failure_needs(load_network(LEAF_SPINE))
 
 
 def test_plan_rejects_foreign_prefix_and_cleanup_refuses_it() -> None:
@@ -224,6 +240,8 @@ def test_scenario_on_an_intent_that_lacks_what_it_needs_exits_2(
     )
     assert main(["scenario", "run", "flood", "--intent", str(reused_macs)]) == 2
     assert "rate_limit" in capsys.readouterr().err
+    assert main(["scenario", "run", "uplink-failover", "--intent", str(reused_macs)]) == 2
+    assert "it needs an external network with a standby uplink" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("fabric: {switches: []}\n")
     assert main(["scenario", "run", "attacker", "--intent", str(bad)]) == 2
@@ -258,13 +276,20 @@ def test_changed_since_catches_a_change_undone_between_the_dumps(lab_prefix: str
         ovs.delete_bridge(bridges["s"])
 
 
-#: ``baseline`` on its built-in intent is the ``leaf-spine`` run: not run twice.
-_DISTINCT = [name for name in SCENARIOS if name != "baseline"]
+#: ``baseline`` on its built-in intent is the ``leaf-spine`` run: not run twice;
+#: ``uplink-failover`` has its own test (the same judgement and more).
+_DISTINCT = [name for name in SCENARIOS if name not in ("baseline", "uplink-failover")]
 
 
 @pytest.mark.ovs
 @pytest.mark.parametrize("name", _DISTINCT)
 def test_scenario_agrees_three_ways_and_cleans_up(name: str, ovs_available: None, tmp_path: Path) -> None:
+    _run_and_judge(name, tmp_path)
+
+
+def _run_and_judge(name: str, tmp_path: Path) -> dict[str, Any]:
+    """Run scenario ``name``: reports written, nothing left behind, observed = expected in
+    every phase, every check passed, the run passed. Returns report.json."""
     scenario = SCENARIOS[name]
     result = run_scenario(scenario.name, scenario.title, scenario.intent, scenario.actions, work_dir=tmp_path)
     paths = write_reports(result, tmp_path)
@@ -281,6 +306,48 @@ def test_scenario_agrees_three_ways_and_cleans_up(name: str, ovs_available: None
     failed = [f"{c.name}: {c.detail}" for c in result.checks if not c.passed]
     assert not failed, f"{name}: failed checks {failed} (rules: {result.rules_source})"
     assert result.passed, f"{name}: {paths['md'].read_text()[:3000]}"
+    report: dict[str, Any] = json.loads(paths["json"].read_text())
+    return report
+
+
+def _outside_seen(phase: dict[str, Any]) -> set[tuple[str, str, str, int | None, str | None]]:
+    """The answered probes with the outside: (src, dst, proto, port, source the outside saw)."""
+    return {
+        (r["src"], r["dst"], r["proto"], r["port"], r.get("seen_as"))
+        for r in phase["rows"]
+        if r["observed"] and ("external:" in r["src"] or "external:" in r["dst"])
+    }
+
+
+@pytest.mark.ovs
+def test_uplink_failover_keeps_the_outside_reachable(ovs_available: None, tmp_path: Path) -> None:
+    """internet.yaml, edge2:48 active, edge1:48 standby: edge2:48 goes down, the controller
+    fails over (every switch converges to the tables compiled with edge1:48 active), and the
+    outside matrix is the baseline's: the same connections get out, each seen from its SNAT
+    address, the floating IP opens tcp/80 and tcp/443 to acme/web1 only, all of it over
+    edge1:48; the link comes back and the uplink returns to edge2:48. Without a failover the
+    outside answers nothing after the failure, and this fails."""
+    doc = _run_and_judge("uplink-failover", tmp_path)
+    phases = {p["name"]: p for p in doc["phases"]}
+    assert list(phases) == ["baseline", "uplink edge2:48 down", "uplink edge2:48 back"]
+    baseline = _outside_seen(phases["baseline"])
+    assert {seen for *_, seen in baseline if seen} == {"198.51.100.10", "198.51.100.11"}
+    inbound = {(dst, proto, port) for src, dst, proto, port, _ in baseline if src.startswith("external:")}
+    assert inbound == {("acme/web1", "tcp", 80), ("acme/web1", "tcp", 443)}
+    for name in ("uplink edge2:48 down", "uplink edge2:48 back"):
+        assert _outside_seen(phases[name]) == baseline, f"{name}: the outside's answers changed"
+    checks = {c["name"]: c for c in doc["checks"]}
+    failover = checks[
+        "uplink internet edge2:48 down: every switch holds the tables compiled with edge1:48 active"
+    ]
+    seconds = float(failover["detail"].split("failover in ")[1].split(" s")[0])
+    assert failover["passed"] and 0 <= seconds < 30, failover
+    crossed = checks["uplink edge2:48 down: the fabric reached the outside over edge1:48 only"]
+    assert crossed["passed"] and "(edge2:48 down)" in crossed["detail"], crossed
+    back = "uplink internet edge2:48 up: rules back to the tables compiled with edge2:48 active"
+    assert checks[back]["passed"], checks[back]
+    back = "uplink edge2:48 back: the fabric reached the outside over edge2:48 only"
+    assert checks[back]["passed"] and "0 over edge1:48" in checks[back]["detail"], checks[back]
 
 
 @pytest.mark.ovs

@@ -27,6 +27,8 @@ from segctl.mininet_scenarios.scenarios.actions import (
     link_failure,
     link_failure_needs,
     switch_restart,
+    uplink_failure,
+    uplink_failure_needs,
 )
 from segctl.mininet_scenarios.scenarios.guardrails import guardrail_logging, guardrail_logging_needs
 from segctl.mininet_scenarios.scenarios.ipv6_guard import ipv6_first_hop, ipv6_first_hop_needs
@@ -112,6 +114,15 @@ _ALL = [
         "internet.yaml",
         (outside_attacks,),
         (outside_attacks_needs,),
+    ),
+    Scenario(
+        "uplink-failover",
+        "The internet's active uplink goes down: the controller moves it to the standby port, "
+        "egress still leaves behind the SNAT addresses and the floating IP still opens its "
+        "granted ports only; the link comes back and the uplink returns to the first port.",
+        "internet.yaml",
+        (uplink_failure,),
+        (uplink_failure_needs,),
     ),
     Scenario(
         "attacker",

@@ -12,13 +12,14 @@ import time
 from typing import Any
 
 from segctl.mininet_scenarios import controller_proc as ctl
-from segctl.mininet_scenarios.network import LinkPlan
+from segctl.mininet_scenarios.network import LinkPlan, OutsidePlan, is_outside
 from segctl.mininet_scenarios.probes import inject
-from segctl.mininet_scenarios.runner import Run
+from segctl.mininet_scenarios.runner import MatrixPhase, Run
 from segctl.mininet_scenarios.scenarios.forgery import plan_attack
 from segctl.testbed import ovs
 from segctl.testbed.netns import exec_argv
-from segctl.topology.network import EndpointInfo, Network
+from segctl.testbed.probes import sniffing
+from segctl.topology.network import EndpointInfo, ExternalInfo, Network
 
 __all__ = [
     "attacker",
@@ -30,7 +31,10 @@ __all__ = [
     "link_failure",
     "link_failure_needs",
     "redundant_links",
+    "standby_uplink",
     "switch_restart",
+    "uplink_failure",
+    "uplink_failure_needs",
 ]
 
 _AGENT = ["-m", "segctl.mininet_scenarios._agent"]
@@ -298,6 +302,85 @@ def _restore(run: Run, link: LinkPlan) -> None:
         run.check(f"link up {link}: rules back to the full-fabric tables", True)
     except ctl.ControllerError as exc:
         run.check(f"link up {link}: rules back to the full-fabric tables", False, str(exc))
+
+
+def standby_uplink(network: Network) -> ExternalInfo | None:
+    """The first external network (document order) with a standby uplink."""
+    return next((x for x in network.externals if x.standby), None)
+
+
+def uplink_failure_needs(network: Network) -> str:
+    """Why the uplink-failover scenario cannot run on ``network`` ("" when it can)."""
+    if standby_uplink(network) is None:
+        return "it needs an external network with a standby uplink (fabric.externals[].attach with 2+ ports)"
+    return ""
+
+
+def uplink_failure(run: Run) -> None:
+    """Take the active uplink of the first external network with a standby down: the
+    controller moves the uplink to the standby (every switch converges to the tables
+    compiled with it active; the seconds from link down to converged are the failover
+    time), the matrix with the outside agrees three ways again and the fabric reaches the
+    router over the standby port only; then the link comes back and the uplink returns to
+    the first port (the same again, over the first port)."""
+    ext = standby_uplink(run.network)
+    if ext is None:
+        run.check("uplink failure: an external network with a standby uplink exists", False, "none")
+        return
+    if not _needs_controller(run, "uplink failure"):
+        return
+    outside = next(o for o in run.fabric.plan.outsides if o.external.name == ext.name)
+    first = (ext.switch, ext.port)
+    down = f"{ext.switch}:{ext.port}"
+    run.fabric.set_uplink(outside, first, up=False)
+    started = time.monotonic()
+    run.down_uplinks.add(first)
+    now = run.effective().external(ext.name)
+    standby = f"{now.switch}:{now.port}"
+    name = f"uplink {ext.name} {down} down: every switch holds the tables compiled with {standby} active"
+    try:
+        run.wait_rules(timeout=30, max_delay=0.2)
+        run.check(name, True, f"failover in {time.monotonic() - started:.2f} s, link down to converged")
+    except ctl.ControllerError as exc:
+        run.check(name, False, str(exc))
+    _matrix_over(run, outside, (now.switch, now.port), f"uplink {down} down")
+    run.fabric.set_uplink(outside, first, up=True)
+    started = time.monotonic()
+    run.down_uplinks.discard(first)
+    name = f"uplink {ext.name} {down} up: rules back to the tables compiled with {down} active"
+    try:
+        run.wait_rules(timeout=30, max_delay=0.2)
+        run.check(name, True, f"failback in {time.monotonic() - started:.2f} s, link up to converged")
+    except ctl.ControllerError as exc:
+        run.check(name, False, str(exc))
+    _matrix_over(run, outside, first, f"uplink {down} back")
+
+
+def _matrix_over(run: Run, outside: OutsidePlan, live: tuple[str, int], name: str) -> MatrixPhase:
+    """Take matrix ``name`` while the router captures, on each of its uplinks that is up,
+    what the fabric sends it (source: the external network's MAC); check that it all came
+    over ``live`` (when the outside was reached at all) and nothing over another uplink."""
+    mac = outside.external.mac
+    ports = [u for u in outside.uplinks if u not in run.down_uplinks]  # nothing crosses a down one
+    captures = [(outside.netns, outside.uplink_ifname(u), f"ether src {mac}") for u in ports]
+    with sniffing(captures, settle=0.5) as frames:
+        phase = run.matrix(name)
+    got = {port: len(f) for port, f in zip(ports, frames, strict=True)}
+    rows = [r for r in phase.rows if is_outside(r.probe.src) or is_outside(r.probe.dst)]
+    answered, wanted = sum(r.observed for r in rows), sum(r.expected for r in rows)
+    elsewhere = {port: n for port, n in got.items() if port != live}
+    where = f"{live[0]}:{live[1]}"
+    others = ", ".join(f"{n} over {s}:{p}" for (s, p), n in elsewhere.items())
+    down = ", ".join(f"{s}:{p}" for s, p in outside.uplinks if (s, p) in run.down_uplinks)
+    run.check(
+        f"{name}: the fabric reached the outside over {where} only",
+        (got.get(live, 0) > 0 or not wanted) and not any(elsewhere.values()),
+        f"{answered} of {len(rows)} probes with {'/'.join(outside.key)} answered ({wanted} expected); "
+        f"the router got {got.get(live, 0)} frames from {mac} over {where}"
+        + (f", {others}" if others else "")
+        + (f" ({down} down)" if down else ""),
+    )
+    return phase
 
 
 def _stream_pair(network: Network) -> tuple[EndpointInfo, EndpointInfo, int] | None:
