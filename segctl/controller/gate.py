@@ -362,29 +362,16 @@ class GateVerifier:
 
     Each kept counterexample becomes a :class:`Violation` (property id, message, the
     counterexample JSON); ``report`` is the versioned report document (docs/report.md).
-
-    A change of the external networks (an uplink failover moves the active port) starts
-    the incremental verifier over: it does not see them as structure, and a part kept from
-    before the move is proven against the old uplink (a failed-over fabric whose switches
-    still held the old uplink rules read as ``pass``).
     """
 
     def __init__(self) -> None:
         from segctl.verifier.incremental import IncrementalVerifier
 
         self.incremental = IncrementalVerifier()
-        self._externals: object = None  # the external networks of the last proof
 
     def __call__(
         self, network: Network, tables: Mapping[str, Sequence[Flow]], *, progress: Progress | None = None
     ) -> Verification:
-        from segctl.verifier.incremental import IncrementalVerifier
-
-        if self._externals is not None and network.externals != self._externals:
-            self.incremental = IncrementalVerifier(
-                max_nodes=self.incremental.max_nodes, growth=self.incremental.growth
-            )
-        self._externals = network.externals
         report = self.incremental.verify(network, tables, progress=progress)
         violations = tuple(Violation(c.property, c.message, c.to_json()) for c in report.violations)
         return Verification(report.ok, violations, report.to_json(), report.seconds)

@@ -80,8 +80,13 @@ class _Kept:
 
 
 def _structure(network: Network) -> tuple[object, ...]:
-    """Everything but policies and shared services: when it changes, start over."""
-    return (network.switches, network.links, network.tenants, network.segments, network.endpoints)
+    """Everything but policies and shared services: when it changes, start over (the
+    external networks too: an uplink failover moves the active port, and a part proven
+    against the old one would read stale tables as passing)."""
+    return (
+        network.switches, network.links, network.tenants, network.segments, network.endpoints,
+        network.externals,
+    )  # fmt: skip
 
 
 def _nodes(engine: WavefrontEngine) -> int:

@@ -208,8 +208,9 @@ def test_the_live_proof_of_a_failed_push_is_against_the_standby(
 
 
 def test_the_gate_verifier_starts_over_when_an_uplink_moves() -> None:
-    """The incremental verifier does not see the external networks as structure; kept
-    parts proven against the old uplink would call the old tables fine after a failover."""
+    """The incremental verifier counts the external networks as structure: kept parts
+    proven against the old uplink would call the old tables fine after a failover (they
+    did, before)."""
     net = load_network(INTERNET)
     moved = with_uplinks_down(net, [("edge2", 48)])
     compiler = default_compiler()
