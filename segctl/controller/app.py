@@ -37,7 +37,7 @@ from segctl.controller.framework import (
     ofproto_v1_4,
     set_ev_cls,
 )
-from segctl.controller.southbound import CountedFlow, SwitchMeter
+from segctl.controller.southbound import CountedFlow, SwitchMeter, check_frame
 from segctl.errors import SwitchError
 from segctl.openflow.ofctl import Drop, Flow
 
@@ -354,6 +354,13 @@ class SegctlApp(RyuApp):  # type: ignore[misc]
     def dump_meters(self, switch: str) -> list[SwitchMeter]:
         """The meters ``switch`` holds."""
         return self._dump_meters(self._datapath(switch), switch)
+
+    def packet_out(self, switch: str, port: int, frame: bytes) -> None:
+        """Send one frame the controller built out of ``port`` (packet-out, then a barrier)."""
+        check_frame(frame)
+        dp = self._datapath(switch)
+        with self._lock:
+            self._send(dp, ofswitch.packet_out(dp, port, frame), what=f"packet-out on {switch}:{port}")
 
     # -- sending (the one place that talks to switches) ------------------------------------
     def _datapath(self, switch: str) -> Any:

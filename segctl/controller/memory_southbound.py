@@ -6,7 +6,8 @@ one replaces it; a strict delete removes the flow with that key. A push either a
 completely or not at all, like a committed bundle. Tests can tamper with a switch
 (:meth:`MemorySouthbound.tamper_add` / ``tamper_remove``) to model drift, wipe it to
 model a restart, and make the next push fail, and set a flow's counters
-(:meth:`MemorySouthbound.count`) as if packets had matched it.
+(:meth:`MemorySouthbound.count`) as if packets had matched it. Frames sent with
+``packet_out`` are recorded per switch (``MemorySwitch.frames``: port and bytes, in order).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from segctl.controller.southbound import CountedFlow, SwitchMeter
+from segctl.controller.southbound import CountedFlow, SwitchMeter, check_frame
 from segctl.errors import SwitchError
 from segctl.openflow.ofctl import FieldMatch, Flow
 
@@ -38,6 +39,7 @@ class MemorySwitch:
     pushes: list[tuple[int, int]] = field(default_factory=list)  # (removed, added) per push
     counters: dict[FlowKey, tuple[int, int]] = field(default_factory=dict)  # (packets, bytes)
     resyncs: int = 0
+    frames: list[tuple[int, bytes]] = field(default_factory=list)  # (port, frame) per packet-out
 
 
 class MemorySouthbound:
@@ -134,6 +136,12 @@ class MemorySouthbound:
         if switch not in self._connected:
             raise SwitchError(f"switch {switch} is not connected")
         return sorted(self.switches[switch].meters.values())
+
+    def packet_out(self, switch: str, port: int, frame: bytes) -> None:
+        check_frame(frame)
+        if switch not in self._connected:
+            raise SwitchError(f"switch {switch} is not connected")
+        self.switches[switch].frames.append((port, bytes(frame)))
 
     def _target(self, switch: str) -> MemorySwitch:
         if switch not in self._connected:

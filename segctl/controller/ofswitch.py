@@ -13,6 +13,7 @@ is :meth:`segctl.controller.app.SegctlApp._send`. ``dp`` is an os-ken ``Datapath
 * :func:`flow_changes`, :func:`replace_all`, :func:`drop_all` order and de-duplicate
   flow mods for one bundle; :func:`bundle_ctrl`/:func:`bundle_add` wrap them.
 * :func:`meter_mod`, :func:`meter_from_config` do the same for meters.
+* :func:`packet_out` sends one frame the controller built out of a port.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ __all__ = [
     "meter_mod",
     "next_bundle_id",
     "ofp_match",
+    "packet_out",
     "replace_all",
     "reply_class",
 ]
@@ -429,6 +431,19 @@ def port_is_up(port: Any, *, ofp: Any) -> bool:
     """Whether an ``OFPPort`` (port status or port description) is up: neither ``LINK_DOWN``
     in its state nor ``PORT_DOWN`` in its config."""
     return not (port.state & ofp.OFPPS_LINK_DOWN) and not (port.config & ofp.OFPPC_PORT_DOWN)
+
+
+def packet_out(dp: Any, port: int, frame: bytes) -> Any:
+    """An ``OFPPacketOut`` sending ``frame`` out of ``port``: from the controller
+    (``in_port=CONTROLLER``), no buffer, one ``output:port`` action (past the flow tables)."""
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    return parser.OFPPacketOut(
+        dp,
+        buffer_id=ofp.OFP_NO_BUFFER,
+        in_port=ofp.OFPP_CONTROLLER,
+        actions=[parser.OFPActionOutput(port, 0)],
+        data=bytes(frame),
+    )
 
 
 # ------------------------------------------------------------------------------ meters

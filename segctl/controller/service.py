@@ -29,7 +29,8 @@ the safety properties only (``segctl.verifier.properties.SAFETY``: isolation,
 conformance, spoof-guard, commit-safety): delivery may fail across a partition. It also
 keeps the uplink ports that are down: an external network is compiled, proven and
 compared live on its first declared uplink that is up (failover), its standby ports get
-no rules.
+no rules. Once a move of the active uplink is pushed, a gratuitous ARP from the external
+network's MAC goes out of the new active port (:meth:`ControllerService._announce`).
 
 A change is small steps, each its own method: :meth:`ControllerService._plan` (compile
 and diff), :meth:`~ControllerService._gate` (prove; :meth:`~ControllerService._refuse`
@@ -92,6 +93,7 @@ from segctl.controller.scope import APPLY, ROLLBACK, ChangeKind, ChangeScope
 from segctl.controller.southbound import Southbound
 from segctl.controller.store import Revision, Store, canonical_json_in_pieces
 from segctl.errors import IntentError, Problem, SwitchError
+from segctl.flows.announce import announce_address, gratuitous_arp
 from segctl.openflow.ofctl import Flow
 from segctl.topology.network import Network
 
@@ -528,8 +530,16 @@ class ControllerService:
                 return None
             kinds = {c.action for c in changed}
             scope = ChangeScope(ChangeKind(kinds.pop()) if len(kinds) == 1 else ChangeKind.LINK_CHANGE)
+            announced: dict[str, dict[str, Any]] = {}
+
+            def announce(plan: Plan, pushed: Pushed) -> None:
+                for change in (c for c in changed if isinstance(c, UplinkChange) and not c.all_down):
+                    announced[change.name] = self._announce(plan.effective, change, pushed)
+
             try:
-                result = self._change(self._declared, Origin(SYSTEM, scope), dry_run=False, record=False)
+                result = self._change(
+                    self._declared, Origin(SYSTEM, scope), dry_run=False, record=False, after_push=announce
+                )
             except VerificationFailed as exc:
                 # The link state is a fact; the old rules stay until a safe set exists.
                 for change in changed:
@@ -558,9 +568,33 @@ class ControllerService:
                         **change.detail,
                         "pushed": list(result.pushed),
                         "live_verdict": result.live_verdict,
+                        **({"announced": announced[change.name]} if change.name in announced else {}),
                     },
                 )
             return result
+
+    def _announce(self, network: Network, change: UplinkChange, pushed: Pushed) -> dict[str, Any]:
+        """After an uplink move was pushed: a gratuitous ARP from the external network's MAC
+        out of its new active port (:mod:`segctl.flows.announce`), so the upstream switch learns
+        the MAC there at once. Not sent when that port's switch did not take the new rules
+        (refused, or not connected) or the fabric has no public address there. Returns the
+        audit detail: port, address and MAC sent, or why nothing was (``skipped``/``error``)."""
+        switch, port = change.active
+        out: dict[str, Any] = {"port": f"{switch}:{port}"}
+        ext = network.external(change.external)
+        if switch in pushed.errors or switch in pushed.pending:
+            return {**out, "skipped": f"{switch} did not take the new rules"}
+        address = announce_address(network, ext)
+        if address is None:
+            return {**out, "skipped": "no public address on the uplink"}
+        out.update(ip=str(address), mac=ext.mac)
+        try:
+            self.southbound.packet_out(switch, port, gratuitous_arp(ext.mac, address))
+        except SwitchError as exc:
+            LOG.error("%s: gratuitous ARP out of %s:%d failed: %s", change.name, switch, port, exc)
+            return {**out, "error": str(exc)}
+        LOG.info("%s: gratuitous ARP for %s (%s) out of %s:%d", change.name, address, ext.mac, switch, port)
+        return out
 
     def _audit_port(self, switch: str, port: int, up: bool) -> None:
         """A ``port.up``/``port.down`` entry for an edge port; a declared uplink port's names
@@ -632,7 +666,10 @@ class ControllerService:
         dry_run: bool,
         record: bool = True,
         turn: Turn | None = None,
+        after_push: Callable[[Plan, Pushed], None] | None = None,
     ) -> ChangeResult:
+        """Plan, gate, record, push, conclude (the steps in the module docstring); ``after_push``
+        runs right after the push, before the live proof (an uplink move's announcement)."""
         plan = self._plan(network)
         crashpoint.reached("compiled")
         # a dry run gives way to a change or a switch event, between steps and during its proof
@@ -650,6 +687,8 @@ class ControllerService:
         try:
             pushed = self._push(plan.diffs)
             crashpoint.reached("pushed")
+            if after_push is not None:
+                after_push(plan, pushed)
         finally:
             self._adopt(plan)  # the store says so from _record on, whatever the push did
         return self._conclude(plan, gate, pushed, origin, revision, gate_report)

@@ -23,7 +23,16 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, runtime_checkab
 if TYPE_CHECKING:
     from segctl.openflow.ofctl import Flow
 
-__all__ = ["CountedFlow", "Southbound", "SwitchMeter"]
+__all__ = ["MAX_FRAME", "CountedFlow", "Southbound", "SwitchMeter", "check_frame"]
+
+#: The largest frame :meth:`Southbound.packet_out` sends (Ethernet without the FCS, no VLAN).
+MAX_FRAME = 1514
+
+
+def check_frame(frame: bytes) -> None:
+    """Raise ``ValueError`` unless ``frame`` is a whole Ethernet frame of at most :data:`MAX_FRAME` bytes."""
+    if not 14 <= len(frame) <= MAX_FRAME:
+        raise ValueError(f"a frame of {len(frame)} bytes: 14 to {MAX_FRAME} are sent")
 
 
 class CountedFlow(NamedTuple):
@@ -98,4 +107,14 @@ class Southbound(Protocol):
 
     def dump_meters(self, switch: str) -> list[SwitchMeter]:
         """The meters ``switch`` holds now."""
+        ...
+
+    def packet_out(self, switch: str, port: int, frame: bytes) -> None:
+        """Send one Ethernet ``frame`` out of ``port`` of ``switch``, past its flow tables
+        (OpenFlow packet-out from the controller, no buffer, ``output:port``), then a barrier.
+
+        Only for frames the controller builds itself (the gratuitous ARP of an uplink
+        failover, :mod:`segctl.flows.announce`), never for a caller's bytes; a frame over
+        :data:`MAX_FRAME` bytes or under 14 is a ``ValueError``.
+        """
         ...

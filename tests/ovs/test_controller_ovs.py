@@ -349,10 +349,19 @@ def test_fabric_link_failure_reroutes_and_isolation_holds(lab_prefix: str, contr
         assert reachable(lab, "web1", "10.1.2.10")
 
 
+def _announced(frame: bytes, mac: str) -> str | None:
+    """The address a gratuitous ARP from ``mac`` announces (sender = target), else None."""
+    gratuitous = frame[12:14] == b"\x08\x06" and frame[20:22] == b"\x00\x01" and frame[28:32] == frame[38:42]
+    if len(frame) < 42 or not gratuitous or frame[22:28] != bytes.fromhex(mac.replace(":", "")):
+        return None
+    return ".".join(str(b) for b in frame[28:32])
+
+
 def test_uplink_failover_moves_the_uplink_rules_to_the_standby(lab_prefix: str, controller_factory) -> None:  # type: ignore[no-untyped-def]
     """examples/internet.yaml: the uplink edge2:48 goes away (its port is deleted), the
     controller recompiles for the standby edge1:48, where a second "internet" host (the
-    same router address) answers; when the port returns the rules go back to edge2."""
+    same router address) answers and hears the fabric's gratuitous ARP; when the port
+    returns the rules go back to edge2, and the router there hears it."""
     import dataclasses
 
     from segctl.testbed.netns import add_address
@@ -376,16 +385,22 @@ def test_uplink_failover_moves_the_uplink_rules_to_the_standby(lab_prefix: str, 
         app1 = lab.namespace("app1")
         assert probes.ping(app1, server, count=2), "app1 does not get out through edge2:48"
         edge2, uplink = lab.bridge("edge2"), lab.host_port(router.name)
-        ovs.run(["ovs-vsctl", "del-port", edge2, uplink])
-        wait_for(
-            lambda: tables_match(lab, failed_over),
-            timeout=30,
-            what=f"the failover to edge1:48\n{ctl.log()[-3000:]}",
-        )
+        # the fabric announces its MAC out of the new active port (a gratuitous ARP)
+        garp = f"arp and ether src {ext.mac}"
+        with probes.Sniffer(lab.namespace(standby.name), lab.host_ifname, garp, timeout=15, count=1) as heard:
+            ovs.run(["ovs-vsctl", "del-port", edge2, uplink])
+            wait_for(
+                lambda: tables_match(lab, failed_over),
+                timeout=30,
+                what=f"the failover to edge1:48\n{ctl.log()[-3000:]}",
+            )
+        assert [_announced(f, ext.mac) for f in heard.frames] == ["198.51.100.10"], heard.frames
         assert probes.ping(app1, server, count=2), "app1 does not get out through the standby"
         assert not probes.ping(lab.namespace("gweb2"), server, count=1), "the failover opened a way out"
-        ovs.add_port(edge2, uplink, ofport=48)
-        wait_for(lambda: tables_match(lab, want), timeout=30, what="the uplink to return to edge2:48")
+        with probes.Sniffer(lab.namespace(router.name), lab.host_ifname, garp, timeout=15, count=1) as heard:
+            ovs.add_port(edge2, uplink, ofport=48)
+            wait_for(lambda: tables_match(lab, want), timeout=30, what="the uplink to return to edge2:48")
+        assert [_announced(f, ext.mac) for f in heard.frames] == ["198.51.100.10"], heard.frames
         assert probes.ping(app1, server, count=2), "app1 does not get out through edge2:48 again"
     log = ctl.log()
     assert "uplink/internet/edge2:48: uplink.failover, active uplink now edge1:48" in log, log[-3000:]

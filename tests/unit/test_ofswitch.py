@@ -8,6 +8,7 @@ both through OpenFlow and through ``ovs-ofctl dump-flows`` equal what was pushed
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,19 @@ def test_controller_with_reason_is_refused_not_mistranslated() -> None:
     with pytest.raises(UnsupportedFlowError):
         ofswitch.flow_mod(_dp(), flow)
     assert _wire_round_trip(Flow(0, 1, 0, (), (Drop(),))).actions == (Drop(),)
+
+
+def test_packet_out_sends_the_frame_from_the_controller_out_of_one_port() -> None:
+    dp = _dp()
+    ofp = dp.ofproto
+    frame = bytes(range(60))
+    msg = ofswitch.packet_out(dp, 48, frame)
+    msg.serialize()  # ofp_packet_out (16 bytes after the header), one action, the frame
+    buffer_id, in_port, actions_len = struct.unpack_from("!IIH", msg.buf, 8)
+    assert (msg.msg_type, buffer_id, in_port) == (ofp.OFPT_PACKET_OUT, ofp.OFP_NO_BUFFER, ofp.OFPP_CONTROLLER)
+    kind, _, port, max_len = struct.unpack_from("!HHIH", msg.buf, 24)
+    assert (actions_len, kind, port, max_len) == (16, ofp.OFPAT_OUTPUT, 48, 0)
+    assert bytes(msg.buf[24 + actions_len :]) == frame
 
 
 # ---------------------------------------------------------------------- real OVS

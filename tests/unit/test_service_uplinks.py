@@ -9,7 +9,9 @@ reads the port states of a reconnecting switch fails over at once.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping, Sequence
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,8 @@ from segctl.controller.plan import compile_tables, sorted_tables
 from segctl.controller.proofs import proof_inputs
 from segctl.controller.service import ControllerService
 from segctl.controller.store import Database, Store
-from segctl.openflow.ofctl import Flow, Output
+from segctl.errors import SwitchError
+from segctl.openflow.ofctl import Flow, Output, mac_text
 from segctl.topology.network import Network, load_network, with_uplinks_down
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,3 +233,142 @@ def test_a_remembered_proof_is_keyed_by_the_active_uplink() -> None:
     assert proof_inputs(net, tables, fingerprint="x") != proof_inputs(moved, tables, fingerprint="x")
     same = with_uplinks_down(net, [("edge1", 48)])  # a standby down: the same network
     assert proof_inputs(same, tables, fingerprint="x") == proof_inputs(net, tables, fingerprint="x")
+
+
+# -- the gratuitous ARP after a move of the active uplink ---------------------------------
+
+FABRIC_MAC = "02:5e:ff:00:00:01"  # the external network's MAC (the default for the first one)
+
+
+def garp(frame: bytes) -> dict[str, Any]:
+    """The fields of an Ethernet + ARP frame, parsed here independently of the builder."""
+    dst, src, eth_type, htype, ptype, hlen, plen, op, sha, spa, tha, tpa = struct.unpack(
+        "!6s6sHHHBBH6s4s6s4s", frame[:42]
+    )
+    return {
+        "eth_dst": mac_text(int.from_bytes(dst, "big")),
+        "eth_src": mac_text(int.from_bytes(src, "big")),
+        "eth_type": eth_type,
+        "arp": (htype, ptype, hlen, plen),
+        "op": op,
+        "sha": mac_text(int.from_bytes(sha, "big")),
+        "spa": str(IPv4Address(spa)),
+        "tha": mac_text(int.from_bytes(tha, "big")),
+        "tpa": str(IPv4Address(tpa)),
+    }
+
+
+EXPECTED_GARP = {
+    "eth_dst": "ff:ff:ff:ff:ff:ff",
+    "eth_src": FABRIC_MAC,
+    "eth_type": 0x0806,
+    "arp": (1, 0x0800, 6, 4),
+    "op": 1,  # a request: the sender and target address are the same
+    "sha": FABRIC_MAC,
+    "spa": "198.51.100.10",  # acme's SNAT address: the first tenant's, answered by the fabric
+    "tha": "00:00:00:00:00:00",
+    "tpa": "198.51.100.10",
+}
+
+
+def frames(sb: MemorySouthbound) -> dict[str, list[tuple[int, bytes]]]:
+    return {name: list(sb.switches[name].frames) for name in SWITCHES}
+
+
+def test_the_fabric_announces_itself_out_of_the_new_active_uplink(
+    svc: ControllerService, sb: MemorySouthbound
+) -> None:
+    assert svc.network is not None and svc.network.external("internet").mac == FABRIC_MAC
+    assert frames(sb) == {"edge1": [], "edge2": []}  # an intent change announces nothing
+
+    svc.link_status("edge2", 48, up=False)
+    assert frames(sb)["edge2"] == []
+    ((port, frame),) = frames(sb)["edge1"]
+    assert port == 48 and len(frame) == 60 and garp(frame) == EXPECTED_GARP
+    (entry,) = entries(svc)
+    assert entry.detail["announced"] == {"port": "edge1:48", "ip": "198.51.100.10", "mac": FABRIC_MAC}
+
+    svc.link_status("edge2", 48, up=True)  # restored: announced out of edge2:48, once
+    assert len(frames(sb)["edge1"]) == 1
+    ((port, frame),) = frames(sb)["edge2"]
+    assert port == 48 and garp(frame) == EXPECTED_GARP
+    assert entries(svc)[-1].detail["announced"]["port"] == "edge2:48"
+
+
+def test_the_announcement_goes_after_the_new_rules_are_on_the_switch(
+    svc: ControllerService, sb: MemorySouthbound
+) -> None:
+    """When the frame leaves, the new active port's switch already holds the uplink rules."""
+    seen: list[dict[str, int]] = []
+    send = sb.packet_out
+
+    def watching(switch: str, port: int, frame: bytes) -> None:
+        seen.append(uplink_rules(sb.flows(switch), port))
+        send(switch, port, frame)
+
+    sb.packet_out = watching  # type: ignore[method-assign]
+    svc.link_status("edge2", 48, up=False)
+    assert len(seen) == 1 and seen[0]["in"] > 0 and seen[0]["out"] > 0
+
+
+def test_no_announcement_for_a_standby_a_rejected_failover_or_every_uplink_down(
+    tmp_path: Path, svc: ControllerService, sb: MemorySouthbound
+) -> None:
+    svc.link_status("edge1", 48, up=False)  # the standby's state changes: nothing moves
+    svc.link_status("edge1", 48, up=True)
+    assert frames(sb) == {"edge1": [], "edge2": []}
+
+    svc.link_status("edge2", 48, up=False)
+    svc.link_status("edge1", 48, up=False)  # every uplink down: no port to announce on
+    assert len(frames(sb)["edge1"]) == 1 and frames(sb)["edge2"] == []
+    assert "announced" not in entries(svc)[-1].detail
+
+    real = GateVerifier()
+
+    def refuses_edge1(
+        network: Network, tables: Mapping[str, Sequence[Flow]], *, progress: Any = None
+    ) -> Verification:
+        verification = real(network, tables, progress=progress)
+        if network.external("internet").switch == "edge1":
+            return Verification(False, verification.violations, verification.report)
+        return verification
+
+    other = MemorySouthbound(SWITCHES)
+    refusing = make_service(tmp_path / "r.db", other, refuses_edge1)
+    refusing.apply(DOC, actor="alice")
+    assert refusing.link_status("edge2", 48, up=False) is None
+    assert frames(other) == {"edge1": [], "edge2": []}
+
+
+def test_no_announcement_from_a_switch_that_refused_the_new_rules(
+    svc: ControllerService, sb: MemorySouthbound
+) -> None:
+    """edge1 refused the failover's bundle: its port 48 has no rules, so drawing the
+    upstream's traffic there would black-hole it."""
+    sb.fail_next_push("edge1")
+    svc.link_status("edge2", 48, up=False)
+    assert frames(sb) == {"edge1": [], "edge2": []}
+    assert entries(svc)[-1].detail["announced"] == {
+        "port": "edge1:48",
+        "skipped": "edge1 did not take the new rules",
+    }
+
+
+def test_a_failed_packet_out_is_in_the_audit_entry(svc: ControllerService, sb: MemorySouthbound) -> None:
+    def refuses(switch: str, port: int, frame: bytes) -> None:
+        raise SwitchError(f"packet-out on {switch}:{port}: switch refused")
+
+    sb.packet_out = refuses  # type: ignore[method-assign]
+    result = svc.link_status("edge2", 48, up=False)
+    assert result is not None and result.status == "applied"  # the failover itself stands
+    assert entries(svc)[-1].detail["announced"]["error"] == "packet-out on edge1:48: switch refused"
+
+
+def test_the_memory_southbound_sends_only_whole_frames(sb: MemorySouthbound) -> None:
+    with pytest.raises(ValueError, match="14 to 1514"):
+        sb.packet_out("edge1", 48, b"\x00" * 13)
+    with pytest.raises(ValueError):
+        sb.packet_out("edge1", 48, b"\x00" * 1515)
+    sb.disconnect("edge1")
+    with pytest.raises(SwitchError):
+        sb.packet_out("edge1", 48, b"\x00" * 60)
