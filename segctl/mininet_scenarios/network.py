@@ -10,8 +10,8 @@ and a run prefix; :class:`MininetFabric` builds it and removes it exactly:
   (``addLink(host, switch, port2=N)``);
 * one veth link per fabric link, with the intent's port numbers at both ends;
 * per external network, its upstream router as a host ``<prefix>x<i>`` attached to *every*
-  declared uplink port (``<node>-eth<k>``, one per port, enslaved to one Linux bridge
-  ``<node>-br`` that carries the router's MAC and IP and an outside server address,
+  declared uplink port (``<node>-eth<k>``, one per port, enslaved to one learning Linux
+  bridge ``<node>-br`` that carries the router's MAC and IP and an outside server address,
   :func:`~segctl.topology.outside.outside_server`): one router, reachable over whichever
   uplink is live (active/standby), the "internet" the probes reach;
 * a ``RemoteController`` at the given address (or none: flows are pushed another way).
@@ -308,11 +308,12 @@ def _router_bridge(namespace: str, name: str, mac: str, members: list[str]) -> N
     """A Linux bridge ``name`` in ``namespace`` over ``members`` (the router's uplink ends),
     with the router's ``mac``: the router's addresses answer over whichever uplink is live.
 
-    No STP (a port forwards as soon as it has carrier) and no MAC learning on the members:
-    what the router sends is flooded to every uplink, and the fabric admits it on the
-    active one only (standby ports have no rules). A learning bridge would keep sending to
-    the port it last heard the fabric on, i.e. to the old active uplink after a failback
-    (still up, now standby), until the fabric happened to send on the new one. No multicast
+    No STP (a port forwards as soon as it has carrier). The bridge learns MACs, like a real
+    upstream switch: it sends to the fabric's MAC over the uplink it last heard it on. The
+    fabric admits traffic on the active uplink only (standby ports have no rules), so after
+    every move of the active uplink (a failover, or the first port back, still learned on
+    the other one) the controller announces the MAC out of the new active port with a
+    gratuitous ARP; the uplink-failover scenario checks that it arrives. No multicast
     snooping (solicitations for the bridge's own addresses must not depend on MLD state), no
     IPv6 on the members (they would solicit from their own random MACs), TX checksum
     offload off everywhere.
@@ -330,7 +331,6 @@ def _router_bridge(namespace: str, name: str, mac: str, members: list[str]) -> N
         for member in members:
             index = ns.link_lookup(ifname=member)[0]
             ns.link("set", index=index, master=bridge, state="up")
-            ns.brport("set", index=index, learning=0)
         ns.link("set", index=bridge, state="up")
     _tx_offload_off_in(namespace, name)
 

@@ -325,8 +325,10 @@ def test_uplink_failover_keeps_the_outside_reachable(ovs_available: None, tmp_pa
     fails over (every switch converges to the tables compiled with edge1:48 active), and the
     outside matrix is the baseline's: the same connections get out, each seen from its SNAT
     address, the floating IP opens tcp/80 and tcp/443 to acme/web1 only, all of it over
-    edge1:48; the link comes back and the uplink returns to edge2:48. Without a failover the
-    outside answers nothing after the failure, and this fails."""
+    edge1:48; the link comes back and the uplink returns to edge2:48. After each move the
+    router's (learning) bridge heard one gratuitous ARP and learned the fabric's MAC on the
+    new active link. Without a failover the outside answers nothing after the failure, and
+    this fails; without the announcement the bridge keeps the old link after the failback."""
     doc = _run_and_judge("uplink-failover", tmp_path)
     phases = {p["name"]: p for p in doc["phases"]}
     assert list(phases) == ["baseline", "uplink edge2:48 down", "uplink edge2:48 back"]
@@ -348,6 +350,13 @@ def test_uplink_failover_keeps_the_outside_reachable(ovs_available: None, tmp_pa
     assert checks[back]["passed"], checks[back]
     back = "uplink edge2:48 back: the fabric reached the outside over edge2:48 only"
     assert checks[back]["passed"] and "0 over edge1:48" in checks[back]["detail"], checks[back]
+    # the router's bridge learns: the fabric announced its MAC out of each new active port
+    mac = "02:5e:ff:00:00:01"
+    for phase, port in (("down", "edge1:48"), ("up", "edge2:48")):
+        name = f"uplink internet edge2:48 {phase}: the fabric announced {mac} (gratuitous ARP), "
+        announced = checks[f"{name}the router's bridge learned it on {port}"]
+        assert announced["passed"] and "1 gratuitous ARP" in announced["detail"], announced
+        assert "for 198.51.100.10" in announced["detail"], announced
 
 
 @pytest.mark.ovs

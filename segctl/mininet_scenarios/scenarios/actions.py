@@ -19,7 +19,7 @@ from segctl.mininet_scenarios.scenarios.forgery import plan_attack
 from segctl.testbed import ovs
 from segctl.testbed.netns import exec_argv
 from segctl.testbed.probes import sniffing
-from segctl.topology.network import EndpointInfo, ExternalInfo, Network
+from segctl.topology.network import EndpointInfo, ExternalInfo, Network, with_uplinks_down
 
 __all__ = [
     "attacker",
@@ -320,9 +320,10 @@ def uplink_failure(run: Run) -> None:
     """Take the active uplink of the first external network with a standby down: the
     controller moves the uplink to the standby (every switch converges to the tables
     compiled with it active; the seconds from link down to converged are the failover
-    time), the matrix with the outside agrees three ways again and the fabric reaches the
-    router over the standby port only; then the link comes back and the uplink returns to
-    the first port (the same again, over the first port)."""
+    time) and announces the fabric's MAC there with a gratuitous ARP (the router's bridge
+    learns, so it must), the matrix with the outside agrees three ways again and the fabric
+    reaches the router over the standby port only; then the link comes back and the uplink
+    returns to the first port (the same again, over the first port)."""
     ext = standby_uplink(run.network)
     if ext is None:
         run.check("uplink failure: an external network with a standby uplink exists", False, "none")
@@ -332,28 +333,79 @@ def uplink_failure(run: Run) -> None:
     outside = next(o for o in run.fabric.plan.outsides if o.external.name == ext.name)
     first = (ext.switch, ext.port)
     down = f"{ext.switch}:{ext.port}"
-    run.fabric.set_uplink(outside, first, up=False)
-    started = time.monotonic()
-    run.down_uplinks.add(first)
-    now = run.effective().external(ext.name)
-    standby = f"{now.switch}:{now.port}"
-    name = f"uplink {ext.name} {down} down: every switch holds the tables compiled with {standby} active"
-    try:
-        run.wait_rules(timeout=30, max_delay=0.2)
-        run.check(name, True, f"failover in {time.monotonic() - started:.2f} s, link down to converged")
-    except ctl.ControllerError as exc:
-        run.check(name, False, str(exc))
-    _matrix_over(run, outside, (now.switch, now.port), f"uplink {down} down")
-    run.fabric.set_uplink(outside, first, up=True)
-    started = time.monotonic()
-    run.down_uplinks.discard(first)
-    name = f"uplink {ext.name} {down} up: rules back to the tables compiled with {down} active"
-    try:
-        run.wait_rules(timeout=30, max_delay=0.2)
-        run.check(name, True, f"failback in {time.monotonic() - started:.2f} s, link up to converged")
-    except ctl.ControllerError as exc:
-        run.check(name, False, str(exc))
+    now = with_uplinks_down(run.effective(), [first]).external(ext.name)
+    standby = (now.switch, now.port)
+    label = f"uplink {ext.name} {down} down"
+    name = f"{label}: every switch holds the tables compiled with {now.switch}:{now.port} active"
+    _move_uplink(run, outside, first, up=False, active=standby, label=label, name=name, what="failover")
+    _matrix_over(run, outside, standby, f"uplink {down} down")
+    label = f"uplink {ext.name} {down} up"
+    name = f"{label}: rules back to the tables compiled with {down} active"
+    _move_uplink(run, outside, first, up=True, active=first, label=label, name=name, what="failback")
     _matrix_over(run, outside, first, f"uplink {down} back")
+
+
+def _move_uplink(
+    run: Run,
+    outside: OutsidePlan,
+    uplink: tuple[str, int],
+    *,
+    up: bool,
+    active: tuple[str, int],
+    label: str,
+    name: str,
+    what: str,
+) -> None:
+    """Bring ``uplink`` down or up while the router captures ARP from the fabric on the link
+    that becomes ``active``; check ``name``: every switch converges (the seconds from the link
+    change to converged are the ``what`` time), and ``label``'s announcement: the fabric sent
+    one gratuitous ARP from its MAC there (a learning upstream sends inbound traffic there
+    at once)."""
+    mac = outside.external.mac
+    where = f"{active[0]}:{active[1]}"
+    # on the bridge (always up: the router's end of a link coming back is down until then);
+    # which link the announcement came over is the port the bridge learned the MAC on
+    with sniffing([(outside.netns, outside.ifname, f"arp and ether src {mac}")], settle=0.5) as (frames,):
+        run.fabric.set_uplink(outside, uplink, up=up)
+        started = time.monotonic()
+        if up:
+            run.down_uplinks.discard(uplink)
+        else:
+            run.down_uplinks.add(uplink)
+        try:
+            run.wait_rules(timeout=30, max_delay=0.2)
+            run.check(name, True, f"{what} in {time.monotonic() - started:.2f} s, link change to converged")
+        except ctl.ControllerError as exc:
+            run.check(name, False, str(exc))
+    announced = gratuitous_arps(frames, mac)
+    learned = learned_on(outside, mac)
+    run.check(
+        f"{label}: the fabric announced {mac} (gratuitous ARP), the router's bridge learned it on {where}",
+        len(announced) == 1 and learned == [outside.uplink_ifname(active)],
+        f"{len(announced)} gratuitous ARP from {mac}"
+        + (f" for {', '.join(announced)}" if announced else "")
+        + f"; the bridge sends to it over {', '.join(learned) or 'no port (floods)'}"
+        + f" ({outside.uplink_ifname(active)} is the link to {where})",
+    )
+
+
+def learned_on(outside: OutsidePlan, mac: str) -> list[str]:
+    """The ports of the router's bridge on which it learned ``mac`` (its FDB)."""
+    argv = exec_argv(outside.netns, ["bridge", "-j", "fdb", "show", "br", outside.ifname])
+    entries = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout or "[]")
+    return sorted(e["ifname"] for e in entries if e.get("mac") == mac and e.get("state") != "permanent")
+
+
+def gratuitous_arps(frames: list[bytes], mac: str) -> list[str]:
+    """The addresses announced by the gratuitous ARPs among ``frames`` (Ethernet frames): ARP
+    requests from ``mac`` whose sender and target address are the same."""
+    sender = bytes.fromhex(mac.replace(":", ""))
+    out = []
+    for f in frames:
+        arp = len(f) >= 42 and f[12:14] == b"\x08\x06" and f[20:22] == b"\x00\x01"
+        if arp and f[22:28] == sender and f[28:32] == f[38:42]:
+            out.append(".".join(str(b) for b in f[28:32]))
+    return out
 
 
 def _matrix_over(run: Run, outside: OutsidePlan, live: tuple[str, int], name: str) -> MatrixPhase:
