@@ -32,7 +32,7 @@ from segctl.verifier.expectations import Expectations
 from segctl.verifier.headerspace import BDD, HeaderSpace
 from segctl.verifier.observe import CommitPoint, ReplyRequest, RunView
 from segctl.verifier.spaces import ETH_ARP, ETH_IP, ETH_IP6, Spaces
-from segctl.verifier.symbolic import Disposition
+from segctl.verifier.symbolic import Disposition, standby_name
 
 __all__ = [
     "Checked",
@@ -141,7 +141,8 @@ class Inputs:
 
     def __post_init__(self) -> None:
         by_port = {(ep.switch, ep.port): ep for ep in self.network.endpoints}
-        # the endpoints' ingresses come first; the uplinks' (tags after them) are the outside's
+        # the endpoints' ingresses come first; the uplinks' and then the standby uplinks' (tags
+        # after them) are the outside's
         self.sources: list[EndpointInfo] = [by_port[p] for p in self.ingresses if p in by_port]
         self.outside_tags = self.hs.tag_set(range(len(self.sources), len(self.ingresses)))
         self._endpoint_tags = ~self.outside_tags if len(self.sources) < len(self.ingresses) else None
@@ -151,6 +152,16 @@ class Inputs:
         self.position = {ep.key: i for i, ep in enumerate(self.network.endpoints)}
         self._position = [self.position[ep.key] for ep in self.sources]  # tag -> endpoint order
         self._tenant_tags: dict[str, BDD] = {}
+
+    @cached_property
+    def ingress_names(self) -> list[str]:
+        """Per tag of runs any and new, who sends there: the endpoint (``tenant/name``), the
+        active uplink (``external:NAME``) or a standby uplink (:func:`standby_name`)."""
+        names = {(ep.switch, ep.port): ep.qualified for ep in self.network.endpoints}
+        for x in self.network.externals:
+            names.update({p: standby_name(x.name, p) for p in x.standby})
+        names.update({(x.switch, x.port): x.qualified for x in self.network.externals})
+        return [names.get(p, f"{p[0]}:{p[1]}") for p in self.ingresses]
 
     @cached_property
     def outside_grants(self) -> list[ExternalGrant]:

@@ -166,11 +166,10 @@ def loop_free(inp: Inputs) -> list[Violation]:
         for t in hs.tags(ended):
             if t in first:
                 continue
-            src = inp.sources[t]
-            switch, port = inp.ingresses[t]
+            switch, port = inp.ingresses[t]  # an endpoint's, or the outside's at an uplink
             message = f"packets from {switch}:{port} {disposition}"
             first[t] = Violation(
-                "loop-free", message, (switch, port), src.qualified, None, "any",
+                "loop-free", message, (switch, port), inp.ingress_names[t], None, "any",
                 hs.untag(ended, t), Target("hole", disposition=disposition),
             )  # fmt: skip
     return [replace(first[t], order=(0, inp.ingresses[t])) for t in sorted(first)]

@@ -15,6 +15,9 @@ intent has ``fabric.externals``; :func:`segctl.verifier.properties.registry_for`
    outside peer, every granted service) leaves through the uplink, and every granted ingress
    (the router's packets to the floating IP) reaches its endpoint.
 
+Property 10 (``standby-uplink``, the standby uplinks) is :mod:`segctl.verifier.standby`; these
+three read the active uplinks only (a standby port's tag is in :attr:`Inputs.outside_tags`).
+
 The outside is an open world: the verifier injects every packet at an uplink and takes
 whatever leaves through one as gone. Replies coming back in are conntrack's (run any
 delivers them; their shape is property 7's business on the way out).

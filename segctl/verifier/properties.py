@@ -1,4 +1,5 @@
-"""The six verification properties, as a registry the checker loops over.
+"""The six verification properties (and those of external networks), as a registry the
+checker loops over.
 
 Inputs: a resolved :class:`~segctl.topology.network.Network` (the intent and the
 topology), the expected relation of :mod:`segctl.topology.analysis`, and an engine's views
@@ -74,6 +75,7 @@ from segctl.verifier.checks import (
 )
 from segctl.verifier.delivery import allowed_delivered, loop_free
 from segctl.verifier.outside import egress, exposure, external_delivered
+from segctl.verifier.standby import standby_uplink
 
 __all__ = [
     "OUTSIDE",
@@ -216,8 +218,8 @@ REGISTRY: tuple[Property, ...] = (
         ("new.commits", "new.delivered", "grants", "zone owners"),
     ),
 )
-#: The properties of external networks (:mod:`segctl.verifier.outside`), checked after the
-#: six when the intent has ``fabric.externals``.
+#: The properties of external networks (:mod:`segctl.verifier.outside`; the standby uplinks'
+#: :mod:`segctl.verifier.standby`), checked after the six when the intent has ``fabric.externals``.
 OUTSIDE: tuple[Property, ...] = (
     Property(
         "egress",
@@ -252,6 +254,17 @@ OUTSIDE: tuple[Property, ...] = (
         "granted services × outside prefixes",
         _alone(external_delivered),
         ("new.delivered", "external policies"),
+    ),
+    Property(
+        "standby-uplink",
+        "Standby uplinks are silent",
+        "Nothing the outside sends to a standby uplink gets into the fabric, and nothing is sent out of one.",
+        True,
+        "every packet injected at every standby uplink, in every conntrack state (and with every "
+        "lookup new); every packet of every other ingress output to a standby uplink",
+        "all headers × all ct states",
+        _alone(standby_uplink),
+        ("any.delivered", "any.holes", "any.commits", "new.delivered", "standby uplinks"),
     ),
 )
 #: (id, title, statement) of every property, in report order.

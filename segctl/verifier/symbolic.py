@@ -129,6 +129,7 @@ __all__ = [
     "Topology",
     "ViewKey",
     "compute_reachability",
+    "standby_name",
 ]
 
 DELIVERED = "delivered"
@@ -152,9 +153,12 @@ class Topology:
 
     links: Mapping[SwitchPort, SwitchPort]
     edges: Mapping[SwitchPort, str]
-    #: The uplinks of external networks (also in ``edges``, named ``external/NAME``): packets
-    #: leave the fabric there, and the outside's packets come in.
+    #: The active uplinks of external networks (also in ``edges``, named ``external:NAME``):
+    #: packets leave the fabric there, and the outside's packets come in.
     uplinks: Mapping[SwitchPort, str] = field(default_factory=dict)
+    #: The standby uplinks (also in ``edges``, named by :func:`standby_name`): the outside may
+    #: send anything there too, and the fabric must neither admit nor send anything there.
+    standby: Mapping[SwitchPort, str] = field(default_factory=dict)
 
     @classmethod
     def from_network(cls, network: Network) -> Topology:
@@ -164,12 +168,22 @@ class Topology:
             links[(b, b_port)] = (a, a_port)
         edges = {(ep.switch, ep.port): ep.qualified for ep in network.endpoints}
         uplinks = {(x.switch, x.port): x.qualified for x in network.externals}
-        return cls(links=links, edges={**edges, **uplinks}, uplinks=uplinks)
+        taken = edges.keys() | uplinks.keys()
+        standby = {p: standby_name(x.name, p) for x in network.externals for p in x.standby if p not in taken}
+        return cls(links=links, edges={**edges, **uplinks, **standby}, uplinks=uplinks, standby=standby)
 
     def ingress_ports(self) -> list[SwitchPort]:
-        """Every injected port: the endpoints' in sorted order, then the uplinks' (so an
-        endpoint's tag is the same with or without external networks)."""
-        return sorted(p for p in self.edges if p not in self.uplinks) + sorted(self.uplinks)
+        """Every injected port: the endpoints' in sorted order, then the active uplinks', then
+        the standby uplinks' (so an endpoint's tag, and an active uplink's, is the same with or
+        without external networks or standby ports)."""
+        outside = self.uplinks.keys() | self.standby.keys()
+        return sorted(p for p in self.edges if p not in outside) + sorted(self.uplinks) + sorted(self.standby)
+
+
+def standby_name(external: str, port: SwitchPort) -> str:
+    """What a standby uplink is called where an endpoint's ``tenant/name`` would stand
+    (deliveries, reports): ``standby:NAME@SWITCH:PORT`` (``external:NAME`` is the active one)."""
+    return f"standby:{external}@{port[0]}:{port[1]}"
 
 
 @dataclass(frozen=True)

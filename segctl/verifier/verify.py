@@ -145,7 +145,8 @@ def prove_part(
 
 def _observe_outside(inp: Inputs, view: RunView, observed: dict[str, set[str]]) -> None:
     """Add the outside to ``observed``: endpoints whose new packets leave an uplink, and
-    endpoints the outside's new packets reach (``external:NAME`` as sender)."""
+    endpoints the outside's new packets reach (``external:NAME`` as sender). Active uplinks
+    only: what a standby port sends or gets is a ``standby-uplink`` violation, not a cell."""
     hs = inp.hs
     for ext in inp.network.externals:
         for src in inp.endpoints_of(view.delivered.get(ext.qualified, hs.false)):
