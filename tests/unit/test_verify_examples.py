@@ -41,7 +41,7 @@ def test_example_verifies_clean(example: tuple[Network, dict[str, list[Flow]]]) 
     report = verify(network, tables)
     assert report.ok, [c.message for c in report.violations]
     six = ["isolation", "conformance", "allowed-delivered", "spoof-guard", "loop-free", "commit-safety"]
-    outside = ["egress", "exposure", "external-delivered"] if network.externals else []
+    outside = ["egress", "exposure", "external-delivered", "standby-uplink"] if network.externals else []
     assert [p.id for p in report.properties] == six + outside
     assert all(p.counts for p in report.properties)
     assert report.to_json()["ok"] is True
