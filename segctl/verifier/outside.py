@@ -138,6 +138,13 @@ def _public_source(inp: Inputs, ext: ExternalInfo, sources: Iterable[EndpointInf
     return hs.union(parts)
 
 
+def _counted_here(inp: Inputs) -> int:
+    """The external networks, counted by the proof (or part) that injects the outside, so
+    that the counts of a partitioned proof add up to the whole one's."""
+    injected = set(inp.injected)
+    return sum((x.switch, x.port) in injected for x in inp.network.externals)
+
+
 def _uplink_tag(inp: Inputs, ext: ExternalInfo) -> int | None:
     port = (ext.switch, ext.port)
     return inp.ingresses.index(port) if port in inp.ingresses else None
@@ -180,7 +187,7 @@ def egress(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
                     "floating IP or its tenant's SNAT address"
                 )
                 found.append(_violation("egress", message, inp, src, ext, mode, space, 1))
-    return found, {"external networks": len(net.externals), "sources seen leaving": sent}
+    return found, {"external networks": _counted_here(inp), "sources seen leaving": sent}
 
 
 def exposure(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
@@ -210,7 +217,7 @@ def exposure(inp: Inputs) -> tuple[list[Violation], Mapping[str, int]]:
                     Target("delivered", dst.qualified), order=(2, ext.index, inp.position[dst.key]),
                 )
             )  # fmt: skip
-    return found, {"external networks": len(net.externals), "endpoints reached from outside": reached}
+    return found, {"external networks": _counted_here(inp), "endpoints reached from outside": reached}
 
 
 def _ingress_allowed(inp: Inputs, ext: ExternalInfo, dst: EndpointInfo) -> BDD:
@@ -335,8 +342,8 @@ def outside_reply_requests(inp: Inputs) -> list[OutsideReplies]:
     # the sources each commit holds, read once (not one conjunction per source and commit)
     committed_tags = [(z, set(hs.tags(committed))) for (_, _, z), committed in commits]
     for ext in net.externals:
-        if (ext.switch, ext.port) not in injected:
-            continue
+        # the outside's replies to a source's connections: in the part that injects the
+        # source (its commits are there), whether or not that part injects the uplink
         replies: dict[EndpointInfo, BDD] = {}
         for g in inp.outside_grants:
             if g.external != ext.name or g.direction != "out" or not g.allow or not g.stateful:
@@ -368,20 +375,18 @@ def outside_reply_requests(inp: Inputs) -> list[OutsideReplies]:
 def _ingress_replies(
     inp: Inputs, ext: ExternalInfo, commits: list[tuple[tuple[str, int, int], BDD]]
 ) -> list[OutsideReplies]:
-    """Per endpoint a stateful ingress grant opens (injected in this proof), its replies to
-    the outside: from its bound addresses through its gateway, to the peer's addresses on the
-    grant's services mirrored; lookups say est+rpl in the zones where run N committed the
-    outside's packets to its public address (its floating IP, or its own IPv6 address)."""
+    """Per endpoint a stateful ingress grant opens, its replies to the outside: from its
+    bound addresses through its gateway, to the peer's addresses on the grant's services
+    mirrored; lookups say est+rpl in the zones where run N committed the outside's packets
+    to its public address (its floating IP, or its own IPv6 address). Built in the proof (or
+    part) that injects the uplink, where those commits are, for every endpoint."""
     hs, net = inp.hs, inp.network
-    injected = set(inp.injected)
     uplink = _uplink_tag(inp, ext)
-    if uplink is None:
+    if uplink is None or (ext.switch, ext.port) not in set(inp.injected):
         return []
     from_outside = hs.tag(uplink)
     out = []
     for dst in net.endpoints:
-        if (dst.switch, dst.port) not in injected:
-            continue
         mine = [
             g for g in inp.outside_grants
             if (g.tenant, g.external, g.direction) == (dst.tenant, ext.name, "in") and dst in g.endpoints

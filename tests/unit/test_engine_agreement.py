@@ -34,7 +34,7 @@ from segctl.verifier.incremental import IncrementalVerifier
 from segctl.verifier.verify import ENGINES, verify
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-EXAMPLE_NAMES = ["two-tenants", "shared-dns", "leaf-spine", "icmp-types"]
+EXAMPLE_NAMES = ["two-tenants", "shared-dns", "leaf-spine", "icmp-types", "internet", "dual-stack"]
 
 #: Hand-made edits of leaf-spine that make packets loop (the wavefront engine hands the
 #: looping sources to the reference engine): (switch, rule put first).

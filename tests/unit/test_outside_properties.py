@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from support.agreement import compiled_lines, reference_and_wavefront
+from support.agreement import assert_same, compiled_lines, doc, partitioned, reference_and_wavefront
 from support.mutations import Flows
 from support.random_tables import parse_tables
 
@@ -101,6 +101,12 @@ def replies_not_routed_in(flows: Flows) -> None:
     _edit(flows, "edge2", r"table=47,.*ct_zone=4097,nw_dst=10\.0\.2\.10,", lambda s: None)
 
 
+def globex_replies_not_routed_in(flows: Flows) -> None:
+    """Nor for globex/gweb1 (10.0.1.10 in globex's NAT zone): a tenant a partitioned proof
+    puts in a part without the uplink (its replies were checked nowhere there)."""
+    _edit(flows, "edge2", r"table=47,.*ct_zone=4098,nw_dst=10\.0\.1\.10,", lambda s: None)
+
+
 @pytest.mark.parametrize(
     ("mutate", "prop", "words"),
     [
@@ -115,6 +121,11 @@ def replies_not_routed_in(flows: Flows) -> None:
         (outside_not_marked, "exposure", "the outside (internet) can open connections to acme/web1"),
         (route_missing, "external-delivered", "granted traffic globex/gweb1 -> external internet"),
         (replies_not_routed_in, "external-delivered", "replies from the outside (internet) to acme/app1's"),
+        (
+            globex_replies_not_routed_in,
+            "external-delivered",
+            "replies from the outside (internet) to globex/gweb1's",
+        ),
         (
             floating_replies_untranslated,
             "external-delivered",
@@ -133,6 +144,9 @@ def test_each_edit_is_caught(mutate: Callable[[Flows], None], prop: str, words: 
     assert any(words in m for m in messages), messages
     delivered = [cx for cx in failing.counterexamples if cx.disposition_kind == "delivered"]
     assert all(cx.confirmed for cx in delivered), "the simulator agrees with each delivered counterexample"
+    # a proof in parts of whole tenants (--jobs) writes the same report
+    tables = parse_tables(flows)
+    assert_same(doc(report), partitioned(_network(), tables, "wavefront", 2), names=("single", "2 parts"))
 
 
 def test_the_example_verifies_with_every_property() -> None:
@@ -307,6 +321,9 @@ def test_each_ipv6_edit_is_caught(mutate: Callable[[Flows], None], prop: str, wo
     assert not failing.holds and any(words in m for m in messages), messages
     delivered = [cx for cx in failing.counterexamples if cx.disposition_kind == "delivered"]
     assert all(cx.confirmed for cx in delivered), "the simulator agrees with each delivered counterexample"
+    # a proof in parts of whole tenants (--jobs) writes the same report
+    tables = parse_tables(flows)
+    assert_same(doc(report), partitioned(_dual(), tables, "wavefront", 2), names=("single", "2 parts"))
 
 
 def test_both_engines_agree_with_ipv6_outside() -> None:
