@@ -44,9 +44,11 @@ def _outside_probes(net: Network) -> dict[tuple[str, str, str], bool]:
 def test_plan_puts_the_router_host_on_the_uplink(net: Network) -> None:
     plan = mn.plan(net, "mnabc")
     (outside,) = plan.outsides
-    assert (outside.node, outside.key, outside.ifname) == ("mnabcx1", OUTSIDE, "mnabcx1-eth0")
+    # the router's addresses live on a bridge over one link per declared uplink
+    assert (outside.node, outside.key, outside.ifname) == ("mnabcx1", OUTSIDE, "mnabcx1-br")
+    assert [outside.uplink_ifname(u) for u in outside.uplinks] == ["mnabcx1-eth0", "mnabcx1-eth1"]
     assert plan.node(OUTSIDE) is outside and plan.node(("acme", "web1")).node.startswith("mnabch")
-    assert 48 in mn._ports(plan, "edge2")  # the uplink's switch port gets a veth like the others
+    assert 48 in mn._ports(plan, "edge2") and 48 in mn._ports(plan, "edge1")  # active and standby
     assert outside_keys(net) == [OUTSIDE]
 
 
