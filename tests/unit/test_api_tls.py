@@ -32,10 +32,24 @@ def _client(pki: Pki, *, certificate: bool = False) -> ssl.SSLContext:
 
 
 def _plain_attempt(port: int, payload: bytes = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    with _connect(port) as sock:
         sock.sendall(payload)
         with contextlib.suppress(OSError):
             sock.recv(100)
+
+
+def _connect(port: int, patience: float = 10.0) -> socket.socket:
+    """A TCP connection to ``port``, retried while it is refused: the server is ready when
+    its REST API is, and its OpenFlow listener may bind a moment later (a refused connect
+    makes no handshake, so no log line is miscounted)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=5)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _count(server: ApiServer, text: str) -> int:
