@@ -318,9 +318,19 @@ def _trace_hops(
 
 
 def _prefer(hs: HeaderSpace, network: Network, violation: Violation, space: BDD) -> BDD:
-    """Narrow ``space`` to the most telling packets: bound source, IPv4/TCP, TTL 64."""
+    """Narrow ``space`` to the most telling packets: bound source (at an uplink, active or
+    standby: the upstream router's untagged frame, to the fabric's MAC where it can be),
+    IPv4/TCP, TTL 64."""
     src = next((ep for ep in network.endpoints if (ep.switch, ep.port) == violation.ingress), None)
-    bound = Spaces(hs, network).bound(src) if src is not None else hs.true
+    uplink = next(
+        (x for x in network.externals if violation.ingress in ((x.switch, x.port), *x.standby)), None
+    )
+    bound = fabric = hs.true  # fabric: the router's frames are to the fabric's MAC
+    if src is not None:
+        bound = Spaces(hs, network).bound(src)
+    elif uplink is not None:
+        bound = hs.oeq("eth_src", mac_int(uplink.router_mac)) & hs.oeq("vlan_present", 0)
+        fabric = hs.oeq("eth_dst", mac_int(uplink.mac))
     ipv4 = hs.oeq("eth_type", 0x0800)
     tcp = ipv4 & hs.oeq("ip_proto", 6)
     ttl = hs.oeq("nw_ttl", 64)
@@ -330,7 +340,9 @@ def _prefer(hs: HeaderSpace, network: Network, violation: Violation, space: BDD)
         dst = network.endpoint(tenant, name)
         toward = hs.oeq("ip_dst", int(dst.ip)) & hs.oeq("eth_dst", mac_int(dst.mac))
     for narrow in (
+        bound & fabric & tcp & ttl & toward,
         bound & tcp & ttl & toward,
+        bound & fabric & tcp & ttl,
         bound & tcp & ttl,
         bound & ipv4 & ttl,
         bound & ipv4,

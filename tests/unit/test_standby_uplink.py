@@ -241,3 +241,17 @@ def test_the_incremental_verifier_sees_a_standby_edit() -> None:
     assert _section(doc(again), "standby-uplink") == _section(full, "standby-uplink")
     assert [p.id for p in again.properties if not p.holds] == ["standby-uplink"]
     assert kept.verify(_network(), clean).ok
+
+
+def test_a_packet_from_the_outside_is_the_routers_frame() -> None:
+    """A counterexample injected at an uplink (standby here) is what the upstream router
+    would send: from its MAC, untagged, to the fabric's MAC where that gets in too (it was
+    all-zero MACs)."""
+    ext = _network().external("internet")
+    report = _verify(_network(), admit(active="edge2", standby="edge1"))
+    (cx, *_) = report.property("standby-uplink").counterexamples
+    packet = cx.to_json()["packet"]
+    assert (packet["eth_src"], packet["eth_dst"]) == (ext.router_mac, ext.mac)
+    report = _verify(_network(), admit_to_web1)  # delivered: to web1's MAC, from the router's
+    (cx, *_) = report.property("standby-uplink").counterexamples
+    assert cx.to_json()["packet"]["eth_src"] == ext.router_mac
