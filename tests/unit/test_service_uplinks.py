@@ -177,10 +177,11 @@ def test_a_standby_found_down_on_connect_is_logged_once(svc: ControllerService) 
     assert [(e.action, e.object) for e in entries(svc)] == [("port.down", "port/edge1:48")]
 
 
-def test_a_failover_that_fails_verification_keeps_the_old_rules(tmp_path: Path, sb: MemorySouthbound) -> None:
+def refusing_edge1() -> Verifier:
+    """The real gate, except that it refuses every network whose uplink is on edge1."""
     real = GateVerifier()
 
-    def refuses_edge1(
+    def verify(
         network: Network, tables: Mapping[str, Sequence[Flow]], *, progress: Any = None
     ) -> Verification:
         verification = real(network, tables, progress=progress)
@@ -188,7 +189,11 @@ def test_a_failover_that_fails_verification_keeps_the_old_rules(tmp_path: Path, 
             return Verification(False, verification.violations, verification.report)
         return verification
 
-    svc = make_service(tmp_path / "c.db", sb, refuses_edge1)
+    return verify
+
+
+def test_a_failover_that_fails_verification_keeps_the_old_rules(tmp_path: Path, sb: MemorySouthbound) -> None:
+    svc = make_service(tmp_path / "c.db", sb, refusing_edge1())
     svc.apply(DOC, actor="alice")
     before = {n: sb.flows(n) for n in SWITCHES}
     assert svc.link_status("edge2", 48, up=False) is None
@@ -323,18 +328,8 @@ def test_no_announcement_for_a_standby_a_rejected_failover_or_every_uplink_down(
     assert len(frames(sb)["edge1"]) == 1 and frames(sb)["edge2"] == []
     assert "announced" not in entries(svc)[-1].detail
 
-    real = GateVerifier()
-
-    def refuses_edge1(
-        network: Network, tables: Mapping[str, Sequence[Flow]], *, progress: Any = None
-    ) -> Verification:
-        verification = real(network, tables, progress=progress)
-        if network.external("internet").switch == "edge1":
-            return Verification(False, verification.violations, verification.report)
-        return verification
-
     other = MemorySouthbound(SWITCHES)
-    refusing = make_service(tmp_path / "r.db", other, refuses_edge1)
+    refusing = make_service(tmp_path / "r.db", other, refusing_edge1())
     refusing.apply(DOC, actor="alice")
     assert refusing.link_status("edge2", 48, up=False) is None
     assert frames(other) == {"edge1": [], "edge2": []}
